@@ -1,0 +1,72 @@
+# NEF: `make demo` and `make test` do all the set-up on a fresh machine (Debian packages that are
+# missing, a Python virtual environment in .venv, the build) before they run.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BUILD := build/release
+JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps venv build demo test test-cpp test-python sanitize fuzz bench format clean
+
+all: build
+
+deps: build/.deps-ok
+build/.deps-ok: scripts/install-deps.sh
+	bash scripts/install-deps.sh
+	mkdir -p build && touch $@
+
+venv: $(VENV)/.ok
+$(VENV)/.ok: scripts/requirements.txt | deps
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r scripts/requirements.txt
+	touch $@
+
+# One CMake build (in $(BUILD)) makes the Python extension, the `nef` CLI, the C library and the
+# C++ tests; scikit-build-core installs the package and .venv/bin/nef from it.
+build: venv
+	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(PY) -m pip install -q --no-deps --no-build-isolation \
+	  -Cbuild-dir=$(BUILD) -Ccmake.define.NEF_BUILD_TESTS=ON .
+
+demo: build
+	mkdir -p out
+	$(PY) examples/build_mlp.py out/mlp.nef out/x.npy
+	$(VENV)/bin/nef run out/mlp.nef --input x=out/x.npy --output out --plan --timing
+	$(PY) examples/quickstart.py
+
+test: build
+	$(MAKE) --no-print-directory test-cpp test-python
+
+test-cpp:
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
+
+test-python:
+	$(PY) -m pytest tests/python -q -p no:cacheprovider
+
+# AddressSanitizer + UndefinedBehaviorSanitizer build of the C++ suites, the C API test and the CLI.
+sanitize: deps
+	cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNEF_SANITIZE=ON \
+	  -DNEF_BUILD_PYTHON=OFF -DNEF_BUILD_TESTS=ON
+	ninja -C build/asan -j$(JOBS)
+	cd build/asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j$(JOBS) --timeout 1200
+
+# libFuzzer (clang) over the .nef loader and the .npy reader, FUZZ_SECONDS each.
+fuzz: deps
+	cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNEF_BUILD_FUZZ=ON \
+	  -DNEF_BUILD_TESTS=OFF -DNEF_BUILD_CLI=OFF -DNEF_BUILD_PYTHON=OFF \
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
+	ninja -C build/fuzz -j$(JOBS)
+	for t in build/fuzz/*_fuzz; do \
+	  name=$$(basename $$t _fuzz); name=$${name%_load}; \
+	  mkdir -p build/fuzz/corpus-$$name; \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 build/fuzz/corpus-$$name fuzz/corpus/$$name || exit 1; \
+	done
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.h' '*.c')
+
+clean:
+	rm -rf build out

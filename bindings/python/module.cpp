@@ -1,0 +1,230 @@
+// The nanobind module nef._nef: a thin layer over the C++ API (include/nef/tensor.h).
+// Python conveniences (operators, indexing, dtype objects, defaults) live in python/nef/.
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/map.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include "interop.h"
+#include "nef/tensor.h"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace {
+
+// The C++ API does not allow executing one tensor from two threads at once; with the GIL
+// released, Python threads could, so executions are serialized here.
+std::mutex g_exec_mutex;
+
+template <typename F>
+auto run_released(F&& f) {
+  nb::gil_scoped_release release;
+  std::lock_guard<std::mutex> lock(g_exec_mutex);
+  return f();
+}
+
+nef::DType parse_dtype(const std::string& name) {
+  auto t = nef::dtype_from_name(name);
+  if (!t) throw nef::TypeError(nef::str("unknown dtype '", name, "'"));
+  return *t;
+}
+
+nb::tuple shape_tuple(const nef::Shape& s) {
+  nb::list l;
+  for (int64_t d : s) l.append(d);
+  return nb::tuple(l);
+}
+
+int64_t to_int(const std::string& op, const std::string& key, nb::handle v) {
+  PyObject* idx = PyNumber_Index(v.ptr());
+  if (!idx) {
+    PyErr_Clear();
+    throw nef::ValidationError(nef::str("[", op, "] attribute '", key, "' expects integers, got ",
+                                        nb::cast<std::string>(nb::str(v.type()))));
+  }
+  int overflow = 0;
+  long long r = PyLong_AsLongLongAndOverflow(idx, &overflow);
+  Py_DECREF(idx);
+  if (overflow) throw nef::ValidationError(nef::str("[", op, "] attribute '", key, "' overflows int64"));
+  return r;
+}
+
+double to_float(const std::string& op, const std::string& key, nb::handle v) {
+  double r = PyFloat_AsDouble(v.ptr());
+  if (r == -1.0 && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw nef::ValidationError(nef::str("[", op, "] attribute '", key, "' expects numbers, got ",
+                                        nb::cast<std::string>(nb::str(v.type()))));
+  }
+  return r;
+}
+
+// Python value -> typed attribute. bool is checked before int (bool subclasses int); a list
+// with any float becomes Floats, otherwise Ints.
+nef::ir::AttrValue to_attr(const std::string& op, const std::string& key, nb::handle v) {
+  PyObject* p = v.ptr();
+  if (PyBool_Check(p)) return p == Py_True;
+  if (PyLong_Check(p)) return to_int(op, key, v);
+  if (PyFloat_Check(p)) return PyFloat_AsDouble(p);
+  if (PyUnicode_Check(p)) return nb::cast<std::string>(v);
+  if (PyList_Check(p) || PyTuple_Check(p)) {
+    nb::sequence seq = nb::borrow<nb::sequence>(v);
+    bool any_float = false;
+    for (nb::handle e : seq) {
+      if (PyFloat_Check(e.ptr())) any_float = true;
+    }
+    if (any_float) {
+      std::vector<double> out;
+      for (nb::handle e : seq) out.push_back(to_float(op, key, e));
+      return out;
+    }
+    std::vector<int64_t> out;
+    for (nb::handle e : seq) out.push_back(to_int(op, key, e));
+    return out;
+  }
+  if (PyIndex_Check(p)) return to_int(op, key, v);  // numpy integers
+  if (PyNumber_Check(p)) return to_float(op, key, v);
+  throw nef::ValidationError(nef::str("[", op, "] attribute '", key, "' has unsupported type ",
+                                      nb::cast<std::string>(nb::str(v.type()))));
+}
+
+nef::ir::Attrs to_attrs(const std::string& op, const nb::dict& d) {
+  nef::ir::Attrs attrs;
+  for (auto [k, v] : d) {
+    std::string key = nb::cast<std::string>(k);
+    if (v.is_none()) continue;  // None = attribute absent (its default applies)
+    attrs.set(key, to_attr(op, key, v));
+  }
+  return attrs;
+}
+
+// Raises the Python class named after the error code, from nef.errors (imported lazily, so
+// the module works before the package finishes importing).
+void translate_nef_error(const std::exception_ptr& p, void*) {
+  try {
+    std::rethrow_exception(p);
+  } catch (const nef::Error& e) {
+    nb::object cls;
+    try {
+      cls = nb::module_::import_("nef.errors").attr(nef::error_code_name(e.code()));
+    } catch (...) {
+      PyErr_Clear();
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+      return;
+    }
+    PyErr_SetString(cls.ptr(), e.what());
+  }
+}
+
+nb::dict arrays_to_dict(const std::map<std::string, nef::Array>& m) {
+  nb::dict d;
+  for (const auto& [k, a] : m) d[k.c_str()] = nefpy::array_to_numpy(a);
+  return d;
+}
+
+}  // namespace
+
+NB_MODULE(_nef, m) {
+  m.doc() = "NEF native core (use the `nef` package, not this module directly)";
+  nb::register_exception_translator(translate_nef_error);
+  nefpy::bind_interop(m);
+
+  nb::class_<nef::Tensor>(m, "Tensor")
+      .def_prop_ro("shape", [](const nef::Tensor& t) { return shape_tuple(t.shape()); })
+      .def_prop_ro("dtype", [](const nef::Tensor& t) { return std::string(nef::dtype_name(t.dtype())); })
+      .def_prop_ro("op", [](const nef::Tensor& t) { return t.op(); })
+      .def_prop_ro("is_materialized", &nef::Tensor::is_materialized)
+      .def("execute", [](nef::Tensor& t) { run_released([&] { t.execute(); return 0; }); })
+      .def("build", [](const nef::Tensor& t, const std::string& path) {
+        run_released([&] { t.build(path); return 0; });
+      })
+      .def("same_node", [](const nef::Tensor& a, const nef::Tensor& b) { return a.node() == b.node(); });
+
+  m.def("op", [](const std::string& name, const std::vector<nef::Tensor>& inputs,
+                 const nb::dict& attrs) { return nef::op(name, inputs, to_attrs(name, attrs)); },
+        "name"_a, "inputs"_a, "attrs"_a = nb::dict());
+
+  // Ops with optional tensor inputs go through their C++ functions (which know the defaults).
+  m.def("layernorm", [](const nef::Tensor& x, std::optional<nef::Tensor> w,
+                        std::optional<nef::Tensor> b, double eps, int64_t axis) {
+    return nef::layernorm(x, w.value_or(nef::Tensor()), b.value_or(nef::Tensor()), eps, axis);
+  }, "x"_a, "weight"_a.none(), "bias"_a.none(), "eps"_a, "axis"_a);
+  m.def("rmsnorm", [](const nef::Tensor& x, std::optional<nef::Tensor> w, double eps,
+                      int64_t axis) { return nef::rmsnorm(x, w.value_or(nef::Tensor()), eps, axis); },
+        "x"_a, "weight"_a.none(), "eps"_a, "axis"_a);
+  m.def("attention", [](const nef::Tensor& q, const nef::Tensor& k, const nef::Tensor& v,
+                        std::optional<nef::Tensor> mask, std::optional<double> scale, bool causal) {
+    return nef::attention(q, k, v, mask.value_or(nef::Tensor()), scale, causal);
+  }, "q"_a, "k"_a, "v"_a, "mask"_a.none(), "scale"_a.none(), "causal"_a);
+
+  // ---- creation ----
+  m.def("from_numpy", [](nb::handle arr) { return nef::from_array(nefpy::array_from_numpy(arr)); });
+  m.def("to_numpy", [](nef::Tensor& t) {
+    nef::Array a = run_released([&] { return t.array(); });
+    return nefpy::array_to_numpy(a);
+  });
+  m.def("scalar", [](double v, const std::string& dt) { return nef::scalar(v, parse_dtype(dt)); });
+  m.def("weak_scalar", &nef::weak_scalar, "value"_a, "is_float"_a);
+  m.def("placeholder", [](const std::string& name, const nef::Shape& shape, const std::string& dt) {
+    return nef::placeholder(name, shape, parse_dtype(dt));
+  });
+  m.def("full", [](const nef::Shape& shape, double v, const std::string& dt) {
+    return nef::full(shape, v, parse_dtype(dt));
+  });
+  m.def("arange", [](double start, double stop, double step, const std::string& dt) {
+    return nef::arange(start, stop, step, parse_dtype(dt));
+  });
+  m.def("random_uniform", [](const nef::Shape& shape, uint64_t seed, double lo, double hi,
+                             const std::string& dt) {
+    return nef::random_uniform(shape, seed, lo, hi, parse_dtype(dt));
+  });
+  m.def("random_normal", [](const nef::Shape& shape, uint64_t seed, double mean, double std,
+                            const std::string& dt) {
+    return nef::random_normal(shape, seed, mean, std, parse_dtype(dt));
+  });
+
+  // ---- execution, files, stats ----
+  m.def("evaluate", [](std::vector<nef::Tensor> ts) {
+    run_released([&] { nef::evaluate(ts); return 0; });
+  });
+  m.def("build", [](const std::string& path,
+                    const std::vector<std::pair<std::string, nef::Tensor>>& outputs) {
+    run_released([&] { nef::build(path, outputs); return 0; });
+  });
+
+  nb::class_<nef::LoadedGraph>(m, "LoadedGraph")
+      .def_static("load", [](const std::string& path) {
+        return run_released([&] { return nef::LoadedGraph::load(path); });
+      })
+      .def_prop_ro("inputs", &nef::LoadedGraph::inputs)
+      .def_prop_ro("outputs", &nef::LoadedGraph::outputs)
+      .def_prop_ro("input_types", [](const nef::LoadedGraph& g) {
+        nb::list out;
+        for (const auto& [shape, dt] : g.input_types()) {
+          out.append(nb::make_tuple(shape_tuple(shape), std::string(nef::dtype_name(dt))));
+        }
+        return out;
+      })
+      .def("run", [](const nef::LoadedGraph& g, const nb::dict& inputs) {
+        std::map<std::string, nef::Array> in;
+        for (auto [k, v] : inputs) in[nb::cast<std::string>(k)] = nefpy::array_from_numpy(v);
+        auto out = run_released([&] { return g.run(in); });
+        in.clear();  // drops the numpy references while we hold the GIL
+        return arrays_to_dict(out);
+      });
+
+  m.def("stats", &nef::stats);
+  m.def("reset_stats", &nef::reset_stats);
+  m.def("set_num_threads", &nef::set_num_threads);
+  m.def("num_threads", &nef::num_threads);
+  m.attr("__version__") = "0.1.0";
+}

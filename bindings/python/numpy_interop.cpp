@@ -1,0 +1,152 @@
+// numpy interop through the __array_interface__ protocol: it needs no numpy C API at build time
+// and handles ml_dtypes' bfloat16, which DLPack and the buffer protocol do not describe.
+#include <bit>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <nanobind/stl/vector.h>
+
+#include "interop.h"
+#include "nef/error.h"
+#include "nef/shape.h"
+
+namespace nefpy {
+
+using namespace nb::literals;
+
+namespace {
+
+// Drops the Python reference that keeps a borrowed numpy array alive. NEF may release storage
+// on any thread (runtime workers, with the GIL released), so take the GIL first; after the
+// interpreter has shut down, leak instead of touching it.
+void release_pyobject(void* p) {
+  if (!Py_IsInitialized()) return;
+#if PY_VERSION_HEX >= 0x030D0000
+  if (Py_IsFinalizing()) return;
+#else
+  if (_Py_IsFinalizing()) return;
+#endif
+  PyGILState_STATE st = PyGILState_Ensure();
+  Py_DECREF(static_cast<PyObject*>(p));
+  PyGILState_Release(st);
+}
+
+nb::object numpy_module() { return nb::module_::import_("numpy"); }
+
+// Keeps NEF storage alive for as long as a numpy array views it (it becomes the array's base).
+struct ArrayView {
+  std::shared_ptr<nef::Storage> storage;
+  nb::dict iface;
+};
+
+const char* typestr(nef::DType t) {
+  constexpr bool little = std::endian::native == std::endian::little;
+  switch (t) {
+    case nef::DType::Float32: return little ? "<f4" : ">f4";
+    case nef::DType::Float16: return little ? "<f2" : ">f2";
+    case nef::DType::BFloat16: return little ? "<u2" : ">u2";  // re-viewed as bfloat16 below
+    case nef::DType::Float64: return little ? "<f8" : ">f8";
+    case nef::DType::Int8: return "|i1";
+    case nef::DType::UInt8: return "|u1";
+    case nef::DType::Int32: return little ? "<i4" : ">i4";
+    case nef::DType::Int64: return little ? "<i8" : ">i8";
+    case nef::DType::Bool: return "|b1";
+  }
+  throw nef::TypeError("[to_numpy] unknown dtype");
+}
+
+}  // namespace
+
+nef::Array array_from_numpy(nb::handle arr) {
+  nb::object np = numpy_module();
+  nb::object obj = nb::borrow(arr);
+  if (!nb::isinstance(obj, np.attr("ndarray"))) obj = np.attr("asarray")(obj);
+  nb::object dt = obj.attr("dtype");
+  std::string name = nb::cast<std::string>(dt.attr("name"));
+  std::optional<nef::DType> dtype = nef::dtype_from_name(name);
+  if (!dtype) {
+    throw nef::TypeError(nef::str("[from_numpy] unsupported numpy dtype ", name,
+                                  " (NEF has float32, float16, bfloat16, float64, int8, uint8, "
+                                  "int32, int64, bool)"));
+  }
+  if (!nb::cast<bool>(dt.attr("isnative"))) {
+    obj = obj.attr("astype")(dt.attr("newbyteorder")("="));
+  }
+  const int64_t item = static_cast<int64_t>(nef::dtype_size(*dtype));
+
+  nb::dict iface = nb::borrow<nb::dict>(obj.attr("__array_interface__"));
+  uintptr_t ptr = nb::cast<uintptr_t>(nb::borrow<nb::tuple>(iface["data"])[0]);
+  nef::Shape shape = nb::cast<nef::Shape>(iface["shape"]);
+  if (shape.size() > size_t(nef::kMaxRank)) {
+    throw nef::ShapeError(nef::str("[from_numpy] rank ", shape.size(), " exceeds the maximum ",
+                                   nef::kMaxRank));
+  }
+  nef::checked_numel(shape, "from_numpy");
+  nef::Strides strides = nef::contiguous_strides(shape);
+  nb::object byte_strides = iface["strides"];
+  bool need_copy = ptr % uintptr_t(item) != 0;
+  if (!byte_strides.is_none()) {
+    nef::Strides bs = nb::cast<nef::Strides>(byte_strides);
+    for (size_t i = 0; i < bs.size(); ++i) {
+      if (bs[i] % item != 0) need_copy = true;
+      strides[i] = bs[i] / item;
+    }
+  }
+  if (need_copy) {
+    // Unaligned or fractional strides: a contiguous copy is aligned and dense.
+    return array_from_numpy(np.attr("array")(obj, "copy"_a = true, "order"_a = "C"));
+  }
+
+  // The storage spans from the lowest to the highest addressed element (negative strides
+  // put element 0 anywhere inside it).
+  int64_t n = nef::numel(shape), lo = 0, hi = 0;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == 0) continue;
+    int64_t span = (shape[i] - 1) * strides[i];
+    if (span < 0) lo += span; else hi += span;
+  }
+  char* first = reinterpret_cast<char*>(ptr);
+  char* base = n == 0 ? first : first + lo * item;
+  size_t nbytes = n == 0 ? 0 : size_t((hi - lo + 1) * item);
+
+  PyObject* ref = obj.ptr();
+  Py_INCREF(ref);
+  std::shared_ptr<void> owner(ref, release_pyobject);
+  nef::Array out;
+  out.storage = nef::Storage::borrow(base, nbytes, std::move(owner));
+  out.offset = n == 0 ? 0 : -lo;
+  out.shape = std::move(shape);
+  out.strides = std::move(strides);
+  out.dtype = *dtype;
+  return out;
+}
+
+nb::object array_to_numpy(const nef::Array& a) {
+  const int64_t item = static_cast<int64_t>(nef::dtype_size(a.dtype));
+  nb::list shape, strides;
+  for (int64_t d : a.shape) shape.append(d);
+  for (size_t i = 0; i < a.shape.size(); ++i) {
+    strides.append(i < a.strides.size() ? a.strides[i] * item : 0);
+  }
+  ArrayView view;
+  view.storage = a.storage;
+  view.iface["shape"] = nb::tuple(shape);
+  view.iface["strides"] = nb::tuple(strides);
+  view.iface["typestr"] = typestr(a.dtype);
+  view.iface["data"] = nb::make_tuple(reinterpret_cast<uintptr_t>(a.data()), true);
+  view.iface["version"] = 3;
+  nb::object holder = nb::cast(std::move(view));
+  nb::object out = numpy_module().attr("asarray")(holder);
+  if (a.dtype == nef::DType::BFloat16) {
+    out = out.attr("view")(nb::module_::import_("ml_dtypes").attr("bfloat16"));
+  }
+  return out;
+}
+
+void bind_interop(nb::module_& m) {
+  nb::class_<ArrayView>(m, "_ArrayView")
+      .def_prop_ro("__array_interface__", [](const ArrayView& v) { return v.iface; });
+}
+
+}  // namespace nefpy

@@ -1,0 +1,184 @@
+// The C++ API: lazy tensors. Every op only adds a node to a DAG (shape and dtype are inferred
+// at once, so errors surface where the op is written); nothing runs until execute(), array()
+// or to_vector() is called. Mirrors the Python API (nef.matmul, operators, .T, ...).
+//
+// Thread-safety: building graphs from several threads is safe when they share no nodes;
+// executing a tensor that another thread is executing at the same time is not.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "nef/array.h"
+#include "nef/attrs.h"
+#include "nef/dtype.h"
+#include "nef/error.h"
+#include "nef/shape.h"
+
+namespace nef {
+
+namespace detail {
+struct LazyNode;
+}
+
+class Tensor {
+ public:
+  Tensor() = default;
+  explicit Tensor(std::shared_ptr<detail::LazyNode> node) : node_(std::move(node)) {}
+
+  bool defined() const { return node_ != nullptr; }
+  const Shape& shape() const;
+  DType dtype() const;
+  int rank() const { return static_cast<int>(shape().size()); }
+  int64_t numel() const { return nef::numel(shape()); }
+  const std::string& op() const;  // producing op's registry name
+  bool is_materialized() const;
+
+  // Runs the graph that computes this tensor (optimize, plan, compile, run); keeps the value.
+  Tensor& execute();
+  Tensor& eval() { return execute(); }
+  // The value on the host, executing first if needed.
+  const Array& array();
+  template <typename T>
+  std::vector<T> to_vector();
+  double item();  // single-element tensors only (ShapeError otherwise)
+
+  // Writes a .nef file computing this tensor (output named "output").
+  void build(const std::string& path) const;
+
+  Tensor reshape(const Shape& shape) const;
+  Tensor transpose(std::vector<int64_t> perm = {}) const;
+  Tensor T() const { return transpose(); }
+  Tensor astype(DType dtype) const;
+  Tensor sum(std::optional<std::vector<int64_t>> axes = std::nullopt, bool keepdims = false) const;
+  Tensor mean(std::optional<std::vector<int64_t>> axes = std::nullopt, bool keepdims = false) const;
+
+  const std::shared_ptr<detail::LazyNode>& node() const { return node_; }
+
+ private:
+  std::shared_ptr<detail::LazyNode> node_;
+};
+
+// ---- creation --------------------------------------------------------------------------------
+// Wraps existing data (zero-copy: the array's storage is shared, not copied).
+Tensor from_array(Array a);
+template <typename T>
+Tensor tensor(const std::vector<T>& values, const Shape& shape);  // copies values
+Tensor scalar(double value, DType dtype = DType::Float32);
+// A Python-style weak scalar literal (NEP 50 promotion): x + 2.0 keeps x's dtype.
+Tensor weak_scalar(double value, bool is_float);
+Tensor placeholder(const std::string& name, const Shape& shape, DType dtype);
+Tensor full(const Shape& shape, double value, DType dtype = DType::Float32);
+Tensor zeros(const Shape& shape, DType dtype = DType::Float32);
+Tensor ones(const Shape& shape, DType dtype = DType::Float32);
+Tensor arange(double start, double stop, double step = 1, DType dtype = DType::Float32);
+Tensor random_uniform(const Shape& shape, uint64_t seed, double low = 0, double high = 1,
+                      DType dtype = DType::Float32);
+Tensor random_normal(const Shape& shape, uint64_t seed, double mean = 0, double std = 1,
+                     DType dtype = DType::Float32);
+
+// ---- any registered op by name (what the bindings use) --------------------------------------
+Tensor op(const std::string& name, const std::vector<Tensor>& inputs, ir::Attrs attrs = {});
+
+// ---- elementwise -----------------------------------------------------------------------------
+#define NEF_UNARY_API(fn) Tensor fn(const Tensor& x);
+NEF_UNARY_API(neg) NEF_UNARY_API(abs) NEF_UNARY_API(exp) NEF_UNARY_API(log) NEF_UNARY_API(sqrt)
+NEF_UNARY_API(rsqrt) NEF_UNARY_API(reciprocal) NEF_UNARY_API(tanh) NEF_UNARY_API(sigmoid)
+NEF_UNARY_API(relu) NEF_UNARY_API(silu) NEF_UNARY_API(erf) NEF_UNARY_API(sin) NEF_UNARY_API(cos)
+NEF_UNARY_API(floor) NEF_UNARY_API(ceil) NEF_UNARY_API(round) NEF_UNARY_API(sign)
+NEF_UNARY_API(logical_not)
+#undef NEF_UNARY_API
+Tensor gelu(const Tensor& x, const std::string& approximate = "none");
+
+#define NEF_BINARY_API(fn) Tensor fn(const Tensor& a, const Tensor& b);
+NEF_BINARY_API(add) NEF_BINARY_API(sub) NEF_BINARY_API(mul) NEF_BINARY_API(div)
+NEF_BINARY_API(pow) NEF_BINARY_API(maximum) NEF_BINARY_API(minimum) NEF_BINARY_API(mod)
+NEF_BINARY_API(equal) NEF_BINARY_API(not_equal) NEF_BINARY_API(less) NEF_BINARY_API(less_equal)
+NEF_BINARY_API(greater) NEF_BINARY_API(greater_equal) NEF_BINARY_API(logical_and)
+NEF_BINARY_API(logical_or) NEF_BINARY_API(matmul)
+#undef NEF_BINARY_API
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+Tensor clip(const Tensor& x, const Tensor& lo, const Tensor& hi);
+Tensor cast(const Tensor& x, DType dtype);
+
+// ---- reductions ------------------------------------------------------------------------------
+using Axes = std::optional<std::vector<int64_t>>;  // nullopt: all axes
+Tensor sum(const Tensor& x, Axes axes = std::nullopt, bool keepdims = false);
+Tensor mean(const Tensor& x, Axes axes = std::nullopt, bool keepdims = false);
+Tensor max(const Tensor& x, Axes axes = std::nullopt, bool keepdims = false);
+Tensor min(const Tensor& x, Axes axes = std::nullopt, bool keepdims = false);
+Tensor prod(const Tensor& x, Axes axes = std::nullopt, bool keepdims = false);
+Tensor argmax(const Tensor& x, std::optional<int64_t> axis = std::nullopt, bool keepdims = false);
+Tensor argmin(const Tensor& x, std::optional<int64_t> axis = std::nullopt, bool keepdims = false);
+
+// ---- neural ----------------------------------------------------------------------------------
+Tensor softmax(const Tensor& x, int64_t axis = -1);
+Tensor log_softmax(const Tensor& x, int64_t axis = -1);
+Tensor layernorm(const Tensor& x, const Tensor& weight = {}, const Tensor& bias = {},
+                 double eps = 1e-5, int64_t axis = -1);
+Tensor rmsnorm(const Tensor& x, const Tensor& weight = {}, double eps = 1e-6, int64_t axis = -1);
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask = {},
+                 std::optional<double> scale = std::nullopt, bool causal = false);
+
+// ---- layout ----------------------------------------------------------------------------------
+Tensor reshape(const Tensor& x, const Shape& shape);
+Tensor transpose(const Tensor& x, std::vector<int64_t> perm = {});
+Tensor slice(const Tensor& x, const std::vector<int64_t>& starts, const std::vector<int64_t>& stops,
+             const std::vector<int64_t>& steps);  // one entry per dim, Python slice semantics
+Tensor concat(const std::vector<Tensor>& xs, int64_t axis = 0);
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t axis = 0);
+Tensor broadcast_to(const Tensor& x, const Shape& shape);
+Tensor expand_dims(const Tensor& x, const std::vector<int64_t>& axes);
+Tensor squeeze(const Tensor& x, std::optional<std::vector<int64_t>> axes = std::nullopt);
+Tensor gather(const Tensor& x, const Tensor& indices, int64_t axis = 0);
+
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a);
+Tensor operator+(const Tensor& a, double b);
+Tensor operator-(const Tensor& a, double b);
+Tensor operator*(const Tensor& a, double b);
+Tensor operator/(const Tensor& a, double b);
+
+// Executes several tensors in one graph (shared subgraphs run once).
+void evaluate(const std::vector<Tensor>& tensors);
+
+// ---- graph files -----------------------------------------------------------------------------
+// Writes a .nef file whose named outputs compute the given tensors; placeholders become named
+// inputs, data tensors become constants.
+void build(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& outputs);
+
+struct LoadedGraphImpl;
+class LoadedGraph {
+ public:
+  // Loads and fully re-validates a .nef file (FormatError / ValidationError / GraphCycleError).
+  static LoadedGraph load(const std::string& path);
+  const std::vector<std::string>& inputs() const;
+  const std::vector<std::string>& outputs() const;
+  std::vector<std::pair<Shape, DType>> input_types() const;
+  // Runs with named inputs (ValidationError on a missing/extra name, ShapeError/TypeError on a
+  // mismatch); returns outputs by name.
+  std::map<std::string, Array> run(const std::map<std::string, Array>& inputs) const;
+  // The compiled plan (kernels in order, devices and placement reasons) as text.
+  std::string describe_plan() const;
+  std::shared_ptr<LoadedGraphImpl> impl() const { return impl_; }
+
+ private:
+  std::shared_ptr<LoadedGraphImpl> impl_;
+};
+
+// ---- stats and configuration -----------------------------------------------------------------
+std::map<std::string, int64_t> stats();
+void reset_stats();
+// Threads for CPU kernels (0 = all cores).
+void set_num_threads(int n);
+int num_threads();
+
+}  // namespace nef

@@ -1,0 +1,84 @@
+"""Graph files: build a .nef from lazy tensors, load it back and run it on new inputs."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from . import _nef
+from .dtypes import as_dtype
+from .tensor import Tensor, _prepare_numpy, to_node
+
+
+def build(path, outputs) -> None:
+    """Writes a .nef file computing `outputs`: a dict {name: tensor}, a single tensor (output
+    named "output") or a list of tensors (named "output0", "output1", ...). Placeholders become
+    the graph's named inputs; data tensors become constants."""
+    if isinstance(outputs, Tensor):
+        pairs = [("output", outputs)]
+    elif isinstance(outputs, dict):
+        pairs = list(outputs.items())
+    else:
+        pairs = [(f"output{i}", t) for i, t in enumerate(outputs)]
+    _nef.build(os.fspath(path), [(str(k), to_node(v)) for k, v in pairs])
+
+
+def evaluate(*tensors) -> None:
+    """Executes several tensors as one graph (shared subgraphs run once)."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    _nef.evaluate([t._t for t in tensors])
+
+
+class Graph:
+    """A loaded, validated .nef graph. ``g.run({"x": array})`` returns ``{name: numpy array}``."""
+
+    def __init__(self, loaded) -> None:
+        self._g = loaded
+
+    @property
+    def inputs(self) -> list:
+        return list(self._g.inputs)
+
+    @property
+    def outputs(self) -> list:
+        return list(self._g.outputs)
+
+    @property
+    def input_types(self) -> dict:
+        """{name: (shape, dtype)} of the graph's inputs."""
+        return {n: (shape, as_dtype(dt))
+                for n, (shape, dt) in zip(self._g.inputs, self._g.input_types)}
+
+    def run(self, inputs=None, **kwargs) -> dict:
+        """Runs with named inputs (dict and/or keywords). Lists and scalars are converted to the
+        input's dtype; numpy arrays of another dtype of the same kind are cast (float64 ->
+        float32), other mismatches raise NEFTypeError."""
+        feed = dict(inputs or {})
+        feed.update(kwargs)
+        types = self.input_types
+        arrays = {}
+        for name, value in feed.items():
+            if isinstance(value, Tensor):
+                value = value.numpy()
+            want = types[name][1].np_dtype if name in types else None
+            if isinstance(value, np.ndarray):
+                arr = _prepare_numpy(value)
+                if want is not None and arr.dtype != want and \
+                        np.can_cast(arr.dtype, want, casting="same_kind"):
+                    arr = arr.astype(want)
+            else:
+                arr = np.asarray(value, dtype=want)
+            arrays[str(name)] = arr
+        return dict(self._g.run(arrays))
+
+    __call__ = run
+
+    def __repr__(self) -> str:
+        return f"nef.Graph(inputs={self.inputs}, outputs={self.outputs})"
+
+
+def load(path) -> Graph:
+    """Loads and fully re-validates a .nef file (NEFFormatError if malformed)."""
+    return Graph(_nef.LoadedGraph.load(os.fspath(path)))

@@ -1,0 +1,12 @@
+// The CPU backend: kernels from the kernel table, host memory, OpenMP threads inside kernels.
+#pragma once
+
+#include <memory>
+
+#include "backends/backend.h"
+
+namespace nef::backend::cpu {
+
+std::shared_ptr<Backend> make_cpu_backend();
+
+}  // namespace nef::backend::cpu

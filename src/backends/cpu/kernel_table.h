@@ -1,0 +1,44 @@
+// CPU kernels are plain functions registered by op name. Each family file under kernels/
+// exports one register_* function; cpu_backend.cpp calls them all once.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "backends/backend.h"
+
+namespace nef::backend::cpu {
+
+using KernelFn = void (*)(const KernelArgs& args);
+
+struct KernelEntry {
+  KernelFn fn = nullptr;
+  // Optional capability filter (dtype combinations...); null means every valid node.
+  bool (*supports)(const ir::Node& node, const ir::Graph& graph) = nullptr;
+};
+
+class KernelTable {
+ public:
+  void add(std::string_view op, KernelFn fn,
+           bool (*supports)(const ir::Node&, const ir::Graph&) = nullptr) {
+    table_[std::string(op)] = KernelEntry{fn, supports};
+  }
+  const KernelEntry* find(std::string_view op) const {
+    auto it = table_.find(std::string(op));
+    return it == table_.end() ? nullptr : &it->second;
+  }
+
+ private:
+  std::unordered_map<std::string, KernelEntry> table_;
+};
+
+void register_source_kernels(KernelTable& t);
+void register_elementwise_kernels(KernelTable& t);
+void register_reduction_kernels(KernelTable& t);
+void register_linalg_nn_kernels(KernelTable& t);
+void register_layout_kernels(KernelTable& t);
+
+const KernelTable& kernel_table();
+
+}  // namespace nef::backend::cpu

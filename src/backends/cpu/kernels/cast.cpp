@@ -1,0 +1,79 @@
+// cast: numpy astype between all 9 dtypes. Float -> int truncates toward zero and saturates
+// (NaN -> 0) so no input is undefined behaviour; int -> narrower int wraps like numpy; to bool
+// is != 0 (NaN -> true).
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "backends/cpu/dispatch.h"
+#include "backends/cpu/kernels/elementwise.h"
+#include "backends/cpu/kernels/strided_iter.h"
+#include "common/simd.h"
+#include "nef/error.h"
+
+namespace nef::backend::cpu {
+namespace {
+
+template <typename To, typename From>
+inline To convert(From v) {
+  auto c = load_as(v);
+  using C = decltype(c);
+  if constexpr (std::is_same_v<To, bool>) {
+    return c != C(0);
+  } else if constexpr (std::is_same_v<To, float16_t> || std::is_same_v<To, bfloat16_t>) {
+    return store_as<To>(static_cast<float>(c));
+  } else if constexpr (std::is_integral_v<To> && std::is_floating_point_v<C>) {
+    // Limits as double: max rounds up to 2^63 for int64, so ">=" catches every value that
+    // static_cast could not represent.
+    constexpr double lo = double(std::numeric_limits<To>::min());
+    constexpr double hi = double(std::numeric_limits<To>::max());
+    double d = static_cast<double>(c);
+    if (!(d == d)) return To(0);
+    if (d >= hi) return std::numeric_limits<To>::max();
+    if (d <= lo) return std::numeric_limits<To>::min();
+    return static_cast<To>(c);
+  } else {
+    return static_cast<To>(c);  // int -> int wraps (modular since C++20), int -> float rounds
+  }
+}
+
+template <typename To, typename From>
+NEF_SIMD_CLONES void cast_row(const From* x, int64_t sx, To* o, int64_t so, int64_t n) {
+  if (so == 1 && sx == 1) {
+    for (int64_t i = 0; i < n; ++i) o[i] = convert<To>(x[i]);
+  } else if (so == 1 && sx == 0) {
+    To v = convert<To>(x[0]);
+    for (int64_t i = 0; i < n; ++i) o[i] = v;
+  } else {
+    for (int64_t i = 0; i < n; ++i) o[i * so] = convert<To>(x[i * sx]);
+  }
+}
+
+void cast_kernel(const KernelArgs& args) { cast_into(args.inputs[0], args.out); }
+
+}  // namespace
+
+void cast_into(const Array& src, const Array& dst) {
+  NEF_CHECK(src.shape == dst.shape, "cast shapes ", shape_str(src.shape), " ", shape_str(dst.shape));
+  if (dst.numel() == 0) return;
+  auto it = make_elementwise_iter<2>(dst, {&src});
+  dispatch_dtype(src.dtype, [&]<typename From>() {
+    dispatch_dtype(dst.dtype, [&]<typename To>() {
+      it.parallel_rows([&](const int64_t* off, int64_t n) {
+        cast_row<To, From>(elem_ptr<const From>(src, off[1]), it.inner_stride(1),
+                           elem_ptr<To>(dst, off[0]), it.inner_stride(0), n);
+      });
+    });
+  });
+}
+
+Array cast_array(const Array& x, DType t) {
+  if (x.dtype == t) return x;
+  Array out = Array::empty(x.shape, t);
+  cast_into(x, out);
+  return out;
+}
+
+void register_cast_kernels(KernelTable& t) { t.add("cast", cast_kernel); }
+
+}  // namespace nef::backend::cpu

@@ -1,0 +1,23 @@
+// Internal to the CPU elementwise kernels: the per-file registration hooks that
+// register_elementwise_kernels (elementwise_kernels.cpp) calls, and the shared dtype conversion.
+#pragma once
+
+#include "backends/cpu/kernel_table.h"
+#include "nef/array.h"
+
+namespace nef::backend::cpu {
+
+void register_unary_kernels(KernelTable& t);
+void register_binary_kernels(KernelTable& t);
+void register_select_kernels(KernelTable& t);  // where, clip
+void register_cast_kernels(KernelTable& t);
+
+// `x` converted to dtype `t` with cast's semantics (same shape, contiguous), or `x` itself when it
+// already has that dtype. Used to bring mixed-dtype operands to the compute dtype; the operands
+// that need it are usually small (weak scalars), so a copy is cheaper than per-pair kernels.
+Array cast_array(const Array& x, DType t);
+
+// Writes cast(src) into dst (same shape; dst may have any strides).
+void cast_into(const Array& src, const Array& dst);
+
+}  // namespace nef::backend::cpu

@@ -1,0 +1,101 @@
+// CPU layernorm and rmsnorm: normalize over the trailing dims x.shape[axis:], one row at a time,
+// rows in parallel. Statistics accumulate in double (two-pass variance: no cancellation);
+// weight and bias are broadcast to the row shape once and kept in the compute type.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "backends/cpu/dispatch.h"
+#include "backends/cpu/kernel_table.h"
+#include "backends/cpu/parallel.h"
+#include "nef/array.h"
+#include "nef/error.h"
+
+namespace nef::backend::cpu {
+namespace {
+
+// A dense copy of `a` broadcast to `row_shape`, converted to C.
+template <typename C>
+std::vector<C> broadcast_row(const Array& a, const Shape& row_shape) {
+  Array view = a;
+  view.strides = broadcast_strides(a.shape, a.strides, row_shape);
+  view.shape = row_shape;
+  Array dense = view.contiguous();
+  std::vector<C> v(dense.numel());
+  dispatch_dtype(dense.dtype, [&]<typename T>() {
+    const T* p = dense.data_as<T>();
+    for (size_t i = 0; i < v.size(); ++i) v[i] = C(load_as(p[i]));
+  });
+  return v;
+}
+
+template <typename T, typename O, typename C, bool kRms>
+void norm_rows(const Array& x, Array& out, int64_t rows, int64_t n, double eps,
+               const std::vector<C>* w, const std::vector<C>* b) {
+  const T* in = x.data_as<T>();
+  O* o = out.data_as<O>();
+  int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, n));
+  parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
+    std::vector<C> buf(n);
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* src = in + r * n;
+      O* dst = o + r * n;
+      double s = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        buf[j] = C(load_as(src[j]));
+        if constexpr (!kRms) s += double(buf[j]);
+      }
+      double mean = kRms ? 0.0 : s / double(n);
+      double ss = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        double d = double(buf[j]) - mean;
+        ss += d * d;
+      }
+      C rstd = C(1.0 / std::sqrt(ss / double(n) + eps));
+      C cm = C(mean);
+      for (int64_t j = 0; j < n; ++j) {
+        C y = (buf[j] - cm) * rstd;
+        if (w) y *= (*w)[j];
+        if (b) y += (*b)[j];
+        dst[j] = store_as<O>(y);
+      }
+    }
+  });
+}
+
+template <bool kRms>
+void norm_kernel(const KernelArgs& args) {
+  Array& out = args.out;
+  if (out.numel() == 0) return;
+  const Array x = args.inputs[0].contiguous();
+  int axis = x.rank() == 0 ? 0 : normalize_axis(args.attrs.get_int("axis"), x.rank(), "norm");
+  Shape row_shape(x.shape.begin() + std::min<int>(axis, x.rank()), x.shape.end());
+  const int64_t n = numel(row_shape);
+  const int64_t rows = x.numel() / n;  // n > 0 since out is non-empty
+  const double eps = args.attrs.get_float("eps");
+  dispatch_dtype(out.dtype, [&]<typename O>() {
+    if constexpr (std::is_floating_point_v<compute_t<O>>) {
+      using C = std::conditional_t<std::is_same_v<O, double>, double, float>;
+      std::vector<C> w, b;
+      if (args.inputs.size() > 1) w = broadcast_row<C>(args.inputs[1], row_shape);
+      if (args.inputs.size() > 2) b = broadcast_row<C>(args.inputs[2], row_shape);
+      dispatch_dtype(x.dtype, [&]<typename T>() {
+        norm_rows<T, O, C, kRms>(x, out, rows, n, eps, args.inputs.size() > 1 ? &w : nullptr,
+                              args.inputs.size() > 2 ? &b : nullptr);
+      });
+    } else {
+      NEF_CHECK(false, "norm output must be floating");
+    }
+  });
+}
+
+}  // namespace
+
+void register_norm_kernels(KernelTable& t) {
+  t.add("layernorm", norm_kernel<false>);
+  t.add("rmsnorm", norm_kernel<true>);
+}
+
+}  // namespace nef::backend::cpu

@@ -1,0 +1,117 @@
+// CPU softmax and log_softmax over one axis of a strided input, one row at a time (the axis is
+// walked through its stride, so any axis works without a transpose copy). Rows run in parallel.
+// Max-subtracted for stability; exponentials in the compute type (float, or double for
+// float64 outputs), the row sum in double.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "backends/cpu/dispatch.h"
+#include "backends/cpu/kernel_table.h"
+#include "backends/cpu/parallel.h"
+#include "nef/array.h"
+#include "nef/error.h"
+
+namespace nef::backend::cpu {
+namespace {
+
+// Rows of `x` along `axis`: the other dims in row-major order, with input and output strides.
+struct RowPlan {
+  int outer_nd = 0;
+  int64_t shape[kMaxRank] = {};
+  int64_t in_st[kMaxRank] = {};
+  int64_t out_st[kMaxRank] = {};
+  int64_t rows = 1, n = 1, in_step = 0, out_step = 0;
+
+  void offsets(int64_t r, int64_t& io, int64_t& oo) const {
+    io = 0, oo = 0;
+    for (int d = outer_nd - 1; d >= 0; --d) {
+      int64_t i = r % shape[d];
+      r /= shape[d];
+      io += i * in_st[d];
+      oo += i * out_st[d];
+    }
+  }
+};
+
+RowPlan make_row_plan(const Array& x, int axis) {
+  RowPlan p;
+  Strides ost = contiguous_strides(x.shape);
+  for (int d = 0; d < x.rank(); ++d) {
+    if (d == axis) continue;
+    p.shape[p.outer_nd] = x.shape[d];
+    p.in_st[p.outer_nd] = x.strides[d];
+    p.out_st[p.outer_nd] = ost[d];
+    p.rows *= x.shape[d];
+    ++p.outer_nd;
+  }
+  if (x.rank() > 0) {
+    p.n = x.shape[axis];
+    p.in_step = x.strides[axis];
+    p.out_step = ost[axis];
+  }
+  return p;
+}
+
+template <typename T, typename O, bool kLog>
+void softmax_rows(const Array& x, Array& out, const RowPlan& p) {
+  using C = std::conditional_t<std::is_same_v<O, double>, double, float>;
+  const T* in = static_cast<const T*>(x.data());
+  O* o = out.data_as<O>();
+  int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, p.n));
+  parallel_for(p.rows, grain, [&](int64_t r0, int64_t r1) {
+    std::vector<C> buf(p.n);
+    for (int64_t r = r0; r < r1; ++r) {
+      int64_t io, oo;
+      p.offsets(r, io, oo);
+      const T* src = in + io;
+      C m = -std::numeric_limits<C>::infinity();
+      for (int64_t j = 0; j < p.n; ++j) {
+        C v = C(load_as(src[j * p.in_step]));
+        buf[j] = v;
+        m = (v > m || v != v) ? v : m;  // NaN propagates to the whole row
+      }
+      double sum = 0;
+      for (int64_t j = 0; j < p.n; ++j) {
+        C e = std::exp(buf[j] - m);
+        sum += double(e);
+        if constexpr (!kLog) buf[j] = e;
+      }
+      O* dst = o + oo;
+      if constexpr (kLog) {
+        C shift = m + C(std::log(sum));
+        for (int64_t j = 0; j < p.n; ++j) dst[j * p.out_step] = store_as<O>(C(buf[j] - shift));
+      } else {
+        C inv = C(1.0 / sum);
+        for (int64_t j = 0; j < p.n; ++j) dst[j * p.out_step] = store_as<O>(C(buf[j] * inv));
+      }
+    }
+  });
+}
+
+template <bool kLog>
+void softmax_kernel(const KernelArgs& args) {
+  const Array& x = args.inputs[0];
+  Array& out = args.out;
+  if (out.numel() == 0) return;
+  int axis = x.rank() == 0 ? 0 : normalize_axis(args.attrs.get_int("axis"), x.rank(), "softmax");
+  RowPlan p = make_row_plan(x, axis);
+  dispatch_dtype(x.dtype, [&]<typename T>() {
+    dispatch_dtype(out.dtype, [&]<typename O>() {
+      if constexpr (std::is_floating_point_v<compute_t<O>>) softmax_rows<T, O, kLog>(x, out, p);
+      else NEF_CHECK(false, "softmax output must be floating");
+    });
+  });
+}
+
+}  // namespace
+
+void register_softmax_kernels(KernelTable& t) {
+  t.add("softmax", softmax_kernel<false>);
+  t.add("log_softmax", softmax_kernel<true>);
+}
+
+}  // namespace nef::backend::cpu

@@ -1,0 +1,38 @@
+// Intra-op parallelism for CPU kernels (OpenMP underneath). Kernels call parallel_for with a
+// grain size so that small work stays on one thread.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace nef::backend::cpu {
+
+int num_threads();          // threads kernels may use (nef.config(threads=N), default: cores)
+void set_num_threads(int n);
+
+// Calls fn(begin, end) over disjoint chunks covering [0, n). Chunks hold at least `grain` items.
+template <typename Fn>
+void parallel_for(int64_t n, int64_t grain, Fn&& fn) {
+  if (n <= 0) return;
+  int threads = num_threads();
+  int64_t chunks = std::min<int64_t>(threads, (n + grain - 1) / std::max<int64_t>(grain, 1));
+  if (chunks <= 1) {
+    fn(int64_t{0}, n);
+    return;
+  }
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static)
+  for (int64_t c = 0; c < chunks; ++c) {
+    int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
+    fn(b, e);
+  }
+#else
+  fn(int64_t{0}, n);
+#endif
+}
+
+}  // namespace nef::backend::cpu

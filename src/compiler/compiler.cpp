@@ -1,0 +1,168 @@
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <unordered_map>
+
+#include "compiler/kernel_cache.h"
+#include "nef/error.h"
+#include "compiler/plan.h"
+#include "passes/pass.h"
+#include "planner/planner.h"
+#include "runtime/stats.h"
+
+namespace nef::compiler {
+using nef::str;
+namespace {
+
+// Constants up to this size are keyed by value (scalar literals recreated on every call must
+// hit the cache); larger ones by storage identity.
+constexpr size_t kKeyByValueBytes = 64;
+constexpr size_t kPlanCacheCapacity = 256;
+
+struct PlanCache {
+  std::mutex mu;
+  std::list<std::pair<std::string, std::shared_ptr<const Plan>>> lru;  // front = newest
+  std::unordered_map<std::string, decltype(lru)::iterator> index;
+};
+PlanCache& plan_cache() {
+  static PlanCache c;
+  return c;
+}
+
+void append_constant(std::string& k, const Array& a) {
+  size_t bytes = a.nbytes();
+  if (bytes <= kKeyByValueBytes) {
+    Array c = a.contiguous();
+    static const char* hex = "0123456789abcdef";
+    const auto* p = static_cast<const unsigned char*>(c.data());
+    k += "v:";
+    for (size_t i = 0; i < bytes; ++i) {
+      k += hex[p[i] >> 4];
+      k += hex[p[i] & 15];
+    }
+  } else {
+    k += str("s:", a.storage->id(), "+", a.offset, "/");
+    for (int64_t s : a.strides) k += str(s, ",");
+  }
+}
+
+}  // namespace
+
+std::string structural_key(const ir::Graph& g) {
+  std::string k;
+  k.reserve(g.nodes.size() * 48);
+  for (const ir::Node& n : g.nodes) {
+    k += n.op->name;
+    k += '(';
+    for (int in : n.inputs) {
+      k += std::to_string(in);
+      k += ',';
+    }
+    k += "){";
+    k += n.attrs.canonical();
+    k += "}:";
+    k += shape_str(n.type.shape);
+    k += dtype_name(n.type.dtype);
+    if (n.binding >= 0) k += str("#", n.binding);
+    if (!n.device_hint.empty()) k += "@" + n.device_hint;
+    if (n.constant) append_constant(k, *n.constant);
+    k += ';';
+  }
+  k += "out:";
+  for (int o : g.outputs) k += std::to_string(o) + ",";
+  return k;
+}
+
+std::shared_ptr<const Plan> compile(ir::Graph g, const CompileOptions& opts) {
+  std::string key;
+  bool cacheable = opts.use_plan_cache && !opts.keep_pass_dumps;
+  if (cacheable) {
+    key = structural_key(g);
+    PlanCache& pc = plan_cache();
+    std::lock_guard<std::mutex> lock(pc.mu);
+    auto it = pc.index.find(key);
+    if (it != pc.index.end()) {
+      pc.lru.splice(pc.lru.begin(), pc.lru, it->second);
+      runtime::stats().plan_cache_hits++;
+      return it->second->second;
+    }
+  }
+  runtime::stats().plan_cache_misses++;
+
+  auto plan = std::make_shared<Plan>();
+  ir::validate(g);
+  passes::run_pipeline(g, opts.keep_pass_dumps ? &plan->pass_dumps : nullptr);
+  plan->backends = backend::registered_backends();
+  planner::assign_devices(g, plan->backends);
+
+  // Kernels, and for each value the last step that reads it (outputs are never released).
+  std::vector<int> last_use(g.nodes.size(), -1);
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (int in : g.nodes[i].inputs) last_use[in] = static_cast<int>(i);
+  std::vector<bool> is_output(g.nodes.size(), false);
+  for (int o : g.outputs) is_output[o] = true;
+  plan->steps.resize(g.nodes.size());
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const ir::Node& n = g.nodes[i];
+    Step& s = plan->steps[i];
+    s.node = static_cast<int>(i);
+    if (!n.is("input") && !n.is("constant")) {
+      bool miss = false;
+      s.kernel = get_kernel(*plan->backends[n.device], n, g, &miss);
+      plan->kernels_compiled += miss;
+    }
+  }
+  for (size_t v = 0; v < g.nodes.size(); ++v)
+    if (!is_output[v] && last_use[v] >= 0) plan->steps[last_use[v]].release.push_back(int(v));
+
+  plan->graph = std::move(g);
+  plan->key = key;
+  if (cacheable) {
+    PlanCache& pc = plan_cache();
+    std::lock_guard<std::mutex> lock(pc.mu);
+    if (!pc.index.count(key)) {
+      pc.lru.emplace_front(key, plan);
+      pc.index[key] = pc.lru.begin();
+      if (pc.lru.size() > kPlanCacheCapacity) {
+        pc.index.erase(pc.lru.back().first);
+        pc.lru.pop_back();
+      }
+    }
+  }
+  return plan;
+}
+
+std::string describe(const Plan& plan) {
+  const ir::Graph& g = plan.graph;
+  std::string s = str("plan: ", g.nodes.size(), " nodes, ", plan.steps.size(), " steps\n");
+  for (const Step& st : plan.steps) {
+    const ir::Node& n = g.nodes[st.node];
+    s += str("  [", st.node, "] ", n.op->name);
+    if (!n.name.empty()) s += str(" '", n.name, "'");
+    s += str(" -> ", shape_str(n.type.shape), " ", dtype_name(n.type.dtype));
+    if (n.device >= 0) s += str("  on ", plan.backends[n.device]->name());
+    if (st.kernel) s += str("  kernel ", st.kernel->name());
+    if (!n.placement_reason.empty()) s += str("  (", n.placement_reason, ")");
+    s += "\n";
+  }
+  return s;
+}
+
+void clear_caches() {
+  {
+    PlanCache& pc = plan_cache();
+    std::lock_guard<std::mutex> lock(pc.mu);
+    pc.lru.clear();
+    pc.index.clear();
+  }
+  clear_kernel_cache();
+}
+
+size_t plan_cache_size() {
+  PlanCache& pc = plan_cache();
+  std::lock_guard<std::mutex> lock(pc.mu);
+  return pc.lru.size();
+}
+size_t kernel_cache_size() { return kernel_cache_entries(); }
+
+}  // namespace nef::compiler

@@ -1,0 +1,61 @@
+#include "compiler/kernel_cache.h"
+
+#include <mutex>
+#include <unordered_map>
+
+#include "runtime/stats.h"
+
+namespace nef::compiler {
+namespace {
+std::mutex mu;
+std::unordered_map<std::string, std::shared_ptr<const backend::Kernel>>& cache() {
+  static std::unordered_map<std::string, std::shared_ptr<const backend::Kernel>> c;
+  return c;
+}
+}  // namespace
+
+std::string kernel_key(const backend::Backend& be, const ir::Node& node, const ir::Graph& g) {
+  std::string k = be.name();
+  k += '|';
+  k += node.op->name;
+  k += '|';
+  k += node.attrs.canonical();
+  k += '|';
+  k += ir::types_str(g.input_types(node));
+  k += "->";
+  k += shape_str(node.type.shape);
+  k += dtype_name(node.type.dtype);
+  return k;
+}
+
+std::shared_ptr<const backend::Kernel> get_kernel(const backend::Backend& be, const ir::Node& node,
+                                                  const ir::Graph& g, bool* miss) {
+  std::string key = kernel_key(be, node, g);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache().find(key);
+    if (it != cache().end()) {
+      runtime::stats().kernel_cache_hits++;
+      if (miss) *miss = false;
+      return it->second;
+    }
+  }
+  auto kernel = be.compile(node, g);
+  runtime::stats().kernel_cache_misses++;
+  if (miss) *miss = true;
+  std::lock_guard<std::mutex> lock(mu);
+  cache().emplace(std::move(key), kernel);
+  return kernel;
+}
+
+void clear_kernel_cache() {
+  std::lock_guard<std::mutex> lock(mu);
+  cache().clear();
+}
+
+size_t kernel_cache_entries() {
+  std::lock_guard<std::mutex> lock(mu);
+  return cache().size();
+}
+
+}  // namespace nef::compiler

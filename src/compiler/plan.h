@@ -1,0 +1,51 @@
+// The compiled, executable form of a graph: the optimized and placed IR, one kernel per step
+// and the buffer lifetimes. Plans are immutable and shared: the plan cache hands the same plan
+// to every structurally identical graph.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "ir/graph.h"
+
+namespace nef::compiler {
+
+struct Step {
+  int node = -1;                                   // index into graph.nodes
+  std::shared_ptr<const backend::Kernel> kernel;  // null for input/constant nodes
+  std::vector<int> release;                        // node values dead after this step
+};
+
+struct Plan {
+  ir::Graph graph;  // after passes and placement
+  std::vector<std::shared_ptr<backend::Backend>> backends;  // indexed by node.device
+  std::vector<Step> steps;
+  std::string key;  // structural key it was cached under
+  std::vector<std::pair<std::string, std::string>> pass_dumps;  // (pass, IR text) if requested
+  int kernels_compiled = 0;  // cache misses while compiling this plan
+};
+
+struct CompileOptions {
+  bool keep_pass_dumps = false;
+  bool use_plan_cache = true;
+};
+
+// Validate -> passes -> planner -> kernel compiler, through the plan cache. The graph's input
+// bindings are part of its signature (shape and dtype), not their values.
+std::shared_ptr<const Plan> compile(ir::Graph g, const CompileOptions& opts = {});
+
+// Canonical structural key of a graph (ops, attributes, shapes, dtypes, wiring, constants by
+// value when small or by storage identity, device hints).
+std::string structural_key(const ir::Graph& g);
+
+// Human-readable plan: steps, kernels, devices and placement reasons.
+std::string describe(const Plan& plan);
+
+void clear_caches();
+size_t plan_cache_size();
+size_t kernel_cache_size();
+
+}  // namespace nef::compiler

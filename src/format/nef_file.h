@@ -1,0 +1,35 @@
+// Reading and writing .nef files (format "graph-v1", see docs/format.md): a JSON header in the
+// seed's layout plus a 64-byte aligned little-endian binary section with the constants.
+// Loading trusts nothing: every size, offset, count, name and type is checked, the graph is
+// re-inferred and validated, and the constants are mapped (mmap) without copying.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace nef::format {
+
+struct WriteOptions {
+  std::string target = "auto";
+  std::string compiler_cache = "none";  // "none" | "embedded" (plans embedded: later issue)
+};
+
+// Writes `g` (inputs are graph inputs, constants go to the binary section). Throws on I/O errors
+// (Error with ErrorCode::Generic naming the path).
+void write_nef(const std::string& path, const ir::Graph& g, const WriteOptions& opts = {});
+// The bytes of the file write_nef would produce.
+std::vector<uint8_t> serialize_nef(const ir::Graph& g, const WriteOptions& opts = {});
+
+// Loads a file with mmap; constants borrow the mapping. Throws FormatError (with byte offset or
+// JSON path), ValidationError, GraphCycleError, ShapeError/TypeError from re-inference.
+ir::Graph read_nef(const std::string& path);
+// Same from memory (copied once into owned storage); used by the fuzz target and tests.
+ir::Graph parse_nef(const uint8_t* data, size_t size);
+
+// The JSON header text of a file (for `nef inspect --json`), after the same checks as read_nef.
+std::string read_nef_header_json(const std::string& path);
+
+}  // namespace nef::format

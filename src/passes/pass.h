@@ -1,0 +1,30 @@
+// Optimizer passes: each is one function over the IR graph, in its own file, listed once in
+// pipeline.cpp. Passes must not change results beyond floating-point rounding of the same ops.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace nef::passes {
+
+struct PassInfo {
+  const char* name;
+  void (*run)(ir::Graph& g);
+};
+
+// The fixed, deterministic pipeline (in order).
+const std::vector<PassInfo>& pipeline();
+
+// Runs every pass; with NEF_DUMP_PASSES=1 prints the IR after each to stderr. Returns the text
+// dumps when `dumps` is non-null (for `nef inspect --passes` and tests).
+void run_pipeline(ir::Graph& g, std::vector<std::pair<std::string, std::string>>* dumps = nullptr);
+
+void dead_node_elimination(ir::Graph& g);
+void constant_folding(ir::Graph& g);
+
+// Folding never creates a constant larger than this (bytes): keeps memory and files bounded.
+inline constexpr size_t kMaxFoldedBytes = size_t{1} << 22;
+
+}  // namespace nef::passes

@@ -1,0 +1,32 @@
+#include <cstdio>
+#include <cstdlib>
+
+#include "passes/pass.h"
+
+namespace nef::passes {
+
+const std::vector<PassInfo>& pipeline() {
+  static const std::vector<PassInfo> passes = {
+      {"dce", dead_node_elimination},
+      {"constant_folding", constant_folding},
+      {"dce", dead_node_elimination},
+  };
+  return passes;
+}
+
+void run_pipeline(ir::Graph& g, std::vector<std::pair<std::string, std::string>>* dumps) {
+  static const bool dump_env = [] {
+    const char* v = std::getenv("NEF_DUMP_PASSES");
+    return v && *v && std::string(v) != "0";
+  }();
+  for (const PassInfo& p : pipeline()) {
+    p.run(g);
+    if (dump_env || dumps) {
+      std::string text = ir::to_text(g);
+      if (dump_env) std::fprintf(stderr, "--- after %s ---\n%s", p.name, text.c_str());
+      if (dumps) dumps->emplace_back(p.name, std::move(text));
+    }
+  }
+}
+
+}  // namespace nef::passes

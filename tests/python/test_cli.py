@@ -1,0 +1,336 @@
+"""End-to-end tests of the `nef` command-line tool (tools/nef/).
+
+The executable is NEF_CLI if set, else the `nef` next to sys.executable (the venv's bin, where
+the Python package's build installs it). Only a missing executable skips these tests. Graph
+files are built with the Python API in tmp_path; results are checked against float64 numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def _find_cli() -> str | None:
+    env = os.environ.get("NEF_CLI")
+    if env:
+        return env  # explicitly chosen: a wrong path must fail, not skip
+    cand = Path(sys.executable).parent / "nef"
+    if cand.is_file() and os.access(cand, os.X_OK):
+        return str(cand)
+    return None
+
+
+CLI = _find_cli()
+pytestmark = pytest.mark.skipif(CLI is None, reason="the nef executable was not found "
+                                "(set NEF_CLI or install the package into this venv)")
+
+
+def run_cli(*args, cwd=None, env_extra=None, timeout=120) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("NEF_DEVICES", None)
+    if env_extra:
+        env.update(env_extra)
+    return subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=timeout)
+
+
+def assert_ok(r: subprocess.CompletedProcess) -> None:
+    assert r.returncode == 0, f"rc={r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+
+
+def assert_error(r: subprocess.CompletedProcess, type_name: str, *fragments: str) -> str:
+    """Exit 1 and exactly one stderr line "nef: <type_name>: <message>"; returns the message."""
+    assert r.returncode == 1, f"rc={r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1, f"expected one stderr line, got:\n{r.stderr}"
+    prefix = f"nef: {type_name}: "
+    assert lines[0].startswith(prefix), lines[0]
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+    return lines[0][len(prefix):]
+
+
+def assert_usage(r: subprocess.CompletedProcess) -> None:
+    assert r.returncode == 2, f"rc={r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+    assert r.stderr.strip(), "a usage error must say what is wrong"
+    assert "Traceback" not in r.stderr and "terminate called" not in r.stderr
+
+
+def rng_for(seed: int) -> np.random.Generator:
+    print(f"seed={seed}")
+    return np.random.default_rng(seed)
+
+
+# ---- graphs -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def nef_api():
+    import nef  # the Python package must import wherever the CLI is installed
+    return nef
+
+
+@pytest.fixture
+def affine(nef_api, tmp_path):
+    """exp(x @ w + b) with x a (3, 5) float32 placeholder, w (5, 4) and b (4,) constants."""
+    nef = nef_api
+    rng = rng_for(1234)
+    w = rng.uniform(-1, 1, (5, 4)).astype(np.float32)
+    b = rng.uniform(-1, 1, (4,)).astype(np.float32)
+    x = nef.placeholder("x", (3, 5), nef.float32)
+    y = (x @ nef.tensor(w) + nef.tensor(b)).exp()
+    path = tmp_path / "affine.nef"
+    y.build(path)
+
+    def reference(xv):
+        return np.exp(xv.astype(np.float64) @ w.astype(np.float64) + b.astype(np.float64))
+
+    return path, reference
+
+
+@pytest.fixture
+def garbage_nef(tmp_path):
+    p = tmp_path / "garbage.nef"
+    p.write_bytes(np.random.default_rng(7).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    return p
+
+
+def save(tmp_path: Path, name: str, arr: np.ndarray) -> Path:
+    p = tmp_path / f"{name}.npy"
+    np.save(p, arr)
+    return p
+
+
+# ---- run ----------------------------------------------------------------------------------
+
+
+def test_run_matches_numpy(affine, tmp_path):
+    path, reference = affine
+    xv = rng_for(42).uniform(-1, 1, (3, 5)).astype(np.float32)
+    out_dir = tmp_path / "out" / "nested"  # created by the tool
+    r = run_cli("run", path, "--input", f"x={save(tmp_path, 'x', xv)}", "--output", out_dir)
+    assert_ok(r)
+    got = np.load(out_dir / "output.npy")
+    assert got.shape == (3, 4) and got.dtype == np.float32
+    np.testing.assert_allclose(got, reference(xv), rtol=1e-5, atol=1e-6)
+    # The summary names the output, its shape and dtype, and min/max/mean.
+    assert "output" in r.stdout and "(3, 4)" in r.stdout and "float32" in r.stdout
+    assert "min" in r.stdout and "max" in r.stdout and "mean" in r.stdout
+
+
+def test_run_broadcast_odd_sizes(nef_api, tmp_path):
+    nef = nef_api
+    a = nef.placeholder("a", (2, 3, 7), nef.float32)
+    b = nef.placeholder("b", (7,), nef.float32)
+    (a * b - a / 2.0).build(tmp_path / "bc.nef")
+    rng = rng_for(99)
+    av = rng.normal(size=(2, 3, 7)).astype(np.float32)
+    bv = rng.normal(size=(7,)).astype(np.float32)
+    r = run_cli("run", tmp_path / "bc.nef", "-i", f"a={save(tmp_path, 'a', av)}",
+                "-i", f"b={save(tmp_path, 'b', bv)}", "-o", tmp_path)
+    assert_ok(r)
+    a64, b64 = av.astype(np.float64), bv.astype(np.float64)
+    np.testing.assert_allclose(np.load(tmp_path / "output.npy"), a64 * b64 - a64 / 2,
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_run_zero_size_and_scalar(nef_api, tmp_path):
+    nef = nef_api
+    z = nef.placeholder("z", (0, 3), nef.float32)
+    (z + 1.0).build(tmp_path / "zero.nef")
+    r = run_cli("run", tmp_path / "zero.nef", "--input",
+                f"z={save(tmp_path, 'z', np.zeros((0, 3), np.float32))}", "--output", tmp_path)
+    assert_ok(r)
+    got = np.load(tmp_path / "output.npy")
+    assert got.shape == (0, 3) and got.dtype == np.float32
+    assert "(0, 3)" in r.stdout
+
+    s = nef.placeholder("s", (), nef.float32)
+    (s * 3.0 + 0.5).build(tmp_path / "scalar.nef")
+    sv = np.array(rng_for(5).normal(), dtype=np.float32)
+    r = run_cli("run", tmp_path / "scalar.nef", "--input", f"s={save(tmp_path, 's', sv)}",
+                "--output", tmp_path / "s_out")
+    assert_ok(r)
+    got = np.load(tmp_path / "s_out" / "output.npy")
+    assert got.shape == ()
+    np.testing.assert_allclose(got, float(sv) * 3.0 + 0.5, rtol=1e-6)
+
+
+def test_run_default_output_dir_is_cwd(affine, tmp_path):
+    path, reference = affine
+    xv = rng_for(3).uniform(-1, 1, (3, 5)).astype(np.float32)
+    x_file = save(tmp_path, "x", xv)
+    work = tmp_path / "work"
+    work.mkdir()
+    assert_ok(run_cli("run", path, "--input", f"x={x_file}", cwd=work))
+    np.testing.assert_allclose(np.load(work / "output.npy"), reference(xv), rtol=1e-5, atol=1e-6)
+
+
+def test_run_plan_and_timing(affine, tmp_path):
+    path, _ = affine
+    x_file = save(tmp_path, "x", np.ones((3, 5), np.float32))
+    r = run_cli("run", path, "--input", f"x={x_file}", "-o", tmp_path, "--plan", "--timing",
+                "--repeat", "3")
+    assert_ok(r)
+    assert "matmul" in r.stdout and "cpu" in r.stdout
+    assert "load" in r.stdout and "first run" in r.stdout and "warm run median (2 runs)" in r.stdout
+    assert_usage(run_cli("run", path, "--input", f"x={x_file}", "--repeat", "0"))
+
+
+def test_run_devices(affine, tmp_path):
+    path, reference = affine
+    xv = np.full((3, 5), 0.25, np.float32)
+    x_file = save(tmp_path, "x", xv)
+    assert_ok(run_cli("run", path, "--input", f"x={x_file}", "-o", tmp_path, "--device", "cpu"))
+    np.testing.assert_allclose(np.load(tmp_path / "output.npy"), reference(xv), rtol=1e-5)
+    assert_ok(run_cli("run", path, "--input", f"x={x_file}", "-o", tmp_path,
+                      env_extra={"NEF_DEVICES": "cpu"}))
+    assert_usage(run_cli("run", path, "--input", f"x={x_file}", "--device", "gpu"))
+    assert_error(run_cli("run", path, "--input", f"x={x_file}", "-o", tmp_path,
+                         env_extra={"NEF_DEVICES": "cpu,quantum"}), "NEFDeviceError", "quantum")
+
+
+def test_run_missing_file(tmp_path):
+    r = run_cli("run", tmp_path / "nope.nef")
+    assert_error(r, "NEFError", "nope.nef")
+
+
+def test_run_garbage_and_truncated_nef(affine, garbage_nef, tmp_path):
+    assert_error(run_cli("run", garbage_nef), "NEFFormatError")
+    path, _ = affine
+    data = path.read_bytes()
+    for cut in (0, 7, len(data) // 2, len(data) - 1):
+        bad = tmp_path / f"cut{cut}.nef"
+        bad.write_bytes(data[:cut])
+        assert_error(run_cli("run", bad), "NEFFormatError")
+
+
+def test_run_missing_input(affine):
+    path, _ = affine
+    assert_error(run_cli("run", path), "NEFValidationError", "'x'")
+
+
+def test_run_unknown_input_name(affine, tmp_path):
+    path, _ = affine
+    x_file = save(tmp_path, "x", np.ones((3, 5), np.float32))
+    assert_error(run_cli("run", path, "--input", f"x={x_file}", "--input", f"y={x_file}"),
+                 "NEFValidationError", "'y'")
+
+
+def test_run_wrong_shape_and_dtype(affine, tmp_path):
+    path, _ = affine
+    bad_shape = save(tmp_path, "bad_shape", np.ones((5, 3), np.float32))
+    assert_error(run_cli("run", path, "--input", f"x={bad_shape}"), "NEFShapeError", "(5, 3)",
+                 "(3, 5)")
+    bad_dtype = save(tmp_path, "bad_dtype", np.ones((3, 5), np.float64))
+    assert_error(run_cli("run", path, "--input", f"x={bad_dtype}"), "NEFTypeError", "float64")
+
+
+def test_run_bad_npy(affine, tmp_path):
+    path, _ = affine
+    good = save(tmp_path, "good", np.ones((3, 5), np.float32)).read_bytes()
+    cases = {
+        "truncated_data": good[:-4],
+        "truncated_header": good[:20],
+        "garbage_header": b"\x93NUMPY\x01\x00\x20\x00{'descr': <f4, 'shape': (((( }\n",
+        "not_npy": b"hello, this is not a numpy file\n" * 4,
+        "empty": b"",
+    }
+    for name, data in cases.items():
+        f = tmp_path / f"{name}.npy"
+        f.write_bytes(data)
+        assert_error(run_cli("run", path, "--input", f"x={f}"), "NEFFormatError")
+    assert_error(run_cli("run", path, "--input", f"x={tmp_path / 'absent.npy'}"), "NEFError",
+                 "absent.npy")
+
+
+def test_run_bad_input_syntax(affine):
+    path, _ = affine
+    for spec in ("x", "=x.npy", "x="):
+        assert_usage(run_cli("run", path, "--input", spec))
+
+
+def test_usage_errors(affine):
+    path, _ = affine
+    assert_usage(run_cli("frobnicate"))
+    assert_usage(run_cli())
+    assert_usage(run_cli("run"))  # FILE is required
+    assert_usage(run_cli("run", path, "--no-such-option"))
+    assert_usage(run_cli("inspect", path, "--json", "--dot"))
+
+
+def test_version_and_help():
+    r = run_cli("--version")
+    assert_ok(r)
+    assert r.stdout.startswith("nef ")
+    r = run_cli("--help")
+    assert_ok(r)
+    for word in ("run", "inspect", "devices"):
+        assert word in r.stdout
+    r = run_cli("run", "--help")
+    assert_ok(r)
+    assert "--input" in r.stdout and "--plan" in r.stdout
+
+
+# ---- inspect ------------------------------------------------------------------------------
+
+
+def test_inspect_table(affine):
+    path, _ = affine
+    r = run_cli("inspect", path)
+    assert_ok(r)
+    for word in ("matmul", "exp", "constant", "input", "(3, 5)", "(5, 4)", "float32", "totals"):
+        assert word in r.stdout, word
+    assert "parameters (constant elements): 24" in r.stdout  # w (5x4) + b (4)
+    assert "constant bytes: 96 B" in r.stdout
+
+
+def test_inspect_json(affine):
+    path, _ = affine
+    r = run_cli("inspect", path, "--json")
+    assert_ok(r)
+    header = json.loads(r.stdout)
+    assert header["nef_format"] == "graph-v1"
+    ops = [n["op"] for n in header["graph"]["nodes"]]
+    assert "matmul" in ops and "exp" in ops
+
+
+def test_inspect_dot(affine):
+    path, _ = affine
+    r = run_cli("inspect", path, "--dot")
+    assert_ok(r)
+    text = r.stdout.strip()
+    assert text.startswith("digraph")
+    assert text.endswith("}")
+    assert "->" in text and "matmul" in text and "output" in text
+
+
+def test_inspect_errors(garbage_nef, tmp_path):
+    for form in ((), ("--json",), ("--dot",)):
+        assert_error(run_cli("inspect", garbage_nef, *form), "NEFFormatError")
+        assert_error(run_cli("inspect", tmp_path / "missing.nef", *form), "NEFError")
+
+
+# ---- devices ------------------------------------------------------------------------------
+
+
+def test_devices():
+    r = run_cli("devices", "--json")
+    assert_ok(r)
+    report = json.loads(r.stdout)
+    assert report["devices"][0]["name"] == "cpu"
+    assert report["devices"][0]["available"] is True
+    assert report["cpu"]["logical_cores"] >= 1
+    assert report["enabled"] == ["cpu"]
+    assert report["memory"]["total_bytes"] > 0
+    r = run_cli("devices")
+    assert_ok(r)
+    assert "cpu" in r.stdout and "Cores" in r.stdout
+    assert_error(run_cli("devices", env_extra={"NEF_DEVICES": "tpu"}), "NEFDeviceError", "tpu")

@@ -1,0 +1,303 @@
+"""Elementwise ops against numpy float64 references, over dtypes, shapes and broadcasting."""
+
+import math
+
+import numpy as np
+import pytest
+from conftest import ALL, FLOATS, INTS, SHAPES, assert_close, cases, f64, np_dtype, random_array
+
+import nef
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _gelu(x):
+    return 0.5 * x * (1 + _erf(x / math.sqrt(2)))
+
+
+def _gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+# name -> (reference on float64, (low, high) input range, output kind)
+#   output kind "same": dtype kept (bool input rejected); "float": to_floating; "bool".
+UNARY = {
+    "neg": (lambda x: -x, (-5, 5), "same"),
+    "abs": (np.abs, (-5, 5), "same"),
+    "sign": (np.sign, (-5, 5), "same"),
+    "relu": (lambda x: np.maximum(x, 0), (-5, 5), "same"),
+    "floor": (np.floor, (-5, 5), "same"),
+    "ceil": (np.ceil, (-5, 5), "same"),
+    "round": (np.round, (-5, 5), "same"),
+    "exp": (np.exp, (-4, 4), "float"),
+    "log": (np.log, (0.05, 20), "float"),
+    "sqrt": (np.sqrt, (0, 20), "float"),
+    "rsqrt": (lambda x: 1 / np.sqrt(x), (0.1, 20), "float"),
+    "reciprocal": (lambda x: 1 / x, (0.2, 5), "float"),
+    "tanh": (np.tanh, (-4, 4), "float"),
+    "sigmoid": (_sigmoid, (-6, 6), "float"),
+    "silu": (lambda x: x * _sigmoid(x), (-6, 6), "float"),
+    "erf": (_erf, (-3, 3), "float"),
+    "sin": (np.sin, (-4, 4), "float"),
+    "cos": (np.cos, (-4, 4), "float"),
+    "gelu": (_gelu, (-4, 4), "float"),
+    "logical_not": (lambda x: x == 0, (-2, 2), "bool"),
+}
+
+
+def _unary_out_dtype(kind, dtype):
+    if kind == "bool":
+        return "bool"
+    if kind == "float":
+        return dtype if dtype in FLOATS else "float32"
+    return dtype
+
+
+@pytest.mark.parametrize("name,dtype,shape,seed", cases(sorted(UNARY), ALL, SHAPES, prefix="un"))
+def test_unary(name, dtype, shape, seed):
+    ref, (lo, hi), kind = UNARY[name]
+    if dtype == "uint8" and name == "neg":
+        pytest.skip("uint8 negation wraps in numpy; not a contract")
+    rng = np.random.default_rng(seed)
+    if dtype == "uint8":
+        lo = max(lo, 0)
+    x = random_array(rng, shape, dtype, lo, hi)
+    fn = getattr(nef, name)
+    if kind == "same" and dtype == "bool":
+        with pytest.raises(nef.NEFTypeError):
+            fn(nef.tensor(x))
+        return
+    if kind == "float" and dtype == "bool":
+        pytest.skip("float ops on bool: covered by the int cases")
+    out = fn(nef.tensor(x))
+    want_dtype = _unary_out_dtype(kind, dtype)
+    assert str(out.dtype) == want_dtype and out.shape == shape
+    if kind == "bool":
+        np.testing.assert_array_equal(out.numpy(), ref(f64(x)))
+    elif want_dtype in INTS:
+        np.testing.assert_array_equal(out.numpy(), ref(x.astype(np.int64)).astype(want_dtype))
+    else:
+        assert_close(out, ref(f64(x)), want_dtype, scale=4)
+
+
+@pytest.mark.parametrize("dtype,shape,seed", cases(FLOATS, [(7,), (3, 129)], prefix="gelu"))
+def test_gelu_tanh(dtype, shape, seed):
+    x = random_array(np.random.default_rng(seed), shape, dtype, -4, 4)
+    out = nef.gelu(nef.tensor(x), approximate="tanh")
+    assert_close(out, _gelu_tanh(f64(x)), dtype, scale=4)
+    with pytest.raises(nef.NEFValidationError):
+        nef.gelu(nef.tensor(x), approximate="fast")
+
+
+def test_special_values():
+    x = nef.tensor(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], np.float32))
+    np.testing.assert_array_equal(nef.abs(x).numpy(), np.abs(x.numpy()))
+    np.testing.assert_array_equal(nef.exp(x).numpy()[:3], np.array([np.nan, np.inf, 0]))
+    np.testing.assert_array_equal(nef.maximum(x, 1.0).numpy()[:3], [np.nan, np.inf, 1.0])
+    np.testing.assert_array_equal(nef.round(nef.tensor([0.5, 1.5, 2.5, -0.5])).numpy(),
+                                  np.array([0, 2, 2, -0.0], np.float32))
+
+
+# ---- binary ---------------------------------------------------------------------------------
+
+ARITH = {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "maximum": np.maximum,
+    "minimum": np.minimum,
+}
+COMPARE = {
+    "equal": np.equal,
+    "not_equal": np.not_equal,
+    "less": np.less,
+    "less_equal": np.less_equal,
+    "greater": np.greater,
+    "greater_equal": np.greater_equal,
+}
+BROADCAST = [((), ()), ((7,), ()), ((), (37,)), ((1,), (37,)), ((3, 129), (3, 129)),
+             ((3, 1), (1, 129)), ((2, 0, 5), (5,)), ((4, 7, 1), (7, 37)), ((0,), (1,))]
+
+
+def _pair(rng, sa, sb, dtype, lo=-20, hi=20):
+    return random_array(rng, sa, dtype, lo, hi), random_array(rng, sb, dtype, lo, hi)
+
+
+@pytest.mark.parametrize("name,dtype,shapes,seed", cases(sorted(ARITH), ALL, BROADCAST, prefix="ar"))
+def test_arith(name, dtype, shapes, seed):
+    rng = np.random.default_rng(seed)
+    # Ranges where no integer result overflows (wrap-around is not part of the contract).
+    lo, hi = {"int8": (-9, 9), "uint8": (0, 15)}.get(dtype, (-20, 20))
+    a, b = _pair(rng, *shapes, dtype, lo, hi)
+    if dtype == "uint8" and name == "sub":
+        a = random_array(rng, shapes[0], dtype, 16, 40)
+    if dtype == "bool" and name == "sub":
+        with pytest.raises(nef.NEFTypeError):
+            nef.sub(nef.tensor(a), nef.tensor(b))
+        return
+    out = getattr(nef, name)(nef.tensor(a), nef.tensor(b))
+    expected_shape = np.broadcast_shapes(a.shape, b.shape)
+    assert out.shape == expected_shape and str(out.dtype) == dtype
+    if dtype in FLOATS:
+        assert_close(out, ARITH[name](f64(a), f64(b)), dtype)
+    else:
+        np.testing.assert_array_equal(out.numpy(), ARITH[name](a, b))
+
+
+@pytest.mark.parametrize("dtype,shapes,seed", cases(FLOATS + INTS, BROADCAST, prefix="div"))
+def test_div(dtype, shapes, seed):
+    rng = np.random.default_rng(seed)
+    a = random_array(rng, shapes[0], dtype, 0 if dtype == "uint8" else -20, 20)
+    b = random_array(rng, shapes[1], dtype, 1, 9)
+    out = nef.div(nef.tensor(a), nef.tensor(b))
+    want = dtype if dtype in FLOATS else "float32"  # int / int gives float32 (numpy: float64)
+    assert_close(out, f64(a) / f64(b), want)
+    assert_close(nef.tensor(a) / nef.tensor(b), f64(a) / f64(b), want)
+
+
+@pytest.mark.parametrize("dtype,shapes,seed", cases(FLOATS + INTS, BROADCAST, prefix="mod"))
+def test_mod(dtype, shapes, seed):
+    rng = np.random.default_rng(seed)
+    a = random_array(rng, shapes[0], dtype, 0 if dtype == "uint8" else -20, 20)
+    b = random_array(rng, shapes[1], dtype, 1, 7)
+    if dtype not in ("uint8",):
+        b = b * np.where(rng.random(b.shape) < 0.5, -1, 1).astype(b.dtype)
+    out = nef.mod(nef.tensor(a), nef.tensor(b))
+    if dtype in FLOATS:
+        assert_close(out, np.mod(f64(a), f64(b)), dtype, scale=8)
+    else:
+        np.testing.assert_array_equal(out.numpy(), np.mod(a, b))
+
+
+def test_int_mod_by_zero_is_zero():
+    out = nef.tensor([5, -3, 0]) % nef.tensor([0, 0, 0])
+    np.testing.assert_array_equal(out.numpy(), [0, 0, 0])
+
+
+@pytest.mark.parametrize("dtype,shapes,seed", cases(FLOATS + ["int32", "int64"], BROADCAST[:6],
+                                                    prefix="pow"))
+def test_pow(dtype, shapes, seed):
+    rng = np.random.default_rng(seed)
+    if dtype in FLOATS:
+        a = random_array(rng, shapes[0], dtype, 0.1, 3)
+        b = random_array(rng, shapes[1], dtype, -2, 2)
+        assert_close(nef.pow(nef.tensor(a), nef.tensor(b)), f64(a) ** f64(b), dtype, scale=4)
+    else:
+        a = random_array(rng, shapes[0], dtype, -4, 4)
+        b = random_array(rng, shapes[1], dtype, 0, 5)
+        np.testing.assert_array_equal((nef.tensor(a) ** nef.tensor(b)).numpy(), a ** b)
+
+
+def test_int_pow_negative_exponent():
+    base = nef.tensor([2, 1, -1, -1, 3], dtype=nef.int64)
+    exp = nef.tensor([-1, -3, -3, -2, 0], dtype=nef.int64)
+    np.testing.assert_array_equal((base ** exp).numpy(), [0, 1, -1, 1, 1])
+
+
+@pytest.mark.parametrize("name,dtype,shapes,seed", cases(sorted(COMPARE), ALL, BROADCAST[:8],
+                                                         prefix="cmp"))
+def test_compare(name, dtype, shapes, seed):
+    rng = np.random.default_rng(seed)
+    a, b = _pair(rng, *shapes, dtype, 0, 3)  # small range: many ties
+    out = getattr(nef, name)(nef.tensor(a), nef.tensor(b))
+    assert str(out.dtype) == "bool"
+    np.testing.assert_array_equal(out.numpy(), COMPARE[name](a, b))
+
+
+@pytest.mark.parametrize("name,dtype,seed", cases(["logical_and", "logical_or"], ALL, prefix="lg"))
+def test_logical(name, dtype, seed):
+    rng = np.random.default_rng(seed)
+    a, b = _pair(rng, (4, 7, 1), (7, 37), dtype, 0, 2)
+    out = getattr(nef, name)(nef.tensor(a), nef.tensor(b))
+    assert str(out.dtype) == "bool"
+    np.testing.assert_array_equal(out.numpy(), getattr(np, name)(a, b))
+
+
+PROMOTE_PAIRS = [("float32", "float64"), ("int32", "float32"), ("int64", "float16"),
+                 ("bool", "int8"), ("uint8", "int32"), ("int8", "float16"),
+                 ("bfloat16", "float32"), ("int32", "int64"), ("bool", "float16")]
+
+
+@pytest.mark.parametrize("pair,seed", cases(PROMOTE_PAIRS, prefix="pr"))
+def test_promotion_matches_numpy(pair, seed):
+    da, db = pair
+    rng = np.random.default_rng(seed)
+    a = random_array(rng, (3, 5), da, 0, 5)
+    b = random_array(rng, (5,), db, 0, 5)
+    out = nef.tensor(a) + nef.tensor(b)
+    want = np.result_type(np_dtype(da), np_dtype(db))
+    assert str(out.dtype) == want.name
+    assert_close(out, f64(a) + f64(b), want.name)
+
+
+def test_promotion_without_int16():
+    # numpy gives int16 here; NEF has no int16 and uses int32.
+    out = nef.tensor(np.array([-3], np.int8)) + nef.tensor(np.array([200], np.uint8))
+    assert out.dtype == nef.int32
+    assert out.tolist() == [197]
+    assert (nef.tensor([np.float16(1)]) + nef.tensor(np.ones(1, "bfloat16"))).dtype == nef.float32
+
+
+# ---- where, clip, cast ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype,seed", cases(ALL, prefix="where"))
+def test_where(dtype, seed):
+    rng = np.random.default_rng(seed)
+    cond = rng.random((4, 1, 37)) < 0.5
+    a = random_array(rng, (7, 37), dtype, 0, 9)
+    b = random_array(rng, (4, 7, 1), dtype, 0, 9)
+    out = nef.where(nef.tensor(cond), nef.tensor(a), nef.tensor(b))
+    assert str(out.dtype) == dtype
+    np.testing.assert_array_equal(f64(out.numpy()), f64(np.where(cond, a, b)))
+
+
+def test_where_scalars_and_nonbool_condition():
+    x = nef.tensor([[1.5, -2.0], [0.0, 3.0]])
+    out = nef.where(x > 0, x, 0.0)
+    np.testing.assert_array_equal(out.numpy(), np.array([[1.5, 0], [0, 3]], np.float32))
+    assert out.dtype == nef.float32
+    out2 = nef.where(nef.tensor([0, 2, 0]), 1, 2)
+    assert out2.tolist() == [2, 1, 2]
+
+
+@pytest.mark.parametrize("dtype,seed", cases(FLOATS + INTS, prefix="clip"))
+def test_clip(dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = random_array(rng, (3, 129), dtype, 0 if dtype == "uint8" else -50, 50)
+    t = nef.tensor(x)
+    assert_close(nef.clip(t, 5, 20), np.clip(f64(x), 5, 20), dtype)
+    assert_close(nef.clip(t, None, 20), np.minimum(f64(x), 20), dtype)
+    assert_close(nef.clip(t, 5, None), np.maximum(f64(x), 5), dtype)
+    assert_close(t.clip(5, 20), np.clip(f64(x), 5, 20), dtype)
+    lo = random_array(rng, (129,), dtype, 0, 10)
+    hi = random_array(rng, (3, 1), dtype, 20, 40)
+    assert_close(nef.clip(t, nef.tensor(lo), nef.tensor(hi)), np.clip(f64(x), f64(lo), f64(hi)),
+                 dtype)
+
+
+@pytest.mark.parametrize("src,dst,seed", cases(ALL, ALL, prefix="cast"))
+def test_cast(src, dst, seed):
+    rng = np.random.default_rng(seed)
+    # Values inside every target's range: casts that overflow are unspecified.
+    x = random_array(rng, (37,), src, 0, 100)
+    if src in FLOATS:
+        x = (x * np.where(rng.random(37) < 0.3, 0, 1)).astype(x.dtype)  # zeros for ->bool
+    out = nef.cast(nef.tensor(x), dst)
+    assert str(out.dtype) == dst
+    want = x.astype(np_dtype(dst))
+    if dst in ("float16", "bfloat16") and src in ("float64", "int32", "int64", "float32"):
+        assert_close(out, f64(x), dst)  # via float32: may round differently than numpy's path
+    else:
+        np.testing.assert_array_equal(f64(out.numpy()), f64(want))
+    assert nef.tensor(x).astype(dst).dtype == dst
+
+
+def test_cast_float_to_int_truncates():
+    x = nef.tensor([-2.7, -0.5, 0.5, 2.7, 100.9])
+    assert x.astype(nef.int32).tolist() == [-2, 0, 0, 2, 100]
+    assert x.astype("bool").tolist() == [True, True, True, True, True]
+    assert nef.tensor([0.0, -0.0, 1e-30]).astype(nef.bool_).tolist() == [False, False, True]

@@ -1,0 +1,82 @@
+"""build -> load -> run round trips with placeholders, on fresh inputs."""
+
+import numpy as np
+import pytest
+from conftest import assert_close, cases, f64, random_array
+
+import nef
+
+
+def _mlp_ref(x, w1, b1, w2):
+    h = np.maximum(x @ w1 + b1, 0)
+    y = h @ w2
+    e = np.exp(y - y.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True), h
+
+
+@pytest.mark.parametrize("batch,seed", cases([1, 7, 37], prefix="mlp"))
+def test_placeholder_round_trip(tmp_path, batch, seed):
+    rng = np.random.default_rng(seed)
+    w1 = random_array(rng, (16, 33), "float32", -0.5, 0.5)
+    b1 = random_array(rng, (33,), "float32", -0.5, 0.5)
+    w2 = random_array(rng, (33, 5), "float32", -0.5, 0.5)
+    x = nef.placeholder("x", (batch, 16), nef.float32)
+    h = nef.relu(x @ nef.tensor(w1) + nef.tensor(b1))
+    probs = nef.softmax(h @ nef.tensor(w2))
+    path = tmp_path / "mlp.nef"
+    nef.build(path, {"probs": probs, "hidden": h})
+    g = nef.load(path)
+    assert g.inputs == ["x"]
+    assert sorted(g.outputs) == ["hidden", "probs"]
+    assert g.input_types["x"] == ((batch, 16), nef.float32)
+    for trial in range(2):  # fresh inputs each run
+        xin = random_array(rng, (batch, 16), "float32", -2, 2)
+        out = g.run({"x": xin})
+        ref_p, ref_h = _mlp_ref(f64(xin), f64(w1), f64(b1), f64(w2))
+        assert_close(out["probs"], ref_p, "float32", scale=8)
+        assert_close(out["hidden"], ref_h, "float32", scale=8)
+    out64 = g.run(x=f64(xin))  # float64 input is cast to the declared float32
+    assert_close(out64["probs"], ref_p, "float32", scale=8)
+
+
+def test_tensor_build_and_several_inputs(tmp_path):
+    a = nef.placeholder("a", (3,), nef.int32)
+    b = nef.placeholder("b", (2, 3), nef.int32)
+    (a * b + 1).build(tmp_path / "ab.nef")
+    g = nef.load(str(tmp_path / "ab.nef"))
+    assert sorted(g.inputs) == ["a", "b"] and g.outputs == ["output"]
+    out = g.run({"a": np.array([1, 2, 3], np.int32), "b": np.arange(6, dtype=np.int32)
+                 .reshape(2, 3)})["output"]
+    np.testing.assert_array_equal(out, np.array([1, 2, 3]) * np.arange(6).reshape(2, 3) + 1)
+    assert out.dtype == np.int32
+
+
+def test_run_errors(tmp_path):
+    x = nef.placeholder("x", (2, 2), nef.float32)
+    nef.build(tmp_path / "m.nef", {"y": x * 2})
+    g = nef.load(tmp_path / "m.nef")
+    with pytest.raises(nef.NEFValidationError):
+        g.run({})
+    with pytest.raises(nef.NEFShapeError):
+        g.run({"x": np.zeros((3, 2), np.float32)})
+    with pytest.raises(nef.NEFValidationError):
+        g.run({"x": np.zeros((2, 2), np.float32), "zzz": np.zeros(1, np.float32)})
+
+
+def test_placeholder_cannot_execute():
+    x = nef.placeholder("x", (2,), nef.float32)
+    with pytest.raises(nef.NEFError):
+        (x + 1).numpy()
+
+
+def test_load_garbage_is_format_error(tmp_path):
+    p = tmp_path / "garbage.nef"
+    p.write_bytes(b"\x00\x01not a nef file at all" * 10)
+    with pytest.raises(nef.NEFFormatError):
+        nef.load(p)
+    empty = tmp_path / "empty.nef"
+    empty.write_bytes(b"")
+    with pytest.raises(nef.NEFFormatError):
+        nef.load(empty)
+    with pytest.raises(nef.NEFError):
+        nef.load(tmp_path / "missing.nef")

@@ -1,0 +1,62 @@
+// Internals of the `nef` command-line tool, shared by its .cpp files (not installed).
+// Each command is a plain function taking parsed options and returning the exit status; errors
+// are thrown (nef::Error -> exit 1, UsageError -> exit 2) and turned into one stderr line in main.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "nef/array.h"
+#include "nef/tensor.h"
+
+namespace nef::cli {
+
+// Bad command-line syntax found after CLI11's parse (exit status 2).
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct RunOptions {
+  std::string file;
+  std::vector<std::string> inputs;  // "NAME=FILE.npy"
+  std::string output_dir = ".";
+  std::string device = "auto";
+  bool plan = false;
+  bool timing = false;
+  int repeat = 1;
+};
+int cmd_run(const RunOptions& opts);
+
+struct InspectOptions {
+  std::string file;
+  bool json = false;
+  bool dot = false;
+};
+int cmd_inspect(const InspectOptions& opts);
+
+int cmd_devices(bool json);
+
+// ---- helpers -----------------------------------------------------------------------------
+// Splits "NAME=FILE" at the first '='; UsageError when '=' is missing or a side is empty.
+std::pair<std::string, std::string> split_input_spec(const std::string& spec);
+// Throws nef::Error (NEFError) naming `what` when `path` is not a readable regular file.
+void require_file(const std::string& path, const char* what);
+// A file name for an output tensor: names come from the (untrusted) graph file, so anything
+// that could escape the output directory or be hidden is replaced.
+std::string output_file_name(const std::string& tensor_name, size_t index);
+// "name: shape dtype" summary lines with a few values and min/max/mean.
+std::string summarize(const std::string& name, const Array& a);
+// Text form of an attribute value: 3, 0.5, true, "tanh", [0, 1].
+std::string attr_value_str(const ir::AttrValue& v);
+// Bytes of a tensor of this type (no overflow: validated graphs keep numel <= kMaxElements).
+int64_t type_bytes(const ir::TensorType& t);
+
+// What `nef run --plan` prints. One function so the planner's own description can replace it.
+std::string describe_plan(const std::string& path, const LoadedGraph& graph);
+
+}  // namespace nef::cli

@@ -1,0 +1,108 @@
+// `nef`: run, inspect and describe NEF graphs. Exit status: 0 ok, 1 error (one stderr line
+// "nef: <ErrorType>: <message>"), 2 usage error.
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+#include <iostream>
+#include <new>
+#include <string>
+
+#include "cli.h"
+#include "devices/devices.h"
+#include "nef/error.h"
+
+namespace {
+
+// Keeps the error report on one line whatever the message contains.
+std::string one_line(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
+int report(const char* type, const std::string& message) {
+  std::cerr << "nef: " << type << ": " << one_line(message) << std::endl;
+  return 1;
+}
+
+int usage(const std::string& message) {
+  std::cerr << "nef: usage error: " << one_line(message) << " (see 'nef --help')" << std::endl;
+  return 2;
+}
+
+int run_main(int argc, char** argv) {
+  CLI::App app{"NEF: run, inspect and describe NEF computation graphs (.nef files)", "nef"};
+  app.require_subcommand(0, 1);
+  bool version = false;
+  app.add_flag("--version", version, "Print the version and exit");
+
+  nef::cli::RunOptions run;
+  CLI::App* run_cmd = app.add_subcommand("run", "Run a .nef graph on .npy inputs, write .npy outputs");
+  run_cmd->add_option("FILE", run.file, "The .nef file")->required();
+  run_cmd->add_option("-i,--input", run.inputs, "An input as NAME=FILE.npy (repeat per input)")
+      ->allow_extra_args(false);
+  run_cmd->add_option("-o,--output", run.output_dir, "Directory for <output>.npy files (created)")
+      ->capture_default_str();
+  run_cmd->add_option("--device", run.device, "Where to run: auto or cpu")
+      ->check(CLI::IsMember({"auto", "cpu"}))
+      ->capture_default_str();
+  run_cmd->add_flag("--plan", run.plan, "Print the execution plan (ops, shapes, devices)");
+  run_cmd->add_flag("--timing", run.timing, "Print load, first-run and warm-run times");
+  run_cmd->add_option("--repeat", run.repeat, "Runs in total; runs after the first are warm")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+
+  nef::cli::InspectOptions inspect;
+  CLI::App* inspect_cmd = app.add_subcommand("inspect", "Show a .nef file's nodes and tensors");
+  inspect_cmd->add_option("FILE", inspect.file, "The .nef file")->required();
+  auto* json_flag = inspect_cmd->add_flag("--json", inspect.json, "Print the JSON header");
+  auto* dot_flag = inspect_cmd->add_flag("--dot", inspect.dot, "Print a Graphviz dot graph");
+  json_flag->excludes(dot_flag);
+
+  bool devices_json = false;
+  CLI::App* devices_cmd = app.add_subcommand("devices", "Show detected hardware and devices");
+  devices_cmd->add_flag("--json", devices_json, "Print the report as JSON");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return usage(e.what());
+  }
+
+  if (version) {
+    std::cout << "nef " << nef::devices::library_version() << std::endl;
+    return 0;
+  }
+  if (run_cmd->parsed()) return nef::cli::cmd_run(run);
+  if (inspect_cmd->parsed()) return nef::cli::cmd_inspect(inspect);
+  if (devices_cmd->parsed()) return nef::cli::cmd_devices(devices_json);
+  std::cerr << app.help();
+  return usage("a command is required: run, inspect or devices");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Nothing escapes: every failure becomes an exit status and one line on stderr.
+  try {
+    return run_main(argc, argv);
+  } catch (const nef::cli::UsageError& e) {
+    return usage(e.what());
+  } catch (const nef::Error& e) {
+    return report(nef::error_code_name(e.code()), e.what());
+  } catch (const std::bad_alloc&) {
+    return report(nef::error_code_name(nef::ErrorCode::OutOfMemory), "out of memory");
+  } catch (const std::filesystem::filesystem_error& e) {
+    return report(nef::error_code_name(nef::ErrorCode::Generic), e.what());
+  } catch (const std::exception& e) {
+    return report(nef::error_code_name(nef::ErrorCode::Generic), e.what());
+  } catch (...) {
+    return report(nef::error_code_name(nef::ErrorCode::Generic), "unknown error");
+  }
+}
