@@ -224,6 +224,7 @@ NB_MODULE(_nef, m) {
 
   m.def("stats", &nef::stats);
   m.def("reset_stats", &nef::reset_stats);
+  m.def("set_devices", &nef::set_devices);
   m.def("set_num_threads", &nef::set_num_threads);
   m.def("num_threads", &nef::num_threads);
   m.attr("__version__") = "0.1.0";

@@ -177,6 +177,9 @@ class LoadedGraph {
 // ---- stats and configuration -----------------------------------------------------------------
 std::map<std::string, int64_t> stats();
 void reset_stats();
+// Devices the planner may use ("cpu", later "cuda:0", "gpu"...); wins over NEF_DEVICES.
+// Unknown names raise DeviceError. An empty list clears the override.
+void set_devices(const std::vector<std::string>& names);
 // Threads for CPU kernels (0 = all cores).
 void set_num_threads(int n);
 int num_threads();

@@ -19,10 +19,13 @@ def reset_stats() -> None:
 
 def config(threads=None, devices=None) -> dict:
     """Sets runtime options and returns the current ones. threads: CPU kernel threads (0 = all
-    cores). devices: accepted and stored for device selection (the CPU is used for now)."""
+    cores). devices: names the planner may use ("cpu", ...); they win over the NEF_DEVICES
+    environment variable; an empty list clears the override."""
     if threads is not None:
         _nef.set_num_threads(int(threads))
         _config["threads"] = int(threads)
     if devices is not None:
-        _config["devices"] = list(devices) if not isinstance(devices, str) else [devices]
+        names = [devices] if isinstance(devices, str) else [str(d) for d in devices]
+        _nef.set_devices(names)  # NEFDeviceError for unknown names; [] clears the override
+        _config["devices"] = names or None
     return {"threads": _nef.num_threads(), "devices": _config["devices"]}

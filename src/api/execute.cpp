@@ -3,6 +3,7 @@
 #include "backends/cpu/dispatch.h"
 #include "backends/cpu/parallel.h"
 #include "compiler/plan.h"
+#include "devices/devices.h"
 #include "runtime/executor.h"
 #include "runtime/stats.h"
 
@@ -65,6 +66,10 @@ double Tensor::item() {
 
 std::map<std::string, int64_t> stats() { return runtime::stats_snapshot(); }
 void reset_stats() { runtime::reset_stats(); }
+void set_devices(const std::vector<std::string>& names) {
+  if (names.empty()) devices::clear_device_override();
+  else devices::set_device_override(names);
+}
 void set_num_threads(int n) { backend::cpu::set_num_threads(n); }
 int num_threads() { return backend::cpu::num_threads(); }
 

@@ -46,5 +46,8 @@ class Backend {
 // Backends available in this process, in default preference order (cpu last as fallback).
 const std::vector<std::shared_ptr<Backend>>& registered_backends();
 std::shared_ptr<Backend> find_backend(const std::string& name);
+// The registered backends with an enabled device (devices::enabled_devices), in preference
+// order. Throws DeviceError when none is left.
+std::vector<std::shared_ptr<Backend>> enabled_backends();
 
 }  // namespace nef::backend

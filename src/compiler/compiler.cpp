@@ -75,9 +75,11 @@ std::string structural_key(const ir::Graph& g) {
 
 std::shared_ptr<const Plan> compile(ir::Graph g, const CompileOptions& opts) {
   std::string key;
-  bool cacheable = opts.use_plan_cache && !opts.keep_pass_dumps;
+  bool cacheable = opts.use_plan_cache && !opts.keep_pass_dumps && opts.run_passes;
+  auto backends = backend::enabled_backends();
   if (cacheable) {
-    key = structural_key(g);
+    for (const auto& b : backends) key += b->name() + ",";
+    key += structural_key(g);
     PlanCache& pc = plan_cache();
     std::lock_guard<std::mutex> lock(pc.mu);
     auto it = pc.index.find(key);
@@ -91,8 +93,8 @@ std::shared_ptr<const Plan> compile(ir::Graph g, const CompileOptions& opts) {
 
   auto plan = std::make_shared<Plan>();
   ir::validate(g);
-  passes::run_pipeline(g, opts.keep_pass_dumps ? &plan->pass_dumps : nullptr);
-  plan->backends = backend::registered_backends();
+  if (opts.run_passes) passes::run_pipeline(g, opts.keep_pass_dumps ? &plan->pass_dumps : nullptr);
+  plan->backends = std::move(backends);
   planner::assign_devices(g, plan->backends);
 
   // Kernels, and for each value the last step that reads it (outputs are never released).

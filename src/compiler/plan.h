@@ -31,6 +31,8 @@ struct Plan {
 struct CompileOptions {
   bool keep_pass_dumps = false;
   bool use_plan_cache = true;
+  // false: skip the optimizer passes (tests compare optimized against unoptimized runs).
+  bool run_passes = true;
 };
 
 // Validate -> passes -> planner -> kernel compiler, through the plan cache. The graph's input

@@ -23,6 +23,9 @@ void run_pipeline(ir::Graph& g, std::vector<std::pair<std::string, std::string>>
 
 void dead_node_elimination(ir::Graph& g);
 void constant_folding(ir::Graph& g);
+void common_subexpression_elimination(ir::Graph& g);  // cse.cpp
+void simplify(ir::Graph& g);            // identities, small pow, layout chains (simplify.cpp)
+void recognize_patterns(ir::Graph& g);  // hand-written softmax/norms/gelu/silu (patterns*.cpp)
 
 // Folding never creates a constant larger than this (bytes): keeps memory and files bounded.
 inline constexpr size_t kMaxFoldedBytes = size_t{1} << 22;

@@ -8,6 +8,9 @@ namespace nef::passes {
 const std::vector<PassInfo>& pipeline() {
   static const std::vector<PassInfo> passes = {
       {"dce", dead_node_elimination},
+      {"simplify", simplify},
+      {"patterns", recognize_patterns},
+      {"cse", common_subexpression_elimination},
       {"constant_folding", constant_folding},
       {"dce", dead_node_elimination},
   };

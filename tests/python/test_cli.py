@@ -163,6 +163,20 @@ def test_run_zero_size_and_scalar(nef_api, tmp_path):
     np.testing.assert_allclose(got, float(sv) * 3.0 + 0.5, rtol=1e-6)
 
 
+def test_run_view_output_and_int_dtype(nef_api, tmp_path):
+    # A transpose output is a strided view of the input: summary and .npy must follow strides.
+    nef = nef_api
+    x = nef.placeholder("x", (3, 5), nef.int32)
+    x.T.build(tmp_path / "t.nef")
+    xv = rng_for(11).integers(-100, 100, (3, 5)).astype(np.int32)
+    r = run_cli("run", tmp_path / "t.nef", "-i", f"x={save(tmp_path, 'x', xv)}", "-o", tmp_path)
+    assert_ok(r)
+    got = np.load(tmp_path / "output.npy")
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, xv.T)
+    assert f"min {xv.min()}  max {xv.max()}" in r.stdout
+
+
 def test_run_default_output_dir_is_cwd(affine, tmp_path):
     path, reference = affine
     xv = rng_for(3).uniform(-1, 1, (3, 5)).astype(np.float32)

@@ -300,3 +300,47 @@ def test_config_threads():
     assert nef.matmul(nef.ones((33, 17)), nef.ones((17, 5))).numpy()[0, 0] == 17
     cfg = nef.config(threads=0, devices=["cpu"])
     assert cfg["threads"] >= 1 and cfg["devices"] == ["cpu"]
+    assert nef.tensor([1.0, 2.0]).sum().item() == 3.0
+    with pytest.raises(nef.NEFDeviceError):
+        nef.config(devices=["no-such-device"])
+    assert nef.config(devices=[])["devices"] is None
+
+
+def test_numpy_reference_released():
+    import sys
+    x = np.arange(10, dtype=np.float32)
+    base = sys.getrefcount(x)
+    t = nef.tensor(x)
+    assert sys.getrefcount(x) == base + 1  # the borrowed storage holds the array
+    y = (t + 1).numpy()
+    del t, y
+    gc.collect()
+    assert sys.getrefcount(x) == base
+
+
+def test_threads_execute_concurrently_without_deadlock():
+    import threading
+    errors = []
+
+    def work(seed):
+        try:
+            rng = np.random.default_rng(seed)
+            for _ in range(20):
+                a = rng.standard_normal((17, 9)).astype(np.float32)
+                r = nef.softmax(nef.tensor(a) @ nef.tensor(a.T)).numpy()
+                np.testing.assert_allclose(r.sum(-1), 1, rtol=1e-5)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=60)
+    assert not errors and not any(th.is_alive() for th in threads)
+
+
+def test_scalar_only_calls_get_default_dtypes():
+    assert nef.exp(2.0).dtype == nef.float32 and nef.exp(2.0).shape == ()
+    assert nef.add(1, 2).dtype == nef.int64 and nef.add(1, 2).item() == 3
+    assert nef.add(1.0, 2).dtype == nef.float32

@@ -45,7 +45,7 @@ struct Sub : ArithBase {
   template <typename T> static constexpr bool ok = !kIsBool<T>;
   template <typename C> static C apply(C a, C b) {
     if constexpr (kIsInt<C>) return C(std::make_unsigned_t<C>(a) - std::make_unsigned_t<C>(b));
-    else return a + b;
+    else return a - b;
   }
 };
 struct Mul : ArithBase {

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "backends/cpu/dispatch.h"
@@ -343,11 +344,6 @@ void matmul_kernel(const KernelArgs& args) {
 }
 
 }  // namespace
-
-// Exposed for the benchmark and for attention-like callers: C = A @ B, row-major dense float32.
-void sgemm(int64_t M, int64_t N, int64_t K, const float* a, const float* b, float* c) {
-  gemm_dispatch<float>(M, N, K, MatView<float>{a, K, 1}, MatView<float>{b, N, 1}, c, true);
-}
 
 // The other kernels of the family live in softmax.cpp, norm.cpp and attention.cpp.
 void register_softmax_kernels(KernelTable& t);

@@ -1,0 +1,248 @@
+// Pattern recognition pass: hand-written numpy-style softmax, log_softmax, layernorm, rmsnorm,
+// gelu and silu become one fused op (structure), computing what the unoptimized graph computes
+// (numerics); near misses (other axes, shared intermediates, wrong constants) stay as written.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "passes_test_util.h"
+
+namespace nef {
+namespace {
+
+using test::Both;
+using test::compile_both;
+using test::expect_equivalent;
+using test::lit;
+using test::rand_tensor;
+
+constexpr double kRtol = 1e-5, kAtol = 2e-6;
+std::vector<int64_t> ax(std::initializer_list<int64_t> a) { return a; }
+
+// Each helper returns only the result, so no intermediate stays held (a held intermediate
+// becomes a graph output, which is a second user).
+Tensor hand_softmax(const Tensor& x, int64_t axis, bool shift) {
+  Tensor z = shift ? x - max(x, ax({axis}), true) : x;
+  Tensor e = exp(z);
+  return e / sum(e, ax({axis}), true);
+}
+
+Tensor hand_log_softmax(const Tensor& x, int64_t axis) {
+  Tensor z = x - max(x, ax({axis}), true);
+  return z - log(sum(exp(z), ax({axis}), true));
+}
+
+enum class Var { MulSelf, Pow2, Rsqrt };
+Tensor hand_layernorm(const Tensor& x, std::vector<int64_t> axes, double eps, Var var,
+                      const Tensor& w = {}, const Tensor& b = {}) {
+  Tensor d = x - mean(x, axes, true);
+  Tensor v = mean(var == Var::Pow2 ? pow(d, lit(2.0)) : d * d, axes, true);
+  Tensor n = var == Var::Rsqrt ? d * rsqrt(v + eps) : d / sqrt(v + eps);
+  if (w.defined()) n = n * w;
+  if (b.defined()) n = n + b;
+  return n;
+}
+
+Tensor hand_rmsnorm(const Tensor& x, double eps, bool rsq, const Tensor& w = {}) {
+  Tensor ms = mean(x * x, ax({-1}), true) + eps;
+  Tensor n = rsq ? x * rsqrt(ms) : x / sqrt(ms);
+  return w.defined() ? w * n : n;
+}
+
+// ---- softmax / log_softmax ---------------------------------------------------------------------
+
+TEST(PassPatterns, SoftmaxWithAndWithoutMaxShift) {
+  NEF_SEEDED_RNG(rng, 301);
+  struct Case { Shape s; int64_t axis; };
+  for (Case c : {Case{{4, 7}, -1}, Case{{4, 7}, 0}, Case{{2, 3, 5}, 1}, Case{{3, 1}, 1}}) {
+    for (bool shift : {true, false}) {
+      SCOPED_TRACE(::testing::Message() << shape_str(c.s) << " axis " << c.axis << " " << shift);
+      Tensor x = rand_tensor(rng, c.s, DType::Float32, -4, 4);
+      Both b = compile_both({hand_softmax(x, c.axis, shift)});
+      EXPECT_EQ(b.count("softmax"), 1) << b.text();
+      EXPECT_EQ(b.graph().nodes.size(), 2u) << b.text();  // input, softmax
+      int64_t want = c.axis < 0 ? c.axis + int64_t(c.s.size()) : c.axis;
+      EXPECT_EQ(b.first("softmax").attrs.get_int("axis"), want);
+      expect_equivalent(b, kRtol, kAtol);
+    }
+  }
+}
+
+TEST(PassPatterns, SoftmaxInsideALargerGraph) {
+  NEF_SEEDED_RNG(rng, 302);
+  Tensor x = rand_tensor(rng, {5, 6}), w = rand_tensor(rng, {6, 3});
+  Both b = compile_both({hand_softmax(matmul(x, w), -1, true) + 1.0});
+  EXPECT_EQ(b.count("softmax"), 1) << b.text();
+  EXPECT_EQ(b.count("exp"), 0) << b.text();
+  EXPECT_EQ(b.count("matmul"), 1) << b.text();
+  expect_equivalent(b, kRtol, kAtol);
+}
+
+TEST(PassPatterns, SoftmaxNearMissesStay) {
+  NEF_SEEDED_RNG(rng, 303);
+  Tensor x = rand_tensor(rng, {4, 6}), y = rand_tensor(rng, {4, 6});
+  // Sum over two axes; numerator and denominator of different tensors.
+  Tensor two_axes = [&] {
+    Tensor e = exp(x);
+    return e / sum(e, ax({0, 1}), true);
+  }();
+  Tensor other = exp(x) / sum(exp(y), ax({1}), true);
+  Both b = compile_both({two_axes, other});
+  EXPECT_EQ(b.count("softmax"), 0) << b.text();
+  expect_equivalent(b, kRtol, kAtol);
+  // An intermediate that is still held is a graph output: a second user.
+  Tensor e = exp(x - max(x, ax({1}), true));
+  Both held = compile_both({e / sum(e, ax({1}), true)});
+  EXPECT_EQ(held.count("softmax"), 0) << held.text();
+  expect_equivalent(held, kRtol, kAtol);
+}
+
+TEST(PassPatterns, LogSoftmax) {
+  NEF_SEEDED_RNG(rng, 304);
+  Tensor x = rand_tensor(rng, {3, 8}, DType::Float32, -5, 5);
+  Both b = compile_both({hand_log_softmax(x, -1), hand_log_softmax(x, 0)});
+  EXPECT_EQ(b.count("log_softmax"), 2) << b.text();
+  EXPECT_EQ(b.count("exp"), 0) << b.text();
+  expect_equivalent(b, kRtol, kAtol);
+}
+
+// ---- layernorm / rmsnorm -----------------------------------------------------------------------
+
+TEST(PassPatterns, LayernormVariants) {
+  NEF_SEEDED_RNG(rng, 401);
+  Tensor x = rand_tensor(rng, {5, 12}, DType::Float32, -3, 3);
+  Tensor w = rand_tensor(rng, {12}), bias = rand_tensor(rng, {12});
+  for (Var v : {Var::MulSelf, Var::Pow2, Var::Rsqrt}) {
+    SCOPED_TRACE(int(v));
+    Both b = compile_both({hand_layernorm(x, ax({-1}), 1e-5, v, w, bias),
+                           hand_layernorm(x, ax({1}), 1e-3, v, w),
+                           hand_layernorm(x, ax({-1}), 0.25, v)});
+    EXPECT_EQ(b.count("layernorm"), 3) << b.text();
+    EXPECT_EQ(b.count("mean"), 0) << b.text();
+    EXPECT_EQ(b.count("mul") + b.count("add") + b.count("div"), 0) << b.text();
+    const ir::Graph& g = b.graph();
+    EXPECT_EQ(g.nodes[g.outputs[0]].inputs.size(), 3u);
+    EXPECT_EQ(g.nodes[g.outputs[1]].inputs.size(), 2u);
+    EXPECT_DOUBLE_EQ(g.nodes[g.outputs[0]].attrs.get_float("eps"), 1e-5);
+    EXPECT_DOUBLE_EQ(g.nodes[g.outputs[1]].attrs.get_float("eps"), 1e-3);
+    EXPECT_EQ(g.nodes[g.outputs[1]].attrs.get_int("axis"), 1);
+    expect_equivalent(b, kRtol, 1e-5);
+  }
+}
+
+TEST(PassPatterns, LayernormOverTrailingAxesAndDuplicatedCentering) {
+  NEF_SEEDED_RNG(rng, 402);
+  Tensor x = rand_tensor(rng, {2, 3, 4});
+  Tensor w = rand_tensor(rng, {3, 4});
+  Both b = compile_both({hand_layernorm(x, ax({1, 2}), 1e-5, Var::MulSelf, w)});
+  EXPECT_EQ(b.count("layernorm"), 1) << b.text();
+  EXPECT_EQ(b.first("layernorm").attrs.get_int("axis"), 1);
+  expect_equivalent(b, kRtol, 1e-5);
+  // `x - mean(x)` written out three times (as numpy code often does).
+  auto centered = [&] { return x - mean(x, ax({-1}), true); };
+  Tensor y = centered() / sqrt(mean(centered() * centered(), ax({-1}), true) + 1e-5);
+  Both dup = compile_both({y});
+  EXPECT_EQ(dup.count("layernorm"), 1) << dup.text();
+  EXPECT_EQ(dup.count("sub"), 0) << dup.text();
+  expect_equivalent(dup, kRtol, 1e-5);
+}
+
+TEST(PassPatterns, LayernormNearMissesStay) {
+  NEF_SEEDED_RNG(rng, 403);
+  Tensor x = rand_tensor(rng, {4, 5});
+  // Normalizing over a leading axis is not a layernorm (it normalizes axis..end).
+  Both lead = compile_both({hand_layernorm(x, ax({0}), 1e-5, Var::MulSelf)});
+  EXPECT_EQ(lead.count("layernorm") + lead.count("rmsnorm"), 0) << lead.text();
+  expect_equivalent(lead, kRtol, 1e-5);
+  // Mean and variance over different axes.
+  Tensor d = x - mean(x, ax({1}), true);
+  Tensor mixed = d / sqrt(mean(d * d, ax({0}), true) + 1e-5);
+  d = Tensor();
+  Both mix = compile_both({mixed});
+  EXPECT_EQ(mix.count("layernorm"), 0) << mix.text();
+  expect_equivalent(mix, kRtol, 1e-5);
+  // A weight that does not broadcast to the normalized dims: normalization fused, mul kept.
+  Tensor w = rand_tensor(rng, {4, 1});
+  Both wt = compile_both({hand_layernorm(x, ax({-1}), 1e-5, Var::MulSelf, w)});
+  EXPECT_EQ(wt.count("layernorm"), 1) << wt.text();
+  EXPECT_EQ(wt.count("mul"), 1) << wt.text();
+  EXPECT_EQ(wt.first("layernorm").inputs.size(), 1u);
+  expect_equivalent(wt, kRtol, 1e-5);
+  // A negative "eps" is not an eps.
+  Both neg = compile_both({hand_layernorm(x, ax({-1}), -1e-3, Var::MulSelf)});
+  EXPECT_EQ(neg.count("layernorm"), 0) << neg.text();
+}
+
+TEST(PassPatterns, Rmsnorm) {
+  NEF_SEEDED_RNG(rng, 404);
+  Tensor x = rand_tensor(rng, {3, 16});
+  Tensor w = rand_tensor(rng, {16});
+  Both b = compile_both({hand_rmsnorm(x, 1e-6, false, w), hand_rmsnorm(x, 1e-5, true)});
+  EXPECT_EQ(b.count("rmsnorm"), 2) << b.text();
+  EXPECT_EQ(b.count("mean") + b.count("mul"), 0) << b.text();
+  const ir::Graph& g = b.graph();
+  EXPECT_EQ(g.nodes[g.outputs[0]].inputs.size(), 2u);
+  EXPECT_DOUBLE_EQ(g.nodes[g.outputs[1]].attrs.get_float("eps"), 1e-5);
+  expect_equivalent(b, kRtol, 1e-5);
+  // The mean square held elsewhere: not fused.
+  Tensor ms = mean(x * x, ax({-1}), true);
+  Both held = compile_both({x / sqrt(ms + 1e-6)});
+  EXPECT_EQ(held.count("rmsnorm"), 0) << held.text();
+  expect_equivalent(held, kRtol, 1e-5);
+}
+
+// ---- gelu / silu -------------------------------------------------------------------------------
+
+TEST(PassPatterns, GeluErfOrderings) {
+  NEF_SEEDED_RNG(rng, 501);
+  Tensor x = rand_tensor(rng, {6, 7}, DType::Float32, -4, 4);
+  auto t = [&] { return lit(1.0) + erf(x / std::sqrt(2.0)); };
+  Both b = compile_both({lit(0.5) * x * t(), x * 0.5 * t(), x * t() * 0.5,
+                         (x * (lit(1.0) + erf(x * 0.70710678))) / 2.0, lit(0.5) * (t() * x)});
+  EXPECT_EQ(b.count("gelu"), 1) << b.text();  // five spellings, one node after cse
+  EXPECT_EQ(b.first("gelu").attrs.get_string("approximate"), "none");
+  EXPECT_EQ(b.count("erf"), 0) << b.text();
+  expect_equivalent(b, kRtol, kAtol);
+}
+
+TEST(PassPatterns, GeluTanh) {
+  NEF_SEEDED_RNG(rng, 502);
+  Tensor x = rand_tensor(rng, {5, 9}, DType::Float32, -4, 4);
+  double c = std::sqrt(2.0 / M_PI);
+  Tensor a = lit(0.5) * x * (lit(1.0) + tanh(lit(c) * (x + lit(0.044715) * pow(x, lit(3.0)))));
+  Tensor b3 = x * 0.5 * (lit(1.0) + tanh((x + x * x * x * 0.044715) * 0.7978845608));
+  Both b = compile_both({a, b3 + 1.0});
+  EXPECT_EQ(b.count("gelu"), 1) << b.text();
+  EXPECT_EQ(b.first("gelu").attrs.get_string("approximate"), "tanh");
+  EXPECT_EQ(b.count("tanh") + b.count("pow"), 0) << b.text();
+  expect_equivalent(b, kRtol, kAtol);
+}
+
+TEST(PassPatterns, GeluNearMissesStay) {
+  NEF_SEEDED_RNG(rng, 503);
+  Tensor x = rand_tensor(rng, {8});
+  Tensor y = rand_tensor(rng, {8});
+  Both b = compile_both({lit(0.6) * x * (lit(1.0) + erf(x / std::sqrt(2.0))),
+                         lit(0.5) * x * (lit(1.0) + erf(x / 1.5)),
+                         lit(0.5) * x * (lit(1.0) + erf(y / std::sqrt(2.0))),
+                         lit(0.5) * x * (lit(1.0) + tanh(lit(0.7978845608) *
+                                                         (x + lit(0.045) * x * x * x)))});
+  EXPECT_EQ(b.count("gelu"), 0) << b.text();
+  expect_equivalent(b, kRtol, kAtol);
+}
+
+TEST(PassPatterns, Silu) {
+  NEF_SEEDED_RNG(rng, 601);
+  Tensor x = rand_tensor(rng, {4, 5}, DType::Float32, -6, 6);
+  Tensor x2 = rand_tensor(rng, {3});
+  Both b = compile_both({x * sigmoid(x), x2 / (lit(1.0) + exp(-x2)), sigmoid(x2) * x2 * 2.0});
+  EXPECT_EQ(b.count("silu"), 2) << b.text();  // x2's two spellings merge
+  EXPECT_EQ(b.count("sigmoid") + b.count("exp"), 0) << b.text();
+  expect_equivalent(b, kRtol, kAtol);
+  Both miss = compile_both({x * sigmoid(x + 1.0), x2 / (lit(2.0) + exp(-x2))});
+  EXPECT_EQ(miss.count("silu"), 0) << miss.text();
+  expect_equivalent(miss, kRtol, kAtol);
+}
+
+}  // namespace
+}  // namespace nef

@@ -1,0 +1,95 @@
+// Helpers for optimizer-pass tests: build the graph of some lazy tensors, compile it with and
+// without the passes, inspect the optimized IR and compare both runs numerically.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "api/lazy.h"
+#include "compiler/plan.h"
+#include "ir/graph.h"
+#include "nef/tensor.h"
+#include "runtime/executor.h"
+#include "test_util.h"
+
+namespace nef::test {
+
+struct Both {
+  std::shared_ptr<const compiler::Plan> opt, ref;
+  std::vector<Array> bindings;
+
+  const ir::Graph& graph() const { return opt->graph; }
+  std::string text() const { return ir::to_text(opt->graph); }
+  int count(std::string_view op) const {
+    int k = 0;
+    for (const ir::Node& n : opt->graph.nodes) k += n.is(op);
+    return k;
+  }
+  // The first node of op `op` in the optimized graph (fails the test if there is none).
+  const ir::Node& first(std::string_view op) const {
+    for (const ir::Node& n : opt->graph.nodes)
+      if (n.is(op)) return n;
+    ADD_FAILURE() << "no " << op << " node in\n" << text();
+    return opt->graph.nodes.front();
+  }
+};
+
+// Compiles the graph computing `outs` (data tensors become bound inputs) with the passes
+// (keeping the per-pass dumps) and without them.
+inline Both compile_both(const std::vector<Tensor>& outs) {
+  std::vector<detail::LazyNode*> targets;
+  for (const Tensor& t : outs) targets.push_back(t.node().get());
+  detail::BuiltGraph built = detail::build_graph(targets, detail::BuildMode::Execute);
+  Both b;
+  b.bindings = built.bindings;
+  compiler::CompileOptions with;
+  with.keep_pass_dumps = true;
+  b.opt = compiler::compile(built.graph, with);
+  compiler::CompileOptions without;
+  without.run_passes = false;
+  b.ref = compiler::compile(std::move(built.graph), without);
+  return b;
+}
+
+// Runs both plans and compares every output: same shape and dtype, |a - b| <= atol + rtol*|b|,
+// NaN where the reference is NaN.
+inline void expect_equivalent(const Both& b, double rtol = 1e-5, double atol = 1e-6) {
+  std::vector<Array> got = runtime::execute(*b.opt, b.bindings);
+  std::vector<Array> want = runtime::execute(*b.ref, b.bindings);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t o = 0; o < got.size(); ++o) {
+    ASSERT_EQ(got[o].shape, want[o].shape) << "output " << o;
+    ASSERT_EQ(got[o].dtype, want[o].dtype) << "output " << o;
+    std::vector<double> g = to_doubles(got[o]), w = to_doubles(want[o]);
+    int bad = 0;
+    for (size_t i = 0; i < g.size() && bad < 5; ++i) {
+      bool ok = std::isnan(w[i]) ? std::isnan(g[i])
+                                 : (g[i] == w[i] || std::abs(g[i] - w[i]) <= atol + rtol * std::abs(w[i]));
+      if (!ok) {
+        ++bad;
+        ADD_FAILURE() << "output " << o << " element " << i << ": optimized " << g[i]
+                      << " vs unoptimized " << w[i] << "\noptimized IR:\n" << b.text();
+      }
+    }
+  }
+}
+
+// A data tensor (a bound graph input) with uniform random values.
+inline Tensor rand_tensor(std::mt19937_64& rng, const Shape& shape, DType dtype = DType::Float32,
+                          double lo = -2, double hi = 2) {
+  return from_array(random_array(shape, dtype, rng, lo, hi));
+}
+
+// A Python-style float literal (weak: keeps the other operand's dtype).
+inline Tensor lit(double v) { return weak_scalar(v, true); }
+
+}  // namespace nef::test
+
+// A seeded generator whose seed is printed with any failure in the scope.
+#define NEF_SEEDED_RNG(rng, seed)          \
+  std::mt19937_64 rng(seed);               \
+  SCOPED_TRACE(::testing::Message() << "seed=" << (seed))
