@@ -53,17 +53,17 @@ sanitize: deps
 	cd build/asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j$(JOBS) --timeout 1200
 
-# libFuzzer (clang) over the .nef loader and the .npy reader, FUZZ_SECONDS each.
+# libFuzzer (clang, with ASan + UBSan) over the .nef loader and the .npy reader, FUZZ_SECONDS each.
 fuzz: deps
 	cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNEF_BUILD_FUZZ=ON \
-	  -DNEF_BUILD_TESTS=OFF -DNEF_BUILD_CLI=OFF -DNEF_BUILD_PYTHON=OFF \
+	  -DNEF_SANITIZE=ON -DNEF_BUILD_TESTS=OFF -DNEF_BUILD_CLI=OFF -DNEF_BUILD_PYTHON=OFF \
 	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
-	ninja -C build/fuzz -j$(JOBS)
-	for t in build/fuzz/*_fuzz; do \
-	  name=$$(basename $$t _fuzz); name=$${name%_load}; \
-	  mkdir -p build/fuzz/corpus-$$name; \
-	  $$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 build/fuzz/corpus-$$name fuzz/corpus/$$name || exit 1; \
-	done
+	ninja -C build/fuzz -j$(JOBS) nef_load_fuzz npy_fuzz
+	mkdir -p build/fuzz/corpus-nef build/fuzz/corpus-npy
+	build/fuzz/nef_load_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \
+	  build/fuzz/corpus-nef fuzz/corpus/nef
+	build/fuzz/npy_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+	  build/fuzz/corpus-npy fuzz/corpus/npy
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h' '*.c')

@@ -32,6 +32,7 @@ const Registry& registry() {
     register_reduction_ops(reg);
     register_linalg_nn_ops(reg);
     register_layout_ops(reg);
+    register_fused_ops(reg);
     return reg;
   }();
   return r;
@@ -57,7 +58,9 @@ TensorType check_and_infer(const OpDef& op, const std::vector<TensorType>& input
                            : str(op.min_inputs, " to ", op.max_inputs);
     throw ValidationError(str("[", op.name, "] expects ", want, " inputs, got ", n));
   }
-  for (const auto& [name, value] : attrs.values()) {
+  for (const auto& entry : attrs.values()) {
+    const std::string& name = entry.first;
+    const AttrValue& value = entry.second;
     auto spec = std::find_if(op.attrs.begin(), op.attrs.end(),
                              [&](const AttrSpec& s) { return s.name == name; });
     if (spec == op.attrs.end())

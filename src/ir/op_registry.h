@@ -90,6 +90,7 @@ void register_elementwise_ops(Registry& r);  // unary, binary, compare, logical,
 void register_reduction_ops(Registry& r);    // sum, mean, max, min, prod, argmax, argmin
 void register_linalg_nn_ops(Registry& r);    // matmul, softmax, norms, attention
 void register_layout_ops(Registry& r);       // reshape, transpose, slice, concat, gather...
+void register_fused_ops(Registry& r);        // fused_elementwise (made by the fusion pass)
 
 class Registry {
  public:

@@ -58,9 +58,11 @@ std::vector<int64_t> keepdims_axes(const ir::Graph& g, int i, std::string_view o
 }
 
 Ctx::Ctx(ir::Graph& graph) : g(graph), uses_(graph.nodes.size(), 0) {
-  for (const ir::Node& n : g.nodes)
-    for (int in : n.inputs) uses_[in]++;
+  // Only live users count: a dead copy left by an earlier pass must not block a match.
   for (int o : g.outputs) uses_[o]++;
+  for (size_t i = g.nodes.size(); i-- > 0;)
+    if (uses_[i] > 0)
+      for (int in : g.nodes[i].inputs) uses_[in]++;
 }
 
 std::optional<int> Ctx::other_than_scalar(int i, double v) const {

@@ -87,9 +87,34 @@ inline Tensor rand_tensor(std::mt19937_64& rng, const Shape& shape, DType dtype 
 // A Python-style float literal (weak: keeps the other operand's dtype).
 inline Tensor lit(double v) { return weak_scalar(v, true); }
 
+// compile_both on tensors made inside a lambda: C++ temporaries of the expression (say the
+// sigmoid in `x * sigmoid(x)`) die before the graph is built, so they are not held (a held
+// intermediate becomes an extra graph output, a second user that blocks fusion).
+template <class F>
+Both compile_outputs(F make) {
+  std::vector<Tensor> outs = make();
+  return compile_both(outs);
+}
+
+// The IR text right after the first pass named `pass`.
+inline std::string dump_after(const Both& b, const std::string& pass) {
+  for (const auto& [name, text] : b.opt->pass_dumps)
+    if (name == pass) return text;
+  ADD_FAILURE() << "no dump for pass " << pass;
+  return "";
+}
+inline int count_text(const std::string& text, const std::string& what) {
+  int k = 0;
+  for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++k;
+  return k;
+}
+
 }  // namespace nef::test
 
 // A seeded generator whose seed is printed with any failure in the scope.
 #define NEF_SEEDED_RNG(rng, seed)          \
   std::mt19937_64 rng(seed);               \
   SCOPED_TRACE(::testing::Message() << "seed=" << (seed))
+
+
+#define NEF_BOTH(...) ::nef::test::compile_outputs([&] { return std::vector<Tensor>{__VA_ARGS__}; })

@@ -58,6 +58,10 @@ std::string attrs_str(const ir::Node& n) {
   return s;
 }
 
+// "%3": how nodes are referred to everywhere (str() also sidesteps a GCC 12 -Wrestrict false
+// positive on `"%" + std::string&&`).
+std::string node_ref(size_t i) { return str("%", i); }
+
 std::string dot_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -82,7 +86,7 @@ void print_table(const std::string& path, const ir::Graph& g) {
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const ir::Node& n = g.nodes[i];
     std::string ins;
-    for (int k : n.inputs) ins += (ins.empty() ? "%" : ", %") + std::to_string(k);
+    for (int k : n.inputs) ins += str(ins.empty() ? "" : ", ", node_ref(k));
     std::string out = n.name;
     if (auto it = output_of.find(int(i)); it != output_of.end()) {
       for (const std::string& o : it->second) {
@@ -90,7 +94,7 @@ void print_table(const std::string& path, const ir::Graph& g) {
         else out += (out.empty() ? "" : " ") + ("=> " + o);
       }
     }
-    rows.push_back({"%" + std::to_string(i), n.op->name, ins.empty() ? "-" : ins,
+    rows.push_back({node_ref(i), n.op->name, ins.empty() ? "-" : ins,
                     out.empty() ? "-" : out, shape_str(n.type.shape), dtype_name(n.type.dtype),
                     attrs_str(n)});
   }
@@ -105,12 +109,12 @@ void print_table(const std::string& path, const ir::Graph& g) {
       in_bytes += b;
       std::string name = n.binding >= 0 && n.binding < g.num_bindings()
                              ? g.input_names[n.binding] : n.name;
-      trows.push_back({"input", name.empty() ? "-" : name, "%" + std::to_string(i),
+      trows.push_back({"input", name.empty() ? "-" : name, node_ref(i),
                        shape_str(n.type.shape), dtype_name(n.type.dtype), bytes_str(b)});
     } else if (n.is("constant")) {
       const_bytes += b;
       params += numel(n.type.shape);
-      trows.push_back({"constant", n.name.empty() ? "-" : n.name, "%" + std::to_string(i),
+      trows.push_back({"constant", n.name.empty() ? "-" : n.name, node_ref(i),
                        shape_str(n.type.shape), dtype_name(n.type.dtype), bytes_str(b)});
     } else {
       inter_bytes += b;
@@ -120,7 +124,7 @@ void print_table(const std::string& path, const ir::Graph& g) {
     const ir::Node& n = g.nodes[g.outputs[k]];
     int64_t b = type_bytes(n.type);
     out_bytes += b;
-    trows.push_back({"output", g.output_names[k], "%" + std::to_string(g.outputs[k]),
+    trows.push_back({"output", g.output_names[k], node_ref(g.outputs[k]),
                      shape_str(n.type.shape), dtype_name(n.type.dtype), bytes_str(b)});
   }
   std::cout << "\ntensors:\n" << table(trows);

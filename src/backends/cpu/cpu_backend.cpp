@@ -14,6 +14,7 @@ const KernelTable& kernel_table() {
     register_reduction_kernels(t);
     register_linalg_nn_kernels(t);
     register_layout_kernels(t);
+    register_fused_kernels(t);
     return t;
   }();
   return table;
@@ -50,6 +51,7 @@ class CpuBackend final : public Backend {
     if (!e || (e->supports && !e->supports(node, graph)))
       throw CompileError(str("[", node.op->name, "] no CPU kernel for ",
                              ir::types_str(graph.input_types(node))));
+    if (e->make) return e->make(node, graph);
     return std::make_shared<CpuKernel>(
         e->fn, str("cpu.", node.op->name, ".", dtype_name(node.type.dtype)));
   }

@@ -12,10 +12,16 @@ namespace nef::backend::cpu {
 
 using KernelFn = void (*)(const KernelArgs& args);
 
+using KernelFactory = std::shared_ptr<const Kernel> (*)(const ir::Node& node,
+                                                        const ir::Graph& graph);
+
 struct KernelEntry {
   KernelFn fn = nullptr;
   // Optional capability filter (dtype combinations...); null means every valid node.
   bool (*supports)(const ir::Node& node, const ir::Graph& graph) = nullptr;
+  // Optional: builds a kernel that prepares per-node work once at compile time (fused programs
+  // parsed once, not per run); compile() uses it when set. `fn` must still run a node unprepared.
+  KernelFactory make = nullptr;
 };
 
 class KernelTable {
@@ -23,6 +29,10 @@ class KernelTable {
   void add(std::string_view op, KernelFn fn,
            bool (*supports)(const ir::Node&, const ir::Graph&) = nullptr) {
     table_[std::string(op)] = KernelEntry{fn, supports};
+  }
+  void add_factory(std::string_view op, KernelFn fn, KernelFactory make,
+                   bool (*supports)(const ir::Node&, const ir::Graph&) = nullptr) {
+    table_[std::string(op)] = KernelEntry{fn, supports, make};
   }
   const KernelEntry* find(std::string_view op) const {
     auto it = table_.find(std::string(op));
@@ -38,6 +48,7 @@ void register_elementwise_kernels(KernelTable& t);
 void register_reduction_kernels(KernelTable& t);
 void register_linalg_nn_kernels(KernelTable& t);
 void register_layout_kernels(KernelTable& t);
+void register_fused_kernels(KernelTable& t);  // fused_elementwise
 
 const KernelTable& kernel_table();
 
