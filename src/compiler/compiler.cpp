@@ -1,3 +1,4 @@
+#include <cstdlib>
 #include <cstring>
 #include <list>
 #include <mutex>
@@ -75,7 +76,8 @@ std::string structural_key(const ir::Graph& g) {
 
 std::shared_ptr<const Plan> compile(ir::Graph g, const CompileOptions& opts) {
   std::string key;
-  bool cacheable = opts.use_plan_cache && !opts.keep_pass_dumps && opts.run_passes;
+  bool cacheable =
+      opts.use_plan_cache && !opts.keep_pass_dumps && opts.run_passes && opts.plan_memory;
   auto backends = backend::enabled_backends();
   if (cacheable) {
     for (const auto& b : backends) key += b->name() + ",";
@@ -119,6 +121,11 @@ std::shared_ptr<const Plan> compile(ir::Graph g, const CompileOptions& opts) {
 
   plan->graph = std::move(g);
   plan->key = key;
+  if (opts.plan_memory) {
+    plan_memory(*plan);
+    const char* verify = std::getenv("NEF_VERIFY_PLANS");
+    if (verify && std::strcmp(verify, "1") == 0) verify_memory_plan(*plan);
+  }
   if (cacheable) {
     PlanCache& pc = plan_cache();
     std::lock_guard<std::mutex> lock(pc.mu);
@@ -147,7 +154,7 @@ std::string describe(const Plan& plan) {
     if (!n.placement_reason.empty()) s += str("  (", n.placement_reason, ")");
     s += "\n";
   }
-  return s;
+  return s + describe_memory(plan);
 }
 
 void clear_caches() {

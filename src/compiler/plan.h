@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "compiler/memory_plan.h"
 #include "ir/graph.h"
 
 namespace nef::compiler {
@@ -26,6 +27,9 @@ struct Plan {
   std::string key;  // structural key it was cached under
   std::vector<std::pair<std::string, std::string>> pass_dumps;  // (pass, IR text) if requested
   int kernels_compiled = 0;  // cache misses while compiling this plan
+  MemoryPlan memory;         // arena offsets of the intermediates (compiler/memory_plan.h)
+  // Arenas kept between runs of this plan; the plan is shared and const, the cache is not.
+  std::shared_ptr<ArenaCache> arenas = std::make_shared<ArenaCache>();
 };
 
 struct CompileOptions {
@@ -33,6 +37,8 @@ struct CompileOptions {
   bool use_plan_cache = true;
   // false: skip the optimizer passes (tests compare optimized against unoptimized runs).
   bool run_passes = true;
+  // false: no memory plan; the runtime allocates every value separately (reference runs).
+  bool plan_memory = true;
 };
 
 // Validate -> passes -> planner -> kernel compiler, through the plan cache. The graph's input
@@ -43,7 +49,8 @@ std::shared_ptr<const Plan> compile(ir::Graph g, const CompileOptions& opts = {}
 // value when small or by storage identity, device hints).
 std::string structural_key(const ir::Graph& g);
 
-// Human-readable plan: steps, kernels, devices and placement reasons.
+// Human-readable plan: steps, kernels, devices and placement reasons, then the memory plan
+// (describe_memory in compiler/memory_plan.h).
 std::string describe(const Plan& plan);
 
 void clear_caches();

@@ -1,6 +1,7 @@
 #include "runtime/executor.h"
 
 #include <chrono>
+#include <mutex>
 
 #include "nef/error.h"
 #include "runtime/stats.h"
@@ -9,6 +10,42 @@ namespace nef::runtime {
 namespace {
 thread_local bool profiling = false;
 thread_local std::vector<StepTiming> profile;
+
+// The arenas for one run: the plan's idle set when free, else a fresh one (another thread is
+// running the same plan). Counted in bytes_allocated only when freshly allocated.
+std::vector<Array> take_arenas(const compiler::Plan& plan) {
+  std::vector<Array> arenas;
+  {
+    std::lock_guard<std::mutex> lock(plan.arenas->mu);
+    arenas.swap(plan.arenas->idle);
+  }
+  if (!arenas.empty()) return arenas;
+  arenas.resize(plan.backends.size());
+  for (size_t d = 0; d < plan.backends.size(); ++d) {
+    int64_t bytes = plan.memory.arena_bytes[d];
+    if (bytes == 0) continue;
+    arenas[d] = plan.backends[d]->allocate(Shape{bytes}, DType::UInt8);
+    stats().bytes_allocated += bytes;
+  }
+  return arenas;
+}
+
+void return_arenas(const compiler::Plan& plan, std::vector<Array>& arenas) {
+  std::lock_guard<std::mutex> lock(plan.arenas->mu);
+  if (plan.arenas->idle.empty()) plan.arenas->idle.swap(arenas);
+}
+
+// A contiguous value at a planned byte offset (64-byte aligned, so a whole element index).
+Array arena_value(const Array& arena, int64_t byte_offset, const ir::TensorType& t) {
+  Array a;
+  a.storage = arena.storage;
+  a.dtype = t.dtype;
+  a.offset = byte_offset / int64_t(dtype_size(t.dtype));
+  a.shape = t.shape;
+  a.strides = contiguous_strides(t.shape);
+  return a;
+}
+
 }  // namespace
 
 void set_profiling(bool on) { profiling = on; }
@@ -19,6 +56,9 @@ std::vector<Array> execute(const compiler::Plan& plan, const std::vector<Array>&
   if (static_cast<int>(bindings.size()) != g.num_bindings())
     throw ValidationError(str("[run] graph has ", g.num_bindings(), " inputs, got ",
                               bindings.size(), " values"));
+  const compiler::MemoryPlan& mem = plan.memory;
+  std::vector<Array> arenas;
+  if (mem.enabled) arenas = take_arenas(plan);
   std::vector<Array> values(g.nodes.size());
   if (profiling) profile.clear();
   int64_t executed = 0;
@@ -44,7 +84,11 @@ std::vector<Array> execute(const compiler::Plan& plan, const std::vector<Array>&
     inputs.reserve(n.inputs.size());
     for (int in : n.inputs) inputs.push_back(values[in]);
     const backend::Backend& be = *plan.backends[n.device];
-    if (!n.op->has(ir::kView)) {
+    if (n.op->has(ir::kView)) {
+      // the kernel sets `out` to a view of its input
+    } else if (mem.enabled && mem.offset[step.node] >= 0) {
+      out = arena_value(arenas[n.device], mem.offset[step.node], n.type);
+    } else {
       out = be.allocate(n.type.shape, n.type.dtype);
       stats().bytes_allocated += static_cast<int64_t>(out.nbytes());
     }
@@ -65,6 +109,14 @@ std::vector<Array> execute(const compiler::Plan& plan, const std::vector<Array>&
   std::vector<Array> outs;
   outs.reserve(g.outputs.size());
   for (int o : g.outputs) outs.push_back(values[o]);
+  if (mem.enabled) {
+    // Outputs are never planned into the arena; the arena is reused by the next run.
+    for (const Array& o : outs)
+      for (const Array& a : arenas)
+        NEF_CHECK(!a.storage || o.storage != a.storage, "[run] an output points into the arena");
+    values.clear();
+    return_arenas(plan, arenas);
+  }
   return outs;
 }
 

@@ -1,5 +1,7 @@
-// Runs a compiled plan: binds inputs, allocates outputs on each step's backend, runs kernels in
-// order and releases values at their last use. Returns the graph outputs in order.
+// Runs a compiled plan: binds inputs, places intermediates at their planned offsets in one arena
+// per device (reused across runs of the plan), allocates graph outputs and unplanned values on
+// each step's backend, runs kernels in order. Returns the graph outputs in order; they never
+// point into an arena. Thread-safe: concurrent runs of one plan use separate arenas.
 #pragma once
 
 #include <vector>

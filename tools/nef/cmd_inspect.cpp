@@ -52,9 +52,9 @@ std::string attrs_str(const ir::Node& n) {
   std::string s;
   for (const auto& [k, v] : n.attrs.values()) {
     if (source && (k == "name" || k == "shape" || k == "dtype")) continue;
-    s += (s.empty() ? "" : " ") + k + "=" + attr_value_str(v);
+    s += str(s.empty() ? "" : " ", k, "=", attr_value_str(v));
   }
-  if (!n.device_hint.empty()) s += (s.empty() ? "" : " ") + std::string("hint=") + n.device_hint;
+  if (!n.device_hint.empty()) s += str(s.empty() ? "" : " ", "hint=", n.device_hint);
   return s;
 }
 

@@ -1,0 +1,550 @@
+// CPU kernel for fused_elementwise: a block interpreter for the node's program
+// (ir/ops/fused_program.h). The program is parsed once per compiled kernel (a KernelTable
+// factory); a run walks the output in blocks of kBlock elements (small enough that the block's
+// registers stay in L1), and for each block runs every instruction as one tight SIMD loop over
+// the block. Operands are loaded into block buffers in the compute type (broadcast, strided and
+// converting loads through StridedIter), except contiguous inputs already in the compute type,
+// which are read in place; the last instruction writes straight into the output when it can.
+// Blocks are split across threads with parallel_for.
+//
+// SIMD through Highway with runtime dispatch (AVX-512, AVX2, SSE4, scalar). Transcendentals use
+// Highway's vector Exp/Log/Tanh; lanes outside their accurate range (overflow, subnormal
+// results, zero/negative/inf/NaN logs) are recomputed with std:: functions, so results match the
+// unfused kernels within a few ulp. erf, sin, cos, pow, mod and exact-erf gelu run the same
+// std:: formulas as the unfused kernels, element by element. Each instruction's result is
+// rounded to its own dtype (f16/bf16 in float, f32 in a float64 program), like the unfused ops.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/dispatch.h"
+#include "backends/cpu/kernel_table.h"
+#include "backends/cpu/kernels/strided_iter.h"
+#include "backends/cpu/parallel.h"
+#include "common/float16.h"
+#include "ir/ops/fused_program.h"
+#include "nef/error.h"
+
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS HWY_SSSE3  // SSE4 covers the pre-AVX machines; saves compile time
+#endif
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "backends/cpu/kernels/fused_elementwise.cpp"
+#include <hwy/foreach_target.h>  // re-includes this file once per SIMD target
+
+#include <hwy/highway.h>
+#include <hwy/aligned_allocator.h>
+#include <hwy/contrib/math/math-inl.h>
+
+#ifndef NEF_FUSED_ELEMENTWISE_SHARED
+#define NEF_FUSED_ELEMENTWISE_SHARED
+namespace nef::backend::cpu::fused {
+
+enum Rounding : uint8_t { kRoundNone, kRoundF32, kRoundF16, kRoundBF16 };
+
+// One instruction with operands resolved to block buffers: src >= 0 a register slot, src < 0
+// input -1 - src; dst >= 0 a slot, -1 the block's output pointer.
+struct ExecInstr {
+  ir::FusedOp op;
+  Rounding round;
+  bool to_bool;  // cast to bool
+  int16_t dst;
+  int16_t src[3];
+};
+
+// Elements per block: a multiple of 16 so every full block is a whole number of vectors.
+inline constexpr int64_t kBlock = 1024;
+inline constexpr int64_t kPad = 16;
+
+}  // namespace nef::backend::cpu::fused
+#endif
+
+HWY_BEFORE_NAMESPACE();
+namespace nef::backend::cpu::fused {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using ir::FusedOp;
+
+// Recomputes the lanes of r whose x fails Op::ok_scalar with the scalar std:: function.
+template <class Op, class D, class V>
+HWY_NOINLINE V ScalarLanes(D d, V x, V r) {
+  using T = hn::TFromD<D>;
+  HWY_ALIGN T xs[HWY_MAX_BYTES / sizeof(T)];
+  HWY_ALIGN T rs[HWY_MAX_BYTES / sizeof(T)];
+  hn::Store(x, d, xs);
+  hn::Store(r, d, rs);
+  for (size_t i = 0; i < hn::Lanes(d); ++i)
+    if (!Op::ok_scalar(xs[i])) rs[i] = Op::scalar(xs[i]);
+  return hn::Load(d, rs);
+}
+
+struct ExpOp {
+  // Range where Highway's Exp gives normal, finite results (else overflow / subnormal / NaN).
+  template <class T> static constexpr T lo() { return sizeof(T) == 4 ? T(-87.0) : T(-708.0); }
+  template <class T> static constexpr T hi() { return sizeof(T) == 4 ? T(88.5) : T(709.0); }
+  template <class T> static bool ok_scalar(T x) { return x >= lo<T>() && x <= hi<T>(); }
+  template <class T> static T scalar(T x) { return std::exp(x); }
+  template <class D, class V> HWY_INLINE V operator()(D d, V x) const {
+    using T = hn::TFromD<D>;
+    auto ok = hn::And(hn::Ge(x, hn::Set(d, lo<T>())), hn::Le(x, hn::Set(d, hi<T>())));
+    V r = hn::Exp(d, x);
+    if (HWY_UNLIKELY(!hn::AllTrue(d, ok))) r = ScalarLanes<ExpOp>(d, x, r);
+    return r;
+  }
+};
+
+struct LogOp {
+  template <class T> static bool ok_scalar(T x) { return x > T(0) && x < T(INFINITY); }
+  template <class T> static T scalar(T x) { return std::log(x); }
+  template <class D, class V> HWY_INLINE V operator()(D d, V x) const {
+    using T = hn::TFromD<D>;
+    auto ok = hn::And(hn::Gt(x, hn::Zero(d)), hn::Lt(x, hn::Set(d, T(INFINITY))));
+    V r = hn::Log(d, x);
+    if (HWY_UNLIKELY(!hn::AllTrue(d, ok))) r = ScalarLanes<LogOp>(d, x, r);
+    return r;
+  }
+};
+
+struct TanhOp {
+  template <class T> static bool ok_scalar(T x) { return x == x; }
+  template <class T> static T scalar(T x) { return std::tanh(x); }
+  template <class D, class V> HWY_INLINE V operator()(D d, V x) const {
+    return hn::IfThenElse(hn::IsNaN(x), x, hn::Tanh(d, x));
+  }
+};
+
+// 1 + exp(-x), shared by sigmoid and silu (same formula as the unfused kernels).
+template <class D, class V>
+HWY_INLINE V OnePlusExpNeg(D d, V x) {
+  return hn::Add(hn::Set(d, hn::TFromD<D>(1)), ExpOp()(d, hn::Neg(x)));
+}
+
+template <class D, class F>
+HWY_INLINE void Map1(D d, const hn::TFromD<D>* a, hn::TFromD<D>* o, size_t n, F f) {
+  const size_t N = hn::Lanes(d);
+  for (size_t i = 0; i < n; i += N) hn::StoreU(f(d, hn::LoadU(d, a + i)), d, o + i);
+}
+template <class D, class F>
+HWY_INLINE void Map2(D d, const hn::TFromD<D>* a, const hn::TFromD<D>* b, hn::TFromD<D>* o,
+                     size_t n, F f) {
+  const size_t N = hn::Lanes(d);
+  for (size_t i = 0; i < n; i += N)
+    hn::StoreU(f(d, hn::LoadU(d, a + i), hn::LoadU(d, b + i)), d, o + i);
+}
+template <class D, class F>
+HWY_INLINE void Map3(D d, const hn::TFromD<D>* a, const hn::TFromD<D>* b,
+                     const hn::TFromD<D>* c, hn::TFromD<D>* o, size_t n, F f) {
+  const size_t N = hn::Lanes(d);
+  for (size_t i = 0; i < n; i += N)
+    hn::StoreU(f(d, hn::LoadU(d, a + i), hn::LoadU(d, b + i), hn::LoadU(d, c + i)), d, o + i);
+}
+
+// numpy remainder (the result takes the divisor's sign), as in the unfused kernel.
+template <class T>
+T mod_scalar(T a, T b) {
+  T r = std::fmod(a, b);
+  if (r != T(0)) {
+    if ((r < T(0)) != (b < T(0))) r += b;
+  } else {
+    r = std::copysign(T(0), b);
+  }
+  return r;
+}
+
+template <class T>
+void Exec(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const* slots, T* out,
+          size_t n) {
+  const hn::ScalableTag<T> d;
+  using V = hn::Vec<decltype(d)>;
+  const V one = hn::Set(d, T(1));
+  const V zero = hn::Zero(d);
+  for (size_t k = 0; k < ninstr; ++k) {
+    const ExecInstr& I = code[k];
+    auto src = [&](int s) -> const T* { return s >= 0 ? slots[s] : inputs[-1 - s]; };
+    const T* a = src(I.src[0]);
+    const T* b = src(I.src[1]);
+    const T* c = src(I.src[2]);
+    T* o = I.dst >= 0 ? slots[I.dst] : out;
+    switch (I.op) {
+      case FusedOp::Neg: Map1(d, a, o, n, [](auto, V x) { return hn::Neg(x); }); break;
+      case FusedOp::Abs: Map1(d, a, o, n, [](auto, V x) { return hn::Abs(x); }); break;
+      case FusedOp::Sign:
+        Map1(d, a, o, n, [&](auto, V x) {
+          return hn::IfThenElse(hn::Gt(x, zero), one,
+                                hn::IfThenElse(hn::Lt(x, zero), hn::Neg(one), x));
+        });
+        break;
+      case FusedOp::Relu:
+        Map1(d, a, o, n, [&](auto, V x) { return hn::IfThenElse(hn::Lt(x, zero), zero, x); });
+        break;
+      case FusedOp::Floor: Map1(d, a, o, n, [](auto, V x) { return hn::Floor(x); }); break;
+      case FusedOp::Ceil: Map1(d, a, o, n, [](auto, V x) { return hn::Ceil(x); }); break;
+      case FusedOp::Round: Map1(d, a, o, n, [](auto, V x) { return hn::Round(x); }); break;
+      case FusedOp::Exp: Map1(d, a, o, n, ExpOp()); break;
+      case FusedOp::Log: Map1(d, a, o, n, LogOp()); break;
+      case FusedOp::Sqrt: Map1(d, a, o, n, [](auto, V x) { return hn::Sqrt(x); }); break;
+      case FusedOp::Rsqrt:
+        Map1(d, a, o, n, [&](auto, V x) { return hn::Div(one, hn::Sqrt(x)); });
+        break;
+      case FusedOp::Reciprocal: Map1(d, a, o, n, [&](auto, V x) { return hn::Div(one, x); }); break;
+      case FusedOp::Tanh: Map1(d, a, o, n, TanhOp()); break;
+      case FusedOp::Sigmoid:
+        Map1(d, a, o, n, [&](auto dd, V x) { return hn::Div(one, OnePlusExpNeg(dd, x)); });
+        break;
+      case FusedOp::Silu:
+        Map1(d, a, o, n, [&](auto dd, V x) { return hn::Div(x, OnePlusExpNeg(dd, x)); });
+        break;
+      case FusedOp::GeluTanh:
+        Map1(d, a, o, n, [&](auto dd, V x) {
+          V cube = hn::Mul(hn::Mul(hn::Mul(hn::Set(dd, T(0.044715)), x), x), x);
+          V t = TanhOp()(dd, hn::Mul(hn::Set(dd, T(0.79788456080286535588)), hn::Add(x, cube)));
+          return hn::Mul(hn::Mul(hn::Set(dd, T(0.5)), x), hn::Add(one, t));
+        });
+        break;
+      case FusedOp::Erf:
+        for (size_t i = 0; i < n; ++i) o[i] = std::erf(a[i]);
+        break;
+      case FusedOp::Sin:
+        for (size_t i = 0; i < n; ++i) o[i] = std::sin(a[i]);
+        break;
+      case FusedOp::Cos:
+        for (size_t i = 0; i < n; ++i) o[i] = std::cos(a[i]);
+        break;
+      case FusedOp::Gelu:
+        for (size_t i = 0; i < n; ++i) {
+          T x = a[i];
+          o[i] = T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440)));
+        }
+        break;
+      case FusedOp::Add: Map2(d, a, b, o, n, [](auto, V x, V y) { return hn::Add(x, y); }); break;
+      case FusedOp::Sub: Map2(d, a, b, o, n, [](auto, V x, V y) { return hn::Sub(x, y); }); break;
+      case FusedOp::Mul: Map2(d, a, b, o, n, [](auto, V x, V y) { return hn::Mul(x, y); }); break;
+      case FusedOp::Div: Map2(d, a, b, o, n, [](auto, V x, V y) { return hn::Div(x, y); }); break;
+      case FusedOp::Maximum:  // a NaN in either operand wins, like numpy
+        Map2(d, a, b, o, n, [](auto, V x, V y) {
+          return hn::IfThenElse(hn::Or(hn::Gt(x, y), hn::Ne(x, x)), x, y);
+        });
+        break;
+      case FusedOp::Minimum:
+        Map2(d, a, b, o, n, [](auto, V x, V y) {
+          return hn::IfThenElse(hn::Or(hn::Lt(x, y), hn::Ne(x, x)), x, y);
+        });
+        break;
+      case FusedOp::Mod:
+        for (size_t i = 0; i < n; ++i) o[i] = mod_scalar(a[i], b[i]);
+        break;
+      case FusedOp::Pow:
+        for (size_t i = 0; i < n; ++i) o[i] = std::pow(a[i], b[i]);
+        break;
+      case FusedOp::Equal:
+        Map2(d, a, b, o, n, [&](auto, V x, V y) { return hn::IfThenElseZero(hn::Eq(x, y), one); });
+        break;
+      case FusedOp::NotEqual:
+        Map2(d, a, b, o, n, [&](auto, V x, V y) { return hn::IfThenElseZero(hn::Ne(x, y), one); });
+        break;
+      case FusedOp::Less:
+        Map2(d, a, b, o, n, [&](auto, V x, V y) { return hn::IfThenElseZero(hn::Lt(x, y), one); });
+        break;
+      case FusedOp::LessEqual:
+        Map2(d, a, b, o, n, [&](auto, V x, V y) { return hn::IfThenElseZero(hn::Le(x, y), one); });
+        break;
+      case FusedOp::Greater:
+        Map2(d, a, b, o, n, [&](auto, V x, V y) { return hn::IfThenElseZero(hn::Gt(x, y), one); });
+        break;
+      case FusedOp::GreaterEqual:
+        Map2(d, a, b, o, n, [&](auto, V x, V y) { return hn::IfThenElseZero(hn::Ge(x, y), one); });
+        break;
+      case FusedOp::LogicalAnd:
+        Map2(d, a, b, o, n, [&](auto, V x, V y) {
+          return hn::IfThenElseZero(hn::And(hn::Ne(x, zero), hn::Ne(y, zero)), one);
+        });
+        break;
+      case FusedOp::LogicalOr:
+        Map2(d, a, b, o, n, [&](auto, V x, V y) {
+          return hn::IfThenElseZero(hn::Or(hn::Ne(x, zero), hn::Ne(y, zero)), one);
+        });
+        break;
+      case FusedOp::LogicalNot:
+        Map1(d, a, o, n, [&](auto, V x) { return hn::IfThenElseZero(hn::Eq(x, zero), one); });
+        break;
+      case FusedOp::Where:
+        Map3(d, a, b, c, o, n,
+             [&](auto, V m, V x, V y) { return hn::IfThenElse(hn::Ne(m, zero), x, y); });
+        break;
+      case FusedOp::Clip:
+        Map3(d, a, b, c, o, n, [](auto, V x, V lo, V hi) {
+          V m = hn::IfThenElse(hn::Or(hn::Gt(x, lo), hn::Ne(x, x)), x, lo);
+          return hn::IfThenElse(hn::Or(hn::Lt(m, hi), hn::Ne(m, m)), m, hi);
+        });
+        break;
+      case FusedOp::Cast:
+        // To bool: != 0 (NaN -> true). To a float: a copy; the rounding below converts.
+        if (I.to_bool)
+          Map1(d, a, o, n, [&](auto, V x) { return hn::IfThenElseZero(hn::Ne(x, zero), one); });
+        else if (o != a)
+          Map1(d, a, o, n, [](auto, V x) { return x; });
+        break;
+      case FusedOp::kCount: break;
+    }
+    switch (I.round) {
+      case kRoundNone: break;
+      case kRoundF32:
+        for (size_t i = 0; i < n; ++i) o[i] = T(float(o[i]));
+        break;
+      case kRoundF16:
+        for (size_t i = 0; i < n; ++i) o[i] = T(to_float(to_float16(float(o[i]))));
+        break;
+      case kRoundBF16:
+        for (size_t i = 0; i < n; ++i) o[i] = T(to_float(to_bfloat16(float(o[i]))));
+        break;
+    }
+  }
+}
+
+void ExecF32(const ExecInstr* code, size_t ninstr, const float* const* inputs, float* const* slots,
+             float* out, size_t n) {
+  Exec<float>(code, ninstr, inputs, slots, out, n);
+}
+void ExecF64(const ExecInstr* code, size_t ninstr, const double* const* inputs,
+             double* const* slots, double* out, size_t n) {
+  Exec<double>(code, ninstr, inputs, slots, out, n);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace nef::backend::cpu::fused
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace nef::backend::cpu {
+namespace fused {
+HWY_EXPORT(ExecF32);
+HWY_EXPORT(ExecF64);
+
+inline void exec(const ExecInstr* code, size_t ninstr, const float* const* inputs,
+                 float* const* slots, float* out, size_t n) {
+  HWY_DYNAMIC_DISPATCH(ExecF32)(code, ninstr, inputs, slots, out, n);
+}
+inline void exec(const ExecInstr* code, size_t ninstr, const double* const* inputs,
+                 double* const* slots, double* out, size_t n) {
+  HWY_DYNAMIC_DISPATCH(ExecF64)(code, ninstr, inputs, slots, out, n);
+}
+}  // namespace fused
+
+namespace {
+using fused::ExecInstr;
+using fused::kBlock;
+using fused::kPad;
+
+// How an input is read for a block: in place, one value for the whole tensor, or rows.
+enum class Access { Contiguous, Scalar, Strided };
+
+class FusedKernel final : public Kernel {
+ public:
+  FusedKernel(const ir::Node& node, const std::vector<ir::TensorType>& in_types)
+      : out_dtype_(node.type.dtype) {
+    const std::string& text = node.attrs.get_string("program");
+    prog_ = ir::parse_fused_program(text, in_types, out_dtype_);
+    build();
+    name_ = str("cpu.fused_elementwise.", ir::fused_dtype_name(prog_.compute), "[",
+                prog_.code.size(), " ops]");
+  }
+
+  std::string name() const override { return name_; }
+
+  void run(const KernelArgs& args) const override {
+    if (args.inputs.size() != size_t(prog_.num_inputs))
+      throw ValidationError(str("[fused_elementwise] expects ", prog_.num_inputs,
+                                " inputs, got ", args.inputs.size()));
+    if (args.out.numel() == 0) return;
+    if (prog_.compute == DType::Float64) run_typed<double>(args);
+    else run_typed<float>(args);
+  }
+
+ private:
+  // Register slots: an instruction's result takes a free slot (operands dying at it are freed
+  // first: an instruction may write over its own operand, the loops read before they store);
+  // the last instruction writes to the output pointer.
+  void build() {
+    const int n = static_cast<int>(prog_.code.size());
+    std::vector<int> last_use(n, -1), slot_of(n, -1);
+    for (int k = 0; k < n; ++k)
+      for (int a = 0; a < prog_.code[k].nargs; ++a)
+        if (prog_.code[k].args[a] >= 0) last_use[prog_.code[k].args[a]] = k;
+    std::vector<int> free_slots;
+    for (int k = 0; k < n; ++k) {
+      const ir::FusedInstr& in = prog_.code[k];
+      ExecInstr e{};
+      e.op = in.op;
+      for (int a = 0; a < 3; ++a) {
+        int ref = a < in.nargs ? in.args[a] : in.args[0];
+        e.src[a] = static_cast<int16_t>(ref >= 0 ? slot_of[ref] : ref);
+      }
+      for (int a = 0; a < in.nargs; ++a) {
+        int ref = in.args[a];
+        if (ref >= 0 && last_use[ref] == k && slot_of[ref] >= 0) {
+          free_slots.push_back(slot_of[ref]);
+          slot_of[ref] = -1;  // freed once even if read twice
+        }
+      }
+      if (k == n - 1) {
+        e.dst = -1;
+      } else {
+        int s;
+        if (!free_slots.empty()) {
+          s = free_slots.back();
+          free_slots.pop_back();
+        } else {
+          s = num_slots_++;
+        }
+        slot_of[k] = s;
+        e.dst = static_cast<int16_t>(s);
+      }
+      e.round = rounding(in.dtype);
+      e.to_bool = in.op == ir::FusedOp::Cast && in.dtype == DType::Bool;
+      code_.push_back(e);
+    }
+  }
+
+  fused::Rounding rounding(DType t) const {
+    switch (t) {
+      case DType::Float16: return fused::kRoundF16;
+      case DType::BFloat16: return fused::kRoundBF16;
+      case DType::Float32:
+        return prog_.compute == DType::Float64 ? fused::kRoundF32 : fused::kRoundNone;
+      default: return fused::kRoundNone;
+    }
+  }
+
+  template <typename C>
+  void run_typed(const KernelArgs& args) const {
+    const Array& out = args.out;
+    const int64_t total = out.numel();
+    const int nin = prog_.num_inputs;
+    const Strides out_strides = contiguous_strides(out.shape);
+    std::vector<StridedIter<2>> iters;
+    std::vector<Access> access;
+    iters.reserve(nin);
+    for (const Array& a : args.inputs) {
+      iters.emplace_back(out.shape, std::array<Strides, 2>{out_strides,
+                                        broadcast_strides(a.shape, a.strides, out.shape)});
+      const StridedIter<2>& it = iters.back();
+      Access acc = Access::Strided;
+      if (it.ndim == 1 && it.inner_stride(1) == 1) acc = Access::Contiguous;
+      else if (it.ndim == 1 && it.inner_stride(1) == 0) acc = Access::Scalar;
+      access.push_back(acc);
+    }
+    const int64_t nblocks = (total + kBlock - 1) / kBlock;
+    const bool direct_out = out.dtype == prog_.compute;
+    parallel_for(nblocks, std::max<int64_t>(1, kElementwiseGrain / kBlock),
+                 [&](int64_t b0, int64_t b1) {
+      // Per-chunk scratch: register slots, one buffer per input, the output block.
+      const size_t bufs = size_t(num_slots_ + nin + 1);
+      auto scratch = hwy::AllocateAligned<C>(bufs * kBlock);
+      std::vector<C*> slots(num_slots_ + 1), in_buf(nin);
+      std::vector<const C*> in_ptr(nin);
+      for (int s = 0; s < num_slots_; ++s) slots[s] = scratch.get() + size_t(s) * kBlock;
+      for (int k = 0; k < nin; ++k) in_buf[k] = scratch.get() + size_t(num_slots_ + k) * kBlock;
+      C* out_buf = scratch.get() + size_t(num_slots_ + nin) * kBlock;
+      for (int k = 0; k < nin; ++k)  // broadcast scalars: filled once per chunk
+        if (access[k] == Access::Scalar) fill_scalar<C>(args.inputs[k], in_buf[k]);
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        const int64_t begin = blk * kBlock;
+        const int64_t len = std::min(kBlock, total - begin);
+        const int64_t padded = (len + kPad - 1) / kPad * kPad;
+        const bool whole = len == padded;
+        for (int k = 0; k < nin; ++k)
+          in_ptr[k] = load_input<C>(args.inputs[k], iters[k], access[k], begin, len, padded,
+                                    whole, in_buf[k]);
+        C* dst = direct_out && whole ? static_cast<C*>(out.data()) + begin : out_buf;
+        fused::exec(code_.data(), code_.size(), in_ptr.data(), slots.data(), dst, size_t(padded));
+        if (dst == out_buf) store_output<C>(out, out_buf, begin, len);
+      }
+    });
+  }
+
+  template <typename C>
+  static void fill_scalar(const Array& a, C* buf) {
+    C v = dispatch_dtype(a.dtype, [&]<typename T>() -> C {
+      return static_cast<C>(load_as(*static_cast<const T*>(a.data())));
+    });
+    std::fill(buf, buf + kBlock, v);
+  }
+
+  // The block [begin, begin + len) of input `a` in the compute type, zero-padded to `padded`.
+  template <typename C>
+  static const C* load_input(const Array& a, const StridedIter<2>& it, Access acc, int64_t begin,
+                             int64_t len, int64_t padded, bool whole, C* buf) {
+    if (acc == Access::Scalar) return buf;
+    if (acc == Access::Contiguous && whole && a.dtype == dtype_of<C>())
+      return static_cast<const C*>(a.data()) + begin;
+    dispatch_dtype(a.dtype, [&]<typename T>() {
+      const T* base = static_cast<const T*>(a.data());
+      if (acc == Access::Contiguous) {
+        const T* p = base + begin;
+        for (int64_t i = 0; i < len; ++i) buf[i] = static_cast<C>(load_as(p[i]));
+        return;
+      }
+      C* o = buf;
+      it.for_each_row(begin, begin + len, [&](const int64_t* off, int64_t n) {
+        const T* p = base + off[1];
+        const int64_t s = it.inner_stride(1);
+        if (s == 0) {
+          C v = static_cast<C>(load_as(p[0]));
+          for (int64_t i = 0; i < n; ++i) o[i] = v;
+        } else {
+          for (int64_t i = 0; i < n; ++i) o[i] = static_cast<C>(load_as(p[i * s]));
+        }
+        o += n;
+      });
+    });
+    for (int64_t i = len; i < padded; ++i) buf[i] = C(0);
+    return buf;
+  }
+
+  template <typename C>
+  static void store_output(const Array& out, const C* buf, int64_t begin, int64_t len) {
+    dispatch_dtype(out.dtype, [&]<typename O>() {
+      O* o = static_cast<O*>(out.data()) + begin;
+      for (int64_t i = 0; i < len; ++i) {
+        if constexpr (std::is_same_v<O, bool>) o[i] = buf[i] != C(0);
+        else if constexpr (std::is_same_v<O, float16_t> || std::is_same_v<O, bfloat16_t>)
+          o[i] = store_as<O>(float(buf[i]));  // already rounded to O: exact
+        else o[i] = static_cast<O>(buf[i]);
+      }
+    });
+  }
+
+  template <typename C>
+  static constexpr DType dtype_of() {
+    return std::is_same_v<C, double> ? DType::Float64 : DType::Float32;
+  }
+
+  ir::FusedProgram prog_;
+  DType out_dtype_;
+  std::vector<ExecInstr> code_;
+  int num_slots_ = 0;
+  std::string name_;
+};
+
+std::shared_ptr<const Kernel> make_fused(const ir::Node& node, const ir::Graph& graph) {
+  return std::make_shared<FusedKernel>(node, graph.input_types(node));
+}
+
+// Unprepared entry (tests and tools that call table functions directly): parses per call.
+void fused_fn(const KernelArgs& args) {
+  std::vector<ir::TensorType> types;
+  for (const Array& a : args.inputs) types.push_back({a.shape, a.dtype});
+  FusedKernel(args.node, types).run(args);
+}
+
+}  // namespace
+
+void register_fused_kernels(KernelTable& t) {
+  t.add_factory("fused_elementwise", fused_fn, make_fused);
+}
+
+}  // namespace nef::backend::cpu
+#endif  // HWY_ONCE

@@ -1,0 +1,267 @@
+#include "compiler/memory_plan.h"
+
+#include <algorithm>
+#include <map>
+
+#include "compiler/plan.h"
+#include "nef/error.h"
+
+namespace nef::compiler {
+namespace {
+
+int64_t align_up(int64_t b) { return (b + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment; }
+
+bool no_kernel(const ir::Node& n) { return n.is("input") || n.is("constant"); }
+
+// Lifetimes recomputed from the graph alone; the planner and the verifier each build their own.
+struct Liveness {
+  std::vector<int> pos;     // step of each node
+  std::vector<int> root;    // buffer a node's value lives in (itself unless a view)
+  std::vector<int> last;    // last step reading the node or (for roots) any view of it
+  std::vector<bool> pinned;  // a graph output is this value or a view of it
+};
+
+Liveness liveness(const Plan& p) {
+  const ir::Graph& g = p.graph;
+  size_t n = g.nodes.size();
+  Liveness l{std::vector<int>(n, -1), std::vector<int>(n), std::vector<int>(n, -1),
+             std::vector<bool>(n, false)};
+  for (size_t s = 0; s < p.steps.size(); ++s) l.pos[p.steps[s].node] = int(s);
+  for (const Step& st : p.steps) {
+    int v = st.node;
+    const ir::Node& nd = g.nodes[v];
+    l.root[v] = nd.op->has(ir::kView) && !nd.inputs.empty() ? l.root[nd.inputs[0]] : v;
+    l.last[v] = std::max(l.last[v], l.pos[v]);
+    for (int in : nd.inputs) l.last[in] = std::max(l.last[in], l.pos[v]);
+  }
+  // A view keeps its base alive: steps are in order, so views are visited after their roots.
+  for (const Step& st : p.steps)
+    if (l.root[st.node] != st.node)
+      l.last[l.root[st.node]] = std::max(l.last[l.root[st.node]], l.last[st.node]);
+  for (int o : g.outputs) l.pinned[o] = l.pinned[l.root[o]] = true;
+  return l;
+}
+
+bool in_arena_candidate(const ir::Graph& g, const Liveness& l, int v) {
+  const ir::Node& n = g.nodes[v];
+  return !no_kernel(n) && l.root[v] == v && !n.op->has(ir::kView) && !l.pinned[v];
+}
+
+// Whether elementwise node v may write over input u: u is a plain buffer of the output's
+// dtype and element count (so not broadcast), dies at v, and v reads no other view of it.
+// The caller checks that u is in the arena.
+bool can_take_over(const Plan& p, const Liveness& l, int v, int u) {
+  const ir::Graph& g = p.graph;
+  const ir::Node& nv = g.nodes[v];
+  const ir::Node& nu = g.nodes[u];
+  if (l.root[u] != u || l.last[u] != l.pos[v]) return false;
+  if (nu.type.dtype != nv.type.dtype || numel(nu.type.shape) != numel(nv.type.shape)) return false;
+  if (nu.device != nv.device) return false;
+  for (int w : nv.inputs)
+    if (w != u && l.root[w] == u) return false;
+  return true;
+}
+
+// Best-fit heap over one arena: free blocks by offset, coalesced on release.
+class Heap {
+ public:
+  int64_t alloc(int64_t size) {
+    auto best = free_.end();
+    for (auto it = free_.begin(); it != free_.end(); ++it)
+      if (it->second >= size && (best == free_.end() || it->second < best->second)) best = it;
+    if (best != free_.end()) {
+      int64_t off = best->first, rest = best->second - size;
+      free_.erase(best);
+      if (rest > 0) free_[off + size] = rest;
+      return off;
+    }
+    // Grow the arena, reusing a free block that already touches its top.
+    int64_t off = top_;
+    if (!free_.empty() && free_.rbegin()->first + free_.rbegin()->second == top_) {
+      off = free_.rbegin()->first;
+      free_.erase(std::prev(free_.end()));
+    }
+    top_ = off + size;
+    return off;
+  }
+  void release(int64_t off, int64_t size) {
+    auto [it, ok] = free_.emplace(off, size);
+    NEF_CHECK(ok, "double release at ", off);
+    auto next = std::next(it);
+    if (next != free_.end() && off + it->second == next->first) {
+      it->second += next->second;
+      free_.erase(next);
+    }
+    if (it != free_.begin()) {
+      auto prev = std::prev(it);
+      if (prev->first + prev->second == off) {
+        prev->second += it->second;
+        free_.erase(it);
+      }
+    }
+  }
+  int64_t top() const { return top_; }
+
+ private:
+  std::map<int64_t, int64_t> free_;
+  int64_t top_ = 0;
+};
+
+}  // namespace
+
+bool inplace_safe(const Plan& plan, int node) {
+  const ir::Node& n = plan.graph.nodes[node];
+  // Audited CPU kernels (elementwise_*.cpp, cast.cpp, fused_elementwise.cpp): operands of the
+  // output dtype are used as they are, and element i is loaded before out[i] is stored; the
+  // fused kernel writes `out` only from its last instruction, per block.
+  return n.op->has(ir::kElementwise) && !n.op->has(ir::kView) && n.device >= 0 &&
+         plan.backends[n.device]->name() == "cpu";
+}
+
+void plan_memory(Plan& p) {
+  const ir::Graph& g = p.graph;
+  const int n = static_cast<int>(g.nodes.size());
+  Liveness l = liveness(p);
+  MemoryPlan m;
+  m.enabled = true;
+  m.offset.assign(n, -1);
+  m.bytes.assign(n, 0);
+  m.alias_of.assign(n, -1);
+  m.inplace_of.assign(n, -1);
+  m.live_begin.assign(n, -1);
+  m.live_end.assign(n, -1);
+  m.arena_bytes.assign(p.backends.size(), 0);
+
+  // Buffer groups: an in-place node joins its donor's group; a group ends at its last member's end.
+  std::vector<int> group(n, -1), group_end(n, -1);
+  std::vector<bool> arena(n, false);
+  for (const Step& st : p.steps) {
+    int v = st.node;
+    const ir::Node& nd = g.nodes[v];
+    if (l.root[v] != v) m.alias_of[v] = l.root[v];
+    if (!in_arena_candidate(g, l, v)) continue;
+    arena[v] = true;
+    m.bytes[v] = static_cast<int64_t>(numel(nd.type.shape) * dtype_size(nd.type.dtype));
+    m.live_begin[v] = l.pos[v];
+    m.live_end[v] = l.last[v];
+    m.naive_bytes += m.bytes[v];
+    group[v] = v;
+    if (inplace_safe(p, v)) {
+      for (int u : nd.inputs) {
+        if (arena[u] && can_take_over(p, l, v, u)) {
+          m.inplace_of[v] = u;
+          group[v] = group[u];
+          ++m.inplace_count;
+          break;
+        }
+      }
+    }
+    group_end[group[v]] = std::max(group_end[group[v]], l.last[v]);
+  }
+
+  // Simulate one heap per device in step order: a step's output is placed before the buffers
+  // that die at that step are released (the kernel reads them while writing it).
+  std::vector<Heap> heaps(p.backends.size());
+  std::vector<std::vector<int>> dying(p.steps.size());
+  std::vector<int64_t> group_size(n, 0);
+  for (size_t s = 0; s < p.steps.size(); ++s) {
+    int v = p.steps[s].node;
+    if (arena[v] && group[v] == v) {
+      group_size[v] = align_up(m.bytes[v]);
+      m.offset[v] = group_size[v] ? heaps[g.nodes[v].device].alloc(group_size[v]) : 0;
+      if (group_size[v]) dying[group_end[v]].push_back(v);
+    } else if (arena[v]) {
+      m.offset[v] = m.offset[group[v]];
+    }
+    for (int d : dying[s]) heaps[g.nodes[d].device].release(m.offset[d], group_size[d]);
+  }
+  for (size_t d = 0; d < heaps.size(); ++d) {
+    m.arena_bytes[d] = heaps[d].top();
+    m.planned_peak_bytes += heaps[d].top();
+  }
+  p.memory = std::move(m);
+}
+
+void verify_memory_plan(const Plan& p) {
+  const ir::Graph& g = p.graph;
+  const MemoryPlan& m = p.memory;
+  const int n = static_cast<int>(g.nodes.size());
+  auto fail = [](const std::string& msg) {
+    throw Error(ErrorCode::Generic, "[memory plan] " + msg);
+  };
+  if (!m.enabled) return;
+  if (int(m.offset.size()) != n || int(m.bytes.size()) != n || int(m.inplace_of.size()) != n ||
+      m.arena_bytes.size() != p.backends.size())
+    fail("tables do not match the graph size");
+  Liveness l = liveness(p);
+  int64_t total = 0;
+  for (int64_t b : m.arena_bytes) total += b;
+  if (total != m.planned_peak_bytes) fail("planned_peak_bytes is not the sum of the arenas");
+
+  std::vector<int> arena_values;
+  for (int v = 0; v < n; ++v) {
+    const ir::Node& nd = g.nodes[v];
+    int64_t off = m.offset[v];
+    if (off < 0) {
+      if (m.inplace_of[v] >= 0) fail(str("node ", v, " is in place but not in the arena"));
+      continue;
+    }
+    if (no_kernel(nd) || nd.op->has(ir::kView) || l.pinned[v])
+      fail(str("node ", v, " (", nd.op->name, ") must not live in the arena"));
+    int64_t bytes = static_cast<int64_t>(numel(nd.type.shape) * dtype_size(nd.type.dtype));
+    if (m.bytes[v] != bytes) fail(str("node ", v, " size ", m.bytes[v], " != ", bytes));
+    if (off % kArenaAlignment) fail(str("node ", v, " offset ", off, " is not aligned"));
+    if (off + bytes > m.arena_bytes[nd.device])
+      fail(str("node ", v, " [", off, ", ", off + bytes, ") exceeds the arena of ",
+               m.arena_bytes[nd.device], " bytes"));
+    if (int u = m.inplace_of[v]; u >= 0) {
+      bool is_input = std::find(nd.inputs.begin(), nd.inputs.end(), u) != nd.inputs.end();
+      if (!is_input || !inplace_safe(p, v) || !can_take_over(p, l, v, u) || m.offset[u] != off)
+        fail(str("node ", v, " cannot run in place of node ", u));
+    }
+    if (bytes > 0) arena_values.push_back(v);
+  }
+  // Sweep in order of birth; `active` holds values still alive at the current birth step.
+  std::sort(arena_values.begin(), arena_values.end(),
+            [&](int a, int b) { return l.pos[a] < l.pos[b]; });
+  std::vector<int> active;
+  for (int v : arena_values) {
+    int start = l.pos[v];
+    std::erase_if(active, [&](int a) { return l.last[a] < start; });
+    for (int a : active) {
+      if (g.nodes[a].device != g.nodes[v].device) continue;
+      bool overlap = m.offset[a] < m.offset[v] + m.bytes[v] && m.offset[v] < m.offset[a] + m.bytes[a];
+      bool handover = m.inplace_of[v] == a && l.last[a] == start;
+      if (overlap && !handover)
+        fail(str("nodes ", a, " and ", v, " are live together and overlap: [", m.offset[a], ", ",
+                 m.offset[a] + m.bytes[a], ") live ", l.pos[a], "..", l.last[a], " vs [",
+                 m.offset[v], ", ", m.offset[v] + m.bytes[v], ") live ", start, "..", l.last[v]));
+    }
+    active.push_back(v);
+  }
+}
+
+std::string describe_memory(const Plan& p) {
+  const MemoryPlan& m = p.memory;
+  if (!m.enabled) return "memory: not planned (every value allocated separately)\n";
+  std::string s = str("memory: planned peak ", m.planned_peak_bytes, " bytes, naive ", m.naive_bytes,
+                      " bytes, ", m.inplace_count, " in place\n");
+  for (size_t d = 0; d < m.arena_bytes.size(); ++d)
+    s += str("  arena ", p.backends[d]->name(), ": ", m.arena_bytes[d], " bytes\n");
+  const ir::Graph& g = p.graph;
+  for (const Step& st : p.steps) {
+    int v = st.node;
+    const ir::Node& nd = g.nodes[v];
+    if (m.offset[v] >= 0) {
+      s += str("  [", v, "] ", nd.op->name, " offset ", m.offset[v], " size ", m.bytes[v],
+               " live ", m.live_begin[v], "..", m.live_end[v]);
+      if (m.inplace_of[v] >= 0) s += str(" in place of [", m.inplace_of[v], "]");
+      s += "\n";
+    } else if (m.alias_of[v] >= 0 && m.offset[m.alias_of[v]] >= 0) {
+      s += str("  [", v, "] ", nd.op->name, " view of [", m.alias_of[v], "]\n");
+    }
+  }
+  return s;
+}
+
+}  // namespace nef::compiler
