@@ -458,6 +458,12 @@ def render(meta: dict, roof: dict, runs: dict, unset_runs: dict) -> str:
     for t, r in roof["threads"].items():
         L.append(f"| {t} | {r['copy_gbs']} | {r['triad_gbs']} | {r['triad_nt_gbs']} | "
                  f"{r['fma512_gflops'] or '-'} | {r['fma256_gflops']} |")
+    rt = roof["threads"]
+    if "1" in rt and "2" in rt and rt["2"]["fma_gflops"] < 1.5 * rt["1"]["fma_gflops"]:
+        L.append("")
+        L.append(f"**Warning:** the FMA peak at 2 threads ({rt['2']['fma_gflops']}) is not 1.5x "
+                 f"the 1-thread one ({rt['1']['fma_gflops']}): the second core was busy with "
+                 "other work, so the 2-thread rows below measure contention, not the engines.")
     L.append("")
     L.append("| workload | threads | NEF median (min-max) | numpy median (min-max) | NEF/numpy "
              "| NEF % of limit | numpy % of limit | verdict |")

@@ -40,9 +40,6 @@ BuiltGraph build_graph(const std::vector<LazyNode*>& targets, BuildMode mode,
   BuiltGraph out;
   ir::Graph& g = out.graph;
   std::unordered_map<const LazyNode*, int> index;
-  std::vector<LazyNode*> lazy_of;                          // graph index -> lazy node
-  std::vector<const std::shared_ptr<LazyNode>*> some_ref;  // graph index -> one owning edge
-  std::vector<long> internal_refs;                         // edges from nodes in this graph
   std::unordered_set<std::string> placeholder_names;
 
   auto set_type_attrs = [](ir::Node& node, const ir::TensorType& t) {
@@ -101,40 +98,19 @@ BuiltGraph build_graph(const std::vector<LazyNode*>& targets, BuildMode mode,
         node.op = cur->op;
         node.attrs = cur->attrs;
         for (const auto& in : cur->inputs) {
-          int idx = index.at(in.get());
-          node.inputs.push_back(idx);
-          internal_refs[idx]++;
-          some_ref[idx] = &in;
+          node.inputs.push_back(index.at(in.get()));
         }
       }
       index[cur] = static_cast<int>(g.nodes.size());
       g.nodes.push_back(std::move(node));
-      lazy_of.push_back(cur);
-      some_ref.push_back(nullptr);
-      internal_refs.push_back(0);
     }
   }
 
-  std::vector<bool> is_out(g.nodes.size(), false);
   for (size_t i = 0; i < targets.size(); ++i) {
     int idx = index.at(targets[i]);
     g.outputs.push_back(idx);
     g.output_names.push_back(i < output_names.size() ? output_names[i] : str("out", i));
     out.output_nodes.push_back(targets[i]);
-    is_out[idx] = true;
-  }
-  if (mode == BuildMode::Execute) {
-    // Intermediates that someone else still holds (a Python variable, another graph) become
-    // extra outputs, so their values are kept and never recomputed.
-    for (size_t i = 0; i < g.nodes.size(); ++i) {
-      if (is_out[i] || !some_ref[i] || lazy_of[i]->value) continue;
-      if (some_ref[i]->use_count() > internal_refs[i]) {
-        g.outputs.push_back(static_cast<int>(i));
-        g.output_names.push_back(str("kept", i));
-        out.output_nodes.push_back(lazy_of[i]);
-        is_out[i] = true;
-      }
-    }
   }
   return out;
 }

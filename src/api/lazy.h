@@ -32,7 +32,8 @@ struct LazyNode {
 std::shared_ptr<LazyNode> make_node(const std::string& op, std::vector<std::shared_ptr<LazyNode>> in,
                                     ir::Attrs attrs);
 
-// The graph that computes `targets`. For execution, materialized nodes become bound inputs
+// The graph that computes `targets`. Only the targets are materialized: intermediates are free
+// to be fused away (evaluate several tensors together to keep them all). For execution, materialized nodes become bound inputs
 // (literals stay constants) and unmaterialized placeholders are an error; for serialization,
 // data becomes constants and placeholders become named inputs.
 enum class BuildMode { Execute, Serialize };

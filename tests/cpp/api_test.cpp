@@ -30,12 +30,13 @@ TEST(Api, OpsAreLazyUntilDemanded) {
   EXPECT_EQ(stat("nodes_executed"), after);
 }
 
-TEST(Api, HeldIntermediatesAreKeptAndNotRecomputed) {
+TEST(Api, EvaluatedTogetherTensorsAreKeptAndNotRecomputed) {
   Tensor a = tensor<float>({1, 2, 3}, {3});
-  Tensor h = exp(a);     // held by a variable: kept
+  Tensor h = exp(a);
   Tensor y = sum(h * 3.0);
-  y.execute();
+  evaluate({y, h});  // one graph; both values kept
   EXPECT_TRUE(h.is_materialized());
+  EXPECT_TRUE(y.is_materialized());
   int64_t nodes = stat("nodes_executed");
   Tensor z = h + 1.0;   // only the add runs
   z.execute();

@@ -3,11 +3,14 @@
 // references written here, broadcasting, odd and zero sizes, strided inputs, every dtype).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <hwy/targets.h>
 
 #include "ir/ops/fused_program.h"
 #include "nef/tensor.h"
@@ -74,8 +77,10 @@ void expect_close(const std::vector<double>& got, const std::vector<double>& wan
 
 TEST(FusionPass, ChainBecomesOneKernel) {
   NEF_SEEDED_RNG(rng, 1001);
-  Tensor a = rand_tensor(rng, {37, 41}), b = rand_tensor(rng, {37, 41});
-  Tensor c = rand_tensor(rng, {37, 41}), d = rand_tensor(rng, {37, 41});
+  std::vector<Array> arr;
+  for (int k = 0; k < 4; ++k) arr.push_back(test::random_array({37, 41}, DType::Float32, rng));
+  Tensor a = from_array(arr[0]), b = from_array(arr[1]), c = from_array(arr[2]),
+         d = from_array(arr[3]);
   Tensor y = tanh(a * b + c) * d - exp(-a);
   Both both = compile_both({y});
   const ir::Graph& g = both.opt->graph;
@@ -89,12 +94,13 @@ TEST(FusionPass, ChainBecomesOneKernel) {
                 "r6=sub(r3,r5)");
       EXPECT_EQ(n.inputs.size(), 4u);
     }
-  for (const auto& s : both.opt->steps)
+  for (const auto& s : both.opt->steps) {
     if (s.kernel) EXPECT_NE(s.kernel->name().find("fused_elementwise"), std::string::npos);
+  }
   expect_equivalent(both);
   // And against float64 math on the inputs.
-  std::vector<double> va = test::to_doubles(both.bindings[0]), vb = test::to_doubles(both.bindings[1]);
-  std::vector<double> vc = test::to_doubles(both.bindings[2]), vd = test::to_doubles(both.bindings[3]);
+  std::vector<double> va = test::to_doubles(arr[0]), vb = test::to_doubles(arr[1]);
+  std::vector<double> vc = test::to_doubles(arr[2]), vd = test::to_doubles(arr[3]);
   std::vector<double> want(va.size());
   for (size_t i = 0; i < va.size(); ++i) want[i] = chain_ref(va[i], vb[i], vc[i], vd[i]);
   expect_close(test::to_doubles(y.array()), want, 1e-5, 1e-6, "chain");
@@ -103,15 +109,19 @@ TEST(FusionPass, ChainBecomesOneKernel) {
 TEST(FusionPass, IntermediateWithOutsideUserStays) {
   NEF_SEEDED_RNG(rng, 1002);
   Tensor a = rand_tensor(rng, {8, 9}), b = rand_tensor(rng, {8, 9});
-  Tensor t = a * b;               // used by the chain and by a reduction
-  Tensor y = exp(t) + lit(1.0);   // fusable chain
-  Tensor s = sum(t, std::vector<int64_t>{1});
+  Tensor y, s;
+  {
+    Tensor t = a * b;         // used by the chain and by a reduction
+    y = exp(t) + lit(1.0);    // fusable chain
+    s = sum(t, std::vector<int64_t>{1});
+  }
   Both both = compile_both({y, s});
   const ir::Graph& g = both.opt->graph;
   EXPECT_EQ(count_op(g, "mul"), 1) << ir::to_text(g);
   EXPECT_EQ(count_op(g, "fused_elementwise"), 1) << ir::to_text(g);
-  for (const ir::Node& n : g.nodes)
+  for (const ir::Node& n : g.nodes) {
     if (n.is("fused_elementwise")) EXPECT_EQ(n.attrs.get_string("program"), "r0=exp(i0);r1=add(r0,i1)");
+  }
   expect_equivalent(both);
 }
 
@@ -137,14 +147,18 @@ TEST(FusionPass, GraphOutputsArePreserved) {
 TEST(FusionPass, SharedIntermediateInsideGroupComputedOnce) {
   NEF_SEEDED_RNG(rng, 1004);
   Tensor x = rand_tensor(rng, {11});
-  Tensor t = exp(x);
-  Tensor y = t * t + t;
+  // t lives only inside the graph: a tensor the caller still holds is kept as an extra output.
+  Tensor y = [&] {
+    Tensor t = exp(x);
+    return t * t + t;
+  }();
   Both both = compile_both({y});
   const ir::Graph& g = both.opt->graph;
   EXPECT_EQ(count_op(g, "fused_elementwise"), 1) << ir::to_text(g);
-  for (const ir::Node& n : g.nodes)
+  for (const ir::Node& n : g.nodes) {
     if (n.is("fused_elementwise"))
       EXPECT_EQ(n.attrs.get_string("program"), "r0=exp(i0);r1=mul(r0,r0);r2=add(r1,r0)");
+  }
   expect_equivalent(both);
 }
 
@@ -183,7 +197,10 @@ TEST(FusionPass, IntegerAndMixedChainsStayCorrect) {
   Tensor h = cast(x * lit(3.0), DType::Float16) * cast(x, DType::Float16);
   Both both = compile_both({m, y, mask, h});
   EXPECT_GE(count_op(both.opt->graph, "fused_elementwise"), 3) << ir::to_text(both.opt->graph);
-  EXPECT_EQ(count_op(both.opt->graph, "mul") + count_op(both.opt->graph, "add") >= 2, true);
+  bool int_add_kept = false;  // the integer chain is not fused
+  for (const ir::Node& n : both.opt->graph.nodes)
+    int_add_kept = int_add_kept || (n.is("add") && n.type.dtype == DType::Int64);
+  EXPECT_TRUE(int_add_kept) << ir::to_text(both.opt->graph);
   expect_equivalent(both, 1e-3, 1e-5);
 }
 
@@ -205,7 +222,7 @@ TEST(FusionParser, AcceptsValidPrograms) {
   EXPECT_EQ(infer("r0:f16=cast(i0);r1:f16=exp(r0)", 1, "float16").dtype, DType::Float16);
   EXPECT_EQ(infer("r0:bool=greater(i0,i0)", 1, "bool").dtype, DType::Bool);
   std::vector<ir::TensorType> in = {{{4}, DType::Float32}};
-  ir::FusedProgram p = ir::parse_fused_program("r0=neg(i0);r1:f64=cast(r0);r2:f64=exp(r1)", in,
+  ir::FusedProgram p = ir::parse_fused_program("r0:f32=neg(i0);r1:f64=cast(r0);r2:f64=exp(r1)", in,
                                                DType::Float64);
   EXPECT_EQ(p.compute, DType::Float64);
   EXPECT_EQ(ir::print_fused_program(p, DType::Float64), "r0:f32=neg(i0);r1=cast(r0);r2=exp(r1)");
@@ -233,7 +250,6 @@ TEST(FusionParser, RejectsBadPrograms) {
       "r0=exp(i99999999999)",      // huge index
       "r0 = exp(i0)",              // whitespace
       "r0=exp(-1)",                // negative operand
-      "r0=exp(i0)\0",              // (embedded NUL cut by C string; still valid: covered below)
       "r0=where(i0,i0,i0,i0)",     // too many operands
       ";;;;",
       "r0=add(r,i0)",
@@ -241,7 +257,6 @@ TEST(FusionParser, RejectsBadPrograms) {
   };
   for (const char* p : bad) {
     std::string s(p);
-    if (s == "r0=exp(i0)") continue;
     EXPECT_THROW(infer(s, 1), ValidationError) << "program: " << s;
   }
   EXPECT_THROW(infer("r0=exp(i0)", 2), ValidationError);        // input 1 never read
@@ -305,6 +320,12 @@ struct OpCase {
   bool bool_out = false;
 };
 
+void set_zero(Array& a, int64_t i) {
+  backend::cpu::dispatch_dtype(a.dtype, [&]<typename T>() {
+    a.data_as<T>()[i] = backend::cpu::store_as<T>(backend::cpu::compute_t<T>(0));
+  });
+}
+
 double sgn(double x) { return x > 0 ? 1 : x < 0 ? -1 : x; }
 double mod_ref(double a, double b) {
   double r = std::fmod(a, b);
@@ -362,6 +383,12 @@ const OpCase kCases[] = {
 TEST(FusionKernel, EveryOpMatchesFloat64) {
   const uint64_t seed = 1020;
   NEF_SEEDED_RNG(rng, seed);
+  // Every SIMD target this machine has (the kernel dispatches at run time): best, AVX2, SSE4.
+  const int64_t have = hwy::SupportedTargets();
+  for (int64_t target : {int64_t(0), int64_t(HWY_AVX2), int64_t(HWY_SSE4)}) {
+  if (target && !(have & target)) continue;
+  hwy::SetSupportedTargetsForTest(target);
+  SCOPED_TRACE(target ? hwy::TargetName(target) : "best target");
   for (DType dt : {DType::Float32, DType::Float64}) {
     for (const OpCase& c : kCases) {
       SCOPED_TRACE(str(c.op, " ", dtype_name(dt)));
@@ -374,14 +401,13 @@ TEST(FusionKernel, EveryOpMatchesFloat64) {
         Array a = test::random_array({n}, dt, rng, lo, hi);
         // Exact zeros and equal pairs exercise the comparison and logic edges.
         if (c.bool_out || std::string(c.op) == "where")
-          for (int64_t i = 0; i < n; i += 7) test::set_element(a, i, 0.0);
+          for (int64_t i = 0; i < n; i += 7) set_zero(a, i);
         in.push_back(a);
       }
-      std::string prog = c.bool_out ? str("r0:bool=", c.op, "(") : str("r0=", c.op, "(");
+      std::string prog = str("r0=", c.op, "(");
       for (int k = 0; k < c.arity; ++k) prog += str(k ? "," : "", "i", k);
       prog += ")";
       DType out_dt = c.bool_out ? DType::Bool : dt;
-      if (c.bool_out) prog = prog.substr(0, 2) + prog.substr(7);  // node dtype bool: no annotation
       Array out = run_fused(prog, in, {n}, out_dt);
       std::vector<std::vector<double>> v;
       for (const Array& a : in) v.push_back(test::to_doubles(a));
@@ -391,9 +417,15 @@ TEST(FusionKernel, EveryOpMatchesFloat64) {
         want[i] = dt == DType::Float32 && !c.bool_out ? double(float(r)) : r;
       }
       double rtol = dt == DType::Float32 ? 1e-5 : 1e-12;
-      expect_close(test::to_doubles(out), want, rtol, dt == DType::Float32 ? 1e-30 : 1e-300, c.op);
+      double atol = dt == DType::Float32 ? 1e-30 : 1e-300;
+      // gelu's 1 + erf / 1 + tanh cancels for negative x in any float formula (the unfused
+      // kernels too): there the error is relative to |x|, not to the tiny result.
+      if (std::string(c.op).rfind("gelu", 0) == 0) atol = dt == DType::Float32 ? 2e-6 : 1e-14;
+      expect_close(test::to_doubles(out), want, rtol, atol, c.op);
     }
   }
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 TEST(FusionKernel, SpecialValues) {
@@ -414,6 +446,7 @@ TEST(FusionKernel, SpecialValues) {
     Array out = run_fused(str("r0=", u.op, "(i0)"), {x}, x.shape, DType::Float32);
     for (size_t i = 0; i < xs.size(); ++i) {
       float want = u.f(xs[i]), got = out.data_as<float>()[i];
+      if (got == want) continue;
       if (std::isnan(want)) {
         EXPECT_TRUE(std::isnan(got)) << u.op << "(" << xs[i] << ")";
       } else {
@@ -509,8 +542,10 @@ TEST(FusionKernel, HalfBfloatAndDouble) {
   for (DType dt : {DType::Float16, DType::BFloat16, DType::Float64}) {
     SCOPED_TRACE(dtype_name(dt));
     Shape s = {19, 57};
-    Tensor a = rand_tensor(rng, s, dt), b = rand_tensor(rng, {57}, dt);
-    Tensor c = rand_tensor(rng, {19, 1}, dt), d = rand_tensor(rng, s, dt);
+    std::vector<Array> arr = {test::random_array(s, dt, rng), test::random_array({57}, dt, rng),
+                              test::random_array({19, 1}, dt, rng), test::random_array(s, dt, rng)};
+    Tensor a = from_array(arr[0]), b = from_array(arr[1]), c = from_array(arr[2]),
+           d = from_array(arr[3]);
     Tensor y = tanh(a * b + c) * d - exp(-a);
     Both both = compile_both({y});
     EXPECT_EQ(count_op(both.opt->graph, "fused_elementwise"), 1) << ir::to_text(both.opt->graph);
@@ -518,8 +553,8 @@ TEST(FusionKernel, HalfBfloatAndDouble) {
     double ulp = dt == DType::Float16 ? 1e-3 : dt == DType::BFloat16 ? 8e-3 : 1e-14;
     expect_equivalent(both, 2 * ulp, 2 * ulp);
     // Against float64 math with the chain's accumulated rounding.
-    std::vector<double> va = test::to_doubles(both.bindings[0]), vb = test::to_doubles(both.bindings[1]);
-    std::vector<double> vc = test::to_doubles(both.bindings[2]), vd = test::to_doubles(both.bindings[3]);
+    std::vector<double> va = test::to_doubles(arr[0]), vb = test::to_doubles(arr[1]);
+    std::vector<double> vc = test::to_doubles(arr[2]), vd = test::to_doubles(arr[3]);
     std::vector<double> want(numel(s));
     for (int64_t i = 0; i < numel(s); ++i)
       want[i] = chain_ref(va[i], vb[i % 57], vc[i / 57], vd[i]);

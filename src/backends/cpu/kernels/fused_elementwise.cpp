@@ -8,9 +8,10 @@
 // Blocks are split across threads with parallel_for.
 //
 // SIMD through Highway with runtime dispatch (AVX-512, AVX2, SSE4, scalar). Transcendentals use
-// Highway's vector Exp/Log/Tanh; lanes outside their accurate range (overflow, subnormal
-// results, zero/negative/inf/NaN logs) are recomputed with std:: functions, so results match the
-// unfused kernels within a few ulp. erf, sin, cos, pow, mod and exact-erf gelu run the same
+// Highway's vector Exp/Expm1/Log (tanh = expm1(2|x|) / (expm1(2|x|) + 2) with a reciprocal-based
+// float32 quotient, sigmoid/silu likewise: the divider would bound them); lanes outside the
+// accurate range (overflow, subnormal results, zero/negative/inf/NaN logs) are recomputed with
+// std:: functions, so results match the unfused kernels within a few ulp. erf, sin, cos, pow, mod and exact-erf gelu run the same
 // std:: formulas as the unfused kernels, element by element. Each instruction's result is
 // rounded to its own dtype (f16/bf16 in float, f32 in a float64 program), like the unfused ops.
 #include <algorithm>
@@ -108,11 +109,47 @@ struct LogOp {
   }
 };
 
+// a / b for float32 without the divider (its throughput, ~10 cycles per AVX-512 vector, bounds
+// tanh/sigmoid otherwise): reciprocal estimate, one Newton step, then one correction of the
+// quotient, within ~1 ulp. Only for b in [1, 2^100] and finite a; callers guarantee that or
+// take the exact division (float64 always divides).
+template <class D, class V>
+HWY_INLINE V QuotientInRange(D d, V a, V b) {
+  if constexpr (sizeof(hn::TFromD<D>) == 4) {
+    const V one = hn::Set(d, 1.0f);
+    V r = hn::ApproximateReciprocal(b);
+    r = hn::MulAdd(r, hn::NegMulAdd(b, r, one), r);
+    V q = hn::Mul(a, r);
+    return hn::MulAdd(r, hn::NegMulAdd(b, q, a), q);
+  } else {
+    return hn::Div(a, b);
+  }
+}
+
+// a / b: the fast quotient when every lane is in its range, else the exact division.
+template <class D, class V>
+HWY_INLINE V QuotientChecked(D d, V a, V b) {
+  using T = hn::TFromD<D>;
+  if constexpr (sizeof(T) == 4) {
+    auto ok = hn::And(hn::And(hn::Ge(b, hn::Set(d, T(1))), hn::Le(b, hn::Set(d, T(1e30)))),
+                      hn::Le(hn::Abs(a), hn::Set(d, T(1e30))));
+    if (HWY_LIKELY(hn::AllTrue(d, ok))) return QuotientInRange(d, a, b);
+  }
+  return hn::Div(a, b);
+}
+
+// tanh(x) = sign(x) * expm1(2|x|) / (expm1(2|x|) + 2), and +-1 beyond the point where that
+// rounds to 1 (|x| is clamped first so the quotient's operands stay in range).
 struct TanhOp {
-  template <class T> static bool ok_scalar(T x) { return x == x; }
-  template <class T> static T scalar(T x) { return std::tanh(x); }
   template <class D, class V> HWY_INLINE V operator()(D d, V x) const {
-    return hn::IfThenElse(hn::IsNaN(x), x, hn::Tanh(d, x));
+    using T = hn::TFromD<D>;
+    const V limit = hn::Set(d, sizeof(T) == 4 ? T(9.1) : T(19.1));
+    const V ax = hn::Min(hn::Abs(x), limit);
+    const V y = hn::Expm1(d, hn::Add(ax, ax));
+    V z = QuotientInRange(d, y, hn::Add(y, hn::Set(d, T(2))));
+    z = hn::IfThenElse(hn::Ge(ax, limit), hn::Set(d, T(1)), z);
+    z = hn::CopySign(z, x);
+    return hn::IfThenElse(hn::IsNaN(x), x, z);
   }
 };
 
@@ -192,10 +229,10 @@ void Exec(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const
       case FusedOp::Reciprocal: Map1(d, a, o, n, [&](auto, V x) { return hn::Div(one, x); }); break;
       case FusedOp::Tanh: Map1(d, a, o, n, TanhOp()); break;
       case FusedOp::Sigmoid:
-        Map1(d, a, o, n, [&](auto dd, V x) { return hn::Div(one, OnePlusExpNeg(dd, x)); });
+        Map1(d, a, o, n, [&](auto dd, V x) { return QuotientChecked(dd, one, OnePlusExpNeg(dd, x)); });
         break;
       case FusedOp::Silu:
-        Map1(d, a, o, n, [&](auto dd, V x) { return hn::Div(x, OnePlusExpNeg(dd, x)); });
+        Map1(d, a, o, n, [&](auto dd, V x) { return QuotientChecked(dd, x, OnePlusExpNeg(dd, x)); });
         break;
       case FusedOp::GeluTanh:
         Map1(d, a, o, n, [&](auto dd, V x) {
@@ -436,23 +473,24 @@ class FusedKernel final : public Kernel {
       else if (it.ndim == 1 && it.inner_stride(1) == 0) acc = Access::Scalar;
       access.push_back(acc);
     }
-    const int64_t nblocks = (total + kBlock - 1) / kBlock;
+    const int64_t block = kBlock;
+    const int64_t nblocks = (total + block - 1) / block;
     const bool direct_out = out.dtype == prog_.compute;
-    parallel_for(nblocks, std::max<int64_t>(1, kElementwiseGrain / kBlock),
+    parallel_for(nblocks, std::max<int64_t>(1, kElementwiseGrain / block),
                  [&](int64_t b0, int64_t b1) {
       // Per-chunk scratch: register slots, one buffer per input, the output block.
       const size_t bufs = size_t(num_slots_ + nin + 1);
-      auto scratch = hwy::AllocateAligned<C>(bufs * kBlock);
+      auto scratch = hwy::AllocateAligned<C>(bufs * block);
       std::vector<C*> slots(num_slots_ + 1), in_buf(nin);
       std::vector<const C*> in_ptr(nin);
-      for (int s = 0; s < num_slots_; ++s) slots[s] = scratch.get() + size_t(s) * kBlock;
-      for (int k = 0; k < nin; ++k) in_buf[k] = scratch.get() + size_t(num_slots_ + k) * kBlock;
-      C* out_buf = scratch.get() + size_t(num_slots_ + nin) * kBlock;
+      for (int s = 0; s < num_slots_; ++s) slots[s] = scratch.get() + size_t(s) * block;
+      for (int k = 0; k < nin; ++k) in_buf[k] = scratch.get() + size_t(num_slots_ + k) * block;
+      C* out_buf = scratch.get() + size_t(num_slots_ + nin) * block;
       for (int k = 0; k < nin; ++k)  // broadcast scalars: filled once per chunk
-        if (access[k] == Access::Scalar) fill_scalar<C>(args.inputs[k], in_buf[k]);
+        if (access[k] == Access::Scalar) fill_scalar<C>(args.inputs[k], in_buf[k], block);
       for (int64_t blk = b0; blk < b1; ++blk) {
-        const int64_t begin = blk * kBlock;
-        const int64_t len = std::min(kBlock, total - begin);
+        const int64_t begin = blk * block;
+        const int64_t len = std::min(block, total - begin);
         const int64_t padded = (len + kPad - 1) / kPad * kPad;
         const bool whole = len == padded;
         for (int k = 0; k < nin; ++k)
@@ -466,11 +504,11 @@ class FusedKernel final : public Kernel {
   }
 
   template <typename C>
-  static void fill_scalar(const Array& a, C* buf) {
+  static void fill_scalar(const Array& a, C* buf, int64_t block) {
     C v = dispatch_dtype(a.dtype, [&]<typename T>() -> C {
       return static_cast<C>(load_as(*static_cast<const T*>(a.data())));
     });
-    std::fill(buf, buf + kBlock, v);
+    std::fill(buf, buf + block, v);
   }
 
   // The block [begin, begin + len) of input `a` in the compute type, zero-padded to `padded`.
