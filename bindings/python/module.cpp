@@ -220,6 +220,13 @@ NB_MODULE(_nef, m) {
         auto out = run_released([&] { return g.run(in); });
         in.clear();  // drops the numpy references while we hold the GIL
         return arrays_to_dict(out);
+      })
+      // Compiling may take a while on a cold cache, so these release the GIL like run().
+      .def("describe_plan_json", [](const nef::LoadedGraph& g, int indent) {
+        return run_released([&] { return g.describe_plan_json(indent); });
+      }, "indent"_a = -1)
+      .def("describe_memory", [](const nef::LoadedGraph& g) {
+        return run_released([&] { return g.describe_memory(); });
       });
 
   m.def("stats", &nef::stats);

@@ -168,6 +168,12 @@ class LoadedGraph {
   std::map<std::string, Array> run(const std::map<std::string, Array>& inputs) const;
   // The compiled plan (kernels in order, devices and placement reasons) as text.
   std::string describe_plan() const;
+  // The compiled plan as a JSON object: "kernels" in execution order (op, kernel, device, shape,
+  // dtype, the ops each covers) and "memory" (planned_peak_bytes, naive_bytes, per-value
+  // offsets). `indent` < 0: one line.
+  std::string describe_plan_json(int indent = -1) const;
+  // The memory plan as text: planned peak, naive sum, each value's offset, size and lifetime.
+  std::string describe_memory() const;
   std::shared_ptr<LoadedGraphImpl> impl() const { return impl_; }
 
  private:

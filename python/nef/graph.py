@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -74,6 +75,27 @@ class Graph:
         return dict(self._g.run(arrays))
 
     __call__ = run
+
+    def plan(self) -> dict:
+        """The compiled plan (compiling it if needed, through the plan cache) as a dict, the
+        same as ``nef inspect FILE --plan --json``: ``"kernels"`` in execution order, each with
+        ``op``, ``kernel``, ``device``, ``shape``, ``dtype`` and ``nodes`` (the ops it covers: a
+        fused_elementwise kernel lists its program's ops, other kernels their own op), and
+        ``"memory"`` (``planned_peak_bytes``, ``naive_bytes``, ``arenas``, per-value
+        ``values`` with offsets and lifetimes)."""
+        return json.loads(self._g.describe_plan_json())
+
+    @property
+    def memory(self) -> dict:
+        """{"planned_peak_bytes", "naive_bytes"}: the arena bytes the memory plan needs for the
+        intermediates, against the sum of their sizes without reuse."""
+        m = self.plan()["memory"]
+        return {"planned_peak_bytes": int(m["planned_peak_bytes"]),
+                "naive_bytes": int(m["naive_bytes"])}
+
+    def describe_memory(self) -> str:
+        """The memory plan as text (what ``nef inspect FILE --memory`` prints)."""
+        return self._g.describe_memory()
 
     def __repr__(self) -> str:
         return f"nef.Graph(inputs={self.inputs}, outputs={self.outputs})"

@@ -3,6 +3,7 @@
 
 #include "api/lazy.h"
 #include "compiler/plan.h"
+#include "compiler/plan_json.h"
 #include "format/nef_file.h"
 #include "runtime/executor.h"
 
@@ -89,5 +90,11 @@ std::map<std::string, Array> LoadedGraph::run(const std::map<std::string, Array>
 }
 
 std::string LoadedGraph::describe_plan() const { return compiler::describe(*plan_of(*impl_)); }
+std::string LoadedGraph::describe_plan_json(int indent) const {
+  return compiler::describe_json(*plan_of(*impl_), indent);
+}
+std::string LoadedGraph::describe_memory() const {
+  return compiler::describe_memory(*plan_of(*impl_));
+}
 
 }  // namespace nef

@@ -33,6 +33,7 @@ const Registry& registry() {
     register_linalg_nn_ops(reg);
     register_layout_ops(reg);
     register_fused_ops(reg);
+    register_fused_matmul_ops(reg);
     return reg;
   }();
   return r;

@@ -91,6 +91,7 @@ void register_reduction_ops(Registry& r);    // sum, mean, max, min, prod, argma
 void register_linalg_nn_ops(Registry& r);    // matmul, softmax, norms, attention
 void register_layout_ops(Registry& r);       // reshape, transpose, slice, concat, gather...
 void register_fused_ops(Registry& r);        // fused_elementwise (made by the fusion pass)
+void register_fused_matmul_ops(Registry& r); // matmul_epilogue (made by fuse_matmul_epilogue)
 
 class Registry {
  public:

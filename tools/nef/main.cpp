@@ -6,6 +6,7 @@
 #include <iostream>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "cli.h"
 #include "devices/devices.h"
@@ -57,9 +58,20 @@ int run_main(int argc, char** argv) {
   nef::cli::InspectOptions inspect;
   CLI::App* inspect_cmd = app.add_subcommand("inspect", "Show a .nef file's nodes and tensors");
   inspect_cmd->add_option("FILE", inspect.file, "The .nef file")->required();
-  auto* json_flag = inspect_cmd->add_flag("--json", inspect.json, "Print the JSON header");
+  auto* json_flag = inspect_cmd->add_flag(
+      "--json", inspect.json, "Print the JSON header (with --plan/--memory/--passes: as JSON)");
   auto* dot_flag = inspect_cmd->add_flag("--dot", inspect.dot, "Print a Graphviz dot graph");
+  auto* passes_flag = inspect_cmd->add_flag("--passes", inspect.passes,
+                                            "Print the IR text after each optimizer pass");
+  auto* plan_flag = inspect_cmd->add_flag(
+      "--plan", inspect.plan, "Print the compiled plan: kernels, fused ops, devices, memory");
+  auto* memory_flag = inspect_cmd->add_flag(
+      "--memory", inspect.memory, "Print the memory plan: planned peak, naive sum, offsets");
   json_flag->excludes(dot_flag);
+  // One view at a time; --json only changes how the chosen one is printed.
+  std::vector<CLI::Option*> views{dot_flag, passes_flag, plan_flag, memory_flag};
+  for (size_t a = 0; a < views.size(); ++a)
+    for (size_t b = a + 1; b < views.size(); ++b) views[a]->excludes(views[b]);
 
   bool devices_json = false;
   CLI::App* devices_cmd = app.add_subcommand("devices", "Show detected hardware and devices");

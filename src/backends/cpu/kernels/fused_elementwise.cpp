@@ -40,33 +40,13 @@
 #include <hwy/aligned_allocator.h>
 #include <hwy/contrib/math/math-inl.h>
 
-#ifndef NEF_FUSED_ELEMENTWISE_SHARED
-#define NEF_FUSED_ELEMENTWISE_SHARED
-namespace nef::backend::cpu::fused {
-
-enum Rounding : uint8_t { kRoundNone, kRoundF32, kRoundF16, kRoundBF16 };
-
-// One instruction with operands resolved to block buffers: src >= 0 a register slot, src < 0
-// input -1 - src; dst >= 0 a slot, -1 the block's output pointer.
-struct ExecInstr {
-  ir::FusedOp op;
-  Rounding round;
-  bool to_bool;  // cast to bool
-  int16_t dst;
-  int16_t src[3];
-};
-
-// Elements per block: a multiple of 16 so every full block is a whole number of vectors.
-inline constexpr int64_t kBlock = 1024;
-inline constexpr int64_t kPad = 16;
-
-}  // namespace nef::backend::cpu::fused
-#endif
+#include "backends/cpu/kernels/fused_exec.h"  // ExecInstr, kBlock (shared with matmul_epilogue)
 
 HWY_BEFORE_NAMESPACE();
 namespace nef::backend::cpu::fused {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
+// Note: hn::Ne is an ordered compare (NaN != NaN is false); numpy semantics need Not(Eq()).
 using ir::FusedOp;
 
 // Recomputes the lanes of r whose x fails Op::ok_scalar with the scalar std:: function.
@@ -262,12 +242,12 @@ void Exec(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const
       case FusedOp::Div: Map2(d, a, b, o, n, [](auto, V x, V y) { return hn::Div(x, y); }); break;
       case FusedOp::Maximum:  // a NaN in either operand wins, like numpy
         Map2(d, a, b, o, n, [](auto, V x, V y) {
-          return hn::IfThenElse(hn::Or(hn::Gt(x, y), hn::Ne(x, x)), x, y);
+          return hn::IfThenElse(hn::Or(hn::Gt(x, y), hn::Not(hn::Eq(x, x))), x, y);
         });
         break;
       case FusedOp::Minimum:
         Map2(d, a, b, o, n, [](auto, V x, V y) {
-          return hn::IfThenElse(hn::Or(hn::Lt(x, y), hn::Ne(x, x)), x, y);
+          return hn::IfThenElse(hn::Or(hn::Lt(x, y), hn::Not(hn::Eq(x, x))), x, y);
         });
         break;
       case FusedOp::Mod:
@@ -280,7 +260,7 @@ void Exec(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const
         Map2(d, a, b, o, n, [&](auto, V x, V y) { return hn::IfThenElseZero(hn::Eq(x, y), one); });
         break;
       case FusedOp::NotEqual:
-        Map2(d, a, b, o, n, [&](auto, V x, V y) { return hn::IfThenElseZero(hn::Ne(x, y), one); });
+        Map2(d, a, b, o, n, [&](auto, V x, V y) { return hn::IfThenElseZero(hn::Not(hn::Eq(x, y)), one); });
         break;
       case FusedOp::Less:
         Map2(d, a, b, o, n, [&](auto, V x, V y) { return hn::IfThenElseZero(hn::Lt(x, y), one); });
@@ -296,12 +276,12 @@ void Exec(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const
         break;
       case FusedOp::LogicalAnd:
         Map2(d, a, b, o, n, [&](auto, V x, V y) {
-          return hn::IfThenElseZero(hn::And(hn::Ne(x, zero), hn::Ne(y, zero)), one);
+          return hn::IfThenElseZero(hn::And(hn::Not(hn::Eq(x, zero)), hn::Not(hn::Eq(y, zero))), one);
         });
         break;
       case FusedOp::LogicalOr:
         Map2(d, a, b, o, n, [&](auto, V x, V y) {
-          return hn::IfThenElseZero(hn::Or(hn::Ne(x, zero), hn::Ne(y, zero)), one);
+          return hn::IfThenElseZero(hn::Or(hn::Not(hn::Eq(x, zero)), hn::Not(hn::Eq(y, zero))), one);
         });
         break;
       case FusedOp::LogicalNot:
@@ -309,18 +289,18 @@ void Exec(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const
         break;
       case FusedOp::Where:
         Map3(d, a, b, c, o, n,
-             [&](auto, V m, V x, V y) { return hn::IfThenElse(hn::Ne(m, zero), x, y); });
+             [&](auto, V m, V x, V y) { return hn::IfThenElse(hn::Not(hn::Eq(m, zero)), x, y); });
         break;
       case FusedOp::Clip:
         Map3(d, a, b, c, o, n, [](auto, V x, V lo, V hi) {
-          V m = hn::IfThenElse(hn::Or(hn::Gt(x, lo), hn::Ne(x, x)), x, lo);
-          return hn::IfThenElse(hn::Or(hn::Lt(m, hi), hn::Ne(m, m)), m, hi);
+          V m = hn::IfThenElse(hn::Or(hn::Gt(x, lo), hn::Not(hn::Eq(x, x))), x, lo);
+          return hn::IfThenElse(hn::Or(hn::Lt(m, hi), hn::Not(hn::Eq(m, m))), m, hi);
         });
         break;
       case FusedOp::Cast:
         // To bool: != 0 (NaN -> true). To a float: a copy; the rounding below converts.
         if (I.to_bool)
-          Map1(d, a, o, n, [&](auto, V x) { return hn::IfThenElseZero(hn::Ne(x, zero), one); });
+          Map1(d, a, o, n, [&](auto, V x) { return hn::IfThenElseZero(hn::Not(hn::Eq(x, zero)), one); });
         else if (o != a)
           Map1(d, a, o, n, [](auto, V x) { return x; });
         break;
@@ -360,13 +340,71 @@ namespace fused {
 HWY_EXPORT(ExecF32);
 HWY_EXPORT(ExecF64);
 
-inline void exec(const ExecInstr* code, size_t ninstr, const float* const* inputs,
-                 float* const* slots, float* out, size_t n) {
+void exec(const ExecInstr* code, size_t ninstr, const float* const* inputs, float* const* slots,
+          float* out, size_t n) {
   HWY_DYNAMIC_DISPATCH(ExecF32)(code, ninstr, inputs, slots, out, n);
 }
-inline void exec(const ExecInstr* code, size_t ninstr, const double* const* inputs,
-                 double* const* slots, double* out, size_t n) {
+void exec(const ExecInstr* code, size_t ninstr, const double* const* inputs,
+          double* const* slots, double* out, size_t n) {
   HWY_DYNAMIC_DISPATCH(ExecF64)(code, ninstr, inputs, slots, out, n);
+}
+
+namespace {
+Rounding rounding(DType t, DType compute) {
+  switch (t) {
+    case DType::Float16: return kRoundF16;
+    case DType::BFloat16: return kRoundBF16;
+    case DType::Float32: return compute == DType::Float64 ? kRoundF32 : kRoundNone;
+    default: return kRoundNone;
+  }
+}
+}  // namespace
+
+// Register slots: an instruction's result takes a free slot (operands dying at it are freed
+// first: an instruction may write over its own operand, the loops read before they store);
+// the last instruction writes to the output pointer.
+std::vector<ExecInstr> lower_program(const ir::FusedProgram& prog, int* num_slots) {
+  const int n = static_cast<int>(prog.code.size());
+  std::vector<ExecInstr> code;
+  std::vector<int> last_use(n, -1), slot_of(n, -1);
+  for (int k = 0; k < n; ++k)
+    for (int a = 0; a < prog.code[k].nargs; ++a)
+      if (prog.code[k].args[a] >= 0) last_use[prog.code[k].args[a]] = k;
+  std::vector<int> free_slots;
+  *num_slots = 0;
+  for (int k = 0; k < n; ++k) {
+    const ir::FusedInstr& in = prog.code[k];
+    ExecInstr e{};
+    e.op = in.op;
+    for (int a = 0; a < 3; ++a) {
+      int ref = a < in.nargs ? in.args[a] : in.args[0];
+      e.src[a] = static_cast<int16_t>(ref >= 0 ? slot_of[ref] : ref);
+    }
+    for (int a = 0; a < in.nargs; ++a) {
+      int ref = in.args[a];
+      if (ref >= 0 && last_use[ref] == k && slot_of[ref] >= 0) {
+        free_slots.push_back(slot_of[ref]);
+        slot_of[ref] = -1;  // freed once even if read twice
+      }
+    }
+    if (k == n - 1) {
+      e.dst = -1;
+    } else {
+      int s;
+      if (!free_slots.empty()) {
+        s = free_slots.back();
+        free_slots.pop_back();
+      } else {
+        s = (*num_slots)++;
+      }
+      slot_of[k] = s;
+      e.dst = static_cast<int16_t>(s);
+    }
+    e.round = rounding(in.dtype, prog.compute);
+    e.to_bool = in.op == ir::FusedOp::Cast && in.dtype == DType::Bool;
+    code.push_back(e);
+  }
+  return code;
 }
 }  // namespace fused
 
@@ -401,59 +439,7 @@ class FusedKernel final : public Kernel {
   }
 
  private:
-  // Register slots: an instruction's result takes a free slot (operands dying at it are freed
-  // first: an instruction may write over its own operand, the loops read before they store);
-  // the last instruction writes to the output pointer.
-  void build() {
-    const int n = static_cast<int>(prog_.code.size());
-    std::vector<int> last_use(n, -1), slot_of(n, -1);
-    for (int k = 0; k < n; ++k)
-      for (int a = 0; a < prog_.code[k].nargs; ++a)
-        if (prog_.code[k].args[a] >= 0) last_use[prog_.code[k].args[a]] = k;
-    std::vector<int> free_slots;
-    for (int k = 0; k < n; ++k) {
-      const ir::FusedInstr& in = prog_.code[k];
-      ExecInstr e{};
-      e.op = in.op;
-      for (int a = 0; a < 3; ++a) {
-        int ref = a < in.nargs ? in.args[a] : in.args[0];
-        e.src[a] = static_cast<int16_t>(ref >= 0 ? slot_of[ref] : ref);
-      }
-      for (int a = 0; a < in.nargs; ++a) {
-        int ref = in.args[a];
-        if (ref >= 0 && last_use[ref] == k && slot_of[ref] >= 0) {
-          free_slots.push_back(slot_of[ref]);
-          slot_of[ref] = -1;  // freed once even if read twice
-        }
-      }
-      if (k == n - 1) {
-        e.dst = -1;
-      } else {
-        int s;
-        if (!free_slots.empty()) {
-          s = free_slots.back();
-          free_slots.pop_back();
-        } else {
-          s = num_slots_++;
-        }
-        slot_of[k] = s;
-        e.dst = static_cast<int16_t>(s);
-      }
-      e.round = rounding(in.dtype);
-      e.to_bool = in.op == ir::FusedOp::Cast && in.dtype == DType::Bool;
-      code_.push_back(e);
-    }
-  }
-
-  fused::Rounding rounding(DType t) const {
-    switch (t) {
-      case DType::Float16: return fused::kRoundF16;
-      case DType::BFloat16: return fused::kRoundBF16;
-      case DType::Float32:
-        return prog_.compute == DType::Float64 ? fused::kRoundF32 : fused::kRoundNone;
-      default: return fused::kRoundNone;
-    }
-  }
+  void build() { code_ = fused::lower_program(prog_, &num_slots_); }
 
   template <typename C>
   void run_typed(const KernelArgs& args) const {

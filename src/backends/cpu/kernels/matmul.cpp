@@ -13,6 +13,7 @@
 
 #include "backends/cpu/dispatch.h"
 #include "backends/cpu/kernel_table.h"
+#include "backends/cpu/kernels/gemm.h"
 #include "backends/cpu/parallel.h"
 #include "common/simd.h"
 #include "nef/array.h"
@@ -138,13 +139,15 @@ NEF_SIMD_CLONES void macro_kernel(int64_t mc, int64_t nc, int64_t kc, int64_t s0
 }
 
 // C[M, N] (dense, row stride ldc) = A[M, K] @ B[K, N] for one matrix; threads split the M blocks
-// (and the N slivers when there are few M blocks) and share each packed B panel.
+// (and the N slivers when there are few M blocks) and share each packed B panel. `hook` (may be
+// null) sees each finished tile, with offsets relative to c plus `c_off` (gemm.h).
 template <typename T, int MR, int NR, typename S>
 void gemm(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, int64_t ldc,
-          bool parallel) {
+          bool parallel, const GemmTileHook* hook = nullptr, int64_t c_off = 0) {
   if (M == 0 || N == 0) return;
   if (K == 0) {
     for (int64_t i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + N, T(0));
+    if (hook) (*hook)(c_off, M, N, ldc);
     return;
   }
   const int64_t nc_max = std::min<int64_t>(kNC, (N + NR - 1) / NR * NR);
@@ -180,6 +183,11 @@ void gemm(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, int
           int64_t s0 = slivers * part / nsplit, s1 = slivers * (part + 1) / nsplit;
           macro_kernel<T, MR, NR>(mc, nc, kc, s0, s1, ap.get(), bp.get(), c + ic * ldc + jc, ldc,
                                   accumulate);
+          // The last K block finished this tile: hand it over while it is still in cache.
+          if (hook && pc + kc == K) {
+            int64_t j0 = s0 * NR, j1 = std::min(s1 * NR, nc);
+            if (j1 > j0) (*hook)(c_off + ic * ldc + jc + j0, mc, j1 - j0, ldc);
+          }
         }
       });
     }
@@ -199,11 +207,11 @@ bool has_avx512() {
 // GFLOP/s per core in L1 when measured alone), AVX2 has 16 (6x16 floats = 12 accumulators).
 template <typename T, typename S>
 void gemm_dispatch(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c,
-                   bool parallel) {
+                   bool parallel, const GemmTileHook* hook = nullptr, int64_t c_off = 0) {
   constexpr int kLanes512 = 64 / sizeof(T);
   constexpr int kLanes256 = 32 / sizeof(T);
-  if (has_avx512()) gemm<T, 14, 2 * kLanes512>(M, N, K, a, b, c, N, parallel);
-  else gemm<T, 6, 2 * kLanes256>(M, N, K, a, b, c, N, parallel);
+  if (has_avx512()) gemm<T, 14, 2 * kLanes512>(M, N, K, a, b, c, N, parallel, hook, c_off);
+  else gemm<T, 6, 2 * kLanes256>(M, N, K, a, b, c, N, parallel, hook, c_off);
 }
 
 // Batch geometry shared by all dtype paths: per output batch, the element offsets of A and B.
@@ -268,7 +276,8 @@ Array convert(const Array& x, DType t) {
 }
 
 template <typename T>
-void matmul_float(const MatmulPlan& p, const Array& a, const Array& b, Array& out) {
+void matmul_float(const MatmulPlan& p, const Array& a, const Array& b, Array& out,
+                  const GemmTileHook* hook = nullptr) {
   using C = compute_t<T>;  // float for the half types
   const T* A = static_cast<const T*>(a.data());
   const T* B = static_cast<const T*>(b.data());
@@ -281,8 +290,10 @@ void matmul_float(const MatmulPlan& p, const Array& a, const Array& b, Array& ou
     MatView<T> av{A + p.a_off[i], p.rsa, p.csa};
     MatView<T> bv{B + p.b_off[i], p.rsb, p.csb};
     if constexpr (std::is_same_v<T, C>) {
-      gemm_dispatch<C>(p.M, p.N, p.K, av, bv, out.data_as<T>() + i * mat, parallel);
+      gemm_dispatch<C>(p.M, p.N, p.K, av, bv, out.data_as<T>() + i * mat, parallel, hook,
+                       i * mat);
     } else {
+      NEF_CHECK(!hook, "matmul tile hooks need float32/float64");
       auto tmp = aligned_buffer<C>(mat);
       gemm_dispatch<C>(p.M, p.N, p.K, av, bv, tmp.get(), parallel);
       T* o = out.data_as<T>() + i * mat;
@@ -345,16 +356,29 @@ void matmul_kernel(const KernelArgs& args) {
 
 }  // namespace
 
+void matmul_float_with_hook(const Array& a, const Array& b, Array& out, const GemmTileHook& hook) {
+  if (out.numel() == 0) return;
+  NEF_CHECK(a.dtype == out.dtype && b.dtype == out.dtype &&
+                (out.dtype == DType::Float32 || out.dtype == DType::Float64),
+            "matmul_float_with_hook dtypes");
+  MatmulPlan p = make_plan(a, b);
+  NEF_CHECK(int64_t(p.a_off.size()) * p.M * p.N == out.numel(), "matmul output size");
+  if (out.dtype == DType::Float32) matmul_float<float>(p, a, b, out, &hook);
+  else matmul_float<double>(p, a, b, out, &hook);
+}
+
 // The other kernels of the family live in softmax.cpp, norm.cpp and attention.cpp.
 void register_softmax_kernels(KernelTable& t);
 void register_norm_kernels(KernelTable& t);
 void register_attention_kernels(KernelTable& t);
+void register_matmul_epilogue_kernels(KernelTable& t);  // matmul_epilogue.cpp
 
 void register_linalg_nn_kernels(KernelTable& t) {
   t.add("matmul", matmul_kernel);
   register_softmax_kernels(t);
   register_norm_kernels(t);
   register_attention_kernels(t);
+  register_matmul_epilogue_kernels(t);
 }
 
 }  // namespace nef::backend::cpu

@@ -1,0 +1,148 @@
+#include "compiler/plan_json.h"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "ir/ops/fused_program.h"
+#include "nef/error.h"
+
+namespace nef::compiler {
+namespace {
+
+using nlohmann::json;
+
+std::string program_of(const ir::Node& n) {
+  auto it = n.attrs.values().find("program");
+  if (it == n.attrs.values().end()) return {};
+  const auto* text = std::get_if<std::string>(&it->second);
+  return text ? *text : std::string();
+}
+
+// Fused kernels carry a fused_elementwise program (ir/ops/fused_program.h): fused_elementwise
+// over its inputs, matmul_epilogue over the matmul result (i0) and its extra operands.
+bool has_program(const ir::Node& n) {
+  return n.is("fused_elementwise") || n.is("matmul_epilogue");
+}
+
+// Op names a kernel covers. A program that no longer parses (it was checked when the node was
+// built, so this is a bug) is reported as the node's own op rather than throwing.
+std::vector<std::string> covered_ops(const ir::Graph& g, const ir::Node& n) {
+  if (!has_program(n)) return {n.op->name};
+  std::vector<ir::TensorType> in = g.input_types(n);
+  std::vector<std::string> ops;
+  if (n.is("matmul_epilogue")) {
+    if (in.size() < 2) return {n.op->name};
+    in.erase(in.begin(), in.begin() + 2);
+    in.insert(in.begin(), n.type);  // the matmul result has the node's type
+    ops.emplace_back("matmul");
+  }
+  try {
+    ir::FusedProgram p = ir::parse_fused_program(program_of(n), in, n.type.dtype);
+    for (const ir::FusedInstr& ins : p.code) ops.emplace_back(ir::fused_op_name(ins.op));
+    return ops;
+  } catch (const Error&) {
+    return {n.op->name};
+  }
+}
+
+std::string device_name(const Plan& p, int device) {
+  if (device < 0 || size_t(device) >= p.backends.size()) return "none";
+  return p.backends[device]->name();
+}
+
+json plan_to_json(const Plan& p) {
+  const ir::Graph& g = p.graph;
+  json kernels = json::array();
+  int step_index = 0;
+  for (const Step& st : p.steps) {
+    int index = step_index++;
+    if (!st.kernel) continue;  // inputs and constants: nothing runs
+    const ir::Node& n = g.nodes[st.node];
+    json k;
+    k["step"] = index;
+    k["node"] = st.node;
+    k["op"] = n.op->name;
+    k["kernel"] = st.kernel->name();
+    k["device"] = device_name(p, n.device);
+    k["shape"] = std::vector<int64_t>(n.type.shape.begin(), n.type.shape.end());
+    k["dtype"] = dtype_name(n.type.dtype);
+    k["name"] = n.name;
+    k["inputs"] = n.inputs;
+    k["nodes"] = covered_ops(g, n);
+    if (has_program(n)) k["program"] = program_of(n);
+    k["placement_reason"] = n.placement_reason;
+    kernels.push_back(std::move(k));
+  }
+
+  const MemoryPlan& m = p.memory;
+  json mem;
+  mem["enabled"] = m.enabled;
+  mem["planned_peak_bytes"] = m.planned_peak_bytes;
+  mem["naive_bytes"] = m.naive_bytes;
+  mem["inplace_count"] = m.inplace_count;
+  json arenas = json::array();
+  for (size_t d = 0; d < m.arena_bytes.size(); ++d)
+    arenas.push_back({{"device", device_name(p, int(d))}, {"bytes", m.arena_bytes[d]}});
+  mem["arenas"] = std::move(arenas);
+  json values = json::array();
+  if (m.enabled) {
+    for (const Step& st : p.steps) {
+      int v = st.node;
+      if (size_t(v) >= m.offset.size()) continue;
+      const ir::Node& n = g.nodes[v];
+      if (m.offset[v] >= 0) {
+        json e{{"node", v}, {"op", n.op->name}, {"device", device_name(p, n.device)},
+               {"offset", m.offset[v]}, {"bytes", m.bytes[v]},
+               {"live_begin", m.live_begin[v]}, {"live_end", m.live_end[v]}};
+        if (m.inplace_of[v] >= 0) e["inplace_of"] = m.inplace_of[v];
+        values.push_back(std::move(e));
+      } else if (m.alias_of[v] >= 0 && m.offset[m.alias_of[v]] >= 0) {
+        values.push_back({{"node", v}, {"op", n.op->name}, {"view_of", m.alias_of[v]}});
+      }
+    }
+  }
+  mem["values"] = std::move(values);
+
+  json out;
+  out["num_nodes"] = g.nodes.size();
+  out["num_kernels"] = kernels.size();
+  out["kernels"] = std::move(kernels);
+  out["memory"] = std::move(mem);
+  return out;
+}
+
+}  // namespace
+
+std::string describe_json(const Plan& plan, int indent) { return plan_to_json(plan).dump(indent); }
+
+std::string describe_kernels_text(const Plan& p) {
+  const ir::Graph& g = p.graph;
+  int kernels = 0;
+  for (const Step& st : p.steps) kernels += st.kernel != nullptr;
+  std::string s = str("kernels: ", kernels, " (of ", g.nodes.size(),
+                      " nodes after optimization), in execution order\n");
+  for (const Step& st : p.steps) {
+    if (!st.kernel) continue;
+    const ir::Node& n = g.nodes[st.node];
+    s += str("  [", st.node, "] ", n.op->name);
+    if (!n.name.empty()) s += str(" '", n.name, "'");
+    s += str(" -> ", shape_str(n.type.shape), " ", dtype_name(n.type.dtype), "  on ",
+             device_name(p, n.device), "  kernel ", st.kernel->name());
+    if (!n.placement_reason.empty()) s += str("  (", n.placement_reason, ")");
+    s += "\n";
+    std::string ins;
+    for (int in : n.inputs) ins += str(ins.empty() ? "" : ", ", "[", in, "]");
+    s += str("      inputs: ", ins.empty() ? std::string("-") : ins, "\n");
+    if (has_program(n)) {
+      std::string ops;
+      for (const std::string& o : covered_ops(g, n)) ops += str(ops.empty() ? "" : " ", o);
+      s += str("      covers ", ops, "\n      program ", program_of(n), "\n");
+    }
+  }
+  return s + describe_memory(p);
+}
+
+}  // namespace nef::compiler
