@@ -65,6 +65,18 @@ fuzz: deps
 	build/fuzz/npy_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
 	  build/fuzz/corpus-npy fuzz/corpus/npy
 
+# Benchmarks (not part of `make test`): NEF vs numpy at 1 and 2 threads against the roofline
+# measured in the same run (adds a section to bench/RESULTS.md; ~1 minute on 2 idle cores),
+# planned peak memory, and planning overhead (bench/PLANNING.md). Check `uptime` first.
+build/bench/roofline: bench/roofline.cpp
+	mkdir -p build/bench
+	$(CXX) -std=c++20 -O3 -march=native -fopenmp -o $@ $<
+
+bench: build build/bench/roofline
+	$(PY) bench/bench_ops.py --command "make bench"
+	$(PY) bench/bench_memory.py
+	bash bench/run_planning.sh $(BUILD) --benchmark_min_time=0.2
+
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h' '*.c')
 

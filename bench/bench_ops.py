@@ -137,7 +137,8 @@ def build_roofline() -> None:
     if ROOFLINE_BIN.exists() and ROOFLINE_BIN.stat().st_mtime >= ROOFLINE_SRC.stat().st_mtime:
         return
     ROOFLINE_BIN.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [os.environ.get("CXX", "g++"), "-std=c++20", "-O3", "-march=native", "-fopenmp", "-o", str(ROOFLINE_BIN),
+    cmd = [os.environ.get("CXX", "g++"), "-std=c++20", "-O3", "-march=native", "-fopenmp",
+           "-o", str(ROOFLINE_BIN),
            str(ROOFLINE_SRC)]
     log("building roofline: " + " ".join(cmd))
     subprocess.run(cmd, check=True)
@@ -329,7 +330,8 @@ def worker(threads: int, repeats: int, only_numpy_matmul: bool) -> dict:
 
     def mlp_np():
         h = x @ w1 + b1
-        h = np.float32(0.5) * h * (np.float32(1) + np.tanh(c0 * (h + np.float32(0.044715) * h * h * h)))
+        inner = c0 * (h + np.float32(0.044715) * h * h * h)
+        h = np.float32(0.5) * h * (np.float32(1) + np.tanh(inner))
         return h @ w2 + b2
 
     mlp_nef = lambda: (nef.gelu(X @ W1 + B1, approximate="tanh") @ W2 + B2).numpy()  # noqa: E731
@@ -422,8 +424,9 @@ def render(meta: dict, roof: dict, runs: dict, unset_runs: dict) -> str:
     L = []
     L.append(f"## {meta['date']} - {meta['cpu']}, {meta['cores']} cores - `{meta['command']}`")
     L.append("")
-    L.append(f"- Command: `{meta['command']}`" + (f" (runs `{meta['py_command']}`)"
-                                                   if meta['command'] != meta['py_command'] else ""))
+    runs_py = meta["command"] != meta["py_command"]
+    L.append(f"- Command: `{meta['command']}`"
+             + (f" (runs `{meta['py_command']}`)" if runs_py else ""))
     L.append(f"- Machine: {meta['cpu']}, {meta['cores']} cores, {roof['isa']}; "
              f"NEF {meta['nef_version']} at git {meta['git']}; numpy {meta['numpy_version']}, "
              f"OpenBLAS `{meta['openblas'].get('config', '?')}`")
@@ -500,7 +503,8 @@ def render(meta: dict, roof: dict, runs: dict, unset_runs: dict) -> str:
     L.append("Cold first call (first NEF graph of the process: empty kernel and plan caches) "
              "vs the warm median, fused chain on 16M:")
     L.append("")
-    L.append("| threads | NEF first call | NEF warm median | numpy first call | numpy warm median |")
+    L.append("| threads | NEF first call | NEF warm median | numpy first call "
+             "| numpy warm median |")
     L.append("|---|---|---|---|---|")
     for t, run in runs.items():
         cold = run["cold"].get("chain")

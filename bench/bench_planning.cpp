@@ -3,7 +3,10 @@
 // about 100, 1K and 10K nodes.
 //   cold:      plan cache off (kernels already in the kernel cache: a new graph of known ops)
 //   coldest:   plan and kernel caches cleared before each compile
-//   warm:      plan cache hit (build_graph + structural key + lookup)
+//   warm:      plan cache hit as evaluate() pays it: detail::plan_for (one walk of the lazy DAG,
+//              128-bit key, exact verification, bindings), no ir::Graph built
+//   warm_graph: plan cache hit through the ir::Graph (build_graph + structural key + lookup:
+//              what a loaded .nef or a direct compiler::compile call pays)
 //   stages:    the cold pipeline split per stage (counters in ms per compile); it repeats the
 //              steps of compiler::compile (src/compiler/compiler.cpp) one by one.
 // Build and run: bench/run_planning.sh (results: bench/PLANNING.md).
@@ -146,6 +149,21 @@ void bm_cold(benchmark::State& st, Maker make, size_t n, bool clear_kernels) {
 
 void bm_warm(benchmark::State& st, Maker make, size_t n) {
   std::vector<Tensor> outs = make(n);
+  std::vector<detail::LazyNode*> t;
+  for (const Tensor& o : outs) t.push_back(o.node().get());
+  compiler::clear_caches();
+  detail::plan_for(t);  // fills the plan cache
+  std::shared_ptr<const compiler::Plan> plan;
+  for (auto _ : st) {
+    detail::LazyPlan lp = detail::plan_for(t);
+    plan = lp.plan;
+    benchmark::DoNotOptimize(lp.bindings.data());
+  }
+  set_counters(st, outs, *plan);
+}
+
+void bm_warm_graph(benchmark::State& st, Maker make, size_t n) {
+  std::vector<Tensor> outs = make(n);
   compiler::clear_caches();
   compiler::compile(build(outs).graph);  // fills the plan cache
   std::shared_ptr<const compiler::Plan> plan;
@@ -228,6 +246,8 @@ void register_all() {
       benchmark::RegisterBenchmark(("coldest/" + suffix).c_str(), bm_cold, k.make, n, true)
           ->Unit(benchmark::kMillisecond);
       benchmark::RegisterBenchmark(("warm/" + suffix).c_str(), bm_warm, k.make, n)
+          ->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark(("warm_graph/" + suffix).c_str(), bm_warm_graph, k.make, n)
           ->Unit(benchmark::kMillisecond);
       benchmark::RegisterBenchmark(("stages/" + suffix).c_str(), bm_stages, k.make, n)
           ->Unit(benchmark::kMillisecond);

@@ -14,6 +14,7 @@
 #include <nanobind/stl/vector.h>
 
 #include "interop.h"
+#include "devices/devices.h"
 #include "nef/tensor.h"
 
 namespace nb = nanobind;
@@ -232,6 +233,7 @@ NB_MODULE(_nef, m) {
   m.def("stats", &nef::stats);
   m.def("reset_stats", &nef::reset_stats);
   m.def("set_devices", &nef::set_devices);
+  m.def("devices_json", [] { return nef::devices::to_json(nef::devices::detect()); });
   m.def("set_num_threads", &nef::set_num_threads);
   m.def("num_threads", &nef::num_threads);
   m.attr("__version__") = "0.1.0";

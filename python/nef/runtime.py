@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from . import _nef
 
 _config = {"threads": None, "devices": None}
@@ -29,3 +31,9 @@ def config(threads=None, devices=None) -> dict:
         _nef.set_devices(names)  # NEFDeviceError for unknown names; [] clears the override
         _config["devices"] = names or None
     return {"threads": _nef.num_threads(), "devices": _config["devices"]}
+
+
+def devices() -> dict:
+    """The hardware NEF detected (CPU model, cores, caches, SIMD features, memory, devices)
+    and which devices the planner may use ("enabled"), as `nef devices --json` prints it."""
+    return json.loads(_nef.devices_json())

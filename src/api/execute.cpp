@@ -18,10 +18,10 @@ void evaluate(const std::vector<Tensor>& tensors) {
     if (!t.node()->value) targets.push_back(t.node().get());
   }
   if (targets.empty()) return;
-  detail::BuiltGraph built = detail::build_graph(targets, detail::BuildMode::Execute);
-  auto plan = compiler::compile(std::move(built.graph));
-  std::vector<Array> outs = runtime::execute(*plan, built.bindings);
-  for (size_t i = 0; i < outs.size(); ++i) built.output_nodes[i]->value = std::move(outs[i]);
+  // Through the lazy plan cache: a repeated evaluate of the same code builds no ir::Graph.
+  detail::LazyPlan lp = detail::plan_for(targets);
+  std::vector<Array> outs = runtime::execute(*lp.plan, lp.bindings);
+  for (size_t i = 0; i < outs.size(); ++i) lp.output_nodes[i]->value = std::move(outs[i]);
 }
 
 const Shape& Tensor::shape() const { return node_->type.shape; }

@@ -2,6 +2,7 @@
 // type; execution turns the reachable, unmaterialized part of the DAG into an ir::Graph.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -10,16 +11,29 @@
 #include "ir/graph.h"
 #include "nef/tensor.h"
 
+namespace nef::compiler {
+struct Plan;
+}
+
 namespace nef::detail {
 
 struct LazyNode {
+  // The fields a plan-cache walk reads come first, together (the DAG is scattered in memory,
+  // so a 10K-node walk is bound by cache misses).
   const ir::OpDef* op = nullptr;
-  ir::Attrs attrs;
   std::vector<std::shared_ptr<LazyNode>> inputs;
-  ir::TensorType type;
-  std::string device_hint;
   std::optional<Array> value;  // set once materialized (or at creation for data tensors)
   bool literal = false;        // a literal constant (scalars): stays a constant in graphs
+  // Set by make_node (attrs and type never change after creation), so that keying a DAG for
+  // the plan cache is one cheap walk: a 128-bit hash of (op, canonical attrs, type), one of the
+  // type alone (what a materialized node, a bound input, is keyed by; `weak` is hashed apart),
+  // and the canonical attribute text (shared, compared exactly on a cache hit).
+  uint64_t op_hash[2] = {0, 0};
+  uint64_t type_hash[2] = {0, 0};
+  std::shared_ptr<const std::string> canon_attrs;
+  std::string device_hint;
+  ir::Attrs attrs;
+  ir::TensorType type;
 
   LazyNode() = default;
   LazyNode(const LazyNode&) = delete;
@@ -44,5 +58,16 @@ struct BuiltGraph {
 };
 BuiltGraph build_graph(const std::vector<LazyNode*>& targets, BuildMode mode,
                        const std::vector<std::string>& output_names = {});
+
+// The compiled plan for `targets` (Execute mode) and its bindings. Keyed straight from the lazy
+// DAG (a 128-bit hash from one walk, verified exactly against the cached entry's canonical
+// form), so a repeated evaluate of the same code on new values builds no ir::Graph; on a miss
+// it builds one and compiles it through compiler::compile.
+struct LazyPlan {
+  std::shared_ptr<const compiler::Plan> plan;
+  std::vector<Array> bindings;
+  std::vector<LazyNode*> output_nodes;
+};
+LazyPlan plan_for(const std::vector<LazyNode*>& targets);
 
 }  // namespace nef::detail

@@ -1,3 +1,4 @@
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <list>
@@ -30,6 +31,23 @@ PlanCache& plan_cache() {
   return c;
 }
 
+struct Hash128 {
+  uint64_t h0, h1;
+  bool operator==(const Hash128& o) const { return h0 == o.h0 && h1 == o.h1; }
+};
+struct Hash128Hash {
+  size_t operator()(const Hash128& h) const { return size_t(h.h0 ^ (h.h1 * 0x9e3779b97f4a7c15ull)); }
+};
+struct FrontCache {
+  std::mutex mu;
+  std::list<std::pair<Hash128, FrontEntry>> lru;  // front = newest
+  std::unordered_map<Hash128, decltype(lru)::iterator, Hash128Hash> index;
+};
+FrontCache& front_cache() {
+  static FrontCache c;
+  return c;
+}
+
 void append_constant(std::string& k, const Array& a) {
   size_t bytes = a.nbytes();
   if (bytes <= kKeyByValueBytes) {
@@ -52,19 +70,31 @@ void append_constant(std::string& k, const Array& a) {
 std::string structural_key(const ir::Graph& g) {
   std::string k;
   k.reserve(g.nodes.size() * 48);
+  char buf[24];
+  auto num = [&](int64_t v) {  // no temporary string per number
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    k.append(buf, r.ptr);
+  };
   for (const ir::Node& n : g.nodes) {
     k += n.op->name;
     k += '(';
     for (int in : n.inputs) {
-      k += std::to_string(in);
+      num(in);
       k += ',';
     }
     k += "){";
-    k += n.attrs.canonical();
-    k += "}:";
-    k += shape_str(n.type.shape);
+    if (!n.attrs.values().empty()) k += n.attrs.canonical();
+    k += "}:(";
+    for (int64_t d : n.type.shape) {
+      num(d);
+      k += ',';
+    }
+    k += ')';
     k += dtype_name(n.type.dtype);
-    if (n.binding >= 0) k += str("#", n.binding);
+    if (n.binding >= 0) {
+      k += '#';
+      num(n.binding);
+    }
     if (!n.device_hint.empty()) k += "@" + n.device_hint;
     if (n.constant) append_constant(k, *n.constant);
     k += ';';
@@ -157,7 +187,40 @@ std::string describe(const Plan& plan) {
   return s + describe_memory(plan);
 }
 
+FrontEntry find_front_plan(uint64_t h0, uint64_t h1) {
+  FrontCache& fc = front_cache();
+  std::lock_guard<std::mutex> lock(fc.mu);
+  auto it = fc.index.find({h0, h1});
+  if (it == fc.index.end()) return {};
+  fc.lru.splice(fc.lru.begin(), fc.lru, it->second);
+  return it->second->second;
+}
+
+void store_front_plan(uint64_t h0, uint64_t h1, FrontEntry e) {
+  FrontCache& fc = front_cache();
+  std::lock_guard<std::mutex> lock(fc.mu);
+  Hash128 k{h0, h1};
+  auto it = fc.index.find(k);
+  if (it != fc.index.end()) {  // a collision (verification failed): the newer graph wins
+    it->second->second = std::move(e);
+    fc.lru.splice(fc.lru.begin(), fc.lru, it->second);
+    return;
+  }
+  fc.lru.emplace_front(k, std::move(e));
+  fc.index[k] = fc.lru.begin();
+  if (fc.lru.size() > kPlanCacheCapacity) {
+    fc.index.erase(fc.lru.back().first);
+    fc.lru.pop_back();
+  }
+}
+
 void clear_caches() {
+  {
+    FrontCache& fc = front_cache();
+    std::lock_guard<std::mutex> lock(fc.mu);
+    fc.lru.clear();
+    fc.index.clear();
+  }
   {
     PlanCache& pc = plan_cache();
     std::lock_guard<std::mutex> lock(pc.mu);

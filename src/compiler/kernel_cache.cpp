@@ -1,5 +1,6 @@
 #include "compiler/kernel_cache.h"
 
+#include <charconv>
 #include <mutex>
 #include <unordered_map>
 
@@ -14,17 +15,36 @@ std::unordered_map<std::string, std::shared_ptr<const backend::Kernel>>& cache()
 }
 }  // namespace
 
+namespace {
+// "(2,3)float32" appended in place: no temporary strings or type vectors per key.
+void append_type(std::string& k, const ir::TensorType& t) {
+  char buf[24];
+  k += '(';
+  for (int64_t d : t.shape) {
+    auto r = std::to_chars(buf, buf + sizeof buf, d);
+    k.append(buf, r.ptr);
+    k += ',';
+  }
+  k += ')';
+  k += dtype_name(t.dtype);
+}
+}  // namespace
+
 std::string kernel_key(const backend::Backend& be, const ir::Node& node, const ir::Graph& g) {
-  std::string k = be.name();
+  std::string k;
+  k.reserve(96);
+  k += be.name();
   k += '|';
   k += node.op->name;
   k += '|';
-  k += node.attrs.canonical();
+  if (!node.attrs.values().empty()) k += node.attrs.canonical();
   k += '|';
-  k += ir::types_str(g.input_types(node));
+  for (int in : node.inputs) {
+    append_type(k, g.nodes[in].type);
+    k += ';';
+  }
   k += "->";
-  k += shape_str(node.type.shape);
-  k += dtype_name(node.type.dtype);
+  append_type(k, node.type);
   return k;
 }
 

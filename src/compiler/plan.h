@@ -53,6 +53,17 @@ std::string structural_key(const ir::Graph& g);
 // (describe_memory in compiler/memory_plan.h).
 std::string describe(const Plan& plan);
 
+// A second index into the plan cache for front ends that key graphs themselves without building
+// an ir::Graph (the lazy API hashes its DAG). `signature` is the front end's exact canonical
+// form, stored with the plan and compared by the caller on every hit, so a hash collision cannot
+// hand out a wrong plan. Cleared with the plan cache; same capacity, LRU.
+struct FrontEntry {
+  std::shared_ptr<const void> signature;
+  std::shared_ptr<const Plan> plan;
+};
+FrontEntry find_front_plan(uint64_t h0, uint64_t h1);  // null plan if absent
+void store_front_plan(uint64_t h0, uint64_t h1, FrontEntry e);
+
 void clear_caches();
 size_t plan_cache_size();
 size_t kernel_cache_size();

@@ -48,13 +48,14 @@ void validate(Graph& g) {
     } else if (n.constant) {
       throw ValidationError(str(node_label(g, i), " is not a constant but carries a value"));
     }
-    Attrs attrs = n.attrs;
+    // In place (inference only fills defaults, which the old copy-and-assign-back kept too):
+    // copying every node's attribute map was a large part of validation.
+    Attrs& attrs = n.attrs;
     TensorType t = check_and_infer(*n.op, g.input_types(n), attrs);
     if (!(t == n.type))
       throw ValidationError(str(node_label(g, i), " declares ", shape_str(n.type.shape), " ",
                                 dtype_name(n.type.dtype), " but inference gives ",
                                 shape_str(t.shape), " ", dtype_name(t.dtype)));
-    n.attrs = std::move(attrs);
   }
   for (size_t b = 0; b < bound.size(); ++b)
     if (!bound[b]) throw ValidationError(str("graph input '", g.input_names[b], "' has no node"));
@@ -105,8 +106,12 @@ int remove_dead(Graph& g) {
     if (live[i])
       for (int in : g.nodes[i].inputs) live[in] = true;
   // Graph inputs stay even if unused: the binding slots are part of the graph's signature.
-  for (size_t i = 0; i < g.nodes.size(); ++i)
+  size_t n_live = 0;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
     if (g.nodes[i].is("input")) live[i] = true;
+    n_live += live[i];
+  }
+  if (n_live == g.nodes.size()) return 0;  // nothing dead: no need to move every node
   std::vector<int> remap(g.nodes.size(), -1);
   std::vector<Node> kept;
   kept.reserve(g.nodes.size());

@@ -49,3 +49,16 @@ def test_unsupported_operand_types():
         nef.zeros(2) + "a"
     with pytest.raises(TypeError):
         nef.zeros(2) + object()
+
+
+def test_devices_report_and_config_override():
+    import nef
+    rep = nef.devices()
+    assert rep["cpu"]["logical_cores"] >= 1
+    assert "cpu" in rep["enabled"]
+    assert any(d["name"] == "cpu" for d in rep["devices"])
+    with pytest.raises(nef.NEFDeviceError):
+        nef.config(devices=["no-such-device"])
+    nef.config(devices=["cpu"])
+    assert nef.devices()["enabled"] == ["cpu"]
+    nef.config(devices=[])

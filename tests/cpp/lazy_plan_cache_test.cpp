@@ -1,0 +1,172 @@
+// The lazy plan cache (detail::plan_for): a repeated evaluate is keyed straight from the lazy
+// DAG. It must hit for the same structure on new values and miss when shapes, dtypes,
+// attributes, literal values or the wiring (including DAG sharing) change; results are checked
+// against values computed in the test.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "compiler/plan.h"
+#include "nef/tensor.h"
+
+namespace nef {
+namespace {
+
+int64_t stat(const char* name) { return stats().at(name); }
+
+std::vector<float> rand_vec(size_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<float> u(-2, 2);
+  std::vector<float> v(n);
+  for (float& x : v) x = u(rng);
+  return v;
+}
+
+struct Counts {
+  int64_t hits = stat("plan_cache_hits"), misses = stat("plan_cache_misses");
+  int64_t new_hits() const { return stat("plan_cache_hits") - hits; }
+  int64_t new_misses() const { return stat("plan_cache_misses") - misses; }
+};
+
+// (a * s + b) summed over axis `axis` of a [3, 5] pair: one graph per call, fresh tensors.
+std::vector<double> run(const std::vector<float>& a, const std::vector<float>& b, double s,
+                        int64_t axis, bool share) {
+  Tensor ta = tensor<float>(a, {3, 5});
+  Tensor tb = share ? ta : tensor<float>(b, {3, 5});
+  return sum(ta * s + tb, std::vector<int64_t>{axis}).to_vector<double>();
+}
+
+std::vector<double> reference(const std::vector<float>& a, const std::vector<float>& b, double s,
+                              int64_t axis) {
+  std::vector<double> r(axis == 0 ? 5 : 3, 0.0);
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 5; ++j)
+      r[axis == 0 ? j : i] += double(a[i * 5 + j]) * s + double(b[i * 5 + j]);
+  return r;
+}
+
+void expect_near(const std::vector<double>& got, const std::vector<double>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-4) << "element " << i;
+}
+
+TEST(LazyPlanCache, NewValuesHitChangesMiss) {
+  unsigned seed = 20261125;
+  SCOPED_TRACE(testing::Message() << "seed " << seed);
+  std::mt19937 rng(seed);
+  compiler::clear_caches();
+  auto a = rand_vec(15, rng), b = rand_vec(15, rng);
+  {
+    Counts c;
+    expect_near(run(a, b, 0.5, 1, false), reference(a, b, 0.5, 1));
+    EXPECT_EQ(c.new_misses(), 1);
+  }
+  {  // same structure, new values: hit
+    auto a2 = rand_vec(15, rng), b2 = rand_vec(15, rng);
+    Counts c;
+    expect_near(run(a2, b2, 0.5, 1, false), reference(a2, b2, 0.5, 1));
+    EXPECT_EQ(c.new_hits(), 1);
+    EXPECT_EQ(c.new_misses(), 0);
+  }
+  {  // another literal scalar: miss, and the new value is used
+    Counts c;
+    expect_near(run(a, b, 3.0, 1, false), reference(a, b, 3.0, 1));
+    EXPECT_EQ(c.new_hits(), 0);
+    EXPECT_EQ(c.new_misses(), 1);
+  }
+  {  // another attribute (reduction axis): miss
+    Counts c;
+    expect_near(run(a, b, 0.5, 0, false), reference(a, b, 0.5, 0));
+    EXPECT_EQ(c.new_hits(), 0);
+    EXPECT_EQ(c.new_misses(), 1);
+  }
+  {  // the two inputs are the same tensor (sharing): miss, then hit with new values
+    Counts c;
+    expect_near(run(a, b, 0.5, 1, true), reference(a, a, 0.5, 1));
+    EXPECT_EQ(c.new_hits(), 0);
+    EXPECT_EQ(c.new_misses(), 1);
+    expect_near(run(b, a, 0.5, 1, true), reference(b, b, 0.5, 1));
+    EXPECT_EQ(c.new_hits(), 1);
+    expect_near(run(a, b, 0.5, 1, false), reference(a, b, 0.5, 1));  // unshared again: hit
+    EXPECT_EQ(c.new_hits(), 2);
+    EXPECT_EQ(c.new_misses(), 1);
+  }
+}
+
+TEST(LazyPlanCache, ShapeAndDtypeChangesMiss) {
+  compiler::clear_caches();
+  auto f = [](Tensor x) { return exp(x) + 1.0; };
+  {
+    Counts c;
+    EXPECT_NEAR(f(tensor<float>({0, 1, 2}, {3})).to_vector<double>()[2], std::exp(2.0) + 1, 1e-4);
+    EXPECT_NEAR(f(tensor<float>({3, 1, 2}, {3})).to_vector<double>()[0], std::exp(3.0) + 1, 1e-3);
+    EXPECT_EQ(c.new_misses(), 1);
+    EXPECT_EQ(c.new_hits(), 1);
+  }
+  {
+    Counts c;
+    std::vector<double> v = f(tensor<float>({0, 1, 2, 3}, {4})).to_vector<double>();  // shape
+    ASSERT_EQ(v.size(), 4u);
+    EXPECT_NEAR(v[3], std::exp(3.0) + 1, 1e-3);
+    v = f(tensor<float>({0, 1, 2, 3}, {2, 2})).to_vector<double>();  // same numel, other rank
+    EXPECT_NEAR(v[3], std::exp(3.0) + 1, 1e-3);
+    Tensor d = f(tensor<double>({0, 1, 2}, {3}));  // dtype
+    EXPECT_EQ(d.dtype(), DType::Float64);
+    EXPECT_DOUBLE_EQ(d.to_vector<double>()[1], std::exp(1.0) + 1);
+    EXPECT_EQ(c.new_misses(), 3);
+    EXPECT_EQ(c.new_hits(), 0);
+  }
+}
+
+TEST(LazyPlanCache, WiringAndMaterializedIntermediates) {
+  compiler::clear_caches();
+  Tensor a = tensor<float>({1, 2}, {2}), b = tensor<float>({10, 20}, {2});
+  Counts c;
+  EXPECT_EQ((a - b).to_vector<float>(), (std::vector<float>{-9, -18}));
+  // b - a walks b first: the same graph with the bindings swapped, and the right values.
+  EXPECT_EQ((b - a).to_vector<float>(), (std::vector<float>{9, 18}));
+  EXPECT_EQ(c.new_misses(), 1);
+  EXPECT_EQ(c.new_hits(), 1);
+  // exp(a) - b differs from a - b in wiring: miss.
+  EXPECT_NEAR((exp(a) - b).to_vector<double>()[1], std::exp(2.0) - 20, 1e-4);
+  EXPECT_EQ(c.new_misses(), 2);
+  // A materialized intermediate is a bound input keyed by type: y - b hits the a - b plan.
+  Tensor y = a * 3.0;
+  y.execute();
+  Counts c2;
+  EXPECT_EQ((y - b).to_vector<float>(), (std::vector<float>{-7, -14}));
+  EXPECT_EQ(c2.new_hits(), 1);
+  EXPECT_EQ(c2.new_misses(), 0);
+  // The same node reached twice is one binding: (a + a) differs from (a + b).
+  Counts c3;
+  EXPECT_EQ((a + a).to_vector<float>(), (std::vector<float>{2, 4}));
+  EXPECT_EQ((a + b).to_vector<float>(), (std::vector<float>{11, 22}));
+  EXPECT_EQ((b + b).to_vector<float>(), (std::vector<float>{20, 40}));
+  EXPECT_EQ(c3.new_misses(), 2);
+  EXPECT_EQ(c3.new_hits(), 1);
+}
+
+TEST(LazyPlanCache, SeveralTargetsAndClear) {
+  compiler::clear_caches();
+  auto go = [](float base) {
+    Tensor x = tensor<float>({base, base + 1}, {2});
+    Tensor h = x * 2.0;
+    Tensor y = h + 1.0;
+    evaluate({y, h});
+    return std::make_pair(h.to_vector<float>(), y.to_vector<float>());
+  };
+  Counts c;
+  auto r1 = go(1);
+  auto r2 = go(5);
+  EXPECT_EQ(r1.first, (std::vector<float>{2, 4}));
+  EXPECT_EQ(r2.second, (std::vector<float>{11, 13}));
+  EXPECT_EQ(c.new_misses(), 1);
+  EXPECT_EQ(c.new_hits(), 1);
+  compiler::clear_caches();
+  auto r3 = go(0);
+  EXPECT_EQ(r3.second, (std::vector<float>{1, 3}));
+  EXPECT_EQ(c.new_misses(), 2);
+}
+
+}  // namespace
+}  // namespace nef
