@@ -29,19 +29,13 @@ namespace {
 constexpr int kMaxInstrs = 64;
 constexpr int kMaxExternal = 16;
 
-std::optional<ir::FusedOp> fused_op_of(const ir::Node& n) {
-  if (n.is("gelu"))
-    return n.attrs.get_string("approximate") == "tanh" ? ir::FusedOp::GeluTanh : ir::FusedOp::Gelu;
-  return ir::fused_op_from_name(n.op->name);
-}
-
 bool small_exact_int(DType t) {
   return t == DType::Bool || t == DType::Int8 || t == DType::UInt8;
 }
 
 bool candidate(const ir::Graph& g, const ir::Node& n) {
   if (!n.op->has(ir::kFusable) || !n.op->has(ir::kElementwise)) return false;
-  std::optional<ir::FusedOp> op = fused_op_of(n);
+  std::optional<ir::FusedOp> op = ir::fused_op_of(n);
   if (!op || ir::fused_op_arity(*op) != int(n.inputs.size())) return false;
   DType t = n.type.dtype;
   if (ir::fused_op_is_bool(*op)) {
@@ -142,7 +136,7 @@ void fuse_elementwise(ir::Graph& g) {
     for (int m : grp.members) {
       const ir::Node& node = g.nodes[m];
       ir::FusedInstr ins;
-      ins.op = *fused_op_of(node);
+      ins.op = *ir::fused_op_of(node);
       ins.dtype = node.type.dtype;
       ins.nargs = static_cast<int>(node.inputs.size());
       for (int a = 0; a < ins.nargs; ++a) {

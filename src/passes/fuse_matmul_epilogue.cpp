@@ -25,12 +25,6 @@ namespace {
 constexpr int kMaxInstrs = 16;
 constexpr int kMaxExtra = 4;
 
-std::optional<ir::FusedOp> fused_op_of(const ir::Node& n) {
-  if (n.is("gelu"))
-    return n.attrs.get_string("approximate") == "tanh" ? ir::FusedOp::GeluTanh : ir::FusedOp::Gelu;
-  return ir::fused_op_from_name(n.op->name);
-}
-
 bool float_matmul(const ir::Graph& g, const ir::Node& n) {
   if (!n.is("matmul") || n.inputs.size() != 2) return false;
   DType t = n.type.dtype;
@@ -42,7 +36,7 @@ bool float_matmul(const ir::Graph& g, const ir::Node& n) {
 // elementwise result never broadcasts the product), float math, operands the kernel can load.
 bool epilogue_candidate(const ir::Graph& g, const ir::Node& n, const ir::TensorType& mm) {
   if (!n.op->has(ir::kFusable) || !n.op->has(ir::kElementwise)) return false;
-  std::optional<ir::FusedOp> op = fused_op_of(n);
+  std::optional<ir::FusedOp> op = ir::fused_op_of(n);
   if (!op || ir::fused_op_arity(*op) != int(n.inputs.size())) return false;
   if (ir::fused_op_is_bool(*op) || !(n.type == mm)) return false;
   for (int in : n.inputs) {
@@ -98,7 +92,7 @@ void fuse_matmul_epilogue(ir::Graph& g) {
     for (size_t k = 0; k < members.size(); ++k) {
       const ir::Node& node = g.nodes[members[k]];
       ir::FusedInstr ins;
-      ins.op = *fused_op_of(node);
+      ins.op = *ir::fused_op_of(node);
       ins.dtype = node.type.dtype;
       ins.nargs = static_cast<int>(node.inputs.size());
       for (int a = 0; a < ins.nargs; ++a) {

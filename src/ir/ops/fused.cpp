@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 
+#include "ir/graph.h"
 #include "ir/ops/fused_program.h"
 #include "nef/error.h"
 
@@ -114,6 +115,12 @@ Cost fused_cost(const std::vector<TensorType>& in, const TensorType& out, const 
 
 const char* fused_op_name(FusedOp op) { return kOps[size_t(op)].name; }
 int fused_op_arity(FusedOp op) { return kOps[size_t(op)].arity; }
+
+std::optional<FusedOp> fused_op_of(const Node& n) {
+  if (n.is("gelu"))
+    return n.attrs.get_string("approximate") == "tanh" ? FusedOp::GeluTanh : FusedOp::Gelu;
+  return fused_op_from_name(n.op->name);
+}
 
 std::optional<FusedOp> fused_op_from_name(std::string_view name) {
   for (size_t i = 0; i < kOps.size(); ++i)

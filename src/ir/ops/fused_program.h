@@ -36,6 +36,9 @@ enum class FusedOp : uint8_t {
 
 const char* fused_op_name(FusedOp op);
 std::optional<FusedOp> fused_op_from_name(std::string_view name);
+// The fused instruction a graph node becomes (gelu picks its variant from `approximate`).
+struct Node;
+std::optional<FusedOp> fused_op_of(const Node& n);
 int fused_op_arity(FusedOp op);
 bool fused_op_is_bool(FusedOp op);  // comparisons and logic: the result is bool
 bool fused_op_is_compare(FusedOp op);
