@@ -80,3 +80,28 @@ def test_load_garbage_is_format_error(tmp_path):
         nef.load(empty)
     with pytest.raises(nef.NEFError):
         nef.load(tmp_path / "missing.nef")
+
+
+def test_loaded_graph_rerun_hits_every_cache(tmp_path):
+    """A loaded .nef run again on new values skips validation, passes, planning and kernel
+    compilation: 100% plan and kernel cache hits."""
+    rng = np.random.default_rng(7)
+    x = nef.placeholder("x", (5, 8), nef.float32)
+    w = nef.tensor(rng.standard_normal((8, 3)).astype(np.float32))
+    y = nef.softmax(nef.tanh(x @ w + 1.0) * 2.0, dim=-1)
+    path = str(tmp_path / "m.nef")
+    y.build(path)
+    g = nef.load(path)
+    g.run({"x": rng.standard_normal((5, 8)).astype(np.float32)})
+    nef.reset_stats()
+    for _ in range(3):
+        xv = rng.standard_normal((5, 8)).astype(np.float32)
+        out = g.run({"x": xv})["output"]
+        ref = np.tanh(xv.astype(np.float64) @ w.numpy().astype(np.float64) + 1.0) * 2.0
+        ref = np.exp(ref - ref.max(-1, keepdims=True))
+        ref /= ref.sum(-1, keepdims=True)
+        np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-6)
+    s = nef.stats()
+    assert s["plan_cache_hits"] == 3 and s["plan_cache_misses"] == 0, s
+    assert s["kernel_cache_misses"] == 0, s
+    assert s["graphs_executed"] == 3, s
