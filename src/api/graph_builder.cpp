@@ -34,9 +34,11 @@ struct Hasher {
       std::memcpy(&w, c, 8);
       add(w);
     }
-    uint64_t w = 0;
-    std::memcpy(&w, c, n);
-    if (n) add(w);
+    if (n) {
+      uint64_t w = 0;
+      std::memcpy(&w, c, n);
+      add(w);
+    }
   }
   void add2(const uint64_t h[2]) {
     add(h[0]);
@@ -71,6 +73,7 @@ void hash_literal(Hasher& h, const Array& a) {
 bool same_literal(const Array& x, const Array& y) {
   if (x.dtype != y.dtype || x.shape != y.shape) return false;
   if (x.nbytes() <= kKeyByValueBytes) {
+    if (x.nbytes() == 0) return true;  // same shape and dtype, no data (storage may be null)
     if (x.is_contiguous() && y.is_contiguous())
       return std::memcmp(x.data(), y.data(), x.nbytes()) == 0;
     Array cx = x.contiguous(), cy = y.contiguous();
@@ -213,7 +216,7 @@ struct Signature {
   std::vector<uint8_t> kind;
   std::vector<const ir::OpDef*> op;
   std::vector<std::shared_ptr<const std::string>> attrs;
-  std::vector<ir::TensorType> type;
+  std::vector<ir::TensorType> type;  // leaves only (bound inputs, literals)
   std::vector<std::string> device_hint;
   std::vector<std::optional<Array>> literal;
   std::vector<int> in_begin, inputs, outputs;
@@ -234,7 +237,7 @@ std::shared_ptr<Signature> make_signature(const Walk& w, std::string backends) {
     bool op = w.kind[i] == kOp;
     s->op.push_back(op ? c->op : nullptr);
     s->attrs.push_back(op ? c->canon_attrs : nullptr);
-    s->type.push_back(c->type);
+    s->type.push_back(op ? ir::TensorType{} : c->type);  // op types are implied (see matches)
     s->device_hint.push_back(c->device_hint);
     s->literal.push_back(w.kind[i] == kLiteral ? c->value : std::nullopt);
   }

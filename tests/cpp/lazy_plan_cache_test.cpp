@@ -168,5 +168,39 @@ TEST(LazyPlanCache, SeveralTargetsAndClear) {
   EXPECT_EQ(c.new_misses(), 2);
 }
 
+// A hit must give exactly what a fresh compile gives on the same values (bindings in the right
+// slots), for random shapes (zero-size and rank 0 included) and DAGs with sharing.
+TEST(LazyPlanCache, HitsMatchFreshCompiles) {
+  for (unsigned seed = 1; seed <= 20; ++seed) {
+    SCOPED_TRACE(testing::Message() << "seed " << seed);
+    std::mt19937 rng(seed);
+    std::vector<int64_t> dims = {0, 1, 3, 5};
+    Shape sa, sb;
+    int rank = int(rng() % 3);
+    for (int i = 0; i < rank; ++i) sa.push_back(dims[rng() % dims.size()]);
+    sb = sa;
+    if (!sb.empty() && rng() % 2) sb[0] = 1;  // broadcast
+    double lit = double(int(rng() % 5)) - 2.0;
+    auto expr = [&](const std::vector<float>& va, const std::vector<float>& vb) {
+      Tensor a = tensor<float>(va, sa), b = tensor<float>(vb, sb);
+      Tensor t = tanh(a * lit + b);
+      return (t * t - exp(-a) + b).to_vector<float>();  // t and a shared
+    };
+    auto vals = [&](const Shape& s) { return rand_vec(size_t(numel(s)), rng); };
+    compiler::clear_caches();
+    Counts c;
+    expr(vals(sa), vals(sb));
+    auto va = vals(sa), vb = vals(sb);
+    std::vector<float> hit = expr(va, vb);
+    EXPECT_EQ(c.new_hits(), 1);
+    compiler::clear_caches();
+    std::vector<float> fresh = expr(va, vb);
+    EXPECT_EQ(c.new_misses(), 2);
+    ASSERT_EQ(hit.size(), fresh.size());
+    for (size_t i = 0; i < hit.size(); ++i)
+      EXPECT_TRUE(hit[i] == fresh[i] || (std::isnan(hit[i]) && std::isnan(fresh[i]))) << i;
+  }
+}
+
 }  // namespace
 }  // namespace nef
