@@ -173,17 +173,36 @@ std::shared_ptr<const Plan> compile(ir::Graph g, const CompileOptions& opts) {
 
 std::string describe(const Plan& plan) {
   const ir::Graph& g = plan.graph;
-  std::string s = str("plan: ", g.nodes.size(), " nodes, ", plan.steps.size(), " steps\n");
+  int kernels = 0, inputs = 0, constants = 0;
+  int64_t constant_bytes = 0;
+  std::string body;
   for (const Step& st : plan.steps) {
     const ir::Node& n = g.nodes[st.node];
-    s += str("  [", st.node, "] ", n.op->name);
-    if (!n.name.empty()) s += str(" '", n.name, "'");
-    s += str(" -> ", shape_str(n.type.shape), " ", dtype_name(n.type.dtype));
-    if (n.device >= 0) s += str("  on ", plan.backends[n.device]->name());
-    if (st.kernel) s += str("  kernel ", st.kernel->name());
-    if (!n.placement_reason.empty()) s += str("  (", n.placement_reason, ")");
-    s += "\n";
+    if (n.is("constant")) {  // weights: summarized, not listed
+      ++constants;
+      constant_bytes += int64_t(numel(n.type.shape) * int64_t(dtype_size(n.type.dtype)));
+      continue;
+    }
+    body += str("  [", st.node, "] ", n.op->name);
+    if (!n.name.empty()) body += str(" '", n.name, "'");
+    if (!n.is("input")) {
+      body += "(";
+      for (size_t k = 0; k < n.inputs.size(); ++k) body += str(k ? ", " : "", "%", n.inputs[k]);
+      body += ")";
+    }
+    body += str(" -> ", shape_str(n.type.shape), " ", dtype_name(n.type.dtype));
+    if (n.is("input")) {
+      ++inputs;
+    } else {
+      ++kernels;
+      if (n.device >= 0) body += str("  on ", plan.backends[n.device]->name());
+      if (st.kernel) body += str("  kernel ", st.kernel->name());
+      if (!n.placement_reason.empty()) body += str("  (", n.placement_reason, ")");
+    }
+    body += "\n";
   }
+  std::string s = str("plan: ", kernels, " kernels, ", inputs, " inputs, ", constants,
+                      " constants (", constant_bytes, " bytes)\n", body);
   return s + describe_memory(plan);
 }
 
