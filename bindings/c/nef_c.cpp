@@ -1,7 +1,9 @@
 // The C ABI over the C++ API: every entry point catches everything and returns a status.
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "api/lazy.h"
@@ -72,6 +74,8 @@ nef::ir::Attrs attrs_from_json(const char* text) {
   if (!j.is_object()) throw nef::ValidationError("attrs_json must be a JSON object");
   for (auto& [k, v] : j.items()) {
     if (v.is_boolean()) attrs.set(k, v.get<bool>());
+    else if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX))
+      throw nef::ValidationError(nef::str("attrs_json: '", k, "' is out of the int64 range"));
     else if (v.is_number_integer()) attrs.set(k, v.get<int64_t>());
     else if (v.is_number_float()) attrs.set(k, v.get<double>());
     else if (v.is_string()) attrs.set(k, v.get<std::string>());
@@ -79,6 +83,8 @@ nef::ir::Attrs attrs_from_json(const char* text) {
       bool all_int = true;
       for (auto& e : v) {
         if (!e.is_number()) throw nef::ValidationError(nef::str("attrs_json: '", k, "' must hold numbers"));
+        if (e.is_number_unsigned() && e.get<uint64_t>() > uint64_t(INT64_MAX))
+          throw nef::ValidationError(nef::str("attrs_json: '", k, "' is out of the int64 range"));
         all_int = all_int && e.is_number_integer();
       }
       if (all_int) attrs.set(k, v.get<std::vector<int64_t>>());
@@ -230,10 +236,10 @@ nef_status nef_graph_run(nef_graph* g, nef_tensor* const* inputs, int num_inputs
       in[names[i]] = inputs[i]->t.array();
     }
     auto res = g->g.run(in);
-    std::vector<nef_tensor*> made;
+    std::vector<std::unique_ptr<nef_tensor>> made;  // nothing leaks if a later one throws
     for (int i = 0; i < num_outputs; ++i)
-      made.push_back(new nef_tensor{nef::from_array(res.at(g->g.outputs()[i]))});
-    for (int i = 0; i < num_outputs; ++i) outputs[i] = made[i];
+      made.push_back(std::make_unique<nef_tensor>(nef_tensor{nef::from_array(res.at(g->g.outputs()[i]))}));
+    for (int i = 0; i < num_outputs; ++i) outputs[i] = made[i].release();
   });
 }
 

@@ -95,7 +95,9 @@ std::string structural_key(const ir::Graph& g) {
       k += '#';
       num(n.binding);
     }
-    if (!n.device_hint.empty()) k += "@" + n.device_hint;
+    if (n.type.weak) k += 'w';
+    // Length-prefixed: a hint is untrusted text and must not be able to forge key structure.
+    if (!n.device_hint.empty()) k += str("@", n.device_hint.size(), ":", n.device_hint);
     if (n.constant) append_constant(k, *n.constant);
     k += ';';
   }

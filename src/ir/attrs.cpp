@@ -83,7 +83,15 @@ std::string Attrs::canonical() const {
           if constexpr (std::is_same_v<T, int64_t>) s += std::to_string(x);
           else if constexpr (std::is_same_v<T, double>) s += float_text(x);
           else if constexpr (std::is_same_v<T, bool>) s += x ? "true" : "false";
-          else if constexpr (std::is_same_v<T, std::string>) { s += '"'; s += x; s += '"'; }
+          else if constexpr (std::is_same_v<T, std::string>) {
+            // Escaped so that untrusted strings cannot forge structure in cache keys.
+            s += '"';
+            for (char c : x) {
+              if (c == '"' || c == '\\') s += '\\';
+              s += c;
+            }
+            s += '"';
+          }
           else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
             s += '[';
             for (size_t i = 0; i < x.size(); ++i) s += (i ? "," : "") + std::to_string(x[i]);

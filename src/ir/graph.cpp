@@ -61,6 +61,15 @@ void validate(Graph& g) {
     if (!bound[b]) throw ValidationError(str("graph input '", g.input_names[b], "' has no node"));
   if (g.outputs.size() != g.output_names.size())
     throw ValidationError("graph outputs and output names differ in length");
+  // Inputs and outputs are addressed by name: a repeated name would silently bind or drop one.
+  for (const auto* names : {&g.input_names, &g.output_names}) {
+    std::vector<std::string> sorted = *names;
+    std::sort(sorted.begin(), sorted.end());
+    auto dup = std::adjacent_find(sorted.begin(), sorted.end());
+    if (dup != sorted.end())
+      throw ValidationError(str("graph ", names == &g.input_names ? "input" : "output",
+                                " name '", *dup, "' appears twice"));
+  }
   for (int o : g.outputs)
     if (o < 0 || static_cast<size_t>(o) >= g.nodes.size())
       throw ValidationError(str("graph output refers to missing node ", o));

@@ -57,6 +57,7 @@ int main(void) {
   CHECK(fabsf(smv[0] + smv[1] - 1.0f) < 1e-6f);
   CHECK(nef_op("no_such_op", &a, 1, NULL, &bad) == NEF_ERROR_UNSUPPORTED);
   CHECK(nef_op("softmax", &a, 1, "{not json", &bad) == NEF_ERROR_VALIDATION);
+  CHECK(nef_op("softmax", &a, 1, "{\"axis\": 18446744073709551615}", &bad) == NEF_ERROR_VALIDATION);
 
   /* NULL handling. */
   CHECK(nef_matmul(NULL, b, &bad) == NEF_ERROR_INVALID_ARGUMENT);

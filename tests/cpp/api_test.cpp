@@ -5,6 +5,7 @@
 
 #include "ir/graph.h"
 #include "nef/tensor.h"
+#include "compiler/plan.h"
 #include "passes/pass.h"
 
 namespace nef {
@@ -160,6 +161,45 @@ TEST(Api, RandomIsDeterministicPerSeed) {
   auto c = random_normal({1000}, 8).to_vector<float>();
   EXPECT_EQ(a, b);
   EXPECT_NE(a, c);
+}
+
+}  // namespace
+}  // namespace nef
+
+namespace nef {
+namespace {
+
+// A graph x -> op1 [-> op2], with an optional device hint on x.
+ir::Graph chain(const char* op1, const char* op2, const std::string& hint, int output) {
+  ir::Graph g = small_graph();
+  g.nodes.resize(1);
+  g.nodes[0].device_hint = hint;
+  g.nodes.push_back(make(op1, {0}, {}, g));
+  if (op2) g.nodes.push_back(make(op2, {0}, {}, g));
+  g.outputs = {output};
+  return g;
+}
+
+TEST(Ir, UntrustedStringsCannotForgePlanCacheKeys) {
+  // A device hint (free text from a file) that spells out another graph's node must not make
+  // the two graphs share a key (and so a plan).
+  ir::Graph a = chain("exp", nullptr, "cpu;relu(0,){}:(3,)float32", 1);
+  ir::Graph b = chain("relu", "exp", "cpu", 1);
+  EXPECT_NE(compiler::structural_key(a), compiler::structural_key(b));
+  ir::Attrs q1, q2;
+  q1.set("name", std::string("a\",b=\"c"));
+  q2.set("name", std::string("a"));
+  q2.set("b", std::string("c"));
+  EXPECT_NE(q1.canonical(), q2.canonical());
+}
+
+TEST(Ir, ValidateRejectsRepeatedInputOrOutputNames) {
+  ir::Graph g = small_graph();
+  g.outputs = {2, 1};
+  g.output_names = {"y", "y"};
+  EXPECT_THROW(ir::validate(g), ValidationError);
+  g.output_names = {"y", "z"};
+  EXPECT_NO_THROW(ir::validate(g));
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "backends/cpu/cpu_backend.h"
 
+#include <atomic>
+
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/parallel.h"
 #include "nef/error.h"
@@ -22,7 +24,7 @@ const KernelTable& kernel_table() {
 
 namespace {
 
-int g_threads = 0;  // 0: all cores
+std::atomic<int> g_threads{0};  // 0: all cores (set from any thread)
 
 class CpuKernel final : public Kernel {
  public:
@@ -65,7 +67,8 @@ class CpuBackend final : public Backend {
 
 int num_threads() {
 #ifdef _OPENMP
-  return g_threads > 0 ? g_threads : omp_get_num_procs();
+  int n = g_threads.load(std::memory_order_relaxed);
+  return n > 0 ? n : omp_get_num_procs();
 #else
   return 1;
 #endif
