@@ -287,7 +287,7 @@ void store_values(const std::vector<A>& acc, Array& out, double divisor) {
     O* o = out.data_as<O>();
     for (size_t i = 0; i < acc.size(); ++i) {
       if constexpr (std::is_same_v<A, uint64_t>) {
-        o[i] = static_cast<O>(int64_t(acc[i]));
+        o[i] = store_as<O>(static_cast<compute_t<O>>(int64_t(acc[i])));
       } else if constexpr (std::is_same_v<O, bool>) {
         o[i] = acc[i] != A(0);
       } else {
