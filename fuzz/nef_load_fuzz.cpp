@@ -1,6 +1,7 @@
 // libFuzzer target for the .nef loader. Any input may be rejected with a nef::Error; anything
 // else (a crash, a sanitizer report, another exception) is a finding. A file that loads must
-// also survive a write/read round trip unchanged.
+// also survive a write/read round trip unchanged. The embedded-plan section is parsed and
+// validated too (parse_nef_contents); its failures are reported, never thrown.
 #include <cstdint>
 #include <cstdlib>
 
@@ -10,7 +11,9 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   nef::ir::Graph g;
   try {
-    g = nef::format::parse_nef(data, size);
+    nef::format::NefContents c = nef::format::parse_nef_contents(data, size);
+    if (c.embedded) (void)nef::ir::to_text(c.embedded->graph);
+    g = std::move(c.graph);
   } catch (const nef::Error&) {
     return 0;
   }

@@ -145,9 +145,9 @@ NB_MODULE(_nef, m) {
       .def_prop_ro("op", [](const nef::Tensor& t) { return t.op(); })
       .def_prop_ro("is_materialized", &nef::Tensor::is_materialized)
       .def("execute", [](nef::Tensor& t) { run_released([&] { t.execute(); return 0; }); })
-      .def("build", [](const nef::Tensor& t, const std::string& path) {
-        run_released([&] { t.build(path); return 0; });
-      })
+      .def("build", [](const nef::Tensor& t, const std::string& path, bool embed_plan) {
+        run_released([&] { t.build(path, embed_plan); return 0; });
+      }, nb::arg("path"), nb::arg("embed_plan") = false)
       .def("same_node", [](const nef::Tensor& a, const nef::Tensor& b) { return a.node() == b.node(); });
 
   m.def("op", [](const std::string& name, const std::vector<nef::Tensor>& inputs,
@@ -198,9 +198,10 @@ NB_MODULE(_nef, m) {
     run_released([&] { nef::evaluate(ts); return 0; });
   });
   m.def("build", [](const std::string& path,
-                    const std::vector<std::pair<std::string, nef::Tensor>>& outputs) {
-    run_released([&] { nef::build(path, outputs); return 0; });
-  });
+                    const std::vector<std::pair<std::string, nef::Tensor>>& outputs,
+                    bool embed_plan) {
+    run_released([&] { nef::build(path, outputs, embed_plan); return 0; });
+  }, nb::arg("path"), nb::arg("outputs"), nb::arg("embed_plan") = false);
 
   nb::class_<nef::LoadedGraph>(m, "LoadedGraph")
       .def_static("load", [](const std::string& path) {

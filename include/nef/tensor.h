@@ -48,8 +48,9 @@ class Tensor {
   std::vector<T> to_vector();
   double item();  // single-element tensors only (ShapeError otherwise)
 
-  // Writes a .nef file computing this tensor (output named "output").
-  void build(const std::string& path) const;
+  // Writes a .nef file computing this tensor (output named "output"). embed_plan: also store
+  // the compiled plan (compiler_cache "embedded", docs/format.md) so loading it starts warm.
+  void build(const std::string& path, bool embed_plan = false) const;
 
   Tensor reshape(const Shape& shape) const;
   Tensor transpose(std::vector<int64_t> perm = {}) const;
@@ -152,8 +153,9 @@ void evaluate(const std::vector<Tensor>& tensors);
 
 // ---- graph files -----------------------------------------------------------------------------
 // Writes a .nef file whose named outputs compute the given tensors; placeholders become named
-// inputs, data tensors become constants.
-void build(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& outputs);
+// inputs, data tensors become constants. embed_plan: see Tensor::build.
+void build(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& outputs,
+           bool embed_plan = false);
 
 struct LoadedGraphImpl;
 class LoadedGraph {

@@ -12,17 +12,18 @@ from .dtypes import as_dtype
 from .tensor import Tensor, _prepare_numpy, to_node
 
 
-def build(path, outputs) -> None:
+def build(path, outputs, embed_plan=False) -> None:
     """Writes a .nef file computing `outputs`: a dict {name: tensor}, a single tensor (output
     named "output") or a list of tensors (named "output0", "output1", ...). Placeholders become
-    the graph's named inputs; data tensors become constants."""
+    the graph's named inputs; data tensors become constants. `embed_plan=True` also stores the
+    compiled plan in the file so loading it skips the optimizer (docs/format.md)."""
     if isinstance(outputs, Tensor):
         pairs = [("output", outputs)]
     elif isinstance(outputs, dict):
         pairs = list(outputs.items())
     else:
         pairs = [(f"output{i}", t) for i, t in enumerate(outputs)]
-    _nef.build(os.fspath(path), [(str(k), to_node(v)) for k, v in pairs])
+    _nef.build(os.fspath(path), [(str(k), to_node(v)) for k, v in pairs], bool(embed_plan))
 
 
 def evaluate(*tensors) -> None:

@@ -271,10 +271,11 @@ class Tensor:
     def __setitem__(self, key, value):
         raise TypeError("NEF tensors are immutable; build a new tensor (e.g. nef.where)")
 
-    def build(self, path) -> None:
-        """Writes a .nef file computing this tensor; its output is named "output"."""
+    def build(self, path, embed_plan=False) -> None:
+        """Writes a .nef file computing this tensor; its output is named "output".
+        `embed_plan=True` also stores the compiled plan (see nef.build)."""
         import os
-        self._t.build(os.fspath(path))
+        self._t.build(os.fspath(path), bool(embed_plan))
 
     # -- methods forwarding to ops --
     def reshape(self, *shape) -> "Tensor":

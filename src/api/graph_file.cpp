@@ -1,7 +1,9 @@
 // Building .nef files from lazy tensors, and loading/running them.
+#include <cstdio>
 #include <mutex>
 
 #include "api/lazy.h"
+#include "compiler/embedded_plan.h"
 #include "compiler/plan.h"
 #include "compiler/plan_json.h"
 #include "format/nef_file.h"
@@ -14,9 +16,11 @@ struct LoadedGraphImpl {
   std::vector<std::pair<Shape, DType>> input_types;
   mutable std::mutex mu;
   mutable std::shared_ptr<const compiler::Plan> plan;  // compiled on first run
+  std::shared_ptr<const compiler::Plan> embedded;      // verified embedded plan, if any
 };
 
-void build(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& outputs) {
+void build(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& outputs,
+           bool embed_plan) {
   if (outputs.empty()) throw ValidationError("[build] no outputs given");
   std::vector<detail::LazyNode*> targets;
   std::vector<std::string> names;
@@ -30,15 +34,41 @@ void build(const std::string& path, const std::vector<std::pair<std::string, Ten
   }
   detail::BuiltGraph built = detail::build_graph(targets, detail::BuildMode::Serialize, names);
   ir::validate(built.graph);
-  format::write_nef(path, built.graph);
+  format::WriteOptions opts;
+  if (embed_plan) opts.compiler_cache = "embedded";
+  format::write_nef(path, built.graph, opts);
 }
 
-void Tensor::build(const std::string& path) const { nef::build(path, {{"output", *this}}); }
+void Tensor::build(const std::string& path, bool embed_plan) const {
+  nef::build(path, {{"output", *this}}, embed_plan);
+}
 
 LoadedGraph LoadedGraph::load(const std::string& path) {
   LoadedGraph g;
   g.impl_ = std::make_shared<LoadedGraphImpl>();
-  g.impl_->graph = format::read_nef(path);
+  format::NefContents c = format::read_nef_contents(path);
+  g.impl_->graph = std::move(c.graph);
+  if (c.compiler_cache == "embedded") {
+    // Used only when it parses, validates, and its hash matches this graph on this build's
+    // backends; otherwise one warning and the normal compile path.
+    std::string why = c.embedded_error;
+    if (why.empty() && c.embedded) {
+      std::string want = compiler::embedded_key_hash(g.impl_->graph, c.embedded->graph,
+                                                     c.embedded->devices);
+      if (want != c.embedded->key_hash) {
+        why = "hash mismatch (stale, modified, or written for other backends)";
+      } else {
+        try {
+          g.impl_->embedded = compiler::plan_from_embedded(
+              g.impl_->graph, std::move(c.embedded->graph), c.embedded->devices);
+        } catch (const Error& e) {
+          why = e.what();
+        }
+      }
+    }
+    if (!g.impl_->embedded)
+      std::fprintf(stderr, "nef: warning: embedded plan ignored: %s\n", why.c_str());
+  }
   for (const ir::Node& n : g.impl_->graph.nodes)
     if (n.is("input")) {
       auto& types = g.impl_->input_types;
@@ -54,6 +84,7 @@ std::vector<std::pair<Shape, DType>> LoadedGraph::input_types() const { return i
 
 namespace {
 std::shared_ptr<const compiler::Plan> plan_of(const LoadedGraphImpl& impl) {
+  if (impl.embedded) return impl.embedded;
   // Through the plan cache every time: a second LoadedGraph of the same file hits it too.
   auto p = compiler::compile(impl.graph);
   std::lock_guard<std::mutex> lock(impl.mu);

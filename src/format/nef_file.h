@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,7 +15,26 @@ namespace nef::format {
 
 struct WriteOptions {
   std::string target = "auto";
-  std::string compiler_cache = "none";  // "none" | "embedded" (plans embedded: later issue)
+  // "none" | "embedded": the writer compiles the graph (compiler::compile) and stores the
+  // optimized, placed graph in the header's "compiled" section (docs/format.md).
+  std::string compiler_cache = "none";
+};
+
+// The "compiled" section of a file written with compiler_cache "embedded", parsed and validated
+// like the main graph (constants borrow the same mapping). Not yet verified against the hash.
+struct EmbeddedPlanData {
+  ir::Graph graph;                   // optimized graph, topological order
+  std::vector<std::string> devices;  // backend name per node of `graph`
+  std::string key_hash;              // as stored in the file
+};
+
+struct NefContents {
+  ir::Graph graph;
+  std::string compiler_cache = "none";
+  std::optional<EmbeddedPlanData> embedded;
+  // Why the embedded section could not be parsed or validated ("" when it was, or is absent
+  // with compiler_cache "none"). The main graph loads regardless.
+  std::string embedded_error;
 };
 
 // Writes `g` (inputs are graph inputs, constants go to the binary section). Throws on I/O errors
@@ -28,6 +48,11 @@ std::vector<uint8_t> serialize_nef(const ir::Graph& g, const WriteOptions& opts 
 ir::Graph read_nef(const std::string& path);
 // Same from memory (copied once into owned storage); used by the fuzz target and tests.
 ir::Graph parse_nef(const uint8_t* data, size_t size);
+
+// read_nef/parse_nef plus the embedded plan section when compiler_cache is "embedded". A bad
+// embedded section never fails the load: it is reported in embedded_error.
+NefContents read_nef_contents(const std::string& path);
+NefContents parse_nef_contents(const uint8_t* data, size_t size);
 
 // The JSON header text of a file (for `nef inspect --json`), after the same checks as read_nef.
 std::string read_nef_header_json(const std::string& path);

@@ -179,8 +179,9 @@ Container parse_container(const uint8_t* p, size_t size) {
   return c;
 }
 
+// `order_out`: for each node of the result, its position in the file's graph.nodes.
 ir::Graph build_graph(const json& h, const uint8_t* base, const Container& c,
-                      const std::shared_ptr<void>& owner) {
+                      const std::shared_ptr<void>& owner, std::vector<int>* order_out = nullptr) {
   expect_object(h, [] { return std::string("header"); });
   const std::string& version = get_string(field(h, "version", [] { return std::string("header"); }),
                                           [] { return std::string("version"); });
@@ -446,7 +447,39 @@ ir::Graph build_graph(const json& h, const uint8_t* base, const Container& c,
   }
 
   ir::validate(g);
+  if (order_out) *order_out = std::move(order);
   return g;
+}
+
+// The "compiled" section: its graph and tensors go through build_graph exactly like the main
+// graph (untrusted input), devices are re-indexed to the loaded node order.
+EmbeddedPlanData build_embedded(const json& h, const uint8_t* base, const Container& c,
+                                const std::shared_ptr<void>& owner) {
+  const json* jc = opt_field(h, "compiled");
+  if (!jc) fail("header", "compiler_cache is \"embedded\" but there is no 'compiled' section");
+  auto cpath = [] { return std::string("compiled"); };
+  expect_object(*jc, cpath);
+  EmbeddedPlanData e;
+  e.key_hash = get_string(field(*jc, "key_hash", cpath), [] { return std::string("compiled.key_hash"); });
+  json sub = json::object();
+  sub["version"] = "1.0";
+  sub["nef_format"] = "graph-v1";
+  sub["graph"] = field(*jc, "graph", cpath);
+  sub["tensors"] = field(*jc, "tensors", cpath);
+  std::vector<int> order;
+  try {
+    e.graph = build_graph(sub, base, c, owner, &order);
+  } catch (const Error& err) {
+    throw_error(err.code(), str("compiled section: ", err.what()));
+  }
+  const json& jd = expect_array(field(*jc, "devices", cpath),
+                                [] { return std::string("compiled.devices"); }, kMaxNodes);
+  if (jd.size() != order.size())
+    fail("compiled.devices", str("has ", jd.size(), " entries for ", order.size(), " nodes"));
+  e.devices.resize(order.size());
+  for (size_t k = 0; k < order.size(); ++k)
+    e.devices[k] = get_string(jd[order[k]], [&] { return str("compiled.devices[", order[k], "]"); });
+  return e;
 }
 
 // Parses and builds with nlohmann's own exceptions (which typed access should never raise)
@@ -463,7 +496,41 @@ ir::Graph load(const uint8_t* p, size_t size, const std::shared_ptr<void>& owner
   }
 }
 
+NefContents load_contents(const uint8_t* p, size_t size, const std::shared_ptr<void>& owner) {
+  NefContents out;
+  Container c;
+  try {
+    c = parse_container(p, size);
+    out.graph = build_graph(c.header, p, c, owner);
+    if (const json* cc = opt_field(c.header, "compiler_cache"); cc && cc->is_string())
+      out.compiler_cache = cc->get<std::string>();
+  } catch (const json::exception& e) {
+    throw FormatError(str("[read_nef] malformed header: ", e.what()));
+  }
+  if (out.compiler_cache != "embedded") return out;
+  // A bad embedded plan only costs the warm start: report it, keep the main graph.
+  try {
+    out.embedded = build_embedded(c.header, p, c, owner);
+  } catch (const Error& e) {
+    out.embedded_error = e.what();
+  } catch (const json::exception& e) {
+    out.embedded_error = str("[read_nef] malformed compiled section: ", e.what());
+  }
+  return out;
+}
+
 }  // namespace
+
+NefContents read_nef_contents(const std::string& path) {
+  std::shared_ptr<MappedFile> m = MappedFile::open(path);
+  return load_contents(m->data(), m->size(), m);
+}
+
+NefContents parse_nef_contents(const uint8_t* data, size_t size) {
+  std::shared_ptr<Storage> s = Storage::allocate(size);
+  if (size) std::memcpy(s->data(), data, size);
+  return load_contents(static_cast<const uint8_t*>(s->data()), size, s);
+}
 
 ir::AttrValue detail::decode_attr_json(const json& v, const std::string& path) {
   return decode_attr(v, [&] { return path; });

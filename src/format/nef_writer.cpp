@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "compiler/embedded_plan.h"
 #include "format/format_internal.h"
 #include "format/mmap_file.h"
 #include "format/nef_file.h"
@@ -81,11 +82,20 @@ std::vector<std::string> tensor_names(const ir::Graph& g) {
   return names;
 }
 
-}  // namespace
+struct Blob {
+  Array a;
+  uint64_t offset;
+};
 
-nlohmann::json detail::encode_attr_json(const ir::AttrValue& v) { return encode_attr(v, 0); }
+struct Encoded {
+  json graph, tensors;
+};
 
-std::vector<uint8_t> serialize_nef(const ir::Graph& g, const WriteOptions& opts) {
+// One graph as the header's "graph" and "tensors" objects; constants are appended to `blobs`.
+// With `dedupe`, a constant whose bytes equal an earlier blob's shares its offset (the embedded
+// plan's unchanged weights cost no second copy).
+Encoded encode_graph(const ir::Graph& g, std::vector<Blob>& blobs, uint64_t& data_size,
+                     bool dedupe) {
   const size_t n = g.nodes.size();
   if (n > kMaxNodes)
     throw ValidationError(str("[write_nef] graph has ", n, " nodes, more than ", kMaxNodes));
@@ -94,12 +104,6 @@ std::vector<uint8_t> serialize_nef(const ir::Graph& g, const WriteOptions& opts)
   for (size_t i = 0; i < n; ++i) ids[i] = str("node_", i);
 
   json nodes = json::array(), edges = json::array(), tensors = json::object();
-  struct Blob {
-    Array a;
-    uint64_t offset;
-  };
-  std::vector<Blob> blobs;
-  uint64_t data_size = 0;
   for (size_t i = 0; i < n; ++i) {
     const ir::Node& node = g.nodes[i];
     NEF_CHECK(node.op, "node ", i, " has no op");
@@ -143,15 +147,25 @@ std::vector<uint8_t> serialize_nef(const ir::Graph& g, const WriteOptions& opts)
         throw ValidationError(str("[write_nef] node ", i, " (constant) value ", shape_str(a.shape),
                                   " ", dtype_name(a.dtype), " does not match its type ",
                                   shape_str(node.type.shape), " ", dtype_name(node.type.dtype)));
-      uint64_t off = align_up(data_size, kAlign);
-      t["data"] = {{"offset", off}, {"nbytes", a.nbytes()}};
-      data_size = off + a.nbytes();
-      blobs.push_back({std::move(a), off});
+      const Blob* same = nullptr;
+      if (dedupe)
+        for (const Blob& b : blobs)
+          if (b.a.nbytes() == a.nbytes() && a.nbytes() &&
+              std::memcmp(b.a.data(), a.data(), a.nbytes()) == 0) {
+            same = &b;
+            break;
+          }
+      if (same) {
+        t["data"] = {{"offset", same->offset}, {"nbytes", a.nbytes()}};
+      } else {
+        uint64_t off = align_up(data_size, kAlign);
+        t["data"] = {{"offset", off}, {"nbytes", a.nbytes()}};
+        data_size = off + a.nbytes();
+        blobs.push_back({std::move(a), off});
+      }
     }
     tensors[names[i]] = std::move(t);
   }
-  data_size = align_up(data_size, kAlign);
-
   json inputs = json::array(), outputs = json::array();
   for (const std::string& s : g.input_names) {
     check_len(s, "graph input name", 0);
@@ -166,15 +180,45 @@ std::vector<uint8_t> serialize_nef(const ir::Graph& g, const WriteOptions& opts)
   }
   for (const std::string& s : g.output_names) check_len(s, "graph output name", 0);
 
+  Encoded e;
+  e.graph = {{"nodes", std::move(nodes)},
+             {"edges", std::move(edges)},
+             {"inputs", std::move(inputs)},
+             {"outputs", std::move(outputs)},
+             {"output_names", g.output_names}};
+  e.tensors = std::move(tensors);
+  return e;
+}
+
+}  // namespace
+
+std::vector<uint8_t> serialize_nef(const ir::Graph& g, const WriteOptions& opts) {
+  if (opts.compiler_cache != "none" && opts.compiler_cache != "embedded")
+    throw ValidationError(str("[write_nef] compiler_cache must be \"none\" or \"embedded\", got '",
+                              opts.compiler_cache, "'"));
+  std::vector<Blob> blobs;
+  uint64_t data_size = 0;
+  Encoded src = encode_graph(g, blobs, data_size, false);
+
   json header = json::object();
   header["version"] = "1.0";
   header["nef_format"] = "graph-v1";
-  header["graph"] = {{"nodes", std::move(nodes)},
-                     {"edges", std::move(edges)},
-                     {"inputs", std::move(inputs)},
-                     {"outputs", std::move(outputs)},
-                     {"output_names", g.output_names}};
-  header["tensors"] = std::move(tensors);
+  header["graph"] = std::move(src.graph);
+  header["tensors"] = std::move(src.tensors);
+  if (opts.compiler_cache == "embedded") {
+    // The plan of the graph exactly as written: compile a copy (passes, planner) and store the
+    // result with its devices and the integrity hash the loader recomputes.
+    auto plan = compiler::compile(g);
+    std::vector<std::string> devices;
+    for (const ir::Node& n : plan->graph.nodes)
+      devices.push_back(n.device >= 0 ? plan->backends.at(n.device)->name() : std::string("cpu"));
+    Encoded comp = encode_graph(plan->graph, blobs, data_size, true);
+    header["compiled"] = {{"key_hash", compiler::embedded_key_hash(g, plan->graph, devices)},
+                          {"graph", std::move(comp.graph)},
+                          {"tensors", std::move(comp.tensors)},
+                          {"devices", devices}};
+  }
+  data_size = align_up(data_size, kAlign);
   header["target"] = opts.target;
   header["compiler_cache"] = opts.compiler_cache;
 
@@ -209,5 +253,7 @@ void write_nef(const std::string& path, const ir::Graph& g, const WriteOptions& 
   std::vector<uint8_t> bytes = serialize_nef(g, opts);
   write_file_bytes(path, bytes.data(), bytes.size());
 }
+
+nlohmann::json detail::encode_attr_json(const ir::AttrValue& v) { return encode_attr(v, 0); }
 
 }  // namespace nef::format

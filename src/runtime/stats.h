@@ -18,6 +18,7 @@ struct Stats {
   std::atomic<int64_t> nodes_folded{0};
   std::atomic<int64_t> nodes_eliminated{0};
   std::atomic<int64_t> bytes_allocated{0};
+  std::atomic<int64_t> embedded_plans_used{0};  // loads that used a .nef's embedded plan
 };
 
 Stats& stats();

@@ -522,3 +522,78 @@ def test_devices():
     assert_ok(r)
     assert "cpu" in r.stdout and "Cores" in r.stdout
     assert_error(run_cli("devices", env_extra={"NEF_DEVICES": "tpu"}), "NEFDeviceError", "tpu")
+
+
+# ---- compile (embedded plans) -------------------------------------------------------------
+
+
+def test_compile_embeds_plan_same_results(affine, tmp_path):
+    path, reference = affine
+    out = tmp_path / "affine_compiled.nef"
+    r = run_cli("compile", path, "-o", out)
+    assert_ok(r)
+    assert "embedded plan" in r.stdout
+    header = json.loads(run_cli("inspect", out, "--json").stdout)
+    assert header["compiler_cache"] == "embedded"
+    assert len(header["compiled"]["key_hash"]) == 32
+    assert len(header["compiled"]["devices"]) == len(header["compiled"]["graph"]["nodes"])
+    # The source graph is kept unchanged next to the plan.
+    assert header["graph"] == json.loads(run_cli("inspect", path, "--json").stdout)["graph"]
+    xv = rng_for(77).uniform(-1, 1, (3, 5)).astype(np.float32)
+    x = save(tmp_path, "x", xv)
+    for f, d in ((path, "plain"), (out, "compiled")):
+        r = run_cli("run", f, "--input", f"x={x}", "--output", tmp_path / d)
+        assert_ok(r)
+        assert r.stderr == ""
+    a = np.load(tmp_path / "plain" / "output.npy")
+    b = np.load(tmp_path / "compiled" / "output.npy")
+    assert a.tobytes() == b.tobytes()
+    np.testing.assert_allclose(b, reference(xv), rtol=2e-6, atol=1e-6)
+
+
+def test_compile_tampered_plan_warns_and_falls_back(affine, tmp_path):
+    path, reference = affine
+    out = tmp_path / "c.nef"
+    assert_ok(run_cli("compile", path, "-o", out))
+    data = bytearray(out.read_bytes())
+    k = data.index(b'"key_hash": "') + len(b'"key_hash": "')
+    data[k] = ord("0") if data[k] != ord("0") else ord("1")  # same length: still a valid file
+    bad = tmp_path / "tampered.nef"
+    bad.write_bytes(bytes(data))
+    xv = rng_for(78).uniform(-1, 1, (3, 5)).astype(np.float32)
+    r = run_cli("run", bad, "--input", f"x={save(tmp_path, 'x', xv)}", "--output", tmp_path / "o")
+    assert_ok(r)
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nef: warning: embedded plan ignored: "), r.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "o" / "output.npy"), reference(xv),
+                               rtol=2e-6, atol=1e-6)
+
+
+def test_compile_errors(garbage_nef, tmp_path):
+    assert_error(run_cli("compile", tmp_path / "missing.nef", "-o", tmp_path / "o.nef"), "NEFError")
+    assert_error(run_cli("compile", garbage_nef, "-o", tmp_path / "o.nef"), "NEFFormatError")
+    assert_usage(run_cli("compile", garbage_nef))  # -o is required
+
+
+def test_python_build_embed_plan(nef_api, tmp_path):
+    nef = nef_api
+    rng = rng_for(99)
+    w = rng.uniform(-1, 1, (5, 4)).astype(np.float32)
+    x = nef.placeholder("x", (3, 5), nef.float32)
+    y = nef.tanh(x @ nef.tensor(w)) * 2.0 - nef.exp(-(x @ nef.tensor(w)))
+    plain, emb, emb2 = tmp_path / "p.nef", tmp_path / "e.nef", tmp_path / "e2.nef"
+    y.build(plain)
+    y.build(emb, embed_plan=True)
+    nef.build(emb2, {"y": y}, embed_plan=True)
+    xv = rng.uniform(-1, 1, (3, 5)).astype(np.float32)
+    before = nef.stats()["embedded_plans_used"]
+    g = nef.load(emb)
+    assert nef.stats()["embedded_plans_used"] == before + 1
+    got = g.run(x=xv)["output"]
+    assert nef.load(emb2).run(x=xv)["y"].tobytes() == np.asarray(got).tobytes()
+    assert nef.stats()["embedded_plans_used"] == before + 2
+    want = nef.load(plain).run(x=xv)["output"]
+    assert np.asarray(got).tobytes() == np.asarray(want).tobytes()
+    h = np.tanh(xv.astype(np.float64) @ w.astype(np.float64))
+    ref = h * 2.0 - np.exp(-(xv.astype(np.float64) @ w.astype(np.float64)))
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-5, atol=1e-5)

@@ -44,6 +44,9 @@ int cmd_inspect(const InspectOptions& opts);
 
 int cmd_devices(bool json);
 
+// Writes `file` again as `out` with its compiled plan embedded (compiler_cache "embedded").
+int cmd_compile(const std::string& file, const std::string& out);
+
 // ---- helpers -----------------------------------------------------------------------------
 // Splits "NAME=FILE" at the first '='; UsageError when '=' is missing or a side is empty.
 std::pair<std::string, std::string> split_input_spec(const std::string& spec);

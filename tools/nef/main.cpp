@@ -77,6 +77,12 @@ int run_main(int argc, char** argv) {
   CLI::App* devices_cmd = app.add_subcommand("devices", "Show detected hardware and devices");
   devices_cmd->add_flag("--json", devices_json, "Print the report as JSON");
 
+  std::string compile_file, compile_out;
+  CLI::App* compile_cmd =
+      app.add_subcommand("compile", "Write a copy of a .nef with its compiled plan embedded");
+  compile_cmd->add_option("FILE", compile_file, "The .nef file")->required();
+  compile_cmd->add_option("-o,--output", compile_out, "The .nef file to write")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -94,8 +100,9 @@ int run_main(int argc, char** argv) {
   if (run_cmd->parsed()) return nef::cli::cmd_run(run);
   if (inspect_cmd->parsed()) return nef::cli::cmd_inspect(inspect);
   if (devices_cmd->parsed()) return nef::cli::cmd_devices(devices_json);
+  if (compile_cmd->parsed()) return nef::cli::cmd_compile(compile_file, compile_out);
   std::cerr << app.help();
-  return usage("a command is required: run, inspect or devices");
+  return usage("a command is required: run, inspect, compile or devices");
 }
 
 }  // namespace
