@@ -36,7 +36,10 @@ Strides contiguous_strides(const Shape& s) {
   int64_t acc = 1;
   for (size_t i = s.size(); i-- > 0;) {
     st[i] = acc;
-    acc *= s[i] == 0 ? 1 : s[i];
+    // Saturate: only an empty array (a zero dim elsewhere) can get here with huge dims, and
+    // its strides are never used to address memory.
+    int64_t d = s[i] <= 1 ? 1 : s[i];
+    acc = acc > kMaxElements / d ? kMaxElements : acc * d;
   }
   return st;
 }

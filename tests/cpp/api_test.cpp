@@ -204,3 +204,18 @@ TEST(Ir, ValidateRejectsRepeatedInputOrOutputNames) {
 
 }  // namespace
 }  // namespace nef
+
+namespace nef {
+namespace {
+
+// Found by the npy fuzzer: an empty shape with huge other dims overflowed the stride product.
+TEST(Ir, StridesOfEmptyShapesWithHugeDimsDoNotOverflow) {
+  Shape s{int64_t{1} << 47, 0, int64_t{1} << 47, 3};
+  EXPECT_EQ(checked_numel(s), 0);
+  Strides st = contiguous_strides(s);
+  EXPECT_EQ(st[3], 1);
+  EXPECT_EQ(st[2], 3);
+}
+
+}  // namespace
+}  // namespace nef
