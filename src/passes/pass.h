@@ -26,6 +26,7 @@ void constant_folding(ir::Graph& g);
 void common_subexpression_elimination(ir::Graph& g);  // cse.cpp
 void simplify(ir::Graph& g);            // identities, small pow, layout chains (simplify.cpp)
 void recognize_patterns(ir::Graph& g);  // hand-written softmax/norms/gelu/silu (patterns*.cpp)
+void fold_matmul_scale(ir::Graph& g);  // (x@W)*s -> x@(W*s) for constant W, s (BN folding)
 void fuse_matmul_epilogue(ir::Graph& g);  // matmul + elementwise chain -> matmul_epilogue
 void fuse_elementwise(ir::Graph& g);    // elementwise chains -> fused_elementwise (fuse_elementwise.cpp)
 

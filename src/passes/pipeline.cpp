@@ -12,6 +12,7 @@ const std::vector<PassInfo>& pipeline() {
       {"patterns", recognize_patterns},
       {"cse", common_subexpression_elimination},
       {"constant_folding", constant_folding},
+      {"fold_matmul_scale", fold_matmul_scale},  // after folding made W and s constants
       {"fuse_matmul_epilogue", fuse_matmul_epilogue},  // before fuse_elementwise takes the chain
       {"fuse_elementwise", fuse_elementwise},
       {"dce", dead_node_elimination},
