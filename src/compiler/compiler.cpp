@@ -106,6 +106,29 @@ std::string structural_key(const ir::Graph& g) {
   return k;
 }
 
+void lower_placed_graph(Plan& plan, ir::Graph g) {
+  // Kernels, and for each value the last step that reads it (outputs are never released).
+  std::vector<int> last_use(g.nodes.size(), -1);
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (int in : g.nodes[i].inputs) last_use[in] = static_cast<int>(i);
+  std::vector<bool> is_output(g.nodes.size(), false);
+  for (int o : g.outputs) is_output[o] = true;
+  plan.steps.resize(g.nodes.size());
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const ir::Node& n = g.nodes[i];
+    Step& s = plan.steps[i];
+    s.node = static_cast<int>(i);
+    if (!n.is("input") && !n.is("constant")) {
+      bool miss = false;
+      s.kernel = get_kernel(*plan.backends[n.device], n, g, &miss);
+      plan.kernels_compiled += miss;
+    }
+  }
+  for (size_t v = 0; v < g.nodes.size(); ++v)
+    if (!is_output[v] && last_use[v] >= 0) plan.steps[last_use[v]].release.push_back(int(v));
+  plan.graph = std::move(g);
+}
+
 std::shared_ptr<const Plan> compile(ir::Graph g, const CompileOptions& opts) {
   std::string key;
   bool cacheable =
@@ -131,27 +154,7 @@ std::shared_ptr<const Plan> compile(ir::Graph g, const CompileOptions& opts) {
   plan->backends = std::move(backends);
   planner::assign_devices(g, plan->backends);
 
-  // Kernels, and for each value the last step that reads it (outputs are never released).
-  std::vector<int> last_use(g.nodes.size(), -1);
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    for (int in : g.nodes[i].inputs) last_use[in] = static_cast<int>(i);
-  std::vector<bool> is_output(g.nodes.size(), false);
-  for (int o : g.outputs) is_output[o] = true;
-  plan->steps.resize(g.nodes.size());
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    const ir::Node& n = g.nodes[i];
-    Step& s = plan->steps[i];
-    s.node = static_cast<int>(i);
-    if (!n.is("input") && !n.is("constant")) {
-      bool miss = false;
-      s.kernel = get_kernel(*plan->backends[n.device], n, g, &miss);
-      plan->kernels_compiled += miss;
-    }
-  }
-  for (size_t v = 0; v < g.nodes.size(); ++v)
-    if (!is_output[v] && last_use[v] >= 0) plan->steps[last_use[v]].release.push_back(int(v));
-
-  plan->graph = std::move(g);
+  lower_placed_graph(*plan, std::move(g));
   plan->key = key;
   if (opts.plan_memory) {
     plan_memory(*plan);

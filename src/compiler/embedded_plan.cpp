@@ -129,27 +129,7 @@ std::shared_ptr<const Plan> plan_from_embedded(const ir::Graph& source, ir::Grap
                                  i, " (", n.op->name, ") ", shape_str(n.type.shape)));
     n.placement_reason = "embedded plan";
   }
-  // Same step construction as compile(): kernels from the cache, values released after their
-  // last reader, outputs never released.
-  std::vector<int> last_use(g.nodes.size(), -1);
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    for (int in : g.nodes[i].inputs) last_use[in] = static_cast<int>(i);
-  std::vector<bool> is_output(g.nodes.size(), false);
-  for (int o : g.outputs) is_output[o] = true;
-  plan->steps.resize(g.nodes.size());
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    const ir::Node& n = g.nodes[i];
-    Step& s = plan->steps[i];
-    s.node = static_cast<int>(i);
-    if (!n.is("input") && !n.is("constant")) {
-      bool miss = false;
-      s.kernel = get_kernel(*plan->backends[n.device], n, g, &miss);
-      plan->kernels_compiled += miss;
-    }
-  }
-  for (size_t v = 0; v < g.nodes.size(); ++v)
-    if (!is_output[v] && last_use[v] >= 0) plan->steps[last_use[v]].release.push_back(int(v));
-  plan->graph = std::move(g);
+  lower_placed_graph(*plan, std::move(g));
   plan_memory(*plan);
   const char* verify = std::getenv("NEF_VERIFY_PLANS");
   if (verify && std::strcmp(verify, "1") == 0) verify_memory_plan(*plan);

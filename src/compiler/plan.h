@@ -45,6 +45,10 @@ struct CompileOptions {
 // bindings are part of its signature (shape and dtype), not their values.
 std::shared_ptr<const Plan> compile(ir::Graph g, const CompileOptions& opts = {});
 
+// Kernels for every node of a validated, placed graph (through the kernel cache) and value
+// lifetimes (steps and releases); moves `g` into plan.graph. plan.backends must be set.
+void lower_placed_graph(Plan& plan, ir::Graph g);
+
 // Canonical structural key of a graph (ops, attributes, shapes, dtypes, wiring, constants by
 // value when small or by storage identity, device hints).
 std::string structural_key(const ir::Graph& g);
