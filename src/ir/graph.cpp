@@ -108,12 +108,17 @@ std::vector<int> topo_order(const std::vector<std::vector<int>>& inputs_of) {
   return order;
 }
 
-int remove_dead(Graph& g) {
+std::vector<bool> live_nodes(const Graph& g) {
   std::vector<bool> live(g.nodes.size(), false);
   for (int o : g.outputs) live[o] = true;
   for (size_t i = g.nodes.size(); i-- > 0;)
     if (live[i])
       for (int in : g.nodes[i].inputs) live[in] = true;
+  return live;
+}
+
+int remove_dead(Graph& g) {
+  std::vector<bool> live = live_nodes(g);
   // Graph inputs stay even if unused: the binding slots are part of the graph's signature.
   size_t n_live = 0;
   for (size_t i = 0; i < g.nodes.size(); ++i) {

@@ -49,6 +49,10 @@ void validate(Graph& g);
 // node on the cycle. `inputs_of[i]` are node positions. Returns the new order (old indices).
 std::vector<int> topo_order(const std::vector<std::vector<int>>& inputs_of);
 
+// Which nodes some graph output depends on (outputs included). Passes use it to ignore the
+// dead nodes earlier passes leave for the final dce.
+std::vector<bool> live_nodes(const Graph& g);
+
 // Removes nodes that no output depends on, keeping order; remaps indices. Returns removed count.
 int remove_dead(Graph& g);
 

@@ -88,11 +88,8 @@ void fold_matmul_scale(ir::Graph& g) {
   const int n = static_cast<int>(g.nodes.size());
   // Uses by live nodes and outputs (earlier passes leave dead nodes for the final dce).
   std::vector<int> uses(n, 0);
-  std::vector<bool> live(n, false), is_output(n, false);
-  for (int o : g.outputs) live[o] = is_output[o] = true;
-  for (int i = n - 1; i >= 0; --i)
-    if (live[i])
-      for (int in : g.nodes[i].inputs) live[in] = true;
+  std::vector<bool> live = ir::live_nodes(g), is_output(n, false);
+  for (int o : g.outputs) is_output[o] = true;
   for (int i = 0; i < n; ++i)
     if (live[i])
       for (int in : g.nodes[i].inputs) uses[in]++;

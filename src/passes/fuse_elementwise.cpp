@@ -70,11 +70,8 @@ void fuse_elementwise(ir::Graph& g) {
   std::vector<std::vector<int>> users(n);
   std::vector<bool> is_output(n, false), cand(n, false);
   // Earlier passes leave dead nodes for the final dce: their uses do not count.
-  std::vector<bool> live(n, false);
-  for (int o : g.outputs) live[o] = is_output[o] = true;
-  for (int i = n - 1; i >= 0; --i)
-    if (live[i])
-      for (int in : g.nodes[i].inputs) live[in] = true;
+  std::vector<bool> live = ir::live_nodes(g);
+  for (int o : g.outputs) is_output[o] = true;
   for (int i = 0; i < n; ++i) {
     if (!live[i]) continue;
     for (int in : g.nodes[i].inputs) users[in].push_back(i);

@@ -51,12 +51,10 @@ bool epilogue_candidate(const ir::Graph& g, const ir::Node& n, const ir::TensorT
 void fuse_matmul_epilogue(ir::Graph& g) {
   const int n = static_cast<int>(g.nodes.size());
   std::vector<std::vector<int>> users(n);
-  std::vector<bool> is_output(n, false), live(n, false), taken(n, false);
+  std::vector<bool> is_output(n, false), taken(n, false);
   // Earlier passes leave dead nodes for the final dce: their uses do not count.
-  for (int o : g.outputs) live[o] = is_output[o] = true;
-  for (int i = n - 1; i >= 0; --i)
-    if (live[i])
-      for (int in : g.nodes[i].inputs) live[in] = true;
+  std::vector<bool> live = ir::live_nodes(g);
+  for (int o : g.outputs) is_output[o] = true;
   for (int i = 0; i < n; ++i) {
     if (!live[i]) continue;
     for (int in : g.nodes[i].inputs)
