@@ -2,9 +2,11 @@
 // exports one register_* function; cpu_backend.cpp calls them all once.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "backends/backend.h"
 
@@ -33,6 +35,22 @@ class KernelTable {
   void add_factory(std::string_view op, KernelFn fn, KernelFactory make,
                    bool (*supports)(const ir::Node&, const ir::Graph&) = nullptr) {
     table_[std::string(op)] = KernelEntry{fn, supports, make};
+  }
+  // A kernel class K prepared once per node (K(const ir::Node&, std::vector<ir::TensorType>)
+  // with run(args)): the factory builds it at compile time; the plain entry (direct table calls
+  // in tests) prepares it per call.
+  template <typename K>
+  void add_prepared(std::string_view op) {
+    add_factory(
+        op,
+        [](const KernelArgs& args) {
+          std::vector<ir::TensorType> types;
+          for (const Array& a : args.inputs) types.push_back({a.shape, a.dtype});
+          K(args.node, types).run(args);
+        },
+        [](const ir::Node& node, const ir::Graph& graph) -> std::shared_ptr<const Kernel> {
+          return std::make_shared<K>(node, graph.input_types(node));
+        });
   }
   const KernelEntry* find(std::string_view op) const {
     auto it = table_.find(std::string(op));

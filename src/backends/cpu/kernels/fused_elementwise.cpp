@@ -553,21 +553,10 @@ class FusedKernel final : public Kernel {
   std::string name_;
 };
 
-std::shared_ptr<const Kernel> make_fused(const ir::Node& node, const ir::Graph& graph) {
-  return std::make_shared<FusedKernel>(node, graph.input_types(node));
-}
-
-// Unprepared entry (tests and tools that call table functions directly): parses per call.
-void fused_fn(const KernelArgs& args) {
-  std::vector<ir::TensorType> types;
-  for (const Array& a : args.inputs) types.push_back({a.shape, a.dtype});
-  FusedKernel(args.node, types).run(args);
-}
-
 }  // namespace
 
 void register_fused_kernels(KernelTable& t) {
-  t.add_factory("fused_elementwise", fused_fn, make_fused);
+  t.add_prepared<FusedKernel>("fused_elementwise");
 }
 
 }  // namespace nef::backend::cpu

@@ -189,21 +189,10 @@ class MatmulEpilogueKernel final : public Kernel {
   std::string name_;
 };
 
-std::shared_ptr<const Kernel> make_matmul_epilogue(const ir::Node& node, const ir::Graph& graph) {
-  return std::make_shared<MatmulEpilogueKernel>(node, graph.input_types(node));
-}
-
-// Unprepared entry (tests and tools that call table functions directly): parses per call.
-void matmul_epilogue_fn(const KernelArgs& args) {
-  std::vector<ir::TensorType> types;
-  for (const Array& a : args.inputs) types.push_back({a.shape, a.dtype});
-  MatmulEpilogueKernel(args.node, types).run(args);
-}
-
 }  // namespace
 
 void register_matmul_epilogue_kernels(KernelTable& t) {
-  t.add_factory("matmul_epilogue", matmul_epilogue_fn, make_matmul_epilogue);
+  t.add_prepared<MatmulEpilogueKernel>("matmul_epilogue");
 }
 
 }  // namespace nef::backend::cpu
