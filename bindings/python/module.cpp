@@ -122,7 +122,17 @@ void translate_nef_error(const std::exception_ptr& p, void*) {
       PyErr_SetString(PyExc_RuntimeError, e.what());
       return;
     }
-    PyErr_SetString(cls.ptr(), e.what());
+    // Messages may quote names from untrusted files: bytes that are not UTF-8 become U+FFFD
+    // instead of failing the conversion.
+    const std::string msg = e.what();
+    PyObject* text = PyUnicode_DecodeUTF8(msg.data(), Py_ssize_t(msg.size()), "replace");
+    if (!text) {
+      PyErr_Clear();
+      PyErr_SetString(cls.ptr(), "(message not decodable)");
+      return;
+    }
+    PyErr_SetObject(cls.ptr(), text);
+    Py_DECREF(text);
   }
 }
 
@@ -207,6 +217,17 @@ NB_MODULE(_nef, m) {
       .def_static("load", [](const std::string& path) {
         return run_released([&] { return nef::LoadedGraph::load(path); });
       })
+      .def_static("from_onnx", [](const std::string& path, const std::map<std::string, int64_t>& dims) {
+        return run_released([&] { return nef::LoadedGraph::from_onnx(path, dims); });
+      }, "path"_a, "dims"_a = std::map<std::string, int64_t>{})
+      .def_static("from_onnx_bytes", [](nb::bytes data, const std::map<std::string, int64_t>& dims) {
+        std::string bytes(data.c_str(), data.size());
+        return run_released([&] { return nef::LoadedGraph::from_onnx_bytes(bytes, dims); });
+      }, "data"_a, "dims"_a = std::map<std::string, int64_t>{})
+      .def("save", [](const nef::LoadedGraph& g, const std::string& path, bool embed_plan) {
+        run_released([&] { g.save(path, embed_plan); return 0; });
+      }, "path"_a, "embed_plan"_a = false)
+      .def_prop_ro("input_dim_names", &nef::LoadedGraph::input_dim_names)
       .def_prop_ro("inputs", &nef::LoadedGraph::inputs)
       .def_prop_ro("outputs", &nef::LoadedGraph::outputs)
       .def_prop_ro("input_types", [](const nef::LoadedGraph& g) {

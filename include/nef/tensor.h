@@ -160,11 +160,25 @@ void build(const std::string& path, const std::vector<std::pair<std::string, Ten
 struct LoadedGraphImpl;
 class LoadedGraph {
  public:
+  LoadedGraph() = default;
+  explicit LoadedGraph(std::shared_ptr<LoadedGraphImpl> impl) : impl_(std::move(impl)) {}
   // Loads and fully re-validates a .nef file (FormatError / ValidationError / GraphCycleError).
   static LoadedGraph load(const std::string& path);
+  // Imports an ONNX model (opset >= 13; docs/onnx.md): a file (external data is read next to
+  // it) or the model's bytes. `dims` binds symbolic input dims ("batch": 1); dims left unbound
+  // are bound by each run from the input shapes (one specialization per distinct binding).
+  // FormatError for malformed files, UnsupportedError naming op, node and opset.
+  static LoadedGraph from_onnx(const std::string& path,
+                               const std::map<std::string, int64_t>& dims = {});
+  static LoadedGraph from_onnx_bytes(const std::string& bytes,
+                                     const std::map<std::string, int64_t>& dims = {});
   const std::vector<std::string>& inputs() const;
   const std::vector<std::string>& outputs() const;
+  // Shapes use -1 for a symbolic dim that is still unbound; input_dim_names names them.
   std::vector<std::pair<Shape, DType>> input_types() const;
+  std::vector<std::vector<std::string>> input_dim_names() const;  // "" for fixed dims
+  // Writes the graph as a .nef file (all dims must be bound: ValidationError otherwise).
+  void save(const std::string& path, bool embed_plan = false) const;
   // Runs with named inputs (ValidationError on a missing/extra name, ShapeError/TypeError on a
   // mismatch); returns outputs by name.
   std::map<std::string, Array> run(const std::map<std::string, Array>& inputs) const;

@@ -11,6 +11,7 @@ See docs/python.md for the API and where NEF's defaults differ from numpy.
 
 from . import _nef
 from . import random
+from .conv import conv, conv_transpose
 from .creation import (arange, asarray, from_numpy, full, full_like, ones, ones_like,
                        placeholder, scalar, tensor, zeros, zeros_like)
 from .dtypes import (DType, as_dtype, bfloat16, bool_, finfo, float16, float32, float64, int8,
@@ -18,7 +19,8 @@ from .dtypes import (DType, as_dtype, bfloat16, bool_, finfo, float16, float32, 
 from .errors import (NEFCompileError, NEFDeviceError, NEFError, NEFFormatError,
                      NEFGraphCycleError, NEFOutOfMemoryError, NEFShapeError, NEFTypeError,
                      NEFUnsupportedError, NEFValidationError)
-from .graph import Graph, build, evaluate, load
+from .graph import Graph, build, evaluate, from_onnx, load
+from .image import avg_pool, max_pool, pad, resize
 from .ops import (abs, absolute, add, amax, amin, argmax, argmin, astype, attention,
                   broadcast_to, cast, ceil, clip, concat, concatenate, cos, div, divide, equal,
                   erf, exp, expand_dims, floor, gather, gelu, greater, greater_equal, layernorm,

@@ -49,9 +49,19 @@ class Graph:
 
     @property
     def input_types(self) -> dict:
-        """{name: (shape, dtype)} of the graph's inputs."""
-        return {n: (shape, as_dtype(dt))
-                for n, (shape, dt) in zip(self._g.inputs, self._g.input_types)}
+        """{name: (shape, dtype)} of the graph's inputs. In an imported model, a symbolic dim
+        that is still unbound is its name (a str, e.g. ``("batch", 128)``)."""
+        out = {}
+        for n, (shape, dt), names in zip(self._g.inputs, self._g.input_types,
+                                         self._g.input_dim_names):
+            shape = tuple(names[i] if d < 0 else d for i, d in enumerate(shape))
+            out[n] = (shape, as_dtype(dt))
+        return out
+
+    def build(self, path, embed_plan=False) -> None:
+        """Writes the graph as a .nef file (an imported model's symbolic dims must be bound:
+        ``nef.from_onnx(path, dims={"batch": 1})``)."""
+        self._g.save(os.fspath(path), bool(embed_plan))
 
     def run(self, inputs=None, **kwargs) -> dict:
         """Runs with named inputs (dict and/or keywords). Lists and scalars are converted to the
@@ -105,3 +115,20 @@ class Graph:
 def load(path) -> Graph:
     """Loads and fully re-validates a .nef file (NEFFormatError if malformed)."""
     return Graph(_nef.LoadedGraph.load(os.fspath(path)))
+
+
+def from_onnx(model, dims=None) -> Graph:
+    """Imports an ONNX model (opset 13 and newer): a path, the model's bytes, or an
+    ``onnx.ModelProto``. Returns the same graph object as :func:`load`.
+
+    ``dims`` binds symbolic input dims, e.g. ``{"batch": 1, "sequence": 128}``; dims left
+    unbound are bound by each ``run`` from its inputs' shapes (a mismatch between inputs is a
+    NEFShapeError). Unsupported ops, attributes or dtypes raise NEFUnsupportedError naming the
+    op, the node and the opset; malformed files raise NEFFormatError. External data files are
+    read relative to the model's path."""
+    dims = {str(k): int(v) for k, v in (dims or {}).items()}
+    if hasattr(model, "SerializeToString"):
+        model = model.SerializeToString()
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        return Graph(_nef.LoadedGraph.from_onnx_bytes(bytes(model), dims))
+    return Graph(_nef.LoadedGraph.from_onnx(os.fspath(model), dims))

@@ -1,4 +1,5 @@
 // Building .nef files from lazy tensors, and loading/running them.
+#include <algorithm>
 #include <cstdio>
 #include <mutex>
 
@@ -8,16 +9,43 @@
 #include "compiler/plan_json.h"
 #include "format/nef_file.h"
 #include "runtime/executor.h"
+#ifdef NEF_HAVE_ONNX
+#include "format/mmap_file.h"
+#include "onnx/importer.h"
+#endif
 
 namespace nef {
 
 struct LoadedGraphImpl {
+  // For an imported model with unbound symbolic dims: only the names (nodes empty), and the
+  // graph lives in one specialization per binding.
   ir::Graph graph;
   std::vector<std::pair<Shape, DType>> input_types;
   mutable std::mutex mu;
   mutable std::shared_ptr<const compiler::Plan> plan;  // compiled on first run
   std::shared_ptr<const compiler::Plan> embedded;      // verified embedded plan, if any
+#ifdef NEF_HAVE_ONNX
+  std::shared_ptr<onnx_import::Model> onnx;  // set while symbolic dims are unbound
+  std::map<std::string, int64_t> bound_dims;  // bound at import
+  mutable std::map<std::map<std::string, int64_t>, std::shared_ptr<LoadedGraphImpl>> specs;
+  mutable std::shared_ptr<LoadedGraphImpl> last_spec;
+#endif
+  std::vector<std::vector<std::string>> dim_names;
 };
+
+namespace {
+void index_input_types(LoadedGraphImpl& impl) {
+  for (const ir::Node& n : impl.graph.nodes)
+    if (n.is("input")) {
+      auto& types = impl.input_types;
+      if (types.size() <= size_t(n.binding)) types.resize(n.binding + 1);
+      types[n.binding] = {n.type.shape, n.type.dtype};
+    }
+  impl.dim_names.assign(impl.input_types.size(), {});
+  for (size_t i = 0; i < impl.input_types.size(); ++i)
+    impl.dim_names[i].assign(impl.input_types[i].first.size(), "");
+}
+}  // namespace
 
 void build(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& outputs,
            bool embed_plan) {
@@ -69,18 +97,71 @@ LoadedGraph LoadedGraph::load(const std::string& path) {
     if (!g.impl_->embedded)
       std::fprintf(stderr, "nef: warning: embedded plan ignored: %s\n", why.c_str());
   }
-  for (const ir::Node& n : g.impl_->graph.nodes)
-    if (n.is("input")) {
-      auto& types = g.impl_->input_types;
-      if (types.size() <= size_t(n.binding)) types.resize(n.binding + 1);
-      types[n.binding] = {n.type.shape, n.type.dtype};
-    }
+  index_input_types(*g.impl_);
   return g;
 }
+
+#ifdef NEF_HAVE_ONNX
+namespace {
+LoadedGraph from_model(std::shared_ptr<onnx_import::Model> model,
+                       const std::map<std::string, int64_t>& dims) {
+  std::vector<std::string> symbols = model->symbols();
+  for (const auto& [k, v] : dims) {
+    if (std::find(symbols.begin(), symbols.end(), k) == symbols.end()) {
+      std::string known;
+      for (const auto& s : symbols) known += (known.empty() ? "" : ", ") + s;
+      throw ValidationError(str("[onnx] '", k, "' is not a symbolic dim of the model (its symbolic dims: ",
+                                known.empty() ? "none" : known, ")"));
+    }
+    if (v < 0) throw ValidationError(str("[onnx] dim '", k, "' bound to negative ", v));
+  }
+  auto impl = std::make_shared<LoadedGraphImpl>();
+  bool all_bound = true;
+  for (const auto& s : symbols) all_bound = all_bound && dims.count(s);
+  if (all_bound) {
+    impl->graph = model->specialize(dims);
+    index_input_types(*impl);
+  } else {
+    impl->onnx = std::move(model);
+    impl->bound_dims = dims;
+    for (const auto& in : impl->onnx->inputs()) {
+      impl->graph.input_names.push_back(in.name);
+      Shape shape;
+      std::vector<std::string> names;
+      for (size_t d = 0; d < in.dims.size(); ++d) {
+        auto it = in.dim_names[d].empty() ? dims.end() : dims.find(in.dim_names[d]);
+        shape.push_back(in.dims[d] >= 0 ? in.dims[d] : it != dims.end() ? it->second : -1);
+        names.push_back(in.dim_names[d]);
+      }
+      impl->input_types.emplace_back(shape, in.dtype);
+      impl->dim_names.push_back(names);
+    }
+    impl->graph.output_names = impl->onnx->outputs();
+  }
+  return LoadedGraph(impl);
+}
+}  // namespace
+
+LoadedGraph LoadedGraph::from_onnx(const std::string& path, const std::map<std::string, int64_t>& dims) {
+  return from_model(onnx_import::Model::parse_file(path), dims);
+}
+LoadedGraph LoadedGraph::from_onnx_bytes(const std::string& bytes,
+                                         const std::map<std::string, int64_t>& dims) {
+  return from_model(onnx_import::Model::parse(bytes.data(), bytes.size(), ""), dims);
+}
+#else
+LoadedGraph LoadedGraph::from_onnx(const std::string&, const std::map<std::string, int64_t>&) {
+  throw UnsupportedError("[onnx] this build of NEF has no ONNX importer (NEF_BUILD_ONNX=OFF)");
+}
+LoadedGraph LoadedGraph::from_onnx_bytes(const std::string&, const std::map<std::string, int64_t>&) {
+  throw UnsupportedError("[onnx] this build of NEF has no ONNX importer (NEF_BUILD_ONNX=OFF)");
+}
+#endif
 
 const std::vector<std::string>& LoadedGraph::inputs() const { return impl_->graph.input_names; }
 const std::vector<std::string>& LoadedGraph::outputs() const { return impl_->graph.output_names; }
 std::vector<std::pair<Shape, DType>> LoadedGraph::input_types() const { return impl_->input_types; }
+std::vector<std::vector<std::string>> LoadedGraph::input_dim_names() const { return impl_->dim_names; }
 
 namespace {
 std::shared_ptr<const compiler::Plan> plan_of(const LoadedGraphImpl& impl) {
@@ -93,7 +174,89 @@ std::shared_ptr<const compiler::Plan> plan_of(const LoadedGraphImpl& impl) {
 }
 }  // namespace
 
+namespace {
+// The static graph to describe or save: the graph itself, or for a model with unbound symbolic
+// dims the most recent specialization.
+const LoadedGraphImpl& static_impl(const LoadedGraphImpl& impl, const char* what) {
+#ifdef NEF_HAVE_ONNX
+  if (impl.onnx) {
+    std::lock_guard<std::mutex> lock(impl.mu);
+    if (impl.last_spec) return *impl.last_spec;
+    std::string names;
+    for (const auto& s : impl.onnx->symbols())
+      if (!impl.bound_dims.count(s)) names += (names.empty() ? "" : ", ") + s;
+    throw ValidationError(str("[", what, "] the graph has unbound symbolic dims (", names,
+                              "): bind them when importing (dims=...) or run it once first"));
+  }
+#endif
+  (void)what;
+  return impl;
+}
+
+std::map<std::string, Array> run_static(const LoadedGraphImpl& impl,
+                                        const std::map<std::string, Array>& inputs);
+}  // namespace
+
 std::map<std::string, Array> LoadedGraph::run(const std::map<std::string, Array>& inputs) const {
+#ifdef NEF_HAVE_ONNX
+  if (impl_->onnx) {
+    const auto& names = impl_->graph.input_names;
+    std::vector<Shape> shapes;
+    for (size_t i = 0; i < names.size(); ++i) {
+      auto it = inputs.find(names[i]);
+      if (it == inputs.end())
+        throw ValidationError(str("[run] missing input '", names[i], "' ",
+                                  shape_str(impl_->input_types[i].first), " ",
+                                  dtype_name(impl_->input_types[i].second)));
+      shapes.push_back(it->second.shape);
+    }
+    std::map<std::string, int64_t> dims = impl_->onnx->bind(shapes);
+    for (const auto& [k, v] : impl_->bound_dims)
+      if (dims.count(k) && dims[k] != v)
+        throw ShapeError(str("[run] dim '", k, "' was bound to ", v, " at import, inputs give ", dims[k]));
+    std::shared_ptr<LoadedGraphImpl> spec;
+    {
+      std::lock_guard<std::mutex> lock(impl_->mu);
+      auto it = impl_->specs.find(dims);
+      if (it != impl_->specs.end()) spec = it->second;
+    }
+    if (!spec) {
+      spec = std::make_shared<LoadedGraphImpl>();
+      spec->graph = impl_->onnx->specialize(dims);
+      index_input_types(*spec);
+      std::lock_guard<std::mutex> lock(impl_->mu);
+      spec = impl_->specs.emplace(dims, spec).first->second;
+    }
+    {
+      std::lock_guard<std::mutex> lock(impl_->mu);
+      impl_->last_spec = spec;
+    }
+    return run_static(*spec, inputs);
+  }
+#endif
+  return run_static(*impl_, inputs);
+}
+
+void LoadedGraph::save(const std::string& path, bool embed_plan) const {
+  const LoadedGraphImpl& impl = static_impl(*impl_, "save");
+#ifdef NEF_HAVE_ONNX
+  if (impl_->onnx) {
+    std::string names;
+    for (const auto& s : impl_->onnx->symbols())
+      if (!impl_->bound_dims.count(s)) names += (names.empty() ? "" : ", ") + s;
+    throw ValidationError(str("[save] the graph has unbound symbolic dims (", names,
+                              "): bind them when importing (dims=...) to write a .nef"));
+  }
+#endif
+  format::WriteOptions opts;
+  if (embed_plan) opts.compiler_cache = "embedded";
+  format::write_nef(path, impl.graph, opts);
+}
+
+namespace {
+std::map<std::string, Array> run_static(const LoadedGraphImpl& impl,
+                                        const std::map<std::string, Array>& inputs) {
+  const LoadedGraphImpl* impl_ = &impl;
   const ir::Graph& g = impl_->graph;
   std::vector<Array> bindings(g.input_names.size());
   for (size_t i = 0; i < g.input_names.size(); ++i) {
@@ -119,13 +282,16 @@ std::map<std::string, Array> LoadedGraph::run(const std::map<std::string, Array>
   for (size_t i = 0; i < outs.size(); ++i) result[g.output_names[i]] = std::move(outs[i]);
   return result;
 }
+}  // namespace
 
-std::string LoadedGraph::describe_plan() const { return compiler::describe(*plan_of(*impl_)); }
+std::string LoadedGraph::describe_plan() const {
+  return compiler::describe(*plan_of(static_impl(*impl_, "plan")));
+}
 std::string LoadedGraph::describe_plan_json(int indent) const {
-  return compiler::describe_json(*plan_of(*impl_), indent);
+  return compiler::describe_json(*plan_of(static_impl(*impl_, "plan")), indent);
 }
 std::string LoadedGraph::describe_memory() const {
-  return compiler::describe_memory(*plan_of(*impl_));
+  return compiler::describe_memory(*plan_of(static_impl(*impl_, "memory")));
 }
 
 }  // namespace nef

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "nef/error.h"
 
 namespace nef::passes::match {
 
@@ -32,7 +33,10 @@ class Ctx {
   ir::Graph& g;
 
   const ir::Node& node(int i) const { return g.nodes[i]; }
-  int in(int i, size_t k) const { return g.nodes[i].inputs[k]; }
+  int in(int i, size_t k) const {
+    NEF_CHECK(k < g.nodes[i].inputs.size(), "pattern reads input ", k, " of ", g.nodes[i].op->name);
+    return g.nodes[i].inputs[k];
+  }
   bool is(int i, std::string_view op) const { return g.nodes[i].is(op); }
   // An intermediate of a pattern: op `op` and no user besides the pattern (`uses` of them).
   bool inner(int i, std::string_view op, int uses = 1) const {

@@ -59,9 +59,10 @@ std::optional<Norm> norm_core(const Ctx& c, int n, bool centered) {
     v = p->second;
   }
   std::vector<int64_t> axes = keepdims_axes(c.g, v, "mean");
+  if (axes.empty()) return std::nullopt;  // v is not a mean (it may be a source: no inputs)
   int sq = c.in(v, 0);
   std::optional<int> base = square_base(c, sq);
-  if (axes.empty() || !base || !same_value(c.g, *base, num)) return std::nullopt;
+  if (!base || !same_value(c.g, *base, num)) return std::nullopt;
   r.axis = trailing_axis(axes, c.node(num).type.shape.size());
   if (r.axis < 0) return std::nullopt;
   r.interior.insert(r.interior.end(), {v, sq});

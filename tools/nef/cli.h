@@ -47,6 +47,15 @@ int cmd_devices(bool json);
 // Writes `file` again as `out` with its compiled plan embedded (compiler_cache "embedded").
 int cmd_compile(const std::string& file, const std::string& out);
 
+struct ImportOptions {
+  std::string model;                // .onnx
+  std::string output;               // .nef
+  std::vector<std::string> dims;    // "NAME=VALUE"
+  bool embed_plan = false;
+};
+// Converts an ONNX model to a .nef (symbolic dims must be bound with --dim).
+int cmd_import(const ImportOptions& opts);
+
 // ---- helpers -----------------------------------------------------------------------------
 // Splits "NAME=FILE" at the first '='; UsageError when '=' is missing or a side is empty.
 std::pair<std::string, std::string> split_input_spec(const std::string& spec);

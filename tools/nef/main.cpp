@@ -34,7 +34,7 @@ int usage(const std::string& message) {
 }
 
 int run_main(int argc, char** argv) {
-  CLI::App app{"NEF: run, inspect and describe NEF computation graphs (.nef files)", "nef"};
+  CLI::App app{"NEF: run, inspect, import and describe NEF computation graphs (.nef files)", "nef"};
   app.require_subcommand(0, 1);
   bool version = false;
   app.add_flag("--version", version, "Print the version and exit");
@@ -83,6 +83,17 @@ int run_main(int argc, char** argv) {
   compile_cmd->add_option("FILE", compile_file, "The .nef file")->required();
   compile_cmd->add_option("-o,--output", compile_out, "The .nef file to write")->required();
 
+  nef::cli::ImportOptions import_opts;
+  CLI::App* import_cmd =
+      app.add_subcommand("import", "Convert an ONNX model (opset >= 13) to a .nef file");
+  import_cmd->add_option("MODEL", import_opts.model, "The .onnx file")->required();
+  import_cmd->add_option("-o,--output", import_opts.output, "The .nef file to write")->required();
+  import_cmd->add_option("--dim", import_opts.dims,
+                         "Bind a symbolic input dim as NAME=VALUE (repeat per dim)")
+      ->allow_extra_args(false);
+  import_cmd->add_flag("--embed-plan", import_opts.embed_plan,
+                       "Also store the compiled plan (compiler_cache \"embedded\")");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -101,8 +112,9 @@ int run_main(int argc, char** argv) {
   if (inspect_cmd->parsed()) return nef::cli::cmd_inspect(inspect);
   if (devices_cmd->parsed()) return nef::cli::cmd_devices(devices_json);
   if (compile_cmd->parsed()) return nef::cli::cmd_compile(compile_file, compile_out);
+  if (import_cmd->parsed()) return nef::cli::cmd_import(import_opts);
   std::cerr << app.help();
-  return usage("a command is required: run, inspect, compile or devices");
+  return usage("a command is required: run, inspect, compile, import or devices");
 }
 
 }  // namespace

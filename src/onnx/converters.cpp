@@ -1,0 +1,72 @@
+// The converter table (one registration call per family file) and the helpers converters share.
+#include "onnx/converter.h"
+
+#include "api/lazy.h"
+#include "backends/cpu/dispatch.h"
+
+namespace nef::onnx_import {
+
+const ConverterTable& converters() {
+  static const ConverterTable table = [] {
+    ConverterTable t;
+    register_elementwise(t);
+    register_reduction(t);
+    register_shape(t);
+    register_nn(t);
+    return t;
+  }();
+  return table;
+}
+
+// TensorProto.DataType numbers are fixed by the ONNX schema.
+namespace {
+struct OnnxType {
+  int code;
+  const char* name;
+  std::optional<DType> dtype;
+};
+constexpr OnnxType kTypes[] = {
+    {0, "UNDEFINED", std::nullopt},    {1, "FLOAT", DType::Float32},
+    {2, "UINT8", DType::UInt8},        {3, "INT8", DType::Int8},
+    {4, "UINT16", std::nullopt},       {5, "INT16", std::nullopt},
+    {6, "INT32", DType::Int32},        {7, "INT64", DType::Int64},
+    {8, "STRING", std::nullopt},       {9, "BOOL", DType::Bool},
+    {10, "FLOAT16", DType::Float16},   {11, "DOUBLE", DType::Float64},
+    {12, "UINT32", std::nullopt},      {13, "UINT64", std::nullopt},
+    {14, "COMPLEX64", std::nullopt},   {15, "COMPLEX128", std::nullopt},
+    {16, "BFLOAT16", DType::BFloat16}, {17, "FLOAT8E4M3FN", std::nullopt},
+    {18, "FLOAT8E4M3FNUZ", std::nullopt}, {19, "FLOAT8E5M2", std::nullopt},
+    {20, "FLOAT8E5M2FNUZ", std::nullopt}, {21, "UINT4", std::nullopt},
+    {22, "INT4", std::nullopt},        {23, "FLOAT4E2M1", std::nullopt},
+    {24, "FLOAT8E8M0", std::nullopt},  {25, "UINT2", std::nullopt},
+    {26, "INT2", std::nullopt},
+};
+}  // namespace
+
+std::optional<DType> dtype_from_onnx(int onnx_type) {
+  for (const auto& t : kTypes)
+    if (t.code == onnx_type) return t.dtype;
+  return std::nullopt;
+}
+
+int dtype_to_onnx(DType dt) {
+  for (const auto& t : kTypes)
+    if (t.dtype && *t.dtype == dt) return t.code;
+  return 0;
+}
+
+const char* onnx_type_name(int onnx_type) {
+  for (const auto& t : kTypes)
+    if (t.code == onnx_type) return t.name;
+  return "unknown";
+}
+
+Tensor scalar_like(double value, DType dtype) { return nef::scalar(value, dtype); }
+
+int64_t norm_axis(const NodeCtx& ctx, int64_t axis, int64_t rank) {
+  if (axis < -rank || axis >= std::max<int64_t>(rank, 1))
+    throw ShapeError(str(ctx.where(), ": axis ", axis, " out of range for rank ", rank));
+  return axis < 0 ? axis + rank : axis;
+}
+
+}  // namespace nef::onnx_import

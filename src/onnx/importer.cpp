@@ -1,0 +1,489 @@
+// The ONNX importer: parse and check the model once (Model::parse), then convert it node by node
+// for each set of concrete input shapes (Model::specialize). Values are lazy nef::Tensors, so a
+// shape computation (Shape -> Gather -> Concat -> Reshape) is evaluated with NEF's own kernels
+// when a converter asks for it, and weights become constants the optimizer may fold.
+#include "onnx/importer.h"
+
+#include <filesystem>
+#include <mutex>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "api/lazy.h"
+#include "format/mmap_file.h"
+#include "onnx/converter.h"
+#include "onnx/onnx-ml.pb.h"
+#include "onnx/tensor_proto.h"
+
+namespace nef::onnx_import {
+
+namespace {
+constexpr int kMinOpset = 13;
+
+bool is_onnx_domain(const std::string& d) { return d.empty() || d == "ai.onnx"; }
+}  // namespace
+
+struct ModelImpl {
+  ::onnx::ModelProto proto;
+  std::string base_dir;
+  int opset = 0;
+  std::vector<InputDecl> inputs;
+  std::vector<std::string> outputs;
+  // Initializers decoded once; every specialization shares their storage.
+  std::vector<std::pair<std::string, Array>> weights;
+};
+
+// One specialization: the value table and what is known at import time.
+class Importer {
+ public:
+  explicit Importer(const ModelImpl& m) : m_(m) {}
+
+  ir::Graph run(const std::map<std::string, int64_t>& dims);
+
+  const Tensor& value(const std::string& name, const NodeCtx& ctx) const {
+    auto it = values_.find(name);
+    if (it == values_.end())
+      throw FormatError(str(ctx.where(), ": uses value '", name,
+                            "', which no earlier node, input or initializer defines"));
+    return it->second;
+  }
+  // True when the value's lazy DAG reaches no unbound placeholder (memoized per node).
+  bool is_static(const Tensor& t) {
+    std::vector<detail::LazyNode*> stack{t.node().get()};
+    std::vector<detail::LazyNode*> order;
+    while (!stack.empty()) {
+      detail::LazyNode* n = stack.back();
+      if (static_memo_.count(n)) {
+        stack.pop_back();
+        continue;
+      }
+      if (n->value || n->inputs.empty()) {
+        static_memo_[n] = n->value.has_value() || n->op->name != "input";
+        stack.pop_back();
+        continue;
+      }
+      bool ready = true;
+      for (const auto& in : n->inputs)
+        if (!static_memo_.count(in.get())) {
+          ready = false;
+          stack.push_back(in.get());
+        }
+      if (ready) {
+        bool s = true;
+        for (const auto& in : n->inputs) s = s && static_memo_[in.get()];
+        static_memo_[n] = s;
+        stack.pop_back();
+      }
+    }
+    return static_memo_[t.node().get()];
+  }
+  const ModelImpl& model() const { return m_; }
+
+ private:
+  const ModelImpl& m_;
+  std::unordered_map<std::string, Tensor> values_;
+  std::unordered_map<detail::LazyNode*, bool> static_memo_;
+};
+
+// ---- NodeCtx -------------------------------------------------------------------------------
+
+NodeCtx::NodeCtx(Importer& imp, const ::onnx::NodeProto& node, int opset)
+    : imp_(imp), node_(node), opset_(opset) {}
+
+const std::string& NodeCtx::op_type() const { return node_.op_type(); }
+const std::string& NodeCtx::name() const { return node_.name(); }
+
+std::string NodeCtx::where() const {
+  return str("[onnx] ", node_.op_type(), " node '", node_.name(), "' (opset ", opset_, ")");
+}
+void NodeCtx::unsupported(const std::string& what) const {
+  throw UnsupportedError(str(where(), ": ", what));
+}
+void NodeCtx::fail(const std::string& what) const { throw FormatError(str(where(), ": ", what)); }
+
+size_t NodeCtx::num_inputs() const { return size_t(node_.input_size()); }
+bool NodeCtx::has_input(size_t i) const {
+  return i < num_inputs() && !node_.input(int(i)).empty();
+}
+Tensor NodeCtx::input(size_t i) const {
+  if (!has_input(i)) fail(str("input ", i, " is required but absent"));
+  return imp_.value(node_.input(int(i)), *this);
+}
+bool NodeCtx::input_is_static(size_t i) const { return imp_.is_static(input(i)); }
+Array NodeCtx::static_input(size_t i) const {
+  Tensor t = input(i);
+  if (!imp_.is_static(t))
+    unsupported(str("input ", i, " ('", node_.input(int(i)),
+                    "') must be known at import time but depends on a graph input's values"));
+  // Import-time values are shapes, axes and scalars; a huge one is a hostile or broken model.
+  constexpr int64_t kMaxStaticElements = int64_t(1) << 24;
+  if (t.numel() > kMaxStaticElements)
+    unsupported(str("input ", i, " ('", node_.input(int(i)), "') ", shape_str(t.shape()),
+                    " is too large to evaluate at import time"));
+  return t.array();
+}
+std::vector<int64_t> NodeCtx::static_ints(size_t i) const {
+  Tensor t = input(i);
+  if (t.dtype() != DType::Int64 && t.dtype() != DType::Int32 && t.dtype() != DType::Int8 &&
+      t.dtype() != DType::UInt8)
+    fail(str("input ", i, " must be an integer tensor, got ", dtype_name(t.dtype())));
+  if (t.rank() > 1) fail(str("input ", i, " must be 0-d or 1-d, got ", shape_str(t.shape())));
+  Array a = static_input(i);
+  Tensor as64 = t.dtype() == DType::Int64 ? from_array(a) : cast(from_array(a), DType::Int64);
+  return as64.to_vector<int64_t>();
+}
+std::vector<double> NodeCtx::static_floats(size_t i) const {
+  Tensor t = input(i);
+  if (t.rank() > 1) fail(str("input ", i, " must be 0-d or 1-d, got ", shape_str(t.shape())));
+  Array a = static_input(i);
+  Tensor as64 = t.dtype() == DType::Float64 ? from_array(a) : cast(from_array(a), DType::Float64);
+  return as64.to_vector<double>();
+}
+
+size_t NodeCtx::num_outputs() const { return size_t(node_.output_size()); }
+bool NodeCtx::output_wanted(size_t i) const {
+  return i < num_outputs() && !node_.output(int(i)).empty();
+}
+
+const ::onnx::AttributeProto* NodeCtx::find_attr(const std::string& name) const {
+  for (const auto& a : node_.attribute())
+    if (a.name() == name) {
+      read_.insert(name);
+      return &a;
+    }
+  return nullptr;
+}
+
+const ::onnx::AttributeProto& NodeCtx::need_attr(const std::string& name, int type) const {
+  const ::onnx::AttributeProto* a = find_attr(name);
+  NEF_CHECK(a != nullptr);
+  if (!a->ref_attr_name().empty())
+    unsupported(str("attribute '", name, "' refers to a function attribute"));
+  if (a->type() != type)
+    fail(str("attribute '", name, "' has type ",
+             ::onnx::AttributeProto_AttributeType_Name(a->type()), ", expected ",
+             ::onnx::AttributeProto_AttributeType_Name(
+                 static_cast<::onnx::AttributeProto_AttributeType>(type))));
+  return *a;
+}
+
+bool NodeCtx::has_attr(const std::string& name) const {
+  for (const auto& a : node_.attribute())
+    if (a.name() == name) return true;
+  return false;
+}
+
+int64_t NodeCtx::attr_int(const std::string& name, std::optional<int64_t> dflt) const {
+  if (!has_attr(name)) {
+    if (!dflt) fail(str("attribute '", name, "' is required"));
+    return *dflt;
+  }
+  return need_attr(name, ::onnx::AttributeProto::INT).i();
+}
+double NodeCtx::attr_float(const std::string& name, std::optional<double> dflt) const {
+  if (!has_attr(name)) {
+    if (!dflt) fail(str("attribute '", name, "' is required"));
+    return *dflt;
+  }
+  return need_attr(name, ::onnx::AttributeProto::FLOAT).f();
+}
+std::string NodeCtx::attr_string(const std::string& name, std::optional<std::string> dflt) const {
+  if (!has_attr(name)) {
+    if (!dflt) fail(str("attribute '", name, "' is required"));
+    return *dflt;
+  }
+  return need_attr(name, ::onnx::AttributeProto::STRING).s();
+}
+std::vector<int64_t> NodeCtx::attr_ints(const std::string& name,
+                                        std::optional<std::vector<int64_t>> dflt) const {
+  if (!has_attr(name)) {
+    if (!dflt) fail(str("attribute '", name, "' is required"));
+    return *dflt;
+  }
+  const auto& a = need_attr(name, ::onnx::AttributeProto::INTS);
+  return {a.ints().begin(), a.ints().end()};
+}
+std::vector<double> NodeCtx::attr_floats(const std::string& name,
+                                         std::optional<std::vector<double>> dflt) const {
+  if (!has_attr(name)) {
+    if (!dflt) fail(str("attribute '", name, "' is required"));
+    return *dflt;
+  }
+  const auto& a = need_attr(name, ::onnx::AttributeProto::FLOATS);
+  return {a.floats().begin(), a.floats().end()};
+}
+Array NodeCtx::attr_tensor(const std::string& name) const {
+  if (!has_attr(name)) fail(str("attribute '", name, "' is required"));
+  const auto& a = need_attr(name, ::onnx::AttributeProto::TENSOR);
+  return array_from_tensor_proto(a.t(), imp_.model().base_dir,
+                                 str(where(), " attribute '", name, "'"));
+}
+void NodeCtx::ignore_attr(const std::string& name) const { find_attr(name); }
+
+std::vector<std::string> NodeCtx::unread_attrs() const {
+  std::vector<std::string> out;
+  for (const auto& a : node_.attribute())
+    if (!read_.count(a.name())) out.push_back(a.name());
+  return out;
+}
+
+// ---- specialization --------------------------------------------------------------------------
+
+ir::Graph Importer::run(const std::map<std::string, int64_t>& dims) {
+  const ::onnx::GraphProto& g = m_.proto.graph();
+  for (const InputDecl& in : m_.inputs) {
+    Shape shape;
+    for (size_t d = 0; d < in.dims.size(); ++d) {
+      if (in.dims[d] >= 0) {
+        shape.push_back(in.dims[d]);
+        continue;
+      }
+      auto it = dims.find(in.dim_names[d]);
+      NEF_CHECK(it != dims.end(), "unbound symbol ", in.dim_names[d]);
+      shape.push_back(it->second);
+    }
+    values_[in.name] = placeholder(in.name, shape, in.dtype);
+  }
+  for (const auto& [name, arr] : m_.weights) values_[name] = from_array(arr);
+
+  const ConverterTable& table = converters();
+  for (int k = 0; k < g.node_size(); ++k) {
+    const ::onnx::NodeProto& node = g.node(k);
+    NodeCtx ctx(*this, node, m_.opset);
+    if (!is_onnx_domain(node.domain()))
+      throw UnsupportedError(str("[onnx] op '", node.domain(), ".", node.op_type(), "' (node '",
+                                 node.name(), "'): only the default ONNX domain is supported"));
+    auto it = table.find(node.op_type());
+    if (it == table.end())
+      throw UnsupportedError(str(ctx.where(), ": op '", node.op_type(), "' is not supported"));
+    if (m_.opset < it->second.min_opset)
+      throw UnsupportedError(str(ctx.where(), ": NEF implements ", node.op_type(), " from opset ",
+                                 it->second.min_opset));
+    std::vector<Tensor> outs;
+    try {
+      outs = it->second.fn(ctx);
+    } catch (const Error& e) {
+      // Errors from NEF's ops (shape/dtype checks at creation) get the node's name.
+      if (std::string(e.what()).rfind("[onnx]", 0) == 0) throw;
+      throw_error(e.code(), str(ctx.where(), ": ", e.what()));
+    }
+    std::vector<std::string> unread = ctx.unread_attrs();
+    if (!unread.empty()) ctx.unsupported(str("attribute '", unread[0], "' is not supported"));
+    if (outs.size() > ctx.num_outputs())
+      NEF_CHECK(false, ctx.where(), " converter returned ", outs.size(), " outputs for ",
+                ctx.num_outputs());
+    for (size_t i = 0; i < ctx.num_outputs(); ++i) {
+      if (!ctx.output_wanted(i)) continue;
+      if (i >= outs.size() || !outs[i].defined())
+        ctx.unsupported(str("output ", i, " ('", node.output(int(i)), "') is not supported"));
+      values_[node.output(int(i))] = outs[i];
+    }
+  }
+
+  std::vector<detail::LazyNode*> targets;
+  std::vector<std::string> names;
+  for (const auto& out : g.output()) {
+    auto it = values_.find(out.name());
+    if (it == values_.end())
+      throw FormatError(str("[onnx] graph output '", out.name(), "' is not computed by any node"));
+    targets.push_back(it->second.node().get());
+    names.push_back(out.name());
+  }
+  detail::BuiltGraph built = detail::build_graph(targets, detail::BuildMode::Serialize, names);
+  ir::Graph& graph = built.graph;
+  // The graph's inputs are the model's, in the model's order, used or not (build_graph numbers
+  // only the placeholders the outputs reach, in walk order).
+  std::unordered_map<std::string, int> binding_of;
+  for (size_t i = 0; i < m_.inputs.size(); ++i) binding_of[m_.inputs[i].name] = int(i);
+  std::vector<bool> present(m_.inputs.size(), false);
+  for (ir::Node& n : graph.nodes)
+    if (n.is("input")) {
+      auto it = binding_of.find(n.name);
+      NEF_CHECK(it != binding_of.end(), "placeholder '", n.name, "' is not a model input");
+      n.binding = it->second;
+      present[size_t(it->second)] = true;
+    }
+  for (size_t i = 0; i < m_.inputs.size(); ++i) {
+    if (present[i]) continue;
+    const Tensor& t = values_.at(m_.inputs[i].name);
+    ir::Node& n = graph.nodes.emplace_back();
+    n.op = &ir::get_op("input");
+    n.type = t.node()->type;
+    n.name = m_.inputs[i].name;
+    n.binding = int(i);
+    n.attrs = t.node()->attrs;
+  }
+  graph.input_names.clear();
+  for (const InputDecl& in : m_.inputs) graph.input_names.push_back(in.name);
+  ir::validate(graph);
+  return std::move(graph);
+}
+
+// ---- Model -----------------------------------------------------------------------------------
+
+Model::~Model() = default;
+
+namespace {
+InputDecl input_decl(const ::onnx::ValueInfoProto& v) {
+  InputDecl d;
+  d.name = v.name();
+  if (d.name.empty()) throw FormatError("[onnx] a graph input has no name");
+  if (!v.has_type() || !v.type().has_tensor_type())
+    throw UnsupportedError(str("[onnx] graph input '", d.name, "' is not a tensor"));
+  const auto& tt = v.type().tensor_type();
+  std::optional<DType> dt = dtype_from_onnx(tt.elem_type());
+  if (!dt)
+    throw UnsupportedError(str("[onnx] graph input '", d.name, "' has data type ",
+                               onnx_type_name(tt.elem_type()), ", which NEF does not support"));
+  d.dtype = *dt;
+  if (!tt.has_shape())
+    throw UnsupportedError(str("[onnx] graph input '", d.name, "' has no shape (unknown rank)"));
+  if (tt.shape().dim_size() > 16)
+    throw UnsupportedError(str("[onnx] graph input '", d.name, "' has rank > 16"));
+  for (int i = 0; i < tt.shape().dim_size(); ++i) {
+    const auto& dim = tt.shape().dim(i);
+    if (dim.has_dim_value()) {
+      if (dim.dim_value() < 0)
+        throw FormatError(str("[onnx] graph input '", d.name, "' dim ", i, " is negative"));
+      d.dims.push_back(dim.dim_value());
+      d.dim_names.emplace_back();
+    } else {
+      d.dims.push_back(-1);
+      d.dim_names.push_back(dim.has_dim_param() && !dim.dim_param().empty()
+                                ? dim.dim_param()
+                                : str(d.name, ":", i));
+    }
+  }
+  return d;
+}
+}  // namespace
+
+std::shared_ptr<Model> Model::parse(const void* data, size_t size, const std::string& base_dir) {
+  std::shared_ptr<Model> m(new Model());
+  m->impl_ = std::make_unique<ModelImpl>();
+  ModelImpl& mi = *m->impl_;
+  mi.base_dir = base_dir;
+  if (size > size_t(INT32_MAX))
+    throw FormatError("[onnx] model is larger than 2 GiB (protobuf's limit): store the weights "
+                      "as external data");
+  if (!mi.proto.ParseFromArray(data, int(size)))
+    throw FormatError(str("[onnx] not a valid ONNX model (", size, " bytes): protobuf parse failed"));
+  if (!mi.proto.has_graph()) throw FormatError("[onnx] the model has no graph");
+  for (const auto& op : mi.proto.opset_import())
+    if (is_onnx_domain(op.domain())) mi.opset = int(std::clamp<int64_t>(op.version(), 0, 1 << 20));
+  if (mi.opset == 0) {
+    std::string domains;
+    for (const auto& op : mi.proto.opset_import()) domains += (domains.empty() ? "" : ", ") + op.domain();
+    throw UnsupportedError(str("[onnx] the model imports only the domains (", domains,
+                               "); NEF supports the default ONNX domain"));
+  }
+  if (mi.opset < kMinOpset)
+    throw UnsupportedError(str("[onnx] opset ", mi.opset, " is not supported (NEF imports opset ",
+                               kMinOpset, " and newer; convert the model with "
+                               "onnx.version_converter)"));
+  const ::onnx::GraphProto& g = mi.proto.graph();
+  if (g.sparse_initializer_size() > 0)
+    throw UnsupportedError("[onnx] sparse initializers are not supported");
+
+  std::unordered_set<std::string> defined;
+  for (const auto& init : g.initializer()) {
+    if (init.name().empty()) throw FormatError("[onnx] an initializer has no name");
+    if (!defined.insert(init.name()).second)
+      throw FormatError(str("[onnx] initializer '", init.name(), "' is defined twice"));
+    mi.weights.emplace_back(init.name(), array_from_tensor_proto(init, base_dir,
+                                                                  str("initializer '", init.name(), "'")));
+  }
+  for (const auto& in : g.input()) {
+    if (defined.count(in.name())) continue;  // IR < 4 lists initializers as inputs too
+    mi.inputs.push_back(input_decl(in));
+    defined.insert(in.name());
+  }
+  // Structure: every node input defined before use, no value defined twice.
+  for (int k = 0; k < g.node_size(); ++k) {
+    const auto& node = g.node(k);
+    if (node.op_type().empty()) throw FormatError(str("[onnx] node ", k, " has no op_type"));
+    for (const auto& in : node.input())
+      if (!in.empty() && !defined.count(in))
+        throw FormatError(str("[onnx] ", node.op_type(), " node '", node.name(), "' uses value '",
+                              in, "', which no earlier node, input or initializer defines "
+                              "(nodes must be topologically sorted)"));
+    for (const auto& out : node.output())
+      if (!out.empty() && !defined.insert(out).second)
+        throw FormatError(str("[onnx] value '", out, "' is defined twice (node '", node.name(), "')"));
+  }
+  if (g.output_size() == 0) throw FormatError("[onnx] the graph has no outputs");
+  for (const auto& out : g.output()) {
+    if (!defined.count(out.name()))
+      throw FormatError(str("[onnx] graph output '", out.name(), "' is not computed by any node"));
+    mi.outputs.push_back(out.name());
+  }
+  return m;
+}
+
+std::shared_ptr<Model> Model::parse_file(const std::string& path) {
+  std::shared_ptr<format::MappedFile> f;
+  try {
+    f = format::MappedFile::open(path);
+  } catch (const Error& e) {
+    throw FormatError(str("[onnx] ", e.what()));
+  }
+  std::filesystem::path p(path);
+  std::string dir = p.has_parent_path() ? p.parent_path().string() : std::string(".");
+  return parse(f->data(), f->size(), dir);
+}
+
+const std::vector<InputDecl>& Model::inputs() const { return impl_->inputs; }
+const std::vector<std::string>& Model::outputs() const { return impl_->outputs; }
+int Model::opset() const { return impl_->opset; }
+
+std::vector<std::string> Model::symbols() const {
+  std::vector<std::string> out;
+  for (const auto& in : impl_->inputs)
+    for (const auto& s : in.dim_names)
+      if (!s.empty() && std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+  return out;
+}
+
+std::map<std::string, int64_t> Model::bind(const std::vector<Shape>& shapes) const {
+  NEF_CHECK(shapes.size() == impl_->inputs.size());
+  std::map<std::string, int64_t> dims;
+  std::map<std::string, std::string> bound_by;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    const InputDecl& in = impl_->inputs[i];
+    if (shapes[i].size() != in.dims.size())
+      throw ShapeError(str("[run] input '", in.name, "' has rank ", in.dims.size(), ", got shape ",
+                           shape_str(shapes[i])));
+    for (size_t d = 0; d < in.dims.size(); ++d) {
+      const int64_t v = shapes[i][d];
+      if (in.dims[d] >= 0) {
+        if (v != in.dims[d])
+          throw ShapeError(str("[run] input '", in.name, "' dim ", d, " must be ", in.dims[d],
+                               ", got shape ", shape_str(shapes[i])));
+        continue;
+      }
+      auto [it, fresh] = dims.emplace(in.dim_names[d], v);
+      if (fresh) {
+        bound_by[in.dim_names[d]] = in.name;
+      } else if (it->second != v) {
+        throw ShapeError(str("[run] dim '", in.dim_names[d], "' is ", it->second, " in input '",
+                             bound_by[in.dim_names[d]], "' but ", v, " in input '", in.name,
+                             "' (shape ", shape_str(shapes[i]), ")"));
+      }
+    }
+  }
+  return dims;
+}
+
+ir::Graph Model::specialize(const std::map<std::string, int64_t>& dims) const {
+  std::string missing;
+  for (const auto& s : symbols())
+    if (!dims.count(s)) missing += (missing.empty() ? "" : ", ") + s;
+  if (!missing.empty())
+    throw ValidationError(str("[onnx] symbolic dims must be bound to build a graph: ", missing));
+  for (const auto& [k, v] : dims)
+    if (v < 0) throw ValidationError(str("[onnx] dim '", k, "' bound to negative ", v));
+  Importer imp(*impl_);
+  return imp.run(dims);
+}
+
+}  // namespace nef::onnx_import

@@ -1,0 +1,58 @@
+// ONNX import: an ONNX model (ModelProto bytes, opset >= 13) parsed once, then specialized to
+// concrete input shapes as an ir::Graph: graph inputs become placeholders, initializers become
+// constants, each node goes through its converter (src/onnx/ops/), and shape-computation
+// subgraphs are evaluated at import time. Symbolic dims ("batch", "sequence") stay symbolic in
+// the Model and are bound per specialization; a mismatch between inputs is a ShapeError.
+//
+// Errors: malformed/hostile bytes -> FormatError; ops, attributes, dtypes or opsets NEF does not
+// implement -> UnsupportedError naming the op, the node and the opset; a structurally invalid
+// model (undefined value, wrong arity) -> ValidationError.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "nef/dtype.h"
+
+namespace nef::onnx_import {
+
+// A graph input as the model declares it: each dim is fixed (>= 0) or named (symbolic).
+struct InputDecl {
+  std::string name;
+  DType dtype = DType::Float32;
+  std::vector<int64_t> dims;           // -1 where symbolic
+  std::vector<std::string> dim_names;  // "" where fixed; unnamed unknown dims get "<input>:<axis>"
+};
+
+struct ModelImpl;
+class Model {
+ public:
+  // Parses and checks the model (FormatError/UnsupportedError). `base_dir` is where external
+  // data files are looked up ("" for models given as bytes: external data is then an error).
+  static std::shared_ptr<Model> parse(const void* data, size_t size, const std::string& base_dir);
+  static std::shared_ptr<Model> parse_file(const std::string& path);
+  ~Model();
+
+  const std::vector<InputDecl>& inputs() const;
+  const std::vector<std::string>& outputs() const;
+  int opset() const;
+  // The symbolic dim names, in order of first appearance.
+  std::vector<std::string> symbols() const;
+
+  // The dim values of every symbol, read from concrete input shapes (ShapeError when a fixed
+  // dim or a shared symbol does not match, ValidationError for a wrong rank).
+  std::map<std::string, int64_t> bind(const std::vector<Shape>& input_shapes) const;
+  // The graph for the given symbol values (all symbols must be bound: ValidationError naming
+  // the unbound ones otherwise). Validated; constants share the model's weight storage.
+  ir::Graph specialize(const std::map<std::string, int64_t>& dims) const;
+
+ private:
+  Model() = default;
+  std::unique_ptr<ModelImpl> impl_;
+};
+
+}  // namespace nef::onnx_import
