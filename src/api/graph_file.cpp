@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <mutex>
+#include <set>
 
 #include "api/lazy.h"
 #include "compiler/embedded_plan.h"
@@ -25,9 +26,14 @@ struct LoadedGraphImpl {
   mutable std::shared_ptr<const compiler::Plan> plan;  // compiled on first run
   std::shared_ptr<const compiler::Plan> embedded;      // verified embedded plan, if any
 #ifdef NEF_HAVE_ONNX
-  std::shared_ptr<onnx_import::Model> onnx;  // set while symbolic dims are unbound
+  // Set while the graph depends on run-time inputs: symbolic dims still unbound, or graph
+  // inputs whose values shape the graph (value_inputs, found while converting).
+  std::shared_ptr<onnx_import::Model> onnx;
   std::map<std::string, int64_t> bound_dims;  // bound at import
-  mutable std::map<std::map<std::string, int64_t>, std::shared_ptr<LoadedGraphImpl>> specs;
+  mutable std::set<std::string> value_inputs;
+  std::string deferred_why;  // the converter's message when value_inputs is not empty
+  // Specializations keyed by dims and the value inputs' bytes.
+  mutable std::map<std::string, std::shared_ptr<LoadedGraphImpl>> specs;
   mutable std::shared_ptr<LoadedGraphImpl> last_spec;
 #endif
   std::vector<std::vector<std::string>> dim_names;
@@ -119,9 +125,16 @@ LoadedGraph from_model(std::shared_ptr<onnx_import::Model> model,
   bool all_bound = true;
   for (const auto& s : symbols) all_bound = all_bound && dims.count(s);
   if (all_bound) {
-    impl->graph = model->specialize(dims);
-    index_input_types(*impl);
-  } else {
+    try {
+      impl->graph = model->specialize(dims);
+      index_input_types(*impl);
+      return LoadedGraph(impl);
+    } catch (const onnx_import::NeedsValues& nv) {
+      impl->value_inputs.insert(nv.inputs.begin(), nv.inputs.end());
+      impl->deferred_why = nv.what;
+    }
+  }
+  {
     impl->onnx = std::move(model);
     impl->bound_dims = dims;
     for (const auto& in : impl->onnx->inputs()) {
@@ -185,6 +198,9 @@ const LoadedGraphImpl& static_impl(const LoadedGraphImpl& impl, const char* what
     std::string names;
     for (const auto& s : impl.onnx->symbols())
       if (!impl.bound_dims.count(s)) names += (names.empty() ? "" : ", ") + s;
+    if (names.empty())
+      throw ValidationError(str("[", what, "] the graph's shapes depend on the values of its "
+                                "inputs (", impl.deferred_why, "): run it once first"));
     throw ValidationError(str("[", what, "] the graph has unbound symbolic dims (", names,
                               "): bind them when importing (dims=...) or run it once first"));
   }
@@ -215,17 +231,41 @@ std::map<std::string, Array> LoadedGraph::run(const std::map<std::string, Array>
       if (dims.count(k) && dims[k] != v)
         throw ShapeError(str("[run] dim '", k, "' was bound to ", v, " at import, inputs give ", dims[k]));
     std::shared_ptr<LoadedGraphImpl> spec;
-    {
-      std::lock_guard<std::mutex> lock(impl_->mu);
-      auto it = impl_->specs.find(dims);
-      if (it != impl_->specs.end()) spec = it->second;
-    }
-    if (!spec) {
-      spec = std::make_shared<LoadedGraphImpl>();
-      spec->graph = impl_->onnx->specialize(dims);
-      index_input_types(*spec);
-      std::lock_guard<std::mutex> lock(impl_->mu);
-      spec = impl_->specs.emplace(dims, spec).first->second;
+    // Each round either finds/builds the specialization or learns more inputs whose values
+    // shape the graph (at most one round per input).
+    for (size_t round = 0; !spec; ++round) {
+      std::set<std::string> value_names;
+      {
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        value_names = impl_->value_inputs;
+      }
+      std::map<std::string, Array> values;
+      std::string key;
+      for (const auto& [k, v] : dims) key += str(k, "=", v, ";");
+      for (const auto& name : value_names) {
+        Array a = inputs.at(name).contiguous();
+        key += str(name, ":", dtype_name(a.dtype), shape_str(a.shape), ":");
+        key.append(static_cast<const char*>(a.data()), a.nbytes());
+        values[name] = std::move(a);
+      }
+      {
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        auto it = impl_->specs.find(key);
+        if (it != impl_->specs.end()) spec = it->second;
+      }
+      if (spec) break;
+      try {
+        auto fresh = std::make_shared<LoadedGraphImpl>();
+        fresh->graph = impl_->onnx->specialize(dims, values);
+        index_input_types(*fresh);
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        spec = impl_->specs.emplace(key, fresh).first->second;
+      } catch (const onnx_import::NeedsValues& nv) {
+        bool learned = false;
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        for (const auto& n : nv.inputs) learned = impl_->value_inputs.insert(n).second || learned;
+        if (!learned || round > names.size()) throw UnsupportedError(nv.what);
+      }
     }
     {
       std::lock_guard<std::mutex> lock(impl_->mu);
@@ -238,19 +278,21 @@ std::map<std::string, Array> LoadedGraph::run(const std::map<std::string, Array>
 }
 
 void LoadedGraph::save(const std::string& path, bool embed_plan) const {
-  const LoadedGraphImpl& impl = static_impl(*impl_, "save");
 #ifdef NEF_HAVE_ONNX
   if (impl_->onnx) {
     std::string names;
     for (const auto& s : impl_->onnx->symbols())
       if (!impl_->bound_dims.count(s)) names += (names.empty() ? "" : ", ") + s;
-    throw ValidationError(str("[save] the graph has unbound symbolic dims (", names,
-                              "): bind them when importing (dims=...) to write a .nef"));
+    if (!names.empty())
+      throw ValidationError(str("[save] the graph has unbound symbolic dims (", names,
+                                "): bind them when importing (dims=...) to write a .nef"));
+    throw UnsupportedError(str("[save] the values of graph inputs shape this graph (",
+                               impl_->deferred_why, "); a .nef has static shapes"));
   }
 #endif
   format::WriteOptions opts;
   if (embed_plan) opts.compiler_cache = "embedded";
-  format::write_nef(path, impl.graph, opts);
+  format::write_nef(path, impl_->graph, opts);
 }
 
 namespace {

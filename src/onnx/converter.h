@@ -30,10 +30,10 @@ class Importer;
 // the node and the opset, e.g. "[onnx] Resize node 'up1' (opset 19): mode 'cubic' ...".
 class NodeCtx {
  public:
-  NodeCtx(Importer& imp, const ::onnx::NodeProto& node, int opset);
+  NodeCtx(Importer& imp, const ::onnx::NodeProto& node, int opset, int index = -1);
 
   const std::string& op_type() const;
-  const std::string& name() const;  // node name, or "#<index>" when the file gives none
+  const std::string& name() const;  // the node's name as the file gives it (may be "")
   int opset() const { return opset_; }
 
   // ---- inputs (ONNX allows optional inputs to be absent or given as "") ----------------------
@@ -74,7 +74,8 @@ class NodeCtx {
   // ---- errors ----------------------------------------------------------------------------------
   [[noreturn]] void unsupported(const std::string& what) const;  // UnsupportedError
   [[noreturn]] void fail(const std::string& what) const;         // ValidationError (bad model)
-  std::string where() const;  // "[onnx] Op node 'name' (opset N)"
+  // "[onnx] Op node 'name' (opset N)", or "[onnx] Op node #index (opset N)" for unnamed nodes.
+  std::string where() const;
 
   // For the importer: attributes present on the node that no accessor read.
   std::vector<std::string> unread_attrs() const;
@@ -85,6 +86,7 @@ class NodeCtx {
   Importer& imp_;
   const ::onnx::NodeProto& node_;
   int opset_;
+  int index_;
   mutable std::set<std::string> read_;
 };
 

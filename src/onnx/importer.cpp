@@ -36,7 +36,7 @@ struct ModelImpl {
 // One specialization: the value table and what is known at import time.
 class Importer {
  public:
-  explicit Importer(const ModelImpl& m) : m_(m) {}
+  Importer(const ModelImpl& m, const std::map<std::string, Array>& values) : m_(m), values_in_(values) {}
 
   ir::Graph run(const std::map<std::string, int64_t>& dims);
 
@@ -79,21 +79,39 @@ class Importer {
   }
   const ModelImpl& model() const { return m_; }
 
+  // The graph inputs (unbound placeholders) `t` depends on.
+  static std::vector<std::string> placeholders_of(const Tensor& t) {
+    std::vector<std::string> out;
+    std::unordered_set<const detail::LazyNode*> seen;
+    std::vector<const detail::LazyNode*> stack{t.node().get()};
+    while (!stack.empty()) {
+      const detail::LazyNode* n = stack.back();
+      stack.pop_back();
+      if (!seen.insert(n).second || n->value) continue;
+      if (n->inputs.empty() && n->op->name == "input") out.push_back(n->attrs.get_string("name"));
+      for (const auto& in : n->inputs) stack.push_back(in.get());
+    }
+    return out;
+  }
+
  private:
   const ModelImpl& m_;
+  const std::map<std::string, Array>& values_in_;
   std::unordered_map<std::string, Tensor> values_;
   std::unordered_map<detail::LazyNode*, bool> static_memo_;
 };
 
 // ---- NodeCtx -------------------------------------------------------------------------------
 
-NodeCtx::NodeCtx(Importer& imp, const ::onnx::NodeProto& node, int opset)
-    : imp_(imp), node_(node), opset_(opset) {}
+NodeCtx::NodeCtx(Importer& imp, const ::onnx::NodeProto& node, int opset, int index)
+    : imp_(imp), node_(node), opset_(opset), index_(index) {}
 
 const std::string& NodeCtx::op_type() const { return node_.op_type(); }
 const std::string& NodeCtx::name() const { return node_.name(); }
 
 std::string NodeCtx::where() const {
+  if (node_.name().empty())
+    return str("[onnx] ", node_.op_type(), " node #", index_, " (opset ", opset_, ")");
   return str("[onnx] ", node_.op_type(), " node '", node_.name(), "' (opset ", opset_, ")");
 }
 void NodeCtx::unsupported(const std::string& what) const {
@@ -112,9 +130,14 @@ Tensor NodeCtx::input(size_t i) const {
 bool NodeCtx::input_is_static(size_t i) const { return imp_.is_static(input(i)); }
 Array NodeCtx::static_input(size_t i) const {
   Tensor t = input(i);
-  if (!imp_.is_static(t))
-    unsupported(str("input ", i, " ('", node_.input(int(i)),
-                    "') must be known at import time but depends on a graph input's values"));
+  if (!imp_.is_static(t)) {
+    // The caller may specialize on those inputs' values and convert again.
+    NeedsValues need{Importer::placeholders_of(t),
+                     str(where(), ": input ", i, " ('", node_.input(int(i)),
+                         "') must be known when the graph is built but depends on the values "
+                         "of graph inputs")};
+    throw need;
+  }
   // Import-time values are shapes, axes and scalars; a huge one is a hostile or broken model.
   constexpr int64_t kMaxStaticElements = int64_t(1) << 24;
   if (t.numel() > kMaxStaticElements)
@@ -232,6 +255,13 @@ std::vector<std::string> NodeCtx::unread_attrs() const {
 ir::Graph Importer::run(const std::map<std::string, int64_t>& dims) {
   const ::onnx::GraphProto& g = m_.proto.graph();
   for (const InputDecl& in : m_.inputs) {
+    if (auto v = values_in_.find(in.name); v != values_in_.end()) {
+      // Specialized on this input's value: a private copy, the caller may reuse its buffer.
+      Array c = Array::empty(v->second.shape, v->second.dtype);
+      copy_strided(v->second, c);
+      values_[in.name] = from_array(std::move(c));
+      continue;
+    }
     Shape shape;
     for (size_t d = 0; d < in.dims.size(); ++d) {
       if (in.dims[d] >= 0) {
@@ -249,7 +279,7 @@ ir::Graph Importer::run(const std::map<std::string, int64_t>& dims) {
   const ConverterTable& table = converters();
   for (int k = 0; k < g.node_size(); ++k) {
     const ::onnx::NodeProto& node = g.node(k);
-    NodeCtx ctx(*this, node, m_.opset);
+    NodeCtx ctx(*this, node, m_.opset, k);
     if (!is_onnx_domain(node.domain()))
       throw UnsupportedError(str("[onnx] op '", node.domain(), ".", node.op_type(), "' (node '",
                                  node.name(), "'): only the default ONNX domain is supported"));
@@ -262,6 +292,8 @@ ir::Graph Importer::run(const std::map<std::string, int64_t>& dims) {
     std::vector<Tensor> outs;
     try {
       outs = it->second.fn(ctx);
+    } catch (const NeedsValues&) {
+      throw;
     } catch (const Error& e) {
       // Errors from NEF's ops (shape/dtype checks at creation) get the node's name.
       if (std::string(e.what()).rfind("[onnx]", 0) == 0) throw;
@@ -309,9 +341,12 @@ ir::Graph Importer::run(const std::map<std::string, int64_t>& dims) {
     ir::Node& n = graph.nodes.emplace_back();
     n.op = &ir::get_op("input");
     n.type = t.node()->type;
+    n.type.weak = false;
     n.name = m_.inputs[i].name;
     n.binding = int(i);
-    n.attrs = t.node()->attrs;
+    n.attrs.set("name", n.name);
+    n.attrs.set("shape", std::vector<int64_t>(n.type.shape.begin(), n.type.shape.end()));
+    n.attrs.set("dtype", std::string(dtype_name(n.type.dtype)));
   }
   graph.input_names.clear();
   for (const InputDecl& in : m_.inputs) graph.input_names.push_back(in.name);
@@ -474,7 +509,8 @@ std::map<std::string, int64_t> Model::bind(const std::vector<Shape>& shapes) con
   return dims;
 }
 
-ir::Graph Model::specialize(const std::map<std::string, int64_t>& dims) const {
+ir::Graph Model::specialize(const std::map<std::string, int64_t>& dims,
+                            const std::map<std::string, Array>& values) const {
   std::string missing;
   for (const auto& s : symbols())
     if (!dims.count(s)) missing += (missing.empty() ? "" : ", ") + s;
@@ -482,7 +518,11 @@ ir::Graph Model::specialize(const std::map<std::string, int64_t>& dims) const {
     throw ValidationError(str("[onnx] symbolic dims must be bound to build a graph: ", missing));
   for (const auto& [k, v] : dims)
     if (v < 0) throw ValidationError(str("[onnx] dim '", k, "' bound to negative ", v));
-  Importer imp(*impl_);
+  for (const auto& [name, v] : values)
+    if (v.numel() > kMaxValueInputElements)
+      throw UnsupportedError(str("[onnx] input '", name, "' ", shape_str(v.shape),
+                                 " shapes the graph but is too large to specialize on"));
+  Importer imp(*impl_, values);
   return imp.run(dims);
 }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "nef/array.h"
 #include "nef/dtype.h"
 
 namespace nef::onnx_import {
@@ -27,6 +28,15 @@ struct InputDecl {
   std::vector<int64_t> dims;           // -1 where symbolic
   std::vector<std::string> dim_names;  // "" where fixed; unnamed unknown dims get "<input>:<axis>"
 };
+
+// Thrown by Model::specialize (not a nef::Error: callers that can supply the values retry).
+struct NeedsValues {
+  std::vector<std::string> inputs;  // graph inputs whose values are needed
+  std::string what;                 // the converter's error, for callers that cannot retry
+};
+
+// Largest graph input NEF specializes on by value (shape-like tensors are tiny).
+inline constexpr int64_t kMaxValueInputElements = int64_t(1) << 16;
 
 struct ModelImpl;
 class Model {
@@ -48,7 +58,12 @@ class Model {
   std::map<std::string, int64_t> bind(const std::vector<Shape>& input_shapes) const;
   // The graph for the given symbol values (all symbols must be bound: ValidationError naming
   // the unbound ones otherwise). Validated; constants share the model's weight storage.
-  ir::Graph specialize(const std::map<std::string, int64_t>& dims) const;
+  // `values`: graph inputs whose values shape the graph (Reshape targets, Resize scales, axes
+  // given as inputs...); the graph is specialized to them (they become constants and their
+  // graph inputs stay, unused). Throws NeedsValues when a converter needs the value of an
+  // input that is not in `values`.
+  ir::Graph specialize(const std::map<std::string, int64_t>& dims,
+                       const std::map<std::string, Array>& values = {}) const;
 
  private:
   Model() = default;

@@ -9,7 +9,7 @@ Used by tests/python/test_onnx_conformance.py (every case not in tests/onnx/excl
 pass) and from the command line:
 
     python tests/python/onnx_conformance.py --filter 'test_add*' -v     # run some cases
-    python tests/python/onnx_conformance.py --report docs/onnx-conformance.md
+    python tests/python/onnx_conformance.py --report docs/onnx.md   # the per-op table
     python tests/python/onnx_conformance.py --suggest-exclusions        # unsupported cases
 """
 
@@ -223,8 +223,15 @@ def main(argv=None) -> int:
             print(f"{n}  # {r.detail.splitlines()[0][:200]}")
     print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())), file=sys.stderr)
     if args.report:
+        table = report_markdown(results, exclusions)
+        text = open(args.report, encoding="utf-8").read() if os.path.exists(args.report) else ""
+        begin, end = "<!-- conformance:begin -->", "<!-- conformance:end -->"
+        if begin in text and end in text:  # replace the generated section of a doc page
+            text = text[: text.index(begin) + len(begin)] + "\n" + table + "\n" + text[text.index(end):]
+        else:
+            text = table + "\n"
         with open(args.report, "w", encoding="utf-8") as f:
-            f.write(report_markdown(results, exclusions) + "\n")
+            f.write(text)
     return 0
 
 

@@ -235,14 +235,24 @@ def test_other_domains_and_old_opsets():
         nef.from_onnx(old)
 
 
-def test_dynamic_shape_input_is_a_clear_error():
-    # Reshape's target computed from a graph input's values cannot be known at import time.
-    nodes = [helper.make_node("Reshape", ["x", "s"], ["y"], name="rs")]
+def test_inputs_whose_values_shape_the_graph():
+    # Reshape's target is a graph input: the graph is specialized per value at run time.
+    nodes = [helper.make_node("Reshape", ["x", "s"], ["y"], name="rs"),
+             helper.make_node("Add", ["y", "y"], ["z"], name="add")]
     m = make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6]),
                            helper.make_tensor_value_info("s", TensorProto.INT64, [2])],
-                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])])
-    with pytest.raises(nef.NEFUnsupportedError, match="Reshape node 'rs'.*import time"):
-        nef.from_onnx(m)  # no symbolic dims: specialized (and converted) at once
+                   [helper.make_tensor_value_info("z", TensorProto.FLOAT, [None, None])])
+    g = nef.from_onnx(m)
+    x = RNG.standard_normal(6).astype(np.float32)
+    for shape in ([2, 3], [3, 2], [6, 1], [-1, 2], [2, 3]):
+        s = np.array(shape, np.int64)
+        z = g.run(x=x, s=s)["z"]
+        np.testing.assert_array_equal(z, (x + x).reshape(shape))
+        s[0] = 99  # the cached specialization holds its own copy of the value
+    with pytest.raises(nef.NEFShapeError):
+        g.run(x=x, s=np.array([4, 2], np.int64))
+    with pytest.raises(nef.NEFUnsupportedError, match="Reshape node 'rs'.*values of graph inputs"):
+        g.build("never-written.nef")
 
 
 def test_shape_errors_name_the_node():

@@ -1,0 +1,340 @@
+// ONNX elementwise ops: arithmetic, math functions, activations, comparisons, logic, Cast, Clip,
+// Where and the variadic Sum/Mean/Max/Min. ONNX never promotes (operands share one dtype and the
+// result keeps it), so where a NEF op would promote or produce a float (integer Div, Pow with a
+// differently typed exponent), the result is cast back to the ONNX type.
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "onnx/converter.h"
+
+namespace nef::onnx_import {
+namespace {
+
+using Tensors = std::vector<Tensor>;
+using Unary = Tensor (*)(const Tensor&);
+using Binary = Tensor (*)(const Tensor&, const Tensor&);
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// A typed constant with x's dtype (ONNX attributes such as alpha are applied in the input type).
+Tensor like(double v, const Tensor& x) { return scalar_like(v, x.dtype()); }
+
+// Type constraints of the ONNX schemas. A model that breaks them is invalid (the checker would
+// reject it), and NEF would otherwise quietly compute something else (exp of an int -> float32).
+enum class Types { Float, Numeric, Bool, Any };
+
+void check_type(const NodeCtx& ctx, const Tensor& x, Types want) {
+  DType t = x.dtype();
+  bool ok = want == Types::Any                         ? true
+            : want == Types::Float                     ? is_floating(t)
+            : want == Types::Bool                      ? t == DType::Bool
+                                                       : t != DType::Bool;
+  if (ok) return;
+  const char* what = want == Types::Float ? "a float" : want == Types::Bool ? "a bool" : "a numeric";
+  ctx.fail(str("input must be ", what, " tensor, got ", dtype_name(t), " ",
+               shape_str(x.shape())));
+}
+
+// All inputs of an ONNX op bound to one type parameter must share the dtype.
+void check_same(const NodeCtx& ctx, const std::vector<Tensor>& xs) {
+  for (size_t i = 1; i < xs.size(); ++i)
+    if (xs[i].dtype() != xs[0].dtype())
+      ctx.fail(str("inputs must have one dtype, got ", dtype_name(xs[0].dtype()), " ",
+                   shape_str(xs[0].shape()), " and ", dtype_name(xs[i].dtype()), " ",
+                   shape_str(xs[i].shape())));
+}
+
+Tensor input_of(const NodeCtx& ctx, size_t i, Types want) {
+  Tensor x = ctx.input(i);
+  check_type(ctx, x, want);
+  return x;
+}
+
+std::vector<Tensor> inputs_of(const NodeCtx& ctx, Types want, size_t min_count) {
+  if (ctx.num_inputs() < min_count)
+    ctx.fail(str("expects at least ", min_count, " inputs, got ", ctx.num_inputs()));
+  std::vector<Tensor> xs;
+  for (size_t i = 0; i < ctx.num_inputs(); ++i) xs.push_back(input_of(ctx, i, want));
+  check_same(ctx, xs);
+  return xs;
+}
+
+Tensor cast_to(const Tensor& x, DType t) { return x.dtype() == t ? x : nef::cast(x, t); }
+
+// ---- arithmetic --------------------------------------------------------------------------------
+
+Converter binary(Binary fn, Types want) {
+  return [fn, want](NodeCtx& ctx) -> Tensors {
+    auto xs = inputs_of(ctx, want, 2);
+    if (xs.size() != 2) ctx.fail(str("expects 2 inputs, got ", xs.size()));
+    return {fn(xs[0], xs[1])};
+  };
+}
+
+// Integer Div truncates toward zero (C semantics). Computed as a float64 quotient cast back:
+// exact for 8/32-bit integers; for int64 exact while |a| < 2^53.
+Tensors div_op(NodeCtx& ctx) {
+  auto xs = inputs_of(ctx, Types::Numeric, 2);
+  const Tensor &a = xs[0], &b = xs[1];
+  if (is_floating(a.dtype())) return {nef::div(a, b)};
+  Tensor q = nef::div(nef::cast(a, DType::Float64), nef::cast(b, DType::Float64));
+  return {nef::cast(q, a.dtype())};  // cast truncates toward zero
+}
+
+// Pow's exponent may have another numeric type; the result has the base's type (numpy computes
+// power in the promoted type, then the reference casts back; so does this).
+Tensors pow_op(NodeCtx& ctx) {
+  if (ctx.num_inputs() != 2) ctx.fail(str("expects 2 inputs, got ", ctx.num_inputs()));
+  Tensor x = input_of(ctx, 0, Types::Numeric);
+  Tensor y = input_of(ctx, 1, Types::Numeric);
+  return {cast_to(nef::pow(x, y), x.dtype())};
+}
+
+// fmod=0: numpy remainder (sign of the divisor), integers only per the spec. fmod=1: C fmod
+// (sign of the dividend) = sign(a) * (|a| mod |b|), exact for floats since the remainder of
+// non-negative operands needs no adjustment.
+Tensors mod_op(NodeCtx& ctx) {
+  auto xs = inputs_of(ctx, Types::Numeric, 2);
+  if (xs.size() != 2) ctx.fail(str("expects 2 inputs, got ", xs.size()));
+  int64_t fmod = ctx.attr_int("fmod", 0);
+  if (fmod != 0 && fmod != 1) ctx.fail(str("fmod must be 0 or 1, got ", fmod));
+  const Tensor &a = xs[0], &b = xs[1];
+  if (fmod == 0) {
+    if (is_floating(a.dtype())) ctx.fail("fmod must be 1 for floating-point inputs");
+    return {nef::mod(a, b)};
+  }
+  if (a.dtype() == DType::UInt8) return {nef::mod(a, b)};  // unsigned: both rules agree
+  return {nef::mul(nef::sign(a), nef::mod(nef::abs(a), nef::abs(b)))};
+}
+
+// Sum, Mean, Max, Min: one or more inputs, multidirectional broadcasting, folded pairwise.
+Converter variadic(Binary fn, Types want, bool mean) {
+  return [fn, want, mean](NodeCtx& ctx) -> Tensors {
+    auto xs = inputs_of(ctx, want, 1);
+    Tensor acc = xs[0];
+    for (size_t i = 1; i < xs.size(); ++i) acc = fn(acc, xs[i]);
+    if (mean && xs.size() > 1) acc = nef::div(acc, like(double(xs.size()), acc));
+    return {acc};
+  };
+}
+
+// ---- unary math and activations -----------------------------------------------------------------
+
+Converter unary(Unary fn, Types want) {
+  return [fn, want](NodeCtx& ctx) -> Tensors { return {fn(input_of(ctx, 0, want))}; };
+}
+
+// The activations below all take one float tensor; `f(ctx, x)` reads the attributes it uses.
+template <typename F>
+Converter activation(F f) {
+  return [f](NodeCtx& ctx) -> Tensors { return {f(ctx, input_of(ctx, 0, Types::Float))}; };
+}
+
+// The reference selects with `x > 0`, so NaN takes the "negative" branch, which keeps NaN.
+Tensor positive_or(const Tensor& x, const Tensor& neg) {
+  return nef::where(nef::greater(x, like(0, x)), x, neg);
+}
+
+// log(1 + exp(x)) without overflow: max(x, 0) + log(1 + exp(-|x|)).
+Tensor softplus(const Tensor& x) {
+  return nef::add(nef::relu(x),
+                  nef::log(nef::add(like(1, x), nef::exp(nef::neg(nef::abs(x))))));
+}
+
+Tensors prelu_op(NodeCtx& ctx) {
+  Tensor x = input_of(ctx, 0, Types::Numeric);
+  Tensor slope = input_of(ctx, 1, Types::Numeric);
+  check_same(ctx, {x, slope});
+  Tensor y = positive_or(x, nef::mul(x, slope));
+  // slope broadcasts to X only (unidirectional): it may not grow the output.
+  if (y.shape() != x.shape())
+    ctx.fail(str("slope ", shape_str(slope.shape()), " does not broadcast to X ",
+                 shape_str(x.shape())));
+  return {y};
+}
+
+Tensors gelu_op(NodeCtx& ctx) {
+  Tensor x = input_of(ctx, 0, Types::Float);
+  std::string approx = ctx.attr_string("approximate", "none");
+  if (approx != "none" && approx != "tanh")
+    ctx.fail(str("approximate must be \"none\" or \"tanh\", got \"", approx, "\""));
+  return {nef::gelu(x, approx)};
+}
+
+// ---- comparisons and logic ------------------------------------------------------------------
+
+Tensors not_op(NodeCtx& ctx) { return {nef::logical_not(input_of(ctx, 0, Types::Bool))}; }
+
+Tensors isnan_op(NodeCtx& ctx) {
+  Tensor x = input_of(ctx, 0, Types::Float);
+  return {nef::not_equal(x, x)};
+}
+
+Tensors isinf_op(NodeCtx& ctx) {
+  Tensor x = input_of(ctx, 0, Types::Float);
+  bool neg = ctx.attr_int("detect_negative", 1) != 0;
+  bool pos = ctx.attr_int("detect_positive", 1) != 0;
+  if (pos && neg) return {nef::equal(nef::abs(x), like(kInf, x))};
+  if (pos) return {nef::equal(x, like(kInf, x))};
+  if (neg) return {nef::equal(x, like(-kInf, x))};
+  return {nef::full(x.shape(), 0, DType::Bool)};
+}
+
+Tensors where_op(NodeCtx& ctx) {
+  if (ctx.num_inputs() != 3) ctx.fail(str("expects 3 inputs, got ", ctx.num_inputs()));
+  Tensor c = input_of(ctx, 0, Types::Bool);
+  Tensor a = ctx.input(1), b = ctx.input(2);
+  check_same(ctx, {a, b});
+  return {nef::where(c, a, b)};
+}
+
+// ---- Cast, Clip, Identity -----------------------------------------------------------------
+
+// saturate only changes float8 targets and round_mode only float8e8m0, neither of which NEF has:
+// both are read (so that they are accepted) and validated.
+void read_cast_modes(const NodeCtx& ctx) {
+  if (ctx.has_attr("saturate")) ctx.attr_int("saturate");
+  if (ctx.has_attr("round_mode")) {
+    std::string m = ctx.attr_string("round_mode");
+    if (m != "up" && m != "down" && m != "nearest")
+      ctx.fail(str("round_mode must be \"up\", \"down\" or \"nearest\", got \"", m, "\""));
+  }
+}
+
+Tensors cast_op(NodeCtx& ctx) {
+  int to = static_cast<int>(ctx.attr_int("to"));
+  read_cast_modes(ctx);
+  std::optional<DType> t = dtype_from_onnx(to);
+  if (!t) ctx.unsupported(str("cast to ", onnx_type_name(to)));
+  return {cast_to(ctx.input(0), *t)};
+}
+
+Tensors castlike_op(NodeCtx& ctx) {
+  read_cast_modes(ctx);
+  return {cast_to(ctx.input(0), ctx.input(1).dtype())};
+}
+
+// min and max are optional (absent or ""); each must be a scalar of X's type per the spec, but
+// any broadcastable shape is accepted since numpy's clip accepts it. min > max gives max.
+Tensors clip_op(NodeCtx& ctx) {
+  Tensor x = input_of(ctx, 0, Types::Numeric);
+  bool has_lo = ctx.has_input(1), has_hi = ctx.has_input(2);
+  std::vector<Tensor> all{x};
+  if (has_lo) all.push_back(ctx.input(1));
+  if (has_hi) all.push_back(ctx.input(2));
+  check_same(ctx, all);
+  Tensor y = x;
+  if (has_lo && has_hi) y = nef::clip(x, ctx.input(1), ctx.input(2));
+  else if (has_lo) y = nef::maximum(x, ctx.input(1));
+  else if (has_hi) y = nef::minimum(x, ctx.input(2));
+  if (y.shape() != x.shape())
+    ctx.fail(str("min/max do not broadcast to input ", shape_str(x.shape())));
+  return {y};
+}
+
+Tensors identity_op(NodeCtx& ctx) { return {ctx.input(0)}; }
+
+}  // namespace
+
+void register_elementwise(ConverterTable& t) {
+  auto add = [&t](const char* name, Converter fn, int min_opset = 13) {
+    t[name] = ConverterEntry{std::move(fn), min_opset};
+  };
+  using T = Types;
+
+  add("Add", binary(nef::add, T::Numeric));
+  add("Sub", binary(nef::sub, T::Numeric));
+  add("Mul", binary(nef::mul, T::Numeric));
+  add("Div", div_op);
+  add("Pow", pow_op);
+  add("Mod", mod_op);
+  add("Sum", variadic(nef::add, T::Float, false));
+  add("Mean", variadic(nef::add, T::Float, true));
+  add("Max", variadic(nef::maximum, T::Numeric, false));  // NaN propagates, as numpy's
+  add("Min", variadic(nef::minimum, T::Numeric, false));
+
+  add("Sqrt", unary(nef::sqrt, T::Float));
+  add("Reciprocal", unary(nef::reciprocal, T::Float));
+  add("Neg", unary(nef::neg, T::Numeric));
+  add("Abs", unary(nef::abs, T::Numeric));
+  add("Sign", unary(nef::sign, T::Numeric));
+  add("Exp", unary(nef::exp, T::Float));
+  add("Log", unary(nef::log, T::Float));
+  add("Floor", unary(nef::floor, T::Float));
+  add("Ceil", unary(nef::ceil, T::Float));
+  add("Round", unary(nef::round, T::Float));  // half to even, like ONNX
+  add("Sin", unary(nef::sin, T::Float));
+  add("Cos", unary(nef::cos, T::Float));
+  add("Erf", unary(nef::erf, T::Float));
+  add("Tanh", unary(nef::tanh, T::Float));
+  add("Sigmoid", unary(nef::sigmoid, T::Float));
+  add("Relu", unary(nef::relu, T::Numeric));  // opset 14 added integer types
+
+  add("LeakyRelu", activation([](NodeCtx& ctx, const Tensor& x) {
+        double alpha = ctx.attr_float("alpha", 0.01);
+        return positive_or(x, nef::mul(x, like(alpha, x)));
+      }));
+  add("PRelu", prelu_op);
+  add("Elu", activation([](NodeCtx& ctx, const Tensor& x) {
+        double alpha = ctx.attr_float("alpha", 1.0);
+        return positive_or(x, nef::mul(like(alpha, x), nef::sub(nef::exp(x), like(1, x))));
+      }));
+  add("Selu", activation([](NodeCtx& ctx, const Tensor& x) {
+        double alpha = ctx.attr_float("alpha", 1.67326319217681884765625);
+        double gamma = ctx.attr_float("gamma", 1.05070102214813232421875);
+        Tensor neg = nef::sub(nef::mul(nef::exp(x), like(alpha, x)), like(alpha, x));
+        return nef::mul(positive_or(x, neg), like(gamma, x));
+      }));
+  // max(0, x) + min(0, alpha * (exp(x / alpha) - 1))
+  add("Celu", activation([](NodeCtx& ctx, const Tensor& x) {
+        double alpha = ctx.attr_float("alpha", 1.0);
+        if (alpha == 0) ctx.fail("alpha must be nonzero");
+        Tensor e = nef::sub(nef::exp(nef::div(x, like(alpha, x))), like(1, x));
+        return nef::add(nef::maximum(x, like(0, x)),
+                        nef::minimum(nef::mul(e, like(alpha, x)), like(0, x)));
+      }), 12);
+  add("Gelu", gelu_op, 20);
+  add("HardSigmoid", activation([](NodeCtx& ctx, const Tensor& x) {
+        double alpha = ctx.attr_float("alpha", 0.2);
+        double beta = ctx.attr_float("beta", 0.5);
+        Tensor v = nef::add(nef::mul(x, like(alpha, x)), like(beta, x));
+        return nef::clip(v, like(0, x), like(1, x));
+      }));
+  add("HardSwish", activation([](NodeCtx&, const Tensor& x) {
+        Tensor v = nef::add(nef::mul(x, like(1.0 / 6.0, x)), like(0.5, x));
+        return nef::mul(x, nef::clip(v, like(0, x), like(1, x)));
+      }), 14);
+  add("Softplus", activation([](NodeCtx&, const Tensor& x) { return softplus(x); }));
+  add("Softsign", activation([](NodeCtx&, const Tensor& x) {
+        return nef::div(x, nef::add(like(1, x), nef::abs(x)));
+      }));
+  add("ThresholdedRelu", activation([](NodeCtx& ctx, const Tensor& x) {
+        double alpha = ctx.attr_float("alpha", 1.0);
+        return nef::where(nef::greater(x, like(alpha, x)), x, like(0, x));
+      }));
+  add("Mish", activation([](NodeCtx&, const Tensor& x) {
+        return nef::mul(x, nef::tanh(softplus(x)));
+      }), 18);
+
+  add("Equal", binary(nef::equal, T::Any));
+  add("Less", binary(nef::less, T::Numeric));
+  add("LessOrEqual", binary(nef::less_equal, T::Numeric));
+  add("Greater", binary(nef::greater, T::Numeric));
+  add("GreaterOrEqual", binary(nef::greater_equal, T::Numeric));
+  add("Not", not_op);
+  add("And", binary(nef::logical_and, T::Bool));
+  add("Or", binary(nef::logical_or, T::Bool));
+  add("Xor", binary(nef::not_equal, T::Bool));
+  add("Where", where_op);
+  add("IsNaN", isnan_op);
+  add("IsInf", isinf_op);
+
+  add("Cast", cast_op);
+  add("CastLike", castlike_op, 15);
+  add("Clip", clip_op);
+  add("Identity", identity_op);
+}
+
+}  // namespace nef::onnx_import

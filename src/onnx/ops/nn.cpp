@@ -1,0 +1,473 @@
+// ONNX neural-network converters: MatMul, Gemm, Softmax/LogSoftmax, the normalizations
+// (LayerNormalization, BatchNormalization, InstanceNormalization), Conv/ConvTranspose, the pools,
+// Pad and Resize. ONNX's geometry conveniences (auto_pad, output_shape, Resize's sizes/scales/
+// axes/aspect policy) are resolved here into the explicit attributes NEF's ops take.
+#include <algorithm>
+#include <cmath>
+
+#include "onnx/converter.h"
+
+namespace nef::onnx_import {
+namespace {
+
+using Ints = std::vector<int64_t>;
+
+ir::Attrs attrs(std::initializer_list<std::pair<const char*, ir::AttrValue>> kv) {
+  ir::Attrs a;
+  for (const auto& [k, v] : kv) a.set(k, v);
+  return a;
+}
+
+std::string ints_str(const Ints& v) { return shape_str(Shape(v.begin(), v.end())); }
+
+int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+// A shape of rank `rank` that is 1 everywhere except `n` on axis 1 (per-channel broadcast).
+Shape channel_shape(int64_t n, int64_t rank) {
+  Shape s(size_t(rank), 1);
+  s[1] = n;
+  return s;
+}
+
+// ---- linear algebra and softmax ----------------------------------------------------------------
+
+std::vector<Tensor> matmul(NodeCtx& ctx) { return {nef::matmul(ctx.input(0), ctx.input(1))}; }
+
+// Y = alpha * A' @ B' + beta * C, C broadcast to Y's shape (never the other way).
+std::vector<Tensor> gemm(NodeCtx& ctx) {
+  Tensor a = ctx.input(0), b = ctx.input(1);
+  if (a.rank() != 2 || b.rank() != 2)
+    ctx.fail(str("A ", shape_str(a.shape()), " and B ", shape_str(b.shape()), " must be 2-D"));
+  const double alpha = ctx.attr_float("alpha", 1.0), beta = ctx.attr_float("beta", 1.0);
+  if (ctx.attr_int("transA", 0)) a = nef::transpose(a);
+  if (ctx.attr_int("transB", 0)) b = nef::transpose(b);
+  Tensor y = nef::matmul(a, b);
+  const DType dt = y.dtype();
+  if (alpha != 1.0) y = y * nef::scalar(alpha, dt);
+  if (ctx.has_input(2) && beta != 0.0) {
+    Tensor c = ctx.input(2);
+    if (beta != 1.0) c = c * nef::scalar(beta, dt);
+    Shape out = y.shape();
+    if (broadcast_shapes(c.shape(), out, "Gemm") != out)
+      ctx.fail(str("C ", shape_str(c.shape()), " does not broadcast to the output ",
+                   shape_str(out)));
+    y = y + c;
+  }
+  return {y};
+}
+
+std::vector<Tensor> softmax(NodeCtx& ctx) {
+  Tensor x = ctx.input(0);
+  int64_t axis = norm_axis(ctx, ctx.attr_int("axis", -1), x.rank());
+  return {nef::softmax(x, axis)};
+}
+
+std::vector<Tensor> log_softmax(NodeCtx& ctx) {
+  Tensor x = ctx.input(0);
+  int64_t axis = norm_axis(ctx, ctx.attr_int("axis", -1), x.rank());
+  return {nef::log_softmax(x, axis)};
+}
+
+// ---- normalizations ----------------------------------------------------------------------------
+
+// Y through NEF's layernorm; Mean and InvStdDev (shape X.shape[:axis] + 1s) only when wanted,
+// composed in the stash type.
+std::vector<Tensor> layer_norm(NodeCtx& ctx) {
+  Tensor x = ctx.input(0);
+  const int64_t rank = x.rank();
+  const int64_t axis = norm_axis(ctx, ctx.attr_int("axis", -1), rank);
+  const double eps = ctx.attr_float("epsilon", 1e-5);
+  const int64_t stash = ctx.attr_int("stash_type", 1);
+  std::optional<DType> st = dtype_from_onnx(int(stash));
+  if (!st || !is_floating(*st)) ctx.unsupported(str("stash_type ", stash));
+  Tensor bias = ctx.has_input(2) ? ctx.input(2) : Tensor{};
+  std::vector<Tensor> out = {nef::layernorm(x, ctx.input(1), bias, eps, axis)};
+  if (ctx.output_wanted(1) || ctx.output_wanted(2)) {
+    Ints axes;
+    for (int64_t d = axis; d < rank; ++d) axes.push_back(d);
+    Tensor xs = x.dtype() == *st ? x : nef::cast(x, *st);
+    Tensor mean = nef::mean(xs, axes, true);
+    Tensor centered = xs - mean;
+    Tensor var = nef::mean(centered * centered, axes, true);
+    out.push_back(mean);
+    out.push_back(nef::rsqrt(var + nef::scalar(eps, *st)));
+  }
+  return out;
+}
+
+// Inference BatchNormalization: y = (x - mean) * (scale / sqrt(var + eps)) + B per channel
+// (axis 1). Half types compute in float32 and round once.
+std::vector<Tensor> batch_norm(NodeCtx& ctx) {
+  if (ctx.attr_int("training_mode", 0) != 0) ctx.unsupported("training_mode = 1");
+  ctx.ignore_attr("momentum");  // only updates running statistics in training
+  for (size_t i = 1; i < 5; ++i)
+    if (ctx.output_wanted(i)) ctx.unsupported(str("output ", i, " (training only)"));
+  Tensor x = ctx.input(0);
+  const int64_t rank = x.rank();
+  if (rank < 2) ctx.fail(str("input must be (N, C, ...), got ", shape_str(x.shape())));
+  const int64_t c = x.shape()[1];
+  const double eps = ctx.attr_float("epsilon", 1e-5);
+  const DType xt = x.dtype();
+  if (!is_floating(xt)) ctx.fail(str("input must be a float tensor, got ", dtype_name(xt)));
+  const DType ct = (xt == DType::Float64) ? DType::Float64 : DType::Float32;
+  std::vector<Tensor> p;
+  for (size_t i = 1; i < 5; ++i) {
+    Tensor t = ctx.input(i);
+    if (t.rank() != 1 || t.shape()[0] != c)
+      ctx.fail(str("input ", i, " ", shape_str(t.shape()), " must be (C,) with C = ", c,
+                   " for X ", shape_str(x.shape())));
+    p.push_back(t.dtype() == ct ? t : nef::cast(t, ct));
+  }
+  Tensor factor = p[0] * nef::rsqrt(p[3] + nef::scalar(eps, ct));  // scale / sqrt(var + eps)
+  Tensor shift = p[1] - p[2] * factor;                                // B - mean * factor
+  Shape cs = channel_shape(c, rank);
+  Tensor xc = xt == ct ? x : nef::cast(x, ct);
+  Tensor y = xc * factor.reshape(cs) + shift.reshape(cs);
+  return {xt == ct ? y : nef::cast(y, xt)};
+}
+
+// InstanceNormalization = layernorm over the spatial dims (axis 2..), then per-channel affine.
+std::vector<Tensor> instance_norm(NodeCtx& ctx) {
+  Tensor x = ctx.input(0), scale = ctx.input(1), b = ctx.input(2);
+  const int64_t rank = x.rank();
+  if (rank < 3) ctx.fail(str("input must be (N, C, D1, ...), got ", shape_str(x.shape())));
+  const int64_t c = x.shape()[1];
+  for (const Tensor& t : {scale, b})
+    if (t.rank() != 1 || t.shape()[0] != c)
+      ctx.fail(str("scale and B must be (C,) with C = ", c, ", got ", shape_str(t.shape())));
+  const double eps = ctx.attr_float("epsilon", 1e-5);
+  Tensor y = nef::layernorm(x, {}, {}, eps, 2);
+  Shape cs = channel_shape(c, rank);
+  return {y * scale.reshape(cs) + b.reshape(cs)};
+}
+
+// ---- convolution and pooling geometry ----------------------------------------------------------
+
+struct Geometry {
+  Ints kernel, strides, dilations, pads;
+};
+
+Ints geometry_ints(const NodeCtx& ctx, const char* name, size_t n, int64_t fill) {
+  Ints v = ctx.attr_ints(name, Ints(n, fill));
+  if (v.size() != n) ctx.fail(str(name, " ", ints_str(v), " needs ", n, " values"));
+  return v;
+}
+
+// Explicit pads, or the ones auto_pad implies: SAME_* pads so that out = ceil(in / stride), the
+// odd extra pad at the end (UPPER) or the beginning (LOWER); VALID pads nothing.
+Ints resolve_pads(const NodeCtx& ctx, const Shape& x, const Geometry& g) {
+  const size_t n = g.kernel.size();
+  const std::string auto_pad = ctx.attr_string("auto_pad", "NOTSET");
+  if (auto_pad == "NOTSET") return geometry_ints(ctx, "pads", 2 * n, 0);
+  ctx.ignore_attr("pads");  // auto_pad wins
+  Ints pads(2 * n, 0);
+  if (auto_pad == "VALID") return pads;
+  if (auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER")
+    ctx.fail(str("unknown auto_pad '", auto_pad, "'"));
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t in = x[i + 2], s = g.strides[i];
+    const int64_t out = (in + s - 1) / s;
+    const int64_t span = (g.kernel[i] - 1) * g.dilations[i] + 1;
+    const int64_t total = std::max<int64_t>(0, (out - 1) * s + span - in);
+    const int64_t small = total / 2, big = total - small;
+    pads[i] = auto_pad == "SAME_UPPER" ? small : big;
+    pads[i + n] = auto_pad == "SAME_UPPER" ? big : small;
+  }
+  return pads;
+}
+
+// Kernel from the weight (Conv) or the kernel_shape attribute (pools); strides and dilations.
+Geometry read_geometry(const NodeCtx& ctx, const Tensor& x, const Tensor* w) {
+  if (x.rank() < 3)
+    ctx.fail(str("input must be (N, C, D1, ...), got ", shape_str(x.shape())));
+  const size_t n = size_t(x.rank() - 2);
+  Geometry g;
+  if (w) {
+    if (w->rank() != x.rank())
+      ctx.fail(str("weight ", shape_str(w->shape()), " must have the rank of input ",
+                   shape_str(x.shape())));
+    g.kernel.assign(w->shape().begin() + 2, w->shape().end());
+    if (ctx.has_attr("kernel_shape") && ctx.attr_ints("kernel_shape") != g.kernel)
+      ctx.fail(str("kernel_shape ", ints_str(ctx.attr_ints("kernel_shape")),
+                   " differs from the weight ", shape_str(w->shape())));
+  } else {
+    g.kernel = geometry_ints(ctx, "kernel_shape", n, 0);
+  }
+  g.strides = geometry_ints(ctx, "strides", n, 1);
+  g.dilations = geometry_ints(ctx, "dilations", n, 1);
+  for (size_t i = 0; i < n; ++i)
+    if (g.kernel[i] < 1 || g.strides[i] < 1 || g.dilations[i] < 1)
+      ctx.fail(str("kernel ", ints_str(g.kernel), ", strides ", ints_str(g.strides),
+                   " and dilations ", ints_str(g.dilations), " must be >= 1"));
+  return g;
+}
+
+std::vector<Tensor> conv(NodeCtx& ctx) {
+  Tensor x = ctx.input(0), w = ctx.input(1);
+  Geometry g = read_geometry(ctx, x, &w);
+  g.pads = resolve_pads(ctx, x.shape(), g);
+  std::vector<Tensor> in = {x, w};
+  if (ctx.has_input(2)) in.push_back(ctx.input(2));
+  return {nef::op("conv", in,
+                  attrs({{"strides", g.strides},
+                         {"pads", g.pads},
+                         {"dilations", g.dilations},
+                         {"groups", ctx.attr_int("group", 1)}}))};
+}
+
+// ConvTranspose pads: explicit, or derived from the wanted output shape (output_shape, or
+// in * stride for SAME_*). A negative end pad (output longer than the full transposed conv)
+// becomes extra output_padding, which appends the same zeros(+bias).
+std::vector<Tensor> conv_transpose(NodeCtx& ctx) {
+  Tensor x = ctx.input(0), w = ctx.input(1);
+  Geometry g = read_geometry(ctx, x, &w);
+  const size_t n = g.kernel.size();
+  Ints out_pad = geometry_ints(ctx, "output_padding", n, 0);
+  const std::string auto_pad = ctx.attr_string("auto_pad", "NOTSET");
+  Ints want;
+  if (ctx.has_attr("output_shape")) {
+    want = ctx.attr_ints("output_shape");
+    if (want.size() == n + 2) want.erase(want.begin(), want.begin() + 2);
+    if (want.size() != n)
+      ctx.fail(str("output_shape ", ints_str(want), " needs ", n, " spatial values"));
+  } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+    for (size_t i = 0; i < n; ++i) want.push_back(x.shape()[i + 2] * g.strides[i]);
+  }
+  if (want.empty()) {
+    if (auto_pad == "NOTSET") {
+      g.pads = geometry_ints(ctx, "pads", 2 * n, 0);
+    } else if (auto_pad == "VALID") {
+      ctx.ignore_attr("pads");
+      g.pads.assign(2 * n, 0);
+    } else {
+      ctx.fail(str("unknown auto_pad '", auto_pad, "'"));
+    }
+  } else {
+    ctx.ignore_attr("pads");  // output_shape / auto_pad win
+    g.pads.assign(2 * n, 0);
+    for (size_t i = 0; i < n; ++i) {
+      const int64_t full = g.strides[i] * (x.shape()[i + 2] - 1) + out_pad[i] +
+                           (g.kernel[i] - 1) * g.dilations[i] + 1;
+      const int64_t total = full - want[i];
+      const int64_t half = floor_div(total, 2);
+      int64_t begin = auto_pad == "SAME_UPPER" ? half : total - half;
+      int64_t end = total - begin;
+      if (begin < 0)
+        ctx.unsupported(str("output_shape ", ints_str(want), " needs output before the first "
+                            "input position (negative begin pad)"));
+      if (end < 0) {
+        out_pad[i] -= end;
+        end = 0;
+      }
+      g.pads[i] = begin;
+      g.pads[i + n] = end;
+    }
+  }
+  std::vector<Tensor> in = {x, w};
+  if (ctx.has_input(2)) in.push_back(ctx.input(2));
+  return {nef::op("conv_transpose", in,
+                  attrs({{"strides", g.strides},
+                         {"pads", g.pads},
+                         {"dilations", g.dilations},
+                         {"groups", ctx.attr_int("group", 1)},
+                         {"output_padding", out_pad}}))};
+}
+
+std::vector<Tensor> max_pool(NodeCtx& ctx) {
+  Tensor x = ctx.input(0);
+  if (ctx.output_wanted(1)) ctx.unsupported("the Indices output");
+  ctx.ignore_attr("storage_order");  // only affects Indices
+  Geometry g = read_geometry(ctx, x, nullptr);
+  g.pads = resolve_pads(ctx, x.shape(), g);
+  return {nef::op("max_pool", {x},
+                  attrs({{"kernel", g.kernel},
+                         {"strides", g.strides},
+                         {"pads", g.pads},
+                         {"dilations", g.dilations},
+                         {"ceil_mode", ctx.attr_int("ceil_mode", 0) != 0}}))};
+}
+
+std::vector<Tensor> avg_pool(NodeCtx& ctx) {
+  Tensor x = ctx.input(0);
+  Geometry g = read_geometry(ctx, x, nullptr);
+  g.pads = resolve_pads(ctx, x.shape(), g);
+  return {nef::op("avg_pool", {x},
+                  attrs({{"kernel", g.kernel},
+                         {"strides", g.strides},
+                         {"pads", g.pads},
+                         {"dilations", g.dilations},
+                         {"ceil_mode", ctx.attr_int("ceil_mode", 0) != 0},
+                         {"count_include_pad", ctx.attr_int("count_include_pad", 0) != 0}}))};
+}
+
+Ints spatial_axes(const NodeCtx& ctx, const Tensor& x) {
+  if (x.rank() < 3) ctx.fail(str("input must be (N, C, D1, ...), got ", shape_str(x.shape())));
+  Ints axes;
+  for (int64_t d = 2; d < x.rank(); ++d) axes.push_back(d);
+  return axes;
+}
+
+std::vector<Tensor> global_avg_pool(NodeCtx& ctx) {
+  Tensor x = ctx.input(0);
+  return {nef::mean(x, spatial_axes(ctx, x), true)};
+}
+
+std::vector<Tensor> global_max_pool(NodeCtx& ctx) {
+  Tensor x = ctx.input(0);
+  return {nef::max(x, spatial_axes(ctx, x), true)};
+}
+
+// ---- Pad and Resize ----------------------------------------------------------------------------
+
+// Pads for the listed axes (opset 18 `axes` input) expand to the full-rank begins-then-ends form.
+std::vector<Tensor> pad(NodeCtx& ctx) {
+  Tensor x = ctx.input(0);
+  const int64_t rank = x.rank();
+  const std::string mode = ctx.attr_string("mode", "constant");
+  if (mode != "constant" && mode != "reflect" && mode != "edge" && mode != "wrap")
+    ctx.fail(str("unknown mode '", mode, "'"));
+  Ints given = ctx.static_ints(1);
+  Ints pads(size_t(2 * rank), 0);
+  if (ctx.has_input(3)) {
+    Ints axes = ctx.static_ints(3);
+    if (given.size() != 2 * axes.size())
+      ctx.fail(str("pads ", ints_str(given), " need 2 values per axis of ", ints_str(axes)));
+    const int64_t na = int64_t(axes.size());
+    std::vector<bool> seen(size_t(rank), false);
+    for (int64_t i = 0; i < na; ++i) {
+      int64_t a = norm_axis(ctx, axes[size_t(i)], rank);
+      if (seen[size_t(a)]) ctx.fail(str("repeated axis in ", ints_str(axes)));
+      seen[size_t(a)] = true;
+      pads[size_t(a)] = given[size_t(i)];
+      pads[size_t(a + rank)] = given[size_t(i + na)];
+    }
+  } else {
+    if (int64_t(given.size()) != 2 * rank)
+      ctx.fail(str("pads ", ints_str(given), " need 2 values per dim of ", shape_str(x.shape())));
+    pads = given;
+  }
+  double value = 0;
+  if (ctx.has_input(2)) {
+    std::vector<double> v = ctx.static_floats(2);
+    if (v.size() > 1) ctx.fail("constant_value must be a scalar");
+    if (!v.empty()) value = v[0];
+  }
+  return {nef::op("pad", {x}, attrs({{"pads", pads}, {"mode", mode}, {"value", value}}))};
+}
+
+// An optional float/int input that may also be given as an empty tensor (common in exported
+// models: Resize with an empty `scales` next to `sizes`).
+std::vector<double> optional_floats(const NodeCtx& ctx, size_t i) {
+  if (!ctx.has_input(i)) return {};
+  return ctx.static_floats(i);
+}
+
+// Resize: NEF's resize takes the full output shape and the full-rank scales used by the
+// coordinate transform; they are derived here from whichever of scales/sizes the node gives,
+// with `axes` and keep_aspect_ratio_policy applied as the ONNX spec says.
+std::vector<Tensor> resize(NodeCtx& ctx) {
+  Tensor x = ctx.input(0);
+  const Shape& in = x.shape();
+  const int64_t rank = x.rank();
+  if (ctx.attr_int("antialias", 0) != 0) ctx.unsupported("antialias = 1");
+  Ints axes;
+  if (ctx.has_attr("axes")) {
+    for (int64_t a : ctx.attr_ints("axes")) {
+      int64_t n = norm_axis(ctx, a, rank);
+      if (std::find(axes.begin(), axes.end(), n) != axes.end())
+        ctx.fail(str("repeated axis in ", ints_str(ctx.attr_ints("axes"))));
+      axes.push_back(n);
+    }
+  } else {
+    for (int64_t d = 0; d < rank; ++d) axes.push_back(d);
+  }
+  const size_t na = axes.size();
+  const std::string policy = ctx.attr_string("keep_aspect_ratio_policy", "stretch");
+  if (policy != "stretch" && policy != "not_larger" && policy != "not_smaller")
+    ctx.fail(str("unknown keep_aspect_ratio_policy '", policy, "'"));
+
+  std::vector<double> roi_in = optional_floats(ctx, 1);
+  std::vector<double> scales_in = optional_floats(ctx, 2);
+  Ints sizes_in;
+  if (ctx.has_input(3)) sizes_in = ctx.static_ints(3);
+  if (!scales_in.empty() && !sizes_in.empty()) ctx.fail("give either scales or sizes, not both");
+  if (scales_in.empty() && sizes_in.empty()) ctx.fail("needs scales or sizes");
+
+  Ints sizes(in.begin(), in.end());
+  std::vector<double> scales(size_t(rank), 1.0);
+  if (!sizes_in.empty()) {
+    if (sizes_in.size() != na)
+      ctx.fail(str("sizes ", ints_str(sizes_in), " need one value per resized axis (", na, ")"));
+    for (size_t i = 0; i < na; ++i) {
+      if (sizes_in[i] < 0) ctx.fail(str("negative size in ", ints_str(sizes_in)));
+      const int64_t a = axes[i];
+      sizes[size_t(a)] = sizes_in[i];
+      scales[size_t(a)] = in[size_t(a)] == 0 ? 1.0 : double(sizes_in[i]) / double(in[size_t(a)]);
+    }
+    if (policy != "stretch") {
+      double s = scales[size_t(axes[0])];
+      for (int64_t a : axes)
+        s = policy == "not_larger" ? std::min(s, scales[size_t(a)]) : std::max(s, scales[size_t(a)]);
+      for (int64_t a : axes) {
+        scales[size_t(a)] = s;
+        sizes[size_t(a)] = int64_t(s * double(in[size_t(a)]) + 0.5);  // round half up
+      }
+    }
+  } else {
+    if (scales_in.size() != na)
+      ctx.fail(str("scales need one value per resized axis (", na, "), got ", scales_in.size()));
+    for (size_t i = 0; i < na; ++i) {
+      if (!(scales_in[i] > 0)) ctx.fail(str("scales must be > 0, got ", scales_in[i]));
+      const int64_t a = axes[i];
+      scales[size_t(a)] = scales_in[i];
+      double out = std::floor(double(in[size_t(a)]) * scales_in[i]);
+      if (out > double(kMaxElements)) ctx.fail(str("scale ", scales_in[i], " is too large"));
+      sizes[size_t(a)] = int64_t(out);
+    }
+  }
+
+  std::vector<double> roi(size_t(2 * rank), 0.0);
+  std::fill(roi.begin() + rank, roi.end(), 1.0);
+  if (!roi_in.empty()) {
+    if (roi_in.size() != 2 * na)
+      ctx.fail(str("roi needs 2 values per resized axis (", na, "), got ", roi_in.size()));
+    for (size_t i = 0; i < na; ++i) {
+      roi[size_t(axes[i])] = roi_in[i];
+      roi[size_t(axes[i] + rank)] = roi_in[i + na];
+    }
+  }
+  return {nef::op(
+      "resize", {x},
+      attrs({{"sizes", sizes},
+             {"scales", scales},
+             {"mode", ctx.attr_string("mode", "nearest")},
+             {"coordinate_transformation_mode",
+              ctx.attr_string("coordinate_transformation_mode", "half_pixel")},
+             {"nearest_mode", ctx.attr_string("nearest_mode", "round_prefer_floor")},
+             {"cubic_coeff_a", ctx.attr_float("cubic_coeff_a", -0.75)},
+             {"exclude_outside", ctx.attr_int("exclude_outside", 0) != 0},
+             {"extrapolation_value", ctx.attr_float("extrapolation_value", 0.0)},
+             {"roi", roi}}))};
+}
+
+}  // namespace
+
+void register_nn(ConverterTable& t) {
+  t["MatMul"] = {matmul, 13};
+  t["Gemm"] = {gemm, 13};
+  t["Softmax"] = {softmax, 13};
+  t["LogSoftmax"] = {log_softmax, 13};
+  t["LayerNormalization"] = {layer_norm, 17};
+  t["BatchNormalization"] = {batch_norm, 13};
+  t["InstanceNormalization"] = {instance_norm, 13};
+  t["Conv"] = {conv, 13};
+  t["ConvTranspose"] = {conv_transpose, 13};
+  t["MaxPool"] = {max_pool, 13};
+  t["AveragePool"] = {avg_pool, 13};
+  t["GlobalAveragePool"] = {global_avg_pool, 13};
+  t["GlobalMaxPool"] = {global_max_pool, 13};
+  t["Pad"] = {pad, 13};
+  t["Resize"] = {resize, 13};
+}
+
+}  // namespace nef::onnx_import
