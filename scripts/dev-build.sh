@@ -15,5 +15,6 @@ fi
 ninja -C "$dir" "$@"
 mkdir -p "$dir/pyroot/nef"
 for f in "$root"/python/nef/*.py; do ln -sf "$f" "$dir/pyroot/nef/"; done
+for d in "$root"/python/nef/*/; do ln -sfn "${d%/}" "$dir/pyroot/nef/$(basename "$d")"; done
 for f in "$dir"/_nef*.so; do [[ -e "$f" ]] && ln -sf "$(cd "$(dirname "$f")" && pwd)/$(basename "$f")" "$dir/pyroot/nef/"; done
 exit 0

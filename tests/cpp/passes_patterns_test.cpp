@@ -185,6 +185,21 @@ TEST(PassPatterns, LayernormNearMissesStay) {
   EXPECT_EQ(neg.count("layernorm"), 0) << neg.text();
 }
 
+TEST(PassPatterns, NormalizationByInputsOrConstantsIsNotANorm) {
+  // Batch norm's form, (x - m) / sqrt(v + eps) with m and v given (not means of x), and a
+  // division by sqrt of a constant once made the matcher read an input of a source node.
+  NEF_SEEDED_RNG(rng, 405);
+  Tensor x = rand_tensor(rng, {2, 3, 4});
+  Tensor m = rand_tensor(rng, {3, 1});
+  Tensor v = rand_tensor(rng, {3, 1}, DType::Float32, 0.5, 2);
+  Both bn = NEF_BOTH((x - m) / sqrt(v + 1e-5));
+  EXPECT_EQ(bn.count("layernorm") + bn.count("rmsnorm"), 0) << bn.text();
+  expect_equivalent(bn, kRtol, 1e-5);
+  Both c = NEF_BOTH(x / sqrt(lit(2.0)));
+  EXPECT_EQ(c.count("rmsnorm"), 0) << c.text();
+  expect_equivalent(c, kRtol, 1e-5);
+}
+
 TEST(PassPatterns, Rmsnorm) {
   NEF_SEEDED_RNG(rng, 404);
   Tensor x = rand_tensor(rng, {3, 16});

@@ -1,0 +1,39 @@
+"""Convolutions with ONNX Conv / ConvTranspose semantics (channels-first, 1 to 3 spatial dims).
+Geometry arguments left as None take their defaults (strides and dilations 1, pads and
+output_padding 0); pads lists all begins then all ends, like ONNX.
+"""
+
+from __future__ import annotations
+
+import operator
+
+from . import _nef
+from .tensor import Tensor, nodes_for, wrap
+
+
+def _ints(v):
+    return None if v is None else [operator.index(e) for e in v]
+
+
+def _conv_op(name, x, w, bias, attrs) -> Tensor:
+    inputs = nodes_for(x, w) if bias is None else nodes_for(x, w, bias)
+    return wrap(_nef.op(name, inputs, attrs))
+
+
+def conv(x, w, bias=None, strides=None, pads=None, dilations=None, groups: int = 1) -> Tensor:
+    """x [N, C, *spatial], w [M, C/groups, *kernel], bias [M] -> [N, M, *out] with
+    out_i = floor((in_i + pad_begin_i + pad_end_i - dilation_i*(k_i-1) - 1)/stride_i) + 1."""
+    return _conv_op("conv", x, w, bias,
+                    {"strides": _ints(strides), "pads": _ints(pads),
+                     "dilations": _ints(dilations), "groups": operator.index(groups)})
+
+
+def conv_transpose(x, w, bias=None, strides=None, pads=None, dilations=None, groups: int = 1,
+                   output_padding=None) -> Tensor:
+    """x [N, C, *spatial], w [C, M/groups, *kernel], bias [M] -> [N, M, *out] with
+    out_i = stride_i*(in_i-1) + output_padding_i + dilation_i*(k_i-1) + 1
+            - pad_begin_i - pad_end_i; output_padding_i must be below stride_i or dilation_i."""
+    return _conv_op("conv_transpose", x, w, bias,
+                    {"strides": _ints(strides), "pads": _ints(pads),
+                     "dilations": _ints(dilations), "groups": operator.index(groups),
+                     "output_padding": _ints(output_padding)})

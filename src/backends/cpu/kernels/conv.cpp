@@ -1,0 +1,437 @@
+// CPU conv and conv_transpose (ONNX semantics, channels-first, 1 to 3 spatial dims; 1-D and 2-D
+// run as 3-D with leading extent-1 dims).
+// conv: im2col into a column buffer of bounded size (chunked over images, then over output
+// positions), then the blocked GEMM of matmul.cpp with the weight as A, one matrix per (image,
+// group); the bias is added on each finished tile while it is in cache. 1x1 convs skip im2col.
+// Few output channels per group (depthwise) would make the GEMM mostly padding: a direct loop,
+// vectorized along the output row, runs those instead.
+// conv_transpose: GEMM weight^T @ x into columns, then col2im scatter-adds them into the output.
+// Half types compute in float32 and round once on store.
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "backends/cpu/dispatch.h"
+#include "backends/cpu/kernel_table.h"
+#include "backends/cpu/kernels/gemm.h"
+#include "backends/cpu/parallel.h"
+#include "common/simd.h"
+#include "nef/array.h"
+#include "nef/error.h"
+
+namespace nef::backend::cpu {
+namespace {
+
+// Elements of one column buffer (16 MB of float32): large images are chunked to stay below it.
+constexpr int64_t kColBudget = int64_t{1} << 22;
+// At most this many output channels per group run the direct loop instead of im2col + GEMM.
+constexpr int64_t kDirectMaxChannels = 4;
+
+// Geometry padded to 3 spatial dims. im2col maps column position q and kernel tap k to image
+// index q*s - pb + k*d: the image is x for conv and the output for conv_transpose; the column
+// positions are the output for conv and x for conv_transpose.
+struct Geom {
+  int64_t N = 0, C = 0, M = 0, G = 1, Cg = 0, Mg = 0;  // C: x channels, M: output channels
+  int64_t im[3] = {1, 1, 1}, cp[3] = {1, 1, 1}, k[3] = {1, 1, 1};
+  int64_t s[3] = {1, 1, 1}, d[3] = {1, 1, 1}, pb[3] = {0, 0, 0};
+  int64_t im_size = 1, cp_size = 1, k_size = 1;
+};
+
+Geom make_geom(const Array& x, const Array& w, const Array& out, const ir::Attrs& attrs,
+               bool transpose) {
+  Geom g;
+  const int nsp = x.rank() - 2, lead = 3 - nsp;
+  g.N = x.shape[0];
+  g.C = x.shape[1];
+  g.M = out.shape[1];
+  g.G = attrs.get_int("groups");
+  g.Cg = g.C / g.G;
+  g.Mg = g.M / g.G;
+  const auto& strides = attrs.get_ints("strides");
+  const auto& pads = attrs.get_ints("pads");
+  const auto& dilations = attrs.get_ints("dilations");
+  for (int i = 0; i < nsp; ++i) {
+    const int j = lead + i;
+    g.k[j] = w.shape[2 + i];
+    g.s[j] = strides[i];
+    g.d[j] = dilations[i];
+    g.pb[j] = pads[i];
+    g.im[j] = (transpose ? out : x).shape[2 + i];
+    g.cp[j] = (transpose ? x : out).shape[2 + i];
+  }
+  for (int j = 0; j < 3; ++j) {
+    g.im_size *= g.im[j];
+    g.cp_size *= g.cp[j];
+    g.k_size *= g.k[j];
+  }
+  return g;
+}
+
+// One kernel tap: image index offset per dim (k*d - pb) and the column positions [lo, hi) per
+// dim whose image index q*s + off falls inside the image.
+struct Tap {
+  int64_t off[3], lo[3], hi[3];
+};
+
+std::vector<Tap> make_taps(const Geom& g) {
+  std::vector<Tap> taps(g.k_size);
+  for (int64_t t = 0; t < g.k_size; ++t) {
+    const int64_t kk[3] = {t / (g.k[1] * g.k[2]), (t / g.k[2]) % g.k[1], t % g.k[2]};
+    Tap& tp = taps[t];
+    for (int j = 0; j < 3; ++j) {
+      const int64_t off = kk[j] * g.d[j] - g.pb[j];
+      int64_t lo = off >= 0 ? 0 : (-off + g.s[j] - 1) / g.s[j];
+      int64_t hi = g.im[j] - 1 - off < 0 ? 0 : (g.im[j] - 1 - off) / g.s[j] + 1;
+      lo = std::min(lo, g.cp[j]);
+      tp.off[j] = off;
+      tp.lo[j] = lo;
+      tp.hi[j] = std::clamp(hi, lo, g.cp[j]);
+    }
+  }
+  return taps;
+}
+
+// Walks column positions [p0, p1) row by row (a row = the last spatial dim). For each run it
+// calls run(n, a, b, base, dst_off): positions [0, n) of the run, of which [a, b) are inside the
+// image; image element of position q is base + q*s[2] (base < 0 when the row is outside).
+template <typename Fn>
+void for_each_run(const Geom& g, const Tap& tp, int64_t p0, int64_t p1, Fn&& run) {
+  const int64_t W = g.cp[2], HW = g.cp[1] * g.cp[2];
+  int64_t p = p0;
+  while (p < p1) {
+    const int64_t oz = p / HW, oy = (p / W) % g.cp[1], ox = p % W;
+    const int64_t n = std::min(p1 - p, W - ox);
+    const bool inside = oz >= tp.lo[0] && oz < tp.hi[0] && oy >= tp.lo[1] && oy < tp.hi[1];
+    if (!inside) {
+      run(n, n, n, int64_t(-1), p - p0);
+    } else {
+      const int64_t iz = oz * g.s[0] + tp.off[0], iy = oy * g.s[1] + tp.off[1];
+      const int64_t a = std::clamp(tp.lo[2], ox, ox + n), b = std::clamp(tp.hi[2], a, ox + n);
+      // base: image index of position q = ox + i is base + i*s
+      const int64_t base = (iz * g.im[1] + iy) * g.im[2] + ox * g.s[2] + tp.off[2];
+      run(n, a - ox, b - ox, base, p - p0);
+    }
+    p += n;
+  }
+}
+
+// Column row for one image plane and one tap: dst[q - p0] = plane[image index of q] or 0.
+template <typename S, typename C>
+void im2col_row(const Geom& g, const Tap& tp, const S* plane, int64_t p0, int64_t p1, C* dst) {
+  const int64_t s = g.s[2];
+  for_each_run(g, tp, p0, p1, [&](int64_t n, int64_t a, int64_t b, int64_t base, int64_t o) {
+    C* d = dst + o;
+    std::fill(d, d + a, C(0));
+    if (s == 1) {
+      const S* src = plane + (base + a);
+      for (int64_t i = 0; i < b - a; ++i) d[a + i] = C(load_as(src[i]));
+    } else {
+      for (int64_t i = a; i < b; ++i) d[i] = C(load_as(plane[base + i * s]));
+    }
+    std::fill(d + b, d + n, C(0));
+  });
+}
+
+// The transpose: plane[image index of q] += src[q - p0] for positions inside the image.
+template <typename C>
+void col2im_row(const Geom& g, const Tap& tp, const C* src, int64_t p0, int64_t p1, C* plane) {
+  const int64_t s = g.s[2];
+  for_each_run(g, tp, p0, p1, [&](int64_t, int64_t a, int64_t b, int64_t base, int64_t o) {
+    const C* c = src + o;
+    if (s == 1) {
+      C* dst = plane + (base + a);
+      for (int64_t i = 0; i < b - a; ++i) dst[i] += c[a + i];
+    } else {
+      for (int64_t i = a; i < b; ++i) plane[base + i * s] += c[i];
+    }
+  });
+}
+
+// A contiguous copy of `a` in the compute type C (float32 or float64).
+template <typename C>
+Array as_compute(const Array& a) {
+  const DType ct = std::is_same_v<C, double> ? DType::Float64 : DType::Float32;
+  Array src = a.contiguous();
+  if (a.dtype == ct) return src;
+  Array dst = Array::empty(a.shape, ct);
+  const int64_t n = a.numel();
+  dispatch_dtype(a.dtype, [&]<typename S>() {
+    const S* p = src.data_as<S>();
+    C* q = dst.data_as<C>();
+    for (int64_t i = 0; i < n; ++i) q[i] = C(load_as(p[i]));
+  });
+  return dst;
+}
+
+template <typename C>
+std::vector<C> bias_values(const KernelArgs& args, int64_t m) {
+  std::vector<C> b(m, C(0));
+  if (args.inputs.size() < 3) return b;
+  Array c = as_compute<C>(args.inputs[2]);
+  std::copy(c.data_as<C>(), c.data_as<C>() + m, b.begin());
+  return b;
+}
+
+// A view of `base` (any contiguous buffer) at element `offset` with the given shape/strides.
+Array view(const Array& base, int64_t offset, Shape shape, Strides strides) {
+  Array v = base;
+  v.offset = base.offset + offset;
+  v.shape = std::move(shape);
+  v.strides = std::move(strides);
+  return v;
+}
+
+// Images per chunk and positions per chunk, so that the scratch buffers stay within the budget:
+// `whole` elements per column position when whole images fit, `chunked` when positions are
+// chunked (then an output scratch is needed too).
+void chunking(const Geom& g, int64_t positions, int64_t whole, int64_t chunked, int64_t& nimg,
+              int64_t& pc) {
+  const int64_t per_image = std::max<int64_t>(1, whole * positions);
+  if (per_image <= kColBudget) {
+    nimg = std::clamp<int64_t>(kColBudget / per_image, 1, std::max<int64_t>(g.N, 1));
+    pc = positions;
+  } else {
+    // Multiples of 64 positions keep the GEMM's column slivers full.
+    nimg = 1;
+    pc = std::max<int64_t>(64, kColBudget / std::max<int64_t>(1, chunked) / 64 * 64);
+    pc = std::min(pc, positions);
+  }
+}
+
+// ---- conv -----------------------------------------------------------------------------------
+
+// dst[i] += w * src[i]: the direct loop's inner row, compiled per ISA.
+template <typename T, typename C>
+NEF_SIMD_CLONES void axpy_row(C* __restrict dst, const T* __restrict src, int64_t n, C w) {
+  for (int64_t i = 0; i < n; ++i) dst[i] += w * C(load_as(src[i]));
+}
+
+// out[n, m, q] = bias[m] + sum over c, taps of w[m, c, tap] * x[n, group(m)*Cg + c, image(q, tap)].
+// Items are (image, output channel, block of output rows); taps run over a row at a time.
+template <typename T, typename C>
+void conv_direct(const Geom& g, const T* X, const C* W, const std::vector<C>& bias, T* O) {
+  const std::vector<Tap> taps = make_taps(g);
+  const int64_t rows = g.cp[0] * g.cp[1], width = g.cp[2];
+  const int64_t block = std::clamp<int64_t>(4096 / std::max<int64_t>(1, width), 1, rows);
+  const int64_t nblocks = (rows + block - 1) / block;
+  const int64_t items = g.N * g.M * nblocks;
+  const double work = double(g.Cg) * double(g.k_size) * double(block * width) + 1;
+  const int64_t grain = std::max<int64_t>(1, int64_t(65536 / work));
+  parallel_for(items, grain, [&](int64_t i0, int64_t i1) {
+    std::vector<C> acc(block * width);
+    for (int64_t it = i0; it < i1; ++it) {
+      const int64_t n = it / (g.M * nblocks), m = (it / nblocks) % g.M, blk = it % nblocks;
+      const int64_t r0 = blk * block, r1 = std::min(rows, r0 + block);
+      const int64_t p0 = r0 * width, p1 = r1 * width;
+      std::fill(acc.begin(), acc.begin() + (p1 - p0), bias[m]);
+      const int64_t grp = m / g.Mg;
+      for (int64_t c = 0; c < g.Cg; ++c) {
+        const T* plane = X + (n * g.C + grp * g.Cg + c) * g.im_size;
+        const C* wm = W + (m * g.Cg + c) * g.k_size;
+        for (int64_t t = 0; t < g.k_size; ++t) {
+          const C wv = wm[t];
+          const int64_t s = g.s[2];
+          for_each_run(g, taps[t], p0, p1,
+                       [&](int64_t, int64_t a, int64_t b, int64_t base, int64_t o) {
+                         if (s == 1) {
+                           axpy_row(acc.data() + o + a, plane + (base + a), b - a, wv);
+                         } else {
+                           C* dst = acc.data() + o;
+                           for (int64_t i = a; i < b; ++i)
+                             dst[i] += wv * C(load_as(plane[base + i * s]));
+                         }
+                       });
+        }
+      }
+      T* dst = O + (n * g.M + m) * g.cp_size + p0;
+      for (int64_t i = 0; i < p1 - p0; ++i) dst[i] = store_as<T>(acc[i]);
+    }
+  });
+}
+
+// im2col + GEMM: for each (image, group), out[Mg, P] = w_group[Mg, K] @ col[K, P] with
+// K = Cg * taps. Each GEMM call takes a chunk of images (batched, all groups) and positions.
+template <typename T, typename C>
+void conv_gemm(const Geom& g, const Array& x, const Array& wc, const std::vector<C>& bias,
+               bool has_bias, Array& out) {
+  const int64_t K = g.Cg * g.k_size, P = g.cp_size;
+  bool pointwise = std::is_same_v<T, C>;
+  for (int j = 0; j < 3; ++j)
+    pointwise = pointwise && g.k[j] == 1 && g.s[j] == 1 && g.pb[j] == 0 && g.im[j] == g.cp[j];
+  int64_t nimg = g.N, pc = P;
+  // Half types need an output scratch (in C) even when whole images fit.
+  if (!pointwise)
+    chunking(g, P, std::is_same_v<T, C> ? g.G * K : std::max(g.G * K, g.M),
+             std::max(g.G * K, g.M), nimg, pc);
+  const bool direct_out = std::is_same_v<T, C> && pc == P;
+  const std::vector<Tap> taps = pointwise ? std::vector<Tap>{} : make_taps(g);
+  const DType ct = wc.dtype;
+  Array col, scratch;
+  if (!pointwise) col = Array::empty({nimg * g.G * K * pc}, ct);
+  if (!direct_out) scratch = Array::empty({nimg * g.M * pc}, ct);
+  const T* X = x.data_as<T>();
+  T* O = out.data_as<T>();
+  for (int64_t n0 = 0; n0 < g.N; n0 += nimg) {
+    const int64_t ni = std::min(nimg, g.N - n0);
+    for (int64_t p0 = 0; p0 < P; p0 += pc) {
+      const int64_t np = std::min(pc, P - p0);
+      Array b;
+      if (pointwise) {
+        b = view(x, n0 * g.C * P, {ni, g.G, g.Cg, P}, {g.C * P, g.Cg * P, P, 1});
+      } else {
+        // Column rows are (image, channel, tap) in order: row r reads channel plane r / taps.
+        C* cb = col.data_as<C>();
+        const int64_t col_rows = ni * g.C * g.k_size;
+        const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, np));
+        parallel_for(col_rows, grain, [&](int64_t r0, int64_t r1) {
+          for (int64_t r = r0; r < r1; ++r) {
+            const int64_t plane = (n0 * g.C + r / g.k_size) * g.im_size;
+            im2col_row(g, taps[r % g.k_size], X + plane, p0, p0 + np, cb + r * np);
+          }
+        });
+        b = view(col, 0, {ni, g.G, K, np}, contiguous_strides({ni, g.G, K, np}));
+      }
+      Array a = view(wc, 0, {ni, g.G, g.Mg, K}, {0, g.Mg * K, K, 1});
+      Array o = direct_out ? view(out, n0 * g.M * P, {ni, g.G, g.Mg, P},
+                                  contiguous_strides({ni, g.G, g.Mg, P}))
+                           : view(scratch, 0, {ni, g.G, g.Mg, np},
+                                  contiguous_strides({ni, g.G, g.Mg, np}));
+      const C* src_base = o.data_as<C>();
+      GemmTileHook hook = [&](int64_t off, int64_t rows, int64_t cols, int64_t ld) {
+        if (direct_out && !has_bias) return;  // the GEMM wrote the final values
+        const int64_t mat = g.Mg * np, bi = off / mat, r0 = (off % mat) / np, c0 = off % np;
+        const int64_t img = bi / g.G, grp = bi % g.G;
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t m = grp * g.Mg + r0 + r;
+          const C bm = bias[m];
+          T* dst = O + ((n0 + img) * g.M + m) * P + p0 + c0;
+          const C* src = src_base + off + r * ld;
+          for (int64_t j = 0; j < cols; ++j) dst[j] = store_as<T>(src[j] + bm);
+        }
+      };
+      matmul_float_with_hook(a, b, o, hook);
+    }
+  }
+}
+
+void conv_kernel(const KernelArgs& args) {
+  Array& out = args.out;
+  if (out.numel() == 0) return;
+  const Array x = args.inputs[0].contiguous();
+  const Geom g = make_geom(x, args.inputs[1], out, args.attrs, false);
+  dispatch_dtype(out.dtype, [&]<typename T>() {
+    if constexpr (std::is_floating_point_v<compute_t<T>>) {
+      using C = compute_t<T>;
+      const Array wc = as_compute<C>(args.inputs[1]);
+      const std::vector<C> bias = bias_values<C>(args, g.M);
+      if (g.Mg <= kDirectMaxChannels)
+        conv_direct<T, C>(g, x.data_as<T>(), wc.data_as<C>(), bias, out.data_as<T>());
+      else
+        conv_gemm<T, C>(g, x, wc, bias, args.inputs.size() > 2, out);
+    } else {
+      throw TypeError(str("[conv] unsupported dtype ", dtype_name(out.dtype)));
+    }
+  });
+}
+
+// ---- conv_transpose -------------------------------------------------------------------------
+
+// For each (image, group): col[(m, tap), q] = sum_c w[group*Cg + c, m, tap] * x[n, c, q], a GEMM
+// with A = the weight group transposed (a strided view, no copy); then col2im adds col into the
+// output planes, one output channel per parallel item (no two items write the same plane).
+template <typename T, typename C>
+void conv_transpose_gemm(const Geom& g, const Array& x, const Array& wc,
+                         const std::vector<C>& bias, Array& out) {
+  const int64_t R = g.Mg * g.k_size, Pin = g.cp_size, Pout = g.im_size;
+  int64_t nimg = 1, pc = Pin;
+  const int64_t per_position = std::is_same_v<T, C> ? g.G * R : std::max(g.G * R, g.C);
+  chunking(g, Pin, per_position, per_position, nimg, pc);
+  const std::vector<Tap> taps = make_taps(g);
+  const DType ct = wc.dtype;
+  constexpr bool same = std::is_same_v<T, C>;
+  Array col = Array::empty({nimg * g.G * R * pc}, ct);
+  // Half types: x chunks converted to C, and an accumulator in C rounded once at the end.
+  Array xbuf, acc_buf;
+  if (!same) {
+    xbuf = Array::empty({nimg * g.C * pc}, ct);
+    acc_buf = Array::empty({nimg * g.M * Pout}, ct);
+  }
+  const T* X = x.data_as<T>();
+  T* O = out.data_as<T>();
+  const GemmTileHook no_hook = [](int64_t, int64_t, int64_t, int64_t) {};
+  for (int64_t n0 = 0; n0 < g.N; n0 += nimg) {
+    const int64_t ni = std::min(nimg, g.N - n0);
+    C* acc;
+    if constexpr (same) acc = O + n0 * g.M * Pout;
+    else acc = acc_buf.data_as<C>();
+    const int64_t plane_grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, Pout));
+    parallel_for(ni * g.M, plane_grain, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        std::fill(acc + i * Pout, acc + (i + 1) * Pout, bias[i % g.M]);
+    });
+    for (int64_t p0 = 0; p0 < Pin; p0 += pc) {
+      const int64_t np = std::min(pc, Pin - p0);
+      Array b;
+      if constexpr (same) {
+        b = view(x, n0 * g.C * Pin + p0, {ni, g.G, g.Cg, np}, {g.C * Pin, g.Cg * Pin, Pin, 1});
+      } else {
+        C* xb = xbuf.data_as<C>();
+        parallel_for(ni * g.C, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, np)),
+                     [&](int64_t r0, int64_t r1) {
+                       for (int64_t r = r0; r < r1; ++r) {
+                         const T* src = X + (n0 * g.C + r) * Pin + p0;
+                         for (int64_t i = 0; i < np; ++i) xb[r * np + i] = C(load_as(src[i]));
+                       }
+                     });
+        b = view(xbuf, 0, {ni, g.G, g.Cg, np}, contiguous_strides({ni, g.G, g.Cg, np}));
+      }
+      Array a = view(wc, 0, {ni, g.G, R, g.Cg}, {0, g.Cg * R, 1, R});
+      Array o = view(col, 0, {ni, g.G, R, np}, contiguous_strides({ni, g.G, R, np}));
+      matmul_float_with_hook(a, b, o, no_hook);
+      const C* cb = col.data_as<C>();
+      const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, g.k_size * np));
+      parallel_for(ni * g.M, grain, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+          // Item i = (image, output channel); its rows in col are (image, group, m, taps).
+          const int64_t img = i / g.M, m = i % g.M, grp = m / g.Mg, mg = m % g.Mg;
+          const C* rows = cb + ((img * g.G + grp) * R + mg * g.k_size) * np;
+          for (int64_t t = 0; t < g.k_size; ++t)
+            col2im_row(g, taps[t], rows + t * np, p0, p0 + np, acc + i * Pout);
+        }
+      });
+    }
+    if constexpr (!same) {
+      T* dst = O + n0 * g.M * Pout;
+      const int64_t total = ni * g.M * Pout;
+      parallel_for(total, 65536, [&](int64_t e0, int64_t e1) {
+        for (int64_t e = e0; e < e1; ++e) dst[e] = store_as<T>(acc[e]);
+      });
+    }
+  }
+}
+
+void conv_transpose_kernel(const KernelArgs& args) {
+  Array& out = args.out;
+  if (out.numel() == 0) return;
+  const Array x = args.inputs[0].contiguous();
+  const Geom g = make_geom(x, args.inputs[1], out, args.attrs, true);
+  dispatch_dtype(out.dtype, [&]<typename T>() {
+    if constexpr (std::is_floating_point_v<compute_t<T>>) {
+      using C = compute_t<T>;
+      const Array wc = as_compute<C>(args.inputs[1]);
+      conv_transpose_gemm<T, C>(g, x, wc, bias_values<C>(args, g.M), out);
+    } else {
+      throw TypeError(str("[conv_transpose] unsupported dtype ", dtype_name(out.dtype)));
+    }
+  });
+}
+
+}  // namespace
+
+void register_conv_kernels(KernelTable& t) {
+  t.add("conv", conv_kernel);
+  t.add("conv_transpose", conv_transpose_kernel);
+}
+
+}  // namespace nef::backend::cpu

@@ -1,0 +1,264 @@
+"""conv and conv_transpose (ONNX semantics) against float64 numpy references: 1-D/2-D/3-D,
+strides, dilations, asymmetric pads, groups (depthwise too), bias or none, zero-size dims,
+float32/float64/float16/bfloat16, strided inputs, composition with other ops, and errors."""
+
+import math
+
+import numpy as np
+import pytest
+from conftest import assert_close, f64, random_array, seed_of
+
+import nef
+
+
+def _geometry(nsp, strides, pads, dilations):
+    return (list(strides or [1] * nsp), list(pads or [0] * (2 * nsp)),
+            list(dilations or [1] * nsp))
+
+
+def ref_conv(x, w, b=None, strides=None, pads=None, dilations=None, groups=1):
+    """Sum over kernel taps of a strided window of the zero-padded input (einsum per group)."""
+    x, w = f64(x), f64(w)
+    nsp = x.ndim - 2
+    s, p, d = _geometry(nsp, strides, pads, dilations)
+    n, c = x.shape[:2]
+    m, k = w.shape[0], w.shape[2:]
+    xp = np.pad(x, [(0, 0), (0, 0)] + [(p[i], p[i + nsp]) for i in range(nsp)])
+    out_sp = [(xp.shape[2 + i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(nsp)]
+    out = np.zeros((n, m, *out_sp))
+    if b is not None:
+        out += f64(b).reshape((1, m) + (1,) * nsp)
+    if min(out_sp) == 0:
+        return out
+    cg, mg = c // groups, m // groups
+    for g in range(groups):
+        xg, wg = xp[:, g * cg:(g + 1) * cg], w[g * mg:(g + 1) * mg]
+        for tap in np.ndindex(*k):
+            win = tuple(slice(tap[i] * d[i], tap[i] * d[i] + s[i] * (out_sp[i] - 1) + 1, s[i])
+                        for i in range(nsp))
+            out[:, g * mg:(g + 1) * mg] += np.einsum("nc...,mc->nm...", xg[(..., *win)],
+                                                     wg[(..., *tap)])
+    return out
+
+
+def ref_conv_transpose(x, w, b=None, strides=None, pads=None, dilations=None, groups=1,
+                       output_padding=None):
+    """The scatter definition: x[n, c, i] * w[c, m, t] lands at i*s + t*d of an uncropped
+    output, which is then cropped by the pads."""
+    x, w = f64(x), f64(w)
+    nsp = x.ndim - 2
+    s, p, d = _geometry(nsp, strides, pads, dilations)
+    op = list(output_padding or [0] * nsp)
+    n, c = x.shape[:2]
+    mg, k = w.shape[1], w.shape[2:]
+    m = mg * groups
+    full = [s[i] * (x.shape[2 + i] - 1) + op[i] + d[i] * (k[i] - 1) + 1 for i in range(nsp)]
+    out_sp = [full[i] - p[i] - p[i + nsp] for i in range(nsp)]
+    buf = np.zeros((n, m, *[max(f, 0) for f in full]))
+    cg = c // groups
+    if min(x.shape[2:]) > 0:
+        for g in range(groups):
+            xg, wg = x[:, g * cg:(g + 1) * cg], w[g * cg:(g + 1) * cg]
+            for tap in np.ndindex(*k):
+                win = tuple(slice(tap[i] * d[i], tap[i] * d[i] + s[i] * (x.shape[2 + i] - 1) + 1,
+                                  s[i]) for i in range(nsp))
+                buf[(slice(None), slice(g * mg, (g + 1) * mg), *win)] += np.einsum(
+                    "nc...,cm->nm...", xg, wg[(..., *tap)])
+    out = buf[(..., *[slice(p[i], p[i] + out_sp[i]) for i in range(nsp)])]
+    if b is not None:
+        out = out + f64(b).reshape((1, m) + (1,) * nsp)
+    return out
+
+
+# (x shape, w shape, strides, pads, dilations, groups, bias)
+CONV_CASES = [
+    ((2, 3, 11), (5, 3, 3), None, None, None, 1, True),
+    ((1, 4, 17), (6, 2, 4), [2], [1, 2], [2], 2, False),
+    ((3, 2, 8), (8, 2, 1), None, None, None, 1, True),
+    ((2, 3, 9, 10), (8, 3, 3, 3), None, [1, 1, 1, 1], None, 1, True),
+    ((1, 6, 13, 7), (12, 3, 3, 2), [2, 1], [0, 1, 2, 0], [1, 2], 2, True),
+    ((2, 16, 7, 5), (24, 16, 1, 1), None, None, None, 1, True),
+    ((1, 8, 9, 9), (10, 8, 1, 1), [2, 2], None, None, 1, False),
+    ((1, 3, 20, 19), (6, 3, 5, 5), [1, 2], [3, 4, 0, 1], [2, 2], 1, True),
+    ((2, 8, 11, 12), (8, 1, 3, 3), None, [1, 1, 1, 1], None, 8, True),   # depthwise
+    ((1, 4, 9, 9), (8, 1, 3, 3), [2, 2], [1, 0, 0, 1], None, 4, False),  # depthwise x2
+    ((1, 7, 6, 5), (1, 7, 3, 3), None, None, [2, 1], 1, True),
+    ((1, 2, 2, 2), (6, 2, 4, 4), None, [1, 1, 1, 1], None, 1, True),
+    ((1, 2, 5, 6, 7), (6, 2, 3, 3, 3), [1, 2, 1], [1] * 6, None, 1, True),
+    ((2, 4, 4, 5, 6), (4, 2, 2, 3, 1), [2, 1, 2], [0, 1, 0, 1, 2, 0], [2, 1, 1], 2, True),
+    ((0, 3, 5, 5), (4, 3, 3, 3), None, [1, 1, 1, 1], None, 1, True),    # N = 0
+    ((2, 0, 5), (6, 0, 3), None, None, None, 1, True),                  # C = 0: bias
+    ((2, 0, 5), (2, 0, 3), None, None, None, 1, False),                 # C = 0: zeros
+    ((1, 1, 2), (1, 1, 3), None, None, None, 1, True),                  # output extent 0
+    ((1, 2, 0), (5, 2, 3), None, [2, 2], None, 1, True),                # empty input, padded
+]
+
+# (x shape, w shape, strides, pads, dilations, groups, bias, output_padding)
+CONVT_CASES = [
+    ((2, 3, 7), (3, 4, 3), [2], [1, 0], None, 1, True, [1]),
+    ((1, 5, 9), (5, 2, 1), None, None, None, 1, False, None),
+    ((1, 4, 5, 6), (4, 3, 3, 3), [2, 3], [1, 0, 2, 1], [1, 2], 1, True, [1, 0]),
+    ((2, 6, 4, 5), (6, 2, 2, 3), [2, 2], None, None, 3, True, None),
+    ((1, 4, 6, 6), (4, 1, 4, 4), [2, 2], [1, 1, 1, 1], None, 4, False, None),  # depthwise
+    ((1, 3, 5, 4), (3, 7, 3, 3), None, [1, 1, 1, 1], None, 1, True, None),
+    ((1, 2, 3, 4, 3), (2, 3, 2, 2, 3), [2, 1, 2], [0, 1, 1, 1, 0, 0], None, 1, True, [1, 0, 0]),
+    ((1, 2, 3), (2, 2, 3), [1], None, [3], 1, True, [2]),  # output_padding < dilation
+    ((0, 2, 3, 3), (2, 3, 3, 3), None, None, None, 1, True, None),  # N = 0
+    ((1, 0, 4), (0, 3, 2), None, None, None, 1, True, None),        # C = 0: bias
+    ((1, 2, 0), (2, 3, 3), None, None, None, 1, True, None),        # empty input
+]
+
+
+def _params(cases, dtypes, prefix):
+    out = []
+    for i, case in enumerate(cases):
+        for dt in dtypes:
+            s = seed_of(prefix, i, dt)
+            out.append(pytest.param(case, dt, s, id=f"{prefix}{i}-{dt}-s{s}"))
+    return out
+
+
+def _scale(w, groups_in):
+    """Tolerance scale: accumulation error grows with the number of taps per output."""
+    taps = groups_in * math.prod(w.shape[2:])
+    return max(2.0, math.sqrt(max(taps, 1)))
+
+
+@pytest.mark.parametrize("case,dtype,seed",
+                         _params(CONV_CASES, ["float32", "float64", "float16"], "conv") +
+                         _params(CONV_CASES[3:5], ["bfloat16"], "conv_bf"))
+def test_conv(case, dtype, seed):
+    xs, ws, strides, pads, dil, groups, has_bias = case
+    rng = np.random.default_rng(seed)
+    x = random_array(rng, xs, dtype, -1, 1)
+    w = random_array(rng, ws, dtype, -1, 1)
+    b = random_array(rng, (ws[0],), dtype, -1, 1) if has_bias else None
+    out = nef.conv(nef.tensor(x), nef.tensor(w), None if b is None else nef.tensor(b),
+                   strides=strides, pads=pads, dilations=dil, groups=groups)
+    ref = ref_conv(x, w, b, strides, pads, dil, groups)
+    assert out.shape == ref.shape
+    assert_close(out, ref, dtype, scale=_scale(w, ws[1]))
+
+
+@pytest.mark.parametrize("case,dtype,seed",
+                         _params(CONVT_CASES, ["float32", "float64", "float16"], "convt") +
+                         _params(CONVT_CASES[2:4], ["bfloat16"], "convt_bf"))
+def test_conv_transpose(case, dtype, seed):
+    xs, ws, strides, pads, dil, groups, has_bias, op = case
+    rng = np.random.default_rng(seed)
+    x = random_array(rng, xs, dtype, -1, 1)
+    w = random_array(rng, ws, dtype, -1, 1)
+    b = random_array(rng, (ws[1] * groups,), dtype, -1, 1) if has_bias else None
+    out = nef.conv_transpose(nef.tensor(x), nef.tensor(w), None if b is None else nef.tensor(b),
+                             strides=strides, pads=pads, dilations=dil, groups=groups,
+                             output_padding=op)
+    ref = ref_conv_transpose(x, w, b, strides, pads, dil, groups, op)
+    assert out.shape == ref.shape
+    assert_close(out, ref, dtype, scale=_scale(w, ws[1]))
+
+
+def test_large_chunked():
+    # Column buffers over the kernel's budget: chunked over positions, and over images.
+    rng = np.random.default_rng(seed_of("large"))
+    x = random_array(rng, (1, 32, 130, 130), "float32", -1, 1)
+    w = random_array(rng, (8, 32, 3, 3), "float32", -1, 1)
+    b = random_array(rng, (8,), "float32", -1, 1)
+    assert_close(nef.conv(x, w, b, pads=[1, 1, 1, 1]), ref_conv(x, w, b, pads=[1, 1, 1, 1]),
+                 "float32", scale=20)
+    x = random_array(rng, (9, 16, 100, 100), "float32", -1, 1)
+    w = random_array(rng, (8, 16, 3, 3), "float32", -1, 1)
+    assert_close(nef.conv(x, w, strides=[1, 2]), ref_conv(x, w, strides=[1, 2]), "float32",
+                 scale=20)
+    x = random_array(rng, (1, 8, 120, 120), "float32", -1, 1)
+    w = random_array(rng, (8, 32, 4, 4), "float32", -1, 1)
+    assert_close(nef.conv_transpose(x, w, strides=[2, 2], pads=[1, 1, 1, 1]),
+                 ref_conv_transpose(x, w, strides=[2, 2], pads=[1, 1, 1, 1]), "float32",
+                 scale=20)
+
+
+def test_strided_input_and_graph():
+    # A transposed (non-contiguous) input, then conv inside a graph with other ops that the
+    # optimizer fuses around it; numpy operands become constants.
+    rng = np.random.default_rng(seed_of("graph"))
+    xt = random_array(rng, (2, 6, 11, 9), "float32", -1, 1)
+    w = random_array(rng, (10, 3, 3, 3), "float32", -1, 1)
+    b = random_array(rng, (10,), "float32", -1, 1)
+    x = nef.transpose(nef.tensor(xt), (0, 1, 3, 2))
+    y = nef.relu(nef.conv(x, w, b, pads=[1, 0, 1, 2], groups=2) * 2.0 + 1.0)
+    ref = np.maximum(ref_conv(xt.transpose(0, 1, 3, 2), w, b, pads=[1, 0, 1, 2], groups=2)
+                     * 2.0 + 1.0, 0)
+    assert_close(y, ref, "float32", scale=6)
+    wt = random_array(rng, (10, 4, 2, 2), "float32", -1, 1)
+    z = nef.conv_transpose(nef.conv(x, w, b, pads=[1, 0, 1, 2], groups=2), wt, strides=[2, 2])
+    assert_close(z, ref_conv_transpose(ref_conv(xt.transpose(0, 1, 3, 2), w, b,
+                                                pads=[1, 0, 1, 2], groups=2),
+                                       wt, strides=[2, 2]), "float32", scale=20)
+
+
+def test_placeholder_rerun():
+    # The same compiled plan with fresh inputs: no state leaks between runs.
+    rng = np.random.default_rng(seed_of("rerun"))
+    w = random_array(rng, (6, 3, 3, 3), "float64", -1, 1)
+    for _ in range(2):
+        x = random_array(rng, (2, 3, 8, 7), "float64", -1, 1)
+        assert_close(nef.conv(x, w, strides=[2, 1], pads=[1, 1, 0, 0]),
+                     ref_conv(x, w, strides=[2, 1], pads=[1, 1, 0, 0]), "float64")
+
+
+def _t(shape, dtype="float32"):
+    return nef.tensor(np.ones(shape, dtype=dtype))
+
+
+def test_errors():
+    with pytest.raises(nef.NEFShapeError, match=r"^\[conv\].*\(2, 3\)"):
+        nef.conv(_t((2, 3)), _t((4, 3)))
+    with pytest.raises(nef.NEFShapeError, match=r"\[conv\] weight"):
+        nef.conv(_t((1, 3, 5)), _t((4, 3, 3, 3)))
+    with pytest.raises(nef.NEFShapeError, match=r"input \(1, 3, 5\) and weight \(4, 2, 3\)"):
+        nef.conv(_t((1, 3, 5)), _t((4, 2, 3)))
+    with pytest.raises(nef.NEFShapeError, match=r"groups=2"):
+        nef.conv(_t((1, 4, 5)), _t((3, 2, 3)), groups=2)
+    with pytest.raises(nef.NEFShapeError, match=r"bias \(3,\)"):
+        nef.conv(_t((1, 3, 5)), _t((4, 3, 3)), _t((3,)))
+    with pytest.raises(nef.NEFShapeError, match=r"does not fit"):
+        nef.conv(_t((1, 3, 2)), _t((4, 3, 4)))
+    with pytest.raises(nef.NEFTypeError, match=r"share a dtype"):
+        nef.conv(_t((1, 3, 5)), _t((4, 3, 3), "float64"))
+    with pytest.raises(nef.NEFTypeError, match=r"float"):
+        nef.conv(_t((1, 3, 5), "int32"), _t((4, 3, 3), "int32"))
+    with pytest.raises(nef.NEFValidationError, match=r"strides"):
+        nef.conv(_t((1, 3, 5)), _t((4, 3, 3)), strides=[1, 1])
+    with pytest.raises(nef.NEFValidationError, match=r"strides"):
+        nef.conv(_t((1, 3, 5)), _t((4, 3, 3)), strides=[0])
+    with pytest.raises(nef.NEFValidationError, match=r"pads"):
+        nef.conv(_t((1, 3, 5)), _t((4, 3, 3)), pads=[-1, 0])
+    with pytest.raises(nef.NEFValidationError, match=r"dilations"):
+        nef.conv(_t((1, 3, 5)), _t((4, 3, 3)), dilations=[0])
+    with pytest.raises(nef.NEFValidationError, match=r"groups"):
+        nef.conv(_t((1, 3, 5)), _t((4, 3, 3)), groups=0)
+    with pytest.raises(nef.NEFShapeError, match=r"^\[conv_transpose\].*weight.shape\[0\] == C"):
+        nef.conv_transpose(_t((1, 3, 5)), _t((4, 2, 3)))
+    with pytest.raises(nef.NEFShapeError, match=r"must have 4 values"):
+        nef.conv_transpose(_t((1, 4, 5)), _t((4, 2, 3)), _t((2,)), groups=2)
+    with pytest.raises(nef.NEFShapeError, match=r"pads \[3, 2\]"):
+        nef.conv_transpose(_t((1, 4, 2)), _t((4, 2, 3)), pads=[3, 2])
+    with pytest.raises(nef.NEFValidationError, match=r"output_padding"):
+        nef.conv_transpose(_t((1, 4, 5)), _t((4, 2, 3)), strides=[2], output_padding=[2])
+    # output_padding below the dilation is enough.
+    assert nef.conv_transpose(_t((1, 4, 5)), _t((4, 2, 3)), strides=[2], dilations=[3],
+                              output_padding=[2]).shape == (1, 2, 17)
+
+
+def test_graph_file_roundtrip(tmp_path):
+    # Canonical attributes survive a .nef file; the loaded graph runs on new inputs.
+    rng = np.random.default_rng(seed_of("file"))
+    w = random_array(rng, (4, 6, 3, 2), "float32", -1, 1)
+    b = random_array(rng, (6,), "float32", -1, 1)
+    x = nef.placeholder("x", (2, 4, 7, 6))
+    y = nef.conv_transpose(x, w, b, strides=[2, 1], pads=[1, 0, 0, 1], output_padding=[1, 0])
+    nef.build(tmp_path / "convt.nef", y)
+    g = nef.load(tmp_path / "convt.nef")
+    xv = random_array(rng, (2, 4, 7, 6), "float32", -1, 1)
+    out = g.run({"x": xv})["output"]
+    ref = ref_conv_transpose(xv, w, b, strides=[2, 1], pads=[1, 0, 0, 1], output_padding=[1, 0])
+    assert_close(out, ref, "float32", scale=4)
