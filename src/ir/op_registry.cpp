@@ -34,6 +34,9 @@ const Registry& registry() {
     register_layout_ops(reg);
     register_fused_ops(reg);
     register_fused_matmul_ops(reg);
+    register_pool_ops(reg);
+    register_image_ops(reg);
+    register_conv_ops(reg);
     return reg;
   }();
   return r;

@@ -92,6 +92,9 @@ void register_linalg_nn_ops(Registry& r);    // matmul, softmax, norms, attentio
 void register_layout_ops(Registry& r);       // reshape, transpose, slice, concat, gather...
 void register_fused_ops(Registry& r);        // fused_elementwise (made by the fusion pass)
 void register_fused_matmul_ops(Registry& r); // matmul_epilogue (made by fuse_matmul_epilogue)
+void register_pool_ops(Registry& r);         // max_pool, avg_pool
+void register_image_ops(Registry& r);        // pad, resize
+void register_conv_ops(Registry& r);         // conv, conv_transpose
 
 class Registry {
  public:

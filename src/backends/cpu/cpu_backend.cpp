@@ -17,6 +17,9 @@ const KernelTable& kernel_table() {
     register_linalg_nn_kernels(t);
     register_layout_kernels(t);
     register_fused_kernels(t);
+    register_pool_kernels(t);
+    register_image_kernels(t);
+    register_conv_kernels(t);
     return t;
   }();
   return table;

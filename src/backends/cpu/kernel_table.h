@@ -67,6 +67,9 @@ void register_reduction_kernels(KernelTable& t);
 void register_linalg_nn_kernels(KernelTable& t);
 void register_layout_kernels(KernelTable& t);
 void register_fused_kernels(KernelTable& t);  // fused_elementwise
+void register_pool_kernels(KernelTable& t);   // max_pool, avg_pool
+void register_image_kernels(KernelTable& t);  // pad, resize
+void register_conv_kernels(KernelTable& t);   // conv, conv_transpose
 
 const KernelTable& kernel_table();
 

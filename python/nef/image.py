@@ -1,0 +1,93 @@
+"""Pooling, padding and resizing (docs/ops.md is the contract). They follow ONNX's MaxPool,
+AveragePool, Pad and Resize: pools are channels-first (x is [N, C, *spatial], 1 to 3 spatial
+dims) and pad lists are ONNX-ordered (all begins, then all ends). All of them are lazy.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import operator
+
+import numpy as np
+
+from .ops import _op
+from .tensor import Tensor
+
+
+def _rank(x) -> int:
+    return len(x.shape) if hasattr(x, "shape") else np.ndim(x)
+
+
+def _per_dim(v, n):
+    """An int or a sequence of n ints -> a list of n ints (None stays None)."""
+    if v is None:
+        return None
+    if isinstance(v, (list, tuple)):
+        return [operator.index(e) for e in v]
+    return [operator.index(v)] * n
+
+
+def _pool_pads(pads, n):
+    """int -> the same on every side; n values -> symmetric; 2n values -> begins then ends."""
+    if pads is None:
+        return None
+    if isinstance(pads, (list, tuple)):
+        p = [operator.index(e) for e in pads]
+        return p + p if len(p) == n else p
+    return [operator.index(pads)] * (2 * n)
+
+
+def _pool(name, x, kernel, strides, pads, dilations, ceil_mode, **extra) -> Tensor:
+    n = builtins.max(_rank(x) - 2, 1)
+    return _op(name, [x], kernel=_per_dim(kernel, n),
+               strides=_per_dim(strides, n), pads=_pool_pads(pads, n),
+               dilations=_per_dim(dilations, n), ceil_mode=builtins.bool(ceil_mode),
+               **extra)
+
+
+def max_pool(x, kernel, strides=None, pads=None, dilations=None, ceil_mode: bool = False) -> Tensor:
+    """Max over windows of x [N, C, *spatial] (ONNX MaxPool). kernel/strides/dilations: an int
+    or one per spatial dim; pads: an int, one per dim (both sides) or begins then ends.
+    Padding never wins; floats and int8/uint8/int32/int64."""
+    return _pool("max_pool", x, kernel, strides, pads, dilations, ceil_mode)
+
+
+def avg_pool(x, kernel, strides=None, pads=None, dilations=None, ceil_mode: bool = False,
+             count_include_pad: bool = False) -> Tensor:
+    """Mean over windows of x [N, C, *spatial] (ONNX AveragePool); float types. The divisor is
+    the number of input cells in the window, or with count_include_pad the cells inside the
+    padded input."""
+    return _pool("avg_pool", x, kernel, strides, pads, dilations, ceil_mode,
+                 count_include_pad=builtins.bool(count_include_pad))
+
+
+def pad(x, pads, mode: str = "constant", value: float = 0.0) -> Tensor:
+    """ONNX Pad. pads: 2*rank ints (all begins, then all ends; negative crops) or numpy-style
+    pairs [(begin, end), ...]. mode: constant (with value), reflect, edge or wrap."""
+    pads = list(pads)
+    if pads and isinstance(pads[0], (list, tuple)):
+        pads = [operator.index(p[0]) for p in pads] + [operator.index(p[1]) for p in pads]
+    return _op("pad", [x], pads=[operator.index(p) for p in pads], mode=mode, value=float(value))
+
+
+def resize(x, sizes=None, scales=None, mode: str = "nearest",
+           coordinate_transformation_mode: str = "half_pixel",
+           nearest_mode: str = "round_prefer_floor", cubic_coeff_a: float = -0.75,
+           exclude_outside: bool = False, extrapolation_value: float = 0.0,
+           roi=None) -> Tensor:
+    """ONNX Resize (no antialias). Give sizes (the output shape), scales (one per dim; the
+    output is floor(dim * scale)), or both (the scales then drive the coordinate transform).
+    mode: nearest, linear or cubic; roi (starts then ends) is used by tf_crop_and_resize."""
+    if sizes is None:
+        if scales is None:
+            raise TypeError("resize needs sizes or scales")
+        shape = x.shape if hasattr(x, "shape") else np.shape(x)
+        sizes = [int(math.floor(d * float(s))) for d, s in zip(shape, scales)]
+    return _op("resize", [x], sizes=[operator.index(s) for s in sizes],
+               scales=None if scales is None else [float(s) for s in scales], mode=mode,
+               coordinate_transformation_mode=coordinate_transformation_mode,
+               nearest_mode=nearest_mode, cubic_coeff_a=float(cubic_coeff_a),
+               exclude_outside=builtins.bool(exclude_outside),
+               extrapolation_value=float(extrapolation_value),
+               roi=None if roi is None else [float(r) for r in roi])

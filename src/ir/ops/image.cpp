@@ -1,0 +1,155 @@
+// Image op family: pad (ONNX Pad: constant/reflect/edge/wrap, negative pads crop) and resize
+// (ONNX Resize: nearest/linear/cubic with every coordinate transformation mode, no antialias).
+// See docs/ops.md for the contract; the kernels are kernels/pad.cpp and kernels/resize.cpp.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "ir/op_registry.h"
+#include "nef/error.h"
+
+namespace nef::ir {
+namespace {
+
+template <typename V>
+std::string list_str(const std::vector<V>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += str(i ? ", " : "", v[i]);
+  return s + "]";
+}
+
+void check_one_of(const OpDef& op, const Attrs& attrs, const char* name,
+                  std::initializer_list<const char*> allowed) {
+  const std::string& v = attrs.get_string(name);
+  std::string all;
+  for (const char* a : allowed) {
+    if (v == a) return;
+    all += all.empty() ? a : str(", ", a);
+  }
+  throw ValidationError(str("[", op.name, "] ", name, " must be one of ", all, ", got '", v, "'"));
+}
+
+// --- pad ----------------------------------------------------------------------------------
+// Negative pads crop first; the positive pads then extend the cropped tensor (ONNX Runtime's
+// order), so reflect/edge/wrap read only the kept values.
+TensorType infer_pad(const OpDef& op, const std::vector<TensorType>& in, Attrs& attrs) {
+  const Shape& x = in[0].shape;
+  const size_t rank = x.size();
+  const auto& pads = attrs.get_ints("pads");
+  check_one_of(op, attrs, "mode", {"constant", "reflect", "edge", "wrap"});
+  const std::string& mode = attrs.get_string("mode");
+  if (pads.size() != 2 * rank)
+    throw ValidationError(str("[pad] pads ", list_str(pads), " must have 2 * rank = ", 2 * rank,
+                              " values for input ", shape_str(x)));
+  Shape out(rank);
+  for (size_t d = 0; d < rank; ++d) {
+    int64_t pb = pads[d], pe = pads[d + rank];
+    if (std::abs(pb) > kMaxElements || std::abs(pe) > kMaxElements)
+      throw ShapeError(str("[pad] pads ", list_str(pads), " too large for input ", shape_str(x)));
+    int64_t kept = x[d] - std::max<int64_t>(-pb, 0) - std::max<int64_t>(-pe, 0);
+    out[d] = x[d] + pb + pe;
+    if (kept < 0 || out[d] < 0)
+      throw ShapeError(str("[pad] pads ", list_str(pads), " crop more than dim ", d,
+                           " of input ", shape_str(x)));
+    int64_t grow = std::max<int64_t>(pb, 0) + std::max<int64_t>(pe, 0);
+    if (mode != "constant" && grow > 0 && kept == 0)
+      throw ValidationError(str("[pad] mode '", mode, "' cannot pad dim ", d,
+                                " of size 0 (after cropping) of input ", shape_str(x),
+                                " with pads ", list_str(pads)));
+    if (mode == "reflect" && (pb >= kept || pe >= kept) && grow > 0)
+      throw ValidationError(str("[pad] reflect pads ", list_str(pads), " must be smaller than dim ",
+                                d, " (", kept, " after cropping) of input ", shape_str(x)));
+  }
+  return {out, in[0].dtype};
+}
+
+// --- resize -------------------------------------------------------------------------------
+TensorType infer_resize(const OpDef& op, const std::vector<TensorType>& in, Attrs& attrs) {
+  const TensorType& x = in[0];
+  const size_t rank = x.shape.size();
+  check_one_of(op, attrs, "mode", {"nearest", "linear", "cubic"});
+  check_one_of(op, attrs, "coordinate_transformation_mode",
+               {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
+                "tf_crop_and_resize", "half_pixel_symmetric"});
+  check_one_of(op, attrs, "nearest_mode",
+               {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"});
+  const std::string& mode = attrs.get_string("mode");
+  if (mode != "nearest" && !is_floating(x.dtype))
+    throw TypeError(str("[resize] mode '", mode, "' needs a float input, got ", types_str(in)));
+  if (rank == 0)
+    throw ShapeError(str("[resize] input must have rank >= 1, got ", shape_str(x.shape)));
+  const auto& sizes = attrs.get_ints("sizes");
+  if (sizes.size() != rank)
+    throw ValidationError(str("[resize] sizes ", list_str(sizes),
+                              " must have one value per dim of input ", shape_str(x.shape)));
+  for (size_t d = 0; d < rank; ++d) {
+    if (sizes[d] < 0)
+      throw ShapeError(str("[resize] sizes ", list_str(sizes), " has a negative dim (input ",
+                           shape_str(x.shape), ")"));
+    if (x.shape[d] == 0 && sizes[d] > 0)
+      throw ShapeError(str("[resize] cannot resize dim ", d, " of size 0 to ", sizes[d],
+                           " (input ", shape_str(x.shape), ")"));
+  }
+  if (attrs.has("scales")) {
+    const auto& scales = attrs.get_floats("scales");
+    if (scales.size() != rank)
+      throw ValidationError(str("[resize] scales ", list_str(scales),
+                                " must have one value per dim of input ", shape_str(x.shape)));
+    for (double s : scales)
+      if (!(s > 0) || !std::isfinite(s))
+        throw ValidationError(str("[resize] scales ", list_str(scales),
+                                  " must be finite and > 0 (input ", shape_str(x.shape), ")"));
+  }
+  const auto& roi = attrs.get_floats("roi");
+  if (!roi.empty() && roi.size() != 2 * rank)
+    throw ValidationError(str("[resize] roi ", list_str(roi), " must be empty or have 2 * rank = ",
+                              2 * rank, " values for input ", shape_str(x.shape)));
+  for (double r : roi)
+    if (!std::isfinite(r))
+      throw ValidationError(str("[resize] roi ", list_str(roi), " must be finite"));
+  if (!std::isfinite(attrs.get_float("cubic_coeff_a")))
+    throw ValidationError(str("[resize] cubic_coeff_a must be finite, got ",
+                              attrs.get_float("cubic_coeff_a")));
+  return {Shape(sizes.begin(), sizes.end()), x.dtype};
+}
+
+Cost cost_resize(const std::vector<TensorType>& in, const TensorType& out, const Attrs& attrs) {
+  const std::string& mode = attrs.get_string("mode");
+  double taps = mode == "nearest" ? 0 : mode == "linear" ? 2 : 4;
+  double on = double(numel(out.shape));
+  return {on * taps * 2 * double(out.shape.size()),
+          double(numel(in[0].shape)) * dtype_size(in[0].dtype) + on * dtype_size(out.dtype)};
+}
+
+}  // namespace
+
+void register_image_ops(Registry& r) {
+  OpDef pad;
+  pad.name = "pad";
+  pad.min_inputs = pad.max_inputs = 1;
+  pad.infer = infer_pad;
+  pad.attrs = {{"pads", AttrType::Ints, std::nullopt, true},
+               {"mode", AttrType::String, AttrValue(std::string("constant")), false},
+               {"value", AttrType::Float, AttrValue(0.0), false}};
+  r.add(std::move(pad));
+
+  OpDef rs;
+  rs.name = "resize";
+  rs.min_inputs = rs.max_inputs = 1;
+  rs.infer = infer_resize;
+  rs.cost = cost_resize;
+  rs.attrs = {{"sizes", AttrType::Ints, std::nullopt, true},
+              {"scales", AttrType::Floats, std::nullopt, false},
+              {"mode", AttrType::String, AttrValue(std::string("nearest")), false},
+              {"coordinate_transformation_mode", AttrType::String,
+               AttrValue(std::string("half_pixel")), false},
+              {"nearest_mode", AttrType::String, AttrValue(std::string("round_prefer_floor")),
+               false},
+              {"cubic_coeff_a", AttrType::Float, AttrValue(-0.75), false},
+              {"exclude_outside", AttrType::Bool, AttrValue(false), false},
+              {"extrapolation_value", AttrType::Float, AttrValue(0.0), false},
+              {"roi", AttrType::Floats, AttrValue(std::vector<double>{}), false}};
+  r.add(std::move(rs));
+}
+
+}  // namespace nef::ir
