@@ -92,7 +92,8 @@ class NodeCtx {
 
 // A converter returns one tensor per node output, in order; it may return fewer than
 // num_outputs() when the trailing outputs are not wanted (an unwanted output in the middle may
-// be an undefined Tensor{}). Throw through ctx.unsupported/ctx.fail.
+// be an undefined Tensor{}), or more (outputs the node does not list are dropped). Throw
+// through ctx.unsupported/ctx.fail.
 using Converter = std::function<std::vector<Tensor>(NodeCtx&)>;
 
 struct ConverterEntry {
@@ -106,6 +107,7 @@ void register_elementwise(ConverterTable& t);  // ops/elementwise.cpp
 void register_reduction(ConverterTable& t);    // ops/reduction.cpp
 void register_shape(ConverterTable& t);        // ops/shape.cpp: reshape/slice/gather/concat/...
 void register_nn(ConverterTable& t);           // ops/nn.cpp: matmul/gemm/softmax/norms/conv/...
+void register_transformer(ConverterTable& t);  // ops/transformer.cpp: Attention, RMSNormalization
 
 const ConverterTable& converters();
 

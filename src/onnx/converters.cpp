@@ -13,6 +13,7 @@ const ConverterTable& converters() {
     register_reduction(t);
     register_shape(t);
     register_nn(t);
+    register_transformer(t);
     return t;
   }();
   return table;

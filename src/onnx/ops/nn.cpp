@@ -143,6 +143,8 @@ std::vector<Tensor> instance_norm(NodeCtx& ctx) {
 
 // ---- convolution and pooling geometry ----------------------------------------------------------
 
+constexpr int64_t kMaxGeometry = int64_t(1) << 31;
+
 struct Geometry {
   Ints kernel, strides, dilations, pads;
 };
@@ -195,10 +197,12 @@ Geometry read_geometry(const NodeCtx& ctx, const Tensor& x, const Tensor* w) {
   }
   g.strides = geometry_ints(ctx, "strides", n, 1);
   g.dilations = geometry_ints(ctx, "dilations", n, 1);
+  // Bounded so that the pad arithmetic here cannot overflow (NEF's ops check their own limits).
   for (size_t i = 0; i < n; ++i)
-    if (g.kernel[i] < 1 || g.strides[i] < 1 || g.dilations[i] < 1)
-      ctx.fail(str("kernel ", ints_str(g.kernel), ", strides ", ints_str(g.strides),
-                   " and dilations ", ints_str(g.dilations), " must be >= 1"));
+    for (int64_t v : {g.kernel[i], g.strides[i], g.dilations[i]})
+      if (v < 1 || v > kMaxGeometry)
+        ctx.fail(str("kernel ", ints_str(g.kernel), ", strides ", ints_str(g.strides),
+                     " and dilations ", ints_str(g.dilations), " must be in [1, 2^31]"));
   return g;
 }
 
@@ -216,13 +220,17 @@ std::vector<Tensor> conv(NodeCtx& ctx) {
 }
 
 // ConvTranspose pads: explicit, or derived from the wanted output shape (output_shape, or
-// in * stride for SAME_*). A negative end pad (output longer than the full transposed conv)
-// becomes extra output_padding, which appends the same zeros(+bias).
+// in * stride for SAME_*). Negative pads (an output larger than the full transposed conv) are
+// run as zero pads, then the result is extended with zeros by `pad` and the bias added after,
+// so the extension holds the bias as the spec's formula implies.
 std::vector<Tensor> conv_transpose(NodeCtx& ctx) {
   Tensor x = ctx.input(0), w = ctx.input(1);
   Geometry g = read_geometry(ctx, x, &w);
   const size_t n = g.kernel.size();
   Ints out_pad = geometry_ints(ctx, "output_padding", n, 0);
+  for (int64_t v : out_pad)
+    if (v < 0 || v > kMaxGeometry)
+      ctx.fail(str("output_padding ", ints_str(out_pad), " must be in [0, 2^31]"));
   const std::string auto_pad = ctx.attr_string("auto_pad", "NOTSET");
   Ints want;
   if (ctx.has_attr("output_shape")) {
@@ -230,6 +238,9 @@ std::vector<Tensor> conv_transpose(NodeCtx& ctx) {
     if (want.size() == n + 2) want.erase(want.begin(), want.begin() + 2);
     if (want.size() != n)
       ctx.fail(str("output_shape ", ints_str(want), " needs ", n, " spatial values"));
+    for (int64_t v : want)
+      if (v < 0 || v > kMaxElements)
+        ctx.fail(str("output_shape ", ints_str(want), " must be in [0, 2^48]"));
   } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
     for (size_t i = 0; i < n; ++i) want.push_back(x.shape()[i + 2] * g.strides[i]);
   }
@@ -246,45 +257,126 @@ std::vector<Tensor> conv_transpose(NodeCtx& ctx) {
     ctx.ignore_attr("pads");  // output_shape / auto_pad win
     g.pads.assign(2 * n, 0);
     for (size_t i = 0; i < n; ++i) {
-      const int64_t full = g.strides[i] * (x.shape()[i + 2] - 1) + out_pad[i] +
-                           (g.kernel[i] - 1) * g.dilations[i] + 1;
+      // In 128 bits: stride (<= 2^31) times an extent (<= 2^48) may pass int64.
+      const __int128 wide = __int128(g.strides[i]) * (x.shape()[i + 2] - 1) + out_pad[i] +
+                            __int128(g.kernel[i] - 1) * g.dilations[i] + 1;
+      if (wide > kMaxElements)
+        ctx.fail(str("the full output of input ", shape_str(x.shape()), " with strides ",
+                     ints_str(g.strides), " is too large"));
+      const int64_t full = int64_t(wide);
       const int64_t total = full - want[i];
       const int64_t half = floor_div(total, 2);
-      int64_t begin = auto_pad == "SAME_UPPER" ? half : total - half;
-      int64_t end = total - begin;
-      if (begin < 0)
-        ctx.unsupported(str("output_shape ", ints_str(want), " needs output before the first "
-                            "input position (negative begin pad)"));
-      if (end < 0) {
-        out_pad[i] -= end;
-        end = 0;
-      }
+      const int64_t begin = auto_pad == "SAME_UPPER" ? half : total - half;
       g.pads[i] = begin;
-      g.pads[i + n] = end;
+      g.pads[i + n] = total - begin;
     }
   }
+  // Output extension for negative pads: 2 + n dims, begins then ends (N and C untouched).
+  Ints extend(2 * (n + 2), 0);
+  bool extended = false;
+  for (size_t i = 0; i < n; ++i)
+    for (size_t side = 0; side < 2; ++side) {
+      int64_t& p = g.pads[i + side * n];
+      if (p >= 0) continue;
+      extend[i + 2 + side * (n + 2)] = -p;
+      p = 0;
+      extended = true;
+    }
   std::vector<Tensor> in = {x, w};
-  if (ctx.has_input(2)) in.push_back(ctx.input(2));
-  return {nef::op("conv_transpose", in,
-                  attrs({{"strides", g.strides},
-                         {"pads", g.pads},
-                         {"dilations", g.dilations},
-                         {"groups", ctx.attr_int("group", 1)},
-                         {"output_padding", out_pad}}))};
+  if (ctx.has_input(2) && !extended) in.push_back(ctx.input(2));
+  Tensor y = nef::op("conv_transpose", in,
+                     attrs({{"strides", g.strides},
+                            {"pads", g.pads},
+                            {"dilations", g.dilations},
+                            {"groups", ctx.attr_int("group", 1)},
+                            {"output_padding", out_pad}}));
+  if (!extended) return {y};
+  y = nef::op("pad", {y}, attrs({{"pads", extend}, {"mode", std::string("constant")},
+                                 {"value", 0.0}}));
+  if (ctx.has_input(2)) {
+    Tensor b = ctx.input(2);
+    if (b.rank() != 1 || b.shape()[0] != y.shape()[1])
+      ctx.fail(str("bias ", shape_str(b.shape()), " must be (M,) with M = ", y.shape()[1]));
+    y = y + b.reshape(channel_shape(y.shape()[1], y.rank()));
+  }
+  return {y};
+}
+
+// MaxPool's Indices output, composed: every window's taps are gathered (taps in the padding
+// masked to the lowest value), argmax picks the first maximum, and a constant table maps
+// (output position, tap) to the input index in storage order (row- or column-major spatial
+// dims, plus (n * C + c) * prod(spatial)). A window with no valid tap gives -1, as ONNX's
+// reference does.
+Tensor max_pool_indices(const NodeCtx& ctx, const Tensor& x, const Shape& y_shape,
+                        const Geometry& g, bool column_major) {
+  const size_t n = g.kernel.size();
+  const Shape sp(x.shape().begin() + 2, x.shape().end());
+  const Shape out_sp(y_shape.begin() + 2, y_shape.end());
+  const int64_t nc = x.shape()[0] * x.shape()[1], s = numel(sp), p = numel(out_sp);
+  const int64_t k = numel(Shape(g.kernel.begin(), g.kernel.end()));
+  if (nc == 0 || s == 0 || p == 0) return nef::full(y_shape, -1, DType::Int64);
+  if (double(p) * double(k) > double(kMaxElements))
+    ctx.unsupported("Indices for a window table this large");
+  // Row-major strides for the tap table, storage-order strides for the output index.
+  Strides row = contiguous_strides(sp), store(n, 1);
+  for (size_t i = 0; i < n; ++i)
+    store[i] = column_major ? (i == 0 ? 1 : store[i - 1] * sp[i - 1]) : row[i];
+  std::vector<int64_t> tap(size_t(p * k)), where_stored(size_t(p * k));
+  std::vector<uint8_t> valid(size_t(p * k)), any(size_t(p), 0);
+  std::vector<int64_t> o(n, 0), t(n, 0);
+  for (int64_t pi = 0; pi < p; ++pi) {
+    int64_t rem = pi;
+    for (size_t i = n; i-- > 0;) o[i] = rem % out_sp[i], rem /= out_sp[i];
+    for (int64_t ki = 0; ki < k; ++ki) {
+      rem = ki;
+      for (size_t i = n; i-- > 0;) t[i] = rem % g.kernel[i], rem /= g.kernel[i];
+      bool ok = true;
+      int64_t lin = 0, st = 0;
+      for (size_t i = 0; i < n; ++i) {
+        int64_t pos = o[i] * g.strides[i] - g.pads[i] + t[i] * g.dilations[i];
+        if (pos < 0 || pos >= sp[i]) ok = false;
+        lin += pos * row[i];
+        st += pos * store[i];
+      }
+      const size_t at = size_t(pi * k + ki);
+      tap[at] = ok ? lin : 0;
+      where_stored[at] = ok ? st : 0;
+      valid[at] = ok;
+      any[size_t(pi)] |= uint8_t(ok);
+    }
+  }
+  const DType i64 = DType::Int64;
+  Tensor vals = nef::gather(nef::reshape(x, {nc, s}), nef::tensor<int64_t>(tap, {p * k}), 1)
+                    .reshape({nc, p, k});
+  const double lowest = is_floating(x.dtype())       ? -INFINITY
+                        : x.dtype() == DType::UInt8 ? 0.0
+                        : x.dtype() == DType::Int8  ? -128.0
+                        : x.dtype() == DType::Int32 ? -2147483648.0
+                                                    : -9223372036854775808.0;
+  Tensor valid_t = nef::cast(nef::tensor<uint8_t>(valid, {p, k}), DType::Bool);
+  vals = nef::where(valid_t, vals, nef::scalar(lowest, x.dtype()));
+  Tensor best = nef::argmax(vals, 2);  // [nc, p]
+  Tensor offsets = nef::arange(0, double(p * k), double(k), i64).reshape({1, p});
+  Tensor idx = nef::gather(nef::tensor<int64_t>(where_stored, {p * k}), best + offsets, 0);
+  idx = idx + nef::arange(0, double(nc * s), double(s), i64).reshape({nc, 1});
+  Tensor any_t = nef::cast(nef::tensor<uint8_t>(any, {1, p}), DType::Bool);
+  idx = nef::where(any_t, idx, nef::scalar(-1, i64));
+  return idx.reshape(y_shape);
 }
 
 std::vector<Tensor> max_pool(NodeCtx& ctx) {
   Tensor x = ctx.input(0);
-  if (ctx.output_wanted(1)) ctx.unsupported("the Indices output");
-  ctx.ignore_attr("storage_order");  // only affects Indices
+  const bool column_major = ctx.attr_int("storage_order", 0) != 0;  // only affects Indices
   Geometry g = read_geometry(ctx, x, nullptr);
   g.pads = resolve_pads(ctx, x.shape(), g);
-  return {nef::op("max_pool", {x},
-                  attrs({{"kernel", g.kernel},
-                         {"strides", g.strides},
-                         {"pads", g.pads},
-                         {"dilations", g.dilations},
-                         {"ceil_mode", ctx.attr_int("ceil_mode", 0) != 0}}))};
+  Tensor y = nef::op("max_pool", {x},
+                     attrs({{"kernel", g.kernel},
+                            {"strides", g.strides},
+                            {"pads", g.pads},
+                            {"dilations", g.dilations},
+                            {"ceil_mode", ctx.attr_int("ceil_mode", 0) != 0}}));
+  if (!ctx.output_wanted(1)) return {y};
+  return {y, max_pool_indices(ctx, x, y.shape(), g, column_major)};
 }
 
 std::vector<Tensor> avg_pool(NodeCtx& ctx) {
@@ -399,7 +491,8 @@ std::vector<Tensor> resize(NodeCtx& ctx) {
     if (sizes_in.size() != na)
       ctx.fail(str("sizes ", ints_str(sizes_in), " need one value per resized axis (", na, ")"));
     for (size_t i = 0; i < na; ++i) {
-      if (sizes_in[i] < 0) ctx.fail(str("negative size in ", ints_str(sizes_in)));
+      if (sizes_in[i] < 0 || sizes_in[i] > kMaxElements)
+        ctx.fail(str("sizes ", ints_str(sizes_in), " must be in [0, 2^48]"));
       const int64_t a = axes[i];
       sizes[size_t(a)] = sizes_in[i];
       scales[size_t(a)] = in[size_t(a)] == 0 ? 1.0 : double(sizes_in[i]) / double(in[size_t(a)]);
@@ -410,7 +503,9 @@ std::vector<Tensor> resize(NodeCtx& ctx) {
         s = policy == "not_larger" ? std::min(s, scales[size_t(a)]) : std::max(s, scales[size_t(a)]);
       for (int64_t a : axes) {
         scales[size_t(a)] = s;
-        sizes[size_t(a)] = int64_t(s * double(in[size_t(a)]) + 0.5);  // round half up
+        const double out = s * double(in[size_t(a)]) + 0.5;  // round half up
+        if (out > double(kMaxElements)) ctx.fail(str("sizes ", ints_str(sizes_in), " too large"));
+        sizes[size_t(a)] = int64_t(out);
       }
     }
   } else {

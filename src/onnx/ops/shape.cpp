@@ -13,12 +13,6 @@ namespace {
 
 using Ints = std::vector<int64_t>;
 
-ir::Attrs attrs(std::initializer_list<std::pair<const char*, ir::AttrValue>> kv) {
-  ir::Attrs a;
-  for (const auto& [k, v] : kv) a.set(k, v);
-  return a;
-}
-
 std::string ints_str(const Ints& v) { return shape_str(Shape(v.begin(), v.end())); }
 
 // Axes from an attribute/input, normalized against `rank`; repeats are a bad model.
@@ -185,6 +179,10 @@ std::vector<Tensor> gather_elements(NodeCtx& ctx) {
     Tensor coord = nef::arange(0, double(idx.shape()[d]), 1, i64).reshape(along);
     lin = lin + coord * nef::scalar(double(strides[d]), i64);
   }
+  // An index outside [-n, n) must not land on another row's element: send it past the end so
+  // that gather reports it at run time.
+  Tensor bad = nef::logical_or(nef::less(ix, nef::scalar(0, i64)), nef::greater_equal(ix, n));
+  lin = nef::where(bad, nef::scalar(double(x.numel()), i64), lin);
   Tensor flat = nef::reshape(x, {x.numel()});
   return {nef::gather(flat, lin, 0)};
 }
@@ -313,6 +311,9 @@ std::vector<Tensor> tile(NodeCtx& ctx) {
     if (reps[d] < 0) ctx.fail(str("negative repeat in ", ints_str(reps)));
     if (reps[d] == 1) continue;
     Shape s = x.shape();
+    if (reps[d] > kMaxElements || (s[d] > 0 && reps[d] > kMaxElements / s[d]))
+      throw ShapeError(str(ctx.where(), ": repeats ", ints_str(reps), " make input ",
+                           shape_str(x.shape()), " too large"));
     Shape wide = s;
     wide.insert(wide.begin() + int64_t(d), reps[d]);
     Tensor t = nef::broadcast_to(nef::expand_dims(x, {int64_t(d)}), wide);
@@ -322,14 +323,17 @@ std::vector<Tensor> tile(NodeCtx& ctx) {
   return {x};
 }
 
-// Inference Dropout is the identity; the mask is all true.
+// Inference Dropout is the identity and its mask all true; so is training with ratio 0 (the
+// only training case that is deterministic).
 std::vector<Tensor> dropout(NodeCtx& ctx) {
   Tensor x = ctx.input(0);
   ctx.ignore_attr("seed");
-  if (ctx.has_input(2)) {
-    Array t = ctx.static_input(2);
-    if (nef::from_array(t).astype(DType::Float64).item() != 0)
-      ctx.unsupported("training_mode = true");
+  auto scalar_of = [&](size_t i) {
+    return nef::from_array(ctx.static_input(i)).astype(DType::Float64).item();
+  };
+  if (ctx.has_input(2) && scalar_of(2) != 0) {
+    double ratio = ctx.has_input(1) ? scalar_of(1) : 0.5;
+    if (ratio != 0) ctx.unsupported("training_mode = true with a nonzero ratio (random)");
   }
   std::vector<Tensor> out = {x};
   if (ctx.output_wanted(1)) out.push_back(nef::full(x.shape(), 1, DType::Bool));
