@@ -255,16 +255,40 @@ def test_onnxruntime_and_nef_agree_with_reference(onnx_file, model, batch):
     assert_match(_ort_run(onnx_file, ids1, mask1), want[1:2], "ONNX Runtime, batch 1 seq 20")
 
 
-# ---- nef.from_onnx on this ONNX file (the importer is written separately) -------------------
-# Turns on when nef.from_onnx exists; skips on a build without the importer (NEF_BUILD_ONNX=OFF).
-@pytest.mark.skipif(not hasattr(nef, "from_onnx"), reason="nef.from_onnx is not there yet")
-def test_from_onnx_runs_minilm(onnx_file, batch):
+# ---- nef.from_onnx and `nef import` on this ONNX file --------------------------------------
+def test_from_onnx_runs_minilm(onnx_file, batch, model):
     ids, mask, want = batch
-    try:
-        g = nef.from_onnx(onnx_file)  # symbolic batch x sequence, bound by run's inputs
-    except nef.NEFUnsupportedError as e:
-        if "no ONNX importer" in str(e):
-            pytest.skip(str(e))
-        raise
+    g = nef.from_onnx(onnx_file)  # symbolic batch x sequence, bound by run's inputs
+    assert g.inputs == ["input_ids", "attention_mask"] and g.outputs == ["embeddings"]
+    assert g.input_types["input_ids"][0] == ("batch", "sequence")
     out = g.run(input_ids=ids, attention_mask=mask)["embeddings"]
     assert_match(np.asarray(out), want, "nef.from_onnx(minilm.onnx) vs float64")
+    assert_match(np.asarray(out), _ort_run(onnx_file, ids, mask).astype(np.float64),
+                 "nef.from_onnx vs ONNX Runtime")
+    # Another binding of the same imported graph: batch 1, padded to 20 tokens.
+    ids1, mask1 = model.tokenize(SENTENCES[1:2], seq=20)
+    out1 = g.run(input_ids=ids1, attention_mask=mask1)["embeddings"]
+    assert_match(np.asarray(out1), want[1:2], "nef.from_onnx, batch 1 seq 20")
+    # The shape subgraphs (Shape/Gather/Concat feeding Reshape) fold away: no gather of shapes,
+    # and the attention blocks keep their matmul epilogues.
+    kinds = [k["op"] for k in g.plan()["kernels"]]
+    assert kinds.count("gather") <= 2, kinds  # the two embedding lookups only
+    assert "matmul_epilogue" in kinds
+
+
+@pytest.mark.skipif(_find_cli() is None, reason="the nef executable was not found (NEF_CLI)")
+def test_nef_import_and_run_cli(onnx_file, batch, tmp_path):
+    ids, mask, want = batch
+    out = tmp_path / "minilm.nef"
+    b, s = ids.shape
+    r = subprocess.run([_find_cli(), "import", str(onnx_file), "-o", str(out), "--dim",
+                        f"batch={b}", "--dim", f"sequence={s}"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    np.save(tmp_path / "ids.npy", ids)
+    np.save(tmp_path / "mask.npy", mask)
+    r = subprocess.run([_find_cli(), "run", str(out), "--input", f"input_ids={tmp_path / 'ids.npy'}",
+                        "--input", f"attention_mask={tmp_path / 'mask.npy'}", "--output",
+                        str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert_match(np.load(tmp_path / "out" / "embeddings.npy"), want, "nef import + nef run vs float64")
