@@ -194,6 +194,37 @@ nef_status nef_graph_load(const char* path, nef_graph** out) {
   NEF_REQUIRE(path && out);
   return guard([&] { *out = new nef_graph{nef::LoadedGraph::load(path)}; });
 }
+namespace {
+nef_status dims_from_c(const char* const* names, const int64_t* values, int n,
+                       std::map<std::string, int64_t>* dims) {
+  NEF_REQUIRE(n >= 0 && (n == 0 || (names && values)));
+  for (int i = 0; i < n; ++i) {
+    NEF_REQUIRE(names[i]);
+    (*dims)[names[i]] = values[i];
+  }
+  return NEF_OK;
+}
+}  // namespace
+
+nef_status nef_graph_from_onnx(const char* path, const char* const* dim_names,
+                               const int64_t* dim_values, int num_dims, nef_graph** out) {
+  NEF_REQUIRE(path && out);
+  std::map<std::string, int64_t> dims;
+  if (nef_status s = dims_from_c(dim_names, dim_values, num_dims, &dims); s != NEF_OK) return s;
+  return guard([&] { *out = new nef_graph{nef::LoadedGraph::from_onnx(path, dims)}; });
+}
+
+nef_status nef_graph_from_onnx_bytes(const void* data, size_t size, const char* const* dim_names,
+                                     const int64_t* dim_values, int num_dims, nef_graph** out) {
+  NEF_REQUIRE((data || size == 0) && out);
+  std::map<std::string, int64_t> dims;
+  if (nef_status s = dims_from_c(dim_names, dim_values, num_dims, &dims); s != NEF_OK) return s;
+  return guard([&] {
+    std::string bytes(static_cast<const char*>(data), size);
+    *out = new nef_graph{nef::LoadedGraph::from_onnx_bytes(bytes, dims)};
+  });
+}
+
 void nef_graph_free(nef_graph* g) { delete g; }
 nef_status nef_graph_num_inputs(nef_graph* g, int* n) {
   NEF_REQUIRE(g && n);

@@ -77,6 +77,15 @@ NEF_API nef_status nef_tensor_copy_to(nef_tensor* t, void* dst, size_t capacity)
 NEF_API nef_status nef_tensor_build(nef_tensor* t, const char* path);
 
 NEF_API nef_status nef_graph_load(const char* path, nef_graph** out);
+/* Imports an ONNX model (docs/onnx.md) from a file or from its bytes. `dim_names`/`dim_values`
+ * (num_dims entries, may be NULL when 0) bind symbolic input dims; dims left unbound are bound
+ * by each nef_graph_run from its inputs' shapes. */
+NEF_API nef_status nef_graph_from_onnx(const char* path, const char* const* dim_names,
+                                       const int64_t* dim_values, int num_dims, nef_graph** out);
+NEF_API nef_status nef_graph_from_onnx_bytes(const void* data, size_t size,
+                                             const char* const* dim_names,
+                                             const int64_t* dim_values, int num_dims,
+                                             nef_graph** out);
 NEF_API void nef_graph_free(nef_graph* g);
 NEF_API nef_status nef_graph_num_inputs(nef_graph* g, int* n);
 NEF_API nef_status nef_graph_num_outputs(nef_graph* g, int* n);

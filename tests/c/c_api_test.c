@@ -88,6 +88,31 @@ int main(void) {
   CHECK(nef_graph_load("does-not-exist.nef", &g) != NEF_OK);
   remove(path);
 
+  /* ONNX import from bytes: Relu over x [n, 2] with a symbolic n (bytes written by onnx.helper). */
+  static const unsigned char relu_onnx[] = {
+      8,  8,  58, 61,  10, 12, 10, 1,  120, 18, 1,  121, 34, 4,  82, 101, 108, 117,
+      18, 1,  103, 90, 20, 10, 1,  120, 18, 15, 10, 13, 8,  1,  18, 9,  10,  3,
+      18, 1,  110, 10, 2,  8,  2,  98, 20, 10, 1,  121, 18, 15, 10, 13, 8,   1,
+      18, 9,  10, 3,  18, 1,  110, 10, 2,  8,  2,  66, 4,  10, 0,  16, 17};
+  nef_graph* og = NULL;
+  const char* dim_names[] = {"n"};
+  const int64_t dim_values[] = {2};
+  CHECK(nef_graph_from_onnx_bytes(relu_onnx, sizeof relu_onnx, dim_names, dim_values, 1, &og) ==
+        NEF_OK);
+  float ov[4] = {0}, od[4] = {-1, 2, -3, 4};
+  nef_tensor *ores = NULL, *oin = NULL;
+  CHECK(nef_tensor_from_data(od, NEF_FLOAT32, s22, 2, &oin) == NEF_OK);
+  CHECK(nef_graph_run(og, &oin, 1, &ores, 1) == NEF_OK);
+  CHECK(nef_tensor_copy_to(ores, ov, sizeof ov) == NEF_OK);
+  CHECK(ov[0] == 0 && ov[1] == 2 && ov[2] == 0 && ov[3] == 4);
+  nef_tensor_free(ores);
+  nef_tensor_free(oin);
+  nef_graph_free(og);
+  CHECK(nef_graph_from_onnx_bytes(relu_onnx, 20, NULL, NULL, 0, &og) == NEF_ERROR_FORMAT);
+  CHECK(nef_graph_from_onnx_bytes(relu_onnx, sizeof relu_onnx, dim_names, NULL, 1, &og) ==
+        NEF_ERROR_INVALID_ARGUMENT);
+  CHECK(nef_graph_from_onnx("does-not-exist.onnx", NULL, NULL, 0, &og) == NEF_ERROR_FORMAT);
+
   nef_tensor* all[] = {a, b, c, v, sm, x, y, res};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i) nef_tensor_free(all[i]);
   nef_graph_free(g);
