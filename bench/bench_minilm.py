@@ -10,8 +10,10 @@ Both engines get the same computation from the same float32 weights (nef.models.
 with static [batch, seq] dims like the .nef (inputs input_ids + attention_mask int64, output the
 L2-normalized mean-pooled embeddings [batch, 384] float32). NEF's graph uses its fused
 `attention` op; the ONNX graph spells attention out (MatMul/Div/Add mask/Softmax/MatMul) and ORT
-applies its own graph optimizations (ORT_ENABLE_ALL, the default). `--variants` adds
-`nef-spelled`: NEF on the spelled-out graph, op for op the ONNX one.
+applies its own graph optimizations (ORT_ENABLE_ALL, the default). `nef-onnx` is NEF on that
+very ONNX file, imported with nef.from_onnx (the graph ORT runs, through NEF's importer and
+passes). `--variants` adds `nef-spelled`: NEF on the spelled-out graph built with the Python
+API, op for op the ONNX one.
 
 Each engine runs in its own worker subprocess (so that its peak RSS, VmHWM, is its own and
 neither engine's thread pool spins while the other runs); the parent interleaves single runs
@@ -20,6 +22,10 @@ n); ORT intra_op_num_threads=n, inter_op_num_threads=1, ORT_SEQUENTIAL. Inputs: 
 tokenized and padded to seq. A run is what a user pays per call: NEF Graph.run(dict) -> numpy,
 ORT InferenceSession.run -> numpy. Output: a markdown section on stdout; --record inserts it in
 bench/RESULTS.md above the bench_ops runs (which that script prunes; these are kept).
+
+Then NEF's per-kernel profile (Graph.profile) of each NEF engine at 1 thread per shape, in a
+fresh worker after one warm-up run: the time per op kind (matmul, matmul_epilogue,
+fused_elementwise, attention, layernorm, softmax, gather, ...), medians over --repeats.
 """
 
 from __future__ import annotations
@@ -72,18 +78,21 @@ def _status_kb(field: str) -> int:
     return -1
 
 
-def worker(engine: str, model: str, inputs: str, threads: int, no_spin: bool) -> None:
+def worker(engine: str, model: str, inputs: str, threads: int, no_spin: bool,
+           dims: dict) -> None:
     """Serves the parent over stdin/stdout, one JSON line each way: "run" -> seconds of one
-    run; "done" -> memory figures, after writing the last output next to the inputs."""
+    run; "profile N" (NEF engines) -> Graph.profile over N runs; "done" -> memory figures,
+    after writing the last output next to the inputs."""
     import numpy as np
     feed = dict(np.load(inputs))
     out = {"rss_after_import_kb": 0}
+    g = None
     if engine.startswith("nef"):
         import nef
         nef.config(threads=threads)
         out["rss_after_import_kb"] = _status_kb("VmRSS")
         t0 = time.perf_counter()
-        g = nef.load(model)
+        g = nef.from_onnx(model, dims=dims) if engine == "nef-onnx" else nef.load(model)
         out["load_s"] = time.perf_counter() - t0
 
         def run():
@@ -115,6 +124,9 @@ def worker(engine: str, model: str, inputs: str, threads: int, no_spin: bool) ->
             y = run()
             dt = time.perf_counter() - t0
             print(json.dumps({"s": dt}), flush=True)
+        elif cmd.startswith("profile ") and g is not None:
+            p = g.profile(feed, repeat=int(cmd.split()[1]), warmup=0)  # warm: it ran above
+            print(json.dumps({"kernels": list(p), "run_s": p.run_seconds}), flush=True)
         elif cmd == "done":
             np.save(inputs.replace(".npz", f".{engine}.out.npy"), np.asarray(y))
             out["vmhwm_kb"] = _status_kb("VmHWM")
@@ -123,13 +135,15 @@ def worker(engine: str, model: str, inputs: str, threads: int, no_spin: bool) ->
 
 
 class Worker:
-    def __init__(self, engine, model, inputs, threads, no_spin) -> None:
+    def __init__(self, engine, model, inputs, threads, no_spin, dims=None) -> None:
         env = dict(os.environ)
         if no_spin and engine.startswith("nef"):
             env["OMP_WAIT_POLICY"] = "PASSIVE"
         cmd = [sys.executable, __file__, "--worker", engine, "--model", str(model),
                "--inputs", str(inputs), "--threads", str(threads)] + (["--no-spin"] if no_spin
                                                                       else [])
+        if dims:
+            cmd += ["--dims", json.dumps(dims)]
         self.engine = engine
         self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                   env=env)
@@ -215,13 +229,29 @@ def prepare(shapes, variants, tmp: Path) -> dict:
         np.savez(inputs, input_ids=ids, attention_mask=mask)
         entry = {"inputs": inputs, "models": {}}
         t0 = time.perf_counter()
+        onnx_file = None
         for v in variants:
-            if v == "ort":
-                entry["models"][v] = model.build_onnx(d / "minilm.onnx", batch=b, seq=s)
+            if v in ("ort", "nef-onnx"):
+                # One file for both: nef-onnx runs exactly the graph ORT runs.
+                if onnx_file is None:
+                    onnx_file = model.build_onnx(d / "minilm.onnx", batch=b, seq=s)
+                entry["models"][v] = onnx_file
             else:
-                path = model.build_nef(d / f"{v}.nef", b, s, fused_attention=(v == "nef"))
-                entry["models"][v] = path
-                g = nef.load(path)
+                entry["models"][v] = model.build_nef(d / f"{v}.nef", b, s,
+                                                     fused_attention=(v == "nef"))
+            if v.startswith("nef"):
+                path = entry["models"][v]
+                if v == "nef-onnx":
+                    g = nef.from_onnx(path)
+                    # The files here have fixed dims, so this is {}; a model with symbolic dims
+                    # gets them bound at import, like the .nef files.
+                    feed = {"input_ids": ids, "attention_mask": mask}
+                    entry["dims"] = {dim: int(feed[name].shape[i])
+                                     for name, (shape, _) in g.input_types.items()
+                                     for i, dim in enumerate(shape) if isinstance(dim, str)}
+                    g = nef.from_onnx(path, dims=entry["dims"])
+                else:
+                    g = nef.load(path)
                 plan = g.plan()
                 ops = {}
                 for k in plan["kernels"]:
@@ -237,8 +267,8 @@ def prepare(shapes, variants, tmp: Path) -> dict:
 
 def bench_one(entry, variants, threads, repeats, no_spin) -> dict:
     import numpy as np
-    workers = {v: Worker(v, entry["models"][v], entry["inputs"], threads, no_spin)
-               for v in variants}
+    workers = {v: Worker(v, entry["models"][v], entry["inputs"], threads, no_spin,
+                         entry.get("dims") if v == "nef-onnx" else None) for v in variants}
     samples = {v: [] for v in variants}
     load_start = loadavg()
     for rep in range(repeats):
@@ -258,7 +288,66 @@ def bench_one(entry, variants, threads, repeats, no_spin) -> dict:
             "load_end": loadavg()}
 
 
-def render(meta, files, results, variants) -> str:
+def profile_all(files, shapes, variants, repeats, no_spin) -> dict:
+    """{(engine, batch, seq): {"kernels": [...], "run_s": s}}: Graph.profile of each NEF engine
+    at 1 thread, in a fresh worker per engine and shape (loaded and run once before)."""
+    out = {}
+    for (b, s) in shapes:
+        e = files[(b, s)]
+        for v in variants:
+            if not v.startswith("nef"):
+                continue
+            log(f"profiling {v}, batch {b} x seq {s}, 1 thread ...")
+            w = Worker(v, e["models"][v], e["inputs"], 1, no_spin,
+                       e.get("dims") if v == "nef-onnx" else None)
+            out[(v, b, s)] = w.ask(f"profile {repeats}")
+            w.finish()
+    return out
+
+
+def fmt_ms(s: float) -> str:
+    ms = s * 1e3
+    return f"{ms:.3f} ms" if ms < 0.1 else f"{ms:.2f} ms" if ms < 100 else f"{ms:.0f} ms"
+
+
+def render_profiles(profiles, repeats) -> list:
+    """Markdown: one row per op kind, one column per (engine, shape)."""
+    from nef.graph import profile_summary
+    cols = list(profiles)
+    summ = {c: {r["op"]: r for r in profile_summary(profiles[c]["kernels"])} for c in cols}
+    ops = sorted({op for c in cols for op in summ[c]},
+                 key=lambda op: (-sum(summ[c][op]["percent"] for c in cols if op in summ[c]), op))
+    L = [f"NEF per-kernel profile (`Graph.profile`, 1 thread, median of {repeats} profiled runs "
+         "per kernel in a fresh worker after one warm-up run): time per op kind, its share of "
+         "the kernels' total and (kernels of that kind). A fused kernel counts under its own op "
+         "(`matmul_epilogue` = a matmul with its bias/activation/residual epilogue, "
+         "`fused_elementwise` = a fused elementwise chain); views (`reshape`, `transpose`, ...) "
+         "are kernels that only set strides.", ""]
+    L.append("| op kind | " + " | ".join(f"{v}, {b} x {s}" for v, b, s in cols) + " |")
+    L.append("|---|" + "---|" * len(cols))
+    for op in ops:
+        cells = []
+        for c in cols:
+            r = summ[c].get(op)
+            cells.append(f"{fmt_ms(r['seconds'])}, {r['percent']:.1f}% ({r['kernels']})" if r
+                         else "-")
+        L.append(f"| {op} | " + " | ".join(cells) + " |")
+    totals = []
+    for c in cols:
+        ks = profiles[c]["kernels"]
+        totals.append(f"{fmt_ms(sum(k['seconds'] for k in ks))}, 100% ({len(ks)})")
+    L.append("| **kernels total** | " + " | ".join(totals) + " |")
+    L.append("| whole execution | " + " | ".join(fmt_ms(profiles[c]["run_s"]) for c in cols)
+             + " |")
+    L.append("")
+    L.append("Whole execution = the executor's run (median): the kernels plus input checks, "
+             "output allocation and the step loop; `Graph.run`'s numpy conversions are outside "
+             "it.")
+    L.append("")
+    return L
+
+
+def render(meta, files, results, variants, profiles=None) -> str:
     L = [f"## {meta['date']} - MiniLM-L6 (all-MiniLM-L6-v2) NEF vs ONNX Runtime - "
          f"`{meta['command']}`", ""]
     L.append(f"- Command: `{meta['command']}`")
@@ -297,6 +386,12 @@ def render(meta, files, results, variants) -> str:
              "engine's worker process (Python + numpy + the engine + its model + inputs); "
              "ru_maxrss is not used: after fork+exec it still counts the parent's pages. NEF "
              "maps the .nef's constants, so only the embedding rows a run gathers are resident.")
+    if "nef-onnx" in variants:
+        L.append("")
+        L.append("nef-onnx reads the .onnx with nef.from_onnx: its peak RSS includes the "
+                 "import's transient copies of the weights (the file's bytes, the parsed "
+                 "ModelProto, NEF's constants); its RSS after the first run is the steady state. "
+                 "Its load time is the import (parse, convert, validate).")
     L.append("")
     L.append("Start-up and memory detail (per worker):")
     L.append("")
@@ -312,10 +407,9 @@ def render(meta, files, results, variants) -> str:
                      f"{a['max_1_minus_cos']:.1e}, "
                      f"{a['max_abs']:.1e} |")
     L.append("")
-    L.append("NEF per-kernel profile: not available. The executor keeps per-step wall times "
-             "(`runtime::set_profiling` / `last_profile` in src/runtime/executor.h) but neither "
-             "the Python API nor `nef run --timing` exposes them (`--timing` gives load, first "
-             "run and warm-run totals only). What the plan says instead (`Graph.plan()`):")
+    if profiles:
+        L += render_profiles(profiles, meta["repeats"])
+    L.append("NEF's plans (`Graph.plan()`): kernels by op, planned arena:")
     L.append("")
     for (b, s), e in files.items():
         for v, p in e.get("plans", {}).items():
@@ -343,18 +437,22 @@ def main() -> None:
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--inputs", help=argparse.SUPPRESS)
+    ap.add_argument("--dims", default="{}", help=argparse.SUPPRESS)
     ap.add_argument("--threads", default="1,2", help="thread counts, e.g. 1,2")
     ap.add_argument("--shapes", default="1x128,32x128", help="BATCHxSEQ list")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--variants", default="nef,ort",
-                    help="engines: nef (fused attention), ort, nef-spelled (the ONNX graph's ops)")
+    ap.add_argument("--variants", default="nef,nef-onnx,ort",
+                    help="engines: nef (fused attention), nef-onnx (the ORT model's ONNX file "
+                         "through nef.from_onnx), ort, nef-spelled (the ONNX graph's ops built "
+                         "with the Python API)")
     ap.add_argument("--no-spin", action="store_true",
                     help="OMP_WAIT_POLICY=PASSIVE for NEF, allow_spinning=0 for ORT (for loaded "
                          "machines)")
     ap.add_argument("--record", action="store_true", help="insert the section in RESULTS.md")
     args = ap.parse_args()
     if args.worker:
-        worker(args.worker, args.model, args.inputs, int(args.threads), args.no_spin)
+        worker(args.worker, args.model, args.inputs, int(args.threads), args.no_spin,
+               json.loads(args.dims))
         return
 
     import numpy as np
@@ -363,7 +461,7 @@ def main() -> None:
     threads = [int(t) for t in args.threads.split(",")]
     variants = [v.strip() for v in args.variants.split(",")]
     for v in variants:
-        if v not in ("nef", "nef-spelled", "ort"):
+        if v not in ("nef", "nef-onnx", "nef-spelled", "ort"):
             raise SystemExit(f"unknown variant {v!r}")
     command = ".venv/bin/python bench/bench_minilm.py" + "".join(
         " " + shlex.quote(a) for a in sys.argv[1:])
@@ -385,9 +483,10 @@ def main() -> None:
                 loads += [r["load_start"], r["load_end"]]
                 log("  " + ", ".join(f"{v} {fmt_t(statistics.median(r['samples'][v]))}"
                                      for v in variants))
+        profiles = profile_all(files, shapes, variants, args.repeats, args.no_spin)
     meta["uptime_end"] = uptime()
     meta["load_max"] = max(loads)
-    section = render(meta, files, results, variants)
+    section = render(meta, files, results, variants, profiles)
     section += f"\nTotal benchmark time: {time.perf_counter() - t_start:.0f} s.\n"
     print(section)
     if args.record:

@@ -142,6 +142,29 @@ nb::dict arrays_to_dict(const std::map<std::string, nef::Array>& m) {
   return d;
 }
 
+// {"seconds", "kernels": [{"step", "node", "op", "ops", "kernel", "device", "shape", "dtype",
+// "seconds"}]}: what Graph.profile aggregates.
+nb::dict profile_to_dict(const nef::RunProfile& p) {
+  nb::list kernels;
+  for (const nef::KernelProfile& k : p.kernels) {
+    nb::dict e;
+    e["step"] = k.step;
+    e["node"] = k.node;
+    e["op"] = k.op;
+    e["ops"] = k.ops;
+    e["kernel"] = k.kernel;
+    e["device"] = k.device;
+    e["shape"] = shape_tuple(k.shape);
+    e["dtype"] = std::string(nef::dtype_name(k.dtype));
+    e["seconds"] = k.seconds;
+    kernels.append(e);
+  }
+  nb::dict d;
+  d["seconds"] = p.seconds;
+  d["kernels"] = kernels;
+  return d;
+}
+
 }  // namespace
 
 NB_MODULE(_nef, m) {
@@ -243,6 +266,14 @@ NB_MODULE(_nef, m) {
         auto out = run_released([&] { return g.run(in); });
         in.clear();  // drops the numpy references while we hold the GIL
         return arrays_to_dict(out);
+      })
+      .def("run_profiled", [](const nef::LoadedGraph& g, const nb::dict& inputs) {
+        std::map<std::string, nef::Array> in;
+        for (auto [k, v] : inputs) in[nb::cast<std::string>(k)] = nefpy::array_from_numpy(v);
+        nef::RunProfile prof;
+        auto out = run_released([&] { return g.run_profiled(in, prof); });
+        in.clear();
+        return nb::make_tuple(arrays_to_dict(out), profile_to_dict(prof));
       })
       // Compiling may take a while on a cold cache, so these release the GIL like run().
       .def("describe_plan_json", [](const nef::LoadedGraph& g, int indent) {

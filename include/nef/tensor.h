@@ -157,6 +157,34 @@ void evaluate(const std::vector<Tensor>& tensors);
 void build(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& outputs,
            bool embed_plan = false);
 
+// ---- profiling -------------------------------------------------------------------------------
+// One kernel of a profiled graph execution (the kernels of LoadedGraph::describe_plan_json, in
+// the same order, views included).
+struct KernelProfile {
+  int step = 0;                   // index in the plan's steps
+  int node = 0;                   // node id in the optimized graph
+  std::string op;                 // the node's op, e.g. "matmul_epilogue"
+  std::vector<std::string> ops;   // the ops it covers (fused kernels: their program's ops)
+  std::string kernel;             // e.g. "cpu.matmul.float32"
+  std::string device;
+  Shape shape;                    // of its output
+  DType dtype = DType::Float32;
+  double seconds = 0;             // wall time of the kernel call
+};
+struct RunProfile {
+  std::vector<KernelProfile> kernels;  // in execution order
+  double seconds = 0;  // the whole execution: kernels plus input checks and output allocation
+};
+
+// Profiling times every kernel of each graph execution on the calling thread (LoadedGraph::run,
+// Tensor::execute, evaluate). Off by default; off, it costs one branch per kernel. The flag and
+// the last profile are per thread: threads profile independently and never see each other's
+// runs. last_profile(): the most recent execution on this thread that ran with profiling on
+// (empty before any); after an error, the kernels that ran.
+void set_profiling(bool on);
+bool profiling();
+RunProfile last_profile();
+
 struct LoadedGraphImpl;
 class LoadedGraph {
  public:
@@ -182,6 +210,11 @@ class LoadedGraph {
   // Runs with named inputs (ValidationError on a missing/extra name, ShapeError/TypeError on a
   // mismatch); returns outputs by name.
   std::map<std::string, Array> run(const std::map<std::string, Array>& inputs) const;
+  // run() with profiling on for this call only (on this thread; the flag is restored after):
+  // `profile` receives the graph's execution (not the shape subgraphs an imported model with
+  // unbound dims evaluates while specializing).
+  std::map<std::string, Array> run_profiled(const std::map<std::string, Array>& inputs,
+                                            RunProfile& profile) const;
   // The compiled plan (kernels in order, devices and placement reasons) as text.
   std::string describe_plan() const;
   // The compiled plan as a JSON object: "kernels" in execution order (op, kernel, device, shape,

@@ -19,7 +19,7 @@ from .dtypes import (DType, as_dtype, bfloat16, bool_, finfo, float16, float32, 
 from .errors import (NEFCompileError, NEFDeviceError, NEFError, NEFFormatError,
                      NEFGraphCycleError, NEFOutOfMemoryError, NEFShapeError, NEFTypeError,
                      NEFUnsupportedError, NEFValidationError)
-from .graph import Graph, build, evaluate, from_onnx, load
+from .graph import Graph, build, evaluate, from_onnx, load, profile_summary
 from .image import avg_pool, max_pool, pad, resize
 from .ops import (abs, absolute, add, amax, amin, argmax, argmin, astype, attention,
                   broadcast_to, cast, ceil, clip, concat, concatenate, cos, div, divide, equal,

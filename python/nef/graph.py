@@ -67,6 +67,47 @@ class Graph:
         """Runs with named inputs (dict and/or keywords). Lists and scalars are converted to the
         input's dtype; numpy arrays of another dtype of the same kind are cast (float64 ->
         float32), other mismatches raise NEFTypeError."""
+        return dict(self._g.run(self._feed(inputs, kwargs)))
+
+    __call__ = run
+
+    def profile(self, inputs=None, repeat=1, warmup=1, **kwargs) -> "Profile":
+        """Runs the graph ``warmup`` times unprofiled (the first run compiles and touches the
+        memory), then ``repeat`` times with every kernel timed. Returns a :class:`Profile`: a
+        list with one dict per kernel in execution order (the kernels of :meth:`plan`, views
+        included): ``step``, ``node``, ``op`` (the kernel's op: ``matmul_epilogue``,
+        ``fused_elementwise``, ``attention``, ...), ``ops`` (the ops it covers, as ``plan()``'s
+        ``nodes``), ``kernel``, ``device``, ``shape``, ``dtype``, ``seconds`` (median over the
+        repeats) and ``min_seconds``. ``Profile.summary()`` aggregates by op; ``run_seconds``
+        is the median of whole executions (kernels plus input checks and output allocation).
+        Inputs as for :meth:`run`."""
+        repeat, warmup = int(repeat), int(warmup)
+        if repeat < 1 or warmup < 0:
+            raise ValueError(f"profile: repeat {repeat} must be >= 1 and warmup {warmup} >= 0")
+        feed = self._feed(inputs, kwargs)
+        for _ in range(warmup):
+            self._g.run(feed)
+        runs = [self._g.run_profiled(feed)[1] for _ in range(repeat)]
+        first = runs[0]["kernels"]
+        for r in runs[1:]:
+            # One plan per input binding, so every run has the same kernels; a mismatch would
+            # mean the plan changed between runs and medians per position would be wrong.
+            if [(k["step"], k["kernel"]) for k in r["kernels"]] != \
+                    [(k["step"], k["kernel"]) for k in first]:
+                raise RuntimeError("profile: the plan changed between repeats")
+        out = Profile()
+        for i, k in enumerate(first):
+            times = [r["kernels"][i]["seconds"] for r in runs]
+            e = dict(k)
+            e["shape"] = tuple(e["shape"])
+            e["seconds"] = float(np.median(times))
+            e["min_seconds"] = float(min(times))
+            out.append(e)
+        out.repeat = repeat
+        out.run_seconds = float(np.median([r["seconds"] for r in runs]))
+        return out
+
+    def _feed(self, inputs, kwargs) -> dict:
         feed = dict(inputs or {})
         feed.update(kwargs)
         types = self.input_types
@@ -83,9 +124,7 @@ class Graph:
             else:
                 arr = np.asarray(value, dtype=want)
             arrays[str(name)] = arr
-        return dict(self._g.run(arrays))
-
-    __call__ = run
+        return arrays
 
     def plan(self) -> dict:
         """The compiled plan (compiling it if needed, through the plan cache) as a dict, the
@@ -110,6 +149,40 @@ class Graph:
 
     def __repr__(self) -> str:
         return f"nef.Graph(inputs={self.inputs}, outputs={self.outputs})"
+
+
+class Profile(list):
+    """Per-kernel timings from :meth:`Graph.profile` (a list of dicts, execution order), with
+    ``repeat``, ``run_seconds`` and :meth:`summary`."""
+
+    repeat = 0
+    run_seconds = 0.0
+
+    @property
+    def kernel_seconds(self) -> float:
+        """Sum of the kernels' median times."""
+        return float(sum(k["seconds"] for k in self))
+
+    def summary(self) -> list:
+        """Time per op kind: see :func:`profile_summary`."""
+        return profile_summary(self)
+
+
+def profile_summary(profile) -> list:
+    """Aggregates a profile (a list of kernel dicts with ``op`` and ``seconds``, such as
+    :meth:`Graph.profile` returns) by the kernels' op: a list of ``{"op", "kernels",
+    "seconds", "percent"}``, slowest first, where ``percent`` is the share of the summed
+    kernel time (the shares add up to 100; all 0 when no kernel took measurable time)."""
+    by_op = {}
+    for k in profile:
+        e = by_op.setdefault(k["op"], {"op": k["op"], "kernels": 0, "seconds": 0.0})
+        e["kernels"] += 1
+        e["seconds"] += float(k["seconds"])
+    total = sum(e["seconds"] for e in by_op.values())
+    rows = sorted(by_op.values(), key=lambda e: (-e["seconds"], e["op"]))
+    for e in rows:
+        e["percent"] = 100.0 * e["seconds"] / total if total > 0 else 0.0
+    return rows
 
 
 def load(path) -> Graph:

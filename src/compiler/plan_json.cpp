@@ -27,8 +27,10 @@ bool has_program(const ir::Node& n) {
   return n.is("fused_elementwise") || n.is("matmul_epilogue");
 }
 
-// Op names a kernel covers. A program that no longer parses (it was checked when the node was
-// built, so this is a bug) is reported as the node's own op rather than throwing.
+}  // namespace
+
+// A program that no longer parses (it was checked when the node was built, so this is a bug) is
+// reported as the node's own op rather than throwing.
 std::vector<std::string> covered_ops(const ir::Graph& g, const ir::Node& n) {
   if (!has_program(n)) return {n.op->name};
   std::vector<ir::TensorType> in = g.input_types(n);
@@ -47,6 +49,8 @@ std::vector<std::string> covered_ops(const ir::Graph& g, const ir::Node& n) {
     return {n.op->name};
   }
 }
+
+namespace {
 
 std::string device_name(const Plan& p, int device) {
   if (device < 0 || size_t(device) >= p.backends.size()) return "none";

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "compiler/plan.h"
 
@@ -18,6 +19,9 @@ namespace nef::compiler {
 // fused_elementwise program, "matmul" then the epilogue program's instructions for
 // matmul_epilogue, else the node's own op. Node ids are those of the optimized graph.
 std::string describe_json(const Plan& plan, int indent = -1);
+
+// The ops one kernel covers (the "nodes" list above); also what runtime profiles report.
+std::vector<std::string> covered_ops(const ir::Graph& g, const ir::Node& n);
 
 // Text of the same content: kernels in execution order, what each covers, then describe_memory.
 std::string describe_kernels_text(const Plan& plan);

@@ -2,14 +2,62 @@
 
 #include <chrono>
 #include <mutex>
+#include <optional>
+#include <utility>
 
+#include "compiler/plan_json.h"
 #include "nef/error.h"
 #include "runtime/stats.h"
 
 namespace nef::runtime {
 namespace {
-thread_local bool profiling = false;
-thread_local std::vector<StepTiming> profile;
+using Clock = std::chrono::steady_clock;
+
+thread_local bool profiling_on = false;
+thread_local RunProfile profile;
+
+// Collects (step, seconds) during a run and fills the thread's profile when the run ends, by
+// return or by an exception, so describing the kernels is not part of any timed call.
+class ProfileScope {
+ public:
+  explicit ProfileScope(const compiler::Plan& plan) : plan_(plan) {
+    times_.reserve(plan.steps.size());
+  }
+  ProfileScope(const ProfileScope&) = delete;
+  ProfileScope& operator=(const ProfileScope&) = delete;
+  void add(int step, double seconds) { times_.emplace_back(step, seconds); }
+  ~ProfileScope() {
+    double total = std::chrono::duration<double>(Clock::now() - start_).count();
+    try {
+      RunProfile p;
+      p.seconds = total;
+      p.kernels.reserve(times_.size());
+      for (const auto& [step, seconds] : times_) {
+        const compiler::Step& st = plan_.steps[step];
+        const ir::Node& n = plan_.graph.nodes[st.node];
+        KernelProfile k;
+        k.step = step;
+        k.node = st.node;
+        k.op = n.op->name;
+        k.ops = compiler::covered_ops(plan_.graph, n);
+        k.kernel = st.kernel->name();
+        k.device = plan_.backends[n.device]->name();
+        k.shape = n.type.shape;
+        k.dtype = n.type.dtype;
+        k.seconds = seconds;
+        p.kernels.push_back(std::move(k));
+      }
+      profile = std::move(p);
+    } catch (...) {
+      profile = RunProfile{};  // out of memory while describing: no profile rather than a crash
+    }
+  }
+
+ private:
+  const compiler::Plan& plan_;
+  std::vector<std::pair<int, double>> times_;
+  Clock::time_point start_ = Clock::now();
+};
 
 // The arenas for one run: the plan's idle set when free, else a fresh one (another thread is
 // running the same plan). Counted in bytes_allocated only when freshly allocated.
@@ -48,21 +96,24 @@ Array arena_value(const Array& arena, int64_t byte_offset, const ir::TensorType&
 
 }  // namespace
 
-void set_profiling(bool on) { profiling = on; }
-const std::vector<StepTiming>& last_profile() { return profile; }
+void set_profiling(bool on) { profiling_on = on; }
+bool profiling() { return profiling_on; }
+const RunProfile& last_profile() { return profile; }
 
 std::vector<Array> execute(const compiler::Plan& plan, const std::vector<Array>& bindings) {
   const ir::Graph& g = plan.graph;
   if (static_cast<int>(bindings.size()) != g.num_bindings())
     throw ValidationError(str("[run] graph has ", g.num_bindings(), " inputs, got ",
                               bindings.size(), " values"));
+  std::optional<ProfileScope> prof;
+  if (profiling_on) prof.emplace(plan);
   const compiler::MemoryPlan& mem = plan.memory;
   std::vector<Array> arenas;
   if (mem.enabled) arenas = take_arenas(plan);
   std::vector<Array> values(g.nodes.size());
-  if (profiling) profile.clear();
   int64_t executed = 0;
-  for (const compiler::Step& step : plan.steps) {
+  for (size_t step_index = 0; step_index < plan.steps.size(); ++step_index) {
+    const compiler::Step& step = plan.steps[step_index];
     const ir::Node& n = g.nodes[step.node];
     Array& out = values[step.node];
     if (n.is("input")) {
@@ -92,12 +143,12 @@ std::vector<Array> execute(const compiler::Plan& plan, const std::vector<Array>&
       out = be.allocate(n.type.shape, n.type.dtype);
       stats().bytes_allocated += static_cast<int64_t>(out.nbytes());
     }
-    auto t0 = profiling ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
-    step.kernel->run(backend::KernelArgs{inputs, out, n.attrs, n});
-    if (profiling) {
-      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                      .count();
-      profile.push_back({step.node, ms});
+    if (prof) {
+      Clock::time_point t0 = Clock::now();
+      step.kernel->run(backend::KernelArgs{inputs, out, n.attrs, n});
+      prof->add(int(step_index), std::chrono::duration<double>(Clock::now() - t0).count());
+    } else {
+      step.kernel->run(backend::KernelArgs{inputs, out, n.attrs, n});
     }
     NEF_CHECK(out.shape == n.type.shape && out.dtype == n.type.dtype, "[", n.op->name,
               "] kernel produced ", shape_str(out.shape), " ", dtype_name(out.dtype));

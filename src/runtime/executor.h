@@ -8,18 +8,18 @@
 
 #include "compiler/plan.h"
 #include "nef/array.h"
+#include "nef/tensor.h"
 
 namespace nef::runtime {
 
 // `bindings` must match the graph's input types (checked: ShapeError/TypeError naming the input).
 std::vector<Array> execute(const compiler::Plan& plan, const std::vector<Array>& bindings);
 
-// Per-step wall times of the last execute() on this thread (for --timing); empty if disabled.
-struct StepTiming {
-  int node;
-  double ms;
-};
+// Per-kernel wall times of execute() on this thread (nef::set_profiling, `nef run --profile`).
+// Off, a run reads the flag once and pays one branch per kernel; on, it times each kernel call
+// and describes the kernels when the run ends, outside the timed calls.
 void set_profiling(bool on);
-const std::vector<StepTiming>& last_profile();
+bool profiling();
+const RunProfile& last_profile();
 
 }  // namespace nef::runtime

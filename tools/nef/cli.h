@@ -28,6 +28,7 @@ struct RunOptions {
   std::string device = "auto";
   bool plan = false;
   bool timing = false;
+  bool profile = false;  // per-kernel times of the warm runs (of the only run with repeat 1)
   int repeat = 1;
 };
 int cmd_run(const RunOptions& opts);

@@ -1,4 +1,5 @@
-// `nef run FILE --input NAME=FILE.npy ... [--output DIR] [--device D] [--plan] [--timing]`.
+// `nef run FILE --input NAME=FILE.npy ... [--output DIR] [--device D] [--plan] [--timing]
+// [--profile] [--repeat N]`.
 // Order of checks: command-line syntax (exit 2) before touching any file, then the device,
 // the graph, input names, input files, input types; only then does anything run.
 #include <algorithm>
@@ -6,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <set>
 
 #include "cli.h"
@@ -30,6 +32,97 @@ std::string ms_str(double ms) {
 std::string join(const std::vector<std::string>& v) {
   std::string s;
   for (const std::string& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+std::string fixed(double v, int decimals) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+// Rows of cells as aligned columns (`right`: right-aligned), each line indented by two spaces.
+std::string table(const std::vector<std::vector<std::string>>& rows,
+                  const std::vector<bool>& right) {
+  std::vector<size_t> width(rows.front().size(), 0);
+  for (const auto& r : rows)
+    for (size_t c = 0; c < r.size(); ++c) width[c] = std::max(width[c], r[c].size());
+  std::string s;
+  for (const auto& r : rows) {
+    std::string line = " ";
+    for (size_t c = 0; c < r.size(); ++c) {
+      std::string pad(width[c] - r[c].size(), ' ');
+      line += " " + (right[c] ? pad + r[c] : c + 1 == r.size() ? r[c] : r[c] + pad);
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    s += line + "\n";
+  }
+  return s;
+}
+
+// The per-kernel table (median over the profiled runs) and the time per op kind.
+std::string profile_report(const std::vector<RunProfile>& runs, bool warm) {
+  const std::vector<KernelProfile>& kernels = runs.front().kernels;
+  std::vector<double> ms(kernels.size());
+  std::vector<double> totals;
+  for (size_t i = 0; i < kernels.size(); ++i) {
+    std::vector<double> t;
+    for (const RunProfile& r : runs) {
+      // Every run of one loaded graph executes the same plan, so the same kernels.
+      NEF_CHECK(r.kernels.size() == kernels.size() && r.kernels[i].step == kernels[i].step,
+                "profiled runs executed different plans");
+      t.push_back(r.kernels[i].seconds * 1e3);
+    }
+    ms[i] = median(t);
+  }
+  for (const RunProfile& r : runs) totals.push_back(r.seconds * 1e3);
+  double sum = 0;
+  for (double m : ms) sum += m;
+  auto pct = [&](double m) { return fixed(sum > 0 ? 100 * m / sum : 0, 1); };
+
+  // The first run also pays first-touch costs of fresh memory, so warm runs are preferred.
+  std::string which = !warm ? std::string("1 run, the first; --repeat N profiles N-1 warm runs")
+                      : runs.size() == 1 ? std::string("1 warm run")
+                                         : str("median of ", runs.size(), " warm runs");
+  std::string s = str("profile: ", kernels.size(), " kernels, ", fixed(sum, 3), " ms of ",
+                      fixed(median(totals), 3), " ms per execution (", which, ")\n");
+  std::vector<std::vector<std::string>> rows{
+      {"step", "node", "op", "shape", "dtype", "kernel", "ms", "%", "covers"}};
+  for (size_t i = 0; i < kernels.size(); ++i) {
+    const KernelProfile& k = kernels[i];
+    // Only fused kernels cover more than their own op.
+    bool fused = k.ops.size() != 1 || k.ops.front() != k.op;
+    std::string covers;
+    for (const std::string& o : k.ops) covers += (covers.empty() ? "" : " ") + o;
+    rows.push_back({std::to_string(k.step), std::to_string(k.node), k.op, shape_str(k.shape),
+                    dtype_name(k.dtype), k.kernel, fixed(ms[i], 4), pct(ms[i]),
+                    fused ? covers : std::string()});
+  }
+  s += table(rows, {true, true, false, false, false, false, true, true, false});
+
+  std::vector<std::string> order;
+  std::map<std::string, std::pair<int, double>> by_op;  // op -> (kernels, ms)
+  for (size_t i = 0; i < kernels.size(); ++i) {
+    auto [it, fresh] = by_op.try_emplace(kernels[i].op, 0, 0.0);
+    if (fresh) order.push_back(kernels[i].op);
+    it->second.first++;
+    it->second.second += ms[i];
+  }
+  std::stable_sort(order.begin(), order.end(), [&](const std::string& a, const std::string& b) {
+    return by_op[a].second > by_op[b].second;
+  });
+  s += "by op:\n";
+  std::vector<std::vector<std::string>> op_rows{{"op", "kernels", "ms", "%"}};
+  for (const std::string& op : order)
+    op_rows.push_back({op, std::to_string(by_op[op].first), fixed(by_op[op].second, 4),
+                       pct(by_op[op].second)});
+  op_rows.push_back({"total", std::to_string(kernels.size()), fixed(sum, 4), pct(sum)});
+  s += table(op_rows, {false, true, true, true});
   return s;
 }
 
@@ -98,13 +191,20 @@ int cmd_run(const RunOptions& opts) {
 
   if (opts.plan) std::cout << describe_plan(opts.file, graph) << std::flush;
 
+  // --profile times the warm runs; with no warm run, the only one.
+  std::vector<RunProfile> profiles;
+  auto run_once = [&](bool profiled) {
+    if (!profiled) return graph.run(inputs);
+    profiles.emplace_back();
+    return graph.run_profiled(inputs, profiles.back());
+  };
   t0 = Clock::now();
-  std::map<std::string, Array> outputs = graph.run(inputs);
+  std::map<std::string, Array> outputs = run_once(opts.profile && opts.repeat == 1);
   double first_ms = ms_since(t0);
   std::vector<double> warm;
   for (int r = 1; r < opts.repeat; ++r) {
     t0 = Clock::now();
-    outputs = graph.run(inputs);
+    outputs = run_once(opts.profile);
     warm.push_back(ms_since(t0));
   }
 
@@ -130,14 +230,13 @@ int cmd_run(const RunOptions& opts) {
     std::cout << "  read inputs                 " << ms_str(read_ms) << "\n";
     std::cout << "  first run (compile + run)   " << ms_str(first_ms) << "\n";
     if (!warm.empty()) {
-      std::vector<double> s = warm;
-      std::sort(s.begin(), s.end());
-      double median = s.size() % 2 ? s[s.size() / 2] : (s[s.size() / 2 - 1] + s[s.size() / 2]) / 2;
-      std::cout << "  warm run median (" << s.size() << " runs)  " << ms_str(median) << "  (min "
-                << ms_str(s.front()) << ", max " << ms_str(s.back()) << ")\n";
+      auto [lo, hi] = std::minmax_element(warm.begin(), warm.end());
+      std::cout << "  warm run median (" << warm.size() << " runs)  " << ms_str(median(warm))
+                << "  (min " << ms_str(*lo) << ", max " << ms_str(*hi) << ")\n";
     }
     std::cout << "  write outputs               " << ms_str(write_ms) << "\n";
   }
+  if (opts.profile) std::cout << profile_report(profiles, opts.repeat > 1);
   std::cout << std::flush;
   return 0;
 }

@@ -51,6 +51,8 @@ int run_main(int argc, char** argv) {
       ->capture_default_str();
   run_cmd->add_flag("--plan", run.plan, "Print the execution plan (ops, shapes, devices)");
   run_cmd->add_flag("--timing", run.timing, "Print load, first-run and warm-run times");
+  run_cmd->add_flag("--profile", run.profile,
+                    "Print each kernel's median time (warm runs) and the time per op");
   run_cmd->add_option("--repeat", run.repeat, "Runs in total; runs after the first are warm")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
