@@ -4,13 +4,19 @@
 // when a converter asks for it, and weights become constants the optimizer may fold.
 #include "onnx/importer.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "api/lazy.h"
-#include "format/mmap_file.h"
 #include "onnx/converter.h"
 #include "onnx/onnx-ml.pb.h"
 #include "onnx/tensor_proto.h"
@@ -24,7 +30,9 @@ bool is_onnx_domain(const std::string& d) { return d.empty() || d == "ai.onnx"; 
 }  // namespace
 
 struct ModelImpl {
-  ::onnx::ModelProto proto;
+  // Shared: initializers' raw_data is borrowed (not copied) by the weight arrays.
+  std::shared_ptr<::onnx::ModelProto> proto_owner = std::make_shared<::onnx::ModelProto>();
+  ::onnx::ModelProto& proto = *proto_owner;
   std::string base_dir;
   int opset = 0;
   std::vector<InputDecl> inputs;
@@ -392,14 +400,22 @@ InputDecl input_decl(const ::onnx::ValueInfoProto& v) {
 }  // namespace
 
 std::shared_ptr<Model> Model::parse(const void* data, size_t size, const std::string& base_dir) {
+  return parse_with(base_dir, [&](::onnx::ModelProto& proto) {
+    if (size > size_t(INT32_MAX))
+      throw FormatError("[onnx] model is larger than 2 GiB (protobuf's limit): store the "
+                        "weights as external data");
+    return proto.ParseFromArray(data, int(size));
+  }, size);
+}
+
+std::shared_ptr<Model> Model::parse_with(const std::string& base_dir,
+                                         const std::function<bool(::onnx::ModelProto&)>& decode,
+                                         size_t size) {
   std::shared_ptr<Model> m(new Model());
   m->impl_ = std::make_unique<ModelImpl>();
   ModelImpl& mi = *m->impl_;
   mi.base_dir = base_dir;
-  if (size > size_t(INT32_MAX))
-    throw FormatError("[onnx] model is larger than 2 GiB (protobuf's limit): store the weights "
-                      "as external data");
-  if (!mi.proto.ParseFromArray(data, int(size)))
+  if (!decode(mi.proto))
     throw FormatError(str("[onnx] not a valid ONNX model (", size, " bytes): protobuf parse failed"));
   if (!mi.proto.has_graph()) throw FormatError("[onnx] the model has no graph");
   for (const auto& op : mi.proto.opset_import())
@@ -423,8 +439,9 @@ std::shared_ptr<Model> Model::parse(const void* data, size_t size, const std::st
     if (init.name().empty()) throw FormatError("[onnx] an initializer has no name");
     if (!defined.insert(init.name()).second)
       throw FormatError(str("[onnx] initializer '", init.name(), "' is defined twice"));
-    mi.weights.emplace_back(init.name(), array_from_tensor_proto(init, base_dir,
-                                                                  str("initializer '", init.name(), "'")));
+    mi.weights.emplace_back(init.name(),
+                            array_from_tensor_proto(init, base_dir, str("initializer '", init.name(), "'"),
+                                                    mi.proto_owner));
   }
   for (const auto& in : g.input()) {
     if (defined.count(in.name())) continue;  // IR < 4 lists initializers as inputs too
@@ -454,15 +471,30 @@ std::shared_ptr<Model> Model::parse(const void* data, size_t size, const std::st
 }
 
 std::shared_ptr<Model> Model::parse_file(const std::string& path) {
-  std::shared_ptr<format::MappedFile> f;
-  try {
-    f = format::MappedFile::open(path);
-  } catch (const Error& e) {
-    throw FormatError(str("[onnx] ", e.what()));
+  // Parsed from the file descriptor: the file's bytes are not held twice (a mapping plus the
+  // parsed message), and weights borrow the message's buffers.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw FormatError(str("[onnx] cannot open '", path, "': ", std::strerror(errno)));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw FormatError(str("[onnx] '", path, "' is not a regular file"));
   }
   std::filesystem::path p(path);
   std::string dir = p.has_parent_path() ? p.parent_path().string() : std::string(".");
-  return parse(f->data(), f->size(), dir);
+  try {
+    auto m = parse_with(dir, [&](::onnx::ModelProto& proto) {
+      if (st.st_size > off_t(INT32_MAX))
+        throw FormatError("[onnx] model is larger than 2 GiB (protobuf's limit): store the "
+                          "weights as external data");
+      return proto.ParseFromFileDescriptor(fd);
+    }, size_t(st.st_size));
+    ::close(fd);
+    return m;
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
 }
 
 const std::vector<InputDecl>& Model::inputs() const { return impl_->inputs; }

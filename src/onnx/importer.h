@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -18,6 +19,10 @@
 #include "ir/graph.h"
 #include "nef/array.h"
 #include "nef/dtype.h"
+
+namespace onnx {
+class ModelProto;
+}
 
 namespace nef::onnx_import {
 
@@ -67,6 +72,9 @@ class Model {
 
  private:
   Model() = default;
+  static std::shared_ptr<Model> parse_with(const std::string& base_dir,
+                                           const std::function<bool(::onnx::ModelProto&)>& decode,
+                                           size_t size);
   std::unique_ptr<ModelImpl> impl_;
 };
 

@@ -83,7 +83,7 @@ void check_count(const Field& f, int64_t n, const std::string& what, const char*
 }  // namespace
 
 Array array_from_tensor_proto(const ::onnx::TensorProto& t, const std::string& base_dir,
-                              const std::string& what) {
+                              const std::string& what, std::shared_ptr<const void> owner) {
   const int code = t.data_type();
   std::optional<DType> odt = dtype_from_onnx(code);
   if (!odt)
@@ -102,6 +102,16 @@ Array array_from_tensor_proto(const ::onnx::TensorProto& t, const std::string& b
     if (t.raw_data().size() != nbytes)
       throw FormatError(str("[onnx] ", what, ": raw_data has ", t.raw_data().size(), " bytes, ",
                             shape_str(shape), " ", dtype_name(dt), " needs ", nbytes));
+    if (owner && dt != DType::Bool && nbytes > 0) {
+      // Borrowed: the message outlives the array (kernels never write constants).
+      Array a;
+      a.storage = Storage::borrow(const_cast<char*>(t.raw_data().data()), nbytes,
+                                  std::const_pointer_cast<void>(owner));
+      a.shape = shape;
+      a.strides = contiguous_strides(shape);
+      a.dtype = dt;
+      return a;
+    }
     Array a = Array::empty(shape, dt);
     if (nbytes) std::memcpy(a.data(), t.raw_data().data(), nbytes);
     if (dt == DType::Bool)  // a bool byte other than 0/1 would break kernels' assumptions
