@@ -12,59 +12,27 @@
 // of s is a power of two, where W/s is exact (barring subnormals), so results match closely.
 // A following add of a shifted bias is left alone: fuse_matmul_epilogue picks it up.
 //
-// Rewrite in place, keeping the topological order: the matmul node (single user, not an
-// output) becomes the constant W', and the mul/div node becomes matmul(x, W'); x precedes both.
+// Indirect form (inference batch norm written as (x@W - mean) * scale): with per-column constants
+//   mul(sub(matmul(x, W), m), s)  ->  add(matmul(x, W * s), -(m * s))
+//   mul(add(matmul(x, W), c), s)  ->  add(matmul(x, W * s), c * s)
+// (the mul and the add in either operand order)
+// when the matmul and the sub/add have no other user; fuse_matmul_epilogue then takes the add.
+// Same rounding note as the mul form; m*s and c*s are also computed in double, rounded once.
+//
+// The graph is rebuilt in order (fold_util.h): the new constants are placed right before the
+// matmul that replaces the mul/div; the old matmul, W and the scales die and dce removes them.
 #include <cmath>
-#include <cstring>
+#include <optional>
+#include <string>
 #include <vector>
 
-#include "common/float16.h"
 #include "nef/error.h"
+#include "passes/fold_util.h"
 #include "passes/pass.h"
 #include "runtime/stats.h"
 
 namespace nef::passes {
 namespace {
-
-// Element i of a contiguous float array as a double.
-double load(const Array& a, int64_t i) {
-  switch (a.dtype) {
-    case DType::Float16: return to_float(a.data_as<float16_t>()[i]);
-    case DType::BFloat16: return to_float(a.data_as<bfloat16_t>()[i]);
-    case DType::Float32: return a.data_as<float>()[i];
-    case DType::Float64: return a.data_as<double>()[i];
-    default: return 0;
-  }
-}
-
-// Rounds d once to a 16-bit float: the float round trip can double-round, so the nearest of the
-// three neighbouring encodings is picked by exact distance (ties to the even encoding).
-template <class H, class ToH>
-H round16(double d, ToH to_h) {
-  H h = to_h(static_cast<float>(d));
-  if (!std::isfinite(d)) return h;
-  H best = h;
-  double best_err = std::abs(double(to_float(h)) - d);
-  for (int delta : {-1, 1}) {
-    H c{uint16_t(h.bits + delta)};
-    double v = to_float(c);
-    if (!std::isfinite(v) || (std::signbit(v) != std::signbit(double(to_float(h))) && v != 0))
-      continue;
-    double err = std::abs(v - d);
-    if (err < best_err || (err == best_err && (c.bits & 1) == 0)) best = c, best_err = err;
-  }
-  return best;
-}
-
-void store(Array& a, int64_t i, double d) {
-  switch (a.dtype) {
-    case DType::Float16: a.data_as<float16_t>()[i] = round16<float16_t>(d, to_float16); break;
-    case DType::BFloat16: a.data_as<bfloat16_t>()[i] = round16<bfloat16_t>(d, to_bfloat16); break;
-    case DType::Float32: a.data_as<float>()[i] = static_cast<float>(d); break;
-    case DType::Float64: a.data_as<double>()[i] = d; break;
-    default: break;
-  }
-}
 
 bool is_pow2(double v) {
   if (!std::isfinite(v) || v == 0) return false;
@@ -82,84 +50,121 @@ bool column_scale(const ir::Node& s, DType t, int64_t n) {
   return sh.empty() || sh.back() == 1 || sh.back() == n;
 }
 
-}  // namespace
+// A plain matmul x@W that a rule may consume (single user, not an output) with a rank-2 float
+// constant W of its dtype, small enough to copy.
+struct Weight {
+  int x;
+  Array w;  // contiguous (K, N)
+  int64_t rows, cols;
+  DType t;
+  std::string device_hint;
+};
 
-void fold_matmul_scale(ir::Graph& g) {
-  const int n = static_cast<int>(g.nodes.size());
-  // Uses by live nodes and outputs (earlier passes leave dead nodes for the final dce).
-  std::vector<int> uses(n, 0);
-  std::vector<bool> live = ir::live_nodes(g), is_output(n, false);
-  for (int o : g.outputs) is_output[o] = true;
-  for (int i = 0; i < n; ++i)
-    if (live[i])
-      for (int in : g.nodes[i].inputs) uses[in]++;
-  for (int o : g.outputs) uses[o]++;
+std::optional<Weight> foldable_matmul(const fold::Rebuild& b, int m) {
+  const ir::Node& mm = b.at(m);
+  if (!mm.is("matmul") || mm.inputs.size() != 2 || !b.single_use(m)) return std::nullopt;
+  if (!mm.attrs.values().empty()) return std::nullopt;  // plain numpy matmul only
+  const ir::Node& w = b.at(mm.inputs[1]);
+  const DType t = mm.type.dtype;
+  if (!w.is("constant") || !w.constant || w.type.shape.size() != 2 || w.type.dtype != t ||
+      !is_floating(t))
+    return std::nullopt;
+  const int64_t rows = w.type.shape[0], cols = w.type.shape[1];
+  if (size_t(rows * cols) * dtype_size(t) > kMaxFoldedBytes) return std::nullopt;
+  return Weight{mm.inputs[0], w.constant->contiguous(), rows, cols, t, mm.device_hint};
+}
 
-  for (int i = 0; i < n; ++i) {
-    ir::Node& root = g.nodes[i];
-    if (!live[i] || root.inputs.size() != 2) continue;
-    const bool is_mul = root.is("mul"), is_div = root.is("div");
-    if (!is_mul && !is_div) continue;
-    for (int k = 0; k < (is_mul ? 2 : 1); ++k) {
-      const int m = root.inputs[k], si = root.inputs[1 - k];
-      const ir::Node& mm = g.nodes[m];
-      if (!mm.is("matmul") || mm.inputs.size() != 2 || uses[m] != 1 || is_output[m]) continue;
-      if (!mm.attrs.values().empty()) continue;  // plain numpy matmul only
-      const int wi = mm.inputs[1], x = mm.inputs[0];
-      const ir::Node& w = g.nodes[wi];
-      const DType t = mm.type.dtype;
-      if (!w.is("constant") || !w.constant || w.type.shape.size() != 2 || w.type.dtype != t ||
-          !is_floating(t))
-        continue;
-      const ir::Node& s = g.nodes[si];
-      const int64_t rows = w.type.shape[0], cols = w.type.shape[1];
-      if (!column_scale(s, t, cols)) continue;
-      if (size_t(rows * cols) * dtype_size(t) > kMaxFoldedBytes) continue;
-      const Array wa = w.constant->contiguous(), sa = s.constant->contiguous();
-      const int64_t sn = sa.numel();
-      // Finite scales only ((x@W)*inf and x@(W*inf) disagree on NaNs); exact ones for div.
-      bool ok = true;
-      for (int64_t j = 0; j < sn && ok; ++j)
-        ok = is_div ? is_pow2(load(sa, j)) : std::isfinite(load(sa, j));
-      if (!ok) continue;
-      // The result must have exactly the mul's type, so users and outputs stay valid.
-      ir::Node fused;
-      fused.op = &ir::get_op("matmul");
-      fused.inputs = {x, m};
-      fused.name = root.name;
-      fused.device_hint = root.device_hint;
+// Element j of a column scale of n columns (scalar-like scales broadcast).
+double column(const Array& s, int64_t j) { return fold::load(s, s.numel() == 1 ? 0 : j); }
+
+// W' = W * s (or W / s), computed in double and rounded once to W's dtype.
+Array scale_columns(const Weight& w, const Array& s, bool divide) {
+  Array folded = Array::empty({w.rows, w.cols}, w.t);
+  for (int64_t r = 0; r < w.rows; ++r)
+    for (int64_t c = 0; c < w.cols; ++c) {
+      const double sv = column(s, c), wv = fold::load(w.w, r * w.cols + c);
+      fold::store(folded, r * w.cols + c, divide ? wv / sv : wv * sv);
+    }
+  return folded;
+}
+
+// Appends W' and matmul(x, W'); returns the matmul or -1.
+int emit_matmul(fold::Rebuild& b, const Weight& w, Array folded, const ir::Node& like) {
+  const int wc = b.constant(std::move(folded), w.device_hint);
+  return b.emit("matmul", {w.x, wc}, {}, like);
+}
+
+// mul(matmul(x, W), s), mul(s, matmul(x, W)), div(matmul(x, W), s) -> matmul(x, W').
+int fold_direct(fold::Rebuild& b, const ir::Node& root) {
+  const bool is_div = root.is("div");
+  for (int k = 0; k < (is_div ? 1 : 2); ++k) {
+    std::optional<Weight> w = foldable_matmul(b, root.inputs[k]);
+    if (!w) continue;
+    const ir::Node& s = b.at(root.inputs[1 - k]);
+    if (!column_scale(s, w->t, w->cols)) continue;
+    const Array sa = s.constant->contiguous();
+    // Finite scales only ((x@W)*inf and x@(W*inf) disagree on NaNs); exact ones for div.
+    bool ok = fold::all_finite(sa);
+    for (int64_t j = 0; j < sa.numel() && ok && is_div; ++j) ok = is_pow2(fold::load(sa, j));
+    if (!ok) continue;
+    const size_t before = b.nodes.size();
+    int r = b.accept(before, emit_matmul(b, *w, scale_columns(*w, sa, is_div), root), root);
+    if (r >= 0) return r;
+  }
+  return -1;
+}
+
+// mul(sub(matmul(x, W), m), s) -> add(matmul(x, W*s), -(m*s)); mul(add(matmul(x, W), c), s) ->
+// add(matmul(x, W*s), c*s); the mul and the add in either operand order.
+int fold_indirect(fold::Rebuild& b, const ir::Node& root) {
+  for (int k = 0; k < 2; ++k) {
+    const int inner = root.inputs[k];
+    const bool is_sub = b.at(inner).is("sub");
+    // A copy: emitting nodes may move b.nodes.
+    const std::vector<int> ops = b.at(inner).inputs;
+    if ((!is_sub && !b.at(inner).is("add")) || ops.size() != 2 || !b.single_use(inner)) continue;
+    for (int j = 0; j < (is_sub ? 1 : 2); ++j) {
+      std::optional<Weight> w = foldable_matmul(b, ops[j]);
+      if (!w) continue;
+      const ir::Node& shift = b.at(ops[1 - j]);
+      const ir::Node& s = b.at(root.inputs[1 - k]);
+      if (!column_scale(shift, w->t, w->cols) || !column_scale(s, w->t, w->cols)) continue;
+      const Array sa = s.constant->contiguous(), ca = shift.constant->contiguous();
+      if (!fold::all_finite(sa) || !fold::all_finite(ca)) continue;
+      // The new shift keeps the broadcast shape of both constants, so the add's result has the
+      // mul's shape ((1, N) shifts of a vector product stay rank 2). shift and s are not read
+      // once nodes are emitted (references into b.nodes).
+      Shape cs;
       try {
-        fused.type = ir::check_and_infer(*fused.op, {g.nodes[x].type, w.type}, fused.attrs);
+        cs = broadcast_shapes(shift.type.shape, s.type.shape, "mul");
       } catch (const Error&) {
         continue;
       }
-      if (!(fused.type == root.type) || fused.type.weak != root.type.weak) continue;
-
-      Array folded = Array::empty(w.type.shape, t);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c) {
-          const double sv = load(sa, sn == 1 ? 0 : c);
-          const double wv = load(wa, r * cols + c);
-          store(folded, r * cols + c, is_div ? wv / sv : wv * sv);
-        }
-      ir::Node cn;
-      cn.op = &ir::get_op("constant");
-      cn.attrs.set("shape", std::vector<int64_t>(w.type.shape.begin(), w.type.shape.end()));
-      cn.attrs.set("dtype", std::string(dtype_name(t)));
-      cn.type = w.type;
-      cn.type.weak = false;
-      cn.device_hint = mm.device_hint;
-      cn.constant = std::move(folded);
-      // W and s lose a user; they may die (dce removes them).
-      uses[wi]--;
-      uses[si]--;
-      g.nodes[m] = std::move(cn);
-      uses[m] = 1;
-      g.nodes[i] = std::move(fused);
-      runtime::stats().nodes_folded++;
-      break;
+      Array c2 = Array::empty(cs, w->t);
+      for (int64_t c = 0; c < c2.numel(); ++c) {
+        const double v = column(ca, c) * column(sa, c);
+        fold::store(c2, c, is_sub ? -v : v);
+      }
+      const size_t before = b.nodes.size();
+      int mm = emit_matmul(b, *w, scale_columns(*w, sa, false), root);
+      int r = -1;
+      if (mm >= 0) r = b.emit("add", {mm, b.constant(std::move(c2), root.device_hint)}, {}, root);
+      r = b.accept(before, r, root);
+      if (r >= 0) return r;
     }
   }
+  return -1;
+}
+
+}  // namespace
+
+void fold_matmul_scale(ir::Graph& g) {
+  runtime::stats().nodes_folded += fold::rebuild(g, [](fold::Rebuild& b, const ir::Node& n) {
+    if (n.inputs.size() != 2 || (!n.is("mul") && !n.is("div"))) return -1;
+    int r = fold_direct(b, n);
+    if (r < 0 && n.is("mul")) r = fold_indirect(b, n);
+    return r;
+  });
 }
 
 }  // namespace nef::passes

@@ -1,5 +1,6 @@
 // Optimizer passes: each is one function over the IR graph, in its own file, listed once in
-// pipeline.cpp. Passes must not change results beyond floating-point rounding of the same ops.
+// pipeline.cpp. Passes must not change results beyond floating-point rounding of the same ops
+// (except fold_matmul_scale and fold_conv_scale: inference batch-norm folding, see their notes).
 #pragma once
 
 #include <string>
@@ -27,6 +28,7 @@ void common_subexpression_elimination(ir::Graph& g);  // cse.cpp
 void simplify(ir::Graph& g);            // identities, small pow, layout chains (simplify.cpp)
 void recognize_patterns(ir::Graph& g);  // hand-written softmax/norms/gelu/silu (patterns*.cpp)
 void fold_matmul_scale(ir::Graph& g);  // (x@W)*s -> x@(W*s) for constant W, s (BN folding)
+void fold_conv_scale(ir::Graph& g);    // conv(x, W, b)*f + s -> conv(x, W*f, b*f + s) (BN folding)
 void fuse_matmul_epilogue(ir::Graph& g);  // matmul + elementwise chain -> matmul_epilogue
 void fuse_elementwise(ir::Graph& g);    // elementwise chains -> fused_elementwise (fuse_elementwise.cpp)
 

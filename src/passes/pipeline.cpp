@@ -13,6 +13,7 @@ const std::vector<PassInfo>& pipeline() {
       {"cse", common_subexpression_elimination},
       {"constant_folding", constant_folding},
       {"fold_matmul_scale", fold_matmul_scale},  // after folding made W and s constants
+      {"fold_conv_scale", fold_conv_scale},      // conv -> batch norm (same conditions)
       {"fuse_matmul_epilogue", fuse_matmul_epilogue},  // before fuse_elementwise takes the chain
       {"fuse_elementwise", fuse_elementwise},
       {"dce", dead_node_elimination},

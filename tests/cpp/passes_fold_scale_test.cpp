@@ -1,119 +1,27 @@
-// fold_matmul_scale: (x@W)*s -> x@(W*s) for constant W and per-column constant s (inference
-// batch-norm folding). Checked by structure (the pass alone, then dce) and numerically against
-// the unoptimized graph (the whole pipeline vs run_passes=false).
+// fold_matmul_scale: (x@W)*s -> x@(W*s) for constant W and per-column constant s, and the
+// indirect form (x@W - m)*s -> x@(W*s) + -(m*s) (inference batch-norm folding). Checked by
+// structure (the folding passes alone, then dce) and numerically against the unoptimized graph
+// (the whole pipeline vs run_passes=false).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 
-#include "compiler/plan.h"
 #include "ir/graph.h"
 #include "passes/pass.h"
-#include "runtime/executor.h"
+#include "passes_fold_util.h"
 #include "test_util.h"
 
 namespace nef {
 namespace {
 
-// A hand-built IR graph: the lazy API makes constants only from scalars.
-struct FoldGraph {
-  ir::Graph g;
-  std::vector<Array> bindings;
+using test::count;
+using test::first;
+using test::FoldGraph;
+using test::positive;
+using test::rnd;
 
-  int add(ir::Node n) {
-    n.type = ir::check_and_infer(*n.op, g.input_types(n), n.attrs);
-    g.nodes.push_back(std::move(n));
-    return static_cast<int>(g.nodes.size()) - 1;
-  }
-  int input(const Array& value) {
-    ir::Node n;
-    n.op = &ir::get_op("input");
-    n.attrs.set("name", str("in", g.num_bindings()));
-    n.attrs.set("shape", std::vector<int64_t>(value.shape.begin(), value.shape.end()));
-    n.attrs.set("dtype", std::string(dtype_name(value.dtype)));
-    n.binding = g.num_bindings();
-    g.input_names.push_back(str("in", n.binding));
-    bindings.push_back(value);
-    return add(std::move(n));
-  }
-  int constant(const Array& a) {
-    ir::Node n;
-    n.op = &ir::get_op("constant");
-    n.attrs.set("shape", std::vector<int64_t>(a.shape.begin(), a.shape.end()));
-    n.attrs.set("dtype", std::string(dtype_name(a.dtype)));
-    n.constant = a;
-    return add(std::move(n));
-  }
-  int op(const std::string& name, std::vector<int> inputs) {
-    ir::Node n;
-    n.op = &ir::get_op(name);
-    n.inputs = std::move(inputs);
-    return add(std::move(n));
-  }
-  void output(int i) {
-    g.outputs.push_back(i);
-    g.output_names.push_back(str("out", g.outputs.size()));
-  }
-
-  // The graph after this pass alone (then dce), validated.
-  ir::Graph folded() const {
-    ir::Graph c = g;
-    ir::validate(c);
-    passes::fold_matmul_scale(c);
-    passes::dead_node_elimination(c);
-    ir::validate(c);
-    return c;
-  }
-  // Whole pipeline vs no passes: |a - b| <= atol + rtol * |b|, same shapes and dtypes.
-  void expect_same_numbers(double rtol = 1e-5, double atol = 1e-6) const {
-    compiler::CompileOptions without;
-    without.run_passes = false;
-    auto opt = compiler::compile(g);
-    auto ref = compiler::compile(g, without);
-    std::vector<Array> got = runtime::execute(*opt, bindings);
-    std::vector<Array> want = runtime::execute(*ref, bindings);
-    ASSERT_EQ(got.size(), want.size());
-    for (size_t o = 0; o < got.size(); ++o) {
-      ASSERT_EQ(got[o].shape, want[o].shape) << "output " << o;
-      ASSERT_EQ(got[o].dtype, want[o].dtype) << "output " << o;
-      std::vector<double> a = test::to_doubles(got[o]), b = test::to_doubles(want[o]);
-      int bad = 0;
-      for (size_t i = 0; i < a.size() && bad < 5; ++i)
-        if (!(std::abs(a[i] - b[i]) <= atol + rtol * std::abs(b[i]))) {
-          ++bad;
-          ADD_FAILURE() << "output " << o << " element " << i << ": optimized " << a[i]
-                        << " vs unoptimized " << b[i];
-        }
-    }
-  }
-};
-
-int count(const ir::Graph& g, std::string_view op) {
-  int k = 0;
-  for (const ir::Node& n : g.nodes) k += n.is(op);
-  return k;
-}
-
-const ir::Node& first(const ir::Graph& g, std::string_view op) {
-  for (const ir::Node& n : g.nodes)
-    if (n.is(op)) return n;
-  ADD_FAILURE() << "no " << op << " in\n" << ir::to_text(g);
-  return g.nodes.front();
-}
-
-Array rnd(std::mt19937_64& rng, const Shape& s, DType t = DType::Float32, double lo = -2,
-          double hi = 2) {
-  return test::random_array(s, t, rng, lo, hi);
-}
-
-// Positive scales like a batch norm's gamma / sqrt(var + eps).
-Array positive(std::mt19937_64& rng, const Shape& s, DType t = DType::Float32) {
-  return rnd(rng, s, t, 0.25, 3);
-}
-
-#define FOLD_RNG(rng, seed) \
-  std::mt19937_64 rng(seed); \
-  SCOPED_TRACE(::testing::Message() << "seed=" << (seed))
+#define FOLD_RNG(rng, seed) NEF_SEEDED_RNG(rng, seed)
 
 TEST(PassFoldScale, PerColumnMulDisappearsIntoConstantWeight) {
   FOLD_RNG(rng, 101);
@@ -215,13 +123,142 @@ TEST(PassFoldScale, BatchNormExpressions) {
     EXPECT_EQ(count(g, "add"), 1) << ir::to_text(g);
     fg.expect_same_numbers(1e-5, 1e-5);
   }
-  {  // (x@W - mean)*scale + beta: not the direct form; it must still compute the same.
+  {  // (x@W - mean)*scale + beta: the indirect form; both adds join the matmul's epilogue.
     FoldGraph fg;
     int x = fg.input(rnd(rng, {9, k}));
     int c = fg.op("sub", {fg.op("matmul", {x, fg.constant(w)}), fg.constant(mean)});
     fg.output(fg.op("add", {fg.op("mul", {c, fg.constant(scale)}), fg.constant(beta)}));
-    fg.folded();
+    ir::Graph g = fg.folded();
+    EXPECT_EQ(count(g, "mul") + count(g, "sub"), 0) << ir::to_text(g);
+    EXPECT_EQ(count(g, "add"), 2) << ir::to_text(g);
+    ir::Graph e = fg.folded({passes::fuse_matmul_epilogue});
+    EXPECT_EQ(count(e, "matmul_epilogue"), 1) << ir::to_text(e);
+    EXPECT_EQ(count(e, "add") + count(e, "matmul"), 0) << ir::to_text(e);
     fg.expect_same_numbers(1e-5, 1e-5);
+  }
+}
+
+TEST(PassFoldScale, IndirectFormBecomesMatmulPlusShift) {
+  FOLD_RNG(rng, 108);
+  const int64_t k = 7, n = 5;
+  // Shift and scale shapes (N,), (1, N), scalar; sub, add and swapped add; both mul orders.
+  for (Shape cs : {Shape{n}, Shape{1, n}, Shape{}}) {
+    for (Shape ss : {Shape{n}, Shape{}, Shape{1, n}}) {
+      for (int form = 0; form < 3; ++form) {
+        for (bool swap : {false, true}) {
+          SCOPED_TRACE(::testing::Message() << "shift " << shape_str(cs) << " scale "
+                                            << shape_str(ss) << " form " << form << " swap "
+                                            << swap);
+          FoldGraph fg;
+          Array wa = rnd(rng, {k, n}), ca = rnd(rng, cs), sa = positive(rng, ss);
+          int x = fg.input(rnd(rng, {3, 4, k}));
+          int mm = fg.op("matmul", {x, fg.constant(wa)});
+          int c = fg.constant(ca);
+          int in = form == 0 ? fg.op("sub", {mm, c})
+                             : fg.op("add", form == 1 ? std::vector<int>{mm, c}
+                                                      : std::vector<int>{c, mm});
+          int s = fg.constant(sa);
+          fg.output(fg.op("mul", swap ? std::vector<int>{s, in} : std::vector<int>{in, s}));
+          ir::Graph g = fg.folded();
+          EXPECT_EQ(count(g, "mul") + count(g, "sub"), 0) << ir::to_text(g);
+          ASSERT_EQ(count(g, "add"), 1) << ir::to_text(g);
+          const ir::Node& add = g.nodes[g.outputs[0]];
+          ASSERT_TRUE(add.is("add")) << ir::to_text(g);
+          const ir::Node& m2 = g.nodes[add.inputs[0]];
+          const ir::Node& c2 = g.nodes[add.inputs[1]];
+          ASSERT_TRUE(m2.is("matmul") && c2.is("constant")) << ir::to_text(g);
+          EXPECT_EQ(add.type, fg.g.nodes[fg.g.outputs[0]].type);
+          // The new shift is -(m*s) (c*s for add), rounded once from double.
+          std::vector<double> got = test::to_doubles(*c2.constant), cv = test::to_doubles(ca),
+                              sv = test::to_doubles(sa);
+          for (size_t j = 0; j < got.size(); ++j) {
+            double v = cv[cv.size() == 1 ? 0 : j] * sv[sv.size() == 1 ? 0 : j];
+            EXPECT_EQ(got[j], double(float(form == 0 ? -v : v))) << j;
+          }
+          ir::Graph e = fg.folded({passes::fuse_matmul_epilogue});
+          EXPECT_EQ(count(e, "matmul_epilogue"), 1) << ir::to_text(e);
+          fg.expect_same_numbers(1e-5, 1e-5);
+        }
+      }
+    }
+  }
+}
+
+TEST(PassFoldScale, IndirectFormNearMissesStay) {
+  FOLD_RNG(rng, 109);
+  const int64_t k = 6, n = 4;
+  auto build = [&](FoldGraph& fg, int x, int w, int c, bool sub, bool mean_first) {
+    int mm = fg.op("matmul", {x, w});
+    return fg.op(sub ? "sub" : "add", mean_first ? std::vector<int>{c, mm}
+                                                 : std::vector<int>{mm, c});
+  };
+  {  // m - x@W is a negated product, not a shift of it.
+    FoldGraph fg;
+    int x = fg.input(rnd(rng, {5, k}));
+    int in = build(fg, x, fg.constant(rnd(rng, {k, n})), fg.constant(rnd(rng, {n})), true, true);
+    fg.output(fg.op("mul", {in, fg.constant(positive(rng, {n}))}));
+    EXPECT_EQ(count(fg.folded(), "mul"), 1);
+    fg.expect_same_numbers();
+  }
+  {  // The sub has a second user.
+    FoldGraph fg;
+    int x = fg.input(rnd(rng, {5, k}));
+    int in = build(fg, x, fg.constant(rnd(rng, {k, n})), fg.constant(rnd(rng, {n})), true, false);
+    fg.output(fg.op("mul", {in, fg.constant(positive(rng, {n}))}));
+    fg.output(in);
+    EXPECT_EQ(count(fg.folded(), "mul"), 1);
+    fg.expect_same_numbers();
+  }
+  {  // The matmul has a second user.
+    FoldGraph fg;
+    int x = fg.input(rnd(rng, {5, k}));
+    int mm = fg.op("matmul", {x, fg.constant(rnd(rng, {k, n}))});
+    int in = fg.op("sub", {mm, fg.constant(rnd(rng, {n}))});
+    fg.output(fg.op("add", {fg.op("mul", {in, fg.constant(positive(rng, {n}))}), mm}));
+    EXPECT_EQ(count(fg.folded(), "mul"), 1);
+    fg.expect_same_numbers();
+  }
+  {  // The shift varies along rows (M, 1), or the scale does.
+    for (bool shift_rows : {true, false}) {
+      FoldGraph fg;
+      int x = fg.input(rnd(rng, {5, k}));
+      int in = build(fg, x, fg.constant(rnd(rng, {k, n})),
+                     fg.constant(rnd(rng, shift_rows ? Shape{5, 1} : Shape{n})), true, false);
+      Shape ss = shift_rows ? Shape{n} : Shape{5, 1};
+      fg.output(fg.op("mul", {in, fg.constant(positive(rng, ss))}));
+      EXPECT_EQ(count(fg.folded(), "mul"), 1);
+      fg.expect_same_numbers();
+    }
+  }
+  {  // W is not a constant; the shift is not a constant.
+    for (bool w_input : {true, false}) {
+      FoldGraph fg;
+      int x = fg.input(rnd(rng, {5, k}));
+      int w = w_input ? fg.input(rnd(rng, {k, n})) : fg.constant(rnd(rng, {k, n}));
+      int c = w_input ? fg.constant(rnd(rng, {n})) : fg.input(rnd(rng, {n}));
+      fg.output(fg.op("mul", {build(fg, x, w, c, false, false), fg.constant(positive(rng, {n}))}));
+      EXPECT_EQ(count(fg.folded(), "mul"), 1);
+      fg.expect_same_numbers();
+    }
+  }
+  {  // A non-finite scale.
+    FoldGraph fg;
+    Array sa = positive(rng, {n});
+    sa.data_as<float>()[2] = INFINITY;
+    int x = fg.input(rnd(rng, {5, k}));
+    int in = build(fg, x, fg.constant(rnd(rng, {k, n})), fg.constant(rnd(rng, {n})), true, false);
+    fg.output(fg.op("mul", {in, fg.constant(sa)}));
+    EXPECT_EQ(count(fg.folded(), "mul"), 1);
+    fg.expect_same_numbers();
+  }
+  {  // Integer dtype.
+    FoldGraph fg;
+    int x = fg.input(rnd(rng, {5, k}, DType::Int32, -5, 5));
+    int in = build(fg, x, fg.constant(rnd(rng, {k, n}, DType::Int32, -5, 5)),
+                   fg.constant(rnd(rng, {n}, DType::Int32, -5, 5)), true, false);
+    fg.output(fg.op("mul", {in, fg.constant(rnd(rng, {n}, DType::Int32, 1, 4))}));
+    EXPECT_EQ(count(fg.folded(), "mul"), 1);
+    fg.expect_same_numbers(0, 0);
   }
 }
 
