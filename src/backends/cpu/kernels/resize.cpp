@@ -192,7 +192,7 @@ void resize_nearest(const Array& x, Array& out, const std::vector<AxisTaps>& tap
       T* o = dst + r * row;
       const T* s = src + off;
       if (plain_inner && outer_effect) {
-        std::fill(o, o + row, outer_effect == 1 ? e : T(0));
+        std::fill(o, o + row, outer_effect == 1 ? e : T{});
         continue;
       }
       if (plain_inner) {
@@ -202,7 +202,7 @@ void resize_nearest(const Array& x, Array& out, const std::vector<AxisTaps>& tap
       for (int64_t j = 0; j < row; ++j) {
         int f = effect(in_t, j);
         if (!f) f = outer_effect;
-        o[j] = f == 0 ? s[in_t.idx[j] * in_stride] : f == 1 ? e : T(0);
+        o[j] = f == 0 ? s[in_t.idx[j] * in_stride] : f == 1 ? e : T{};
       }
     }
   });
