@@ -1,8 +1,14 @@
 // CPU scaled dot-product attention: out = softmax(scale * q k^T + mask) v per (batch..., head),
-// leading dims broadcast, inputs strided. Work items are (batch, query) pairs split over threads;
-// a chunk packs K and V of its current batch densely in the compute type, then streams keys in
-// blocks with a running max and running sum (online softmax: stable, no Lq x Lk score matrix).
-// A bool mask becomes an additive 0 / -inf row; causal masking is bottom-right aligned.
+// leading dims broadcast, inputs strided. Work items are (batch, block of query rows), split over
+// threads. Per item and block of keys: S = Q_blk K_blk^T with the blocked GEMM of matmul.cpp
+// (gemm.h), then scale, mask and exp per row in place (vmath.h: vectorized exp), then
+// P V_blk with the GEMM. Blocks of at most kDirectRows query rows (decoding: Lq = 1) use dot
+// products and weighted sums of V rows instead: packing K and V for the GEMM would cost more
+// than the products. One key block covers Lk up to kMaxKeyBlock keys; beyond that the blocks
+// combine with a running row max and sum (online softmax), so scratch stays bounded by the block
+// sizes, never Lq x Lk. Rows are normalized once at the end (a row with no attended key: zeros;
+// a NaN or +inf score: NaN). A bool mask adds 0 / -inf; causal masking is bottom-right aligned
+// and skips the keys no row of the block can see. float16/bfloat16 compute in float32.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -12,6 +18,8 @@
 
 #include "backends/cpu/dispatch.h"
 #include "backends/cpu/kernel_table.h"
+#include "backends/cpu/kernels/gemm.h"
+#include "backends/cpu/kernels/vmath.h"
 #include "backends/cpu/parallel.h"
 #include "common/simd.h"
 #include "nef/array.h"
@@ -20,7 +28,11 @@
 namespace nef::backend::cpu {
 namespace {
 
-constexpr int64_t kKeyBlock = 64;
+constexpr int64_t kMaxKeyBlock = 2048;     // keys per block (one block for most models)
+constexpr int64_t kKeyBlockElems = 1 << 18;  // bounds a converted K or V block when D is large
+constexpr int64_t kScoreElems = 1 << 16;   // scores per item: query rows = this / key block
+constexpr int64_t kMinRows = 16, kMaxRows = 256;
+constexpr int64_t kDirectRows = 6;  // blocks of at most this many query rows skip the GEMM
 
 // One operand seen as [batch..., rows, cols]: per-batch offsets plus row and column strides.
 struct Operand {
@@ -51,75 +63,108 @@ Operand make_operand(const Array& a, const Shape& batch, const Shape& full_tail)
   return o;
 }
 
-// Loads rows x cols of operand `o` at batch `b` (from row r0) densely into dst, as C.
+// A 2-D view of `base` (same storage) starting `off` elements after base's first element.
+Array view2d(const Array& base, int64_t off, int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
+  Array v = base;
+  v.offset += off;
+  v.shape = {rows, cols};
+  v.strides = {rs, cs};
+  return v;
+}
+
+// Rows [r0, r0 + rows) x all cols of operand `o` at batch b as a 2-D view in the compute type
+// C: the input itself when it already has that dtype (and unit column stride if `unit_cols`),
+// else a dense converted copy in `buf`. `transpose` views it as cols x rows (for K^T).
 template <typename C>
-void load_block(const Operand& o, int64_t b, int64_t r0, int64_t rows, int64_t cols, C* dst) {
+Array operand_block(const Operand& o, int64_t b, int64_t r0, int64_t rows, int64_t cols,
+                    bool transpose, const Array& buf, bool unit_cols = false) {
+  const int64_t off = o.batch_off[b] + r0 * o.rs;
+  if (o.a->dtype == buf.dtype && (!unit_cols || o.cs == 1 || cols <= 1)) {
+    return transpose ? view2d(*o.a, off, cols, rows, o.cs, o.rs)
+                     : view2d(*o.a, off, rows, cols, o.rs, o.cs);
+  }
+  C* dst = buf.data_as<C>();
   dispatch_dtype(o.a->dtype, [&]<typename T>() {
-    const T* base = static_cast<const T*>(o.a->data()) + o.batch_off[b] + r0 * o.rs;
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) {
-        if constexpr (std::is_same_v<T, bool>) {
-          // bool mask: true = attend (add 0), false = masked (add -inf)
-          dst[r * cols + c] = base[r * o.rs + c * o.cs] ? C(0) : -std::numeric_limits<C>::infinity();
-        } else {
-          dst[r * cols + c] = C(load_as(base[r * o.rs + c * o.cs]));
-        }
+    if constexpr (!std::is_same_v<T, bool>) {
+      const T* src = static_cast<const T*>(o.a->data()) + off;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) dst[r * cols + c] = C(load_as(src[r * o.rs + c * o.cs]));
+    }
+  });
+  return transpose ? view2d(buf, 0, cols, rows, 1, cols) : view2d(buf, 0, rows, cols, cols, 1);
+}
+
+// The additive mask row (b, i, keys [j0, j0 + n)) in C: a bool mask gives 0 / -inf. Points into
+// the mask when it is already a dense row of C, else converts into buf.
+template <typename C>
+const C* mask_row(const Operand& o, int64_t b, int64_t i, int64_t j0, int64_t n, C* buf) {
+  const int64_t off = o.batch_off[b] + i * o.rs + j0 * o.cs;
+  return dispatch_dtype(o.a->dtype, [&]<typename T>() -> const C* {
+    const T* src = static_cast<const T*>(o.a->data()) + off;
+    if constexpr (std::is_same_v<T, C>) {
+      if (o.cs == 1) return src;
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      if constexpr (std::is_same_v<T, bool>) {
+        buf[j] = src[j * o.cs] ? C(0) : -std::numeric_limits<C>::infinity();
+      } else if constexpr (std::is_floating_point_v<compute_t<T>>) {
+        buf[j] = C(load_as(src[j * o.cs]));
+      } else {
+        NEF_CHECK(false, "attention mask dtype");
       }
+    }
+    return buf;
   });
 }
 
+// s[j] = q . K_j for j < nk, K rows ldk apart (each contiguous): the few-query-rows path, where
+// packing K for the GEMM would cost as much as the products. Sixteen independent partial sums
+// per key vectorize without reassociation flags.
 template <typename C>
-inline C dot(const C* a, const C* b, int64_t n) {
-  constexpr int L = 16;  // independent lanes: vectorizes without reassociation flags
-  C lanes[L] = {};
-  int64_t j = 0;
-  for (; j + L <= n; j += L)
-    for (int l = 0; l < L; ++l) lanes[l] += a[j + l] * b[j + l];
-  C s = 0;
-  for (; j < n; ++j) s += a[j] * b[j];
-  for (int w = L / 2; w >= 1; w /= 2)
-    for (int l = 0; l < w; ++l) lanes[l] += lanes[l + w];
-  return s + lanes[0];
+NEF_SIMD_CLONES void dot_keys(const C* q, const C* K, int64_t ldk, int64_t D, int64_t nk, C* s) {
+  constexpr int L = 16;
+  for (int64_t j = 0; j < nk; ++j) {
+    const C* kr = K + j * ldk;
+    C lanes[L] = {};
+    int64_t e = 0;
+    for (; e + L <= D; e += L)
+      for (int l = 0; l < L; ++l) lanes[l] += q[e + l] * kr[e + l];
+    C t = 0;
+    for (; e < D; ++e) t += q[e] * kr[e];
+    for (int w = L / 2; w >= 1; w /= 2)
+      for (int l = 0; l < w; ++l) lanes[l] += lanes[l + w];
+    s[j] = t + lanes[0];
+  }
 }
 
-// One query row against keys [0, kend): online softmax over key blocks. q is pre-scaled;
-// mask_row (additive, may be null) has Lk entries. Writes the unnormalized acc and returns l.
+// acc[d] = sum_j p[j] * V_j[d] over j < nk (V rows ldv apart, each contiguous), skipping keys
+// with p = 0 (masked, hidden by causality, or underflowed).
 template <typename C>
-NEF_SIMD_CLONES C attend_row(const C* q, const C* K, const C* V, const C* mask_row, int64_t kend,
-                             int64_t D, int64_t Dv, C* acc) {
-  const C ninf = -std::numeric_limits<C>::infinity();
-  C m = ninf, l = 0;
-  C s[kKeyBlock];
+NEF_SIMD_CLONES void weighted_sum(const C* p, const C* V, int64_t ldv, int64_t Dv, int64_t nk,
+                                  C* acc) {
   std::fill(acc, acc + Dv, C(0));
-  for (int64_t j0 = 0; j0 < kend; j0 += kKeyBlock) {
-    int64_t nb = std::min(kKeyBlock, kend - j0);
-    C bm = ninf;
-    for (int64_t j = 0; j < nb; ++j) {
-      C v = dot(q, K + (j0 + j) * D, D);
-      if (mask_row) v += mask_row[j0 + j];
-      s[j] = v;
-      bm = std::max(bm, v);
-    }
-    if (!(bm > ninf)) continue;  // every key of the block is masked
-    if (bm > m) {
-      C f = std::exp(m - bm);  // 0 on the first attended block
-      l *= f;
-      for (int64_t d = 0; d < Dv; ++d) acc[d] *= f;
-      m = bm;
-    }
-    for (int64_t j = 0; j < nb; ++j) {
-      C p = std::exp(s[j] - m);
-      l += p;
-      const C* vr = V + (j0 + j) * Dv;
-      for (int64_t d = 0; d < Dv; ++d) acc[d] += p * vr[d];
-    }
+  for (int64_t j = 0; j < nk; ++j) {
+    const C pj = p[j];
+    if (pj == C(0)) continue;
+    const C* vr = V + j * ldv;
+    for (int64_t d = 0; d < Dv; ++d) acc[d] += pj * vr[d];
   }
-  return l;
 }
+
+// Per-row softmax state across key blocks.
+struct RowState {
+  double m;  // running max (in C's range); -inf until a key is attended
+  double l;  // running sum of exp(score - m)
+  bool nan;  // a NaN or +inf score: the row's output is NaN
+};
+
+const GemmTileHook kNoHook = [](int64_t, int64_t, int64_t, int64_t) {};
 
 template <typename O>
 void attention_typed(const KernelArgs& args) {
   using C = std::conditional_t<std::is_same_v<O, double>, double, float>;
+  constexpr DType kC = std::is_same_v<C, double> ? DType::Float64 : DType::Float32;
+  const C ninf = -std::numeric_limits<C>::infinity();
   const Array& q = args.inputs[0];
   const Array& k = args.inputs[1];
   const Array& v = args.inputs[2];
@@ -142,29 +187,130 @@ void attention_typed(const KernelArgs& args) {
   const C scale = C(scale_d);
   const int64_t nbatch = numel(batch);
   O* o = out.data_as<O>();
+  // Causal, bottom-right aligned: query i sees keys j < kend(i) = i + Lk - Lq + 1.
+  auto kend = [&](int64_t i) { return causal ? std::clamp<int64_t>(i + Lk - Lq + 1, 0, Lk) : Lk; };
 
-  const int64_t items = nbatch * Lq;
-  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, Lk * (D + Dv)));
-  parallel_for(items, grain, [&](int64_t w0, int64_t w1) {
-    std::vector<C> K(Lk * D), V(Lk * Dv), qrow(D), mrow(has_mask ? Lk : 0), acc(Dv);
-    int64_t loaded = -1;
+  // Block sizes: kb keys, qb query rows; fewer rows when there are too few items for the threads.
+  const int64_t kb = std::max<int64_t>(
+      1, std::min({Lk, kMaxKeyBlock,
+                   std::max<int64_t>(64, kKeyBlockElems / std::max<int64_t>(1, std::max(D, Dv)))}));
+  int64_t qb = std::clamp<int64_t>(kScoreElems / kb, kMinRows, kMaxRows);
+  // Few (batch, head) pairs: split the query rows too, aiming at two items per thread.
+  const int64_t want = 2 * int64_t(num_threads());
+  if (nbatch < want) {
+    const int64_t per_batch = (want + nbatch - 1) / nbatch;
+    qb = std::min(qb, std::max<int64_t>(kMinRows, (Lq + per_batch - 1) / per_batch));
+  }
+  qb = std::max<int64_t>(1, std::min(qb, Lq));
+  const int64_t nqb = (Lq + qb - 1) / qb;
+  const bool one_key_block = Lk <= kb;
+  const bool direct_out = std::is_same_v<O, C> && one_key_block;
+  const double item_flops = 2.0 * double(qb) * double(std::max<int64_t>(Lk, 1)) * double(D + Dv);
+  const int64_t grain = std::max<int64_t>(1, int64_t(1e6 / std::max(item_flops, 1.0)));
+
+  parallel_for(nbatch * nqb, grain, [&](int64_t w0, int64_t w1) {
+    // Scratch for this chunk of items, sized by the blocks.
+    // (Converted copies only where an operand is not C, or not unit-stride for the direct path.)
+    const bool direct_blocks = std::min(qb, Lq % qb == 0 ? qb : Lq % qb) <= kDirectRows;
+    auto copy_size = [&](const Array& a, const Operand& op, int64_t n) -> int64_t {
+      return a.dtype != kC || (direct_blocks && op.cs != 1) ? n : 0;
+    };
+    Array S = Array::empty({qb * kb}, kC);
+    Array qbuf = Array::empty({copy_size(q, oq, qb * D)}, kC);
+    Array kbuf = Array::empty({copy_size(k, ok, kb * D)}, kC);
+    Array vbuf = Array::empty({copy_size(v, ov, kb * Dv)}, kC);
+    Array tmp = Array::empty({direct_out ? 0 : qb * Dv}, kC);
+    std::vector<C> acc(one_key_block ? 0 : qb * Dv), mbuf(has_mask ? kb : 0);
+    std::vector<RowState> rows(qb);
+    std::vector<C> alpha(qb);
     for (int64_t w = w0; w < w1; ++w) {
-      const int64_t b = w / Lq, i = w % Lq;
-      if (b != loaded) {
-        load_block(ok, b, 0, Lk, D, K.data());
-        load_block(ov, b, 0, Lk, Dv, V.data());
-        loaded = b;
+      const int64_t b = w / nqb, i0 = (w % nqb) * qb, nq = std::min(qb, Lq - i0);
+      for (int64_t rr = 0; rr < nq; ++rr) rows[rr] = {-INFINITY, 0.0, false};
+      const bool direct = nq <= kDirectRows;
+      const Array qv = operand_block<C>(oq, b, i0, nq, D, false, qbuf, direct);
+      const int64_t klim = kend(i0 + nq - 1);  // no row of the block sees keys past this
+      Array pv;  // P V of the current key block: [nq, Dv], dense
+      for (int64_t j0 = 0; j0 < klim; j0 += kb) {
+        const int64_t nk = std::min(kb, klim - j0);
+        const bool first = j0 == 0;
+        Array sv = view2d(S, 0, nq, nk, nk, 1);
+        C* s = S.data_as<C>();
+        if (direct) {
+          const Array kv = operand_block<C>(ok, b, j0, nk, D, false, kbuf, true);
+          for (int64_t rr = 0; rr < nq; ++rr)
+            dot_keys<C>(qv.data_as<C>() + rr * qv.strides[0], kv.data_as<C>(), kv.strides[0], D,
+                        nk, s + rr * nk);
+        } else {
+          matmul_float_with_hook(qv, operand_block<C>(ok, b, j0, nk, D, true, kbuf), sv, kNoHook);
+        }
+        const char* mrow_src = nullptr;  // where the last mask row came from (broadcast rows
+        const C* mrow = nullptr;         // share one, e.g. a [batch, 1, 1, Lk] padding mask)
+        for (int64_t rr = 0; rr < nq; ++rr) {
+          C* row = s + rr * nk;
+          RowState& st = rows[rr];
+          const int64_t n = std::clamp<int64_t>(kend(i0 + rr) - j0, 0, nk);
+          if (has_mask && n > 0) {
+            const char* src = static_cast<const char*>(om.a->data()) +
+                (om.batch_off[b] + (i0 + rr) * om.rs + j0 * om.cs) * int64_t(dtype_size(om.a->dtype));
+            if (src != mrow_src) mrow = mask_row<C>(om, b, i0 + rr, j0, nk, mbuf.data());
+            mrow_src = src;
+          }
+          // The whole row, with the keys past n set to -inf: full vectors for causal rows too.
+          const C bm = n > 0 ? vmath::scale_add_max(row, size_t(nk), size_t(n), scale,
+                                                    has_mask ? mrow : nullptr)
+                             : ninf;
+          if (!(bm < std::numeric_limits<C>::infinity())) st.nan = true;  // NaN or +inf
+          if (st.nan || bm == ninf) {  // nothing attended in this block (or a NaN row)
+            std::fill(row, row + nk, C(0));
+            alpha[rr] = C(1);
+            continue;
+          }
+          const C m = std::max(C(st.m), bm);
+          const C sum = vmath::exp_shift_sum(row, size_t(nk), m);  // exp(-inf) = 0 past n
+          const C a = st.m == -INFINITY ? C(0) : C(std::exp(C(st.m) - m));
+          st.l = double(C(st.l) * a + sum);
+          st.m = double(m);
+          alpha[rr] = a;
+        }
+        // P V: straight into the output rows, into tmp, then into acc with the rescaling.
+        if (direct_out) pv = view2d(out, (b * Lq + i0) * Dv, nq, Dv, Dv, 1);
+        else pv = view2d(tmp, 0, nq, Dv, Dv, 1);
+        if (direct) {
+          const Array vv = operand_block<C>(ov, b, j0, nk, Dv, false, vbuf, true);
+          for (int64_t rr = 0; rr < nq; ++rr)
+            weighted_sum<C>(s + rr * nk, vv.data_as<C>(), vv.strides[0], Dv, nk,
+                            pv.data_as<C>() + rr * Dv);
+        } else {
+          matmul_float_with_hook(sv, operand_block<C>(ov, b, j0, nk, Dv, false, vbuf), pv, kNoHook);
+        }
+        if (!one_key_block) {
+          const C* t = pv.data_as<C>();
+          for (int64_t rr = 0; rr < nq; ++rr) {
+            C* ar = acc.data() + rr * Dv;
+            const C* tr = t + rr * Dv;
+            const C a = alpha[rr];
+            if (first || a == C(0)) {  // nothing attended before: drop what acc holds
+              std::copy(tr, tr + Dv, ar);
+            } else {
+              for (int64_t d = 0; d < Dv; ++d) ar[d] = ar[d] * a + tr[d];
+            }
+          }
+        }
       }
-      load_block(oq, b, i, 1, D, qrow.data());
-      for (int64_t d = 0; d < D; ++d) qrow[d] *= scale;
-      if (has_mask) load_block(om, b, i, 1, Lk, mrow.data());
-      // Causal, bottom-right aligned: query i sees keys j <= i + Lk - Lq.
-      int64_t kend = causal ? std::clamp<int64_t>(i + Lk - Lq + 1, 0, Lk) : Lk;
-      C l = attend_row<C>(qrow.data(), K.data(), V.data(), has_mask ? mrow.data() : nullptr,
-                          kend, D, Dv, acc.data());
-      O* dst = o + w * Dv;
-      C inv = l > 0 ? C(1) / l : C(0);  // no attended key: zeros
-      for (int64_t d = 0; d < Dv; ++d) dst[d] = store_as<O>(C(l > 0 ? acc[d] * inv : C(0)));
+      // Normalize: out = acc / l; zeros where no key was attended, NaN for NaN rows.
+      const C* res = one_key_block ? (klim > 0 ? pv.data_as<C>() : nullptr) : acc.data();
+      for (int64_t rr = 0; rr < nq; ++rr) {
+        const RowState& st = rows[rr];
+        O* dst = o + (b * Lq + i0 + rr) * Dv;
+        if (st.nan || !(st.l > 0) || !res) {
+          const C fill = st.nan ? std::numeric_limits<C>::quiet_NaN() : C(0);
+          std::fill(dst, dst + Dv, store_as<O>(fill));
+          continue;
+        }
+        const C inv = C(1) / C(st.l);
+        const C* src = res + rr * Dv;
+        for (int64_t d = 0; d < Dv; ++d) dst[d] = store_as<O>(C(src[d] * inv));
+      }
     }
   });
 }

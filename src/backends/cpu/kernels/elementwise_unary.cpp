@@ -1,12 +1,15 @@
 // Unary elementwise kernels. Ops that keep the dtype (neg, abs, ...) run on the input's type;
 // float ops (exp, tanh, gelu, ...) first bring the input to the output's float dtype (int -> f32)
 // and compute in float (f16/bf16/f32) or double (f64). Integer math wraps like numpy, never UB.
+// erf and exact gelu in float run the vectorized vmath.h functions (std::erf is scalar libm).
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
 #include "backends/cpu/dispatch.h"
 #include "backends/cpu/kernels/elementwise.h"
 #include "backends/cpu/kernels/strided_iter.h"
+#include "backends/cpu/kernels/vmath.h"
 #include "common/simd.h"
 #include "nef/error.h"
 
@@ -91,6 +94,11 @@ NEF_FLOAT_OP(GeluTanh,
                  (C(1) + std::tanh(C(0.79788456080286535588) * (x + C(0.044715) * x * x * x))))
 #undef NEF_FLOAT_OP
 
+// Ops with a vectorized float32 array version (vmath.h), used when the compute type is float.
+template <typename Op> inline constexpr void (*kVecF32)(const float*, float*, size_t) = nullptr;
+template <> inline constexpr void (*kVecF32<Erf>)(const float*, float*, size_t) = vmath::erf;
+template <> inline constexpr void (*kVecF32<GeluErf>)(const float*, float*, size_t) = vmath::gelu_erf;
+
 template <typename Op, typename T, typename O>
 NEF_SIMD_CLONES void unary_row(const T* x, int64_t sx, O* o, int64_t so, int64_t n) {
   if (so == 1 && sx == 1) {
@@ -103,10 +111,33 @@ NEF_SIMD_CLONES void unary_row(const T* x, int64_t sx, O* o, int64_t so, int64_t
   }
 }
 
+// A row through a vmath array function: in place for contiguous float32, else in chunks
+// converted to float through a stack buffer.
+template <typename T>
+void vec_row(void (*f)(const float*, float*, size_t), const T* x, int64_t sx, T* o, int64_t so,
+             int64_t n) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (sx == 1 && so == 1) return f(x, o, size_t(n));
+  }
+  constexpr int64_t kChunk = 256;
+  float buf[kChunk];
+  for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
+    const int64_t m = std::min(kChunk, n - i0);
+    for (int64_t i = 0; i < m; ++i) buf[i] = load_as(x[(i0 + i) * sx]);
+    f(buf, buf, size_t(m));
+    for (int64_t i = 0; i < m; ++i) o[(i0 + i) * so] = store_as<T>(buf[i]);
+  }
+}
+
 template <typename Op, typename T, typename O>
 void run_unary(const Array& x, const Array& out) {
   auto it = make_elementwise_iter<2>(out, {&x});
   it.parallel_rows([&](const int64_t* off, int64_t n) {
+    if constexpr (std::is_same_v<T, O> && std::is_same_v<compute_t<T>, float>) {
+      if constexpr (kVecF32<Op> != nullptr)
+        return vec_row<T>(kVecF32<Op>, elem_ptr<const T>(x, off[1]), it.inner_stride(1),
+                          elem_ptr<O>(out, off[0]), it.inner_stride(0), n);
+    }
     unary_row<Op, T, O>(elem_ptr<const T>(x, off[1]), it.inner_stride(1),
                         elem_ptr<O>(out, off[0]), it.inner_stride(0), n);
   });

@@ -11,9 +11,11 @@
 // Highway's vector Exp/Expm1/Log (tanh = expm1(2|x|) / (expm1(2|x|) + 2) with a reciprocal-based
 // float32 quotient, sigmoid/silu likewise: the divider would bound them); lanes outside the
 // accurate range (overflow, subnormal results, zero/negative/inf/NaN logs) are recomputed with
-// std:: functions, so results match the unfused kernels within a few ulp. erf, sin, cos, pow, mod and exact-erf gelu run the same
-// std:: formulas as the unfused kernels, element by element. Each instruction's result is
-// rounded to its own dtype (f16/bf16 in float, f32 in a float64 program), like the unfused ops.
+// std:: functions, so results match the unfused kernels within a few ulp. float32 erf and
+// exact-erf gelu use the vector erf of vmath-inl.h (as the unfused kernels do); sin, cos, pow,
+// mod and float64 erf/gelu run the same std:: formulas as the unfused kernels, element by
+// element. Each instruction's result is rounded to its own dtype (f16/bf16 in float, f32 in a
+// float64 program), like the unfused ops.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -40,6 +42,7 @@
 #include <hwy/aligned_allocator.h>
 #include <hwy/contrib/math/math-inl.h>
 
+#include "backends/cpu/kernels/vmath-inl.h"  // ErfF32, GeluErfF32 (per target)
 #include "backends/cpu/kernels/fused_exec.h"  // ExecInstr, kBlock (shared with matmul_epilogue)
 
 HWY_BEFORE_NAMESPACE();
@@ -222,7 +225,10 @@ void Exec(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const
         });
         break;
       case FusedOp::Erf:
-        for (size_t i = 0; i < n; ++i) o[i] = std::erf(a[i]);
+        if constexpr (sizeof(T) == 4)
+          Map1(d, a, o, n, [](auto dd, V x) { return vmath::HWY_NAMESPACE::ErfF32(dd, x); });
+        else
+          for (size_t i = 0; i < n; ++i) o[i] = std::erf(a[i]);
         break;
       case FusedOp::Sin:
         for (size_t i = 0; i < n; ++i) o[i] = std::sin(a[i]);
@@ -231,9 +237,13 @@ void Exec(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const
         for (size_t i = 0; i < n; ++i) o[i] = std::cos(a[i]);
         break;
       case FusedOp::Gelu:
-        for (size_t i = 0; i < n; ++i) {
-          T x = a[i];
-          o[i] = T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440)));
+        if constexpr (sizeof(T) == 4) {
+          Map1(d, a, o, n, [](auto dd, V x) { return vmath::HWY_NAMESPACE::GeluErfF32(dd, x); });
+        } else {
+          for (size_t i = 0; i < n; ++i) {
+            T x = a[i];
+            o[i] = T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440)));
+          }
         }
         break;
       case FusedOp::Add: Map2(d, a, b, o, n, [](auto, V x, V y) { return hn::Add(x, y); }); break;

@@ -1,0 +1,184 @@
+// Array entry points of vmath.h: one Highway loop per function, compiled per SIMD target
+// (foreach_target) and picked at run time; a ragged tail is one partial vector.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS HWY_SSSE3  // SSE4 covers the pre-AVX machines; saves compile time
+#endif
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "backends/cpu/kernels/vmath.cpp"
+#include <hwy/foreach_target.h>  // re-includes this file once per SIMD target
+
+#include <hwy/highway.h>
+#include <hwy/contrib/math/math-inl.h>
+
+#include "backends/cpu/kernels/vmath-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace nef::backend::cpu::vmath {
+namespace HWY_NAMESPACE {
+
+// The first `count` lanes of a vector at p (count < lanes): AVX2 and AVX-512 have fault-free
+// masked loads and stores for 32/64-bit lanes; other targets copy through a stack buffer
+// (Highway 1.0's MaskedLoad may read the whole vector there).
+template <class D>
+struct Partial {
+  using T = hn::TFromD<D>;
+  using V = hn::Vec<D>;
+  D d;
+  size_t count;
+  // Lanes past count hold `fill`.
+  V Load(const T* p, T fill) const {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+    const auto m = hn::FirstN(d, count);
+    return hn::IfThenElse(m, hn::MaskedLoad(m, d, p), hn::Set(d, fill));
+#else
+    HWY_ALIGN T buf[HWY_MAX_BYTES / sizeof(T)];
+    for (size_t j = 0; j < hn::Lanes(d); ++j) buf[j] = fill;
+    std::memcpy(buf, p, count * sizeof(T));
+    return hn::Load(d, buf);
+#endif
+  }
+  void Store(V v, T* p) const {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+    hn::BlendedStore(v, hn::FirstN(d, count), d, p);
+#else
+    HWY_ALIGN T buf[HWY_MAX_BYTES / sizeof(T)];
+    hn::Store(v, d, buf);
+    std::memcpy(p, buf, count * sizeof(T));
+#endif
+  }
+};
+
+// y = f(d, x) over n elements.
+template <class T, class F>
+HWY_INLINE void MapArray(const T* x, T* y, size_t n, F f) {
+  const hn::ScalableTag<T> d;
+  const size_t N = hn::Lanes(d);
+  size_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(f(d, hn::LoadU(d, x + i)), d, y + i);
+  if (i < n) {
+    const Partial<decltype(d)> part{d, n - i};
+    part.Store(f(d, part.Load(x + i, T(0))), y + i);
+  }
+}
+
+void ErfArray(const float* x, float* y, size_t n) {
+  MapArray(x, y, n, [](auto d, auto v) { return ErfF32(d, v); });
+}
+void GeluErfArray(const float* x, float* y, size_t n) {
+  MapArray(x, y, n, [](auto d, auto v) { return GeluErfF32(d, v); });
+}
+
+// Max with NaN tracked separately (hn::Max does not propagate NaN on every target). Lanes at or
+// past `valid` become -inf (keys a causal row cannot see) and stay out of the NaN check.
+template <class T>
+HWY_INLINE T ScaleAddMax(T* s, size_t n, size_t valid, T scale, const T* add) {
+  const hn::ScalableTag<T> d;
+  using V = hn::Vec<decltype(d)>;
+  const size_t N = hn::Lanes(d);
+  const V vs = hn::Set(d, scale);
+  const V ninf = hn::Set(d, -std::numeric_limits<T>::infinity());
+  V m = ninf;
+  auto nan = hn::Lt(m, m);  // all false
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    V x = hn::Mul(hn::LoadU(d, s + i), vs);
+    if (add) {
+      if (i + N <= valid) x = hn::Add(x, hn::LoadU(d, add + i));
+      else if (i < valid) x = hn::Add(x, Partial<decltype(d)>{d, valid - i}.Load(add + i, T(0)));
+    }
+    if (i + N > valid) x = hn::IfThenElse(hn::FirstN(d, valid > i ? valid - i : 0), x, ninf);
+    hn::StoreU(x, d, s + i);
+    nan = hn::Or(nan, hn::IsNaN(x));
+    m = hn::Max(m, hn::IfThenElse(hn::IsNaN(x), ninf, x));
+  }
+  if (i < n) {
+    const Partial<decltype(d)> part{d, n - i};
+    const size_t live = valid > i ? std::min(valid - i, n - i) : 0;
+    V x = hn::Mul(part.Load(s + i, T(0)), vs);
+    if (add && live > 0) x = hn::Add(x, Partial<decltype(d)>{d, live}.Load(add + i, T(0)));
+    x = hn::IfThenElse(hn::FirstN(d, live), x, ninf);  // padding and invisible lanes: -inf
+    part.Store(x, s + i);
+    nan = hn::Or(nan, hn::IsNaN(x));
+    m = hn::Max(m, hn::IfThenElse(hn::IsNaN(x), ninf, x));
+  }
+  if (!hn::AllFalse(d, nan)) return std::numeric_limits<T>::quiet_NaN();
+  return hn::GetLane(hn::MaxOfLanes(d, m));
+}
+
+template <class T>
+HWY_INLINE T ExpShiftSum(T* s, size_t n, T mx) {
+  const hn::ScalableTag<T> d;
+  using V = hn::Vec<decltype(d)>;
+  const size_t N = hn::Lanes(d);
+  const V vm = hn::Set(d, mx);
+  V sum0 = hn::Zero(d), sum1 = hn::Zero(d);
+  size_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {  // two independent chains per iteration
+    V e0 = hn::Exp(d, hn::Sub(hn::LoadU(d, s + i), vm));
+    V e1 = hn::Exp(d, hn::Sub(hn::LoadU(d, s + i + N), vm));
+    hn::StoreU(e0, d, s + i);
+    hn::StoreU(e1, d, s + i + N);
+    sum0 = hn::Add(sum0, e0);
+    sum1 = hn::Add(sum1, e1);
+  }
+  for (; i + N <= n; i += N) {
+    V e = hn::Exp(d, hn::Sub(hn::LoadU(d, s + i), vm));
+    hn::StoreU(e, d, s + i);
+    sum0 = hn::Add(sum0, e);
+  }
+  if (i < n) {  // padding lanes: exp(-inf) = 0
+    const Partial<decltype(d)> part{d, n - i};
+    V e = hn::Exp(d, hn::Sub(part.Load(s + i, -std::numeric_limits<T>::infinity()), vm));
+    part.Store(e, s + i);
+    sum1 = hn::Add(sum1, e);
+  }
+  return hn::GetLane(hn::SumOfLanes(d, hn::Add(sum0, sum1)));
+}
+
+float ScaleAddMaxF32(float* s, size_t n, size_t valid, float scale, const float* add) {
+  return ScaleAddMax(s, n, valid, scale, add);
+}
+double ScaleAddMaxF64(double* s, size_t n, size_t valid, double scale, const double* add) {
+  return ScaleAddMax(s, n, valid, scale, add);
+}
+float ExpShiftSumF32(float* s, size_t n, float m) { return ExpShiftSum(s, n, m); }
+double ExpShiftSumF64(double* s, size_t n, double m) { return ExpShiftSum(s, n, m); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace nef::backend::cpu::vmath
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include "backends/cpu/kernels/vmath.h"
+
+namespace nef::backend::cpu::vmath {
+
+HWY_EXPORT(ErfArray);
+HWY_EXPORT(GeluErfArray);
+HWY_EXPORT(ScaleAddMaxF32);
+HWY_EXPORT(ScaleAddMaxF64);
+HWY_EXPORT(ExpShiftSumF32);
+HWY_EXPORT(ExpShiftSumF64);
+
+void erf(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(ErfArray)(x, y, n); }
+void gelu_erf(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(GeluErfArray)(x, y, n); }
+float scale_add_max(float* s, size_t n, size_t valid, float scale, const float* add) {
+  return HWY_DYNAMIC_DISPATCH(ScaleAddMaxF32)(s, n, std::min(valid, n), scale, add);
+}
+double scale_add_max(double* s, size_t n, size_t valid, double scale, const double* add) {
+  return HWY_DYNAMIC_DISPATCH(ScaleAddMaxF64)(s, n, std::min(valid, n), scale, add);
+}
+float exp_shift_sum(float* s, size_t n, float m) {
+  return HWY_DYNAMIC_DISPATCH(ExpShiftSumF32)(s, n, m);
+}
+double exp_shift_sum(double* s, size_t n, double m) {
+  return HWY_DYNAMIC_DISPATCH(ExpShiftSumF64)(s, n, m);
+}
+
+}  // namespace nef::backend::cpu::vmath
+#endif  // HWY_ONCE

@@ -1,0 +1,26 @@
+// Internal to the CPU backend: vectorized math over arrays, dispatched at run time to the best
+// SIMD target (Highway: AVX-512, AVX2, SSE4, scalar). The per-target code is in vmath-inl.h
+// (shared with the fused_elementwise interpreter); these are the plain-C++ entry points.
+#pragma once
+
+#include <cstddef>
+
+namespace nef::backend::cpu::vmath {
+
+// y[i] = erf(x[i]) in float32, within 1.2 ulp of the exact value (1.5 on pre-AVX2 machines);
+// NaN propagates, +-inf -> +-1, -0 -> -0.
+// y may equal x.
+void erf(const float* x, float* y, size_t n);
+// y[i] = 0.5 * x * (1 + erf(x / sqrt(2))) (exact GELU) with the erf above. y may equal x.
+void gelu_erf(const float* x, float* y, size_t n);
+
+// Row pieces of a softmax, for attention (no alignment needed):
+// s[j] = s[j] * scale + (add ? add[j] : 0) for j < valid, s[j] = -inf for valid <= j < n (add
+// is read below valid only); returns the max of the new s (NaN if any is NaN, -inf if none).
+float scale_add_max(float* s, size_t n, size_t valid, float scale, const float* add);
+double scale_add_max(double* s, size_t n, size_t valid, double scale, const double* add);
+// s[j] = exp(s[j] - m) for a finite m >= every s[j]; returns the sum of the new s.
+float exp_shift_sum(float* s, size_t n, float m);
+double exp_shift_sum(double* s, size_t n, double m);
+
+}  // namespace nef::backend::cpu::vmath

@@ -1,0 +1,154 @@
+// The vectorized math of the CPU backend (backends/cpu/kernels/vmath.h) against double libm:
+// float32 erf within 2 ulp over 10M points of [-10, 10], 1M random bit patterns and special
+// values (exhaustive runs over all 2^32 floats measured at most 1.17 ulp on the FMA targets,
+// AVX2 and AVX-512, and 1.50 ulp on SSE4), gelu_erf, and the softmax row pieces used by
+// attention (ragged lengths around the vector width, NaN and -inf handling).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "backends/cpu/kernels/vmath.h"
+
+namespace nef::test {
+namespace {
+
+namespace vmath = backend::cpu::vmath;
+
+// |y - exact| in units of the float ulp at exact (subnormal spacing below FLT_MIN).
+double ulp_error(float y, double exact) {
+  if (std::isnan(exact)) return std::isnan(y) ? 0.0 : INFINITY;
+  if (double(y) == exact) return 0.0;
+  int e = 0;
+  std::frexp(std::fabs(exact), &e);  // |exact| in [2^(e-1), 2^e)
+  const double ulp = std::ldexp(1.0, std::max(e - 1, -126) - 23);
+  return std::fabs(double(y) - exact) / ulp;
+}
+
+TEST(Vmath, ErfWithinTwoUlp) {
+  std::vector<float> x;
+  const int n = 10'000'000;
+  x.reserve(n + 64);
+  for (int i = 0; i < n; ++i) x.push_back(-10.0f + 20.0f * float(i) / float(n - 1));
+  // Near 0 (where x + x * P(x^2) must stay relative), the piece boundary at |x| = 1, the point
+  // where erf rounds to 1, subnormals, huge values and the special values.
+  const float fmin = std::numeric_limits<float>::min();
+  const float denorm = std::numeric_limits<float>::denorm_min();
+  for (float s : {1.0f, -1.0f})
+    for (float v : {0.0f, denorm, fmin, 1e-30f, 1e-10f, 1e-4f, 0.5f, std::nextafter(1.0f, 0.0f), 1.0f,
+                    std::nextafter(1.0f, 2.0f), 3.9192059f, 3.92f, 4.0f, 10.0f, 1e10f,
+                    std::numeric_limits<float>::max(), INFINITY})
+      x.push_back(s * v);
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<uint32_t> bits;
+  for (int i = 0; i < 1'000'000; ++i) {  // random bit patterns: every exponent, NaNs included
+    uint32_t u = bits(rng);
+    float f;
+    std::memcpy(&f, &u, 4);
+    x.push_back(f);
+  }
+  x.push_back(std::numeric_limits<float>::quiet_NaN());
+  std::vector<float> y(x.size());
+  vmath::erf(x.data(), y.data(), x.size());
+  double worst = 0;
+  float worst_x = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    double e = ulp_error(y[i], std::erf(double(x[i])));
+    if (e > worst) worst = e, worst_x = x[i];
+  }
+  RecordProperty("max_ulp", std::to_string(worst));
+  EXPECT_LE(worst, 2.0) << "at x = " << worst_x;
+  // Exact values the callers rely on: odd, +-1 at infinity, -0 kept, NaN propagated.
+  float sp[] = {0.0f, -0.0f, INFINITY, -INFINITY, std::numeric_limits<float>::quiet_NaN(), 5.0f};
+  float r[6];
+  vmath::erf(sp, r, 6);
+  EXPECT_EQ(r[0], 0.0f);
+  EXPECT_TRUE(std::signbit(r[1]) && r[1] == 0.0f);
+  EXPECT_EQ(r[2], 1.0f);
+  EXPECT_EQ(r[3], -1.0f);
+  EXPECT_TRUE(std::isnan(r[4]));
+  EXPECT_EQ(r[5], 1.0f);
+}
+
+TEST(Vmath, ErfInPlaceAndRaggedLengths) {
+  for (size_t n : {0, 1, 7, 15, 16, 17, 33, 100}) {
+    std::vector<float> x(n), y(n);
+    for (size_t i = 0; i < n; ++i) x[i] = -3.0f + 0.07f * float(i);
+    vmath::erf(x.data(), y.data(), n);
+    vmath::erf(x.data(), x.data(), n);  // in place
+    for (size_t i = 0; i < n; ++i) {
+      EXPECT_EQ(x[i], y[i]);
+      EXPECT_LE(ulp_error(y[i], std::erf(double(-3.0f + 0.07f * float(i)))), 2.0);
+    }
+  }
+}
+
+TEST(Vmath, GeluErfMatchesDoubleFormula) {
+  std::vector<float> x;
+  for (int i = -40000; i <= 40000; ++i) x.push_back(float(i) * 2.5e-4f);  // [-10, 10]
+  x.push_back(INFINITY);
+  x.push_back(std::numeric_limits<float>::quiet_NaN());
+  std::vector<float> y(x.size());
+  vmath::gelu_erf(x.data(), y.data(), x.size());
+  for (size_t i = 0; i + 2 < x.size(); ++i) {
+    const double xd = x[i];
+    const double want = 0.5 * xd * (1.0 + std::erf(xd / std::sqrt(2.0)));
+    // 1 + erf cancels for negative x in any float formula: an absolute term covers it.
+    EXPECT_NEAR(y[i], want, 4e-7 * std::fabs(want) + 6e-8 * std::fabs(xd)) << "x = " << xd;
+  }
+  EXPECT_EQ(y[y.size() - 2], INFINITY);
+  EXPECT_TRUE(std::isnan(y.back()));
+}
+
+template <typename T>
+void check_softmax_pieces() {
+  const T ninf = -std::numeric_limits<T>::infinity();
+  for (size_t n : {0, 1, 3, 8, 15, 16, 17, 31, 40, 129}) {
+    for (size_t valid : {n, n / 2, n > 0 ? n - 1 : 0, size_t(1), size_t(17)}) {
+      valid = std::min(valid, n);
+      SCOPED_TRACE(testing::Message() << "n " << n << " valid " << valid);
+      std::vector<T> s(n), add(valid), orig(n);  // add is read below valid only
+      for (size_t j = 0; j < n; ++j) orig[j] = T(std::sin(double(j) * 1.3) * 4);
+      for (size_t j = 0; j < valid; ++j) add[j] = j % 5 == 1 ? ninf : T(-0.25 * double(j % 3));
+      s = orig;
+      T m = vmath::scale_add_max(s.data(), n, valid, T(0.5), add.data());
+      T want_m = ninf;
+      std::vector<T> want(n, ninf);
+      for (size_t j = 0; j < valid; ++j) {
+        want[j] = orig[j] * T(0.5) + add[j];
+        want_m = std::max(want_m, want[j]);
+      }
+      for (size_t j = 0; j < n; ++j) EXPECT_EQ(s[j], want[j]) << j;
+      EXPECT_EQ(m, want_m);
+      if (want_m == ninf) continue;
+      T sum = vmath::exp_shift_sum(s.data(), n, m);
+      double want_sum = 0;
+      for (size_t j = 0; j < n; ++j) {
+        double e = std::exp(double(want[j]) - double(m));
+        want_sum += e;
+        EXPECT_NEAR(double(s[j]), e, 8 * double(std::numeric_limits<T>::epsilon()) * e + 1e-300);
+      }
+      EXPECT_NEAR(double(sum), want_sum, 1e-5 * want_sum);
+    }
+    if (n == 0) continue;
+    // NaN in a visible lane gives a NaN max, past `valid` it is ignored; no add: scale only.
+    std::vector<T> s(n, T(1));
+    s[n - 1] = std::numeric_limits<T>::quiet_NaN();
+    EXPECT_TRUE(std::isnan(vmath::scale_add_max(s.data(), n, n, T(1), nullptr)));
+    s[n - 1] = std::numeric_limits<T>::quiet_NaN();
+    EXPECT_EQ(vmath::scale_add_max(s.data(), n, n - 1, T(2), nullptr), n > 1 ? T(2) : ninf);
+  }
+}
+
+TEST(Vmath, SoftmaxRowPieces) {
+  check_softmax_pieces<float>();
+  check_softmax_pieces<double>();
+}
+
+}  // namespace
+}  // namespace nef::test
