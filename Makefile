@@ -67,9 +67,9 @@ fuzz: venv
 	  build/fuzz/corpus-nef fuzz/corpus/nef
 	build/fuzz/npy_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
 	  build/fuzz/corpus-npy fuzz/corpus/npy
-	# Seeds: the ONNX node-test models the pinned onnx package ships.
+	# Seeds: past findings (fuzz/corpus/onnx) and the node-test models the pinned onnx package ships.
 	build/fuzz/onnx_import_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
-	  -rss_limit_mb=4096 build/fuzz/corpus-onnx \
+	  -rss_limit_mb=4096 build/fuzz/corpus-onnx fuzz/corpus/onnx \
 	  $$($(PY) -c "import onnx, os; print(os.path.join(os.path.dirname(onnx.__file__), 'backend/test/data/node'))")
 
 # Benchmarks (not part of `make test`): NEF vs numpy at 1 and 2 threads against the roofline

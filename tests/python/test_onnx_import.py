@@ -344,3 +344,16 @@ def test_fuzzed_bytes_never_crash():
             g.run(x=np.ones((2, 5), np.float32))
         except nef.NEFError:
             pass
+
+
+def test_attention_with_a_bad_past_key_rank():
+    # Found by the importer fuzzer: a 2-D past_key was indexed as 4-D.
+    f = TensorProto.FLOAT
+    node = helper.make_node("Attention", ["q", "k", "v", "", "pk"], ["y"], name="att")
+    m = make_model([node], [helper.make_tensor_value_info("q", f, [1, 2, 3, 4]),
+                            helper.make_tensor_value_info("k", f, [1, 2, 3, 4]),
+                            helper.make_tensor_value_info("v", f, [1, 2, 3, 4]),
+                            helper.make_tensor_value_info("pk", f, [3, 4])],
+                   [helper.make_tensor_value_info("y", f, [1, 2, 3, 4])], opset=23)
+    with pytest.raises(nef.NEFFormatError, match="past_key must be 4-D"):
+        nef.from_onnx(m)

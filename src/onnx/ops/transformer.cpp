@@ -61,9 +61,13 @@ std::vector<Tensor> attention(NodeCtx& ctx) {
                                              : 1.0 / std::sqrt(double(head_size));
 
   int64_t past_len = 0;
+  for (size_t i : {size_t(4), size_t(5)})
+    if (ctx.has_input(i) && ctx.input(i).rank() != 4)
+      ctx.fail(str(i == 4 ? "past_key" : "past_value", " must be 4-D [B, H, L, D], got ",
+                   shape_str(ctx.input(i).shape())));
   if (ctx.has_input(4)) {
     past_len = ctx.input(4).shape()[2];
-    k = concat({ctx.input(4), k}, 2);
+    k = concat({ctx.input(4), k}, 2);  // concat checks the other dims (ShapeError)
   }
   if (ctx.has_input(5)) v = concat({ctx.input(5), v}, 2);
   const Tensor present_k = k, present_v = v;
