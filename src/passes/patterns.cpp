@@ -1,6 +1,6 @@
-// Pattern recognition: hand-written numpy-style softmax, log_softmax, layernorm, rmsnorm, gelu
-// and silu become the fused registry ops. Nodes are visited from the last to the first so the
-// outermost match wins (layernorm with weight and bias before its bare normalization); each
+// Pattern recognition: hand-written numpy-style softmax, log_softmax, layernorm, rmsnorm, gelu,
+// silu and attention become the fused registry ops. Nodes are visited from the last to the first
+// so the outermost match wins (layernorm with weight and bias before its bare normalization); each
 // rewrite replaces the root in place and leaves the dead intermediates to dce. A pattern only
 // matches when its intermediates have no other user and its constants agree within 1e-6.
 #include "passes/pass.h"
@@ -87,14 +87,24 @@ void recognize_patterns(ir::Graph& g) {
   using Pattern = bool (*)(match::Ctx&, int);
   // Order matters only where two patterns share a root: layernorm before rmsnorm (a centered
   // rmsnorm is a layernorm), the norms before gelu/silu (all may end in a mul).
-  static const Pattern kPatterns[] = {match::layernorm_pattern, match::rmsnorm_pattern,
-                                      match::softmax_pattern,   match::log_softmax_pattern,
-                                      match::gelu_pattern,      match::silu_pattern};
+  static const Pattern kPatterns[] = {
+      match::layernorm_pattern, match::rmsnorm_pattern, match::softmax_pattern,
+      match::log_softmax_pattern, match::gelu_pattern, match::silu_pattern,
+      match::attention_pattern};
   match::Ctx c(g);
-  for (int i = static_cast<int>(g.nodes.size()) - 1; i >= 0; --i) {
-    if (c.uses(i) == 0 || g.nodes[i].op->has(ir::kSource)) continue;
-    for (Pattern p : kPatterns)
-      if (p(c, i)) break;
+  // A second sweep when the first rewrote anything: a pattern built on a fused op (attention
+  // on softmax) sits after that op in node order, so the first sweep visited it too early.
+  for (int sweep = 0; sweep < 2; ++sweep) {
+    bool changed = false;
+    for (int i = static_cast<int>(g.nodes.size()) - 1; i >= 0; --i) {
+      if (c.uses(i) == 0 || g.nodes[i].op->has(ir::kSource)) continue;
+      for (Pattern p : kPatterns)
+        if (p(c, i)) {
+          changed = true;
+          break;
+        }
+    }
+    if (!changed) break;
   }
 }
 

@@ -84,5 +84,6 @@ bool layernorm_pattern(Ctx& c, int root);
 bool rmsnorm_pattern(Ctx& c, int root);
 bool gelu_pattern(Ctx& c, int root);
 bool silu_pattern(Ctx& c, int root);
+bool attention_pattern(Ctx& c, int root);  // patterns_attention.cpp
 
 }  // namespace nef::passes::match

@@ -280,3 +280,174 @@ TEST(PassPatterns, Silu) {
 
 }  // namespace
 }  // namespace nef
+
+// ---- attention ---------------------------------------------------------------------------------
+namespace nef {
+namespace {
+
+enum class Scale { None, MulLeft, MulRight, Div };
+enum class Mask { None, Right, Left };
+
+// matmul(softmax(q @ kt [* c | / c] [+ mask]), v), as ONNX exporters write attention.
+Tensor spelled_attention(const Tensor& q, const Tensor& kt, const Tensor& v, Scale sc, double c,
+                         Mask mk, const Tensor& mask, bool hand_sm = false) {
+  Tensor s = matmul(q, kt);
+  if (sc == Scale::MulLeft) s = lit(c) * s;
+  if (sc == Scale::MulRight) s = s * lit(c);
+  if (sc == Scale::Div) s = s / lit(c);
+  if (mk == Mask::Right) s = s + mask;
+  if (mk == Mask::Left) s = mask + s;
+  return matmul(hand_sm ? hand_softmax(s, -1, true) : softmax(s, -1), v);
+}
+
+void expect_attention(const Both& b, double scale) {
+  EXPECT_EQ(b.count("attention"), 1) << b.text();
+  EXPECT_EQ(b.count("softmax") + b.count("exp") + b.count("matmul"), 0) << b.text();
+  const ir::Node& a = b.first("attention");
+  EXPECT_NEAR(a.attrs.get_float("scale"), scale, 1e-12 * std::abs(scale)) << b.text();
+  EXPECT_EQ(a.attrs.get_string("empty_rows"), "nan");
+}
+
+TEST(PassPatterns, AttentionScalesMasksAndShapes) {
+  NEF_SEEDED_RNG(rng, 321);
+  struct Case { Shape batch; int64_t lq, lk, d, dv; };
+  for (Case cs : {Case{{2, 3}, 5, 7, 4, 6}, Case{{}, 3, 9, 5, 2}, Case{{1}, 1, 1, 1, 1},
+                  Case{{2}, 6, 6, 8, 3}, Case{{2}, 4, 0, 3, 5}, Case{{3}, 0, 4, 2, 2}}) {
+    for (DType dt : {DType::Float32, DType::Float64}) {
+      auto shp = [&](int64_t a, int64_t b) {
+        Shape s = cs.batch;
+        s.push_back(a);
+        s.push_back(b);
+        return s;
+      };
+      Tensor q = rand_tensor(rng, shp(cs.lq, cs.d), dt), k = rand_tensor(rng, shp(cs.lk, cs.d), dt);
+      Tensor v = rand_tensor(rng, shp(cs.lk, cs.dv), dt);
+      Shape ms = cs.batch.empty() ? Shape{cs.lk} : Shape{cs.batch[0]};
+      if (!cs.batch.empty()) {
+        for (size_t d = 1; d < cs.batch.size() + 1; ++d) ms.push_back(1);
+        ms.push_back(cs.lk);
+      }
+      Tensor mask = rand_tensor(rng, ms, dt, -3, 1);
+      std::vector<int64_t> swap;
+      for (size_t d = 0; d < cs.batch.size() + 2; ++d) swap.push_back(int64_t(d));
+      std::swap(swap[swap.size() - 1], swap[swap.size() - 2]);
+      for (Scale sc : {Scale::None, Scale::MulLeft, Scale::MulRight, Scale::Div}) {
+        for (Mask mk : {Mask::None, Mask::Right, Mask::Left}) {
+          SCOPED_TRACE(::testing::Message() << shape_str(shp(cs.lq, cs.lk)) << " "
+                                            << dtype_name(dt) << " scale " << int(sc) << " mask "
+                                            << int(mk));
+          const double c = 2.75;
+          Both b = NEF_BOTH(spelled_attention(q, transpose(k, swap), v, sc, c, mk, mask));
+          expect_attention(b, sc == Scale::None ? 1.0 : sc == Scale::Div ? 1 / c : c);
+          expect_equivalent(b, kRtol, kAtol);
+        }
+      }
+    }
+  }
+}
+
+TEST(PassPatterns, AttentionOnnxKeyLayoutAndHandWrittenSoftmax) {
+  NEF_SEEDED_RNG(rng, 322);
+  // MiniLM's export: key [B, S, H, D] transposed by perm [0, 2, 3, 1] to [B, H, D, S]. The
+  // transpose is rewritten in place to [0, 2, 1, 3] (the key as [B, H, S, D]).
+  Tensor q = rand_tensor(rng, {2, 3, 5, 4}), kx = rand_tensor(rng, {2, 5, 3, 4});
+  Tensor v = rand_tensor(rng, {2, 3, 5, 6}), mask = rand_tensor(rng, {2, 1, 1, 5}, DType::Float32, -3, 0);
+  for (bool hand : {false, true}) {
+    SCOPED_TRACE(hand ? "exp / sum softmax" : "softmax op");
+    Both b = NEF_BOTH(spelled_attention(q, transpose(kx, {0, 2, 3, 1}), v, Scale::Div, 2.0,
+                                        Mask::Right, mask, hand));
+    expect_attention(b, 0.5);
+    EXPECT_EQ(b.count("transpose"), 1) << b.text();
+    EXPECT_EQ(b.first("transpose").attrs.get_ints("perm"), (std::vector<int64_t>{0, 2, 1, 3}));
+    expect_equivalent(b, kRtol, kAtol);
+  }
+}
+
+TEST(PassPatterns, AttentionRowsWithoutKeysStayNaN) {
+  NEF_SEEDED_RNG(rng, 323);
+  // Softmax of an all -inf row is NaN; the fused op keeps that (empty_rows = "nan"), while a row
+  // with a few -inf keys matches exactly.
+  Array m = test::random_array({4, 6}, DType::Float32, rng, -1, 1);
+  float* md = m.data_as<float>();
+  for (int j = 0; j < 6; ++j) md[1 * 6 + j] = -INFINITY;  // row 1: nothing attended
+  md[2 * 6 + 0] = md[2 * 6 + 3] = -INFINITY;               // row 2: two keys masked
+  Tensor mask = from_array(m);
+  Tensor q = rand_tensor(rng, {2, 4, 3}), k = rand_tensor(rng, {2, 6, 3});
+  Tensor v = rand_tensor(rng, {2, 6, 5});
+  Both b = NEF_BOTH(spelled_attention(q, transpose(k, {0, 2, 1}), v, Scale::MulRight, 0.3,
+                                      Mask::Right, mask));
+  expect_attention(b, 0.3);
+  std::vector<Array> got = runtime::execute(*b.opt, b.bindings);
+  std::vector<double> g = test::to_doubles(got[0]);
+  EXPECT_TRUE(std::isnan(g[1 * 5])) << "row 1 should be NaN";
+  EXPECT_FALSE(std::isnan(g[2 * 5])) << "row 2 is attended";
+  expect_equivalent(b, kRtol, kAtol);
+  // The attr takes "zero" (the default) or "nan" only.
+  const ir::TensorType t{Shape{3, 4}, DType::Float32};
+  std::vector<ir::TensorType> types{t, t, t};
+  ir::Attrs bad;
+  bad.set("empty_rows", std::string("none"));
+  EXPECT_THROW(ir::check_and_infer(ir::get_op("attention"), types, bad), ValidationError);
+  ir::Attrs dflt;
+  ir::check_and_infer(ir::get_op("attention"), types, dflt);
+  EXPECT_EQ(dflt.get_string("empty_rows"), "zero");
+}
+
+TEST(PassPatterns, AttentionNearMissesStay) {
+  NEF_SEEDED_RNG(rng, 324);
+  Tensor q = rand_tensor(rng, {2, 4, 3}), k = rand_tensor(rng, {2, 4, 3});
+  Tensor v = rand_tensor(rng, {2, 4, 5}), kt_in = rand_tensor(rng, {2, 3, 4});
+  Tensor vec = rand_tensor(rng, {4}), one = rand_tensor(rng, {1});
+  auto kt = [&] { return transpose(k, {0, 2, 1}); };
+  auto check = [&](const Both& b, const char* what) {
+    SCOPED_TRACE(what);
+    EXPECT_EQ(b.count("attention"), 0) << b.text();
+    expect_equivalent(b, kRtol, kAtol);
+  };
+  // Softmax over the query axis (square scores, so the shapes still work).
+  check(NEF_BOTH(matmul(softmax(matmul(q, kt()) * 0.5, 1), v)), "softmax over axis 1");
+  // Scores also a graph output; softmax also a graph output.
+  check(test::compile_outputs([&] {
+          Tensor s = matmul(q, kt());
+          return std::vector<Tensor>{matmul(softmax(s * 0.5, -1), v), s};
+        }),
+        "scores used twice");
+  check(test::compile_outputs([&] {
+          Tensor p = softmax(matmul(q, kt()), -1);
+          return std::vector<Tensor>{matmul(p, v), p};
+        }),
+        "probabilities used twice");
+  // Scale not a scalar constant: a bound one-element tensor, a per-key vector.
+  check(NEF_BOTH(matmul(softmax(matmul(q, kt()) * one, -1), v)), "bound scale");
+  check(NEF_BOTH(matmul(softmax(matmul(q, kt()) * vec, -1), v)), "vector scale");
+  // K given as [.., D, Lk] without a transpose; a mask of another dtype (promotes the scores).
+  check(NEF_BOTH(matmul(softmax(matmul(q, kt_in), -1), v)), "untransposed key");
+  Tensor m64 = rand_tensor(rng, {4, 4}, DType::Float64);
+  check(NEF_BOTH(matmul(softmax(matmul(q, kt()) + m64, -1), v)), "float64 mask");
+  // Mask added before the scale (the scale would apply to the mask too).
+  Tensor m = rand_tensor(rng, {4, 4});
+  check(NEF_BOTH(matmul(softmax((matmul(q, kt()) + m) * 0.5, -1), v)), "mask before scale");
+}
+
+TEST(PassPatterns, AttentionAnyKeyTransposeIsRewired) {
+  NEF_SEEDED_RNG(rng, 325);
+  // kt = transpose(x, p) over other axes is still some [.., D, Lk] tensor: K is transpose(x, p)
+  // with the last two perm entries swapped, so it matches with the rewired transpose.
+  Tensor q = rand_tensor(rng, {3, 2, 5}), x = rand_tensor(rng, {5, 3, 4});
+  Tensor v = rand_tensor(rng, {3, 4, 2});
+  Both b = NEF_BOTH(spelled_attention(q, transpose(x, {1, 0, 2}), v, Scale::None, 1, Mask::None,
+                                      Tensor()));
+  expect_attention(b, 1.0);
+  EXPECT_EQ(b.first("transpose").attrs.get_ints("perm"), (std::vector<int64_t>{1, 2, 0}));
+  expect_equivalent(b, kRtol, kAtol);
+  // Constant query and keys: the dead scores matmul must not be left reading the rewired
+  // transpose (constant folding evaluates dead nodes too).
+  Tensor qc = full({3, 2, 5}, 0.25) * arange(0, 5, 1, DType::Float32);
+  Tensor xc = full({5, 3, 4}, -0.5) * arange(0, 4, 1, DType::Float32);
+  Both c = NEF_BOTH(spelled_attention(qc, transpose(xc, {1, 0, 2}), v, Scale::Div, 3, Mask::None,
+                                      Tensor()));
+  expect_equivalent(c, kRtol, kAtol);
+}
+
+}  // namespace
+}  // namespace nef

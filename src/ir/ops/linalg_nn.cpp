@@ -121,6 +121,10 @@ TensorType infer_attention(const OpDef& op, const std::vector<TensorType>& in, A
       throw ShapeError(str("[attention] mask ", shape_str(m.shape), " does not broadcast to ",
                            shape_str(target)));
   }
+  const std::string& empty = attrs.get_string("empty_rows");
+  if (empty != "zero" && empty != "nan")
+    throw ValidationError(str("[attention] empty_rows must be \"zero\" or \"nan\", got \"",
+                              empty, "\""));
   if (attrs.has("scale") && !std::isfinite(attrs.get_float("scale")))
     throw ValidationError(str("[attention] scale must be finite, got ", attrs.get_float("scale")));
   Shape out = batch;
@@ -177,6 +181,8 @@ void register_linalg_nn_ops(Registry& r) {
   OpDef att = make("attention", 3, 4, infer_attention, 0);
   att.attrs.push_back({"scale", AttrType::Float, std::nullopt, false});
   att.attrs.push_back({"causal", AttrType::Bool, AttrValue(false), false});
+  // "nan": a row with keys but none attended is NaN, as softmax of all -inf scores (patterns).
+  att.attrs.push_back({"empty_rows", AttrType::String, AttrValue(std::string("zero")), false});
   att.cost = cost_attention;
   r.add(std::move(att));
 }

@@ -6,9 +6,10 @@
 // products and weighted sums of V rows instead: packing K and V for the GEMM would cost more
 // than the products. One key block covers Lk up to kMaxKeyBlock keys; beyond that the blocks
 // combine with a running row max and sum (online softmax), so scratch stays bounded by the block
-// sizes, never Lq x Lk. Rows are normalized once at the end (a row with no attended key: zeros;
-// a NaN or +inf score: NaN). A bool mask adds 0 / -inf; causal masking is bottom-right aligned
-// and skips the keys no row of the block can see. float16/bfloat16 compute in float32.
+// sizes, never Lq x Lk. Rows are normalized once at the end (a row with no attended key: zeros,
+// or NaN with empty_rows = "nan"; a NaN or +inf score: NaN). A bool mask adds 0 / -inf; causal
+// masking is bottom-right aligned and skips the keys no row of the block can see.
+// float16/bfloat16 compute in float32.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -169,6 +170,7 @@ void attention_typed(const KernelArgs& args) {
   const Array& k = args.inputs[1];
   const Array& v = args.inputs[2];
   const bool has_mask = args.inputs.size() > 3;
+  const bool nan_empty = args.attrs.get_string("empty_rows") == "nan";
   Array& out = args.out;
   const int r = out.rank();
   const Shape batch(out.shape.begin(), out.shape.end() - 2);
@@ -303,7 +305,9 @@ void attention_typed(const KernelArgs& args) {
         const RowState& st = rows[rr];
         O* dst = o + (b * Lq + i0 + rr) * Dv;
         if (st.nan || !(st.l > 0) || !res) {
-          const C fill = st.nan ? std::numeric_limits<C>::quiet_NaN() : C(0);
+          // Lk == 0 stays zeros either way (an empty sum, as matmul over no keys gives).
+          const bool nan_row = st.nan || (nan_empty && Lk > 0);
+          const C fill = nan_row ? std::numeric_limits<C>::quiet_NaN() : C(0);
           std::fill(dst, dst + Dv, store_as<O>(fill));
           continue;
         }
