@@ -65,7 +65,8 @@ const char* onnx_type_name(int onnx_type) {
 Tensor scalar_like(double value, DType dtype) { return nef::scalar(value, dtype); }
 
 int64_t norm_axis(const NodeCtx& ctx, int64_t axis, int64_t rank) {
-  if (axis < -rank || axis >= std::max<int64_t>(rank, 1))
+  // Strict (a rank-0 tensor has no axis): converters index shapes with the result.
+  if (axis < -rank || axis >= rank)
     throw ShapeError(str(ctx.where(), ": axis ", axis, " out of range for rank ", rank));
   return axis < 0 ? axis + rank : axis;
 }
