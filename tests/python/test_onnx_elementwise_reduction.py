@@ -3,6 +3,9 @@ edge semantics ONNX's node tests leave out, against numpy float64 references: in
 Mod, Pow with mixed types, NaN through Max/Min/Clip, Cast corners, empty reductions, both axes
 forms, select_last_index, and the structured errors of bad nodes."""
 
+import os
+import sys
+
 import numpy as np
 import pytest
 
@@ -11,38 +14,8 @@ import nef
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-ONNX_TYPE = {np.dtype(k): v for k, v in {
-    "float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "float64": TensorProto.DOUBLE,
-    "int8": TensorProto.INT8, "uint8": TensorProto.UINT8, "int32": TensorProto.INT32,
-    "int64": TensorProto.INT64, "bool": TensorProto.BOOL}.items()}
-
-
-def run_node(op, inputs, attrs=None, opset=18, static=(), n_out=1):
-    """One-node model: `inputs` are arrays (None = an absent optional input); indices listed in
-    `static` become initializers (axes, ...), the others graph inputs. Returns the outputs."""
-    names, graph_inputs, inits, feed = [], [], [], {}
-    for i, a in enumerate(inputs):
-        if a is None:
-            names.append("")
-            continue
-        name = f"in{i}"
-        names.append(name)
-        a = np.asarray(a)
-        if i in static:
-            inits.append(numpy_helper.from_array(a, name))
-        else:
-            graph_inputs.append(helper.make_tensor_value_info(name, ONNX_TYPE[a.dtype], a.shape))
-            feed[name] = a
-    outs = [f"out{k}" for k in range(n_out)]
-    node = helper.make_node(op, names, outs, name="n", **(attrs or {}))
-    graph = helper.make_graph([node], "g", graph_inputs,
-                              [helper.make_empty_tensor_value_info(o) for o in outs],
-                              initializer=inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    m.ir_version = 8
-    g = nef.from_onnx(m)
-    res = g.run(feed)
-    return [res[o] for o in outs] if n_out > 1 else res[outs[0]]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from onnx_node_util import ONNX_TYPE, make_model, run_node  # noqa: E402,F401
 
 
 def rand(rng, shape, dtype, lo=-3, hi=3):

@@ -1,0 +1,45 @@
+"""One-node ONNX models for the converter tests (test_onnx_*.py)."""
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+import nef
+
+ONNX_TYPE = {np.dtype(k): v for k, v in {
+    "float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "float64": TensorProto.DOUBLE,
+    "int8": TensorProto.INT8, "uint8": TensorProto.UINT8, "int32": TensorProto.INT32,
+    "int64": TensorProto.INT64, "bool": TensorProto.BOOL}.items()}
+
+
+def make_model(op, inputs, attrs=None, opset=18, static=(), n_out=1):
+    """One-node model: `inputs` are arrays (None = an absent optional input); indices listed in
+    `static` become initializers (axes, ...), the others graph inputs. Returns (model, feed,
+    output names)."""
+    names, graph_inputs, inits, feed = [], [], [], {}
+    for i, a in enumerate(inputs):
+        if a is None:
+            names.append("")
+            continue
+        name = f"in{i}"
+        names.append(name)
+        a = np.asarray(a)
+        if i in static:
+            inits.append(numpy_helper.from_array(a, name))
+        else:
+            graph_inputs.append(helper.make_tensor_value_info(name, ONNX_TYPE[a.dtype], a.shape))
+            feed[name] = a
+    outs = [f"out{k}" for k in range(n_out)]
+    node = helper.make_node(op, names, outs, name="n", **(attrs or {}))
+    graph = helper.make_graph([node], "g", graph_inputs,
+                              [helper.make_empty_tensor_value_info(o) for o in outs],
+                              initializer=inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m, feed, outs
+
+
+def run_node(op, inputs, attrs=None, opset=18, static=(), n_out=1):
+    """The node through nef.from_onnx: its output (or list of outputs when n_out > 1)."""
+    m, feed, outs = make_model(op, inputs, attrs, opset, static, n_out)
+    res = nef.from_onnx(m).run(feed)
+    return [res[o] for o in outs] if n_out > 1 else res[outs[0]]
