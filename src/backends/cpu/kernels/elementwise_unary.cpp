@@ -95,8 +95,12 @@ NEF_FLOAT_OP(GeluTanh,
 #undef NEF_FLOAT_OP
 
 // Ops with a vectorized float32 array version (vmath.h), used when the compute type is float.
+// (A separate bool: GCC with -fsanitize rejects `pointer != nullptr` in `if constexpr`.)
+template <typename Op> inline constexpr bool kHasVecF32 = false;
 template <typename Op> inline constexpr void (*kVecF32)(const float*, float*, size_t) = nullptr;
+template <> inline constexpr bool kHasVecF32<Erf> = true;
 template <> inline constexpr void (*kVecF32<Erf>)(const float*, float*, size_t) = vmath::erf;
+template <> inline constexpr bool kHasVecF32<GeluErf> = true;
 template <> inline constexpr void (*kVecF32<GeluErf>)(const float*, float*, size_t) = vmath::gelu_erf;
 
 template <typename Op, typename T, typename O>
@@ -134,7 +138,7 @@ void run_unary(const Array& x, const Array& out) {
   auto it = make_elementwise_iter<2>(out, {&x});
   it.parallel_rows([&](const int64_t* off, int64_t n) {
     if constexpr (std::is_same_v<T, O> && std::is_same_v<compute_t<T>, float>) {
-      if constexpr (kVecF32<Op> != nullptr)
+      if constexpr (kHasVecF32<Op>)
         return vec_row<T>(kVecF32<Op>, elem_ptr<const T>(x, off[1]), it.inner_stride(1),
                           elem_ptr<O>(out, off[0]), it.inner_stride(0), n);
     }
