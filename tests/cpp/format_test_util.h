@@ -1,5 +1,4 @@
-// Helpers for the .nef tests: a small graph builder (types come from the registry's inference)
-// and byte-level access to a serialized file (split it into header JSON + data, re-assemble
+// Helpers for the .nef tests: GraphBuilder (ir_builder.h) and byte-level access to a serialized file (split it into header JSON + data, re-assemble
 // with a correct preamble) so malformed files can be made by mutating valid ones.
 #pragma once
 
@@ -17,48 +16,10 @@
 #include "format/nef_file.h"
 #include "ir/graph.h"
 #include "ir/op_registry.h"
+#include "ir_builder.h"
 #include "nef/array.h"
 
 namespace nef::test {
-
-struct GraphBuilder {
-  ir::Graph g;
-
-  int add(const std::string& op, std::vector<int> inputs, ir::Attrs attrs = {},
-          const std::string& name = "") {
-    ir::Node n;
-    n.op = &ir::get_op(op);
-    n.inputs = std::move(inputs);
-    n.type = ir::check_and_infer(*n.op, g.input_types(n), attrs);
-    n.attrs = std::move(attrs);
-    n.name = name;
-    g.nodes.push_back(std::move(n));
-    return static_cast<int>(g.nodes.size()) - 1;
-  }
-  int input(const std::string& name, const Shape& shape, DType dt) {
-    ir::Attrs a;
-    a.set("name", name);
-    a.set("shape", std::vector<int64_t>(shape.begin(), shape.end()));
-    a.set("dtype", std::string(dtype_name(dt)));
-    int i = add("input", {}, a, name);
-    g.nodes[i].binding = g.num_bindings();
-    g.input_names.push_back(name);
-    return i;
-  }
-  int constant(const Array& value, const std::string& name = "", bool weak = false) {
-    ir::Attrs a;
-    a.set("shape", std::vector<int64_t>(value.shape.begin(), value.shape.end()));
-    a.set("dtype", std::string(dtype_name(value.dtype)));
-    int i = add("constant", {}, a, name);
-    g.nodes[i].constant = value;
-    g.nodes[i].type.weak = weak;
-    return i;
-  }
-  void output(int node, const std::string& name) {
-    g.outputs.push_back(node);
-    g.output_names.push_back(name);
-  }
-};
 
 // Random bytes for every dtype (any bit pattern, so bit-exactness is tested); bools are 0/1.
 inline Array random_bytes_array(const Shape& shape, DType dt, std::mt19937_64& rng) {

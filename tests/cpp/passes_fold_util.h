@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "compiler/plan.h"
+#include "ir_builder.h"
 #include "ir/graph.h"
 #include "passes/pass.h"
 #include "passes_test_util.h"
@@ -18,45 +19,18 @@
 
 namespace nef::test {
 
-struct FoldGraph {
-  ir::Graph g;
+// A GraphBuilder whose inputs carry values (the bindings the numeric checks run with).
+struct FoldGraph : GraphBuilder {
   std::vector<Array> bindings;
 
-  int add(ir::Node n) {
-    n.type = ir::check_and_infer(*n.op, g.input_types(n), n.attrs);
-    g.nodes.push_back(std::move(n));
-    return static_cast<int>(g.nodes.size()) - 1;
-  }
   int input(const Array& value) {
-    ir::Node n;
-    n.op = &ir::get_op("input");
-    n.attrs.set("name", str("in", g.num_bindings()));
-    n.attrs.set("shape", std::vector<int64_t>(value.shape.begin(), value.shape.end()));
-    n.attrs.set("dtype", std::string(dtype_name(value.dtype)));
-    n.binding = g.num_bindings();
-    g.input_names.push_back(str("in", n.binding));
     bindings.push_back(value);
-    return add(std::move(n));
-  }
-  int constant(const Array& a) {
-    ir::Node n;
-    n.op = &ir::get_op("constant");
-    n.attrs.set("shape", std::vector<int64_t>(a.shape.begin(), a.shape.end()));
-    n.attrs.set("dtype", std::string(dtype_name(a.dtype)));
-    n.constant = a;
-    return add(std::move(n));
+    return GraphBuilder::input(str("in", g.num_bindings()), value.shape, value.dtype);
   }
   int op(const std::string& name, std::vector<int> inputs, ir::Attrs attrs = {}) {
-    ir::Node n;
-    n.op = &ir::get_op(name);
-    n.inputs = std::move(inputs);
-    n.attrs = std::move(attrs);
-    return add(std::move(n));
+    return add(name, std::move(inputs), std::move(attrs));
   }
-  void output(int i) {
-    g.outputs.push_back(i);
-    g.output_names.push_back(str("out", g.outputs.size()));
-  }
+  void output(int i) { GraphBuilder::output(i, str("out", g.outputs.size() + 1)); }
 
   // The graph after the folding passes (in pipeline order), then `then`, then dce, validated.
   ir::Graph folded(std::vector<void (*)(ir::Graph&)> then = {}) const {

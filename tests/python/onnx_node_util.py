@@ -43,3 +43,25 @@ def run_node(op, inputs, attrs=None, opset=18, static=(), n_out=1):
     m, feed, outs = make_model(op, inputs, attrs, opset, static, n_out)
     res = nef.from_onnx(m).run(feed)
     return [res[o] for o in outs] if n_out > 1 else res[outs[0]]
+
+
+def rand(rng, shape, dtype="float32", lo=-3, hi=3):
+    """Random values of `dtype` in [lo, hi] (ints clipped to the dtype, bools half true)."""
+    dt = np.dtype(dtype)
+    if dt.kind == "f":
+        return rng.uniform(lo, hi, shape).astype(dt)
+    if dt == np.bool_:
+        return rng.random(shape) < 0.5
+    lo = max(lo, np.iinfo(dt).min)
+    return rng.integers(lo, hi + 1, shape).astype(dt)
+
+
+def check(got, want, dtype=None, rtol=1e-5, atol=1e-6):
+    want = np.asarray(want)
+    dtype = np.dtype(dtype) if dtype is not None else want.dtype
+    assert got.dtype == dtype and got.shape == want.shape, (got.dtype, got.shape, want.shape)
+    if dtype.kind == "f":
+        np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol,
+                                   atol=atol, equal_nan=True)
+    else:
+        np.testing.assert_array_equal(got, want)

@@ -15,28 +15,7 @@ onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from onnx_node_util import ONNX_TYPE, make_model, run_node  # noqa: E402,F401
-
-
-def rand(rng, shape, dtype, lo=-3, hi=3):
-    dt = np.dtype(dtype)
-    if dt.kind == "f":
-        return rng.uniform(lo, hi, shape).astype(dt)
-    if dt == np.bool_:
-        return rng.random(shape) < 0.5
-    lo = max(lo, np.iinfo(dt).min)
-    return rng.integers(lo, hi + 1, shape).astype(dt)
-
-
-def check(got, want, dtype=None, rtol=1e-5, atol=1e-6):
-    want = np.asarray(want)
-    dtype = np.dtype(dtype) if dtype is not None else want.dtype
-    assert got.dtype == dtype and got.shape == want.shape, (got.dtype, got.shape, want.shape)
-    if dtype.kind == "f":
-        np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=rtol,
-                                   atol=atol, equal_nan=True)
-    else:
-        np.testing.assert_array_equal(got, want)
+from onnx_node_util import ONNX_TYPE, check, make_model, rand, run_node  # noqa: E402,F401
 
 
 # ---- arithmetic ------------------------------------------------------------------------------
