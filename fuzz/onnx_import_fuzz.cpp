@@ -3,7 +3,7 @@
 // a sanitizer report or any other exception is a finding.
 #include <cstdint>
 
-#include "compiler/plan.h"
+#include "compiler/compiler.h"
 #include "nef/error.h"
 #include "onnx/importer.h"
 

@@ -14,7 +14,8 @@
 #include <nanobind/stl/vector.h>
 
 #include "interop.h"
-#include "devices/devices.h"
+#include "backends/registry.h"
+#include "common/faults.h"
 #include "nef/tensor.h"
 
 namespace nb = nanobind;
@@ -142,8 +143,8 @@ nb::dict arrays_to_dict(const std::map<std::string, nef::Array>& m) {
   return d;
 }
 
-// {"seconds", "kernels": [{"step", "node", "op", "ops", "kernel", "device", "shape", "dtype",
-// "seconds"}]}: what Graph.profile aggregates.
+// {"seconds", "predicted_seconds", "kernels": [{"step", "node", "op", "ops", "kernel", "device",
+// "shape", "dtype", "seconds", "predicted_seconds"}]}: what Graph.profile aggregates.
 nb::dict profile_to_dict(const nef::RunProfile& p) {
   nb::list kernels;
   for (const nef::KernelProfile& k : p.kernels) {
@@ -157,10 +158,12 @@ nb::dict profile_to_dict(const nef::RunProfile& p) {
     e["shape"] = shape_tuple(k.shape);
     e["dtype"] = std::string(nef::dtype_name(k.dtype));
     e["seconds"] = k.seconds;
+    e["predicted_seconds"] = k.predicted_seconds;
     kernels.append(e);
   }
   nb::dict d;
   d["seconds"] = p.seconds;
+  d["predicted_seconds"] = p.predicted_seconds;
   d["kernels"] = kernels;
   return d;
 }
@@ -286,7 +289,9 @@ NB_MODULE(_nef, m) {
   m.def("stats", &nef::stats);
   m.def("reset_stats", &nef::reset_stats);
   m.def("set_devices", &nef::set_devices);
-  m.def("devices_json", [] { return nef::devices::to_json(nef::devices::detect()); });
+  m.def("devices_json", [] { return nef::backend::to_json(nef::backend::detect()); });
+  // Fault injection for the failure-ladder tests (common/faults.h).
+  m.def("_set_faults", &nef::faults::set);
   m.def("set_num_threads", &nef::set_num_threads);
   m.def("num_threads", &nef::num_threads);
   m.attr("__version__") = "0.1.0";

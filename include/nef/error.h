@@ -23,6 +23,8 @@ enum class ErrorCode : int {
   OutOfMemory = 8,    // NEFOutOfMemoryError
   Device = 9,         // NEFDeviceError
   Compile = 10,       // NEFCompileError
+  // 11 is the C API's NEF_ERROR_INVALID_ARGUMENT.
+  Cancelled = 12,     // NEFCancelledError: a run stopped by cancel() before it finished
 };
 
 const char* error_code_name(ErrorCode code);  // "NEFShapeError", ...
@@ -50,6 +52,7 @@ NEF_DEFINE_ERROR(FormatError, Format)
 NEF_DEFINE_ERROR(OutOfMemoryError, OutOfMemory)
 NEF_DEFINE_ERROR(DeviceError, Device)
 NEF_DEFINE_ERROR(CompileError, Compile)
+NEF_DEFINE_ERROR(CancelledError, Cancelled)
 #undef NEF_DEFINE_ERROR
 
 // Throws the exception type that matches `code` (used when errors cross the C ABI back into C++).

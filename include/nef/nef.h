@@ -31,7 +31,8 @@ typedef enum nef_status {
   NEF_ERROR_OUT_OF_MEMORY = 8,
   NEF_ERROR_DEVICE = 9,
   NEF_ERROR_COMPILE = 10,
-  NEF_ERROR_INVALID_ARGUMENT = 11 /* NULL handle or pointer passed to the C API */
+  NEF_ERROR_INVALID_ARGUMENT = 11, /* NULL handle or pointer passed to the C API */
+  NEF_ERROR_CANCELLED = 12         /* a run was cancelled before it finished */
 } nef_status;
 
 typedef enum nef_dtype {

@@ -169,11 +169,13 @@ struct KernelProfile {
   std::string device;
   Shape shape;                    // of its output
   DType dtype = DType::Float32;
-  double seconds = 0;             // wall time of the kernel call
+  double seconds = 0;             // measured: device time when the device reports it, else wall
+  double predicted_seconds = 0;   // the placement cost model's estimate
 };
 struct RunProfile {
-  std::vector<KernelProfile> kernels;  // in execution order
+  std::vector<KernelProfile> kernels;  // in execution order, transfers (op "copy") included
   double seconds = 0;  // the whole execution: kernels plus input checks and output allocation
+  double predicted_seconds = 0;  // the cost model's estimate of the whole plan
 };
 
 // Profiling times every kernel of each graph execution on the calling thread (LoadedGraph::run,

@@ -16,7 +16,7 @@ from .creation import (arange, asarray, from_numpy, full, full_like, ones, ones_
                        placeholder, scalar, tensor, zeros, zeros_like)
 from .dtypes import (DType, as_dtype, bfloat16, bool_, finfo, float16, float32, float64, int8,
                      int32, int64, uint8)
-from .errors import (NEFCompileError, NEFDeviceError, NEFError, NEFFormatError,
+from .errors import (NEFCancelledError, NEFCompileError, NEFDeviceError, NEFError, NEFFormatError,
                      NEFGraphCycleError, NEFOutOfMemoryError, NEFShapeError, NEFTypeError,
                      NEFUnsupportedError, NEFValidationError)
 from .graph import Graph, build, evaluate, from_onnx, load, profile_summary

@@ -45,6 +45,10 @@ class NEFCompileError(NEFError):
     """A kernel failed to compile."""
 
 
+class NEFCancelledError(NEFError):
+    """A run was cancelled before it finished."""
+
+
 __all__ = [
     "NEFError",
     "NEFGraphCycleError",
@@ -56,4 +60,5 @@ __all__ = [
     "NEFOutOfMemoryError",
     "NEFDeviceError",
     "NEFCompileError",
+    "NEFCancelledError",
 ]

@@ -74,12 +74,15 @@ class Graph:
     def profile(self, inputs=None, repeat=1, warmup=1, **kwargs) -> "Profile":
         """Runs the graph ``warmup`` times unprofiled (the first run compiles and touches the
         memory), then ``repeat`` times with every kernel timed. Returns a :class:`Profile`: a
-        list with one dict per kernel in execution order (the kernels of :meth:`plan`, views
-        included): ``step``, ``node``, ``op`` (the kernel's op: ``matmul_epilogue``,
+        list with one dict per step that runs in execution order (the kernels of :meth:`plan`:
+        kernels and transfers between devices, op ``copy``; views are metadata and run nothing):
+        ``step``, ``node``, ``op`` (the kernel's op: ``matmul_epilogue``,
         ``fused_elementwise``, ``attention``, ...), ``ops`` (the ops it covers, as ``plan()``'s
         ``nodes``), ``kernel``, ``device``, ``shape``, ``dtype``, ``seconds`` (median over the
-        repeats) and ``min_seconds``. ``Profile.summary()`` aggregates by op; ``run_seconds``
-        is the median of whole executions (kernels plus input checks and output allocation).
+        repeats), ``min_seconds`` and ``predicted_seconds`` (the placement cost model's
+        estimate). ``Profile.summary()`` aggregates by op; ``run_seconds`` is the median of
+        whole executions (kernels plus input checks and output allocation) and
+        ``predicted_seconds`` the cost model's estimate of one.
         Inputs as for :meth:`run`."""
         repeat, warmup = int(repeat), int(warmup)
         if repeat < 1 or warmup < 0:
@@ -105,6 +108,7 @@ class Graph:
             out.append(e)
         out.repeat = repeat
         out.run_seconds = float(np.median([r["seconds"] for r in runs]))
+        out.predicted_seconds = float(runs[0]["predicted_seconds"])
         return out
 
     def _feed(self, inputs, kwargs) -> dict:
@@ -153,10 +157,11 @@ class Graph:
 
 class Profile(list):
     """Per-kernel timings from :meth:`Graph.profile` (a list of dicts, execution order), with
-    ``repeat``, ``run_seconds`` and :meth:`summary`."""
+    ``repeat``, ``run_seconds``, ``predicted_seconds`` and :meth:`summary`."""
 
     repeat = 0
     run_seconds = 0.0
+    predicted_seconds = 0.0
 
     @property
     def kernel_seconds(self) -> float:

@@ -1,11 +1,11 @@
 // Execution of lazy tensors and the Tensor accessors that trigger it.
 #include "api/lazy.h"
-#include "backends/cpu/dispatch.h"
 #include "backends/cpu/parallel.h"
-#include "compiler/plan.h"
-#include "devices/devices.h"
-#include "runtime/executor.h"
-#include "runtime/stats.h"
+#include "backends/registry.h"
+#include "common/dispatch.h"
+#include "common/session.h"
+#include "engine/execute.h"
+#include "runtime/plan.h"
 
 namespace nef {
 
@@ -20,7 +20,8 @@ void evaluate(const std::vector<Tensor>& tensors) {
   if (targets.empty()) return;
   // Through the lazy plan cache: a repeated evaluate of the same code builds no ir::Graph.
   detail::LazyPlan lp = detail::plan_for(targets);
-  std::vector<Array> outs = runtime::execute(*lp.plan, lp.bindings);
+  // Results stay where they were computed until they are read (Tensor::array).
+  std::vector<Array> outs = engine::execute(lp.plan, std::move(lp.bindings));
   for (size_t i = 0; i < outs.size(); ++i) lp.output_nodes[i]->value = std::move(outs[i]);
 }
 
@@ -36,6 +37,8 @@ Tensor& Tensor::execute() {
 
 const Array& Tensor::array() {
   execute();
+  // Pulled to the host once, when read; later graphs read the host copy.
+  if (!node_->value->on_host()) node_->value = to_host(*node_->value);
   return *node_->value;
 }
 
@@ -44,9 +47,9 @@ std::vector<T> Tensor::to_vector() {
   const Array& a = array();
   Array c = a.contiguous();
   std::vector<T> v(static_cast<size_t>(c.numel()));
-  backend::cpu::dispatch_dtype(c.dtype, [&]<typename S>() {
+  dispatch_dtype(c.dtype, [&]<typename S>() {
     const S* p = c.data_as<S>();
-    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<T>(backend::cpu::load_as(p[i]));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<T>(load_as(p[i]));
   });
   return v;
 }
@@ -64,13 +67,13 @@ double Tensor::item() {
   return to_vector<double>()[0];
 }
 
-std::map<std::string, int64_t> stats() { return runtime::stats_snapshot(); }
-void reset_stats() { runtime::reset_stats(); }
+std::map<std::string, int64_t> stats() { return counters().snapshot(); }
+void reset_stats() { counters().reset(); }
 void set_devices(const std::vector<std::string>& names) {
-  if (names.empty()) devices::clear_device_override();
-  else devices::set_device_override(names);
+  if (names.empty()) backend::clear_device_override();
+  else backend::set_device_override(names);
 }
-void set_num_threads(int n) { backend::cpu::set_num_threads(n); }
+void set_num_threads(int n) { current_session().set_threads(n); }
 int num_threads() { return backend::cpu::num_threads(); }
 
 }  // namespace nef

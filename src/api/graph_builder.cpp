@@ -2,10 +2,9 @@
 #include <unordered_set>
 
 #include "api/lazy.h"
-#include "backends/backend.h"
-#include "compiler/plan.h"
+#include "compiler/compiler.h"
 #include "nef/error.h"
-#include "runtime/stats.h"
+#include "common/session.h"
 
 namespace nef::detail {
 
@@ -173,8 +172,14 @@ Walk walk(const std::vector<LazyNode*>& targets, BuildMode mode) {
         case kBound:
           h.add2(cur->type_hash);
           h.add(cur->type.weak);
+          if (!cur->value->on_host()) {  // where the value lives shapes the plan
+            const std::string& d = cur->value->device();
+            h.add(d.data(), d.size());
+          }
           break;
         case kLiteral:
+          // Constants are host data (a plan uploads them to the devices that read them).
+          if (!cur->value->on_host()) cur->value = to_host(*cur->value);
           h.add2(cur->type_hash);
           h.add(cur->type.weak);
           hash_literal(h, *cur->value);
@@ -212,7 +217,8 @@ Walk walk(const std::vector<LazyNode*>& targets, BuildMode mode) {
 
 // The exact canonical form of a walked DAG, stored with its plan and compared on every hit.
 struct Signature {
-  std::string backends;
+  std::string devices;
+  std::vector<std::string> residence;  // bound values on a device other than the host
   std::vector<uint8_t> kind;
   std::vector<const ir::OpDef*> op;
   std::vector<std::shared_ptr<const std::string>> attrs;
@@ -222,9 +228,14 @@ struct Signature {
   std::vector<int> in_begin, inputs, outputs;
 };
 
-std::shared_ptr<Signature> make_signature(const Walk& w, std::string backends) {
+// The device a bound value lives on when it is not the host ("" otherwise).
+std::string residence(const LazyNode* c, uint8_t kind) {
+  return kind == kBound && !c->value->on_host() ? c->value->device() : std::string();
+}
+
+std::shared_ptr<Signature> make_signature(const Walk& w, std::string devices) {
   auto s = std::make_shared<Signature>();
-  s->backends = std::move(backends);
+  s->devices = std::move(devices);
   size_t n = w.order.size();
   s->kind = w.kind;
   s->op.reserve(n);
@@ -240,6 +251,7 @@ std::shared_ptr<Signature> make_signature(const Walk& w, std::string backends) {
     s->type.push_back(op ? ir::TensorType{} : c->type);  // op types are implied (see matches)
     s->device_hint.push_back(c->device_hint);
     s->literal.push_back(w.kind[i] == kLiteral ? c->value : std::nullopt);
+    s->residence.push_back(residence(c, w.kind[i]));
   }
   s->in_begin = w.in_begin;
   s->inputs = w.inputs;
@@ -247,14 +259,15 @@ std::shared_ptr<Signature> make_signature(const Walk& w, std::string backends) {
   return s;
 }
 
-bool matches(const Signature& s, const Walk& w, const std::string& backends) {
+bool matches(const Signature& s, const Walk& w, const std::string& devices) {
   size_t n = w.order.size();
-  if (s.backends != backends || s.kind != w.kind || s.in_begin != w.in_begin ||
+  if (s.devices != devices || s.kind != w.kind || s.in_begin != w.in_begin ||
       s.inputs != w.inputs || s.outputs != w.outputs)
     return false;
   for (size_t i = 0; i < n; ++i) {
     const LazyNode* c = w.order[i];
     if (s.device_hint[i] != c->device_hint) return false;
+    if (s.residence[i] != residence(c, w.kind[i])) return false;
     if (w.kind[i] == kOp) {
       // An op node's type is inferred (a pure function) from its op, attributes and input
       // types, all verified here or at its inputs: comparing it too would only add cache misses.
@@ -314,6 +327,8 @@ BuiltGraph build_from_walk(const Walk& w, const std::vector<LazyNode*>& targets,
         }
         node.name = nm;
         node.attrs.set("name", nm);
+        if (cur->value && !cur->value->on_host() && mode == BuildMode::Execute)
+          node.device_hint = cur->value->device();  // bound where it lives
         set_type_attrs(node, cur->type);
         g.input_names.push_back(std::move(nm));
         break;
@@ -331,15 +346,6 @@ BuiltGraph build_from_walk(const Walk& w, const std::vector<LazyNode*>& targets,
     out.output_nodes.push_back(targets[i]);
   }
   return out;
-}
-
-std::string backend_names() {
-  std::string s;
-  for (const auto& b : backend::enabled_backends()) {
-    s += b->name();
-    s += ',';
-  }
-  return s;
 }
 
 }  // namespace
@@ -395,16 +401,16 @@ BuiltGraph build_graph(const std::vector<LazyNode*>& targets, BuildMode mode,
 
 LazyPlan plan_for(const std::vector<LazyNode*>& targets) {
   Walk w = walk(targets, BuildMode::Execute);
-  std::string backends = backend_names();
+  std::string devices = compiler::device_key();
   Hasher h;
   h.add(w.hash[0]);
   h.add(w.hash[1]);
-  h.add(backends.data(), backends.size());
+  h.add(devices.data(), devices.size());
   LazyPlan out;
   out.output_nodes = targets;
   compiler::FrontEntry e = compiler::find_front_plan(h.a, h.b);
-  if (e.plan && matches(*static_cast<const Signature*>(e.signature.get()), w, backends)) {
-    runtime::stats().plan_cache_hits++;
+  if (e.plan && matches(*static_cast<const Signature*>(e.signature.get()), w, devices)) {
+    nef::counters().plan_cache_hits++;
     out.plan = std::move(e.plan);
     for (size_t i = 0; i < w.order.size(); ++i)
       if (w.kind[i] == kBound) out.bindings.push_back(*w.order[i]->value);
@@ -413,7 +419,7 @@ LazyPlan plan_for(const std::vector<LazyNode*>& targets) {
   BuiltGraph built = build_from_walk(w, targets, BuildMode::Execute, {});
   out.plan = compiler::compile(std::move(built.graph));
   out.bindings = std::move(built.bindings);
-  compiler::store_front_plan(h.a, h.b, {make_signature(w, std::move(backends)), out.plan});
+  compiler::store_front_plan(h.a, h.b, {make_signature(w, std::move(devices)), out.plan});
   return out;
 }
 

@@ -11,7 +11,7 @@
 #include "ir/graph.h"
 #include "nef/tensor.h"
 
-namespace nef::compiler {
+namespace nef::runtime {
 struct Plan;
 }
 
@@ -22,7 +22,9 @@ struct LazyNode {
   // so a 10K-node walk is bound by cache misses).
   const ir::OpDef* op = nullptr;
   std::vector<std::shared_ptr<LazyNode>> inputs;
-  std::optional<Array> value;  // set once materialized (or at creation for data tensors)
+  // Set once materialized (or at creation for data tensors), on the device that computed it;
+  // Tensor::array() brings it to the host (and keeps it there) when the user reads it.
+  std::optional<Array> value;
   bool literal = false;        // a literal constant (scalars): stays a constant in graphs
   // Set by make_node (attrs and type never change after creation), so that keying a DAG for
   // the plan cache is one cheap walk: a 128-bit hash of (op, canonical attrs, type), one of the
@@ -64,7 +66,7 @@ BuiltGraph build_graph(const std::vector<LazyNode*>& targets, BuildMode mode,
 // form), so a repeated evaluate of the same code on new values builds no ir::Graph; on a miss
 // it builds one and compiles it through compiler::compile.
 struct LazyPlan {
-  std::shared_ptr<const compiler::Plan> plan;
+  std::shared_ptr<const runtime::Plan> plan;
   std::vector<Array> bindings;
   std::vector<LazyNode*> output_nodes;
 };

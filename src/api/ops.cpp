@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "api/lazy.h"
-#include "backends/cpu/dispatch.h"
+#include "common/dispatch.h"
 
 namespace nef {
 
@@ -59,9 +59,9 @@ template Tensor tensor<uint8_t>(const std::vector<uint8_t>&, const Shape&);
 namespace {
 Tensor literal(double value, DType dtype, bool weak) {
   Array a = Array::empty({}, dtype);
-  backend::cpu::dispatch_dtype(dtype, [&]<typename T>() {
-    using C = backend::cpu::compute_t<T>;
-    *a.data_as<T>() = backend::cpu::store_as<T>(static_cast<C>(value));
+  nef::dispatch_dtype(dtype, [&]<typename T>() {
+    using C = nef::compute_t<T>;
+    *a.data_as<T>() = nef::store_as<T>(static_cast<C>(value));
   });
   ir::Attrs attrs;
   attrs.set("shape", std::vector<int64_t>{});

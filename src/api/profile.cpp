@@ -1,6 +1,6 @@
 // Per-kernel profiles of graph executions (the executor records them; this is the public face).
 #include "nef/tensor.h"
-#include "runtime/executor.h"
+#include "runtime/run.h"
 
 namespace nef {
 

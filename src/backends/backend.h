@@ -1,10 +1,18 @@
-// The one interface every backend (cpu/, later opencl/, cuda/) implements. The planner asks
-// supports(); the compiler asks compile() for an executable kernel per node; the runtime runs
-// kernels on arrays the backend allocated. A backend never sees the lazy API.
+// The contract every backend implements (cpu/, opencl/, later cuda/): a Backend probes its API
+// and yields Devices; a Device is capabilities + supports() + memory (allocate, copy) + queues +
+// a kernel compiler. The planner reads capabilities and measured profiles; the compiler asks
+// supports()/compile(); the runtime allocates, enqueues kernels and copies with events. Nothing
+// above this layer names a backend: adding one touches only its folder and the registry.
 #pragma once
 
+#include <condition_variable>
+#include <exception>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ir/graph.h"
@@ -12,42 +20,155 @@
 
 namespace nef::backend {
 
+class Device;
+
+// ---- Events and queues -------------------------------------------------------------------------
+
+// Completion of submitted work. Work that failed completes its event with the error; work whose
+// waits failed never runs and carries the first failed wait's error.
+class Event {
+ public:
+  virtual ~Event() = default;
+  // Blocks until complete; rethrows the work's error.
+  virtual void wait() = 0;
+  // Non-blocking: complete (successfully or not).
+  virtual bool ready() const = 0;
+  // Complete with an error (non-blocking; false while pending).
+  virtual bool failed() const = 0;
+  // Seconds of the work on the device, when the device measured it (profiling); else < 0.
+  virtual double device_seconds() const { return -1; }
+};
+using EventPtr = std::shared_ptr<Event>;
+using Waits = std::span<const EventPtr>;
+
+// An event that is already complete (one shared instance): work that ran inline.
+const EventPtr& completed_event();
+
+// An event completed from the host: by CPU work, or by a callback of a device API.
+class HostEvent final : public Event {
+ public:
+  void wait() override;
+  bool ready() const override;
+  bool failed() const override;
+  // Completes the event (once); an empty `error` means success. Wakes waiters, runs callbacks.
+  void complete(std::exception_ptr error = nullptr);
+  // Runs `fn` once complete (at once, on this thread, when it already is).
+  void on_complete(std::function<void()> fn);
+  std::exception_ptr error() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::exception_ptr error_;
+  std::vector<std::function<void()>> callbacks_;
+};
+
+// An in-order stream of work on one device, owned by one run at a time (Device::acquire_queue).
+// Concrete queues (the CPU's, an OpenCL command queue) add their submission entry points; the
+// runtime only synchronizes through this interface.
+class Queue {
+ public:
+  virtual ~Queue() = default;
+  // Blocks until all work submitted so far completed. Never throws: errors live in events.
+  virtual void synchronize() = 0;
+};
+
+// Returns a queue to its device's pool when the run releases it.
+using QueuePtr = std::unique_ptr<Queue, std::function<void(Queue*)>>;
+
+// ---- Kernels -----------------------------------------------------------------------------------
+
 // What a kernel receives. Inputs may be arbitrary strided views (stride 0 = broadcast, negative
-// = reversed). For ops without the kView trait `out` arrives allocated, contiguous, of the
-// inferred shape and dtype; a kView op's kernel instead sets `out` to a view of inputs[0].
+// = reversed) on the kernel's device; `out` arrives allocated and contiguous on the device.
 struct KernelArgs {
   const std::vector<Array>& inputs;
   Array& out;
   const ir::Attrs& attrs;
   const ir::Node& node;
+  // workspace_bytes() bytes of scratch on the device (a UInt8 array), planned by the memory
+  // planner; empty when the kernel asks for none.
+  const Array& workspace;
 };
 
 class Kernel {
  public:
   virtual ~Kernel() = default;
-  virtual void run(const KernelArgs& args) const = 0;
   // Human-readable kernel name for plans and profiles ("cpu.binary.add.f32").
   virtual std::string name() const = 0;
+  // Scratch the kernel needs per launch on its device. The memory planner owns it (a kernel never
+  // allocates), so it is known before any run.
+  virtual int64_t workspace_bytes() const { return 0; }
+  // Whether `out` may be exactly one of the inputs (same buffer, same strides): element i of
+  // every input is read before out[i] is written, and no operand is converted through `out`.
+  virtual bool inplace_safe() const { return false; }
+  // Enqueues the kernel on `queue` (from this kernel's device) after `waits`. Everything `args`
+  // refers to stays alive and unchanged until the returned event completes.
+  virtual EventPtr enqueue(const KernelArgs& args, Queue& queue, Waits waits) const = 0;
 };
 
+// ---- Devices -----------------------------------------------------------------------------------
+
+// Facts about a device, from its probe: what `nef devices` shows and the planner reads.
+struct DeviceInfo {
+  std::string id;           // instance id: "cpu", "opencl:0", "cuda:1"
+  std::string backend;      // "cpu", "opencl", "cuda"
+  std::string kind;         // "cpu" | "gpu" | "accelerator"
+  int index = 0;            // ordinal among its backend's devices
+  std::string name;         // hardware name
+  std::string description;  // one line for reports
+  std::string vendor;
+  std::string driver_version;
+  std::string api_version;  // "OpenCL C 1.2", ...
+  int compute_units = 0;
+  int64_t memory_bytes = 0;     // device memory (host RAM for the CPU)
+  int64_t max_alloc_bytes = 0;  // largest single allocation
+  bool host_unified = false;    // shares physical memory with the host: transfers can map
+  bool fp16 = false, fp64 = false;
+  // Backend-specific facts for reports (platform, extensions...).
+  std::vector<std::pair<std::string, std::string>> extra;
+};
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  virtual const DeviceInfo& info() const = 0;
+  const std::string& id() const { return info().id; }
+  bool is_host() const { return info().backend == "cpu"; }
+
+  // Whether this device can run the node (op, dtypes, shapes, attributes). Input and constant
+  // nodes are data, which every device can hold.
+  virtual bool supports(const ir::Node& node, const ir::Graph& graph) const = 0;
+  // Builds an executable kernel for a supported node; throws CompileError. The compiler caches
+  // the result per (device, op, attributes, types).
+  virtual std::shared_ptr<const Kernel> compile(const ir::Node& node,
+                                                const ir::Graph& graph) const = 0;
+
+  // `nbytes` of device memory (host memory for the CPU); throws OutOfMemoryError naming the
+  // device, also when NEF_DEVICE_MEMORY_LIMIT would be exceeded.
+  virtual std::shared_ptr<Storage> allocate(size_t nbytes) = 0;
+  // A queue for one run (pooled; returned when the QueuePtr is destroyed).
+  virtual QueuePtr acquire_queue() = 0;
+  // Copies src into dst (same shape and dtype, dst contiguous) on `queue` after `waits`. Each
+  // side is on this device or on the host.
+  virtual EventPtr copy(const Array& src, const Array& dst, Queue& queue, Waits waits) = 0;
+  // Frees what the device caches and can rebuild (pools, compiled programs): the first rung of
+  // the out-of-memory ladder. Returns the bytes released.
+  virtual int64_t trim() { return 0; }
+  // Settings that change what compile() produces (the CPU's thread count sizes workspaces):
+  // part of kernel- and plan-cache keys.
+  virtual std::string config_key() const { return ""; }
+};
+using DevicePtr = std::shared_ptr<Device>;
+
+// A device API driver (one per backend folder).
 class Backend {
  public:
   virtual ~Backend() = default;
-  virtual std::string name() const = 0;  // "cpu"
-  // Whether this backend can run the node (op, dtypes, shapes, attributes).
-  virtual bool supports(const ir::Node& node, const ir::Graph& graph) const = 0;
-  // Builds an executable kernel; throws CompileError. Results are cached by the compiler.
-  virtual std::shared_ptr<const Kernel> compile(const ir::Node& node,
-                                                const ir::Graph& graph) const = 0;
-  // Allocates a contiguous array in this backend's memory (throws OutOfMemoryError).
-  virtual Array allocate(const Shape& shape, DType dtype) const = 0;
+  virtual std::string name() const = 0;  // "cpu", "opencl"
+  // The devices found. Never throws: a failed probe returns none and sets `problem` (why), which
+  // `nef devices` reports and NEF_DEBUG=1 logs.
+  virtual std::vector<DevicePtr> probe(std::string& problem) = 0;
 };
-
-// Backends available in this process, in default preference order (cpu last as fallback).
-const std::vector<std::shared_ptr<Backend>>& registered_backends();
-std::shared_ptr<Backend> find_backend(const std::string& name);
-// The registered backends with an enabled device (devices::enabled_devices), in preference
-// order. Throws DeviceError when none is left.
-std::vector<std::shared_ptr<Backend>> enabled_backends();
 
 }  // namespace nef::backend

@@ -1,41 +1,183 @@
-#include "backends/backend.h"
+#include "backends/registry.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <sstream>
+
 #include "backends/cpu/cpu_backend.h"
-#include "devices/devices.h"
+#include "common/log.h"
+#include "common/session.h"
 #include "nef/error.h"
 
 namespace nef::backend {
+namespace {
 
-const std::vector<std::shared_ptr<Backend>>& registered_backends() {
-  // Preference order: accelerators first once they exist; the CPU is the fallback for all ops.
-  static const std::vector<std::shared_ptr<Backend>> backends = {cpu::make_cpu_backend()};
-  return backends;
+std::string lower(std::string s) {
+  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
 }
 
-std::shared_ptr<Backend> find_backend(const std::string& name) {
-  for (const auto& b : registered_backends())
-    if (b->name() == name) return b;
+std::string trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  size_t e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+// Backends compiled into this binary, in report order (the CPU first).
+std::vector<std::shared_ptr<Backend>> registered_backends() {
+  return {cpu::make_cpu_backend()};
+}
+
+// Names that select devices even when none of that kind is present here.
+bool known_selector(const std::string& name) {
+  static const char* backends[] = {"cpu", "opencl", "cuda"};
+  static const char* kinds[] = {"gpu", "accelerator"};
+  for (const char* b : backends) {
+    std::string s = b;
+    if (name == s) return true;
+    if (name.rfind(s + ":", 0) == 0) {  // "opencl:3"
+      std::string idx = name.substr(s.size() + 1);
+      return !idx.empty() && std::all_of(idx.begin(), idx.end(), ::isdigit);
+    }
+  }
+  for (const char* k : kinds)
+    if (name == k) return true;
+  return false;
+}
+
+DeviceReport probe_all() {
+  DeviceReport r;
+  r.cpu = devices::detect_cpu();
+  r.memory = devices::detect_memory();
+  for (const auto& b : registered_backends()) {
+    std::string problem;
+    std::vector<DevicePtr> found = b->probe(problem);
+    if (found.empty()) {
+      if (problem.empty()) problem = "no device found";
+      debug_log(str("backend ", b->name(), " disabled: ", problem));
+      r.problems.emplace_back(b->name(), problem);
+    }
+    for (DevicePtr& d : found) {
+      debug_log(str("device ", d->id(), ": ", d->info().description));
+      r.devices.push_back(std::move(d));
+    }
+  }
+  NEF_CHECK(!r.devices.empty() && r.devices[0]->is_host(), "the CPU device must come first");
+  return r;
+}
+
+std::string known_names(const DeviceReport& report) {
+  std::string s;
+  for (const DevicePtr& d : report.devices) s += (s.empty() ? "" : ", ") + d->id();
+  return s;
+}
+
+}  // namespace
+
+const DeviceReport& detect() {
+  static const DeviceReport* report = new DeviceReport(probe_all());  // never destroyed
+  return *report;
+}
+
+DevicePtr find_device(const std::string& id) {
+  for (const DevicePtr& d : detect().devices)
+    if (d->id() == id) return d;
   return nullptr;
 }
 
+const DevicePtr& host_device() { return detect().devices.front(); }
 
-
-std::vector<std::shared_ptr<Backend>> enabled_backends() {
-  // A backend is enabled when one of its devices is enabled (NEF_DEVICES / nef.config).
-  std::vector<std::string> devices = devices::enabled_devices();
-  const auto& report = devices::detect();
-  std::vector<std::shared_ptr<Backend>> out;
-  for (const auto& b : registered_backends()) {
-    for (const auto& d : report.devices) {
-      bool on = false;
-      for (const auto& name : devices) on = on || name == d.name;
-      if (on && d.backend == b->name()) {
-        out.push_back(b);
-        break;
-      }
+std::vector<std::string> resolve_devices(const std::vector<std::string>& names,
+                                         const DeviceReport& report, const std::string& source) {
+  const auto& devs = report.devices;
+  std::vector<bool> chosen(devs.size(), false);
+  bool any_name = false;
+  for (const std::string& raw : names) {
+    std::string name = lower(trim(raw));
+    if (name.empty()) continue;
+    any_name = true;
+    if (name == "auto" || name == "all") {
+      std::fill(chosen.begin(), chosen.end(), true);
+      continue;
     }
+    bool matched = false;
+    for (size_t i = 0; i < devs.size(); ++i)
+      if (lower(devs[i]->id()) == name) chosen[i] = matched = true;
+    if (!matched)
+      for (size_t i = 0; i < devs.size(); ++i)
+        if (lower(devs[i]->info().backend) == name) chosen[i] = matched = true;
+    if (!matched)
+      for (size_t i = 0; i < devs.size(); ++i)
+        if (!devs[i]->is_host() && lower(devs[i]->info().kind) == name) chosen[i] = matched = true;
+    if (matched) continue;
+    if (!known_selector(name))
+      throw DeviceError(str("[devices] unknown device '", trim(raw), "' in ", source,
+                            "; devices here: ", known_names(report),
+                            " (or a backend: cpu, opencl, cuda; a kind: gpu; or auto)"));
+    std::string why;
+    for (const auto& [backend, problem] : report.problems)
+      if (name.rfind(backend, 0) == 0) why = str(" (", backend, ": ", problem, ")");
+    warn_once(str("device '", trim(raw), "' in ", source, " is not present here", why,
+                  "; running on the remaining devices"));
   }
-  if (out.empty()) throw DeviceError("[planner] no enabled device has a backend");
+  if (!any_name) std::fill(chosen.begin(), chosen.end(), true);
+  std::vector<std::string> out;
+  for (size_t i = 0; i < devs.size(); ++i)
+    if (chosen[i]) out.push_back(devs[i]->id());
   return out;
+}
+
+std::vector<std::string> parse_device_list(const std::string& spec, const DeviceReport& report,
+                                           const std::string& source) {
+  std::vector<std::string> items;
+  std::string item;
+  std::istringstream is(spec);
+  while (std::getline(is, item, ',')) items.push_back(item);
+  return resolve_devices(items, report, source);
+}
+
+void set_device_override(const std::vector<std::string>& names) {
+  bool empty = std::all_of(names.begin(), names.end(),
+                           [](const std::string& s) { return trim(s).empty(); });
+  if (empty) {
+    clear_device_override();
+    return;
+  }
+  current_session().set_devices(resolve_devices(names, detect(), "the device override"));
+}
+
+void clear_device_override() { current_session().set_devices(std::nullopt); }
+
+std::vector<std::string> enabled_device_ids() {
+  std::vector<std::string> ids;
+  if (auto o = current_session().devices()) {
+    ids = *o;
+  } else {
+    const char* env = std::getenv("NEF_DEVICES");
+    ids = env && !trim(env).empty() ? parse_device_list(env, detect(), "NEF_DEVICES")
+                                    : resolve_devices({}, detect(), "the device list");
+  }
+  if (ids.empty()) ids.push_back(host_device()->id());
+  return ids;
+}
+
+PlacementDevices placement_devices() {
+  std::vector<std::string> ids = enabled_device_ids();
+  PlacementDevices p;
+  bool host = false;
+  for (const DevicePtr& d : detect().devices) {
+    if (std::find(ids.begin(), ids.end(), d->id()) == ids.end()) continue;
+    p.devices.push_back(d);
+    p.fallback_only.push_back(false);
+    host = host || d->is_host();
+  }
+  if (!host) {
+    p.devices.push_back(host_device());
+    p.fallback_only.push_back(true);
+  }
+  return p;
 }
 
 }  // namespace nef::backend

@@ -36,8 +36,43 @@ std::shared_ptr<Storage> Storage::borrow(void* data, size_t nbytes, std::shared_
   return s;
 }
 
+std::shared_ptr<Storage> Storage::on_device(const MemorySpace* space, void* handle,
+                                            size_t nbytes) {
+  NEF_CHECK(space != nullptr, "[storage] device storage needs a memory space");
+  auto s = std::shared_ptr<Storage>(new Storage());
+  s->id_ = next_storage_id.fetch_add(1, std::memory_order_relaxed);
+  s->data_ = handle;
+  s->nbytes_ = nbytes;
+  s->space_ = space;
+  s->owned_ = true;
+  return s;
+}
+
 Storage::~Storage() {
-  if (owned_) std::free(data_);
+  if (!owned_) return;
+  if (space_) space_->release(data_, nbytes_);
+  else std::free(data_);
+}
+
+const std::string& Storage::device() const {
+  static const std::string host = "cpu";
+  return space_ ? space_->name() : host;
+}
+
+void* Storage::data() const {
+  NEF_CHECK(space_ == nullptr, "[storage] host access to memory of device ", space_->name(),
+            " without a to-host step");
+  return data_;
+}
+
+void* Storage::handle() const {
+  NEF_CHECK(space_ != nullptr, "[storage] host memory has no device handle");
+  return data_;
+}
+
+const std::string& Array::device() const {
+  static const std::string host = "cpu";
+  return storage ? storage->device() : host;
 }
 
 Array Array::empty(const Shape& shape, DType dtype) {
@@ -62,6 +97,29 @@ bool Array::is_contiguous() const {
     expect *= shape[i];
   }
   return true;
+}
+
+std::pair<int64_t, int64_t> byte_span(const Array& a) {
+  if (a.numel() == 0) return {0, 0};
+  int64_t lo = a.offset, hi = a.offset;
+  for (int d = 0; d < a.rank(); ++d) {
+    int64_t reach = (a.shape[d] - 1) * a.strides[d];
+    if (reach < 0) lo += reach;
+    else hi += reach;
+  }
+  int64_t es = int64_t(dtype_size(a.dtype));
+  return {lo * es, (hi + 1) * es};
+}
+
+Array to_host(const Array& a) {
+  if (a.on_host()) return a;
+  auto [first, last] = byte_span(a);
+  Array h = a;
+  h.storage = Storage::allocate(size_t(last - first));
+  if (last > first) a.storage->space()->read(*a.storage, size_t(first), h.storage->data(),
+                                              size_t(last - first));
+  h.offset = a.offset - first / int64_t(dtype_size(a.dtype));
+  return h;
 }
 
 Array Array::contiguous() const {

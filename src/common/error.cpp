@@ -15,6 +15,7 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::OutOfMemory: return "NEFOutOfMemoryError";
     case ErrorCode::Device: return "NEFDeviceError";
     case ErrorCode::Compile: return "NEFCompileError";
+    case ErrorCode::Cancelled: return "NEFCancelledError";
   }
   return "NEFError";
 }
@@ -30,6 +31,7 @@ void throw_error(ErrorCode code, const std::string& msg) {
     case ErrorCode::OutOfMemory: throw OutOfMemoryError(msg);
     case ErrorCode::Device: throw DeviceError(msg);
     case ErrorCode::Compile: throw CompileError(msg);
+    case ErrorCode::Cancelled: throw CancelledError(msg);
     default: throw Error(ErrorCode::Generic, msg);
   }
 }

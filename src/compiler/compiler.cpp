@@ -1,3 +1,6 @@
+#include "compiler/compiler.h"
+
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
@@ -5,15 +8,21 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "backends/registry.h"
+#include "common/faults.h"
+#include "common/log.h"
+#include "common/session.h"
 #include "compiler/kernel_cache.h"
+#include "compiler/memory_plan.h"
+#include "ir/views.h"
 #include "nef/error.h"
-#include "compiler/plan.h"
-#include "passes/pass.h"
 #include "planner/planner.h"
-#include "runtime/stats.h"
 
 namespace nef::compiler {
 using nef::str;
+using runtime::Plan;
+using runtime::Step;
+using runtime::StepKind;
 namespace {
 
 // Constants up to this size are keyed by value (scalar literals recreated on every call must
@@ -27,8 +36,8 @@ struct PlanCache {
   std::unordered_map<std::string, decltype(lru)::iterator> index;
 };
 PlanCache& plan_cache() {
-  static PlanCache c;
-  return c;
+  static PlanCache* c = new PlanCache();
+  return *c;
 }
 
 struct Hash128 {
@@ -44,13 +53,13 @@ struct FrontCache {
   std::unordered_map<Hash128, decltype(lru)::iterator, Hash128Hash> index;
 };
 FrontCache& front_cache() {
-  static FrontCache c;
-  return c;
+  static FrontCache* c = new FrontCache();
+  return *c;
 }
 
 void append_constant(std::string& k, const Array& a) {
   size_t bytes = a.nbytes();
-  if (bytes <= kKeyByValueBytes) {
+  if (bytes <= kKeyByValueBytes && a.on_host()) {
     Array c = a.contiguous();
     static const char* hex = "0123456789abcdef";
     const auto* p = static_cast<const unsigned char*>(c.data());
@@ -60,9 +69,141 @@ void append_constant(std::string& k, const Array& a) {
       k += hex[p[i] & 15];
     }
   } else {
-    k += str("s:", a.storage->id(), "+", a.offset, "/");
+    k += str("s:", a.storage ? a.storage->id() : 0, "+", a.offset, "/");
     for (int64_t s : a.strides) k += str(s, ",");
   }
+}
+
+// Passes see the host for constant folding and the placed devices for fusion.
+class Context final : public passes::PassContext {
+ public:
+  explicit Context(std::vector<backend::DevicePtr> devices) : devices_(std::move(devices)) {}
+
+  std::optional<Array> evaluate(const ir::Node& n, const ir::Graph& g,
+                                const std::vector<Array>& inputs) const override {
+    for (const Array& a : inputs)
+      if (!a.on_host()) return std::nullopt;
+    if (n.op->has(ir::kView)) {
+      std::optional<Array> v = ir::apply_view(n, inputs[0]);
+      if (!v) v = ir::apply_view(n, inputs[0].contiguous());
+      return v;
+    }
+    const backend::DevicePtr& host = backend::host_device();
+    if (!host->supports(n, g)) return std::nullopt;
+    auto kernel = host->compile(n, g);
+    Array out = Array::empty(n.type.shape, n.type.dtype), workspace;
+    if (int64_t ws = kernel->workspace_bytes(); ws > 0) workspace = Array::empty({ws}, DType::UInt8);
+    backend::QueuePtr q = host->acquire_queue();
+    backend::KernelArgs args{inputs, out, n.attrs, n, workspace};
+    kernel->enqueue(args, *q, {})->wait();
+    return out;
+  }
+
+  bool supports(const ir::Node& n, const ir::Graph& g) const override {
+    if (n.device < 0 || devices_.empty()) return backend::host_device()->supports(n, g);
+    return devices_.at(n.device)->supports(n, g);
+  }
+
+ private:
+  std::vector<backend::DevicePtr> devices_;
+};
+
+StepKind kind_of(const ir::Node& n) {
+  if (n.is("input")) return StepKind::Input;
+  if (n.is("constant")) return StepKind::Constant;
+  if (n.is("copy")) return StepKind::Copy;
+  if (n.op->has(ir::kView)) return StepKind::View;
+  return StepKind::Kernel;
+}
+
+// A reshape that cannot view its input (a reshape of a transposed value): a copy into the planned
+// contiguous output on the node's device, which then holds the reshaped value.
+class ReshapeCopyKernel final : public backend::Kernel {
+ public:
+  explicit ReshapeCopyKernel(backend::Device& dev) : dev_(dev) {}
+  std::string name() const override { return dev_.id() + ".reshape_copy"; }
+  backend::EventPtr enqueue(const backend::KernelArgs& args, backend::Queue& queue,
+                            backend::Waits waits) const override {
+    const Array& src = args.inputs[0];
+    Array dst = args.out;
+    dst.shape = src.shape;
+    dst.strides = contiguous_strides(src.shape);
+    return dev_.copy(src, dst, queue, waits);
+  }
+
+ private:
+  backend::Device& dev_;
+};
+
+// Strides of each value when the compiler can know them: kernel and copy results are contiguous,
+// constants are what they are, views follow their input; bindings may be any view (unknown).
+std::vector<std::optional<Strides>> static_strides(const ir::Graph& g) {
+  std::vector<std::optional<Strides>> s(g.nodes.size());
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const ir::Node& n = g.nodes[i];
+    if (n.is("input")) continue;
+    if (n.is("constant")) {
+      if (n.constant) s[i] = n.constant->strides;
+    } else if (n.op->has(ir::kView)) {
+      const auto& in = s[n.inputs[0]];
+      if (!in) continue;
+      Array meta;  // metadata only: views never touch data
+      meta.shape = g.nodes[n.inputs[0]].type.shape;
+      meta.strides = *in;
+      meta.dtype = g.nodes[n.inputs[0]].type.dtype;
+      if (std::optional<Array> v = ir::apply_view(n, meta)) s[i] = v->strides;
+    } else {
+      s[i] = contiguous_strides(n.type.shape);
+    }
+  }
+  return s;
+}
+
+// A node whose kernel could not be built on its device.
+struct CompileFailure {
+  int node;
+  std::string message;
+};
+
+// Kernels for every step; the first node that fails to compile is reported, not thrown.
+std::optional<CompileFailure> lower_once(Plan& plan, const ir::Graph& g) {
+  plan.steps.assign(g.nodes.size(), Step{});
+  plan.kernels_compiled = 0;
+  plan.predicted_seconds = 0;
+  std::vector<std::optional<Strides>> strides = static_strides(g);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const ir::Node& n = g.nodes[i];
+    Step& s = plan.steps[i];
+    s.node = static_cast<int>(i);
+    s.kind = kind_of(n);
+    s.predicted_seconds = n.predicted_seconds;
+    plan.predicted_seconds += n.predicted_seconds;
+    if (s.kind == StepKind::View && n.is("reshape") && strides[n.inputs[0]] && !strides[i]) {
+      // Known not to be viewable: a planned copy instead of an allocation at run time.
+      s.kind = StepKind::Kernel;
+      s.kernel = std::make_shared<ReshapeCopyKernel>(*plan.devices[n.device]);
+      continue;
+    }
+    if (s.kind != StepKind::Kernel) continue;
+    bool miss = false;
+    const backend::Device& dev = *plan.devices[n.device];
+    if (faults::fire("compile", dev.id(), n.op->name))
+      return CompileFailure{int(i), str("[", n.op->name, "] compile failure on ", dev.id(),
+                                        " (injected)")};
+    try {
+      s.kernel = get_kernel(dev, n, g, &miss);
+    } catch (const CompileError& e) {
+      return CompileFailure{int(i), e.what()};
+    }
+    plan.kernels_compiled += miss;
+  }
+  return std::nullopt;
+}
+
+int host_index(const std::vector<backend::DevicePtr>& devices) {
+  for (size_t i = 0; i < devices.size(); ++i)
+    if (devices[i]->is_host()) return int(i);
+  return -1;
 }
 
 }  // namespace
@@ -106,53 +247,74 @@ std::string structural_key(const ir::Graph& g) {
   return k;
 }
 
+std::unique_ptr<passes::PassContext> pass_context(std::vector<backend::DevicePtr> devices) {
+  return std::make_unique<Context>(std::move(devices));
+}
+
 void lower_placed_graph(Plan& plan, ir::Graph g) {
-  // Kernels, and for each value the last step that reads it (outputs are never released).
-  std::vector<int> last_use(g.nodes.size(), -1);
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    for (int in : g.nodes[i].inputs) last_use[in] = static_cast<int>(i);
-  std::vector<bool> is_output(g.nodes.size(), false);
-  for (int o : g.outputs) is_output[o] = true;
-  plan.steps.resize(g.nodes.size());
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    const ir::Node& n = g.nodes[i];
-    Step& s = plan.steps[i];
-    s.node = static_cast<int>(i);
-    if (!n.is("input") && !n.is("constant")) {
-      bool miss = false;
-      s.kernel = get_kernel(*plan.backends[n.device], n, g, &miss);
-      plan.kernels_compiled += miss;
-    }
+  std::vector<planner::Target> targets;  // built on the first failure only
+  for (int attempt = 0;; ++attempt) {
+    std::optional<CompileFailure> f = lower_once(plan, g);
+    if (!f) break;
+    const ir::Node& n = g.nodes[f->node];
+    const backend::Device& dev = *plan.devices[n.device];
+    int host = host_index(plan.devices);
+    if (dev.is_host() || host < 0 || attempt > int(g.nodes.size()))
+      throw CompileError(f->message);
+    // The ladder's compile rung: log it, run this node on the host instead, keep going.
+    warn(str("kernel for [", n.op->name, "] failed to compile on ", dev.id(), " (", f->message,
+             "); running it on ", plan.devices[host]->id()));
+    counters().device_fallbacks++;
+    if (targets.empty())
+      for (const auto& d : plan.devices) targets.push_back({d, false, planner::default_profile(*d), -1});
+    planner::reroute(g, f->node, host, targets,
+                     str("compile failed on ", dev.id(), ": rerouted"));
   }
-  for (size_t v = 0; v < g.nodes.size(); ++v)
-    if (!is_output[v] && last_use[v] >= 0) plan.steps[last_use[v]].release.push_back(int(v));
   plan.graph = std::move(g);
+}
+
+std::string device_key() {
+  std::string k;
+  for (const std::string& id : backend::enabled_device_ids()) {
+    backend::DevicePtr d = backend::find_device(id);
+    k += id;
+    if (d) k += "/" + d->config_key();
+    k += ",";
+  }
+  return k + "|";
 }
 
 std::shared_ptr<const Plan> compile(ir::Graph g, const CompileOptions& opts) {
   std::string key;
-  bool cacheable =
-      opts.use_plan_cache && !opts.keep_pass_dumps && opts.run_passes && opts.plan_memory;
-  auto backends = backend::enabled_backends();
+  bool cacheable = opts.use_plan_cache && !opts.keep_pass_dumps && opts.run_passes &&
+                   opts.plan_memory && opts.exclude_devices.empty();
   if (cacheable) {
-    for (const auto& b : backends) key += b->name() + ",";
-    key += structural_key(g);
+    key = device_key() + structural_key(g);
     PlanCache& pc = plan_cache();
     std::lock_guard<std::mutex> lock(pc.mu);
     auto it = pc.index.find(key);
     if (it != pc.index.end()) {
       pc.lru.splice(pc.lru.begin(), pc.lru, it->second);
-      runtime::stats().plan_cache_hits++;
+      counters().plan_cache_hits++;
       return it->second->second;
     }
   }
-  runtime::stats().plan_cache_misses++;
+  counters().plan_cache_misses++;
 
   auto plan = std::make_shared<Plan>();
+  auto* dumps = opts.keep_pass_dumps ? &plan->pass_dumps : nullptr;
   ir::validate(g);
-  if (opts.run_passes) passes::run_pipeline(g, opts.keep_pass_dumps ? &plan->pass_dumps : nullptr);
-  plan->backends = std::move(backends);
-  planner::assign_devices(g, plan->backends);
+  if (opts.run_passes) passes::run_passes(passes::pipeline(), g, *pass_context(), dumps);
+
+  std::vector<planner::Target> targets = planner::targets();
+  std::erase_if(targets, [&](const planner::Target& t) {
+    return !t.device->is_host() && std::find(opts.exclude_devices.begin(), opts.exclude_devices.end(),
+                                             t.device->id()) != opts.exclude_devices.end();
+  });
+  for (const auto& t : targets) plan->devices.push_back(t.device);
+  planner::place(g, targets);
+  if (opts.run_passes)
+    passes::run_passes(passes::device_pipeline(), g, *pass_context(plan->devices), dumps);
 
   lower_placed_graph(*plan, std::move(g));
   plan->key = key;
@@ -178,36 +340,41 @@ std::shared_ptr<const Plan> compile(ir::Graph g, const CompileOptions& opts) {
 
 std::string describe(const Plan& plan) {
   const ir::Graph& g = plan.graph;
-  int kernels = 0, inputs = 0, constants = 0;
+  int kernels = 0, inputs = 0, constants = 0, copies = 0;
   int64_t constant_bytes = 0;
   std::string body;
   for (const Step& st : plan.steps) {
     const ir::Node& n = g.nodes[st.node];
-    if (n.is("constant")) {  // weights: summarized, not listed
+    if (st.kind == StepKind::Constant) {  // weights: summarized, not listed
       ++constants;
       constant_bytes += int64_t(numel(n.type.shape) * int64_t(dtype_size(n.type.dtype)));
       continue;
     }
     body += str("  [", st.node, "] ", n.op->name);
     if (!n.name.empty()) body += str(" '", n.name, "'");
-    if (!n.is("input")) {
+    if (st.kind != StepKind::Input) {
       body += "(";
       for (size_t k = 0; k < n.inputs.size(); ++k) body += str(k ? ", " : "", "%", n.inputs[k]);
       body += ")";
     }
     body += str(" -> ", shape_str(n.type.shape), " ", dtype_name(n.type.dtype));
-    if (n.is("input")) {
+    if (st.kind == StepKind::Input) {
       ++inputs;
     } else {
-      ++kernels;
-      if (n.device >= 0) body += str("  on ", plan.backends[n.device]->name());
+      st.kind == StepKind::Copy ? ++copies : ++kernels;
+      body += str("  on ", plan.devices[n.device]->id());
       if (st.kernel) body += str("  kernel ", st.kernel->name());
+      if (st.kind == StepKind::Kernel || st.kind == StepKind::Copy)
+        body += str("  est ", int64_t(st.predicted_seconds * 1e9) / 1000.0, " us");
       if (!n.placement_reason.empty()) body += str("  (", n.placement_reason, ")");
     }
     body += "\n";
   }
-  std::string s = str("plan: ", kernels, " kernels, ", inputs, " inputs, ", constants,
-                      " constants (", constant_bytes, " bytes)\n", body);
+  std::string devs;
+  for (const auto& d : plan.devices) devs += str(devs.empty() ? "" : ", ", d->id());
+  std::string s = str("plan: ", kernels, " steps on ", devs, ", ", copies, " transfers, ", inputs,
+                      " inputs, ", constants, " constants (", constant_bytes, " bytes); predicted ",
+                      int64_t(plan.predicted_seconds * 1e9) / 1000.0, " us\n", body);
   return s + describe_memory(plan);
 }
 
@@ -252,6 +419,25 @@ void clear_caches() {
     pc.index.clear();
   }
   clear_kernel_cache();
+}
+
+int64_t evict_device_memory() {
+  int64_t freed = 0;
+  std::vector<std::shared_ptr<const Plan>> plans;
+  {
+    PlanCache& pc = plan_cache();
+    std::lock_guard<std::mutex> lock(pc.mu);
+    for (const auto& [k, p] : pc.lru) plans.push_back(p);
+  }
+  {
+    FrontCache& fc = front_cache();
+    std::lock_guard<std::mutex> lock(fc.mu);
+    for (const auto& [k, e] : fc.lru) plans.push_back(e.plan);
+  }
+  for (const auto& p : plans) freed += p->state->evict();
+  for (const auto& d : backend::detect().devices) freed += d->trim();
+  counters().cache_evictions++;
+  return freed;
 }
 
 size_t plan_cache_size() {

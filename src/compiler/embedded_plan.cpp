@@ -4,9 +4,11 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "compiler/kernel_cache.h"
+#include "backends/registry.h"
+#include "common/session.h"
+#include "compiler/compiler.h"
+#include "compiler/memory_plan.h"
 #include "nef/error.h"
-#include "runtime/stats.h"
 
 namespace nef::compiler {
 namespace {
@@ -70,7 +72,7 @@ std::string embedded_key_hash(const ir::Graph& source, const ir::Graph& compiled
   Hasher h;
   h.add(std::string("nef-embedded-plan-v1"));
   h.add(str("container:1"));
-  for (const auto& b : backend::enabled_backends()) h.add("backend:" + b->name());
+  for (const auto& id : backend::enabled_device_ids()) h.add("device:" + id);
   h.add(std::string("|source"));
   add_graph(h, source);
   h.add(std::string("|compiled"));
@@ -80,8 +82,22 @@ std::string embedded_key_hash(const ir::Graph& source, const ir::Graph& compiled
   return h.hex();
 }
 
-std::shared_ptr<const Plan> plan_from_embedded(const ir::Graph& source, ir::Graph g,
-                                               const std::vector<std::string>& devices) {
+format::EmbeddedPlanData make_embedded(const ir::Graph& g) {
+  // The plan of the graph exactly as written: compile it (passes, placement) and store the result
+  // with its devices and the integrity hash the loader recomputes.
+  auto plan = compile(g);
+  format::EmbeddedPlanData e;
+  e.graph = plan->graph;
+  for (ir::Node& n : e.graph.nodes) {
+    e.devices.push_back(plan->devices.at(n.device)->id());
+    n.device = -1;
+  }
+  e.key_hash = embedded_key_hash(g, e.graph, e.devices);
+  return e;
+}
+
+std::shared_ptr<const runtime::Plan> plan_from_embedded(const ir::Graph& source, ir::Graph g,
+                                                        const std::vector<std::string>& devices) {
   // The executor binds by slot and returns outputs by position: both graphs must agree there,
   // whatever the hash says.
   if (g.input_names != source.input_names)
@@ -114,26 +130,39 @@ std::shared_ptr<const Plan> plan_from_embedded(const ir::Graph& source, ir::Grap
     throw ValidationError(str("[embedded_plan] ", devices.size(), " device names for ",
                               g.nodes.size(), " nodes"));
 
-  auto plan = std::make_shared<Plan>();
-  plan->backends = backend::enabled_backends();
+  auto plan = std::make_shared<runtime::Plan>();
+  plan->devices = backend::placement_devices().devices;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     ir::Node& n = g.nodes[i];
     n.device = -1;
-    for (size_t b = 0; b < plan->backends.size(); ++b)
-      if (plan->backends[b]->name() == devices[i]) n.device = int(b);
+    for (size_t d = 0; d < plan->devices.size(); ++d)
+      if (plan->devices[d]->id() == devices[i]) n.device = int(d);
     if (n.device < 0)
       throw UnsupportedError(str("[embedded_plan] node ", i, " (", n.op->name,
-                                 ") is placed on backend '", devices[i], "' which is not enabled"));
-    if (!plan->backends[n.device]->supports(n, g))
-      throw UnsupportedError(str("[embedded_plan] backend ", devices[i], " does not support node ",
+                                 ") is placed on device '", devices[i], "' which is not enabled"));
+    if (!plan->devices[n.device]->supports(n, g))
+      throw UnsupportedError(str("[embedded_plan] device ", devices[i], " does not support node ",
                                  i, " (", n.op->name, ") ", shape_str(n.type.shape)));
+    if (n.is("copy") && i > 0 && n.inputs.size() == 1 && n.inputs[0] >= 0 &&
+        size_t(n.inputs[0]) < i && devices[n.inputs[0]] == devices[i])
+      throw ValidationError(str("[embedded_plan] copy node ", i, " stays on ", devices[i]));
     n.placement_reason = "embedded plan";
+  }
+  // Every value read on another device must come through a copy node.
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const ir::Node& n = g.nodes[i];
+    if (n.is("copy")) continue;
+    for (int in : n.inputs)
+      if (g.nodes[in].device != n.device)
+        throw ValidationError(str("[embedded_plan] node ", i, " (", n.op->name, ") on ",
+                                  devices[i], " reads node ", in, " on ", devices[in],
+                                  " without a transfer"));
   }
   lower_placed_graph(*plan, std::move(g));
   plan_memory(*plan);
   const char* verify = std::getenv("NEF_VERIFY_PLANS");
   if (verify && std::strcmp(verify, "1") == 0) verify_memory_plan(*plan);
-  runtime::stats().embedded_plans_used++;
+  nef::counters().embedded_plans_used++;
   return plan;
 }
 

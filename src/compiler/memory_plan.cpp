@@ -3,36 +3,40 @@
 #include <algorithm>
 #include <map>
 
-#include "compiler/plan.h"
 #include "nef/error.h"
 
 namespace nef::compiler {
 namespace {
 
-int64_t align_up(int64_t b) { return (b + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment; }
+using runtime::kArenaAlignment;
+using runtime::Plan;
+using runtime::Step;
+using runtime::StepKind;
 
-bool no_kernel(const ir::Node& n) { return n.is("input") || n.is("constant"); }
+int64_t align_up(int64_t b) { return (b + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment; }
 
 // Lifetimes recomputed from the graph alone; the planner and the verifier each build their own.
 struct Liveness {
-  std::vector<int> pos;     // step of each node
-  std::vector<int> root;    // buffer a node's value lives in (itself unless a view)
-  std::vector<int> last;    // last step reading the node or (for roots) any view of it
+  std::vector<int> pos;      // step of each node
+  std::vector<int> root;     // buffer a node's value lives in (itself unless a view)
+  std::vector<int> last;     // last step reading the node or (for roots) any view of it
   std::vector<bool> pinned;  // a graph output is this value or a view of it
+  std::vector<bool> crosses;  // read by a transfer (a copy step): touched by two queues
 };
 
 Liveness liveness(const Plan& p) {
   const ir::Graph& g = p.graph;
   size_t n = g.nodes.size();
   Liveness l{std::vector<int>(n, -1), std::vector<int>(n), std::vector<int>(n, -1),
-             std::vector<bool>(n, false)};
+             std::vector<bool>(n, false), std::vector<bool>(n, false)};
   for (size_t s = 0; s < p.steps.size(); ++s) l.pos[p.steps[s].node] = int(s);
   for (const Step& st : p.steps) {
     int v = st.node;
     const ir::Node& nd = g.nodes[v];
-    l.root[v] = nd.op->has(ir::kView) && !nd.inputs.empty() ? l.root[nd.inputs[0]] : v;
+    l.root[v] = st.kind == StepKind::View ? l.root[nd.inputs[0]] : v;
     l.last[v] = std::max(l.last[v], l.pos[v]);
     for (int in : nd.inputs) l.last[in] = std::max(l.last[in], l.pos[v]);
+    if (st.kind == StepKind::Copy) l.crosses[l.root[nd.inputs[0]]] = true;
   }
   // A view keeps its base alive: steps are in order, so views are visited after their roots.
   for (const Step& st : p.steps)
@@ -42,14 +46,22 @@ Liveness liveness(const Plan& p) {
   return l;
 }
 
-bool in_arena_candidate(const ir::Graph& g, const Liveness& l, int v) {
-  const ir::Node& n = g.nodes[v];
-  return !no_kernel(n) && l.root[v] == v && !n.op->has(ir::kView) && !l.pinned[v];
+const Step& step_of(const Plan& p, const Liveness& l, int v) { return p.steps[l.pos[v]]; }
+
+// Only kernel results go in the arena, and not those the user keeps (outputs) or a transfer reads.
+bool in_arena_candidate(const Plan& p, const Liveness& l, int v) {
+  return step_of(p, l, v).kind == StepKind::Kernel && l.root[v] == v && !l.pinned[v] &&
+         !l.crosses[v];
 }
 
-// Whether elementwise node v may write over input u: u is a plain buffer of the output's
-// dtype and element count (so not broadcast), dies at v, and v reads no other view of it.
-// The caller checks that u is in the arena.
+bool inplace_safe(const Plan& p, const Liveness& l, int v) {
+  const Step& st = step_of(p, l, v);
+  return st.kind == StepKind::Kernel && st.kernel && st.kernel->inplace_safe();
+}
+
+// Whether node v may write over input u: u is a plain buffer of the output's dtype and element
+// count (so not broadcast), dies at v, and v reads no other view of it. The caller checks that u
+// is in the arena.
 bool can_take_over(const Plan& p, const Liveness& l, int v, int u) {
   const ir::Graph& g = p.graph;
   const ir::Node& nv = g.nodes[v];
@@ -60,6 +72,11 @@ bool can_take_over(const Plan& p, const Liveness& l, int v, int u) {
   for (int w : nv.inputs)
     if (w != u && l.root[w] == u) return false;
   return true;
+}
+
+int64_t workspace_of(const Plan& p, const Liveness& l, int v) {
+  const Step& st = step_of(p, l, v);
+  return st.kind == StepKind::Kernel && st.kernel ? st.kernel->workspace_bytes() : 0;
 }
 
 // Best-fit heap over one arena: free blocks by offset, coalesced on release.
@@ -107,22 +124,17 @@ class Heap {
   int64_t top_ = 0;
 };
 
-}  // namespace
-
-bool inplace_safe(const Plan& plan, int node) {
-  const ir::Node& n = plan.graph.nodes[node];
-  // Audited CPU kernels (elementwise_*.cpp, cast.cpp, fused_elementwise.cpp): operands of the
-  // output dtype are used as they are, and element i is loaded before out[i] is stored; the
-  // fused kernel writes `out` only from its last instruction, per block.
-  return n.op->has(ir::kElementwise) && !n.op->has(ir::kView) && n.device >= 0 &&
-         plan.backends[n.device]->name() == "cpu";
+std::string device_name(const Plan& p, int d) {
+  return d >= 0 && size_t(d) < p.devices.size() ? p.devices[d]->id() : std::string("none");
 }
+
+}  // namespace
 
 void plan_memory(Plan& p) {
   const ir::Graph& g = p.graph;
   const int n = static_cast<int>(g.nodes.size());
   Liveness l = liveness(p);
-  MemoryPlan m;
+  runtime::MemoryPlan m;
   m.enabled = true;
   m.offset.assign(n, -1);
   m.bytes.assign(n, 0);
@@ -130,7 +142,9 @@ void plan_memory(Plan& p) {
   m.inplace_of.assign(n, -1);
   m.live_begin.assign(n, -1);
   m.live_end.assign(n, -1);
-  m.arena_bytes.assign(p.backends.size(), 0);
+  m.workspace_offset.assign(n, -1);
+  m.workspace_bytes.assign(n, 0);
+  m.arena_bytes.assign(p.devices.size(), 0);
 
   // Buffer groups: an in-place node joins its donor's group; a group ends at its last member's end.
   std::vector<int> group(n, -1), group_end(n, -1);
@@ -139,14 +153,16 @@ void plan_memory(Plan& p) {
     int v = st.node;
     const ir::Node& nd = g.nodes[v];
     if (l.root[v] != v) m.alias_of[v] = l.root[v];
-    if (!in_arena_candidate(g, l, v)) continue;
+    m.workspace_bytes[v] = workspace_of(p, l, v);
+    m.naive_bytes += m.workspace_bytes[v];
+    if (!in_arena_candidate(p, l, v)) continue;
     arena[v] = true;
     m.bytes[v] = static_cast<int64_t>(numel(nd.type.shape) * dtype_size(nd.type.dtype));
     m.live_begin[v] = l.pos[v];
     m.live_end[v] = l.last[v];
     m.naive_bytes += m.bytes[v];
     group[v] = v;
-    if (inplace_safe(p, v)) {
+    if (inplace_safe(p, l, v)) {
       for (int u : nd.inputs) {
         if (arena[u] && can_take_over(p, l, v, u)) {
           m.inplace_of[v] = u;
@@ -159,19 +175,25 @@ void plan_memory(Plan& p) {
     group_end[group[v]] = std::max(group_end[group[v]], l.last[v]);
   }
 
-  // Simulate one heap per device in step order: a step's output is placed before the buffers
-  // that die at that step are released (the kernel reads them while writing it).
-  std::vector<Heap> heaps(p.backends.size());
+  // Simulate one heap per device in step order: a step's output and workspace are placed before
+  // the buffers that die at that step are released (the kernel reads them while writing), and the
+  // workspace is released right after its step.
+  std::vector<Heap> heaps(p.devices.size());
   std::vector<std::vector<int>> dying(p.steps.size());
   std::vector<int64_t> group_size(n, 0);
   for (size_t s = 0; s < p.steps.size(); ++s) {
     int v = p.steps[s].node;
+    Heap& heap = heaps[g.nodes[v].device];
     if (arena[v] && group[v] == v) {
       group_size[v] = align_up(m.bytes[v]);
-      m.offset[v] = group_size[v] ? heaps[g.nodes[v].device].alloc(group_size[v]) : 0;
+      m.offset[v] = group_size[v] ? heap.alloc(group_size[v]) : 0;
       if (group_size[v]) dying[group_end[v]].push_back(v);
     } else if (arena[v]) {
       m.offset[v] = m.offset[group[v]];
+    }
+    if (int64_t ws = align_up(m.workspace_bytes[v]); ws > 0) {
+      m.workspace_offset[v] = heap.alloc(ws);
+      heap.release(m.workspace_offset[v], ws);
     }
     for (int d : dying[s]) heaps[g.nodes[d].device].release(m.offset[d], group_size[d]);
   }
@@ -184,29 +206,44 @@ void plan_memory(Plan& p) {
 
 void verify_memory_plan(const Plan& p) {
   const ir::Graph& g = p.graph;
-  const MemoryPlan& m = p.memory;
+  const runtime::MemoryPlan& m = p.memory;
   const int n = static_cast<int>(g.nodes.size());
   auto fail = [](const std::string& msg) {
     throw Error(ErrorCode::Generic, "[memory plan] " + msg);
   };
   if (!m.enabled) return;
   if (int(m.offset.size()) != n || int(m.bytes.size()) != n || int(m.inplace_of.size()) != n ||
-      m.arena_bytes.size() != p.backends.size())
+      int(m.workspace_offset.size()) != n || m.arena_bytes.size() != p.devices.size())
     fail("tables do not match the graph size");
   Liveness l = liveness(p);
   int64_t total = 0;
   for (int64_t b : m.arena_bytes) total += b;
   if (total != m.planned_peak_bytes) fail("planned_peak_bytes is not the sum of the arenas");
 
-  std::vector<int> arena_values;
+  // Arena blocks: values (live pos..last) and workspaces (live at their step only).
+  struct Block {
+    int node;
+    bool workspace;
+    int64_t off, bytes;
+    int begin, end;
+  };
+  std::vector<Block> blocks;
   for (int v = 0; v < n; ++v) {
     const ir::Node& nd = g.nodes[v];
+    int64_t ws = workspace_of(p, l, v);
+    if (m.workspace_bytes[v] != ws) fail(str("node ", v, " workspace ", m.workspace_bytes[v], " != ", ws));
+    if (ws > 0 && m.workspace_offset[v] >= 0) {
+      int64_t off = m.workspace_offset[v];
+      if (off % kArenaAlignment || off + ws > m.arena_bytes[nd.device])
+        fail(str("node ", v, " workspace [", off, ", ", off + ws, ") is misplaced"));
+      blocks.push_back({v, true, off, ws, l.pos[v], l.pos[v]});
+    }
     int64_t off = m.offset[v];
     if (off < 0) {
       if (m.inplace_of[v] >= 0) fail(str("node ", v, " is in place but not in the arena"));
       continue;
     }
-    if (no_kernel(nd) || nd.op->has(ir::kView) || l.pinned[v])
+    if (!in_arena_candidate(p, l, v))
       fail(str("node ", v, " (", nd.op->name, ") must not live in the arena"));
     int64_t bytes = static_cast<int64_t>(numel(nd.type.shape) * dtype_size(nd.type.dtype));
     if (m.bytes[v] != bytes) fail(str("node ", v, " size ", m.bytes[v], " != ", bytes));
@@ -216,38 +253,41 @@ void verify_memory_plan(const Plan& p) {
                m.arena_bytes[nd.device], " bytes"));
     if (int u = m.inplace_of[v]; u >= 0) {
       bool is_input = std::find(nd.inputs.begin(), nd.inputs.end(), u) != nd.inputs.end();
-      if (!is_input || !inplace_safe(p, v) || !can_take_over(p, l, v, u) || m.offset[u] != off)
+      if (!is_input || !inplace_safe(p, l, v) || !can_take_over(p, l, v, u) || m.offset[u] != off)
         fail(str("node ", v, " cannot run in place of node ", u));
     }
-    if (bytes > 0) arena_values.push_back(v);
+    if (bytes > 0) blocks.push_back({v, false, off, bytes, l.pos[v], l.last[v]});
   }
-  // Sweep in order of birth; `active` holds values still alive at the current birth step.
-  std::sort(arena_values.begin(), arena_values.end(),
-            [&](int a, int b) { return l.pos[a] < l.pos[b]; });
-  std::vector<int> active;
-  for (int v : arena_values) {
-    int start = l.pos[v];
-    std::erase_if(active, [&](int a) { return l.last[a] < start; });
-    for (int a : active) {
-      if (g.nodes[a].device != g.nodes[v].device) continue;
-      bool overlap = m.offset[a] < m.offset[v] + m.bytes[v] && m.offset[v] < m.offset[a] + m.bytes[a];
-      bool handover = m.inplace_of[v] == a && l.last[a] == start;
+  // Sweep in order of birth; `active` holds blocks still alive at the current birth step.
+  std::sort(blocks.begin(), blocks.end(), [](const Block& a, const Block& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.workspace < b.workspace;
+  });
+  std::vector<Block> active;
+  for (const Block& b : blocks) {
+    std::erase_if(active, [&](const Block& a) { return a.end < b.begin; });
+    for (const Block& a : active) {
+      if (g.nodes[a.node].device != g.nodes[b.node].device) continue;
+      bool overlap = a.off < b.off + b.bytes && b.off < a.off + a.bytes;
+      bool handover = !a.workspace && !b.workspace && m.inplace_of[b.node] == a.node &&
+                      a.end == b.begin;
       if (overlap && !handover)
-        fail(str("nodes ", a, " and ", v, " are live together and overlap: [", m.offset[a], ", ",
-                 m.offset[a] + m.bytes[a], ") live ", l.pos[a], "..", l.last[a], " vs [",
-                 m.offset[v], ", ", m.offset[v] + m.bytes[v], ") live ", start, "..", l.last[v]));
+        fail(str(a.workspace ? "workspace of node " : "node ", a.node, " and ",
+                 b.workspace ? "workspace of node " : "node ", b.node,
+                 " are live together and overlap: [", a.off, ", ", a.off + a.bytes, ") live ",
+                 a.begin, "..", a.end, " vs [", b.off, ", ", b.off + b.bytes, ") live ", b.begin,
+                 "..", b.end));
     }
-    active.push_back(v);
+    active.push_back(b);
   }
 }
 
 std::string describe_memory(const Plan& p) {
-  const MemoryPlan& m = p.memory;
+  const runtime::MemoryPlan& m = p.memory;
   if (!m.enabled) return "memory: not planned (every value allocated separately)\n";
   std::string s = str("memory: planned peak ", m.planned_peak_bytes, " bytes, naive ", m.naive_bytes,
                       " bytes, ", m.inplace_count, " in place\n");
   for (size_t d = 0; d < m.arena_bytes.size(); ++d)
-    s += str("  arena ", p.backends[d]->name(), ": ", m.arena_bytes[d], " bytes\n");
+    s += str("  arena ", device_name(p, int(d)), ": ", m.arena_bytes[d], " bytes\n");
   const ir::Graph& g = p.graph;
   for (const Step& st : p.steps) {
     int v = st.node;
@@ -260,6 +300,9 @@ std::string describe_memory(const Plan& p) {
     } else if (m.alias_of[v] >= 0 && m.offset[m.alias_of[v]] >= 0) {
       s += str("  [", v, "] ", nd.op->name, " view of [", m.alias_of[v], "]\n");
     }
+    if (m.workspace_offset[v] >= 0)
+      s += str("  [", v, "] ", nd.op->name, " workspace offset ", m.workspace_offset[v], " size ",
+               m.workspace_bytes[v], "\n");
   }
   return s;
 }

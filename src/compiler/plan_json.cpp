@@ -1,5 +1,7 @@
 #include "compiler/plan_json.h"
 
+#include "compiler/memory_plan.h"
+
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -13,6 +15,9 @@ namespace nef::compiler {
 namespace {
 
 using nlohmann::json;
+using runtime::Plan;
+using runtime::Step;
+using runtime::StepKind;
 
 std::string program_of(const ir::Node& n) {
   auto it = n.attrs.values().find("program");
@@ -29,59 +34,48 @@ bool has_program(const ir::Node& n) {
 
 }  // namespace
 
-// A program that no longer parses (it was checked when the node was built, so this is a bug) is
-// reported as the node's own op rather than throwing.
-std::vector<std::string> covered_ops(const ir::Graph& g, const ir::Node& n) {
-  if (!has_program(n)) return {n.op->name};
-  std::vector<ir::TensorType> in = g.input_types(n);
-  std::vector<std::string> ops;
-  if (n.is("matmul_epilogue")) {
-    if (in.size() < 2) return {n.op->name};
-    in.erase(in.begin(), in.begin() + 2);
-    in.insert(in.begin(), n.type);  // the matmul result has the node's type
-    ops.emplace_back("matmul");
-  }
-  try {
-    ir::FusedProgram p = ir::parse_fused_program(program_of(n), in, n.type.dtype);
-    for (const ir::FusedInstr& ins : p.code) ops.emplace_back(ir::fused_op_name(ins.op));
-    return ops;
-  } catch (const Error&) {
-    return {n.op->name};
-  }
-}
-
 namespace {
 
 std::string device_name(const Plan& p, int device) {
-  if (device < 0 || size_t(device) >= p.backends.size()) return "none";
-  return p.backends[device]->name();
+  if (device < 0 || size_t(device) >= p.devices.size()) return "none";
+  return p.devices[device]->id();
 }
 
 json plan_to_json(const Plan& p) {
   const ir::Graph& g = p.graph;
-  json kernels = json::array();
+  json kernels = json::array(), transfers = json::array();
   int step_index = 0;
   for (const Step& st : p.steps) {
     int index = step_index++;
-    if (!st.kernel) continue;  // inputs and constants: nothing runs
     const ir::Node& n = g.nodes[st.node];
+    if (st.kind == StepKind::Copy)
+      transfers.push_back({{"step", index},
+                           {"node", st.node},
+                           {"from", device_name(p, g.nodes[n.inputs[0]].device)},
+                           {"to", device_name(p, n.device)},
+                           {"bytes", int64_t(numel(n.type.shape)) * int64_t(dtype_size(n.type.dtype))},
+                           {"predicted_seconds", st.predicted_seconds}});
+    else if (!st.kernel)
+      continue;  // inputs, constants and views: nothing runs
     json k;
     k["step"] = index;
     k["node"] = st.node;
     k["op"] = n.op->name;
-    k["kernel"] = st.kernel->name();
+    k["kernel"] = st.kernel ? st.kernel->name() : runtime::copy_name(p, st);
     k["device"] = device_name(p, n.device);
     k["shape"] = std::vector<int64_t>(n.type.shape.begin(), n.type.shape.end());
     k["dtype"] = dtype_name(n.type.dtype);
     k["name"] = n.name;
     k["inputs"] = n.inputs;
-    k["nodes"] = covered_ops(g, n);
+    k["nodes"] = ir::covered_ops(g, n);
     if (has_program(n)) k["program"] = program_of(n);
     k["placement_reason"] = n.placement_reason;
+    k["predicted_seconds"] = st.predicted_seconds;
+    if (int64_t ws = st.kernel ? st.kernel->workspace_bytes() : 0) k["workspace_bytes"] = ws;
     kernels.push_back(std::move(k));
   }
 
-  const MemoryPlan& m = p.memory;
+  const runtime::MemoryPlan& m = p.memory;
   json mem;
   mem["enabled"] = m.enabled;
   mem["planned_peak_bytes"] = m.planned_peak_bytes;
@@ -111,9 +105,14 @@ json plan_to_json(const Plan& p) {
   mem["values"] = std::move(values);
 
   json out;
+  json devices = json::array();
+  for (const auto& d : p.devices) devices.push_back(d->id());
+  out["devices"] = std::move(devices);
+  out["predicted_seconds"] = p.predicted_seconds;
   out["num_nodes"] = g.nodes.size();
   out["num_kernels"] = kernels.size();
   out["kernels"] = std::move(kernels);
+  out["transfers"] = std::move(transfers);
   out["memory"] = std::move(mem);
   return out;
 }
@@ -125,16 +124,24 @@ std::string describe_json(const Plan& plan, int indent) { return plan_to_json(pl
 std::string describe_kernels_text(const Plan& p) {
   const ir::Graph& g = p.graph;
   int kernels = 0;
-  for (const Step& st : p.steps) kernels += st.kernel != nullptr;
+  for (const Step& st : p.steps) kernels += st.kernel != nullptr || st.kind == StepKind::Copy;
   std::string s = str("kernels: ", kernels, " (of ", g.nodes.size(),
                       " nodes after optimization), in execution order\n");
   for (const Step& st : p.steps) {
-    if (!st.kernel) continue;
     const ir::Node& n = g.nodes[st.node];
+    if (st.kind == StepKind::Copy) {
+      s += str("  [", st.node, "] copy [", n.inputs[0], "] ", device_name(p, g.nodes[n.inputs[0]].device),
+               " -> ", device_name(p, n.device), "  ", shape_str(n.type.shape), " ",
+               dtype_name(n.type.dtype), "  est ", int64_t(st.predicted_seconds * 1e9) / 1000.0,
+               " us\n");
+      continue;
+    }
+    if (!st.kernel) continue;
     s += str("  [", st.node, "] ", n.op->name);
     if (!n.name.empty()) s += str(" '", n.name, "'");
     s += str(" -> ", shape_str(n.type.shape), " ", dtype_name(n.type.dtype), "  on ",
-             device_name(p, n.device), "  kernel ", st.kernel->name());
+             device_name(p, n.device), "  kernel ", st.kernel->name(), "  est ",
+             int64_t(st.predicted_seconds * 1e9) / 1000.0, " us");
     if (!n.placement_reason.empty()) s += str("  (", n.placement_reason, ")");
     s += "\n";
     std::string ins;
@@ -142,7 +149,7 @@ std::string describe_kernels_text(const Plan& p) {
     s += str("      inputs: ", ins.empty() ? std::string("-") : ins, "\n");
     if (has_program(n)) {
       std::string ops;
-      for (const std::string& o : covered_ops(g, n)) ops += str(ops.empty() ? "" : " ", o);
+      for (const std::string& o : ir::covered_ops(g, n)) ops += str(ops.empty() ? "" : " ", o);
       s += str("      covers ", ops, "\n      program ", program_of(n), "\n");
     }
   }

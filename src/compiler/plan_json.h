@@ -4,13 +4,16 @@
 #include <string>
 #include <vector>
 
-#include "compiler/plan.h"
+#include "runtime/plan.h"
 
 namespace nef::compiler {
 
 // JSON object text:
-//   {"kernels": [{"step", "node", "op", "kernel", "device", "shape", "dtype", "name",
-//                 "inputs", "nodes", "program"?, "placement_reason"}...],
+//   {"devices": [ids], "predicted_seconds",
+//    "kernels": [{"step", "node", "op", "kernel", "device", "shape", "dtype", "name",
+//                 "inputs", "nodes", "program"?, "placement_reason", "predicted_seconds",
+//                 "workspace_bytes"?}...],   (every step that runs: kernels and transfers)
+//    "transfers": [{"step", "node", "from", "to", "bytes", "predicted_seconds"}...],
 //    "memory": {"enabled", "planned_peak_bytes", "naive_bytes", "inplace_count",
 //               "arenas": [{"device", "bytes"}], "values": [{"node", "op", "offset", "bytes",
 //               "live_begin", "live_end", "inplace_of"?, "view_of"?}]},
@@ -18,12 +21,9 @@ namespace nef::compiler {
 // "nodes" lists the ops a kernel covers in execution order: the instructions of a
 // fused_elementwise program, "matmul" then the epilogue program's instructions for
 // matmul_epilogue, else the node's own op. Node ids are those of the optimized graph.
-std::string describe_json(const Plan& plan, int indent = -1);
-
-// The ops one kernel covers (the "nodes" list above); also what runtime profiles report.
-std::vector<std::string> covered_ops(const ir::Graph& g, const ir::Node& n);
+std::string describe_json(const runtime::Plan& plan, int indent = -1);
 
 // Text of the same content: kernels in execution order, what each covers, then describe_memory.
-std::string describe_kernels_text(const Plan& plan);
+std::string describe_kernels_text(const runtime::Plan& plan);
 
 }  // namespace nef::compiler

@@ -14,7 +14,7 @@
 #include <thread>
 #include <utility>
 
-#include "devices/devices.h"
+#include "devices/cpu_info.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -265,5 +265,21 @@ MemoryInfo detect_memory() {
   }
   return m;
 }
+
+std::vector<std::pair<std::string, bool>> feature_list(const CpuFeatures& f) {
+  return {{"sse4_2", f.sse4_2},       {"avx", f.avx},
+          {"avx2", f.avx2},           {"fma", f.fma},
+          {"avx512f", f.avx512f},     {"avx512bw", f.avx512bw},
+          {"avx512vl", f.avx512vl},   {"avx512_vnni", f.avx512_vnni},
+          {"avx512_bf16", f.avx512_bf16}, {"avx_vnni", f.avx_vnni},
+          {"amx", f.amx},             {"neon", f.neon},
+          {"sve", f.sve},             {"sve2", f.sve2},
+          {"dotprod", f.dotprod},     {"bf16", f.bf16}};
+}
+
+#ifndef NEF_VERSION
+#define NEF_VERSION "unknown"
+#endif
+const char* library_version() { return NEF_VERSION; }
 
 }  // namespace nef::devices

@@ -13,19 +13,20 @@
 
 namespace nef::format {
 
-struct WriteOptions {
-  std::string target = "auto";
-  // "none" | "embedded": the writer compiles the graph (compiler::compile) and stores the
-  // optimized, placed graph in the header's "compiled" section (docs/format.md).
-  std::string compiler_cache = "none";
-};
-
-// The "compiled" section of a file written with compiler_cache "embedded", parsed and validated
-// like the main graph (constants borrow the same mapping). Not yet verified against the hash.
+// The "compiled" section of a file with compiler_cache "embedded": the optimized, placed graph,
+// its device per node and an integrity hash (compiler/embedded_plan.h makes and checks them; the
+// format only stores them). On reading, parsed and validated like the main graph (constants
+// borrow the same mapping) but not yet verified against the hash.
 struct EmbeddedPlanData {
   ir::Graph graph;                   // optimized graph, topological order
-  std::vector<std::string> devices;  // backend name per node of `graph`
+  std::vector<std::string> devices;  // device id per node of `graph`
   std::string key_hash;              // as stored in the file
+};
+
+struct WriteOptions {
+  std::string target = "auto";
+  // Set: the file gets compiler_cache "embedded" and this "compiled" section (docs/format.md).
+  std::optional<EmbeddedPlanData> embedded;
 };
 
 struct NefContents {

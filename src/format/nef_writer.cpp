@@ -9,7 +9,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "compiler/embedded_plan.h"
 #include "format/format_internal.h"
 #include "format/mmap_file.h"
 #include "format/nef_file.h"
@@ -193,9 +192,6 @@ Encoded encode_graph(const ir::Graph& g, std::vector<Blob>& blobs, uint64_t& dat
 }  // namespace
 
 std::vector<uint8_t> serialize_nef(const ir::Graph& g, const WriteOptions& opts) {
-  if (opts.compiler_cache != "none" && opts.compiler_cache != "embedded")
-    throw ValidationError(str("[write_nef] compiler_cache must be \"none\" or \"embedded\", got '",
-                              opts.compiler_cache, "'"));
   std::vector<Blob> blobs;
   uint64_t data_size = 0;
   Encoded src = encode_graph(g, blobs, data_size, false);
@@ -205,22 +201,19 @@ std::vector<uint8_t> serialize_nef(const ir::Graph& g, const WriteOptions& opts)
   header["nef_format"] = "graph-v1";
   header["graph"] = std::move(src.graph);
   header["tensors"] = std::move(src.tensors);
-  if (opts.compiler_cache == "embedded") {
-    // The plan of the graph exactly as written: compile a copy (passes, planner) and store the
-    // result with its devices and the integrity hash the loader recomputes.
-    auto plan = compiler::compile(g);
-    std::vector<std::string> devices;
-    for (const ir::Node& n : plan->graph.nodes)
-      devices.push_back(n.device >= 0 ? plan->backends.at(n.device)->name() : std::string("cpu"));
-    Encoded comp = encode_graph(plan->graph, blobs, data_size, true);
-    header["compiled"] = {{"key_hash", compiler::embedded_key_hash(g, plan->graph, devices)},
+  if (const auto& e = opts.embedded) {
+    if (e->devices.size() != e->graph.nodes.size())
+      throw ValidationError(str("[write_nef] ", e->devices.size(), " device names for ",
+                                e->graph.nodes.size(), " compiled nodes"));
+    Encoded comp = encode_graph(e->graph, blobs, data_size, true);
+    header["compiled"] = {{"key_hash", e->key_hash},
                           {"graph", std::move(comp.graph)},
                           {"tensors", std::move(comp.tensors)},
-                          {"devices", devices}};
+                          {"devices", e->devices}};
   }
   data_size = align_up(data_size, kAlign);
   header["target"] = opts.target;
-  header["compiler_cache"] = opts.compiler_cache;
+  header["compiler_cache"] = opts.embedded ? "embedded" : "none";
 
   std::string text;
   try {

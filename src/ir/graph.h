@@ -24,8 +24,9 @@ struct Node {
   // op "constant": the value. op "input": unset (bound at run time through `binding`).
   std::optional<Array> constant;
   int binding = -1;         // op "input": index into the run-time bindings
-  int device = -1;          // backend index, set by the planner
+  int device = -1;          // index into the plan's devices, set by the planner
   std::string placement_reason;  // why the planner put it there
+  double predicted_seconds = 0;  // the planner's cost-model estimate on that device
 
   bool is(std::string_view op_name) const { return op && op->name == op_name; }
 };

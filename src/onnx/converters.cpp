@@ -2,7 +2,7 @@
 #include "onnx/converter.h"
 
 #include "api/lazy.h"
-#include "backends/cpu/dispatch.h"
+#include "common/dispatch.h"
 
 namespace nef::onnx_import {
 

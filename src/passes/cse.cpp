@@ -47,7 +47,7 @@ bool same_node(const ir::Node& a, const ir::Node& b) {
 
 }  // namespace
 
-void common_subexpression_elimination(ir::Graph& g) {
+void common_subexpression_elimination(ir::Graph& g, const PassContext& ctx) {
   std::vector<int> canon(g.nodes.size());
   std::unordered_map<std::string, std::vector<int>> buckets;
   for (size_t i = 0; i < g.nodes.size(); ++i) {

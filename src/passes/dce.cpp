@@ -1,12 +1,12 @@
 // Dead-node elimination: drop nodes that no graph output depends on.
 #include "passes/pass.h"
-#include "runtime/stats.h"
+#include "common/session.h"
 
 namespace nef::passes {
 
-void dead_node_elimination(ir::Graph& g) {
+void dead_node_elimination(ir::Graph& g, const PassContext& ctx) {
   int removed = ir::remove_dead(g);
-  runtime::stats().nodes_eliminated += removed;
+  nef::counters().nodes_eliminated += removed;
 }
 
 }  // namespace nef::passes

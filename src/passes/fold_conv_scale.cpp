@@ -22,7 +22,7 @@
 
 #include "passes/fold_util.h"
 #include "passes/pass.h"
-#include "runtime/stats.h"
+#include "common/session.h"
 
 namespace nef::passes {
 namespace {
@@ -134,8 +134,8 @@ int fold_shift(fold::Rebuild& b, const ir::Node& root) {
 
 }  // namespace
 
-void fold_conv_scale(ir::Graph& g) {
-  runtime::stats().nodes_folded += fold::rebuild(g, [](fold::Rebuild& b, const ir::Node& n) {
+void fold_conv_scale(ir::Graph& g, const PassContext& ctx) {
+  nef::counters().nodes_folded += fold::rebuild(g, [](fold::Rebuild& b, const ir::Node& n) {
     if (n.inputs.size() != 2) return -1;
     if (n.is("mul")) return fold_scale(b, n);
     if (n.is("add") || n.is("sub")) return fold_shift(b, n);

@@ -29,7 +29,7 @@
 #include "nef/error.h"
 #include "passes/fold_util.h"
 #include "passes/pass.h"
-#include "runtime/stats.h"
+#include "common/session.h"
 
 namespace nef::passes {
 namespace {
@@ -158,8 +158,8 @@ int fold_indirect(fold::Rebuild& b, const ir::Node& root) {
 
 }  // namespace
 
-void fold_matmul_scale(ir::Graph& g) {
-  runtime::stats().nodes_folded += fold::rebuild(g, [](fold::Rebuild& b, const ir::Node& n) {
+void fold_matmul_scale(ir::Graph& g, const PassContext& ctx) {
+  nef::counters().nodes_folded += fold::rebuild(g, [](fold::Rebuild& b, const ir::Node& n) {
     if (n.inputs.size() != 2 || (!n.is("mul") && !n.is("div"))) return -1;
     int r = fold_direct(b, n);
     if (r < 0 && n.is("mul")) r = fold_indirect(b, n);

@@ -1,6 +1,7 @@
 // Elementwise fusion: connected chains of fusable elementwise nodes (with broadcasting) become one
 // fused_elementwise node whose program (ir/ops/fused_program.h) lists the chain's ops, so the
-// chain reads its inputs once and writes one output instead of a tensor per op.
+// chain reads its inputs once and writes one output instead of a tensor per op. Runs after
+// placement: a group never spans two devices, and is made only when its device supports it.
 //
 // Grouping, from the last node to the first: a candidate that is not in a group yet roots a new
 // one; its producers join while they are candidates, every user they have is in the group (an
@@ -65,7 +66,7 @@ struct Group {
 
 }  // namespace
 
-void fuse_elementwise(ir::Graph& g) {
+void fuse_elementwise(ir::Graph& g, const PassContext& ctx) {
   const int n = static_cast<int>(g.nodes.size());
   std::vector<std::vector<int>> users(n);
   std::vector<bool> is_output(n, false), cand(n, false);
@@ -99,7 +100,9 @@ void fuse_elementwise(ir::Graph& g) {
       if (p == last) continue;  // duplicates are adjacent in a max-heap
       last = p;
       if (!cand[p] || group_of[p] >= 0 || is_output[p]) continue;
-      if (g.nodes[p].device_hint != g.nodes[root].device_hint) continue;
+      if (g.nodes[p].device_hint != g.nodes[root].device_hint ||
+          g.nodes[p].device != g.nodes[root].device)
+        continue;
       if (static_cast<int>(grp.members.size()) >= kMaxInstrs) continue;
       bool all_inside = true;
       for (int u : users[p]) all_inside = all_inside && group_of[u] == gid;
@@ -165,6 +168,9 @@ void fuse_elementwise(ir::Graph& g) {
     if (!(fused.type == root.type)) continue;
     fused.name = root.name;
     fused.device_hint = root.device_hint;
+    fused.device = root.device;
+    fused.placement_reason = root.placement_reason;
+    if (!ctx.supports(fused, g)) continue;
     g.nodes[grp.root] = std::move(fused);
   }
 }

@@ -1,4 +1,4 @@
-// Matmul epilogue fusion: a float32/float64 matmul whose only user starts a chain of elementwise
+// Matmul epilogue fusion: a floating-point matmul whose only user starts a chain of elementwise
 // ops (bias add, activation, residual add...) becomes one matmul_epilogue node whose program
 // (ir/ops/fused_program.h, i0 = the matmul result) runs on each output tile while it is in cache,
 // instead of writing the product and reading it back once per op.
@@ -9,8 +9,10 @@
 // member is not a graph output, and the limits hold (kMaxInstrs ops, kMaxExtra extra operands).
 // Every member's other operands become extra inputs; as no other node reads a member, they never
 // depend on the chain. The last member is replaced in place (its inputs all precede it); the
-// matmul and the other members die and dce removes them. Only same-dtype operands of f32/f64
-// into the matmul, so the fused GEMM computes exactly what the matmul kernel computes.
+// matmul and the other members die and dce removes them. Only same-dtype float operands into the
+// matmul, so the fused GEMM computes exactly what the matmul kernel computes. Runs after
+// placement: the chain stays on the matmul's device, and the fusion happens only when that
+// device supports the fused node (the CPU's GEMM epilogue takes float32/float64).
 #include <algorithm>
 #include <optional>
 #include <unordered_map>
@@ -28,7 +30,7 @@ constexpr int kMaxExtra = 4;
 bool float_matmul(const ir::Graph& g, const ir::Node& n) {
   if (!n.is("matmul") || n.inputs.size() != 2) return false;
   DType t = n.type.dtype;
-  if (t != DType::Float32 && t != DType::Float64) return false;
+  if (!is_floating(t)) return false;
   return g.nodes[n.inputs[0]].type.dtype == t && g.nodes[n.inputs[1]].type.dtype == t;
 }
 
@@ -48,7 +50,7 @@ bool epilogue_candidate(const ir::Graph& g, const ir::Node& n, const ir::TensorT
 
 }  // namespace
 
-void fuse_matmul_epilogue(ir::Graph& g) {
+void fuse_matmul_epilogue(ir::Graph& g, const PassContext& ctx) {
   const int n = static_cast<int>(g.nodes.size());
   std::vector<std::vector<int>> users(n);
   std::vector<bool> is_output(n, false), taken(n, false);
@@ -72,7 +74,9 @@ void fuse_matmul_epilogue(ir::Graph& g) {
       int u = only_user(prev);
       if (u < 0 || taken[u] || (prev != m && is_output[prev])) break;
       const ir::Node& un = g.nodes[u];
-      if (un.device_hint != mm.device_hint || !epilogue_candidate(g, un, mm.type)) break;
+      if (un.device != mm.device || un.device_hint != mm.device_hint ||
+          !epilogue_candidate(g, un, mm.type))
+        break;
       std::vector<int> added;
       for (int in : un.inputs)
         if (in != prev && std::find(extras.begin(), extras.end(), in) == extras.end() &&
@@ -121,6 +125,9 @@ void fuse_matmul_epilogue(ir::Graph& g) {
     if (!(fused.type == g.nodes[root].type)) continue;
     fused.name = g.nodes[root].name;
     fused.device_hint = g.nodes[root].device_hint;
+    fused.device = g.nodes[root].device;
+    fused.placement_reason = g.nodes[root].placement_reason;
+    if (!ctx.supports(fused, g)) continue;
     taken[m] = true;
     for (int k : members) taken[k] = true;
     g.nodes[root] = std::move(fused);

@@ -83,7 +83,7 @@ bool silu_pattern(Ctx& c, int r) {
 
 }  // namespace match
 
-void recognize_patterns(ir::Graph& g) {
+void recognize_patterns(ir::Graph& g, const PassContext& ctx) {
   using Pattern = bool (*)(match::Ctx&, int);
   // Order matters only where two patterns share a root: layernorm before rmsnorm (a centered
   // rmsnorm is a layernorm), the norms before gelu/silu (all may end in a mul).

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "backends/cpu/dispatch.h"
+#include "common/dispatch.h"
 #include "nef/error.h"
 
 namespace nef::passes::match {
@@ -18,8 +18,8 @@ std::optional<double> scalar_value(const ir::Graph& g, int i) {
   }
   if (!n.is("constant") || !n.constant || n.constant->numel() != 1) return std::nullopt;
   const Array& a = *n.constant;
-  return backend::cpu::dispatch_dtype(a.dtype, [&]<typename T>() -> double {
-    return double(backend::cpu::load_as(*a.data_as<T>()));
+  return nef::dispatch_dtype(a.dtype, [&]<typename T>() -> double {
+    return double(nef::load_as(*a.data_as<T>()));
   });
 }
 

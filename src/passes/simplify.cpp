@@ -122,7 +122,7 @@ std::optional<int> layout_chain(Builder& b, const ir::Node& n) {
 
 }  // namespace
 
-void simplify(ir::Graph& g) {
+void simplify(ir::Graph& g, const PassContext& ctx) {
   using Rule = std::optional<int> (*)(Builder&, const ir::Node&);
   static const Rule kRules[] = {
       [](Builder& b, const ir::Node& n) { return identity_operand(b, n); }, small_pow,

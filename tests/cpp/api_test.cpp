@@ -5,8 +5,9 @@
 
 #include "ir/graph.h"
 #include "nef/tensor.h"
-#include "compiler/plan.h"
+#include "compiler/compiler.h"
 #include "passes/pass.h"
+#include "test_util.h"
 
 namespace nef {
 namespace {
@@ -131,7 +132,7 @@ ir::Graph small_graph() {
 
 TEST(Ir, DeadNodeEliminationRemovesUnusedNodes) {
   ir::Graph g = small_graph();
-  passes::dead_node_elimination(g);
+  passes::dead_node_elimination(g, test::pass_ctx());
   ASSERT_EQ(g.nodes.size(), 2u);
   EXPECT_EQ(g.nodes[1].op->name, "neg");
   EXPECT_EQ(g.outputs[0], 1);

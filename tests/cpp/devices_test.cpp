@@ -9,11 +9,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "devices/devices.h"
+#include "backends/registry.h"
 #include "nef/error.h"
 
-namespace nef::devices {
+namespace nef::backend {
 namespace {
+using devices::CpuFeatures;
+using devices::CpuInfo;
+using devices::MemoryInfo;
+using devices::feature_list;
 
 // Sets or unsets NEF_DEVICES for one test and restores the previous value afterwards.
 class EnvGuard {
@@ -36,13 +40,36 @@ class EnvGuard {
   bool had_ = false;
 };
 
-// A report with a CPU and two fake GPUs (one unavailable), for parsing tests.
+// A device that only has facts (for parsing tests): it runs nothing.
+class FakeDevice final : public Device {
+ public:
+  explicit FakeDevice(DeviceInfo i) : info_(std::move(i)) {}
+  const DeviceInfo& info() const override { return info_; }
+  bool supports(const ir::Node&, const ir::Graph&) const override { return false; }
+  std::shared_ptr<const Kernel> compile(const ir::Node&, const ir::Graph&) const override {
+    throw CompileError("fake");
+  }
+  std::shared_ptr<Storage> allocate(size_t) override { throw OutOfMemoryError("fake"); }
+  QueuePtr acquire_queue() override { return nullptr; }
+  EventPtr copy(const Array&, const Array&, Queue&, Waits) override { return completed_event(); }
+
+ private:
+  DeviceInfo info_;
+};
+
+// A report with the CPU, a fake GPU, and an OpenCL backend that found no device.
 DeviceReport fake_report() {
-  DeviceReport r = detect();
-  DeviceInfo g0{"cuda:0", "gpu", "cuda", 0, "fake gpu", 1 << 30, true, "test"};
-  DeviceInfo g1{"opencl:0", "gpu", "opencl", 0, "fake gpu", 1 << 30, false, "driver not found"};
-  r.devices.push_back(g0);
-  r.devices.push_back(g1);
+  DeviceReport r;
+  r.cpu = detect().cpu;
+  r.memory = detect().memory;
+  r.devices.push_back(host_device());
+  DeviceInfo g;
+  g.id = "cuda:0";
+  g.backend = "cuda";
+  g.kind = "gpu";
+  g.description = "fake gpu";
+  r.devices.push_back(std::make_shared<FakeDevice>(g));
+  r.problems.emplace_back("opencl", "driver not found");
   return r;
 }
 
@@ -132,22 +159,25 @@ TEST(Devices, MemoryIsSane) {
   }
 }
 
-TEST(Devices, CpuAlwaysFirstAndAvailable) {
+TEST(Devices, CpuAlwaysFirst) {
   const DeviceReport& r = detect();
   ASSERT_FALSE(r.devices.empty());
-  EXPECT_EQ(r.devices[0].name, "cpu");
-  EXPECT_EQ(r.devices[0].kind, "cpu");
-  EXPECT_TRUE(r.devices[0].available);
+  EXPECT_EQ(r.devices[0]->id(), "cpu");
+  EXPECT_EQ(r.devices[0]->info().kind, "cpu");
+  EXPECT_TRUE(r.devices[0]->is_host());
+  EXPECT_EQ(host_device(), r.devices[0]);
+  EXPECT_EQ(find_device("cpu"), r.devices[0]);
+  EXPECT_EQ(find_device("cuda:7"), nullptr);
   EXPECT_EQ(&detect(), &r);  // cached
 }
 
-TEST(Devices, DefaultEnablesAllAvailable) {
+TEST(Devices, DefaultEnablesAll) {
   EnvGuard env(nullptr);
-  auto e = enabled_devices();
-  ASSERT_FALSE(e.empty());
+  auto e = enabled_device_ids();
+  ASSERT_EQ(e.size(), detect().devices.size());
   EXPECT_EQ(e[0], "cpu");
   EnvGuard blank("  ");
-  EXPECT_EQ(enabled_devices(), e);  // a blank NEF_DEVICES counts as unset
+  EXPECT_EQ(enabled_device_ids(), e);  // a blank NEF_DEVICES counts as unset
 }
 
 TEST(Devices, ParseLists) {
@@ -156,10 +186,21 @@ TEST(Devices, ParseLists) {
   EXPECT_EQ(parse_device_list("cpu", r), V{"cpu"});
   EXPECT_EQ(parse_device_list(" CPU , cpu,", r), V{"cpu"});  // trimmed, case, duplicates
   EXPECT_EQ(parse_device_list("cuda:0,cpu", r), (V{"cpu", "cuda:0"}));  // report order
-  EXPECT_EQ(parse_device_list("gpu", r), V{"cuda:0"});  // a kind; unavailable dropped
+  EXPECT_EQ(parse_device_list("gpu", r), V{"cuda:0"});  // a kind
+  EXPECT_EQ(parse_device_list("cuda", r), V{"cuda:0"});  // a backend
   EXPECT_EQ(parse_device_list("auto", r), (V{"cpu", "cuda:0"}));
   EXPECT_EQ(parse_device_list("", r), (V{"cpu", "cuda:0"}));
+  // Known names with no device here are dropped (with a warning), not errors.
   EXPECT_EQ(parse_device_list("opencl:0,cpu", r), V{"cpu"});
+  EXPECT_EQ(parse_device_list("opencl", r), V{});
+}
+
+TEST(Devices, PlacementKeepsTheCpuAsFallback) {
+  EnvGuard env("opencl:5");  // not present here: the CPU remains, as a first-class device
+  PlacementDevices p = placement_devices();
+  ASSERT_EQ(p.devices.size(), 1u);
+  EXPECT_TRUE(p.devices[0]->is_host());
+  EXPECT_FALSE(p.fallback_only[0]);
 }
 
 TEST(Devices, ParseErrors) {
@@ -171,29 +212,22 @@ TEST(Devices, ParseErrors) {
     std::string m = e.what();
     EXPECT_NE(m.find("'tpu'"), std::string::npos) << m;
     EXPECT_NE(m.find("NEF_DEVICES"), std::string::npos) << m;
-    EXPECT_NE(m.find("cpu, cuda:0, opencl:0"), std::string::npos) << m;  // the known names
+    EXPECT_NE(m.find("cpu, cuda:0"), std::string::npos) << m;  // the devices here
     EXPECT_EQ(e.code(), ErrorCode::Device);
   }
-  try {
-    parse_device_list("opencl:0", r);  // known but unavailable, nothing left
-    FAIL() << "expected DeviceError";
-  } catch (const DeviceError& e) {
-    std::string m = e.what();
-    EXPECT_NE(m.find("no available device"), std::string::npos) << m;
-    EXPECT_NE(m.find("driver not found"), std::string::npos) << m;
-  }
   EXPECT_THROW(parse_device_list(",,gpu7", r), DeviceError);
+  EXPECT_THROW(parse_device_list("opencl:x", r), DeviceError);
 }
 
 TEST(Devices, EnvVariable) {
   {
     EnvGuard env("cpu");
-    EXPECT_EQ(enabled_devices(), std::vector<std::string>{"cpu"});
+    EXPECT_EQ(enabled_device_ids(), std::vector<std::string>{"cpu"});
   }
   {
     EnvGuard env("cpu,warp-drive");
     try {
-      enabled_devices();
+      enabled_device_ids();
       FAIL() << "expected DeviceError";
     } catch (const DeviceError& e) {
       EXPECT_NE(std::string(e.what()).find("warp-drive"), std::string::npos);
@@ -205,11 +239,11 @@ TEST(Devices, EnvVariable) {
 TEST(Devices, OverrideWinsOverEnv) {
   EnvGuard env("nonsense");
   set_device_override({"cpu"});
-  EXPECT_EQ(enabled_devices(), std::vector<std::string>{"cpu"});
+  EXPECT_EQ(enabled_device_ids(), std::vector<std::string>{"cpu"});
   EXPECT_THROW(set_device_override({"gpu9"}), DeviceError);
-  EXPECT_EQ(enabled_devices(), std::vector<std::string>{"cpu"});  // a failed set changes nothing
+  EXPECT_EQ(enabled_device_ids(), std::vector<std::string>{"cpu"});  // a failed set changes nothing
   set_device_override({});  // clears: NEF_DEVICES applies again
-  EXPECT_THROW(enabled_devices(), DeviceError);
+  EXPECT_THROW(enabled_device_ids(), DeviceError);
 }
 
 TEST(Devices, JsonForm) {
@@ -220,7 +254,9 @@ TEST(Devices, JsonForm) {
   EXPECT_TRUE(j["cpu"]["cache"].contains("l1d_bytes"));
   ASSERT_TRUE(j["devices"].is_array());
   EXPECT_EQ(j["devices"][0]["name"], "cpu");
-  EXPECT_EQ(j["devices"][0]["available"], true);
+  EXPECT_EQ(j["devices"][0]["enabled"], true);
+  EXPECT_TRUE(j["devices"][0].contains("compute_units"));
+  EXPECT_TRUE(j["problems"].is_array());
   EXPECT_EQ(j["enabled"][0], "cpu");
   EXPECT_GT(j["memory"]["total_bytes"].get<int64_t>(), 0);
   std::string text = to_text(detect());
@@ -229,4 +265,4 @@ TEST(Devices, JsonForm) {
 }
 
 }  // namespace
-}  // namespace nef::devices
+}  // namespace nef::backend

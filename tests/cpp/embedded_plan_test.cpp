@@ -14,10 +14,10 @@
 #include <unistd.h>
 
 #include "compiler/embedded_plan.h"
-#include "compiler/plan.h"
+#include "compiler/compiler.h"
 #include "format_test_util.h"
 #include "nef/tensor.h"
-#include "runtime/stats.h"
+#include "common/session.h"
 
 namespace nef::test {
 namespace {
@@ -83,7 +83,7 @@ void write_bytes(const std::string& path, const std::vector<uint8_t>& b) {
   f.write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
 }
 
-int64_t stat(const char* name) { return runtime::stats_snapshot().at(name); }
+int64_t stat(const char* name) { return nef::stats().at(name); }
 
 struct LoadResult {
   std::map<std::string, Array> out;
@@ -96,7 +96,7 @@ LoadResult load_and_run(const std::vector<uint8_t>& file, const Array& x, const 
   std::string path = temp_path(tag + ".nef");
   write_bytes(path, file);
   compiler::clear_caches();
-  runtime::reset_stats();
+  nef::reset_stats();
   LoadResult r;
   testing::internal::CaptureStderr();
   try {
@@ -114,9 +114,9 @@ LoadResult load_and_run(const std::vector<uint8_t>& file, const Array& x, const 
   return r;
 }
 
-format::WriteOptions embedded_opts() {
+format::WriteOptions embedded_opts(const ir::Graph& g) {
   format::WriteOptions o;
-  o.compiler_cache = "embedded";
+  o.embedded = compiler::make_embedded(g);
   return o;
 }
 
@@ -129,7 +129,7 @@ class EmbeddedPlan : public testing::Test {
     std::mt19937_64 rng(seed + 1);
     x = random_f32({5, 7}, rng);
     plain = format::serialize_nef(m.g);
-    embedded = format::serialize_nef(m.g, embedded_opts());
+    embedded = format::serialize_nef(m.g, embedded_opts(m.g));
     normal = load_and_run(plain, x, "plain");
   }
   void expect_same_as_normal(const LoadResult& r) {
@@ -201,16 +201,15 @@ TEST_F(EmbeddedPlan, NoneWriterUnchanged) {
   NefParts p = split_nef(plain);
   EXPECT_FALSE(p.header.contains("compiled"));
   EXPECT_EQ(p.header["compiler_cache"], "none");
-  format::WriteOptions none;
-  none.compiler_cache = "none";
-  EXPECT_EQ(format::serialize_nef(m.g, none), plain);
+  EXPECT_EQ(format::serialize_nef(m.g, format::WriteOptions{}), plain);
   // Same source section (graph, tensors, constants' bytes) in both files.
   NefParts e = split_nef(embedded);
   EXPECT_EQ(e.header["graph"], p.header["graph"]);
   EXPECT_EQ(e.header["tensors"], p.header["tensors"]);
   EXPECT_TRUE(std::equal(p.data.begin(), p.data.end(), e.data.begin()));
-  format::WriteOptions bad;
-  bad.compiler_cache = "sometimes";
+  // A compiled section whose device list does not cover its graph is refused.
+  format::WriteOptions bad = embedded_opts(m.g);
+  bad.embedded->devices.pop_back();
   EXPECT_THROW(format::serialize_nef(m.g, bad), ValidationError);
 }
 
@@ -250,7 +249,7 @@ TEST_F(EmbeddedPlan, SplicedPlanOfAnotherGraphRejected) {
   Model other = make_model(12345);
   // B's file with A's source graph and constants (appended after B's data, which the embedded
   // section's offsets refer to).
-  NefParts pb = split_nef(format::serialize_nef(other.g, embedded_opts()));
+  NefParts pb = split_nef(format::serialize_nef(other.g, embedded_opts(other.g)));
   NefParts plainA = split_nef(plain);
   NefParts mixed = pb;
   mixed.header["graph"] = plainA.header["graph"];

@@ -33,7 +33,7 @@ int count_op(const ir::Graph& g, std::string_view op) {
 }
 
 // Steps of a plan that run a kernel (inputs and constants have none).
-int kernel_steps(const compiler::Plan& p) {
+int kernel_steps(const runtime::Plan& p) {
   int k = 0;
   for (const auto& s : p.steps) k += s.kernel != nullptr;
   return k;
@@ -321,8 +321,8 @@ struct OpCase {
 };
 
 void set_zero(Array& a, int64_t i) {
-  backend::cpu::dispatch_dtype(a.dtype, [&]<typename T>() {
-    a.data_as<T>()[i] = backend::cpu::store_as<T>(backend::cpu::compute_t<T>(0));
+  nef::dispatch_dtype(a.dtype, [&]<typename T>() {
+    a.data_as<T>()[i] = nef::store_as<T>(nef::compute_t<T>(0));
   });
 }
 

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <random>
 
-#include "compiler/plan.h"
+#include "compiler/compiler.h"
 #include "nef/tensor.h"
 
 namespace nef {

@@ -26,7 +26,7 @@ int count_op(const ir::Graph& g, std::string_view op) {
   return k;
 }
 
-int kernel_steps(const compiler::Plan& p) {
+int kernel_steps(const runtime::Plan& p) {
   int k = 0;
   for (const auto& s : p.steps) k += s.kernel != nullptr;
   return k;
@@ -292,7 +292,7 @@ void run_case(const Case& c, uint64_t seed) {
   }());
   const ir::Graph& g = both.opt->graph;
   if (numel(out_shape) > 0) EXPECT_EQ(count_op(g, "matmul_epilogue"), 1) << ir::to_text(g);
-  std::vector<Array> got = runtime::execute(*both.opt, both.bindings);
+  std::vector<Array> got = runtime::execute(both.opt, both.bindings);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].shape, out_shape);
   EXPECT_EQ(got[0].dtype, c.dtype);

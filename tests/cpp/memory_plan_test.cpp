@@ -10,16 +10,16 @@
 
 #include "api/lazy.h"
 #include "compiler/memory_plan.h"
-#include "compiler/plan.h"
+#include "compiler/compiler.h"
 #include "nef/tensor.h"
-#include "runtime/executor.h"
-#include "runtime/stats.h"
+#include "runtime/run.h"
+#include "common/session.h"
 #include "test_util.h"
 
 namespace nef {
 namespace {
 
-using compiler::Plan;
+using runtime::Plan;
 using PlanPtr = std::shared_ptr<const Plan>;
 
 // The graph computing `outs`; placeholders become inputs (bound by name at run time).
@@ -42,9 +42,9 @@ PlanPtr compile_checked(const ir::Graph& g, bool plan_memory = true, bool run_pa
 
 using Inputs = std::map<std::string, Array>;
 
-std::vector<Array> run(const Plan& p, const Inputs& in) {
+std::vector<Array> run(const PlanPtr& p, const Inputs& in) {
   std::vector<Array> b;
-  for (const std::string& name : p.graph.input_names) b.push_back(in.at(name));
+  for (const std::string& name : p->graph.input_names) b.push_back(in.at(name));
   return runtime::execute(p, b);
 }
 
@@ -85,7 +85,7 @@ void expect_same_as_unplanned(const ir::Graph& g, uint64_t seed, bool run_passes
   Inputs in = random_inputs(g, rng);
   PlanPtr planned = compile_checked(g, true, run_passes);
   PlanPtr plain = compile_checked(g, false, run_passes);
-  expect_identical(run(*planned, in), run(*plain, in));
+  expect_identical(run(planned, in), run(plain, in));
 }
 
 // ---- graphs --------------------------------------------------------------------------------
@@ -142,7 +142,7 @@ ir::Graph transformer_graph(int64_t S = 17, int64_t D = 32, int64_t H = 4) {
 TEST(MemoryPlan, MlpPeakBelowNaiveAndMatchesReference) {
   ir::Graph g = mlp_graph();
   PlanPtr p = compile_checked(g);
-  const compiler::MemoryPlan& m = p->memory;
+  const runtime::MemoryPlan& m = p->memory;
   ASSERT_TRUE(m.enabled);
   std::cout << "[MemoryPlan] MLP " << kB << "x" << kIn << "->" << kHid << "->" << kOut
             << ": planned peak " << m.planned_peak_bytes << " B, naive " << m.naive_bytes
@@ -151,20 +151,20 @@ TEST(MemoryPlan, MlpPeakBelowNaiveAndMatchesReference) {
   // With matmul epilogues fused the only intermediate is the first layer's output: nothing to
   // share, so the peak is that one buffer rounded up to the arena alignment. Reuse proper is
   // checked on the unfused plan below.
-  EXPECT_LE(m.planned_peak_bytes, m.naive_bytes + compiler::kArenaAlignment);
+  EXPECT_LE(m.planned_peak_bytes, m.naive_bytes + runtime::kArenaAlignment);
 
   uint64_t seed = 1234;
   SCOPED_TRACE(::testing::Message() << "seed=" << seed);
   std::mt19937_64 rng(seed);
   Inputs in = random_inputs(g, rng);
-  std::vector<Array> got = run(*p, in);
+  std::vector<Array> got = run(p, in);
   expect_close(got[0], mlp_reference(in));
-  expect_identical(got, run(*compile_checked(g, false), in));
+  expect_identical(got, run(compile_checked(g, false), in));
   // Unoptimized graph: the bias add and relu run in place over the first matmul's buffer.
   PlanPtr raw = compile_checked(g, true, false);
   EXPECT_GE(raw->memory.inplace_count, 2) << compiler::describe(*raw);
   EXPECT_LT(raw->memory.planned_peak_bytes, raw->memory.naive_bytes);
-  expect_identical(run(*raw, in), got);
+  expect_identical(run(raw, in), got);
 }
 
 TEST(MemoryPlan, TransformerBlockPeakBelowNaive) {
@@ -174,7 +174,7 @@ TEST(MemoryPlan, TransformerBlockPeakBelowNaive) {
     PlanPtr p = compile_checked(g);
     PlanPtr raw = compile_checked(g, true, false);
     for (const PlanPtr& q : {p, raw}) {
-      const compiler::MemoryPlan& m = q->memory;
+      const runtime::MemoryPlan& m = q->memory;
       std::cout << "[MemoryPlan] transformer block S=" << z.S << " D=" << z.D << " H=" << z.H
                 << " (" << (q == p ? "optimized" : "unoptimized") << "): planned peak "
                 << m.planned_peak_bytes << " B, naive " << m.naive_bytes << " B, "
@@ -194,7 +194,7 @@ TEST(MemoryPlan, ElementwiseChainRunsInPlace) {
   Tensor d = c + x;
   ir::Graph g = graph_of({d * 3.0});
   PlanPtr p = compile_checked(g, true, false);  // no fusion: the chain stays four kernels
-  const compiler::MemoryPlan& m = p->memory;
+  const runtime::MemoryPlan& m = p->memory;
   int chain = 0;
   for (size_t v = 0; v < p->graph.nodes.size(); ++v) {
     const ir::Node& n = p->graph.nodes[v];
@@ -222,7 +222,7 @@ TEST(MemoryPlan, ElementwiseChainRunsInPlace) {
     double xv = test::element(in["x"], i);
     want[i] = (std::tanh(std::exp(xv) * 2) + xv) * 3;
   }
-  expect_close(run(*p, in)[0], want);
+  expect_close(run(p, in)[0], want);
 }
 
 TEST(MemoryPlan, NoInPlaceWhenInputLivesOnOrIsViewed) {
@@ -234,7 +234,7 @@ TEST(MemoryPlan, NoInPlaceWhenInputLivesOnOrIsViewed) {
   Tensor t = e + transpose(e);  // reads e through a view at once: not in place of e
   ir::Graph g = graph_of({t * 1.5});
   PlanPtr p = compile_checked(g, true, false);
-  const compiler::MemoryPlan& m = p->memory;
+  const runtime::MemoryPlan& m = p->memory;
   for (size_t v = 0; v < p->graph.nodes.size(); ++v) {
     const ir::Node& n = p->graph.nodes[v];
     bool reads_view = n.is("add") && p->graph.nodes[n.inputs[1]].is("transpose");
@@ -251,7 +251,7 @@ TEST(MemoryPlan, NoInPlaceWhenInputLivesOnOrIsViewed) {
   }
   for (int r = 0; r < 6; ++r)
     for (int c2 = 0; c2 < 6; ++c2) want[r * 6 + c2] = (ev[r * 6 + c2] + ev[c2 * 6 + r]) * 1.5;
-  expect_close(run(*p, in)[0], want);
+  expect_close(run(p, in)[0], want);
 }
 
 TEST(MemoryPlan, SecondRunDoesNotClobberHeldOutputs) {
@@ -259,8 +259,8 @@ TEST(MemoryPlan, SecondRunDoesNotClobberHeldOutputs) {
   PlanPtr p = compile_checked(g);
   std::mt19937_64 rng(21);
   Inputs in1 = random_inputs(g, rng), in2 = random_inputs(g, rng);
-  std::vector<Array> out1 = run(*p, in1);
-  std::vector<Array> out2 = run(*p, in2);  // reuses the arena of the first run
+  std::vector<Array> out1 = run(p, in1);
+  std::vector<Array> out2 = run(p, in2);  // reuses the arena of the first run
   expect_close(out1[0], mlp_reference(in1));
   expect_close(out2[0], mlp_reference(in2));
   EXPECT_NE(out1[0].storage, out2[0].storage);
@@ -283,14 +283,14 @@ TEST(MemoryPlan, ViewOutputOfIntermediateSurvivesNextRun) {
       for (int c = 0; c < 7; ++c) t[c * 5 + r] = std::exp(test::element(in.at("x"), r * 7 + c)) * 2;
     return t;
   };
-  std::vector<Array> o1 = run(*p, in1);
-  std::vector<Array> o2 = run(*p, in2);
+  std::vector<Array> o1 = run(p, in1);
+  std::vector<Array> o2 = run(p, in2);
   expect_close(o1[0], want(in1));
   expect_close(o2[0], want(in2));
   // Same with the optimizer on (whatever it fuses, the view output stays valid).
   PlanPtr opt = compile_checked(g);
-  std::vector<Array> p1 = run(*opt, in1);
-  run(*opt, in2);
+  std::vector<Array> p1 = run(opt, in1);
+  run(opt, in2);
   expect_close(p1[0], want(in1));
 }
 
@@ -299,12 +299,12 @@ TEST(MemoryPlan, SteadyRunAllocatesOnlyOutputs) {
   PlanPtr p = compile_checked(g);
   std::mt19937_64 rng(5);
   Inputs in = random_inputs(g, rng);
-  run(*p, in);  // first run allocates the arena
-  runtime::reset_stats();
-  std::vector<Array> out = run(*p, in);
+  run(p, in);  // first run allocates the arena
+  nef::reset_stats();
+  std::vector<Array> out = run(p, in);
   int64_t out_bytes = 0;
   for (const Array& o : out) out_bytes += int64_t(o.nbytes());
-  EXPECT_EQ(runtime::stats().bytes_allocated.load(), out_bytes);
+  EXPECT_EQ(nef::counters().bytes_allocated.load(), out_bytes);
 }
 
 TEST(MemoryPlan, ConcurrentRunsOfOnePlan) {
@@ -317,14 +317,14 @@ TEST(MemoryPlan, ConcurrentRunsOfOnePlan) {
   std::mt19937_64 rng(77);
   for (int t = 0; t < kThreads; ++t) {
     ins.push_back(random_inputs(g, rng));
-    want.push_back(run(*plain, ins.back()));
+    want.push_back(run(plain, ins.back()));
   }
   std::vector<int> bad(kThreads, 0);
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t)
     threads.emplace_back([&, t] {
       for (int r = 0; r < kRuns; ++r) {
-        std::vector<Array> got = run(*p, ins[t]);
+        std::vector<Array> got = run(p, ins[t]);
         if (test::to_doubles(got[0]) != test::to_doubles(want[t][0])) ++bad[t];
       }
     });
@@ -341,7 +341,7 @@ TEST(MemoryPlan, ZeroSizeAndScalarValues) {
   PlanPtr p = compile_checked(g, true, false);
   std::mt19937_64 rng(3);
   Inputs in = random_inputs(g, rng);
-  std::vector<Array> out = run(*p, in);
+  std::vector<Array> out = run(p, in);
   EXPECT_EQ(out[0].shape, (Shape{0, 5}));
   double sv = test::element(in["s"], 0);
   expect_close(out[1], {std::tanh(std::exp(sv) + 1) * sv});

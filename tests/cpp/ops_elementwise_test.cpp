@@ -111,10 +111,10 @@ Array gen(const Shape& shape, DType d, std::mt19937_64& rng, double lo, double h
   if (d == DType::Int8) lo = std::clamp(lo, -128.0, 127.0), hi = std::clamp(hi, -128.0, 127.0);
   if (!is_floating(d) || !int_valued) return random_array(shape, d, rng, lo, hi);
   Array a = Array::empty(shape, d);
-  backend::cpu::dispatch_dtype(d, [&]<typename T>() {
+  nef::dispatch_dtype(d, [&]<typename T>() {
     for (int64_t i = 0; i < a.numel(); ++i) {
       double v = double(std::uniform_int_distribution<int64_t>(int64_t(lo), int64_t(hi))(rng));
-      a.data_as<T>()[i] = backend::cpu::store_as<T>(backend::cpu::compute_t<T>(v));
+      a.data_as<T>()[i] = nef::store_as<T>(nef::compute_t<T>(v));
     }
   });
   return a;
@@ -726,7 +726,8 @@ TEST(ElementwiseInfer, WeakScalarKernelRun) {
   ASSERT_EQ(node.type.dtype, DType::Int8);
   Array out = Array::empty(node.type.shape, node.type.dtype);
   std::vector<Array> ins = {x, s};
-  backend::KernelArgs args{ins, out, node.attrs, node};
+  Array workspace;
+  backend::KernelArgs args{ins, out, node.attrs, node, workspace};
   backend::cpu::kernel_table().find("add")->fn(args);
   auto xv = to_doubles(x);
   std::vector<double> want;

@@ -91,7 +91,7 @@ void check_matmul(const Array& a, const Array& b, const std::string& what) {
   double rtol = rtol_for(out.dtype);
   if (!is_floating(out.dtype))  // integer matmul wraps like numpy's
     for (double& e : r.val)
-      e = backend::cpu::dispatch_dtype(out.dtype, [&]<typename T>() -> double {
+      e = nef::dispatch_dtype(out.dtype, [&]<typename T>() -> double {
         if constexpr (std::is_integral_v<T>) return double(static_cast<T>(int64_t(e)));
         else return e;
       });
@@ -393,8 +393,8 @@ std::vector<double> ref_attention(const Array& q, const Array& k, const Array& v
       off += (bi % batch[d]) * st[d];
       bi /= batch[d];
     }
-    return backend::cpu::dispatch_dtype(a.dtype, [&]<typename T>() -> double {
-      return double(backend::cpu::load_as(static_cast<const T*>(a.data())[off]));
+    return nef::dispatch_dtype(a.dtype, [&]<typename T>() -> double {
+      return double(nef::load_as(static_cast<const T*>(a.data())[off]));
     });
   };
   auto at_mask = [&](int64_t bi, int64_t r, int64_t c) {
@@ -407,8 +407,8 @@ std::vector<double> ref_attention(const Array& q, const Array& k, const Array& v
       off += (bi % batch[d]) * st[d];
       bi /= batch[d];
     }
-    return backend::cpu::dispatch_dtype(mask->dtype, [&]<typename T>() -> double {
-      return double(backend::cpu::load_as(static_cast<const T*>(mask->data())[off]));
+    return nef::dispatch_dtype(mask->dtype, [&]<typename T>() -> double {
+      return double(nef::load_as(static_cast<const T*>(mask->data())[off]));
     });
   };
   std::vector<double> out;

@@ -35,9 +35,9 @@ ir::TensorType infer(const std::string& op, const Shape& s, DType t, Attrs& attr
 
 Array from_values(const Shape& s, const std::vector<double>& v, DType t = DType::Float32) {
   Array a = Array::empty(s, t);
-  backend::cpu::dispatch_dtype(t, [&]<typename T>() {
+  nef::dispatch_dtype(t, [&]<typename T>() {
     for (size_t i = 0; i < v.size(); ++i)
-      a.data_as<T>()[i] = backend::cpu::store_as<T>(backend::cpu::compute_t<T>(v[i]));
+      a.data_as<T>()[i] = nef::store_as<T>(nef::compute_t<T>(v[i]));
   });
   return a;
 }

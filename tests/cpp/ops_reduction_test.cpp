@@ -197,11 +197,11 @@ TEST(OpsReduction, NaNPropagates) {
     std::mt19937_64 rng(77);
     SCOPED_TRACE(str("seed 77 ", dtype_name(t)));
     Array x = random_array({4, 9}, t, rng);
-    backend::cpu::dispatch_dtype(t, [&]<typename T>() {
-      x.data_as<T>()[1 * 9 + 4] = backend::cpu::store_as<T>(
-          backend::cpu::compute_t<T>(std::numeric_limits<double>::quiet_NaN()));
-      x.data_as<T>()[1 * 9 + 6] = backend::cpu::store_as<T>(
-          backend::cpu::compute_t<T>(std::numeric_limits<double>::quiet_NaN()));
+    nef::dispatch_dtype(t, [&]<typename T>() {
+      x.data_as<T>()[1 * 9 + 4] = nef::store_as<T>(
+          nef::compute_t<T>(std::numeric_limits<double>::quiet_NaN()));
+      x.data_as<T>()[1 * 9 + 6] = nef::store_as<T>(
+          nef::compute_t<T>(std::numeric_limits<double>::quiet_NaN()));
     });
     ir::Attrs a;
     a.set("axes", std::vector<int64_t>{1});

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backends/cpu/parallel.h"
+#include "common/session.h"
 #include "test_util.h"
 
 namespace nef {
@@ -167,13 +168,13 @@ TEST(SourceRandom, ElementDependsOnlyOnSeedAndIndex) {
   for (size_t i = 0; i < ns.size(); ++i) EXPECT_EQ(ns[i], nl[i]);
   // Thread count does not matter.
   int saved = backend::cpu::num_threads();
-  backend::cpu::set_num_threads(1);
+  nef::current_session().set_threads(1);
   std::vector<double> u1 = to_doubles(uniform({300001}, DType::Float32, 9, -1, 1));
   std::vector<double> n1 = to_doubles(normal({300001}, DType::Float32, 9, 0, 1));
-  backend::cpu::set_num_threads(std::max(2, saved));
+  nef::current_session().set_threads(std::max(2, saved));
   std::vector<double> u2 = to_doubles(uniform({300001}, DType::Float32, 9, -1, 1));
   std::vector<double> n2 = to_doubles(normal({300001}, DType::Float32, 9, 0, 1));
-  backend::cpu::set_num_threads(saved);
+  nef::current_session().set_threads(saved);
   EXPECT_EQ(u1, u2);
   EXPECT_EQ(n1, n2);
 }

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "compiler/plan.h"
+#include "compiler/compiler.h"
 #include "ir_builder.h"
 #include "ir/graph.h"
 #include "passes/pass.h"
@@ -33,13 +33,13 @@ struct FoldGraph : GraphBuilder {
   void output(int i) { GraphBuilder::output(i, str("out", g.outputs.size() + 1)); }
 
   // The graph after the folding passes (in pipeline order), then `then`, then dce, validated.
-  ir::Graph folded(std::vector<void (*)(ir::Graph&)> then = {}) const {
+  ir::Graph folded(std::vector<passes::PassFn> then = {}) const {
     ir::Graph c = g;
     ir::validate(c);
-    passes::fold_matmul_scale(c);
-    passes::fold_conv_scale(c);
-    for (auto pass : then) pass(c);
-    passes::dead_node_elimination(c);
+    passes::fold_matmul_scale(c, test::pass_ctx());
+    passes::fold_conv_scale(c, test::pass_ctx());
+    for (auto pass : then) pass(c, test::pass_ctx());
+    passes::dead_node_elimination(c, test::pass_ctx());
     ir::validate(c);
     return c;
   }

@@ -377,7 +377,7 @@ TEST(PassPatterns, AttentionRowsWithoutKeysStayNaN) {
   Both b = NEF_BOTH(spelled_attention(q, transpose(k, {0, 2, 1}), v, Scale::MulRight, 0.3,
                                       Mask::Right, mask));
   expect_attention(b, 0.3);
-  std::vector<Array> got = runtime::execute(*b.opt, b.bindings);
+  std::vector<Array> got = runtime::execute(b.opt, b.bindings);
   std::vector<double> g = test::to_doubles(got[0]);
   EXPECT_TRUE(std::isnan(g[1 * 5])) << "row 1 should be NaN";
   EXPECT_FALSE(std::isnan(g[2 * 5])) << "row 2 is attended";

@@ -91,8 +91,8 @@ TEST(PassCse, DifferentAttributesOrSeedsStayApart) {
   Both c = NEF_BOTH(r);
   // Same seed: same values, merged (checked on cse alone: folding would evaluate them).
   ir::Graph g = detail::build_graph({r.node().get()}, detail::BuildMode::Execute).graph;
-  passes::common_subexpression_elimination(g);
-  passes::dead_node_elimination(g);
+  passes::common_subexpression_elimination(g, test::pass_ctx());
+  passes::dead_node_elimination(g, test::pass_ctx());
   EXPECT_EQ(test::count_text(ir::to_text(g), "random_uniform("), 2) << ir::to_text(g);
   expect_equivalent(c);
 }
@@ -126,8 +126,8 @@ TEST(PassCse, ConstantsMergeBySmallValueOrSameStorage) {
   y = gb.op("add", {y, gb.op("sub", {gb.op("add", {x, z1}), gb.op("add", {x, z2})})});
   gb.output(y);
   ir::Graph g = gb.g;
-  passes::common_subexpression_elimination(g);
-  passes::dead_node_elimination(g);
+  passes::common_subexpression_elimination(g, test::pass_ctx());
+  passes::dead_node_elimination(g, test::pass_ctx());
   int consts = 0;
   for (const ir::Node& n : g.nodes) consts += n.is("constant");
   EXPECT_EQ(consts, 5) << ir::to_text(g);  // big, big_copy, small (once), +0 and -0 apart

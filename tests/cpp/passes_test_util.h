@@ -10,11 +10,11 @@
 #include <vector>
 
 #include "api/lazy.h"
-#include "compiler/plan.h"
+#include "compiler/compiler.h"
 #include "ir/graph.h"
 #include "nef/tensor.h"
 #include "passes/pass.h"
-#include "runtime/executor.h"
+#include "runtime/run.h"
 #include "test_util.h"
 
 namespace nef::test {
@@ -22,7 +22,7 @@ namespace nef::test {
 // `opt` runs the whole pipeline (numbers are compared on it); `structure` runs only the passes
 // under test, so structure checks do not depend on later passes such as elementwise fusion.
 struct Both {
-  std::shared_ptr<const compiler::Plan> opt, ref;
+  std::shared_ptr<const runtime::Plan> opt, ref;
   std::vector<Array> bindings;
   ir::Graph structure;
 
@@ -48,7 +48,7 @@ inline void run_tested_passes(ir::Graph& g) {
   for (auto pass : {passes::dead_node_elimination, passes::simplify, passes::recognize_patterns,
                     passes::common_subexpression_elimination, passes::constant_folding,
                     passes::dead_node_elimination})
-    pass(g);
+    pass(g, pass_ctx());
 }
 
 // Compiles the graph computing `outs` (data tensors become bound inputs) with the passes
@@ -73,8 +73,8 @@ inline Both compile_both(const std::vector<Tensor>& outs) {
 // Runs both plans and compares every output: same shape and dtype, |a - b| <= atol + rtol*|b|,
 // NaN where the reference is NaN.
 inline void expect_equivalent(const Both& b, double rtol = 1e-5, double atol = 1e-6) {
-  std::vector<Array> got = runtime::execute(*b.opt, b.bindings);
-  std::vector<Array> want = runtime::execute(*b.ref, b.bindings);
+  std::vector<Array> got = runtime::execute(b.opt, b.bindings);
+  std::vector<Array> want = runtime::execute(b.ref, b.bindings);
   ASSERT_EQ(got.size(), want.size());
   for (size_t o = 0; o < got.size(); ++o) {
     ASSERT_EQ(got[o].shape, want[o].shape) << "output " << o;

@@ -16,10 +16,10 @@
 
 #include "api/lazy.h"
 #include "compiler/memory_plan.h"
-#include "compiler/plan.h"
+#include "compiler/compiler.h"
 #include "ir/graph.h"
 #include "nef/tensor.h"
-#include "runtime/executor.h"
+#include "runtime/run.h"
 #include "test_util.h"
 
 namespace nef {
@@ -397,7 +397,7 @@ Compiled build(const std::vector<Tensor>& outs) {
   return {std::move(b.graph), std::move(b.bindings)};
 }
 
-std::shared_ptr<const compiler::Plan> compile(const ir::Graph& g, bool passes, bool memory) {
+std::shared_ptr<const runtime::Plan> compile(const ir::Graph& g, bool passes, bool memory) {
   compiler::CompileOptions o;
   o.use_plan_cache = false;
   o.run_passes = passes;
@@ -449,7 +449,7 @@ void check_case(uint64_t seed, bool nans = false) {
   Compiled built = build(c.outputs);
   SCOPED_TRACE(::testing::Message() << "seed=" << seed << "\nunoptimized graph:\n"
                                     << ir::to_text(built.graph));
-  std::shared_ptr<const compiler::Plan> opt, raw_planned, ref;
+  std::shared_ptr<const runtime::Plan> opt, raw_planned, ref;
   try {
     opt = compile(built.graph, true, true);
     raw_planned = compile(built.graph, false, true);
@@ -468,15 +468,15 @@ void check_case(uint64_t seed, bool nans = false) {
     }
   }
   // Through the plan cache (the default path): the second compile is a hit on the same plan.
-  std::shared_ptr<const compiler::Plan> cached = compiler::compile(built.graph);
+  std::shared_ptr<const runtime::Plan> cached = compiler::compile(built.graph);
   EXPECT_EQ(compiler::compile(built.graph).get(), cached.get()) << "no plan-cache hit";
   std::vector<Array> want, got, got_raw, again, from_cache;
   try {
-    want = runtime::execute(*ref, built.bindings);
-    got = runtime::execute(*opt, built.bindings);
-    got_raw = runtime::execute(*raw_planned, built.bindings);
-    again = runtime::execute(*opt, built.bindings);  // second run reuses the plan's arena
-    from_cache = runtime::execute(*cached, built.bindings);
+    want = runtime::execute(ref, built.bindings);
+    got = runtime::execute(opt, built.bindings);
+    got_raw = runtime::execute(raw_planned, built.bindings);
+    again = runtime::execute(opt, built.bindings);  // second run reuses the plan's arena
+    from_cache = runtime::execute(cached, built.bindings);
   } catch (const std::exception& e) {
     FAIL() << "execute threw: " << e.what();
   }
@@ -536,7 +536,7 @@ TEST(RandomGraph, FusedNanSemanticsMatchUnfused) {
       SCOPED_TRACE(::testing::Message() << "expression " << i << " " << dtype_name(d));
       Compiled built = build({outs[i]});
       auto opt = compile(built.graph, true, true), ref = compile(built.graph, false, false);
-      compare(runtime::execute(*opt, built.bindings), runtime::execute(*ref, built.bindings), 0,
+      compare(runtime::execute(opt, built.bindings), runtime::execute(ref, built.bindings), 0,
               "fused vs unfused");
     }
   }

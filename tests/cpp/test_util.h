@@ -9,15 +9,24 @@
 #include <string>
 #include <vector>
 
-#include "backends/cpu/dispatch.h"
 #include "backends/cpu/kernel_table.h"
+#include "compiler/compiler.h"
+#include "common/dispatch.h"
 #include "ir/graph.h"
+#include "ir/views.h"
 #include "ir/op_registry.h"
 #include "nef/array.h"
 
 namespace nef::test {
 
-// Infers the output type, allocates it (unless the op is a view) and runs the CPU kernel.
+// The context passes run with outside the compiler: the host's kernels and capabilities.
+inline const passes::PassContext& pass_ctx() {
+  static const auto ctx = compiler::pass_context();
+  return *ctx;
+}
+
+// Infers the output type, allocates it and runs the CPU kernel (view ops: their view, ir/views.h,
+// on a contiguous copy when the input's strides cannot express it).
 inline Array run_kernel(const std::string& op_name, const std::vector<Array>& inputs,
                         ir::Attrs attrs = {}) {
   const ir::OpDef& op = ir::get_op(op_name);
@@ -27,11 +36,15 @@ inline Array run_kernel(const std::string& op_name, const std::vector<Array>& in
   node.op = &op;
   node.type = ir::check_and_infer(op, types, attrs);
   node.attrs = attrs;
+  if (op.has(ir::kView)) {
+    std::optional<Array> v = ir::apply_view(node, inputs[0]);
+    return v ? *v : *ir::apply_view(node, inputs[0].contiguous());
+  }
   const auto* entry = backend::cpu::kernel_table().find(op_name);
   if (!entry) throw UnsupportedError("[" + op_name + "] no CPU kernel");
-  Array out;
-  if (!op.has(ir::kView)) out = Array::empty(node.type.shape, node.type.dtype);
-  backend::KernelArgs args{inputs, out, node.attrs, node};
+  Array out = Array::empty(node.type.shape, node.type.dtype);
+  Array workspace;
+  backend::KernelArgs args{inputs, out, node.attrs, node, workspace};
   entry->fn(args);
   return out;
 }
@@ -41,7 +54,7 @@ inline Array random_array(const Shape& shape, DType dtype, std::mt19937_64& rng,
                           double hi = 2) {
   Array a = Array::empty(shape, dtype);
   int64_t n = a.numel();
-  backend::cpu::dispatch_dtype(dtype, [&]<typename T>() {
+  nef::dispatch_dtype(dtype, [&]<typename T>() {
     T* p = a.data_as<T>();
     for (int64_t i = 0; i < n; ++i) {
       double v;
@@ -52,7 +65,7 @@ inline Array random_array(const Shape& shape, DType dtype, std::mt19937_64& rng,
       } else {
         v = double(std::uniform_int_distribution<int64_t>(int64_t(lo), int64_t(hi))(rng));
       }
-      p[i] = backend::cpu::store_as<T>(backend::cpu::compute_t<T>(v));
+      p[i] = nef::store_as<T>(nef::compute_t<T>(v));
     }
   });
   return a;
@@ -66,8 +79,8 @@ inline double element(const Array& a, int64_t flat) {
     off += (flat % dim) * a.strides[d];
     flat /= dim;
   }
-  return backend::cpu::dispatch_dtype(a.dtype, [&]<typename T>() -> double {
-    return double(backend::cpu::load_as(static_cast<const T*>(a.storage->data())[a.offset + off]));
+  return nef::dispatch_dtype(a.dtype, [&]<typename T>() -> double {
+    return double(nef::load_as(static_cast<const T*>(a.storage->data())[a.offset + off]));
   });
 }
 

@@ -43,18 +43,19 @@ def parse_profile(stdout: str, kernels):
     start = next(i for i, line in enumerate(lines) if line.startswith("profile: "))
     by_op_at = lines.index("by op:")
     header = lines[start + 1].split()
-    assert header == ["step", "node", "op", "shape", "dtype", "kernel", "ms", "%", "covers"]
+    assert header == ["step", "node", "op", "shape", "dtype", "device", "kernel", "ms", "est_ms",
+                      "%", "covers"]
     body = lines[start + 2:by_op_at]
     assert len(body) == len(kernels), body
     rows = []
     for line, k in zip(body, kernels):
-        m = re.match(r"\s+(\d+)\s+(\d+)\s+(\S+)\s+(\(.*?\))\s+(\S+)\s+(.*)$", line)
+        m = re.match(r"\s+(\d+)\s+(\d+)\s+(\S+)\s+(\(.*?\))\s+(\S+)\s+(\S+)\s+(.*)$", line)
         assert m, line
-        rest = m.group(6)
+        rest = m.group(7)
         assert rest.startswith(k["kernel"]), (rest, k["kernel"])
-        tail = rest[len(k["kernel"]):].split(maxsplit=2)
-        rows.append(list(m.groups()[:5]) + [k["kernel"], tail[0], tail[1],
-                                            tail[2] if len(tail) > 2 else ""])
+        tail = rest[len(k["kernel"]):].split(maxsplit=3)
+        rows.append(list(m.groups()[:6]) + [k["kernel"], tail[0], tail[1], tail[2],
+                                            tail[3] if len(tail) > 3 else ""])
     ops = {}
     assert lines[by_op_at + 1].split() == ["op", "kernels", "ms", "%"]
     for line in lines[by_op_at + 2:]:
@@ -83,11 +84,12 @@ def test_run_profile(model, repeat):
     else:
         assert f"(median of {repeat - 1} warm runs)" in head
     for row, k in zip(rows, kernels):
-        step, node, op, shape, dtype, kernel, ms, pct, covers = row
-        assert (int(step), int(node), op, dtype, kernel) == \
-            (k["step"], k["node"], k["op"], k["dtype"], k["kernel"])
+        step, node, op, shape, dtype, device, kernel, ms, est, pct, covers = row
+        assert (int(step), int(node), op, dtype, device, kernel) == \
+            (k["step"], k["node"], k["op"], k["dtype"], k["device"], k["kernel"])
         assert shape == "(" + ", ".join(map(str, k["shape"])) + ")"
         assert float(ms) >= 0 and 0 <= float(pct) <= 100
+        assert float(est) == pytest.approx(k["predicted_seconds"] * 1e3, abs=1e-4)
         # fused kernels name what they cover; others leave the column empty
         assert covers == (" ".join(k["nodes"]) if k["nodes"] != [k["op"]] else "")
     total = ops.pop("total")

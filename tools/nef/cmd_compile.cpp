@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "compiler/embedded_plan.h"
 #include "format/nef_file.h"
 
 namespace nef::cli {
@@ -17,7 +18,7 @@ int cmd_compile(const std::string& file, const std::string& out) {
   auto header = nlohmann::json::parse(format::read_nef_header_json(file));
   if (auto it = header.find("target"); it != header.end() && it->is_string())
     opts.target = it->get<std::string>();
-  opts.compiler_cache = "embedded";
+  opts.embedded = compiler::make_embedded(g);
   format::write_nef(out, g, opts);
   std::cout << "wrote " << out << " (embedded plan)" << std::endl;
   return 0;

@@ -2,14 +2,14 @@
 #include <iostream>
 
 #include "cli.h"
-#include "devices/devices.h"
+#include "backends/registry.h"
 
 namespace nef::cli {
 
 int cmd_devices(bool json) {
-  const devices::DeviceReport& report = devices::detect();
+  const backend::DeviceReport& report = backend::detect();
   // Built fully before printing so a bad NEF_DEVICES fails without partial output.
-  std::string text = json ? devices::to_json(report) + "\n" : devices::to_text(report);
+  std::string text = json ? backend::to_json(report) + "\n" : backend::to_text(report);
   std::cout << text << std::flush;
   return 0;
 }

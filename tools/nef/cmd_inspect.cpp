@@ -10,7 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
-#include "compiler/plan.h"
+#include "compiler/compiler.h"
+#include "compiler/memory_plan.h"
 #include "compiler/plan_json.h"
 #include "format/nef_file.h"
 
@@ -184,7 +185,7 @@ void print_compiled(const InspectOptions& opts, ir::Graph g) {
   std::string loaded_text = opts.passes ? ir::to_text(g) : std::string();
   compiler::CompileOptions co;
   co.keep_pass_dumps = opts.passes;  // also bypasses the plan cache, so the passes really run
-  std::shared_ptr<const compiler::Plan> plan = compiler::compile(std::move(g), co);
+  std::shared_ptr<const runtime::Plan> plan = compiler::compile(std::move(g), co);
   if (opts.passes) {
     if (opts.json) {
       nlohmann::json j = nlohmann::json::array();

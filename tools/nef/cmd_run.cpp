@@ -11,7 +11,7 @@
 #include <set>
 
 #include "cli.h"
-#include "devices/devices.h"
+#include "backends/registry.h"
 #include "format/npy.h"
 
 namespace nef::cli {
@@ -90,9 +90,10 @@ std::string profile_report(const std::vector<RunProfile>& runs, bool warm) {
                       : runs.size() == 1 ? std::string("1 warm run")
                                          : str("median of ", runs.size(), " warm runs");
   std::string s = str("profile: ", kernels.size(), " kernels, ", fixed(sum, 3), " ms of ",
-                      fixed(median(totals), 3), " ms per execution (", which, ")\n");
+                      fixed(median(totals), 3), " ms per execution (", which, "); predicted ",
+                      fixed(runs.front().predicted_seconds * 1e3, 3), " ms\n");
   std::vector<std::vector<std::string>> rows{
-      {"step", "node", "op", "shape", "dtype", "kernel", "ms", "%", "covers"}};
+      {"step", "node", "op", "shape", "dtype", "device", "kernel", "ms", "est_ms", "%", "covers"}};
   for (size_t i = 0; i < kernels.size(); ++i) {
     const KernelProfile& k = kernels[i];
     // Only fused kernels cover more than their own op.
@@ -100,10 +101,11 @@ std::string profile_report(const std::vector<RunProfile>& runs, bool warm) {
     std::string covers;
     for (const std::string& o : k.ops) covers += (covers.empty() ? "" : " ") + o;
     rows.push_back({std::to_string(k.step), std::to_string(k.node), k.op, shape_str(k.shape),
-                    dtype_name(k.dtype), k.kernel, fixed(ms[i], 4), pct(ms[i]),
+                    dtype_name(k.dtype), k.device, k.kernel, fixed(ms[i], 4),
+                    fixed(k.predicted_seconds * 1e3, 4), pct(ms[i]),
                     fused ? covers : std::string()});
   }
-  s += table(rows, {true, true, false, false, false, false, true, true, false});
+  s += table(rows, {true, true, false, false, false, false, false, true, true, true, false});
 
   std::vector<std::string> order;
   std::map<std::string, std::pair<int, double>> by_op;  // op -> (kernels, ms)
@@ -139,8 +141,8 @@ int cmd_run(const RunOptions& opts) {
 
   // --device cpu narrows the process to the CPU; auto keeps NEF_DEVICES or the default. Either
   // way a bad NEF_DEVICES or an unavailable choice fails here as a DeviceError.
-  if (opts.device != "auto") devices::set_device_override({opts.device});
-  devices::enabled_devices();
+  if (opts.device != "auto") backend::set_device_override({opts.device});
+  backend::enabled_device_ids();
 
   require_file(opts.file, "graph file");
   auto t0 = Clock::now();

@@ -8,7 +8,7 @@
 #include <type_traits>
 #include <variant>
 
-#include "backends/cpu/dispatch.h"
+#include "common/dispatch.h"
 #include "cli.h"
 #include "nef/error.h"
 
@@ -81,10 +81,10 @@ std::string summarize(const std::string& name, const Array& a) {
   double lo = std::numeric_limits<double>::infinity(), hi = -lo, sum = 0;
   int64_t nans = 0;
   std::vector<double> first;
-  backend::cpu::dispatch_dtype(c.dtype, [&]<typename T>() {
+  nef::dispatch_dtype(c.dtype, [&]<typename T>() {
     const T* p = c.data_as<T>();
     for (int64_t i = 0; i < n; ++i) {
-      double v = double(backend::cpu::load_as(p[i]));
+      double v = double(nef::load_as(p[i]));
       if (i < kShown) first.push_back(v);
       if (std::isnan(v)) {
         ++nans;

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "cli.h"
-#include "devices/devices.h"
+#include "devices/cpu_info.h"
 #include "nef/error.h"
 
 namespace {

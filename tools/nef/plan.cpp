@@ -3,14 +3,14 @@
 #include <sstream>
 
 #include "cli.h"
-#include "devices/devices.h"
+#include "backends/registry.h"
 
 namespace nef::cli {
 
 std::string describe_plan(const std::string& path, const LoadedGraph& graph) {
   std::ostringstream os;
   os << "plan for " << path << " (enabled devices:";
-  for (const std::string& d : devices::enabled_devices()) os << " " << d;
+  for (const std::string& d : backend::enabled_device_ids()) os << " " << d;
   os << ")\n" << graph.describe_plan();
   return os.str();
 }

@@ -1,9 +1,12 @@
 #include "backends/cpu/cpu_backend.h"
 
-#include <atomic>
+#include <algorithm>
 
+#include "backends/cpu/cpu_queue.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/parallel.h"
+#include "common/session.h"
+#include "devices/cpu_info.h"
 #include "nef/error.h"
 
 namespace nef::backend::cpu {
@@ -25,27 +28,79 @@ const KernelTable& kernel_table() {
   return table;
 }
 
+EventPtr CpuKernel::enqueue(const KernelArgs& args, Queue& queue, Waits waits) const {
+  return static_cast<CpuQueue&>(queue).submit([this, &args] { run(args); }, waits);
+}
+
+void run_now(const CpuKernel& kernel, const std::vector<Array>& inputs, Array& out,
+             const ir::Node& node) {
+  Array workspace;
+  if (int64_t ws = kernel.workspace_bytes(); ws > 0) workspace = Array::empty({ws}, DType::UInt8);
+  kernel.run(KernelArgs{inputs, out, node.attrs, node, workspace});
+}
+
+int num_threads() {
+  int n = current_session().threads();
+#ifdef _OPENMP
+  return n > 0 ? n : omp_get_num_procs();
+#else
+  return n > 0 ? n : 1;
+#endif
+}
+
 namespace {
 
-std::atomic<int> g_threads{0};  // 0: all cores (set from any thread)
-
-class CpuKernel final : public Kernel {
+// A kernel-table function: elementwise ones are in-place safe (audited in elementwise_*.cpp and
+// cast.cpp: operands of the output dtype are used as they are, element i is read before out[i]).
+class TableKernel final : public CpuKernel {
  public:
-  CpuKernel(KernelFn fn, std::string name) : fn_(fn), name_(std::move(name)) {}
+  TableKernel(KernelFn fn, std::string name, bool inplace)
+      : fn_(fn), name_(std::move(name)), inplace_(inplace) {}
   void run(const KernelArgs& args) const override { fn_(args); }
   std::string name() const override { return name_; }
+  bool inplace_safe() const override { return inplace_; }
 
  private:
   KernelFn fn_;
   std::string name_;
+  bool inplace_;
 };
 
-class CpuBackend final : public Backend {
+std::string best_simd(const devices::CpuFeatures& f) {
+  if (f.amx) return "AMX, AVX-512";
+  if (f.avx512f) return "AVX-512";
+  if (f.avx2) return "AVX2";
+  if (f.avx) return "AVX";
+  if (f.sse4_2) return "SSE4.2";
+  if (f.sve2) return "SVE2";
+  if (f.sve) return "SVE";
+  if (f.neon) return "NEON";
+  return "scalar";
+}
+
+class CpuDevice final : public Device {
  public:
-  std::string name() const override { return "cpu"; }
+  CpuDevice() {
+    devices::CpuInfo c = devices::detect_cpu();
+    devices::MemoryInfo m = devices::detect_memory();
+    info_.id = "cpu";
+    info_.backend = "cpu";
+    info_.kind = "cpu";
+    info_.name = c.model;
+    info_.vendor = c.vendor;
+    info_.description = str(c.model, " (", c.physical_cores, " cores, ", c.logical_cores,
+                            " threads, ", best_simd(c.features), ")");
+    info_.compute_units = c.logical_cores;
+    info_.memory_bytes = m.total_bytes;
+    info_.max_alloc_bytes = m.total_bytes;
+    info_.host_unified = true;
+    info_.fp16 = info_.fp64 = true;
+  }
+
+  const DeviceInfo& info() const override { return info_; }
 
   bool supports(const ir::Node& node, const ir::Graph& graph) const override {
-    if (node.is("input") || node.is("constant")) return true;
+    if (node.is("input") || node.is("constant") || node.op->has(ir::kView)) return true;
     const KernelEntry* e = kernel_table().find(node.op->name);
     return e && (!e->supports || e->supports(node, graph));
   }
@@ -57,27 +112,52 @@ class CpuBackend final : public Backend {
       throw CompileError(str("[", node.op->name, "] no CPU kernel for ",
                              ir::types_str(graph.input_types(node))));
     if (e->make) return e->make(node, graph);
-    return std::make_shared<CpuKernel>(
-        e->fn, str("cpu.", node.op->name, ".", dtype_name(node.type.dtype)));
+    return std::make_shared<TableKernel>(e->fn,
+                                         str("cpu.", node.op->name, ".", dtype_name(node.type.dtype)),
+                                         node.op->has(ir::kElementwise));
   }
 
-  Array allocate(const Shape& shape, DType dtype) const override {
-    return Array::empty(shape, dtype);
+  std::shared_ptr<Storage> allocate(size_t nbytes) override { return Storage::allocate(nbytes); }
+
+  QueuePtr acquire_queue() override {
+    std::unique_ptr<CpuQueue> q;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!pool_.empty()) {
+        q = std::move(pool_.back());
+        pool_.pop_back();
+      }
+    }
+    if (!q) q = std::make_unique<CpuQueue>();
+    return QueuePtr(q.release(), [this](Queue* raw) {
+      std::unique_ptr<CpuQueue> back(static_cast<CpuQueue*>(raw));
+      back->synchronize();
+      std::lock_guard<std::mutex> lock(mu_);
+      if (pool_.size() < kPoolSize) pool_.push_back(std::move(back));
+    });
   }
+
+  EventPtr copy(const Array& src, const Array& dst, Queue& queue, Waits waits) override {
+    NEF_CHECK(src.on_host() && dst.on_host(), "[copy] the CPU copies host memory only");
+    return static_cast<CpuQueue&>(queue).submit([src, dst] { copy_strided(src, dst); }, waits);
+  }
+
+  std::string config_key() const override { return str("t", num_threads()); }
+
+ private:
+  static constexpr size_t kPoolSize = 8;
+  DeviceInfo info_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<CpuQueue>> pool_;
+};
+
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+  std::vector<DevicePtr> probe(std::string&) override { return {std::make_shared<CpuDevice>()}; }
 };
 
 }  // namespace
-
-int num_threads() {
-#ifdef _OPENMP
-  int n = g_threads.load(std::memory_order_relaxed);
-  return n > 0 ? n : omp_get_num_procs();
-#else
-  return 1;
-#endif
-}
-
-void set_num_threads(int n) { g_threads = n < 0 ? 0 : n; }
 
 std::shared_ptr<Backend> make_cpu_backend() { return std::make_shared<CpuBackend>(); }
 

@@ -1,4 +1,5 @@
-// The CPU backend: kernels from the kernel table, host memory, OpenMP threads inside kernels.
+// The CPU backend: one device ("cpu"), kernels from the kernel table, host memory, an inline
+// queue (cpu_queue.h), OpenMP threads inside kernels.
 #pragma once
 
 #include <memory>

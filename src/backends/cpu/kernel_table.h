@@ -8,14 +8,14 @@
 #include <unordered_map>
 #include <vector>
 
-#include "backends/backend.h"
+#include "backends/cpu/cpu_kernel.h"
 
 namespace nef::backend::cpu {
 
 using KernelFn = void (*)(const KernelArgs& args);
 
-using KernelFactory = std::shared_ptr<const Kernel> (*)(const ir::Node& node,
-                                                        const ir::Graph& graph);
+using KernelFactory = std::shared_ptr<const CpuKernel> (*)(const ir::Node& node,
+                                                           const ir::Graph& graph);
 
 struct KernelEntry {
   KernelFn fn = nullptr;
@@ -36,21 +36,28 @@ class KernelTable {
                    bool (*supports)(const ir::Node&, const ir::Graph&) = nullptr) {
     table_[std::string(op)] = KernelEntry{fn, supports, make};
   }
-  // A kernel class K prepared once per node (K(const ir::Node&, std::vector<ir::TensorType>)
-  // with run(args)): the factory builds it at compile time; the plain entry (direct table calls
-  // in tests) prepares it per call.
+  // A CpuKernel class K prepared once per node (K(const ir::Node&, std::vector<ir::TensorType>)):
+  // the factory builds it at compile time (sizing its workspace); the plain entry (direct table
+  // calls in tests) prepares it per call and gives it a fresh workspace.
   template <typename K>
-  void add_prepared(std::string_view op) {
+  void add_prepared(std::string_view op,
+                    bool (*supports)(const ir::Node&, const ir::Graph&) = nullptr) {
     add_factory(
         op,
         [](const KernelArgs& args) {
           std::vector<ir::TensorType> types;
           for (const Array& a : args.inputs) types.push_back({a.shape, a.dtype});
-          K(args.node, types).run(args);
+          K k(args.node, types);
+          if (k.workspace_bytes() > args.workspace.numel()) {
+            run_now(k, args.inputs, args.out, args.node);
+            return;
+          }
+          k.run(args);
         },
-        [](const ir::Node& node, const ir::Graph& graph) -> std::shared_ptr<const Kernel> {
+        [](const ir::Node& node, const ir::Graph& graph) -> std::shared_ptr<const CpuKernel> {
           return std::make_shared<K>(node, graph.input_types(node));
-        });
+        },
+        supports);
   }
   const KernelEntry* find(std::string_view op) const {
     auto it = table_.find(std::string(op));

@@ -11,8 +11,8 @@
 
 namespace nef::backend::cpu {
 
-int num_threads();          // threads kernels may use (nef.config(threads=N), default: cores)
-void set_num_threads(int n);
+// Threads kernels may use: the session's setting (nef.config(threads=N)), default one per core.
+int num_threads();
 
 // Calls fn(begin, end) over disjoint chunks covering [0, n). Chunks hold at least `grain` items.
 template <typename Fn>

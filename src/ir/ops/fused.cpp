@@ -4,6 +4,7 @@
 // and checks the program, so a malformed one from a file is a ValidationError, never a crash.
 #include <algorithm>
 #include <array>
+#include <variant>
 
 #include "ir/graph.h"
 #include "ir/ops/fused_program.h"
@@ -260,6 +261,36 @@ void register_fused_ops(Registry& r) {
   d.traits = kElementwise;
   d.cost = fused_cost;
   r.add(std::move(d));
+}
+
+namespace {
+std::string program_text(const Node& n) {
+  auto it = n.attrs.values().find("program");
+  if (it == n.attrs.values().end()) return {};
+  const auto* text = std::get_if<std::string>(&it->second);
+  return text ? *text : std::string();
+}
+}  // namespace
+
+// A program that no longer parses (it was checked when the node was built, so this is a bug) is
+// reported as the node's own op rather than throwing.
+std::vector<std::string> covered_ops(const Graph& g, const Node& n) {
+  if (!(n.is("fused_elementwise") || n.is("matmul_epilogue"))) return {n.op->name};
+  std::vector<TensorType> in = g.input_types(n);
+  std::vector<std::string> ops;
+  if (n.is("matmul_epilogue")) {
+    if (in.size() < 2) return {n.op->name};
+    in.erase(in.begin(), in.begin() + 2);
+    in.insert(in.begin(), n.type);  // the matmul result has the node's type
+    ops.emplace_back("matmul");
+  }
+  try {
+    FusedProgram p = parse_fused_program(program_text(n), in, n.type.dtype);
+    for (const FusedInstr& ins : p.code) ops.emplace_back(fused_op_name(ins.op));
+    return ops;
+  } catch (const Error&) {
+    return {n.op->name};
+  }
 }
 
 }  // namespace nef::ir

@@ -76,4 +76,9 @@ std::string print_fused_program(const FusedProgram& p, DType out_dtype);
 // Short dtype names used in annotations ("f32"); nullopt for dtypes a program cannot hold.
 const char* fused_dtype_name(DType t);
 
+// The ops one node computes, in order: the instructions of a fused_elementwise program, "matmul"
+// then the epilogue program's for matmul_epilogue, else the node's own op (plans and profiles).
+struct Graph;
+std::vector<std::string> covered_ops(const Graph& g, const Node& n);
+
 }  // namespace nef::ir

@@ -272,8 +272,25 @@ Cost view_cost(const std::vector<TensorType>&, const TensorType&, const Attrs&) 
 
 }  // namespace
 
+TensorType infer_copy(const OpDef&, const std::vector<TensorType>& in, Attrs&) {
+  return {in[0].shape, in[0].dtype};
+}
+
+Cost copy_cost(const std::vector<TensorType>& in, const TensorType&, const Attrs&) {
+  return {0, 2.0 * double(numel(in[0].shape)) * double(dtype_size(in[0].dtype))};
+}
+
 void register_layout_ops(Registry& r) {
   const uint32_t view = kView;
+  // A transfer between devices: the planner inserts one wherever a value crosses a device
+  // boundary; its node's device is the destination, its input's the source. Identity otherwise.
+  r.add({.name = "copy",
+         .min_inputs = 1,
+         .max_inputs = 1,
+         .attrs = {},
+         .infer = infer_copy,
+         .traits = kNoFold,
+         .cost = copy_cost});
   r.add({.name = "reshape",
          .min_inputs = 1,
          .max_inputs = 1,

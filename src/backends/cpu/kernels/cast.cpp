@@ -5,7 +5,7 @@
 #include <limits>
 #include <type_traits>
 
-#include "backends/cpu/dispatch.h"
+#include "common/dispatch.h"
 #include "backends/cpu/kernels/elementwise.h"
 #include "backends/cpu/kernels/strided_iter.h"
 #include "common/simd.h"

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <type_traits>
 
-#include "backends/cpu/dispatch.h"
+#include "common/dispatch.h"
 #include "backends/cpu/kernels/elementwise.h"
 #include "backends/cpu/kernels/strided_iter.h"
 #include "common/simd.h"

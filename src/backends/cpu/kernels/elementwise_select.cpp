@@ -2,7 +2,7 @@
 // converted to the output dtype (cond to bool) first, so each op has one loop per dtype.
 #include <type_traits>
 
-#include "backends/cpu/dispatch.h"
+#include "common/dispatch.h"
 #include "backends/cpu/kernels/elementwise.h"
 #include "backends/cpu/kernels/strided_iter.h"
 #include "common/simd.h"

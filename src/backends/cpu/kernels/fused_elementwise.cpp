@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "backends/cpu/dispatch.h"
+#include "common/dispatch.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/kernels/strided_iter.h"
 #include "backends/cpu/parallel.h"
@@ -426,7 +426,7 @@ using fused::kPad;
 // How an input is read for a block: in place, one value for the whole tensor, or rows.
 enum class Access { Contiguous, Scalar, Strided };
 
-class FusedKernel final : public Kernel {
+class FusedKernel final : public CpuKernel {
  public:
   FusedKernel(const ir::Node& node, const std::vector<ir::TensorType>& in_types)
       : out_dtype_(node.type.dtype) {
@@ -438,6 +438,8 @@ class FusedKernel final : public Kernel {
   }
 
   std::string name() const override { return name_; }
+  // Each block loads every input before the last instruction stores `out`.
+  bool inplace_safe() const override { return true; }
 
   void run(const KernelArgs& args) const override {
     if (args.inputs.size() != size_t(prog_.num_inputs))

@@ -1,6 +1,5 @@
 // CPU kernels of the layout family. View ops (reshape, transpose, slice, broadcast_to,
-// expand_dims, squeeze) only compute new offset/shape/strides over inputs[0]'s storage; reshape
-// falls back to a contiguous copy when the input's strides cannot express the new shape.
+// expand_dims, squeeze) have none: they are metadata, computed for every device by ir/views.h.
 // concat and gather copy into the preallocated contiguous output, by memcpy of contiguous rows
 // where the layouts allow it.
 #include <algorithm>
@@ -8,7 +7,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "backends/cpu/dispatch.h"
+#include "common/dispatch.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/kernels/strided_iter.h"
 #include "backends/cpu/parallel.h"
@@ -28,140 +27,6 @@ Array view_of(const Array& x, int64_t offset, Shape shape, Strides strides) {
   v.strides = std::move(strides);
   v.dtype = x.dtype;
   return v;
-}
-
-// Strides for viewing x (shape/strides) as `to` without copying, or false when impossible.
-// Groups old and new dims into runs with equal products; each run of old dims must be one
-// evenly strided block (numpy's "attempt no-copy reshape").
-bool reshape_strides(const Shape& from, const Strides& from_strides, const Shape& to,
-                     Strides& out) {
-  out.assign(to.size(), 1);
-  if (numel(from) == 0) {
-    out = contiguous_strides(to);
-    return true;
-  }
-  std::vector<int64_t> od, os;  // old dims without the size-1 ones, which constrain nothing
-  for (size_t i = 0; i < from.size(); ++i)
-    if (from[i] != 1) {
-      od.push_back(from[i]);
-      os.push_back(from_strides[i]);
-    }
-  const size_t on = od.size(), nn = to.size();
-  size_t oi = 0, oj = 1, ni = 0, nj = 1;
-  while (ni < nn && oi < on) {
-    int64_t np = to[ni], op = od[oi];
-    while (np != op) {
-      if (np < op) {
-        if (nj >= nn) return false;
-        np *= to[nj++];
-      } else {
-        if (oj >= on) return false;
-        op *= od[oj++];
-      }
-    }
-    for (size_t k = oi; k + 1 < oj; ++k)
-      if (os[k] != os[k + 1] * od[k + 1]) return false;
-    out[nj - 1] = os[oj - 1];
-    for (size_t k = nj - 1; k > ni; --k) out[k - 1] = out[k] * to[k];
-    ni = nj++;
-    oi = oj++;
-  }
-  // Whatever is left of the new shape are size-1 dims; any stride works for them.
-  return true;
-}
-
-void k_reshape(const KernelArgs& a) {
-  const Array& x = a.inputs[0];
-  const Shape& to = a.node.type.shape;
-  Strides st;
-  if (reshape_strides(x.shape, x.strides, to, st)) {
-    a.out = view_of(x, x.offset, to, st);
-    return;
-  }
-  Array c = x.contiguous();
-  a.out = view_of(c, c.offset, to, contiguous_strides(to));
-}
-
-void k_transpose(const KernelArgs& a) {
-  const Array& x = a.inputs[0];
-  const auto& perm = a.attrs.get_ints("perm");
-  NEF_CHECK(perm.size() == x.shape.size(), "[transpose] perm/rank mismatch");
-  Shape s(perm.size());
-  Strides st(perm.size());
-  for (size_t d = 0; d < perm.size(); ++d) {
-    s[d] = x.shape[perm[d]];
-    st[d] = x.strides[perm[d]];
-  }
-  a.out = view_of(x, x.offset, std::move(s), std::move(st));
-}
-
-void k_slice(const KernelArgs& a) {
-  const Array& x = a.inputs[0];
-  const auto& starts = a.attrs.get_ints("starts");
-  const auto& steps = a.attrs.get_ints("steps");
-  const Shape& s = a.node.type.shape;
-  NEF_CHECK(starts.size() == x.shape.size() && s.size() == x.shape.size(),
-            "[slice] attrs/rank mismatch");
-  int64_t off = x.offset;
-  Strides st(s.size());
-  bool empty = numel(s) == 0;
-  for (size_t d = 0; d < s.size(); ++d) {
-    // Inference clamped start into the dim whenever the slice is non-empty.
-    if (!empty) {
-      NEF_CHECK(starts[d] >= 0 && starts[d] < x.shape[d], "[slice] start out of range");
-      off += starts[d] * x.strides[d];
-    }
-    st[d] = x.strides[d] * steps[d];
-  }
-  a.out = view_of(x, off, s, std::move(st));
-}
-
-void k_broadcast_to(const KernelArgs& a) {
-  const Array& x = a.inputs[0];
-  const Shape& to = a.node.type.shape;
-  NEF_CHECK(to.size() >= x.shape.size(), "[broadcast_to] rank");
-  size_t lead = to.size() - x.shape.size();
-  Strides st(to.size(), 0);
-  for (size_t d = 0; d < x.shape.size(); ++d)
-    st[lead + d] = x.shape[d] == to[lead + d] ? x.strides[d] : 0;
-  a.out = view_of(x, x.offset, to, std::move(st));
-}
-
-void k_expand_dims(const KernelArgs& a) {
-  const Array& x = a.inputs[0];
-  const auto& axes = a.attrs.get_ints("axes");  // sorted, non-negative (inference)
-  const Shape& to = a.node.type.shape;
-  Strides st(to.size());
-  size_t src = 0, k = 0;
-  for (size_t d = 0; d < to.size(); ++d) {
-    if (k < axes.size() && axes[k] == int64_t(d)) {
-      ++k;
-      // A stride that keeps the array contiguous-looking for later reshape/is_contiguous.
-      st[d] = src < x.strides.size() ? x.strides[src] * x.shape[src] : 1;
-      continue;
-    }
-    NEF_CHECK(src < x.shape.size(), "[expand_dims] rank");
-    st[d] = x.strides[src++];
-  }
-  a.out = view_of(x, x.offset, to, std::move(st));
-}
-
-void k_squeeze(const KernelArgs& a) {
-  const Array& x = a.inputs[0];
-  const auto& axes = a.attrs.get_ints("axes");  // sorted, non-negative (inference)
-  Shape s;
-  Strides st;
-  size_t k = 0;
-  for (size_t d = 0; d < x.shape.size(); ++d) {
-    if (k < axes.size() && axes[k] == int64_t(d)) {
-      NEF_CHECK(x.shape[d] == 1, "[squeeze] dim not 1");
-      ++k;
-      continue;
-    }
-    s.push_back(x.shape[d]);
-    st.push_back(x.strides[d]);
-  }
-  a.out = view_of(x, x.offset, std::move(s), std::move(st));
 }
 
 // Copies src (any strides) into dst (a strided view of the output) with dtype conversion.
@@ -303,12 +168,6 @@ void k_gather(const KernelArgs& a) {
 }  // namespace
 
 void register_layout_kernels(KernelTable& t) {
-  t.add("reshape", k_reshape);
-  t.add("transpose", k_transpose);
-  t.add("slice", k_slice);
-  t.add("broadcast_to", k_broadcast_to);
-  t.add("expand_dims", k_expand_dims);
-  t.add("squeeze", k_squeeze);
   t.add("concat", k_concat);
   t.add("gather", k_gather);
 }

@@ -10,7 +10,7 @@
 
 #include <hwy/aligned_allocator.h>
 
-#include "backends/cpu/dispatch.h"
+#include "common/dispatch.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/kernels/fused_exec.h"
 #include "backends/cpu/kernels/gemm.h"
@@ -30,7 +30,7 @@ std::vector<ir::TensorType> program_input_types(const ir::Node& node,
   return p;
 }
 
-class MatmulEpilogueKernel final : public Kernel {
+class MatmulEpilogueKernel final : public CpuKernel {
  public:
   MatmulEpilogueKernel(const ir::Node& node, const std::vector<ir::TensorType>& in_types)
       : out_dtype_(node.type.dtype) {
@@ -191,8 +191,16 @@ class MatmulEpilogueKernel final : public Kernel {
 
 }  // namespace
 
+// The GEMM with a tile hook computes float32/float64 with both operands of the output dtype.
+static bool supports_matmul_epilogue(const ir::Node& n, const ir::Graph& g) {
+  DType t = n.type.dtype;
+  if (t != DType::Float32 && t != DType::Float64) return false;
+  return n.inputs.size() >= 2 && g.nodes[n.inputs[0]].type.dtype == t &&
+         g.nodes[n.inputs[1]].type.dtype == t;
+}
+
 void register_matmul_epilogue_kernels(KernelTable& t) {
-  t.add_prepared<MatmulEpilogueKernel>("matmul_epilogue");
+  t.add_prepared<MatmulEpilogueKernel>("matmul_epilogue", supports_matmul_epilogue);
 }
 
 }  // namespace nef::backend::cpu

@@ -9,7 +9,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "backends/cpu/dispatch.h"
+#include "common/dispatch.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/parallel.h"
 #include "common/simd.h"

@@ -7,7 +7,7 @@
 #include <limits>
 #include <type_traits>
 
-#include "backends/cpu/dispatch.h"
+#include "common/dispatch.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/parallel.h"
 #include "nef/error.h"

@@ -9,7 +9,7 @@
 #include "nef/dtype.h"
 #include "nef/error.h"
 
-namespace nef::backend::cpu {
+namespace nef {
 
 template <typename Fn>
 decltype(auto) dispatch_dtype(DType t, Fn&& fn) {
@@ -41,4 +41,4 @@ template <typename T, typename C> inline T store_as(C v) { return static_cast<T>
 template <> inline float16_t store_as<float16_t, float>(float v) { return to_float16(v); }
 template <> inline bfloat16_t store_as<bfloat16_t, float>(float v) { return to_bfloat16(v); }
 
-}  // namespace nef::backend::cpu
+}  // namespace nef

@@ -1,0 +1,371 @@
+#include "runtime/run.h"
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <utility>
+
+#include "common/faults.h"
+#include "common/session.h"
+#include "ir/ops/fused_program.h"
+#include "ir/views.h"
+#include "nef/error.h"
+
+namespace nef::runtime {
+namespace {
+using Clock = std::chrono::steady_clock;
+
+thread_local bool profiling_on = false;
+thread_local RunProfile profile;
+
+// A contiguous value at a planned byte offset of an arena (64-byte aligned: a whole element index).
+Array at_offset(const std::shared_ptr<Storage>& arena, int64_t byte_offset, const Shape& shape,
+                DType dtype) {
+  Array a;
+  a.storage = arena;
+  a.dtype = dtype;
+  a.offset = byte_offset / int64_t(dtype_size(dtype));
+  a.shape = shape;
+  a.strides = contiguous_strides(shape);
+  return a;
+}
+
+Array fresh(backend::Device& dev, const Shape& shape, DType dtype) {
+  int64_t n = checked_numel(shape, "allocate");
+  size_t bytes = size_t(n) * dtype_size(dtype);
+  Array a = at_offset(dev.allocate(bytes), 0, shape, dtype);
+  counters().bytes_allocated += int64_t(bytes);
+  return a;
+}
+
+}  // namespace
+
+std::string copy_name(const Plan& plan, const Step& step) {
+  const ir::Node& n = plan.graph.nodes[step.node];
+  return str("copy ", plan.device_of(n.inputs[0]).id(), " -> ", plan.device_of(step.node).id());
+}
+
+int64_t PlanState::evict() {
+  std::lock_guard<std::mutex> lock(mu);
+  int64_t freed = 0;
+  for (auto& a : idle_arenas)
+    if (a) freed += int64_t(a->nbytes());
+  for (auto& r : resident)
+    if (r) freed += int64_t(r->nbytes());
+  idle_arenas.clear();
+  for (auto& r : resident) r.reset();
+  return freed;
+}
+
+struct Run::Impl {
+  std::vector<Array> bindings;
+  std::vector<backend::QueuePtr> queues;         // by device index, acquired on first use
+  std::vector<std::shared_ptr<Storage>> arenas;  // by device index
+  std::vector<Array> values;                     // by node
+  std::vector<backend::EventPtr> events;         // by node
+  std::vector<std::vector<Array>> inputs;        // by node: kernel operands
+  std::vector<Array> workspaces;                 // by node
+  std::deque<backend::KernelArgs> args;          // stable addresses until the run ends
+  // Profiling: (step, wall seconds of its submission) in step order.
+  bool profiling = false;
+  std::vector<std::pair<int, double>> times;
+  Clock::time_point start = Clock::now();
+
+  backend::Queue& queue(const Plan& p, int device) {
+    if (!queues[device]) queues[device] = p.devices[device]->acquire_queue();
+    return *queues[device];
+  }
+};
+
+Run::Run(std::shared_ptr<const Plan> plan, std::vector<Array> bindings)
+    : plan_(std::move(plan)), impl_(std::make_unique<Impl>()) {
+  const Plan& p = *plan_;
+  const ir::Graph& g = p.graph;
+  if (static_cast<int>(bindings.size()) != g.num_bindings())
+    throw ValidationError(str("[run] graph has ", g.num_bindings(), " inputs, got ",
+                              bindings.size(), " values"));
+  Impl& s = *impl_;
+  s.profiling = profiling_on;
+  s.bindings = std::move(bindings);
+  s.queues.resize(p.devices.size());
+  s.values.resize(g.nodes.size());
+  s.events.resize(g.nodes.size());
+  s.inputs.resize(g.nodes.size());
+  s.workspaces.resize(g.nodes.size());
+  if (p.memory.enabled) {
+    {
+      std::lock_guard<std::mutex> lock(p.state->mu);
+      s.arenas.swap(p.state->idle_arenas);
+    }
+    if (s.arenas.size() != p.devices.size()) {
+      s.arenas.assign(p.devices.size(), nullptr);
+      for (size_t d = 0; d < p.devices.size(); ++d) {
+        int64_t bytes = p.memory.arena_bytes[d];
+        if (bytes == 0) continue;
+        s.arenas[d] = p.devices[d]->allocate(size_t(bytes));
+        counters().bytes_allocated += bytes;
+      }
+    }
+  }
+}
+
+Run::~Run() {
+  try {
+    if (!waited_) wait();
+  } catch (...) {
+  }
+  const Plan& p = *plan_;
+  // Queues go back to their pools (each synchronizes first); then the arenas become idle.
+  impl_->queues.clear();
+  if (p.memory.enabled && !impl_->arenas.empty()) {
+    impl_->values.clear();
+    impl_->inputs.clear();
+    impl_->workspaces.clear();
+    std::lock_guard<std::mutex> lock(p.state->mu);
+    if (p.state->idle_arenas.empty()) p.state->idle_arenas.swap(impl_->arenas);
+  }
+  if (impl_->profiling) {
+    try {
+      RunProfile out;
+      out.seconds = std::chrono::duration<double>(Clock::now() - impl_->start).count();
+      out.predicted_seconds = p.predicted_seconds;
+      for (const auto& [step, wall] : impl_->times) {
+        const Step& st = p.steps[step];
+        const ir::Node& n = p.graph.nodes[st.node];
+        KernelProfile k;
+        k.step = step;
+        k.node = st.node;
+        k.op = n.op->name;
+        k.ops = ir::covered_ops(p.graph, n);
+        k.kernel = st.kind == StepKind::Copy ? copy_name(p, st) : st.kernel->name();
+        k.device = p.device_of(st.node).id();
+        k.shape = n.type.shape;
+        k.dtype = n.type.dtype;
+        const backend::EventPtr& ev = impl_->events[st.node];
+        double dev = ev && ev->ready() ? ev->device_seconds() : -1;
+        k.seconds = dev >= 0 ? dev : wall;
+        k.predicted_seconds = st.predicted_seconds;
+        out.kernels.push_back(std::move(k));
+      }
+      profile = std::move(out);
+    } catch (...) {
+      profile = RunProfile{};  // out of memory while describing: no profile rather than a crash
+    }
+  }
+}
+
+void Run::cancel() {
+  cancelled_.store(true);
+  pause_.store(true);
+}
+
+void Run::submit(int step_index) {
+  const Plan& p = *plan_;
+  const ir::Graph& g = p.graph;
+  Impl& s = *impl_;
+  const Step& step = p.steps[step_index];
+  const int v = step.node;
+  const ir::Node& n = g.nodes[v];
+  const int dev_index = n.device;
+  backend::Device& dev = *p.devices[dev_index];
+  Array& out = s.values[v];
+  backend::EventPtr& done = s.events[v];
+
+  switch (step.kind) {
+    case StepKind::Input: {
+      const Array& b = s.bindings[n.binding];
+      if (b.shape != n.type.shape)
+        throw ShapeError(str("[input] '", g.input_names[n.binding], "' expects shape ",
+                             shape_str(n.type.shape), ", got ", shape_str(b.shape)));
+      if (b.dtype != n.type.dtype)
+        throw TypeError(str("[input] '", g.input_names[n.binding], "' expects dtype ",
+                            dtype_name(n.type.dtype), ", got ", dtype_name(b.dtype)));
+      if (b.device() == dev.id() || b.numel() == 0) {
+        out = b;
+        done = backend::completed_event();
+        return;
+      }
+      // Delivered elsewhere than planned: move it (the device that is not the host copies).
+      out = fresh(dev, n.type.shape, n.type.dtype);
+      int exec = dev_index;
+      if (dev.is_host()) {
+        exec = -1;
+        for (size_t d = 0; d < p.devices.size(); ++d)
+          if (p.devices[d]->id() == b.device()) exec = int(d);
+        if (exec < 0)
+          throw DeviceError(str("[input] '", g.input_names[n.binding], "' lives on device ",
+                                b.device(), ", which this plan does not use"));
+      }
+      done = p.devices[exec]->copy(b, out, s.queue(p, exec), {});
+      return;
+    }
+    case StepKind::Constant: {
+      const Array& c = *n.constant;
+      if (dev.is_host()) {
+        out = c;
+        done = backend::completed_event();
+        return;
+      }
+      std::lock_guard<std::mutex> lock(p.state->mu);
+      if (p.state->resident.size() != g.nodes.size()) p.state->resident.assign(g.nodes.size(), {});
+      if (!p.state->resident[v]) {
+        Array host = c.contiguous();
+        Array d = fresh(dev, c.shape, c.dtype);
+        if (host.nbytes())
+          d.storage->space()->write(*d.storage, 0, host.data(), host.nbytes());
+        p.state->resident[v] = d;
+      }
+      out = *p.state->resident[v];
+      done = backend::completed_event();
+      return;
+    }
+    case StepKind::View: {
+      const int in = n.inputs[0];
+      if (std::optional<Array> view = ir::apply_view(n, s.values[in])) {
+        out = std::move(*view);
+        done = s.events[in];
+        return;
+      }
+      // A reshape the input's strides cannot express: a contiguous copy on the device first.
+      Array tmp = fresh(dev, s.values[in].shape, s.values[in].dtype);
+      backend::EventPtr waits[] = {s.events[in]};
+      done = dev.copy(s.values[in], tmp, s.queue(p, dev_index), waits);
+      out = *ir::apply_view(n, tmp);
+      return;
+    }
+    case StepKind::Copy: {
+      const int in = n.inputs[0];
+      const int src_dev = g.nodes[in].device;
+      out = fresh(dev, n.type.shape, n.type.dtype);
+      int exec = dev.is_host() ? src_dev : dev_index;
+      backend::EventPtr waits[] = {s.events[in]};
+      done = p.devices[exec]->copy(s.values[in], out, s.queue(p, exec), waits);
+      counters().transfers++;
+      counters().bytes_transferred += int64_t(out.nbytes());
+      return;
+    }
+    case StepKind::Kernel:
+      break;
+  }
+
+  const MemoryPlan& mem = p.memory;
+  if (faults::fire("oom", dev.id(), n.op->name))
+    throw OutOfMemoryError(str("[", n.op->name, "] out of memory on ", dev.id(), " (injected)"));
+  if (mem.enabled && mem.offset[v] >= 0)
+    out = at_offset(s.arenas[dev_index], mem.offset[v], n.type.shape, n.type.dtype);
+  else
+    out = fresh(dev, n.type.shape, n.type.dtype);
+  if (int64_t ws = step.kernel->workspace_bytes(); ws > 0) {
+    if (mem.enabled && mem.workspace_offset[v] >= 0)
+      s.workspaces[v] = at_offset(s.arenas[dev_index], mem.workspace_offset[v], {ws}, DType::UInt8);
+    else
+      s.workspaces[v] = fresh(dev, {ws}, DType::UInt8);
+  }
+  std::vector<Array>& ins = s.inputs[v];
+  ins.reserve(n.inputs.size());
+  std::vector<backend::EventPtr> waits;
+  waits.reserve(n.inputs.size());
+  for (int in : n.inputs) {
+    ins.push_back(s.values[in]);
+    const backend::EventPtr& e = s.events[in];
+    if (e != backend::completed_event() &&
+        std::find(waits.begin(), waits.end(), e) == waits.end())
+      waits.push_back(e);
+  }
+  s.args.push_back(backend::KernelArgs{ins, out, n.attrs, n, s.workspaces[v]});
+  done = step.kernel->enqueue(s.args.back(), s.queue(p, dev_index), waits);
+  if (faults::fire("run", dev.id(), n.op->name)) {
+    auto failed = std::make_shared<backend::HostEvent>();
+    failed->complete(std::make_exception_ptr(
+        DeviceError(str("[", n.op->name, "] device ", dev.id(), " failed (injected)"))));
+    done = failed;
+  }
+}
+
+bool Run::submit_step_safely(int step_index) {
+  Impl& s = *impl_;
+  Clock::time_point t0;
+  if (s.profiling) t0 = Clock::now();
+  try {
+    submit(step_index);
+  } catch (...) {
+    failure_ = StepFailure{step_index, plan_->graph.nodes[plan_->steps[step_index].node].device,
+                           std::current_exception()};
+    return false;
+  }
+  const Step& st = plan_->steps[step_index];
+  if (s.profiling && (st.kind == StepKind::Kernel || st.kind == StepKind::Copy))
+    s.times.emplace_back(step_index,
+                         std::chrono::duration<double>(Clock::now() - t0).count());
+  return true;
+}
+
+bool Run::advance() {
+  const int total = static_cast<int>(plan_->steps.size());
+  waited_ = false;
+  while (next_ < total) {
+    if (pause_.load(std::memory_order_relaxed)) return false;
+    if (failure_) return false;
+    if (!submit_step_safely(next_)) return false;
+    ++next_;
+  }
+  return true;
+}
+
+void Run::wait() {
+  Impl& s = *impl_;
+  for (auto& q : s.queues)
+    if (q) q->synchronize();
+  waited_ = true;
+  // The earliest failed step: a step whose input failed carries that error too, later in order.
+  for (int st = 0; st < next_; ++st) {
+    const backend::EventPtr& e = s.events[plan_->steps[st].node];
+    if (e && e->failed()) {
+      if (!failure_ || failure_->step > st) {
+        std::exception_ptr err;
+        try {
+          e->wait();
+        } catch (...) {
+          err = std::current_exception();
+        }
+        failure_ = StepFailure{st, plan_->graph.nodes[plan_->steps[st].node].device, err};
+      }
+      break;
+    }
+  }
+  if (!failure_ && next_ == int(plan_->steps.size())) {
+    int64_t kernels = 0;
+    for (const Step& st : plan_->steps) kernels += st.kind == StepKind::Kernel;
+    counters().nodes_executed += kernels;
+    counters().graphs_executed++;
+  }
+}
+
+const Array* Run::value(int node) const {
+  const backend::EventPtr& e = impl_->events[node];
+  if (!e || !e->ready() || e->failed()) return nullptr;
+  return &impl_->values[node];
+}
+
+std::vector<Array> Run::outputs() const {
+  NEF_CHECK(finished() && !failure_, "[run] outputs of an unfinished or failed run");
+  std::vector<Array> outs;
+  outs.reserve(plan_->graph.outputs.size());
+  for (int o : plan_->graph.outputs) outs.push_back(impl_->values[o]);
+  return outs;
+}
+
+std::vector<Array> execute(std::shared_ptr<const Plan> plan, std::vector<Array> bindings) {
+  Run run(std::move(plan), std::move(bindings));
+  run.advance();
+  run.wait();
+  if (run.failure()) std::rethrow_exception(run.failure()->error);
+  if (run.cancelled()) throw CancelledError("[run] cancelled");
+  return run.outputs();
+}
+
+void set_profiling(bool on) { profiling_on = on; }
+bool profiling() { return profiling_on; }
+const RunProfile& last_profile() { return profile; }
+
+}  // namespace nef::runtime
