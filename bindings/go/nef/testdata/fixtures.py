@@ -124,6 +124,12 @@ def printing(out: Path, rng):
         rng.standard_normal((2, 3, 2, 2)).astype(np.float32) * 1000,
         np.linspace(0, 1, 40).reshape(5, 8),
     ]
+    # Rows whose printed width falls around the 75-column line limit, at depths 1 to 3.
+    for width in range(1, 9):
+        per_line = 75 // (width + 1)
+        for n in range(per_line - 1, per_line + 3):
+            row = np.full(n, 10 ** (width - 1), np.int64)
+            arrays += [row, row.reshape(1, n), row.reshape(1, 1, n)]
     cases = []
     with np.errstate(over="ignore"):
         for i, a in enumerate(arrays):
