@@ -240,6 +240,12 @@ func TestChainedErrors(t *testing.T) {
 	if parts := nef.Split(bad, []int{1, 1}, 0); parts[0].Err() != first || parts[1].Err() != first {
 		t.Error("Split parts carry the input's error")
 	}
+	if parts := nef.Split(a, nil, 0); len(parts) != 1 || parts[0].Err() == nil {
+		t.Errorf("Split into no sizes: %v", parts)
+	}
+	if parts := nef.Split(nef.Tensor([]float32{}, []int{0}), nil, 0); len(parts) != 0 {
+		t.Errorf("Split of an empty dim into no sizes: %v", parts)
+	}
 	if s := nef.Stack(0, a, bad); s.Err() != first {
 		t.Errorf("Stack: %v", s.Err())
 	}

@@ -259,12 +259,15 @@ func (g *Graph) Run(inputs map[string]*Node) (map[string]*Node, error) {
 		}
 	}
 	outs := make([]*C.nef_tensor, len(g.outputs))
-	var hp **C.nef_tensor
+	var hp, op **C.nef_tensor
 	if len(hs) > 0 {
 		hp = &hs[0]
 	}
+	if len(outs) > 0 {
+		op = &outs[0]
+	}
 	if err := call(func() C.nef_status {
-		return C.nef_graph_run(h, hp, C.int(len(hs)), &outs[0], C.int(len(outs)))
+		return C.nef_graph_run(h, hp, C.int(len(hs)), op, C.int(len(outs)))
 	}); err != nil {
 		return nil, err
 	}

@@ -164,6 +164,13 @@ func Op(name string, inputs []*Node, attrs Attrs) *Node {
 	err = withNodes(name, inputs, func(hs []*C.nef_tensor) error {
 		var out *C.nef_tensor
 		err := call(func() C.nef_status {
+			var hp **C.nef_tensor
+			if len(hs) > 0 {
+				hp = &hs[0]
+			}
+			if len(conv) == 0 {
+				return C.nef_op_attrs(cname, hp, C.int(len(hs)), nil, &out)
+			}
 			var set *C.nef_attrs
 			if st := C.nef_attrs_new(&set); st != C.NEF_OK {
 				return st
@@ -171,10 +178,6 @@ func Op(name string, inputs []*Node, attrs Attrs) *Node {
 			defer C.nef_attrs_free(set)
 			if st := setAttrs(set, conv); st != C.NEF_OK {
 				return st
-			}
-			var hp **C.nef_tensor
-			if len(hs) > 0 {
-				hp = &hs[0]
 			}
 			return C.nef_op_attrs(cname, hp, C.int(len(hs)), set, &out)
 		})
@@ -443,10 +446,13 @@ func Stack(axis int, xs ...*Node) *Node {
 }
 
 // Split cuts x along axis into parts of the given sizes (they must sum to the dim); each part
-// is a view. Every part carries an error if the split is invalid.
+// is a view. If the split is invalid every part carries the error (one part if sizes is empty).
 func Split(x *Node, sizes []int, axis int) []*Node {
 	parts := make([]*Node, len(sizes))
 	fail := func(err error) []*Node {
+		if len(parts) == 0 {
+			return []*Node{failed(err)}
+		}
 		for i := range parts {
 			parts[i] = failed(err)
 		}
