@@ -1,5 +1,6 @@
 # NEF: `make demo` and `make test` do all the set-up on a fresh machine (Debian packages that are
-# missing, a Python virtual environment in .venv, the build) before they run.
+# missing, a Python virtual environment in .venv, the build) before they run. `make test` runs the
+# C++, C, Python and Go suites (test-cpp, test-python, test-go).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +9,7 @@ BUILD := build/release
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps venv build demo test test-cpp test-python sanitize fuzz bench format clean
+.PHONY: all deps venv build demo test test-cpp test-python test-go sanitize fuzz bench format clean
 
 all: build
 
@@ -39,13 +40,28 @@ demo: build
 	$(PY) examples/quickstart.py
 
 test: build
-	$(MAKE) --no-print-directory test-cpp test-python
+	$(MAKE) --no-print-directory test-cpp test-python test-go
 
 test-cpp:
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
 
 test-python:
 	$(PY) -m pytest tests/python -q -p no:cacheprovider
+
+# The Go package (bindings/go: cgo over $(BUILD)/libnef.so) with the race detector, and the Go
+# examples. Everything Go writes stays under build/go; nothing is fetched (GOPROXY=off, no
+# dependencies beyond the standard library). NEF_PYTHON: the interpreter that writes the tests'
+# Python fixtures (a .nef file, the MiniLM ONNX model and its outputs).
+GO_ENV := GOPATH=$(CURDIR)/build/go/path GOCACHE=$(CURDIR)/build/go/cache GOENV=off \
+  GOTOOLCHAIN=local GOPROXY=off GOFLAGS= CGO_ENABLED=1 NEF_PYTHON=$(CURDIR)/$(PY)
+test-go:
+	@unformatted=$$(gofmt -l bindings/go examples/go); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	cd bindings/go && $(GO_ENV) go vet ./... && \
+	  $(GO_ENV) go test -race -count=1 -p $(JOBS) -timeout 600s ./...
+	cd examples/go && $(GO_ENV) go vet ./... && $(GO_ENV) go build -o /dev/null ./onnxrun && \
+	  $(GO_ENV) go run ./quickstart | diff -u quickstart/expected_output.txt - && \
+	  $(GO_ENV) go run ./concurrent -goroutines 4 -runs 20
 
 # AddressSanitizer + UndefinedBehaviorSanitizer build of the C++ suites, the C API test and the CLI.
 sanitize: venv

@@ -1,24 +1,48 @@
 // The C ABI over the C++ API: every entry point catches everything and returns a status.
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <memory>
 #include <string>
 
 #include "api/lazy.h"
+#include "devices/devices.h"
 #include "nef/nef.h"
 #include "nef/tensor.h"
 
+namespace {
+// Live handles per kind (nef_live_handles): a member of each handle struct counts itself, so
+// every way a handle is made or destroyed is counted.
+enum HandleKind { kTensorHandle, kGraphHandle, kAttrsHandle, kNumHandleKinds };
+std::atomic<int64_t> live_handles[kNumHandleKinds];
+template <HandleKind K>
+struct Counted {
+  Counted() { ++live_handles[K]; }
+  Counted(const Counted&) { ++live_handles[K]; }
+  Counted& operator=(const Counted&) = default;
+  ~Counted() { --live_handles[K]; }
+};
+}  // namespace
+
 struct nef_tensor {
   nef::Tensor t;
+  Counted<kTensorHandle> counted{};
 };
 struct nef_graph {
   nef::LoadedGraph g;
+  Counted<kGraphHandle> counted{};
+};
+struct nef_attrs {
+  nef::ir::Attrs a;
+  Counted<kAttrsHandle> counted{};
 };
 
 namespace {
 thread_local std::string last_error;
+// Text returned by nef_stats_json, nef_devices_json, nef_graph_input_dim_name (per thread).
+thread_local std::string stats_text, devices_text, dim_name_text;
 
 template <typename Fn>
 nef_status guard(Fn&& fn) {
@@ -272,6 +296,197 @@ nef_status nef_graph_run(nef_graph* g, nef_tensor* const* inputs, int num_inputs
       made.push_back(std::make_unique<nef_tensor>(nef_tensor{nef::from_array(res.at(g->g.outputs()[i]))}));
     for (int i = 0; i < num_outputs; ++i) outputs[i] = made[i].release();
   });
+}
+
+// ---- typed attributes --------------------------------------------------------------------
+
+nef_status nef_attrs_new(nef_attrs** out) {
+  NEF_REQUIRE(out);
+  return guard([&] { *out = new nef_attrs{}; });
+}
+void nef_attrs_free(nef_attrs* a) { delete a; }
+nef_status nef_attrs_set_int(nef_attrs* a, const char* name, int64_t value) {
+  NEF_REQUIRE(a && name);
+  return guard([&] { a->a.set(name, value); });
+}
+nef_status nef_attrs_set_float(nef_attrs* a, const char* name, double value) {
+  NEF_REQUIRE(a && name);
+  return guard([&] { a->a.set(name, value); });
+}
+nef_status nef_attrs_set_bool(nef_attrs* a, const char* name, int value) {
+  NEF_REQUIRE(a && name);
+  return guard([&] { a->a.set(name, value != 0); });
+}
+nef_status nef_attrs_set_string(nef_attrs* a, const char* name, const char* value) {
+  NEF_REQUIRE(a && name && value);
+  return guard([&] { a->a.set(name, std::string(value)); });
+}
+nef_status nef_attrs_set_ints(nef_attrs* a, const char* name, const int64_t* values, int n) {
+  NEF_REQUIRE(a && name && n >= 0 && (n == 0 || values));
+  return guard([&] { a->a.set(name, std::vector<int64_t>(values, values + n)); });
+}
+nef_status nef_attrs_set_floats(nef_attrs* a, const char* name, const double* values, int n) {
+  NEF_REQUIRE(a && name && n >= 0 && (n == 0 || values));
+  return guard([&] { a->a.set(name, std::vector<double>(values, values + n)); });
+}
+
+namespace {
+std::vector<nef::Tensor> tensors_from_c(const char* what, nef_tensor* const* ts, int n) {
+  std::vector<nef::Tensor> out;
+  out.reserve(n);
+  for (int i = 0; i < n; ++i) {
+    if (!ts[i]) throw nef::ValidationError(nef::str("[", what, "] input ", i, " is NULL"));
+    out.push_back(ts[i]->t);
+  }
+  return out;
+}
+}  // namespace
+
+nef_status nef_op_attrs(const char* op, nef_tensor* const* inputs, int num_inputs,
+                        const nef_attrs* attrs, nef_tensor** out) {
+  NEF_REQUIRE(op);
+  NEF_REQUIRE(out);
+  NEF_REQUIRE(num_inputs >= 0 && (num_inputs == 0 || inputs));
+  return guard([&] {
+    *out = new nef_tensor{nef::op(op, tensors_from_c(op, inputs, num_inputs),
+                                  attrs ? attrs->a : nef::ir::Attrs{})};
+  });
+}
+
+// ---- more on tensors and graph files ------------------------------------------------------
+
+nef_status nef_evaluate(nef_tensor* const* tensors, int num_tensors) {
+  NEF_REQUIRE(num_tensors >= 0 && (num_tensors == 0 || tensors));
+  return guard([&] { nef::evaluate(tensors_from_c("execute", tensors, num_tensors)); });
+}
+
+nef_status nef_build(const char* path, const char* const* names, nef_tensor* const* tensors, int n,
+                     int embed_plan) {
+  NEF_REQUIRE(path);
+  NEF_REQUIRE(n >= 0 && (n == 0 || (names && tensors)));
+  return guard([&] {
+    if (n == 0) throw nef::ValidationError("[build] no outputs");
+    std::vector<std::pair<std::string, nef::Tensor>> outs;
+    for (int i = 0; i < n; ++i) {
+      if (!names[i]) throw nef::ValidationError(nef::str("[build] output name ", i, " is NULL"));
+      if (!tensors[i]) throw nef::ValidationError(nef::str("[build] output '", names[i], "' is NULL"));
+      outs.emplace_back(names[i], tensors[i]->t);
+    }
+    nef::build(path, outs, embed_plan != 0);
+  });
+}
+
+nef_status nef_tensor_is_materialized(nef_tensor* t, int* materialized) {
+  NEF_REQUIRE(t && materialized);
+  return guard([&] { *materialized = t->t.is_materialized() ? 1 : 0; });
+}
+nef_status nef_tensor_op_name(nef_tensor* t, const char** name) {
+  NEF_REQUIRE(t && name);
+  return guard([&] { *name = t->t.op().c_str(); });
+}
+size_t nef_dtype_size(nef_dtype dtype) {
+  int d = static_cast<int>(dtype);
+  return d >= 0 && d < nef::kNumDTypes ? nef::dtype_size(static_cast<nef::DType>(d)) : 0;
+}
+const char* nef_dtype_name(nef_dtype dtype) {
+  int d = static_cast<int>(dtype);
+  return d >= 0 && d < nef::kNumDTypes ? nef::dtype_name(static_cast<nef::DType>(d)) : nullptr;
+}
+
+namespace {
+void check_input_index(nef_graph* g, int i) {
+  if (i < 0 || size_t(i) >= g->g.inputs().size())
+    throw nef::ValidationError(nef::str("input index ", i, " out of range"));
+}
+}  // namespace
+
+nef_status nef_graph_input_dtype(nef_graph* g, int i, nef_dtype* dtype) {
+  NEF_REQUIRE(g && dtype);
+  return guard([&] {
+    check_input_index(g, i);
+    *dtype = static_cast<nef_dtype>(g->g.input_types()[i].second);
+  });
+}
+nef_status nef_graph_input_rank(nef_graph* g, int i, int* rank) {
+  NEF_REQUIRE(g && rank);
+  return guard([&] {
+    check_input_index(g, i);
+    *rank = static_cast<int>(g->g.input_types()[i].first.size());
+  });
+}
+nef_status nef_graph_input_shape(nef_graph* g, int i, int64_t* shape) {
+  NEF_REQUIRE(g && shape);
+  return guard([&] {
+    check_input_index(g, i);
+    const nef::Shape s = g->g.input_types()[i].first;
+    std::copy(s.begin(), s.end(), shape);
+  });
+}
+nef_status nef_graph_input_dim_name(nef_graph* g, int i, int dim, const char** name) {
+  NEF_REQUIRE(g && name);
+  return guard([&] {
+    check_input_index(g, i);
+    int rank = static_cast<int>(g->g.input_types()[i].first.size());
+    if (dim < 0 || dim >= rank)
+      throw nef::ValidationError(nef::str("dim index ", dim, " out of range for rank ", rank));
+    auto names = g->g.input_dim_names();  // built per call, so the text lives per thread
+    dim_name_text = size_t(i) < names.size() && size_t(dim) < names[i].size() ? names[i][dim] : "";
+    *name = dim_name_text.c_str();
+  });
+}
+nef_status nef_graph_save(nef_graph* g, const char* path, int embed_plan) {
+  NEF_REQUIRE(g && path);
+  return guard([&] { g->g.save(path, embed_plan != 0); });
+}
+
+// ---- runtime ------------------------------------------------------------------------------
+
+nef_status nef_stats_json(const char** json) {
+  NEF_REQUIRE(json);
+  return guard([&] {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [k, v] : nef::stats()) j[k] = v;
+    stats_text = j.dump();
+    *json = stats_text.c_str();
+  });
+}
+nef_status nef_reset_stats(void) {
+  return guard([&] { nef::reset_stats(); });
+}
+nef_status nef_devices_json(const char** json) {
+  NEF_REQUIRE(json);
+  return guard([&] {
+    devices_text = nef::devices::to_json(nef::devices::detect());
+    *json = devices_text.c_str();
+  });
+}
+nef_status nef_set_devices(const char* const* names, int n) {
+  NEF_REQUIRE(n >= 0 && (n == 0 || names));
+  return guard([&] {
+    std::vector<std::string> v;
+    for (int i = 0; i < n; ++i) {
+      if (!names[i]) throw nef::ValidationError(nef::str("[set_devices] name ", i, " is NULL"));
+      v.emplace_back(names[i]);
+    }
+    nef::set_devices(v);
+  });
+}
+nef_status nef_set_num_threads(int n) {
+  return guard([&] {
+    if (n < 0) throw nef::ValidationError(nef::str("[set_num_threads] threads must be >= 0, got ", n));
+    nef::set_num_threads(n);
+  });
+}
+nef_status nef_num_threads(int* n) {
+  NEF_REQUIRE(n);
+  return guard([&] { *n = nef::num_threads(); });
+}
+nef_status nef_live_handles(int64_t* tensors, int64_t* graphs, int64_t* attrs) {
+  if (tensors) *tensors = live_handles[kTensorHandle].load();
+  if (graphs) *graphs = live_handles[kGraphHandle].load();
+  if (attrs) *attrs = live_handles[kAttrsHandle].load();
+  last_error.clear();
+  return NEF_OK;
 }
 
 }  // extern "C"

@@ -2,7 +2,20 @@
  * Opaque handles, status codes (nef_status mirrors nef::ErrorCode), no exceptions cross it.
  * Every function returns NEF_OK or an error code; the message of the last error on the calling
  * thread is available from nef_last_error(). Handles are freed with their *_free function;
- * freeing NULL is a no-op. Tensor handles may be used from one thread at a time. */
+ * freeing NULL is a no-op.
+ *
+ * Threads. Any function may be called from any thread, within these rules:
+ * - Calls on tensor handles are not thread-safe with each other: executing a lazy tensor
+ *   (nef_tensor_execute, nef_tensor_copy_to, nef_evaluate, nef_tensor_build, nef_build) writes
+ *   the graph nodes it materializes, which other calls may be reading through tensors that share
+ *   them. Serialize such calls, e.g. with one lock (the Go package does).
+ * - The exception: nef_graph_run with materialized inputs (made by nef_tensor_from_data,
+ *   returned by nef_graph_run, or executed). A materialized tensor is never written again, so
+ *   such runs may proceed on any number of threads at once, on one graph or several, while other
+ *   calls go on under the lock; the tensors a run returns belong to its caller. A run given a
+ *   lazy input executes it first and so falls under the first rule.
+ * - Graph, stats, device and thread functions are thread-safe. Freeing a handle must not race
+ *   with its use. */
 #ifndef NEF_NEF_H_
 #define NEF_NEF_H_
 
@@ -96,6 +109,66 @@ NEF_API nef_status nef_graph_output_name(nef_graph* g, int i, const char** name)
  * materialized tensors (caller frees each, and may copy them out with nef_tensor_copy_to). */
 NEF_API nef_status nef_graph_run(nef_graph* g, nef_tensor* const* inputs, int num_inputs,
                                  nef_tensor** outputs, int num_outputs);
+
+/* ---- typed attributes: every attribute type exactly (NaN and infinities included, which JSON
+ * cannot carry). Setting a name twice keeps the last value; the op checks names and types. */
+typedef struct nef_attrs nef_attrs;
+NEF_API nef_status nef_attrs_new(nef_attrs** out);
+NEF_API void nef_attrs_free(nef_attrs* a);
+NEF_API nef_status nef_attrs_set_int(nef_attrs* a, const char* name, int64_t value);
+NEF_API nef_status nef_attrs_set_float(nef_attrs* a, const char* name, double value);
+NEF_API nef_status nef_attrs_set_bool(nef_attrs* a, const char* name, int value);
+NEF_API nef_status nef_attrs_set_string(nef_attrs* a, const char* name, const char* value);
+/* n >= 0 values (`values` may be NULL when n is 0). */
+NEF_API nef_status nef_attrs_set_ints(nef_attrs* a, const char* name, const int64_t* values, int n);
+NEF_API nef_status nef_attrs_set_floats(nef_attrs* a, const char* name, const double* values,
+                                        int n);
+/* nef_op with typed attributes (`attrs` may be NULL: no attributes). */
+NEF_API nef_status nef_op_attrs(const char* op, nef_tensor* const* inputs, int num_inputs,
+                                const nef_attrs* attrs, nef_tensor** out);
+
+/* ---- more on tensors and graph files ---- */
+/* Executes several tensors in one graph (shared parts run once); materialized ones are skipped. */
+NEF_API nef_status nef_evaluate(nef_tensor* const* tensors, int num_tensors);
+/* Writes a .nef file with `n` named outputs (names unique, non-empty). embed_plan != 0 also
+ * stores the compiled plan so that loading it starts warm (docs/format.md). */
+NEF_API nef_status nef_build(const char* path, const char* const* names,
+                             nef_tensor* const* tensors, int n, int embed_plan);
+/* 1 if the tensor holds its value (data, graph outputs, executed tensors), else 0. */
+NEF_API nef_status nef_tensor_is_materialized(nef_tensor* t, int* materialized);
+/* The name of the op that produced the tensor ("matmul"; "input" for data and placeholders).
+ * Valid while the tensor handle lives. */
+NEF_API nef_status nef_tensor_op_name(nef_tensor* t, const char** name);
+NEF_API size_t nef_dtype_size(nef_dtype dtype);      /* bytes per element, 0 if invalid */
+NEF_API const char* nef_dtype_name(nef_dtype dtype); /* "float32", ...; NULL if invalid */
+
+/* A graph input's declared type. Symbolic dims of an imported ONNX model that are still unbound
+ * are -1 in the shape, and nef_graph_input_dim_name gives their name ("" for fixed dims; the
+ * text is valid until the next nef_graph_input_dim_name call on this thread). */
+NEF_API nef_status nef_graph_input_dtype(nef_graph* g, int i, nef_dtype* dtype);
+NEF_API nef_status nef_graph_input_rank(nef_graph* g, int i, int* rank);
+NEF_API nef_status nef_graph_input_shape(nef_graph* g, int i, int64_t* shape /* rank entries */);
+NEF_API nef_status nef_graph_input_dim_name(nef_graph* g, int i, int dim, const char** name);
+/* Writes the graph as a .nef file (an imported model needs all symbolic dims bound). */
+NEF_API nef_status nef_graph_save(nef_graph* g, const char* path, int embed_plan);
+
+/* ---- runtime: stats, devices, threads, handle counts ---- */
+/* The JSON text these return is valid until the same function is called again on this thread.
+ * Counters since start or the last reset: {"graphs_executed": 3, "plan_cache_hits": 1, ...}. */
+NEF_API nef_status nef_stats_json(const char** json);
+NEF_API nef_status nef_reset_stats(void);
+/* The hardware report as `nef devices --json` prints it: "cpu", "memory", "devices" (name,
+ * kind, backend, index, description, memory_bytes, available, reason) and "enabled" (the
+ * devices the planner may use). NEF_ERROR_DEVICE for a bad NEF_DEVICES. */
+NEF_API nef_status nef_devices_json(const char** json);
+/* Restricts the planner to these devices (wins over NEF_DEVICES); n == 0 clears the override.
+ * Unknown names: NEF_ERROR_DEVICE, naming the known devices. */
+NEF_API nef_status nef_set_devices(const char* const* names, int n);
+NEF_API nef_status nef_set_num_threads(int n); /* CPU kernel threads; 0 = all cores */
+NEF_API nef_status nef_num_threads(int* n);
+/* Live handles of each kind in this process (created and not yet freed); any pointer may be
+ * NULL. Bindings use it to check that they free every handle they create. */
+NEF_API nef_status nef_live_handles(int64_t* tensors, int64_t* graphs, int64_t* attrs);
 
 #ifdef __cplusplus
 }

@@ -113,9 +113,201 @@ int main(void) {
         NEF_ERROR_INVALID_ARGUMENT);
   CHECK(nef_graph_from_onnx("does-not-exist.onnx", NULL, NULL, 0, &og) == NEF_ERROR_FORMAT);
 
-  nef_tensor* all[] = {a, b, c, v, sm, x, y, res};
+  /* A graph input's type: unbound symbolic dims are -1 and named. */
+  CHECK(nef_graph_from_onnx_bytes(relu_onnx, sizeof relu_onnx, NULL, NULL, 0, &og) == NEF_OK);
+  int irank = 0;
+  int64_t ishape[2] = {0, 0};
+  nef_dtype idt = NEF_BOOL;
+  const char* dname = NULL;
+  CHECK(nef_graph_input_rank(og, 0, &irank) == NEF_OK && irank == 2);
+  CHECK(nef_graph_input_shape(og, 0, ishape) == NEF_OK && ishape[0] == -1 && ishape[1] == 2);
+  CHECK(nef_graph_input_dtype(og, 0, &idt) == NEF_OK && idt == NEF_FLOAT32);
+  CHECK(nef_graph_input_dim_name(og, 0, 0, &dname) == NEF_OK && strcmp(dname, "n") == 0);
+  CHECK(nef_graph_input_dim_name(og, 0, 1, &dname) == NEF_OK && strcmp(dname, "") == 0);
+  CHECK(nef_graph_input_dim_name(og, 0, 2, &dname) == NEF_ERROR_VALIDATION);
+  CHECK(nef_graph_input_rank(og, 1, &irank) == NEF_ERROR_VALIDATION);
+  CHECK(nef_graph_save(og, "c_api_test_unbound.nef", 0) == NEF_ERROR_VALIDATION);
+  CHECK(strstr(nef_last_error(), "n") != NULL);
+  nef_graph_free(og);
+  /* Bound at import: the input type is static and the graph saves as a .nef that loads. */
+  CHECK(nef_graph_from_onnx_bytes(relu_onnx, sizeof relu_onnx, dim_names, dim_values, 1, &og) ==
+        NEF_OK);
+  CHECK(nef_graph_input_shape(og, 0, ishape) == NEF_OK && ishape[0] == 2 && ishape[1] == 2);
+  CHECK(nef_graph_save(og, "c_api_test_relu.nef", 1) == NEF_OK);
+  nef_graph_free(og);
+  og = NULL;
+  CHECK(nef_graph_load("c_api_test_relu.nef", &og) == NEF_OK);
+  CHECK(nef_tensor_from_data(od, NEF_FLOAT32, s22, 2, &oin) == NEF_OK);
+  CHECK(nef_graph_run(og, &oin, 1, &ores, 1) == NEF_OK);
+  CHECK(nef_tensor_copy_to(ores, ov, sizeof ov) == NEF_OK);
+  CHECK(ov[0] == 0 && ov[1] == 2 && ov[2] == 0 && ov[3] == 4);
+  nef_tensor_free(ores);
+  nef_tensor_free(oin);
+  nef_graph_free(og);
+  remove("c_api_test_relu.nef");
+
+  /* Typed attributes: the same softmax as with JSON, NaN/infinity values JSON cannot carry. */
+  nef_attrs* at = NULL;
+  nef_tensor *sm2 = NULL, *t = NULL;
+  CHECK(nef_attrs_new(&at) == NEF_OK);
+  CHECK(nef_attrs_set_int(at, "axis", 0) == NEF_OK);
+  CHECK(nef_attrs_set_int(at, "axis", -1) == NEF_OK); /* the last value wins */
+  CHECK(nef_op_attrs("softmax", &a, 1, at, &sm2) == NEF_OK);
+  float sm2v[4];
+  CHECK(nef_tensor_copy_to(sm2, sm2v, sizeof sm2v) == NEF_OK);
+  CHECK(memcmp(sm2v, smv, sizeof smv) == 0);
+  nef_tensor_free(sm2);
+  nef_attrs_free(at);
+
+  const int64_t s23[2] = {2, 3};
+  CHECK(nef_attrs_new(&at) == NEF_OK);
+  CHECK(nef_attrs_set_ints(at, "shape", s23, 2) == NEF_OK);
+  CHECK(nef_attrs_set_string(at, "dtype", "float64") == NEF_OK);
+  CHECK(nef_attrs_set_float(at, "value", NAN) == NEF_OK);
+  CHECK(nef_op_attrs("full", NULL, 0, at, &t) == NEF_OK);
+  double full_v[6];
+  CHECK(nef_tensor_dtype(t, &dt) == NEF_OK && dt == NEF_FLOAT64);
+  CHECK(nef_tensor_copy_to(t, full_v, sizeof full_v) == NEF_OK);
+  CHECK(isnan(full_v[0]) && isnan(full_v[5]));
+  nef_tensor_free(t);
+  nef_attrs_free(at);
+
+  /* pad: ints, a string and an infinite float; a [2, 2] input gets one row of +inf on top. */
+  const int64_t pads[4] = {1, 0, 0, 0};
+  CHECK(nef_attrs_new(&at) == NEF_OK);
+  CHECK(nef_attrs_set_ints(at, "pads", pads, 4) == NEF_OK);
+  CHECK(nef_attrs_set_string(at, "mode", "constant") == NEF_OK);
+  CHECK(nef_attrs_set_float(at, "value", INFINITY) == NEF_OK);
+  CHECK(nef_op_attrs("pad", &a, 1, at, &t) == NEF_OK);
+  float pad_v[6];
+  CHECK(nef_tensor_shape(t, shape) == NEF_OK && shape[0] == 3 && shape[1] == 2);
+  CHECK(nef_tensor_copy_to(t, pad_v, sizeof pad_v) == NEF_OK);
+  CHECK(isinf(pad_v[0]) && pad_v[0] > 0 && isinf(pad_v[1]) && pad_v[2] == 1 && pad_v[5] == 4);
+  nef_tensor_free(t);
+  nef_attrs_free(at);
+
+  /* resize: floats (scales) and ints (sizes); nearest doubles every element. */
+  const int64_t s44[2] = {4, 4};
+  const double scales[2] = {2.0, 2.0};
+  CHECK(nef_attrs_new(&at) == NEF_OK);
+  CHECK(nef_attrs_set_ints(at, "sizes", s44, 2) == NEF_OK);
+  CHECK(nef_attrs_set_floats(at, "scales", scales, 2) == NEF_OK);
+  CHECK(nef_attrs_set_string(at, "mode", "nearest") == NEF_OK);
+  CHECK(nef_op_attrs("resize", &a, 1, at, &t) == NEF_OK);
+  float rs_v[16];
+  CHECK(nef_tensor_copy_to(t, rs_v, sizeof rs_v) == NEF_OK);
+  CHECK(rs_v[0] == 1 && rs_v[1] == 1 && rs_v[2] == 2 && rs_v[4] == 1 && rs_v[8] == 3 && rs_v[15] == 4);
+  nef_tensor_free(t);
+  nef_attrs_free(at);
+
+  /* bool: keepdims. */
+  const int64_t ax1[1] = {1};
+  CHECK(nef_attrs_new(&at) == NEF_OK);
+  CHECK(nef_attrs_set_ints(at, "axes", ax1, 1) == NEF_OK);
+  CHECK(nef_attrs_set_bool(at, "keepdims", 1) == NEF_OK);
+  CHECK(nef_op_attrs("sum", &a, 1, at, &t) == NEF_OK);
+  float sum_v[2];
+  CHECK(nef_tensor_shape(t, shape) == NEF_OK && shape[0] == 2 && shape[1] == 1);
+  CHECK(nef_tensor_copy_to(t, sum_v, sizeof sum_v) == NEF_OK && sum_v[0] == 3 && sum_v[1] == 7);
+  nef_tensor_free(t);
+  /* A wrong attribute type is a validation error naming the op; NULL attrs mean none. */
+  CHECK(nef_attrs_set_string(at, "axes", "1") == NEF_OK);
+  CHECK(nef_op_attrs("sum", &a, 1, at, &bad) == NEF_ERROR_VALIDATION && bad == NULL);
+  CHECK(strstr(nef_last_error(), "sum") != NULL);
+  nef_attrs_free(at);
+  CHECK(nef_op_attrs("relu", &a, 1, NULL, &t) == NEF_OK);
+  nef_tensor_free(t);
+  CHECK(nef_attrs_set_int(NULL, "axis", 1) == NEF_ERROR_INVALID_ARGUMENT);
+  CHECK(nef_attrs_new(&at) == NEF_OK);
+  CHECK(nef_attrs_set_int(at, NULL, 1) == NEF_ERROR_INVALID_ARGUMENT);
+  CHECK(nef_attrs_set_ints(at, "shape", NULL, 2) == NEF_ERROR_INVALID_ARGUMENT);
+  CHECK(nef_attrs_set_ints(at, "shape", NULL, 0) == NEF_OK);
+  CHECK(nef_op_attrs("relu", NULL, 1, at, &bad) == NEF_ERROR_INVALID_ARGUMENT);
+  nef_attrs_free(at);
+  nef_attrs_free(NULL);
+
+  /* Evaluate two tensors in one graph; both keep their values. */
+  nef_tensor *e1 = NULL, *e2 = NULL;
+  int mat = -1;
+  CHECK(nef_add(a, b, &e1) == NEF_OK);
+  CHECK(nef_matmul(e1, b, &e2) == NEF_OK);
+  CHECK(nef_tensor_is_materialized(e1, &mat) == NEF_OK && mat == 0);
+  CHECK(nef_tensor_is_materialized(a, &mat) == NEF_OK && mat == 1);
+  nef_tensor* both[2] = {e1, e2};
+  CHECK(nef_evaluate(both, 2) == NEF_OK);
+  CHECK(nef_tensor_is_materialized(e1, &mat) == NEF_OK && mat == 1);
+  CHECK(nef_tensor_is_materialized(e2, &mat) == NEF_OK && mat == 1);
+  float e2v[4];
+  CHECK(nef_tensor_copy_to(e2, e2v, sizeof e2v) == NEF_OK);
+  /* (a + b) @ b = [[6 8] [10 12]] @ [[5 6] [7 8]] */
+  CHECK(e2v[0] == 86 && e2v[1] == 100 && e2v[2] == 134 && e2v[3] == 156);
+  CHECK(nef_tensor_op_name(e2, &name) == NEF_OK && strcmp(name, "matmul") == 0);
+  CHECK(nef_tensor_op_name(a, &name) == NEF_OK && strcmp(name, "input") == 0);
+  nef_tensor* with_null[2] = {e1, NULL};
+  CHECK(nef_evaluate(with_null, 2) == NEF_ERROR_VALIDATION);
+  CHECK(nef_evaluate(NULL, 0) == NEF_OK);
+
+  /* Build with two named outputs and an embedded plan; load and run it. */
+  nef_tensor *h = NULL, *p = NULL;
+  CHECK(nef_add(x, b, &h) == NEF_OK);
+  CHECK(nef_op("softmax", &h, 1, "{\"axis\": -1}", &p) == NEF_OK);
+  const char* out_names[2] = {"h", "probs"};
+  nef_tensor* outs[2] = {h, p};
+  CHECK(nef_build("c_api_test_two.nef", out_names, outs, 2, 1) == NEF_OK);
+  CHECK(nef_build("c_api_test_two.nef", out_names, outs, 0, 0) == NEF_ERROR_VALIDATION);
+  const char* null_name[2] = {"h", NULL};
+  CHECK(nef_build("c_api_test_two.nef", null_name, outs, 2, 0) == NEF_ERROR_VALIDATION);
+  nef_graph* g2 = NULL;
+  CHECK(nef_graph_load("c_api_test_two.nef", &g2) == NEF_OK);
+  CHECK(nef_graph_num_outputs(g2, &no) == NEF_OK && no == 2);
+  CHECK(nef_graph_output_name(g2, 1, &name) == NEF_OK && strcmp(name, "probs") == 0);
+  nef_tensor* two[2] = {NULL, NULL};
+  CHECK(nef_graph_run(g2, &a, 1, two, 2) == NEF_OK);
+  float hv[4], pv[4];
+  CHECK(nef_tensor_copy_to(two[0], hv, sizeof hv) == NEF_OK && hv[0] == 6 && hv[3] == 12);
+  CHECK(nef_tensor_copy_to(two[1], pv, sizeof pv) == NEF_OK);
+  CHECK(fabsf(pv[0] - 1.0f / (1.0f + expf(2.0f))) < 1e-6f && fabsf(pv[2] + pv[3] - 1) < 1e-6f);
+  nef_tensor_free(two[0]);
+  nef_tensor_free(two[1]);
+  nef_graph_free(g2);
+  remove("c_api_test_two.nef");
+
+  /* dtypes. */
+  CHECK(nef_dtype_size(NEF_FLOAT32) == 4 && nef_dtype_size(NEF_BFLOAT16) == 2);
+  CHECK(nef_dtype_size(NEF_BOOL) == 1 && nef_dtype_size((nef_dtype)42) == 0);
+  CHECK(strcmp(nef_dtype_name(NEF_INT64), "int64") == 0 && nef_dtype_name((nef_dtype)-1) == NULL);
+
+  /* Stats, devices, threads. */
+  const char* js = NULL;
+  CHECK(nef_reset_stats() == NEF_OK);
+  CHECK(nef_stats_json(&js) == NEF_OK && strstr(js, "\"graphs_executed\":0") != NULL);
+  nef_tensor* st = NULL;
+  CHECK(nef_op("neg", &a, 1, NULL, &st) == NEF_OK && nef_tensor_execute(st) == NEF_OK);
+  nef_tensor_free(st);
+  CHECK(nef_stats_json(&js) == NEF_OK && strstr(js, "\"graphs_executed\":1") != NULL);
+  CHECK(strstr(js, "\"plan_cache_misses\"") != NULL);
+  CHECK(nef_devices_json(&js) == NEF_OK && strstr(js, "\"enabled\"") != NULL);
+  CHECK(strstr(js, "\"name\": \"cpu\"") != NULL);
+  const char* cpu_only[1] = {"cpu"};
+  const char* unknown[1] = {"no-such-device"};
+  CHECK(nef_set_devices(cpu_only, 1) == NEF_OK);
+  CHECK(nef_set_devices(unknown, 1) == NEF_ERROR_DEVICE);
+  CHECK(strstr(nef_last_error(), "no-such-device") != NULL);
+  CHECK(nef_set_devices(NULL, 0) == NEF_OK);
+  int threads = 0;
+  CHECK(nef_set_num_threads(1) == NEF_OK && nef_num_threads(&threads) == NEF_OK && threads == 1);
+  CHECK(nef_set_num_threads(-1) == NEF_ERROR_VALIDATION);
+  CHECK(nef_set_num_threads(0) == NEF_OK && nef_num_threads(&threads) == NEF_OK && threads >= 1);
+
+  /* The live handle counts are exactly the handles still held here. */
+  nef_tensor* all[] = {a, b, c, v, sm, x, y, res, e1, e2, h, p};
+  int64_t live_t = -1, live_g = -1, live_a = -1;
+  CHECK(nef_live_handles(&live_t, &live_g, &live_a) == NEF_OK);
+  CHECK(live_t == (int64_t)(sizeof all / sizeof all[0]) && live_g == 1 && live_a == 0);
   for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i) nef_tensor_free(all[i]);
   nef_graph_free(g);
+  /* Every handle this test made is freed. */
+  CHECK(nef_live_handles(&live_t, &live_g, NULL) == NEF_OK && live_t == 0 && live_g == 0);
   printf("%d passed, %d failed\n", passed, failed);
   return failed == 0 ? 0 : 1;
 }

@@ -1,0 +1,3 @@
+module github.com/Hexa08/NEF/bindings/go
+
+go 1.19

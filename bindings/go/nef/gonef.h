@@ -1,0 +1,32 @@
+/* C helpers for the Go package: several C API calls in one cgo call. */
+#ifndef GONEF_H_
+#define GONEF_H_
+
+#include <stdlib.h>
+
+#include "nef/nef.h"
+
+/* rank, shape (16 entries) and dtype of a tensor. */
+static inline nef_status gonef_describe(nef_tensor* t, int* rank, int64_t* shape,
+                                        nef_dtype* dtype) {
+  nef_status s = nef_tensor_rank(t, rank);
+  if (s != NEF_OK) return s;
+  if (*rank > 16) return NEF_ERROR;
+  s = nef_tensor_shape(t, shape);
+  if (s != NEF_OK) return s;
+  return nef_tensor_dtype(t, dtype);
+}
+
+/* The same for input i of a graph, with the dims' symbolic names (names[d] valid until the next
+ * call on this thread, so the caller copies them at once). */
+static inline nef_status gonef_graph_input(nef_graph* g, int i, int* rank, int64_t* shape,
+                                           nef_dtype* dtype) {
+  nef_status s = nef_graph_input_rank(g, i, rank);
+  if (s != NEF_OK) return s;
+  if (*rank > 16) return NEF_ERROR;
+  s = nef_graph_input_shape(g, i, shape);
+  if (s != NEF_OK) return s;
+  return nef_graph_input_dtype(g, i, dtype);
+}
+
+#endif
