@@ -3,7 +3,8 @@
 set -euo pipefail
 pkgs=(cmake ninja-build g++ clang lld libclang-rt-14-dev libgtest-dev libgmock-dev libbenchmark-dev
       nlohmann-json3-dev libcli11-dev libhwy-dev libomp-dev python3-venv python3-dev
-      libprotobuf-dev protobuf-compiler golang-go)
+      libprotobuf-dev protobuf-compiler golang-go
+      pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

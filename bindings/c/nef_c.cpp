@@ -8,7 +8,7 @@
 #include <string>
 
 #include "api/lazy.h"
-#include "devices/devices.h"
+#include "backends/registry.h"
 #include "nef/nef.h"
 #include "nef/tensor.h"
 
@@ -456,7 +456,7 @@ nef_status nef_reset_stats(void) {
 nef_status nef_devices_json(const char** json) {
   NEF_REQUIRE(json);
   return guard([&] {
-    devices_text = nef::devices::to_json(nef::devices::detect());
+    devices_text = nef::backend::to_json(nef::backend::detect());
     *json = devices_text.c_str();
   });
 }

@@ -19,12 +19,13 @@ const (
 	CodeDevice          Code = 9  // *DeviceError
 	CodeCompile         Code = 10 // *CompileError
 	CodeInvalidArgument Code = 11 // *InvalidArgumentError: nil or closed nodes and graphs
+	CodeCancelled       Code = 12 // *CancelledError
 )
 
 var codeNames = [...]string{
 	"OK", "NEFError", "NEFGraphCycleError", "NEFValidationError", "NEFShapeError",
 	"NEFTypeError", "NEFUnsupportedError", "NEFFormatError", "NEFOutOfMemoryError",
-	"NEFDeviceError", "NEFCompileError", "NEFInvalidArgument",
+	"NEFDeviceError", "NEFCompileError", "NEFInvalidArgument", "NEFCancelledError",
 }
 
 // String is the error class name the C API and Python use: "NEFShapeError".
@@ -77,6 +78,8 @@ type (
 	CompileError struct{ errorBase }
 	// InvalidArgumentError: a nil or closed *Node or *Graph, a NULL at the C API.
 	InvalidArgumentError struct{ errorBase }
+	// CancelledError: a run stopped by a cancel request before it finished.
+	CancelledError struct{ errorBase }
 )
 
 func (e *GraphCycleError) Unwrap() error      { return &e.errorBase }
@@ -89,6 +92,7 @@ func (e *OutOfMemoryError) Unwrap() error     { return &e.errorBase }
 func (e *DeviceError) Unwrap() error          { return &e.errorBase }
 func (e *CompileError) Unwrap() error         { return &e.errorBase }
 func (e *InvalidArgumentError) Unwrap() error { return &e.errorBase }
+func (e *CancelledError) Unwrap() error       { return &e.errorBase }
 
 // newError makes the typed error for a status code.
 func newError(code Code, msg string) error {
@@ -114,6 +118,8 @@ func newError(code Code, msg string) error {
 		return &CompileError{base}
 	case CodeInvalidArgument:
 		return &InvalidArgumentError{base}
+	case CodeCancelled:
+		return &CancelledError{base}
 	}
 	base.Code = CodeError
 	if code != CodeError {

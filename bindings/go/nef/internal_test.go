@@ -9,7 +9,7 @@ import (
 // the generic NEFError have no trigger reachable through the API on a CPU-only build, so this
 // mapping is where they are tested.)
 func TestErrorCodesMatchC(t *testing.T) {
-	for code := CodeError; code <= CodeInvalidArgument; code++ {
+	for code := CodeError; code <= CodeCancelled; code++ {
 		if got, want := code.String(), cStatusName(code); got != want {
 			t.Errorf("code %d: Go name %q, C name %q", int(code), got, want)
 		}
@@ -24,7 +24,7 @@ func TestErrorCodesMatchC(t *testing.T) {
 		matches := 0
 		for _, target := range []any{new(*GraphCycleError), new(*ValidationError), new(*ShapeError),
 			new(*TypeError), new(*UnsupportedError), new(*FormatError), new(*OutOfMemoryError),
-			new(*DeviceError), new(*CompileError), new(*InvalidArgumentError)} {
+			new(*DeviceError), new(*CompileError), new(*InvalidArgumentError), new(*CancelledError)} {
 			if errors.As(err, target) {
 				matches++
 			}

@@ -884,7 +884,7 @@ func TestRuntimeSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Devices) == 0 || r.Devices[0].Name != "cpu" || !r.Devices[0].Available || r.CPU.LogicalCores < 1 {
+	if len(r.Devices) == 0 || r.Devices[0].Name != "cpu" || !r.Devices[0].Enabled || r.CPU.LogicalCores < 1 {
 		t.Errorf("device report: %+v", r)
 	}
 	if r.Memory.TotalBytes <= 0 || len(r.Enabled) == 0 || r.NEFVersion != nef.Version() {

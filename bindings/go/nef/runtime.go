@@ -43,8 +43,13 @@ type DeviceReport struct {
 	CPU        CPUInfo  `json:"cpu"`
 	Memory     Memory   `json:"memory"`
 	Devices    []Device `json:"devices"`
+	// Problems are the backends that found no device here, with why.
+	Problems []struct {
+		Backend string `json:"backend"`
+		Reason  string `json:"reason"`
+	} `json:"problems"`
 	// Enabled are the devices the planner may use: those of SetDevices, else of the
-	// NEF_DEVICES environment variable, else every available device.
+	// NEF_DEVICES environment variable, else every device.
 	Enabled []string `json:"enabled"`
 }
 
@@ -70,17 +75,25 @@ type Memory struct {
 	AvailableBytes int64 `json:"available_bytes"`
 }
 
-// Device is one compute device. A probed but unusable device is listed with Available false
-// and the Reason.
+// Device is one compute device the backends found.
 type Device struct {
-	Name        string `json:"name"`    // what SetDevices and NEF_DEVICES name: "cpu"
-	Kind        string `json:"kind"`    // "cpu", "gpu", "npu"
-	Backend     string `json:"backend"` // the backend that drives it: "cpu", ...
-	Index       int    `json:"index"`
-	Description string `json:"description"`
-	MemoryBytes int64  `json:"memory_bytes"`
-	Available   bool   `json:"available"`
-	Reason      string `json:"reason"`
+	Name          string            `json:"name"`    // the instance id SetDevices and NEF_DEVICES name: "cpu", "opencl:0"
+	Kind          string            `json:"kind"`    // "cpu", "gpu", "accelerator"
+	Backend       string            `json:"backend"` // the backend that drives it: "cpu", "opencl"
+	Index         int               `json:"index"`   // ordinal among its backend's devices
+	DeviceName    string            `json:"device_name"`
+	Description   string            `json:"description"`
+	Vendor        string            `json:"vendor"`
+	DriverVersion string            `json:"driver_version"`
+	APIVersion    string            `json:"api_version"` // "OpenCL C 1.2", ...
+	ComputeUnits  int               `json:"compute_units"`
+	MemoryBytes   int64             `json:"memory_bytes"`
+	MaxAllocBytes int64             `json:"max_alloc_bytes"`
+	HostUnified   bool              `json:"host_unified"` // shares memory with the host
+	FP16          bool              `json:"fp16"`
+	FP64          bool              `json:"fp64"`
+	Enabled       bool              `json:"enabled"`
+	Extra         map[string]string `json:"extra"`
 }
 
 // Devices returns the hardware report (probed once per process). A *DeviceError if the
