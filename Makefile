@@ -53,7 +53,7 @@ test-python:
 # dependencies beyond the standard library). NEF_PYTHON: the interpreter that writes the tests'
 # Python fixtures (a .nef file, the MiniLM ONNX model and its outputs).
 GO_ENV := GOPATH=$(CURDIR)/build/go/path GOCACHE=$(CURDIR)/build/go/cache GOENV=off \
-  GOTOOLCHAIN=local GOPROXY=off GOFLAGS= CGO_ENABLED=1 NEF_PYTHON=$(CURDIR)/$(PY)
+  GOTOOLCHAIN=local GOPROXY=off GOFLAGS= CGO_ENABLED=1 NEF_PYTHON=$(CURDIR)/$(PY) NEF_DEVICES=cpu
 test-go:
 	@unformatted=$$(gofmt -l bindings/go examples/go); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi

@@ -14,7 +14,8 @@ ALLOWED = {
     "ir": {"common"},
     "devices": {"common"},
     "backends": {"common", "ir", "devices", "backends/*"},  # the contract and the registry
-    "backends/*": {"common", "ir", "devices", "backends"},  # one backend: the contract only
+    # One backend: the contract and the shared C-style renderer, never another backend.
+    "backends/*": {"common", "ir", "devices", "backends", "backends/cstyle"},
     "runtime": {"common", "ir", "backends"},
     "passes": {"common", "ir"},
     "planner": {"common", "ir", "devices", "backends"},
@@ -44,6 +45,8 @@ def allowed(src_stage, dst_stage):
         return True
     if dst_stage.startswith("backends/") and "backends/*" in rules:
         return True
+    if src_stage.startswith("backends/") and dst_stage.startswith("backends/"):
+        return dst_stage in rules  # a backend reaches only the shared renderer
     return False
 
 

@@ -40,8 +40,10 @@ class Storage {
   static std::shared_ptr<Storage> allocate(size_t nbytes);
   // Borrows host memory owned elsewhere; `owner` is kept alive as long as this storage.
   static std::shared_ptr<Storage> borrow(void* data, size_t nbytes, std::shared_ptr<void> owner);
-  // Adopts a device allocation: `handle` is the backend's (a cl_mem); `space` frees it.
-  static std::shared_ptr<Storage> on_device(const MemorySpace* space, void* handle, size_t nbytes);
+  // Adopts a device allocation: `handle` is the backend's (a cl_mem); `space` frees it. `owner`
+  // (optional) lives as long as the storage (host memory a device buffer maps, say).
+  static std::shared_ptr<Storage> on_device(const MemorySpace* space, void* handle, size_t nbytes,
+                                            std::shared_ptr<void> owner = nullptr);
 
   ~Storage();
   Storage(const Storage&) = delete;

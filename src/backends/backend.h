@@ -5,11 +5,13 @@
 // above this layer names a backend: adding one touches only its folder and the registry.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -37,6 +39,9 @@ class Event {
   virtual bool failed() const = 0;
   // Seconds of the work on the device, when the device measured it (profiling); else < 0.
   virtual double device_seconds() const { return -1; }
+  // Runs `fn` once complete (at once, on this thread, when it already is; else on whichever
+  // thread completes it): how a device waits for another device's event without blocking.
+  virtual void on_complete(std::function<void()> fn) = 0;
 };
 using EventPtr = std::shared_ptr<Event>;
 using Waits = std::span<const EventPtr>;
@@ -52,14 +57,17 @@ class HostEvent final : public Event {
   bool failed() const override;
   // Completes the event (once); an empty `error` means success. Wakes waiters, runs callbacks.
   void complete(std::exception_ptr error = nullptr);
-  // Runs `fn` once complete (at once, on this thread, when it already is).
-  void on_complete(std::function<void()> fn);
+  void on_complete(std::function<void()> fn) override;
   std::exception_ptr error() const;
+  // Records the work's duration (the CPU queue measures its deferred tasks).
+  void set_device_seconds(double s) { seconds_ = s; }
+  double device_seconds() const override { return seconds_; }
 
  private:
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;
+  std::atomic<double> seconds_{-1};
   std::exception_ptr error_;
   std::vector<std::function<void()>> callbacks_;
 };
@@ -152,6 +160,16 @@ class Device {
   // Copies src into dst (same shape and dtype, dst contiguous) on `queue` after `waits`. Each
   // side is on this device or on the host.
   virtual EventPtr copy(const Array& src, const Array& dst, Queue& queue, Waits waits) = 0;
+  // Zero-copy transfers for devices that share memory with the host (DeviceInfo::host_unified).
+  // map_from_host: a device array over host array `src`'s memory (which must stay unchanged while
+  // the device reads it). map_to_host: a host array over device array `src`, usable once the
+  // returned event completes (after `waits`); the mapping ends when the array is released. Both
+  // return nullopt when the device cannot map (the runtime then allocates and copies).
+  virtual std::optional<Array> map_from_host(const Array& src) { return std::nullopt; }
+  virtual std::optional<std::pair<Array, EventPtr>> map_to_host(const Array& src, Queue& queue,
+                                                                Waits waits) {
+    return std::nullopt;
+  }
   // Frees what the device caches and can rebuild (pools, compiled programs): the first rung of
   // the out-of-memory ladder. Returns the bytes released.
   virtual int64_t trim() { return 0; }

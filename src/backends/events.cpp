@@ -9,6 +9,7 @@ class CompletedEvent final : public Event {
   void wait() override {}
   bool ready() const override { return true; }
   bool failed() const override { return false; }
+  void on_complete(std::function<void()> fn) override { fn(); }
 };
 
 }  // namespace

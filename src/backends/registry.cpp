@@ -6,6 +6,9 @@
 #include <sstream>
 
 #include "backends/cpu/cpu_backend.h"
+#ifdef NEF_HAVE_OPENCL
+#include "backends/opencl/opencl_backend.h"
+#endif
 #include "common/log.h"
 #include "common/session.h"
 #include "nef/error.h"
@@ -27,7 +30,11 @@ std::string trim(const std::string& s) {
 
 // Backends compiled into this binary, in report order (the CPU first).
 std::vector<std::shared_ptr<Backend>> registered_backends() {
-  return {cpu::make_cpu_backend()};
+  std::vector<std::shared_ptr<Backend>> b = {cpu::make_cpu_backend()};
+#ifdef NEF_HAVE_OPENCL
+  b.push_back(opencl::make_opencl_backend());
+#endif
+  return b;
 }
 
 // Names that select devices even when none of that kind is present here.

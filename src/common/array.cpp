@@ -37,7 +37,7 @@ std::shared_ptr<Storage> Storage::borrow(void* data, size_t nbytes, std::shared_
 }
 
 std::shared_ptr<Storage> Storage::on_device(const MemorySpace* space, void* handle,
-                                            size_t nbytes) {
+                                            size_t nbytes, std::shared_ptr<void> owner) {
   NEF_CHECK(space != nullptr, "[storage] device storage needs a memory space");
   auto s = std::shared_ptr<Storage>(new Storage());
   s->id_ = next_storage_id.fetch_add(1, std::memory_order_relaxed);
@@ -45,6 +45,7 @@ std::shared_ptr<Storage> Storage::on_device(const MemorySpace* space, void* hand
   s->nbytes_ = nbytes;
   s->space_ = space;
   s->owned_ = true;
+  s->owner_ = std::move(owner);
   return s;
 }
 

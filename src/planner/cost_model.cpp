@@ -94,17 +94,30 @@ DeviceProfile measure(backend::Device& dev) {
   double t_add = time_op(dev, "add", {{{n}, DType::Float32}, {{n}, DType::Float32}}, {}, 3);
   p.bandwidth_bytes = 3.0 * 4.0 * double(n) / t_add;
   const int64_t m = 512;
-  double t_mm = time_op(dev, "matmul", {{{m, m}, DType::Float32}, {{m, m}, DType::Float32}}, {}, 3);
-  p.flops = 2.0 * double(m * m * m) / t_mm;
+  ir::TensorType square{{m, m}, DType::Float32};
+  try {
+    double t_mm = time_op(dev, "matmul", {square, square}, {}, 3);
+    p.flops = 2.0 * double(m * m * m) / t_mm;
+  } catch (const CompileError&) {
+    // No GEMM on this device: arithmetic throughput from a math-heavy elementwise op, counted
+    // with the registry's FLOPs per element (what node_seconds charges).
+    double t_tanh = time_op(dev, "tanh", {{{n}, DType::Float32}}, {}, 3);
+    p.flops = ir::get_op("tanh").flops_per_element * double(n) / t_tanh;
+  }
   p.launch_seconds =
       time_op(dev, "add", {{{1}, DType::Float32}, {{1}, DType::Float32}}, {}, 10);
   if (!dev.is_host()) {
-    const size_t bytes = size_t{16} << 20;
-    double up = time_copy(dev, bytes, true, 3), down = time_copy(dev, bytes, false, 3);
     double small = time_copy(dev, 64, true, 5);
     p.transfer_seconds = small;
-    p.from_host_bytes = double(bytes) / std::max(up - small, 1e-9);
-    p.to_host_bytes = double(bytes) / std::max(down - small, 1e-9);
+    if (dev.info().host_unified) {
+      // Shared memory: the runtime maps values across instead of copying them.
+      p.from_host_bytes = p.to_host_bytes = 1e13;
+    } else {
+      const size_t bytes = size_t{16} << 20;
+      double up = time_copy(dev, bytes, true, 3), down = time_copy(dev, bytes, false, 3);
+      p.from_host_bytes = double(bytes) / std::max(up - small, 1e-9);
+      p.to_host_bytes = double(bytes) / std::max(down - small, 1e-9);
+    }
   }
   p.measured = true;
   p.source = "measured";
@@ -119,6 +132,15 @@ std::string cache_key(const backend::Device& dev) {
 }
 
 bool positive(double v) { return std::isfinite(v) && v > 0; }
+
+// Whether the machine looked busy (1-minute load above half the cores).
+bool busy() {
+  std::optional<std::string> avg = read_file("/proc/loadavg", 256);
+  if (!avg) return false;
+  double load = std::atof(avg->c_str());
+  int cores = std::max(1, devices::detect_cpu().logical_cores);
+  return load > 0.5 * cores;
+}
 
 std::optional<DeviceProfile> load(const std::string& path, const std::string& key) {
   std::optional<std::string> text = read_file(path, 1 << 16);
@@ -208,7 +230,8 @@ const DeviceProfile& calibrated_profile(backend::Device& dev) {
     } else {
       try {
         p = measure(dev);
-        if (dir) store(path, key, p);
+        // A profile measured while other work competes for the cores is used, not kept.
+        if (dir && !busy()) store(path, key, p);
       } catch (const std::exception& e) {
         debug_log(str("calibration of ", dev.id(), " failed (", e.what(), "); using defaults"));
         p = default_profile(dev);

@@ -236,11 +236,26 @@ void Run::submit(int step_index) {
     case StepKind::Copy: {
       const int in = n.inputs[0];
       const int src_dev = g.nodes[in].device;
+      const Array& src = s.values[in];
+      backend::EventPtr waits[] = {s.events[in]};
+      counters().transfers++;
+      // Devices that share host memory map instead of copying: no bytes move.
+      if (dev.is_host()) {
+        if (auto m = p.devices[src_dev]->map_to_host(src, s.queue(p, src_dev), waits)) {
+          out = std::move(m->first);
+          done = std::move(m->second);
+          return;
+        }
+      } else if (src.on_host() && s.events[in]->ready() && !s.events[in]->failed()) {
+        if (auto m = dev.map_from_host(src)) {
+          out = std::move(*m);
+          done = s.events[in];
+          return;
+        }
+      }
       out = fresh(dev, n.type.shape, n.type.dtype);
       int exec = dev.is_host() ? src_dev : dev_index;
-      backend::EventPtr waits[] = {s.events[in]};
-      done = p.devices[exec]->copy(s.values[in], out, s.queue(p, exec), waits);
-      counters().transfers++;
+      done = p.devices[exec]->copy(src, out, s.queue(p, exec), waits);
       counters().bytes_transferred += int64_t(out.nbytes());
       return;
     }

@@ -4,7 +4,13 @@ Every random case carries its seed in the test id (``...-s1234``) so a failure c
 """
 
 import math
+import os
 import zlib
+
+# Results must not depend on where the cost model would place work on this machine: the suites
+# run on the CPU unless the caller chooses (NEF_DEVICES=opencl pytest ... runs them on OpenCL);
+# tests of placement and other devices set their devices themselves.
+os.environ.setdefault("NEF_DEVICES", "cpu")
 
 import ml_dtypes
 import numpy as np

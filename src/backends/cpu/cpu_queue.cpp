@@ -1,5 +1,7 @@
 #include "backends/cpu/cpu_queue.h"
 
+#include <chrono>
+
 #include "common/session.h"
 
 namespace nef::backend::cpu {
@@ -71,7 +73,10 @@ void CpuQueue::worker_loop() {
     tasks_.pop_front();
     busy_ = true;
     lock.unlock();
+    auto t0 = std::chrono::steady_clock::now();
     std::exception_ptr err = run_task(t.work, t.waits);
+    t.done->set_device_seconds(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     t.done->complete(err);
     lock.lock();
     busy_ = false;
