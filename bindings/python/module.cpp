@@ -145,6 +145,11 @@ nb::dict arrays_to_dict(const std::map<std::string, nef::Array>& m) {
 
 // {"seconds", "predicted_seconds", "kernels": [{"step", "node", "op", "ops", "kernel", "device",
 // "shape", "dtype", "seconds", "predicted_seconds"}]}: what Graph.profile aggregates.
+std::vector<std::unique_ptr<nef::DeviceScope>>& device_scopes() {
+  thread_local std::vector<std::unique_ptr<nef::DeviceScope>> stack;
+  return stack;
+}
+
 nb::dict profile_to_dict(const nef::RunProfile& p) {
   nb::list kernels;
   for (const nef::KernelProfile& k : p.kernels) {
@@ -159,6 +164,8 @@ nb::dict profile_to_dict(const nef::RunProfile& p) {
     e["dtype"] = std::string(nef::dtype_name(k.dtype));
     e["seconds"] = k.seconds;
     e["predicted_seconds"] = k.predicted_seconds;
+    e["start"] = k.start;
+    e["end"] = k.end;
     kernels.append(e);
   }
   nb::dict d;
@@ -184,7 +191,17 @@ NB_MODULE(_nef, m) {
       .def("build", [](const nef::Tensor& t, const std::string& path, bool embed_plan) {
         run_released([&] { t.build(path, embed_plan); return 0; });
       }, nb::arg("path"), nb::arg("embed_plan") = false)
-      .def("same_node", [](const nef::Tensor& a, const nef::Tensor& b) { return a.node() == b.node(); });
+      .def("same_node", [](const nef::Tensor& a, const nef::Tensor& b) { return a.node() == b.node(); })
+      .def("prefer", [](nef::Tensor& t, const std::string& d) { t.prefer(d); })
+      .def_prop_ro("device_hint", [](const nef::Tensor& t) { return t.device_hint(); })
+      .def_prop_ro("device", [](const nef::Tensor& t) { return t.device(); });
+  // A stack of DeviceScope hints driven by `with nef.device(...)` (one per thread).
+  m.def("push_device_scope", [](const std::string& d) {
+    device_scopes().push_back(std::make_unique<nef::DeviceScope>(d));
+  });
+  m.def("pop_device_scope", [] {
+    if (!device_scopes().empty()) device_scopes().pop_back();
+  });
 
   m.def("op", [](const std::string& name, const std::vector<nef::Tensor>& inputs,
                  const nb::dict& attrs) { return nef::op(name, inputs, to_attrs(name, attrs)); },

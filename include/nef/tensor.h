@@ -59,10 +59,32 @@ class Tensor {
   Tensor sum(std::optional<std::vector<int64_t>> axes = std::nullopt, bool keepdims = false) const;
   Tensor mean(std::optional<std::vector<int64_t>> axes = std::nullopt, bool keepdims = false) const;
 
+  // A placement hint for the node computing this tensor: a device id ("opencl:0"), a backend
+  // ("opencl", "cpu") or a kind ("gpu"). The planner honors it when such a device is enabled and
+  // supports the op (the plan says why when it cannot); "" removes it. Returns *this.
+  Tensor& prefer(const std::string& device);
+  const std::string& device_hint() const;
+  // Where the computed value lives ("cpu", "opencl:0"); "" before it is computed. Results stay
+  // on the device that computed them until read (array(), to_vector(), item()).
+  std::string device() const;
+
   const std::shared_ptr<detail::LazyNode>& node() const { return node_; }
 
  private:
   std::shared_ptr<detail::LazyNode> node_;
+};
+
+// Every op created on this thread while the scope lives gets `device` as its placement hint
+// (scopes nest; an explicit Tensor::prefer still wins afterwards).
+class DeviceScope {
+ public:
+  explicit DeviceScope(std::string device);
+  ~DeviceScope();
+  DeviceScope(const DeviceScope&) = delete;
+  DeviceScope& operator=(const DeviceScope&) = delete;
+
+ private:
+  std::string previous_;
 };
 
 // ---- creation --------------------------------------------------------------------------------
@@ -171,6 +193,9 @@ struct KernelProfile {
   DType dtype = DType::Float32;
   double seconds = 0;             // measured: device time when the device reports it, else wall
   double predicted_seconds = 0;   // the placement cost model's estimate
+  // When it ran, in seconds from the start of the run (on the host's clock; device work is
+  // placed by its completion time and duration): overlapping intervals ran concurrently.
+  double start = 0, end = 0;
 };
 struct RunProfile {
   std::vector<KernelProfile> kernels;  // in execution order, transfers (op "copy") included

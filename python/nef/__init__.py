@@ -29,7 +29,7 @@ from .ops import (abs, absolute, add, amax, amin, argmax, argmin, astype, attent
                   not_equal, permute, pow, power, prod, reciprocal, relu, remainder, reshape,
                   rmsnorm, round, rsqrt, sigmoid, sign, silu, sin, slice, softmax, split, sqrt,
                   squeeze, stack, sub, subtract, sum, take, tanh, transpose, true_divide, where)
-from .runtime import config, devices, reset_stats, stats
+from .runtime import config, device, devices, reset_stats, stats
 from .tensor import Tensor
 
 bool = bool_  # noqa: A001  (nef.bool, like numpy's old alias; builtins are untouched elsewhere)

@@ -205,6 +205,27 @@ class Tensor:
         """The value as a read-only numpy array viewing NEF's memory (executes if needed)."""
         return _nef.to_numpy(self._t)
 
+    # -- placement --
+    def prefer(self, device: str) -> "Tensor":
+        """Asks the planner to compute this tensor on ``device`` (an id such as ``"opencl:0"``, a
+        backend such as ``"opencl"``, or a kind such as ``"gpu"``); honored when such a device
+        is enabled and supports the op, otherwise the plan says why. ``""`` removes the hint.
+        Returns self. Placement is automatic without hints: they are for experiments and
+        special cases (see also ``with nef.device(...)``)."""
+        self._t.prefer(str(device))
+        return self
+
+    @property
+    def device_hint(self) -> str:
+        """The placement hint given with :meth:`prefer` or ``nef.device`` ("" for none)."""
+        return self._t.device_hint
+
+    @property
+    def device(self) -> str:
+        """Where the computed value lives ("cpu", "opencl:0"), or "" before it is computed.
+        Values stay where they were computed until read (``numpy()``, printing)."""
+        return self._t.device
+
     def __array__(self, dtype=None, copy=None):
         arr = self.numpy()
         if dtype is not None and np.dtype(dtype) != arr.dtype:

@@ -67,6 +67,19 @@ double Tensor::item() {
   return to_vector<double>()[0];
 }
 
+Tensor& Tensor::prefer(const std::string& device) {
+  if (!defined()) throw ValidationError("[prefer] undefined tensor");
+  node_->device_hint = device;
+  return *this;
+}
+const std::string& Tensor::device_hint() const { return node_->device_hint; }
+std::string Tensor::device() const { return node_->value ? node_->value->device() : std::string(); }
+
+DeviceScope::DeviceScope(std::string device) : previous_(detail::default_device_hint()) {
+  detail::set_default_device_hint(std::move(device));
+}
+DeviceScope::~DeviceScope() { detail::set_default_device_hint(std::move(previous_)); }
+
 std::map<std::string, int64_t> stats() { return counters().snapshot(); }
 void reset_stats() { counters().reset(); }
 void set_devices(const std::vector<std::string>& names) {

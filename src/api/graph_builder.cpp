@@ -362,6 +362,13 @@ LazyNode::~LazyNode() {
   }
 }
 
+namespace {
+thread_local std::string t_default_hint;  // DeviceScope
+}  // namespace
+
+const std::string& default_device_hint() { return t_default_hint; }
+void set_default_device_hint(std::string hint) { t_default_hint = std::move(hint); }
+
 std::shared_ptr<LazyNode> make_node(const std::string& op_name,
                                     std::vector<std::shared_ptr<LazyNode>> in, ir::Attrs attrs) {
   const ir::OpDef& op = ir::get_op(op_name);
@@ -376,6 +383,7 @@ std::shared_ptr<LazyNode> make_node(const std::string& op_name,
   node->op = &op;
   node->attrs = std::move(attrs);
   node->inputs = std::move(in);
+  node->device_hint = t_default_hint;
   // Most nodes have no attributes: they share one empty canonical text.
   static const auto empty = std::make_shared<const std::string>();
   node->canon_attrs = node->attrs.values().empty()

@@ -44,6 +44,10 @@ struct LazyNode {
   ~LazyNode();
 };
 
+// The calling thread's DeviceScope hint ("" outside any scope), given to every new node.
+const std::string& default_device_hint();
+void set_default_device_hint(std::string hint);
+
 // Creates a node, checking arity/attributes and inferring its type (throws at creation).
 std::shared_ptr<LazyNode> make_node(const std::string& op, std::vector<std::shared_ptr<LazyNode>> in,
                                     ir::Attrs attrs);

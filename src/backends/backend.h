@@ -39,6 +39,9 @@ class Event {
   virtual bool failed() const = 0;
   // Seconds of the work on the device, when the device measured it (profiling); else < 0.
   virtual double device_seconds() const { return -1; }
+  // When the work completed, in host steady-clock seconds (host_seconds()); < 0 when unknown.
+  // With device_seconds() it places the work on the host's timeline (profiles, overlap).
+  virtual double completed_at() const { return -1; }
   // Runs `fn` once complete (at once, on this thread, when it already is; else on whichever
   // thread completes it): how a device waits for another device's event without blocking.
   virtual void on_complete(std::function<void()> fn) = 0;
@@ -48,6 +51,9 @@ using Waits = std::span<const EventPtr>;
 
 // An event that is already complete (one shared instance): work that ran inline.
 const EventPtr& completed_event();
+
+// The host's steady clock in seconds: the timeline events and profiles share.
+double host_seconds();
 
 // An event completed from the host: by CPU work, or by a callback of a device API.
 class HostEvent final : public Event {
@@ -62,12 +68,13 @@ class HostEvent final : public Event {
   // Records the work's duration (the CPU queue measures its deferred tasks).
   void set_device_seconds(double s) { seconds_ = s; }
   double device_seconds() const override { return seconds_; }
+  double completed_at() const override { return completed_at_; }
 
  private:
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;
-  std::atomic<double> seconds_{-1};
+  std::atomic<double> seconds_{-1}, completed_at_{-1};
   std::exception_ptr error_;
   std::vector<std::function<void()>> callbacks_;
 };

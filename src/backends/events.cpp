@@ -1,6 +1,8 @@
 // Events shared by every backend: the completed singleton and host-completed events.
 #include "backends/backend.h"
 
+#include <chrono>
+
 namespace nef::backend {
 namespace {
 
@@ -13,6 +15,10 @@ class CompletedEvent final : public Event {
 };
 
 }  // namespace
+
+double host_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 const EventPtr& completed_event() {
   static const EventPtr e = std::make_shared<CompletedEvent>();
@@ -46,6 +52,7 @@ void HostEvent::complete(std::exception_ptr error) {
     std::lock_guard<std::mutex> lock(mu_);
     if (done_) return;
     done_ = true;
+    completed_at_ = host_seconds();
     error_ = std::move(error);
     callbacks.swap(callbacks_);
   }

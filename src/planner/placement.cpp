@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "backends/memory_limit.h"
 #include "backends/registry.h"
 #include "nef/error.h"
 #include "planner/planner.h"
@@ -18,10 +19,20 @@ std::string lower(std::string s) {
   return s;
 }
 
-bool hint_matches(const std::string& hint, const backend::Device& d) {
+// The targets a hint names: by device id, else by backend, else by kind (as NEF_DEVICES
+// resolves names), so "cpu" is the host even when an OpenCL device is a CPU too.
+std::vector<int> hinted(const std::string& hint, const std::vector<Target>& t) {
   std::string h = lower(hint);
-  const backend::DeviceInfo& i = d.info();
-  return h == lower(i.id) || h == lower(i.backend) || (!d.is_host() && h == lower(i.kind));
+  std::vector<int> out;
+  for (int pass = 0; pass < 3 && out.empty(); ++pass)
+    for (size_t i = 0; i < t.size(); ++i) {
+      const backend::DeviceInfo& d = t[i].device->info();
+      bool m = pass == 0 ? h == lower(d.id)
+               : pass == 1 ? h == lower(d.backend)
+                           : !t[i].device->is_host() && h == lower(d.kind);
+      if (m) out.push_back(int(i));
+    }
+  return out;
 }
 
 int host_target(const std::vector<Target>& t) {
@@ -49,7 +60,11 @@ std::vector<Target> targets() {
     t.fallback_only = pd.fallback_only[i];
     // Profiles matter only when the cost model chooses between devices.
     t.profile = choices > 1 ? calibrated_profile(*t.device) : default_profile(*t.device);
-    if (!t.device->is_host()) t.memory_budget = t.device->info().memory_bytes;
+    if (!t.device->is_host()) {
+      int64_t limit = backend::memory_limit(t.device->id(), t.device->info().backend);
+      int64_t mem = t.device->info().memory_bytes;
+      t.memory_budget = limit >= 0 && (mem <= 0 || limit < mem) ? limit : mem;
+    }
     out.push_back(std::move(t));
   }
   return out;
@@ -75,10 +90,11 @@ void place(ir::Graph& g, const std::vector<Target>& targets) {
     if (node.is("input")) {
       node.device = host;
       node.placement_reason = "input: delivered in host memory";
-      for (int t = 0; t < nt; ++t)
-        if (!node.device_hint.empty() && hint_matches(node.device_hint, *targets[t].device)) {
+      if (!node.device_hint.empty())
+        for (int t : hinted(node.device_hint, targets)) {
           node.device = t;
           node.placement_reason = str("input: resident on ", targets[t].device->id());
+          break;
         }
       continue;
     }
@@ -102,8 +118,8 @@ void place(ir::Graph& g, const std::vector<Target>& targets) {
     std::vector<int> cand;
     std::string why;
     if (!node.device_hint.empty()) {
-      for (int t : supported)
-        if (hint_matches(node.device_hint, *targets[t].device)) cand.push_back(t);
+      for (int t : hinted(node.device_hint, targets))
+        if (std::find(supported.begin(), supported.end(), t) != supported.end()) cand.push_back(t);
       if (!cand.empty()) why = str("device hint '", node.device_hint, "'");
       else why = str("hint '", node.device_hint, "' unavailable; ");
     }
@@ -123,15 +139,16 @@ void place(ir::Graph& g, const std::vector<Target>& targets) {
     double io = value_bytes(node);
     for (int in : node.inputs) io += value_bytes(g.nodes[in]);
     std::vector<int> fits;
-    for (int t : cand)
+    std::string over;
+    for (int t : cand) {
       if (targets[t].memory_budget < 0 ||
           constant_bytes[t] + io <= double(targets[t].memory_budget))
         fits.push_back(t);
-    if (fits.empty()) {
-      fits.push_back(host);
-      why += str(why.empty() ? "" : "; ", "over the memory budget of ",
-                 targets[cand[0]].device->id());
+      else
+        over += str(over.empty() ? "" : ", ", targets[t].device->id());
     }
+    if (fits.empty()) fits.push_back(host);
+    if (!over.empty()) why += str(why.empty() ? "" : "; ", "over the memory budget of ", over);
 
     int best = -1;
     double best_finish = 0, best_local = -1, best_exec = 0;

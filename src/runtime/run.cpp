@@ -66,10 +66,14 @@ struct Run::Impl {
   std::vector<std::vector<Array>> inputs;        // by node: kernel operands
   std::vector<Array> workspaces;                 // by node
   std::deque<backend::KernelArgs> args;          // stable addresses until the run ends
-  // Profiling: (step, wall seconds of its submission) in step order.
+  // Profiling: per submitted step, (step, host time before and after its submission).
   bool profiling = false;
-  std::vector<std::pair<int, double>> times;
-  Clock::time_point start = Clock::now();
+  struct Timing {
+    int step;
+    double submitted, returned;
+  };
+  std::vector<Timing> times;
+  double start = backend::host_seconds();
 
   backend::Queue& queue(const Plan& p, int device) {
     if (!queues[device]) queues[device] = p.devices[device]->acquire_queue();
@@ -93,20 +97,12 @@ Run::Run(std::shared_ptr<const Plan> plan, std::vector<Array> bindings)
   s.inputs.resize(g.nodes.size());
   s.workspaces.resize(g.nodes.size());
   if (p.memory.enabled) {
-    {
-      std::lock_guard<std::mutex> lock(p.state->mu);
-      s.arenas.swap(p.state->idle_arenas);
-    }
-    if (s.arenas.size() != p.devices.size()) {
-      s.arenas.assign(p.devices.size(), nullptr);
-      for (size_t d = 0; d < p.devices.size(); ++d) {
-        int64_t bytes = p.memory.arena_bytes[d];
-        if (bytes == 0) continue;
-        s.arenas[d] = p.devices[d]->allocate(size_t(bytes));
-        counters().bytes_allocated += bytes;
-      }
-    }
+    std::lock_guard<std::mutex> lock(p.state->mu);
+    s.arenas.swap(p.state->idle_arenas);
   }
+  // Arenas not taken from the plan are allocated by the first step on their device, so that an
+  // out-of-memory is a step's failure the failure ladder can handle.
+  if (s.arenas.size() != p.devices.size()) s.arenas.assign(p.devices.size(), nullptr);
 }
 
 Run::~Run() {
@@ -117,7 +113,10 @@ Run::~Run() {
   const Plan& p = *plan_;
   // Queues go back to their pools (each synchronizes first); then the arenas become idle.
   impl_->queues.clear();
-  if (p.memory.enabled && !impl_->arenas.empty()) {
+  bool complete = p.memory.enabled;
+  for (size_t d = 0; d < impl_->arenas.size() && complete; ++d)
+    complete = impl_->arenas[d] || p.memory.arena_bytes[d] == 0;
+  if (p.memory.enabled && complete) {
     impl_->values.clear();
     impl_->inputs.clear();
     impl_->workspaces.clear();
@@ -127,9 +126,9 @@ Run::~Run() {
   if (impl_->profiling) {
     try {
       RunProfile out;
-      out.seconds = std::chrono::duration<double>(Clock::now() - impl_->start).count();
+      out.seconds = backend::host_seconds() - impl_->start;
       out.predicted_seconds = p.predicted_seconds;
-      for (const auto& [step, wall] : impl_->times) {
+      for (const auto& [step, submitted, returned] : impl_->times) {
         const Step& st = p.steps[step];
         const ir::Node& n = p.graph.nodes[st.node];
         KernelProfile k;
@@ -143,7 +142,11 @@ Run::~Run() {
         k.dtype = n.type.dtype;
         const backend::EventPtr& ev = impl_->events[st.node];
         double dev = ev && ev->ready() ? ev->device_seconds() : -1;
-        k.seconds = dev >= 0 ? dev : wall;
+        double done = ev && ev->ready() ? ev->completed_at() : -1;
+        // Inline work ran during its submission; queued work ended when its event completed.
+        k.seconds = dev >= 0 ? dev : returned - submitted;
+        k.end = (done >= 0 ? done : returned) - impl_->start;
+        k.start = std::max(submitted - impl_->start, k.end - k.seconds);
         k.predicted_seconds = st.predicted_seconds;
         out.kernels.push_back(std::move(k));
       }
@@ -264,6 +267,10 @@ void Run::submit(int step_index) {
   }
 
   const MemoryPlan& mem = p.memory;
+  if (mem.enabled && !s.arenas[dev_index] && mem.arena_bytes[dev_index] > 0) {
+    s.arenas[dev_index] = dev.allocate(size_t(mem.arena_bytes[dev_index]));
+    counters().bytes_allocated += mem.arena_bytes[dev_index];
+  }
   if (faults::fire("oom", dev.id(), n.op->name))
     throw OutOfMemoryError(str("[", n.op->name, "] out of memory on ", dev.id(), " (injected)"));
   if (mem.enabled && mem.offset[v] >= 0)
@@ -299,8 +306,7 @@ void Run::submit(int step_index) {
 
 bool Run::submit_step_safely(int step_index) {
   Impl& s = *impl_;
-  Clock::time_point t0;
-  if (s.profiling) t0 = Clock::now();
+  double t0 = s.profiling ? backend::host_seconds() : 0;
   try {
     submit(step_index);
   } catch (...) {
@@ -310,8 +316,7 @@ bool Run::submit_step_safely(int step_index) {
   }
   const Step& st = plan_->steps[step_index];
   if (s.profiling && (st.kind == StepKind::Kernel || st.kind == StepKind::Copy))
-    s.times.emplace_back(step_index,
-                         std::chrono::duration<double>(Clock::now() - t0).count());
+    s.times.push_back({step_index, t0, backend::host_seconds()});
   return true;
 }
 

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(CLI is None, reason="the nef executable was not 
 
 def run_cli(*args, cwd=None, env_extra=None, timeout=120) -> subprocess.CompletedProcess:
     env = dict(os.environ)
-    env.pop("NEF_DEVICES", None)
+    env["NEF_DEVICES"] = "cpu"  # deterministic plans; tests of other devices pass their own
     if env_extra:
         env.update(env_extra)
     return subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd,

@@ -15,7 +15,8 @@ CpuQueue::~CpuQueue() {
   if (worker_.joinable()) worker_.join();
 }
 
-std::exception_ptr CpuQueue::run_task(const std::function<void()>& work, Waits waits) {
+std::exception_ptr CpuQueue::run_task(const std::function<void()>& work, Waits waits,
+                                      double* seconds) {
   for (const EventPtr& w : waits) {
     try {
       w->wait();
@@ -23,12 +24,16 @@ std::exception_ptr CpuQueue::run_task(const std::function<void()>& work, Waits w
       return std::current_exception();  // a failed input: this work must not run
     }
   }
+  auto t0 = std::chrono::steady_clock::now();
+  std::exception_ptr err;
   try {
     work();
   } catch (...) {
-    return std::current_exception();
+    err = std::current_exception();
   }
-  return nullptr;
+  if (seconds)
+    *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return err;
 }
 
 EventPtr CpuQueue::submit(std::function<void()> work, Waits waits) {
@@ -39,7 +44,7 @@ EventPtr CpuQueue::submit(std::function<void()> work, Waits waits) {
   }
   for (size_t i = 0; inline_ok && i < waits.size(); ++i) inline_ok = waits[i]->ready();
   if (inline_ok) {
-    std::exception_ptr err = run_task(work, waits);
+    std::exception_ptr err = run_task(work, waits, nullptr);
     if (!err) return completed_event();
     auto failed = std::make_shared<HostEvent>();
     failed->complete(err);
@@ -73,10 +78,9 @@ void CpuQueue::worker_loop() {
     tasks_.pop_front();
     busy_ = true;
     lock.unlock();
-    auto t0 = std::chrono::steady_clock::now();
-    std::exception_ptr err = run_task(t.work, t.waits);
-    t.done->set_device_seconds(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    double seconds = -1;
+    std::exception_ptr err = run_task(t.work, t.waits, &seconds);
+    t.done->set_device_seconds(seconds);
     t.done->complete(err);
     lock.lock();
     busy_ = false;

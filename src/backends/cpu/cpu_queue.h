@@ -32,7 +32,9 @@ class CpuQueue final : public Queue {
     std::vector<EventPtr> waits;
     std::shared_ptr<HostEvent> done;
   };
-  static std::exception_ptr run_task(const std::function<void()>& work, Waits waits);
+  // Waits, then runs `work`; `seconds` (optional) gets the time the work itself took.
+  static std::exception_ptr run_task(const std::function<void()>& work, Waits waits,
+                                     double* seconds);
   void worker_loop();
 
   std::mutex mu_;

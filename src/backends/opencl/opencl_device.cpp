@@ -58,7 +58,19 @@ std::string describe(const DeviceInfo& i) {
 
 OpenclEvent::OpenclEvent(const Api& cl, cl_event ev, cl_context ctx, std::vector<EventPtr> deps,
                          std::vector<std::shared_ptr<void>> keep)
-    : cl_(cl), ev_(ev), ctx_(ctx), deps_(std::move(deps)), keep_(std::move(keep)) {}
+    : cl_(cl), ev_(ev), ctx_(ctx), deps_(std::move(deps)), keep_(std::move(keep)) {
+  // Completion time on the host's clock (profiles place device work on the run's timeline).
+  auto* at = new std::shared_ptr<std::atomic<double>>(completed_at_);
+  if (cl_.clSetEventCallback(
+          ev_, CL_COMPLETE,
+          [](cl_event, cl_int, void* user) {
+            auto* p = static_cast<std::shared_ptr<std::atomic<double>>*>(user);
+            (*p)->store(host_seconds());
+            delete p;
+          },
+          at) != CL_SUCCESS)
+    delete at;
+}
 
 OpenclEvent::~OpenclEvent() {
   if (ev_) cl_.clReleaseEvent(ev_);
@@ -355,6 +367,10 @@ QueuePtr OpenclDevice::acquire_queue() {
     if (pool_.size() < 8) pool_.push_back(h);
     else cl_.clReleaseCommandQueue(h);
   });
+}
+
+std::string OpenclDevice::config_key() const {
+  return str("limit=", memory_limit(info_.id, info_.backend));
 }
 
 int64_t OpenclDevice::trim() {

@@ -4,6 +4,7 @@
 // kernels.h. Thread-safe: allocation, queues, builds and launches may come from any thread.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -36,6 +37,7 @@ class OpenclEvent final : public Event {
   bool ready() const override;
   bool failed() const override;
   double device_seconds() const override;
+  double completed_at() const override { return completed_at_->load(); }
   void on_complete(std::function<void()> fn) override;
   cl_event handle() const { return ev_; }
   cl_context context() const { return ctx_; }
@@ -47,6 +49,8 @@ class OpenclEvent final : public Event {
   cl_context ctx_;
   std::vector<EventPtr> deps_;
   std::vector<std::shared_ptr<void>> keep_;
+  // Set by a completion callback (shared: the callback may outlive the event).
+  std::shared_ptr<std::atomic<double>> completed_at_ = std::make_shared<std::atomic<double>>(-1);
 };
 
 // A native wait list for `waits`: OpenCL events as they are, another device's pending events
@@ -98,6 +102,8 @@ class OpenclDevice final : public Device, public MemorySpace {
   std::optional<std::pair<Array, EventPtr>> map_to_host(const Array& src, Queue& queue,
                                                         Waits waits) override;
   int64_t trim() override;
+  // The memory limit shapes placement (budgets): plans made under another limit are not reused.
+  std::string config_key() const override;
 
   // MemorySpace
   const std::string& name() const override { return info_.id; }
