@@ -19,6 +19,7 @@
 
 #include "common/dispatch.h"
 #include "backends/cpu/kernel_table.h"
+#include "backends/cpu/workspace.h"
 #include "backends/cpu/kernels/gemm.h"
 #include "backends/cpu/kernels/vmath.h"
 #include "backends/cpu/parallel.h"
@@ -152,6 +153,17 @@ NEF_SIMD_CLONES void weighted_sum(const C* p, const C* V, int64_t ldv, int64_t D
   }
 }
 
+const GemmTileHook kNoHook = [](int64_t, int64_t, int64_t, int64_t) {};
+
+// The blocking of one attention node and the per-chunk scratch it needs: computed from the shapes
+// (and the thread count) alike at compile time, to size the workspace, and at run time.
+struct Blocks {
+  int64_t kb = 1, qb = 1, nqb = 1, nbatch = 1, grain = 1, chunks = 1;
+  bool one_key_block = true, direct_out = false;
+  // Per chunk, in elements of the compute type (rows: RowState entries).
+  int64_t s = 0, q = 0, k = 0, v = 0, tmp = 0, acc = 0, mask = 0, rows = 0;
+};
+
 // Per-row softmax state across key blocks.
 struct RowState {
   double m;  // running max (in C's range); -inf until a key is attended
@@ -159,7 +171,51 @@ struct RowState {
   bool nan;  // a NaN or +inf score: the row's output is NaN
 };
 
-const GemmTileHook kNoHook = [](int64_t, int64_t, int64_t, int64_t) {};
+Blocks blocks(const Shape& q, const Shape& k, const Shape& v, const Shape& out, bool same_type,
+              bool has_mask) {
+  Blocks b;
+  const int r = int(out.size());
+  b.nbatch = numel(Shape(out.begin(), out.end() - 2));
+  const int64_t Lq = q[q.size() - 2], D = q[q.size() - 1];
+  const int64_t Lk = k[k.size() - 2], Dv = v[v.size() - 1];
+  (void)r;
+  b.kb = std::max<int64_t>(
+      1, std::min({Lk, kMaxKeyBlock,
+                   std::max<int64_t>(64, kKeyBlockElems / std::max<int64_t>(1, std::max(D, Dv)))}));
+  int64_t qb = std::clamp<int64_t>(kScoreElems / b.kb, kMinRows, kMaxRows);
+  // Few (batch, head) pairs: split the query rows too, aiming at two items per thread.
+  const int64_t want = 2 * int64_t(num_threads());
+  if (b.nbatch < want) {
+    const int64_t per_batch = (want + b.nbatch - 1) / b.nbatch;
+    qb = std::min(qb, std::max<int64_t>(kMinRows, (Lq + per_batch - 1) / per_batch));
+  }
+  b.qb = std::max<int64_t>(1, std::min(qb, Lq));
+  b.nqb = (Lq + b.qb - 1) / b.qb;
+  b.one_key_block = Lk <= b.kb;
+  b.direct_out = same_type && b.one_key_block;
+  const double item_flops =
+      2.0 * double(b.qb) * double(std::max<int64_t>(Lk, 1)) * double(D + Dv);
+  b.grain = std::max<int64_t>(1, int64_t(1e6 / std::max(item_flops, 1.0)));
+  b.chunks = parallel_chunks(b.nbatch * b.nqb, b.grain);
+  // Converted copies of q, k, v blocks are reserved whatever the layout (the strides are only
+  // known at run time; a unit-stride operand of the compute type leaves them unused).
+  b.s = b.qb * b.kb;
+  b.q = b.qb * D;
+  b.k = b.kb * D;
+  b.v = b.kb * Dv;
+  b.tmp = b.direct_out ? 0 : b.qb * Dv;
+  b.acc = b.one_key_block ? 0 : b.qb * Dv;
+  b.mask = has_mask ? b.kb : 0;
+  b.rows = b.qb;
+  return b;
+}
+
+int64_t chunk_bytes(const Blocks& b, DType c) {
+  return workspace_piece(b.s, c) + workspace_piece(b.q, c) + workspace_piece(b.k, c) +
+         workspace_piece(b.v, c) + workspace_piece(b.tmp, c) + workspace_piece(b.acc, c) +
+         workspace_piece(b.mask, c) + workspace_piece(b.qb, c) +
+         workspace_piece(b.rows * int64_t(sizeof(RowState)), DType::UInt8);
+}
 
 template <typename O>
 void attention_typed(const KernelArgs& args) {
@@ -187,44 +243,32 @@ void attention_typed(const KernelArgs& args) {
   if (args.attrs.has("scale")) scale_d = args.attrs.get_float("scale");
   else if (D > 0) scale_d = 1.0 / std::sqrt(double(D));
   const C scale = C(scale_d);
-  const int64_t nbatch = numel(batch);
   O* o = out.data_as<O>();
   // Causal, bottom-right aligned: query i sees keys j < kend(i) = i + Lk - Lq + 1.
   auto kend = [&](int64_t i) { return causal ? std::clamp<int64_t>(i + Lk - Lq + 1, 0, Lk) : Lk; };
 
-  // Block sizes: kb keys, qb query rows; fewer rows when there are too few items for the threads.
-  const int64_t kb = std::max<int64_t>(
-      1, std::min({Lk, kMaxKeyBlock,
-                   std::max<int64_t>(64, kKeyBlockElems / std::max<int64_t>(1, std::max(D, Dv)))}));
-  int64_t qb = std::clamp<int64_t>(kScoreElems / kb, kMinRows, kMaxRows);
-  // Few (batch, head) pairs: split the query rows too, aiming at two items per thread.
-  const int64_t want = 2 * int64_t(num_threads());
-  if (nbatch < want) {
-    const int64_t per_batch = (want + nbatch - 1) / nbatch;
-    qb = std::min(qb, std::max<int64_t>(kMinRows, (Lq + per_batch - 1) / per_batch));
-  }
-  qb = std::max<int64_t>(1, std::min(qb, Lq));
-  const int64_t nqb = (Lq + qb - 1) / qb;
-  const bool one_key_block = Lk <= kb;
-  const bool direct_out = std::is_same_v<O, C> && one_key_block;
-  const double item_flops = 2.0 * double(qb) * double(std::max<int64_t>(Lk, 1)) * double(D + Dv);
-  const int64_t grain = std::max<int64_t>(1, int64_t(1e6 / std::max(item_flops, 1.0)));
+  const Blocks bl = blocks(q.shape, k.shape, v.shape, out.shape, std::is_same_v<O, C>, has_mask);
+  const int64_t kb = bl.kb, qb = bl.qb, nqb = bl.nqb, nbatch = bl.nbatch;
+  const bool one_key_block = bl.one_key_block, direct_out = bl.direct_out;
+  const int64_t per_chunk = chunk_bytes(bl, kC);
+  NEF_CHECK(args.workspace.numel() >= bl.chunks * per_chunk, "[attention] workspace of ",
+            args.workspace.numel(), " bytes, ", bl.chunks * per_chunk, " needed");
 
-  parallel_for(nbatch * nqb, grain, [&](int64_t w0, int64_t w1) {
-    // Scratch for this chunk of items, sized by the blocks.
-    // (Converted copies only where an operand is not C, or not unit-stride for the direct path.)
-    const bool direct_blocks = std::min(qb, Lq % qb == 0 ? qb : Lq % qb) <= kDirectRows;
-    auto copy_size = [&](const Array& a, const Operand& op, int64_t n) -> int64_t {
-      return a.dtype != kC || (direct_blocks && op.cs != 1) ? n : 0;
-    };
-    Array S = Array::empty({qb * kb}, kC);
-    Array qbuf = Array::empty({copy_size(q, oq, qb * D)}, kC);
-    Array kbuf = Array::empty({copy_size(k, ok, kb * D)}, kC);
-    Array vbuf = Array::empty({copy_size(v, ov, kb * Dv)}, kC);
-    Array tmp = Array::empty({direct_out ? 0 : qb * Dv}, kC);
-    std::vector<C> acc(one_key_block ? 0 : qb * Dv), mbuf(has_mask ? kb : 0);
-    std::vector<RowState> rows(qb);
-    std::vector<C> alpha(qb);
+  parallel_for_chunks(nbatch * nqb, bl.grain, [&](int64_t chunk, int64_t w0, int64_t w1) {
+    // This chunk's scratch: a slot of the workspace, carved as blocks() counted it.
+    Array slot = args.workspace;
+    slot.offset += chunk * per_chunk;
+    WorkspaceCarver ws(slot);
+    Array S = ws.take({bl.s}, kC);
+    // Converted copies of operand blocks, used where an operand is not C (or not unit-stride
+    // for the direct path).
+    Array qbuf = ws.take({bl.q}, kC), kbuf = ws.take({bl.k}, kC), vbuf = ws.take({bl.v}, kC);
+    Array tmp = ws.take({bl.tmp}, kC);
+    C* acc = ws.take({bl.acc}, kC).data_as<C>();
+    C* mbuf = ws.take({bl.mask}, kC).data_as<C>();
+    C* alpha = ws.take({bl.qb}, kC).data_as<C>();
+    RowState* rows = reinterpret_cast<RowState*>(
+        ws.take({bl.rows * int64_t(sizeof(RowState))}, DType::UInt8).data());
     for (int64_t w = w0; w < w1; ++w) {
       const int64_t b = w / nqb, i0 = (w % nqb) * qb, nq = std::min(qb, Lq - i0);
       for (int64_t rr = 0; rr < nq; ++rr) rows[rr] = {-INFINITY, 0.0, false};
@@ -254,7 +298,7 @@ void attention_typed(const KernelArgs& args) {
           if (has_mask && n > 0) {
             const char* src = static_cast<const char*>(om.a->data()) +
                 (om.batch_off[b] + (i0 + rr) * om.rs + j0 * om.cs) * int64_t(dtype_size(om.a->dtype));
-            if (src != mrow_src) mrow = mask_row<C>(om, b, i0 + rr, j0, nk, mbuf.data());
+            if (src != mrow_src) mrow = mask_row<C>(om, b, i0 + rr, j0, nk, mbuf);
             mrow_src = src;
           }
           // The whole row, with the keys past n set to -inf: full vectors for causal rows too.
@@ -288,7 +332,7 @@ void attention_typed(const KernelArgs& args) {
         if (!one_key_block) {
           const C* t = pv.data_as<C>();
           for (int64_t rr = 0; rr < nq; ++rr) {
-            C* ar = acc.data() + rr * Dv;
+            C* ar = acc + rr * Dv;
             const C* tr = t + rr * Dv;
             const C a = alpha[rr];
             if (first || a == C(0)) {  // nothing attended before: drop what acc holds
@@ -300,7 +344,7 @@ void attention_typed(const KernelArgs& args) {
         }
       }
       // Normalize: out = acc / l; zeros where no key was attended, NaN for NaN rows.
-      const C* res = one_key_block ? (klim > 0 ? pv.data_as<C>() : nullptr) : acc.data();
+      const C* res = one_key_block ? (klim > 0 ? pv.data_as<C>() : nullptr) : acc;
       for (int64_t rr = 0; rr < nq; ++rr) {
         const RowState& st = rows[rr];
         O* dst = o + (b * Lq + i0 + rr) * Dv;
@@ -327,8 +371,29 @@ void attention_kernel(const KernelArgs& args) {
   });
 }
 
+// Prepared per node: the blocking, hence the workspace (one slot per parallel chunk), follows
+// from the shapes and the thread count.
+class AttentionKernel final : public CpuKernel {
+ public:
+  AttentionKernel(const ir::Node& node, const std::vector<ir::TensorType>& in)
+      : name_(str("cpu.attention.", dtype_name(node.type.dtype))) {
+    if (in.size() < 3 || numel(node.type.shape) == 0) return;
+    const DType t = node.type.dtype;
+    const DType c = t == DType::Float64 ? DType::Float64 : DType::Float32;
+    Blocks b = blocks(in[0].shape, in[1].shape, in[2].shape, node.type.shape, t == c, in.size() > 3);
+    workspace_ = b.chunks * chunk_bytes(b, c);
+  }
+  std::string name() const override { return name_; }
+  int64_t workspace_bytes() const override { return workspace_; }
+  void run(const KernelArgs& args) const override { attention_kernel(args); }
+
+ private:
+  std::string name_;
+  int64_t workspace_ = 0;
+};
+
 }  // namespace
 
-void register_attention_kernels(KernelTable& t) { t.add("attention", attention_kernel); }
+void register_attention_kernels(KernelTable& t) { t.add_prepared<AttentionKernel>("attention"); }
 
 }  // namespace nef::backend::cpu

@@ -14,6 +14,7 @@
 
 #include "common/dispatch.h"
 #include "backends/cpu/kernel_table.h"
+#include "backends/cpu/workspace.h"
 #include "backends/cpu/kernels/gemm.h"
 #include "backends/cpu/parallel.h"
 #include "common/simd.h"
@@ -38,13 +39,13 @@ struct Geom {
   int64_t im_size = 1, cp_size = 1, k_size = 1;
 };
 
-Geom make_geom(const Array& x, const Array& w, const Array& out, const ir::Attrs& attrs,
+Geom make_geom(const Shape& xs, const Shape& ws, const Shape& os, const ir::Attrs& attrs,
                bool transpose) {
   Geom g;
-  const int nsp = x.rank() - 2, lead = 3 - nsp;
-  g.N = x.shape[0];
-  g.C = x.shape[1];
-  g.M = out.shape[1];
+  const int nsp = int(xs.size()) - 2, lead = 3 - nsp;
+  g.N = xs[0];
+  g.C = xs[1];
+  g.M = os[1];
   g.G = attrs.get_int("groups");
   g.Cg = g.C / g.G;
   g.Mg = g.M / g.G;
@@ -53,12 +54,12 @@ Geom make_geom(const Array& x, const Array& w, const Array& out, const ir::Attrs
   const auto& dilations = attrs.get_ints("dilations");
   for (int i = 0; i < nsp; ++i) {
     const int j = lead + i;
-    g.k[j] = w.shape[2 + i];
+    g.k[j] = ws[2 + i];
     g.s[j] = strides[i];
     g.d[j] = dilations[i];
     g.pb[j] = pads[i];
-    g.im[j] = (transpose ? out : x).shape[2 + i];
-    g.cp[j] = (transpose ? x : out).shape[2 + i];
+    g.im[j] = (transpose ? os : xs)[2 + i];
+    g.cp[j] = (transpose ? xs : os)[2 + i];
   }
   for (int j = 0; j < 3; ++j) {
     g.im_size *= g.im[j];
@@ -252,24 +253,44 @@ void conv_direct(const Geom& g, const T* X, const C* W, const std::vector<C>& bi
 
 // im2col + GEMM: for each (image, group), out[Mg, P] = w_group[Mg, K] @ col[K, P] with
 // K = Cg * taps. Each GEMM call takes a chunk of images (batched, all groups) and positions.
+// How conv_gemm chunks its work, and the scratch that needs (elements of C): the kernel's
+// workspace is sized from this at compile time and carved the same way at run time.
+struct GemmLayout {
+  int64_t nimg = 0, pc = 0;
+  bool pointwise = false, direct_out = false;
+  int64_t col = 0, scratch = 0;
+};
+
+template <typename T, typename C>
+GemmLayout conv_gemm_layout(const Geom& g) {
+  const int64_t K = g.Cg * g.k_size, P = g.cp_size;
+  GemmLayout l;
+  l.pointwise = std::is_same_v<T, C>;
+  for (int j = 0; j < 3; ++j)
+    l.pointwise = l.pointwise && g.k[j] == 1 && g.s[j] == 1 && g.pb[j] == 0 && g.im[j] == g.cp[j];
+  l.nimg = g.N;
+  l.pc = P;
+  // Half types need an output scratch (in C) even when whole images fit.
+  if (!l.pointwise)
+    chunking(g, P, std::is_same_v<T, C> ? g.G * K : std::max(g.G * K, g.M),
+             std::max(g.G * K, g.M), l.nimg, l.pc);
+  l.direct_out = std::is_same_v<T, C> && l.pc == P;
+  l.col = l.pointwise ? 0 : l.nimg * g.G * K * l.pc;
+  l.scratch = l.direct_out ? 0 : l.nimg * g.M * l.pc;
+  return l;
+}
+
 template <typename T, typename C>
 void conv_gemm(const Geom& g, const Array& x, const Array& wc, const std::vector<C>& bias,
-               bool has_bias, Array& out) {
+               bool has_bias, Array& out, const Array& workspace) {
   const int64_t K = g.Cg * g.k_size, P = g.cp_size;
-  bool pointwise = std::is_same_v<T, C>;
-  for (int j = 0; j < 3; ++j)
-    pointwise = pointwise && g.k[j] == 1 && g.s[j] == 1 && g.pb[j] == 0 && g.im[j] == g.cp[j];
-  int64_t nimg = g.N, pc = P;
-  // Half types need an output scratch (in C) even when whole images fit.
-  if (!pointwise)
-    chunking(g, P, std::is_same_v<T, C> ? g.G * K : std::max(g.G * K, g.M),
-             std::max(g.G * K, g.M), nimg, pc);
-  const bool direct_out = std::is_same_v<T, C> && pc == P;
+  const GemmLayout l = conv_gemm_layout<T, C>(g);
+  const int64_t nimg = l.nimg, pc = l.pc;
+  const bool pointwise = l.pointwise, direct_out = l.direct_out;
   const std::vector<Tap> taps = pointwise ? std::vector<Tap>{} : make_taps(g);
   const DType ct = wc.dtype;
-  Array col, scratch;
-  if (!pointwise) col = Array::empty({nimg * g.G * K * pc}, ct);
-  if (!direct_out) scratch = Array::empty({nimg * g.M * pc}, ct);
+  WorkspaceCarver ws(workspace);
+  Array col = ws.take({l.col}, ct), scratch = ws.take({l.scratch}, ct);
   const T* X = x.data_as<T>();
   T* O = out.data_as<T>();
   for (int64_t n0 = 0; n0 < g.N; n0 += nimg) {
@@ -319,7 +340,7 @@ void conv_kernel(const KernelArgs& args) {
   Array& out = args.out;
   if (out.numel() == 0) return;
   const Array x = args.inputs[0].contiguous();
-  const Geom g = make_geom(x, args.inputs[1], out, args.attrs, false);
+  const Geom g = make_geom(x.shape, args.inputs[1].shape, out.shape, args.attrs, false);
   dispatch_dtype(out.dtype, [&]<typename T>() {
     if constexpr (std::is_floating_point_v<compute_t<T>>) {
       using C = compute_t<T>;
@@ -328,7 +349,7 @@ void conv_kernel(const KernelArgs& args) {
       if (g.Mg <= kDirectMaxChannels)
         conv_direct<T, C>(g, x.data_as<T>(), wc.data_as<C>(), bias, out.data_as<T>());
       else
-        conv_gemm<T, C>(g, x, wc, bias, args.inputs.size() > 2, out);
+        conv_gemm<T, C>(g, x, wc, bias, args.inputs.size() > 2, out, args.workspace);
     } else {
       throw TypeError(str("[conv] unsupported dtype ", dtype_name(out.dtype)));
     }
@@ -340,23 +361,39 @@ void conv_kernel(const KernelArgs& args) {
 // For each (image, group): col[(m, tap), q] = sum_c w[group*Cg + c, m, tap] * x[n, c, q], a GEMM
 // with A = the weight group transposed (a strided view, no copy); then col2im adds col into the
 // output planes, one output channel per parallel item (no two items write the same plane).
+struct TransposeLayout {
+  int64_t nimg = 1, pc = 0;
+  int64_t col = 0, xbuf = 0, acc = 0;  // elements of C
+};
+
+template <typename T, typename C>
+TransposeLayout conv_transpose_layout(const Geom& g) {
+  const int64_t R = g.Mg * g.k_size, Pin = g.cp_size, Pout = g.im_size;
+  TransposeLayout l;
+  l.pc = Pin;
+  const int64_t per_position = std::is_same_v<T, C> ? g.G * R : std::max(g.G * R, g.C);
+  chunking(g, Pin, per_position, per_position, l.nimg, l.pc);
+  l.col = l.nimg * g.G * R * l.pc;
+  // Half types: x chunks converted to C, and an accumulator in C rounded once at the end.
+  if (!std::is_same_v<T, C>) {
+    l.xbuf = l.nimg * g.C * l.pc;
+    l.acc = l.nimg * g.M * Pout;
+  }
+  return l;
+}
+
 template <typename T, typename C>
 void conv_transpose_gemm(const Geom& g, const Array& x, const Array& wc,
-                         const std::vector<C>& bias, Array& out) {
+                         const std::vector<C>& bias, Array& out, const Array& workspace) {
   const int64_t R = g.Mg * g.k_size, Pin = g.cp_size, Pout = g.im_size;
-  int64_t nimg = 1, pc = Pin;
-  const int64_t per_position = std::is_same_v<T, C> ? g.G * R : std::max(g.G * R, g.C);
-  chunking(g, Pin, per_position, per_position, nimg, pc);
+  const TransposeLayout l = conv_transpose_layout<T, C>(g);
+  const int64_t nimg = l.nimg, pc = l.pc;
   const std::vector<Tap> taps = make_taps(g);
   const DType ct = wc.dtype;
   constexpr bool same = std::is_same_v<T, C>;
-  Array col = Array::empty({nimg * g.G * R * pc}, ct);
-  // Half types: x chunks converted to C, and an accumulator in C rounded once at the end.
-  Array xbuf, acc_buf;
-  if (!same) {
-    xbuf = Array::empty({nimg * g.C * pc}, ct);
-    acc_buf = Array::empty({nimg * g.M * Pout}, ct);
-  }
+  WorkspaceCarver ws(workspace);
+  Array col = ws.take({l.col}, ct);
+  Array xbuf = ws.take({l.xbuf}, ct), acc_buf = ws.take({l.acc}, ct);
   const T* X = x.data_as<T>();
   T* O = out.data_as<T>();
   const GemmTileHook no_hook = [](int64_t, int64_t, int64_t, int64_t) {};
@@ -415,23 +452,59 @@ void conv_transpose_kernel(const KernelArgs& args) {
   Array& out = args.out;
   if (out.numel() == 0) return;
   const Array x = args.inputs[0].contiguous();
-  const Geom g = make_geom(x, args.inputs[1], out, args.attrs, true);
+  const Geom g = make_geom(x.shape, args.inputs[1].shape, out.shape, args.attrs, true);
   dispatch_dtype(out.dtype, [&]<typename T>() {
     if constexpr (std::is_floating_point_v<compute_t<T>>) {
       using C = compute_t<T>;
       const Array wc = as_compute<C>(args.inputs[1]);
-      conv_transpose_gemm<T, C>(g, x, wc, bias_values<C>(args, g.M), out);
+      conv_transpose_gemm<T, C>(g, x, wc, bias_values<C>(args, g.M), out, args.workspace);
     } else {
       throw TypeError(str("[conv_transpose] unsupported dtype ", dtype_name(out.dtype)));
     }
   });
 }
 
+// conv and conv_transpose, prepared per node: the geometry, hence the workspace, is known at
+// compile time from the shapes.
+class ConvKernel final : public CpuKernel {
+ public:
+  ConvKernel(const ir::Node& node, const std::vector<ir::TensorType>& in)
+      : transpose_(node.is("conv_transpose")),
+        name_(str("cpu.", node.op->name, ".", dtype_name(node.type.dtype))) {
+    if (in.size() < 2 || numel(node.type.shape) == 0) return;
+    const Geom g = make_geom(in[0].shape, in[1].shape, node.type.shape, node.attrs, transpose_);
+    dispatch_dtype(node.type.dtype, [&]<typename T>() {
+      if constexpr (std::is_floating_point_v<compute_t<T>>) {
+        using C = compute_t<T>;
+        const DType ct = std::is_same_v<C, double> ? DType::Float64 : DType::Float32;
+        if (transpose_) {
+          TransposeLayout l = conv_transpose_layout<T, C>(g);
+          workspace_ = workspace_piece(l.col, ct) + workspace_piece(l.xbuf, ct) +
+                       workspace_piece(l.acc, ct);
+        } else if (g.Mg > kDirectMaxChannels) {
+          GemmLayout l = conv_gemm_layout<T, C>(g);
+          workspace_ = workspace_piece(l.col, ct) + workspace_piece(l.scratch, ct);
+        }
+      }
+    });
+  }
+  std::string name() const override { return name_; }
+  int64_t workspace_bytes() const override { return workspace_; }
+  void run(const KernelArgs& args) const override {
+    transpose_ ? conv_transpose_kernel(args) : conv_kernel(args);
+  }
+
+ private:
+  bool transpose_;
+  std::string name_;
+  int64_t workspace_ = 0;
+};
+
 }  // namespace
 
 void register_conv_kernels(KernelTable& t) {
-  t.add("conv", conv_kernel);
-  t.add("conv_transpose", conv_transpose_kernel);
+  t.add_prepared<ConvKernel>("conv");
+  t.add_prepared<ConvKernel>("conv_transpose");
 }
 
 }  // namespace nef::backend::cpu
