@@ -9,6 +9,7 @@
 #include "api/lazy.h"
 #include "nef/nef.h"
 #include "nef/tensor.h"
+#include "nef/version.h"
 
 struct nef_tensor {
   nef::Tensor t;
@@ -99,7 +100,7 @@ nef::ir::Attrs attrs_from_json(const char* text) {
 
 extern "C" {
 
-const char* nef_version(void) { return "0.1.0"; }
+const char* nef_version(void) { return NEF_VERSION_STRING; }
 const char* nef_last_error(void) { return last_error.c_str(); }
 const char* nef_status_name(nef_status s) {
   if (s == NEF_ERROR_INVALID_ARGUMENT) return "NEFInvalidArgument";

@@ -16,6 +16,7 @@
 #include "interop.h"
 #include "devices/devices.h"
 #include "nef/tensor.h"
+#include "nef/version.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -289,5 +290,5 @@ NB_MODULE(_nef, m) {
   m.def("devices_json", [] { return nef::devices::to_json(nef::devices::detect()); });
   m.def("set_num_threads", &nef::set_num_threads);
   m.def("num_threads", &nef::num_threads);
-  m.attr("__version__") = "0.1.0";
+  m.attr("__version__") = NEF_VERSION_STRING;
 }

@@ -11,10 +11,7 @@
 #include <sstream>
 
 #include "nef/error.h"
-
-#ifndef NEF_VERSION
-#define NEF_VERSION "unknown"
-#endif
+#include "nef/version.h"
 
 namespace nef::devices {
 namespace {
@@ -249,6 +246,6 @@ std::string to_text(const DeviceReport& report) {
   return os.str();
 }
 
-const char* library_version() { return NEF_VERSION; }
+const char* library_version() { return NEF_VERSION_STRING; }
 
 }  // namespace nef::devices

@@ -96,7 +96,8 @@ std::string to_json(const DeviceReport& report);
 // Human-readable multi-line form for `nef devices`.
 std::string to_text(const DeviceReport& report);
 
-// The library version ("0.1.0"); here until a public nef::version() exists.
+// The library version, NEF_VERSION_STRING of the generated nef/version.h (from the VERSION file);
+// here until a public nef::version() exists.
 const char* library_version();
 
 }  // namespace nef::devices

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "nef/nef.h"
+#include "nef/version.h"
 
 static int passed = 0, failed = 0;
 #define CHECK(cond)                                                        \
@@ -112,6 +113,12 @@ int main(void) {
   CHECK(nef_graph_from_onnx_bytes(relu_onnx, sizeof relu_onnx, dim_names, NULL, 1, &og) ==
         NEF_ERROR_INVALID_ARGUMENT);
   CHECK(nef_graph_from_onnx("does-not-exist.onnx", NULL, NULL, 0, &og) == NEF_ERROR_FORMAT);
+
+  /* The library's version is the build's VERSION file (nef/version.h), parts included. */
+  CHECK(nef_version() != NULL && strcmp(nef_version(), NEF_VERSION_STRING) == 0);
+  int major = -1, minor = -1, patch = -1;
+  CHECK(sscanf(nef_version(), "%d.%d.%d", &major, &minor, &patch) == 3);
+  CHECK(major == NEF_VERSION_MAJOR && minor == NEF_VERSION_MINOR && patch == NEF_VERSION_PATCH);
 
   nef_tensor* all[] = {a, b, c, v, sm, x, y, res};
   for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i) nef_tensor_free(all[i]);
