@@ -75,6 +75,15 @@ def test_no_second_copy_of_the_version():
     assert re.search(r"project\(nef VERSION \$\{NEF_VERSION_NUMERIC\}", cmake)
 
 
+def test_onnx_pin_is_the_same_for_build_and_tests():
+    """The importer's schema (build) and the conformance tests must use one onnx release."""
+    build_pins = [r for r in PYPROJECT["build-system"]["requires"] if r.startswith("onnx")]
+    test_pins = [line.strip() for line in (ROOT / "scripts/requirements.txt").read_text().splitlines()
+                 if re.match(r"onnx\s*[=<>!~]", line)]
+    assert len(build_pins) == 1 and re.fullmatch(r"onnx==[\d.]+", build_pins[0]), build_pins
+    assert test_pins == build_pins
+
+
 # ---- cmake/version.cmake on good and malformed VERSION files -----------------------------------
 
 CMAKE = shutil.which("cmake")
