@@ -64,7 +64,7 @@ def test_no_second_copy_of_the_version():
     hits = []
     for folder in ("bindings", "cmake", "include", "python", "src", "tools"):
         for path in (ROOT / folder).rglob("*"):
-            if path.is_file() and path.suffix in {".py", ".cpp", ".h", ".c", ".cmake", ".in"}:
+            if path.is_file() and path.suffix in {".py", ".cpp", ".h", ".c", ".go", ".cmake", ".in"}:
                 if literal.search(path.read_text(errors="replace")):
                     hits.append(str(path.relative_to(ROOT)))
     for name in ("CMakeLists.txt", "pyproject.toml"):
