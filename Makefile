@@ -9,7 +9,8 @@ BUILD := build/release
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps venv build demo test test-cpp test-python test-go sanitize fuzz bench format clean
+.PHONY: all deps venv build demo test test-cpp test-python test-go test-wheel wheel sdist sanitize \
+        fuzz bench format clean
 
 all: build
 
@@ -19,7 +20,7 @@ build/.deps-ok: scripts/install-deps.sh
 	mkdir -p build && touch $@
 
 venv: $(VENV)/.ok
-$(VENV)/.ok: scripts/requirements.txt | deps
+$(VENV)/.ok: scripts/requirements.txt scripts/requirements-wheel.txt | deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r scripts/requirements.txt
@@ -40,7 +41,7 @@ demo: build
 	$(PY) examples/quickstart.py
 
 test: build
-	$(MAKE) --no-print-directory test-cpp test-python test-go
+	$(MAKE) --no-print-directory test-cpp test-python test-go test-wheel
 
 test-cpp:
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
@@ -62,6 +63,22 @@ test-go:
 	cd examples/go && $(GO_ENV) go vet ./... && $(GO_ENV) go build -o /dev/null ./onnxrun && \
 	  $(GO_ENV) go run ./quickstart | diff -u quickstart/expected_output.txt - && \
 	  $(GO_ENV) go run ./concurrent -goroutines 4 -runs 20
+
+# The packaging path end to end (tests/packaging): sdist -> manylinux wheel (scripts/build_wheel.py,
+# build isolation, incremental in build/wheel) -> a fresh virtual environment without .venv, where
+# the README quick start, ONNX import and `nef --version` run from the installed wheel.
+test-wheel: venv
+	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(PY) -m pytest tests/packaging -q -p no:cacheprovider
+
+# dist/: the sdist and the self-contained manylinux wheel (auditwheel repair bundles protobuf-lite,
+# Highway and libgomp); `pip install dist/nef-*.whl` needs no Debian -dev package.
+wheel: venv
+	rm -f dist/nef-*.whl dist/nef-*.tar.gz
+	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(PY) scripts/build_wheel.py --out dist --build-dir build/wheel
+
+sdist: venv
+	rm -f dist/nef-*.tar.gz
+	$(PY) -m build --sdist --outdir dist .
 
 # AddressSanitizer + UndefinedBehaviorSanitizer build of the C++ suites, the C API test and the CLI.
 sanitize: venv
@@ -104,4 +121,4 @@ format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h' '*.c')
 
 clean:
-	rm -rf build out
+	rm -rf build out dist

@@ -11,6 +11,7 @@
 #include "backends/registry.h"
 #include "nef/nef.h"
 #include "nef/tensor.h"
+#include "nef/version.h"
 
 namespace {
 // Live handles per kind (nef_live_handles): a member of each handle struct counts itself, so
@@ -123,7 +124,7 @@ nef::ir::Attrs attrs_from_json(const char* text) {
 
 extern "C" {
 
-const char* nef_version(void) { return "0.1.0"; }
+const char* nef_version(void) { return NEF_VERSION_STRING; }
 const char* nef_last_error(void) { return last_error.c_str(); }
 const char* nef_status_name(nef_status s) {
   if (s == NEF_ERROR_INVALID_ARGUMENT) return "NEFInvalidArgument";

@@ -17,6 +17,7 @@
 #include "backends/registry.h"
 #include "common/faults.h"
 #include "nef/tensor.h"
+#include "nef/version.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -311,5 +312,5 @@ NB_MODULE(_nef, m) {
   m.def("_set_faults", &nef::faults::set);
   m.def("set_num_threads", &nef::set_num_threads);
   m.def("num_threads", &nef::num_threads);
-  m.attr("__version__") = "0.1.0";
+  m.attr("__version__") = NEF_VERSION_STRING;
 }

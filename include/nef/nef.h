@@ -63,6 +63,8 @@ typedef enum nef_dtype {
 typedef struct nef_tensor nef_tensor;  /* a lazy tensor */
 typedef struct nef_graph nef_graph;    /* a loaded .nef graph */
 
+/* The library version, e.g. "0.2.0" or "0.3.0rc1" (PEP 440): the same string as `nef --version`
+ * and Python's nef.__version__, from the repository's VERSION file. */
 NEF_API const char* nef_version(void);
 /* Message of the last failed call on this thread ("" if none). Valid until the next call. */
 NEF_API const char* nef_last_error(void);

@@ -34,4 +34,4 @@ from .tensor import Tensor
 
 bool = bool_  # noqa: A001  (nef.bool, like numpy's old alias; builtins are untouched elsewhere)
 eval = evaluate  # noqa: A001
-__version__ = "0.1.0"
+__version__ = _nef.__version__  # the VERSION file, compiled into the extension

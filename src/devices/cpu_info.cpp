@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "devices/cpu_info.h"
+#include "nef/version.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -277,9 +278,6 @@ std::vector<std::pair<std::string, bool>> feature_list(const CpuFeatures& f) {
           {"dotprod", f.dotprod},     {"bf16", f.bf16}};
 }
 
-#ifndef NEF_VERSION
-#define NEF_VERSION "unknown"
-#endif
-const char* library_version() { return NEF_VERSION; }
+const char* library_version() { return NEF_VERSION_STRING; }
 
 }  // namespace nef::devices

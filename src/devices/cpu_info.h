@@ -45,7 +45,7 @@ struct MemoryInfo {
 CpuInfo detect_cpu();
 MemoryInfo detect_memory();
 
-// The library version ("0.1.0").
+// The library version: NEF_VERSION_STRING of the generated nef/version.h (from the VERSION file).
 const char* library_version();
 
 }  // namespace nef::devices

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "nef/nef.h"
+#include "nef/version.h"
 
 static int passed = 0, failed = 0;
 #define CHECK(cond)                                                        \
@@ -304,6 +305,12 @@ int main(void) {
   int64_t live_t = -1, live_g = -1, live_a = -1;
   CHECK(nef_live_handles(&live_t, &live_g, &live_a) == NEF_OK);
   CHECK(live_t == (int64_t)(sizeof all / sizeof all[0]) && live_g == 1 && live_a == 0);
+
+  /* The library's version is the build's VERSION file (nef/version.h), parts included. */
+  CHECK(nef_version() != NULL && strcmp(nef_version(), NEF_VERSION_STRING) == 0);
+  int major = -1, minor = -1, patch = -1;
+  CHECK(sscanf(nef_version(), "%d.%d.%d", &major, &minor, &patch) == 3);
+  CHECK(major == NEF_VERSION_MAJOR && minor == NEF_VERSION_MINOR && patch == NEF_VERSION_PATCH);
   for (size_t i = 0; i < sizeof all / sizeof all[0]; ++i) nef_tensor_free(all[i]);
   nef_graph_free(g);
   /* Every handle this test made is freed. */

@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 )
 
-// Version is the NEF library's version ("0.1.0").
+// Version is the NEF library's version (the VERSION file of the build, "MAJOR.MINOR.PATCH").
 func Version() string { return C.GoString(C.nef_version()) }
 
 // Stats returns NEF's process-wide counters since start or the last ResetStats:
