@@ -9,7 +9,7 @@ BUILD := build/release
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps venv build demo test test-cpp test-python test-go test-wheel wheel sdist sanitize \
+.PHONY: all deps venv build demo test test-cpp test-python test-opencl test-go test-wheel wheel sdist sanitize \
         fuzz bench format clean
 
 all: build
@@ -41,13 +41,20 @@ demo: build
 	$(PY) examples/quickstart.py
 
 test: build
-	$(MAKE) --no-print-directory test-cpp test-python test-go test-wheel
+	$(MAKE) --no-print-directory test-cpp test-python test-opencl test-go test-wheel
 
 test-cpp:
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
 
 test-python:
 	$(PY) -m pytest tests/python -q -p no:cacheprovider
+
+# The ONNX backend node tests and MiniLM again with NEF_DEVICES=opencl: everything an OpenCL
+# device (PoCL here) supports runs there, the rest on the CPU, and the numbers must not change.
+# (Without an OpenCL device NEF warns once and these run on the CPU.)
+test-opencl:
+	NEF_DEVICES=opencl $(PY) -m pytest tests/python/test_onnx_conformance.py \
+	  tests/python/test_onnx_import.py tests/python/test_minilm.py -q -p no:cacheprovider
 
 # The Go package (bindings/go: cgo over $(BUILD)/libnef.so) with the race detector, and the Go
 # examples. Everything Go writes stays under build/go; nothing is fetched (GOPROXY=off, no
