@@ -13,7 +13,9 @@ L2-normalized mean-pooled embeddings [batch, 384] float32). NEF's graph uses its
 applies its own graph optimizations (ORT_ENABLE_ALL, the default). `nef-onnx` is NEF on that
 very ONNX file, imported with nef.from_onnx (the graph ORT runs, through NEF's importer and
 passes). `--variants` adds `nef-spelled`: NEF on the spelled-out graph built with the Python
-API, op for op the ONNX one.
+API, op for op the ONNX one; and `nef-base`: the same .nef as `nef` run by another build of NEF,
+the `nef` package found in `--baseline DIR` (e.g. `pip install --target DIR` of an older commit),
+to compare two versions of NEF in one run.
 
 Each engine runs in its own worker subprocess (so that its peak RSS, VmHWM, is its own and
 neither engine's thread pool spins while the other runs); the parent interleaves single runs
@@ -134,11 +136,18 @@ def worker(engine: str, model: str, inputs: str, threads: int, no_spin: bool,
             return
 
 
+BASELINE = {"dir": None}  # --baseline: the other NEF build nef-base runs
+
+
 class Worker:
     def __init__(self, engine, model, inputs, threads, no_spin, dims=None) -> None:
         env = dict(os.environ)
         if no_spin and engine.startswith("nef"):
             env["OMP_WAIT_POLICY"] = "PASSIVE"
+        if engine == "nef-base":
+            if not BASELINE["dir"]:
+                raise SystemExit("nef-base needs --baseline DIR (a directory holding a nef package)")
+            env["PYTHONPATH"] = BASELINE["dir"] + os.pathsep + env.get("PYTHONPATH", "")
         cmd = [sys.executable, __file__, "--worker", engine, "--model", str(model),
                "--inputs", str(inputs), "--threads", str(threads)] + (["--no-spin"] if no_spin
                                                                       else [])
@@ -236,6 +245,12 @@ def prepare(shapes, variants, tmp: Path) -> dict:
                 if onnx_file is None:
                     onnx_file = model.build_onnx(d / "minilm.onnx", batch=b, seq=s)
                 entry["models"][v] = onnx_file
+            elif v == "nef-base":
+                # The very file `nef` runs, so only the engine differs.
+                if "nef" not in entry["models"]:
+                    entry["models"]["nef"] = model.build_nef(d / "nef.nef", b, s)
+                entry["models"][v] = entry["models"]["nef"]
+                continue
             else:
                 entry["models"][v] = model.build_nef(d / f"{v}.nef", b, s,
                                                      fused_attention=(v == "nef"))
@@ -444,7 +459,10 @@ def main() -> None:
     ap.add_argument("--variants", default="nef,nef-onnx,ort",
                     help="engines: nef (fused attention), nef-onnx (the ORT model's ONNX file "
                          "through nef.from_onnx), ort, nef-spelled (the ONNX graph's ops built "
-                         "with the Python API)")
+                         "with the Python API), nef-base (nef's file on the NEF build in "
+                         "--baseline)")
+    ap.add_argument("--baseline", help="directory holding another build's nef package "
+                                       "(for the nef-base variant)")
     ap.add_argument("--no-spin", action="store_true",
                     help="OMP_WAIT_POLICY=PASSIVE for NEF, allow_spinning=0 for ORT (for loaded "
                          "machines)")
@@ -457,11 +475,12 @@ def main() -> None:
 
     import numpy as np
     import onnxruntime as ort
+    BASELINE["dir"] = os.path.abspath(args.baseline) if args.baseline else None
     shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes.split(",")]
     threads = [int(t) for t in args.threads.split(",")]
     variants = [v.strip() for v in args.variants.split(",")]
     for v in variants:
-        if v not in ("nef", "nef-onnx", "nef-spelled", "ort"):
+        if v not in ("nef", "nef-onnx", "nef-spelled", "nef-base", "ort"):
             raise SystemExit(f"unknown variant {v!r}")
     command = ".venv/bin/python bench/bench_minilm.py" + "".join(
         " " + shlex.quote(a) for a in sys.argv[1:])

@@ -54,11 +54,21 @@ bool known_selector(const std::string& name) {
   return false;
 }
 
+// The CPU alone, without probing other backends (what a CPU-only selection needs).
+DevicePtr probe_host() {
+  std::string unused;
+  std::vector<DevicePtr> d = cpu::make_cpu_backend()->probe(unused);
+  NEF_CHECK(d.size() == 1 && d[0]->is_host(), "the CPU backend must yield the host device");
+  return d[0];
+}
+
 DeviceReport probe_all() {
   DeviceReport r;
   r.cpu = devices::detect_cpu();
   r.memory = devices::detect_memory();
+  r.devices.push_back(host_device());
   for (const auto& b : registered_backends()) {
+    if (b->name() == "cpu") continue;
     std::string problem;
     std::vector<DevicePtr> found = b->probe(problem);
     if (found.empty()) {
@@ -71,8 +81,28 @@ DeviceReport probe_all() {
       r.devices.push_back(std::move(d));
     }
   }
-  NEF_CHECK(!r.devices.empty() && r.devices[0]->is_host(), "the CPU device must come first");
   return r;
+}
+
+// Whether a device list names only the host ("cpu", any case and spacing): then no other
+// backend needs probing, which spares loading their drivers (an OpenCL ICD pulls in LLVM).
+bool host_only(const std::vector<std::string>& names) {
+  bool any = false;
+  for (const std::string& n : names) {
+    std::string t = lower(trim(n));
+    if (t.empty()) continue;
+    if (t != "cpu") return false;
+    any = true;
+  }
+  return any;
+}
+
+std::vector<std::string> split(const std::string& spec) {
+  std::vector<std::string> items;
+  std::string item;
+  std::istringstream is(spec);
+  while (std::getline(is, item, ',')) items.push_back(item);
+  return items;
 }
 
 std::string known_names(const DeviceReport& report) {
@@ -89,12 +119,16 @@ const DeviceReport& detect() {
 }
 
 DevicePtr find_device(const std::string& id) {
+  if (id == "cpu") return host_device();
   for (const DevicePtr& d : detect().devices)
     if (d->id() == id) return d;
   return nullptr;
 }
 
-const DevicePtr& host_device() { return detect().devices.front(); }
+const DevicePtr& host_device() {
+  static const DevicePtr* host = new DevicePtr(probe_host());
+  return *host;
+}
 
 std::vector<std::string> resolve_devices(const std::vector<std::string>& names,
                                          const DeviceReport& report, const std::string& source) {
@@ -138,11 +172,7 @@ std::vector<std::string> resolve_devices(const std::vector<std::string>& names,
 
 std::vector<std::string> parse_device_list(const std::string& spec, const DeviceReport& report,
                                            const std::string& source) {
-  std::vector<std::string> items;
-  std::string item;
-  std::istringstream is(spec);
-  while (std::getline(is, item, ',')) items.push_back(item);
-  return resolve_devices(items, report, source);
+  return resolve_devices(split(spec), report, source);
 }
 
 void set_device_override(const std::vector<std::string>& names) {
@@ -150,6 +180,10 @@ void set_device_override(const std::vector<std::string>& names) {
                            [](const std::string& s) { return trim(s).empty(); });
   if (empty) {
     clear_device_override();
+    return;
+  }
+  if (host_only(names)) {
+    current_session().set_devices(std::vector<std::string>{"cpu"});
     return;
   }
   current_session().set_devices(resolve_devices(names, detect(), "the device override"));
@@ -163,8 +197,9 @@ std::vector<std::string> enabled_device_ids() {
     ids = *o;
   } else {
     const char* env = std::getenv("NEF_DEVICES");
-    ids = env && !trim(env).empty() ? parse_device_list(env, detect(), "NEF_DEVICES")
-                                    : resolve_devices({}, detect(), "the device list");
+    if (env && host_only(split(env))) ids = {"cpu"};
+    else if (env && !trim(env).empty()) ids = parse_device_list(env, detect(), "NEF_DEVICES");
+    else ids = resolve_devices({}, detect(), "the device list");
   }
   if (ids.empty()) ids.push_back(host_device()->id());
   return ids;
@@ -173,6 +208,11 @@ std::vector<std::string> enabled_device_ids() {
 PlacementDevices placement_devices() {
   std::vector<std::string> ids = enabled_device_ids();
   PlacementDevices p;
+  if (ids == std::vector<std::string>{"cpu"}) {
+    p.devices.push_back(host_device());
+    p.fallback_only.push_back(false);
+    return p;
+  }
   bool host = false;
   for (const DevicePtr& d : detect().devices) {
     if (std::find(ids.begin(), ids.end(), d->id()) == ids.end()) continue;

@@ -126,8 +126,8 @@ TEST(CpuQueue, DefersWorkBehindPendingEventsInOrder) {
   EXPECT_THROW(e3->wait(), DeviceError);
   EXPECT_FALSE(ran);
   auto e4 = q.submit([&] { throw TypeError("inside"); }, {});
-  EXPECT_TRUE(e4->failed());
   EXPECT_THROW(e4->wait(), TypeError);
+  EXPECT_TRUE(e4->failed());
   q.synchronize();
 }
 
