@@ -129,6 +129,12 @@ const Family* family_for(const ir::Node& n) {
     std::unordered_map<std::string, const Family*> t;
     for (const ir::OpDef* op : ir::all_ops())
       if (op->has(ir::kElementwise) && op->name != "copy") t[op->name] = &kElementwiseFamily;
+    for (const char* name : {"matmul", "matmul_epilogue"}) t[name] = &kMatmulFamily;
+    for (const char* name : {"softmax", "log_softmax", "layernorm", "rmsnorm"})
+      t[name] = &kRowFamily;
+    for (const char* name : {"sum", "mean", "prod", "max", "min", "argmax", "argmin"})
+      t[name] = &kReductionFamily;
+    t["attention"] = &kAttentionFamily;
     return t;
   }();
   auto it = table.find(n.op->name);
