@@ -642,6 +642,9 @@ TEST_F(OpenclKernels, Attention) {
       {{2, 5, 0}, {2, 6, 0}, {2, 6, 3}, {}, F, false, std::nullopt},  // D = 0
       {{2, 5, 4}, {2, 0, 4}, {2, 0, 3}, {}, F, false, std::nullopt},  // Lk = 0
       {{0, 5, 4}, {0, 6, 4}, {0, 6, 3}, {}, F, false, std::nullopt},  // empty
+      // The largest head dims the kernels take, in both forms.
+      {{1, 17, 256}, {1, 30, 256}, {1, 30, 256}, {}, F, true, std::nullopt},
+      {{2, 3, 256}, {2, 40, 256}, {2, 40, 200}, {3, 40}, B, false, std::nullopt},
   };
   for (DType t : float_types())
     for (const Case& c : cases)

@@ -206,7 +206,7 @@ class AttentionKernel final : public OpenclKernel {
     // NaN or +inf: the row is NaN (the rest only has to finish); -inf: not attended.
     s += str("      bad[r] |= any(isnan(x) | isequal(x, (", SV, ")INFINITY));\n");
     s += str("      ", T, " bm = x.s0;\n");
-    s += str("      for (int l = 1; l < ", KB, "; ++l) bm = fmax(bm, sc[r][l]);\n");
+    s += str("      for (int u = 1; u < ", KB, "; ++u) bm = fmax(bm, sc[r][u]);\n");
     s += str("      if (bm > m[r]) {\n        const ", T, " a = exp(m[r] - bm);\n");
     s += str("        l[r] *= a;\n        for (int c = 0; c < NV; ++c) acc[r][c] *= (", VV,
              ")(a);\n");
