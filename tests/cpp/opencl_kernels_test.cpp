@@ -179,9 +179,9 @@ double normalized_error(const Array& got, const Array& want, const std::string& 
 }
 
 // Runs `build` on OpenCL and on the CPU; `op` must land on `expect_device` in the OpenCL run.
-// Returns the normalized error.
+// Returns the normalized error, and records it (under `key`, default the op) for the summary.
 double compare(const Build& build, const std::string& op, const std::string& what,
-               const std::string& expect_device = "opencl:0") {
+               const std::string& expect_device = "opencl:0", const std::string& key = "") {
   Result cl = run_with({"opencl"}, build);
   Result cpu = run_with({"cpu"}, build);
   // An empty result needs no kernel (the plan may drop it).
@@ -194,7 +194,7 @@ double compare(const Build& build, const std::string& op, const std::string& wha
   const double tol = is_floating(cpu.out.dtype) ? tolerance(cpu.out.dtype) : 0;
   EXPECT_LE(err, tol) << what;
   if (expect_device != "cpu") {
-    double& e = max_errors()[op + " " + dtype_name(cpu.out.dtype)];
+    double& e = max_errors()[(key.empty() ? op : key) + " " + dtype_name(cpu.out.dtype)];
     e = std::max(e, err);
   }
   return err;
@@ -714,6 +714,47 @@ TEST_F(OpenclKernels, AttentionViewsEmptyRowsAndSpecials) {
           return op("attention", {from_array(q2), from_array(k2), from_array(v3)}, a);
         },
         "attention", str("causal Lq > Lk, empty_rows=nan ", dtype_name(t)));
+  }
+}
+
+// ---- a whole graph -----------------------------------------------------------------------------
+
+// A transformer encoder block (pre-norm attention with a padding mask, a GELU MLP, residuals):
+// every family in one graph, epilogues fused on the device, head splits as device views.
+TEST_F(OpenclKernels, TransformerBlockMatchesTheCpu) {
+  const int64_t B = 2, L = 37, H = 4, Dh = 16, E = H * Dh, F = 4 * E;
+  for (DType t : float_types()) {
+    Array x = random({B, L, E}, t), mask = random({B, 1, 1, L}, DType::Bool);
+    for (int64_t b = 0; b < B; ++b) mask.data_as<bool>()[b * L] = true;  // no empty row
+    Array g1 = random({E}, t, 0.5, 1.5), b1 = random({E}, t), g2 = random({E}, t, 0.5, 1.5);
+    Array wq = random({E, E}, t, -0.2, 0.2), wk = random({E, E}, t, -0.2, 0.2);
+    Array wv = random({E, E}, t, -0.2, 0.2), wo = random({E, E}, t, -0.2, 0.2);
+    Array bq = random({E}, t), bo = random({E}, t);
+    Array w1 = random({E, F}, t, -0.2, 0.2), c1 = random({F}, t), w2 = random({F, E}, t, -0.1, 0.1);
+    Build block = [&] {
+      Tensor h = from_array(x);
+      Tensor n = layernorm(h, from_array(g1), from_array(b1));
+      auto heads = [&](const Tensor& y) {  // [B, L, E] -> [B, H, L, Dh]
+        return transpose(reshape(y, {B, L, H, Dh}), {0, 2, 1, 3});
+      };
+      Tensor q = heads(matmul(n, from_array(wq)) + from_array(bq));
+      Tensor k = heads(matmul(n, from_array(wk)));
+      Tensor v = heads(matmul(n, from_array(wv)));
+      Tensor a = attention(q, k, v, from_array(mask));
+      a = reshape(transpose(a, {0, 2, 1, 3}), {B, L, E});
+      h = h + (matmul(a, from_array(wo)) + from_array(bo));
+      Tensor m = gelu(matmul(rmsnorm(h, from_array(g2)), from_array(w1)) + from_array(c1));
+      h = h + matmul(m, from_array(w2));
+      return softmax(h, -1) * 10.0 + mean(h, std::vector<int64_t>{-1}, true);
+    };
+    compare(block, "attention", str("transformer block ", dtype_name(t)), "opencl:0",
+            "transformer block");
+    RunProfile p = run_with({"opencl"}, block).profile;
+    for (const char* op : {"layernorm", "rmsnorm", "matmul_epilogue", "softmax", "mean"})
+      EXPECT_NE(devices_of(p, op).find("opencl:0"), std::string::npos)
+          << op << " in the block: " << kernels_of(p);
+    for (const KernelProfile& k : p.kernels)
+      EXPECT_TRUE(k.op == "copy" || k.device == "opencl:0") << k.op << " ran on " << k.device;
   }
 }
 
