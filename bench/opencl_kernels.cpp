@@ -2,8 +2,9 @@
 // runs forced onto OpenCL and on the CPU (set_devices), several times after a warm-up, and
 // reports the median and minimum time of the op's kernel from the run profile (OpenCL: device
 // time from the queue's profiling events; CPU: the kernel's wall time). Build:
-// `cmake --build BUILD --target nef_bench_opencl`; run: `BUILD/nef_bench_opencl [repeats]`.
-// Prints a Markdown table.
+// `cmake --build BUILD --target nef_bench_opencl`; run:
+// `BUILD/nef_bench_opencl [repeats] [cpu_threads]` (cpu_threads: the CPU kernels' threads, default
+// all; 1 gives steadier CPU figures on a machine others are loading). Prints a Markdown table.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -78,12 +79,13 @@ std::string loadavg() {
 
 int main(int argc, char** argv) {
   const int repeats = argc > 1 ? std::max(1, std::atoi(argv[1])) : 7;
+  if (argc > 2) nef::set_num_threads(std::max(1, std::atoi(argv[2])));
   if (!nef::backend::find_device("opencl:0")) {
     std::printf("no OpenCL device\n");
     return 0;
   }
-  std::printf("# OpenCL kernels vs CPU kernels (%d runs each), load before: %s\n\n", repeats,
-              loadavg().c_str());
+  std::printf("# OpenCL kernels vs CPU kernels (%d runs each, %d CPU threads), load before: %s\n\n",
+              repeats, nef::num_threads(), loadavg().c_str());
   std::printf(
       "| case | op | OpenCL median (min) | CPU median (min) | OpenCL / CPU (min) | kernels |\n"
       "|---|---|---|---|---|---|\n");
