@@ -98,6 +98,31 @@ std::string math_helpers(const Dialect& d, DType compute) {
   return s.str();
 }
 
+std::string math_helpers_overloaded(const Dialect& d, DType compute,
+                                    const std::vector<int>& widths) {
+  const char* S = compute_type(compute);
+  std::ostringstream s;
+  for (int w : widths) {
+    const std::string T = w == 1 ? std::string(S) : str(S, w);
+    const std::string f = str(d.inline_fn, " __attribute__((overloadable)) ", T);
+    const std::string one = str("(", T, ")1");
+    // numpy's mod without branches (lane-wise selects): see math_helpers.
+    s << f << " nef_mod(" << T << " a, " << T << " b) {\n"
+      << "  " << T << " r = fmod(a, b);\n"
+      << "  r = (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;\n"
+      << "  return r == 0 ? copysign((" << T << ")0, b) : r;\n}\n";
+    s << f << " nef_clip(" << T << " x, " << T << " lo, " << T << " hi) {\n"
+      << "  " << T << " m = (x > lo || x != x) ? x : lo;\n"
+      << "  return (m < hi || m != m) ? m : hi;\n}\n";
+    s << f << " nef_gelu(" << T << " x) { return (" << T << ")0.5 * x * (" << one
+      << " + erf(x * (" << T << ")" << literal(0.70710678118654752440, compute) << ")); }\n";
+    s << f << " nef_gelu_tanh(" << T << " x) { return (" << T << ")0.5 * x * (" << one
+      << " + tanh((" << T << ")" << literal(0.79788456080286535588, compute) << " * (x + ("
+      << T << ")" << literal(0.044715, compute) << " * x * x * x))); }\n";
+  }
+  return s.str();
+}
+
 namespace {
 
 using ir::FusedOp;
@@ -157,9 +182,12 @@ std::string op_expr(FusedOp op, const std::string& a, const std::string& b, cons
 }  // namespace
 
 RenderedBody render_program(const Dialect&, const ir::FusedProgram& p,
-                            const std::vector<std::string>& inputs, const std::string& name) {
+                            const std::vector<std::string>& inputs, const std::string& name,
+                            int width) {
   NEF_CHECK(int(inputs.size()) == p.num_inputs, "[render] program inputs");
-  const char* T = compute_type(p.compute);
+  const std::string type = width == 1 ? std::string(compute_type(p.compute))
+                                      : str(compute_type(p.compute), width);
+  const char* T = type.c_str();
   std::ostringstream code;
   std::string last;
   for (size_t k = 0; k < p.code.size(); ++k) {
@@ -174,7 +202,8 @@ RenderedBody render_program(const Dialect&, const ir::FusedProgram& p,
       e = str("((", args[0], " != 0) ? (", T, ")1 : (", T, ")0)");
     // Round to the instruction's dtype, as the CPU interpreter does.
     if (ins.dtype == DType::Float32 && p.compute == DType::Float64)
-      e = str("((double)(float)(", e, "))");
+      e = width == 1 ? str("((double)(float)(", e, "))")
+                     : str("convert_double", width, "(convert_float", width, "(", e, "))");
     else if (ins.dtype != DType::Bool && ins.dtype != p.compute)
       throw UnsupportedError(str("[render] ", dtype_name(ins.dtype), " values in a ",
                                  dtype_name(p.compute), " program"));

@@ -41,6 +41,11 @@ extern const Dialect kCuda;
 std::string storage_type(DType t, const Dialect& d);
 // Helper functions fused code may call (nef_mod, nef_gelu, ...), for compute type f32 or f64.
 std::string math_helpers(const Dialect& d, DType compute);
+// The same helpers as overloads for each of `widths` (1 = scalar, else OpenCL vectors of that
+// many lanes), for programs rendered at several widths in one source (OpenCL only: clang's
+// overloadable attribute).
+std::string math_helpers_overloaded(const Dialect& d, DType compute,
+                                    const std::vector<int>& widths);
 
 // Straight-line code computing a fused program's result from `inputs` (expressions already in
 // the compute type, one per program input). Each instruction becomes a local `name_k`; the
@@ -50,8 +55,11 @@ struct RenderedBody {
   std::string code;
   std::string result;
 };
+// `width` > 1: every value is an OpenCL vector of that many lanes (inputs too), the math the
+// same lane by lane (comparisons select per lane; OpenCL only).
 RenderedBody render_program(const Dialect& d, const ir::FusedProgram& p,
-                            const std::vector<std::string>& inputs, const std::string& name);
+                            const std::vector<std::string>& inputs, const std::string& name,
+                            int width = 1);
 
 // How an elementwise kernel reads one operand: its storage dtype and its strides in elements
 // per output dimension (0 = broadcast).

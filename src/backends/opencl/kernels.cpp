@@ -53,6 +53,12 @@ EventPtr OpenclKernel::enqueue(const KernelArgs& args, Queue& queue, Waits waits
   strides.reserve(args.inputs.size());
   for (const Array& a : args.inputs) strides.push_back(a.strides);
   const Launch& l = variant(strides);
+  if (args.out.numel() == 0) {
+    // Nothing to compute, and an empty output may have no buffer (an empty arena): only order
+    // this step after its waits.
+    WaitList wl = q.wait_list(waits);
+    return launch(q, dev_.kernel(l.source, l.entry), {}, 0, 0, wl, {});
+  }
   std::vector<Arg> cl_args;
   auto add_array = [&](const Array& a) {
     NEF_CHECK(!a.on_host(), "[", node_.op->name, "] an OpenCL kernel got a host array");
@@ -72,8 +78,7 @@ EventPtr OpenclKernel::enqueue(const KernelArgs& args, Queue& queue, Waits waits
   cl_args.push_back(Arg::i64(args.out.numel()));
   cl_args.insert(cl_args.end(), l.extra.begin(), l.extra.end());
   WaitList wl = q.wait_list(waits);
-  return launch(q, dev_.kernel(l.source, l.entry), cl_args, args.out.numel() ? l.global : 0,
-                l.local, wl, {});
+  return launch(q, dev_.kernel(l.source, l.entry), cl_args, l.global, l.local, wl, {});
 }
 
 namespace {
@@ -124,6 +129,12 @@ const Family* family_for(const ir::Node& n) {
     std::unordered_map<std::string, const Family*> t;
     for (const ir::OpDef* op : ir::all_ops())
       if (op->has(ir::kElementwise) && op->name != "copy") t[op->name] = &kElementwiseFamily;
+    for (const char* name : {"matmul", "matmul_epilogue"}) t[name] = &kMatmulFamily;
+    for (const char* name : {"softmax", "log_softmax", "layernorm", "rmsnorm"})
+      t[name] = &kRowFamily;
+    for (const char* name : {"sum", "mean", "prod", "max", "min", "argmax", "argmin"})
+      t[name] = &kReductionFamily;
+    t["attention"] = &kAttentionFamily;
     return t;
   }();
   auto it = table.find(n.op->name);

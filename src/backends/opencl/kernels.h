@@ -78,6 +78,10 @@ bool storable(DType t, const DeviceInfo& d);
 
 // Families (kernels_*.cpp).
 extern const Family kElementwiseFamily;  // elementwise ops and fused_elementwise
+extern const Family kMatmulFamily;       // matmul, matmul_epilogue
+extern const Family kRowFamily;          // softmax, log_softmax, layernorm, rmsnorm
+extern const Family kReductionFamily;    // sum, mean, prod, max, min, argmax, argmin
+extern const Family kAttentionFamily;    // attention
 
 // Copies src (any strides, on the device) into dst (contiguous, on the device), bit for bit.
 EventPtr strided_copy(OpenclDevice& dev, OpenclQueue& q, const Array& src, const Array& dst,
