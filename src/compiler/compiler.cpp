@@ -315,6 +315,7 @@ std::shared_ptr<const Plan> compile(ir::Graph g, const CompileOptions& opts) {
   planner::place(g, targets);
   if (opts.run_passes)
     passes::run_passes(passes::device_pipeline(), g, *pass_context(plan->devices), dumps);
+  planner::estimate(g, targets);
 
   lower_placed_graph(*plan, std::move(g));
   plan->key = key;

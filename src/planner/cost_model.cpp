@@ -93,16 +93,18 @@ DeviceProfile measure(backend::Device& dev) {
   const int64_t n = int64_t{1} << 22;  // 4M float32: 48 MB of traffic for a + b
   double t_add = time_op(dev, "add", {{{n}, DType::Float32}, {{n}, DType::Float32}}, {}, 3);
   p.bandwidth_bytes = 3.0 * 4.0 * double(n) / t_add;
-  const int64_t m = 512;
+  const int64_t m = 1024;  // large enough for a GEMM's steady rate (512 undersells it)
   ir::TensorType square{{m, m}, DType::Float32};
   try {
     double t_mm = time_op(dev, "matmul", {square, square}, {}, 3);
     p.flops = 2.0 * double(m * m * m) / t_mm;
+    p.method = "matmul";
   } catch (const CompileError&) {
     // No GEMM on this device: arithmetic throughput from a math-heavy elementwise op, counted
     // with the registry's FLOPs per element (what node_seconds charges).
     double t_tanh = time_op(dev, "tanh", {{{n}, DType::Float32}}, {}, 3);
     p.flops = ir::get_op("tanh").flops_per_element * double(n) / t_tanh;
+    p.method = "tanh";
   }
   p.launch_seconds =
       time_op(dev, "add", {{{1}, DType::Float32}, {{1}, DType::Float32}}, {}, 10);
@@ -126,12 +128,28 @@ DeviceProfile measure(backend::Device& dev) {
 
 std::string cache_key(const backend::Device& dev) {
   const backend::DeviceInfo& i = dev.info();
-  return str("nef-calibration-v1|", devices::library_version(), "|", devices::detect_cpu().model,
+  return str("nef-calibration-v2|", devices::library_version(), "|", devices::detect_cpu().model,
              "|", i.id, "|", i.name, "|", i.vendor, "|", i.driver_version, "|", i.api_version, "|",
              i.compute_units, "|", dev.config_key());
 }
 
 bool positive(double v) { return std::isfinite(v) && v > 0; }
+
+bool runs_matmul(const backend::Device& dev) {
+  ir::Graph g;
+  for (int k = 0; k < 2; ++k) {
+    ir::Node x;
+    x.op = &ir::get_op("input");
+    x.type = {{512, 512}, DType::Float32};
+    x.binding = k;
+    g.nodes.push_back(x);
+  }
+  ir::Node mm;
+  mm.op = &ir::get_op("matmul");
+  mm.inputs = {0, 1};
+  mm.type = {{512, 512}, DType::Float32};
+  return dev.supports(mm, g);
+}
 
 // Whether the machine looked busy (1-minute load above half the cores).
 bool busy() {
@@ -155,6 +173,7 @@ std::optional<DeviceProfile> load(const std::string& path, const std::string& ke
     p.to_host_bytes = j.at("to_host_bytes").get<double>();
     p.from_host_bytes = j.at("from_host_bytes").get<double>();
     p.transfer_seconds = j.at("transfer_seconds").get<double>();
+    p.method = j.at("method").get<std::string>();
     if (!positive(p.bandwidth_bytes) || !positive(p.flops) || !positive(p.to_host_bytes) ||
         !positive(p.from_host_bytes) || !(p.launch_seconds >= 0) || !(p.transfer_seconds >= 0) ||
         !std::isfinite(p.launch_seconds) || !std::isfinite(p.transfer_seconds))
@@ -174,7 +193,8 @@ void store(const std::string& path, const std::string& key, const DeviceProfile&
                       {"launch_seconds", p.launch_seconds},
                       {"to_host_bytes", p.to_host_bytes},
                       {"from_host_bytes", p.from_host_bytes},
-                      {"transfer_seconds", p.transfer_seconds}};
+                      {"transfer_seconds", p.transfer_seconds},
+                      {"method", p.method}};
   write_file_atomic(path, j.dump(1));
 }
 
@@ -209,6 +229,16 @@ DeviceProfile default_profile(const backend::Device& dev) {
   return p;
 }
 
+DeviceProfile known_profile(backend::Device& dev) {
+  const char* mode = std::getenv("NEF_CALIBRATION");
+  if (mode && std::strcmp(mode, "off") == 0) return default_profile(dev);
+  std::string key = cache_key(dev);
+  std::optional<std::string> dir = cache_dir("calibration");
+  if (dir)
+    if (std::optional<DeviceProfile> p = load(*dir + "/" + hash_hex(key) + ".json", key)) return *p;
+  return default_profile(dev);
+}
+
 const DeviceProfile& calibrated_profile(backend::Device& dev) {
   static std::mutex mu;
   static std::map<const backend::Device*, DeviceProfile>* profiles =
@@ -225,6 +255,8 @@ const DeviceProfile& calibrated_profile(backend::Device& dev) {
     std::optional<std::string> dir = cache_dir("calibration");
     std::string path = dir ? *dir + "/" + hash_hex(key) + ".json" : std::string();
     std::optional<DeviceProfile> cached = dir ? load(path, key) : std::nullopt;
+    // A profile whose FLOP rate came from the fallback is stale once the device has a GEMM.
+    if (cached && cached->method != "matmul" && runs_matmul(dev)) cached.reset();
     if (cached) {
       p = *cached;
     } else {

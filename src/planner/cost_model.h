@@ -19,6 +19,7 @@ struct DeviceProfile {
   double from_host_bytes = 1e10;  // host -> device
   double transfer_seconds = 0;    // fixed cost per transfer
   bool measured = false;          // false: estimates from the device's facts
+  std::string method;             // what measured `flops`: "matmul", or "tanh" without a GEMM
   std::string source;             // "measured", "cache <file>", "defaults"
 };
 
@@ -31,6 +32,9 @@ double transfer_seconds(double bytes, const DeviceProfile& from, bool from_host,
 
 // Defaults from the device's facts, without running anything.
 DeviceProfile default_profile(const backend::Device& dev);
+// The cached profile when one exists (no measurement), else the defaults: predictions for plans
+// with a single device, where nothing needs choosing.
+DeviceProfile known_profile(backend::Device& dev);
 // The device's profile: from the disk cache when present and intact, else measured now (and
 // cached). Thread-safe; measured at most once per device per process. NEF_CALIBRATION=off
 // skips measuring (defaults).

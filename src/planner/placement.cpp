@@ -59,7 +59,7 @@ std::vector<Target> targets() {
     t.device = pd.devices[i];
     t.fallback_only = pd.fallback_only[i];
     // Profiles matter only when the cost model chooses between devices.
-    t.profile = choices > 1 ? calibrated_profile(*t.device) : default_profile(*t.device);
+    t.profile = choices > 1 ? calibrated_profile(*t.device) : known_profile(*t.device);
     if (!t.device->is_host()) {
       int64_t limit = backend::memory_limit(t.device->id(), t.device->info().backend);
       int64_t mem = t.device->info().memory_bytes;
@@ -78,6 +78,23 @@ void place(ir::Graph& g, const std::vector<Target>& targets) {
   constexpr int kDeferred = -2;  // constants: placed with their readers by insert_transfers
   std::vector<double> finish(n, 0.0), avail(nt, 0.0);
   std::vector<double> constant_bytes(nt, 0.0);
+  std::vector<int> users(n, 0);
+  for (const ir::Node& node : g.nodes)
+    for (int in : node.inputs) ++users[in];
+  // A fusable elementwise op whose only-used producer (a matmul of its shape, or another
+  // fusable elementwise op) sits on device t will be fused into it there (the device pipeline):
+  // on t it costs nothing but the producer's memory traffic it saves.
+  auto fuses_on = [&](const ir::Node& node, int t) {
+    if (!node.op->has(ir::kFusable) || !node.op->has(ir::kElementwise)) return false;
+    for (int in : node.inputs) {
+      const ir::Node& p = g.nodes[in];
+      if (p.device != t || users[in] != 1) continue;
+      if ((p.op->has(ir::kFusable) && p.op->has(ir::kElementwise)) ||
+          (p.is("matmul") && p.type == node.type))
+        return true;
+    }
+    return false;
+  };
 
   for (int v = 0; v < n; ++v) {
     ir::Node& node = g.nodes[v];
@@ -168,8 +185,9 @@ void place(ir::Graph& g, const std::vector<Target>& targets) {
                                                               from.device->is_host(), tg.profile,
                                                               tg.device->is_host()));
       }
-      double exec = node_seconds(node, g, tg.profile);
-      double fin = std::max(ready, avail[t]) + exec;
+      const bool fused = fuses_on(node, t);
+      double exec = fused ? 0.0 : node_seconds(node, g, tg.profile);
+      double fin = fused ? ready : std::max(ready, avail[t]) + exec;
       if (fits.size() > 1)
         alternatives += str(alternatives.empty() ? "" : ", ", tg.device->id(), " ", ms(fin));
       bool better = best < 0 || fin < best_finish * (1 - 1e-9) ||
@@ -207,6 +225,12 @@ void place(ir::Graph& g, const std::vector<Target>& targets) {
   for (ir::Node& node : g.nodes)
     if (node.device == kDeferred) node.device = host;
   insert_transfers(g, targets);
+}
+
+void estimate(ir::Graph& g, const std::vector<Target>& targets) {
+  for (ir::Node& n : g.nodes)
+    if (!n.is("copy") && n.device >= 0 && size_t(n.device) < targets.size())
+      n.predicted_seconds = node_seconds(n, g, targets[n.device].profile);
 }
 
 void reroute(ir::Graph& g, int v, int to, const std::vector<Target>& targets,

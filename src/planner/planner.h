@@ -32,6 +32,10 @@ std::vector<Target> targets();
 // supports a node.
 void place(ir::Graph& g, const std::vector<Target>& targets);
 
+// Re-estimates predicted_seconds of every node on its device, after fusion made new nodes
+// (transfers keep their estimate).
+void estimate(ir::Graph& g, const std::vector<Target>& targets);
+
 // Moves node `v` to target `to` after placement (a compile failure reroutes a node to the host):
 // drops the transfers, re-inserts them for the new assignment and re-validates the order.
 void reroute(ir::Graph& g, int v, int to, const std::vector<Target>& targets,

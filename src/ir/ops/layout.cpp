@@ -272,6 +272,14 @@ Cost view_cost(const std::vector<TensorType>&, const TensorType&, const Attrs&) 
 
 }  // namespace
 
+// A gather touches the rows it picks, not the whole table (an embedding lookup reads a few rows
+// of a large matrix): bytes = the output read and written, plus the indices.
+Cost gather_cost(const std::vector<TensorType>& in, const TensorType& out, const Attrs&) {
+  double o = double(numel(out.shape)) * double(dtype_size(out.dtype));
+  double idx = in.size() > 1 ? double(numel(in[1].shape)) * double(dtype_size(in[1].dtype)) : 0;
+  return {0, 2 * o + idx};
+}
+
 TensorType infer_copy(const OpDef&, const std::vector<TensorType>& in, Attrs&) {
   return {in[0].shape, in[0].dtype};
 }
@@ -346,7 +354,8 @@ void register_layout_ops(Registry& r) {
          .max_inputs = 2,
          .attrs = {{"axis", AttrType::Int, int64_t{0}}},
          .infer = infer_gather,
-         .traits = 0});
+         .traits = 0,
+         .cost = gather_cost});
 }
 
 }  // namespace nef::ir
