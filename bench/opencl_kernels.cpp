@@ -28,10 +28,8 @@ Array random(const nef::Shape& shape, DType t, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> u(-1, 1);
   for (int64_t i = 0; i < a.numel(); ++i) {
-    if (t == DType::Float64)
-      a.data_as<double>()[i] = u(rng);
-    else
-      a.data_as<float>()[i] = float(u(rng));
+    if (t == DType::Float64) a.data_as<double>()[i] = u(rng);
+    else a.data_as<float>()[i] = float(u(rng));
   }
   return a;
 }

@@ -1,10 +1,9 @@
 // The C ABI over the C++ API: every entry point catches everything and returns a status.
-#include <nlohmann/json.hpp>
-
 #include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "api/lazy.h"
@@ -67,12 +66,12 @@ nef_status guard(Fn&& fn) {
 }
 
 struct InvalidArgument {};
-#define NEF_REQUIRE(p)                                                           \
-  do {                                                                           \
-    if (!(p)) {                                                                  \
-      last_error = "invalid argument: " #p " is NULL";                           \
-      return NEF_ERROR_INVALID_ARGUMENT;                                         \
-    }                                                                            \
+#define NEF_REQUIRE(p)                                 \
+  do {                                                 \
+    if (!(p)) {                                        \
+      last_error = "invalid argument: " #p " is NULL"; \
+      return NEF_ERROR_INVALID_ARGUMENT;               \
+    }                                                  \
   } while (0)
 
 nef::DType to_dtype(nef_dtype d) {
@@ -107,7 +106,8 @@ nef::ir::Attrs attrs_from_json(const char* text) {
     else if (v.is_array()) {
       bool all_int = true;
       for (auto& e : v) {
-        if (!e.is_number()) throw nef::ValidationError(nef::str("attrs_json: '", k, "' must hold numbers"));
+        if (!e.is_number())
+          throw nef::ValidationError(nef::str("attrs_json: '", k, "' must hold numbers"));
         if (e.is_number_unsigned() && e.get<uint64_t>() > uint64_t(INT64_MAX))
           throw nef::ValidationError(nef::str("attrs_json: '", k, "' is out of the int64 range"));
         all_int = all_int && e.is_number_integer();
@@ -149,7 +149,9 @@ nef_status nef_placeholder(const char* name, nef_dtype dtype, const int64_t* sha
                            nef_tensor** out) {
   NEF_REQUIRE(name);
   NEF_REQUIRE(out);
-  return guard([&] { *out = new nef_tensor{nef::placeholder(name, to_shape(shape, rank), to_dtype(dtype))}; });
+  return guard([&] {
+    *out = new nef_tensor{nef::placeholder(name, to_shape(shape, rank), to_dtype(dtype))};
+  });
 }
 
 void nef_tensor_free(nef_tensor* t) { delete t; }
@@ -203,7 +205,8 @@ nef_status nef_tensor_copy_to(nef_tensor* t, void* dst, size_t capacity) {
   return guard([&] {
     nef::Array a = t->t.array().contiguous();
     if (a.nbytes() > capacity)
-      throw nef::ValidationError(nef::str("[copy_to] needs ", a.nbytes(), " bytes, buffer has ", capacity));
+      throw nef::ValidationError(
+          nef::str("[copy_to] needs ", a.nbytes(), " bytes, buffer has ", capacity));
     if (a.nbytes() > 0) {
       if (!dst) throw nef::ValidationError("[copy_to] destination is NULL");
       std::memcpy(dst, a.data(), a.nbytes());
@@ -283,9 +286,11 @@ nef_status nef_graph_run(nef_graph* g, nef_tensor* const* inputs, int num_inputs
   return guard([&] {
     const auto& names = g->g.inputs();
     if (size_t(num_inputs) != names.size())
-      throw nef::ValidationError(nef::str("[run] graph has ", names.size(), " inputs, got ", num_inputs));
+      throw nef::ValidationError(
+          nef::str("[run] graph has ", names.size(), " inputs, got ", num_inputs));
     if (size_t(num_outputs) != g->g.outputs().size())
-      throw nef::ValidationError(nef::str("[run] graph has ", g->g.outputs().size(), " outputs, got ", num_outputs));
+      throw nef::ValidationError(
+          nef::str("[run] graph has ", g->g.outputs().size(), " outputs, got ", num_outputs));
     std::map<std::string, nef::Array> in;
     for (int i = 0; i < num_inputs; ++i) {
       if (!inputs[i]) throw nef::ValidationError(nef::str("[run] input ", i, " is NULL"));
@@ -294,7 +299,8 @@ nef_status nef_graph_run(nef_graph* g, nef_tensor* const* inputs, int num_inputs
     auto res = g->g.run(in);
     std::vector<std::unique_ptr<nef_tensor>> made;  // nothing leaks if a later one throws
     for (int i = 0; i < num_outputs; ++i)
-      made.push_back(std::make_unique<nef_tensor>(nef_tensor{nef::from_array(res.at(g->g.outputs()[i]))}));
+      made.push_back(
+          std::make_unique<nef_tensor>(nef_tensor{nef::from_array(res.at(g->g.outputs()[i]))}));
     for (int i = 0; i < num_outputs; ++i) outputs[i] = made[i].release();
   });
 }
@@ -349,8 +355,8 @@ nef_status nef_op_attrs(const char* op, nef_tensor* const* inputs, int num_input
   NEF_REQUIRE(out);
   NEF_REQUIRE(num_inputs >= 0 && (num_inputs == 0 || inputs));
   return guard([&] {
-    *out = new nef_tensor{nef::op(op, tensors_from_c(op, inputs, num_inputs),
-                                  attrs ? attrs->a : nef::ir::Attrs{})};
+    *out = new nef_tensor{
+        nef::op(op, tensors_from_c(op, inputs, num_inputs), attrs ? attrs->a : nef::ir::Attrs{})};
   });
 }
 
@@ -370,7 +376,8 @@ nef_status nef_build(const char* path, const char* const* names, nef_tensor* con
     std::vector<std::pair<std::string, nef::Tensor>> outs;
     for (int i = 0; i < n; ++i) {
       if (!names[i]) throw nef::ValidationError(nef::str("[build] output name ", i, " is NULL"));
-      if (!tensors[i]) throw nef::ValidationError(nef::str("[build] output '", names[i], "' is NULL"));
+      if (!tensors[i])
+        throw nef::ValidationError(nef::str("[build] output '", names[i], "' is NULL"));
       outs.emplace_back(names[i], tensors[i]->t);
     }
     nef::build(path, outs, embed_plan != 0);
@@ -474,7 +481,8 @@ nef_status nef_set_devices(const char* const* names, int n) {
 }
 nef_status nef_set_num_threads(int n) {
   return guard([&] {
-    if (n < 0) throw nef::ValidationError(nef::str("[set_num_threads] threads must be >= 0, got ", n));
+    if (n < 0)
+      throw nef::ValidationError(nef::str("[set_num_threads] threads must be >= 0, got ", n));
     nef::set_num_threads(n);
   });
 }

@@ -1,11 +1,5 @@
 // The nanobind module nef._nef: a thin layer over the C++ API (include/nef/tensor.h).
 // Python conveniences (operators, indexing, dtype objects, defaults) live in python/nef/.
-#include <mutex>
-#include <optional>
-#include <string>
-#include <utility>
-#include <vector>
-
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/map.h>
 #include <nanobind/stl/optional.h>
@@ -13,9 +7,15 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
-#include "interop.h"
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "backends/registry.h"
 #include "common/faults.h"
+#include "interop.h"
 #include "nef/tensor.h"
 #include "nef/version.h"
 
@@ -57,7 +57,8 @@ int64_t to_int(const std::string& op, const std::string& key, nb::handle v) {
   int overflow = 0;
   long long r = PyLong_AsLongLongAndOverflow(idx, &overflow);
   Py_DECREF(idx);
-  if (overflow) throw nef::ValidationError(nef::str("[", op, "] attribute '", key, "' overflows int64"));
+  if (overflow)
+    throw nef::ValidationError(nef::str("[", op, "] attribute '", key, "' overflows int64"));
   return r;
 }
 
@@ -185,14 +186,28 @@ NB_MODULE(_nef, m) {
 
   nb::class_<nef::Tensor>(m, "Tensor")
       .def_prop_ro("shape", [](const nef::Tensor& t) { return shape_tuple(t.shape()); })
-      .def_prop_ro("dtype", [](const nef::Tensor& t) { return std::string(nef::dtype_name(t.dtype())); })
+      .def_prop_ro("dtype",
+                   [](const nef::Tensor& t) { return std::string(nef::dtype_name(t.dtype())); })
       .def_prop_ro("op", [](const nef::Tensor& t) { return t.op(); })
       .def_prop_ro("is_materialized", &nef::Tensor::is_materialized)
-      .def("execute", [](nef::Tensor& t) { run_released([&] { t.execute(); return 0; }); })
-      .def("build", [](const nef::Tensor& t, const std::string& path, bool embed_plan) {
-        run_released([&] { t.build(path, embed_plan); return 0; });
-      }, nb::arg("path"), nb::arg("embed_plan") = false)
-      .def("same_node", [](const nef::Tensor& a, const nef::Tensor& b) { return a.node() == b.node(); })
+      .def("execute",
+           [](nef::Tensor& t) {
+             run_released([&] {
+               t.execute();
+               return 0;
+             });
+           })
+      .def(
+          "build",
+          [](const nef::Tensor& t, const std::string& path, bool embed_plan) {
+            run_released([&] {
+              t.build(path, embed_plan);
+              return 0;
+            });
+          },
+          nb::arg("path"), nb::arg("embed_plan") = false)
+      .def("same_node",
+           [](const nef::Tensor& a, const nef::Tensor& b) { return a.node() == b.node(); })
       .def("prefer", [](nef::Tensor& t, const std::string& d) { t.prefer(d); })
       .def_prop_ro("device_hint", [](const nef::Tensor& t) { return t.device_hint(); })
       .def_prop_ro("device", [](const nef::Tensor& t) { return t.device(); });
@@ -204,22 +219,34 @@ NB_MODULE(_nef, m) {
     if (!device_scopes().empty()) device_scopes().pop_back();
   });
 
-  m.def("op", [](const std::string& name, const std::vector<nef::Tensor>& inputs,
-                 const nb::dict& attrs) { return nef::op(name, inputs, to_attrs(name, attrs)); },
-        "name"_a, "inputs"_a, "attrs"_a = nb::dict());
+  m.def(
+      "op",
+      [](const std::string& name, const std::vector<nef::Tensor>& inputs, const nb::dict& attrs) {
+        return nef::op(name, inputs, to_attrs(name, attrs));
+      },
+      "name"_a, "inputs"_a, "attrs"_a = nb::dict());
 
   // Ops with optional tensor inputs go through their C++ functions (which know the defaults).
-  m.def("layernorm", [](const nef::Tensor& x, std::optional<nef::Tensor> w,
-                        std::optional<nef::Tensor> b, double eps, int64_t axis) {
-    return nef::layernorm(x, w.value_or(nef::Tensor()), b.value_or(nef::Tensor()), eps, axis);
-  }, "x"_a, "weight"_a.none(), "bias"_a.none(), "eps"_a, "axis"_a);
-  m.def("rmsnorm", [](const nef::Tensor& x, std::optional<nef::Tensor> w, double eps,
-                      int64_t axis) { return nef::rmsnorm(x, w.value_or(nef::Tensor()), eps, axis); },
-        "x"_a, "weight"_a.none(), "eps"_a, "axis"_a);
-  m.def("attention", [](const nef::Tensor& q, const nef::Tensor& k, const nef::Tensor& v,
-                        std::optional<nef::Tensor> mask, std::optional<double> scale, bool causal) {
-    return nef::attention(q, k, v, mask.value_or(nef::Tensor()), scale, causal);
-  }, "q"_a, "k"_a, "v"_a, "mask"_a.none(), "scale"_a.none(), "causal"_a);
+  m.def(
+      "layernorm",
+      [](const nef::Tensor& x, std::optional<nef::Tensor> w, std::optional<nef::Tensor> b,
+         double eps, int64_t axis) {
+        return nef::layernorm(x, w.value_or(nef::Tensor()), b.value_or(nef::Tensor()), eps, axis);
+      },
+      "x"_a, "weight"_a.none(), "bias"_a.none(), "eps"_a, "axis"_a);
+  m.def(
+      "rmsnorm",
+      [](const nef::Tensor& x, std::optional<nef::Tensor> w, double eps, int64_t axis) {
+        return nef::rmsnorm(x, w.value_or(nef::Tensor()), eps, axis);
+      },
+      "x"_a, "weight"_a.none(), "eps"_a, "axis"_a);
+  m.def(
+      "attention",
+      [](const nef::Tensor& q, const nef::Tensor& k, const nef::Tensor& v,
+         std::optional<nef::Tensor> mask, std::optional<double> scale, bool causal) {
+        return nef::attention(q, k, v, mask.value_or(nef::Tensor()), scale, causal);
+      },
+      "q"_a, "k"_a, "v"_a, "mask"_a.none(), "scale"_a.none(), "causal"_a);
 
   // ---- creation ----
   m.def("from_numpy", [](nb::handle arr) { return nef::from_array(nefpy::array_from_numpy(arr)); });
@@ -238,68 +265,96 @@ NB_MODULE(_nef, m) {
   m.def("arange", [](double start, double stop, double step, const std::string& dt) {
     return nef::arange(start, stop, step, parse_dtype(dt));
   });
-  m.def("random_uniform", [](const nef::Shape& shape, uint64_t seed, double lo, double hi,
-                             const std::string& dt) {
-    return nef::random_uniform(shape, seed, lo, hi, parse_dtype(dt));
-  });
-  m.def("random_normal", [](const nef::Shape& shape, uint64_t seed, double mean, double std,
-                            const std::string& dt) {
-    return nef::random_normal(shape, seed, mean, std, parse_dtype(dt));
-  });
+  m.def("random_uniform",
+        [](const nef::Shape& shape, uint64_t seed, double lo, double hi, const std::string& dt) {
+          return nef::random_uniform(shape, seed, lo, hi, parse_dtype(dt));
+        });
+  m.def("random_normal",
+        [](const nef::Shape& shape, uint64_t seed, double mean, double std, const std::string& dt) {
+          return nef::random_normal(shape, seed, mean, std, parse_dtype(dt));
+        });
 
   // ---- execution, files, stats ----
   m.def("evaluate", [](std::vector<nef::Tensor> ts) {
-    run_released([&] { nef::evaluate(ts); return 0; });
+    run_released([&] {
+      nef::evaluate(ts);
+      return 0;
+    });
   });
-  m.def("build", [](const std::string& path,
-                    const std::vector<std::pair<std::string, nef::Tensor>>& outputs,
-                    bool embed_plan) {
-    run_released([&] { nef::build(path, outputs, embed_plan); return 0; });
-  }, nb::arg("path"), nb::arg("outputs"), nb::arg("embed_plan") = false);
+  m.def(
+      "build",
+      [](const std::string& path, const std::vector<std::pair<std::string, nef::Tensor>>& outputs,
+         bool embed_plan) {
+        run_released([&] {
+          nef::build(path, outputs, embed_plan);
+          return 0;
+        });
+      },
+      nb::arg("path"), nb::arg("outputs"), nb::arg("embed_plan") = false);
 
   nb::class_<nef::LoadedGraph>(m, "LoadedGraph")
-      .def_static("load", [](const std::string& path) {
-        return run_released([&] { return nef::LoadedGraph::load(path); });
-      })
-      .def_static("from_onnx", [](const std::string& path, const std::map<std::string, int64_t>& dims) {
-        return run_released([&] { return nef::LoadedGraph::from_onnx(path, dims); });
-      }, "path"_a, "dims"_a = std::map<std::string, int64_t>{})
-      .def_static("from_onnx_bytes", [](nb::bytes data, const std::map<std::string, int64_t>& dims) {
-        std::string bytes(data.c_str(), data.size());
-        return run_released([&] { return nef::LoadedGraph::from_onnx_bytes(bytes, dims); });
-      }, "data"_a, "dims"_a = std::map<std::string, int64_t>{})
-      .def("save", [](const nef::LoadedGraph& g, const std::string& path, bool embed_plan) {
-        run_released([&] { g.save(path, embed_plan); return 0; });
-      }, "path"_a, "embed_plan"_a = false)
+      .def_static("load",
+                  [](const std::string& path) {
+                    return run_released([&] { return nef::LoadedGraph::load(path); });
+                  })
+      .def_static(
+          "from_onnx",
+          [](const std::string& path, const std::map<std::string, int64_t>& dims) {
+            return run_released([&] { return nef::LoadedGraph::from_onnx(path, dims); });
+          },
+          "path"_a, "dims"_a = std::map<std::string, int64_t>{})
+      .def_static(
+          "from_onnx_bytes",
+          [](nb::bytes data, const std::map<std::string, int64_t>& dims) {
+            std::string bytes(data.c_str(), data.size());
+            return run_released([&] { return nef::LoadedGraph::from_onnx_bytes(bytes, dims); });
+          },
+          "data"_a, "dims"_a = std::map<std::string, int64_t>{})
+      .def(
+          "save",
+          [](const nef::LoadedGraph& g, const std::string& path, bool embed_plan) {
+            run_released([&] {
+              g.save(path, embed_plan);
+              return 0;
+            });
+          },
+          "path"_a, "embed_plan"_a = false)
       .def_prop_ro("input_dim_names", &nef::LoadedGraph::input_dim_names)
       .def_prop_ro("inputs", &nef::LoadedGraph::inputs)
       .def_prop_ro("outputs", &nef::LoadedGraph::outputs)
-      .def_prop_ro("input_types", [](const nef::LoadedGraph& g) {
-        nb::list out;
-        for (const auto& [shape, dt] : g.input_types()) {
-          out.append(nb::make_tuple(shape_tuple(shape), std::string(nef::dtype_name(dt))));
-        }
-        return out;
-      })
-      .def("run", [](const nef::LoadedGraph& g, const nb::dict& inputs) {
-        std::map<std::string, nef::Array> in;
-        for (auto [k, v] : inputs) in[nb::cast<std::string>(k)] = nefpy::array_from_numpy(v);
-        auto out = run_released([&] { return g.run(in); });
-        in.clear();  // drops the numpy references while we hold the GIL
-        return arrays_to_dict(out);
-      })
-      .def("run_profiled", [](const nef::LoadedGraph& g, const nb::dict& inputs) {
-        std::map<std::string, nef::Array> in;
-        for (auto [k, v] : inputs) in[nb::cast<std::string>(k)] = nefpy::array_from_numpy(v);
-        nef::RunProfile prof;
-        auto out = run_released([&] { return g.run_profiled(in, prof); });
-        in.clear();
-        return nb::make_tuple(arrays_to_dict(out), profile_to_dict(prof));
-      })
+      .def_prop_ro(
+          "input_types",
+          [](const nef::LoadedGraph& g) {
+            nb::list out;
+            for (const auto& [shape, dt] : g.input_types()) {
+              out.append(nb::make_tuple(shape_tuple(shape), std::string(nef::dtype_name(dt))));
+            }
+            return out;
+          })
+      .def("run",
+           [](const nef::LoadedGraph& g, const nb::dict& inputs) {
+             std::map<std::string, nef::Array> in;
+             for (auto [k, v] : inputs) in[nb::cast<std::string>(k)] = nefpy::array_from_numpy(v);
+             auto out = run_released([&] { return g.run(in); });
+             in.clear();  // drops the numpy references while we hold the GIL
+             return arrays_to_dict(out);
+           })
+      .def("run_profiled",
+           [](const nef::LoadedGraph& g, const nb::dict& inputs) {
+             std::map<std::string, nef::Array> in;
+             for (auto [k, v] : inputs) in[nb::cast<std::string>(k)] = nefpy::array_from_numpy(v);
+             nef::RunProfile prof;
+             auto out = run_released([&] { return g.run_profiled(in, prof); });
+             in.clear();
+             return nb::make_tuple(arrays_to_dict(out), profile_to_dict(prof));
+           })
       // Compiling may take a while on a cold cache, so these release the GIL like run().
-      .def("describe_plan_json", [](const nef::LoadedGraph& g, int indent) {
-        return run_released([&] { return g.describe_plan_json(indent); });
-      }, "indent"_a = -1)
+      .def(
+          "describe_plan_json",
+          [](const nef::LoadedGraph& g, int indent) {
+            return run_released([&] { return g.describe_plan_json(indent); });
+          },
+          "indent"_a = -1)
       .def("describe_memory", [](const nef::LoadedGraph& g) {
         return run_released([&] { return g.describe_memory(); });
       });

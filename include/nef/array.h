@@ -99,7 +99,9 @@ struct Array {
                    : nullptr;
   }
   template <typename T>
-  T* data_as() const { return static_cast<T*>(data()); }
+  T* data_as() const {
+    return static_cast<T*>(data());
+  }
 
   // Contiguous copy if not already contiguous (returns *this otherwise). Host arrays only.
   Array contiguous() const;

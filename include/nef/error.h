@@ -1,6 +1,7 @@
 // NEF error hierarchy. The same taxonomy exists in C++ (these exception types), in the C API
 // (nef_status codes plus a message) and in Python (NEFError and subclasses).
-// Messages name the op in brackets and the shapes involved: "[matmul] inner dimensions differ: ...".
+// Messages name the op in brackets and the shapes involved: "[matmul] inner dimensions differ:
+// ...".
 #pragma once
 
 #include <sstream>
@@ -13,18 +14,18 @@ namespace nef {
 // Numeric values are part of the C ABI (nef_status in nef.h); never renumber.
 enum class ErrorCode : int {
   Ok = 0,
-  Generic = 1,        // NEFError
-  GraphCycle = 2,     // NEFGraphCycleError
-  Validation = 3,     // NEFValidationError
-  Shape = 4,          // NEFShapeError (also ValueError in Python)
-  Type = 5,           // NEFTypeError (also TypeError in Python)
-  Unsupported = 6,    // NEFUnsupportedError
-  Format = 7,         // NEFFormatError: malformed file, message says where
-  OutOfMemory = 8,    // NEFOutOfMemoryError
-  Device = 9,         // NEFDeviceError
-  Compile = 10,       // NEFCompileError
+  Generic = 1,      // NEFError
+  GraphCycle = 2,   // NEFGraphCycleError
+  Validation = 3,   // NEFValidationError
+  Shape = 4,        // NEFShapeError (also ValueError in Python)
+  Type = 5,         // NEFTypeError (also TypeError in Python)
+  Unsupported = 6,  // NEFUnsupportedError
+  Format = 7,       // NEFFormatError: malformed file, message says where
+  OutOfMemory = 8,  // NEFOutOfMemoryError
+  Device = 9,       // NEFDeviceError
+  Compile = 10,     // NEFCompileError
   // 11 is the C API's NEF_ERROR_INVALID_ARGUMENT.
-  Cancelled = 12,     // NEFCancelledError: a run stopped by cancel() before it finished
+  Cancelled = 12,  // NEFCancelledError: a run stopped by cancel() before it finished
 };
 
 const char* error_code_name(ErrorCode code);  // "NEFShapeError", ...
@@ -38,10 +39,10 @@ class Error : public std::runtime_error {
   ErrorCode code_;
 };
 
-#define NEF_DEFINE_ERROR(Name, Code)                                                  \
-  class Name : public Error {                                                         \
-   public:                                                                            \
-    explicit Name(const std::string& msg) : Error(ErrorCode::Code, msg) {}            \
+#define NEF_DEFINE_ERROR(Name, Code)                                       \
+  class Name : public Error {                                              \
+   public:                                                                 \
+    explicit Name(const std::string& msg) : Error(ErrorCode::Code, msg) {} \
   };
 NEF_DEFINE_ERROR(GraphCycleError, GraphCycle)
 NEF_DEFINE_ERROR(ValidationError, Validation)
@@ -69,9 +70,9 @@ std::string str(Args&&... args) {
 }  // namespace nef
 
 // Invariant check that stays on in release builds; failing it is a bug in NEF, not bad input.
-#define NEF_CHECK(cond, ...)                                                          \
-  do {                                                                                \
-    if (!(cond)) ::nef::throw_error(::nef::ErrorCode::Generic,                        \
-                                    ::nef::str("internal check failed: " #cond " ",  \
-                                               ##__VA_ARGS__));                       \
+#define NEF_CHECK(cond, ...)                                                              \
+  do {                                                                                    \
+    if (!(cond))                                                                          \
+      ::nef::throw_error(::nef::ErrorCode::Generic,                                       \
+                         ::nef::str("internal check failed: " #cond " ", ##__VA_ARGS__)); \
   } while (0)

@@ -60,8 +60,8 @@ typedef enum nef_dtype {
   NEF_BOOL = 8
 } nef_dtype;
 
-typedef struct nef_tensor nef_tensor;  /* a lazy tensor */
-typedef struct nef_graph nef_graph;    /* a loaded .nef graph */
+typedef struct nef_tensor nef_tensor; /* a lazy tensor */
+typedef struct nef_graph nef_graph;   /* a loaded .nef graph */
 
 /* The library version, e.g. "0.2.0" or "0.3.0rc1" (PEP 440): the same string as `nef --version`
  * and Python's nef.__version__, from the repository's VERSION file. */
@@ -134,8 +134,8 @@ NEF_API nef_status nef_op_attrs(const char* op, nef_tensor* const* inputs, int n
 NEF_API nef_status nef_evaluate(nef_tensor* const* tensors, int num_tensors);
 /* Writes a .nef file with `n` named outputs (names unique, non-empty). embed_plan != 0 also
  * stores the compiled plan so that loading it starts warm (docs/format.md). */
-NEF_API nef_status nef_build(const char* path, const char* const* names,
-                             nef_tensor* const* tensors, int n, int embed_plan);
+NEF_API nef_status nef_build(const char* path, const char* const* names, nef_tensor* const* tensors,
+                             int n, int embed_plan);
 /* 1 if the tensor holds its value (data, graph outputs, executed tensors), else 0. */
 NEF_API nef_status nef_tensor_is_materialized(nef_tensor* t, int* materialized);
 /* The name of the op that produced the tensor ("matmul"; "input" for data and placeholders).

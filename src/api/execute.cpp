@@ -1,10 +1,11 @@
 // Execution of lazy tensors and the Tensor accessors that trigger it.
+#include "engine/execute.h"
+
 #include "api/lazy.h"
 #include "backends/cpu/parallel.h"
 #include "backends/registry.h"
 #include "common/dispatch.h"
 #include "common/session.h"
-#include "engine/execute.h"
 #include "runtime/plan.h"
 
 namespace nef {

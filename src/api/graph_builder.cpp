@@ -2,9 +2,9 @@
 #include <unordered_set>
 
 #include "api/lazy.h"
+#include "common/session.h"
 #include "compiler/compiler.h"
 #include "nef/error.h"
-#include "common/session.h"
 
 namespace nef::detail {
 

@@ -69,8 +69,8 @@ LoadedGraph LoadedGraph::load(const std::string& path) {
     // devices; otherwise one warning and the normal compile path.
     std::string why = c.embedded_error;
     if (why.empty() && c.embedded) {
-      std::string want = compiler::embedded_key_hash(g.impl_->graph, c.embedded->graph,
-                                                     c.embedded->devices);
+      std::string want =
+          compiler::embedded_key_hash(g.impl_->graph, c.embedded->graph, c.embedded->devices);
       if (want != c.embedded->key_hash) {
         why = "hash mismatch (stale, modified, or written for other devices)";
       } else {
@@ -92,7 +92,8 @@ LoadedGraph LoadedGraph::load(const std::string& path) {
 LoadedGraph LoadedGraph::from_onnx(const std::string&, const std::map<std::string, int64_t>&) {
   throw UnsupportedError("[onnx] this build of NEF has no ONNX importer (NEF_BUILD_ONNX=OFF)");
 }
-LoadedGraph LoadedGraph::from_onnx_bytes(const std::string&, const std::map<std::string, int64_t>&) {
+LoadedGraph LoadedGraph::from_onnx_bytes(const std::string&,
+                                         const std::map<std::string, int64_t>&) {
   throw UnsupportedError("[onnx] this build of NEF has no ONNX importer (NEF_BUILD_ONNX=OFF)");
 }
 #endif
@@ -100,7 +101,9 @@ LoadedGraph LoadedGraph::from_onnx_bytes(const std::string&, const std::map<std:
 const std::vector<std::string>& LoadedGraph::inputs() const { return impl_->graph.input_names; }
 const std::vector<std::string>& LoadedGraph::outputs() const { return impl_->graph.output_names; }
 std::vector<std::pair<Shape, DType>> LoadedGraph::input_types() const { return impl_->input_types; }
-std::vector<std::vector<std::string>> LoadedGraph::input_dim_names() const { return impl_->dim_names; }
+std::vector<std::vector<std::string>> LoadedGraph::input_dim_names() const {
+  return impl_->dim_names;
+}
 
 namespace {
 

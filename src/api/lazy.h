@@ -25,7 +25,7 @@ struct LazyNode {
   // Set once materialized (or at creation for data tensors), on the device that computed it;
   // Tensor::array() brings it to the host (and keeps it there) when the user reads it.
   std::optional<Array> value;
-  bool literal = false;        // a literal constant (scalars): stays a constant in graphs
+  bool literal = false;  // a literal constant (scalars): stays a constant in graphs
   // Set by make_node (attrs and type never change after creation), so that keying a DAG for
   // the plan cache is one cheap walk: a 128-bit hash of (op, canonical attrs, type), one of the
   // type alone (what a materialized node, a bound input, is keyed by; `weak` is hashed apart),
@@ -49,18 +49,18 @@ const std::string& default_device_hint();
 void set_default_device_hint(std::string hint);
 
 // Creates a node, checking arity/attributes and inferring its type (throws at creation).
-std::shared_ptr<LazyNode> make_node(const std::string& op, std::vector<std::shared_ptr<LazyNode>> in,
-                                    ir::Attrs attrs);
+std::shared_ptr<LazyNode> make_node(const std::string& op,
+                                    std::vector<std::shared_ptr<LazyNode>> in, ir::Attrs attrs);
 
 // The graph that computes `targets`. Only the targets are materialized: intermediates are free
-// to be fused away (evaluate several tensors together to keep them all). For execution, materialized nodes become bound inputs
-// (literals stay constants) and unmaterialized placeholders are an error; for serialization,
-// data becomes constants and placeholders become named inputs.
+// to be fused away (evaluate several tensors together to keep them all). For execution,
+// materialized nodes become bound inputs (literals stay constants) and unmaterialized placeholders
+// are an error; for serialization, data becomes constants and placeholders become named inputs.
 enum class BuildMode { Execute, Serialize };
 struct BuiltGraph {
   ir::Graph graph;
-  std::vector<Array> bindings;            // Execute mode: values for graph inputs
-  std::vector<LazyNode*> output_nodes;    // lazy node of each graph output
+  std::vector<Array> bindings;          // Execute mode: values for graph inputs
+  std::vector<LazyNode*> output_nodes;  // lazy node of each graph output
 };
 BuiltGraph build_graph(const std::vector<LazyNode*>& targets, BuildMode mode,
                        const std::vector<std::string>& output_names = {});

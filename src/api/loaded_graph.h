@@ -34,7 +34,8 @@ class DeferredGraph {
   virtual ~DeferredGraph() = default;
   // The static graph for these inputs (cached per binding by the implementation). Throws
   // ValidationError for missing inputs, ShapeError for inconsistent dims, UnsupportedError.
-  virtual std::shared_ptr<LoadedGraphImpl> specialize(const std::map<std::string, Array>& inputs) = 0;
+  virtual std::shared_ptr<LoadedGraphImpl> specialize(
+      const std::map<std::string, Array>& inputs) = 0;
   // The most recent specialization (to describe a plan), or ValidationError "[what] ..." saying
   // what the graph still depends on.
   virtual std::shared_ptr<LoadedGraphImpl> last(const char* what) = 0;

@@ -1,7 +1,7 @@
 // Events shared by every backend: the completed singleton and host-completed events.
-#include "backends/backend.h"
-
 #include <chrono>
+
+#include "backends/backend.h"
 
 namespace nef::backend {
 namespace {

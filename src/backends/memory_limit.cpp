@@ -64,8 +64,8 @@ void MemoryBudget::reserve(int64_t bytes) {
   int64_t now = used_.fetch_add(bytes) + bytes;
   if (limit >= 0 && now > limit) {
     used_.fetch_sub(bytes);
-    throw OutOfMemoryError(str("[allocate] ", bytes, " bytes on ", id_, " would exceed its limit of ",
-                               limit, " bytes (", now - bytes,
+    throw OutOfMemoryError(str("[allocate] ", bytes, " bytes on ", id_,
+                               " would exceed its limit of ", limit, " bytes (", now - bytes,
                                " in use; NEF_DEVICE_MEMORY_LIMIT)"));
   }
 }

@@ -176,8 +176,8 @@ std::vector<std::string> parse_device_list(const std::string& spec, const Device
 }
 
 void set_device_override(const std::vector<std::string>& names) {
-  bool empty = std::all_of(names.begin(), names.end(),
-                           [](const std::string& s) { return trim(s).empty(); });
+  bool empty =
+      std::all_of(names.begin(), names.end(), [](const std::string& s) { return trim(s).empty(); });
   if (empty) {
     clear_device_override();
     return;

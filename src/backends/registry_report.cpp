@@ -33,15 +33,14 @@ std::string to_json(const DeviceReport& report) {
   const devices::CpuInfo& c = report.cpu;
   json features = json::object();
   for (const auto& [name, on] : devices::feature_list(c.features)) features[name] = on;
-  json cpu = {{"vendor", c.vendor},
-              {"model", c.model},
-              {"arch", c.arch},
-              {"physical_cores", c.physical_cores},
-              {"logical_cores", c.logical_cores},
-              {"cache", {{"l1d_bytes", c.l1d_bytes},
-                         {"l2_bytes", c.l2_bytes},
-                         {"l3_bytes", c.l3_bytes}}},
-              {"features", features}};
+  json cpu = {
+      {"vendor", c.vendor},
+      {"model", c.model},
+      {"arch", c.arch},
+      {"physical_cores", c.physical_cores},
+      {"logical_cores", c.logical_cores},
+      {"cache", {{"l1d_bytes", c.l1d_bytes}, {"l2_bytes", c.l2_bytes}, {"l3_bytes", c.l3_bytes}}},
+      {"features", features}};
   std::vector<std::string> ids = enabled_device_ids();
   json devices = json::array();
   for (const DevicePtr& dp : report.devices) {
@@ -71,8 +70,9 @@ std::string to_json(const DeviceReport& report) {
     problems.push_back({{"backend", backend}, {"reason", why}});
   json j = {{"nef_version", devices::library_version()},
             {"cpu", cpu},
-            {"memory", {{"total_bytes", report.memory.total_bytes},
-                        {"available_bytes", report.memory.available_bytes}}},
+            {"memory",
+             {{"total_bytes", report.memory.total_bytes},
+              {"available_bytes", report.memory.available_bytes}}},
             {"devices", devices},
             {"problems", problems},
             {"enabled", ids}};
@@ -103,7 +103,8 @@ std::string to_text(const DeviceReport& report) {
     os << "    memory " << human_bytes(d.memory_bytes);
     if (d.compute_units) os << ", " << d.compute_units << " compute units";
     if (!d.api_version.empty()) os << ", " << d.api_version;
-    if (d.backend != "cpu") os << ", fp16 " << (d.fp16 ? "yes" : "no") << ", fp64 " << (d.fp64 ? "yes" : "no");
+    if (d.backend != "cpu")
+      os << ", fp16 " << (d.fp16 ? "yes" : "no") << ", fp64 " << (d.fp64 ? "yes" : "no");
     if (d.host_unified && d.backend != "cpu") os << ", shares host memory";
     os << "\n";
     for (const auto& [k, v] : d.extra) os << "    " << k << ": " << v << "\n";

@@ -1,12 +1,11 @@
 #include "nef/array.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 
 #include "nef/error.h"
-
-#include <atomic>
 
 namespace nef {
 namespace {
@@ -36,8 +35,8 @@ std::shared_ptr<Storage> Storage::borrow(void* data, size_t nbytes, std::shared_
   return s;
 }
 
-std::shared_ptr<Storage> Storage::on_device(const MemorySpace* space, void* handle,
-                                            size_t nbytes, std::shared_ptr<void> owner) {
+std::shared_ptr<Storage> Storage::on_device(const MemorySpace* space, void* handle, size_t nbytes,
+                                            std::shared_ptr<void> owner) {
   NEF_CHECK(space != nullptr, "[storage] device storage needs a memory space");
   auto s = std::shared_ptr<Storage>(new Storage());
   s->id_ = next_storage_id.fetch_add(1, std::memory_order_relaxed);
@@ -117,8 +116,8 @@ Array to_host(const Array& a) {
   auto [first, last] = byte_span(a);
   Array h = a;
   h.storage = Storage::allocate(size_t(last - first));
-  if (last > first) a.storage->space()->read(*a.storage, size_t(first), h.storage->data(),
-                                              size_t(last - first));
+  if (last > first)
+    a.storage->space()->read(*a.storage, size_t(first), h.storage->data(), size_t(last - first));
   h.offset = a.offset - first / int64_t(dtype_size(a.dtype));
   return h;
 }
@@ -156,7 +155,9 @@ void copy_strided(const Array& src, const Array& dst) {
       out += inner * int64_t(es);
     } else {
       switch (es) {
-        case 1: for (int64_t i = 0; i < inner; ++i) out[i] = p[i * inner_stride]; break;
+        case 1:
+          for (int64_t i = 0; i < inner; ++i) out[i] = p[i * inner_stride];
+          break;
         case 2:
           for (int64_t i = 0; i < inner; ++i) std::memcpy(out + 2 * i, p + i * inner_stride, 2);
           break;

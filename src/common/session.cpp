@@ -23,10 +23,10 @@ std::map<std::string, int64_t> Stats::snapshot() const {
 }
 
 void Stats::reset() {
-  for (auto* c : {&graphs_executed, &nodes_executed, &kernel_cache_hits, &kernel_cache_misses,
-                  &plan_cache_hits, &plan_cache_misses, &nodes_folded, &nodes_eliminated,
-                  &bytes_allocated, &embedded_plans_used, &transfers, &bytes_transferred,
-                  &device_fallbacks, &cache_evictions})
+  for (auto* c :
+       {&graphs_executed, &nodes_executed, &kernel_cache_hits, &kernel_cache_misses,
+        &plan_cache_hits, &plan_cache_misses, &nodes_folded, &nodes_eliminated, &bytes_allocated,
+        &embedded_plans_used, &transfers, &bytes_transferred, &device_fallbacks, &cache_evictions})
     c->store(0);
 }
 

@@ -45,7 +45,9 @@ struct Hash128 {
   bool operator==(const Hash128& o) const { return h0 == o.h0 && h1 == o.h1; }
 };
 struct Hash128Hash {
-  size_t operator()(const Hash128& h) const { return size_t(h.h0 ^ (h.h1 * 0x9e3779b97f4a7c15ull)); }
+  size_t operator()(const Hash128& h) const {
+    return size_t(h.h0 ^ (h.h1 * 0x9e3779b97f4a7c15ull));
+  }
 };
 struct FrontCache {
   std::mutex mu;
@@ -92,7 +94,8 @@ class Context final : public passes::PassContext {
     if (!host->supports(n, g)) return std::nullopt;
     auto kernel = host->compile(n, g);
     Array out = Array::empty(n.type.shape, n.type.dtype), workspace;
-    if (int64_t ws = kernel->workspace_bytes(); ws > 0) workspace = Array::empty({ws}, DType::UInt8);
+    if (int64_t ws = kernel->workspace_bytes(); ws > 0)
+      workspace = Array::empty({ws}, DType::UInt8);
     backend::QueuePtr q = host->acquire_queue();
     backend::KernelArgs args{inputs, out, n.attrs, n, workspace};
     kernel->enqueue(args, *q, {})->wait();
@@ -188,8 +191,8 @@ std::optional<CompileFailure> lower_once(Plan& plan, const ir::Graph& g) {
     bool miss = false;
     const backend::Device& dev = *plan.devices[n.device];
     if (faults::fire("compile", dev.id(), n.op->name))
-      return CompileFailure{int(i), str("[", n.op->name, "] compile failure on ", dev.id(),
-                                        " (injected)")};
+      return CompileFailure{int(i),
+                            str("[", n.op->name, "] compile failure on ", dev.id(), " (injected)")};
     try {
       s.kernel = get_kernel(dev, n, g, &miss);
     } catch (const CompileError& e) {
@@ -259,16 +262,15 @@ void lower_placed_graph(Plan& plan, ir::Graph g) {
     const ir::Node& n = g.nodes[f->node];
     const backend::Device& dev = *plan.devices[n.device];
     int host = host_index(plan.devices);
-    if (dev.is_host() || host < 0 || attempt > int(g.nodes.size()))
-      throw CompileError(f->message);
+    if (dev.is_host() || host < 0 || attempt > int(g.nodes.size())) throw CompileError(f->message);
     // The ladder's compile rung: log it, run this node on the host instead, keep going.
     warn(str("kernel for [", n.op->name, "] failed to compile on ", dev.id(), " (", f->message,
              "); running it on ", plan.devices[host]->id()));
     counters().device_fallbacks++;
     if (targets.empty())
-      for (const auto& d : plan.devices) targets.push_back({d, false, planner::default_profile(*d), -1});
-    planner::reroute(g, f->node, host, targets,
-                     str("compile failed on ", dev.id(), ": rerouted"));
+      for (const auto& d : plan.devices)
+        targets.push_back({d, false, planner::default_profile(*d), -1});
+    planner::reroute(g, f->node, host, targets, str("compile failed on ", dev.id(), ": rerouted"));
   }
   plan.graph = std::move(g);
 }
@@ -308,8 +310,9 @@ std::shared_ptr<const Plan> compile(ir::Graph g, const CompileOptions& opts) {
 
   std::vector<planner::Target> targets = planner::targets();
   std::erase_if(targets, [&](const planner::Target& t) {
-    return !t.device->is_host() && std::find(opts.exclude_devices.begin(), opts.exclude_devices.end(),
-                                             t.device->id()) != opts.exclude_devices.end();
+    return !t.device->is_host() &&
+           std::find(opts.exclude_devices.begin(), opts.exclude_devices.end(), t.device->id()) !=
+               opts.exclude_devices.end();
   });
   for (const auto& t : targets) plan->devices.push_back(t.device);
   planner::place(g, targets);

@@ -127,8 +127,8 @@ std::shared_ptr<const runtime::Plan> plan_from_embedded(const ir::Graph& source,
                                 " ", dtype_name(b.dtype)));
   }
   if (devices.size() != g.nodes.size())
-    throw ValidationError(str("[embedded_plan] ", devices.size(), " device names for ",
-                              g.nodes.size(), " nodes"));
+    throw ValidationError(
+        str("[embedded_plan] ", devices.size(), " device names for ", g.nodes.size(), " nodes"));
 
   auto plan = std::make_shared<runtime::Plan>();
   plan->devices = backend::placement_devices().devices;
@@ -154,9 +154,8 @@ std::shared_ptr<const runtime::Plan> plan_from_embedded(const ir::Graph& source,
     if (n.is("copy")) continue;
     for (int in : n.inputs)
       if (g.nodes[in].device != n.device)
-        throw ValidationError(str("[embedded_plan] node ", i, " (", n.op->name, ") on ",
-                                  devices[i], " reads node ", in, " on ", devices[in],
-                                  " without a transfer"));
+        throw ValidationError(str("[embedded_plan] node ", i, " (", n.op->name, ") on ", devices[i],
+                                  " reads node ", in, " on ", devices[in], " without a transfer"));
   }
   lower_placed_graph(*plan, std::move(g));
   plan_memory(*plan);

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "format/nef_file.h"
-#include "runtime/plan.h"
 #include "ir/graph.h"
+#include "runtime/plan.h"
 
 namespace nef::compiler {
 
@@ -28,6 +28,6 @@ format::EmbeddedPlanData make_embedded(const ir::Graph& g);
 // compiled graph's bindings and outputs agree with `source` in count, shape and dtype. Throws
 // ValidationError/UnsupportedError when it cannot be used. Counts stats().embedded_plans_used.
 std::shared_ptr<const runtime::Plan> plan_from_embedded(const ir::Graph& source, ir::Graph compiled,
-                                               const std::vector<std::string>& devices);
+                                                        const std::vector<std::string>& devices);
 
 }  // namespace nef::compiler

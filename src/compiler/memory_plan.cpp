@@ -13,14 +13,16 @@ using runtime::Plan;
 using runtime::Step;
 using runtime::StepKind;
 
-int64_t align_up(int64_t b) { return (b + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment; }
+int64_t align_up(int64_t b) {
+  return (b + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment;
+}
 
 // Lifetimes recomputed from the graph alone; the planner and the verifier each build their own.
 struct Liveness {
-  std::vector<int> pos;      // step of each node
-  std::vector<int> root;     // buffer a node's value lives in (itself unless a view)
-  std::vector<int> last;     // last step reading the node or (for roots) any view of it
-  std::vector<bool> pinned;  // a graph output is this value or a view of it
+  std::vector<int> pos;       // step of each node
+  std::vector<int> root;      // buffer a node's value lives in (itself unless a view)
+  std::vector<int> last;      // last step reading the node or (for roots) any view of it
+  std::vector<bool> pinned;   // a graph output is this value or a view of it
   std::vector<bool> crosses;  // read by a transfer (a copy step): touched by two queues
 };
 
@@ -231,7 +233,8 @@ void verify_memory_plan(const Plan& p) {
   for (int v = 0; v < n; ++v) {
     const ir::Node& nd = g.nodes[v];
     int64_t ws = workspace_of(p, l, v);
-    if (m.workspace_bytes[v] != ws) fail(str("node ", v, " workspace ", m.workspace_bytes[v], " != ", ws));
+    if (m.workspace_bytes[v] != ws)
+      fail(str("node ", v, " workspace ", m.workspace_bytes[v], " != ", ws));
     if (ws > 0 && m.workspace_offset[v] >= 0) {
       int64_t off = m.workspace_offset[v];
       if (off % kArenaAlignment || off + ws > m.arena_bytes[nd.device])
@@ -268,8 +271,8 @@ void verify_memory_plan(const Plan& p) {
     for (const Block& a : active) {
       if (g.nodes[a.node].device != g.nodes[b.node].device) continue;
       bool overlap = a.off < b.off + b.bytes && b.off < a.off + a.bytes;
-      bool handover = !a.workspace && !b.workspace && m.inplace_of[b.node] == a.node &&
-                      a.end == b.begin;
+      bool handover =
+          !a.workspace && !b.workspace && m.inplace_of[b.node] == a.node && a.end == b.begin;
       if (overlap && !handover)
         fail(str(a.workspace ? "workspace of node " : "node ", a.node, " and ",
                  b.workspace ? "workspace of node " : "node ", b.node,
@@ -284,8 +287,8 @@ void verify_memory_plan(const Plan& p) {
 std::string describe_memory(const Plan& p) {
   const runtime::MemoryPlan& m = p.memory;
   if (!m.enabled) return "memory: not planned (every value allocated separately)\n";
-  std::string s = str("memory: planned peak ", m.planned_peak_bytes, " bytes, naive ", m.naive_bytes,
-                      " bytes, ", m.inplace_count, " in place\n");
+  std::string s = str("memory: planned peak ", m.planned_peak_bytes, " bytes, naive ",
+                      m.naive_bytes, " bytes, ", m.inplace_count, " in place\n");
   for (size_t d = 0; d < m.arena_bytes.size(); ++d)
     s += str("  arena ", device_name(p, int(d)), ": ", m.arena_bytes[d], " bytes\n");
   const ir::Graph& g = p.graph;
@@ -293,8 +296,8 @@ std::string describe_memory(const Plan& p) {
     int v = st.node;
     const ir::Node& nd = g.nodes[v];
     if (m.offset[v] >= 0) {
-      s += str("  [", v, "] ", nd.op->name, " offset ", m.offset[v], " size ", m.bytes[v],
-               " live ", m.live_begin[v], "..", m.live_end[v]);
+      s += str("  [", v, "] ", nd.op->name, " offset ", m.offset[v], " size ", m.bytes[v], " live ",
+               m.live_begin[v], "..", m.live_end[v]);
       if (m.inplace_of[v] >= 0) s += str(" in place of [", m.inplace_of[v], "]");
       s += "\n";
     } else if (m.alias_of[v] >= 0 && m.offset[m.alias_of[v]] >= 0) {

@@ -1,13 +1,11 @@
 #include "compiler/plan_json.h"
 
-#include "compiler/memory_plan.h"
-
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "compiler/memory_plan.h"
 #include "ir/ops/fused_program.h"
 #include "nef/error.h"
 
@@ -28,9 +26,7 @@ std::string program_of(const ir::Node& n) {
 
 // Fused kernels carry a fused_elementwise program (ir/ops/fused_program.h): fused_elementwise
 // over its inputs, matmul_epilogue over the matmul result (i0) and its extra operands.
-bool has_program(const ir::Node& n) {
-  return n.is("fused_elementwise") || n.is("matmul_epilogue");
-}
+bool has_program(const ir::Node& n) { return n.is("fused_elementwise") || n.is("matmul_epilogue"); }
 
 }  // namespace
 
@@ -49,14 +45,14 @@ json plan_to_json(const Plan& p) {
     int index = step_index++;
     const ir::Node& n = g.nodes[st.node];
     if (st.kind == StepKind::Copy)
-      transfers.push_back({{"step", index},
-                           {"node", st.node},
-                           {"from", device_name(p, g.nodes[n.inputs[0]].device)},
-                           {"to", device_name(p, n.device)},
-                           {"bytes", int64_t(numel(n.type.shape)) * int64_t(dtype_size(n.type.dtype))},
-                           {"predicted_seconds", st.predicted_seconds}});
-    else if (!st.kernel)
-      continue;  // inputs, constants and views: nothing runs
+      transfers.push_back(
+          {{"step", index},
+           {"node", st.node},
+           {"from", device_name(p, g.nodes[n.inputs[0]].device)},
+           {"to", device_name(p, n.device)},
+           {"bytes", int64_t(numel(n.type.shape)) * int64_t(dtype_size(n.type.dtype))},
+           {"predicted_seconds", st.predicted_seconds}});
+    else if (!st.kernel) continue;  // inputs, constants and views: nothing runs
     json k;
     k["step"] = index;
     k["node"] = st.node;
@@ -92,9 +88,13 @@ json plan_to_json(const Plan& p) {
       if (size_t(v) >= m.offset.size()) continue;
       const ir::Node& n = g.nodes[v];
       if (m.offset[v] >= 0) {
-        json e{{"node", v}, {"op", n.op->name}, {"device", device_name(p, n.device)},
-               {"offset", m.offset[v]}, {"bytes", m.bytes[v]},
-               {"live_begin", m.live_begin[v]}, {"live_end", m.live_end[v]}};
+        json e{{"node", v},
+               {"op", n.op->name},
+               {"device", device_name(p, n.device)},
+               {"offset", m.offset[v]},
+               {"bytes", m.bytes[v]},
+               {"live_begin", m.live_begin[v]},
+               {"live_end", m.live_end[v]}};
         if (m.inplace_of[v] >= 0) e["inplace_of"] = m.inplace_of[v];
         values.push_back(std::move(e));
       } else if (m.alias_of[v] >= 0 && m.offset[m.alias_of[v]] >= 0) {
@@ -130,10 +130,10 @@ std::string describe_kernels_text(const Plan& p) {
   for (const Step& st : p.steps) {
     const ir::Node& n = g.nodes[st.node];
     if (st.kind == StepKind::Copy) {
-      s += str("  [", st.node, "] copy [", n.inputs[0], "] ", device_name(p, g.nodes[n.inputs[0]].device),
-               " -> ", device_name(p, n.device), "  ", shape_str(n.type.shape), " ",
-               dtype_name(n.type.dtype), "  est ", int64_t(st.predicted_seconds * 1e9) / 1000.0,
-               " us\n");
+      s += str("  [", st.node, "] copy [", n.inputs[0], "] ",
+               device_name(p, g.nodes[n.inputs[0]].device), " -> ", device_name(p, n.device), "  ",
+               shape_str(n.type.shape), " ", dtype_name(n.type.dtype), "  est ",
+               int64_t(st.predicted_seconds * 1e9) / 1000.0, " us\n");
       continue;
     }
     if (!st.kernel) continue;

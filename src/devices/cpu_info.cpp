@@ -1,5 +1,7 @@
 // CPU and memory probes: CPUID/xgetbv on x86-64, getauxval on AArch64, sysfs and /proc for
 // topology, caches and memory. Every probe degrades to "unknown"/0 instead of failing.
+#include "devices/cpu_info.h"
+
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -14,7 +16,6 @@
 #include <thread>
 #include <utility>
 
-#include "devices/cpu_info.h"
 #include "nef/version.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -51,10 +52,17 @@ int64_t parse_size(const std::string& s) {
   long long v = std::strtoll(s.c_str(), &end, 10);
   if (v <= 0) return 0;
   switch (end ? *end : '\0') {
-    case 'K': case 'k': return int64_t(v) << 10;
-    case 'M': case 'm': return int64_t(v) << 20;
-    case 'G': case 'g': return int64_t(v) << 30;
-    default: return int64_t(v);
+    case 'K':
+    case 'k':
+      return int64_t(v) << 10;
+    case 'M':
+    case 'm':
+      return int64_t(v) << 20;
+    case 'G':
+    case 'g':
+      return int64_t(v) << 30;
+    default:
+      return int64_t(v);
   }
 }
 
@@ -73,7 +81,8 @@ void caches_from_sysfs(CpuInfo& info) {
 
 void cores_from_sysfs(CpuInfo& info) {
   long online = sysconf(_SC_NPROCESSORS_ONLN);
-  info.logical_cores = online > 0 ? int(online) : int(std::max(1u, std::thread::hardware_concurrency()));
+  info.logical_cores =
+      online > 0 ? int(online) : int(std::max(1u, std::thread::hardware_concurrency()));
   // A physical core is a distinct (package, core) pair; SMT siblings share one.
   std::set<std::pair<std::string, std::string>> cores;
   for (int cpu = 0; cpu < 4096; ++cpu) {
@@ -85,8 +94,8 @@ void cores_from_sysfs(CpuInfo& info) {
     }
     cores.insert({read_line(dir + "physical_package_id"), core});
   }
-  info.physical_cores = cores.empty() ? info.logical_cores
-                                      : std::min(int(cores.size()), info.logical_cores);
+  info.physical_cores =
+      cores.empty() ? info.logical_cores : std::min(int(cores.size()), info.logical_cores);
   info.physical_cores = std::max(1, info.physical_cores);
 }
 
@@ -213,8 +222,8 @@ void names_from_proc(CpuInfo& info) {
     auto colon = line.find(':');
     if (colon == std::string::npos) continue;
     std::string key = trim(line.substr(0, colon)), value = trim(line.substr(colon + 1));
-    if (info.model.empty() && (key == "model name" || key == "Hardware" || key == "Model" ||
-                               key == "uarch"))
+    if (info.model.empty() &&
+        (key == "model name" || key == "Hardware" || key == "Model" || key == "uarch"))
       info.model = value;
     if (info.vendor.empty() && (key == "vendor_id" || key == "CPU implementer")) {
       info.vendor = value == "0x41" ? "ARM" : value == "0x61" ? "Apple" : value;
@@ -268,14 +277,22 @@ MemoryInfo detect_memory() {
 }
 
 std::vector<std::pair<std::string, bool>> feature_list(const CpuFeatures& f) {
-  return {{"sse4_2", f.sse4_2},       {"avx", f.avx},
-          {"avx2", f.avx2},           {"fma", f.fma},
-          {"avx512f", f.avx512f},     {"avx512bw", f.avx512bw},
-          {"avx512vl", f.avx512vl},   {"avx512_vnni", f.avx512_vnni},
-          {"avx512_bf16", f.avx512_bf16}, {"avx_vnni", f.avx_vnni},
-          {"amx", f.amx},             {"neon", f.neon},
-          {"sve", f.sve},             {"sve2", f.sve2},
-          {"dotprod", f.dotprod},     {"bf16", f.bf16}};
+  return {{"sse4_2", f.sse4_2},
+          {"avx", f.avx},
+          {"avx2", f.avx2},
+          {"fma", f.fma},
+          {"avx512f", f.avx512f},
+          {"avx512bw", f.avx512bw},
+          {"avx512vl", f.avx512vl},
+          {"avx512_vnni", f.avx512_vnni},
+          {"avx512_bf16", f.avx512_bf16},
+          {"avx_vnni", f.avx_vnni},
+          {"amx", f.amx},
+          {"neon", f.neon},
+          {"sve", f.sve},
+          {"sve2", f.sve2},
+          {"dotprod", f.dotprod},
+          {"bf16", f.bf16}};
 }
 
 const char* library_version() { return NEF_VERSION_STRING; }

@@ -4,10 +4,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <unordered_map>
 #include <unordered_set>
-
-#include <nlohmann/json.hpp>
 
 #include "format/format_internal.h"
 #include "format/mmap_file.h"
@@ -44,12 +43,14 @@ json encode_attr(const ir::AttrValue& v, size_t node) {
         if constexpr (std::is_same_v<T, double>) {
           out["value"] = encode_float(x);
         } else if constexpr (std::is_same_v<T, std::vector<double>>) {
-          if (x.size() > kMaxList) throw ValidationError(str("[write_nef] node ", node, ": attribute list too long"));
+          if (x.size() > kMaxList)
+            throw ValidationError(str("[write_nef] node ", node, ": attribute list too long"));
           json a = json::array();
           for (double d : x) a.push_back(encode_float(d));
           out["value"] = std::move(a);
         } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
-          if (x.size() > kMaxList) throw ValidationError(str("[write_nef] node ", node, ": attribute list too long"));
+          if (x.size() > kMaxList)
+            throw ValidationError(str("[write_nef] node ", node, ": attribute list too long"));
           out["value"] = x;
         } else if constexpr (std::is_same_v<T, std::string>) {
           check_len(x, "string attribute", node);
@@ -113,8 +114,8 @@ Encoded encode_graph(const ir::Graph& g, std::vector<Blob>& blobs, uint64_t& dat
     std::vector<int> producers;
     for (int in : node.inputs) {
       if (in < 0 || static_cast<size_t>(in) >= i)
-        throw ValidationError(str("[write_nef] node ", i, " (", node.op->name,
-                                  ") refers to node ", in, " which does not precede it"));
+        throw ValidationError(str("[write_nef] node ", i, " (", node.op->name, ") refers to node ",
+                                  in, " which does not precede it"));
       ins.push_back(names[in]);
       if (std::find(producers.begin(), producers.end(), in) == producers.end())
         producers.push_back(in);

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "nef/attrs.h"
 #include "ir/op_registry.h"
 #include "nef/array.h"
+#include "nef/attrs.h"
 
 namespace nef::ir {
 
@@ -23,8 +23,8 @@ struct Node {
   std::string device_hint;  // "", "cpu", "gpu", ... (a preference, not a command)
   // op "constant": the value. op "input": unset (bound at run time through `binding`).
   std::optional<Array> constant;
-  int binding = -1;         // op "input": index into the run-time bindings
-  int device = -1;          // index into the plan's devices, set by the planner
+  int binding = -1;              // op "input": index into the run-time bindings
+  int device = -1;               // index into the plan's devices, set by the planner
   std::string placement_reason;  // why the planner put it there
   double predicted_seconds = 0;  // the planner's cost-model estimate on that device
 

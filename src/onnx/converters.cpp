@@ -1,8 +1,7 @@
 // The converter table (one registration call per family file) and the helpers converters share.
-#include "onnx/converter.h"
-
 #include "api/lazy.h"
 #include "common/dispatch.h"
+#include "onnx/converter.h"
 
 namespace nef::onnx_import {
 
@@ -27,19 +26,19 @@ struct OnnxType {
   std::optional<DType> dtype;
 };
 constexpr OnnxType kTypes[] = {
-    {0, "UNDEFINED", std::nullopt},    {1, "FLOAT", DType::Float32},
-    {2, "UINT8", DType::UInt8},        {3, "INT8", DType::Int8},
-    {4, "UINT16", std::nullopt},       {5, "INT16", std::nullopt},
-    {6, "INT32", DType::Int32},        {7, "INT64", DType::Int64},
-    {8, "STRING", std::nullopt},       {9, "BOOL", DType::Bool},
-    {10, "FLOAT16", DType::Float16},   {11, "DOUBLE", DType::Float64},
-    {12, "UINT32", std::nullopt},      {13, "UINT64", std::nullopt},
-    {14, "COMPLEX64", std::nullopt},   {15, "COMPLEX128", std::nullopt},
-    {16, "BFLOAT16", DType::BFloat16}, {17, "FLOAT8E4M3FN", std::nullopt},
+    {0, "UNDEFINED", std::nullopt},       {1, "FLOAT", DType::Float32},
+    {2, "UINT8", DType::UInt8},           {3, "INT8", DType::Int8},
+    {4, "UINT16", std::nullopt},          {5, "INT16", std::nullopt},
+    {6, "INT32", DType::Int32},           {7, "INT64", DType::Int64},
+    {8, "STRING", std::nullopt},          {9, "BOOL", DType::Bool},
+    {10, "FLOAT16", DType::Float16},      {11, "DOUBLE", DType::Float64},
+    {12, "UINT32", std::nullopt},         {13, "UINT64", std::nullopt},
+    {14, "COMPLEX64", std::nullopt},      {15, "COMPLEX128", std::nullopt},
+    {16, "BFLOAT16", DType::BFloat16},    {17, "FLOAT8E4M3FN", std::nullopt},
     {18, "FLOAT8E4M3FNUZ", std::nullopt}, {19, "FLOAT8E5M2", std::nullopt},
     {20, "FLOAT8E5M2FNUZ", std::nullopt}, {21, "UINT4", std::nullopt},
-    {22, "INT4", std::nullopt},        {23, "FLOAT4E2M1", std::nullopt},
-    {24, "FLOAT8E8M0", std::nullopt},  {25, "UINT2", std::nullopt},
+    {22, "INT4", std::nullopt},           {23, "FLOAT4E2M1", std::nullopt},
+    {24, "FLOAT8E8M0", std::nullopt},     {25, "UINT2", std::nullopt},
     {26, "INT2", std::nullopt},
 };
 }  // namespace

@@ -35,7 +35,8 @@ class OnnxDeferred final : public DeferredGraph {
     std::map<std::string, int64_t> dims = model_->bind(shapes);
     for (const auto& [k, v] : bound_)
       if (dims.count(k) && dims[k] != v)
-        throw ShapeError(str("[run] dim '", k, "' was bound to ", v, " at import, inputs give ", dims[k]));
+        throw ShapeError(
+            str("[run] dim '", k, "' was bound to ", v, " at import, inputs give ", dims[k]));
     // Each round either finds/builds the specialization or learns more inputs whose values
     // shape the graph (at most one round per input).
     for (size_t round = 0;; ++round) {
@@ -78,8 +79,10 @@ class OnnxDeferred final : public DeferredGraph {
     if (last_) return last_;
     std::string names = unbound();
     if (names.empty())
-      throw ValidationError(str("[", what, "] the graph's shapes depend on the values of its "
-                                "inputs (", why_, "): run it once first"));
+      throw ValidationError(str("[", what,
+                                "] the graph's shapes depend on the values of its "
+                                "inputs (",
+                                why_, "): run it once first"));
     throw ValidationError(str("[", what, "] the graph has unbound symbolic dims (", names,
                               "): bind them when importing (dims=...) or run it once first"));
   }
@@ -119,7 +122,8 @@ LoadedGraph from_model(std::shared_ptr<onnx_import::Model> model,
     if (std::find(symbols.begin(), symbols.end(), k) == symbols.end()) {
       std::string known;
       for (const auto& s : symbols) known += (known.empty() ? "" : ", ") + s;
-      throw ValidationError(str("[onnx] '", k, "' is not a symbolic dim of the model (its symbolic dims: ",
+      throw ValidationError(str("[onnx] '", k,
+                                "' is not a symbolic dim of the model (its symbolic dims: ",
                                 known.empty() ? "none" : known, ")"));
     }
     if (v < 0) throw ValidationError(str("[onnx] dim '", k, "' bound to negative ", v));
@@ -152,15 +156,16 @@ LoadedGraph from_model(std::shared_ptr<onnx_import::Model> model,
     impl->dim_names.push_back(names);
   }
   impl->graph.output_names = model->outputs();
-  impl->deferred = std::make_shared<OnnxDeferred>(std::move(model), dims, std::move(value_inputs),
-                                                  std::move(why), impl->graph.input_names,
-                                                  impl->input_types);
+  impl->deferred =
+      std::make_shared<OnnxDeferred>(std::move(model), dims, std::move(value_inputs),
+                                     std::move(why), impl->graph.input_names, impl->input_types);
   return LoadedGraph(impl);
 }
 
 }  // namespace
 
-LoadedGraph LoadedGraph::from_onnx(const std::string& path, const std::map<std::string, int64_t>& dims) {
+LoadedGraph LoadedGraph::from_onnx(const std::string& path,
+                                   const std::map<std::string, int64_t>& dims) {
   return from_model(onnx_import::Model::parse_file(path), dims);
 }
 LoadedGraph LoadedGraph::from_onnx_bytes(const std::string& bytes,

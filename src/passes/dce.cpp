@@ -1,6 +1,6 @@
 // Dead-node elimination: drop nodes that no graph output depends on.
-#include "passes/pass.h"
 #include "common/session.h"
+#include "passes/pass.h"
 
 namespace nef::passes {
 

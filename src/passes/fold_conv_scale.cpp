@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
+#include "common/session.h"
 #include "passes/fold_util.h"
 #include "passes/pass.h"
-#include "common/session.h"
 
 namespace nef::passes {
 namespace {
@@ -60,8 +60,8 @@ std::optional<Conv> foldable_conv(const fold::Rebuild& b, int c) {
   if (!cv.is("conv") || cv.inputs.size() < 2 || !b.single_use(c)) return std::nullopt;
   const DType t = cv.type.dtype;
   if (!is_floating(t)) return std::nullopt;
-  Conv r{cv.inputs[0], cv.inputs[1], std::nullopt, cv.attrs, t, cv.type.shape[1],
-         cv.type.shape.size(), cv.device_hint};
+  Conv r{cv.inputs[0],     cv.inputs[1],         std::nullopt,  cv.attrs, t,
+         cv.type.shape[1], cv.type.shape.size(), cv.device_hint};
   if (cv.inputs.size() == 3) {
     const ir::Node& bn = b.at(cv.inputs[2]);
     if (!bn.is("constant") || !bn.constant || bn.type.dtype != t) return std::nullopt;

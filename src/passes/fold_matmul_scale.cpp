@@ -26,10 +26,10 @@
 #include <string>
 #include <vector>
 
+#include "common/session.h"
 #include "nef/error.h"
 #include "passes/fold_util.h"
 #include "passes/pass.h"
-#include "common/session.h"
 
 namespace nef::passes {
 namespace {

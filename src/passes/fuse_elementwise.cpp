@@ -30,9 +30,7 @@ namespace {
 constexpr int kMaxInstrs = 64;
 constexpr int kMaxExternal = 16;
 
-bool small_exact_int(DType t) {
-  return t == DType::Bool || t == DType::Int8 || t == DType::UInt8;
-}
+bool small_exact_int(DType t) { return t == DType::Bool || t == DType::Int8 || t == DType::UInt8; }
 
 bool candidate(const ir::Graph& g, const ir::Node& n) {
   if (!n.op->has(ir::kFusable) || !n.op->has(ir::kElementwise)) return false;

@@ -66,8 +66,7 @@ bool silu_pattern(Ctx& c, int r) {
   if (c.is(r, "mul")) {
     for (int k = 0; k < 2; ++k) {
       int s = c.in(r, k), x = c.in(r, 1 - k);
-      if (c.inner(s, "sigmoid") && same_value(c.g, c.in(s, 0), x))
-        return c.replace(r, "silu", {x});
+      if (c.inner(s, "sigmoid") && same_value(c.g, c.in(s, 0), x)) return c.replace(r, "silu", {x});
     }
     return false;
   }
@@ -87,10 +86,10 @@ void recognize_patterns(ir::Graph& g, const PassContext& ctx) {
   using Pattern = bool (*)(match::Ctx&, int);
   // Order matters only where two patterns share a root: layernorm before rmsnorm (a centered
   // rmsnorm is a layernorm), the norms before gelu/silu (all may end in a mul).
-  static const Pattern kPatterns[] = {
-      match::layernorm_pattern, match::rmsnorm_pattern, match::softmax_pattern,
-      match::log_softmax_pattern, match::gelu_pattern, match::silu_pattern,
-      match::attention_pattern};
+  static const Pattern kPatterns[] = {match::layernorm_pattern, match::rmsnorm_pattern,
+                                      match::softmax_pattern,   match::log_softmax_pattern,
+                                      match::gelu_pattern,      match::silu_pattern,
+                                      match::attention_pattern};
   match::Ctx c(g);
   // A second sweep when the first rewrote anything: a pattern built on a fused op (attention
   // on softmax) sits after that op in node order, so the first sweep visited it too early.

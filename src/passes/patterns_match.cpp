@@ -18,9 +18,8 @@ std::optional<double> scalar_value(const ir::Graph& g, int i) {
   }
   if (!n.is("constant") || !n.constant || n.constant->numel() != 1) return std::nullopt;
   const Array& a = *n.constant;
-  return nef::dispatch_dtype(a.dtype, [&]<typename T>() -> double {
-    return double(nef::load_as(*a.data_as<T>()));
-  });
+  return nef::dispatch_dtype(
+      a.dtype, [&]<typename T>() -> double { return double(nef::load_as(*a.data_as<T>())); });
 }
 
 bool is_scalar(const ir::Graph& g, int i, double v, double rel) {

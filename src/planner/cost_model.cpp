@@ -106,8 +106,7 @@ DeviceProfile measure(backend::Device& dev) {
     p.flops = ir::get_op("tanh").flops_per_element * double(n) / t_tanh;
     p.method = "tanh";
   }
-  p.launch_seconds =
-      time_op(dev, "add", {{{1}, DType::Float32}, {{1}, DType::Float32}}, {}, 10);
+  p.launch_seconds = time_op(dev, "add", {{{1}, DType::Float32}, {{1}, DType::Float32}}, {}, 10);
   if (!dev.is_host()) {
     double small = time_copy(dev, 64, true, 5);
     p.transfer_seconds = small;

@@ -27,7 +27,7 @@ std::vector<int> hinted(const std::string& hint, const std::vector<Target>& t) {
   for (int pass = 0; pass < 3 && out.empty(); ++pass)
     for (size_t i = 0; i < t.size(); ++i) {
       const backend::DeviceInfo& d = t[i].device->info();
-      bool m = pass == 0 ? h == lower(d.id)
+      bool m = pass == 0   ? h == lower(d.id)
                : pass == 1 ? h == lower(d.backend)
                            : !t[i].device->is_host() && h == lower(d.kind);
       if (m) out.push_back(int(i));
@@ -147,7 +147,8 @@ void place(ir::Graph& g, const std::vector<Target>& targets) {
         cand = supported;
         std::string others;
         for (int t = 0; t < nt; ++t)
-          if (!targets[t].fallback_only) others += str(others.empty() ? "" : ", ", targets[t].device->id());
+          if (!targets[t].fallback_only)
+            others += str(others.empty() ? "" : ", ", targets[t].device->id());
         why += str("fallback: ", others.empty() ? std::string("no other device") : others,
                    " cannot run it");
       }
@@ -161,8 +162,7 @@ void place(ir::Graph& g, const std::vector<Target>& targets) {
       if (targets[t].memory_budget < 0 ||
           constant_bytes[t] + io <= double(targets[t].memory_budget))
         fits.push_back(t);
-      else
-        over += str(over.empty() ? "" : ", ", targets[t].device->id());
+      else over += str(over.empty() ? "" : ", ", targets[t].device->id());
     }
     if (fits.empty()) fits.push_back(host);
     if (!over.empty()) why += str(why.empty() ? "" : "; ", "over the memory budget of ", over);

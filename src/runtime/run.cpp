@@ -86,8 +86,8 @@ Run::Run(std::shared_ptr<const Plan> plan, std::vector<Array> bindings)
   const Plan& p = *plan_;
   const ir::Graph& g = p.graph;
   if (static_cast<int>(bindings.size()) != g.num_bindings())
-    throw ValidationError(str("[run] graph has ", g.num_bindings(), " inputs, got ",
-                              bindings.size(), " values"));
+    throw ValidationError(
+        str("[run] graph has ", g.num_bindings(), " inputs, got ", bindings.size(), " values"));
   Impl& s = *impl_;
   s.profiling = profiling_on;
   s.bindings = std::move(bindings);
@@ -214,8 +214,7 @@ void Run::submit(int step_index) {
       if (!p.state->resident[v]) {
         Array host = c.contiguous();
         Array d = fresh(dev, c.shape, c.dtype);
-        if (host.nbytes())
-          d.storage->space()->write(*d.storage, 0, host.data(), host.nbytes());
+        if (host.nbytes()) d.storage->space()->write(*d.storage, 0, host.data(), host.nbytes());
         p.state->resident[v] = d;
       }
       out = *p.state->resident[v];
@@ -275,13 +274,11 @@ void Run::submit(int step_index) {
     throw OutOfMemoryError(str("[", n.op->name, "] out of memory on ", dev.id(), " (injected)"));
   if (mem.enabled && mem.offset[v] >= 0)
     out = at_offset(s.arenas[dev_index], mem.offset[v], n.type.shape, n.type.dtype);
-  else
-    out = fresh(dev, n.type.shape, n.type.dtype);
+  else out = fresh(dev, n.type.shape, n.type.dtype);
   if (int64_t ws = step.kernel->workspace_bytes(); ws > 0) {
     if (mem.enabled && mem.workspace_offset[v] >= 0)
       s.workspaces[v] = at_offset(s.arenas[dev_index], mem.workspace_offset[v], {ws}, DType::UInt8);
-    else
-      s.workspaces[v] = fresh(dev, {ws}, DType::UInt8);
+    else s.workspaces[v] = fresh(dev, {ws}, DType::UInt8);
   }
   std::vector<Array>& ins = s.inputs[v];
   ins.reserve(n.inputs.size());
@@ -290,8 +287,7 @@ void Run::submit(int step_index) {
   for (int in : n.inputs) {
     ins.push_back(s.values[in]);
     const backend::EventPtr& e = s.events[in];
-    if (e != backend::completed_event() &&
-        std::find(waits.begin(), waits.end(), e) == waits.end())
+    if (e != backend::completed_event() && std::find(waits.begin(), waits.end(), e) == waits.end())
       waits.push_back(e);
   }
   s.args.push_back(backend::KernelArgs{ins, out, n.attrs, n, s.workspaces[v]});

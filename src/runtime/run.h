@@ -21,8 +21,8 @@
 namespace nef::runtime {
 
 struct StepFailure {
-  int step = -1;          // index into plan.steps (= node index)
-  int device = -1;        // index into plan.devices of the device it ran on
+  int step = -1;    // index into plan.steps (= node index)
+  int device = -1;  // index into plan.devices of the device it ran on
   std::exception_ptr error;
 };
 

@@ -9,15 +9,15 @@
 #include "nef/version.h"
 
 static int passed = 0, failed = 0;
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    if (cond) {                                                            \
-      ++passed;                                                            \
-    } else {                                                               \
-      ++failed;                                                            \
+#define CHECK(cond)                                                                           \
+  do {                                                                                        \
+    if (cond) {                                                                               \
+      ++passed;                                                                               \
+    } else {                                                                                  \
+      ++failed;                                                                               \
       fprintf(stderr, "%s:%d: CHECK(%s) failed; last error: %s\n", __FILE__, __LINE__, #cond, \
-              nef_last_error());                                           \
-    }                                                                      \
+              nef_last_error());                                                              \
+    }                                                                                         \
   } while (0)
 
 int main(void) {
@@ -91,10 +91,10 @@ int main(void) {
 
   /* ONNX import from bytes: Relu over x [n, 2] with a symbolic n (bytes written by onnx.helper). */
   static const unsigned char relu_onnx[] = {
-      8,  8,  58, 61,  10, 12, 10, 1,  120, 18, 1,  121, 34, 4,  82, 101, 108, 117,
-      18, 1,  103, 90, 20, 10, 1,  120, 18, 15, 10, 13, 8,  1,  18, 9,  10,  3,
-      18, 1,  110, 10, 2,  8,  2,  98, 20, 10, 1,  121, 18, 15, 10, 13, 8,   1,
-      18, 9,  10, 3,  18, 1,  110, 10, 2,  8,  2,  66, 4,  10, 0,  16, 17};
+      8,  8, 58,  61, 10, 12, 10,  1,   120, 18, 1,  121, 34, 4,  82, 101, 108, 117,
+      18, 1, 103, 90, 20, 10, 1,   120, 18,  15, 10, 13,  8,  1,  18, 9,   10,  3,
+      18, 1, 110, 10, 2,  8,  2,   98,  20,  10, 1,  121, 18, 15, 10, 13,  8,   1,
+      18, 9, 10,  3,  18, 1,  110, 10,  2,   8,  2,  66,  4,  10, 0,  16,  17};
   nef_graph* og = NULL;
   const char* dim_names[] = {"n"};
   const int64_t dim_values[] = {2};
@@ -197,7 +197,8 @@ int main(void) {
   CHECK(nef_op_attrs("resize", &a, 1, at, &t) == NEF_OK);
   float rs_v[16];
   CHECK(nef_tensor_copy_to(t, rs_v, sizeof rs_v) == NEF_OK);
-  CHECK(rs_v[0] == 1 && rs_v[1] == 1 && rs_v[2] == 2 && rs_v[4] == 1 && rs_v[8] == 3 && rs_v[15] == 4);
+  CHECK(rs_v[0] == 1 && rs_v[1] == 1 && rs_v[2] == 2 && rs_v[4] == 1 && rs_v[8] == 3 &&
+        rs_v[15] == 4);
   nef_tensor_free(t);
   nef_attrs_free(at);
 

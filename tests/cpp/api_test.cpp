@@ -3,9 +3,9 @@
 
 #include <cmath>
 
+#include "compiler/compiler.h"
 #include "ir/graph.h"
 #include "nef/tensor.h"
-#include "compiler/compiler.h"
 #include "passes/pass.h"
 #include "test_util.h"
 
@@ -40,7 +40,7 @@ TEST(Api, EvaluatedTogetherTensorsAreKeptAndNotRecomputed) {
   EXPECT_TRUE(h.is_materialized());
   EXPECT_TRUE(y.is_materialized());
   int64_t nodes = stat("nodes_executed");
-  Tensor z = h + 1.0;   // only the add runs
+  Tensor z = h + 1.0;  // only the add runs
   z.execute();
   EXPECT_EQ(stat("nodes_executed"), nodes + 1);
   EXPECT_NEAR(z.to_vector<double>()[2], std::exp(3.0) + 1, 1e-4);

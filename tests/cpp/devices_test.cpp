@@ -4,10 +4,9 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "backends/registry.h"
 #include "nef/error.h"
@@ -16,8 +15,8 @@ namespace nef::backend {
 namespace {
 using devices::CpuFeatures;
 using devices::CpuInfo;
-using devices::MemoryInfo;
 using devices::feature_list;
+using devices::MemoryInfo;
 
 // Sets or unsets NEF_DEVICES for one test and restores the previous value afterwards.
 class EnvGuard {
@@ -184,10 +183,10 @@ TEST(Devices, ParseLists) {
   DeviceReport r = fake_report();
   using V = std::vector<std::string>;
   EXPECT_EQ(parse_device_list("cpu", r), V{"cpu"});
-  EXPECT_EQ(parse_device_list(" CPU , cpu,", r), V{"cpu"});  // trimmed, case, duplicates
+  EXPECT_EQ(parse_device_list(" CPU , cpu,", r), V{"cpu"});             // trimmed, case, duplicates
   EXPECT_EQ(parse_device_list("cuda:0,cpu", r), (V{"cpu", "cuda:0"}));  // report order
-  EXPECT_EQ(parse_device_list("gpu", r), V{"cuda:0"});  // a kind
-  EXPECT_EQ(parse_device_list("cuda", r), V{"cuda:0"});  // a backend
+  EXPECT_EQ(parse_device_list("gpu", r), V{"cuda:0"});                  // a kind
+  EXPECT_EQ(parse_device_list("cuda", r), V{"cuda:0"});                 // a backend
   EXPECT_EQ(parse_device_list("auto", r), (V{"cpu", "cuda:0"}));
   EXPECT_EQ(parse_device_list("", r), (V{"cpu", "cuda:0"}));
   // Known names with no device here are dropped (with a warning), not errors.

@@ -1,23 +1,23 @@
 // Embedded plans (.nef compiler_cache "embedded"): a round trip uses the embedded plan and gives
 // the same results as a normal load; tampered, mismatched or garbage sections are ignored with a
 // warning (or fail cleanly), never used and never a crash.
+#include "compiler/embedded_plan.h"
+
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <set>
 
-#include <unistd.h>
-
-#include "compiler/embedded_plan.h"
+#include "common/session.h"
 #include "compiler/compiler.h"
 #include "format_test_util.h"
 #include "nef/tensor.h"
-#include "common/session.h"
 
 namespace nef::test {
 namespace {
@@ -87,9 +87,9 @@ int64_t stat(const char* name) { return nef::stats().at(name); }
 
 struct LoadResult {
   std::map<std::string, Array> out;
-  int64_t used = 0;          // embedded_plans_used during load + run
-  int64_t plan_misses = 0;   // compiles during load + run
-  std::string err;           // stderr
+  int64_t used = 0;         // embedded_plans_used during load + run
+  int64_t plan_misses = 0;  // compiles during load + run
+  std::string err;          // stderr
 };
 
 LoadResult load_and_run(const std::vector<uint8_t>& file, const Array& x, const std::string& tag) {
@@ -170,7 +170,8 @@ TEST_F(EmbeddedPlan, RoundTripUsesEmbeddedPlanWithIdenticalResults) {
   EXPECT_TRUE(normal.err.empty()) << normal.err;
   std::vector<double> ref = reference_y(m, x);
   const auto* py = static_cast<const float*>(normal.out.at("y").data());
-  for (size_t i = 0; i < ref.size(); ++i) EXPECT_NEAR(py[i], ref[i], 1e-5 + 1e-5 * std::abs(ref[i]));
+  for (size_t i = 0; i < ref.size(); ++i)
+    EXPECT_NEAR(py[i], ref[i], 1e-5 + 1e-5 * std::abs(ref[i]));
 
   LoadResult r = load_and_run(embedded, x, "embedded");
   EXPECT_EQ(r.used, 1);
@@ -271,9 +272,14 @@ TEST_F(EmbeddedPlan, MissingOrGarbageSectionFallsBack) {
       {"no_hash", [](nlohmann::json& h) { h["compiled"].erase("key_hash"); }},
       {"bad_hash", [](nlohmann::json& h) { h["compiled"]["key_hash"] = "00"; }},
       {"nodes_int", [](nlohmann::json& h) { h["compiled"]["graph"]["nodes"] = 5; }},
-      {"node_garbage", [](nlohmann::json& h) { h["compiled"]["graph"]["nodes"][1] = {{"x", 1}}; }},
-      {"unknown_op", [](nlohmann::json& h) { h["compiled"]["graph"]["nodes"].back()["op"] = "nope"; }},
-      {"devices_short", [](nlohmann::json& h) { h["compiled"]["devices"] = nlohmann::json::array(); }},
+      {"node_garbage",
+       [](nlohmann::json& h) {
+         h["compiled"]["graph"]["nodes"][1] = {{"x", 1}};
+       }},
+      {"unknown_op",
+       [](nlohmann::json& h) { h["compiled"]["graph"]["nodes"].back()["op"] = "nope"; }},
+      {"devices_short",
+       [](nlohmann::json& h) { h["compiled"]["devices"] = nlohmann::json::array(); }},
       {"device_unknown",
        [](nlohmann::json& h) {
          for (auto& d : h["compiled"]["devices"]) d = "tpu";
@@ -309,9 +315,18 @@ TEST_F(EmbeddedPlan, RandomMutationsNeverCrash) {
   std::printf("mutation seed %llu\n", (unsigned long long)seed);
   std::mt19937_64 rng(seed);
   NefParts p = split_nef(embedded);
-  std::vector<nlohmann::json> values = {nullptr, -1, 0, 1, 1e300, "x", "float32", "cpu",
-                                        nlohmann::json::array(), nlohmann::json::object(),
-                                        int64_t(1) << 62, true};
+  std::vector<nlohmann::json> values = {nullptr,
+                                        -1,
+                                        0,
+                                        1,
+                                        1e300,
+                                        "x",
+                                        "float32",
+                                        "cpu",
+                                        nlohmann::json::array(),
+                                        nlohmann::json::object(),
+                                        int64_t(1) << 62,
+                                        true};
   for (int iter = 0; iter < 60; ++iter) {
     NefParts q = p;
     std::vector<nlohmann::json*> leaves;

@@ -67,10 +67,11 @@ ir::Graph rich_graph(uint64_t seed) {
                          attrs_of({{"shape", std::vector<int64_t>{2}},
                                    {"dtype", std::string("float16")},
                                    {"value", v}})));
-  outs.push_back(b.add("arange", {},
-                       attrs_of({{"start", 0.1}, {"stop", 3.7}, {"step", 0.3},
-                                 {"dtype", std::string("float64")}})));
-  outs.push_back(b.add("gelu", {x}, attrs_of({{"approximate", std::string("tanh")}}), "gelu \xce\xbb"));
+  outs.push_back(b.add(
+      "arange", {},
+      attrs_of({{"start", 0.1}, {"stop", 3.7}, {"step", 0.3}, {"dtype", std::string("float64")}})));
+  outs.push_back(
+      b.add("gelu", {x}, attrs_of({{"approximate", std::string("tanh")}}), "gelu \xce\xbb"));
   outs.push_back(b.add("cast", {consts[6]}, attrs_of({{"dtype", std::string("int64")}})));
   outs.push_back(b.add("concat", {consts[9], consts[9]}, attrs_of({{"axis", int64_t{1}}})));
   outs.push_back(b.add("random_normal", {},
@@ -138,7 +139,8 @@ TEST(NefFormat, RoundTripEveryAttributeTypeAndDtype) {
     expect_same_graph(g, back);
     // Writing the loaded graph gives the same bytes (deterministic, nothing lost).
     EXPECT_EQ(format::serialize_nef(g), format::serialize_nef(back));
-    ir::Graph from_mem = format::parse_nef(format::serialize_nef(g).data(), format::serialize_nef(g).size());
+    ir::Graph from_mem =
+        format::parse_nef(format::serialize_nef(g).data(), format::serialize_nef(g).size());
     expect_same_graph(g, from_mem);
     std::filesystem::remove(path);
   }
@@ -208,7 +210,8 @@ TEST(NefFormat, ConstantsAreZeroCopyViewsOfTheMapping) {
   EXPECT_FALSE(mappings_of(path).empty());
   bool found = false;
   for (const ir::Node& n : g.nodes)
-    if (n.constant && n.constant->nbytes() == keep->nbytes() && test::same_bytes(*n.constant, *keep))
+    if (n.constant && n.constant->nbytes() == keep->nbytes() &&
+        test::same_bytes(*n.constant, *keep))
       found = true;
   EXPECT_TRUE(found);
   keep.reset();
@@ -239,10 +242,18 @@ TEST(NefFormat, ParseFromMemoryBorrowsOneAlignedCopy) {
 TEST(NefFormat, AttributeJsonIsExact) {
   std::mt19937_64 rng(11);
   std::printf("seed 11\n");
-  std::vector<double> fl = {0.0, -0.0, 1.0, -1.5, 5e-324, -2.2250738585072014e-308,
-                            std::numeric_limits<double>::max(), std::numeric_limits<double>::lowest(),
+  std::vector<double> fl = {0.0,
+                            -0.0,
+                            1.0,
+                            -1.5,
+                            5e-324,
+                            -2.2250738585072014e-308,
+                            std::numeric_limits<double>::max(),
+                            std::numeric_limits<double>::lowest(),
                             std::numeric_limits<double>::infinity(),
-                            -std::numeric_limits<double>::infinity(), 1e23, 0.1};
+                            -std::numeric_limits<double>::infinity(),
+                            1e23,
+                            0.1};
   for (int i = 0; i < 2000; ++i) {
     uint64_t bits = rng();
     double d;
@@ -250,10 +261,17 @@ TEST(NefFormat, AttributeJsonIsExact) {
     if (!std::isnan(d)) fl.push_back(d);
   }
   std::vector<ir::AttrValue> values = {
-      int64_t{0}, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max(),
-      true, false, std::string(), std::string("h\xc3\xa9llo \"q\" \\ \n\t\x01"),
-      std::vector<int64_t>{}, std::vector<int64_t>{-1, 0, std::numeric_limits<int64_t>::max()},
-      std::vector<double>{}, fl};
+      int64_t{0},
+      std::numeric_limits<int64_t>::min(),
+      std::numeric_limits<int64_t>::max(),
+      true,
+      false,
+      std::string(),
+      std::string("h\xc3\xa9llo \"q\" \\ \n\t\x01"),
+      std::vector<int64_t>{},
+      std::vector<int64_t>{-1, 0, std::numeric_limits<int64_t>::max()},
+      std::vector<double>{},
+      fl};
   for (double d : fl) values.push_back(d);
   for (const ir::AttrValue& v : values) {
     json j = format::detail::encode_attr_json(v);

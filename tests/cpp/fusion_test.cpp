@@ -2,6 +2,7 @@
 // program parser (strict, never crashes on garbage) and the CPU kernel (numbers against float64
 // references written here, broadcasting, odd and zero sizes, strided inputs, every dtype).
 #include <gtest/gtest.h>
+#include <hwy/targets.h>
 
 #include <algorithm>
 #include <cmath>
@@ -9,8 +10,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include <hwy/targets.h>
 
 #include "ir/ops/fused_program.h"
 #include "nef/tensor.h"
@@ -64,8 +63,8 @@ void expect_close(const std::vector<double>& got, const std::vector<double>& wan
   int bad = 0;
   for (size_t i = 0; i < got.size() && bad < 5; ++i) {
     double g = got[i], w = want[i];
-    bool ok = std::isnan(w) ? std::isnan(g)
-                            : (g == w || std::abs(g - w) <= atol + rtol * std::abs(w));
+    bool ok =
+        std::isnan(w) ? std::isnan(g) : (g == w || std::abs(g - w) <= atol + rtol * std::abs(w));
     if (!ok) {
       ++bad;
       ADD_FAILURE() << what << " element " << i << ": got " << g << " want " << w;
@@ -111,8 +110,8 @@ TEST(FusionPass, IntermediateWithOutsideUserStays) {
   Tensor a = rand_tensor(rng, {8, 9}), b = rand_tensor(rng, {8, 9});
   Tensor y, s;
   {
-    Tensor t = a * b;         // used by the chain and by a reduction
-    y = exp(t) + lit(1.0);    // fusable chain
+    Tensor t = a * b;       // used by the chain and by a reduction
+    y = exp(t) + lit(1.0);  // fusable chain
     s = sum(t, std::vector<int64_t>{1});
   }
   Both both = compile_both({y, s});
@@ -120,7 +119,8 @@ TEST(FusionPass, IntermediateWithOutsideUserStays) {
   EXPECT_EQ(count_op(g, "mul"), 1) << ir::to_text(g);
   EXPECT_EQ(count_op(g, "fused_elementwise"), 1) << ir::to_text(g);
   for (const ir::Node& n : g.nodes) {
-    if (n.is("fused_elementwise")) EXPECT_EQ(n.attrs.get_string("program"), "r0=exp(i0);r1=add(r0,i1)");
+    if (n.is("fused_elementwise"))
+      EXPECT_EQ(n.attrs.get_string("program"), "r0=exp(i0);r1=add(r0,i1)");
   }
   expect_equivalent(both);
 }
@@ -191,7 +191,7 @@ TEST(FusionPass, IntegerAndMixedChainsStayCorrect) {
   Tensor i = from_array(test::random_array({7, 5}, DType::Int32, rng, -50, 50));
   Tensor j = from_array(test::random_array({7, 5}, DType::Int64, rng, -50, 50));
   Tensor x = rand_tensor(rng, {7, 5});
-  Tensor m = (i * j) + i;                       // integer chain: not fused
+  Tensor m = (i * j) + i;                                  // integer chain: not fused
   Tensor y = where(greater(x, lit(0.0)), exp(x) * i, -x);  // int operand into f32 ops
   Tensor mask = logical_and(less(x, lit(1.0)), greater(x * lit(2.0), lit(-1.0)));
   Tensor h = cast(x * lit(3.0), DType::Float16) * cast(x, DType::Float16);
@@ -222,35 +222,35 @@ TEST(FusionParser, AcceptsValidPrograms) {
   EXPECT_EQ(infer("r0:f16=cast(i0);r1:f16=exp(r0)", 1, "float16").dtype, DType::Float16);
   EXPECT_EQ(infer("r0:bool=greater(i0,i0)", 1, "bool").dtype, DType::Bool);
   std::vector<ir::TensorType> in = {{{4}, DType::Float32}};
-  ir::FusedProgram p = ir::parse_fused_program("r0:f32=neg(i0);r1:f64=cast(r0);r2:f64=exp(r1)", in,
-                                               DType::Float64);
+  ir::FusedProgram p =
+      ir::parse_fused_program("r0:f32=neg(i0);r1:f64=cast(r0);r2:f64=exp(r1)", in, DType::Float64);
   EXPECT_EQ(p.compute, DType::Float64);
   EXPECT_EQ(ir::print_fused_program(p, DType::Float64), "r0:f32=neg(i0);r1=cast(r0);r2=exp(r1)");
 }
 
 TEST(FusionParser, RejectsBadPrograms) {
   const char* bad[] = {
-      "",                          // empty
-      "r0=add(i0,i1",              // unclosed
-      "r0=add(i0,i1))",            // trailing garbage
-      "r0=frobnicate(i0)",         // unknown op
-      "r1=exp(i0)",                // wrong register number
-      "r0=exp(r0)",                // self reference (cycle)
-      "r0=exp(i0);r1=exp(r2)",     // forward reference
-      "r0=exp(i5)",                // input out of range
-      "r0=add(i0)",                // arity
-      "r0=exp(i0,i0)",             // arity
-      "r0=exp(i0);",               // trailing separator
-      "r0:f99=exp(i0)",            // unknown dtype
-      "r0:i32=exp(i0)",            // integer register
-      "r0=less(i0,i0)",            // comparison into a float register
-      "r0:bool=exp(i0)",           // float op into bool
-      "r0=exp(i0);r1:f16=exp(r0)", // last dtype differs from the node's
-      "r0=exp(i00)",               // leading zero
-      "r0=exp(i99999999999)",      // huge index
-      "r0 = exp(i0)",              // whitespace
-      "r0=exp(-1)",                // negative operand
-      "r0=where(i0,i0,i0,i0)",     // too many operands
+      "",                           // empty
+      "r0=add(i0,i1",               // unclosed
+      "r0=add(i0,i1))",             // trailing garbage
+      "r0=frobnicate(i0)",          // unknown op
+      "r1=exp(i0)",                 // wrong register number
+      "r0=exp(r0)",                 // self reference (cycle)
+      "r0=exp(i0);r1=exp(r2)",      // forward reference
+      "r0=exp(i5)",                 // input out of range
+      "r0=add(i0)",                 // arity
+      "r0=exp(i0,i0)",              // arity
+      "r0=exp(i0);",                // trailing separator
+      "r0:f99=exp(i0)",             // unknown dtype
+      "r0:i32=exp(i0)",             // integer register
+      "r0=less(i0,i0)",             // comparison into a float register
+      "r0:bool=exp(i0)",            // float op into bool
+      "r0=exp(i0);r1:f16=exp(r0)",  // last dtype differs from the node's
+      "r0=exp(i00)",                // leading zero
+      "r0=exp(i99999999999)",       // huge index
+      "r0 = exp(i0)",               // whitespace
+      "r0=exp(-1)",                 // negative operand
+      "r0=where(i0,i0,i0,i0)",      // too many operands
       ";;;;",
       "r0=add(r,i0)",
       "r0=add(i0,i0);r1=add(i0,i0)x",
@@ -259,9 +259,9 @@ TEST(FusionParser, RejectsBadPrograms) {
     std::string s(p);
     EXPECT_THROW(infer(s, 1), ValidationError) << "program: " << s;
   }
-  EXPECT_THROW(infer("r0=exp(i0)", 2), ValidationError);        // input 1 never read
-  EXPECT_THROW(infer("r0=exp(i0)", 1, "int32"), ValidationError);  // bad dtype attr
-  EXPECT_THROW(infer("r0=exp(i0)", 1, "float32", {5}), ShapeError);  // inputs don't broadcast
+  EXPECT_THROW(infer("r0=exp(i0)", 2), ValidationError);              // input 1 never read
+  EXPECT_THROW(infer("r0=exp(i0)", 1, "int32"), ValidationError);     // bad dtype attr
+  EXPECT_THROW(infer("r0=exp(i0)", 1, "float32", {5}), ShapeError);   // inputs don't broadcast
   EXPECT_THROW(infer(std::string(100000, 'r'), 1), ValidationError);  // too long
   std::string with_nul("r0=exp(i0)\0x", 12);
   EXPECT_THROW(infer(with_nul, 1), ValidationError);
@@ -285,9 +285,15 @@ TEST(FusionParser, RandomGarbageNeverCrashes) {
       for (int e = 0; e < edits && !p.empty(); ++e) {
         size_t at = rng() % p.size();
         switch (rng() % 3) {
-          case 0: p[at] = alphabet[rng() % alphabet.size()]; break;
-          case 1: p.erase(at, 1); break;
-          default: p.insert(at, 1, alphabet[rng() % alphabet.size()]); break;
+          case 0:
+            p[at] = alphabet[rng() % alphabet.size()];
+            break;
+          case 1:
+            p.erase(at, 1);
+            break;
+          default:
+            p.insert(at, 1, alphabet[rng() % alphabet.size()]);
+            break;
         }
       }
     }
@@ -321,9 +327,8 @@ struct OpCase {
 };
 
 void set_zero(Array& a, int64_t i) {
-  nef::dispatch_dtype(a.dtype, [&]<typename T>() {
-    a.data_as<T>()[i] = nef::store_as<T>(nef::compute_t<T>(0));
-  });
+  nef::dispatch_dtype(
+      a.dtype, [&]<typename T>() { a.data_as<T>()[i] = nef::store_as<T>(nef::compute_t<T>(0)); });
 }
 
 double sgn(double x) { return x > 0 ? 1 : x < 0 ? -1 : x; }
@@ -372,12 +377,13 @@ const OpCase kCases[] = {
     {"less_equal", 2, -1, 1, [](double a, double b, double) { return double(a <= b); }, true},
     {"greater", 2, -1, 1, [](double a, double b, double) { return double(a > b); }, true},
     {"greater_equal", 2, -1, 1, [](double a, double b, double) { return double(a >= b); }, true},
-    {"logical_and", 2, -1, 1, [](double a, double b, double) { return double(a != 0 && b != 0); }, true},
-    {"logical_or", 2, -1, 1, [](double a, double b, double) { return double(a != 0 || b != 0); }, true},
+    {"logical_and", 2, -1, 1, [](double a, double b, double) { return double(a != 0 && b != 0); },
+     true},
+    {"logical_or", 2, -1, 1, [](double a, double b, double) { return double(a != 0 || b != 0); },
+     true},
     {"logical_not", 1, -1, 1, [](double a, double, double) { return double(a == 0); }, true},
     {"where", 3, -1, 1, [](double a, double b, double c) { return a != 0 ? b : c; }},
-    {"clip", 3, -2, 2,
-     [](double a, double b, double c) { return std::min(std::max(a, b), c); }},
+    {"clip", 3, -2, 2, [](double a, double b, double c) { return std::min(std::max(a, b), c); }},
 };
 
 TEST(FusionKernel, EveryOpMatchesFloat64) {
@@ -386,52 +392,52 @@ TEST(FusionKernel, EveryOpMatchesFloat64) {
   // Every SIMD target this machine has (the kernel dispatches at run time): best, AVX2, SSE4.
   const int64_t have = hwy::SupportedTargets();
   for (int64_t target : {int64_t(0), int64_t(HWY_AVX2), int64_t(HWY_SSE4)}) {
-  if (target && !(have & target)) continue;
-  hwy::SetSupportedTargetsForTest(target);
-  SCOPED_TRACE(target ? hwy::TargetName(target) : "best target");
-  for (DType dt : {DType::Float32, DType::Float64}) {
-    for (const OpCase& c : kCases) {
-      SCOPED_TRACE(str(c.op, " ", dtype_name(dt)));
-      const int64_t n = 1031;
-      std::vector<Array> in;
-      for (int k = 0; k < c.arity; ++k) {
-        double lo = c.lo, hi = c.hi;
-        if (std::string(c.op) == "clip" && k == 1) hi = -0.5;  // lo bound
-        if (std::string(c.op) == "clip" && k == 2) lo = 0.5;   // hi bound
-        Array a = test::random_array({n}, dt, rng, lo, hi);
-        // Exact zeros and equal pairs exercise the comparison and logic edges.
-        if (c.bool_out || std::string(c.op) == "where")
-          for (int64_t i = 0; i < n; i += 7) set_zero(a, i);
-        in.push_back(a);
+    if (target && !(have & target)) continue;
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(target ? hwy::TargetName(target) : "best target");
+    for (DType dt : {DType::Float32, DType::Float64}) {
+      for (const OpCase& c : kCases) {
+        SCOPED_TRACE(str(c.op, " ", dtype_name(dt)));
+        const int64_t n = 1031;
+        std::vector<Array> in;
+        for (int k = 0; k < c.arity; ++k) {
+          double lo = c.lo, hi = c.hi;
+          if (std::string(c.op) == "clip" && k == 1) hi = -0.5;  // lo bound
+          if (std::string(c.op) == "clip" && k == 2) lo = 0.5;   // hi bound
+          Array a = test::random_array({n}, dt, rng, lo, hi);
+          // Exact zeros and equal pairs exercise the comparison and logic edges.
+          if (c.bool_out || std::string(c.op) == "where")
+            for (int64_t i = 0; i < n; i += 7) set_zero(a, i);
+          in.push_back(a);
+        }
+        std::string prog = str("r0=", c.op, "(");
+        for (int k = 0; k < c.arity; ++k) prog += str(k ? "," : "", "i", k);
+        prog += ")";
+        DType out_dt = c.bool_out ? DType::Bool : dt;
+        Array out = run_fused(prog, in, {n}, out_dt);
+        std::vector<std::vector<double>> v;
+        for (const Array& a : in) v.push_back(test::to_doubles(a));
+        std::vector<double> want(n);
+        for (int64_t i = 0; i < n; ++i) {
+          double r = c.ref(v[0][i], c.arity > 1 ? v[1][i] : 0, c.arity > 2 ? v[2][i] : 0);
+          want[i] = dt == DType::Float32 && !c.bool_out ? double(float(r)) : r;
+        }
+        double rtol = dt == DType::Float32 ? 1e-5 : 1e-12;
+        double atol = dt == DType::Float32 ? 1e-30 : 1e-300;
+        // gelu's 1 + erf / 1 + tanh cancels for negative x in any float formula (the unfused
+        // kernels too): there the error is relative to |x|, not to the tiny result.
+        if (std::string(c.op).rfind("gelu", 0) == 0) atol = dt == DType::Float32 ? 2e-6 : 1e-14;
+        expect_close(test::to_doubles(out), want, rtol, atol, c.op);
       }
-      std::string prog = str("r0=", c.op, "(");
-      for (int k = 0; k < c.arity; ++k) prog += str(k ? "," : "", "i", k);
-      prog += ")";
-      DType out_dt = c.bool_out ? DType::Bool : dt;
-      Array out = run_fused(prog, in, {n}, out_dt);
-      std::vector<std::vector<double>> v;
-      for (const Array& a : in) v.push_back(test::to_doubles(a));
-      std::vector<double> want(n);
-      for (int64_t i = 0; i < n; ++i) {
-        double r = c.ref(v[0][i], c.arity > 1 ? v[1][i] : 0, c.arity > 2 ? v[2][i] : 0);
-        want[i] = dt == DType::Float32 && !c.bool_out ? double(float(r)) : r;
-      }
-      double rtol = dt == DType::Float32 ? 1e-5 : 1e-12;
-      double atol = dt == DType::Float32 ? 1e-30 : 1e-300;
-      // gelu's 1 + erf / 1 + tanh cancels for negative x in any float formula (the unfused
-      // kernels too): there the error is relative to |x|, not to the tiny result.
-      if (std::string(c.op).rfind("gelu", 0) == 0) atol = dt == DType::Float32 ? 2e-6 : 1e-14;
-      expect_close(test::to_doubles(out), want, rtol, atol, c.op);
     }
-  }
   }
   hwy::SetSupportedTargetsForTest(0);
 }
 
 TEST(FusionKernel, SpecialValues) {
   const float inf = std::numeric_limits<float>::infinity(), nan = std::nanf("");
-  std::vector<float> xs = {0.0f, -0.0f, 1e-40f, -1e-40f, 1e-30f, 88.0f, 88.8f, 89.0f,
-                           -87.5f, -100.0f, -104.5f, 200.0f, inf, -inf, nan, 1.0f};
+  std::vector<float> xs = {0.0f,   -0.0f,   1e-40f,  -1e-40f, 1e-30f, 88.0f, 88.8f, 89.0f,
+                           -87.5f, -100.0f, -104.5f, 200.0f,  inf,    -inf,  nan,   1.0f};
   while (xs.size() % 16 != 3) xs.push_back(0.5f);  // a partial vector at the end too
   Array x = Array::empty({int64_t(xs.size())}, DType::Float32);
   std::copy(xs.begin(), xs.end(), x.data_as<float>());
@@ -439,7 +445,8 @@ TEST(FusionKernel, SpecialValues) {
     const char* op;
     float (*f)(float);
   };
-  for (U u : {U{"exp", [](float v) { return std::exp(v); }}, U{"log", [](float v) { return std::log(v); }},
+  for (U u : {U{"exp", [](float v) { return std::exp(v); }},
+              U{"log", [](float v) { return std::log(v); }},
               U{"tanh", [](float v) { return std::tanh(v); }},
               U{"sigmoid", [](float v) { return 1.0f / (1.0f + std::exp(-v)); }},
               U{"sqrt", [](float v) { return std::sqrt(v); }}}) {
@@ -532,7 +539,8 @@ TEST(FusionKernel, NonContiguousInputs) {
   std::vector<double> want2(R * C);
   for (int64_t i = 0; i < R; ++i)
     for (int64_t j = 0; j < C; ++j)
-      want2[i * C + j] = std::exp(-test::element(base, j * R + i)) * test::element(stepped, i * C + j) + 1;
+      want2[i * C + j] =
+          std::exp(-test::element(base, j * R + i)) * test::element(stepped, i * C + j) + 1;
   expect_close(test::to_doubles(y.array()), want2, 1e-5, 1e-6, "graph strided");
 }
 

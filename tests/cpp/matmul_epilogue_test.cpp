@@ -151,7 +151,8 @@ TEST(MatmulEpiloguePass, TransformerBlockShowsFusedEpilogues) {
   const int64_t T = 13, D = 24, F = 48;
   Tensor x = test::rand_tensor(rng, {T, D});
   Tensor w1 = test::rand_tensor(rng, {D, F}, DType::Float32, -0.3, 0.3),
-         b1 = test::rand_tensor(rng, {F}), w2 = test::rand_tensor(rng, {F, D}, DType::Float32, -0.3, 0.3),
+         b1 = test::rand_tensor(rng, {F}),
+         w2 = test::rand_tensor(rng, {F, D}, DType::Float32, -0.3, 0.3),
          b2 = test::rand_tensor(rng, {D});
   Both both = NEF_BOTH(x + (matmul(gelu(matmul(x, w1) + b1), w2) + b2));
   const ir::Graph& g = both.opt->graph;
@@ -165,10 +166,12 @@ TEST(MatmulEpiloguePass, MatmulWithSecondUserStaysPlain) {
   NEF_SEEDED_RNG(rng, 3005);
   Tensor x = test::rand_tensor(rng, {5, 8}), w = test::rand_tensor(rng, {8, 7}),
          b = test::rand_tensor(rng, {7});
-  Both both = NEF_BOTH([&] {
-    Tensor t = matmul(x, w);
-    return gelu(t + b);
-  }(), sum(matmul(x, w) * 2.0));
+  Both both = NEF_BOTH(
+      [&] {
+        Tensor t = matmul(x, w);
+        return gelu(t + b);
+      }(),
+      sum(matmul(x, w) * 2.0));
   // CSE merges the two matmuls: the product then has two users and must not be fused away.
   const ir::Graph& g = both.opt->graph;
   EXPECT_EQ(count_op(g, "matmul"), 1) << ir::to_text(g);
@@ -237,9 +240,10 @@ TEST(MatmulEpilogueOp, StrictInference) {
   ir::TensorType a{{3, 4}, DType::Float32}, b{{4, 5}, DType::Float32};
   EXPECT_EQ(infer({a, b, {{5}, DType::Float32}}, "r0=add(i0,i1)"),
             (ir::TensorType{{3, 5}, DType::Float32}));
-  EXPECT_EQ(infer({{{2, 1, 3, 4}, DType::Float64}, {{6, 4, 5}, DType::Float64}, {{}, DType::Float64}},
-                  "r0=mul(i0,i1);r1=relu(r0)"),
-            (ir::TensorType{{2, 6, 3, 5}, DType::Float64}));
+  EXPECT_EQ(
+      infer({{{2, 1, 3, 4}, DType::Float64}, {{6, 4, 5}, DType::Float64}, {{}, DType::Float64}},
+            "r0=mul(i0,i1);r1=relu(r0)"),
+      (ir::TensorType{{2, 6, 3, 5}, DType::Float64}));
   EXPECT_THROW(infer({a, b, {{4}, DType::Float32}}, "r0=add(i0,i1)"), ShapeError);
   EXPECT_THROW(infer({a, b, {{2, 3, 5}, DType::Float32}}, "r0=add(i0,i1)"), ShapeError);
   EXPECT_THROW(infer({a, {{3, 5}, DType::Float32}}, "r0=relu(i0)"), ShapeError);
@@ -266,10 +270,9 @@ struct Case {
 
 void run_case(const Case& c, uint64_t seed) {
   NEF_SEEDED_RNG(rng, seed);
-  SCOPED_TRACE(::testing::Message() << "a=" << shape_str(c.a) << " b=" << shape_str(c.b)
-                                    << " bias=" << shape_str(c.bias) << " "
-                                    << dtype_name(c.dtype) << " gelu=" << c.gelu
-                                    << " residual=" << c.residual);
+  SCOPED_TRACE(::testing::Message()
+               << "a=" << shape_str(c.a) << " b=" << shape_str(c.b) << " bias=" << shape_str(c.bias)
+               << " " << dtype_name(c.dtype) << " gelu=" << c.gelu << " residual=" << c.residual);
   Array aa = test::random_array(c.a, c.dtype, rng), ba = test::random_array(c.b, c.dtype, rng);
   Array bias = test::random_array(c.bias, c.dtype, rng);
   Shape out_shape;
@@ -298,8 +301,8 @@ void run_case(const Case& c, uint64_t seed) {
   EXPECT_EQ(got[0].dtype, c.dtype);
   const double K = double(c.a.back());
   const bool f32 = c.dtype == DType::Float32;
-  expect_close(test::to_doubles(got[0]), want, f32 ? 1e-5 : 1e-12,
-               (f32 ? 2e-6 : 1e-13) * (K + 4), "vs float64 reference");
+  expect_close(test::to_doubles(got[0]), want, f32 ? 1e-5 : 1e-12, (f32 ? 2e-6 : 1e-13) * (K + 4),
+               "vs float64 reference");
   expect_equivalent(both, f32 ? 1e-5 : 1e-12, f32 ? 1e-5 : 1e-12);
 }
 
@@ -347,7 +350,8 @@ TEST(MatmulEpilogueKernel, NonContiguousOperands) {
   // Transposed weights and a strided bias slice: the kernel reads strided views.
   Tensor x = test::rand_tensor(rng, {37, 9}), wt = test::rand_tensor(rng, {129, 9}),
          b = test::rand_tensor(rng, {2, 129});
-  Both both = NEF_BOTH(gelu(matmul(x, wt.transpose()) + b.transpose().sum(std::vector<int64_t>{1})));
+  Both both =
+      NEF_BOTH(gelu(matmul(x, wt.transpose()) + b.transpose().sum(std::vector<int64_t>{1})));
   EXPECT_GE(count_op(both.opt->graph, "matmul_epilogue"), 0);
   expect_equivalent(both);
 }

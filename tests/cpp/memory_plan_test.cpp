@@ -1,6 +1,8 @@
 // Memory plan tests: liveness, arena offsets, in-place reuse and views, checked by the verifier
 // on every planned graph and numerically against runs without a memory plan (every value
 // allocated separately) and float64 references written here.
+#include "compiler/memory_plan.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,11 +11,10 @@
 #include <thread>
 
 #include "api/lazy.h"
-#include "compiler/memory_plan.h"
+#include "common/session.h"
 #include "compiler/compiler.h"
 #include "nef/tensor.h"
 #include "runtime/run.h"
-#include "common/session.h"
 #include "test_util.h"
 
 namespace nef {
@@ -145,8 +146,8 @@ TEST(MemoryPlan, MlpPeakBelowNaiveAndMatchesReference) {
   const runtime::MemoryPlan& m = p->memory;
   ASSERT_TRUE(m.enabled);
   std::cout << "[MemoryPlan] MLP " << kB << "x" << kIn << "->" << kHid << "->" << kOut
-            << ": planned peak " << m.planned_peak_bytes << " B, naive " << m.naive_bytes
-            << " B\n" << compiler::describe_memory(*p);
+            << ": planned peak " << m.planned_peak_bytes << " B, naive " << m.naive_bytes << " B\n"
+            << compiler::describe_memory(*p);
   EXPECT_GT(m.naive_bytes, 0);
   // With matmul epilogues fused the only intermediate is the first layer's output: nothing to
   // share, so the peak is that one buffer rounded up to the arena alignment. Reuse proper is
@@ -168,7 +169,9 @@ TEST(MemoryPlan, MlpPeakBelowNaiveAndMatchesReference) {
 }
 
 TEST(MemoryPlan, TransformerBlockPeakBelowNaive) {
-  struct Size { int64_t S, D, H; };
+  struct Size {
+    int64_t S, D, H;
+  };
   for (Size z : {Size{17, 32, 4}, Size{128, 256, 8}}) {
     ir::Graph g = transformer_graph(z.S, z.D, z.H);
     PlanPtr p = compile_checked(g);
@@ -389,20 +392,38 @@ TEST(MemoryPlan, RandomGraphs) {
       const Tensor& x = pool[rng() % pool.size()];
       const Tensor& y = pool[pool.size() - 1 - rng() % std::min<size_t>(pool.size(), 4)];
       switch (rng() % 9) {
-        case 0: pool.push_back(tanh(x)); break;
-        case 1: pool.push_back(x + y); break;
-        case 2: pool.push_back(x * y); break;
-        case 3: pool.push_back(transpose(x)); break;
-        case 4: pool.push_back(matmul(x, y) * 0.25); break;
-        case 5: pool.push_back(reshape(reshape(x, {n * n}), {n, n})); break;
-        case 6: pool.push_back(x - sum(y, std::vector<int64_t>{1}, true)); break;
-        case 7: pool.push_back(relu(x) + transpose(y)); break;
-        default: pool.push_back(slice(x, {0, 0}, {n, n}, {1, 1}) * 0.5); break;
+        case 0:
+          pool.push_back(tanh(x));
+          break;
+        case 1:
+          pool.push_back(x + y);
+          break;
+        case 2:
+          pool.push_back(x * y);
+          break;
+        case 3:
+          pool.push_back(transpose(x));
+          break;
+        case 4:
+          pool.push_back(matmul(x, y) * 0.25);
+          break;
+        case 5:
+          pool.push_back(reshape(reshape(x, {n * n}), {n, n}));
+          break;
+        case 6:
+          pool.push_back(x - sum(y, std::vector<int64_t>{1}, true));
+          break;
+        case 7:
+          pool.push_back(relu(x) + transpose(y));
+          break;
+        default:
+          pool.push_back(slice(x, {0, 0}, {n, n}, {1, 1}) * 0.5);
+          break;
       }
     }
     size_t second = rng() % 2 ? 2 + rng() % (pool.size() - 2) : pool.size() - 1;
-    ir::Graph g = second == pool.size() - 1 ? graph_of({pool.back()})
-                                             : graph_of({pool.back(), pool[second]});
+    ir::Graph g =
+        second == pool.size() - 1 ? graph_of({pool.back()}) : graph_of({pool.back(), pool[second]});
     expect_same_as_unplanned(g, seed, false);
     expect_same_as_unplanned(g, seed, true);
   }

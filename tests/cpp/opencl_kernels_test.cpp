@@ -72,10 +72,8 @@ class OpenclKernels : public ::testing::Test {
     dispatch_dtype(t, [&]<typename T>() {
       T* p = a.data_as<T>();
       for (int64_t i = 0; i < a.numel(); ++i) {
-        if constexpr (std::is_same_v<T, bool>)
-          p[i] = (rng_() & 1) != 0;
-        else
-          p[i] = store_as<T>(compute_t<T>(u(rng_)));
+        if constexpr (std::is_same_v<T, bool>) p[i] = (rng_() & 1) != 0;
+        else p[i] = store_as<T>(compute_t<T>(u(rng_)));
       }
     });
     return a;

@@ -14,8 +14,8 @@
 #include "common/session.h"
 #include "compiler/compiler.h"
 #include "engine/execute.h"
-#include "runtime/run.h"
 #include "nef/tensor.h"
+#include "runtime/run.h"
 #include "test_util.h"
 
 namespace nef {
@@ -92,23 +92,28 @@ std::vector<Case> elementwise_cases() {
       {"tanh_odd", f32({7, 33}), [](auto& v) { return tanh(v[0]); }},
       {"chain_broadcast",
        [](auto& r) {
-         return std::vector<Tensor>{data({5, 1, 7}, DType::Float32, r), data({3, 1}, DType::Float32, r),
-                                    data({7}, DType::Float32, r)};
+         return std::vector<Tensor>{data({5, 1, 7}, DType::Float32, r),
+                                    data({3, 1}, DType::Float32, r), data({7}, DType::Float32, r)};
        },
        [](auto& v) { return tanh(v[0] * v[1] + v[2]) * sigmoid(v[0]) - exp(-v[2]); }},
       {"transposed_view", f32({9, 130}),
        [](auto& v) { return gelu(transpose(v[0]) + 1.0, "none") / 2.0; }},
       {"sliced_view", f32({17, 31}),
-       [](auto& v) { return abs(slice(v[0], {1, 2}, {16, 31}, {3, 2})) * 2.0; }},
+       [](auto& v) {
+         return abs(slice(v[0], {1, 2}, {16, 31}, {3, 2})) * 2.0;
+       }},
       {"empty", f32({0, 5}), [](auto& v) { return exp(v[0]) + 1.0; }},
       {"scalar", f32({}), [](auto& v) { return sqrt(abs(v[0])) + 1.0; }},
       {"compare_where",
        [](auto& r) {
-         return std::vector<Tensor>{data({4, 65}, DType::Float32, r), data({65}, DType::Float32, r)};
+         return std::vector<Tensor>{data({4, 65}, DType::Float32, r),
+                                    data({65}, DType::Float32, r)};
        },
        [](auto& v) { return where(less(v[0], v[1]), maximum(v[0], v[1]), minimum(v[0], v[1])); }},
       {"float64",
-       [](auto& r) { return std::vector<Tensor>{data({11, 13}, DType::Float64, r)}; },
+       [](auto& r) {
+         return std::vector<Tensor>{data({11, 13}, DType::Float64, r)};
+       },
        [](auto& v) { return erf(v[0]) * cos(v[0]) + mod(v[0], v[0] * 0.25 + 3.0); }},
       {"int_to_float",
        [](auto& r) {
@@ -117,8 +122,12 @@ std::vector<Case> elementwise_cases() {
        },
        [](auto& v) { return add(v[0], v[1]); }},
       {"bool_out",
-       [](auto& r) { return std::vector<Tensor>{data({3, 300}, DType::Float32, r)}; },
-       [](auto& v) { return logical_and(greater(v[0], weak_scalar(0, true)), less(v[0], weak_scalar(1, true))); }},
+       [](auto& r) {
+         return std::vector<Tensor>{data({3, 300}, DType::Float32, r)};
+       },
+       [](auto& v) {
+         return logical_and(greater(v[0], weak_scalar(0, true)), less(v[0], weak_scalar(1, true)));
+       }},
   };
 }
 
@@ -218,8 +227,8 @@ TEST(OpenclRuntime, BranchesOnTwoDevicesOverlap) {
   }
   ASSERT_GE(cl1, 0) << "nothing ran on opencl:0";
   ASSERT_GE(cpu1, 0) << "nothing ran on the cpu";
-  std::printf("opencl:0 [%.1f, %.1f] ms, cpu [%.1f, %.1f] ms, run %.1f ms\n", cl0 * 1e3,
-              cl1 * 1e3, cpu0 * 1e3, cpu1 * 1e3, p.seconds * 1e3);
+  std::printf("opencl:0 [%.1f, %.1f] ms, cpu [%.1f, %.1f] ms, run %.1f ms\n", cl0 * 1e3, cl1 * 1e3,
+              cpu0 * 1e3, cpu1 * 1e3, p.seconds * 1e3);
   EXPECT_LT(std::max(cl0, cpu0), std::min(cl1, cpu1)) << "the two branches did not overlap";
 }
 
@@ -239,11 +248,11 @@ TEST(OpenclRuntime, FailureLadderEveryRungIsSurvived) {
     Devices d({"cpu"});
     want = build().array();
   }
-  for (LadderCase lc : {LadderCase{"oom:opencl", "cache_evictions"},        // evict, retry
-                        LadderCase{"oom:opencl:*:2", "device_fallbacks"},   // then split
-                        LadderCase{"oom:opencl:*:9", "device_fallbacks"},   // then the host
-                        LadderCase{"compile:opencl", "device_fallbacks"},   // reroute at compile
-                        LadderCase{"run:opencl", "device_fallbacks"}}) {    // mid-graph failure
+  for (LadderCase lc : {LadderCase{"oom:opencl", "cache_evictions"},       // evict, retry
+                        LadderCase{"oom:opencl:*:2", "device_fallbacks"},  // then split
+                        LadderCase{"oom:opencl:*:9", "device_fallbacks"},  // then the host
+                        LadderCase{"compile:opencl", "device_fallbacks"},  // reroute at compile
+                        LadderCase{"run:opencl", "device_fallbacks"}}) {   // mid-graph failure
     SCOPED_TRACE(lc.faults);
     compiler::clear_caches();  // so the compile rung compiles
     Devices d({"opencl"});

@@ -1,8 +1,8 @@
 // Elementwise ops (unary, binary, compare, logical, where, clip, cast): registry inference and the
 // CPU kernels against float64 references written here, over all dtypes, rank 0, zero-size dims,
 // odd sizes, broadcasting and non-contiguous (transposed, reversed, step-2) inputs.
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -36,11 +36,16 @@ struct Tol {
 // Tolerance for a result stored in `d`: the output rounding dominates for half types.
 Tol tol_for(DType d, bool transcendental) {
   switch (d) {
-    case DType::Float64: return {1e-12, 1e-12};
-    case DType::Float32: return transcendental ? Tol{1e-5, 1e-6} : Tol{1e-6, 1e-7};
-    case DType::Float16: return {1e-3, 1e-3};
-    case DType::BFloat16: return {1e-2, 1e-2};
-    default: return {0, 0};
+    case DType::Float64:
+      return {1e-12, 1e-12};
+    case DType::Float32:
+      return transcendental ? Tol{1e-5, 1e-6} : Tol{1e-6, 1e-7};
+    case DType::Float16:
+      return {1e-3, 1e-3};
+    case DType::BFloat16:
+      return {1e-2, 1e-2};
+    default:
+      return {0, 0};
   }
 }
 
@@ -49,12 +54,18 @@ double wrap_to(double v, DType d) {
   if (std::isnan(v) || std::isinf(v)) return v;
   auto i = static_cast<int64_t>(v);
   switch (d) {
-    case DType::Int8: return double(static_cast<int8_t>(i));
-    case DType::UInt8: return double(static_cast<uint8_t>(i));
-    case DType::Int32: return double(static_cast<int32_t>(i));
-    case DType::Int64: return double(i);
-    case DType::Bool: return v != 0 ? 1.0 : 0.0;
-    default: return v;
+    case DType::Int8:
+      return double(static_cast<int8_t>(i));
+    case DType::UInt8:
+      return double(static_cast<uint8_t>(i));
+    case DType::Int32:
+      return double(static_cast<int32_t>(i));
+    case DType::Int64:
+      return double(i);
+    case DType::Bool:
+      return v != 0 ? 1.0 : 0.0;
+    default:
+      return v;
   }
 }
 
@@ -150,9 +161,12 @@ struct Layout {
 std::vector<Layout> unary_layouts(DType d) {
   auto id = [](const Array& a) { return a; };
   std::vector<Layout> l = {
-      {"rank0", {}, id},           {"zero", {0}, id},
-      {"zero3d", {2, 0, 3}, id},   {"37", {37}, id},
-      {"1031", {1031}, id},        {"3x37", {3, 37}, id},
+      {"rank0", {}, id},
+      {"zero", {0}, id},
+      {"zero3d", {2, 0, 3}, id},
+      {"37", {37}, id},
+      {"1031", {1031}, id},
+      {"3x37", {3, 37}, id},
       {"transposed", {5, 7}, transposed_view},
       {"reversed", {37}, reversed_view},
       {"step2", {75}, step2_view},
@@ -190,7 +204,9 @@ std::vector<UnaryCase> unary_cases() {
   return {
       {"neg", [](double x) { return -x; }, -20, 20, OutKind::Same, false},
       {"abs", [](double x) { return std::fabs(x); }, -20, 20, OutKind::Same, false},
-      {"sign", [](double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : 0.0; }, -3, 3, OutKind::Same,
+      {"sign", [](double x) { return x > 0   ? 1.0
+                                     : x < 0 ? -1.0
+                                             : 0.0; }, -3, 3, OutKind::Same,
        false},
       {"relu", [](double x) { return x > 0 ? x : 0.0; }, -20, 20, OutKind::Same, false},
       {"floor", [](double x) { return std::floor(x); }, -5, 5, OutKind::Same, false},
@@ -233,8 +249,9 @@ TEST(ElementwiseUnary, AllOpsDTypesLayouts) {
     for (DType d : kAllDTypes) {
       bool valid = !(c.out == OutKind::Same && d == DType::Bool);
       if (!valid) continue;
-      DType out_dtype = c.out == OutKind::Same ? d : c.out == OutKind::Bool ? DType::Bool
-                                                                            : to_floating(d);
+      DType out_dtype = c.out == OutKind::Same   ? d
+                        : c.out == OutKind::Bool ? DType::Bool
+                                                 : to_floating(d);
       // Ops like round are only interesting on fractions; floats get a continuous range.
       bool int_valued = c.out == OutKind::Bool;  // logical_not needs exact zeros
       for (const Layout& l : unary_layouts(d)) {
@@ -343,26 +360,24 @@ std::vector<BinaryCase> binary_cases() {
        },
        -20, 20, -6, 6, BinKind::Promote, false},
       {"pow",
-       [](double a, double b, DType d) {
-         return is_floating(d) ? std::pow(a, b) : int_pow(a, b);
-       },
+       [](double a, double b, DType d) { return is_floating(d) ? std::pow(a, b) : int_pow(a, b); },
        0.2, 3, -2, 5, BinKind::Promote, false, false, true},
-      {"equal", [=](double a, double b, DType) { return b2(a == b); }, -3, 3, -3, 3,
-       BinKind::Bool, true, true},
+      {"equal", [=](double a, double b, DType) { return b2(a == b); }, -3, 3, -3, 3, BinKind::Bool,
+       true, true},
       {"not_equal", [=](double a, double b, DType) { return b2(a != b); }, -3, 3, -3, 3,
        BinKind::Bool, true, true},
       {"less", [=](double a, double b, DType) { return b2(a < b); }, -3, 3, -3, 3, BinKind::Bool,
        true, true},
       {"less_equal", [=](double a, double b, DType) { return b2(a <= b); }, -3, 3, -3, 3,
        BinKind::Bool, true, true},
-      {"greater", [=](double a, double b, DType) { return b2(a > b); }, -3, 3, -3, 3,
-       BinKind::Bool, true, true},
+      {"greater", [=](double a, double b, DType) { return b2(a > b); }, -3, 3, -3, 3, BinKind::Bool,
+       true, true},
       {"greater_equal", [=](double a, double b, DType) { return b2(a >= b); }, -3, 3, -3, 3,
        BinKind::Bool, true, true},
-      {"logical_and", [=](double a, double b, DType) { return b2(a != 0 && b != 0); }, -1, 1, -1,
-       1, BinKind::Bool, true, true},
-      {"logical_or", [=](double a, double b, DType) { return b2(a != 0 || b != 0); }, -1, 1, -1,
-       1, BinKind::Bool, true, true},
+      {"logical_and", [=](double a, double b, DType) { return b2(a != 0 && b != 0); }, -1, 1, -1, 1,
+       BinKind::Bool, true, true},
+      {"logical_or", [=](double a, double b, DType) { return b2(a != 0 || b != 0); }, -1, 1, -1, 1,
+       BinKind::Bool, true, true},
   };
 }
 
@@ -533,8 +548,8 @@ TEST(ElementwiseSelect, WhereAllDTypes) {
     for (DType cd : {DType::Bool, DType::Float32, DType::Int8}) {
       for (const L& l : layouts) {
         ++seed;
-        SCOPED_TRACE(str("where ", dtype_name(d), " cond ", dtype_name(cd), " ", l.name,
-                         " seed=", seed));
+        SCOPED_TRACE(
+            str("where ", dtype_name(d), " cond ", dtype_name(cd), " ", l.name, " seed=", seed));
         std::mt19937_64 rng(seed);
         Array c = gen(l.c, cd, rng, -1, 1, true);
         Array a = gen(l.a, d, rng, -50, 50);
@@ -571,8 +586,10 @@ TEST(ElementwiseSelect, ClipAllDTypes) {
       ++seed;
       SCOPED_TRACE(str("clip ", dtype_name(d), " variant ", variant, " seed=", seed));
       std::mt19937_64 rng(seed);
-      Shape xs = variant == 0 ? Shape{1031} : variant == 1 ? Shape{3, 1, 5} : variant == 2 ? Shape{}
-                                                                                          : Shape{0, 4};
+      Shape xs = variant == 0   ? Shape{1031}
+                 : variant == 1 ? Shape{3, 1, 5}
+                 : variant == 2 ? Shape{}
+                                : Shape{0, 4};
       Shape ls = variant == 1 ? Shape{4, 1} : Shape{};
       Shape hs = variant == 1 ? Shape{5} : Shape{};
       Array x = gen(xs, d, rng, -40, 40);
@@ -585,8 +602,8 @@ TEST(ElementwiseSelect, ClipAllDTypes) {
       auto xv = to_doubles(x), lv = to_doubles(lo), hv = to_doubles(hi);
       std::vector<double> want(numel(os));
       for (int64_t i = 0; i < numel(os); ++i)
-        want[i] = std::min(std::max(bvalue(xv, xs, os, i), bvalue(lv, ls, os, i)),
-                           bvalue(hv, hs, os, i));
+        want[i] =
+            std::min(std::max(bvalue(xv, xs, os, i), bvalue(lv, ls, os, i)), bvalue(hv, hs, os, i));
       expect_values(out, want, {0, 0});
     }
   }
@@ -607,10 +624,14 @@ double cast_ref(double v, DType from, DType to) {
   if (is_floating(from)) {
     if (std::isnan(v)) return 0;
     double t = std::trunc(v);
-    double lo = to == DType::Int8 ? -128 : to == DType::UInt8 ? 0 : to == DType::Int32 ? -2147483648.0
-                                                                                       : -9223372036854775808.0;
-    double hi = to == DType::Int8 ? 127 : to == DType::UInt8 ? 255 : to == DType::Int32 ? 2147483647.0
-                                                                                        : 9223372036854775807.0;
+    double lo = to == DType::Int8    ? -128
+                : to == DType::UInt8 ? 0
+                : to == DType::Int32 ? -2147483648.0
+                                     : -9223372036854775808.0;
+    double hi = to == DType::Int8    ? 127
+                : to == DType::UInt8 ? 255
+                : to == DType::Int32 ? 2147483647.0
+                                     : 9223372036854775807.0;
     return std::min(std::max(t, lo), hi);
   }
   return wrap_to(v, to);
@@ -623,8 +644,8 @@ TEST(ElementwiseCast, AllPairs) {
     for (DType to : kAllDTypes) {
       for (const Layout& l : unary_layouts(DType::Float64)) {
         ++seed;
-        SCOPED_TRACE(str("cast ", dtype_name(from), "->", dtype_name(to), " ", l.name,
-                         " seed=", seed));
+        SCOPED_TRACE(
+            str("cast ", dtype_name(from), "->", dtype_name(to), " ", l.name, " seed=", seed));
         std::mt19937_64 rng(seed);
         Array x = l.view(gen(l.gen_shape, from, rng, -300, 300));
         Attrs attrs;
@@ -744,8 +765,9 @@ TEST(ElementwiseInfer, OutputDTypes) {
   EXPECT_EQ(infer("div", {i32, i32}).dtype, DType::Float32);
   EXPECT_EQ(infer("less", {i32, bf}).dtype, DType::Bool);
   EXPECT_EQ(infer("logical_not", {f64}).dtype, DType::Bool);
-  EXPECT_EQ(infer("add", {TensorType{{3, 1, 5}, DType::Int8}, TensorType{{4, 1}, DType::UInt8}}).shape,
-            (Shape{3, 4, 5}));
+  EXPECT_EQ(
+      infer("add", {TensorType{{3, 1, 5}, DType::Int8}, TensorType{{4, 1}, DType::UInt8}}).shape,
+      (Shape{3, 4, 5}));
   Attrs a;
   a.set("dtype", std::string("bfloat16"));
   EXPECT_EQ(infer("cast", {i32}, a).dtype, DType::BFloat16);
@@ -790,18 +812,19 @@ TEST(ElementwiseInfer, Errors) {
   unknown.set("dtype", std::string("float128"));
   expect_throw_containing<ValidationError>([&] { infer("cast", {a}, unknown); }, "float128");
   // The same errors surface when going through the kernel helper.
-  EXPECT_THROW(run_kernel("add", {Array::empty({2, 3}, DType::Float32),
-                                  Array::empty({4}, DType::Float32)}),
-               ShapeError);
+  EXPECT_THROW(
+      run_kernel("add", {Array::empty({2, 3}, DType::Float32), Array::empty({4}, DType::Float32)}),
+      ShapeError);
 }
 
 TEST(ElementwiseInfer, TraitsAndCost) {
   for (const char* n :
-       {"neg", "abs", "exp", "log", "sqrt", "rsqrt", "reciprocal", "tanh", "sigmoid", "relu",
-        "gelu", "silu", "erf", "sin", "cos", "floor", "ceil", "round", "sign", "logical_not",
-        "add", "sub", "mul", "div", "pow", "maximum", "minimum", "mod", "equal", "not_equal",
-        "less", "less_equal", "greater", "greater_equal", "logical_and", "logical_or", "where",
-        "clip", "cast"}) {
+       {"neg",        "abs",       "exp",  "log",        "sqrt",    "rsqrt",         "reciprocal",
+        "tanh",       "sigmoid",   "relu", "gelu",       "silu",    "erf",           "sin",
+        "cos",        "floor",     "ceil", "round",      "sign",    "logical_not",   "add",
+        "sub",        "mul",       "div",  "pow",        "maximum", "minimum",       "mod",
+        "equal",      "not_equal", "less", "less_equal", "greater", "greater_equal", "logical_and",
+        "logical_or", "where",     "clip", "cast"}) {
     SCOPED_TRACE(n);
     const ir::OpDef* op = ir::find_op(n);
     ASSERT_NE(op, nullptr);

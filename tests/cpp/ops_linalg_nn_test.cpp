@@ -16,11 +16,16 @@ namespace {
 
 double rtol_for(DType t) {
   switch (t) {
-    case DType::Float16: return 2e-3;
-    case DType::BFloat16: return 1.6e-2;
-    case DType::Float32: return 3e-6;
-    case DType::Float64: return 1e-12;
-    default: return 0;
+    case DType::Float16:
+      return 2e-3;
+    case DType::BFloat16:
+      return 1.6e-2;
+    case DType::Float32:
+      return 3e-6;
+    case DType::Float64:
+      return 1e-12;
+    default:
+      return 0;
   }
 }
 
@@ -64,8 +69,14 @@ MatmulRef ref_matmul(const Array& a, const Array& b) {
       int64_t idx = rem % batch[d];
       rem /= batch[d];
       int da = d - int(batch.size() - ba.size()), db = d - int(batch.size() - bb.size());
-      if (da >= 0) { oa += (ba[da] == 1 ? 0 : idx) * ma; ma *= ba[da]; }
-      if (db >= 0) { ob += (bb[db] == 1 ? 0 : idx) * mb; mb *= bb[db]; }
+      if (da >= 0) {
+        oa += (ba[da] == 1 ? 0 : idx) * ma;
+        ma *= ba[da];
+      }
+      if (db >= 0) {
+        ob += (bb[db] == 1 ? 0 : idx) * mb;
+        mb *= bb[db];
+      }
     }
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) {
@@ -111,16 +122,17 @@ TEST(OpsMatmul, ShapesAndDtypes) {
     Shape a, b;
   };
   const std::vector<Case> cases = {
-      {{37}, {37}},           {{37}, {37, 5}},        {{4, 37}, {37}},
-      {{1, 1}, {1, 1}},       {{2, 1, 3, 4}, {5, 4, 6}}, {{3, 7}, {7, 129}},
-      {{129, 33}, {33, 37}},  {{5, 0}, {0, 3}},       {{0, 4}, {4, 3}},
-      {{2, 3, 4}, {4}},       {{4}, {2, 4, 3}},       {{17, 300}, {300, 31}}};
+      {{37}, {37}},          {{37}, {37, 5}},           {{4, 37}, {37}},
+      {{1, 1}, {1, 1}},      {{2, 1, 3, 4}, {5, 4, 6}}, {{3, 7}, {7, 129}},
+      {{129, 33}, {33, 37}}, {{5, 0}, {0, 3}},          {{0, 4}, {4, 3}},
+      {{2, 3, 4}, {4}},      {{4}, {2, 4, 3}},          {{17, 300}, {300, 31}}};
   uint64_t seed = 100;
   for (DType t : {DType::Float32, DType::Float64, DType::Float16, DType::BFloat16, DType::Int8,
                   DType::UInt8, DType::Int32, DType::Int64}) {
     for (const Case& c : cases) {
       std::mt19937_64 rng(++seed);
-      SCOPED_TRACE(str("seed ", seed, " ", dtype_name(t), " ", shape_str(c.a), " @ ", shape_str(c.b)));
+      SCOPED_TRACE(
+          str("seed ", seed, " ", dtype_name(t), " ", shape_str(c.a), " @ ", shape_str(c.b)));
       // Integer ranges keep int8 dot products in range (numpy would wrap; so do we, untested).
       double lo = t == DType::UInt8 ? 0 : (t == DType::Int8 ? -1 : -2);
       double hi = t == DType::UInt8 ? 1 : (t == DType::Int8 ? 1 : 2);
@@ -199,7 +211,8 @@ TEST(OpsMatmul, Errors) {
                TypeError);
   ir::Attrs none;
   const ir::OpDef& mm = ir::get_op("matmul");
-  ir::TensorType o = ir::check_and_infer(mm, {{{2, 3}, DType::Float32}, {{3, 4}, DType::Float32}}, none);
+  ir::TensorType o =
+      ir::check_and_infer(mm, {{{2, 3}, DType::Float32}, {{3, 4}, DType::Float32}}, none);
   ir::Cost c = ir::estimate_cost(mm, {{{2, 3}, DType::Float32}, {{3, 4}, DType::Float32}}, o, none);
   EXPECT_EQ(c.flops, 2.0 * 2 * 4 * 3);
 }
@@ -237,11 +250,15 @@ TEST(OpsSoftmax, AxesDtypesViews) {
   uint64_t seed = 400;
   for (const char* op : {"softmax", "log_softmax"}) {
     bool log = std::string(op) == "log_softmax";
-    for (DType t : {DType::Float32, DType::Float64, DType::Float16, DType::BFloat16, DType::Int32}) {
-      for (Shape s : {Shape{}, Shape{37}, Shape{5, 129}, Shape{3, 4, 5}, Shape{2, 0, 3}, Shape{1031}}) {
-        for (int axis = -int(std::max<size_t>(s.size(), 1)); axis < int(std::max<size_t>(s.size(), 1)); ++axis) {
+    for (DType t :
+         {DType::Float32, DType::Float64, DType::Float16, DType::BFloat16, DType::Int32}) {
+      for (Shape s :
+           {Shape{}, Shape{37}, Shape{5, 129}, Shape{3, 4, 5}, Shape{2, 0, 3}, Shape{1031}}) {
+        for (int axis = -int(std::max<size_t>(s.size(), 1));
+             axis < int(std::max<size_t>(s.size(), 1)); ++axis) {
           std::mt19937_64 rng(++seed);
-          SCOPED_TRACE(str("seed ", seed, " ", op, " ", dtype_name(t), " ", shape_str(s), " axis ", axis));
+          SCOPED_TRACE(
+              str("seed ", seed, " ", op, " ", dtype_name(t), " ", shape_str(s), " axis ", axis));
           Array x = random_array(s, t, rng, -8, 8);
           ir::Attrs a;
           a.set("axis", int64_t(axis));
@@ -250,7 +267,8 @@ TEST(OpsSoftmax, AxesDtypesViews) {
           EXPECT_EQ(out.shape, s);
           int ax = s.empty() ? 0 : (axis < 0 ? axis + int(s.size()) : axis);
           double rtol = std::max(rtol_for(out.dtype), 1e-6);
-          expect_all_near(to_doubles(out), ref_softmax(x, ax, log), rtol, log ? rtol * 8 : 1e-7, "");
+          expect_all_near(to_doubles(out), ref_softmax(x, ax, log), rtol, log ? rtol * 8 : 1e-7,
+                          "");
         }
       }
     }
@@ -291,7 +309,10 @@ std::vector<double> ref_norm(const Array& x, int axis, const Array* w, const Arr
       for (int d = int(row.size()) - 1, da = a->rank() - 1; d >= 0; --d, --da) {
         int64_t idx = rem % row[d];
         rem /= row[d];
-        if (da >= 0) { off += (a->shape[da] == 1 ? 0 : idx) * mul; mul *= a->shape[da]; }
+        if (da >= 0) {
+          off += (a->shape[da] == 1 ? 0 : idx) * mul;
+          mul *= a->shape[da];
+        }
       }
       r[i] = av[off];
     }
@@ -319,14 +340,15 @@ TEST(OpsNorm, LayerNormAndRmsNorm) {
     std::optional<Shape> w, b;
   };
   const std::vector<Case> cases = {
-      {{4, 37}, -1, Shape{37}, Shape{37}}, {{4, 37}, -1, std::nullopt, std::nullopt},
+      {{4, 37}, -1, Shape{37}, Shape{37}},   {{4, 37}, -1, std::nullopt, std::nullopt},
       {{2, 3, 5}, 1, Shape{3, 5}, Shape{5}}, {{2, 3, 5}, 1, Shape{5}, std::nullopt},
-      {{1031}, 0, Shape{1}, Shape{1031}},  {{3, 0, 4}, -1, Shape{4}, Shape{4}},
-      {{}, -1, std::nullopt, std::nullopt}, {{7, 129}, 0, std::nullopt, std::nullopt}};
+      {{1031}, 0, Shape{1}, Shape{1031}},    {{3, 0, 4}, -1, Shape{4}, Shape{4}},
+      {{}, -1, std::nullopt, std::nullopt},  {{7, 129}, 0, std::nullopt, std::nullopt}};
   uint64_t seed = 500;
   for (const char* op : {"layernorm", "rmsnorm"}) {
     bool rms = std::string(op) == "rmsnorm";
-    for (DType t : {DType::Float32, DType::Float64, DType::Float16, DType::BFloat16, DType::Int32}) {
+    for (DType t :
+         {DType::Float32, DType::Float64, DType::Float16, DType::BFloat16, DType::Int32}) {
       for (const Case& c : cases) {
         std::mt19937_64 rng(++seed);
         SCOPED_TRACE(str("seed ", seed, " ", op, " ", dtype_name(t), " ", shape_str(c.x)));
@@ -363,16 +385,15 @@ TEST(OpsNorm, LayerNormAndRmsNorm) {
   EXPECT_THROW(run_kernel("rmsnorm", {x}, bad), ShapeError);
   Array xt = t_view(random_array({37, 4}, DType::Float32, rng));  // (4, 37) strided
   Array w = random_array({37}, DType::Float32, rng);
-  expect_all_near(to_doubles(run_kernel("rmsnorm", {xt, w})), ref_norm(xt, 1, &w, nullptr, 1e-6, true),
-                  2e-6, 1e-6, "strided rmsnorm");
+  expect_all_near(to_doubles(run_kernel("rmsnorm", {xt, w})),
+                  ref_norm(xt, 1, &w, nullptr, 1e-6, true), 2e-6, 1e-6, "strided rmsnorm");
 }
 
 // ---- attention ------------------------------------------------------------------------------
 
 // Reference: explicit scores, mask, causal rule, softmax; rows with no attended key are zero.
-std::vector<double> ref_attention(const Array& q, const Array& k, const Array& v,
-                                  const Array* mask, std::optional<double> scale, bool causal,
-                                  Shape& out_shape) {
+std::vector<double> ref_attention(const Array& q, const Array& k, const Array& v, const Array* mask,
+                                  std::optional<double> scale, bool causal, Shape& out_shape) {
   auto bshape = [](const Shape& s) { return Shape(s.begin(), s.end() - 2); };
   Shape batch = broadcast_shapes(broadcast_shapes(bshape(q.shape), bshape(k.shape), "t"),
                                  bshape(v.shape), "t");
@@ -429,8 +450,10 @@ std::vector<double> ref_attention(const Array& q, const Array& k, const Array& v
         if (s[j] == -INFINITY) keep[j] = false;
       }
       double mx = -INFINITY, sum = 0;
-      for (int64_t j = 0; j < Lk; ++j) if (keep[j]) mx = std::max(mx, s[j]);
-      for (int64_t j = 0; j < Lk; ++j) if (keep[j]) sum += std::exp(s[j] - mx);
+      for (int64_t j = 0; j < Lk; ++j)
+        if (keep[j]) mx = std::max(mx, s[j]);
+      for (int64_t j = 0; j < Lk; ++j)
+        if (keep[j]) sum += std::exp(s[j] - mx);
       for (int64_t e = 0; e < Dv; ++e) {
         double acc = 0;
         for (int64_t j = 0; j < Lk; ++j)
@@ -490,7 +513,8 @@ TEST(OpsAttention, MatchesReference) {
 TEST(OpsAttention, FullyMaskedRowsAndErrors) {
   std::mt19937_64 rng(700);
   SCOPED_TRACE("seed 700");
-  Array q = random_array({3, 4}, DType::Float32, rng), k = random_array({5, 4}, DType::Float32, rng),
+  Array q = random_array({3, 4}, DType::Float32, rng),
+        k = random_array({5, 4}, DType::Float32, rng),
         v = random_array({5, 2}, DType::Float32, rng);
   Array mask = Array::empty({3, 5}, DType::Bool);
   for (int i = 0; i < 15; ++i) mask.data_as<bool>()[i] = i >= 5;  // row 0 attends nothing
@@ -507,10 +531,14 @@ TEST(OpsAttention, FullyMaskedRowsAndErrors) {
   auto oc = to_doubles(run_kernel("attention", {q7, k, v}, c));
   for (int i = 0; i < 2 * 2; ++i) EXPECT_EQ(oc[i], 0.0);
 
-  EXPECT_THROW(run_kernel("attention", {q, random_array({5, 3}, DType::Float32, rng), v}), ShapeError);
-  EXPECT_THROW(run_kernel("attention", {q, k, random_array({4, 2}, DType::Float32, rng)}), ShapeError);
-  EXPECT_THROW(run_kernel("attention", {q, k, v, random_array({4, 5}, DType::Bool, rng)}), ShapeError);
-  EXPECT_THROW(run_kernel("attention", {q, k, v, random_array({3, 5}, DType::Int32, rng)}), TypeError);
+  EXPECT_THROW(run_kernel("attention", {q, random_array({5, 3}, DType::Float32, rng), v}),
+               ShapeError);
+  EXPECT_THROW(run_kernel("attention", {q, k, random_array({4, 2}, DType::Float32, rng)}),
+               ShapeError);
+  EXPECT_THROW(run_kernel("attention", {q, k, v, random_array({4, 5}, DType::Bool, rng)}),
+               ShapeError);
+  EXPECT_THROW(run_kernel("attention", {q, k, v, random_array({3, 5}, DType::Int32, rng)}),
+               TypeError);
   EXPECT_THROW(run_kernel("attention", {random_array({4}, DType::Float32, rng), k, v}), ShapeError);
   EXPECT_THROW(run_kernel("attention", {random_array({2, 3, 4}, DType::Float32, rng),
                                         random_array({3, 5, 4}, DType::Float32, rng),

@@ -13,16 +13,20 @@
 namespace nef::test {
 namespace {
 
-const DType kAllTypes[] = {DType::Float32, DType::Float16, DType::BFloat16, DType::Float64,
-                           DType::Int8,    DType::UInt8,   DType::Int32,    DType::Int64,
-                           DType::Bool};
+const DType kAllTypes[] = {DType::Float32, DType::Float16, DType::BFloat16,
+                           DType::Float64, DType::Int8,    DType::UInt8,
+                           DType::Int32,   DType::Int64,   DType::Bool};
 
 double rtol_for(DType t) {
   switch (t) {
-    case DType::Float16: return 2e-3;
-    case DType::BFloat16: return 1.6e-2;
-    case DType::Float32: return 2e-6;
-    default: return 1e-12;
+    case DType::Float16:
+      return 2e-3;
+    case DType::BFloat16:
+      return 1.6e-2;
+    case DType::Float32:
+      return 2e-6;
+    default:
+      return 1e-12;
   }
 }
 
@@ -101,15 +105,15 @@ void expect_close(const std::vector<double>& got, const std::vector<double>& ref
 // Values that make a test meaningful per op and dtype (products stay in range).
 std::pair<double, double> range_for(const std::string& op, DType t) {
   // Products of ~3000 terms: keep them near 1 (float16 overflows at 65504) and ints in {-1,0,1}.
-  if (op == "prod") return is_floating(t) ? std::pair{0.97, 1.03}
-                                          : std::pair{t == DType::UInt8 ? 0.0 : -1.0, 1.0};
+  if (op == "prod")
+    return is_floating(t) ? std::pair{0.97, 1.03} : std::pair{t == DType::UInt8 ? 0.0 : -1.0, 1.0};
   if (t == DType::UInt8) return {0, 3};
   return {-3, 3};
 }
 
 // Runs `op` on `x` (any view) and checks shape, dtype and values against the reference.
-void check_reduce(const std::string& op, const Array& x, const std::optional<std::vector<int64_t>>& axes,
-                  bool keepdims) {
+void check_reduce(const std::string& op, const Array& x,
+                  const std::optional<std::vector<int64_t>>& axes, bool keepdims) {
   ir::Attrs attrs;
   std::vector<bool> red(x.rank(), !axes.has_value());
   if (axes) {
@@ -137,12 +141,17 @@ TEST(OpsReduction, AllOpsAllDtypesShapesAxes) {
     Shape shape;
     std::optional<std::vector<int64_t>> axes;
   };
-  const std::vector<Case> cases = {
-      {{}, std::nullopt},          {{37}, std::nullopt},       {{37}, std::vector<int64_t>{0}},
-      {{5, 129}, std::vector<int64_t>{-1}}, {{5, 129}, std::vector<int64_t>{0}},
-      {{3, 1, 7, 4}, std::vector<int64_t>{0, 2}}, {{3, 1, 7, 4}, std::vector<int64_t>{3, 1}},
-      {{2, 3, 4}, std::vector<int64_t>{}},  {{1031, 3}, std::nullopt},
-      {{4, 1031}, std::vector<int64_t>{1}}, {{2, 5, 3}, std::vector<int64_t>{1}}};
+  const std::vector<Case> cases = {{{}, std::nullopt},
+                                   {{37}, std::nullopt},
+                                   {{37}, std::vector<int64_t>{0}},
+                                   {{5, 129}, std::vector<int64_t>{-1}},
+                                   {{5, 129}, std::vector<int64_t>{0}},
+                                   {{3, 1, 7, 4}, std::vector<int64_t>{0, 2}},
+                                   {{3, 1, 7, 4}, std::vector<int64_t>{3, 1}},
+                                   {{2, 3, 4}, std::vector<int64_t>{}},
+                                   {{1031, 3}, std::nullopt},
+                                   {{4, 1031}, std::vector<int64_t>{1}},
+                                   {{2, 5, 3}, std::vector<int64_t>{1}}};
   uint64_t seed = 1000;
   for (const char* op : {"sum", "prod", "mean", "max", "min"}) {
     for (DType t : kAllTypes) {
@@ -198,10 +207,10 @@ TEST(OpsReduction, NaNPropagates) {
     SCOPED_TRACE(str("seed 77 ", dtype_name(t)));
     Array x = random_array({4, 9}, t, rng);
     nef::dispatch_dtype(t, [&]<typename T>() {
-      x.data_as<T>()[1 * 9 + 4] = nef::store_as<T>(
-          nef::compute_t<T>(std::numeric_limits<double>::quiet_NaN()));
-      x.data_as<T>()[1 * 9 + 6] = nef::store_as<T>(
-          nef::compute_t<T>(std::numeric_limits<double>::quiet_NaN()));
+      x.data_as<T>()[1 * 9 + 4] =
+          nef::store_as<T>(nef::compute_t<T>(std::numeric_limits<double>::quiet_NaN()));
+      x.data_as<T>()[1 * 9 + 6] =
+          nef::store_as<T>(nef::compute_t<T>(std::numeric_limits<double>::quiet_NaN()));
     });
     ir::Attrs a;
     a.set("axes", std::vector<int64_t>{1});
@@ -235,8 +244,9 @@ TEST(OpsReduction, StridedViews) {
     bc.shape = {37, 129};
     bc.strides = {0, 1};
     for (const Array* v : {&tr, &rev, &bc}) {
-      for (auto axes : {std::optional<std::vector<int64_t>>{}, std::optional(std::vector<int64_t>{0}),
-                        std::optional(std::vector<int64_t>{1})}) {
+      for (auto axes :
+           {std::optional<std::vector<int64_t>>{}, std::optional(std::vector<int64_t>{0}),
+            std::optional(std::vector<int64_t>{1})}) {
         for (const char* op : {"sum", "mean", "max", "min"}) check_reduce(op, *v, axes, false);
       }
       for (int64_t ax : {0, 1}) {

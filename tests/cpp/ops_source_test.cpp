@@ -66,12 +66,18 @@ Array normal(const Shape& s, DType dt, int64_t seed, double mean, double sd) {
 // test values this is v itself; for floats we round through float32 where the type is narrower).
 double as_dtype(double v, DType dt) {
   switch (dt) {
-    case DType::Bool: return v != 0 ? 1 : 0;
-    case DType::Float32: return double(float(v));
-    case DType::Float64: return v;
-    case DType::Float16: return double(to_float(to_float16(float(v))));
-    case DType::BFloat16: return double(to_float(to_bfloat16(float(v))));
-    default: return std::trunc(v);
+    case DType::Bool:
+      return v != 0 ? 1 : 0;
+    case DType::Float32:
+      return double(float(v));
+    case DType::Float64:
+      return v;
+    case DType::Float16:
+      return double(to_float(to_float16(float(v))));
+    case DType::BFloat16:
+      return double(to_float(to_bfloat16(float(v))));
+    default:
+      return std::trunc(v);
   }
 }
 
@@ -102,9 +108,9 @@ TEST(SourceArange, LengthsAndValuesMatchFormula) {
   struct Case {
     double start, stop, step;
   };
-  const Case cases[] = {{0, 10, 1},      {0, 1, 0.1},   {5, -3, -1.5}, {1, 0, 1},
-                        {-2.5, 2.5, 0.7}, {0, 10, 3},    {3, 3, 1},     {10, 0, -0.25},
-                        {0.5, 0.6, 1},   {-1, -10, -2}, {0, 1e5 + 0.5, 1}};
+  const Case cases[] = {{0, 10, 1},       {0, 1, 0.1},   {5, -3, -1.5},    {1, 0, 1},
+                        {-2.5, 2.5, 0.7}, {0, 10, 3},    {3, 3, 1},        {10, 0, -0.25},
+                        {0.5, 0.6, 1},    {-1, -10, -2}, {0, 1e5 + 0.5, 1}};
   for (const Case& c : cases) {
     SCOPED_TRACE(str("arange(", c.start, ", ", c.stop, ", ", c.step, ")"));
     const double lenf = std::ceil((c.stop - c.start) / c.step);
@@ -190,7 +196,7 @@ TEST(SourceRandom, UniformMomentsAndBuckets) {
     ++buckets[size_t(e * 10)];
   }
   double mean = sum / n, var = sq / n - mean * mean;
-  EXPECT_NEAR(mean, 0.5, 0.002);        // sd of the mean ~ 0.00029
+  EXPECT_NEAR(mean, 0.5, 0.002);  // sd of the mean ~ 0.00029
   EXPECT_NEAR(var, 1.0 / 12, 0.001);
   for (int64_t b : buckets) EXPECT_NEAR(double(b), n / 10.0, 1500.0);  // sd ~ 300
 }
@@ -211,8 +217,8 @@ TEST(SourceRandom, NormalMoments) {
     double mean = sum / n;
     for (double e : v) sq += (e - mean) * (e - mean);
     double stdev = std::sqrt(sq / n);
-    EXPECT_NEAR(mean, mu, 0.012);      // sd of the mean = 0.002
-    EXPECT_NEAR(stdev, sd, 0.012);     // sd of the sd ~ 0.0014
+    EXPECT_NEAR(mean, mu, 0.012);   // sd of the mean = 0.002
+    EXPECT_NEAR(stdev, sd, 0.012);  // sd of the sd ~ 0.0014
     EXPECT_NEAR(double(within1) / n, 0.682689, 0.003);
   }
   // Different seeds differ; same seed repeats; half types work.

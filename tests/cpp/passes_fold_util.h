@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "compiler/compiler.h"
-#include "ir_builder.h"
 #include "ir/graph.h"
+#include "ir_builder.h"
 #include "passes/pass.h"
 #include "passes_test_util.h"
 #include "test_util.h"

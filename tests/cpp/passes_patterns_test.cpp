@@ -52,7 +52,10 @@ Tensor hand_rmsnorm(const Tensor& x, double eps, bool rsq, const Tensor& w = {})
 
 TEST(PassPatterns, SoftmaxWithAndWithoutMaxShift) {
   NEF_SEEDED_RNG(rng, 301);
-  struct Case { Shape s; int64_t axis; };
+  struct Case {
+    Shape s;
+    int64_t axis;
+  };
   for (Case c : {Case{{4, 7}, -1}, Case{{4, 7}, 0}, Case{{2, 3, 5}, 1}, Case{{3, 1}, 1},
                  Case{{0, 5}, -1}, Case{{9}, 0}}) {
     for (bool shift : {true, false}) {
@@ -127,8 +130,7 @@ TEST(PassPatterns, LayernormVariants) {
   for (Var v : {Var::MulSelf, Var::Pow2, Var::Rsqrt}) {
     SCOPED_TRACE(int(v));
     Both b = NEF_BOTH(hand_layernorm(x, ax({-1}), 1e-5, v, w, bias),
-                           hand_layernorm(x, ax({1}), 1e-3, v, w),
-                           hand_layernorm(x, ax({-1}), 0.25, v));
+                      hand_layernorm(x, ax({1}), 1e-3, v, w), hand_layernorm(x, ax({-1}), 0.25, v));
     EXPECT_EQ(b.count("layernorm"), 3) << b.text();
     EXPECT_EQ(b.count("mean"), 0) << b.text();
     EXPECT_EQ(b.count("mul") + b.count("add") + b.count("div"), 0) << b.text();
@@ -225,7 +227,7 @@ TEST(PassPatterns, GeluErfOrderings) {
   Tensor x = rand_tensor(rng, {6, 7}, DType::Float32, -4, 4);
   auto t = [&] { return lit(1.0) + erf(x / std::sqrt(2.0)); };
   Both b = NEF_BOTH(lit(0.5) * x * t(), x * 0.5 * t(), x * t() * 0.5,
-                         (x * (lit(1.0) + erf(x * 0.70710678))) / 2.0, lit(0.5) * (t() * x));
+                    (x * (lit(1.0) + erf(x * 0.70710678))) / 2.0, lit(0.5) * (t() * x));
   EXPECT_EQ(b.count("gelu"), 1) << b.text();  // five spellings, one node after cse
   EXPECT_EQ(b.first("gelu").attrs.get_string("approximate"), "none");
   EXPECT_EQ(b.count("erf"), 0) << b.text();
@@ -249,11 +251,10 @@ TEST(PassPatterns, GeluNearMissesStay) {
   NEF_SEEDED_RNG(rng, 503);
   Tensor x = rand_tensor(rng, {8});
   Tensor y = rand_tensor(rng, {8});
-  Both b = NEF_BOTH(lit(0.6) * x * (lit(1.0) + erf(x / std::sqrt(2.0))),
-                         lit(0.5) * x * (lit(1.0) + erf(x / 1.5)),
-                         lit(0.5) * x * (lit(1.0) + erf(y / std::sqrt(2.0))),
-                         lit(0.5) * x * (lit(1.0) + tanh(lit(0.7978845608) *
-                                                         (x + lit(0.045) * x * x * x))));
+  Both b = NEF_BOTH(
+      lit(0.6) * x * (lit(1.0) + erf(x / std::sqrt(2.0))), lit(0.5) * x * (lit(1.0) + erf(x / 1.5)),
+      lit(0.5) * x * (lit(1.0) + erf(y / std::sqrt(2.0))),
+      lit(0.5) * x * (lit(1.0) + tanh(lit(0.7978845608) * (x + lit(0.045) * x * x * x))));
   EXPECT_EQ(b.count("gelu"), 0) << b.text();
   expect_equivalent(b, kRtol, kAtol);
   // erf(...) used twice: the pattern's intermediate has another user.
@@ -310,7 +311,10 @@ void expect_attention(const Both& b, double scale) {
 
 TEST(PassPatterns, AttentionScalesMasksAndShapes) {
   NEF_SEEDED_RNG(rng, 321);
-  struct Case { Shape batch; int64_t lq, lk, d, dv; };
+  struct Case {
+    Shape batch;
+    int64_t lq, lk, d, dv;
+  };
   for (Case cs : {Case{{2, 3}, 5, 7, 4, 6}, Case{{}, 3, 9, 5, 2}, Case{{1}, 1, 1, 1, 1},
                   Case{{2}, 6, 6, 8, 3}, Case{{2}, 4, 0, 3, 5}, Case{{3}, 0, 4, 2, 2}}) {
     for (DType dt : {DType::Float32, DType::Float64}) {
@@ -333,9 +337,8 @@ TEST(PassPatterns, AttentionScalesMasksAndShapes) {
       std::swap(swap[swap.size() - 1], swap[swap.size() - 2]);
       for (Scale sc : {Scale::None, Scale::MulLeft, Scale::MulRight, Scale::Div}) {
         for (Mask mk : {Mask::None, Mask::Right, Mask::Left}) {
-          SCOPED_TRACE(::testing::Message() << shape_str(shp(cs.lq, cs.lk)) << " "
-                                            << dtype_name(dt) << " scale " << int(sc) << " mask "
-                                            << int(mk));
+          SCOPED_TRACE(::testing::Message() << shape_str(shp(cs.lq, cs.lk)) << " " << dtype_name(dt)
+                                            << " scale " << int(sc) << " mask " << int(mk));
           const double c = 2.75;
           Both b = NEF_BOTH(spelled_attention(q, transpose(k, swap), v, sc, c, mk, mask));
           expect_attention(b, sc == Scale::None ? 1.0 : sc == Scale::Div ? 1 / c : c);
@@ -351,7 +354,8 @@ TEST(PassPatterns, AttentionOnnxKeyLayoutAndHandWrittenSoftmax) {
   // MiniLM's export: key [B, S, H, D] transposed by perm [0, 2, 3, 1] to [B, H, D, S]. The
   // transpose is rewritten in place to [0, 2, 1, 3] (the key as [B, H, S, D]).
   Tensor q = rand_tensor(rng, {2, 3, 5, 4}), kx = rand_tensor(rng, {2, 5, 3, 4});
-  Tensor v = rand_tensor(rng, {2, 3, 5, 6}), mask = rand_tensor(rng, {2, 1, 1, 5}, DType::Float32, -3, 0);
+  Tensor v = rand_tensor(rng, {2, 3, 5, 6}),
+         mask = rand_tensor(rng, {2, 1, 1, 5}, DType::Float32, -3, 0);
   for (bool hand : {false, true}) {
     SCOPED_TRACE(hand ? "exp / sum softmax" : "softmax op");
     Both b = NEF_BOTH(spelled_attention(q, transpose(kx, {0, 2, 3, 1}), v, Scale::Div, 2.0,
@@ -370,12 +374,12 @@ TEST(PassPatterns, AttentionRowsWithoutKeysStayNaN) {
   Array m = test::random_array({4, 6}, DType::Float32, rng, -1, 1);
   float* md = m.data_as<float>();
   for (int j = 0; j < 6; ++j) md[1 * 6 + j] = -INFINITY;  // row 1: nothing attended
-  md[2 * 6 + 0] = md[2 * 6 + 3] = -INFINITY;               // row 2: two keys masked
+  md[2 * 6 + 0] = md[2 * 6 + 3] = -INFINITY;              // row 2: two keys masked
   Tensor mask = from_array(m);
   Tensor q = rand_tensor(rng, {2, 4, 3}), k = rand_tensor(rng, {2, 6, 3});
   Tensor v = rand_tensor(rng, {2, 6, 5});
-  Both b = NEF_BOTH(spelled_attention(q, transpose(k, {0, 2, 1}), v, Scale::MulRight, 0.3,
-                                      Mask::Right, mask));
+  Both b = NEF_BOTH(
+      spelled_attention(q, transpose(k, {0, 2, 1}), v, Scale::MulRight, 0.3, Mask::Right, mask));
   expect_attention(b, 0.3);
   std::vector<Array> got = runtime::execute(b.opt, b.bindings);
   std::vector<double> g = test::to_doubles(got[0]);
@@ -435,8 +439,8 @@ TEST(PassPatterns, AttentionAnyKeyTransposeIsRewired) {
   // with the last two perm entries swapped, so it matches with the rewired transpose.
   Tensor q = rand_tensor(rng, {3, 2, 5}), x = rand_tensor(rng, {5, 3, 4});
   Tensor v = rand_tensor(rng, {3, 4, 2});
-  Both b = NEF_BOTH(spelled_attention(q, transpose(x, {1, 0, 2}), v, Scale::None, 1, Mask::None,
-                                      Tensor()));
+  Both b = NEF_BOTH(
+      spelled_attention(q, transpose(x, {1, 0, 2}), v, Scale::None, 1, Mask::None, Tensor()));
   expect_attention(b, 1.0);
   EXPECT_EQ(b.first("transpose").attrs.get_ints("perm"), (std::vector<int64_t>{1, 2, 0}));
   expect_equivalent(b, kRtol, kAtol);
@@ -444,8 +448,8 @@ TEST(PassPatterns, AttentionAnyKeyTransposeIsRewired) {
   // transpose (constant folding evaluates dead nodes too).
   Tensor qc = full({3, 2, 5}, 0.25) * arange(0, 5, 1, DType::Float32);
   Tensor xc = full({5, 3, 4}, -0.5) * arange(0, 4, 1, DType::Float32);
-  Both c = NEF_BOTH(spelled_attention(qc, transpose(xc, {1, 0, 2}), v, Scale::Div, 3, Mask::None,
-                                      Tensor()));
+  Both c = NEF_BOTH(
+      spelled_attention(qc, transpose(xc, {1, 0, 2}), v, Scale::Div, 3, Mask::None, Tensor()));
   expect_equivalent(c, kRtol, kAtol);
 }
 

@@ -121,7 +121,7 @@ TEST(PassCse, ConstantsMergeBySmallValueOrSameStorage) {
   int s1 = gb.constant(small), s2 = gb.constant(small_copy);
   int z1 = gb.constant(zero), z2 = gb.constant(neg_zero);
   int y = gb.op("add", {gb.op("mul", {x, c1}), gb.op("mul", {x, c2})});  // merged
-  y = gb.op("add", {y, gb.op("mul", {x, c3})});                         // kept apart
+  y = gb.op("add", {y, gb.op("mul", {x, c3})});                          // kept apart
   y = gb.op("add", {y, gb.op("sub", {gb.op("mul", {x, s1}), gb.op("mul", {x, s2})})});
   y = gb.op("add", {y, gb.op("sub", {gb.op("add", {x, z1}), gb.op("add", {x, z2})})});
   gb.output(y);
@@ -157,10 +157,10 @@ TEST(PassSimplify, IdentitiesThatWouldChangeTheTypeStay) {
   NEF_SEEDED_RNG(rng, 202);
   Tensor xi = rand_tensor(rng, {5}, DType::Int32, -9, 9);
   Tensor x = rand_tensor(rng, {3});
-  Both b = NEF_BOTH(xi * scalar(1.0, DType::Float32),     // int32 -> float32
-                         x + scalar(0.0, DType::Float64),      // float32 -> float64
-                         x * ones({2, 3}),                     // broadcast to (2, 3)
-                         xi / lit(1.0));                      // true division: float
+  Both b = NEF_BOTH(xi * scalar(1.0, DType::Float32),  // int32 -> float32
+                    x + scalar(0.0, DType::Float64),   // float32 -> float64
+                    x * ones({2, 3}),                  // broadcast to (2, 3)
+                    xi / lit(1.0));                    // true division: float
   EXPECT_EQ(b.count("mul"), 2) << b.text();
   EXPECT_EQ(b.count("add"), 1) << b.text();
   EXPECT_EQ(b.count("div"), 1) << b.text();
@@ -171,7 +171,7 @@ TEST(PassSimplify, NoRoundingChangingRewrites) {
   NEF_SEEDED_RNG(rng, 203);
   Tensor x = rand_tensor(rng, {6});
   Both b = NEF_BOTH(x / 3.0, lit(0.0) - x, x * 2.0, pow(x, lit(0.5)), pow(x, lit(-1.0)),
-                         pow(x, lit(5.0)));
+                    pow(x, lit(5.0)));
   EXPECT_EQ(b.count("div"), 1) << b.text();  // x/3 is not x*(1/3)
   EXPECT_EQ(b.count("sub"), 1) << b.text();
   EXPECT_EQ(b.count("pow"), 3) << b.text();
@@ -182,7 +182,10 @@ TEST(PassSimplify, NoRoundingChangingRewrites) {
 TEST(PassSimplify, SmallIntegerPowersBecomeMultiplications) {
   NEF_SEEDED_RNG(rng, 204);
   Tensor x = rand_tensor(rng, {4, 9}, DType::Float32, -3, 3);
-  struct Case { double e; int muls; };
+  struct Case {
+    double e;
+    int muls;
+  };
   for (Case c : {Case{1, 0}, Case{2, 1}, Case{3, 2}, Case{4, 2}}) {
     SCOPED_TRACE(c.e);
     Both b = NEF_BOTH(pow(x, lit(c.e)));

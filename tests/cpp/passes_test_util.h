@@ -82,12 +82,14 @@ inline void expect_equivalent(const Both& b, double rtol = 1e-5, double atol = 1
     std::vector<double> g = to_doubles(got[o]), w = to_doubles(want[o]);
     int bad = 0;
     for (size_t i = 0; i < g.size() && bad < 5; ++i) {
-      bool ok = std::isnan(w[i]) ? std::isnan(g[i])
-                                 : (g[i] == w[i] || std::abs(g[i] - w[i]) <= atol + rtol * std::abs(w[i]));
+      bool ok = std::isnan(w[i])
+                    ? std::isnan(g[i])
+                    : (g[i] == w[i] || std::abs(g[i] - w[i]) <= atol + rtol * std::abs(w[i]));
       if (!ok) {
         ++bad;
         ADD_FAILURE() << "output " << o << " element " << i << ": optimized " << g[i]
-                      << " vs unoptimized " << w[i] << "\noptimized IR:\n" << b.text();
+                      << " vs unoptimized " << w[i] << "\noptimized IR:\n"
+                      << b.text();
       }
     }
   }
@@ -127,9 +129,8 @@ inline int count_text(const std::string& text, const std::string& what) {
 }  // namespace nef::test
 
 // A seeded generator whose seed is printed with any failure in the scope.
-#define NEF_SEEDED_RNG(rng, seed)          \
-  std::mt19937_64 rng(seed);               \
+#define NEF_SEEDED_RNG(rng, seed) \
+  std::mt19937_64 rng(seed);      \
   SCOPED_TRACE(::testing::Message() << "seed=" << (seed))
-
 
 #define NEF_BOTH(...) ::nef::test::compile_outputs([&] { return std::vector<Tensor>{__VA_ARGS__}; })

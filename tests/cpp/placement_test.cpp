@@ -28,7 +28,8 @@ class FakeAccelerator final : public backend::Device {
     if (n.is("input") || n.is("constant") || n.op->has(ir::kView)) return true;
     return ops_.empty() || ops_.count(n.op->name);
   }
-  std::shared_ptr<const backend::Kernel> compile(const ir::Node& n, const ir::Graph&) const override {
+  std::shared_ptr<const backend::Kernel> compile(const ir::Node& n,
+                                                 const ir::Graph&) const override {
     throw CompileError("[" + n.op->name + "] fake device");
   }
   std::shared_ptr<Storage> allocate(size_t) override { throw OutOfMemoryError("fake"); }
@@ -55,7 +56,8 @@ planner::DeviceProfile profile(double gflops, double gbs, double launch_us, doub
 
 // The host (100 GFLOP/s, 20 GB/s) and a fake accelerator (`gflops`, 500 GB/s, behind a link).
 std::vector<planner::Target> two(double gflops, std::set<std::string> ops = {},
-                                 bool accel_fallback_only = false, bool host_fallback_only = false) {
+                                 bool accel_fallback_only = false,
+                                 bool host_fallback_only = false) {
   std::vector<planner::Target> t(2);
   t[0].device = backend::host_device();
   t[0].profile = profile(100, 20, 2, 1e6);
@@ -113,7 +115,7 @@ TEST(Placement, FastAcceleratorTakesTheWholeChain) {
   EXPECT_EQ(find(g, "matmul")->device, 1);
   EXPECT_EQ(find(g, "tanh")->device, 1);  // its input is already there
   EXPECT_EQ(find(g, "add")->device, 1);
-  EXPECT_EQ(count(g, "copy"), 1);         // x goes over once; the result stays on the device
+  EXPECT_EQ(count(g, "copy"), 1);  // x goes over once; the result stays on the device
   EXPECT_NE(find(g, "matmul")->placement_reason.find("earliest finish"), std::string::npos)
       << find(g, "matmul")->placement_reason;
   EXPECT_GT(find(g, "matmul")->predicted_seconds, 0);
@@ -142,9 +144,9 @@ TEST(Placement, HintsWinAndUnusableHintsAreExplained) {
   test::GraphBuilder b;
   ir::Graph g = mlp(b);
   for (ir::Node& n : g.nodes)
-    if (n.is("tanh")) n.device_hint = "gpu";            // a kind: the fake accelerator
-    else if (n.is("matmul")) n.device_hint = "cpu";     // the host, though slower
-    else if (n.is("add")) n.device_hint = "cuda:3";     // not present
+    if (n.is("tanh")) n.device_hint = "gpu";         // a kind: the fake accelerator
+    else if (n.is("matmul")) n.device_hint = "cpu";  // the host, though slower
+    else if (n.is("add")) n.device_hint = "cuda:3";  // not present
   planner::place(g, two(10000));
   expect_transfers_consistent(g);
   EXPECT_EQ(find(g, "matmul")->device, 0);

@@ -15,8 +15,8 @@
 #include <random>
 
 #include "api/lazy.h"
-#include "compiler/memory_plan.h"
 #include "compiler/compiler.h"
+#include "compiler/memory_plan.h"
 #include "ir/graph.h"
 #include "nef/tensor.h"
 #include "runtime/run.h"
@@ -27,7 +27,8 @@ namespace {
 
 using Rng = std::mt19937_64;
 
-constexpr int64_t kMaxNumel = 3000;  // keeps every value small: the default cases run in about a second
+constexpr int64_t kMaxNumel =
+    3000;  // keeps every value small: the default cases run in about a second
 
 int64_t pick(Rng& rng, int64_t lo, int64_t hi) {  // uniform in [lo, hi]
   return lo + int64_t(rng() % uint64_t(hi - lo + 1));
@@ -129,22 +130,38 @@ struct Gen {
   // Bounded unary ops (no NaN/inf, finite slopes: rounding differences stay small).
   Tensor unary(const Tensor& x) {
     switch (rng() % 16) {
-      case 0: return neg(x);
-      case 1: return abs(x);
-      case 2: return tanh(x);
-      case 3: return sigmoid(x);
-      case 4: return relu(x);
-      case 5: return silu(tanh(x) * 3.0);
-      case 6: return erf(x);
-      case 7: return sin(x);
-      case 8: return cos(x);
-      case 9: return exp(tanh(x));
-      case 10: return log(abs(x) + 1.0);
-      case 11: return sqrt(abs(x) + 0.25);
-      case 12: return rsqrt(abs(x) + 1.0);
-      case 13: return reciprocal(abs(x) + 1.0);
-      case 14: return gelu(tanh(x) * 3.0, coin(rng) ? "tanh" : "none");
-      default: return pow(tanh(x), lit(double(pick(rng, 2, 3))));
+      case 0:
+        return neg(x);
+      case 1:
+        return abs(x);
+      case 2:
+        return tanh(x);
+      case 3:
+        return sigmoid(x);
+      case 4:
+        return relu(x);
+      case 5:
+        return silu(tanh(x) * 3.0);
+      case 6:
+        return erf(x);
+      case 7:
+        return sin(x);
+      case 8:
+        return cos(x);
+      case 9:
+        return exp(tanh(x));
+      case 10:
+        return log(abs(x) + 1.0);
+      case 11:
+        return sqrt(abs(x) + 0.25);
+      case 12:
+        return rsqrt(abs(x) + 1.0);
+      case 13:
+        return reciprocal(abs(x) + 1.0);
+      case 14:
+        return gelu(tanh(x) * 3.0, coin(rng) ? "tanh" : "none");
+      default:
+        return pow(tanh(x), lit(double(pick(rng, 2, 3))));
     }
   }
 
@@ -156,13 +173,20 @@ struct Gen {
     const Tensor& l = swap ? y : x;
     const Tensor& r = swap ? x : y;
     switch (rng() % 7) {
-      case 0: return l + r;
-      case 1: return l - r;
-      case 2: return tanh(l) * r;
-      case 3: return l / (abs(r) + 0.5);
-      case 4: return maximum(l, r);
-      case 5: return minimum(l, r);
-      default: return l * 0.5 + r * 0.25;
+      case 0:
+        return l + r;
+      case 1:
+        return l - r;
+      case 2:
+        return tanh(l) * r;
+      case 3:
+        return l / (abs(r) + 0.5);
+      case 4:
+        return maximum(l, r);
+      case 5:
+        return minimum(l, r);
+      default:
+        return l * 0.5 + r * 0.25;
     }
   }
 
@@ -173,9 +197,15 @@ struct Gen {
     // Compared against a threshold away from typical ties (relu zeros, exact literals).
     Tensor c;
     switch (rng() % 3) {
-      case 0: c = greater(x, lit(0.1234)); break;
-      case 1: c = less_equal(y, lit(-0.377)); break;
-      default: c = logical_and(greater(x, lit(-0.55)), less(x, lit(0.66))); break;
+      case 0:
+        c = greater(x, lit(0.1234));
+        break;
+      case 1:
+        c = less_equal(y, lit(-0.377));
+        break;
+      default:
+        c = logical_and(greater(x, lit(-0.55)), less(x, lit(0.66)));
+        break;
     }
     return coin(rng) ? where(c, x, y) : where(c, y, lit(0.0));
   }
@@ -194,10 +224,14 @@ struct Gen {
     auto ax = random_axes(x.rank(), true);
     bool keep = coin(rng);
     switch (rng() % 4) {
-      case 0: return sum(x, ax, keep);
-      case 1: return mean(x, ax, keep);
-      case 2: return max(x, ax, keep);
-      default: return min(x, ax, keep);
+      case 0:
+        return sum(x, ax, keep);
+      case 1:
+        return mean(x, ax, keep);
+      case 2:
+        return max(x, ax, keep);
+      default:
+        return min(x, ax, keep);
     }
   }
 
@@ -222,15 +256,18 @@ struct Gen {
     int64_t axis = coin(rng, 70) ? -1 : pick(rng, 0, x.rank() - 1);
     int64_t last = x.shape().back();
     switch (rng() % 5) {
-      case 0: return softmax(x, axis);
-      case 1: return log_softmax(x, axis);
+      case 0:
+        return softmax(x, axis);
+      case 1:
+        return log_softmax(x, axis);
       case 2:
         if (coin(rng)) return layernorm(x, {}, {}, 1e-5, axis);
         return layernorm(x, data({last}, x.dtype()), data({last}, x.dtype()), 1e-5, -1);
       case 3:
         if (coin(rng)) return rmsnorm(x, {}, 1e-6, axis);
         return rmsnorm(x, data({last}, x.dtype()), 1e-6, -1);
-      default: return attention_like(x);
+      default:
+        return attention_like(x);
     }
   }
   // Scaled-dot-product attention written with matmul, transpose and softmax.
@@ -260,7 +297,8 @@ struct Gen {
         int v = int(rng() % 3);
         Tensor var = mean(v == 0 ? d * d : v == 1 ? pow(d, lit(2.0)) : d * d, axes1(-1), true);
         Tensor n = v == 2 ? d * rsqrt(var + 1e-5) : d / sqrt(var + 1e-5);
-        if (coin(rng)) n = n * data({x.shape().back()}, x.dtype()) + data({x.shape().back()}, x.dtype());
+        if (coin(rng))
+          n = n * data({x.shape().back()}, x.dtype()) + data({x.shape().back()}, x.dtype());
         return n;
       }
       case 3: {  // rmsnorm
@@ -269,7 +307,8 @@ struct Gen {
       }
       case 4: {  // gelu, tanh approximation
         Tensor t = tanh(x) * 3.0;
-        return lit(0.5) * t * (lit(1.0) + tanh(lit(0.7978845608028654) * (t + lit(0.044715) * pow(t, lit(3.0)))));
+        return lit(0.5) * t *
+               (lit(1.0) + tanh(lit(0.7978845608028654) * (t + lit(0.044715) * pow(t, lit(3.0)))));
       }
       case 5: {  // gelu, erf form
         return x * 0.5 * (lit(1.0) + erf(x / std::sqrt(2.0)));
@@ -282,7 +321,8 @@ struct Gen {
   std::optional<Tensor> layout(const Tensor& x) {
     int r = x.rank();
     switch (rng() % 7) {
-      case 0: return reshape(x, reshape_target(rng, x.numel()));
+      case 0:
+        return reshape(x, reshape_target(rng, x.numel()));
       case 1: {
         std::vector<int64_t> perm(r);
         for (int i = 0; i < r; ++i) perm[i] = i;
@@ -421,8 +461,9 @@ int compare(const std::vector<Array>& got, const std::vector<Array>& want, doubl
     for (double v : w)
       if (std::isfinite(v)) scale = std::max(scale, std::abs(v));
     for (size_t i = 0; i < g.size(); ++i) {
-      bool ok = std::isnan(w[i]) ? std::isnan(g[i])
-                                 : g[i] == w[i] || std::abs(g[i] - w[i]) <= rtol * (std::abs(w[i]) + scale);
+      bool ok = std::isnan(w[i])
+                    ? std::isnan(g[i])
+                    : g[i] == w[i] || std::abs(g[i] - w[i]) <= rtol * (std::abs(w[i]) + scale);
       if (!ok && bad++ < 3)
         ADD_FAILURE() << what << " output " << o << " " << shape_str(got[o].shape) << " element "
                       << i << ": " << g[i] << " vs reference " << w[i] << " (rtol " << rtol << ")";
@@ -505,7 +546,8 @@ TEST(RandomGraph, PassesOnVsOffAgree) {
   for (const auto& [op, k] : coverage()) std::cout << " " << op << "=" << k;
   std::cout << "\n";
   // The generator must reach the rewrites it was written for.
-  for (const char* op : {"fused_elementwise", "matmul_epilogue", "softmax", "log_softmax", "layernorm", "rmsnorm", "gelu"})
+  for (const char* op : {"fused_elementwise", "matmul_epilogue", "softmax", "log_softmax",
+                         "layernorm", "rmsnorm", "gelu"})
     EXPECT_GT(coverage()[op], 0) << op << " never appears in an optimized graph";
 }
 
@@ -527,7 +569,8 @@ TEST(RandomGraph, FusedNanSemanticsMatchUnfused) {
   for (DType d : {DType::Float32, DType::Float64}) {
     Tensor x = cast(tensor<double>({nan, 1.0, nan, -1.0}, {4}), d).execute();
     Tensor y = cast(tensor<double>({1.0, nan, nan, 0.0}, {4}), d).execute();
-    std::vector<Tensor> outs = {maximum(x * 2.0, y), minimum(x * 2.0, y),
+    std::vector<Tensor> outs = {maximum(x * 2.0, y),
+                                minimum(x * 2.0, y),
                                 clip(x * 2.0, lit(-1), lit(1)),
                                 cast(not_equal(x * 2.0, y), d) + 0.5,
                                 cast(logical_and(x * 2.0, y), d) + 0.5,

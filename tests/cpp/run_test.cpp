@@ -1,6 +1,8 @@
 // The run object: steps stop at a pause or cancel request between steps and go on from there;
 // values of finished steps are available; failures report their step; the CPU queue defers work
 // that waits on another queue's event and keeps order.
+#include "runtime/run.h"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -11,7 +13,6 @@
 #include "backends/registry.h"
 #include "compiler/compiler.h"
 #include "nef/tensor.h"
-#include "runtime/run.h"
 #include "test_util.h"
 
 namespace nef {

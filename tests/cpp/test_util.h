@@ -10,11 +10,11 @@
 #include <vector>
 
 #include "backends/cpu/kernel_table.h"
-#include "compiler/compiler.h"
 #include "common/dispatch.h"
+#include "compiler/compiler.h"
 #include "ir/graph.h"
-#include "ir/views.h"
 #include "ir/op_registry.h"
+#include "ir/views.h"
 #include "nef/array.h"
 
 namespace nef::test {

@@ -1,7 +1,6 @@
 // `nef compile FILE -o OUT.nef`: rewrites a .nef with its compiled plan embedded
 // (compiler_cache "embedded"), so loading OUT skips the optimizer passes and the planner.
 #include <iostream>
-
 #include <nlohmann/json.hpp>
 
 #include "cli.h"

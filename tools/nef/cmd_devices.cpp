@@ -1,8 +1,8 @@
 // `nef devices [--json]`: the hardware detection report.
 #include <iostream>
 
-#include "cli.h"
 #include "backends/registry.h"
+#include "cli.h"
 
 namespace nef::cli {
 

@@ -5,9 +5,8 @@
 #include <algorithm>
 #include <iostream>
 #include <map>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "cli.h"
 #include "compiler/compiler.h"
@@ -83,7 +82,8 @@ std::string dot_escape(const std::string& s) {
 
 void print_table(const std::string& path, const ir::Graph& g) {
   std::map<int, std::vector<std::string>> output_of;  // node -> graph output names
-  for (size_t k = 0; k < g.outputs.size(); ++k) output_of[g.outputs[k]].push_back(g.output_names[k]);
+  for (size_t k = 0; k < g.outputs.size(); ++k)
+    output_of[g.outputs[k]].push_back(g.output_names[k]);
 
   std::cout << path << ": " << g.nodes.size() << " nodes, " << g.num_bindings() << " inputs, "
             << g.outputs.size() << " outputs\n\nnodes:\n";
@@ -100,9 +100,8 @@ void print_table(const std::string& path, const ir::Graph& g) {
         else out += (out.empty() ? "" : " ") + ("=> " + o);
       }
     }
-    rows.push_back({node_ref(i), n.op->name, ins.empty() ? "-" : ins,
-                    out.empty() ? "-" : out, shape_str(n.type.shape), dtype_name(n.type.dtype),
-                    attrs_str(n)});
+    rows.push_back({node_ref(i), n.op->name, ins.empty() ? "-" : ins, out.empty() ? "-" : out,
+                    shape_str(n.type.shape), dtype_name(n.type.dtype), attrs_str(n)});
   }
   std::cout << table(rows);
 
@@ -113,10 +112,10 @@ void print_table(const std::string& path, const ir::Graph& g) {
     int64_t b = type_bytes(n.type);
     if (n.is("input")) {
       in_bytes += b;
-      std::string name = n.binding >= 0 && n.binding < g.num_bindings()
-                             ? g.input_names[n.binding] : n.name;
-      trows.push_back({"input", name.empty() ? "-" : name, node_ref(i),
-                       shape_str(n.type.shape), dtype_name(n.type.dtype), bytes_str(b)});
+      std::string name =
+          n.binding >= 0 && n.binding < g.num_bindings() ? g.input_names[n.binding] : n.name;
+      trows.push_back({"input", name.empty() ? "-" : name, node_ref(i), shape_str(n.type.shape),
+                       dtype_name(n.type.dtype), bytes_str(b)});
     } else if (n.is("constant")) {
       const_bytes += b;
       params += numel(n.type.shape);
@@ -130,8 +129,8 @@ void print_table(const std::string& path, const ir::Graph& g) {
     const ir::Node& n = g.nodes[g.outputs[k]];
     int64_t b = type_bytes(n.type);
     out_bytes += b;
-    trows.push_back({"output", g.output_names[k], node_ref(g.outputs[k]),
-                     shape_str(n.type.shape), dtype_name(n.type.dtype), bytes_str(b)});
+    trows.push_back({"output", g.output_names[k], node_ref(g.outputs[k]), shape_str(n.type.shape),
+                     dtype_name(n.type.dtype), bytes_str(b)});
   }
   std::cout << "\ntensors:\n" << table(trows);
 

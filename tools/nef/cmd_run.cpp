@@ -10,8 +10,8 @@
 #include <map>
 #include <set>
 
-#include "cli.h"
 #include "backends/registry.h"
+#include "cli.h"
 #include "format/npy.h"
 
 namespace nef::cli {
@@ -121,8 +121,8 @@ std::string profile_report(const std::vector<RunProfile>& runs, bool warm) {
   s += "by op:\n";
   std::vector<std::vector<std::string>> op_rows{{"op", "kernels", "ms", "%"}};
   for (const std::string& op : order)
-    op_rows.push_back({op, std::to_string(by_op[op].first), fixed(by_op[op].second, 4),
-                       pct(by_op[op].second)});
+    op_rows.push_back(
+        {op, std::to_string(by_op[op].first), fixed(by_op[op].second, 4), pct(by_op[op].second)});
   op_rows.push_back({"total", std::to_string(kernels.size()), fixed(sum, 4), pct(sum)});
   s += table(op_rows, {false, true, true, true});
   return s;
@@ -167,25 +167,23 @@ int cmd_run(const RunOptions& opts) {
     const Shape* want_shape = i < types.size() ? &types[i].first : nullptr;
     const DType* want_dtype = i < types.size() ? &types[i].second : nullptr;
     if (it == input_files.end()) {
-      throw ValidationError(str("[run] missing input '", name, "'",
-                                want_shape ? str(" (", shape_str(*want_shape), " ",
-                                                 dtype_name(*want_dtype), ")")
-                                           : std::string(),
-                                "; pass --input ", name, "=FILE.npy"));
+      throw ValidationError(
+          str("[run] missing input '", name, "'",
+              want_shape ? str(" (", shape_str(*want_shape), " ", dtype_name(*want_dtype), ")")
+                         : std::string(),
+              "; pass --input ", name, "=FILE.npy"));
     }
     require_file(it->second, "input file");
     Array a = format::read_npy(it->second);
     // Checked here too so the message names the input and its file, not a graph node.
     if (want_shape && a.shape != *want_shape) {
       throw ShapeError(str("[run] input '", name, "' from '", it->second, "' has shape ",
-                           shape_str(a.shape), " but the graph expects ",
-                           shape_str(*want_shape)));
+                           shape_str(a.shape), " but the graph expects ", shape_str(*want_shape)));
     }
     if (want_dtype && a.dtype != *want_dtype) {
       throw TypeError(str("[run] input '", name, "' from '", it->second, "' has dtype ",
-                          dtype_name(a.dtype), " but the graph expects ",
-                          dtype_name(*want_dtype), " (convert with .astype('",
-                          dtype_name(*want_dtype), "'))"));
+                          dtype_name(a.dtype), " but the graph expects ", dtype_name(*want_dtype),
+                          " (convert with .astype('", dtype_name(*want_dtype), "'))"));
     }
     inputs.emplace(name, std::move(a));
   }

@@ -8,8 +8,8 @@
 #include <type_traits>
 #include <variant>
 
-#include "common/dispatch.h"
 #include "cli.h"
+#include "common/dispatch.h"
 #include "nef/error.h"
 
 namespace nef::cli {

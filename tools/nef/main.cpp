@@ -1,7 +1,6 @@
 // `nef`: run, inspect and describe NEF graphs. Exit status: 0 ok, 1 error (one stderr line
 // "nef: <ErrorType>: <message>"), 2 usage error.
 #include <CLI/CLI.hpp>
-
 #include <filesystem>
 #include <iostream>
 #include <new>
@@ -40,7 +39,8 @@ int run_main(int argc, char** argv) {
   app.add_flag("--version", version, "Print the version and exit");
 
   nef::cli::RunOptions run;
-  CLI::App* run_cmd = app.add_subcommand("run", "Run a .nef graph on .npy inputs, write .npy outputs");
+  CLI::App* run_cmd =
+      app.add_subcommand("run", "Run a .nef graph on .npy inputs, write .npy outputs");
   run_cmd->add_option("FILE", run.file, "The .nef file")->required();
   run_cmd->add_option("-i,--input", run.inputs, "An input as NAME=FILE.npy (repeat per input)")
       ->allow_extra_args(false);
@@ -90,8 +90,9 @@ int run_main(int argc, char** argv) {
       app.add_subcommand("import", "Convert an ONNX model (opset >= 13) to a .nef file");
   import_cmd->add_option("MODEL", import_opts.model, "The .onnx file")->required();
   import_cmd->add_option("-o,--output", import_opts.output, "The .nef file to write")->required();
-  import_cmd->add_option("--dim", import_opts.dims,
-                         "Bind a symbolic input dim as NAME=VALUE (repeat per dim)")
+  import_cmd
+      ->add_option("--dim", import_opts.dims,
+                   "Bind a symbolic input dim as NAME=VALUE (repeat per dim)")
       ->allow_extra_args(false);
   import_cmd->add_flag("--embed-plan", import_opts.embed_plan,
                        "Also store the compiled plan (compiler_cache \"embedded\")");

@@ -2,8 +2,8 @@
 // devices and why each node went there), with the enabled devices.
 #include <sstream>
 
-#include "cli.h"
 #include "backends/registry.h"
+#include "cli.h"
 
 namespace nef::cli {
 

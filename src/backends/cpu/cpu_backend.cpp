@@ -109,12 +109,12 @@ class CpuDevice final : public Device {
                                         const ir::Graph& graph) const override {
     const KernelEntry* e = kernel_table().find(node.op->name);
     if (!e || (e->supports && !e->supports(node, graph)))
-      throw CompileError(str("[", node.op->name, "] no CPU kernel for ",
-                             ir::types_str(graph.input_types(node))));
+      throw CompileError(
+          str("[", node.op->name, "] no CPU kernel for ", ir::types_str(graph.input_types(node))));
     if (e->make) return e->make(node, graph);
-    return std::make_shared<TableKernel>(e->fn,
-                                         str("cpu.", node.op->name, ".", dtype_name(node.type.dtype)),
-                                         node.op->has(ir::kElementwise));
+    return std::make_shared<TableKernel>(
+        e->fn, str("cpu.", node.op->name, ".", dtype_name(node.type.dtype)),
+        node.op->has(ir::kElementwise));
   }
 
   std::shared_ptr<Storage> allocate(size_t nbytes) override { return Storage::allocate(nbytes); }

@@ -25,7 +25,7 @@ void parallel_for(int64_t n, int64_t grain, Fn&& fn) {
     return;
   }
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static)
+#pragma omp parallel for num_threads(static_cast <int>(chunks)) schedule(static)
   for (int64_t c = 0; c < chunks; ++c) {
     int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
     fn(b, e);
@@ -39,7 +39,8 @@ void parallel_for(int64_t n, int64_t grain, Fn&& fn) {
 // scratch lives at slot c of a kernel's workspace.
 inline int64_t parallel_chunks(int64_t n, int64_t grain) {
   if (n <= 0) return 0;
-  return std::max<int64_t>(1, std::min<int64_t>(num_threads(), (n + grain - 1) / std::max<int64_t>(grain, 1)));
+  return std::max<int64_t>(
+      1, std::min<int64_t>(num_threads(), (n + grain - 1) / std::max<int64_t>(grain, 1)));
 }
 template <typename Fn>
 void parallel_for_chunks(int64_t n, int64_t grain, Fn&& fn) {
@@ -49,7 +50,7 @@ void parallel_for_chunks(int64_t n, int64_t grain, Fn&& fn) {
     return;
   }
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static)
+#pragma omp parallel for num_threads(static_cast <int>(chunks)) schedule(static)
   for (int64_t c = 0; c < chunks; ++c) fn(c, n * c / chunks, n * (c + 1) / chunks);
 #else
   fn(int64_t{0}, int64_t{0}, n);

@@ -42,15 +42,22 @@ const Dialect kCuda = {
 
 std::string storage_type(DType t, const Dialect& d) {
   switch (t) {
-    case DType::Float32: return "float";
-    case DType::Float64: return "double";
-    case DType::Int32: return "int";
-    case DType::Int64: return d.i64;
-    case DType::Int8: return d.i8;
+    case DType::Float32:
+      return "float";
+    case DType::Float64:
+      return "double";
+    case DType::Int32:
+      return "int";
+    case DType::Int64:
+      return d.i64;
+    case DType::Int8:
+      return d.i8;
     case DType::UInt8:
-    case DType::Bool: return d.u8;
+    case DType::Bool:
+      return d.u8;
     case DType::Float16:
-    case DType::BFloat16: break;
+    case DType::BFloat16:
+      break;
   }
   throw UnsupportedError(str("[", d.name, "] no C type for ", dtype_name(t), " in this dialect"));
 }
@@ -114,11 +121,11 @@ std::string math_helpers_overloaded(const Dialect& d, DType compute,
     s << f << " nef_clip(" << T << " x, " << T << " lo, " << T << " hi) {\n"
       << "  " << T << " m = (x > lo || x != x) ? x : lo;\n"
       << "  return (m < hi || m != m) ? m : hi;\n}\n";
-    s << f << " nef_gelu(" << T << " x) { return (" << T << ")0.5 * x * (" << one
-      << " + erf(x * (" << T << ")" << literal(0.70710678118654752440, compute) << ")); }\n";
+    s << f << " nef_gelu(" << T << " x) { return (" << T << ")0.5 * x * (" << one << " + erf(x * ("
+      << T << ")" << literal(0.70710678118654752440, compute) << ")); }\n";
     s << f << " nef_gelu_tanh(" << T << " x) { return (" << T << ")0.5 * x * (" << one
-      << " + tanh((" << T << ")" << literal(0.79788456080286535588, compute) << " * (x + ("
-      << T << ")" << literal(0.044715, compute) << " * x * x * x))); }\n";
+      << " + tanh((" << T << ")" << literal(0.79788456080286535588, compute) << " * (x + (" << T
+      << ")" << literal(0.044715, compute) << " * x * x * x))); }\n";
   }
   return s.str();
 }
@@ -133,48 +140,88 @@ std::string op_expr(FusedOp op, const std::string& a, const std::string& b, cons
   std::string one = str("(", T, ")1"), zero = str("(", T, ")0");
   auto cond = [&](const std::string& e) { return str("((", e, ") ? ", one, " : ", zero, ")"); };
   switch (op) {
-    case FusedOp::Neg: return str("(-", a, ")");
-    case FusedOp::Abs: return str("fabs(", a, ")");
+    case FusedOp::Neg:
+      return str("(-", a, ")");
+    case FusedOp::Abs:
+      return str("fabs(", a, ")");
     case FusedOp::Sign:
       return str("(", a, " > 0 ? ", one, " : (", a, " < 0 ? -", one, " : ", a, "))");
-    case FusedOp::Relu: return str("(", a, " < 0 ? ", zero, " : ", a, ")");
-    case FusedOp::Floor: return str("floor(", a, ")");
-    case FusedOp::Ceil: return str("ceil(", a, ")");
-    case FusedOp::Round: return str("rint(", a, ")");  // half to even, like numpy
-    case FusedOp::Exp: return str("exp(", a, ")");
-    case FusedOp::Log: return str("log(", a, ")");
-    case FusedOp::Sqrt: return str("sqrt(", a, ")");
-    case FusedOp::Rsqrt: return str("(", one, " / sqrt(", a, "))");
-    case FusedOp::Reciprocal: return str("(", one, " / ", a, ")");
-    case FusedOp::Tanh: return str("tanh(", a, ")");
-    case FusedOp::Sigmoid: return str("(", one, " / (", one, " + exp(-", a, ")))");
-    case FusedOp::Silu: return str("(", a, " / (", one, " + exp(-", a, ")))");
-    case FusedOp::Erf: return str("erf(", a, ")");
-    case FusedOp::Sin: return str("sin(", a, ")");
-    case FusedOp::Cos: return str("cos(", a, ")");
-    case FusedOp::Gelu: return str("nef_gelu(", a, ")");
-    case FusedOp::GeluTanh: return str("nef_gelu_tanh(", a, ")");
-    case FusedOp::Add: return str("(", a, " + ", b, ")");
-    case FusedOp::Sub: return str("(", a, " - ", b, ")");
-    case FusedOp::Mul: return str("(", a, " * ", b, ")");
-    case FusedOp::Div: return str("(", a, " / ", b, ")");
-    case FusedOp::Maximum: return str("((", a, " > ", b, " || ", a, " != ", a, ") ? ", a, " : ", b, ")");
-    case FusedOp::Minimum: return str("((", a, " < ", b, " || ", a, " != ", a, ") ? ", a, " : ", b, ")");
-    case FusedOp::Mod: return str("nef_mod(", a, ", ", b, ")");
-    case FusedOp::Pow: return str("pow(", a, ", ", b, ")");
-    case FusedOp::Equal: return cond(str(a, " == ", b));
-    case FusedOp::NotEqual: return cond(str(a, " != ", b));
-    case FusedOp::Less: return cond(str(a, " < ", b));
-    case FusedOp::LessEqual: return cond(str(a, " <= ", b));
-    case FusedOp::Greater: return cond(str(a, " > ", b));
-    case FusedOp::GreaterEqual: return cond(str(a, " >= ", b));
-    case FusedOp::LogicalAnd: return cond(str(a, " != 0 && ", b, " != 0"));
-    case FusedOp::LogicalOr: return cond(str(a, " != 0 || ", b, " != 0"));
-    case FusedOp::LogicalNot: return cond(str(a, " == 0"));
-    case FusedOp::Where: return str("(", a, " != 0 ? ", b, " : ", c, ")");
-    case FusedOp::Clip: return str("nef_clip(", a, ", ", b, ", ", c, ")");
-    case FusedOp::Cast: return a;  // the instruction's rounding converts; bool handled below
-    case FusedOp::kCount: break;
+    case FusedOp::Relu:
+      return str("(", a, " < 0 ? ", zero, " : ", a, ")");
+    case FusedOp::Floor:
+      return str("floor(", a, ")");
+    case FusedOp::Ceil:
+      return str("ceil(", a, ")");
+    case FusedOp::Round:
+      return str("rint(", a, ")");  // half to even, like numpy
+    case FusedOp::Exp:
+      return str("exp(", a, ")");
+    case FusedOp::Log:
+      return str("log(", a, ")");
+    case FusedOp::Sqrt:
+      return str("sqrt(", a, ")");
+    case FusedOp::Rsqrt:
+      return str("(", one, " / sqrt(", a, "))");
+    case FusedOp::Reciprocal:
+      return str("(", one, " / ", a, ")");
+    case FusedOp::Tanh:
+      return str("tanh(", a, ")");
+    case FusedOp::Sigmoid:
+      return str("(", one, " / (", one, " + exp(-", a, ")))");
+    case FusedOp::Silu:
+      return str("(", a, " / (", one, " + exp(-", a, ")))");
+    case FusedOp::Erf:
+      return str("erf(", a, ")");
+    case FusedOp::Sin:
+      return str("sin(", a, ")");
+    case FusedOp::Cos:
+      return str("cos(", a, ")");
+    case FusedOp::Gelu:
+      return str("nef_gelu(", a, ")");
+    case FusedOp::GeluTanh:
+      return str("nef_gelu_tanh(", a, ")");
+    case FusedOp::Add:
+      return str("(", a, " + ", b, ")");
+    case FusedOp::Sub:
+      return str("(", a, " - ", b, ")");
+    case FusedOp::Mul:
+      return str("(", a, " * ", b, ")");
+    case FusedOp::Div:
+      return str("(", a, " / ", b, ")");
+    case FusedOp::Maximum:
+      return str("((", a, " > ", b, " || ", a, " != ", a, ") ? ", a, " : ", b, ")");
+    case FusedOp::Minimum:
+      return str("((", a, " < ", b, " || ", a, " != ", a, ") ? ", a, " : ", b, ")");
+    case FusedOp::Mod:
+      return str("nef_mod(", a, ", ", b, ")");
+    case FusedOp::Pow:
+      return str("pow(", a, ", ", b, ")");
+    case FusedOp::Equal:
+      return cond(str(a, " == ", b));
+    case FusedOp::NotEqual:
+      return cond(str(a, " != ", b));
+    case FusedOp::Less:
+      return cond(str(a, " < ", b));
+    case FusedOp::LessEqual:
+      return cond(str(a, " <= ", b));
+    case FusedOp::Greater:
+      return cond(str(a, " > ", b));
+    case FusedOp::GreaterEqual:
+      return cond(str(a, " >= ", b));
+    case FusedOp::LogicalAnd:
+      return cond(str(a, " != 0 && ", b, " != 0"));
+    case FusedOp::LogicalOr:
+      return cond(str(a, " != 0 || ", b, " != 0"));
+    case FusedOp::LogicalNot:
+      return cond(str(a, " == 0"));
+    case FusedOp::Where:
+      return str("(", a, " != 0 ? ", b, " : ", c, ")");
+    case FusedOp::Clip:
+      return str("nef_clip(", a, ", ", b, ", ", c, ")");
+    case FusedOp::Cast:
+      return a;  // the instruction's rounding converts; bool handled below
+    case FusedOp::kCount:
+      break;
   }
   throw UnsupportedError("[render] unknown fused op");
 }
@@ -185,8 +232,8 @@ RenderedBody render_program(const Dialect&, const ir::FusedProgram& p,
                             const std::vector<std::string>& inputs, const std::string& name,
                             int width) {
   NEF_CHECK(int(inputs.size()) == p.num_inputs, "[render] program inputs");
-  const std::string type = width == 1 ? std::string(compute_type(p.compute))
-                                      : str(compute_type(p.compute), width);
+  const std::string type =
+      width == 1 ? std::string(compute_type(p.compute)) : str(compute_type(p.compute), width);
   const char* T = type.c_str();
   std::ostringstream code;
   std::string last;
@@ -258,8 +305,8 @@ std::string render_elementwise(const Dialect& d, const std::string& kernel_name,
       if (dd == 0) {
         s << "  const " << d.i64 << " c0 = r_;\n";
       } else {
-        s << "  const " << d.i64 << " c" << dd << " = r_ % " << out_shape[dd] << "L; r_ /= "
-          << out_shape[dd] << "L;\n";
+        s << "  const " << d.i64 << " c" << dd << " = r_ % " << out_shape[dd]
+          << "L; r_ /= " << out_shape[dd] << "L;\n";
       }
     }
   }

@@ -18,19 +18,19 @@
 namespace nef::backend::cstyle {
 
 struct Dialect {
-  const char* name;         // "opencl", "cuda"
-  const char* kernel;       // what starts a kernel: "__kernel void"
-  const char* global;       // address space of device buffers: "__global" (CUDA: "")
-  const char* local;        // work-group shared memory: "__local" / "__shared__"
-  const char* barrier;      // work-group barrier
-  const char* global_id;    // flat index of this thread (dimension 0), as a long
-  const char* local_id;     // index in the work group (dimension 0)
-  const char* group_id;     // work-group index (dimension 0)
-  const char* preamble;     // pragmas and includes every program starts with
-  const char* i64;          // 64-bit signed integer type
-  const char* u8;           // unsigned byte type (bool is stored as one)
-  const char* i8;           // signed byte type
-  const char* inline_fn;    // qualifier of helper functions: "inline" / "__device__ inline"
+  const char* name;       // "opencl", "cuda"
+  const char* kernel;     // what starts a kernel: "__kernel void"
+  const char* global;     // address space of device buffers: "__global" (CUDA: "")
+  const char* local;      // work-group shared memory: "__local" / "__shared__"
+  const char* barrier;    // work-group barrier
+  const char* global_id;  // flat index of this thread (dimension 0), as a long
+  const char* local_id;   // index in the work group (dimension 0)
+  const char* group_id;   // work-group index (dimension 0)
+  const char* preamble;   // pragmas and includes every program starts with
+  const char* i64;        // 64-bit signed integer type
+  const char* u8;         // unsigned byte type (bool is stored as one)
+  const char* i8;         // signed byte type
+  const char* inline_fn;  // qualifier of helper functions: "inline" / "__device__ inline"
 };
 
 extern const Dialect kOpenCL;

@@ -26,11 +26,11 @@ Loaded load() {
     l.why = str("cannot load ", lib, ": ", e ? e : "unknown error");
     return l;
   }
-#define NEF_CL_LOAD(name)                                                              \
-  l.table.name = reinterpret_cast<decltype(&::name)>(::dlsym(h, #name));               \
-  if (!l.table.name) {                                                                 \
-    l.why = str(lib, " has no ", #name, " (an OpenCL 1.2 ICD loader is needed)");      \
-    return l;                                                                          \
+#define NEF_CL_LOAD(name)                                                         \
+  l.table.name = reinterpret_cast<decltype(&::name)>(::dlsym(h, #name));          \
+  if (!l.table.name) {                                                            \
+    l.why = str(lib, " has no ", #name, " (an OpenCL 1.2 ICD loader is needed)"); \
+    return l;                                                                     \
   }
   NEF_CL_FUNCTIONS(NEF_CL_LOAD)
 #undef NEF_CL_LOAD
@@ -53,28 +53,65 @@ const Api* api(std::string* why) {
 std::string error_name(cl_int code) {
   const char* n = "CL_ERROR";
   switch (code) {
-    case CL_DEVICE_NOT_FOUND: n = "CL_DEVICE_NOT_FOUND"; break;
-    case CL_DEVICE_NOT_AVAILABLE: n = "CL_DEVICE_NOT_AVAILABLE"; break;
-    case CL_COMPILER_NOT_AVAILABLE: n = "CL_COMPILER_NOT_AVAILABLE"; break;
-    case CL_MEM_OBJECT_ALLOCATION_FAILURE: n = "CL_MEM_OBJECT_ALLOCATION_FAILURE"; break;
-    case CL_OUT_OF_RESOURCES: n = "CL_OUT_OF_RESOURCES"; break;
-    case CL_OUT_OF_HOST_MEMORY: n = "CL_OUT_OF_HOST_MEMORY"; break;
-    case CL_BUILD_PROGRAM_FAILURE: n = "CL_BUILD_PROGRAM_FAILURE"; break;
-    case CL_INVALID_VALUE: n = "CL_INVALID_VALUE"; break;
-    case CL_INVALID_DEVICE: n = "CL_INVALID_DEVICE"; break;
-    case CL_INVALID_BINARY: n = "CL_INVALID_BINARY"; break;
-    case CL_INVALID_BUFFER_SIZE: n = "CL_INVALID_BUFFER_SIZE"; break;
-    case CL_INVALID_PROGRAM_EXECUTABLE: n = "CL_INVALID_PROGRAM_EXECUTABLE"; break;
-    case CL_INVALID_KERNEL_NAME: n = "CL_INVALID_KERNEL_NAME"; break;
-    case CL_INVALID_KERNEL_ARGS: n = "CL_INVALID_KERNEL_ARGS"; break;
-    case CL_INVALID_ARG_SIZE: n = "CL_INVALID_ARG_SIZE"; break;
-    case CL_INVALID_WORK_GROUP_SIZE: n = "CL_INVALID_WORK_GROUP_SIZE"; break;
-    case CL_INVALID_EVENT_WAIT_LIST: n = "CL_INVALID_EVENT_WAIT_LIST"; break;
+    case CL_DEVICE_NOT_FOUND:
+      n = "CL_DEVICE_NOT_FOUND";
+      break;
+    case CL_DEVICE_NOT_AVAILABLE:
+      n = "CL_DEVICE_NOT_AVAILABLE";
+      break;
+    case CL_COMPILER_NOT_AVAILABLE:
+      n = "CL_COMPILER_NOT_AVAILABLE";
+      break;
+    case CL_MEM_OBJECT_ALLOCATION_FAILURE:
+      n = "CL_MEM_OBJECT_ALLOCATION_FAILURE";
+      break;
+    case CL_OUT_OF_RESOURCES:
+      n = "CL_OUT_OF_RESOURCES";
+      break;
+    case CL_OUT_OF_HOST_MEMORY:
+      n = "CL_OUT_OF_HOST_MEMORY";
+      break;
+    case CL_BUILD_PROGRAM_FAILURE:
+      n = "CL_BUILD_PROGRAM_FAILURE";
+      break;
+    case CL_INVALID_VALUE:
+      n = "CL_INVALID_VALUE";
+      break;
+    case CL_INVALID_DEVICE:
+      n = "CL_INVALID_DEVICE";
+      break;
+    case CL_INVALID_BINARY:
+      n = "CL_INVALID_BINARY";
+      break;
+    case CL_INVALID_BUFFER_SIZE:
+      n = "CL_INVALID_BUFFER_SIZE";
+      break;
+    case CL_INVALID_PROGRAM_EXECUTABLE:
+      n = "CL_INVALID_PROGRAM_EXECUTABLE";
+      break;
+    case CL_INVALID_KERNEL_NAME:
+      n = "CL_INVALID_KERNEL_NAME";
+      break;
+    case CL_INVALID_KERNEL_ARGS:
+      n = "CL_INVALID_KERNEL_ARGS";
+      break;
+    case CL_INVALID_ARG_SIZE:
+      n = "CL_INVALID_ARG_SIZE";
+      break;
+    case CL_INVALID_WORK_GROUP_SIZE:
+      n = "CL_INVALID_WORK_GROUP_SIZE";
+      break;
+    case CL_INVALID_EVENT_WAIT_LIST:
+      n = "CL_INVALID_EVENT_WAIT_LIST";
+      break;
     case CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST:
       n = "CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST";
       break;
-    case -1001: n = "CL_PLATFORM_NOT_FOUND_KHR (no ICD found)"; break;
-    default: break;
+    case -1001:
+      n = "CL_PLATFORM_NOT_FOUND_KHR (no ICD found)";
+      break;
+    default:
+      break;
   }
   return str(n, " (", code, ")");
 }

@@ -29,15 +29,11 @@ Merged merge_dims(const Shape& dims, const std::vector<Strides>& strides) {
     bool merge = !m.shape.empty();
     for (size_t k = 0; k < strides.size() && merge; ++k)
       merge = m.strides[k].back() == strides[k][i] * dims[i];
-    if (merge)
-      m.shape.back() *= dims[i];
-    else
-      m.shape.push_back(dims[i]);
+    if (merge) m.shape.back() *= dims[i];
+    else m.shape.push_back(dims[i]);
     for (size_t k = 0; k < strides.size(); ++k) {
-      if (merge)
-        m.strides[k].back() = strides[k][i];
-      else
-        m.strides[k].push_back(strides[k][i]);
+      if (merge) m.strides[k].back() = strides[k][i];
+      else m.strides[k].push_back(strides[k][i]);
     }
   }
   return m;

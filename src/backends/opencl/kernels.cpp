@@ -14,17 +14,23 @@ bool storable(DType t, const DeviceInfo& d) {
     case DType::UInt8:
     case DType::Int32:
     case DType::Int64:
-    case DType::Bool: return true;
-    case DType::Float64: return d.fp64;
+    case DType::Bool:
+      return true;
+    case DType::Float64:
+      return d.fp64;
     case DType::Float16:
-    case DType::BFloat16: return false;  // no half arithmetic in the renderer yet
+    case DType::BFloat16:
+      return false;  // no half arithmetic in the renderer yet
   }
   return false;
 }
 
 OpenclKernel::OpenclKernel(OpenclDevice& dev, const ir::Node& node,
                            std::vector<ir::TensorType> inputs, std::string name, int64_t workspace)
-    : dev_(dev), node_(node), in_(std::move(inputs)), name_(std::move(name)),
+    : dev_(dev),
+      node_(node),
+      in_(std::move(inputs)),
+      name_(std::move(name)),
       workspace_(workspace) {
   node_.inputs.clear();
 }
@@ -87,23 +93,33 @@ namespace {
 std::string copy_source(const Array& src) {
   const char* word = nullptr;
   switch (dtype_size(src.dtype)) {
-    case 1: word = "uchar"; break;
-    case 2: word = "ushort"; break;
-    case 4: word = "uint"; break;
-    case 8: word = "ulong"; break;
-    default: throw UnsupportedError("[opencl] copy of an element size with no word type");
+    case 1:
+      word = "uchar";
+      break;
+    case 2:
+      word = "ushort";
+      break;
+    case 4:
+      word = "uint";
+      break;
+    case 8:
+      word = "ulong";
+      break;
+    default:
+      throw UnsupportedError("[opencl] copy of an element size with no word type");
   }
   const cstyle::Dialect& d = cstyle::kOpenCL;
-  std::string s = str(d.kernel, " nef_copy(", d.global, " ", word, "* out, long out_off, ",
-                      d.global, " const ", word, "* in0, long off0, long n) {\n  const long i = ",
-                      d.global_id, ";\n  if (i >= n) return;\n");
+  std::string s =
+      str(d.kernel, " nef_copy(", d.global, " ", word, "* out, long out_off, ", d.global, " const ",
+          word, "* in0, long off0, long n) {\n  const long i = ", d.global_id,
+          ";\n  if (i >= n) return;\n");
   std::string off = cstyle::offset_expr(src.strides, src.shape, "i");
   if (off.find('c') != std::string::npos) {
     s += "  long r_ = i;\n";
     for (size_t dd = src.shape.size(); dd-- > 0;)
       s += dd == 0 ? std::string("  const long c0 = r_;\n")
-                   : str("  const long c", dd, " = r_ % ", src.shape[dd], "L; r_ /= ",
-                         src.shape[dd], "L;\n");
+                   : str("  const long c", dd, " = r_ % ", src.shape[dd],
+                         "L; r_ /= ", src.shape[dd], "L;\n");
   }
   s += str("  out[out_off + i] = in0[off0 + ", off, "];\n}\n");
   return s;

@@ -69,10 +69,8 @@ class AttentionKernel final : public OpenclKernel {
     const bool causal = node_.attrs.get_bool("causal");
     const bool nan_empty = node_.attrs.get_string("empty_rows") == "nan";
     double scale = 1.0;
-    if (node_.attrs.has("scale"))
-      scale = node_.attrs.get_float("scale");
-    else if (D > 0)
-      scale = 1.0 / std::sqrt(double(D));
+    if (node_.attrs.has("scale")) scale = node_.attrs.get_float("scale");
+    else if (D > 0) scale = 1.0 / std::sqrt(double(D));
 
     // Each operand as [batch..., rows, cols] with broadcast strides.
     auto operand = [&](size_t k, int64_t rows, int64_t cols, const std::string& name) {
@@ -194,10 +192,8 @@ class AttentionKernel final : public OpenclKernel {
     }
     if (has_mask) {
       std::string mv = str("mk[min(i0 + r, LQ - 1) * ", mrs, "L + j * ", mcs, "L]");
-      if (in_[3].dtype == DType::Bool)
-        s += str(" + (", mv, " ? (", T, ")0 : -INFINITY)");
-      else
-        s += str(" + ", cstyle::load_as_compute(mv, in_[3].dtype, t, cstyle::kOpenCL));
+      if (in_[3].dtype == DType::Bool) s += str(" + (", mv, " ? (", T, ")0 : -INFINITY)");
+      else s += str(" + ", cstyle::load_as_compute(mv, in_[3].dtype, t, cstyle::kOpenCL));
     }
     s += ";\n";
     s += "        sc[r][jb] = j0 + jb < kend[r] ? x : -INFINITY;\n      }\n    }\n";
@@ -296,10 +292,8 @@ class AttentionKernel final : public OpenclKernel {
         if (in_[3].dtype == DType::Bool) return str("(", mv, " ? (", T, ")0 : (", T, ")-INFINITY)");
         return cstyle::load_as_compute(mv, in_[3].dtype, t, cstyle::kOpenCL);
       };
-      if (mrs == 0)
-        s += str(" + (", VT, ")(", mval(0), ")");  // one mask row for every lane
-      else
-        s += str(" + ", lane_vec(mval));
+      if (mrs == 0) s += str(" + (", VT, ")(", mval(0), ")");  // one mask row for every lane
+      else s += str(" + ", lane_vec(mval));
     }
     s += ";\n";
     s += str("      x = select((", VT, ")(-INFINITY), x, isless((", VT, ")((", T,

@@ -74,7 +74,8 @@ class ElementwiseKernel final : public OpenclKernel {
       ops.push_back({in_[k].dtype, broadcast_strides(in_[k].shape, strides[k], out)});
     Launch l;
     l.entry = "nef_elementwise";
-    l.source = cstyle::render_elementwise(cstyle::kOpenCL, l.entry, prog_, node_.type.dtype, out, ops);
+    l.source =
+        cstyle::render_elementwise(cstyle::kOpenCL, l.entry, prog_, node_.type.dtype, out, ops);
     l.global = size_t(numel(out));
     l.local = 256;
     return l;

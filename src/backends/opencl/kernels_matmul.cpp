@@ -232,8 +232,7 @@ class MatmulKernel final : public OpenclKernel {
     }
     if (!(full_m && full_n))
       s += str("  if (i0 + ", tile.rm, "L <= M_ && j0 + ", tile.cols(), "L <= N_) {\n");
-    else
-      s += "  {\n";
+    else s += "  {\n";
     // Accumulators c<r>_<v>.
     for (int64_t r = 0; r < tile.rm; ++r)
       for (int64_t v = 0; v < tile.nv; ++v) s += str("    ", VT, " c", r, "_", v, " = 0;\n");

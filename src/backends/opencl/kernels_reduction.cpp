@@ -85,8 +85,7 @@ class ReductionKernel final : public OpenclKernel {
     if (is_arg(kind_)) {
       if (std::optional<int64_t> a = node_.attrs.opt_int("axis"))
         reduced_[normalize_axis(*a, rank, n.op->name.c_str())] = true;
-      else
-        std::fill(reduced_.begin(), reduced_.end(), true);
+      else std::fill(reduced_.begin(), reduced_.end(), true);
     } else if (const std::vector<int64_t>* axes = node_.attrs.opt_ints("axes")) {
       for (int64_t a : *axes) reduced_[normalize_axis(a, rank, n.op->name.c_str())] = true;
     } else {
@@ -264,8 +263,7 @@ class ReductionKernel final : public OpenclKernel {
         s += str("  for (long j = jb; j + ", W, " <= je; j += ", W, ") ",
                  update(W, source::vload("x + j", 1, W, t), str("(", lanes, " + j)")), "\n",
                  "  for (long j = jb + (je - jb) / ", W, " * ", W, "; j < je; ++j) ");
-      else
-        s += "  for (long j = jb; j < je; ++j) ";
+      else s += "  for (long j = jb; j < je; ++j) ";
       s += update(1, str("x[j * ", sr, "L]"), "j") + "\n";
       s += fold();
       s += "  red_v[t] = acc;\n";

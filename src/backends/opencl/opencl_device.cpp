@@ -139,7 +139,8 @@ WaitList OpenclQueue::wait_list(Waits waits) const {
   wl.cl = &cl;
   for (const EventPtr& w : waits) {
     if (!w) continue;
-    if (auto* oe = dynamic_cast<const OpenclEvent*>(w.get()); oe && oe->context() == dev_.context()) {
+    if (auto* oe = dynamic_cast<const OpenclEvent*>(w.get());
+        oe && oe->context() == dev_.context()) {
       wl.events.push_back(oe->handle());
       wl.deps.push_back(w);
       continue;
@@ -171,8 +172,8 @@ WaitList OpenclQueue::wait_list(Waits waits) const {
 
 EventPtr OpenclQueue::wrap(cl_event ev, const WaitList& waits,
                            std::vector<std::shared_ptr<void>> keep) const {
-  auto e = std::make_shared<OpenclEvent>(dev_.cl(), ev, dev_.context(), waits.deps,
-                                         std::move(keep));
+  auto e =
+      std::make_shared<OpenclEvent>(dev_.cl(), ev, dev_.context(), waits.deps, std::move(keep));
   dev_.cl().clFlush(q_);  // start it now: a host thread may wait on it from another queue
   return e;
 }
@@ -200,7 +201,9 @@ EventPtr launch(OpenclQueue& q, ClKernel& k, const std::vector<Arg>& args, size_
     const Arg& a = args[i];
     cl_int rc = CL_SUCCESS;
     switch (a.kind) {
-      case Arg::Mem: rc = cl.clSetKernelArg(k.kernel, cl_uint(i), sizeof(cl_mem), &a.mem); break;
+      case Arg::Mem:
+        rc = cl.clSetKernelArg(k.kernel, cl_uint(i), sizeof(cl_mem), &a.mem);
+        break;
       case Arg::I64: {
         cl_long v = a.i;
         rc = cl.clSetKernelArg(k.kernel, cl_uint(i), sizeof v, &v);
@@ -255,8 +258,8 @@ std::shared_ptr<OpenclDevice> OpenclDevice::make(const Api& cl, cl_platform_id p
   int major = 0, minor = 0;
   if (std::sscanf(version.c_str(), "OpenCL %d.%d", &major, &minor) != 2 ||
       major * 10 + minor < 12) {
-    why = str(i.name, ": ", version.empty() ? "unknown version" : version,
-              " (NEF needs OpenCL 1.2)");
+    why =
+        str(i.name, ": ", version.empty() ? "unknown version" : version, " (NEF needs OpenCL 1.2)");
     return nullptr;
   }
   i.description = describe(i);
@@ -275,7 +278,8 @@ std::shared_ptr<OpenclDevice> OpenclDevice::make(const Api& cl, cl_platform_id p
   }
   d->max_wg_ = device_value<size_t>(cl, device, CL_DEVICE_MAX_WORK_GROUP_SIZE, 1);
   d->local_mem_ = size_t(device_value<cl_ulong>(cl, device, CL_DEVICE_LOCAL_MEM_SIZE, 0));
-  d->base_align_ = std::max<size_t>(1, device_value<cl_uint>(cl, device, CL_DEVICE_MEM_BASE_ADDR_ALIGN, 1024) / 8);
+  d->base_align_ = std::max<size_t>(
+      1, device_value<cl_uint>(cl, device, CL_DEVICE_MEM_BASE_ADDR_ALIGN, 1024) / 8);
   return d;
 }
 
@@ -288,7 +292,8 @@ OpenclDevice::~OpenclDevice() {
 }
 
 bool OpenclDevice::supports(const ir::Node& node, const ir::Graph& graph) const {
-  if (node.is("input") || node.is("constant") || node.op->has(ir::kView)) return storable(node.type.dtype, info_);
+  if (node.is("input") || node.is("constant") || node.op->has(ir::kView))
+    return storable(node.type.dtype, info_);
   const Family* f = family_for(node);
   return f && f->supports(node, graph, info_);
 }
@@ -339,8 +344,8 @@ void OpenclDevice::read(const Storage& s, size_t offset, void* dst, size_t n) co
 }
 
 void OpenclDevice::write(const Storage& s, size_t offset, const void* src, size_t n) const {
-  check(cl_.clEnqueueWriteBuffer(misc_, static_cast<cl_mem>(s.handle()), CL_TRUE, offset, n, src,
-                                 0, nullptr, nullptr),
+  check(cl_.clEnqueueWriteBuffer(misc_, static_cast<cl_mem>(s.handle()), CL_TRUE, offset, n, src, 0,
+                                 nullptr, nullptr),
         "clEnqueueWriteBuffer");
 }
 
@@ -400,10 +405,9 @@ EventPtr OpenclDevice::copy(const Array& src, const Array& dst, Queue& queue, Wa
     // A strided host view: its bytes up, then a device-side gather into dst.
     auto [first, last] = byte_span(src);
     auto tmp = scratch(size_t(last - first));
-    check(cl_.clEnqueueWriteBuffer(q.handle(), static_cast<cl_mem>(tmp->handle()), CL_FALSE, 0,
-                                   size_t(last - first),
-                                   static_cast<const char*>(src.storage->data()) + first,
-                                   wl.size(), wl.data(), &ev),
+    check(cl_.clEnqueueWriteBuffer(
+              q.handle(), static_cast<cl_mem>(tmp->handle()), CL_FALSE, 0, size_t(last - first),
+              static_cast<const char*>(src.storage->data()) + first, wl.size(), wl.data(), &ev),
           "clEnqueueWriteBuffer");
     EventPtr up = q.wrap(ev, wl, {src.storage, tmp});
     Array staged = src;
@@ -445,8 +449,8 @@ std::optional<Array> OpenclDevice::map_from_host(const Array& src) {
   // Only a suitably aligned pointer is used in place; otherwise drivers copy at creation.
   if (reinterpret_cast<uintptr_t>(base) % base_align_ != 0) return std::nullopt;
   cl_int err = CL_SUCCESS;
-  cl_mem m = cl_.clCreateBuffer(ctx_, CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR,
-                                size_t(last - first), base, &err);
+  cl_mem m = cl_.clCreateBuffer(ctx_, CL_MEM_READ_ONLY | CL_MEM_USE_HOST_PTR, size_t(last - first),
+                                base, &err);
   if (!m || err != CL_SUCCESS) return std::nullopt;
   {
     std::lock_guard<std::mutex> lock(unbudgeted_mu_);
@@ -458,8 +462,8 @@ std::optional<Array> OpenclDevice::map_from_host(const Array& src) {
   return a;
 }
 
-std::optional<std::pair<Array, EventPtr>> OpenclDevice::map_to_host(const Array& src,
-                                                                    Queue& queue, Waits waits) {
+std::optional<std::pair<Array, EventPtr>> OpenclDevice::map_to_host(const Array& src, Queue& queue,
+                                                                    Waits waits) {
   if (!info_.host_unified || src.on_host() || src.numel() == 0) return std::nullopt;
   auto& q = static_cast<OpenclQueue&>(queue);
   WaitList wl = q.wait_list(waits);
@@ -494,8 +498,7 @@ cl_program OpenclDevice::build(const std::string& source) const {
     const unsigned char* data = bin->data();
     size_t size = bin->size();
     cl_int status = CL_SUCCESS;
-    cl_program p =
-        cl_.clCreateProgramWithBinary(ctx_, 1, &dev_, &size, &data, &status, &err);
+    cl_program p = cl_.clCreateProgramWithBinary(ctx_, 1, &dev_, &size, &data, &status, &err);
     if (p && err == CL_SUCCESS && status == CL_SUCCESS &&
         cl_.clBuildProgram(p, 1, &dev_, options, nullptr, nullptr) == CL_SUCCESS)
       return p;

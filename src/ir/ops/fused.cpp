@@ -20,16 +20,14 @@ struct OpInfo {
   int arity;
 };
 constexpr std::array<OpInfo, size_t(FusedOp::kCount)> kOps = {{
-    {"neg", 1},      {"abs", 1},       {"sign", 1},          {"relu", 1},
-    {"floor", 1},    {"ceil", 1},      {"round", 1},         {"exp", 1},
-    {"log", 1},      {"sqrt", 1},      {"rsqrt", 1},         {"reciprocal", 1},
-    {"tanh", 1},     {"sigmoid", 1},   {"silu", 1},          {"erf", 1},
-    {"sin", 1},      {"cos", 1},       {"gelu", 1},          {"gelu_tanh", 1},
-    {"add", 2},      {"sub", 2},       {"mul", 2},           {"div", 2},
-    {"maximum", 2},  {"minimum", 2},   {"mod", 2},           {"pow", 2},
-    {"equal", 2},    {"not_equal", 2}, {"less", 2},          {"less_equal", 2},
-    {"greater", 2},  {"greater_equal", 2}, {"logical_and", 2}, {"logical_or", 2},
-    {"logical_not", 1}, {"where", 3},  {"clip", 3},          {"cast", 1},
+    {"neg", 1},        {"abs", 1},         {"sign", 1},    {"relu", 1},          {"floor", 1},
+    {"ceil", 1},       {"round", 1},       {"exp", 1},     {"log", 1},           {"sqrt", 1},
+    {"rsqrt", 1},      {"reciprocal", 1},  {"tanh", 1},    {"sigmoid", 1},       {"silu", 1},
+    {"erf", 1},        {"sin", 1},         {"cos", 1},     {"gelu", 1},          {"gelu_tanh", 1},
+    {"add", 2},        {"sub", 2},         {"mul", 2},     {"div", 2},           {"maximum", 2},
+    {"minimum", 2},    {"mod", 2},         {"pow", 2},     {"equal", 2},         {"not_equal", 2},
+    {"less", 2},       {"less_equal", 2},  {"greater", 2}, {"greater_equal", 2}, {"logical_and", 2},
+    {"logical_or", 2}, {"logical_not", 1}, {"where", 3},   {"clip", 3},          {"cast", 1},
 }};
 
 struct Parser {
@@ -39,8 +37,8 @@ struct Parser {
 
   [[noreturn]] void fail(const std::string& why) const {
     std::string near(s.substr(std::min(pos, s.size()), 24));
-    throw ValidationError(str("[", kOp, "] bad program at character ", pos, " (instruction ",
-                              instr, "): ", why, near.empty() ? "" : str(" near \"", near, "\"")));
+    throw ValidationError(str("[", kOp, "] bad program at character ", pos, " (instruction ", instr,
+                              "): ", why, near.empty() ? "" : str(" near \"", near, "\"")));
   }
   bool at(char c) const { return pos < s.size() && s[pos] == c; }
   void expect(char c) {
@@ -62,8 +60,10 @@ struct Parser {
   }
   std::string_view word() {
     size_t start = pos;
-    while (pos < s.size() && ((s[pos] >= 'a' && s[pos] <= 'z') || (s[pos] >= '0' && s[pos] <= '9') ||
-                              s[pos] == '_') && pos - start < 32)
+    while (
+        pos < s.size() &&
+        ((s[pos] >= 'a' && s[pos] <= 'z') || (s[pos] >= '0' && s[pos] <= '9') || s[pos] == '_') &&
+        pos - start < 32)
       ++pos;
     if (pos == start) fail("expected a name");
     return s.substr(start, pos - start);
@@ -83,7 +83,8 @@ TensorType infer_fused(const OpDef& op, const std::vector<TensorType>& in, Attrs
   const std::string& dname = attrs.get_string("dtype");
   std::optional<DType> out = dtype_from_name(dname);
   if (!out || !fused_dtype_name(*out))
-    throw ValidationError(str("[", kOp, "] dtype must be a float dtype or bool, got \"", dname, "\""));
+    throw ValidationError(
+        str("[", kOp, "] dtype must be a float dtype or bool, got \"", dname, "\""));
   const auto& dims = attrs.get_ints("shape");
   if (dims.size() > size_t(kMaxRank))
     throw ValidationError(str("[", kOp, "] shape has rank ", dims.size(), " > ", kMaxRank));
@@ -96,8 +97,8 @@ TensorType infer_fused(const OpDef& op, const std::vector<TensorType>& in, Attrs
   std::vector<TensorType> all = in;
   all.push_back({shape, *out});
   if (broadcast_all(op, all) != shape)
-    throw ShapeError(str("[", kOp, "] inputs ", types_str(in), " do not broadcast to shape ",
-                         shape_str(shape)));
+    throw ShapeError(
+        str("[", kOp, "] inputs ", types_str(in), " do not broadcast to shape ", shape_str(shape)));
   parse_fused_program(attrs.get_string("program"), in, *out);
   return {shape, *out};
 }
@@ -134,12 +135,18 @@ bool fused_op_is_bool(FusedOp op) { return op >= FusedOp::Equal && op <= FusedOp
 
 const char* fused_dtype_name(DType t) {
   switch (t) {
-    case DType::Float16: return "f16";
-    case DType::BFloat16: return "bf16";
-    case DType::Float32: return "f32";
-    case DType::Float64: return "f64";
-    case DType::Bool: return "bool";
-    default: return nullptr;
+    case DType::Float16:
+      return "f16";
+    case DType::BFloat16:
+      return "bf16";
+    case DType::Float32:
+      return "f32";
+    case DType::Float64:
+      return "f64";
+    case DType::Bool:
+      return "bool";
+    default:
+      return nullptr;
   }
 }
 
@@ -149,7 +156,8 @@ FusedProgram parse_fused_program(std::string_view text, const std::vector<Tensor
     throw ValidationError(str("[", kOp, "] program has ", text.size(), " characters (max ",
                               kFusedMaxProgramChars, ")"));
   if (inputs.size() > size_t(kFusedMaxInputs))
-    throw ValidationError(str("[", kOp, "] ", inputs.size(), " inputs (max ", kFusedMaxInputs, ")"));
+    throw ValidationError(
+        str("[", kOp, "] ", inputs.size(), " inputs (max ", kFusedMaxInputs, ")"));
   FusedProgram p;
   p.num_inputs = static_cast<int>(inputs.size());
   std::vector<bool> used(inputs.size(), false);
@@ -180,7 +188,8 @@ FusedProgram parse_fused_program(std::string_view text, const std::vector<Tensor
       if (ps.at('r')) {
         ++ps.pos;
         ref = ps.number();
-        if (ref >= ps.instr) ps.fail(str("r", ref, " is not defined before instruction ", ps.instr));
+        if (ref >= ps.instr)
+          ps.fail(str("r", ref, " is not defined before instruction ", ps.instr));
       } else if (ps.at('i')) {
         ++ps.pos;
         int k = ps.number();

@@ -22,15 +22,50 @@ namespace nef::ir {
 
 enum class FusedOp : uint8_t {
   // unary, dtype kept
-  Neg, Abs, Sign, Relu, Floor, Ceil, Round,
+  Neg,
+  Abs,
+  Sign,
+  Relu,
+  Floor,
+  Ceil,
+  Round,
   // unary float math
-  Exp, Log, Sqrt, Rsqrt, Reciprocal, Tanh, Sigmoid, Silu, Erf, Sin, Cos, Gelu, GeluTanh,
+  Exp,
+  Log,
+  Sqrt,
+  Rsqrt,
+  Reciprocal,
+  Tanh,
+  Sigmoid,
+  Silu,
+  Erf,
+  Sin,
+  Cos,
+  Gelu,
+  GeluTanh,
   // binary arithmetic
-  Add, Sub, Mul, Div, Maximum, Minimum, Mod, Pow,
+  Add,
+  Sub,
+  Mul,
+  Div,
+  Maximum,
+  Minimum,
+  Mod,
+  Pow,
   // comparisons and logic (bool results)
-  Equal, NotEqual, Less, LessEqual, Greater, GreaterEqual, LogicalAnd, LogicalOr, LogicalNot,
+  Equal,
+  NotEqual,
+  Less,
+  LessEqual,
+  Greater,
+  GreaterEqual,
+  LogicalAnd,
+  LogicalOr,
+  LogicalNot,
   // selection and conversion
-  Where, Clip, Cast,
+  Where,
+  Clip,
+  Cast,
   kCount
 };
 

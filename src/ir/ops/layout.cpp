@@ -89,8 +89,8 @@ TensorType infer_transpose(const OpDef& op, const std::vector<TensorType>& in, A
     std::vector<bool> seen(rank, false);
     for (int64_t a : perm) {
       if (seen[a])
-        throw ValidationError(str("[transpose] perm ", ints_str(*p), " repeats axis ", a,
-                                  " for ", shape_str(x)));
+        throw ValidationError(
+            str("[transpose] perm ", ints_str(*p), " repeats axis ", a, " for ", shape_str(x)));
       seen[a] = true;
     }
   } else {
@@ -126,8 +126,8 @@ SliceDim normalize_slice(int64_t start, int64_t stop, int64_t step, int64_t n) {
     s.stop = clamp(s.stop, -1, n - 1);
     // -(step) cannot overflow: step == INT64_MIN would need (start - stop) >= 2^63 to matter,
     // and start - stop <= n <= kMaxElements, so the quotient is 0 either way.
-    s.len = s.start > s.stop ? (s.start - s.stop - 1) / (step == INT64_MIN ? INT64_MAX : -step) + 1
-                             : 0;
+    s.len =
+        s.start > s.stop ? (s.start - s.stop - 1) / (step == INT64_MIN ? INT64_MAX : -step) + 1 : 0;
   }
   return s;
 }
@@ -139,9 +139,8 @@ TensorType infer_slice(const OpDef& op, const std::vector<TensorType>& in, Attrs
   std::vector<int64_t> stops = attrs.get_ints("stops");
   std::vector<int64_t> steps = attrs.get_ints("steps");
   if (starts.size() != rank || stops.size() != rank || steps.size() != rank)
-    throw ValidationError(str("[slice] starts/stops/steps need one value per dim of ",
-                              shape_str(x), ", got ", starts.size(), "/", stops.size(), "/",
-                              steps.size()));
+    throw ValidationError(str("[slice] starts/stops/steps need one value per dim of ", shape_str(x),
+                              ", got ", starts.size(), "/", stops.size(), "/", steps.size()));
   Shape out(rank);
   for (size_t d = 0; d < rank; ++d) {
     if (steps[d] == 0)
@@ -171,8 +170,8 @@ TensorType infer_broadcast_to(const OpDef& op, const std::vector<TensorType>& in
     if (xd != td && xd != 1) ok = false;
   }
   if (!ok)
-    throw ShapeError(str("[broadcast_to] cannot broadcast ", shape_str(x), " to ",
-                         shape_str(target)));
+    throw ShapeError(
+        str("[broadcast_to] cannot broadcast ", shape_str(x), " to ", shape_str(target)));
   return {target, in[0].dtype};
 }
 
@@ -205,8 +204,8 @@ TensorType infer_squeeze(const OpDef& op, const std::vector<TensorType>& in, Att
     axes = unique_axes(op, *req, rank);
     for (int64_t a : axes)
       if (x[a] != 1)
-        throw ShapeError(str("[squeeze] cannot squeeze axis ", a, " of size ", x[a], " in ",
-                             shape_str(x)));
+        throw ShapeError(
+            str("[squeeze] cannot squeeze axis ", a, " of size ", x[a], " in ", shape_str(x)));
   } else {
     for (int d = 0; d < rank; ++d)
       if (x[d] == 1) axes.push_back(d);
@@ -228,8 +227,8 @@ TensorType infer_concat(const OpDef& op, const std::vector<TensorType>& in, Attr
   const Shape& first = in[0].shape;
   int rank = int(first.size());
   if (rank == 0)
-    throw ShapeError(str("[concat] zero-dimensional inputs cannot be concatenated: ",
-                         types_str(in)));
+    throw ShapeError(
+        str("[concat] zero-dimensional inputs cannot be concatenated: ", types_str(in)));
   int axis = normalize_axis(attrs.get_int("axis"), rank, "concat");
   Shape out = first;
   DType dt = in[0].dtype;
@@ -239,8 +238,8 @@ TensorType infer_concat(const OpDef& op, const std::vector<TensorType>& in, Attr
     for (int d = 0; ok && d < rank; ++d)
       if (d != axis && s[d] != first[d]) ok = false;
     if (!ok)
-      throw ShapeError(str("[concat] all inputs must match except on axis ", axis, ": ",
-                           types_str(in)));
+      throw ShapeError(
+          str("[concat] all inputs must match except on axis ", axis, ": ", types_str(in)));
     out[axis] += s[axis];
     if (out[axis] > kMaxElements)
       throw ShapeError(str("[concat] result too large: ", types_str(in)));

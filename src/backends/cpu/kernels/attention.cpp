@@ -17,12 +17,12 @@
 #include <type_traits>
 #include <vector>
 
-#include "common/dispatch.h"
 #include "backends/cpu/kernel_table.h"
-#include "backends/cpu/workspace.h"
 #include "backends/cpu/kernels/gemm.h"
 #include "backends/cpu/kernels/vmath.h"
 #include "backends/cpu/parallel.h"
+#include "backends/cpu/workspace.h"
+#include "common/dispatch.h"
 #include "common/simd.h"
 #include "nef/array.h"
 #include "nef/error.h"
@@ -30,9 +30,9 @@
 namespace nef::backend::cpu {
 namespace {
 
-constexpr int64_t kMaxKeyBlock = 2048;     // keys per block (one block for most models)
+constexpr int64_t kMaxKeyBlock = 2048;       // keys per block (one block for most models)
 constexpr int64_t kKeyBlockElems = 1 << 18;  // bounds a converted K or V block when D is large
-constexpr int64_t kScoreElems = 1 << 16;   // scores per item: query rows = this / key block
+constexpr int64_t kScoreElems = 1 << 16;     // scores per item: query rows = this / key block
 constexpr int64_t kMinRows = 16, kMaxRows = 256;
 constexpr int64_t kDirectRows = 6;  // blocks of at most this many query rows skip the GEMM
 
@@ -193,8 +193,7 @@ Blocks blocks(const Shape& q, const Shape& k, const Shape& v, const Shape& out, 
   b.nqb = (Lq + b.qb - 1) / b.qb;
   b.one_key_block = Lk <= b.kb;
   b.direct_out = same_type && b.one_key_block;
-  const double item_flops =
-      2.0 * double(b.qb) * double(std::max<int64_t>(Lk, 1)) * double(D + Dv);
+  const double item_flops = 2.0 * double(b.qb) * double(std::max<int64_t>(Lk, 1)) * double(D + Dv);
   b.grain = std::max<int64_t>(1, int64_t(1e6 / std::max(item_flops, 1.0)));
   b.chunks = parallel_chunks(b.nbatch * b.nqb, b.grain);
   // Converted copies of q, k, v blocks are reserved whatever the layout (the strides are only
@@ -275,7 +274,7 @@ void attention_typed(const KernelArgs& args) {
       const bool direct = nq <= kDirectRows;
       const Array qv = operand_block<C>(oq, b, i0, nq, D, false, qbuf, direct);
       const int64_t klim = kend(i0 + nq - 1);  // no row of the block sees keys past this
-      Array pv;  // P V of the current key block: [nq, Dv], dense
+      Array pv;                                // P V of the current key block: [nq, Dv], dense
       for (int64_t j0 = 0; j0 < klim; j0 += kb) {
         const int64_t nk = std::min(kb, klim - j0);
         const bool first = j0 == 0;
@@ -284,8 +283,8 @@ void attention_typed(const KernelArgs& args) {
         if (direct) {
           const Array kv = operand_block<C>(ok, b, j0, nk, D, false, kbuf, true);
           for (int64_t rr = 0; rr < nq; ++rr)
-            dot_keys<C>(qv.data_as<C>() + rr * qv.strides[0], kv.data_as<C>(), kv.strides[0], D,
-                        nk, s + rr * nk);
+            dot_keys<C>(qv.data_as<C>() + rr * qv.strides[0], kv.data_as<C>(), kv.strides[0], D, nk,
+                        s + rr * nk);
         } else {
           matmul_float_with_hook(qv, operand_block<C>(ok, b, j0, nk, D, true, kbuf), sv, kNoHook);
         }
@@ -297,7 +296,8 @@ void attention_typed(const KernelArgs& args) {
           const int64_t n = std::clamp<int64_t>(kend(i0 + rr) - j0, 0, nk);
           if (has_mask && n > 0) {
             const char* src = static_cast<const char*>(om.a->data()) +
-                (om.batch_off[b] + (i0 + rr) * om.rs + j0 * om.cs) * int64_t(dtype_size(om.a->dtype));
+                              (om.batch_off[b] + (i0 + rr) * om.rs + j0 * om.cs) *
+                                  int64_t(dtype_size(om.a->dtype));
             if (src != mrow_src) mrow = mask_row<C>(om, b, i0 + rr, j0, nk, mbuf);
             mrow_src = src;
           }
@@ -380,7 +380,8 @@ class AttentionKernel final : public CpuKernel {
     if (in.size() < 3 || numel(node.type.shape) == 0) return;
     const DType t = node.type.dtype;
     const DType c = t == DType::Float64 ? DType::Float64 : DType::Float32;
-    Blocks b = blocks(in[0].shape, in[1].shape, in[2].shape, node.type.shape, t == c, in.size() > 3);
+    Blocks b =
+        blocks(in[0].shape, in[1].shape, in[2].shape, node.type.shape, t == c, in.size() > 3);
     workspace_ = b.chunks * chunk_bytes(b, c);
   }
   std::string name() const override { return name_; }

@@ -5,9 +5,9 @@
 #include <limits>
 #include <type_traits>
 
-#include "common/dispatch.h"
 #include "backends/cpu/kernels/elementwise.h"
 #include "backends/cpu/kernels/strided_iter.h"
+#include "common/dispatch.h"
 #include "common/simd.h"
 #include "nef/error.h"
 
@@ -54,7 +54,8 @@ void cast_kernel(const KernelArgs& args) { cast_into(args.inputs[0], args.out); 
 }  // namespace
 
 void cast_into(const Array& src, const Array& dst) {
-  NEF_CHECK(src.shape == dst.shape, "cast shapes ", shape_str(src.shape), " ", shape_str(dst.shape));
+  NEF_CHECK(src.shape == dst.shape, "cast shapes ", shape_str(src.shape), " ",
+            shape_str(dst.shape));
   if (dst.numel() == 0) return;
   auto it = make_elementwise_iter<2>(dst, {&src});
   dispatch_dtype(src.dtype, [&]<typename From>() {

@@ -12,11 +12,11 @@
 #include <type_traits>
 #include <vector>
 
-#include "common/dispatch.h"
 #include "backends/cpu/kernel_table.h"
-#include "backends/cpu/workspace.h"
 #include "backends/cpu/kernels/gemm.h"
 #include "backends/cpu/parallel.h"
+#include "backends/cpu/workspace.h"
+#include "common/dispatch.h"
 #include "common/simd.h"
 #include "nef/array.h"
 #include "nef/error.h"
@@ -272,8 +272,8 @@ GemmLayout conv_gemm_layout(const Geom& g) {
   l.pc = P;
   // Half types need an output scratch (in C) even when whole images fit.
   if (!l.pointwise)
-    chunking(g, P, std::is_same_v<T, C> ? g.G * K : std::max(g.G * K, g.M),
-             std::max(g.G * K, g.M), l.nimg, l.pc);
+    chunking(g, P, std::is_same_v<T, C> ? g.G * K : std::max(g.G * K, g.M), std::max(g.G * K, g.M),
+             l.nimg, l.pc);
   l.direct_out = std::is_same_v<T, C> && l.pc == P;
   l.col = l.pointwise ? 0 : l.nimg * g.G * K * l.pc;
   l.scratch = l.direct_out ? 0 : l.nimg * g.M * l.pc;
@@ -314,10 +314,10 @@ void conv_gemm(const Geom& g, const Array& x, const Array& wc, const std::vector
         b = view(col, 0, {ni, g.G, K, np}, contiguous_strides({ni, g.G, K, np}));
       }
       Array a = view(wc, 0, {ni, g.G, g.Mg, K}, {0, g.Mg * K, K, 1});
-      Array o = direct_out ? view(out, n0 * g.M * P, {ni, g.G, g.Mg, P},
-                                  contiguous_strides({ni, g.G, g.Mg, P}))
-                           : view(scratch, 0, {ni, g.G, g.Mg, np},
-                                  contiguous_strides({ni, g.G, g.Mg, np}));
+      Array o =
+          direct_out
+              ? view(out, n0 * g.M * P, {ni, g.G, g.Mg, P}, contiguous_strides({ni, g.G, g.Mg, P}))
+              : view(scratch, 0, {ni, g.G, g.Mg, np}, contiguous_strides({ni, g.G, g.Mg, np}));
       const C* src_base = o.data_as<C>();
       GemmTileHook hook = [&](int64_t off, int64_t rows, int64_t cols, int64_t ld) {
         if (direct_out && !has_bias) return;  // the GEMM wrote the final values
@@ -348,8 +348,7 @@ void conv_kernel(const KernelArgs& args) {
       const std::vector<C> bias = bias_values<C>(args, g.M);
       if (g.Mg <= kDirectMaxChannels)
         conv_direct<T, C>(g, x.data_as<T>(), wc.data_as<C>(), bias, out.data_as<T>());
-      else
-        conv_gemm<T, C>(g, x, wc, bias, args.inputs.size() > 2, out, args.workspace);
+      else conv_gemm<T, C>(g, x, wc, bias, args.inputs.size() > 2, out, args.workspace);
     } else {
       throw TypeError(str("[conv] unsupported dtype ", dtype_name(out.dtype)));
     }
@@ -383,8 +382,8 @@ TransposeLayout conv_transpose_layout(const Geom& g) {
 }
 
 template <typename T, typename C>
-void conv_transpose_gemm(const Geom& g, const Array& x, const Array& wc,
-                         const std::vector<C>& bias, Array& out, const Array& workspace) {
+void conv_transpose_gemm(const Geom& g, const Array& x, const Array& wc, const std::vector<C>& bias,
+                         Array& out, const Array& workspace) {
   const int64_t R = g.Mg * g.k_size, Pin = g.cp_size, Pout = g.im_size;
   const TransposeLayout l = conv_transpose_layout<T, C>(g);
   const int64_t nimg = l.nimg, pc = l.pc;
@@ -479,8 +478,8 @@ class ConvKernel final : public CpuKernel {
         const DType ct = std::is_same_v<C, double> ? DType::Float64 : DType::Float32;
         if (transpose_) {
           TransposeLayout l = conv_transpose_layout<T, C>(g);
-          workspace_ = workspace_piece(l.col, ct) + workspace_piece(l.xbuf, ct) +
-                       workspace_piece(l.acc, ct);
+          workspace_ =
+              workspace_piece(l.col, ct) + workspace_piece(l.xbuf, ct) + workspace_piece(l.acc, ct);
         } else if (g.Mg > kDirectMaxChannels) {
           GemmLayout l = conv_gemm_layout<T, C>(g);
           workspace_ = workspace_piece(l.col, ct) + workspace_piece(l.scratch, ct);

@@ -6,9 +6,9 @@
 #include <cmath>
 #include <type_traits>
 
-#include "common/dispatch.h"
 #include "backends/cpu/kernels/elementwise.h"
 #include "backends/cpu/kernels/strided_iter.h"
+#include "common/dispatch.h"
 #include "common/simd.h"
 #include "nef/error.h"
 
@@ -20,8 +20,8 @@ inline constexpr bool kIsInt = std::is_integral_v<C> && !std::is_same_v<C, bool>
 template <typename T>
 inline constexpr bool kIsBool = std::is_same_v<T, bool>;
 template <typename T>
-inline constexpr bool kFloatStorage = std::is_floating_point_v<T> ||
-                                      std::is_same_v<T, float16_t> || std::is_same_v<T, bfloat16_t>;
+inline constexpr bool kFloatStorage =
+    std::is_floating_point_v<T> || std::is_same_v<T, float16_t> || std::is_same_v<T, bfloat16_t>;
 
 // Which dtype the operands are converted to before the loop.
 enum class Operand { Out, Promoted, Bool };
@@ -31,45 +31,62 @@ enum class Operand { Out, Promoted, Bool };
 struct ArithBase {
   static constexpr Operand kOperand = Operand::Out;
   static constexpr bool kBoolOut = false;
-  template <typename T> static constexpr bool ok = true;
+  template <typename T>
+  static constexpr bool ok = true;
 };
 
 struct Add : ArithBase {
-  template <typename C> static C apply(C a, C b) {
+  template <typename C>
+  static C apply(C a, C b) {
     if constexpr (kIsBool<C>) return a || b;
     else if constexpr (kIsInt<C>) return C(std::make_unsigned_t<C>(a) + std::make_unsigned_t<C>(b));
     else return a + b;
   }
 };
 struct Sub : ArithBase {
-  template <typename T> static constexpr bool ok = !kIsBool<T>;
-  template <typename C> static C apply(C a, C b) {
+  template <typename T>
+  static constexpr bool ok = !kIsBool<T>;
+  template <typename C>
+  static C apply(C a, C b) {
     if constexpr (kIsInt<C>) return C(std::make_unsigned_t<C>(a) - std::make_unsigned_t<C>(b));
     else return a - b;
   }
 };
 struct Mul : ArithBase {
-  template <typename C> static C apply(C a, C b) {
+  template <typename C>
+  static C apply(C a, C b) {
     if constexpr (kIsBool<C>) return a && b;
     else if constexpr (kIsInt<C>) return C(std::make_unsigned_t<C>(a) * std::make_unsigned_t<C>(b));
     else return a * b;
   }
 };
 struct Div : ArithBase {
-  template <typename T> static constexpr bool ok = kFloatStorage<T>;
-  template <typename C> static C apply(C a, C b) { return a / b; }
+  template <typename T>
+  static constexpr bool ok = kFloatStorage<T>;
+  template <typename C>
+  static C apply(C a, C b) {
+    return a / b;
+  }
 };
 // numpy maximum/minimum: a NaN in either operand wins.
 struct Maximum : ArithBase {
-  template <typename C> static C apply(C a, C b) { return (a > b || a != a) ? a : b; }
+  template <typename C>
+  static C apply(C a, C b) {
+    return (a > b || a != a) ? a : b;
+  }
 };
 struct Minimum : ArithBase {
-  template <typename C> static C apply(C a, C b) { return (a < b || a != a) ? a : b; }
+  template <typename C>
+  static C apply(C a, C b) {
+    return (a < b || a != a) ? a : b;
+  }
 };
 // numpy remainder: the result takes the divisor's sign.
 struct Mod : ArithBase {
-  template <typename T> static constexpr bool ok = !kIsBool<T>;
-  template <typename C> static C apply(C a, C b) {
+  template <typename T>
+  static constexpr bool ok = !kIsBool<T>;
+  template <typename C>
+  static C apply(C a, C b) {
     if constexpr (std::is_floating_point_v<C>) {
       C r = std::fmod(a, b);
       if (r != C(0)) {
@@ -90,8 +107,10 @@ struct Mod : ArithBase {
   }
 };
 struct Pow : ArithBase {
-  template <typename T> static constexpr bool ok = !kIsBool<T>;
-  template <typename C> static C apply(C a, C b) {
+  template <typename T>
+  static constexpr bool ok = !kIsBool<T>;
+  template <typename C>
+  static C apply(C a, C b) {
     if constexpr (std::is_floating_point_v<C>) {
       return std::pow(a, b);
     } else {
@@ -114,22 +133,64 @@ struct Pow : ArithBase {
 struct CompareBase {
   static constexpr Operand kOperand = Operand::Promoted;
   static constexpr bool kBoolOut = true;
-  template <typename T> static constexpr bool ok = true;
+  template <typename T>
+  static constexpr bool ok = true;
 };
-struct Equal : CompareBase { template <typename C> static bool apply(C a, C b) { return a == b; } };
-struct NotEqual : CompareBase { template <typename C> static bool apply(C a, C b) { return a != b; } };
-struct Less : CompareBase { template <typename C> static bool apply(C a, C b) { return a < b; } };
-struct LessEqual : CompareBase { template <typename C> static bool apply(C a, C b) { return a <= b; } };
-struct Greater : CompareBase { template <typename C> static bool apply(C a, C b) { return a > b; } };
-struct GreaterEqual : CompareBase { template <typename C> static bool apply(C a, C b) { return a >= b; } };
+struct Equal : CompareBase {
+  template <typename C>
+  static bool apply(C a, C b) {
+    return a == b;
+  }
+};
+struct NotEqual : CompareBase {
+  template <typename C>
+  static bool apply(C a, C b) {
+    return a != b;
+  }
+};
+struct Less : CompareBase {
+  template <typename C>
+  static bool apply(C a, C b) {
+    return a < b;
+  }
+};
+struct LessEqual : CompareBase {
+  template <typename C>
+  static bool apply(C a, C b) {
+    return a <= b;
+  }
+};
+struct Greater : CompareBase {
+  template <typename C>
+  static bool apply(C a, C b) {
+    return a > b;
+  }
+};
+struct GreaterEqual : CompareBase {
+  template <typename C>
+  static bool apply(C a, C b) {
+    return a >= b;
+  }
+};
 
 struct LogicalBase {
   static constexpr Operand kOperand = Operand::Bool;
   static constexpr bool kBoolOut = true;
-  template <typename T> static constexpr bool ok = kIsBool<T>;
+  template <typename T>
+  static constexpr bool ok = kIsBool<T>;
 };
-struct LogicalAnd : LogicalBase { template <typename C> static bool apply(C a, C b) { return a && b; } };
-struct LogicalOr : LogicalBase { template <typename C> static bool apply(C a, C b) { return a || b; } };
+struct LogicalAnd : LogicalBase {
+  template <typename C>
+  static bool apply(C a, C b) {
+    return a && b;
+  }
+};
+struct LogicalOr : LogicalBase {
+  template <typename C>
+  static bool apply(C a, C b) {
+    return a || b;
+  }
+};
 
 // The hot loop: contiguous and scalar-broadcast rows are separate simple loops so that GCC
 // vectorizes them; everything else takes the strided loop.

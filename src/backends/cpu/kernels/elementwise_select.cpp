@@ -2,9 +2,9 @@
 // converted to the output dtype (cond to bool) first, so each op has one loop per dtype.
 #include <type_traits>
 
-#include "common/dispatch.h"
 #include "backends/cpu/kernels/elementwise.h"
 #include "backends/cpu/kernels/strided_iter.h"
+#include "common/dispatch.h"
 #include "common/simd.h"
 #include "nef/error.h"
 
@@ -70,9 +70,8 @@ void where_kernel(const KernelArgs& args) {
   dispatch_dtype(out.dtype, [&]<typename T>() {
     it.parallel_rows([&](const int64_t* off, int64_t n) {
       where_row<T>(elem_ptr<const bool>(c, off[1]), it.inner_stride(1),
-                   elem_ptr<const T>(a, off[2]), it.inner_stride(2),
-                   elem_ptr<const T>(b, off[3]), it.inner_stride(3), elem_ptr<T>(out, off[0]),
-                   it.inner_stride(0), n);
+                   elem_ptr<const T>(a, off[2]), it.inner_stride(2), elem_ptr<const T>(b, off[3]),
+                   it.inner_stride(3), elem_ptr<T>(out, off[0]), it.inner_stride(0), n);
     });
   });
 }
@@ -86,10 +85,9 @@ void clip_kernel(const KernelArgs& args) {
   auto it = make_elementwise_iter<4>(out, {&x, &lo, &hi});
   dispatch_dtype(out.dtype, [&]<typename T>() {
     it.parallel_rows([&](const int64_t* off, int64_t n) {
-      clip_row<T>(elem_ptr<const T>(x, off[1]), it.inner_stride(1),
-                  elem_ptr<const T>(lo, off[2]), it.inner_stride(2),
-                  elem_ptr<const T>(hi, off[3]), it.inner_stride(3), elem_ptr<T>(out, off[0]),
-                  it.inner_stride(0), n);
+      clip_row<T>(elem_ptr<const T>(x, off[1]), it.inner_stride(1), elem_ptr<const T>(lo, off[2]),
+                  it.inner_stride(2), elem_ptr<const T>(hi, off[3]), it.inner_stride(3),
+                  elem_ptr<T>(out, off[0]), it.inner_stride(0), n);
     });
   });
 }

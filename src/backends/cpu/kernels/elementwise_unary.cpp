@@ -6,10 +6,10 @@
 #include <cmath>
 #include <type_traits>
 
-#include "common/dispatch.h"
 #include "backends/cpu/kernels/elementwise.h"
 #include "backends/cpu/kernels/strided_iter.h"
 #include "backends/cpu/kernels/vmath.h"
+#include "common/dispatch.h"
 #include "common/simd.h"
 #include "nef/error.h"
 
@@ -21,48 +21,65 @@ inline constexpr bool kIsInt = std::is_integral_v<C> && !std::is_same_v<C, bool>
 
 // Ops: apply(C) -> C on the compute type; `ok<T>` says which storage types the op accepts.
 struct Neg {
-  template <typename T> static constexpr bool ok = !std::is_same_v<T, bool>;
-  template <typename C> static C apply(C x) {
+  template <typename T>
+  static constexpr bool ok = !std::is_same_v<T, bool>;
+  template <typename C>
+  static C apply(C x) {
     if constexpr (kIsInt<C>) return C(std::make_unsigned_t<C>(0) - std::make_unsigned_t<C>(x));
     else return -x;
   }
 };
 struct Abs {
-  template <typename T> static constexpr bool ok = !std::is_same_v<T, bool>;
-  template <typename C> static C apply(C x) {
+  template <typename T>
+  static constexpr bool ok = !std::is_same_v<T, bool>;
+  template <typename C>
+  static C apply(C x) {
     if constexpr (std::is_unsigned_v<C>) return x;
     else if constexpr (kIsInt<C>) return x < 0 ? Neg::apply(x) : x;  // INT_MIN stays INT_MIN
     else return std::fabs(x);
   }
 };
 struct Sign {
-  template <typename T> static constexpr bool ok = !std::is_same_v<T, bool>;
-  template <typename C> static C apply(C x) {
-    if constexpr (std::is_floating_point_v<C>) return x > 0 ? C(1) : x < 0 ? C(-1) : x;  // NaN, 0 kept
+  template <typename T>
+  static constexpr bool ok = !std::is_same_v<T, bool>;
+  template <typename C>
+  static C apply(C x) {
+    if constexpr (std::is_floating_point_v<C>)
+      return x > 0 ? C(1) : x < 0 ? C(-1) : x;  // NaN, 0 kept
     else return C((x > 0) - (x < 0));
   }
 };
 struct Relu {
-  template <typename T> static constexpr bool ok = !std::is_same_v<T, bool>;
-  template <typename C> static C apply(C x) { return x < C(0) ? C(0) : x; }  // NaN propagates
+  template <typename T>
+  static constexpr bool ok = !std::is_same_v<T, bool>;
+  template <typename C>
+  static C apply(C x) {
+    return x < C(0) ? C(0) : x;
+  }  // NaN propagates
 };
 struct Floor {
-  template <typename T> static constexpr bool ok = !std::is_same_v<T, bool>;
-  template <typename C> static C apply(C x) {
+  template <typename T>
+  static constexpr bool ok = !std::is_same_v<T, bool>;
+  template <typename C>
+  static C apply(C x) {
     if constexpr (std::is_floating_point_v<C>) return std::floor(x);
     else return x;
   }
 };
 struct Ceil {
-  template <typename T> static constexpr bool ok = !std::is_same_v<T, bool>;
-  template <typename C> static C apply(C x) {
+  template <typename T>
+  static constexpr bool ok = !std::is_same_v<T, bool>;
+  template <typename C>
+  static C apply(C x) {
     if constexpr (std::is_floating_point_v<C>) return std::ceil(x);
     else return x;
   }
 };
 struct Round {
-  template <typename T> static constexpr bool ok = !std::is_same_v<T, bool>;
-  template <typename C> static C apply(C x) {
+  template <typename T>
+  static constexpr bool ok = !std::is_same_v<T, bool>;
+  template <typename C>
+  static C apply(C x) {
     if constexpr (std::is_floating_point_v<C>) return std::nearbyint(x);  // half to even
     else return x;
   }
@@ -70,12 +87,16 @@ struct Round {
 
 // Float-only ops (inputs were converted to the float output dtype).
 template <typename T>
-inline constexpr bool kFloatStorage = std::is_floating_point_v<T> ||
-                                      std::is_same_v<T, float16_t> || std::is_same_v<T, bfloat16_t>;
-#define NEF_FLOAT_OP(Name, expr)                                       \
-  struct Name {                                                        \
-    template <typename T> static constexpr bool ok = kFloatStorage<T>; \
-    template <typename C> static C apply(C x) { return expr; }         \
+inline constexpr bool kFloatStorage =
+    std::is_floating_point_v<T> || std::is_same_v<T, float16_t> || std::is_same_v<T, bfloat16_t>;
+#define NEF_FLOAT_OP(Name, expr)                 \
+  struct Name {                                  \
+    template <typename T>                        \
+    static constexpr bool ok = kFloatStorage<T>; \
+    template <typename C>                        \
+    static C apply(C x) {                        \
+      return expr;                               \
+    }                                            \
   };
 NEF_FLOAT_OP(Exp, std::exp(x))
 NEF_FLOAT_OP(Log, std::log(x))
@@ -96,12 +117,18 @@ NEF_FLOAT_OP(GeluTanh,
 
 // Ops with a vectorized float32 array version (vmath.h), used when the compute type is float.
 // (A separate bool: GCC with -fsanitize rejects `pointer != nullptr` in `if constexpr`.)
-template <typename Op> inline constexpr bool kHasVecF32 = false;
-template <typename Op> inline constexpr void (*kVecF32)(const float*, float*, size_t) = nullptr;
-template <> inline constexpr bool kHasVecF32<Erf> = true;
-template <> inline constexpr void (*kVecF32<Erf>)(const float*, float*, size_t) = vmath::erf;
-template <> inline constexpr bool kHasVecF32<GeluErf> = true;
-template <> inline constexpr void (*kVecF32<GeluErf>)(const float*, float*, size_t) = vmath::gelu_erf;
+template <typename Op>
+inline constexpr bool kHasVecF32 = false;
+template <typename Op>
+inline constexpr void (*kVecF32)(const float*, float*, size_t) = nullptr;
+template <>
+inline constexpr bool kHasVecF32<Erf> = true;
+template <>
+inline constexpr void (*kVecF32<Erf>)(const float*, float*, size_t) = vmath::erf;
+template <>
+inline constexpr bool kHasVecF32<GeluErf> = true;
+template <>
+inline constexpr void (*kVecF32<GeluErf>)(const float*, float*, size_t) = vmath::gelu_erf;
 
 template <typename Op, typename T, typename O>
 NEF_SIMD_CLONES void unary_row(const T* x, int64_t sx, O* o, int64_t so, int64_t n) {
@@ -142,8 +169,8 @@ void run_unary(const Array& x, const Array& out) {
         return vec_row<T>(kVecF32<Op>, elem_ptr<const T>(x, off[1]), it.inner_stride(1),
                           elem_ptr<O>(out, off[0]), it.inner_stride(0), n);
     }
-    unary_row<Op, T, O>(elem_ptr<const T>(x, off[1]), it.inner_stride(1),
-                        elem_ptr<O>(out, off[0]), it.inner_stride(0), n);
+    unary_row<Op, T, O>(elem_ptr<const T>(x, off[1]), it.inner_stride(1), elem_ptr<O>(out, off[0]),
+                        it.inner_stride(0), n);
   });
 }
 
@@ -157,8 +184,8 @@ void unary_kernel(const KernelArgs& args) {
     if constexpr (Op::template ok<T>) {
       run_unary<Op, T, T>(x, out);
     } else {
-      throw TypeError(str("[", args.node.op->name, "] not supported for ",
-                          dtype_name(out.dtype), ": ", shape_str(out.shape)));
+      throw TypeError(str("[", args.node.op->name, "] not supported for ", dtype_name(out.dtype),
+                          ": ", shape_str(out.shape)));
     }
   });
 }
@@ -169,7 +196,10 @@ void gelu_kernel(const KernelArgs& args) {
 }
 
 struct LogicalNot {
-  template <typename C> static bool apply(C x) { return x == C(0); }
+  template <typename C>
+  static bool apply(C x) {
+    return x == C(0);
+  }
 };
 
 void logical_not_kernel(const KernelArgs& args) {

@@ -23,10 +23,10 @@
 #include <string>
 #include <vector>
 
-#include "common/dispatch.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/kernels/strided_iter.h"
 #include "backends/cpu/parallel.h"
+#include "common/dispatch.h"
 #include "common/float16.h"
 #include "ir/ops/fused_program.h"
 #include "nef/error.h"
@@ -34,6 +34,8 @@
 #ifndef HWY_DISABLED_TARGETS
 #define HWY_DISABLED_TARGETS HWY_SSSE3  // SSE4 covers the pre-AVX machines; saves compile time
 #endif
+// Highway needs foreach_target first, then highway.h, in this order.
+// clang-format off
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "backends/cpu/kernels/fused_elementwise.cpp"
 #include <hwy/foreach_target.h>  // re-includes this file once per SIMD target
@@ -45,6 +47,7 @@
 #include "backends/cpu/kernels/vmath-inl.h"  // ErfF32, GeluErfF32 (per target)
 #include "backends/cpu/kernels/fused_exec.h"  // ExecInstr, kBlock (shared with matmul_epilogue)
 
+// clang-format on
 HWY_BEFORE_NAMESPACE();
 namespace nef::backend::cpu::fused {
 namespace HWY_NAMESPACE {
@@ -67,11 +70,24 @@ HWY_NOINLINE V ScalarLanes(D d, V x, V r) {
 
 struct ExpOp {
   // Range where Highway's Exp gives normal, finite results (else overflow / subnormal / NaN).
-  template <class T> static constexpr T lo() { return sizeof(T) == 4 ? T(-87.0) : T(-708.0); }
-  template <class T> static constexpr T hi() { return sizeof(T) == 4 ? T(88.5) : T(709.0); }
-  template <class T> static bool ok_scalar(T x) { return x >= lo<T>() && x <= hi<T>(); }
-  template <class T> static T scalar(T x) { return std::exp(x); }
-  template <class D, class V> HWY_INLINE V operator()(D d, V x) const {
+  template <class T>
+  static constexpr T lo() {
+    return sizeof(T) == 4 ? T(-87.0) : T(-708.0);
+  }
+  template <class T>
+  static constexpr T hi() {
+    return sizeof(T) == 4 ? T(88.5) : T(709.0);
+  }
+  template <class T>
+  static bool ok_scalar(T x) {
+    return x >= lo<T>() && x <= hi<T>();
+  }
+  template <class T>
+  static T scalar(T x) {
+    return std::exp(x);
+  }
+  template <class D, class V>
+  HWY_INLINE V operator()(D d, V x) const {
     using T = hn::TFromD<D>;
     auto ok = hn::And(hn::Ge(x, hn::Set(d, lo<T>())), hn::Le(x, hn::Set(d, hi<T>())));
     V r = hn::Exp(d, x);
@@ -81,9 +97,16 @@ struct ExpOp {
 };
 
 struct LogOp {
-  template <class T> static bool ok_scalar(T x) { return x > T(0) && x < T(INFINITY); }
-  template <class T> static T scalar(T x) { return std::log(x); }
-  template <class D, class V> HWY_INLINE V operator()(D d, V x) const {
+  template <class T>
+  static bool ok_scalar(T x) {
+    return x > T(0) && x < T(INFINITY);
+  }
+  template <class T>
+  static T scalar(T x) {
+    return std::log(x);
+  }
+  template <class D, class V>
+  HWY_INLINE V operator()(D d, V x) const {
     using T = hn::TFromD<D>;
     auto ok = hn::And(hn::Gt(x, hn::Zero(d)), hn::Lt(x, hn::Set(d, T(INFINITY))));
     V r = hn::Log(d, x);
@@ -124,7 +147,8 @@ HWY_INLINE V QuotientChecked(D d, V a, V b) {
 // tanh(x) = sign(x) * expm1(2|x|) / (expm1(2|x|) + 2), and +-1 beyond the point where that
 // rounds to 1 (|x| is clamped first so the quotient's operands stay in range).
 struct TanhOp {
-  template <class D, class V> HWY_INLINE V operator()(D d, V x) const {
+  template <class D, class V>
+  HWY_INLINE V operator()(D d, V x) const {
     using T = hn::TFromD<D>;
     const V limit = hn::Set(d, sizeof(T) == 4 ? T(9.1) : T(19.1));
     const V ax = hn::Min(hn::Abs(x), limit);
@@ -155,8 +179,8 @@ HWY_INLINE void Map2(D d, const hn::TFromD<D>* a, const hn::TFromD<D>* b, hn::TF
     hn::StoreU(f(d, hn::LoadU(d, a + i), hn::LoadU(d, b + i)), d, o + i);
 }
 template <class D, class F>
-HWY_INLINE void Map3(D d, const hn::TFromD<D>* a, const hn::TFromD<D>* b,
-                     const hn::TFromD<D>* c, hn::TFromD<D>* o, size_t n, F f) {
+HWY_INLINE void Map3(D d, const hn::TFromD<D>* a, const hn::TFromD<D>* b, const hn::TFromD<D>* c,
+                     hn::TFromD<D>* o, size_t n, F f) {
   const size_t N = hn::Lanes(d);
   for (size_t i = 0; i < n; i += N)
     hn::StoreU(f(d, hn::LoadU(d, a + i), hn::LoadU(d, b + i), hn::LoadU(d, c + i)), d, o + i);
@@ -189,8 +213,12 @@ void Exec(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const
     const T* c = src(I.src[2]);
     T* o = I.dst >= 0 ? slots[I.dst] : out;
     switch (I.op) {
-      case FusedOp::Neg: Map1(d, a, o, n, [](auto, V x) { return hn::Neg(x); }); break;
-      case FusedOp::Abs: Map1(d, a, o, n, [](auto, V x) { return hn::Abs(x); }); break;
+      case FusedOp::Neg:
+        Map1(d, a, o, n, [](auto, V x) { return hn::Neg(x); });
+        break;
+      case FusedOp::Abs:
+        Map1(d, a, o, n, [](auto, V x) { return hn::Abs(x); });
+        break;
       case FusedOp::Sign:
         Map1(d, a, o, n, [&](auto, V x) {
           return hn::IfThenElse(hn::Gt(x, zero), one,
@@ -200,22 +228,40 @@ void Exec(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const
       case FusedOp::Relu:
         Map1(d, a, o, n, [&](auto, V x) { return hn::IfThenElse(hn::Lt(x, zero), zero, x); });
         break;
-      case FusedOp::Floor: Map1(d, a, o, n, [](auto, V x) { return hn::Floor(x); }); break;
-      case FusedOp::Ceil: Map1(d, a, o, n, [](auto, V x) { return hn::Ceil(x); }); break;
-      case FusedOp::Round: Map1(d, a, o, n, [](auto, V x) { return hn::Round(x); }); break;
-      case FusedOp::Exp: Map1(d, a, o, n, ExpOp()); break;
-      case FusedOp::Log: Map1(d, a, o, n, LogOp()); break;
-      case FusedOp::Sqrt: Map1(d, a, o, n, [](auto, V x) { return hn::Sqrt(x); }); break;
+      case FusedOp::Floor:
+        Map1(d, a, o, n, [](auto, V x) { return hn::Floor(x); });
+        break;
+      case FusedOp::Ceil:
+        Map1(d, a, o, n, [](auto, V x) { return hn::Ceil(x); });
+        break;
+      case FusedOp::Round:
+        Map1(d, a, o, n, [](auto, V x) { return hn::Round(x); });
+        break;
+      case FusedOp::Exp:
+        Map1(d, a, o, n, ExpOp());
+        break;
+      case FusedOp::Log:
+        Map1(d, a, o, n, LogOp());
+        break;
+      case FusedOp::Sqrt:
+        Map1(d, a, o, n, [](auto, V x) { return hn::Sqrt(x); });
+        break;
       case FusedOp::Rsqrt:
         Map1(d, a, o, n, [&](auto, V x) { return hn::Div(one, hn::Sqrt(x)); });
         break;
-      case FusedOp::Reciprocal: Map1(d, a, o, n, [&](auto, V x) { return hn::Div(one, x); }); break;
-      case FusedOp::Tanh: Map1(d, a, o, n, TanhOp()); break;
+      case FusedOp::Reciprocal:
+        Map1(d, a, o, n, [&](auto, V x) { return hn::Div(one, x); });
+        break;
+      case FusedOp::Tanh:
+        Map1(d, a, o, n, TanhOp());
+        break;
       case FusedOp::Sigmoid:
-        Map1(d, a, o, n, [&](auto dd, V x) { return QuotientChecked(dd, one, OnePlusExpNeg(dd, x)); });
+        Map1(d, a, o, n,
+             [&](auto dd, V x) { return QuotientChecked(dd, one, OnePlusExpNeg(dd, x)); });
         break;
       case FusedOp::Silu:
-        Map1(d, a, o, n, [&](auto dd, V x) { return QuotientChecked(dd, x, OnePlusExpNeg(dd, x)); });
+        Map1(d, a, o, n,
+             [&](auto dd, V x) { return QuotientChecked(dd, x, OnePlusExpNeg(dd, x)); });
         break;
       case FusedOp::GeluTanh:
         Map1(d, a, o, n, [&](auto dd, V x) {
@@ -246,10 +292,18 @@ void Exec(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const
           }
         }
         break;
-      case FusedOp::Add: Map2(d, a, b, o, n, [](auto, V x, V y) { return hn::Add(x, y); }); break;
-      case FusedOp::Sub: Map2(d, a, b, o, n, [](auto, V x, V y) { return hn::Sub(x, y); }); break;
-      case FusedOp::Mul: Map2(d, a, b, o, n, [](auto, V x, V y) { return hn::Mul(x, y); }); break;
-      case FusedOp::Div: Map2(d, a, b, o, n, [](auto, V x, V y) { return hn::Div(x, y); }); break;
+      case FusedOp::Add:
+        Map2(d, a, b, o, n, [](auto, V x, V y) { return hn::Add(x, y); });
+        break;
+      case FusedOp::Sub:
+        Map2(d, a, b, o, n, [](auto, V x, V y) { return hn::Sub(x, y); });
+        break;
+      case FusedOp::Mul:
+        Map2(d, a, b, o, n, [](auto, V x, V y) { return hn::Mul(x, y); });
+        break;
+      case FusedOp::Div:
+        Map2(d, a, b, o, n, [](auto, V x, V y) { return hn::Div(x, y); });
+        break;
       case FusedOp::Maximum:  // a NaN in either operand wins, like numpy
         Map2(d, a, b, o, n, [](auto, V x, V y) {
           return hn::IfThenElse(hn::Or(hn::Gt(x, y), hn::Not(hn::Eq(x, x))), x, y);
@@ -270,7 +324,8 @@ void Exec(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const
         Map2(d, a, b, o, n, [&](auto, V x, V y) { return hn::IfThenElseZero(hn::Eq(x, y), one); });
         break;
       case FusedOp::NotEqual:
-        Map2(d, a, b, o, n, [&](auto, V x, V y) { return hn::IfThenElseZero(hn::Not(hn::Eq(x, y)), one); });
+        Map2(d, a, b, o, n,
+             [&](auto, V x, V y) { return hn::IfThenElseZero(hn::Not(hn::Eq(x, y)), one); });
         break;
       case FusedOp::Less:
         Map2(d, a, b, o, n, [&](auto, V x, V y) { return hn::IfThenElseZero(hn::Lt(x, y), one); });
@@ -286,12 +341,14 @@ void Exec(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const
         break;
       case FusedOp::LogicalAnd:
         Map2(d, a, b, o, n, [&](auto, V x, V y) {
-          return hn::IfThenElseZero(hn::And(hn::Not(hn::Eq(x, zero)), hn::Not(hn::Eq(y, zero))), one);
+          return hn::IfThenElseZero(hn::And(hn::Not(hn::Eq(x, zero)), hn::Not(hn::Eq(y, zero))),
+                                    one);
         });
         break;
       case FusedOp::LogicalOr:
         Map2(d, a, b, o, n, [&](auto, V x, V y) {
-          return hn::IfThenElseZero(hn::Or(hn::Not(hn::Eq(x, zero)), hn::Not(hn::Eq(y, zero))), one);
+          return hn::IfThenElseZero(hn::Or(hn::Not(hn::Eq(x, zero)), hn::Not(hn::Eq(y, zero))),
+                                    one);
         });
         break;
       case FusedOp::LogicalNot:
@@ -310,14 +367,16 @@ void Exec(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const
       case FusedOp::Cast:
         // To bool: != 0 (NaN -> true). To a float: a copy; the rounding below converts.
         if (I.to_bool)
-          Map1(d, a, o, n, [&](auto, V x) { return hn::IfThenElseZero(hn::Not(hn::Eq(x, zero)), one); });
-        else if (o != a)
-          Map1(d, a, o, n, [](auto, V x) { return x; });
+          Map1(d, a, o, n,
+               [&](auto, V x) { return hn::IfThenElseZero(hn::Not(hn::Eq(x, zero)), one); });
+        else if (o != a) Map1(d, a, o, n, [](auto, V x) { return x; });
         break;
-      case FusedOp::kCount: break;
+      case FusedOp::kCount:
+        break;
     }
     switch (I.round) {
-      case kRoundNone: break;
+      case kRoundNone:
+        break;
       case kRoundF32:
         for (size_t i = 0; i < n; ++i) o[i] = T(float(o[i]));
         break;
@@ -354,18 +413,22 @@ void exec(const ExecInstr* code, size_t ninstr, const float* const* inputs, floa
           float* out, size_t n) {
   HWY_DYNAMIC_DISPATCH(ExecF32)(code, ninstr, inputs, slots, out, n);
 }
-void exec(const ExecInstr* code, size_t ninstr, const double* const* inputs,
-          double* const* slots, double* out, size_t n) {
+void exec(const ExecInstr* code, size_t ninstr, const double* const* inputs, double* const* slots,
+          double* out, size_t n) {
   HWY_DYNAMIC_DISPATCH(ExecF64)(code, ninstr, inputs, slots, out, n);
 }
 
 namespace {
 Rounding rounding(DType t, DType compute) {
   switch (t) {
-    case DType::Float16: return kRoundF16;
-    case DType::BFloat16: return kRoundBF16;
-    case DType::Float32: return compute == DType::Float64 ? kRoundF32 : kRoundNone;
-    default: return kRoundNone;
+    case DType::Float16:
+      return kRoundF16;
+    case DType::BFloat16:
+      return kRoundBF16;
+    case DType::Float32:
+      return compute == DType::Float64 ? kRoundF32 : kRoundNone;
+    default:
+      return kRoundNone;
   }
 }
 }  // namespace
@@ -443,8 +506,8 @@ class FusedKernel final : public CpuKernel {
 
   void run(const KernelArgs& args) const override {
     if (args.inputs.size() != size_t(prog_.num_inputs))
-      throw ValidationError(str("[fused_elementwise] expects ", prog_.num_inputs,
-                                " inputs, got ", args.inputs.size()));
+      throw ValidationError(str("[fused_elementwise] expects ", prog_.num_inputs, " inputs, got ",
+                                args.inputs.size()));
     if (args.out.numel() == 0) return;
     if (prog_.compute == DType::Float64) run_typed<double>(args);
     else run_typed<float>(args);
@@ -463,8 +526,9 @@ class FusedKernel final : public CpuKernel {
     std::vector<Access> access;
     iters.reserve(nin);
     for (const Array& a : args.inputs) {
-      iters.emplace_back(out.shape, std::array<Strides, 2>{out_strides,
-                                        broadcast_strides(a.shape, a.strides, out.shape)});
+      iters.emplace_back(
+          out.shape,
+          std::array<Strides, 2>{out_strides, broadcast_strides(a.shape, a.strides, out.shape)});
       const StridedIter<2>& it = iters.back();
       Access acc = Access::Strided;
       if (it.ndim == 1 && it.inner_stride(1) == 1) acc = Access::Contiguous;
@@ -476,29 +540,33 @@ class FusedKernel final : public CpuKernel {
     const bool direct_out = out.dtype == prog_.compute;
     parallel_for(nblocks, std::max<int64_t>(1, kElementwiseGrain / block),
                  [&](int64_t b0, int64_t b1) {
-      // Per-chunk scratch: register slots, one buffer per input, the output block.
-      const size_t bufs = size_t(num_slots_ + nin + 1);
-      auto scratch = hwy::AllocateAligned<C>(bufs * block);
-      std::vector<C*> slots(num_slots_ + 1), in_buf(nin);
-      std::vector<const C*> in_ptr(nin);
-      for (int s = 0; s < num_slots_; ++s) slots[s] = scratch.get() + size_t(s) * block;
-      for (int k = 0; k < nin; ++k) in_buf[k] = scratch.get() + size_t(num_slots_ + k) * block;
-      C* out_buf = scratch.get() + size_t(num_slots_ + nin) * block;
-      for (int k = 0; k < nin; ++k)  // broadcast scalars: filled once per chunk
-        if (access[k] == Access::Scalar) fill_scalar<C>(args.inputs[k], in_buf[k], block);
-      for (int64_t blk = b0; blk < b1; ++blk) {
-        const int64_t begin = blk * block;
-        const int64_t len = std::min(block, total - begin);
-        const int64_t padded = (len + kPad - 1) / kPad * kPad;
-        const bool whole = len == padded;
-        for (int k = 0; k < nin; ++k)
-          in_ptr[k] = load_input<C>(args.inputs[k], iters[k], access[k], begin, len, padded,
-                                    whole, in_buf[k]);
-        C* dst = direct_out && whole ? static_cast<C*>(out.data()) + begin : out_buf;
-        fused::exec(code_.data(), code_.size(), in_ptr.data(), slots.data(), dst, size_t(padded));
-        if (dst == out_buf) store_output<C>(out, out_buf, begin, len);
-      }
-    });
+                   // Per-chunk scratch: register slots, one buffer per input, the output block.
+                   const size_t bufs = size_t(num_slots_ + nin + 1);
+                   auto scratch = hwy::AllocateAligned<C>(bufs * block);
+                   std::vector<C*> slots(num_slots_ + 1), in_buf(nin);
+                   std::vector<const C*> in_ptr(nin);
+                   for (int s = 0; s < num_slots_; ++s)
+                     slots[s] = scratch.get() + size_t(s) * block;
+                   for (int k = 0; k < nin; ++k)
+                     in_buf[k] = scratch.get() + size_t(num_slots_ + k) * block;
+                   C* out_buf = scratch.get() + size_t(num_slots_ + nin) * block;
+                   for (int k = 0; k < nin; ++k)  // broadcast scalars: filled once per chunk
+                     if (access[k] == Access::Scalar)
+                       fill_scalar<C>(args.inputs[k], in_buf[k], block);
+                   for (int64_t blk = b0; blk < b1; ++blk) {
+                     const int64_t begin = blk * block;
+                     const int64_t len = std::min(block, total - begin);
+                     const int64_t padded = (len + kPad - 1) / kPad * kPad;
+                     const bool whole = len == padded;
+                     for (int k = 0; k < nin; ++k)
+                       in_ptr[k] = load_input<C>(args.inputs[k], iters[k], access[k], begin, len,
+                                                 padded, whole, in_buf[k]);
+                     C* dst = direct_out && whole ? static_cast<C*>(out.data()) + begin : out_buf;
+                     fused::exec(code_.data(), code_.size(), in_ptr.data(), slots.data(), dst,
+                                 size_t(padded));
+                     if (dst == out_buf) store_output<C>(out, out_buf, begin, len);
+                   }
+                 });
   }
 
   template <typename C>
@@ -567,9 +635,7 @@ class FusedKernel final : public CpuKernel {
 
 }  // namespace
 
-void register_fused_kernels(KernelTable& t) {
-  t.add_prepared<FusedKernel>("fused_elementwise");
-}
+void register_fused_kernels(KernelTable& t) { t.add_prepared<FusedKernel>("fused_elementwise"); }
 
 }  // namespace nef::backend::cpu
 #endif  // HWY_ONCE

@@ -7,10 +7,10 @@
 #include <type_traits>
 #include <vector>
 
-#include "common/dispatch.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/kernels/strided_iter.h"
 #include "backends/cpu/parallel.h"
+#include "common/dispatch.h"
 #include "nef/error.h"
 
 namespace nef::backend::cpu {
@@ -98,8 +98,8 @@ void k_gather(const KernelArgs& a) {
     auto check = [&](int64_t v) {
       int64_t w = v < 0 ? v + dim : v;
       if (w < 0 || w >= dim)
-        throw ValidationError(str("[gather] index ", v, " out of range for axis ", axis,
-                                  " with size ", dim));
+        throw ValidationError(
+            str("[gather] index ", v, " out of range for axis ", axis, " with size ", dim));
       idx[size_t(k++)] = w;
     };
     it.for_each_row(0, n_idx, [&](const int64_t* off, int64_t len) {
@@ -124,9 +124,8 @@ void k_gather(const KernelArgs& a) {
   const int64_t outer = numel(outer_shape), inner = numel(inner_shape);
   const int64_t esize = int64_t(dtype_size(x.dtype));
   StridedIter<2> inner_it(inner_shape, {contiguous_strides(inner_shape), inner_strides});
-  const bool inner_dense =
-      inner <= 1 || (inner_it.ndim == 1 && inner_it.inner_stride(0) == 1 &&
-                     inner_it.inner_stride(1) == 1);
+  const bool inner_dense = inner <= 1 || (inner_it.ndim == 1 && inner_it.inner_stride(0) == 1 &&
+                                          inner_it.inner_stride(1) == 1);
   const char* xb = static_cast<const char*>(x.data());
   char* ob = static_cast<char*>(out.data());
   const int64_t xstride_axis = x.strides[axis];
@@ -148,14 +147,22 @@ void k_gather(const KernelArgs& a) {
       inner_it.for_each_row(0, inner, [&](const int64_t* off, int64_t len) {
         int64_t ds = inner_it.inner_stride(0), ss = inner_it.inner_stride(1);
         switch (esize) {
-          case 1: copy_row(reinterpret_cast<uint8_t*>(dst) + off[0], ds,
-                           reinterpret_cast<const uint8_t*>(src) + off[1], ss, len); break;
-          case 2: copy_row(reinterpret_cast<uint16_t*>(dst) + off[0], ds,
-                           reinterpret_cast<const uint16_t*>(src) + off[1], ss, len); break;
-          case 4: copy_row(reinterpret_cast<uint32_t*>(dst) + off[0], ds,
-                           reinterpret_cast<const uint32_t*>(src) + off[1], ss, len); break;
-          default: copy_row(reinterpret_cast<uint64_t*>(dst) + off[0], ds,
-                            reinterpret_cast<const uint64_t*>(src) + off[1], ss, len); break;
+          case 1:
+            copy_row(reinterpret_cast<uint8_t*>(dst) + off[0], ds,
+                     reinterpret_cast<const uint8_t*>(src) + off[1], ss, len);
+            break;
+          case 2:
+            copy_row(reinterpret_cast<uint16_t*>(dst) + off[0], ds,
+                     reinterpret_cast<const uint16_t*>(src) + off[1], ss, len);
+            break;
+          case 4:
+            copy_row(reinterpret_cast<uint32_t*>(dst) + off[0], ds,
+                     reinterpret_cast<const uint32_t*>(src) + off[1], ss, len);
+            break;
+          default:
+            copy_row(reinterpret_cast<uint64_t*>(dst) + off[0], ds,
+                     reinterpret_cast<const uint64_t*>(src) + off[1], ss, len);
+            break;
         }
       });
     }

@@ -11,10 +11,10 @@
 #include <type_traits>
 #include <vector>
 
-#include "common/dispatch.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/kernels/gemm.h"
 #include "backends/cpu/parallel.h"
+#include "common/dispatch.h"
 #include "common/simd.h"
 #include "nef/array.h"
 #include "nef/error.h"
@@ -159,14 +159,14 @@ void gemm(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, int
     const int64_t nc = std::min<int64_t>(kNC, N - jc);
     const int64_t slivers = (nc + NR - 1) / NR;
     // Few row blocks (small M): split columns too so that every thread has work.
-    int64_t nsplit = mblocks >= threads ? 1 : std::min<int64_t>(slivers, (threads + mblocks - 1) / mblocks);
+    int64_t nsplit =
+        mblocks >= threads ? 1 : std::min<int64_t>(slivers, (threads + mblocks - 1) / mblocks);
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min<int64_t>(kKC, K - pc);
       MatView<S> bv{b.base + pc * b.rs + jc * b.cs, b.rs, b.cs};
       int64_t pack_grain = parallel ? std::max<int64_t>(1, 16384 / (kc * NR) + 1) : slivers;
-      parallel_for(slivers, pack_grain, [&](int64_t s0, int64_t s1) {
-        pack_b<NR>(bv, nc, kc, s0, s1, bp.get());
-      });
+      parallel_for(slivers, pack_grain,
+                   [&](int64_t s0, int64_t s1) { pack_b<NR>(bv, nc, kc, s0, s1, bp.get()); });
       const bool accumulate = pc > 0;
       const int64_t items = mblocks * nsplit;
       parallel_for(items, parallel ? 1 : items, [&](int64_t w0, int64_t w1) {
@@ -206,8 +206,8 @@ bool has_avx512() {
 // Tile shapes per ISA: AVX-512 has 32 vector registers (14x32 floats = 28 accumulators; ~210
 // GFLOP/s per core in L1 when measured alone), AVX2 has 16 (6x16 floats = 12 accumulators).
 template <typename T, typename S>
-void gemm_dispatch(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c,
-                   bool parallel, const GemmTileHook* hook = nullptr, int64_t c_off = 0) {
+void gemm_dispatch(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, bool parallel,
+                   const GemmTileHook* hook = nullptr, int64_t c_off = 0) {
   constexpr int kLanes512 = 64 / sizeof(T);
   constexpr int kLanes256 = 32 / sizeof(T);
   if (has_avx512()) gemm<T, 14, 2 * kLanes512>(M, N, K, a, b, c, N, parallel, hook, c_off);
@@ -290,8 +290,7 @@ void matmul_float(const MatmulPlan& p, const Array& a, const Array& b, Array& ou
     MatView<T> av{A + p.a_off[i], p.rsa, p.csa};
     MatView<T> bv{B + p.b_off[i], p.rsb, p.csb};
     if constexpr (std::is_same_v<T, C>) {
-      gemm_dispatch<C>(p.M, p.N, p.K, av, bv, out.data_as<T>() + i * mat, parallel, hook,
-                       i * mat);
+      gemm_dispatch<C>(p.M, p.N, p.K, av, bv, out.data_as<T>() + i * mat, parallel, hook, i * mat);
     } else {
       NEF_CHECK(!hook, "matmul tile hooks need float32/float64");
       auto tmp = aligned_buffer<C>(mat);

@@ -3,18 +3,18 @@
 // cache. The program runs through the fused_elementwise block interpreter (fused_exec.h): input 0
 // is the matmul result, read in place from the output; the extra operands are loaded (broadcast,
 // strided, converted) into block buffers; the result is written back over the tile.
+#include <hwy/aligned_allocator.h>
+
 #include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include <hwy/aligned_allocator.h>
-
-#include "common/dispatch.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/kernels/fused_exec.h"
 #include "backends/cpu/kernels/gemm.h"
 #include "backends/cpu/kernels/strided_iter.h"
+#include "common/dispatch.h"
 #include "nef/error.h"
 
 namespace nef::backend::cpu {
@@ -35,8 +35,8 @@ class MatmulEpilogueKernel final : public CpuKernel {
   MatmulEpilogueKernel(const ir::Node& node, const std::vector<ir::TensorType>& in_types)
       : out_dtype_(node.type.dtype) {
     if (in_types.size() < 2)
-      throw ValidationError(str("[matmul_epilogue] expects at least 2 inputs, got ",
-                                in_types.size()));
+      throw ValidationError(
+          str("[matmul_epilogue] expects at least 2 inputs, got ", in_types.size()));
     prog_ = ir::parse_fused_program(node.attrs.get_string("program"),
                                     program_input_types(node, in_types), out_dtype_);
     code_ = fused::lower_program(prog_, &num_slots_);
@@ -47,15 +47,16 @@ class MatmulEpilogueKernel final : public CpuKernel {
 
   void run(const KernelArgs& args) const override {
     if (args.inputs.size() != size_t(prog_.num_inputs) + 1)
-      throw ValidationError(str("[matmul_epilogue] expects ", prog_.num_inputs + 1,
-                                " inputs, got ", args.inputs.size()));
+      throw ValidationError(str("[matmul_epilogue] expects ", prog_.num_inputs + 1, " inputs, got ",
+                                args.inputs.size()));
     const Array& a = args.inputs[0];
     const Array& b = args.inputs[1];
     if (a.dtype != out_dtype_ || b.dtype != out_dtype_ || args.out.dtype != out_dtype_ ||
         (out_dtype_ != DType::Float32 && out_dtype_ != DType::Float64))
-      throw TypeError(str("[matmul_epilogue] a and b must have the output dtype (float32 or "
-                          "float64), got ", dtype_name(a.dtype), " @ ", dtype_name(b.dtype), " -> ",
-                          dtype_name(args.out.dtype)));
+      throw TypeError(
+          str("[matmul_epilogue] a and b must have the output dtype (float32 or "
+              "float64), got ",
+              dtype_name(a.dtype), " @ ", dtype_name(b.dtype), " -> ", dtype_name(args.out.dtype)));
     if (args.out.numel() == 0) return;
     if (prog_.compute == DType::Float64) run_typed<double>(args);
     else run_typed<float>(args);
@@ -76,8 +77,9 @@ class MatmulEpilogueKernel final : public CpuKernel {
     std::vector<Extra> extras;
     for (size_t k = 2; k < args.inputs.size(); ++k) {
       const Array& x = args.inputs[k];
-      StridedIter<2> it(out.shape, std::array<Strides, 2>{out_strides,
-                                       broadcast_strides(x.shape, x.strides, out.shape)});
+      StridedIter<2> it(
+          out.shape,
+          std::array<Strides, 2>{out_strides, broadcast_strides(x.shape, x.strides, out.shape)});
       bool scalar = it.ndim == 1 && it.inner_stride(1) == 0;
       extras.push_back({&x, it, scalar});
     }
@@ -102,13 +104,11 @@ class MatmulEpilogueKernel final : public CpuKernel {
           const bool whole = n == padded;
           in_ptr[0] = load_result<C>(out, pos, n, padded, whole, in_buf[0]);
           for (size_t e = 0; e < extras.size(); ++e)
-            in_ptr[e + 1] = extras[e].scalar
-                                ? in_buf[e + 1]
-                                : load_extra<C>(*extras[e].arr, extras[e].it, pos, n, padded,
-                                                in_buf[e + 1]);
+            in_ptr[e + 1] = extras[e].scalar ? in_buf[e + 1]
+                                             : load_extra<C>(*extras[e].arr, extras[e].it, pos, n,
+                                                             padded, in_buf[e + 1]);
           C* dst = direct && whole ? static_cast<C*>(out.data()) + pos : out_buf;
-          fused::exec(code_.data(), code_.size(), in_ptr.data(), slots.data(), dst,
-                      size_t(padded));
+          fused::exec(code_.data(), code_.size(), in_ptr.data(), slots.data(), dst, size_t(padded));
           if (dst == out_buf) store_result<C>(out, out_buf, pos, n);
         }
       };
@@ -136,8 +136,8 @@ class MatmulEpilogueKernel final : public CpuKernel {
 
   // The matmul result [pos, pos + n) of `out` in the compute type (in place when it can be).
   template <typename C>
-  static const C* load_result(const Array& out, int64_t pos, int64_t n, int64_t padded,
-                              bool whole, C* buf) {
+  static const C* load_result(const Array& out, int64_t pos, int64_t n, int64_t padded, bool whole,
+                              C* buf) {
     if (whole && out.dtype == dtype_of<C>()) return static_cast<const C*>(out.data()) + pos;
     dispatch_dtype(out.dtype, [&]<typename T>() {
       const T* p = static_cast<const T*>(out.data()) + pos;

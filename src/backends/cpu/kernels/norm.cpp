@@ -7,9 +7,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "common/dispatch.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/parallel.h"
+#include "common/dispatch.h"
 #include "nef/array.h"
 #include "nef/error.h"
 
@@ -83,7 +83,7 @@ void norm_kernel(const KernelArgs& args) {
       if (args.inputs.size() > 2) b = broadcast_row<C>(args.inputs[2], row_shape);
       dispatch_dtype(x.dtype, [&]<typename T>() {
         norm_rows<T, O, C, kRms>(x, out, rows, n, eps, args.inputs.size() > 1 ? &w : nullptr,
-                              args.inputs.size() > 2 ? &b : nullptr);
+                                 args.inputs.size() > 2 ? &b : nullptr);
       });
     } else {
       NEF_CHECK(false, "norm output must be floating");

@@ -10,9 +10,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "common/dispatch.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/parallel.h"
+#include "common/dispatch.h"
 #include "nef/array.h"
 #include "nef/error.h"
 
@@ -52,9 +52,15 @@ std::vector<int64_t> axis_map(int64_t in, int64_t pb, int64_t pe, PadMode mode) 
     int64_t q = o - lead;  // position in the cropped axis
     if (q < 0 || q >= kept) {
       switch (mode) {
-        case PadMode::Constant: map[o] = -1; continue;
-        case PadMode::Edge: q = std::clamp<int64_t>(q, 0, kept - 1); break;
-        case PadMode::Wrap: q = ((q % kept) + kept) % kept; break;
+        case PadMode::Constant:
+          map[o] = -1;
+          continue;
+        case PadMode::Edge:
+          q = std::clamp<int64_t>(q, 0, kept - 1);
+          break;
+        case PadMode::Wrap:
+          q = ((q % kept) + kept) % kept;
+          break;
         case PadMode::Reflect: {
           int64_t period = 2 * (kept - 1);
           if (period == 0) {

@@ -11,9 +11,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "common/dispatch.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/parallel.h"
+#include "common/dispatch.h"
 #include "nef/array.h"
 #include "nef/error.h"
 
@@ -128,10 +128,10 @@ void pool_planes(const Array& x, Array& out, const PoolPlan& p) {
                   sum += double(load_as(r1[(d2.start[o2] + c * d2.dil) * d2.x_stride]));
               }
             }
-            int64_t count = kIncludePad
-                                ? d0.padded_taps[o0] * d1.padded_taps[o1] * d2.padded_taps[o2]
-                                : (d0.t1[o0] - d0.t0[o0]) * (d1.t1[o1] - d1.t0[o1]) *
-                                      (d2.t1[o2] - d2.t0[o2]);
+            int64_t count =
+                kIncludePad
+                    ? d0.padded_taps[o0] * d1.padded_taps[o1] * d2.padded_taps[o2]
+                    : (d0.t1[o0] - d0.t0[o0]) * (d1.t1[o1] - d1.t0[o1]) * (d2.t1[o2] - d2.t0[o2]);
             // A window with nothing to count (all padding) averages to NaN (0 / 0).
             dst[o1 * d2.out + o2] = store_as<T>(C(sum / double(count)));
           }

@@ -9,9 +9,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "common/dispatch.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/parallel.h"
+#include "common/dispatch.h"
 #include "common/simd.h"
 #include "nef/array.h"
 #include "nef/error.h"
@@ -48,8 +48,7 @@ RedPlan make_plan(const Array& x, const std::vector<bool>& reduced) {
   int nd = 0;
   for (int d = 0; d < r; ++d) {
     if (x.shape[d] == 1) continue;
-    if (nd > 0 && p.red[nd - 1] == reduced[d] &&
-        p.in_st[nd - 1] == x.strides[d] * x.shape[d]) {
+    if (nd > 0 && p.red[nd - 1] == reduced[d] && p.in_st[nd - 1] == x.strides[d] * x.shape[d]) {
       p.shape[nd - 1] *= x.shape[d];
       p.in_st[nd - 1] = x.strides[d];
       p.out_st[nd - 1] = ost[d];
@@ -219,7 +218,8 @@ struct ArgOp {
 
 // Runs Op over x into acc (size out_n, pre-filled with Op::init()).
 template <typename T, typename Op>
-void run_reduce(const Array& x, const std::vector<bool>& reduced, std::vector<typename Op::Acc>& acc) {
+void run_reduce(const Array& x, const std::vector<bool>& reduced,
+                std::vector<typename Op::Acc>& acc) {
   using Acc = typename Op::Acc;
   const int64_t total = x.numel();
   if (total == 0 || acc.empty()) return;
@@ -233,18 +233,18 @@ void run_reduce(const Array& x, const std::vector<bool>& reduced, std::vector<ty
   };
   const int threads = num_threads();
   if (threads <= 1 || total < 2 * kReduceGrain || p.shape[0] < 2) {
-    walk(p, 0, p.shape[0], [&](int64_t io, int64_t oo, int64_t ro, int64_t n) {
-      row(acc.data(), io, oo, ro, n);
-    });
+    walk(p, 0, p.shape[0],
+         [&](int64_t io, int64_t oo, int64_t ro, int64_t n) { row(acc.data(), io, oo, ro, n); });
     return;
   }
   const int64_t per_d0 = total / p.shape[0];
   if (!p.red[0]) {  // chunks of dim 0 write disjoint outputs
-    parallel_for(p.shape[0], std::max<int64_t>(1, kReduceGrain / per_d0), [&](int64_t b, int64_t e) {
-      walk(p, b, e, [&](int64_t io, int64_t oo, int64_t ro, int64_t n) {
-        row(acc.data(), io, oo, ro, n);
-      });
-    });
+    parallel_for(p.shape[0], std::max<int64_t>(1, kReduceGrain / per_d0),
+                 [&](int64_t b, int64_t e) {
+                   walk(p, b, e, [&](int64_t io, int64_t oo, int64_t ro, int64_t n) {
+                     row(acc.data(), io, oo, ro, n);
+                   });
+                 });
     return;
   }
   // Dim 0 is reduced: each chunk gets private accumulators, combined in chunk order (keeps

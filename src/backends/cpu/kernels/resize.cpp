@@ -11,9 +11,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "common/dispatch.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/parallel.h"
+#include "common/dispatch.h"
 #include "nef/array.h"
 #include "nef/error.h"
 
@@ -211,40 +211,42 @@ void resize_nearest(const Array& x, Array& out, const std::vector<AxisTaps>& tap
 // One separable pass along `axis` of a contiguous [outer, in, inner] source into a contiguous
 // [outer, out, inner] destination, computing in C.
 template <typename S, typename D, typename C>
-void resize_pass(const S* src, D* dst, int64_t outer, int64_t in, int64_t inner,
-                 const AxisTaps& t, C ev) {
+void resize_pass(const S* src, D* dst, int64_t outer, int64_t in, int64_t inner, const AxisTaps& t,
+                 C ev) {
   const int64_t out = int64_t(t.extrap.size());
   const int n = t.n;
   std::vector<C> w(t.w.begin(), t.w.end());
   parallel_for(outer * out, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, inner * n)),
                [&](int64_t u0, int64_t u1) {
-    int64_t o = u0 / out, j = u0 % out - 1;  // (row, output index) of u, advanced below
-    for (int64_t u = u0; u < u1; ++u) {
-      if (++j == out) {
-        j = 0;
-        ++o;
-      }
-      D* d = dst + u * inner;
-      if (t.extrap[j]) {
-        for (int64_t i = 0; i < inner; ++i) d[i] = store_as<D>(ev);
-        continue;
-      }
-      const S* base = src + o * in * inner;
-      const int64_t* idx = &t.idx[j * n];
-      const C* wj = &w[j * n];
-      if (inner == 1) {
-        C acc = 0;
-        for (int k = 0; k < n; ++k) acc += wj[k] * C(load_as(base[idx[k]]));
-        d[0] = store_as<D>(acc);
-        continue;
-      }
-      for (int64_t i = 0; i < inner; ++i) {
-        C acc = 0;
-        for (int k = 0; k < n; ++k) acc += wj[k] * C(load_as(base[idx[k] * inner + i]));
-        d[i] = store_as<D>(acc);
-      }
-    }
-  });
+                 int64_t o = u0 / out,
+                         j = u0 % out - 1;  // (row, output index) of u, advanced below
+                 for (int64_t u = u0; u < u1; ++u) {
+                   if (++j == out) {
+                     j = 0;
+                     ++o;
+                   }
+                   D* d = dst + u * inner;
+                   if (t.extrap[j]) {
+                     for (int64_t i = 0; i < inner; ++i) d[i] = store_as<D>(ev);
+                     continue;
+                   }
+                   const S* base = src + o * in * inner;
+                   const int64_t* idx = &t.idx[j * n];
+                   const C* wj = &w[j * n];
+                   if (inner == 1) {
+                     C acc = 0;
+                     for (int k = 0; k < n; ++k) acc += wj[k] * C(load_as(base[idx[k]]));
+                     d[0] = store_as<D>(acc);
+                     continue;
+                   }
+                   for (int64_t i = 0; i < inner; ++i) {
+                     C acc = 0;
+                     for (int k = 0; k < n; ++k)
+                       acc += wj[k] * C(load_as(base[idx[k] * inner + i]));
+                     d[i] = store_as<D>(acc);
+                   }
+                 }
+               });
 }
 
 template <typename T>

@@ -9,9 +9,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "common/dispatch.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/parallel.h"
+#include "common/dispatch.h"
 #include "nef/array.h"
 #include "nef/error.h"
 

@@ -7,9 +7,9 @@
 #include <limits>
 #include <type_traits>
 
-#include "common/dispatch.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/parallel.h"
+#include "common/dispatch.h"
 #include "nef/error.h"
 
 namespace nef::backend::cpu {
@@ -92,9 +92,8 @@ T step_down(T t) {
 }
 
 template <typename T>
-constexpr bool is_float_storage_v = std::is_floating_point_v<T> ||
-                                    std::is_same_v<T, float16_t> ||
-                                    std::is_same_v<T, bfloat16_t>;
+constexpr bool is_float_storage_v =
+    std::is_floating_point_v<T> || std::is_same_v<T, float16_t> || std::is_same_v<T, bfloat16_t>;
 
 void k_random_uniform(const KernelArgs& a) {
   const CounterRng rng(a.attrs.get_int("seed"));
@@ -102,13 +101,14 @@ void k_random_uniform(const KernelArgs& a) {
   const int64_t n = a.out.numel();
   dispatch_dtype(a.out.dtype, [&]<typename T>() {
     if constexpr (!is_float_storage_v<T>) {
-      throw TypeError(str("[random_uniform] dtype must be a float type, got ",
-                          dtype_name(a.out.dtype)));
+      throw TypeError(
+          str("[random_uniform] dtype must be a float type, got ", dtype_name(a.out.dtype)));
     } else {
       // Rounding low + (high-low)*u to T can land on high; keep results in [low, high).
       const bool clamp = high > low && std::isfinite(high) && std::isfinite(low);
       T below = cast_double<T>(high);
-      for (int k = 0; clamp && k < 8 && double(load_as(below)) >= high; ++k) below = step_down(below);
+      for (int k = 0; clamp && k < 8 && double(load_as(below)) >= high; ++k)
+        below = step_down(below);
       T* p = a.out.data_as<T>();
       parallel_for(n, kSourceGrain, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
@@ -128,8 +128,8 @@ void k_random_normal(const KernelArgs& a) {
   constexpr double kTwoPi = 6.283185307179586476925286766559;
   dispatch_dtype(a.out.dtype, [&]<typename T>() {
     if constexpr (!is_float_storage_v<T>) {
-      throw TypeError(str("[random_normal] dtype must be a float type, got ",
-                          dtype_name(a.out.dtype)));
+      throw TypeError(
+          str("[random_normal] dtype must be a float type, got ", dtype_name(a.out.dtype)));
     } else {
       T* p = a.out.data_as<T>();
       parallel_for(n, kSourceGrain, [&](int64_t b, int64_t e) {
