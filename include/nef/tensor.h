@@ -110,26 +110,48 @@ Tensor op(const std::string& name, const std::vector<Tensor>& inputs, ir::Attrs 
 
 // ---- elementwise -----------------------------------------------------------------------------
 #define NEF_UNARY_API(fn) Tensor fn(const Tensor& x);
-// clang-format off
-NEF_UNARY_API(neg) NEF_UNARY_API(abs) NEF_UNARY_API(exp) NEF_UNARY_API(log) NEF_UNARY_API(sqrt)
-NEF_UNARY_API(rsqrt) NEF_UNARY_API(reciprocal) NEF_UNARY_API(tanh) NEF_UNARY_API(sigmoid)
-NEF_UNARY_API(relu) NEF_UNARY_API(silu) NEF_UNARY_API(erf) NEF_UNARY_API(sin) NEF_UNARY_API(cos)
-NEF_UNARY_API(floor) NEF_UNARY_API(ceil) NEF_UNARY_API(round) NEF_UNARY_API(sign)
+NEF_UNARY_API(neg)
+NEF_UNARY_API(abs)
+NEF_UNARY_API(exp)
+NEF_UNARY_API(log)
+NEF_UNARY_API(sqrt)
+NEF_UNARY_API(rsqrt)
+NEF_UNARY_API(reciprocal)
+NEF_UNARY_API(tanh)
+NEF_UNARY_API(sigmoid)
+NEF_UNARY_API(relu)
+NEF_UNARY_API(silu)
+NEF_UNARY_API(erf)
+NEF_UNARY_API(sin)
+NEF_UNARY_API(cos)
+NEF_UNARY_API(floor)
+NEF_UNARY_API(ceil)
+NEF_UNARY_API(round)
+NEF_UNARY_API(sign)
 NEF_UNARY_API(logical_not)
-// clang-format on
 #undef NEF_UNARY_API
-                    Tensor gelu(const Tensor& x, const std::string& approximate = "none");
+Tensor gelu(const Tensor& x, const std::string& approximate = "none");
 
 #define NEF_BINARY_API(fn) Tensor fn(const Tensor& a, const Tensor& b);
-// clang-format off
-NEF_BINARY_API(add) NEF_BINARY_API(sub) NEF_BINARY_API(mul) NEF_BINARY_API(div) NEF_BINARY_API(pow)
-NEF_BINARY_API(maximum) NEF_BINARY_API(minimum) NEF_BINARY_API(mod) NEF_BINARY_API(equal)
-NEF_BINARY_API(not_equal) NEF_BINARY_API(less) NEF_BINARY_API(less_equal) NEF_BINARY_API(greater)
-NEF_BINARY_API(greater_equal) NEF_BINARY_API(logical_and) NEF_BINARY_API(logical_or)
+NEF_BINARY_API(add)
+NEF_BINARY_API(sub)
+NEF_BINARY_API(mul)
+NEF_BINARY_API(div)
+NEF_BINARY_API(pow)
+NEF_BINARY_API(maximum)
+NEF_BINARY_API(minimum)
+NEF_BINARY_API(mod)
+NEF_BINARY_API(equal)
+NEF_BINARY_API(not_equal)
+NEF_BINARY_API(less)
+NEF_BINARY_API(less_equal)
+NEF_BINARY_API(greater)
+NEF_BINARY_API(greater_equal)
+NEF_BINARY_API(logical_and)
+NEF_BINARY_API(logical_or)
 NEF_BINARY_API(matmul)
-// clang-format on
 #undef NEF_BINARY_API
-                    Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 Tensor clip(const Tensor& x, const Tensor& lo, const Tensor& hi);
 Tensor cast(const Tensor& x, DType dtype);
 

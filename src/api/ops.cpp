@@ -129,16 +129,28 @@ Tensor random_normal(const Shape& shape, uint64_t seed, double mean, double std,
 
 #define NEF_UNARY_IMPL(fn) \
   Tensor fn(const Tensor& x) { return op(#fn, {x}); }
-// clang-format off
-NEF_UNARY_IMPL(neg) NEF_UNARY_IMPL(abs) NEF_UNARY_IMPL(exp) NEF_UNARY_IMPL(log)
-NEF_UNARY_IMPL(sqrt) NEF_UNARY_IMPL(rsqrt) NEF_UNARY_IMPL(reciprocal) NEF_UNARY_IMPL(tanh)
-NEF_UNARY_IMPL(sigmoid) NEF_UNARY_IMPL(relu) NEF_UNARY_IMPL(silu) NEF_UNARY_IMPL(erf)
-NEF_UNARY_IMPL(sin) NEF_UNARY_IMPL(cos) NEF_UNARY_IMPL(floor) NEF_UNARY_IMPL(ceil)
-NEF_UNARY_IMPL(round) NEF_UNARY_IMPL(sign) NEF_UNARY_IMPL(logical_not)
-// clang-format on
+NEF_UNARY_IMPL(neg)
+NEF_UNARY_IMPL(abs)
+NEF_UNARY_IMPL(exp)
+NEF_UNARY_IMPL(log)
+NEF_UNARY_IMPL(sqrt)
+NEF_UNARY_IMPL(rsqrt)
+NEF_UNARY_IMPL(reciprocal)
+NEF_UNARY_IMPL(tanh)
+NEF_UNARY_IMPL(sigmoid)
+NEF_UNARY_IMPL(relu)
+NEF_UNARY_IMPL(silu)
+NEF_UNARY_IMPL(erf)
+NEF_UNARY_IMPL(sin)
+NEF_UNARY_IMPL(cos)
+NEF_UNARY_IMPL(floor)
+NEF_UNARY_IMPL(ceil)
+NEF_UNARY_IMPL(round)
+NEF_UNARY_IMPL(sign)
+NEF_UNARY_IMPL(logical_not)
 #undef NEF_UNARY_IMPL
 
-                    Tensor gelu(const Tensor& x, const std::string& approximate) {
+Tensor gelu(const Tensor& x, const std::string& approximate) {
   ir::Attrs a;
   a.set("approximate", approximate);
   return op("gelu", {x}, std::move(a));
@@ -146,18 +158,26 @@ NEF_UNARY_IMPL(round) NEF_UNARY_IMPL(sign) NEF_UNARY_IMPL(logical_not)
 
 #define NEF_BINARY_IMPL(fn) \
   Tensor fn(const Tensor& a, const Tensor& b) { return op(#fn, {a, b}); }
-// clang-format off
-NEF_BINARY_IMPL(add) NEF_BINARY_IMPL(sub) NEF_BINARY_IMPL(mul) NEF_BINARY_IMPL(div)
-NEF_BINARY_IMPL(pow) NEF_BINARY_IMPL(maximum) NEF_BINARY_IMPL(minimum) NEF_BINARY_IMPL(mod)
-NEF_BINARY_IMPL(equal) NEF_BINARY_IMPL(not_equal) NEF_BINARY_IMPL(less) NEF_BINARY_IMPL(less_equal)
-NEF_BINARY_IMPL(greater) NEF_BINARY_IMPL(greater_equal) NEF_BINARY_IMPL(logical_and)
-NEF_BINARY_IMPL(logical_or) NEF_BINARY_IMPL(matmul)
-// clang-format on
+NEF_BINARY_IMPL(add)
+NEF_BINARY_IMPL(sub)
+NEF_BINARY_IMPL(mul)
+NEF_BINARY_IMPL(div)
+NEF_BINARY_IMPL(pow)
+NEF_BINARY_IMPL(maximum)
+NEF_BINARY_IMPL(minimum)
+NEF_BINARY_IMPL(mod)
+NEF_BINARY_IMPL(equal)
+NEF_BINARY_IMPL(not_equal)
+NEF_BINARY_IMPL(less)
+NEF_BINARY_IMPL(less_equal)
+NEF_BINARY_IMPL(greater)
+NEF_BINARY_IMPL(greater_equal)
+NEF_BINARY_IMPL(logical_and)
+NEF_BINARY_IMPL(logical_or)
+NEF_BINARY_IMPL(matmul)
 #undef NEF_BINARY_IMPL
 
-                    Tensor where(const Tensor& c, const Tensor& a, const Tensor& b) {
-  return op("where", {c, a, b});
-}
+Tensor where(const Tensor& c, const Tensor& a, const Tensor& b) { return op("where", {c, a, b}); }
 Tensor clip(const Tensor& x, const Tensor& lo, const Tensor& hi) { return op("clip", {x, lo, hi}); }
 Tensor cast(const Tensor& x, DType dtype) {
   ir::Attrs a;
