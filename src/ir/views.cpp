@@ -7,16 +7,6 @@
 namespace nef::ir {
 namespace {
 
-Array view_of(const Array& x, int64_t offset, Shape shape, Strides strides) {
-  Array v;
-  v.storage = x.storage;
-  v.offset = offset;
-  v.shape = std::move(shape);
-  v.strides = std::move(strides);
-  v.dtype = x.dtype;
-  return v;
-}
-
 // Strides for viewing x (shape/strides) as `to` without copying, or false when impossible.
 // Groups old and new dims into runs with equal products; each run of old dims must be one
 // evenly strided block (numpy's "attempt no-copy reshape").
@@ -142,6 +132,16 @@ std::optional<Array> v_squeeze(const Array& x, const Node& n) {
 }
 
 }  // namespace
+
+Array view_of(const Array& x, int64_t offset, Shape shape, Strides strides) {
+  Array v;
+  v.storage = x.storage;
+  v.offset = offset;
+  v.shape = std::move(shape);
+  v.strides = std::move(strides);
+  v.dtype = x.dtype;
+  return v;
+}
 
 std::optional<Array> apply_view(const Node& node, const Array& input) {
   NEF_CHECK(node.op && node.op->has(kView), "[view] not a view op");

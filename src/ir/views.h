@@ -15,4 +15,7 @@ namespace nef::ir {
 // contiguous buffer and applies the view to that, which always succeeds.
 std::optional<Array> apply_view(const Node& node, const Array& input);
 
+// `x`'s storage seen with another offset (elements), shape and strides.
+Array view_of(const Array& x, int64_t offset, Shape shape, Strides strides);
+
 }  // namespace nef::ir

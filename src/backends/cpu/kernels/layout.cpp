@@ -11,6 +11,7 @@
 #include "backends/cpu/kernels/strided_iter.h"
 #include "backends/cpu/parallel.h"
 #include "common/dispatch.h"
+#include "ir/views.h"
 #include "nef/error.h"
 
 namespace nef::backend::cpu {
@@ -18,16 +19,6 @@ namespace {
 
 // Bytes per parallel chunk for copies: small enough to spread, large enough to amortize.
 constexpr int64_t kCopyGrainBytes = int64_t{1} << 16;
-
-Array view_of(const Array& x, int64_t offset, Shape shape, Strides strides) {
-  Array v;
-  v.storage = x.storage;
-  v.offset = offset;
-  v.shape = std::move(shape);
-  v.strides = std::move(strides);
-  v.dtype = x.dtype;
-  return v;
-}
 
 // Copies src (any strides) into dst (a strided view of the output) with dtype conversion.
 template <typename I, typename O>
@@ -64,7 +55,7 @@ void k_concat(const KernelArgs& a) {
   for (const Array& x : a.inputs) {
     NEF_CHECK(x.rank() == out.rank(), "[concat] input rank");
     // The input's destination: the output block at `pos` along axis, same strides as out.
-    Array dst = view_of(out, out.offset + pos * ost[axis], x.shape, ost);
+    Array dst = ir::view_of(out, out.offset + pos * ost[axis], x.shape, ost);
     pos += x.shape[axis];
     if (x.numel() == 0) continue;
     dispatch_dtype(x.dtype, [&]<typename I>() {
