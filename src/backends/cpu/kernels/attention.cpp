@@ -162,6 +162,7 @@ struct Blocks {
   bool one_key_block = true, direct_out = false;
   // Per chunk, in elements of the compute type (rows: RowState entries).
   int64_t s = 0, q = 0, k = 0, v = 0, tmp = 0, acc = 0, mask = 0, rows = 0;
+  int64_t gemm = 0;  // bytes: the GEMMs' packing panels (one at a time, on this chunk's thread)
 };
 
 // Per-row softmax state across key blocks.
@@ -172,7 +173,7 @@ struct RowState {
 };
 
 Blocks blocks(const Shape& q, const Shape& k, const Shape& v, const Shape& out, bool same_type,
-              bool has_mask) {
+              bool has_mask, DType compute) {
   Blocks b;
   const int r = int(out.size());
   b.nbatch = numel(Shape(out.begin(), out.end() - 2));
@@ -206,11 +207,15 @@ Blocks blocks(const Shape& q, const Shape& k, const Shape& v, const Shape& out, 
   b.acc = b.one_key_block ? 0 : b.qb * Dv;
   b.mask = has_mask ? b.kb : 0;
   b.rows = b.qb;
+  // The direct path (few query rows) multiplies without the GEMM; the others use it one product
+  // at a time: Q K^T (qb x D by D x kb), then P V (qb x kb by kb x Dv).
+  b.gemm = std::max(matmul_scratch_bytes({b.qb, D}, {D, b.kb}, compute, false),
+                    matmul_scratch_bytes({b.qb, b.kb}, {b.kb, Dv}, compute, false));
   return b;
 }
 
 int64_t chunk_bytes(const Blocks& b, DType c) {
-  return workspace_piece(b.s, c) + workspace_piece(b.q, c) + workspace_piece(b.k, c) +
+  return b.gemm + workspace_piece(b.s, c) + workspace_piece(b.q, c) + workspace_piece(b.k, c) +
          workspace_piece(b.v, c) + workspace_piece(b.tmp, c) + workspace_piece(b.acc, c) +
          workspace_piece(b.mask, c) + workspace_piece(b.qb, c) +
          workspace_piece(b.rows * int64_t(sizeof(RowState)), DType::UInt8);
@@ -246,7 +251,8 @@ void attention_typed(const KernelArgs& args) {
   // Causal, bottom-right aligned: query i sees keys j < kend(i) = i + Lk - Lq + 1.
   auto kend = [&](int64_t i) { return causal ? std::clamp<int64_t>(i + Lk - Lq + 1, 0, Lk) : Lk; };
 
-  const Blocks bl = blocks(q.shape, k.shape, v.shape, out.shape, std::is_same_v<O, C>, has_mask);
+  const Blocks bl =
+      blocks(q.shape, k.shape, v.shape, out.shape, std::is_same_v<O, C>, has_mask, kC);
   const int64_t kb = bl.kb, qb = bl.qb, nqb = bl.nqb, nbatch = bl.nbatch;
   const bool one_key_block = bl.one_key_block, direct_out = bl.direct_out;
   const int64_t per_chunk = chunk_bytes(bl, kC);
@@ -258,6 +264,7 @@ void attention_typed(const KernelArgs& args) {
     Array slot = args.workspace;
     slot.offset += chunk * per_chunk;
     WorkspaceCarver ws(slot);
+    const Array gemm_scratch = ws.take({bl.gemm}, DType::UInt8);
     Array S = ws.take({bl.s}, kC);
     // Converted copies of operand blocks, used where an operand is not C (or not unit-stride
     // for the direct path).
@@ -286,7 +293,8 @@ void attention_typed(const KernelArgs& args) {
             dot_keys<C>(qv.data_as<C>() + rr * qv.strides[0], kv.data_as<C>(), kv.strides[0], D, nk,
                         s + rr * nk);
         } else {
-          matmul_float_with_hook(qv, operand_block<C>(ok, b, j0, nk, D, true, kbuf), sv, kNoHook);
+          matmul_float_with_hook(qv, operand_block<C>(ok, b, j0, nk, D, true, kbuf), sv, kNoHook,
+                                 gemm_scratch, false);
         }
         const char* mrow_src = nullptr;  // where the last mask row came from (broadcast rows
         const C* mrow = nullptr;         // share one, e.g. a [batch, 1, 1, Lk] padding mask)
@@ -327,7 +335,8 @@ void attention_typed(const KernelArgs& args) {
             weighted_sum<C>(s + rr * nk, vv.data_as<C>(), vv.strides[0], Dv, nk,
                             pv.data_as<C>() + rr * Dv);
         } else {
-          matmul_float_with_hook(sv, operand_block<C>(ov, b, j0, nk, Dv, false, vbuf), pv, kNoHook);
+          matmul_float_with_hook(sv, operand_block<C>(ov, b, j0, nk, Dv, false, vbuf), pv, kNoHook,
+                                 gemm_scratch, false);
         }
         if (!one_key_block) {
           const C* t = pv.data_as<C>();
@@ -381,7 +390,7 @@ class AttentionKernel final : public CpuKernel {
     const DType t = node.type.dtype;
     const DType c = t == DType::Float64 ? DType::Float64 : DType::Float32;
     Blocks b =
-        blocks(in[0].shape, in[1].shape, in[2].shape, node.type.shape, t == c, in.size() > 3);
+        blocks(in[0].shape, in[1].shape, in[2].shape, node.type.shape, t == c, in.size() > 3, c);
     workspace_ = b.chunks * chunk_bytes(b, c);
   }
   std::string name() const override { return name_; }

@@ -258,7 +258,8 @@ void conv_direct(const Geom& g, const T* X, const C* W, const std::vector<C>& bi
 struct GemmLayout {
   int64_t nimg = 0, pc = 0;
   bool pointwise = false, direct_out = false;
-  int64_t col = 0, scratch = 0;
+  int64_t col = 0, scratch = 0;  // elements of C
+  int64_t gemm = 0;              // bytes: the GEMM's packing panels
 };
 
 template <typename T, typename C>
@@ -277,6 +278,8 @@ GemmLayout conv_gemm_layout(const Geom& g) {
   l.direct_out = std::is_same_v<T, C> && l.pc == P;
   l.col = l.pointwise ? 0 : l.nimg * g.G * K * l.pc;
   l.scratch = l.direct_out ? 0 : l.nimg * g.M * l.pc;
+  const DType ct = std::is_same_v<C, double> ? DType::Float64 : DType::Float32;
+  l.gemm = matmul_scratch_bytes({l.nimg, g.G, g.Mg, K}, {l.nimg, g.G, K, l.pc}, ct);
   return l;
 }
 
@@ -291,6 +294,7 @@ void conv_gemm(const Geom& g, const Array& x, const Array& wc, const std::vector
   const DType ct = wc.dtype;
   WorkspaceCarver ws(workspace);
   Array col = ws.take({l.col}, ct), scratch = ws.take({l.scratch}, ct);
+  const Array gemm_scratch = ws.take({l.gemm}, DType::UInt8);
   const T* X = x.data_as<T>();
   T* O = out.data_as<T>();
   for (int64_t n0 = 0; n0 < g.N; n0 += nimg) {
@@ -331,7 +335,7 @@ void conv_gemm(const Geom& g, const Array& x, const Array& wc, const std::vector
           for (int64_t j = 0; j < cols; ++j) dst[j] = store_as<T>(src[j] + bm);
         }
       };
-      matmul_float_with_hook(a, b, o, hook);
+      matmul_float_with_hook(a, b, o, hook, gemm_scratch);
     }
   }
 }
@@ -363,6 +367,7 @@ void conv_kernel(const KernelArgs& args) {
 struct TransposeLayout {
   int64_t nimg = 1, pc = 0;
   int64_t col = 0, xbuf = 0, acc = 0;  // elements of C
+  int64_t gemm = 0;                    // bytes: the GEMM's packing panels
 };
 
 template <typename T, typename C>
@@ -378,6 +383,8 @@ TransposeLayout conv_transpose_layout(const Geom& g) {
     l.xbuf = l.nimg * g.C * l.pc;
     l.acc = l.nimg * g.M * Pout;
   }
+  const DType ct = std::is_same_v<C, double> ? DType::Float64 : DType::Float32;
+  l.gemm = matmul_scratch_bytes({l.nimg, g.G, R, g.Cg}, {l.nimg, g.G, g.Cg, l.pc}, ct);
   return l;
 }
 
@@ -393,6 +400,7 @@ void conv_transpose_gemm(const Geom& g, const Array& x, const Array& wc, const s
   WorkspaceCarver ws(workspace);
   Array col = ws.take({l.col}, ct);
   Array xbuf = ws.take({l.xbuf}, ct), acc_buf = ws.take({l.acc}, ct);
+  const Array gemm_scratch = ws.take({l.gemm}, DType::UInt8);
   const T* X = x.data_as<T>();
   T* O = out.data_as<T>();
   const GemmTileHook no_hook = [](int64_t, int64_t, int64_t, int64_t) {};
@@ -424,7 +432,7 @@ void conv_transpose_gemm(const Geom& g, const Array& x, const Array& wc, const s
       }
       Array a = view(wc, 0, {ni, g.G, R, g.Cg}, {0, g.Cg * R, 1, R});
       Array o = view(col, 0, {ni, g.G, R, np}, contiguous_strides({ni, g.G, R, np}));
-      matmul_float_with_hook(a, b, o, no_hook);
+      matmul_float_with_hook(a, b, o, no_hook, gemm_scratch);
       const C* cb = col.data_as<C>();
       const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, g.k_size * np));
       parallel_for(ni * g.M, grain, [&](int64_t i0, int64_t i1) {
@@ -478,11 +486,11 @@ class ConvKernel final : public CpuKernel {
         const DType ct = std::is_same_v<C, double> ? DType::Float64 : DType::Float32;
         if (transpose_) {
           TransposeLayout l = conv_transpose_layout<T, C>(g);
-          workspace_ =
-              workspace_piece(l.col, ct) + workspace_piece(l.xbuf, ct) + workspace_piece(l.acc, ct);
+          workspace_ = workspace_piece(l.col, ct) + workspace_piece(l.xbuf, ct) +
+                       workspace_piece(l.acc, ct) + l.gemm;
         } else if (g.Mg > kDirectMaxChannels) {
           GemmLayout l = conv_gemm_layout<T, C>(g);
-          workspace_ = workspace_piece(l.col, ct) + workspace_piece(l.scratch, ct);
+          workspace_ = workspace_piece(l.col, ct) + workspace_piece(l.scratch, ct) + l.gemm;
         }
       }
     });

@@ -16,7 +16,14 @@ namespace nef::backend::cpu {
 using GemmTileHook = std::function<void(int64_t offset, int64_t rows, int64_t cols, int64_t ld)>;
 
 // out (contiguous, the matmul output shape, dtype float32 or float64) = a @ b with numpy matmul
-// semantics; a and b have out's dtype and any strides. Calls `hook` on every finished tile.
-void matmul_float_with_hook(const Array& a, const Array& b, Array& out, const GemmTileHook& hook);
+// semantics; a and b have out's dtype and any strides. Calls `hook` on every finished tile. Its
+// packing panels come from `scratch` (bytes, at least matmul_scratch_bytes for these shapes and
+// `parallel`); `parallel` false keeps it on the calling thread (callers already in a parallel
+// chunk).
+void matmul_float_with_hook(const Array& a, const Array& b, Array& out, const GemmTileHook& hook,
+                            const Array& scratch, bool parallel = true);
+// The scratch bytes matmul_float_with_hook needs for a @ b in float32/float64 `t` (0 for other
+// dtypes or empty products). Depends on the thread count when `parallel`.
+int64_t matmul_scratch_bytes(const Shape& a, const Shape& b, DType t, bool parallel = true);
 
 }  // namespace nef::backend::cpu

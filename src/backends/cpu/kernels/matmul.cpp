@@ -14,6 +14,7 @@
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/kernels/gemm.h"
 #include "backends/cpu/parallel.h"
+#include "backends/cpu/workspace.h"
 #include "common/dispatch.h"
 #include "common/simd.h"
 #include "nef/array.h"
@@ -27,17 +28,6 @@ namespace {
 constexpr int64_t kKC = 256;
 constexpr int64_t kMC = 196;  // multiple of the AVX-512 MR (14)
 constexpr int64_t kNC = 3072;
-
-struct FreeDeleter {
-  void operator()(void* p) const { std::free(p); }
-};
-template <typename T>
-std::unique_ptr<T[], FreeDeleter> aligned_buffer(int64_t n) {
-  size_t bytes = (static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(T) + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, bytes);
-  if (!p) throw OutOfMemoryError(str("[matmul] cannot allocate ", bytes, " bytes of scratch"));
-  return std::unique_ptr<T[], FreeDeleter>(static_cast<T*>(p));
-}
 
 // A strided matrix view: element (i, j) at base[i * rs + j * cs].
 template <typename S>
@@ -141,9 +131,20 @@ NEF_SIMD_CLONES void macro_kernel(int64_t mc, int64_t nc, int64_t kc, int64_t s0
 // C[M, N] (dense, row stride ldc) = A[M, K] @ B[K, N] for one matrix; threads split the M blocks
 // (and the N slivers when there are few M blocks) and share each packed B panel. `hook` (may be
 // null) sees each finished tile, with offsets relative to c plus `c_off` (gemm.h).
+// Elements of T one gemm<T, MR, NR> call needs as scratch: the packed B panel, then one packed A
+// block per parallel chunk (at most the thread count; one when not parallel).
+template <typename T, int NR>
+int64_t gemm_scratch(int64_t N, int64_t K, bool parallel) {
+  if (N == 0 || K == 0) return 0;
+  const int64_t nc_max = std::min<int64_t>(kNC, (N + NR - 1) / NR * NR);
+  const int64_t kc_max = std::min<int64_t>(kKC, K);
+  return nc_max * kc_max + (parallel ? num_threads() : 1) * kMC * kc_max +
+         2 * 64 / int64_t(sizeof(T));
+}
+
 template <typename T, int MR, int NR, typename S>
 void gemm(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, int64_t ldc,
-          bool parallel, const GemmTileHook* hook = nullptr, int64_t c_off = 0) {
+          bool parallel, T* scratch, const GemmTileHook* hook = nullptr, int64_t c_off = 0) {
   if (M == 0 || N == 0) return;
   if (K == 0) {
     for (int64_t i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + N, T(0));
@@ -152,7 +153,12 @@ void gemm(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, int
   }
   const int64_t nc_max = std::min<int64_t>(kNC, (N + NR - 1) / NR * NR);
   const int64_t kc_max = std::min<int64_t>(kKC, K);
-  auto bp = aligned_buffer<T>(nc_max * kc_max);
+  // The panel and the A blocks, each 64-byte aligned, from the caller's scratch.
+  auto align = [](T* p) {
+    return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) / 64 * 64);
+  };
+  T* const bp = align(scratch);
+  T* const ap_base = align(bp + nc_max * kc_max);
   const int threads = parallel ? num_threads() : 1;
   const int64_t mblocks = (M + kMC - 1) / kMC;
   for (int64_t jc = 0; jc < N; jc += kNC) {
@@ -166,23 +172,22 @@ void gemm(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, int
       MatView<S> bv{b.base + pc * b.rs + jc * b.cs, b.rs, b.cs};
       int64_t pack_grain = parallel ? std::max<int64_t>(1, 16384 / (kc * NR) + 1) : slivers;
       parallel_for(slivers, pack_grain,
-                   [&](int64_t s0, int64_t s1) { pack_b<NR>(bv, nc, kc, s0, s1, bp.get()); });
+                   [&](int64_t s0, int64_t s1) { pack_b<NR>(bv, nc, kc, s0, s1, bp); });
       const bool accumulate = pc > 0;
       const int64_t items = mblocks * nsplit;
-      parallel_for(items, parallel ? 1 : items, [&](int64_t w0, int64_t w1) {
-        auto ap = aligned_buffer<T>(kMC * kc);
+      parallel_for_chunks(items, parallel ? 1 : items, [&](int64_t chunk, int64_t w0, int64_t w1) {
+        T* const ap = ap_base + chunk * kMC * kc_max;
         int64_t packed_block = -1;
         for (int64_t w = w0; w < w1; ++w) {
           int64_t ib = w / nsplit, part = w % nsplit;
           int64_t ic = ib * kMC;
           int64_t mc = std::min<int64_t>(kMC, M - ic);
           if (packed_block != ib) {
-            pack_a<MR>(MatView<S>{a.base + ic * a.rs + pc * a.cs, a.rs, a.cs}, mc, kc, ap.get());
+            pack_a<MR>(MatView<S>{a.base + ic * a.rs + pc * a.cs, a.rs, a.cs}, mc, kc, ap);
             packed_block = ib;
           }
           int64_t s0 = slivers * part / nsplit, s1 = slivers * (part + 1) / nsplit;
-          macro_kernel<T, MR, NR>(mc, nc, kc, s0, s1, ap.get(), bp.get(), c + ic * ldc + jc, ldc,
-                                  accumulate);
+          macro_kernel<T, MR, NR>(mc, nc, kc, s0, s1, ap, bp, c + ic * ldc + jc, ldc, accumulate);
           // The last K block finished this tile: hand it over while it is still in cache.
           if (hook && pc + kc == K) {
             int64_t j0 = s0 * NR, j1 = std::min(s1 * NR, nc);
@@ -207,11 +212,19 @@ bool has_avx512() {
 // GFLOP/s per core in L1 when measured alone), AVX2 has 16 (6x16 floats = 12 accumulators).
 template <typename T, typename S>
 void gemm_dispatch(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, bool parallel,
-                   const GemmTileHook* hook = nullptr, int64_t c_off = 0) {
+                   T* scratch, const GemmTileHook* hook = nullptr, int64_t c_off = 0) {
   constexpr int kLanes512 = 64 / sizeof(T);
   constexpr int kLanes256 = 32 / sizeof(T);
-  if (has_avx512()) gemm<T, 14, 2 * kLanes512>(M, N, K, a, b, c, N, parallel, hook, c_off);
-  else gemm<T, 6, 2 * kLanes256>(M, N, K, a, b, c, N, parallel, hook, c_off);
+  if (has_avx512()) gemm<T, 14, 2 * kLanes512>(M, N, K, a, b, c, N, parallel, scratch, hook, c_off);
+  else gemm<T, 6, 2 * kLanes256>(M, N, K, a, b, c, N, parallel, scratch, hook, c_off);
+}
+
+template <typename T>
+int64_t gemm_dispatch_scratch(int64_t N, int64_t K, bool parallel) {
+  constexpr int kLanes512 = 64 / sizeof(T);
+  constexpr int kLanes256 = 32 / sizeof(T);
+  return has_avx512() ? gemm_scratch<T, 2 * kLanes512>(N, K, parallel)
+                      : gemm_scratch<T, 2 * kLanes256>(N, K, parallel);
 }
 
 // Batch geometry shared by all dtype paths: per output batch, the element offsets of A and B.
@@ -259,53 +272,100 @@ MatmulPlan make_plan(const Array& a, const Array& b) {
   return p;
 }
 
-// Copies `x` converted to dtype `t` (mixed-dtype matmul computes in the promoted type).
-Array convert(const Array& x, DType t) {
+// `x` converted to dtype `t` (mixed-dtype matmul computes in the promoted type), into the
+// workspace; `x` itself when it has that dtype.
+Array convert(const Array& x, DType t, WorkspaceCarver& ws) {
   if (x.dtype == t) return x;
-  Array src = x.contiguous();
-  Array dst = Array::empty(x.shape, t);
-  int64_t n = x.numel();
+  Array dst = ws.take(x.shape, t);
+  const int64_t n = x.numel();
+  if (n == 0) return dst;
   dispatch_dtype(x.dtype, [&]<typename S>() {
     dispatch_dtype(t, [&]<typename D>() {
-      const S* s = src.data_as<S>();
+      const S* s = static_cast<const S*>(x.data());
       D* d = dst.data_as<D>();
-      for (int64_t i = 0; i < n; ++i) d[i] = store_as<D>(compute_t<D>(load_as(s[i])));
+      // Row-major walk over any strides (an odometer over the dims).
+      std::vector<int64_t> idx(size_t(x.rank()), 0);
+      int64_t off = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        d[i] = store_as<D>(compute_t<D>(load_as(s[off])));
+        for (int k = x.rank() - 1; k >= 0; --k) {
+          off += x.strides[k];
+          if (++idx[k] < x.shape[k]) break;
+          off -= x.strides[k] * x.shape[k];
+          idx[k] = 0;
+        }
+      }
     });
   });
   return dst;
 }
 
+// How matmul_float spreads a batch: many small matrices one per thread, else one matrix at a time
+// with all threads (the same decision sizes the scratch and runs the product).
+struct BatchSplit {
+  bool per_batch = false;
+  int64_t grain = 1, chunks = 1;
+};
+
+BatchSplit batch_split(int64_t M, int64_t N, int64_t K, int64_t nb, bool parallel) {
+  BatchSplit s;
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  s.per_batch = parallel && nb > 1 && (flops < 4e6 || nb >= 4 * num_threads());
+  if (s.per_batch) {
+    s.grain = std::max<int64_t>(1, int64_t(4e6 / std::max(flops, 1.0)));
+    s.chunks = parallel_chunks(nb, s.grain);
+  }
+  return s;
+}
+
+// Bytes of scratch one matmul_float<T> call needs: per chunk (one when the matrices go one at a
+// time) a GEMM's scratch and, for the half types, a float result to round from.
+template <typename T>
+int64_t matmul_float_scratch(int64_t M, int64_t N, int64_t K, int64_t nb, bool parallel) {
+  using C = compute_t<T>;
+  const BatchSplit split = batch_split(M, N, K, nb, parallel);
+  const bool gemm_parallel = parallel && !split.per_batch;
+  int64_t per = gemm_dispatch_scratch<C>(N, K, gemm_parallel);
+  if (!std::is_same_v<T, C>) per += M * N + 64 / int64_t(sizeof(C));
+  return split.chunks * per * int64_t(sizeof(C));
+}
+
 template <typename T>
 void matmul_float(const MatmulPlan& p, const Array& a, const Array& b, Array& out,
-                  const GemmTileHook* hook = nullptr) {
+                  const Array& scratch, bool parallel, const GemmTileHook* hook = nullptr) {
   using C = compute_t<T>;  // float for the half types
   const T* A = static_cast<const T*>(a.data());
   const T* B = static_cast<const T*>(b.data());
   const int64_t nb = int64_t(p.a_off.size());
   const int64_t mat = p.M * p.N;
-  const double flops = 2.0 * double(p.M) * double(p.N) * double(p.K);
-  // Many small matrices: one thread per batch; otherwise one matrix at a time, all threads.
-  const bool per_batch = nb > 1 && (flops < 4e6 || nb >= 4 * num_threads());
-  auto one = [&](int64_t i, bool parallel) {
+  const BatchSplit split = batch_split(p.M, p.N, p.K, nb, parallel);
+  const bool gemm_parallel = parallel && !split.per_batch;
+  int64_t per = gemm_dispatch_scratch<C>(p.N, p.K, gemm_parallel);
+  if (!std::is_same_v<T, C>) per += mat + 64 / int64_t(sizeof(C));
+  NEF_CHECK(scratch.numel() >= split.chunks * per * int64_t(sizeof(C)), "[matmul] scratch of ",
+            scratch.numel(), " bytes, ", split.chunks * per * int64_t(sizeof(C)), " needed");
+  C* const base = reinterpret_cast<C*>(scratch.data());
+  auto one = [&](int64_t i, int64_t chunk) {
+    C* region = base + chunk * per;
     MatView<T> av{A + p.a_off[i], p.rsa, p.csa};
     MatView<T> bv{B + p.b_off[i], p.rsb, p.csb};
     if constexpr (std::is_same_v<T, C>) {
-      gemm_dispatch<C>(p.M, p.N, p.K, av, bv, out.data_as<T>() + i * mat, parallel, hook, i * mat);
+      gemm_dispatch<C>(p.M, p.N, p.K, av, bv, out.data_as<T>() + i * mat, gemm_parallel, region,
+                       hook, i * mat);
     } else {
       NEF_CHECK(!hook, "matmul tile hooks need float32/float64");
-      auto tmp = aligned_buffer<C>(mat);
-      gemm_dispatch<C>(p.M, p.N, p.K, av, bv, tmp.get(), parallel);
+      C* tmp = region + (per - mat);
+      gemm_dispatch<C>(p.M, p.N, p.K, av, bv, tmp, gemm_parallel, region);
       T* o = out.data_as<T>() + i * mat;
       for (int64_t e = 0; e < mat; ++e) o[e] = store_as<T>(tmp[e]);
     }
   };
-  if (per_batch) {
-    int64_t grain = std::max<int64_t>(1, int64_t(4e6 / std::max(flops, 1.0)));
-    parallel_for(nb, grain, [&](int64_t b0, int64_t b1) {
-      for (int64_t i = b0; i < b1; ++i) one(i, false);
+  if (split.per_batch) {
+    parallel_for_chunks(nb, split.grain, [&](int64_t chunk, int64_t b0, int64_t b1) {
+      for (int64_t i = b0; i < b1; ++i) one(i, chunk);
     });
   } else {
-    for (int64_t i = 0; i < nb; ++i) one(i, true);
+    for (int64_t i = 0; i < nb; ++i) one(i, 0);
   }
 }
 
@@ -335,11 +395,28 @@ void matmul_int(const MatmulPlan& p, const Array& a, const Array& b, Array& out)
   });
 }
 
-void matmul_kernel(const KernelArgs& args) {
+// The (M, N, K, batch count) of a @ b, from shapes alone (numpy matmul semantics).
+struct Dims {
+  int64_t M = 1, N = 1, K = 0, nb = 1;
+};
+Dims matmul_dims(const Shape& a, const Shape& b) {
+  Dims d;
+  const size_t ra = a.size(), rb = b.size();
+  d.M = ra >= 2 ? a[ra - 2] : 1;
+  d.K = a.empty() ? 0 : a[ra - 1];
+  d.N = rb >= 2 ? b[rb - 1] : 1;
+  Shape ba(a.begin(), a.end() - std::min<size_t>(ra, 2));
+  Shape bb(b.begin(), b.end() - std::min<size_t>(rb, 2));
+  d.nb = numel(broadcast_shapes(ba, bb, "matmul"));
+  return d;
+}
+
+void matmul_run(const KernelArgs& args) {
   Array& out = args.out;
   if (out.numel() == 0) return;
-  Array a = convert(args.inputs[0], out.dtype);
-  Array b = convert(args.inputs[1], out.dtype);
+  WorkspaceCarver ws(args.workspace);
+  Array a = convert(args.inputs[0], out.dtype, ws);
+  Array b = convert(args.inputs[1], out.dtype, ws);
   MatmulPlan p = make_plan(a, b);
   NEF_CHECK(int64_t(p.a_off.size()) * p.M * p.N == out.numel(), "matmul output size");
   dispatch_dtype(out.dtype, [&]<typename T>() {
@@ -348,22 +425,70 @@ void matmul_kernel(const KernelArgs& args) {
     } else if constexpr (std::is_integral_v<T>) {
       matmul_int<T>(p, a, b, out);
     } else {
-      matmul_float<T>(p, a, b, out);
+      const int64_t bytes = matmul_float_scratch<T>(p.M, p.N, p.K, int64_t(p.a_off.size()), true);
+      matmul_float<T>(p, a, b, out, ws.take({bytes}, DType::UInt8), true);
     }
   });
 }
 
+// matmul prepared per node: operand conversions (mixed dtypes compute in the output's) and the
+// GEMM's packing panels are its workspace.
+class MatmulKernel final : public CpuKernel {
+ public:
+  MatmulKernel(const ir::Node& node, const std::vector<ir::TensorType>& in)
+      : name_(str("cpu.matmul.", dtype_name(node.type.dtype))) {
+    const DType t = node.type.dtype;
+    if (in.size() != 2 || numel(node.type.shape) == 0) return;
+    for (const auto& x : in)
+      if (x.dtype != t) workspace_ += workspace_piece(numel(x.shape), t);
+    if (is_floating(t)) {
+      const Dims d = matmul_dims(in[0].shape, in[1].shape);
+      dispatch_dtype(t, [&]<typename T>() {
+        if constexpr (std::is_floating_point_v<compute_t<T>>)
+          workspace_ +=
+              workspace_piece(matmul_float_scratch<T>(d.M, d.N, d.K, d.nb, true), DType::UInt8);
+      });
+    }
+  }
+  std::string name() const override { return name_; }
+  int64_t workspace_bytes() const override { return workspace_; }
+  void run(const KernelArgs& args) const override { matmul_run(args); }
+
+ private:
+  std::string name_;
+  int64_t workspace_ = 0;
+};
+
 }  // namespace
 
-void matmul_float_with_hook(const Array& a, const Array& b, Array& out, const GemmTileHook& hook) {
+int64_t matmul_scratch_bytes(const Shape& a, const Shape& b, DType t, bool parallel) {
+  if (t != DType::Float32 && t != DType::Float64) return 0;
+  const Dims d = matmul_dims(a, b);
+  if (d.M * d.N * d.nb == 0) return 0;
+  auto need = [&]<typename T>() {
+    // Callers may run smaller products of this bound (a chunk of images, say), which can split
+    // the batch differently: enough for either split.
+    int64_t split = matmul_float_scratch<T>(d.M, d.N, d.K, d.nb, parallel);
+    if (!parallel) return split;
+    int64_t each = int64_t(sizeof(T)) * gemm_dispatch_scratch<T>(d.N, d.K, false);
+    int64_t whole = int64_t(sizeof(T)) * gemm_dispatch_scratch<T>(d.N, d.K, true);
+    return std::max({split, num_threads() * each, whole});
+  };
+  return workspace_piece(
+      t == DType::Float32 ? need.template operator()<float>() : need.template operator()<double>(),
+      DType::UInt8);
+}
+
+void matmul_float_with_hook(const Array& a, const Array& b, Array& out, const GemmTileHook& hook,
+                            const Array& scratch, bool parallel) {
   if (out.numel() == 0) return;
   NEF_CHECK(a.dtype == out.dtype && b.dtype == out.dtype &&
                 (out.dtype == DType::Float32 || out.dtype == DType::Float64),
             "matmul_float_with_hook dtypes");
   MatmulPlan p = make_plan(a, b);
   NEF_CHECK(int64_t(p.a_off.size()) * p.M * p.N == out.numel(), "matmul output size");
-  if (out.dtype == DType::Float32) matmul_float<float>(p, a, b, out, &hook);
-  else matmul_float<double>(p, a, b, out, &hook);
+  if (out.dtype == DType::Float32) matmul_float<float>(p, a, b, out, scratch, parallel, &hook);
+  else matmul_float<double>(p, a, b, out, scratch, parallel, &hook);
 }
 
 // The other kernels of the family live in softmax.cpp, norm.cpp and attention.cpp.
@@ -373,7 +498,7 @@ void register_attention_kernels(KernelTable& t);
 void register_matmul_epilogue_kernels(KernelTable& t);  // matmul_epilogue.cpp
 
 void register_linalg_nn_kernels(KernelTable& t) {
-  t.add("matmul", matmul_kernel);
+  t.add_prepared<MatmulKernel>("matmul");
   register_softmax_kernels(t);
   register_norm_kernels(t);
   register_attention_kernels(t);

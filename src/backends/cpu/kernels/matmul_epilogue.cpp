@@ -41,9 +41,12 @@ class MatmulEpilogueKernel final : public CpuKernel {
                                     program_input_types(node, in_types), out_dtype_);
     code_ = fused::lower_program(prog_, &num_slots_);
     name_ = str("cpu.matmul_epilogue.", dtype_name(out_dtype_), "[", prog_.code.size(), " ops]");
+    workspace_ = matmul_scratch_bytes(in_types[0].shape, in_types[1].shape, out_dtype_);
   }
 
   std::string name() const override { return name_; }
+  // The GEMM's packing panels.
+  int64_t workspace_bytes() const override { return workspace_; }
 
   void run(const KernelArgs& args) const override {
     if (args.inputs.size() != size_t(prog_.num_inputs) + 1)
@@ -118,7 +121,7 @@ class MatmulEpilogueKernel final : public CpuKernel {
         for (int64_t r = 0; r < rows; ++r) range(offset + r * ld, cols);
       }
     };
-    matmul_float_with_hook(args.inputs[0], args.inputs[1], out, hook);
+    matmul_float_with_hook(args.inputs[0], args.inputs[1], out, hook, args.workspace);
   }
 
   template <typename C>
@@ -187,6 +190,7 @@ class MatmulEpilogueKernel final : public CpuKernel {
   std::vector<fused::ExecInstr> code_;
   int num_slots_ = 0;
   std::string name_;
+  int64_t workspace_ = 0;
 };
 
 }  // namespace
