@@ -78,7 +78,7 @@ test-wheel: venv
 	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(PY) -m pytest tests/packaging -q -p no:cacheprovider
 
 # dist/: the sdist and the self-contained manylinux wheel (auditwheel repair bundles protobuf-lite,
-# Highway and libgomp); `pip install dist/nef-*.whl` needs no Debian -dev package.
+# Highway); `pip install dist/nef-*.whl` needs no Debian -dev package.
 wheel: venv
 	rm -f dist/nef-*.whl dist/nef-*.tar.gz
 	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(PY) scripts/build_wheel.py --out dist --build-dir build/wheel

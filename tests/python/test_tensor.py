@@ -1,6 +1,7 @@
 """Creation, dtypes and defaults, operators and weak scalars, numpy interop, laziness, stats."""
 
 import gc
+import os
 
 import ml_dtypes
 import numpy as np
@@ -304,6 +305,27 @@ def test_config_threads():
     with pytest.raises(nef.NEFDeviceError):
         nef.config(devices=["no-such-device"])
     assert nef.config(devices=[])["devices"] is None
+
+
+def test_num_threads_environment():
+    # NEF_NUM_THREADS sizes the CPU pool (read back through nef.config); a bad value is a
+    # structured error, not a silent default. Fresh interpreters: the variable is read per call.
+    import subprocess
+    import sys
+    code = ("import nef, numpy as np; print(nef.config()['threads']); "
+            "a = np.random.default_rng(1).random((67, 45)).astype(np.float32); "
+            "np.testing.assert_allclose(nef.matmul(nef.tensor(a), nef.tensor(a.T)).numpy(), "
+            "a.astype(np.float64) @ a.T, rtol=1e-5, atol=1e-5)")
+    for n in ("1", "3"):
+        out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "NEF_NUM_THREADS": n},
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == n
+    bad = subprocess.run([sys.executable, "-c", "import nef; nef.config()"],
+                         env={**os.environ, "NEF_NUM_THREADS": "many"}, capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode != 0
+    assert "NEFValidationError" in bad.stderr and "NEF_NUM_THREADS" in bad.stderr
 
 
 def test_numpy_reference_released():

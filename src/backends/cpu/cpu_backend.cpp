@@ -41,11 +41,7 @@ void run_now(const CpuKernel& kernel, const std::vector<Array>& inputs, Array& o
 
 int num_threads() {
   int n = current_session().threads();
-#ifdef _OPENMP
-  return n > 0 ? n : omp_get_num_procs();
-#else
-  return n > 0 ? n : 1;
-#endif
+  return n > 0 ? n : default_threads();
 }
 
 namespace {

@@ -1,5 +1,5 @@
 // The CPU backend: one device ("cpu"), kernels from the kernel table, host memory, an inline
-// queue (cpu_queue.h), OpenMP threads inside kernels.
+// queue (cpu_queue.h), the thread pool (thread_pool.h) inside kernels.
 #pragma once
 
 #include <memory>

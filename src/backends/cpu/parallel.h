@@ -1,47 +1,40 @@
-// Intra-op parallelism for CPU kernels (OpenMP underneath). Kernels call parallel_for with a
-// grain size so that small work stays on one thread.
+// Intra-op parallelism for CPU kernels, on the backend's thread pool (thread_pool.h). Kernels
+// call parallel_for with a grain size so that small work stays on one thread; the chunking
+// depends only on the work size, the grain and the thread count, so results are deterministic
+// for a given thread count.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "backends/cpu/thread_pool.h"
 
 namespace nef::backend::cpu {
 
-// Threads kernels may use: the session's setting (nef.config(threads=N)), default one per core.
+// Threads kernels may use: the session's setting (nef.config(threads=N)), else NEF_NUM_THREADS,
+// else one per CPU this process may run on.
 int num_threads();
 
-// Calls fn(begin, end) over disjoint chunks covering [0, n). Chunks hold at least `grain` items.
-template <typename Fn>
-void parallel_for(int64_t n, int64_t grain, Fn&& fn) {
-  if (n <= 0) return;
-  int threads = num_threads();
-  int64_t chunks = std::min<int64_t>(threads, (n + grain - 1) / std::max<int64_t>(grain, 1));
-  if (chunks <= 1) {
-    fn(int64_t{0}, n);
-    return;
-  }
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(static_cast <int>(chunks)) schedule(static)
-  for (int64_t c = 0; c < chunks; ++c) {
-    int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
-    fn(b, e);
-  }
-#else
-  fn(int64_t{0}, n);
-#endif
-}
-
-// Like parallel_for, with each chunk's index c in [0, parallel_chunks(n, grain)): per-chunk
-// scratch lives at slot c of a kernel's workspace.
+// How many chunks parallel_for splits [0, n) into: at most num_threads(), each >= grain items.
 inline int64_t parallel_chunks(int64_t n, int64_t grain) {
   if (n <= 0) return 0;
   return std::max<int64_t>(
       1, std::min<int64_t>(num_threads(), (n + grain - 1) / std::max<int64_t>(grain, 1)));
 }
+
+// Calls fn(begin, end) over disjoint chunks covering [0, n). Chunks hold at least `grain` items.
+template <typename Fn>
+void parallel_for(int64_t n, int64_t grain, Fn&& fn) {
+  const int64_t chunks = parallel_chunks(n, grain);
+  if (chunks <= 1) {
+    if (n > 0) fn(int64_t{0}, n);
+    return;
+  }
+  run_chunks(chunks, int(chunks), [&](int64_t c) { fn(n * c / chunks, n * (c + 1) / chunks); });
+}
+
+// Like parallel_for, with each chunk's index c in [0, parallel_chunks(n, grain)): per-chunk
+// scratch lives at slot c of a kernel's workspace.
 template <typename Fn>
 void parallel_for_chunks(int64_t n, int64_t grain, Fn&& fn) {
   const int64_t chunks = parallel_chunks(n, grain);
@@ -49,12 +42,8 @@ void parallel_for_chunks(int64_t n, int64_t grain, Fn&& fn) {
     if (n > 0) fn(int64_t{0}, int64_t{0}, n);
     return;
   }
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(static_cast <int>(chunks)) schedule(static)
-  for (int64_t c = 0; c < chunks; ++c) fn(c, n * c / chunks, n * (c + 1) / chunks);
-#else
-  fn(int64_t{0}, int64_t{0}, n);
-#endif
+  run_chunks(chunks, int(chunks),
+             [&](int64_t c) { fn(c, n * c / chunks, n * (c + 1) / chunks); });
 }
 
 }  // namespace nef::backend::cpu

@@ -1,0 +1,25 @@
+// The CPU backend's one thread pool (no OpenMP). A parallel region hands chunks to the calling
+// thread and to sleeping workers; workers that run out of work yield briefly, then block in the
+// kernel (futex), so a machine busy with other processes never sees NEF threads spinning at a
+// barrier. A region started while the pool is busy (a second thread's run, or a region nested
+// in a chunk) runs on its caller alone: the pool never oversubscribes the cores.
+//
+// Thread-safety: run() may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace nef::backend::cpu {
+
+// Runs fn(c) for every chunk c in [0, chunks) using up to `threads` threads (the caller is one)
+// and returns when all are done. Chunks are claimed in order; which thread runs one does not
+// change what it computes, so results depend only on the chunking. Exceptions thrown by fn are
+// rethrown here (the first one).
+void run_chunks(int64_t chunks, int threads, const std::function<void(int64_t)>& fn);
+
+// Threads the host has for NEF: NEF_NUM_THREADS when set (a positive integer; anything else is
+// a ValidationError), else the CPUs this process may run on (its affinity mask).
+int default_threads();
+
+}  // namespace nef::backend::cpu

@@ -1,0 +1,174 @@
+// The CPU backend's thread pool (backends/cpu/thread_pool.h) and the parallel_for helpers on it:
+// every chunk runs exactly once, exceptions reach the caller, nested and concurrent regions run
+// on their caller without deadlock, results depend only on the chunking, and NEF_NUM_THREADS is
+// read and validated.
+#include <atomic>
+#include <cstdlib>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "backends/cpu/parallel.h"
+#include "backends/cpu/thread_pool.h"
+#include "common/session.h"
+#include "nef/error.h"
+
+namespace nef::test {
+namespace {
+
+using backend::cpu::default_threads;
+using backend::cpu::parallel_chunks;
+using backend::cpu::parallel_for;
+using backend::cpu::parallel_for_chunks;
+using backend::cpu::run_chunks;
+
+// Sets an environment variable for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
+    if (value) setenv(name, value, 1);
+    else unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (had_) setenv(name_, old_.c_str(), 1);
+    else unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::string old_;
+  bool had_ = false;
+};
+
+TEST(ThreadPool, EveryChunkRunsOnce) {
+  for (int threads : {1, 2, 3, 8}) {
+    for (int64_t chunks : {0, 1, 2, 5, 97}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(chunks + 1));
+      run_chunks(chunks, threads, [&](int64_t c) { hits[size_t(c)].fetch_add(1); });
+      for (int64_t c = 0; c < chunks; ++c)
+        EXPECT_EQ(hits[size_t(c)].load(), 1) << "threads " << threads << " chunk " << c;
+    }
+  }
+}
+
+TEST(ThreadPool, ManyRegionsBackToBack) {
+  // Regions closer together than a worker's idle period, and some after it has gone to sleep.
+  std::atomic<int64_t> total{0};
+  for (int r = 0; r < 2000; ++r) {
+    run_chunks(4, 2, [&](int64_t c) { total.fetch_add(c + 1); });
+    if (r % 500 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  }
+  EXPECT_EQ(total.load(), 2000 * 10);
+}
+
+TEST(ThreadPool, ExceptionReachesCaller) {
+  std::atomic<int> ran{0};
+  EXPECT_THROW(run_chunks(16, 2,
+                          [&](int64_t c) {
+                            ran.fetch_add(1);
+                            if (c == 7) throw ShapeError("[test] chunk 7");
+                          }),
+               ShapeError);
+  EXPECT_EQ(ran.load(), 16);  // the other chunks still ran: the region finished before rethrow
+  // The pool still works afterwards.
+  std::atomic<int> after{0};
+  run_chunks(8, 2, [&](int64_t) { after.fetch_add(1); });
+  EXPECT_EQ(after.load(), 8);
+}
+
+TEST(ThreadPool, NestedRegionRunsOnItsCaller) {
+  std::atomic<int> inner{0};
+  run_chunks(4, 2, [&](int64_t) {
+    const auto self = std::this_thread::get_id();
+    run_chunks(6, 2, [&](int64_t) {
+      EXPECT_EQ(std::this_thread::get_id(), self);
+      inner.fetch_add(1);
+    });
+  });
+  EXPECT_EQ(inner.load(), 24);
+}
+
+TEST(ThreadPool, ConcurrentCallersDoNotDeadlock) {
+  std::vector<std::thread> callers;
+  std::atomic<int64_t> sum{0};
+  for (int t = 0; t < 4; ++t)
+    callers.emplace_back([&] {
+      for (int r = 0; r < 300; ++r) run_chunks(3, 2, [&](int64_t c) { sum.fetch_add(c); });
+    });
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(sum.load(), 4 * 300 * 3);
+}
+
+TEST(ParallelFor, CoversTheRangeInDisjointChunks) {
+  current_session().set_threads(3);
+  for (int64_t n : {0, 1, 2, 3, 10, 1001}) {
+    for (int64_t grain : {1, 7, 5000}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      parallel_for(n, grain, [&](int64_t b, int64_t e) {
+        EXPECT_LE(b, e);
+        for (int64_t i = b; i < e; ++i) hits[size_t(i)].fetch_add(1);
+      });
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[size_t(i)].load(), 1) << n << " " << grain;
+      // Chunk indexes stay below parallel_chunks (they index per-chunk workspace).
+      const int64_t chunks = parallel_chunks(n, grain);
+      EXPECT_LE(chunks, 3);
+      parallel_for_chunks(n, grain, [&](int64_t c, int64_t b, int64_t e) {
+        EXPECT_GE(c, 0);
+        EXPECT_LT(c, chunks);
+        EXPECT_EQ(b, n * c / chunks);
+        EXPECT_EQ(e, n * (c + 1) / chunks);
+      });
+    }
+  }
+  current_session().set_threads(0);
+}
+
+TEST(ParallelFor, ResultsDependOnlyOnTheChunking) {
+  // Per-chunk float partial sums combined in chunk order: identical on every run.
+  std::vector<float> x(100003);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 1.0f / float(i + 1);
+  current_session().set_threads(2);
+  auto reduce = [&] {
+    const int64_t chunks = parallel_chunks(int64_t(x.size()), 1000);
+    std::vector<float> part(size_t(chunks), 0.0f);
+    parallel_for_chunks(int64_t(x.size()), 1000, [&](int64_t c, int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) part[size_t(c)] += x[size_t(i)];
+    });
+    return std::accumulate(part.begin(), part.end(), 0.0f);
+  };
+  const float first = reduce();
+  for (int r = 0; r < 50; ++r) ASSERT_EQ(reduce(), first);
+  current_session().set_threads(0);
+}
+
+TEST(DefaultThreads, ReadsAndValidatesTheEnvironment) {
+  {
+    ScopedEnv env("NEF_NUM_THREADS", "3");
+    EXPECT_EQ(default_threads(), 3);
+    EXPECT_EQ(backend::cpu::num_threads(), 3);
+    current_session().set_threads(1);  // nef.config(threads=1) wins over the environment
+    EXPECT_EQ(backend::cpu::num_threads(), 1);
+    current_session().set_threads(0);
+  }
+  for (const char* bad : {"0", "-2", "two", "2x", "99999"}) {
+    ScopedEnv env("NEF_NUM_THREADS", bad);
+    try {
+      default_threads();
+      ADD_FAILURE() << "accepted NEF_NUM_THREADS=" << bad;
+    } catch (const ValidationError& e) {
+      EXPECT_NE(std::string(e.what()).find("NEF_NUM_THREADS"), std::string::npos);
+    }
+  }
+  {
+    ScopedEnv env("NEF_NUM_THREADS", nullptr);
+    EXPECT_GE(default_threads(), 1);
+  }
+}
+
+}  // namespace
+}  // namespace nef::test
