@@ -5,20 +5,20 @@
 #include <cstring>
 #include <new>
 
+#include "common/host_memory.h"
 #include "nef/error.h"
 
 namespace nef {
 namespace {
 std::atomic<uint64_t> next_storage_id{1};
-}
+// 64-byte alignment for SIMD and cache lines; at least one line so data() is never null.
+size_t host_bytes(size_t nbytes) { return nbytes == 0 ? 64 : (nbytes + 63) / 64 * 64; }
+}  // namespace
 
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes) {
   auto s = std::shared_ptr<Storage>(new Storage());
   s->id_ = next_storage_id.fetch_add(1, std::memory_order_relaxed);
-  // 64-byte alignment for SIMD and cache lines; at least one line so data() is never null.
-  size_t rounded = ((nbytes + 63) / 64) * 64;
-  if (rounded == 0) rounded = 64;
-  void* p = std::aligned_alloc(64, rounded);
+  void* p = host_alloc(host_bytes(nbytes));
   if (!p) throw OutOfMemoryError(str("[allocate] cannot allocate ", nbytes, " bytes on cpu"));
   s->data_ = p;
   s->nbytes_ = nbytes;
@@ -51,7 +51,7 @@ std::shared_ptr<Storage> Storage::on_device(const MemorySpace* space, void* hand
 Storage::~Storage() {
   if (!owned_) return;
   if (space_) space_->release(data_, nbytes_);
-  else std::free(data_);
+  else host_free(data_, host_bytes(nbytes_));
 }
 
 const std::string& Storage::device() const {

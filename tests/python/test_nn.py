@@ -67,6 +67,32 @@ def test_softmax_int_gives_float32_and_large_values():
         nef.softmax(nef.zeros((2, 3)), dim=2)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_rows_with_special_values_and_views(dtype):
+    # The vectorized row path and its scalar fallback: NaN, +inf and all -inf rows next to
+    # ordinary ones, rows longer than the vector width with ragged tails, and strided views.
+    rng = np.random.default_rng(7)
+    for n in (1, 15, 16, 17, 4099):
+        x = rng.uniform(-30, 30, (6, n)).astype(dtype)
+        x[1, n // 2] = np.nan
+        x[2, n - 1] = np.inf
+        x[3, :] = -np.inf
+        x[4, 0] = -np.inf
+        with np.errstate(invalid="ignore", over="ignore"):
+            ref = _softmax(f64(x), -1)
+            lsm = f64(x) - f64(x).max(axis=-1, keepdims=True)
+            lsm = lsm - np.log(np.exp(lsm).sum(axis=-1, keepdims=True))
+        got = nef.softmax(nef.tensor(x), -1).numpy()
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6, equal_nan=True)
+        got = nef.log_softmax(nef.tensor(x), -1).numpy()
+        np.testing.assert_allclose(got, lsm, rtol=1e-5, atol=1e-4, equal_nan=True)
+    y = rng.uniform(-5, 5, (37, 70)).astype(dtype)
+    t = nef.tensor(y).transpose(1, 0)  # rows strided in memory
+    np.testing.assert_allclose(nef.softmax(t, -1).numpy(), _softmax(f64(y).T, -1), rtol=1e-5)
+    np.testing.assert_allclose(nef.softmax(nef.tensor(y)[:, ::3], -1).numpy(),
+                               _softmax(f64(y)[:, ::3], -1), rtol=1e-5)
+
+
 def _layernorm(x, w, b, eps, axis):
     axes = tuple(range(axis % x.ndim, x.ndim))
     mu = x.mean(axis=axes, keepdims=True)

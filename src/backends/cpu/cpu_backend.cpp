@@ -5,6 +5,7 @@
 #include "backends/cpu/cpu_queue.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/parallel.h"
+#include "common/host_memory.h"
 #include "common/session.h"
 #include "devices/cpu_info.h"
 #include "nef/error.h"
@@ -137,6 +138,9 @@ class CpuDevice final : public Device {
     NEF_CHECK(src.on_host() && dst.on_host(), "[copy] the CPU copies host memory only");
     return static_cast<CpuQueue&>(queue).submit([src, dst] { copy_strided(src, dst); }, waits);
   }
+
+  // Host memory: the large blocks kept for reuse (common/host_memory.h).
+  int64_t trim() override { return host_cache_trim(); }
 
   std::string config_key() const override { return str("t", num_threads()); }
 

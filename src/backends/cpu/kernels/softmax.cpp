@@ -1,15 +1,17 @@
 // CPU softmax and log_softmax over one axis of a strided input, one row at a time (the axis is
 // walked through its stride, so any axis works without a transpose copy). Rows run in parallel.
-// Max-subtracted for stability; exponentials in the compute type (float, or double for
-// float64 outputs), the row sum in double.
+// Max-subtracted for stability; exponentials and the row sum in the compute type (float, or
+// double for float64 outputs), vectorized (vmath); rows with NaN or +-inf take a scalar path.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
 
 #include "backends/cpu/kernel_table.h"
+#include "backends/cpu/kernels/vmath.h"
 #include "backends/cpu/parallel.h"
 #include "common/dispatch.h"
 #include "nef/array.h"
@@ -56,38 +58,63 @@ RowPlan make_row_plan(const Array& x, int axis) {
   return p;
 }
 
+// One row in place, scalar: rows holding NaN or +-inf (whatever numpy's formula gives them).
+template <typename C, bool kLog>
+void softmax_row_scalar(C* row, int64_t n) {
+  C m = -std::numeric_limits<C>::infinity();
+  for (int64_t j = 0; j < n; ++j) m = (row[j] > m || row[j] != row[j]) ? row[j] : m;
+  double sum = 0;
+  for (int64_t j = 0; j < n; ++j) sum += double(std::exp(row[j] - m));
+  if constexpr (kLog) {
+    C shift = m + C(std::log(sum));
+    for (int64_t j = 0; j < n; ++j) row[j] = C(row[j] - shift);
+  } else {
+    C inv = C(1.0 / sum);
+    for (int64_t j = 0; j < n; ++j) row[j] = C(std::exp(row[j] - m) * inv);
+  }
+}
+
+// Each row: gathered into the compute type (or worked on in the output when both sides are the
+// compute type and contiguous), then vectorized max, exp-and-sum and scale (vmath), so a row
+// is read from memory once and written once.
 template <typename T, typename O, bool kLog>
 void softmax_rows(const Array& x, Array& out, const RowPlan& p) {
   using C = std::conditional_t<std::is_same_v<O, double>, double, float>;
   const T* in = static_cast<const T*>(x.data());
   O* o = out.data_as<O>();
+  constexpr bool kSameType = std::is_same_v<T, C> && std::is_same_v<O, C>;
+  const bool direct = kSameType && p.in_step == 1 && p.out_step == 1;
   int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, p.n));
   parallel_for(p.rows, grain, [&](int64_t r0, int64_t r1) {
-    std::vector<C> buf(p.n);
+    std::vector<C> buf(direct ? 0 : p.n), tmp(kLog ? p.n : 0);
     for (int64_t r = r0; r < r1; ++r) {
       int64_t io, oo;
       p.offsets(r, io, oo);
       const T* src = in + io;
-      C m = -std::numeric_limits<C>::infinity();
-      for (int64_t j = 0; j < p.n; ++j) {
-        C v = C(load_as(src[j * p.in_step]));
-        buf[j] = v;
-        m = (v > m || v != v) ? v : m;  // NaN propagates to the whole row
-      }
-      double sum = 0;
-      for (int64_t j = 0; j < p.n; ++j) {
-        C e = std::exp(buf[j] - m);
-        sum += double(e);
-        if constexpr (!kLog) buf[j] = e;
-      }
       O* dst = o + oo;
-      if constexpr (kLog) {
-        C shift = m + C(std::log(sum));
-        for (int64_t j = 0; j < p.n; ++j) dst[j * p.out_step] = store_as<O>(C(buf[j] - shift));
-      } else {
-        C inv = C(1.0 / sum);
-        for (int64_t j = 0; j < p.n; ++j) dst[j * p.out_step] = store_as<O>(C(buf[j] * inv));
+      C* row = buf.data();
+      if constexpr (kSameType) {
+        if (direct) {
+          row = reinterpret_cast<C*>(dst);
+          if (static_cast<const void*>(src) != static_cast<const void*>(row))
+            std::memmove(row, src, size_t(p.n) * sizeof(C));
+        }
       }
+      if (!direct)
+        for (int64_t j = 0; j < p.n; ++j) row[j] = C(load_as(src[j * p.in_step]));
+      const C m = vmath::scale_add_max(row, size_t(p.n), size_t(p.n), C(1), nullptr);
+      if (!std::isfinite(m)) {
+        softmax_row_scalar<C, kLog>(row, p.n);
+      } else if constexpr (kLog) {
+        std::copy(row, row + p.n, tmp.data());
+        const C shift = m + std::log(vmath::exp_shift_sum(tmp.data(), size_t(p.n), m));
+        for (int64_t j = 0; j < p.n; ++j) row[j] -= shift;
+      } else {
+        const C inv = C(1) / vmath::exp_shift_sum(row, size_t(p.n), m);
+        for (int64_t j = 0; j < p.n; ++j) row[j] *= inv;
+      }
+      if (!direct)
+        for (int64_t j = 0; j < p.n; ++j) dst[j * p.out_step] = store_as<O>(row[j]);
     }
   });
 }
