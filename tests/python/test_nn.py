@@ -139,6 +139,24 @@ def test_rmsnorm(dtype, sa, weighted, seed):
     assert_close(out, ref, dtype, scale=16)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_norm_rows_long_offset_and_ragged(dtype):
+    # Rows around a large offset (the variance must not cancel), lengths around the vector width
+    # and a long ragged row, through the vectorized statistics.
+    rng = np.random.default_rng(3)
+    for n in (1, 7, 8, 9, 33, 4099):
+        x = (1e4 + rng.standard_normal((5, n))).astype(dtype)
+        w = rng.uniform(0.5, 1.5, n).astype(dtype)
+        b = rng.uniform(-1, 1, n).astype(dtype)
+        got = nef.layernorm(nef.tensor(x), nef.tensor(w), nef.tensor(b), eps=1e-5).numpy()
+        ref = _layernorm(f64(x), f64(w), f64(b), 1e-5, -1)
+        tol = 2e-3 if dtype == "float32" else 1e-9  # float32 input: 1e4 + noise keeps ~3 digits
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol)
+        got = nef.rmsnorm(nef.tensor(x), nef.tensor(w), eps=1e-6).numpy()
+        ref = f64(x) / np.sqrt((f64(x) ** 2).mean(axis=-1, keepdims=True) + 1e-6) * f64(w)
+        np.testing.assert_allclose(got, ref, rtol=1e-5 if dtype == "float32" else 1e-12)
+
+
 def _attention(q, k, v, mask=None, scale=None, causal=False):
     d = q.shape[-1]
     scale = 1 / math.sqrt(d) if scale is None else scale

@@ -1,5 +1,6 @@
 // CPU layernorm and rmsnorm: normalize over the trailing dims x.shape[axis:], one row at a time,
-// rows in parallel. Statistics accumulate in double (two-pass variance: no cancellation);
+// rows in parallel. Statistics accumulate in double, vectorized (two-pass variance: no
+// cancellation);
 // weight and bias are broadcast to the row shape once and kept in the compute type.
 #include <algorithm>
 #include <cmath>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "backends/cpu/kernel_table.h"
+#include "backends/cpu/kernels/vmath.h"
 #include "backends/cpu/parallel.h"
 #include "common/dispatch.h"
 #include "nef/array.h"
@@ -31,6 +33,30 @@ std::vector<C> broadcast_row(const Array& a, const Shape& row_shape) {
   return v;
 }
 
+// y = (x - mean) * rstd [* w] [+ b] over one row; separate loops so that each vectorizes.
+template <typename C, typename O>
+void normalize_row(const C* __restrict x, O* __restrict dst, int64_t n, C mean, C rstd,
+                   const C* __restrict w, const C* __restrict b) {
+  if constexpr (std::is_same_v<O, C>) {
+    if (w && b) {
+      for (int64_t j = 0; j < n; ++j) dst[j] = (x[j] - mean) * rstd * w[j] + b[j];
+    } else if (w) {
+      for (int64_t j = 0; j < n; ++j) dst[j] = (x[j] - mean) * rstd * w[j];
+    } else {
+      for (int64_t j = 0; j < n; ++j) dst[j] = (x[j] - mean) * rstd;
+      if (b)
+        for (int64_t j = 0; j < n; ++j) dst[j] += b[j];
+    }
+  } else {
+    for (int64_t j = 0; j < n; ++j) {
+      C y = (x[j] - mean) * rstd;
+      if (w) y *= w[j];
+      if (b) y += b[j];
+      dst[j] = store_as<O>(y);
+    }
+  }
+}
+
 template <typename T, typename O, typename C, bool kRms>
 void norm_rows(const Array& x, Array& out, int64_t rows, int64_t n, double eps,
                const std::vector<C>* w, const std::vector<C>* b) {
@@ -38,29 +64,28 @@ void norm_rows(const Array& x, Array& out, int64_t rows, int64_t n, double eps,
   O* o = out.data_as<O>();
   int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, n));
   parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
-    std::vector<C> buf(n);
+    std::vector<C> buf(std::is_same_v<T, C> ? 0 : n);
     for (int64_t r = r0; r < r1; ++r) {
       const T* src = in + r * n;
-      O* dst = o + r * n;
-      double s = 0;
-      for (int64_t j = 0; j < n; ++j) {
-        buf[j] = C(load_as(src[j]));
-        if constexpr (!kRms) s += double(buf[j]);
+      const C* row;
+      if constexpr (std::is_same_v<T, C>) {
+        row = src;
+      } else {
+        for (int64_t j = 0; j < n; ++j) buf[j] = C(load_as(src[j]));
+        row = buf.data();
       }
-      double mean = kRms ? 0.0 : s / double(n);
-      double ss = 0;
-      for (int64_t j = 0; j < n; ++j) {
-        double d = double(buf[j]) - mean;
-        ss += d * d;
+      // Statistics in double (vmath::sums); layernorm's second pass is around the mean, with
+      // the first-order correction, so large offsets do not cancel.
+      double s1 = 0, s2 = 0, mean = 0;
+      vmath::sums(row, size_t(n), 0.0, &s1, &s2);
+      if constexpr (!kRms) {
+        mean = s1 / double(n);
+        vmath::sums(row, size_t(n), mean, &s1, &s2);
+        s2 -= s1 * s1 / double(n);
       }
-      C rstd = C(1.0 / std::sqrt(ss / double(n) + eps));
-      C cm = C(mean);
-      for (int64_t j = 0; j < n; ++j) {
-        C y = (buf[j] - cm) * rstd;
-        if (w) y *= (*w)[j];
-        if (b) y += (*b)[j];
-        dst[j] = store_as<O>(y);
-      }
+      const double var = std::max(s2 / double(n), 0.0);
+      normalize_row<C, O>(row, o + r * n, n, C(mean), C(1.0 / std::sqrt(var + eps)),
+                          w ? w->data() : nullptr, b ? b->data() : nullptr);
     }
   });
 }

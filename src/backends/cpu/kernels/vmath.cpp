@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #ifndef HWY_DISABLED_TARGETS
 #define HWY_DISABLED_TARGETS HWY_SSSE3  // SSE4 covers the pre-AVX machines; saves compile time
@@ -140,6 +141,46 @@ HWY_INLINE T ExpShiftSum(T* s, size_t n, T mx) {
   return hn::GetLane(hn::SumOfLanes(d, hn::Add(sum0, sum1)));
 }
 
+// sum(x - c) and sum((x - c)^2) in double, the float input promoted lane by lane (Rebind: a
+// half-width vector of floats per vector of doubles), four independent chains.
+template <class T>
+HWY_INLINE void SumsF64(const T* x, size_t n, double c, double* s1, double* s2) {
+  const hn::ScalableTag<double> dd;
+  const hn::Rebind<T, decltype(dd)> dt;
+  using V = hn::Vec<decltype(dd)>;
+  const size_t N = hn::Lanes(dd);
+  const V vc = hn::Set(dd, c);
+  V a0 = hn::Zero(dd), a1 = hn::Zero(dd), q0 = hn::Zero(dd), q1 = hn::Zero(dd);
+  auto load = [&](size_t i) {
+    if constexpr (std::is_same_v<T, double>) return hn::Sub(hn::LoadU(dd, x + i), vc);
+    else return hn::Sub(hn::PromoteTo(dd, hn::LoadU(dt, x + i)), vc);
+  };
+  size_t i = 0;
+  for (; i + 2 * N <= n; i += 2 * N) {
+    V v0 = load(i), v1 = load(i + N);
+    a0 = hn::Add(a0, v0);
+    a1 = hn::Add(a1, v1);
+    q0 = hn::MulAdd(v0, v0, q0);
+    q1 = hn::MulAdd(v1, v1, q1);
+  }
+  double t1 = hn::GetLane(hn::SumOfLanes(dd, hn::Add(a0, a1)));
+  double t2 = hn::GetLane(hn::SumOfLanes(dd, hn::Add(q0, q1)));
+  for (; i < n; ++i) {
+    double v = double(x[i]) - c;
+    t1 += v;
+    t2 += v * v;
+  }
+  *s1 = t1;
+  *s2 = t2;
+}
+
+void SumsF32(const float* x, size_t n, double c, double* s1, double* s2) {
+  SumsF64(x, n, c, s1, s2);
+}
+void SumsF64Array(const double* x, size_t n, double c, double* s1, double* s2) {
+  SumsF64(x, n, c, s1, s2);
+}
+
 float ScaleAddMaxF32(float* s, size_t n, size_t valid, float scale, const float* add) {
   return ScaleAddMax(s, n, valid, scale, add);
 }
@@ -164,6 +205,8 @@ HWY_EXPORT(ScaleAddMaxF32);
 HWY_EXPORT(ScaleAddMaxF64);
 HWY_EXPORT(ExpShiftSumF32);
 HWY_EXPORT(ExpShiftSumF64);
+HWY_EXPORT(SumsF32);
+HWY_EXPORT(SumsF64Array);
 
 void erf(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(ErfArray)(x, y, n); }
 void gelu_erf(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(GeluErfArray)(x, y, n); }
@@ -175,6 +218,12 @@ double scale_add_max(double* s, size_t n, size_t valid, double scale, const doub
 }
 float exp_shift_sum(float* s, size_t n, float m) {
   return HWY_DYNAMIC_DISPATCH(ExpShiftSumF32)(s, n, m);
+}
+void sums(const float* x, size_t n, double c, double* s1, double* s2) {
+  HWY_DYNAMIC_DISPATCH(SumsF32)(x, n, c, s1, s2);
+}
+void sums(const double* x, size_t n, double c, double* s1, double* s2) {
+  HWY_DYNAMIC_DISPATCH(SumsF64Array)(x, n, c, s1, s2);
 }
 double exp_shift_sum(double* s, size_t n, double m) {
   return HWY_DYNAMIC_DISPATCH(ExpShiftSumF64)(s, n, m);
