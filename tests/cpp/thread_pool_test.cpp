@@ -21,9 +21,10 @@ namespace nef::test {
 namespace {
 
 using backend::cpu::default_threads;
-using backend::cpu::parallel_chunks;
+using backend::cpu::parallel_chunk_count;
 using backend::cpu::parallel_for;
-using backend::cpu::parallel_for_chunks;
+using backend::cpu::parallel_for_slots;
+using backend::cpu::parallel_slots;
 using backend::cpu::run_chunks;
 
 // Sets an environment variable for one scope.
@@ -49,7 +50,15 @@ TEST(ThreadPool, EveryChunkRunsOnce) {
   for (int threads : {1, 2, 3, 8}) {
     for (int64_t chunks : {0, 1, 2, 5, 97}) {
       std::vector<std::atomic<int>> hits(static_cast<size_t>(chunks + 1));
-      run_chunks(chunks, threads, [&](int64_t c) { hits[size_t(c)].fetch_add(1); });
+      std::vector<std::atomic<int>> busy(static_cast<size_t>(threads));
+      run_chunks(chunks, threads, [&](int64_t c, int slot) {
+        ASSERT_GE(slot, 0);
+        ASSERT_LT(slot, threads);
+        // No two chunks running at the same time share a slot.
+        EXPECT_EQ(busy[size_t(slot)].fetch_add(1), 0);
+        hits[size_t(c)].fetch_add(1);
+        busy[size_t(slot)].fetch_sub(1);
+      });
       for (int64_t c = 0; c < chunks; ++c)
         EXPECT_EQ(hits[size_t(c)].load(), 1) << "threads " << threads << " chunk " << c;
     }
@@ -60,7 +69,7 @@ TEST(ThreadPool, ManyRegionsBackToBack) {
   // Regions closer together than a worker's idle period, and some after it has gone to sleep.
   std::atomic<int64_t> total{0};
   for (int r = 0; r < 2000; ++r) {
-    run_chunks(4, 2, [&](int64_t c) { total.fetch_add(c + 1); });
+    run_chunks(4, 2, [&](int64_t c, int) { total.fetch_add(c + 1); });
     if (r % 500 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(3));
   }
   EXPECT_EQ(total.load(), 2000 * 10);
@@ -69,7 +78,7 @@ TEST(ThreadPool, ManyRegionsBackToBack) {
 TEST(ThreadPool, ExceptionReachesCaller) {
   std::atomic<int> ran{0};
   EXPECT_THROW(run_chunks(16, 2,
-                          [&](int64_t c) {
+                          [&](int64_t c, int) {
                             ran.fetch_add(1);
                             if (c == 7) throw ShapeError("[test] chunk 7");
                           }),
@@ -77,15 +86,16 @@ TEST(ThreadPool, ExceptionReachesCaller) {
   EXPECT_EQ(ran.load(), 16);  // the other chunks still ran: the region finished before rethrow
   // The pool still works afterwards.
   std::atomic<int> after{0};
-  run_chunks(8, 2, [&](int64_t) { after.fetch_add(1); });
+  run_chunks(8, 2, [&](int64_t, int) { after.fetch_add(1); });
   EXPECT_EQ(after.load(), 8);
 }
 
 TEST(ThreadPool, NestedRegionRunsOnItsCaller) {
   std::atomic<int> inner{0};
-  run_chunks(4, 2, [&](int64_t) {
+  run_chunks(4, 2, [&](int64_t, int) {
     const auto self = std::this_thread::get_id();
-    run_chunks(6, 2, [&](int64_t) {
+    run_chunks(6, 2, [&](int64_t, int slot) {
+      EXPECT_EQ(slot, 0);
       EXPECT_EQ(std::this_thread::get_id(), self);
       inner.fetch_add(1);
     });
@@ -98,7 +108,7 @@ TEST(ThreadPool, ConcurrentCallersDoNotDeadlock) {
   std::atomic<int64_t> sum{0};
   for (int t = 0; t < 4; ++t)
     callers.emplace_back([&] {
-      for (int r = 0; r < 300; ++r) run_chunks(3, 2, [&](int64_t c) { sum.fetch_add(c); });
+      for (int r = 0; r < 300; ++r) run_chunks(3, 2, [&](int64_t c, int) { sum.fetch_add(c); });
     });
   for (auto& t : callers) t.join();
   EXPECT_EQ(sum.load(), 4 * 300 * 3);
@@ -114,15 +124,19 @@ TEST(ParallelFor, CoversTheRangeInDisjointChunks) {
         for (int64_t i = b; i < e; ++i) hits[size_t(i)].fetch_add(1);
       });
       for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[size_t(i)].load(), 1) << n << " " << grain;
-      // Chunk indexes stay below parallel_chunks (they index per-chunk workspace).
-      const int64_t chunks = parallel_chunks(n, grain);
-      EXPECT_LE(chunks, 3);
-      parallel_for_chunks(n, grain, [&](int64_t c, int64_t b, int64_t e) {
-        EXPECT_GE(c, 0);
-        EXPECT_LT(c, chunks);
-        EXPECT_EQ(b, n * c / chunks);
-        EXPECT_EQ(e, n * (c + 1) / chunks);
+      // Slots stay below parallel_slots (they index per-thread workspace); chunks follow
+      // parallel_chunk_count's even split, at least `grain` items each when there are several.
+      const int64_t slots = parallel_slots(n, grain), chunks = parallel_chunk_count(n, grain);
+      EXPECT_LE(slots, 3);
+      EXPECT_LE(chunks, slots * backend::cpu::kChunksPerThread);
+      std::atomic<int64_t> covered{0};
+      parallel_for_slots(n, grain, [&](int64_t slot, int64_t b, int64_t e) {
+        EXPECT_GE(slot, 0);
+        EXPECT_LT(slot, slots);
+        if (chunks > 1) EXPECT_GE(e - b, std::min<int64_t>(grain, n / chunks));
+        covered.fetch_add(e - b);
       });
+      EXPECT_EQ(covered.load(), n);
     }
   }
   current_session().set_threads(0);
@@ -133,11 +147,14 @@ TEST(ParallelFor, ResultsDependOnlyOnTheChunking) {
   std::vector<float> x(100003);
   for (size_t i = 0; i < x.size(); ++i) x[i] = 1.0f / float(i + 1);
   current_session().set_threads(2);
+  // Per-chunk float partial sums (a chunk is identified by where it begins), combined in order.
   auto reduce = [&] {
-    const int64_t chunks = parallel_chunks(int64_t(x.size()), 1000);
+    const int64_t n = int64_t(x.size()), chunks = parallel_chunk_count(n, 1000);
     std::vector<float> part(size_t(chunks), 0.0f);
-    parallel_for_chunks(int64_t(x.size()), 1000, [&](int64_t c, int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) part[size_t(c)] += x[size_t(i)];
+    parallel_for(n, 1000, [&](int64_t b, int64_t e) {
+      float acc = 0.0f;
+      for (int64_t i = b; i < e; ++i) acc += x[size_t(i)];
+      part[size_t((b * chunks + n - 1) / n)] = acc;  // c = ceil(b * chunks / n) for b = n*c/chunks
     });
     return std::accumulate(part.begin(), part.end(), 0.0f);
   };

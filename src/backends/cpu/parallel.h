@@ -15,35 +15,45 @@ namespace nef::backend::cpu {
 // else one per CPU this process may run on.
 int num_threads();
 
-// How many chunks parallel_for splits [0, n) into: at most num_threads(), each >= grain items.
-inline int64_t parallel_chunks(int64_t n, int64_t grain) {
+// How many threads (slots) a parallel_for over [0, n) uses: at most num_threads(), and no more
+// than there are grain-sized pieces. Per-thread scratch is sized by this.
+inline int64_t parallel_slots(int64_t n, int64_t grain) {
   if (n <= 0) return 0;
   return std::max<int64_t>(
       1, std::min<int64_t>(num_threads(), (n + grain - 1) / std::max<int64_t>(grain, 1)));
 }
 
-// Calls fn(begin, end) over disjoint chunks covering [0, n). Chunks hold at least `grain` items.
-template <typename Fn>
-void parallel_for(int64_t n, int64_t grain, Fn&& fn) {
-  const int64_t chunks = parallel_chunks(n, grain);
-  if (chunks <= 1) {
-    if (n > 0) fn(int64_t{0}, n);
-    return;
-  }
-  run_chunks(chunks, int(chunks), [&](int64_t c) { fn(n * c / chunks, n * (c + 1) / chunks); });
+// How many chunks [0, n) is cut into: up to kChunksPerThread per slot, so that a thread the OS
+// has descheduled holds up at most a small piece while the others take the rest. Depends only
+// on n, grain and the thread count, so results are deterministic for a given thread count.
+inline constexpr int64_t kChunksPerThread = 4;
+inline int64_t parallel_chunk_count(int64_t n, int64_t grain) {
+  const int64_t slots = parallel_slots(n, grain);
+  if (slots <= 1) return slots;
+  return std::min<int64_t>(slots * kChunksPerThread, (n + grain - 1) / std::max<int64_t>(grain, 1));
 }
 
-// Like parallel_for, with each chunk's index c in [0, parallel_chunks(n, grain)): per-chunk
-// scratch lives at slot c of a kernel's workspace.
+// Calls fn(slot, begin, end) over disjoint chunks covering [0, n), each >= grain items (but the
+// last few), in parallel; `slot` in [0, parallel_slots(n, grain)) is the running thread's: no two
+// chunks running at the same time share one, so per-thread scratch lives at slot `slot` of a
+// kernel's workspace. Which slot runs a chunk varies; what a chunk computes must not.
 template <typename Fn>
-void parallel_for_chunks(int64_t n, int64_t grain, Fn&& fn) {
-  const int64_t chunks = parallel_chunks(n, grain);
-  if (chunks <= 1) {
+void parallel_for_slots(int64_t n, int64_t grain, Fn&& fn) {
+  const int64_t slots = parallel_slots(n, grain);
+  if (slots <= 1) {
     if (n > 0) fn(int64_t{0}, int64_t{0}, n);
     return;
   }
-  run_chunks(chunks, int(chunks),
-             [&](int64_t c) { fn(c, n * c / chunks, n * (c + 1) / chunks); });
+  const int64_t chunks = parallel_chunk_count(n, grain);
+  run_chunks(chunks, int(slots), [&](int64_t c, int slot) {
+    fn(int64_t(slot), n * c / chunks, n * (c + 1) / chunks);
+  });
+}
+
+// parallel_for_slots without the slot.
+template <typename Fn>
+void parallel_for(int64_t n, int64_t grain, Fn&& fn) {
+  parallel_for_slots(n, grain, [&](int64_t, int64_t b, int64_t e) { fn(b, e); });
 }
 
 }  // namespace nef::backend::cpu

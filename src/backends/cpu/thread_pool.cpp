@@ -26,7 +26,7 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kIdleYield = std::chrono::microseconds(1000);
 
 struct Job {
-  const std::function<void(int64_t)>* fn = nullptr;
+  const std::function<void(int64_t, int)>* fn = nullptr;
   int64_t chunks = 0;
   std::atomic<int64_t> next{0};
   std::atomic<int32_t> done{0};  // 32-bit: wait/notify is a plain futex
@@ -37,7 +37,7 @@ struct Job {
 class Pool {
  public:
   // Serial when the pool is taken: a second caller must not wait for the first one's work.
-  void run(int64_t chunks, int threads, const std::function<void(int64_t)>& fn) {
+  void run(int64_t chunks, int threads, const std::function<void(int64_t, int)>& fn) {
     std::unique_lock<std::mutex> region(region_mu_, std::try_to_lock);
     if (!region.owns_lock() || t_in_region || threads <= 1 || chunks <= 1) {
       serial(chunks, fn);
@@ -52,10 +52,11 @@ class Pool {
       std::lock_guard<std::mutex> lock(mu_);
       job_ = &job;
       wanted_ = helpers;
+      joined_ = 0;
       generation_.fetch_add(1, std::memory_order_release);
     }
     generation_.notify_all();
-    work(job);
+    work(job, 0);
     // Wait for the chunks others took; yield first (they are usually nearly done), then block.
     const auto waiting_since = Clock::now();
     for (int spin = 0; job.done.load(std::memory_order_acquire) < chunks; ++spin) {
@@ -73,19 +74,19 @@ class Pool {
   }
 
  private:
-  static void serial(int64_t chunks, const std::function<void(int64_t)>& fn) {
-    for (int64_t c = 0; c < chunks; ++c) fn(c);
+  static void serial(int64_t chunks, const std::function<void(int64_t, int)>& fn) {
+    for (int64_t c = 0; c < chunks; ++c) fn(c, 0);
   }
 
   // Claims and runs chunks until none are left.
-  static void work(Job& job) {
+  static void work(Job& job, int slot) {
     bool was = t_in_region;
     t_in_region = true;
     for (;;) {
       int64_t c = job.next.fetch_add(1, std::memory_order_relaxed);
       if (c >= job.chunks) break;
       try {
-        (*job.fn)(c);
+        (*job.fn)(c, slot);
       } catch (...) {
         std::lock_guard<std::mutex> lock(job.error_mu);
         if (!job.error) job.error = std::current_exception();
@@ -115,16 +116,19 @@ class Pool {
       }
       seen = generation_.load(std::memory_order_acquire);
       Job* job = nullptr;
+      int slot = 0;
       {
         std::lock_guard<std::mutex> lock(mu_);
         if (job_ && wanted_ > 0) {
+          slot = joined_ + 1;  // the caller is slot 0
           --wanted_;
+          ++joined_;
           job = job_;
           active_.fetch_add(1, std::memory_order_acq_rel);
         }
       }
       if (!job) continue;
-      work(*job);
+      work(*job, slot);
       active_.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
@@ -133,6 +137,7 @@ class Pool {
   std::mutex mu_;         // job_, wanted_, threads_
   Job* job_ = nullptr;
   int wanted_ = 0;        // workers still to join the current region
+  int joined_ = 0;        // workers that joined it (their slots are 1..joined_)
   std::atomic<uint32_t> generation_{0};  // 32-bit: a plain futex
   std::atomic<int> active_{0};
   std::vector<std::thread> threads_;
@@ -155,7 +160,7 @@ int affinity_cpus() {
 
 }  // namespace
 
-void run_chunks(int64_t chunks, int threads, const std::function<void(int64_t)>& fn) {
+void run_chunks(int64_t chunks, int threads, const std::function<void(int64_t, int)>& fn) {
   if (chunks <= 0) return;
   if (chunks > INT32_MAX) throw Error(ErrorCode::Generic, str("[thread pool] ", chunks, " chunks in one region"));
   pool().run(chunks, threads, fn);

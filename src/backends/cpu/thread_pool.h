@@ -12,11 +12,13 @@
 
 namespace nef::backend::cpu {
 
-// Runs fn(c) for every chunk c in [0, chunks) using up to `threads` threads (the caller is one)
-// and returns when all are done. Chunks are claimed in order; which thread runs one does not
-// change what it computes, so results depend only on the chunking. Exceptions thrown by fn are
-// rethrown here (the first one).
-void run_chunks(int64_t chunks, int threads, const std::function<void(int64_t)>& fn);
+// Runs fn(c, slot) for every chunk c in [0, chunks) using up to `threads` threads (the caller is
+// one) and returns when all are done. `slot` in [0, threads) is the running thread's index in
+// this region (the caller's is 0): chunks running at the same time have different slots. Chunks
+// are claimed in order by whichever thread is free; which one runs a chunk must not change what
+// it computes, so results depend only on the chunking. Exceptions thrown by fn are rethrown
+// here (the first one), after every chunk has run.
+void run_chunks(int64_t chunks, int threads, const std::function<void(int64_t, int)>& fn);
 
 // Threads the host has for NEF: NEF_NUM_THREADS when set (a positive integer; anything else is
 // a ValidationError), else the CPUs this process may run on (its affinity mask).

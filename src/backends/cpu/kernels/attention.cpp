@@ -155,14 +155,14 @@ NEF_SIMD_CLONES void weighted_sum(const C* p, const C* V, int64_t ldv, int64_t D
 
 const GemmTileHook kNoHook = [](int64_t, int64_t, int64_t, int64_t) {};
 
-// The blocking of one attention node and the per-chunk scratch it needs: computed from the shapes
+// The blocking of one attention node and the per-thread scratch it needs: computed from the shapes
 // (and the thread count) alike at compile time, to size the workspace, and at run time.
 struct Blocks {
-  int64_t kb = 1, qb = 1, nqb = 1, nbatch = 1, grain = 1, chunks = 1;
+  int64_t kb = 1, qb = 1, nqb = 1, nbatch = 1, grain = 1, slots = 1;
   bool one_key_block = true, direct_out = false;
-  // Per chunk, in elements of the compute type (rows: RowState entries).
+  // Per thread slot, in elements of the compute type (rows: RowState entries).
   int64_t s = 0, q = 0, k = 0, v = 0, tmp = 0, acc = 0, mask = 0, rows = 0;
-  int64_t gemm = 0;  // bytes: the GEMMs' packing panels (one at a time, on this chunk's thread)
+  int64_t gemm = 0;  // bytes: the GEMMs' packing panels (one at a time, on the slot's thread)
 };
 
 // Per-row softmax state across key blocks.
@@ -196,7 +196,7 @@ Blocks blocks(const Shape& q, const Shape& k, const Shape& v, const Shape& out, 
   b.direct_out = same_type && b.one_key_block;
   const double item_flops = 2.0 * double(b.qb) * double(std::max<int64_t>(Lk, 1)) * double(D + Dv);
   b.grain = std::max<int64_t>(1, int64_t(1e6 / std::max(item_flops, 1.0)));
-  b.chunks = parallel_chunks(b.nbatch * b.nqb, b.grain);
+  b.slots = parallel_slots(b.nbatch * b.nqb, b.grain);
   // Converted copies of q, k, v blocks are reserved whatever the layout (the strides are only
   // known at run time; a unit-stride operand of the compute type leaves them unused).
   b.s = b.qb * b.kb;
@@ -214,7 +214,7 @@ Blocks blocks(const Shape& q, const Shape& k, const Shape& v, const Shape& out, 
   return b;
 }
 
-int64_t chunk_bytes(const Blocks& b, DType c) {
+int64_t slot_bytes(const Blocks& b, DType c) {
   return b.gemm + workspace_piece(b.s, c) + workspace_piece(b.q, c) + workspace_piece(b.k, c) +
          workspace_piece(b.v, c) + workspace_piece(b.tmp, c) + workspace_piece(b.acc, c) +
          workspace_piece(b.mask, c) + workspace_piece(b.qb, c) +
@@ -255,15 +255,15 @@ void attention_typed(const KernelArgs& args) {
       blocks(q.shape, k.shape, v.shape, out.shape, std::is_same_v<O, C>, has_mask, kC);
   const int64_t kb = bl.kb, qb = bl.qb, nqb = bl.nqb, nbatch = bl.nbatch;
   const bool one_key_block = bl.one_key_block, direct_out = bl.direct_out;
-  const int64_t per_chunk = chunk_bytes(bl, kC);
-  NEF_CHECK(args.workspace.numel() >= bl.chunks * per_chunk, "[attention] workspace of ",
-            args.workspace.numel(), " bytes, ", bl.chunks * per_chunk, " needed");
+  const int64_t per_slot = slot_bytes(bl, kC);
+  NEF_CHECK(args.workspace.numel() >= bl.slots * per_slot, "[attention] workspace of ",
+            args.workspace.numel(), " bytes, ", bl.slots * per_slot, " needed");
 
-  parallel_for_chunks(nbatch * nqb, bl.grain, [&](int64_t chunk, int64_t w0, int64_t w1) {
-    // This chunk's scratch: a slot of the workspace, carved as blocks() counted it.
-    Array slot = args.workspace;
-    slot.offset += chunk * per_chunk;
-    WorkspaceCarver ws(slot);
+  parallel_for_slots(nbatch * nqb, bl.grain, [&](int64_t slot, int64_t w0, int64_t w1) {
+    // The running thread's scratch: its slot of the workspace, carved as blocks() counted it.
+    Array mine = args.workspace;
+    mine.offset += slot * per_slot;
+    WorkspaceCarver ws(mine);
     const Array gemm_scratch = ws.take({bl.gemm}, DType::UInt8);
     Array S = ws.take({bl.s}, kC);
     // Converted copies of operand blocks, used where an operand is not C (or not unit-stride
@@ -391,7 +391,7 @@ class AttentionKernel final : public CpuKernel {
     const DType c = t == DType::Float64 ? DType::Float64 : DType::Float32;
     Blocks b =
         blocks(in[0].shape, in[1].shape, in[2].shape, node.type.shape, t == c, in.size() > 3, c);
-    workspace_ = b.chunks * chunk_bytes(b, c);
+    workspace_ = b.slots * slot_bytes(b, c);
   }
   std::string name() const override { return name_; }
   int64_t workspace_bytes() const override { return workspace_; }

@@ -132,7 +132,7 @@ NEF_SIMD_CLONES void macro_kernel(int64_t mc, int64_t nc, int64_t kc, int64_t s0
 // (and the N slivers when there are few M blocks) and share each packed B panel. `hook` (may be
 // null) sees each finished tile, with offsets relative to c plus `c_off` (gemm.h).
 // Elements of T one gemm<T, MR, NR> call needs as scratch: the packed B panel, then one packed A
-// block per parallel chunk (at most the thread count; one when not parallel).
+// block per thread slot (at most the thread count; one when not parallel).
 template <typename T, int NR>
 int64_t gemm_scratch(int64_t N, int64_t K, bool parallel) {
   if (N == 0 || K == 0) return 0;
@@ -175,8 +175,8 @@ void gemm(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, int
                    [&](int64_t s0, int64_t s1) { pack_b<NR>(bv, nc, kc, s0, s1, bp); });
       const bool accumulate = pc > 0;
       const int64_t items = mblocks * nsplit;
-      parallel_for_chunks(items, parallel ? 1 : items, [&](int64_t chunk, int64_t w0, int64_t w1) {
-        T* const ap = ap_base + chunk * kMC * kc_max;
+      parallel_for_slots(items, parallel ? 1 : items, [&](int64_t slot, int64_t w0, int64_t w1) {
+        T* const ap = ap_base + slot * kMC * kc_max;
         int64_t packed_block = -1;
         for (int64_t w = w0; w < w1; ++w) {
           int64_t ib = w / nsplit, part = w % nsplit;
@@ -304,7 +304,7 @@ Array convert(const Array& x, DType t, WorkspaceCarver& ws) {
 // with all threads (the same decision sizes the scratch and runs the product).
 struct BatchSplit {
   bool per_batch = false;
-  int64_t grain = 1, chunks = 1;
+  int64_t grain = 1, slots = 1;
 };
 
 BatchSplit batch_split(int64_t M, int64_t N, int64_t K, int64_t nb, bool parallel) {
@@ -313,12 +313,12 @@ BatchSplit batch_split(int64_t M, int64_t N, int64_t K, int64_t nb, bool paralle
   s.per_batch = parallel && nb > 1 && (flops < 4e6 || nb >= 4 * num_threads());
   if (s.per_batch) {
     s.grain = std::max<int64_t>(1, int64_t(4e6 / std::max(flops, 1.0)));
-    s.chunks = parallel_chunks(nb, s.grain);
+    s.slots = parallel_slots(nb, s.grain);
   }
   return s;
 }
 
-// Bytes of scratch one matmul_float<T> call needs: per chunk (one when the matrices go one at a
+// Bytes of scratch one matmul_float<T> call needs: per thread slot (one when the matrices go one at a
 // time) a GEMM's scratch and, for the half types, a float result to round from.
 template <typename T>
 int64_t matmul_float_scratch(int64_t M, int64_t N, int64_t K, int64_t nb, bool parallel) {
@@ -327,7 +327,7 @@ int64_t matmul_float_scratch(int64_t M, int64_t N, int64_t K, int64_t nb, bool p
   const bool gemm_parallel = parallel && !split.per_batch;
   int64_t per = gemm_dispatch_scratch<C>(N, K, gemm_parallel);
   if (!std::is_same_v<T, C>) per += M * N + 64 / int64_t(sizeof(C));
-  return split.chunks * per * int64_t(sizeof(C));
+  return split.slots * per * int64_t(sizeof(C));
 }
 
 template <typename T>
@@ -342,11 +342,11 @@ void matmul_float(const MatmulPlan& p, const Array& a, const Array& b, Array& ou
   const bool gemm_parallel = parallel && !split.per_batch;
   int64_t per = gemm_dispatch_scratch<C>(p.N, p.K, gemm_parallel);
   if (!std::is_same_v<T, C>) per += mat + 64 / int64_t(sizeof(C));
-  NEF_CHECK(scratch.numel() >= split.chunks * per * int64_t(sizeof(C)), "[matmul] scratch of ",
-            scratch.numel(), " bytes, ", split.chunks * per * int64_t(sizeof(C)), " needed");
+  NEF_CHECK(scratch.numel() >= split.slots * per * int64_t(sizeof(C)), "[matmul] scratch of ",
+            scratch.numel(), " bytes, ", split.slots * per * int64_t(sizeof(C)), " needed");
   C* const base = reinterpret_cast<C*>(scratch.data());
-  auto one = [&](int64_t i, int64_t chunk) {
-    C* region = base + chunk * per;
+  auto one = [&](int64_t i, int64_t slot) {
+    C* region = base + slot * per;
     MatView<T> av{A + p.a_off[i], p.rsa, p.csa};
     MatView<T> bv{B + p.b_off[i], p.rsb, p.csb};
     if constexpr (std::is_same_v<T, C>) {
@@ -361,8 +361,8 @@ void matmul_float(const MatmulPlan& p, const Array& a, const Array& b, Array& ou
     }
   };
   if (split.per_batch) {
-    parallel_for_chunks(nb, split.grain, [&](int64_t chunk, int64_t b0, int64_t b1) {
-      for (int64_t i = b0; i < b1; ++i) one(i, chunk);
+    parallel_for_slots(nb, split.grain, [&](int64_t slot, int64_t b0, int64_t b1) {
+      for (int64_t i = b0; i < b1; ++i) one(i, slot);
     });
   } else {
     for (int64_t i = 0; i < nb; ++i) one(i, 0);
