@@ -10,7 +10,7 @@ from . import _nef
 from .dtypes import as_dtype, float32, float64
 from .errors import NEFShapeError, NEFTypeError, NEFValidationError
 from .tensor import (Tensor, _axis_list, _binop, _float_arg, _index_arg, _seq_arg, _shape_arg,
-                     nodes_for, to_node, wrap)
+                     check_integer_power, nodes_for, to_node, wrap)
 
 
 def _op(name, inputs, **attrs) -> Tensor:
@@ -80,7 +80,15 @@ add = _binary("add", "a + b (broadcasting, numpy promotion)")
 sub = _binary("sub", "a - b")
 mul = _binary("mul", "a * b")
 div = _binary("div", "a / b, true division (int / int gives float32)")
-pow = _binary("pow", "a ** b")
+def pow(a, b) -> Tensor:
+    """a ** b. An integer result with a negative exponent known when the node is made (a Python
+    int, numpy data, a computed tensor) raises NEFValidationError, as numpy does; a lazy
+    integer exponent that turns out negative gives the truncated quotient (2 ** -1 == 0)."""
+    out = _op("pow", [a, b])
+    check_integer_power(out, b)
+    return out
+
+
 maximum = _binary("maximum", "elementwise max (NaN propagates)")
 minimum = _binary("minimum", "elementwise min (NaN propagates)")
 mod = _binary("mod", "a % b with the divisor's sign (numpy's remainder; integer x % 0 = 0)")

@@ -775,7 +775,36 @@ def _binop(name: str, a, b):
                 isinstance(x, (np.ndarray, np.generic, list, tuple)) for x in (a, b)):
             return NotImplemented  # t == "a": Python's fallback (identity) answers
         return _operand_error(name, a, b, e)
-    return wrap(_nef.op(name, nodes, {}))
+    out = wrap(_nef.op(name, nodes, {}))
+    if name == "pow":
+        check_integer_power(out, b)
+    return out
+
+
+def _has_negative(x) -> bool:
+    """Whether a known exponent has a negative element: Python ints, numpy data, lists and
+    computed tensors (a lazy tensor's values are not known before it runs)."""
+    if isinstance(x, bool):
+        return False
+    if isinstance(x, int):
+        return x < 0
+    if isinstance(x, Tensor):
+        if not x.is_materialized or x.dtype.kind != "i":
+            return False
+        x = x.numpy()
+    if isinstance(x, (np.ndarray, np.generic, list, tuple)):
+        arr = np.asarray(x)
+        return arr.dtype.kind == "i" and arr.size > 0 and builtins.bool((arr < 0).any())
+    return False
+
+
+def check_integer_power(result: "Tensor", exponent) -> None:
+    """numpy refuses integers to negative integer powers (the answer is not an integer); so
+    does NEF wherever the exponent is known when the node is made."""
+    if result.dtype.kind in "iu" and _has_negative(exponent):
+        raise NEFValidationError(
+            f"[pow] integers to negative integer powers are not allowed (result dtype "
+            f"{result.dtype}, as in numpy): make the base or the exponent a float")
 
 
 _MIRROR = {"less": "greater", "less_equal": "greater_equal", "greater": "less",

@@ -359,3 +359,28 @@ def test_ragged_lists_raise_a_nef_value_error():
         assert isinstance(e.value, ValueError) and "ragged" in str(e.value)
     with pytest.raises(nef.NEFError):
         nef.zeros(2) + [[1, 2], [3]]
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int32", "int64"])
+def test_integer_to_negative_power_raises_like_numpy(dtype):
+    """numpy refuses integers to negative integer powers; NEF gave 2 ** -1 == 0 silently."""
+    rng = np.random.default_rng()
+    base = nef.tensor(rng.integers(1, 5, size=7).astype(dtype))
+    negative = np.array([1, -1, 2, 0, 1, 1, 1], np.int8)
+    with pytest.raises(ValueError):
+        np.power(base.numpy(), negative)  # the reference refuses too
+    for make in (lambda: base ** -1, lambda: nef.pow(base, -2), lambda: base ** negative,
+                 lambda: np.power(base, -1), lambda: 2 ** nef.tensor(negative),
+                 lambda: base ** nef.tensor(negative)):
+        # uint8 ** -1: the Python int does not fit uint8 (numpy 2 raises OverflowError there).
+        with pytest.raises((nef.NEFValidationError, nef.NEFOverflowError),
+                           match=r"\[pow\].*(negative integer powers|out of bounds)"):
+            make()
+    # Non-negative integer exponents and any float operand are fine, and match numpy.
+    exp = np.abs(negative)
+    np.testing.assert_array_equal((base ** exp).numpy(), base.numpy() ** exp)
+    np.testing.assert_allclose((base ** -1.0).numpy(), base.numpy().astype(np.float32) ** -1.0,
+                               rtol=1e-6)
+    # A lazy exponent's values are unknown when the node is made: no error then.
+    e = nef.placeholder("e", (7,), nef.int64)
+    assert (base ** e).dtype == nef.int64
