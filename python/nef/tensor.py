@@ -226,10 +226,20 @@ def to_node(x, op: str = "op"):
     raise NEFTypeError(f"[{op}] cannot use {type(x).__name__} as an NEF tensor")
 
 
+_PROMOTED: dict = {}  # (dtype name, dtype name) -> promoted name: graph building is hot
+
+
 def _promoted(nodes) -> DType | None:
     name = None
     for n in nodes:
-        name = n.dtype if name is None else _nef.promote_types(name, n.dtype)
+        if name is None:
+            name = n.dtype
+            continue
+        key = (name, n.dtype)
+        got = _PROMOTED.get(key)
+        if got is None:
+            got = _PROMOTED[key] = _nef.promote_types(name, n.dtype)
+        name = got
     return None if name is None else as_dtype(name)
 
 
@@ -237,12 +247,20 @@ def nodes_for(*xs, op: str = "op") -> list:
     """Converts op operands. Python scalars are weak and checked against the dtype of the
     tensor operands; if no operand is array-like, the first becomes a strong tensor so that
     the op has a concrete dtype (nef.add(1.0, 2) is float32, like nef.tensor(1.0) + 2)."""
-    if not xs:
-        return []
-    if builtins.all(_is_pyscalar(x) for x in xs):
-        nodes = [_make_node(xs[0], op=op)] + [None] * (len(xs) - 1)
-    else:
-        nodes = [None if _is_pyscalar(x) else to_node(x, op) for x in xs]
+    nodes = []
+    scalars = False
+    for x in xs:
+        if isinstance(x, Tensor):
+            nodes.append(x._t)
+        elif isinstance(x, (bool, int, float)):
+            nodes.append(None)
+            scalars = True
+        else:
+            nodes.append(to_node(x, op))
+    if not scalars:
+        return nodes
+    if builtins.all(n is None for n in nodes):
+        nodes[0] = _make_node(xs[0], op=op)
     against = _promoted([n for n in nodes if n is not None])
     return [n if n is not None else _scalar_operand(x, against, op) for n, x in zip(nodes, xs)]
 
