@@ -9,6 +9,7 @@ Python float there).
 
 from __future__ import annotations
 
+import builtins
 import os
 import threading
 from typing import Any
@@ -17,7 +18,7 @@ import numpy as np
 
 from . import _nef
 from .dtypes import as_dtype, float32, float64, int64
-from .errors import NEFTypeError, NEFValidationError
+from .errors import NEFShapeError, NEFTypeError, NEFValidationError
 from .tensor import Tensor, _check_int, _float_arg, _index_arg, _shape_arg, wrap
 
 _lock = threading.Lock()
@@ -54,7 +55,31 @@ def _seed(s) -> int:
 
 
 def _size(size, op: str) -> list:
-    return [] if size is None else _shape_arg(size, op)
+    dims = [] if size is None else _shape_arg(size, op)
+    if builtins.any(d < 0 for d in dims):
+        raise NEFShapeError(f"[{op}] negative dimensions are not allowed: size {tuple(dims)}")
+    return dims
+
+
+def _check_scale(scale, op: str) -> None:
+    """numpy.random.normal refuses a negative scale (NaN passes, as there). Checked where the
+    values are known: numbers, numpy data, lists and computed tensors."""
+    if isinstance(scale, Tensor):
+        if not scale.is_materialized:
+            return
+        scale = scale.numpy()
+    if isinstance(scale, (np.ndarray, np.generic, list, tuple)):
+        arr = Tensor(scale).numpy()  # NEF's conversion errors for bad data
+        if arr.dtype.name == "bfloat16":
+            arr = arr.astype(np.float32)
+        if arr.dtype.kind not in "fiub":
+            return  # NEFTypeError from the op below
+        if arr.size and builtins.bool((arr < 0).any()):
+            raise NEFValidationError(f"[{op}] scale < 0 (a standard deviation is not negative)")
+        return
+    if _float_arg(scale, "scale", op) < 0:
+        raise NEFValidationError(f"[{op}] scale < 0 (a standard deviation is not negative): "
+                                 f"{scale!r}")
 
 
 def _float_dtype(dtype, op: str):
@@ -85,6 +110,7 @@ def normal(loc: Any = 0.0, scale: Any = 1.0, size: Any = None, *, seed: Any = No
     """Normal samples with mean `loc` and standard deviation `scale` (numpy.random.normal);
     loc and scale may be arrays (broadcast with each other, or to `size`)."""
     t = _float_dtype(dtype, "random.normal")
+    _check_scale(scale, "random.normal")
     s = _seed(seed)
     if _is_array(loc) or _is_array(scale):
         return _with_params(lambda sh: wrap(_nef.random_normal(sh, s, 0.0, 1.0, t.name)),
@@ -124,14 +150,14 @@ random_sample = random
 
 def rand(*dims: int, seed: Any = None, dtype: Any = float32) -> Tensor:
     """Uniform [0, 1) samples of shape `dims`: ``nef.random.rand(2, 3)`` (numpy.random.rand)."""
-    return uniform(0.0, 1.0, [_index_arg(d, "a dim", "random.rand") for d in dims], seed=seed,
-                   dtype=dtype)
+    return uniform(0.0, 1.0, _size([_index_arg(d, "a dim", "random.rand") for d in dims],
+                                   "random.rand"), seed=seed, dtype=dtype)
 
 
 def randn(*dims: int, seed: Any = None, dtype: Any = float32) -> Tensor:
     """Normal(0, 1) samples of shape `dims`: ``nef.random.randn(2, 3)`` (numpy.random.randn)."""
-    return normal(0.0, 1.0, [_index_arg(d, "a dim", "random.randn") for d in dims], seed=seed,
-                  dtype=dtype)
+    return normal(0.0, 1.0, _size([_index_arg(d, "a dim", "random.randn") for d in dims],
+                                   "random.randn"), seed=seed, dtype=dtype)
 
 
 def randint(low: int, high: int | None = None, size: Any = None, dtype: Any = int64, *,

@@ -393,3 +393,23 @@ def test_operators_with_foreign_objects():
     with pytest.raises(nef.NEFShapeError):
         bool(nef.tensor([1, 2]))
     assert isinstance(nef.bfloat16.dtype, np.dtype) and nef.bfloat16.dtype == ml_dtypes.bfloat16
+
+
+def test_random_refuses_what_numpy_refuses():
+    """numpy.random.normal raises for a negative scale and negative sizes; NEF sampled with a
+    negative standard deviation and named its internal op in the size error."""
+    for scale in (-1.0, -1, np.array([1.0, -0.5]), [0.5, -2.0], nef.tensor([1.0, -1.0]),
+                  nef.tensor([1.0, -1.0], dtype=nef.bfloat16)):
+        with pytest.raises(ValueError):
+            np.random.default_rng(0).normal(0.0, np.asarray(scale, np.float64))
+        with pytest.raises(nef.NEFValidationError, match=r"\[random.normal\] scale < 0"):
+            nef.random.normal(0.0, scale, seed=1)
+    assert np.isnan(nef.random.normal(0.0, float("nan"), 2, seed=1).numpy()).all()
+    assert nef.random.normal(0.0, 0.0, 3, seed=1).numpy().tolist() == [0.0, 0.0, 0.0]
+    for make, name in ((lambda: nef.random.randn(2, -1), "random.randn"),
+                       (lambda: nef.random.rand(-3), "random.rand"),
+                       (lambda: nef.random.normal(size=(2, -2)), "random.normal"),
+                       (lambda: nef.random.uniform(size=-1), "random.uniform"),
+                       (lambda: nef.random.randint(3, size=(-1,)), "random.randint")):
+        with pytest.raises(nef.NEFShapeError, match=rf"\[{name}\] negative dimensions"):
+            make()
