@@ -10,9 +10,11 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
+#include "api/lazy.h"
 #include "backends/registry.h"
 #include "common/faults.h"
 #include "interop.h"
@@ -139,10 +141,37 @@ void translate_nef_error(const std::exception_ptr& p, void*) {
   }
 }
 
+// Run results as writable numpy arrays. A result on memory of its own that nothing else holds
+// is handed over as it is; one that shares memory (a view of a constant or of an input, a mapped
+// device buffer, two outputs of one value) is copied first, so writing never reaches NEF's data.
 nb::dict arrays_to_dict(const std::map<std::string, nef::Array>& m) {
   nb::dict d;
-  for (const auto& [k, a] : m) d[k.c_str()] = nefpy::array_to_numpy(a);
+  for (const auto& [k, a] : m) {
+    bool own = a.storage && a.storage->owns_host_memory() && a.storage.use_count() == 1;
+    d[k.c_str()] = nefpy::array_to_numpy(own ? a : nefpy::copy_array(a), true);
+  }
   return d;
+}
+
+// Names of the placeholders a tensor's value depends on (those without a value), in the order
+// a walk from the tensor meets them; empty when the tensor can be computed.
+std::vector<std::string> pending_placeholders(const nef::Tensor& t) {
+  std::vector<std::string> names;
+  std::unordered_set<std::string> named;
+  std::unordered_set<const nef::detail::LazyNode*> seen;
+  std::vector<const nef::detail::LazyNode*> stack{t.node().get()};
+  while (!stack.empty()) {
+    const nef::detail::LazyNode* n = stack.back();
+    stack.pop_back();
+    if (!n || n->value || !seen.insert(n).second) continue;
+    if (n->op->name == "input") {
+      std::string nm = n->attrs.get_string("name");
+      if (named.insert(nm).second) names.push_back(nm);
+      continue;
+    }
+    for (auto it = n->inputs.rbegin(); it != n->inputs.rend(); ++it) stack.push_back(it->get());
+  }
+  return names;
 }
 
 // {"seconds", "predicted_seconds", "kernels": [{"step", "node", "op", "ops", "kernel", "device",
@@ -253,6 +282,21 @@ NB_MODULE(_nef, m) {
   m.def("to_numpy", [](nef::Tensor& t) {
     nef::Array a = run_released([&] { return t.array(); });
     return nefpy::array_to_numpy(a);
+  });
+  // DLPack: the value (computed, and brought to the host, first) as a capsule; `copy` exports a
+  // copy the consumer owns instead of a read-only view.
+  m.def(
+      "dlpack_export",
+      [](nef::Tensor& t, bool versioned, bool copy) {
+        nef::Array a = run_released([&] { return t.array(); });
+        return nefpy::dlpack_capsule(copy ? nefpy::copy_array(a) : a, versioned, copy);
+      },
+      "tensor"_a, "versioned"_a, "copy"_a);
+  m.def("dlpack_import",
+        [](nb::handle capsule) { return nef::from_array(nefpy::array_from_dlpack(capsule)); });
+  m.def("pending_placeholders", &pending_placeholders);
+  m.def("promote_types", [](const std::string& a, const std::string& b) {
+    return std::string(nef::dtype_name(nef::promote_types(parse_dtype(a), parse_dtype(b))));
   });
   m.def("scalar", [](double v, const std::string& dt) { return nef::scalar(v, parse_dtype(dt)); });
   m.def("weak_scalar", &nef::weak_scalar, "value"_a, "is_float"_a);

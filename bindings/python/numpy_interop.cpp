@@ -5,6 +5,9 @@
 #include <memory>
 #include <string>
 
+// Every file that casts std::string needs its caster: without it nanobind instantiates the
+// generic class caster under the same name, and the linker may keep either (a runtime bad_cast).
+#include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
 #include "interop.h"
@@ -16,21 +19,6 @@ namespace nefpy {
 using namespace nb::literals;
 
 namespace {
-
-// Drops the Python reference that keeps a borrowed numpy array alive. NEF may release storage
-// on any thread (runtime workers, with the GIL released), so take the GIL first; after the
-// interpreter has shut down, leak instead of touching it.
-void release_pyobject(void* p) {
-  if (!Py_IsInitialized()) return;
-#if PY_VERSION_HEX >= 0x030D0000
-  if (Py_IsFinalizing()) return;
-#else
-  if (_Py_IsFinalizing()) return;
-#endif
-  PyGILState_STATE st = PyGILState_Ensure();
-  Py_DECREF(static_cast<PyObject*>(p));
-  PyGILState_Release(st);
-}
 
 nb::object numpy_module() { return nb::module_::import_("numpy"); }
 
@@ -57,6 +45,52 @@ const char* typestr(nef::DType t) {
 }
 
 }  // namespace
+
+// Drops the Python reference that keeps a borrowed numpy array alive. NEF may release storage
+// on any thread (runtime workers, with the GIL released), so take the GIL first; after the
+// interpreter has shut down, leak instead of touching it.
+void release_pyobject(void* p) {
+  if (!Py_IsInitialized()) return;
+#if PY_VERSION_HEX >= 0x030D0000
+  if (Py_IsFinalizing()) return;
+#else
+  if (_Py_IsFinalizing()) return;
+#endif
+  PyGILState_STATE st = PyGILState_Ensure();
+  Py_DECREF(static_cast<PyObject*>(p));
+  PyGILState_Release(st);
+}
+
+nef::Array copy_array(const nef::Array& a) {
+  nef::Array out = nef::Array::empty(a.shape, a.dtype);
+  nef::copy_strided(a, out);
+  return out;
+}
+
+nef::Array borrow_strided(char* first, nef::Shape shape, nef::Strides strides, nef::DType dtype,
+                          std::shared_ptr<void> owner) {
+  const int64_t item = static_cast<int64_t>(nef::dtype_size(dtype));
+  // The storage spans from the lowest to the highest addressed element (negative strides
+  // put element 0 anywhere inside it).
+  int64_t n = nef::numel(shape), lo = 0, hi = 0;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == 0) continue;
+    int64_t span = (shape[i] - 1) * strides[i];
+    if (span < 0) lo += span; else hi += span;
+  }
+  char* base = n == 0 ? first : first + lo * item;
+  size_t nbytes = n == 0 ? 0 : size_t((hi - lo + 1) * item);
+  nef::Array out;
+  out.storage = nef::Storage::borrow(base, nbytes, std::move(owner));
+  out.offset = n == 0 ? 0 : -lo;
+  out.shape = std::move(shape);
+  out.strides = std::move(strides);
+  out.dtype = dtype;
+  if (n != 0 && reinterpret_cast<uintptr_t>(first) % uintptr_t(item) != 0) {
+    return copy_array(out);  // copy_strided moves bytes with memcpy: unaligned reads are fine
+  }
+  return out;
+}
 
 nef::Array array_from_numpy(nb::handle arr) {
   nb::object np = numpy_module();
@@ -98,31 +132,14 @@ nef::Array array_from_numpy(nb::handle arr) {
     return array_from_numpy(np.attr("array")(obj, "copy"_a = true, "order"_a = "C"));
   }
 
-  // The storage spans from the lowest to the highest addressed element (negative strides
-  // put element 0 anywhere inside it).
-  int64_t n = nef::numel(shape), lo = 0, hi = 0;
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (shape[i] == 0) continue;
-    int64_t span = (shape[i] - 1) * strides[i];
-    if (span < 0) lo += span; else hi += span;
-  }
-  char* first = reinterpret_cast<char*>(ptr);
-  char* base = n == 0 ? first : first + lo * item;
-  size_t nbytes = n == 0 ? 0 : size_t((hi - lo + 1) * item);
-
   PyObject* ref = obj.ptr();
   Py_INCREF(ref);
   std::shared_ptr<void> owner(ref, release_pyobject);
-  nef::Array out;
-  out.storage = nef::Storage::borrow(base, nbytes, std::move(owner));
-  out.offset = n == 0 ? 0 : -lo;
-  out.shape = std::move(shape);
-  out.strides = std::move(strides);
-  out.dtype = *dtype;
-  return out;
+  return borrow_strided(reinterpret_cast<char*>(ptr), std::move(shape), std::move(strides),
+                        *dtype, std::move(owner));
 }
 
-nb::object array_to_numpy(const nef::Array& a) {
+nb::object array_to_numpy(const nef::Array& a, bool writable) {
   const int64_t item = static_cast<int64_t>(nef::dtype_size(a.dtype));
   nb::list shape, strides;
   for (int64_t d : a.shape) shape.append(d);
@@ -134,7 +151,7 @@ nb::object array_to_numpy(const nef::Array& a) {
   view.iface["shape"] = nb::tuple(shape);
   view.iface["strides"] = nb::tuple(strides);
   view.iface["typestr"] = typestr(a.dtype);
-  view.iface["data"] = nb::make_tuple(reinterpret_cast<uintptr_t>(a.data()), true);
+  view.iface["data"] = nb::make_tuple(reinterpret_cast<uintptr_t>(a.data()), !writable);
   view.iface["version"] = 3;
   nb::object holder = nb::cast(std::move(view));
   nb::object out = numpy_module().attr("asarray")(holder);

@@ -59,6 +59,10 @@ class Storage {
   // The backend's handle of device memory (checked: device storage only).
   void* handle() const;
   size_t nbytes() const { return nbytes_; }
+  // True for host memory this storage allocated itself (Storage::allocate), false for borrowed
+  // memory (numpy arrays, mmap'd files, mapped device buffers) and device memory. With
+  // use_count() == 1 it tells a caller that nothing else can see these bytes.
+  bool owns_host_memory() const { return owned_ && space_ == nullptr; }
   // Process-unique, never reused: identifies constants in plan-cache keys.
   uint64_t id() const { return id_; }
 

@@ -12,26 +12,65 @@ See docs/python.md for the API and where NEF's defaults differ from numpy.
 from . import _nef
 from . import random
 from .conv import conv, conv_transpose
-from .creation import (arange, asarray, from_numpy, full, full_like, ones, ones_like,
-                       placeholder, scalar, tensor, zeros, zeros_like)
+from .creation import (arange, asarray, empty, empty_like, eye, from_numpy, full, full_like,
+                       identity, linspace, ones, ones_like, placeholder, scalar, tensor, zeros,
+                       zeros_like)
 from .dtypes import (DType, as_dtype, bfloat16, bool_, finfo, float16, float32, float64, int8,
                      int32, int64, uint8)
-from .errors import (NEFCancelledError, NEFCompileError, NEFDeviceError, NEFError, NEFFormatError,
-                     NEFGraphCycleError, NEFOutOfMemoryError, NEFShapeError, NEFTypeError,
+from .errors import (NEFBufferError, NEFCancelledError, NEFCompileError, NEFDeviceError, NEFError,
+                     NEFFormatError, NEFGraphCycleError, NEFImportError, NEFIndexError,
+                     NEFOutOfMemoryError, NEFOverflowError, NEFShapeError, NEFTypeError,
                      NEFUnsupportedError, NEFValidationError)
-from .graph import Graph, build, evaluate, from_onnx, load, profile_summary
+from .graph import Graph, Profile, build, evaluate, from_onnx, load, profile_summary
 from .image import avg_pool, max_pool, pad, resize
-from .ops import (abs, absolute, add, amax, amin, argmax, argmin, astype, attention,
-                  broadcast_to, cast, ceil, clip, concat, concatenate, cos, div, divide, equal,
-                  erf, exp, expand_dims, floor, gather, gelu, greater, greater_equal, layernorm,
-                  less, less_equal, log, log_softmax, logical_and, logical_not, logical_or,
-                  matmul, max, maximum, mean, min, minimum, mod, mul, multiply, neg, negative,
-                  not_equal, permute, pow, power, prod, reciprocal, relu, remainder, reshape,
-                  rmsnorm, round, rsqrt, sigmoid, sign, silu, sin, slice, softmax, split, sqrt,
-                  squeeze, stack, sub, subtract, sum, take, tanh, transpose, true_divide, where)
-from .runtime import config, device, devices, reset_stats, stats
+from .interop import from_dlpack
+from .ops import (abs, absolute, add, all, allclose, amax, amin, any, argmax, argmin, astype,
+                  attention, broadcast_to, cast, ceil, clip, concat, concatenate, copy, cos, div,
+                  divide, equal, erf, exp, expand_dims, floor, floor_divide, gather, gelu,
+                  greater, greater_equal, isclose, isfinite, isinf, isnan, layernorm, less,
+                  less_equal, log, log_softmax, logical_and, logical_not, logical_or,
+                  logical_xor, matmul, max, maximum, mean, min, minimum, mod, mul, multiply, neg,
+                  negative, not_equal, permute, pow, power, prod, reciprocal, relu, remainder,
+                  reshape, rmsnorm, round, rsqrt, sigmoid, sign, silu, sin, slice, softmax,
+                  split, sqrt, square, squeeze, stack, std, sub, subtract, sum, take, tanh,
+                  transpose, true_divide, var, where)
+from .runtime import MAX_THREADS, config, device, devices, reset_stats, stats
 from .tensor import Tensor
 
 bool = bool_  # noqa: A001  (nef.bool, like numpy's old alias; builtins are untouched elsewhere)
 eval = evaluate  # noqa: A001
-__version__ = _nef.__version__  # the VERSION file, compiled into the extension
+__version__: str = _nef.__version__  # the VERSION file, compiled into the extension
+
+__all__ = [
+    # tensors and creation
+    "Tensor", "tensor", "asarray", "from_numpy", "from_dlpack", "placeholder", "scalar", "full",
+    "zeros", "ones", "empty", "full_like", "zeros_like", "ones_like", "empty_like", "arange",
+    "linspace", "eye", "identity", "random",
+    # dtypes
+    "DType", "as_dtype", "finfo", "float32", "float16", "bfloat16", "float64", "int8", "uint8",
+    "int32", "int64", "bool_", "bool",
+    # elementwise
+    "neg", "negative", "abs", "absolute", "sign", "relu", "floor", "ceil", "round", "exp", "log",
+    "sqrt", "rsqrt", "reciprocal", "tanh", "sigmoid", "silu", "erf", "sin", "cos", "gelu",
+    "square", "isnan", "isinf", "isfinite", "logical_not", "add", "sub", "subtract", "mul",
+    "multiply", "div", "divide", "true_divide", "pow", "power", "mod", "remainder",
+    "floor_divide", "maximum", "minimum", "equal", "not_equal", "less", "less_equal", "greater",
+    "greater_equal", "logical_and", "logical_or", "logical_xor", "where", "clip", "cast",
+    "astype", "isclose", "allclose", "copy",
+    # reductions
+    "sum", "mean", "max", "min", "amax", "amin", "prod", "argmax", "argmin", "all", "any", "std",
+    "var",
+    # neural, layout, images
+    "matmul", "softmax", "log_softmax", "layernorm", "rmsnorm", "attention", "conv",
+    "conv_transpose", "max_pool", "avg_pool", "pad", "resize", "reshape", "transpose",
+    "permute", "slice", "concat", "concatenate", "stack", "split", "broadcast_to", "expand_dims",
+    "squeeze", "gather", "take",
+    # graphs, execution, runtime
+    "evaluate", "eval", "build", "load", "from_onnx", "Graph", "Profile", "profile_summary",
+    "config", "device", "devices", "stats", "reset_stats", "MAX_THREADS",
+    # errors
+    "NEFError", "NEFShapeError", "NEFTypeError", "NEFValidationError", "NEFFormatError",
+    "NEFGraphCycleError", "NEFUnsupportedError", "NEFOutOfMemoryError", "NEFDeviceError",
+    "NEFCompileError", "NEFCancelledError", "NEFOverflowError", "NEFIndexError", "NEFBufferError",
+    "NEFImportError",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from typing import Any
 
 import ml_dtypes
 import numpy as np
@@ -11,7 +12,10 @@ from .errors import NEFTypeError
 
 
 class DType:
-    """An NEF element type. Compares equal to its name and to the matching numpy dtype."""
+    """An NEF element type. Usable wherever numpy takes a dtype (``np.zeros(2,
+    dtype=nef.float32)``, ``arr.astype(nef.bfloat16)``: its ``dtype`` attribute is the numpy
+    dtype). Compares equal to its name and to the matching numpy dtype and type; its hash is
+    the numpy dtype's, so NEF and numpy dtypes are interchangeable as dict keys and in sets."""
 
     __slots__ = ("name", "itemsize", "kind", "np_dtype")
 
@@ -22,11 +26,18 @@ class DType:
         self.np_dtype = np.dtype(np_dtype)
 
     @property
+    def dtype(self) -> np.dtype:
+        """The numpy dtype (what numpy reads when a DType is passed as a dtype)."""
+        return self.np_dtype
+
+    @property
     def is_floating(self) -> bool:
+        """True for float16, bfloat16, float32 and float64."""
         return self.kind == "f"
 
     @property
     def is_integer(self) -> bool:
+        """True for int8, uint8, int32 and int64 (not bool)."""
         return self.kind in ("i", "u")
 
     def __str__(self) -> str:
@@ -46,7 +57,9 @@ class DType:
             return NotImplemented
 
     def __hash__(self) -> int:
-        return hash(self.name)
+        # The numpy dtype's hash: equal DTypes and numpy dtypes hash alike. (Like np.dtype
+        # itself, a DType also equals its name, which hashes as a str.)
+        return hash(self.np_dtype)
 
     def __reduce__(self):
         return (as_dtype, (self.name,))
@@ -89,7 +102,7 @@ def as_dtype(x) -> DType:
         return _BY_PYTYPE[x]
     try:
         npd = np.dtype(x)
-    except TypeError:
+    except (TypeError, ValueError):
         raise NEFTypeError(f"cannot interpret {x!r} as an NEF dtype") from None
     t = _BY_NAME.get(npd.name)
     if t is None:
@@ -98,10 +111,11 @@ def as_dtype(x) -> DType:
 
 
 def to_numpy_dtype(x) -> np.dtype:
+    """The numpy dtype of anything :func:`as_dtype` takes."""
     return as_dtype(x).np_dtype
 
 
-def finfo(dtype):
+def finfo(dtype) -> Any:
     """numpy-style finfo/iinfo for an NEF dtype (bfloat16 through ml_dtypes)."""
     t = as_dtype(dtype)
     if t is bfloat16:

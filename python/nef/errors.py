@@ -49,6 +49,24 @@ class NEFCancelledError(NEFError):
     """A run was cancelled before it finished."""
 
 
+class NEFOverflowError(NEFError, OverflowError):
+    """A Python int does not fit the dtype it must take (numpy 2 raises OverflowError too):
+    ``nef.tensor([1], dtype="int8") + 1000``, ``nef.tensor([2**63])`` (NEF has no uint64)."""
+
+
+class NEFIndexError(NEFError, IndexError):
+    """An index is out of range or not a valid index (``t[5]`` on a dim of size 3)."""
+
+
+class NEFImportError(NEFUnsupportedError, ImportError):
+    """An optional package a feature needs is not installed (the message says which)."""
+
+
+class NEFBufferError(NEFError, BufferError):
+    """A DLPack export cannot be made as asked (another device, ``copy=False`` when a copy is
+    needed, a stream on the CPU)."""
+
+
 __all__ = [
     "NEFError",
     "NEFGraphCycleError",
@@ -61,4 +79,8 @@ __all__ = [
     "NEFDeviceError",
     "NEFCompileError",
     "NEFCancelledError",
+    "NEFOverflowError",
+    "NEFIndexError",
+    "NEFBufferError",
+    "NEFImportError",
 ]

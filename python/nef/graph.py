@@ -4,12 +4,90 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import numpy as np
 
 from . import _nef
-from .dtypes import as_dtype
-from .tensor import Tensor, _prepare_numpy, to_node
+from .dtypes import DType, as_dtype
+from .errors import NEFError, NEFOverflowError, NEFTypeError, NEFValidationError
+from .tensor import Tensor, _asarray, _big_python_int, _index_arg, _prepare_numpy, to_node
+
+# Mantissa bits (with the implicit one) of NEF's float dtypes: ints up to 2**bits are exact.
+_MANTISSA = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}
+# Float dtypes each float dtype converts into without loss.
+_WIDER_FLOAT = {"float16": {"float32", "float64"}, "bfloat16": {"float32", "float64"},
+                "float32": {"float64"}, "float64": set()}
+_KIND_RANK = {"b": 0, "i": 1, "u": 1, "f": 2}
+
+
+def _lossless(src: np.dtype, dst: DType) -> bool:
+    """Whether every value of numpy dtype `src` is exactly a value of `dst`."""
+    name = src.name
+    if name == dst.name:
+        return True
+    if src.kind == "b":
+        return True
+    if name in _WIDER_FLOAT:
+        return dst.name in _WIDER_FLOAT[name]
+    if src.kind in "iu":
+        info = np.iinfo(src)
+        if dst.kind in "iu":
+            lo, hi = np.iinfo(dst.np_dtype).min, np.iinfo(dst.np_dtype).max
+            return lo <= info.min and info.max <= hi
+        if dst.kind == "f":
+            return max(abs(int(info.min)), int(info.max)) <= 2 ** _MANTISSA[dst.name]
+    return False
+
+
+def _input_array(name: str, value, want: DType | None) -> np.ndarray:
+    """A run input as a numpy array of the input's dtype, converting only without loss."""
+    if isinstance(value, Tensor):
+        value = value.numpy()
+    if isinstance(value, (np.ndarray, np.generic)) or hasattr(value, "__array_interface__") \
+            or hasattr(value, "__dlpack__"):
+        if isinstance(value, np.ndarray) or hasattr(value, "__array_interface__") or \
+                not hasattr(value, "__dlpack__"):
+            arr = np.asarray(value)
+        else:
+            arr = np.from_dlpack(value)
+        if want is None or arr.dtype == want.np_dtype:
+            return _prepare_numpy(arr)
+        if arr.dtype.kind in "OUSVcmM" and arr.dtype.name != "bfloat16":
+            raise NEFTypeError(f"[run] input '{name}' expects {want.name}, got a numpy array "
+                               f"of dtype {arr.dtype}")
+        if not _lossless(arr.dtype, want):
+            raise NEFTypeError(
+                f"[run] input '{name}' expects {want.name}, got {arr.dtype.name}: converting "
+                "could lose values, and run converts only without loss; convert it first "
+                f"(e.g. x.astype(np.{want.name}))" + ("" if want.name != "bfloat16" else
+                                                      " with ml_dtypes.bfloat16"))
+        return arr.astype(want.np_dtype)
+    # Python scalars and (nested) lists: weakly typed, as numpy treats Python scalars.
+    data = _asarray(value, None, "run")
+    kind = data.dtype.kind
+    if want is None:
+        return _prepare_numpy(data)
+    big = _big_python_int(value, data)
+    if kind not in _KIND_RANK and big is None:
+        raise NEFTypeError(f"[run] input '{name}' expects {want.name}, got Python data of "
+                           f"numpy dtype {data.dtype}")
+    if big is not None:
+        got = "int"  # Python ints beyond int64
+    else:
+        got = {"b": "bool", "i": "int", "u": "int", "f": "float"}[kind]
+    if _KIND_RANK["i" if got == "int" else got[0]] > _KIND_RANK[want.kind]:
+        raise NEFTypeError(f"[run] input '{name}' expects {want.name}, got Python {got}s: "
+                           "converting would lose values (run converts only without loss)")
+    if got == "int" and want.kind in "iu":
+        try:
+            return np.asarray(value, dtype=want.np_dtype)
+        except OverflowError:
+            raise NEFOverflowError(f"[run] input '{name}': a Python integer is out of bounds "
+                                   f"for {want.name}") from None
+    if want.name == "bfloat16":
+        return np.asarray(value, dtype=np.float64).astype(want.np_dtype)
+    return _asarray(value, want.np_dtype, "run")
 
 
 def build(path, outputs, embed_plan=False) -> None:
@@ -26,10 +104,14 @@ def build(path, outputs, embed_plan=False) -> None:
     _nef.build(os.fspath(path), [(str(k), to_node(v)) for k, v in pairs], bool(embed_plan))
 
 
-def evaluate(*tensors) -> None:
-    """Executes several tensors as one graph (shared subgraphs run once)."""
+def evaluate(*tensors: Any) -> None:
+    """Executes several tensors as one graph (shared subgraphs run once): ``nef.evaluate(a,
+    b)`` or ``nef.evaluate([a, b])``."""
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            raise NEFTypeError(f"[evaluate] expects tensors, got {type(t).__name__}")
     _nef.evaluate([t._t for t in tensors])
 
 
@@ -41,10 +123,12 @@ class Graph:
 
     @property
     def inputs(self) -> list:
+        """The graph's input names, in the order they are declared."""
         return list(self._g.inputs)
 
     @property
     def outputs(self) -> list:
+        """The graph's output names (the order of ONNX Runtime-style list results)."""
         return list(self._g.outputs)
 
     @property
@@ -63,13 +147,79 @@ class Graph:
         ``nef.from_onnx(path, dims={"batch": 1})``)."""
         self._g.save(os.fspath(path), bool(embed_plan))
 
-    def run(self, inputs=None, **kwargs) -> dict:
-        """Runs with named inputs (dict and/or keywords). Lists and scalars are converted to the
-        input's dtype; numpy arrays of another dtype of the same kind are cast (float64 ->
-        float32), other mismatches raise NEFTypeError."""
-        return dict(self._g.run(self._feed(inputs, kwargs)))
+    def run(self, *args, **kwargs) -> Any:
+        """Runs the graph and returns its outputs as writable numpy arrays.
+
+        Forms: ``g.run({"x": a})`` or ``g.run(x=a)`` -> ``{name: array}``; ``g.run(a)`` for a
+        graph with one input -> the same dict; ONNX Runtime's ``g.run(None, {"x": a})`` -> a
+        list of all outputs in ``g.outputs`` order, and ``g.run(["y"], {"x": a})`` -> the named
+        outputs as a list.
+
+        Inputs convert only without loss: a numpy array (or tensor) of the input's dtype is
+        used as it is (zero-copy), one whose every value the input's dtype holds exactly
+        (int32 -> int64, float16 -> float32, uint8 -> float32) is converted; Python scalars and
+        lists take the input's dtype when their kind (bool < int < float) fits it and their
+        ints its range. Anything else (float64 -> float32, int64 -> float32, 1.7 -> int64) is a
+        NEFTypeError naming the input, its dtype and the expected one; wrong shapes raise
+        NEFShapeError, missing or unknown names NEFValidationError."""
+        names, feed = self._run_args(args, kwargs)
+        out = dict(self._g.run(self._feed(feed)))
+        if names is None:
+            return out
+        return [out[n] for n in names]
 
     __call__ = run
+
+    def _run_args(self, args, kwargs):
+        """(output names for a list result or None for a dict, the feeds) of a run call."""
+        forms = ("g.run({name: array}), g.run(name=array), g.run(array) for a graph with one "
+                 "input, or ONNX Runtime's g.run(None, {name: array})")
+        if len(args) > 3:
+            raise NEFValidationError(f"[run] too many arguments; the forms are {forms}")
+        if len(args) == 3:
+            if args[2] is not None:
+                raise NEFValidationError("[run] the third argument is ONNX Runtime's "
+                                         "run_options, which NEF does not have: pass None")
+            args = args[:2]
+        if len(args) == 2:
+            names, feed = args
+            if names is None:
+                names = self.outputs
+            else:
+                if isinstance(names, str) or not isinstance(names, (list, tuple)) or \
+                        not all(isinstance(n, str) for n in names):
+                    raise NEFValidationError(
+                        "[run] the first of two arguments is ONNX Runtime's output_names: None "
+                        f"or a list of output names ({self.outputs}), got {names!r}")
+                unknown = [n for n in names if n not in self.outputs]
+                if unknown:
+                    raise NEFValidationError(f"[run] unknown output name(s) {unknown}; the "
+                                             f"graph's outputs are {self.outputs}")
+                names = list(names)
+            return names, self._feed_dict(feed, kwargs, forms)
+        if len(args) == 1:
+            return None, self._feed_dict(args[0], kwargs, forms)
+        return None, dict(kwargs)
+
+    def _feed_dict(self, feed, kwargs, forms) -> dict:
+        if feed is None:
+            out = {}
+        elif isinstance(feed, dict):
+            out = dict(feed)
+        elif isinstance(feed, (list, tuple)) and feed and all(isinstance(v, str) for v in feed):
+            raise NEFValidationError(f"[run] {feed!r} looks like ONNX Runtime's output names "
+                                     f"without inputs: g.run({feed!r}, {{name: array}})")
+        elif len(self.inputs) == 1:
+            out = {self.inputs[0]: feed}
+        else:
+            raise NEFValidationError(
+                f"[run] a single value needs a graph with one input; this one has "
+                f"{len(self.inputs)} ({self.inputs}): pass {{name: array}}. Forms: {forms}")
+        dup = set(out) & set(kwargs)
+        if dup:
+            raise NEFValidationError(f"[run] input(s) {sorted(dup)} given twice")
+        out.update(kwargs)
+        return out
 
     def profile(self, inputs=None, repeat=1, warmup=1, **kwargs) -> "Profile":
         """Runs the graph ``warmup`` times unprofiled (the first run compiles and touches the
@@ -84,10 +234,12 @@ class Graph:
         whole executions (kernels plus input checks and output allocation) and
         ``predicted_seconds`` the cost model's estimate of one.
         Inputs as for :meth:`run`."""
-        repeat, warmup = int(repeat), int(warmup)
+        repeat = _index_arg(repeat, "repeat", "profile")
+        warmup = _index_arg(warmup, "warmup", "profile")
         if repeat < 1 or warmup < 0:
-            raise ValueError(f"profile: repeat {repeat} must be >= 1 and warmup {warmup} >= 0")
-        feed = self._feed(inputs, kwargs)
+            raise NEFValidationError(f"[profile] repeat {repeat} must be >= 1 and warmup "
+                                     f"{warmup} >= 0")
+        feed = self._feed(self._run_args((inputs,) if inputs is not None else (), kwargs)[1])
         for _ in range(warmup):
             self._g.run(feed)
         runs = [self._g.run_profiled(feed)[1] for _ in range(repeat)]
@@ -97,7 +249,7 @@ class Graph:
             # mean the plan changed between runs and medians per position would be wrong.
             if [(k["step"], k["kernel"]) for k in r["kernels"]] != \
                     [(k["step"], k["kernel"]) for k in first]:
-                raise RuntimeError("profile: the plan changed between repeats")
+                raise NEFError("[profile] the plan changed between repeats")
         out = Profile()
         for i, k in enumerate(first):
             times = [r["kernels"][i]["seconds"] for r in runs]
@@ -111,23 +263,13 @@ class Graph:
         out.predicted_seconds = float(runs[0]["predicted_seconds"])
         return out
 
-    def _feed(self, inputs, kwargs) -> dict:
-        feed = dict(inputs or {})
-        feed.update(kwargs)
+    def _feed(self, feed: dict) -> dict:
         types = self.input_types
         arrays = {}
         for name, value in feed.items():
-            if isinstance(value, Tensor):
-                value = value.numpy()
-            want = types[name][1].np_dtype if name in types else None
-            if isinstance(value, np.ndarray):
-                arr = _prepare_numpy(value)
-                if want is not None and arr.dtype != want and \
-                        np.can_cast(arr.dtype, want, casting="same_kind"):
-                    arr = arr.astype(want)
-            else:
-                arr = np.asarray(value, dtype=want)
-            arrays[str(name)] = arr
+            name = str(name)
+            want = types[name][1] if name in types else None
+            arrays[name] = _input_array(name, value, want)
         return arrays
 
     def plan(self) -> dict:

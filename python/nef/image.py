@@ -7,42 +7,47 @@ from __future__ import annotations
 
 import builtins
 import math
-import operator
 
-import numpy as np
-
-from .ops import _op
-from .tensor import Tensor
+from .errors import NEFTypeError
+from .ops import _op, _tensor
+from .tensor import Tensor, _float_arg, _index_arg
 
 
 def _rank(x) -> int:
-    return len(x.shape) if hasattr(x, "shape") else np.ndim(x)
+    return len(x.shape) if isinstance(x, Tensor) else _tensor(x).ndim
 
 
-def _per_dim(v, n):
+def _ints(v, what: str, op: str) -> list:
+    if not isinstance(v, (list, tuple)):
+        raise NEFTypeError(f"[{op}] {what} must be a list of ints, got {type(v).__name__}")
+    return [_index_arg(e, what, op) for e in v]
+
+
+def _per_dim(v, n, what: str = "kernel", op: str = "pool"):
     """An int or a sequence of n ints -> a list of n ints (None stays None)."""
     if v is None:
         return None
     if isinstance(v, (list, tuple)):
-        return [operator.index(e) for e in v]
-    return [operator.index(v)] * n
+        return _ints(v, what, op)
+    return [_index_arg(v, what, op)] * n
 
 
-def _pool_pads(pads, n):
+def _pool_pads(pads, n, op: str = "pool"):
     """int -> the same on every side; n values -> symmetric; 2n values -> begins then ends."""
     if pads is None:
         return None
     if isinstance(pads, (list, tuple)):
-        p = [operator.index(e) for e in pads]
+        p = _ints(pads, "pads", op)
         return p + p if len(p) == n else p
-    return [operator.index(pads)] * (2 * n)
+    return [_index_arg(pads, "pads", op)] * (2 * n)
 
 
 def _pool(name, x, kernel, strides, pads, dilations, ceil_mode, **extra) -> Tensor:
     n = builtins.max(_rank(x) - 2, 1)
-    return _op(name, [x], kernel=_per_dim(kernel, n),
-               strides=_per_dim(strides, n), pads=_pool_pads(pads, n),
-               dilations=_per_dim(dilations, n), ceil_mode=builtins.bool(ceil_mode),
+    return _op(name, [x], kernel=_per_dim(kernel, n, "kernel", name),
+               strides=_per_dim(strides, n, "strides", name), pads=_pool_pads(pads, n, name),
+               dilations=_per_dim(dilations, n, "dilations", name),
+               ceil_mode=builtins.bool(ceil_mode),
                **extra)
 
 
@@ -65,10 +70,15 @@ def avg_pool(x, kernel, strides=None, pads=None, dilations=None, ceil_mode: bool
 def pad(x, pads, mode: str = "constant", value: float = 0.0) -> Tensor:
     """ONNX Pad. pads: 2*rank ints (all begins, then all ends; negative crops) or numpy-style
     pairs [(begin, end), ...]. mode: constant (with value), reflect, edge or wrap."""
+    if not isinstance(pads, (list, tuple)):
+        raise NEFTypeError(f"[pad] pads must be a list, got {type(pads).__name__}")
     pads = list(pads)
-    if pads and isinstance(pads[0], (list, tuple)):
-        pads = [operator.index(p[0]) for p in pads] + [operator.index(p[1]) for p in pads]
-    return _op("pad", [x], pads=[operator.index(p) for p in pads], mode=mode, value=float(value))
+    if pads and builtins.all(isinstance(p, (list, tuple)) for p in pads):
+        if not builtins.all(len(p) == 2 for p in pads):
+            raise NEFTypeError("[pad] numpy-style pads are (begin, end) pairs")
+        pads = [p[0] for p in pads] + [p[1] for p in pads]
+    return _op("pad", [x], pads=_ints(pads, "pads", "pad"), mode=mode,
+               value=_float_arg(value, "value", "pad"))
 
 
 def resize(x, sizes=None, scales=None, mode: str = "nearest",
@@ -81,13 +91,22 @@ def resize(x, sizes=None, scales=None, mode: str = "nearest",
     mode: nearest, linear or cubic; roi (starts then ends) is used by tf_crop_and_resize."""
     if sizes is None:
         if scales is None:
-            raise TypeError("resize needs sizes or scales")
-        shape = x.shape if hasattr(x, "shape") else np.shape(x)
-        sizes = [int(math.floor(d * float(s))) for d, s in zip(shape, scales)]
-    return _op("resize", [x], sizes=[operator.index(s) for s in sizes],
-               scales=None if scales is None else [float(s) for s in scales], mode=mode,
+            raise NEFTypeError("[resize] needs sizes or scales")
+        shape = _tensor(x, "resize").shape
+        sizes = [int(math.floor(d * _float_arg(s, "scales", "resize")))
+                 for d, s in zip(shape, _list(scales, "scales"))]
+    return _op("resize", [x], sizes=_ints(_list(sizes, "sizes"), "sizes", "resize"),
+               scales=None if scales is None else
+               [_float_arg(s, "scales", "resize") for s in _list(scales, "scales")], mode=mode,
                coordinate_transformation_mode=coordinate_transformation_mode,
                nearest_mode=nearest_mode, cubic_coeff_a=float(cubic_coeff_a),
                exclude_outside=builtins.bool(exclude_outside),
-               extrapolation_value=float(extrapolation_value),
-               roi=None if roi is None else [float(r) for r in roi])
+               extrapolation_value=_float_arg(extrapolation_value, "extrapolation_value", "resize"),
+               roi=None if roi is None else
+               [_float_arg(r, "roi", "resize") for r in _list(roi, "roi")])
+
+
+def _list(v, what: str) -> list:
+    if not isinstance(v, (list, tuple)):
+        raise NEFTypeError(f"[resize] {what} must be a list, got {type(v).__name__}")
+    return list(v)

@@ -5,16 +5,20 @@ they add a node to the graph and return a Tensor; nothing runs until a value is 
 from __future__ import annotations
 
 import builtins
-import operator
 
 from . import _nef
-from .dtypes import as_dtype
-from .errors import NEFShapeError, NEFValidationError
-from .tensor import Tensor, _axis_list, _shape_arg, nodes_for, to_node, wrap
+from .dtypes import as_dtype, float32, float64
+from .errors import NEFShapeError, NEFTypeError, NEFValidationError
+from .tensor import (Tensor, _axis_list, _binop, _float_arg, _index_arg, _seq_arg, _shape_arg,
+                     check_integer_power, nodes_for, to_node, wrap)
 
 
 def _op(name, inputs, **attrs) -> Tensor:
-    return wrap(_nef.op(name, nodes_for(*inputs), attrs))
+    return wrap(_nef.op(name, nodes_for(*inputs, op=name), attrs))
+
+
+def _tensor(x, op: str = "op") -> Tensor:
+    return x if isinstance(x, Tensor) else wrap(nodes_for(x, op=op)[0])
 
 
 # ---- elementwise ----------------------------------------------------------------------------
@@ -33,7 +37,6 @@ sign = _unary("sign", "-1, 0 or 1 (NaN stays NaN)")
 relu = _unary("relu", "max(x, 0)")
 floor = _unary("floor", "round toward -inf (identity on ints)")
 ceil = _unary("ceil", "round toward +inf (identity on ints)")
-round = _unary("round", "round half to even (identity on ints)")
 exp = _unary("exp", "e**x (ints give float32)")
 log = _unary("log", "natural log (ints give float32)")
 sqrt = _unary("sqrt", "square root (ints give float32)")
@@ -63,30 +66,119 @@ def _binary(name, doc):
     return fn
 
 
+def _comparison(name, doc):
+    def fn(a, b) -> Tensor:
+        out = _binop(name, a, b) if isinstance(a, Tensor) or isinstance(b, Tensor) else None
+        return out if isinstance(out, Tensor) else _op(name, [a, b])
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = doc + (" -> bool. A Python int outside the tensor's integer dtype compares "
+                        "exactly, as in numpy 2.")
+    return fn
+
+
 add = _binary("add", "a + b (broadcasting, numpy promotion)")
 sub = _binary("sub", "a - b")
 mul = _binary("mul", "a * b")
 div = _binary("div", "a / b, true division (int / int gives float32)")
-pow = _binary("pow", "a ** b")
+def pow(a, b) -> Tensor:
+    """a ** b. An integer result with a negative exponent known when the node is made (a Python
+    int, numpy data, a computed tensor) raises NEFValidationError, as numpy does; a lazy
+    integer exponent that turns out negative gives the truncated quotient (2 ** -1 == 0)."""
+    out = _op("pow", [a, b])
+    check_integer_power(out, b)
+    return out
+
+
 maximum = _binary("maximum", "elementwise max (NaN propagates)")
 minimum = _binary("minimum", "elementwise min (NaN propagates)")
-mod = _binary("mod", "a % b with the divisor's sign (numpy)")
-equal = _binary("equal", "a == b")
-not_equal = _binary("not_equal", "a != b")
-less = _binary("less", "a < b")
-less_equal = _binary("less_equal", "a <= b")
-greater = _binary("greater", "a > b")
-greater_equal = _binary("greater_equal", "a >= b")
+mod = _binary("mod", "a % b with the divisor's sign (numpy's remainder; integer x % 0 = 0)")
+floor_divide = _binary("floor_divide", "a // b rounded toward -inf (numpy's floor_divide: "
+                       "integers exact, integer x // 0 = 0; floats by numpy's divmod rule)")
+equal = _comparison("equal", "a == b")
+not_equal = _comparison("not_equal", "a != b")
+less = _comparison("less", "a < b")
+less_equal = _comparison("less_equal", "a <= b")
+greater = _comparison("greater", "a > b")
+greater_equal = _comparison("greater_equal", "a >= b")
 logical_and = _binary("logical_and", "a and b (nonzero is true)")
 logical_or = _binary("logical_or", "a or b (nonzero is true)")
 matmul = _binary("matmul", "numpy matmul (1-D operands promoted; batch dims broadcast)")
 subtract, multiply, divide, true_divide, power, remainder = sub, mul, div, div, pow, mod
 
 
+def logical_xor(a, b) -> Tensor:
+    """a xor b (nonzero is true) -> bool."""
+    return not_equal(cast(a, "bool"), cast(b, "bool"))
+
+
+def square(x) -> Tensor:
+    """x * x (dtype kept)."""
+    x = _tensor(x, "square")
+    return x * x
+
+
+def isnan(x) -> Tensor:
+    """True where x is NaN (always False for ints and bools)."""
+    x = _tensor(x, "isnan")
+    if x.dtype.kind != "f":
+        return _full_bool(x, False)
+    return not_equal(x, x)
+
+
+def isinf(x) -> Tensor:
+    """True where x is +inf or -inf."""
+    x = _tensor(x, "isinf")
+    if x.dtype.kind != "f":
+        return _full_bool(x, False)
+    return equal(abs(x), float("inf"))
+
+
+def isfinite(x) -> Tensor:
+    """True where x is neither NaN nor infinite."""
+    x = _tensor(x, "isfinite")
+    if x.dtype.kind != "f":
+        return _full_bool(x, True)
+    return equal(x - x, 0.0)  # inf - inf and NaN - NaN are NaN
+
+
+def _full_bool(x: Tensor, value: bool) -> Tensor:
+    return wrap(_nef.full(list(x.shape), 1.0 if value else 0.0, "bool"))
+
+
+def round(x, decimals: int = 0) -> Tensor:
+    """Rounds half to even to `decimals` places, as numpy.round: floats compute
+    rint(x * 10**d) / 10**d in their own dtype (rint(x / 10**-d) * 10**-d for d < 0); ints are
+    unchanged for d >= 0 and round to multiples of 10**-d (half to even, exactly) for d < 0."""
+    x = _tensor(x, "round")
+    d = _index_arg(decimals, "decimals", "round")
+    if x.dtype.kind == "b":
+        raise NEFTypeError("[round] not supported for bool tensors")
+    if builtins.abs(d) > 400:  # beyond any float's exponent range
+        raise NEFValidationError(f"[round] decimals {d} is out of range (-400..400)")
+    if x.dtype.kind == "f":
+        if d == 0:
+            return _op("round", [x])
+        if d > 0:
+            f = 10.0 ** d
+            return _op("round", [x * f]) / f
+        f = 10.0 ** -d
+        return _op("round", [x / f]) * f
+    if d >= 0:
+        return x
+    f = 10 ** -d
+    if f > 2**62:
+        return cast(_full_bool(x, False), x.dtype)
+    w = cast(x, "int64")
+    q = floor_divide(w, f)
+    r = w - q * f
+    up = logical_or(greater(r * 2, f), logical_and(equal(r * 2, f), equal(mod(q, 2), 1)))
+    return cast((q + cast(up, "int64")) * f, x.dtype)
+
+
 def where(cond, a, b) -> Tensor:
     """cond ? a : b elementwise, broadcasting all three; dtype promote(a, b)."""
-    na, nb = nodes_for(a, b)
-    return wrap(_nef.op("where", [to_node(cond), na, nb], {}))
+    na, nb = nodes_for(a, b, op="where")
+    return wrap(_nef.op("where", [to_node(cond, "where"), na, nb], {}))
 
 
 def clip(x, lo=None, hi=None) -> Tensor:
@@ -118,6 +210,18 @@ def _reduction(name, doc):
     return fn
 
 
+def _reduction_dims(x: Tensor, axis) -> int:
+    """How many elements each reduced value covers."""
+    rank = x.ndim
+    axes = range(rank) if axis is None else _axis_list(axis)
+    n = 1
+    for a in axes:
+        if not -rank <= a < builtins.max(rank, 1):
+            raise NEFShapeError(f"axis {a} out of range for rank {rank}")
+        n *= x.shape[a % rank] if rank else 1
+    return n
+
+
 sum = _reduction("sum", "Sum (bool/narrow ints accumulate in int64)")
 mean = _reduction("mean", "Mean (ints give float32)")
 max = _reduction("max", "Maximum")
@@ -126,22 +230,85 @@ prod = _reduction("prod", "Product")
 amax, amin = max, min
 
 
+def all(x, axis=None, keepdims: bool = False) -> Tensor:
+    """True where every element along axis is nonzero (NaN counts as nonzero); bool, True for
+    an empty reduction, as numpy.all."""
+    x = _tensor(x, "all")
+    zeros = sum(logical_not(x), axis, keepdims)
+    return equal(zeros, 0)
+
+
+def any(x, axis=None, keepdims: bool = False) -> Tensor:
+    """True where some element along axis is nonzero (NaN counts as nonzero); bool, False for
+    an empty reduction, as numpy.any."""
+    x = _tensor(x, "any")
+    return greater(sum(cast(x, "bool"), axis, keepdims), 0)
+
+
+def var(x, axis=None, ddof: int = 0, keepdims: bool = False) -> Tensor:
+    """Variance: mean(|x - mean(x)|**2) * n / (n - ddof) over axis (None = all), as numpy.var.
+    Ints and bools give float32 (numpy: float64); float16/bfloat16 compute in float32 and
+    round once. n - ddof <= 0 gives inf or NaN, as in numpy."""
+    x = _tensor(x, "var")
+    ddof = _index_arg(ddof, "ddof", "var")
+    out_dtype = x.dtype if x.dtype.kind == "f" else float32
+    work = x if x.dtype in (float32, float64) else cast(x, float32)
+    n = _reduction_dims(x, axis)
+    m = mean(work, axis, keepdims=True)
+    d = work - m
+    v = sum(d * d, axis, keepdims) / float(builtins.max(n - ddof, 0))
+    return v if v.dtype == out_dtype else cast(v, out_dtype)
+
+
+def std(x, axis=None, ddof: int = 0, keepdims: bool = False) -> Tensor:
+    """Standard deviation: sqrt(var(x, axis, ddof)); see :func:`var` for dtypes."""
+    v = var(x, axis, ddof=ddof, keepdims=keepdims)
+    out = sqrt(v if v.dtype in (float32, float64) else cast(v, float32))
+    return out if out.dtype == v.dtype else cast(out, v.dtype)
+
+
+def isclose(a, b, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> Tensor:
+    """numpy.isclose: |a - b| <= atol + rtol * |b| where b is finite, or a == b (equal
+    infinities); NaNs are close to each other only with equal_nan. Computed in the promoted
+    float dtype (ints and bools in float64, as numpy). Lazy; returns bool."""
+    ta, tb = _tensor(a, "isclose"), _tensor(b, "isclose")
+    dt = as_dtype(_nef.promote_types(ta.dtype.name, tb.dtype.name))
+    if dt.kind != "f":
+        dt = float64
+    ta, tb = cast(ta, dt), cast(tb, dt)
+    close = logical_and(less_equal(abs(ta - tb), atol + rtol * abs(tb)), isfinite(tb))
+    close = logical_or(close, equal(ta, tb))
+    if equal_nan:
+        close = logical_or(close, logical_and(isnan(ta), isnan(tb)))
+    return close
+
+
+def allclose(a, b, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+    """True if every element of :func:`isclose` is true (executes; a Python bool)."""
+    return builtins.bool(all(isclose(a, b, rtol, atol, equal_nan)).item())
+
+
+def copy(x) -> Tensor:
+    """A tensor with its own copy of x's value, computed now (see Tensor.copy)."""
+    return _tensor(x, "copy").copy()
+
+
 def argmax(x, axis=None, keepdims: bool = False) -> Tensor:
     """Index of the first maximum (int64); axis None = over the flattened tensor."""
-    a = None if axis is None else operator.index(axis)
+    a = None if axis is None else _index_arg(axis, "axis", "argmax")
     return _op("argmax", [x], axis=a, keepdims=builtins.bool(keepdims))
 
 
 def argmin(x, axis=None, keepdims: bool = False) -> Tensor:
     """Index of the first minimum (int64); axis None = over the flattened tensor."""
-    a = None if axis is None else operator.index(axis)
+    a = None if axis is None else _index_arg(axis, "axis", "argmin")
     return _op("argmin", [x], axis=a, keepdims=builtins.bool(keepdims))
 
 
 # ---- neural ---------------------------------------------------------------------------------
 
 def _axis_arg(dim, axis):
-    return operator.index(axis if axis is not None else dim)
+    return _index_arg(axis if axis is not None else dim, "axis", "softmax")
 
 
 def softmax(x, dim: int = -1, axis=None) -> Tensor:
@@ -150,6 +317,7 @@ def softmax(x, dim: int = -1, axis=None) -> Tensor:
 
 
 def log_softmax(x, dim: int = -1, axis=None) -> Tensor:
+    """log(softmax(x)) along dim (alias axis=), computed stably; ints give float32."""
     return _op("log_softmax", [x], axis=_axis_arg(dim, axis))
 
 
@@ -164,20 +332,24 @@ def layernorm(x, weight=None, bias=None, eps: float = 1e-5, axis: int = -1) -> T
     if w is None and b is not None:
         # The core takes a bias only with a weight; a weight of ones is exact.
         w = _nef.full(list(b.shape), 1.0, b.dtype)
-    return wrap(_nef.layernorm(nodes_for(x)[0], w, b, builtins.float(eps), operator.index(axis)))
+    return wrap(_nef.layernorm(nodes_for(x, op="layernorm")[0], w, b,
+                               _float_arg(eps, "eps", "layernorm"),
+                               _index_arg(axis, "axis", "layernorm")))
 
 
 def rmsnorm(x, weight=None, eps: float = 1e-6, axis: int = -1) -> Tensor:
     """x / sqrt(mean(x**2 over axis..end) + eps) * weight."""
-    return wrap(_nef.rmsnorm(nodes_for(x)[0], _opt(weight), builtins.float(eps),
-                             operator.index(axis)))
+    return wrap(_nef.rmsnorm(nodes_for(x, op="rmsnorm")[0], _opt(weight),
+                             _float_arg(eps, "eps", "rmsnorm"),
+                             _index_arg(axis, "axis", "rmsnorm")))
 
 
 def attention(q, k, v, mask=None, scale=None, causal: bool = False) -> Tensor:
     """softmax(q @ k^T * scale + mask) @ v; scale defaults to 1/sqrt(D); mask bool (True =
     attend) or additive float; causal keeps key j for query i iff j <= i + Lk - Lq."""
-    return wrap(_nef.attention(to_node(q), to_node(k), to_node(v), _opt(mask),
-                               None if scale is None else builtins.float(scale),
+    return wrap(_nef.attention(to_node(q, "attention"), to_node(k, "attention"),
+                               to_node(v, "attention"), _opt(mask),
+                               None if scale is None else _float_arg(scale, "scale", "attention"),
                                builtins.bool(causal)))
 
 
@@ -190,11 +362,13 @@ def reshape(x, shape) -> Tensor:
 
 def transpose(x, axes=None) -> Tensor:
     """Permutes dims (None = reverse them)."""
-    perm = None if axes is None else [operator.index(a) for a in axes]
+    perm = None if axes is None else [_index_arg(a, "axis", "transpose")
+                                      for a in _seq_arg(axes, "axes", "transpose")]
     return _op("transpose", [x], perm=perm)
 
 
 def permute(x, *axes) -> Tensor:
+    """transpose with the axes as arguments (PyTorch's permute)."""
     if len(axes) == 1 and isinstance(axes[0], (list, tuple)):
         axes = tuple(axes[0])
     return transpose(x, axes)
@@ -202,11 +376,14 @@ def permute(x, *axes) -> Tensor:
 
 def slice(x, starts, stops, steps=None) -> Tensor:
     """Raw slice node: per-dim start/stop/step already normalized like slice.indices()."""
-    steps = [1] * len(starts) if steps is None else list(steps)
-    return _op("slice", [x], starts=list(starts), stops=list(stops), steps=steps)
+    starts = _seq_arg(starts, "starts", "slice")
+    stops = _seq_arg(stops, "stops", "slice")
+    steps = [1] * len(starts) if steps is None else _seq_arg(steps, "steps", "slice")
+    return _op("slice", [x], starts=starts, stops=stops, steps=steps)
 
 
 def broadcast_to(x, shape) -> Tensor:
+    """A broadcast view of x with `shape` (numpy broadcasting rules)."""
     return _op("broadcast_to", [x], shape=_shape_arg(shape))
 
 
@@ -222,21 +399,32 @@ def squeeze(x, axis=None) -> Tensor:
 
 def concat(xs, axis: int = 0) -> Tensor:
     """Joins tensors along an existing axis (dtype: promotion of all)."""
-    xs = list(xs)
+    xs = _seq_arg(xs, "the tensors", "concat")
     if not xs:
         raise NEFValidationError("[concat] needs at least one tensor")
-    return wrap(_nef.op("concat", nodes_for(*xs), {"axis": operator.index(axis)}))
+    return wrap(_nef.op("concat", nodes_for(*xs, op="concat"),
+                        {"axis": _index_arg(axis, "axis", "concat")}))
 
 
 concatenate = concat
 
 
 def stack(xs, axis: int = 0) -> Tensor:
-    """Joins tensors along a new axis."""
-    xs = list(xs)
+    """Joins tensors of one shape along a new axis (dtype: promotion of all)."""
+    xs = [_tensor(x, "stack") for x in _seq_arg(xs, "the tensors", "stack")]
     if not xs:
         raise NEFValidationError("[stack] needs at least one tensor")
-    return concat([expand_dims(x, axis) for x in xs], axis)
+    shape = xs[0].shape
+    for x in xs[1:]:
+        if x.shape != shape:
+            raise NEFShapeError("[stack] all tensors must have the same shape, got "
+                                + ", ".join(str(t.shape) for t in xs))
+    rank = len(shape) + 1
+    ax = _index_arg(axis, "axis", "stack")
+    if not -rank <= ax < rank:
+        raise NEFShapeError(f"[stack] axis {ax} out of range for stacking tensors of shape "
+                            f"{shape} (valid: {-rank}..{rank - 1})")
+    return concat([expand_dims(x, ax) for x in xs], ax)
 
 
 def split(x, indices_or_sections, axis: int = 0) -> list:
@@ -245,15 +433,15 @@ def split(x, indices_or_sections, axis: int = 0) -> list:
     x = x if isinstance(x, Tensor) else Tensor(x)
     shape = x.shape
     rank = len(shape)
-    ax = operator.index(axis)
+    ax = _index_arg(axis, "axis", "split")
     if not -rank <= ax < rank:
         raise NEFShapeError(f"[split] axis {ax} out of range for rank {rank}")
     ax %= rank
     n = shape[ax]
     if isinstance(indices_or_sections, (list, tuple)):
-        bounds = [operator.index(i) for i in indices_or_sections]
+        bounds = [_index_arg(i, "a split index", "split") for i in indices_or_sections]
     else:
-        sections = operator.index(indices_or_sections)
+        sections = _index_arg(indices_or_sections, "sections", "split")
         if sections <= 0 or n % sections != 0:
             raise NEFShapeError(f"[split] axis {ax} of shape {shape} does not divide into "
                                 f"{sections} equal sections")
@@ -272,7 +460,8 @@ def split(x, indices_or_sections, axis: int = 0) -> list:
 
 def gather(x, indices, axis: int = 0) -> Tensor:
     """numpy take along one axis: out = x.shape[:axis] + indices.shape + x.shape[axis+1:]."""
-    return wrap(_nef.op("gather", [to_node(x), to_node(indices)], {"axis": operator.index(axis)}))
+    return wrap(_nef.op("gather", [to_node(x, "gather"), to_node(indices, "gather")],
+                        {"axis": _index_arg(axis, "axis", "gather")}))
 
 
 def take(x, indices, axis=None) -> Tensor:

@@ -359,6 +359,12 @@ std::vector<BinaryCase> binary_cases() {
          return a - std::floor(a / b) * b;
        },
        -20, 20, -6, 6, BinKind::Promote, false},
+      {"floor_divide",
+       [](double a, double b, DType d) {
+         if (b == 0) return is_floating(d) ? a / b : 0.0;
+         return std::floor(a / b);
+       },
+       -20, 20, -6, 6, BinKind::Promote, false},
       {"pow",
        [](double a, double b, DType d) { return is_floating(d) ? std::pow(a, b) : int_pow(a, b); },
        0.2, 3, -2, 5, BinKind::Promote, false, false, true},
@@ -496,6 +502,10 @@ TEST(ElementwiseBinary, IntegerEdgeCases) {
   expect_values(run_kernel("mod", {make_i32({-7, 7, 7, -7, 5, imin, imin, 0}),
                                    make_i32({3, -3, 0, -3, 5, -1, 7, -4})}),
                 {2, -2, 0, -1, 0, 0, double(((imin % 7) + 7) % 7), 0}, {0, 0});
+  // numpy floor_divide: rounds toward -inf, x // 0 = 0, INT_MIN // -1 = INT_MIN (no trap).
+  expect_values(run_kernel("floor_divide", {make_i32({-7, 7, 7, -7, 6, imin, imin, 0, -1}),
+                                            make_i32({2, -2, 0, -2, 3, -1, 7, -4, 5})}),
+                {-4, -4, 0, 3, 2, double(imin), double(imin / 7 - 1), 0, -1}, {0, 0});
   // Integer pow: negative exponents give 0 unless the base is +-1; overflow wraps.
   expect_values(run_kernel("pow", {make_i32({2, 1, -1, -1, 3, 0, 2, -2}),
                                    make_i32({-1, -5, -3, -4, 4, 0, 31, 3})}),
@@ -518,6 +528,24 @@ TEST(ElementwiseBinary, FloatEdgeCases) {
   // Float mod follows the divisor's sign.
   expect_values(run_kernel("mod", {make_f32({-7.5, 7.5, 6, -6}), make_f32({2, -2, 3, 3})}),
                 {0.5, -0.5, 0, 0}, {0, 0});
+  // Float floor_divide follows numpy's divmod: 1 // 0.1 is 9 (fmod(1, 0.1) = 0.0999...), a
+  // quotient of zero keeps the sign of a / b, x // 0 is a / 0, infinities give NaN or -1.
+  {
+    std::vector<double> v = to_doubles(
+        run_kernel("floor_divide", {make_f32({1, 0, -0.5, 1, -1, 0, kInf, -1, 1}),
+                                    make_f32({0.1f, -1, 2, 0, 0, 0, 1, kInf, kInf})}));
+    EXPECT_EQ(v[0], 9.0);
+    EXPECT_EQ(v[1], 0.0);
+    EXPECT_TRUE(std::signbit(v[1]));
+    EXPECT_EQ(v[2], -1.0);
+    EXPECT_EQ(v[3], kInf);
+    EXPECT_EQ(v[4], -kInf);
+    EXPECT_TRUE(std::isnan(v[5]));
+    EXPECT_TRUE(std::isnan(v[6]));
+    EXPECT_EQ(v[7], -1.0);
+    EXPECT_EQ(v[8], 0.0);
+    EXPECT_FALSE(std::signbit(v[8]));
+  }
   // maximum/minimum propagate NaN from either side.
   for (const char* op : {"maximum", "minimum"}) {
     std::vector<double> v =
@@ -834,6 +862,11 @@ TEST(ElementwiseInfer, TraitsAndCost) {
     EXPECT_NE(backend::cpu::kernel_table().find(n), nullptr);
   }
   EXPECT_GT(ir::get_op("exp").flops_per_element, ir::get_op("add").flops_per_element);
+  // floor_divide is elementwise, but fused programs have no instruction for it.
+  const ir::OpDef& fd = ir::get_op("floor_divide");
+  EXPECT_TRUE(fd.has(ir::kElementwise));
+  EXPECT_FALSE(fd.has(ir::kFusable));
+  EXPECT_NE(backend::cpu::kernel_table().find("floor_divide"), nullptr);
 }
 
 }  // namespace

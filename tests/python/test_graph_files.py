@@ -35,8 +35,11 @@ def test_placeholder_round_trip(tmp_path, batch, seed):
         ref_p, ref_h = _mlp_ref(f64(xin), f64(w1), f64(b1), f64(w2))
         assert_close(out["probs"], ref_p, "float32", scale=8)
         assert_close(out["hidden"], ref_h, "float32", scale=8)
-    out64 = g.run(x=f64(xin))  # float64 input is cast to the declared float32
-    assert_close(out64["probs"], ref_p, "float32", scale=8)
+    with pytest.raises(nef.NEFTypeError, match="'x'.*float32.*float64"):
+        g.run(x=f64(xin))  # float64 -> float32 loses values: run converts only without loss
+    out16 = g.run(x=xin.astype(np.float16))  # float16 -> float32 is exact
+    ref16, _ = _mlp_ref(f64(xin.astype(np.float16)), f64(w1), f64(b1), f64(w2))
+    assert_close(out16["probs"], ref16, "float32", scale=8)
 
 
 def test_tensor_build_and_several_inputs(tmp_path):

@@ -180,3 +180,25 @@ def test_program_cache_detects_tampering(tmp_path):
         assert target.read_bytes() == original or check().returncode == 0
     # After the rebuilds the entry is whole again and used as is.
     assert "built a program" not in check().stderr
+
+
+def test_dlpack_brings_device_values_to_the_host():
+    """DLPack has no way to hand out NEF's OpenCL buffers: __dlpack_device__ says where the
+    exported data is (the CPU), export reads the value to the host first, and copy=False refuses
+    a value that is still on the device."""
+    a = RNG.standard_normal((33, 17)).astype(np.float32)
+    nef.config(devices=["opencl"])
+    y = nef.tanh(nef.tensor(a) * 3.0)
+    y.execute()
+    assert y.device == "opencl:0"
+    assert y.__dlpack_device__() == (1, 0)
+    with pytest.raises(nef.NEFBufferError, match="opencl:0"):
+        y.__dlpack__(max_version=(1, 0), copy=False)
+    assert y.device == "opencl:0"  # the refused export moved nothing
+    got = np.from_dlpack(y)
+    np.testing.assert_allclose(got, np.tanh(a * 3), rtol=1e-5, atol=1e-6)
+    assert y.device == "cpu"  # read once, like numpy()
+    assert np.shares_memory(got, y.numpy())  # later exports view the host copy
+    z = nef.from_dlpack(got) + 1  # and back in, zero-copy, to run on the device again
+    z.execute()
+    np.testing.assert_allclose(z.numpy(), np.tanh(a * 3) + 1, rtol=1e-5, atol=1e-6)

@@ -119,24 +119,24 @@ def test_creation_functions():
 
 
 def test_random_seeded():
-    a = nef.random.normal((1000,), seed=3)
-    b = nef.random.normal((1000,), seed=3)
-    c = nef.random.normal((1000,), seed=4)
+    a = nef.random.normal(size=(1000,), seed=3)
+    b = nef.random.normal(size=(1000,), seed=3)
+    c = nef.random.normal(size=(1000,), seed=4)
     np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert not np.array_equal(a.numpy(), c.numpy())
     x = a.numpy()
     assert abs(x.mean()) < 0.15 and abs(x.std() - 1) < 0.1
-    u = nef.random.uniform((1000,), seed=1, low=2, high=5, dtype=nef.float64).numpy()
+    u = nef.random.uniform(2, 5, (1000,), seed=1, dtype=nef.float64).numpy()
     assert u.dtype == np.float64 and u.min() >= 2 and u.max() < 5
-    n = nef.random.normal((2, 3), seed=0, mean=10, std=0.001, dtype="bfloat16")
+    n = nef.random.normal(10, 0.001, (2, 3), seed=0, dtype="bfloat16")
     assert n.dtype == nef.bfloat16 and abs(float(n.mean()) - 10) < 0.1
     nef.random.seed(5)
-    s1 = nef.random.uniform((4,)).numpy()
+    s1 = nef.random.uniform(size=(4,)).numpy()
     nef.random.seed(5)
-    s2 = nef.random.uniform((4,)).numpy()
+    s2 = nef.random.uniform(size=(4,)).numpy()
     np.testing.assert_array_equal(s1, s2)
     with pytest.raises(nef.NEFTypeError):
-        nef.random.normal((3,), seed=0, dtype=nef.int32)
+        nef.random.normal(size=(3,), seed=0, dtype=nef.int32)
 
 
 # ---- operators ------------------------------------------------------------------------------

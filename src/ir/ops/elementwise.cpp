@@ -62,7 +62,7 @@ TensorType infer_binary_arith(const OpDef& op, const std::vector<TensorType>& in
   return {s, promote_inputs(in)};
 }
 
-// sub, mod, pow: as above, but bool (after promotion) is a TypeError like numpy's sub.
+// sub, mod, floor_divide, pow: as above, but bool (after promotion) is a TypeError like numpy's sub.
 TensorType infer_binary_nobool(const OpDef& op, const std::vector<TensorType>& in, Attrs&) {
   Shape s = broadcast_all(op, in);
   DType t = promote_inputs(in);
@@ -130,6 +130,11 @@ void register_elementwise_ops(Registry& r) {
   for (const char* n : {"add", "mul", "maximum", "minimum"}) r.add(make(n, 2, infer_binary_arith, 1));
   r.add(make("sub", 2, infer_binary_nobool, 1));
   r.add(make("mod", 2, infer_binary_nobool, 4));
+  // numpy floor_divide (Python's //). Elementwise but not fusable: fused programs and the
+  // OpenCL renderer have no instruction for it, so it runs as its own CPU kernel.
+  OpDef floor_divide = make("floor_divide", 2, infer_binary_nobool, 4);
+  floor_divide.traits = kElementwise;
+  r.add(std::move(floor_divide));
   r.add(make("pow", 2, infer_binary_nobool, 20));
   r.add(make("div", 2, infer_div, 1));
   for (const char* n : {"equal", "not_equal", "less", "less_equal", "greater", "greater_equal",

@@ -2,7 +2,7 @@
 // Both operands are first brought to one compute dtype (the output dtype for arithmetic, the
 // promoted input dtype for comparisons, bool for logical ops), so each op instantiates one loop
 // per dtype instead of one per dtype pair. Integer math wraps and never traps (x % 0 = 0,
-// INT_MIN % -1 = 0, x / 0 cannot happen: div is float).
+// INT_MIN % -1 = 0, x // 0 = 0, INT_MIN // -1 = INT_MIN; x / 0 cannot happen: div is float).
 #include <cmath>
 #include <type_traits>
 
@@ -103,6 +103,36 @@ struct Mod : ArithBase {
       C r = C(a % b);
       if (r != C(0) && ((r < C(0)) != (b < C(0)))) r = C(r + b);
       return r;
+    }
+  }
+};
+// numpy floor_divide: the quotient rounded toward -inf. Integers give numpy's results without
+// trapping: x // 0 = 0 and INT_MIN // -1 = INT_MIN (wraps). Floats follow numpy's divmod: the
+// quotient comes from (a - fmod(a, b)) / b, so 1.0 // 0.1 is 9.0 (the remainder is 0.0999...),
+// x // 0 is a / 0 (+-inf or NaN) and a zero quotient carries the sign of a / b.
+struct FloorDivide : ArithBase {
+  template <typename T>
+  static constexpr bool ok = !kIsBool<T>;
+  template <typename C>
+  static C apply(C a, C b) {
+    if constexpr (std::is_floating_point_v<C>) {
+      if (b == C(0)) return a / b;
+      C m = std::fmod(a, b);
+      C d = (a - m) / b;
+      if (m != C(0) && ((b < C(0)) != (m < C(0)))) d -= C(1);
+      if (d == C(0)) return std::copysign(C(0), a / b);
+      C f = std::floor(d);
+      if (d - f > C(0.5)) f += C(1);
+      return f;
+    } else {
+      if (b == C(0)) return C(0);
+      if constexpr (std::is_signed_v<C>) {
+        using U = std::make_unsigned_t<C>;
+        if (b == C(-1)) return C(U(0) - U(a));  // INT_MIN / -1 traps in hardware
+      }
+      C q = C(a / b);
+      if (C(a % b) != C(0) && ((a < C(0)) != (b < C(0)))) q = C(q - C(1));
+      return q;
     }
   }
 };
@@ -255,6 +285,7 @@ void register_binary_kernels(KernelTable& t) {
   t.add("maximum", binary_kernel<Maximum>);
   t.add("minimum", binary_kernel<Minimum>);
   t.add("mod", binary_kernel<Mod>);
+  t.add("floor_divide", binary_kernel<FloorDivide>);
   t.add("equal", binary_kernel<Equal>);
   t.add("not_equal", binary_kernel<NotEqual>);
   t.add("less", binary_kernel<Less>);
