@@ -30,6 +30,28 @@ def test_matmul(dtype, shapes, seed):
     assert_close(nef.tensor(a) @ nef.tensor(b), ref, dtype, scale=max(2.0, math.sqrt(k)))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_matmul_tile_shapes(threads):
+    # Row counts that pick either AVX-512 tile (8 or 14 rows) or fall on the A-block edge
+    # (blocks of 192 / 196 rows), K across the 256-deep panels, ragged N, epilogue bias.
+    rng = np.random.default_rng(11)
+    nef.config(threads=threads)
+    try:
+        for m in (8, 9, 16, 23, 33, 197, 400):
+            for k, n in ((1, 33), (300, 65), (17, 1)):
+                a = rng.standard_normal((m, k)).astype(np.float32)
+                b = rng.standard_normal((k, n)).astype(np.float32)
+                bias = rng.standard_normal(n).astype(np.float32)
+                ref = f64(a) @ f64(b)
+                got = nef.matmul(nef.tensor(a), nef.tensor(b)).numpy()
+                np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * math.sqrt(k))
+                got = (nef.matmul(nef.tensor(a), nef.tensor(b)) + nef.tensor(bias)).numpy()
+                np.testing.assert_allclose(got, ref + f64(bias), rtol=1e-4,
+                                           atol=1e-4 * math.sqrt(k))
+    finally:
+        nef.config(threads=0)
+
+
 def test_matmul_errors():
     with pytest.raises(nef.NEFShapeError, match=r"\[matmul\]"):
         nef.matmul(nef.zeros((2, 3)), nef.zeros((4, 5)))
