@@ -86,6 +86,11 @@ CONV_CASES = [
     ((1, 2, 2, 2), (6, 2, 4, 4), None, [1, 1, 1, 1], None, 1, True),
     ((1, 2, 5, 6, 7), (6, 2, 3, 3, 3), [1, 2, 1], [1] * 6, None, 1, True),
     ((2, 4, 4, 5, 6), (4, 2, 2, 3, 1), [2, 1, 2], [0, 1, 0, 1, 2, 0], [2, 1, 1], 2, True),
+    # Row-tiled direct conv (float32, unit width stride, 8-32 channels per group): several
+    # 32-column tiles, a ragged 8-channel block, height stride, dilation, asymmetric pads.
+    ((2, 5, 9, 40), (16, 5, 3, 3), [2, 1], [1, 2, 0, 1], [2, 1], 1, True),
+    ((1, 6, 7, 35), (18, 3, 3, 5), None, [1, 2, 1, 2], [1, 3], 2, True),
+    ((1, 4, 70), (32, 4, 3), None, [1, 1], None, 1, False),
     ((0, 3, 5, 5), (4, 3, 3, 3), None, [1, 1, 1, 1], None, 1, True),    # N = 0
     ((2, 0, 5), (6, 0, 3), None, None, None, 1, True),                  # C = 0: bias
     ((2, 0, 5), (2, 0, 3), None, None, None, 1, False),                 # C = 0: zeros

@@ -4,7 +4,8 @@
 // positions), then the blocked GEMM of matmul.cpp with the weight as A, one matrix per (image,
 // group); the bias is added on each finished tile while it is in cache. 1x1 convs skip im2col.
 // Few output channels per group (depthwise) would make the GEMM mostly padding: a direct loop,
-// vectorized along the output row, runs those instead.
+// vectorized along the output row, runs those instead; float32 convs with unit width stride and
+// up to 32 channels per group run conv_rows, a register-tiled direct conv over padded rows.
 // conv_transpose: GEMM weight^T @ x into columns, then col2im scatter-adds them into the output.
 // Half types compute in float32 and round once on store.
 #include <algorithm>
@@ -251,6 +252,136 @@ void conv_direct(const Geom& g, const T* X, const C* W, const std::vector<C>& bi
   });
 }
 
+// ---- row-blocked direct conv (float32, unit width stride) ---------------------------------------
+// An implicit GEMM without the column buffer: for one output row, the input rows each tap reads
+// are copied once into zero-padded row buffers, and a register tile of MB output channels x kVW
+// output columns accumulates over k = (channel, tap) with one weight broadcast and one input
+// vector per k, so the input row segment is loaded once for MB channels. Small channel counts
+// (a 16-channel 3x3 conv, depthwise) waste most of a GEMM tile and stream im2col columns twice
+// through memory; here everything stays in L1.
+constexpr int kVW = 32;  // output columns per register tile (2 AVX-512 vectors)
+
+template <int MB>
+[[gnu::always_inline]] inline void row_tile(int64_t K, const float* __restrict w,
+                                            const float* const* __restrict rows, int64_t j,
+                                            const float* __restrict bias, float* __restrict out,
+                                            int64_t ldo, int64_t mb, int64_t nv) {
+  float acc[MB][kVW];
+#pragma GCC unroll 16
+  for (int i = 0; i < MB; ++i)
+    for (int v = 0; v < kVW; ++v) acc[i][v] = bias[i];
+  for (int64_t k = 0; k < K; ++k) {
+    const float* x = rows[k] + j;
+    const float* wk = w + k * MB;
+#pragma GCC unroll 16
+    for (int i = 0; i < MB; ++i) {
+      const float wi = wk[i];
+      for (int v = 0; v < kVW; ++v) acc[i][v] += wi * x[v];
+    }
+  }
+  if (mb == MB && nv == kVW) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MB; ++i)
+      for (int v = 0; v < kVW; ++v) out[i * ldo + j + v] = acc[i][v];
+  } else {
+    alignas(64) float tile[MB * kVW];
+#pragma GCC unroll 16
+    for (int i = 0; i < MB; ++i)
+      for (int v = 0; v < kVW; ++v) tile[i * kVW + v] = acc[i][v];
+    for (int64_t i = 0; i < mb; ++i)
+      for (int64_t v = 0; v < nv; ++v) out[i * ldo + j + v] = tile[i * kVW + v];
+  }
+}
+
+// One output row of MB (or fewer: mb) channels, all column tiles. Compiled per ISA.
+template <int MB>
+NEF_SIMD_CLONES void conv_row(int64_t K, const float* w, const float* const* rows, int64_t width,
+                              const float* bias, float* out, int64_t ldo, int64_t mb) {
+  for (int64_t j = 0; j < width; j += kVW)
+    row_tile<MB>(K, w, rows, j, bias, out, ldo, mb, std::min<int64_t>(kVW, width - j));
+}
+
+// Output channels per register tile for Mg channels per group.
+int rows_tile_channels(int64_t Mg) { return Mg >= 8 ? 8 : Mg >= 4 ? 4 : 1; }
+
+// Whether conv_rows runs this conv: float32, 1-D/2-D, unit width stride, few enough input taps
+// per output row that its row buffers stay small, and few output channels per group (beyond
+// ~32 the GEMM's bigger tiles win).
+bool use_conv_rows(const Geom& g) {
+  if (g.k[0] != 1 || g.im[0] != 1 || g.s[2] != 1) return false;
+  const int64_t padded = g.cp[2] + (g.k[2] - 1) * g.d[2] + kVW;
+  return g.Mg >= 8 && g.Mg <= 32 && g.Cg * g.k[1] * padded <= (int64_t{1} << 16);
+}
+
+void conv_rows(const Geom& g, const float* X, const float* W, const std::vector<float>& bias,
+               float* O) {
+  const int MB = rows_tile_channels(g.Mg);
+  const int64_t kh = g.k[1], kw = g.k[2], width = g.cp[2], height = g.cp[1];
+  const int64_t K = g.Cg * kh * kw;
+  const int64_t padded = width + (kw - 1) * g.d[2] + kVW;
+  const int64_t mblocks = (g.Mg + MB - 1) / MB;
+  // Weights packed per (group, channel block): k-major, MB channels per k, zeros past Mg.
+  std::vector<float> wp(size_t(g.G * mblocks * K * MB), 0.0f);
+  std::vector<float> bp(size_t(g.G * mblocks * MB), 0.0f);
+  for (int64_t grp = 0; grp < g.G; ++grp)
+    for (int64_t mbk = 0; mbk < mblocks; ++mbk)
+      for (int64_t i = 0; i < MB && mbk * MB + i < g.Mg; ++i) {
+        const int64_t m = grp * g.Mg + mbk * MB + i;
+        float* dst = wp.data() + (grp * mblocks + mbk) * K * MB;
+        for (int64_t k = 0; k < K; ++k) dst[k * MB + i] = W[m * K + k];
+        bp[size_t((grp * mblocks + mbk) * MB + i)] = bias[size_t(m)];
+      }
+  const int64_t items = g.N * g.G * height;
+  const double work = 2.0 * double(K) * double(g.Mg) * double(width) + 1;
+  const int64_t grain = std::max<int64_t>(1, int64_t(2e5 / work));
+  parallel_for(items, grain, [&](int64_t i0, int64_t i1) {
+    // Row buffers: (channel, kernel row) -> the input row, zero-padded; one zero row for rows
+    // outside the image. Pointers per k = (channel, kernel row, kernel column).
+    std::vector<float> buf(size_t(g.Cg * kh * padded + padded), 0.0f);
+    const float* zero = buf.data() + g.Cg * kh * padded;
+    std::vector<const float*> rows(static_cast<size_t>(K));
+    for (int64_t it = i0; it < i1; ++it) {
+      const int64_t n = it / (g.G * height), grp = (it / height) % g.G, oy = it % height;
+      for (int64_t c = 0; c < g.Cg; ++c) {
+        const float* plane = X + (n * g.C + grp * g.Cg + c) * g.im_size;
+        for (int64_t ky = 0; ky < kh; ++ky) {
+          const int64_t iy = oy * g.s[1] - g.pb[1] + ky * g.d[1];
+          float* row = buf.data() + (c * kh + ky) * padded;
+          const float* src = zero;
+          if (iy >= 0 && iy < g.im[1]) {
+            // Padded index q holds input column q - pb; columns outside the image are zero.
+            const float* in = plane + iy * g.im[2];
+            for (int64_t q = 0; q < padded; ++q) {
+              const int64_t ix = q - g.pb[2];
+              row[q] = ix >= 0 && ix < g.im[2] ? in[ix] : 0.0f;
+            }
+            src = row;
+          }
+          for (int64_t kx = 0; kx < kw; ++kx)
+            rows[size_t((c * kh + ky) * kw + kx)] = src + kx * g.d[2];
+        }
+      }
+      for (int64_t mbk = 0; mbk < mblocks; ++mbk) {
+        const int64_t m0 = grp * g.Mg + mbk * MB, mb = std::min<int64_t>(MB, g.Mg - mbk * MB);
+        const float* w = wp.data() + (grp * mblocks + mbk) * K * MB;
+        const float* b = bp.data() + (grp * mblocks + mbk) * MB;
+        float* out = O + (n * g.M + m0) * g.cp_size + oy * width;
+        switch (MB) {
+          case 8:
+            conv_row<8>(K, w, rows.data(), width, b, out, g.cp_size, mb);
+            break;
+          case 4:
+            conv_row<4>(K, w, rows.data(), width, b, out, g.cp_size, mb);
+            break;
+          default:
+            conv_row<1>(K, w, rows.data(), width, b, out, g.cp_size, mb);
+            break;
+        }
+      }
+    }
+  });
+}
+
 // im2col + GEMM: for each (image, group), out[Mg, P] = w_group[Mg, K] @ col[K, P] with
 // K = Cg * taps. Each GEMM call takes a chunk of images (batched, all groups) and positions.
 // How conv_gemm chunks its work, and the scratch that needs (elements of C): the kernel's
@@ -350,6 +481,12 @@ void conv_kernel(const KernelArgs& args) {
       using C = compute_t<T>;
       const Array wc = as_compute<C>(args.inputs[1]);
       const std::vector<C> bias = bias_values<C>(args, g.M);
+      if constexpr (std::is_same_v<T, float>) {
+        if (use_conv_rows(g)) {
+          conv_rows(g, x.data_as<float>(), wc.data_as<float>(), bias, out.data_as<float>());
+          return;
+        }
+      }
       if (g.Mg <= kDirectMaxChannels)
         conv_direct<T, C>(g, x.data_as<T>(), wc.data_as<C>(), bias, out.data_as<T>());
       else conv_gemm<T, C>(g, x, wc, bias, args.inputs.size() > 2, out, args.workspace);
@@ -488,6 +625,8 @@ class ConvKernel final : public CpuKernel {
           TransposeLayout l = conv_transpose_layout<T, C>(g);
           workspace_ = workspace_piece(l.col, ct) + workspace_piece(l.xbuf, ct) +
                        workspace_piece(l.acc, ct) + l.gemm;
+        } else if (std::is_same_v<T, float> && use_conv_rows(g)) {
+          workspace_ = 0;  // conv_rows: per-thread row buffers (a few hundred KB at most)
         } else if (g.Mg > kDirectMaxChannels) {
           GemmLayout l = conv_gemm_layout<T, C>(g);
           workspace_ = workspace_piece(l.col, ct) + workspace_piece(l.scratch, ct) + l.gemm;
