@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cctype>
 #include <cstring>
+#include <new>
+#include <string>
 #include <mutex>
 #include <vector>
 
@@ -33,15 +36,20 @@ class Cache {
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
     int64_t ram = pages > 0 && page > 0 ? int64_t(pages) * page : int64_t{8} << 30;
     limit_ = std::min<int64_t>(ram / 16, int64_t{2} << 30);
-    if (const char* env = std::getenv("NEF_HOST_CACHE"); env && std::strcmp(env, "0") == 0)
-      limit_ = 0;
+    // Off: "0", "off", "false", "no" (any case).
+    if (const char* env = std::getenv("NEF_HOST_CACHE")) {
+      std::string v(env);
+      for (char& ch : v) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+      if (v == "0" || v == "off" || v == "false" || v == "no") limit_ = 0;
+    }
   }
 
-  void* take(size_t bytes) {
+  void* take(size_t bytes) noexcept {
     std::vector<Block> drop;
     void* hit = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      if (!reserve(drop)) return nullptr;
       auto it = std::find_if(blocks_.begin(), blocks_.end(),
                              [&](const Block& b) { return b.bytes == bytes; });
       if (it != blocks_.end()) {
@@ -64,13 +72,14 @@ class Cache {
     bool kept = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (int64_t(bytes) <= limit_) {
+      // No memory for the bookkeeping: unmap instead of caching.
+      if (int64_t(bytes) <= limit_ && reserve(drop)) {
         try {
           blocks_.push_back({p, bytes, ++clock_});
           held_ += int64_t(bytes);
           kept = true;
           while (held_ > limit_) pop_oldest(drop);
-        } catch (...) {  // no memory for the list entry: unmap instead
+        } catch (const std::bad_alloc&) {
         }
       }
     }
@@ -100,8 +109,19 @@ class Cache {
   int64_t limit() const { return limit_; }
 
  private:
-  // Moves the oldest block to `drop` (unmapped outside the lock); returns its size.
-  size_t pop_oldest(std::vector<Block>& drop) {
+  // Room in `drop` for every cached block, so that pop_oldest never allocates (and never loses
+  // a block to a failed push_back).
+  bool reserve(std::vector<Block>& drop) noexcept {
+    try {
+      drop.reserve(blocks_.size() + 1);
+      return true;
+    } catch (const std::bad_alloc&) {
+      return false;
+    }
+  }
+
+  // Moves the oldest block to `drop` (unmapped outside the lock; reserve()d); returns its size.
+  size_t pop_oldest(std::vector<Block>& drop) noexcept {
     auto it = std::min_element(blocks_.begin(), blocks_.end(),
                                [](const Block& a, const Block& b) { return a.stamp < b.stamp; });
     Block b = *it;
@@ -126,6 +146,7 @@ Cache& cache() {
 }  // namespace
 
 void* host_alloc(size_t nbytes) {
+  if (nbytes > (size_t{1} << 60)) return nullptr;  // no such memory; keeps the rounding exact
   if (nbytes < kLarge) return std::aligned_alloc(64, (nbytes + 63) / 64 * 64);
   const size_t bytes = size_class(nbytes);
   if (void* p = cache().take(bytes)) return p;

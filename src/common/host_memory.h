@@ -25,7 +25,7 @@ void host_free(void* p, size_t nbytes) noexcept;
 int64_t host_cache_trim() noexcept;
 
 // Bytes held in the cache now, and the most it keeps (min(RAM / 16, 2 GiB); NEF_HOST_CACHE=0
-// turns the cache off).
+// (or off/false/no) turns the cache off).
 int64_t host_cache_bytes() noexcept;
 int64_t host_cache_limit() noexcept;
 

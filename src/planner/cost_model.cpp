@@ -110,13 +110,19 @@ DeviceProfile measure(backend::Device& dev) {
   if (!dev.is_host()) {
     double small = time_copy(dev, 64, true, 5);
     p.transfer_seconds = small;
-    // Measured even where the device shares host memory: the runtime maps a value across only
-    // when its address suits the device (numpy's large arrays, at a page + 16 bytes, do not suit
-    // PoCL), so the planner must not count on a free transfer.
+    // Uploads are measured even where the device shares host memory: the runtime maps a host
+    // value across only when its address suits the device (numpy's large arrays, at a page + 16
+    // bytes, do not suit PoCL), so the planner must not count on a free transfer. Downloads
+    // from such a device are always mapped (map_to_host has no condition): free.
     const size_t bytes = size_t{16} << 20;
-    double up = time_copy(dev, bytes, true, 3), down = time_copy(dev, bytes, false, 3);
+    double up = time_copy(dev, bytes, true, 3);
     p.from_host_bytes = double(bytes) / std::max(up - small, 1e-9);
-    p.to_host_bytes = double(bytes) / std::max(down - small, 1e-9);
+    if (dev.info().host_unified) {
+      p.to_host_bytes = 1e13;
+    } else {
+      double down = time_copy(dev, bytes, false, 3);
+      p.to_host_bytes = double(bytes) / std::max(down - small, 1e-9);
+    }
   }
   p.measured = true;
   p.source = "measured";
@@ -125,7 +131,7 @@ DeviceProfile measure(backend::Device& dev) {
 
 std::string cache_key(const backend::Device& dev) {
   const backend::DeviceInfo& i = dev.info();
-  return str("nef-calibration-v3|", devices::library_version(), "|", devices::detect_cpu().model,
+  return str("nef-calibration-v4|", devices::library_version(), "|", devices::detect_cpu().model,
              "|", i.id, "|", i.name, "|", i.vendor, "|", i.driver_version, "|", i.api_version, "|",
              i.compute_units, "|", dev.config_key());
 }

@@ -29,18 +29,36 @@ const KernelTable& kernel_table() {
   return table;
 }
 
+namespace {
+thread_local int t_kernel_threads = 0;  // > 0 while a kernel runs on this thread
+}  // namespace
+
+KernelThreadsScope::KernelThreadsScope(int threads) : previous_(t_kernel_threads) {
+  t_kernel_threads = threads;
+}
+KernelThreadsScope::~KernelThreadsScope() { t_kernel_threads = previous_; }
+
+CpuKernel::CpuKernel() : threads_(num_threads()) {}
+
 EventPtr CpuKernel::enqueue(const KernelArgs& args, Queue& queue, Waits waits) const {
-  return static_cast<CpuQueue&>(queue).submit([this, &args] { run(args); }, waits);
+  return static_cast<CpuQueue&>(queue).submit(
+      [this, &args] {
+        KernelThreadsScope pin(threads_);
+        run(args);
+      },
+      waits);
 }
 
 void run_now(const CpuKernel& kernel, const std::vector<Array>& inputs, Array& out,
              const ir::Node& node) {
   Array workspace;
   if (int64_t ws = kernel.workspace_bytes(); ws > 0) workspace = Array::empty({ws}, DType::UInt8);
+  KernelThreadsScope pin(kernel.threads());
   kernel.run(KernelArgs{inputs, out, node.attrs, node, workspace});
 }
 
 int num_threads() {
+  if (t_kernel_threads > 0) return t_kernel_threads;
   int n = current_session().threads();
   return n > 0 ? n : default_threads();
 }

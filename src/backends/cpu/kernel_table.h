@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backends/cpu/parallel.h"
 #include "backends/cpu/cpu_kernel.h"
 
 namespace nef::backend::cpu {
@@ -52,6 +53,7 @@ class KernelTable {
             run_now(k, args.inputs, args.out, args.node);
             return;
           }
+          KernelThreadsScope pin(k.threads());
           k.run(args);
         },
         [](const ir::Node& node, const ir::Graph& graph) -> std::shared_ptr<const CpuKernel> {

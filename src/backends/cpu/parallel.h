@@ -11,9 +11,22 @@
 
 namespace nef::backend::cpu {
 
-// Threads kernels may use: the session's setting (nef.config(threads=N)), else NEF_NUM_THREADS,
-// else one per CPU this process may run on.
+// Threads kernels may use: while a kernel runs, the count it was compiled for (its workspace
+// holds that many per-thread slots, and the kernel cache keys on it); elsewhere the session's
+// setting (nef.config(threads=N)), else NEF_NUM_THREADS, else one per CPU this process may use.
 int num_threads();
+
+// Pins num_threads() on this thread to `threads` for a kernel's run (see CpuKernel).
+class KernelThreadsScope {
+ public:
+  explicit KernelThreadsScope(int threads);
+  ~KernelThreadsScope();
+  KernelThreadsScope(const KernelThreadsScope&) = delete;
+  KernelThreadsScope& operator=(const KernelThreadsScope&) = delete;
+
+ private:
+  int previous_;
+};
 
 // How many threads (slots) a parallel_for over [0, n) uses: at most num_threads(), and no more
 // than there are grain-sized pieces. Per-thread scratch is sized by this.
@@ -33,8 +46,8 @@ inline int64_t parallel_chunk_count(int64_t n, int64_t grain) {
   return std::min<int64_t>(slots * kChunksPerThread, (n + grain - 1) / std::max<int64_t>(grain, 1));
 }
 
-// Calls fn(slot, begin, end) over disjoint chunks covering [0, n), each >= grain items (but the
-// last few), in parallel; `slot` in [0, parallel_slots(n, grain)) is the running thread's: no two
+// Calls fn(slot, begin, end) over disjoint chunks covering [0, n) (n / parallel_chunk_count
+// items each, give or take one: about `grain` or more), in parallel; `slot` in [0, parallel_slots(n, grain)) is the running thread's: no two
 // chunks running at the same time share one, so per-thread scratch lives at slot `slot` of a
 // kernel's workspace. Which slot runs a chunk varies; what a chunk computes must not.
 template <typename Fn>

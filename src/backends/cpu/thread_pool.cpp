@@ -2,13 +2,16 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -25,6 +28,9 @@ using Clock = std::chrono::steady_clock;
 // leave a busy machine alone. Yielding, not spinning: a descheduled peer gets the core at once.
 constexpr auto kIdleYield = std::chrono::microseconds(1000);
 
+// One parallel region. Shared with the workers that joined it: a worker that wakes late still
+// holds the job after the caller has returned, and only looks at `next` (it finds nothing left
+// to claim, so it never calls fn, whose owner may be gone by then).
 struct Job {
   const std::function<void(int64_t, int)>* fn = nullptr;
   int64_t chunks = 0;
@@ -38,39 +44,46 @@ class Pool {
  public:
   // Serial when the pool is taken: a second caller must not wait for the first one's work.
   void run(int64_t chunks, int threads, const std::function<void(int64_t, int)>& fn) {
-    std::unique_lock<std::mutex> region(region_mu_, std::try_to_lock);
-    if (!region.owns_lock() || t_in_region || threads <= 1 || chunks <= 1) {
+    if (t_in_region || threads <= 1 || chunks <= 1) {  // nested, or nothing to share
       serial(chunks, fn);
       return;
     }
-    grow(threads - 1);
-    Job job;
-    job.fn = &fn;
-    job.chunks = chunks;
-    const int helpers = std::min<int>(threads - 1, int(chunks - 1));
+    std::unique_lock<std::mutex> region(region_mu_, std::try_to_lock);
+    if (!region.owns_lock()) {
+      serial(chunks, fn);
+      return;
+    }
+    const int workers = grow(threads - 1);
+    if (workers == 0) {
+      region.unlock();
+      serial(chunks, fn);
+      return;
+    }
+    auto job = std::make_shared<Job>();
+    job->fn = &fn;
+    job->chunks = chunks;
+    const int helpers = std::min<int>(workers, int(chunks - 1));
     {
       std::lock_guard<std::mutex> lock(mu_);
-      job_ = &job;
+      job_ = job;
       wanted_ = helpers;
       joined_ = 0;
       generation_.fetch_add(1, std::memory_order_release);
     }
     generation_.notify_all();
-    work(job, 0);
+    work(*job, 0);
     // Wait for the chunks others took; yield first (they are usually nearly done), then block.
     const auto waiting_since = Clock::now();
-    for (int spin = 0; job.done.load(std::memory_order_acquire) < chunks; ++spin) {
+    for (int spin = 0; job->done.load(std::memory_order_acquire) < chunks; ++spin) {
       if (spin < 16 || Clock::now() - waiting_since < kIdleYield) std::this_thread::yield();
-      else job.done.wait(job.done.load(std::memory_order_acquire), std::memory_order_acquire);
+      else job->done.wait(job->done.load(std::memory_order_acquire), std::memory_order_acquire);
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      job_ = nullptr;
+      job_.reset();
       wanted_ = 0;
     }
-    // Workers still inside this job hold a pointer to it: wait until they have left.
-    while (active_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
-    if (job.error) std::rethrow_exception(job.error);
+    if (job->error) std::rethrow_exception(job->error);
   }
 
  private:
@@ -78,7 +91,8 @@ class Pool {
     for (int64_t c = 0; c < chunks; ++c) fn(c, 0);
   }
 
-  // Claims and runs chunks until none are left.
+  // Claims and runs chunks until none are left. After a failure the remaining chunks are not
+  // started (they are counted as done so that the caller stops waiting).
   static void work(Job& job, int slot) {
     bool was = t_in_region;
     t_in_region = true;
@@ -90,6 +104,9 @@ class Pool {
       } catch (...) {
         std::lock_guard<std::mutex> lock(job.error_mu);
         if (!job.error) job.error = std::current_exception();
+        // Claim what is left: skipped chunks count as finished.
+        const int64_t rest = job.next.exchange(job.chunks, std::memory_order_relaxed);
+        if (rest < job.chunks) job.done.fetch_add(int32_t(job.chunks - rest), std::memory_order_acq_rel);
       }
       if (job.done.fetch_add(1, std::memory_order_acq_rel) + 1 == job.chunks)
         job.done.notify_all();
@@ -97,25 +114,32 @@ class Pool {
     t_in_region = was;
   }
 
-  void grow(int workers) {
+  // Starts workers up to `wanted`; returns how many exist (fewer when the system refuses
+  // threads: the region then runs with those).
+  int grow(int wanted) {
     std::lock_guard<std::mutex> lock(mu_);
-    while (int(threads_.size()) < workers) {
-      threads_.emplace_back([this] { loop(); });
-      threads_.back().detach();  // the pool lives as long as the process
+    while (int(threads_) < wanted) {
+      try {
+        std::thread([this] { loop(); }).detach();  // the pool lives as long as the process
+      } catch (const std::system_error&) {
+        break;
+      }
+      ++threads_;
     }
+    return std::min(int(threads_), wanted);
   }
 
   void loop() {
     uint32_t seen = generation_.load(std::memory_order_acquire);
     for (;;) {
-      // A new region, or sleep: a few yields for back-to-back kernels, then the futex.
+      // A new region, or sleep: yield for back-to-back kernels, then the futex.
       const auto idle_since = Clock::now();
       for (int spin = 0; generation_.load(std::memory_order_acquire) == seen; ++spin) {
         if (spin < 16 || Clock::now() - idle_since < kIdleYield) std::this_thread::yield();
         else generation_.wait(seen, std::memory_order_acquire);
       }
       seen = generation_.load(std::memory_order_acquire);
-      Job* job = nullptr;
+      std::shared_ptr<Job> job;
       int slot = 0;
       {
         std::lock_guard<std::mutex> lock(mu_);
@@ -124,23 +148,19 @@ class Pool {
           --wanted_;
           ++joined_;
           job = job_;
-          active_.fetch_add(1, std::memory_order_acq_rel);
         }
       }
-      if (!job) continue;
-      work(*job, slot);
-      active_.fetch_sub(1, std::memory_order_acq_rel);
+      if (job) work(*job, slot);
     }
   }
 
   std::mutex region_mu_;  // one parallel region at a time
-  std::mutex mu_;         // job_, wanted_, threads_
-  Job* job_ = nullptr;
-  int wanted_ = 0;        // workers still to join the current region
-  int joined_ = 0;        // workers that joined it (their slots are 1..joined_)
+  std::mutex mu_;         // job_, wanted_, joined_, threads_
+  std::shared_ptr<Job> job_;
+  int wanted_ = 0;  // workers still to join the current region
+  int joined_ = 0;  // workers that joined it (their slots are 1..joined_)
   std::atomic<uint32_t> generation_{0};  // 32-bit: a plain futex
-  std::atomic<int> active_{0};
-  std::vector<std::thread> threads_;
+  size_t threads_ = 0;                   // workers started
 };
 
 Pool& pool() {
@@ -166,16 +186,38 @@ void run_chunks(int64_t chunks, int threads, const std::function<void(int64_t, i
   pool().run(chunks, threads, fn);
 }
 
-int default_threads() {
-  static const int cpus = affinity_cpus();
-  const char* env = std::getenv("NEF_NUM_THREADS");
-  if (!env || !*env) return cpus;
+int parse_num_threads(const char* value) {
   char* end = nullptr;
-  long v = std::strtol(env, &end, 10);
-  if (*end != '\0' || v < 1 || v > 4096)
-    throw ValidationError(str("[config] NEF_NUM_THREADS must be a positive integer (threads), got '",
-                              env, "'"));
+  long v = std::strtol(value, &end, 10);
+  if (end == value || *end != '\0' || v < 1 || v > 4096)
+    throw ValidationError(str("[config] NEF_NUM_THREADS must be an integer from 1 to 4096, got '",
+                              value, "'"));
   return int(v);
+}
+
+int default_threads() {
+  // Read once: the environment is not re-read per kernel (setenv from another thread would
+  // race with getenv), and a bad value fails every call the same way.
+  struct Setting {
+    int threads = 0;
+    std::string error;
+  };
+  static const Setting setting = [] {
+    Setting s;
+    const char* env = std::getenv("NEF_NUM_THREADS");
+    if (!env || !*env) {
+      s.threads = affinity_cpus();
+      return s;
+    }
+    try {
+      s.threads = parse_num_threads(env);
+    } catch (const ValidationError& e) {
+      s.error = e.what();
+    }
+    return s;
+  }();
+  if (!setting.error.empty()) throw ValidationError(setting.error);
+  return setting.threads;
 }
 
 }  // namespace nef::backend::cpu

@@ -16,12 +16,15 @@ namespace nef::backend::cpu {
 // one) and returns when all are done. `slot` in [0, threads) is the running thread's index in
 // this region (the caller's is 0): chunks running at the same time have different slots. Chunks
 // are claimed in order by whichever thread is free; which one runs a chunk must not change what
-// it computes, so results depend only on the chunking. Exceptions thrown by fn are rethrown
-// here (the first one), after every chunk has run.
+// it computes, so results depend only on the chunking. An exception thrown by fn is rethrown
+// here once the chunks already running have finished; chunks not started by then are skipped.
 void run_chunks(int64_t chunks, int threads, const std::function<void(int64_t, int)>& fn);
 
-// Threads the host has for NEF: NEF_NUM_THREADS when set (a positive integer; anything else is
-// a ValidationError), else the CPUs this process may run on (its affinity mask).
+// Threads the host has for NEF: NEF_NUM_THREADS when set (1 to 4096; anything else is a
+// ValidationError on every call), else the CPUs this process may run on (its affinity mask).
+// Read once per process.
 int default_threads();
+// NEF_NUM_THREADS's value as a thread count (throws ValidationError).
+int parse_num_threads(const char* value);
 
 }  // namespace nef::backend::cpu

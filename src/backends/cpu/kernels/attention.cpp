@@ -380,7 +380,7 @@ void attention_kernel(const KernelArgs& args) {
   });
 }
 
-// Prepared per node: the blocking, hence the workspace (one slot per parallel chunk), follows
+// Prepared per node: the blocking, hence the workspace (one slot per thread), follows
 // from the shapes and the thread count.
 class AttentionKernel final : public CpuKernel {
  public:

@@ -159,7 +159,10 @@ void gemm(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, int
   T* const bp = align(scratch);
   T* const ap_base = align(bp + nc_max * kc_max);
   const int threads = parallel ? num_threads() : 1;
-  constexpr int64_t MC = kMC / MR * MR;  // whole micro-tiles per A block (<= kMC: same scratch)
+  // Whole micro-tiles per A block, never more than the kMC rows the scratch holds per slot
+  // (196 rows of 6-row AVX2 tiles once packed 198 and overran the slot).
+  static_assert(kMC >= MR);
+  constexpr int64_t MC = kMC / MR * MR;
   const int64_t mblocks = (M + MC - 1) / MC;
   for (int64_t jc = 0; jc < N; jc += kNC) {
     const int64_t nc = std::min<int64_t>(kNC, N - jc);
@@ -208,8 +211,8 @@ bool has_avx512() {
 #endif
 }
 
-// AVX-512 tile rows for an M-row product: 14 (the fastest tile) unless 8-row tiles pad at
-// least 10% less. Measured at 1 thread: 16 x 144 x 25600 (a 16-channel 3x3 conv) 34 -> 44
+// AVX-512 tile rows for an M-row product: 14 (the fastest tile) unless 8-row tiles pad about 9%
+// less or more (pad8 * 1.1 < pad14). Measured at 1 thread: 16 x 144 x 25600 (a 16-channel 3x3 conv) 34 -> 44
 // GFLOP/s, 32 x 288 x 6400 67 -> 73, while at 128 rows the 14-row tile stays ahead (131 vs 109).
 inline int avx512_rows(int64_t M) {
   const double pad14 = double((M + 13) / 14 * 14), pad8 = double((M + 7) / 8 * 8);

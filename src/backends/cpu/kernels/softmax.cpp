@@ -1,7 +1,7 @@
 // CPU softmax and log_softmax over one axis of a strided input, one row at a time (the axis is
 // walked through its stride, so any axis works without a transpose copy). Rows run in parallel.
-// Max-subtracted for stability; exponentials and the row sum in the compute type (float, or
-// double for float64 outputs), vectorized (vmath); rows with NaN or +-inf take a scalar path.
+// Max-subtracted for stability; exponentials in the compute type (float, or double for float64
+// outputs), vectorized (vmath), the row sum in double; rows with NaN or +-inf take a scalar path.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -74,6 +74,17 @@ void softmax_row_scalar(C* row, int64_t n) {
   }
 }
 
+// s[j] = exp(s[j] - m), returning the sum in double: vmath sums 1024 values at a time in
+// vector lanes, the blocks add up in double, so long rows (a 128K-token vocabulary) keep the
+// accuracy of a double sum.
+template <typename C>
+double exp_sum(C* s, int64_t n, C m) {
+  double sum = 0;
+  for (int64_t j = 0; j < n; j += 1024)
+    sum += double(vmath::exp_shift_sum(s + j, size_t(std::min<int64_t>(1024, n - j)), m));
+  return sum;
+}
+
 // Each row: gathered into the compute type (or worked on in the output when both sides are the
 // compute type and contiguous), then vectorized max, exp-and-sum and scale (vmath), so a row
 // is read from memory once and written once.
@@ -107,10 +118,10 @@ void softmax_rows(const Array& x, Array& out, const RowPlan& p) {
         softmax_row_scalar<C, kLog>(row, p.n);
       } else if constexpr (kLog) {
         std::copy(row, row + p.n, tmp.data());
-        const C shift = m + std::log(vmath::exp_shift_sum(tmp.data(), size_t(p.n), m));
+        const C shift = m + C(std::log(exp_sum(tmp.data(), p.n, m)));
         for (int64_t j = 0; j < p.n; ++j) row[j] -= shift;
       } else {
-        const C inv = C(1) / vmath::exp_shift_sum(row, size_t(p.n), m);
+        const C inv = C(1.0 / exp_sum(row, p.n, m));
         for (int64_t j = 0; j < p.n; ++j) row[j] *= inv;
       }
       if (!direct)

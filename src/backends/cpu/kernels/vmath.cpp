@@ -142,7 +142,7 @@ HWY_INLINE T ExpShiftSum(T* s, size_t n, T mx) {
 }
 
 // sum(x - c) and sum((x - c)^2) in double, the float input promoted lane by lane (Rebind: a
-// half-width vector of floats per vector of doubles), four independent chains.
+// half-width vector of floats per vector of doubles), two independent chains per sum.
 template <class T>
 HWY_INLINE void SumsF64(const T* x, size_t n, double c, double* s1, double* s2) {
   const hn::ScalableTag<double> dd;

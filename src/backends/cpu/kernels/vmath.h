@@ -23,8 +23,9 @@ double scale_add_max(double* s, size_t n, size_t valid, double scale, const doub
 float exp_shift_sum(float* s, size_t n, float m);
 double exp_shift_sum(double* s, size_t n, double m);
 
-// Row statistics in double: *s1 = sum(x[i] - c), *s2 = sum((x[i] - c)^2), vectorized (the
-// order of the additions depends only on n and the SIMD target).
+// Row statistics in double: *s1 = sum(x[i] - c), *s2 = sum((x[i] - c)^2), vectorized, two
+// chains per sum (the order of the additions depends only on n and the SIMD target, and FMA
+// targets round the squares differently from SSE4).
 void sums(const float* x, size_t n, double c, double* s1, double* s2);
 void sums(const double* x, size_t n, double c, double* s1, double* s2);
 
