@@ -21,14 +21,18 @@ from .errors import (NEFCancelledError, NEFCompileError, NEFDeviceError, NEFErro
                      NEFUnsupportedError, NEFValidationError)
 from .graph import Graph, build, evaluate, from_onnx, load, profile_summary
 from .image import avg_pool, max_pool, pad, resize
-from .ops import (abs, absolute, add, amax, amin, argmax, argmin, astype, attention,
-                  broadcast_to, cast, ceil, clip, concat, concatenate, cos, div, divide, equal,
-                  erf, exp, expand_dims, floor, gather, gelu, greater, greater_equal, layernorm,
-                  less, less_equal, log, log_softmax, logical_and, logical_not, logical_or,
-                  matmul, max, maximum, mean, min, minimum, mod, mul, multiply, neg, negative,
-                  not_equal, permute, pow, power, prod, reciprocal, relu, remainder, reshape,
-                  rmsnorm, round, rsqrt, sigmoid, sign, silu, sin, slice, softmax, split, sqrt,
-                  squeeze, stack, sub, subtract, sum, take, tanh, transpose, true_divide, where)
+from .ops import (abs, absolute, acos, acosh, add, amax, amin, arccos, arccosh, arcsin, arcsinh,
+                  arctan, arctanh, argmax, argmin, asin, asinh, astype, atan, atanh, attention,
+                  bitwise_and, bitwise_not, bitwise_or, bitwise_xor, broadcast_to, cast, ceil,
+                  clip, concat, concatenate, cos, cosh, cumprod, cumsum, div, divide, einsum,
+                  equal, erf, exp, expand_dims, floor, gather, gather_elements, gather_nd, gelu,
+                  greater, greater_equal, invert, layernorm, left_shift, less, less_equal, log,
+                  log_softmax, logical_and, logical_not, logical_or, matmul, max, maximum, mean,
+                  min, minimum, mod, mul, multiply, neg, negative, not_equal, permute, pow,
+                  power, prod, reciprocal, relu, remainder, reshape, right_shift, rmsnorm, round,
+                  rsqrt, scatter_elements, scatter_nd, sigmoid, sign, silu, sin, sinh, slice,
+                  softmax, split, sqrt, squeeze, stack, sub, subtract, sum, take,
+                  take_along_axis, tan, tanh, topk, transpose, true_divide, where)
 from .runtime import config, device, devices, reset_stats, stats
 from .tensor import Tensor
 

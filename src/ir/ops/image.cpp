@@ -70,7 +70,7 @@ TensorType infer_resize(const OpDef& op, const std::vector<TensorType>& in, Attr
   check_one_of(op, attrs, "mode", {"nearest", "linear", "cubic"});
   check_one_of(op, attrs, "coordinate_transformation_mode",
                {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
-                "tf_crop_and_resize", "half_pixel_symmetric"});
+                "tf_crop_and_resize", "half_pixel_symmetric", "tf_half_pixel_for_nn"});
   check_one_of(op, attrs, "nearest_mode",
                {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"});
   const std::string& mode = attrs.get_string("mode");

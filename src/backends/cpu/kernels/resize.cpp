@@ -51,6 +51,7 @@ double source_coord(const ResizeParams& p, double y, double scale, int64_t in, i
   extrap = false;
   if (p.ctm == "align_corners") return ow == 1 ? 0.0 : y * (iw - 1) / (ow - 1);
   if (p.ctm == "asymmetric") return y / scale;
+  if (p.ctm == "tf_half_pixel_for_nn") return (y + 0.5) / scale;  // ONNX Resize-11 only
   if (p.ctm == "tf_crop_and_resize") {
     double x = ow == 1 ? (r1 - r0) * (iw - 1) / 2 : y * (r1 - r0) * (iw - 1) / (ow - 1);
     x = x + r0 * (iw - 1);

@@ -1,0 +1,350 @@
+"""The ONNX converters added for real exports (TopK, CumSum/CumProd, GatherND, ScatterND,
+ScatterElements/Scatter, OneHot, Einsum, the trigonometric and hyperbolic functions, LRN,
+DepthToSpace/SpaceToDepth, MeanVarianceNormalization, LpNormalization, Hardmax, Shrink, Swish,
+EyeLike, ReverseSequence and the bitwise ops): the cases ONNX's node tests leave out (ties and
+NaN in TopK, repeated scatter indices, negative and out-of-range one-hot indices, strided
+layouts, every dtype...), against numpy in float64 or ONNX's reference evaluator, and the
+structured errors of malformed nodes."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import nef
+
+onnx = pytest.importorskip("onnx")
+from onnx.reference import ReferenceEvaluator  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from onnx_node_util import check, make_model, rand, run_node  # noqa: E402
+
+RNG = np.random.default_rng(1010)
+
+
+def ref_node(op, inputs, attrs=None, opset=18, static=(), n_out=1):
+    m, feed, outs = make_model(op, inputs, attrs, opset, static, n_out)
+    res = ReferenceEvaluator(m).run(None, feed)
+    return res if n_out > 1 else res[0]
+
+
+def both(op, inputs, attrs=None, opset=18, static=(), n_out=1, rtol=1e-5, atol=1e-6):
+    got = run_node(op, inputs, attrs, opset, static, n_out)
+    want = ref_node(op, inputs, attrs, opset, static, n_out)
+    if n_out == 1:
+        got, want = [got], [want]
+    for g, w in zip(got, want):
+        check(g, w, rtol=rtol, atol=atol)
+
+
+def i64(*v):
+    """i64(4) and i64(0, 1) are 1-d; i64([[1], [3]]) is the nested list as given."""
+    return np.array(v[0] if len(v) == 1 and isinstance(v[0], list) else v, np.int64)
+
+
+# ---- elementwise -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("op,fn,lo,hi", [("Tan", np.tan, -1.4, 1.4), ("Asin", np.arcsin, -1, 1),
+                                         ("Acos", np.arccos, -1, 1), ("Atan", np.arctan, -9, 9),
+                                         ("Sinh", np.sinh, -5, 5), ("Cosh", np.cosh, -5, 5),
+                                         ("Asinh", np.arcsinh, -9, 9),
+                                         ("Acosh", np.arccosh, 1, 9),
+                                         ("Atanh", np.arctanh, -0.99, 0.99)])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_trig(op, fn, lo, hi, dtype):
+    x = rand(RNG, (3, 17), dtype, lo, hi)
+    tol = 2e-3 if dtype == "float16" else 1e-5
+    check(run_node(op, [x], opset=9), fn(x.astype(np.float64)).astype(dtype), rtol=tol, atol=tol)
+    with pytest.raises(nef.NEFFormatError, match=f"{op} node 'n'.*must be a float tensor"):
+        run_node(op, [np.arange(3, dtype=np.int32)], opset=13)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int32", "int64"])
+def test_bitwise(dtype):
+    info = np.iinfo(dtype)
+    a = RNG.integers(info.min, info.max, (3, 5), endpoint=True).astype(dtype)
+    b = RNG.integers(info.min, info.max, (5,), endpoint=True).astype(dtype)
+    check(run_node("BitwiseAnd", [a, b]), a & b)
+    check(run_node("BitwiseOr", [a, b]), a | b)
+    check(run_node("BitwiseXor", [a, b]), a ^ b)
+    check(run_node("BitwiseNot", [a]), ~a)
+    with pytest.raises(nef.NEFFormatError, match="BitwiseAnd node 'n'.*inputs must have one dtype"):
+        run_node("BitwiseAnd", [a, b.astype(np.int64 if dtype != "int64" else np.int32)])
+
+
+def test_bitwise_and_bitshift_errors():
+    f = np.ones(3, np.float32)
+    with pytest.raises(nef.NEFFormatError, match="must be an integer tensor"):
+        run_node("BitwiseOr", [f, f])
+    with pytest.raises(nef.NEFFormatError, match="must be an integer tensor"):
+        run_node("BitwiseNot", [np.array([True])])
+    u = np.array([1, 2, 255], np.uint8)
+    check(run_node("BitShift", [u, np.array([1, 7, 1], np.uint8)], {"direction": "LEFT"}, opset=11),
+          np.array([2, 0, 254], np.uint8))
+    check(run_node("BitShift", [u, np.array([1, 1, 9], np.uint8)], {"direction": "RIGHT"},
+                   opset=11), np.array([0, 1, 0], np.uint8))
+    with pytest.raises(nef.NEFFormatError, match="direction must be"):
+        run_node("BitShift", [u, u], {"direction": "UP"}, opset=11)
+    with pytest.raises(nef.NEFFormatError, match="attribute 'direction' is required"):
+        run_node("BitShift", [u, u], opset=11)
+    i = np.array([1, 2], np.int32)
+    with pytest.raises(nef.NEFFormatError, match="unsigned"):
+        run_node("BitShift", [i, i], {"direction": "LEFT"}, opset=11)
+
+
+def test_shrink_swish():
+    x = rand(RNG, (4, 6), lo=-3, hi=3)
+    both("Shrink", [x], {"lambd": 1.2, "bias": 0.4}, opset=9)
+    xi = np.arange(-5, 6, dtype=np.int32)
+    both("Shrink", [xi], {"lambd": 2.0, "bias": 1.0}, opset=9)
+    check(run_node("Swish", [x], {"alpha": 0.7}, opset=24),
+          (x * (1 / (1 + np.exp(-0.7 * x.astype(np.float64))))).astype(np.float32), rtol=1e-5)
+
+
+# ---- TopK -----------------------------------------------------------------------------------------
+
+def test_topk_ties_nan_dtypes():
+    x = np.array([[3, 1, 3, np.nan, 2, 3]], np.float32)
+    for largest in [0, 1]:
+        both("TopK", [x, i64(4)], {"largest": largest}, opset=11, static=(1,), n_out=2)
+    xi = RNG.integers(0, 4, (5, 9)).astype(np.int32)
+    both("TopK", [xi, i64(3)], {"axis": 0}, opset=11, static=(1,), n_out=2)
+    both("TopK", [xi, i64(0)], opset=11, static=(1,), n_out=2)
+    v, idx = run_node("TopK", [xi, i64(9)], {"sorted": 0}, opset=11, static=(1,), n_out=2)
+    check(v, -np.sort(-xi, axis=1, kind="stable"))
+
+
+def test_topk_errors():
+    x = rand(RNG, (2, 5))
+    with pytest.raises(nef.NEFShapeError, match=r"TopK node 'n'.*K = 6 must be in \[0, 5\]"):
+        run_node("TopK", [x, i64(6)], opset=11, static=(1,), n_out=2)
+    with pytest.raises(nef.NEFFormatError, match="K must hold one value"):
+        run_node("TopK", [x, i64(1, 2)], opset=11, static=(1,), n_out=2)
+    # K from a graph input: the graph is specialized on its value at each run.
+    m, feed, outs = make_model("TopK", [x, i64(2)], opset=11, n_out=2)
+    g = nef.from_onnx(m)
+    for k in (2, 4):
+        got = g.run({"in0": x, "in1": i64(k)})
+        check(got[outs[0]], -np.sort(-x, axis=1)[:, :k])
+    with pytest.raises(nef.NEFFormatError, match="must be numeric"):
+        run_node("TopK", [np.array([True]), i64(1)], opset=11, static=(1,), n_out=2)
+
+
+# ---- CumSum / CumProd ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64", "float16"])
+def test_cumsum_cumprod(dtype):
+    x = rand(RNG, (3, 4, 5), dtype, lo=-2, hi=2)
+    for axis in [0, -1, 1]:
+        for exclusive in [0, 1]:
+            for reverse in [0, 1]:
+                attrs = {"exclusive": exclusive, "reverse": reverse}
+                both("CumSum", [x, np.array(axis, np.int32)], attrs, opset=14, static=(1,),
+                     rtol=2e-3, atol=2e-3)
+                both("CumProd", [x, np.array(axis, np.int64)], attrs, opset=26, static=(1,),
+                     rtol=2e-3, atol=2e-3)
+
+
+def test_cumsum_errors():
+    x = rand(RNG, (3, 4))
+    with pytest.raises(nef.NEFShapeError, match="axis 2 out of range"):
+        run_node("CumSum", [x, np.array(2, np.int64)], opset=14, static=(1,))
+    with pytest.raises(nef.NEFFormatError, match="axis must hold one value"):
+        run_node("CumSum", [x, i64(0, 1)], opset=14, static=(1,))
+    with pytest.raises(nef.NEFFormatError, match="must be an integer tensor"):
+        run_node("CumSum", [x, np.array(0.0, np.float32)], opset=14, static=(1,))
+
+
+# ---- GatherND, ScatterND, ScatterElements -------------------------------------------------------
+
+def test_gather_nd():
+    x = rand(RNG, (3, 4, 5))
+    both("GatherND", [x, i64([0, 1], [2, -1])], opset=11)
+    both("GatherND", [x, i64([[1], [3]], [[0], [2]], [[3], [3]])], {"batch_dims": 1}, opset=12)
+    both("GatherND", [x.astype(np.int32), i64([[[0, 1, 2]]])], opset=13)
+    with pytest.raises(nef.NEFValidationError, match=r"\[gather_nd\] index 3 out of range"):
+        run_node("GatherND", [x, i64([3, 0])], opset=13)
+    with pytest.raises(nef.NEFUnsupportedError, match="attribute 'batch_dims'"):
+        run_node("GatherND", [x, i64([[1], [3], [0]])], {"batch_dims": 1}, opset=11)
+
+
+def scatter_nd_ref(data, idx, upd, reduction):
+    """In float64, the updates applied in index order (repeated indices accumulate)."""
+    out = data.astype(np.float64).copy()
+    for i in np.ndindex(idx.shape[:-1]):
+        t = tuple(idx[i])
+        u = upd[i].astype(np.float64)
+        out[t] = {"none": u, "add": out[t] + u, "mul": out[t] * u,
+                  "max": np.maximum(out[t], u), "min": np.minimum(out[t], u)}[reduction]
+    return out.astype(data.dtype)
+
+
+@pytest.mark.parametrize("reduction,opset", [("none", 11), ("add", 16), ("mul", 16), ("max", 18),
+                                             ("min", 18)])
+def test_scatter_nd(reduction, opset):
+    data = rand(RNG, (4, 3, 2))
+    idx = i64([[1], [3], [1], [0]])  # a repeated index accumulates in order
+    upd = rand(RNG, (4, 3, 2))
+    attrs = {} if reduction == "none" else {"reduction": reduction}
+    if reduction == "none":
+        idx = i64([[1], [3], [0]])
+        upd = upd[:3]
+    check(run_node("ScatterND", [data, idx, upd], attrs, opset=opset),
+          scatter_nd_ref(data, idx, upd, reduction))
+    idx2, upd2 = i64([0, 1], [3, 2]), rand(RNG, (2, 2))
+    check(run_node("ScatterND", [data, idx2, upd2], attrs, opset=opset),
+          scatter_nd_ref(data, idx2, upd2, reduction))
+    if reduction in ("none", "add", "mul"):  # onnx's reference mis-indexes max and min
+        both("ScatterND", [data, idx, upd], attrs, opset=opset)
+
+
+@pytest.mark.parametrize("reduction,opset", [("none", 11), ("add", 16), ("mul", 16), ("max", 18),
+                                             ("min", 18)])
+def test_scatter_elements(reduction, opset):
+    data = rand(RNG, (3, 5))
+    idx = i64([[0, -1, 4, 4], [2, 2, 0, 1]])
+    upd = rand(RNG, (2, 4))
+    attrs = {"axis": 1}
+    if reduction != "none":
+        attrs["reduction"] = reduction
+    both("ScatterElements", [data, idx, upd], attrs, opset=opset)
+    both("ScatterElements", [data, idx[:, :3] % 3, upd[:, :3]], {"axis": 0}, opset=opset)
+
+
+def test_scatter_versions_and_errors():
+    data = rand(RNG, (3, 5))
+    idx = i64([[0, 1]])
+    upd = rand(RNG, (1, 2))
+    # Scatter (deprecated) is ScatterElements-11 under its first name.
+    check(run_node("Scatter", [data, idx, upd], {"axis": 1}, opset=10),
+          ref_node("ScatterElements", [data, idx, upd], {"axis": 1}, opset=11))
+    with pytest.raises(nef.NEFFormatError, match="reduction \"max\" is not defined in opset 16"):
+        run_node("ScatterElements", [data, idx, upd], {"reduction": "max"}, opset=16)
+    with pytest.raises(nef.NEFUnsupportedError, match="attribute 'reduction'"):
+        run_node("ScatterND", [data, i64([0]), rand(RNG, (5,))], {"reduction": "add"}, opset=13)
+    with pytest.raises(nef.NEFShapeError, match=r"\[scatter_elements\] updates must have"):
+        run_node("ScatterElements", [data, idx, rand(RNG, (1, 3))], opset=13)
+    with pytest.raises(nef.NEFValidationError, match=r"\[scatter_nd\] index 3 out of range"):
+        run_node("ScatterND", [data, i64([3]), rand(RNG, (5,))], opset=13)
+
+
+# ---- OneHot, EyeLike, ReverseSequence ---------------------------------------------------------------
+
+def onehot_ref(idx, depth, values, axis):
+    idx = np.asarray(idx).astype(np.int64)
+    idx = np.where(idx < 0, idx + depth, idx)
+    hot = np.expand_dims(idx, axis) == np.arange(depth).reshape(
+        [-1 if d == axis % (idx.ndim + 1) else 1 for d in range(idx.ndim + 1)])
+    return np.where(hot, values[1], values[0]).astype(values.dtype)
+
+
+def test_one_hot():
+    idx = i64([[0, 2, -1], [5, -4, 1]])  # 5 and -4 are outside [-3, 3): rows of off values
+    values = np.array([-1, 7], np.float32)
+    for axis in [-1, 0, 1, -3]:
+        got = run_node("OneHot", [idx, np.array(3, np.int64), values], {"axis": axis}, opset=11,
+                       static=(1, 2))
+        check(got, onehot_ref(idx, 3, values, axis))
+    fidx = np.array([0.0, 1.7, 2.2], np.float32)  # float indices truncate
+    got = run_node("OneHot", [fidx, np.array([3.0], np.float32), np.array([0, 1], np.int32)],
+                   opset=9, static=(1, 2))
+    check(got, onehot_ref([0, 1, 2], 3, np.array([0, 1], np.int32), -1))
+    with pytest.raises(nef.NEFFormatError, match="values must hold"):
+        run_node("OneHot", [idx, np.array(3, np.int64), np.zeros(3, np.float32)], opset=11,
+                 static=(1, 2))
+    with pytest.raises(nef.NEFFormatError, match="depth must be a positive count"):
+        run_node("OneHot", [idx, np.array(0, np.int64), values], opset=11, static=(1, 2))
+    with pytest.raises(nef.NEFShapeError, match="axis 3 out of range"):
+        run_node("OneHot", [idx, np.array(3, np.int64), values], {"axis": 3}, opset=11,
+                 static=(1, 2))
+
+
+def test_eye_like():
+    x = rand(RNG, (4, 6))
+    for k in [0, 2, -3, 9]:
+        both("EyeLike", [x], {"k": k}, opset=9)
+    both("EyeLike", [x], {"dtype": onnx.TensorProto.INT32}, opset=9)
+    with pytest.raises(nef.NEFFormatError, match="must be 2-D"):
+        run_node("EyeLike", [rand(RNG, (2, 2, 2))], opset=9)
+
+
+def test_reverse_sequence():
+    x = rand(RNG, (5, 3, 2))
+    lens = i64(5, 1, 3)
+    both("ReverseSequence", [x, lens], {"time_axis": 0, "batch_axis": 1}, opset=10)
+    xt = np.ascontiguousarray(x.transpose(1, 0, 2))
+    both("ReverseSequence", [xt, lens], {"time_axis": 1, "batch_axis": 0}, opset=10)
+    with pytest.raises(nef.NEFFormatError, match=r"sequence_lens \(2,\) must be \(3,\)"):
+        run_node("ReverseSequence", [x, i64(1, 2)], opset=10)
+    with pytest.raises(nef.NEFFormatError, match="time_axis and batch_axis"):
+        run_node("ReverseSequence", [x, lens], {"time_axis": 2}, opset=10)
+
+
+# ---- normalizations, space/depth, einsum ------------------------------------------------------------
+
+def lrn_ref(x, size, alpha, beta, bias):
+    x = x.astype(np.float64)
+    c = x.shape[1]
+    sq = np.zeros_like(x)
+    for i in range(c):
+        lo, hi = max(0, i - (size - 1) // 2), min(c - 1, i + size // 2)
+        sq[:, i] = (x[:, lo:hi + 1] ** 2).sum(1)
+    return x / (bias + alpha / size * sq) ** beta
+
+
+@pytest.mark.parametrize("size,shape", [(3, (2, 5, 4, 3)), (4, (1, 6, 5)), (1, (2, 3, 2, 2)),
+                                        (5, (2, 3))])
+def test_lrn(size, shape):
+    x = rand(RNG, shape)
+    attrs = {"size": size, "alpha": 2e-3, "beta": 0.6, "bias": 1.5}
+    check(run_node("LRN", [x], attrs, opset=13), lrn_ref(x, size, 2e-3, 0.6, 1.5).astype(np.float32),
+          rtol=1e-5)
+    check(run_node("LRN", [x], {"size": size}, opset=1),
+          lrn_ref(x, size, 1e-4, 0.75, 1.0).astype(np.float32), rtol=1e-5)
+    with pytest.raises(nef.NEFFormatError, match="attribute 'size' is required"):
+        run_node("LRN", [x])
+
+
+@pytest.mark.parametrize("mode", ["DCR", "CRD"])
+def test_depth_space(mode):
+    x = rand(RNG, (2, 12, 3, 5))
+    both("DepthToSpace", [x], {"blocksize": 2, "mode": mode}, opset=13)
+    both("SpaceToDepth", [rand(RNG, (2, 3, 6, 4))], {"blocksize": 2}, opset=13)
+    with pytest.raises(nef.NEFShapeError, match="not a multiple of blocksize"):
+        run_node("DepthToSpace", [rand(RNG, (1, 6, 2, 2))], {"blocksize": 2}, opset=13)
+    with pytest.raises(nef.NEFShapeError, match="not multiples of blocksize 2"):
+        run_node("SpaceToDepth", [rand(RNG, (1, 3, 5, 4))], {"blocksize": 2}, opset=13)
+    with pytest.raises(nef.NEFFormatError, match="must be 4-D"):
+        run_node("DepthToSpace", [rand(RNG, (4, 4))], {"blocksize": 2}, opset=13)
+    with pytest.raises(nef.NEFFormatError, match="blocksize must be >= 1"):
+        run_node("SpaceToDepth", [x], {"blocksize": 0}, opset=13)
+    # Before revision 11 there is no mode: DCR.
+    check(run_node("DepthToSpace", [x], {"blocksize": 2}, opset=9),
+          ref_node("DepthToSpace", [x], {"blocksize": 2, "mode": "DCR"}, opset=13))
+
+
+def test_mvn_lp_normalization():
+    x = rand(RNG, (2, 3, 4, 5))
+    both("MeanVarianceNormalization", [x], opset=13, rtol=1e-4, atol=1e-5)
+    both("MeanVarianceNormalization", [x], {"axes": [1, 3]}, opset=9, rtol=1e-4, atol=1e-5)
+    y = np.abs(rand(RNG, (3, 4)))
+    y[1] = 0  # a zero norm gives 0
+    for p in [1, 2]:
+        for axis in [0, -1]:
+            both("LpNormalization", [y], {"p": p, "axis": axis}, opset=1)
+    with pytest.raises(nef.NEFFormatError, match="p must be 1 or 2"):
+        run_node("LpNormalization", [y], {"p": 3}, opset=1)
+
+
+@pytest.mark.parametrize("eq,shapes", [("ij,jk->ik", [(2, 3), (3, 4)]), ("bij,bjk->bik", [(2, 2, 3), (2, 3, 2)]),
+                                       ("ii->i", [(3, 3)]), ("...ii->...i", [(2, 3, 3)]),
+                                       ("i,i", [(4,), (4,)]), ("ij->", [(2, 3)]),
+                                       ("abc,cd->abd", [(2, 3, 4), (4, 5)])])
+def test_einsum(eq, shapes):
+    xs = [rand(RNG, s, "float64") for s in shapes]
+    both("Einsum", xs, {"equation": eq}, opset=12, rtol=1e-10, atol=1e-10)
+    with pytest.raises(nef.NEFFormatError, match="inputs must have one dtype"):
+        run_node("Einsum", [xs[0], xs[0].astype(np.float32)], {"equation": "ij,ij->ij"}, opset=12)
+    with pytest.raises(nef.NEFValidationError, match=r"Einsum node 'n'.*\[einsum\]"):
+        run_node("Einsum", xs[:1], {"equation": "i+j"}, opset=12)
