@@ -20,7 +20,7 @@ from .errors import (NEFCancelledError, NEFCompileError, NEFDeviceError, NEFErro
                      NEFGraphCycleError, NEFOutOfMemoryError, NEFShapeError, NEFTypeError,
                      NEFUnsupportedError, NEFValidationError)
 from .graph import Graph, build, evaluate, from_onnx, load, profile_summary
-from .image import avg_pool, max_pool, pad, resize
+from .image import avg_pool, grid_sample, max_pool, pad, resize
 from .ops import (abs, absolute, acos, acosh, add, amax, amin, arccos, arccosh, arcsin, arcsinh,
                   arctan, arctanh, argmax, argmin, asin, asinh, astype, atan, atanh, attention,
                   bitwise_and, bitwise_not, bitwise_or, bitwise_xor, broadcast_to, cast, ceil,

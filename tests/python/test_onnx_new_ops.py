@@ -348,3 +348,79 @@ def test_einsum(eq, shapes):
         run_node("Einsum", [xs[0], xs[0].astype(np.float32)], {"equation": "ij,ij->ij"}, opset=12)
     with pytest.raises(nef.NEFValidationError, match=r"Einsum node 'n'.*\[einsum\]"):
         run_node("Einsum", xs[:1], {"equation": "i+j"}, opset=12)
+
+
+# ---- GridSample ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["linear", "nearest", "cubic"])
+@pytest.mark.parametrize("padding", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("align", [0, 1])
+def test_grid_sample(mode, padding, align):
+    # Grid values beyond [-1, 1] exercise the padding modes; 1-, 2- and 3-D spatial inputs.
+    for xs, gs in [((2, 3, 5, 6), (2, 4, 7, 2)), ((1, 2, 3, 4, 5), (1, 2, 3, 2, 3)),
+                   ((2, 2, 7), (2, 5, 1))]:
+        x = rand(RNG, xs)
+        grid = rand(RNG, gs, lo=-1.4, hi=1.4)
+        attrs = {"mode": mode, "padding_mode": padding, "align_corners": align}
+        both("GridSample", [x, grid], attrs, opset=20, rtol=1e-4, atol=1e-5)
+    # revision 16: 4-D, modes spelled bilinear/bicubic
+    old = {"linear": "bilinear", "cubic": "bicubic", "nearest": "nearest"}[mode]
+    x, grid = rand(RNG, (1, 2, 4, 5)), rand(RNG, (1, 3, 3, 2), lo=-1.2, hi=1.2)
+    check(run_node("GridSample", [x, grid], {"mode": old, "padding_mode": padding,
+                                             "align_corners": align}, opset=16),
+          ref_node("GridSample", [x, grid], {"mode": mode, "padding_mode": padding,
+                                             "align_corners": align}, opset=20),
+          rtol=1e-4, atol=1e-5)
+
+
+def test_grid_sample_dtypes_and_api():
+    x = rand(RNG, (2, 3, 4, 5), "float64")
+    grid = rand(RNG, (2, 6, 2, 2), "float64", lo=-1, hi=1)
+    both("GridSample", [x, grid], opset=22)
+    # a float32 grid for a float16 input is cast to the input's type
+    x16 = x.astype(np.float16)
+    got = run_node("GridSample", [x16, grid.astype(np.float32)], opset=22)
+    want = ref_node("GridSample", [x16.astype(np.float32), grid.astype(np.float16)
+                                   .astype(np.float32)], opset=22)
+    check(got, want.astype(np.float16), rtol=2e-3, atol=2e-3)
+    # nef.grid_sample on a strided (transposed) view (onnx's reference holds coordinates in
+    # float32 even for float64 inputs, hence the tolerance)
+    xt = np.ascontiguousarray(x.transpose(0, 1, 3, 2))
+    got = nef.grid_sample(nef.tensor(xt).transpose(0, 1, 3, 2), nef.tensor(grid),
+                          mode="cubic", padding_mode="reflection", align_corners=True)
+    check(got.numpy(), ref_node("GridSample", [x, grid], {"mode": "cubic",
+                                                          "padding_mode": "reflection",
+                                                          "align_corners": 1}, opset=20),
+          rtol=1e-5, atol=1e-6)
+    # identity grid with align_corners reproduces the input in every mode
+    h, w = 4, 5
+    gy, gx = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    ident = np.stack([gx, gy], -1)[None].repeat(2, 0)
+    for mode in ["nearest", "linear", "cubic"]:
+        check(nef.grid_sample(nef.tensor(x), nef.tensor(ident), mode=mode,
+                              align_corners=True).numpy(), x, rtol=1e-9, atol=1e-9)
+    # empty output positions
+    assert run_node("GridSample", [rand(RNG, (1, 2, 3, 3)), np.zeros((1, 0, 4, 2), np.float32)],
+                    opset=20).shape == (1, 2, 0, 4)
+
+
+def test_grid_sample_errors():
+    x, grid = rand(RNG, (1, 2, 4, 5)), rand(RNG, (1, 3, 3, 2))
+    with pytest.raises(nef.NEFFormatError, match=r"GridSample node 'n' \(opset 16\).*4-D"):
+        run_node("GridSample", [rand(RNG, (1, 2, 3, 4, 5)), rand(RNG, (1, 2, 2, 2, 3))], opset=16)
+    with pytest.raises(nef.NEFFormatError, match="mode must be linear, nearest or cubic"):
+        run_node("GridSample", [x, grid], {"mode": "bilinear"}, opset=20)
+    with pytest.raises(nef.NEFFormatError, match="mode must be bilinear, nearest or bicubic"):
+        run_node("GridSample", [x, grid], {"mode": "cubic"}, opset=16)
+    with pytest.raises(nef.NEFFormatError, match="padding_mode must be"):
+        run_node("GridSample", [x, grid], {"padding_mode": "wrap"}, opset=20)
+    with pytest.raises(nef.NEFUnsupportedError, match="input X of type int32"):
+        run_node("GridSample", [x.astype(np.int32), grid], opset=20)
+    with pytest.raises(nef.NEFShapeError, match=r"\[grid_sample\] grid must be"):
+        run_node("GridSample", [x, rand(RNG, (1, 3, 3, 3))], opset=20)
+    with pytest.raises(nef.NEFShapeError, match=r"\[grid_sample\] grid must be"):
+        run_node("GridSample", [x, rand(RNG, (2, 3, 3, 2))], opset=20)
+    with pytest.raises(nef.NEFTypeError, match=r"\[grid_sample\]"):
+        nef.grid_sample(nef.tensor(x), nef.tensor(grid.astype(np.float64)))
+    with pytest.raises(nef.NEFValidationError, match="mode must be one of"):
+        nef.grid_sample(nef.tensor(x), nef.tensor(grid), mode="bilinear")

@@ -646,6 +646,34 @@ std::vector<Tensor> resize(NodeCtx& ctx) {
              {"roi", roi}}))};
 }
 
+// ---- GridSample ---------------------------------------------------------------------------
+
+// GridSample: NEF's grid_sample. Revision 16 takes 4-D inputs and spells the modes bilinear and
+// bicubic; 20 takes any number of spatial dims and spells them linear and cubic. X of an
+// integer type (which ONNX allows) is refused; a grid of another float type is cast to X's.
+std::vector<Tensor> grid_sample(NodeCtx& ctx) {
+  Tensor x = ctx.input(0), grid = ctx.input(1);
+  if (!is_floating(grid.dtype()))
+    ctx.fail(str("grid must be a float tensor, got ", dtype_name(grid.dtype())));
+  if (!is_floating(x.dtype()))
+    ctx.unsupported(str("input X of type ", dtype_name(x.dtype()), " (float types only)"));
+  const bool v16 = ctx.version() < 20;
+  if (v16 && x.rank() != 4)
+    ctx.fail(str("input X must be 4-D before opset 20, got ", shape_str(x.shape())));
+  std::string mode = ctx.attr_string("mode", v16 ? "bilinear" : "linear");
+  if (v16 && (mode == "bilinear" || mode == "bicubic")) mode = mode.substr(2);
+  else if (v16 ? mode != "nearest" : (mode != "linear" && mode != "cubic" && mode != "nearest"))
+    ctx.fail(str("mode must be ", v16 ? "bilinear, nearest or bicubic" : "linear, nearest or cubic",
+                 ", got \"", mode, "\""));
+  const std::string padding = ctx.attr_string("padding_mode", "zeros");
+  if (padding != "zeros" && padding != "border" && padding != "reflection")
+    ctx.fail(str("padding_mode must be zeros, border or reflection, got \"", padding, "\""));
+  const bool align = ctx.attr_int("align_corners", 0) != 0;
+  if (grid.dtype() != x.dtype()) grid = nef::cast(grid, x.dtype());
+  return {nef::op("grid_sample", {x, grid},
+                  attrs({{"mode", mode}, {"padding_mode", padding}, {"align_corners", align}}))};
+}
+
 // ---- LRN, MeanVarianceNormalization, LpNormalization, Einsum -------------------------------
 
 // LRN: y = x / (bias + alpha / size * sum of x^2 over the channel window)^beta, the window being
@@ -742,6 +770,7 @@ void register_nn(ConverterTable& t) {
   t["Resize"] = {resize, {10, 11, 13, 18, 19}, 10};
   t["Upsample"] = {upsample, {1, 7, 9, 10}, 7};  // 10 deprecates it unchanged
   t["Einsum"] = {einsum, {12}, 12};
+  t["GridSample"] = {grid_sample, {16, 20, 22}, 16};
 }
 
 }  // namespace nef::onnx_import
