@@ -424,3 +424,49 @@ def test_grid_sample_errors():
         nef.grid_sample(nef.tensor(x), nef.tensor(grid.astype(np.float64)))
     with pytest.raises(nef.NEFValidationError, match="mode must be one of"):
         nef.grid_sample(nef.tensor(x), nef.tensor(grid), mode="bilinear")
+
+
+# ---- NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss -------------------------------------------
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+@pytest.mark.parametrize("shape", [(5, 4), (3, 4, 6), (2, 3, 4, 5)])
+@pytest.mark.parametrize("weighted,ignore", [(False, None), (True, None), (False, 2), (True, -1)])
+def test_losses(reduction, shape, weighted, ignore):
+    n, c = shape[:2]
+    x = rand(RNG, shape)
+    target = RNG.integers(0, c, (n,) + shape[2:]).astype(np.int64)
+    if ignore is not None:  # some positions ignored; -1 lies outside the classes
+        target.flat[::3] = ignore
+    weight = rand(RNG, (c,), lo=0.2, hi=2) if weighted else None
+    attrs = {"reduction": reduction}
+    if ignore is not None:
+        attrs["ignore_index"] = ignore
+    inputs = [x, target] + ([weight] if weighted else [])
+    both("NegativeLogLikelihoodLoss", inputs, attrs, opset=13, rtol=1e-5, atol=1e-6)
+    both("SoftmaxCrossEntropyLoss", inputs, attrs, opset=13, n_out=2, rtol=1e-5, atol=1e-6)
+    # int32 targets, revision 12
+    inputs[1] = target.astype(np.int32)
+    both("SoftmaxCrossEntropyLoss", inputs, attrs, opset=12, rtol=1e-5, atol=1e-6)
+
+
+def test_losses_float64_and_errors():
+    x = rand(RNG, (4, 3, 2), "float64")
+    t = RNG.integers(0, 3, (4, 2)).astype(np.int64)
+    both("SoftmaxCrossEntropyLoss", [x, t], opset=22, rtol=1e-12, atol=1e-12)
+    with pytest.raises(nef.NEFFormatError, match=r"target \(4, 3\) must be \(4, 2\)"):
+        run_node("NegativeLogLikelihoodLoss", [x, np.zeros((4, 3), np.int64)], opset=13)
+    with pytest.raises(nef.NEFFormatError, match="rank >= 2"):
+        run_node("NegativeLogLikelihoodLoss", [rand(RNG, (3,)), np.zeros((), np.int64)], opset=13)
+    with pytest.raises(nef.NEFFormatError, match="target must be int32 or int64"):
+        run_node("NegativeLogLikelihoodLoss", [x, t.astype(np.float64)], opset=13)
+    with pytest.raises(nef.NEFFormatError, match=r"weight \(2,\) float64 must be \(C,\) = \(3,\)"):
+        run_node("NegativeLogLikelihoodLoss", [x, t, rand(RNG, (2,), "float64")], opset=13)
+    with pytest.raises(nef.NEFFormatError, match="reduction must be none, sum or mean"):
+        run_node("SoftmaxCrossEntropyLoss", [x, t], {"reduction": "max"}, opset=13)
+    with pytest.raises(nef.NEFFormatError, match="scores must be a float tensor"):
+        run_node("SoftmaxCrossEntropyLoss", [t[:, :1] * 0 + t, t[:, 0]], opset=13)
+    # a target outside the classes (and not ignored) is a run-time error
+    bad = t.copy()
+    bad[0, 0] = 3
+    with pytest.raises(nef.NEFValidationError, match="out of range"):
+        run_node("NegativeLogLikelihoodLoss", [x, bad], opset=13)
