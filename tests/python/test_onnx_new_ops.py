@@ -470,3 +470,66 @@ def test_losses_float64_and_errors():
     bad[0, 0] = 3
     with pytest.raises(nef.NEFValidationError, match="out of range"):
         run_node("NegativeLogLikelihoodLoss", [x, bad], opset=13)
+
+
+# ---- LpPool ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("p", [1, 2, 3])
+def test_lp_pool(p):
+    x = rand(RNG, (2, 3, 7, 6))
+    for attrs in [{"kernel_shape": [3, 2]},
+                  {"kernel_shape": [3, 3], "strides": [2, 1], "pads": [1, 0, 2, 1]},
+                  {"kernel_shape": [2, 2], "auto_pad": "SAME_UPPER", "strides": [2, 2]},
+                  {"kernel_shape": [2, 3], "dilations": [2, 1], "pads": [1, 1, 0, 1]}]:
+        opset = 18 if "dilations" in attrs else 11
+        both("LpPool", [x], dict(attrs, p=p), opset=opset, rtol=1e-4, atol=1e-5)
+    x1 = rand(RNG, (1, 2, 9), "float64")
+    both("LpPool", [x1], {"kernel_shape": [4], "strides": [3], "p": p}, opset=2, rtol=1e-10,
+         atol=1e-12)
+
+
+def test_lp_pool_errors():
+    x = rand(RNG, (1, 2, 5, 5))
+    with pytest.raises(nef.NEFUnsupportedError, match="ceil_mode = 1"):
+        run_node("LpPool", [x], {"kernel_shape": [2, 2], "ceil_mode": 1}, opset=18)
+    with pytest.raises(nef.NEFFormatError, match=r"p must be in \[1, 64\]"):
+        run_node("LpPool", [x], {"kernel_shape": [2, 2], "p": 0}, opset=18)
+    with pytest.raises(nef.NEFFormatError, match="must be a float tensor"):
+        run_node("LpPool", [x.astype(np.int32)], {"kernel_shape": [2, 2]}, opset=18)
+    with pytest.raises(nef.NEFUnsupportedError, match="LpPool from its opset-2 revision"):
+        run_node("LpPool", [x], {"kernel_shape": [2, 2]}, opset=1)
+
+
+# ---- window functions ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("op", ["HannWindow", "HammingWindow", "BlackmanWindow"])
+def test_windows(op):
+    T = onnx.TensorProto
+    for size in [0, 1, 2, 7, 10]:
+        for periodic in [0, 1]:
+            for dt, tol in [(T.FLOAT, 1e-6), (T.DOUBLE, 1e-12), (T.FLOAT16, 1e-3)]:
+                if size == 1 and periodic == 0:
+                    continue  # 0 / 0: NaN in both, checked below
+                attrs = {"periodic": periodic, "output_datatype": dt}
+                both(op, [np.array(size, np.int64)], attrs, opset=17, static=(0,), rtol=tol,
+                     atol=tol)
+    got = run_node(op, [np.array(1, np.int32)], {"periodic": 0}, opset=17, static=(0,))
+    assert got.shape == (1,) and np.isnan(got[0])
+    # the size from a graph input: specialized on its value at each run
+    m, feed, outs = make_model(op, [np.array(5, np.int64)], opset=17)
+    g = nef.from_onnx(m)
+    for size in (5, 8):
+        check(g.run({"in0": np.array(size, np.int64)})[outs[0]],
+              ref_node(op, [np.array(size, np.int64)], opset=17, static=(0,)))
+
+
+def test_window_errors():
+    with pytest.raises(nef.NEFFormatError, match="size must be a scalar"):
+        run_node("HannWindow", [i64(4)], opset=17, static=(0,))
+    with pytest.raises(nef.NEFFormatError, match=r"size must be in \[0, 2\^48\]"):
+        run_node("HannWindow", [np.array(-1, np.int64)], opset=17, static=(0,))
+    with pytest.raises(nef.NEFUnsupportedError, match="output_datatype UINT16"):
+        run_node("HannWindow", [np.array(3, np.int64)],
+                 {"output_datatype": onnx.TensorProto.UINT16}, opset=17, static=(0,))
+    with pytest.raises(nef.NEFFormatError, match="does not exist in opset 16"):
+        run_node("HannWindow", [np.array(3, np.int64)], opset=16, static=(0,))

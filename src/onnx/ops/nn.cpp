@@ -438,6 +438,37 @@ std::vector<Tensor> avg_pool(NodeCtx& ctx) {
                          {"count_include_pad", ctx.attr_int("count_include_pad", 0) != 0}}))};
 }
 
+// LpPool: (sum over each window of |x|^p)^(1/p), the padding contributing 0: an average pool
+// of |x|^p that counts the padding (every window then holds prod(kernel) cells) times that
+// count. Revision 18 adds ceil_mode, whose last windows may overhang the padded input and count
+// fewer cells: refused. Revision 1's float p is refused (the table starts at 2).
+std::vector<Tensor> lp_pool(NodeCtx& ctx) {
+  Tensor x = ctx.input(0);
+  if (!is_floating(x.dtype()))
+    ctx.fail(str("input must be a float tensor, got ", dtype_name(x.dtype())));
+  const int64_t p = ctx.attr_int("p", 2);
+  if (p < 1 || p > 64) ctx.fail(str("p must be in [1, 64], got ", p));
+  if (ctx.version() >= 18 && ctx.attr_int("ceil_mode", 0) != 0)
+    ctx.unsupported("ceil_mode = 1 (windows past the padded input)");
+  Geometry g = read_geometry(ctx, x, nullptr);
+  g.pads = resolve_pads(ctx, x.shape(), g);
+  double cells = 1;
+  for (int64_t k : g.kernel) cells *= double(k);
+  Tensor a = nef::abs(x);
+  Tensor powed = p == 1 ? a : p == 2 ? a * a : nef::pow(a, scalar_like(double(p), x.dtype()));
+  Tensor avg = nef::op("avg_pool", {powed},
+                       attrs({{"kernel", g.kernel},
+                              {"strides", g.strides},
+                              {"pads", g.pads},
+                              {"dilations", g.dilations},
+                              {"ceil_mode", false},
+                              {"count_include_pad", true}}));
+  Tensor sum = avg * scalar_like(cells, x.dtype());
+  if (p == 1) return {sum};
+  if (p == 2) return {nef::sqrt(sum)};
+  return {nef::pow(sum, scalar_like(1.0 / double(p), x.dtype()))};
+}
+
 Ints spatial_axes(const NodeCtx& ctx, const Tensor& x) {
   if (x.rank() < 3) ctx.fail(str("input must be (N, C, D1, ...), got ", shape_str(x.shape())));
   Ints axes;
@@ -764,6 +795,7 @@ void register_nn(ConverterTable& t) {
   t["ConvTranspose"] = {conv_transpose, {1, 11, 22}, 1};
   t["MaxPool"] = {max_pool, {1, 8, 10, 11, 12, 22}, 1};  // Indices from 8, ceil_mode from 10
   t["AveragePool"] = {avg_pool, {1, 7, 10, 11, 19, 22}, 1};  // count_include_pad from 7
+  t["LpPool"] = {lp_pool, {1, 2, 11, 18, 22}, 2};  // 2: integer p; 18: ceil_mode, dilations
   t["GlobalAveragePool"] = {global_avg_pool, {1, 22}, 1};
   t["GlobalMaxPool"] = {global_max_pool, {1, 22}, 1};
   t["Pad"] = {pad, {1, 2, 11, 13, 18, 19, 21, 23, 24, 25}, 2};  // attributes before 11
