@@ -533,3 +533,77 @@ def test_window_errors():
                  {"output_datatype": onnx.TensorProto.UINT16}, opset=17, static=(0,))
     with pytest.raises(nef.NEFFormatError, match="does not exist in opset 16"):
         run_node("HannWindow", [np.array(3, np.int64)], opset=16, static=(0,))
+
+
+# ---- CenterCropPad, GroupNormalization ----------------------------------------------------------
+
+def center_crop_pad_ref(x, shape, axes):
+    out = x
+    for a, want in zip(axes, shape):
+        dim = out.shape[a]
+        if want < dim:
+            s = (dim - want) // 2
+            out = np.take(out, np.arange(s, s + want), axis=a)
+        elif want > dim:
+            pads = [(0, 0)] * out.ndim
+            pads[a] = ((want - dim) // 2, want - dim - (want - dim) // 2)
+            out = np.pad(out, pads)
+    return out
+
+
+def test_center_crop_pad():
+    x = rand(RNG, (5, 6, 3))
+    for shape, axes in [((3, 9, 3), None), ((4, 4), [0, 1]), ((7,), [-1]), ((2, 8), [2, 0]),
+                        ((0, 6), [0, 1])]:
+        attrs = {} if axes is None else {"axes": axes}
+        ax = list(range(3)) if axes is None else [a % 3 for a in axes]
+        check(run_node("CenterCropPad", [x, i64(*shape)], attrs, opset=18, static=(1,)),
+              center_crop_pad_ref(x, shape, ax))
+    xi = RNG.integers(0, 9, (4, 5)).astype(np.int32)
+    check(run_node("CenterCropPad", [xi, i64(7, 2)], opset=18, static=(1,)),
+          center_crop_pad_ref(xi, (7, 2), [0, 1]))
+    with pytest.raises(nef.NEFFormatError, match="shape has 2 values for 3 axes"):
+        run_node("CenterCropPad", [x, i64(1, 2)], opset=18, static=(1,))
+    with pytest.raises(nef.NEFFormatError, match="axis 0 is listed twice"):
+        run_node("CenterCropPad", [x, i64(1, 2)], {"axes": [0, -3]}, opset=18, static=(1,))
+    with pytest.raises(nef.NEFShapeError, match="axis 3 out of range"):
+        run_node("CenterCropPad", [x, i64(1)], {"axes": [3]}, opset=18, static=(1,))
+    with pytest.raises(nef.NEFFormatError, match="shape value -1"):
+        run_node("CenterCropPad", [x, i64(-1)], {"axes": [0]}, opset=18, static=(1,))
+
+
+def group_norm_ref(x, g, scale, bias, eps, per_channel):
+    n, c = x.shape[:2]
+    xg = x.astype(np.float64).reshape(n, g, -1)
+    y = (xg - xg.mean(-1, keepdims=True)) / np.sqrt(xg.var(-1, keepdims=True) + eps)
+    if not per_channel:
+        y = y * scale.reshape(1, g, 1) + bias.reshape(1, g, 1)
+        return y.reshape(x.shape)
+    cs = (1, c) + (1,) * (x.ndim - 2)
+    return y.reshape(x.shape) * scale.reshape(cs) + bias.reshape(cs)
+
+
+@pytest.mark.parametrize("shape,g", [((2, 6, 3, 4), 3), ((3, 4), 2), ((1, 8, 5), 8), ((2, 4, 3), 1)])
+def test_group_norm(shape, g):
+    x = rand(RNG, shape)
+    c = shape[1]
+    for opset, n_aff in [(18, g), (21, c)]:
+        scale, bias = rand(RNG, (n_aff,)), rand(RNG, (n_aff,))
+        got = run_node("GroupNormalization", [x, scale, bias], {"num_groups": g, "epsilon": 1e-3},
+                       opset=opset)
+        check(got, group_norm_ref(x, g, scale, bias, 1e-3, opset >= 21).astype(np.float32),
+              rtol=1e-4, atol=1e-5)
+    both("GroupNormalization", [x, rand(RNG, (c,)), rand(RNG, (c,))], {"num_groups": g},
+         opset=21, rtol=1e-4, atol=1e-5)
+
+
+def test_group_norm_errors():
+    x = rand(RNG, (2, 6, 3))
+    s3 = rand(RNG, (3,))
+    with pytest.raises(nef.NEFFormatError, match="num_groups 4 must divide the channels"):
+        run_node("GroupNormalization", [x, s3, s3], {"num_groups": 4}, opset=18)
+    with pytest.raises(nef.NEFFormatError, match=r"must be \(C,\) = \(6,\)"):
+        run_node("GroupNormalization", [x, s3, s3], {"num_groups": 3}, opset=21)
+    with pytest.raises(nef.NEFUnsupportedError, match="stash_type 0"):
+        run_node("GroupNormalization", [x, rand(RNG, (6,)), rand(RNG, (6,))],
+                 {"num_groups": 3, "stash_type": 0}, opset=21)

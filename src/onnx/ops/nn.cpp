@@ -187,6 +187,42 @@ std::vector<Tensor> instance_norm(NodeCtx& ctx) {
   return {y * scale.reshape(cs) + b.reshape(cs)};
 }
 
+// GroupNormalization: the channels split into num_groups groups, each (with the spatial dims)
+// normalized by its own mean and variance (a layernorm over [N, G, C/G * spatial]), then an
+// affine with scale and bias per group (revision 18) or per channel (21). Revision 21's
+// stash_type 1 (statistics in float32 at least) is what NEF's layernorm does; others are
+// refused.
+std::vector<Tensor> group_norm(NodeCtx& ctx) {
+  Tensor x = ctx.input(0), scale = ctx.input(1), b = ctx.input(2);
+  const int64_t rank = x.rank();
+  if (rank < 2) ctx.fail(str("input must be (N, C, ...), got ", shape_str(x.shape())));
+  if (!is_floating(x.dtype()))
+    ctx.fail(str("input must be a float tensor, got ", dtype_name(x.dtype())));
+  const int64_t c = x.shape()[1], g = ctx.attr_int("num_groups");
+  if (g < 1 || c % g != 0)
+    ctx.fail(str("num_groups ", g, " must divide the channels (", c, ") of input ",
+                 shape_str(x.shape())));
+  const bool per_channel = ctx.version() >= 21;
+  if (per_channel && ctx.attr_int("stash_type", 1) != 1)
+    ctx.unsupported(str("stash_type ", ctx.attr_int("stash_type", 1)));
+  const int64_t n_affine = per_channel ? c : g;
+  for (const Tensor& t : {scale, b})
+    if (t.rank() != 1 || t.shape()[0] != n_affine || t.dtype() != x.dtype())
+      ctx.fail(str("scale and bias must be (", per_channel ? "C" : "num_groups", ",) = (",
+                   n_affine, ",) of the input's type, got ", shape_str(t.shape()), " ",
+                   dtype_name(t.dtype())));
+  const double eps = ctx.attr_float("epsilon", 1e-5);
+  const int64_t n = x.shape()[0];
+  const int64_t per_group = n == 0 || g == 0 ? 0 : x.numel() / (n * g);
+  Tensor y = nef::layernorm(nef::reshape(x, {n, g, per_group}), {}, {}, eps, 2);
+  if (!per_channel) {
+    y = y * scale.reshape({1, g, 1}) + b.reshape({1, g, 1});
+    return {nef::reshape(y, x.shape())};
+  }
+  Shape cs = channel_shape(c, rank);
+  return {nef::reshape(y, x.shape()) * scale.reshape(cs) + b.reshape(cs)};
+}
+
 // ---- convolution and pooling geometry ----------------------------------------------------------
 
 constexpr int64_t kMaxGeometry = int64_t(1) << 31;
@@ -788,6 +824,7 @@ void register_nn(ConverterTable& t) {
   t["LayerNormalization"] = {layer_norm, {17}, 17};
   t["BatchNormalization"] = {batch_norm, {1, 6, 7, 9, 14, 15}, 7};  // 6: is_test; 7: spatial
   t["InstanceNormalization"] = {instance_norm, {1, 6, 22}, 6};
+  t["GroupNormalization"] = {group_norm, {18, 21}, 18};  // 21: scale and bias per channel
   t["LRN"] = {lrn, {1, 13}, 1};
   t["MeanVarianceNormalization"] = {mean_variance_norm, {9, 13}, 9};
   t["LpNormalization"] = {lp_normalization, {1, 22}, 1};

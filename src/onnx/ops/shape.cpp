@@ -382,6 +382,53 @@ Tensor nchw_input(const NodeCtx& ctx, int64_t& block) {
   return x;
 }
 
+// CenterCropPad: each listed axis cropped or zero-padded to its new length around the center
+// (an odd difference puts the extra element at the end): a slice, then a constant pad.
+std::vector<Tensor> center_crop_pad(NodeCtx& ctx) {
+  Tensor x = ctx.input(0);
+  const int64_t rank = x.rank();
+  const std::vector<int64_t> shape = ctx.static_ints(1);
+  Ints axes;
+  if (ctx.has_attr("axes")) {
+    for (int64_t a : ctx.attr_ints("axes")) axes.push_back(norm_axis(ctx, a, rank));
+  } else {
+    for (int64_t a = 0; a < rank; ++a) axes.push_back(a);
+  }
+  if (shape.size() != axes.size())
+    ctx.fail(str("shape has ", shape.size(), " values for ", axes.size(), " axes of input ",
+                 shape_str(x.shape())));
+  std::vector<bool> seen(size_t(rank), false);
+  Ints starts(size_t(rank), 0), stops(x.shape().begin(), x.shape().end()), steps(size_t(rank), 1);
+  Ints pads(size_t(2 * rank), 0);
+  bool crop = false, pad = false;
+  for (size_t i = 0; i < axes.size(); ++i) {
+    const size_t a = size_t(axes[i]);
+    if (seen[a]) ctx.fail(str("axis ", axes[i], " is listed twice"));
+    seen[a] = true;
+    const int64_t dim = x.shape()[a], want = shape[i];
+    if (want < 0 || want > kMaxElements)
+      ctx.fail(str("shape value ", want, " for axis ", axes[i], " must be in [0, 2^48]"));
+    if (want < dim) {
+      starts[a] = (dim - want) / 2;
+      stops[a] = starts[a] + want;
+      crop = true;
+    } else if (want > dim) {
+      pads[a] = (want - dim) / 2;
+      pads[a + size_t(rank)] = want - dim - pads[a];
+      pad = true;
+    }
+  }
+  if (crop) x = nef::slice(x, starts, stops, steps);
+  if (pad) {
+    ir::Attrs a;
+    a.set("pads", pads);
+    a.set("mode", std::string("constant"));
+    a.set("value", 0.0);
+    x = nef::op("pad", {x}, a);
+  }
+  return {x};
+}
+
 std::vector<Tensor> depth_to_space(NodeCtx& ctx) {
   int64_t b = 0;
   Tensor x = nchw_input(ctx, b);
@@ -442,6 +489,7 @@ void register_shape(ConverterTable& t) {
   t["Dropout"] = {dropout, {1, 6, 7, 10, 12, 13, 22}, 7};  // 6: is_test
   t["DepthToSpace"] = {depth_to_space, {1, 11, 13}, 1};  // mode from 11
   t["SpaceToDepth"] = {space_to_depth, {1, 13}, 1};
+  t["CenterCropPad"] = {center_crop_pad, {18}, 18};
 }
 
 }  // namespace nef::onnx_import
