@@ -607,3 +607,61 @@ def test_group_norm_errors():
     with pytest.raises(nef.NEFUnsupportedError, match="stash_type 0"):
         run_node("GroupNormalization", [x, rand(RNG, (6,)), rand(RNG, (6,))],
                  {"num_groups": 3, "stash_type": 0}, opset=21)
+
+
+# ---- MaxUnpool, AffineGrid ------------------------------------------------------------------------
+
+def test_max_unpool():
+    x = rand(RNG, (2, 3, 6, 7))
+    # pools whose unpooled shape is the input's (the indices address that shape)
+    for attrs in [{"kernel_shape": [2, 3], "strides": [2, 2]},
+                  {"kernel_shape": [3, 3], "strides": [3, 3], "pads": [0, 1, 0, 1]}]:
+        vals, idx = ref_node("MaxPool", [x], attrs, opset=12, n_out=2)
+        both("MaxUnpool", [vals, idx], attrs, opset=11)
+        shape = list(ref_node("MaxUnpool", [vals, idx], attrs, opset=11).shape)
+        bigger = np.array(shape[:2] + [shape[2] + 2, shape[3] + 1], np.int64)
+        both("MaxUnpool", [vals, idx, bigger], attrs, opset=11, static=(2,))
+    # a repeated index keeps the last value; 1-D, float64, revision 9
+    v = np.array([[[1.0, 2.0, 3.0]]])
+    check(run_node("MaxUnpool", [v, i64([[[1, 1, 4]]])], {"kernel_shape": [2], "strides": [2]},
+                   opset=9), np.array([[[0, 2.0, 0, 0, 3.0, 0]]]))
+
+
+def test_max_unpool_errors():
+    v = rand(RNG, (1, 1, 3))
+    a = {"kernel_shape": [2], "strides": [2]}
+    with pytest.raises(nef.NEFValidationError, match="out of range"):
+        run_node("MaxUnpool", [v, i64([[[0, 1, 6]]])], a, opset=11)
+    with pytest.raises(nef.NEFFormatError, match="must be int64 of the input's shape"):
+        run_node("MaxUnpool", [v, i64([[[0, 1]]])], a, opset=11)
+    with pytest.raises(nef.NEFFormatError, match="not be smaller than"):
+        run_node("MaxUnpool", [v, i64([[[0, 1, 2]]]), i64(1, 1, 5)], a, opset=11, static=(2,))
+    with pytest.raises(nef.NEFFormatError, match="kernel_shape"):
+        run_node("MaxUnpool", [v, i64([[[0, 1, 2]]])], {"kernel_shape": [2, 2]}, opset=11)
+
+
+@pytest.mark.parametrize("align", [0, 1])
+def test_affine_grid(align):
+    for size in [(2, 3, 4, 5), (1, 1, 1, 6), (2, 2, 3, 4, 5)]:
+        r = len(size) - 2
+        theta = rand(RNG, (size[0], r, r + 1), lo=-1, hi=1)
+        both("AffineGrid", [theta, i64(*size)], {"align_corners": align}, opset=20, static=(1,),
+             rtol=1e-5, atol=1e-6)
+    # with GridSample: an identity theta reproduces the input (align_corners 1)
+    if align:
+        x = rand(RNG, (2, 3, 4, 5))
+        eye = np.tile(np.array([[1, 0, 0], [0, 1, 0]], np.float32), (2, 1, 1))
+        grid = run_node("AffineGrid", [eye, i64(2, 3, 4, 5)], {"align_corners": 1}, opset=20,
+                        static=(1,))
+        check(run_node("GridSample", [x, grid], {"align_corners": 1}, opset=20), x, rtol=1e-5,
+              atol=1e-5)
+
+
+def test_affine_grid_errors():
+    theta = rand(RNG, (2, 2, 3))
+    with pytest.raises(nef.NEFFormatError, match=r"must be a float \(N, 2, 3\) with N = 3"):
+        run_node("AffineGrid", [theta, i64(3, 1, 4, 4)], opset=20, static=(1,))
+    with pytest.raises(nef.NEFFormatError, match=r"must be \(N, C, H, W\)"):
+        run_node("AffineGrid", [theta, i64(2, 1, 4)], opset=20, static=(1,))
+    with pytest.raises(nef.NEFFormatError, match="negative dim"):
+        run_node("AffineGrid", [theta, i64(2, 1, -4, 4)], opset=20, static=(1,))

@@ -505,6 +505,110 @@ std::vector<Tensor> lp_pool(NodeCtx& ctx) {
   return {nef::pow(sum, scalar_like(1.0 / double(p), x.dtype()))};
 }
 
+// MaxUnpool: X's values written at their flat Indices (MaxPool's second output) into zeros of
+// the shape the pool came from, (in - 1) * stride + kernel - pads per spatial dim, as a
+// scatter_nd (a repeated index keeps the last value; an index outside the shape is a
+// ValidationError at run time); a larger output_shape input zero-extends that at the end of
+// each dim, as onnx's reference does.
+std::vector<Tensor> max_unpool(NodeCtx& ctx) {
+  Tensor x = ctx.input(0), idx = ctx.input(1);
+  const int64_t rank = x.rank();
+  if (rank < 3) ctx.fail(str("input must be (N, C, D1, ...), got ", shape_str(x.shape())));
+  if (idx.shape() != x.shape() || idx.dtype() != DType::Int64)
+    ctx.fail(str("indices ", shape_str(idx.shape()), " ", dtype_name(idx.dtype()),
+                 " must be int64 of the input's shape ", shape_str(x.shape())));
+  const size_t n = size_t(rank - 2);
+  const Ints kernel = ctx.attr_ints("kernel_shape");
+  if (kernel.size() != n)
+    ctx.fail(str("kernel_shape ", ints_str(kernel), " needs ", n, " values"));
+  const Ints strides = geometry_ints(ctx, "strides", n, 1);
+  const Ints pads = geometry_ints(ctx, "pads", 2 * n, 0);
+  Shape inferred = {x.shape()[0], x.shape()[1]};
+  for (size_t i = 0; i < n; ++i) {
+    if (kernel[i] < 1 || strides[i] < 1 || kernel[i] > kMaxGeometry || strides[i] > kMaxGeometry)
+      ctx.fail(str("kernel_shape ", ints_str(kernel), " and strides ", ints_str(strides),
+                   " must be in [1, 2^31]"));
+    const __int128 d = __int128(x.shape()[i + 2] - 1) * strides[i] + kernel[i] - pads[i] -
+                       pads[i + n];
+    if (d < 0 || d > kMaxElements)
+      ctx.fail(str("the unpooled dim ", i, " of input ", shape_str(x.shape()), " would be ",
+                   int64_t(d)));
+    inferred.push_back(int64_t(d));
+  }
+  Shape out = inferred;
+  if (ctx.has_input(2)) {
+    const Ints os = ctx.static_ints(2);
+    if (os.size() != size_t(rank))
+      ctx.fail(str("output_shape ", ints_str(os), " needs ", rank, " values"));
+    for (size_t i = 0; i < size_t(rank); ++i)
+      if (os[i] < inferred[i] || (i < 2 && os[i] != inferred[i]) || os[i] > kMaxElements)
+        ctx.fail(str("output_shape ", ints_str(os), " must keep N and C and not be smaller than ",
+                     shape_str(inferred)));
+    out = Shape(os.begin(), os.end());
+  }
+  const int64_t total = numel(inferred), count = x.numel();
+  Tensor y = nef::scatter_nd(nef::zeros({total}, x.dtype()), nef::reshape(idx, {count, 1}),
+                             nef::reshape(x, {count}), "none");
+  y = nef::reshape(y, inferred);
+  if (out == inferred) return {y};
+  Ints ext(size_t(2 * rank), 0);
+  for (size_t i = 0; i < size_t(rank); ++i) ext[i + size_t(rank)] = out[i] - inferred[i];
+  return {nef::op("pad", {y}, attrs({{"pads", ext}, {"mode", std::string("constant")},
+                                     {"value", 0.0}}))};
+}
+
+// AffineGrid: for each batch item the (D,) H, W positions of a normalized base grid
+// (linspace(-1, 1) with align_corners, else pixel centers (2i + 1) / n - 1; x along W first)
+// transformed by theta [N, 2, 3] (or [N, 3, 4]): grid = theta @ [x, y, (z,) 1], as one matmul
+// against a constant base, giving [N, H, W, 2] (or [N, D, H, W, 3]).
+std::vector<Tensor> affine_grid(NodeCtx& ctx) {
+  Tensor theta = ctx.input(0);
+  const Ints size = ctx.static_ints(1);
+  if (size.size() != 4 && size.size() != 5)
+    ctx.fail(str("size ", ints_str(size), " must be (N, C, H, W) or (N, C, D, H, W)"));
+  const size_t r = size.size() - 2;
+  if (!is_floating(theta.dtype()) || theta.rank() != 3 || theta.shape()[0] != size[0] ||
+      theta.shape()[1] != int64_t(r) || theta.shape()[2] != int64_t(r + 1))
+    ctx.fail(str("theta ", shape_str(theta.shape()), " ", dtype_name(theta.dtype()),
+                 " must be a float (N, ", r, ", ", r + 1, ") with N = ", size[0]));
+  double points = 1;
+  for (size_t i = 2; i < size.size(); ++i) {
+    if (size[i] < 0) ctx.fail(str("size ", ints_str(size), " has a negative dim"));
+    points *= double(size[i]);
+  }
+  if (points * double(r + 1) > double(kMaxElements))
+    ctx.fail(str("size ", ints_str(size), " is too large"));
+  const bool align = ctx.attr_int("align_corners", 0) != 0;
+  // Per spatial dim (in size's order): the base coordinates, as onnx's reference computes them
+  // (start + i * step).
+  std::vector<std::vector<double>> coord(r);
+  for (size_t d = 0; d < r; ++d) {
+    const int64_t len = size[d + 2];
+    const double step = align ? 2.0 / double(len - 1) : 2.0 / double(len);
+    const double start = align ? -1.0 : -1.0 + step / 2;
+    for (int64_t i = 0; i < len; ++i)
+      coord[d].push_back(len == 1 && align ? -1.0 : start + double(i) * step);
+  }
+  const auto p = int64_t(points);
+  std::vector<double> base(size_t(p) * (r + 1));  // [r + 1, P]: x, y, (z,) 1
+  for (int64_t q = 0; q < p; ++q) {
+    int64_t rem = q;
+    for (size_t d = r; d-- > 0;) {
+      const int64_t len = size[d + 2];
+      // component r - 1 - d holds spatial dim d (x is the last spatial dim)
+      base[(r - 1 - d) * size_t(p) + size_t(q)] = coord[d][size_t(rem % len)];
+      rem /= len;
+    }
+    base[r * size_t(p) + size_t(q)] = 1.0;
+  }
+  Tensor b = nef::cast(nef::tensor<double>(base, {int64_t(r + 1), p}), theta.dtype());
+  Tensor g = nef::matmul(theta, b);  // [N, r, P]
+  Shape out = {size[0]};
+  out.insert(out.end(), size.begin() + 2, size.end());
+  out.push_back(int64_t(r));
+  return {nef::reshape(nef::transpose(g, {0, 2, 1}), out)};
+}
+
 Ints spatial_axes(const NodeCtx& ctx, const Tensor& x) {
   if (x.rank() < 3) ctx.fail(str("input must be (N, C, D1, ...), got ", shape_str(x.shape())));
   Ints axes;
@@ -833,6 +937,8 @@ void register_nn(ConverterTable& t) {
   t["MaxPool"] = {max_pool, {1, 8, 10, 11, 12, 22}, 1};  // Indices from 8, ceil_mode from 10
   t["AveragePool"] = {avg_pool, {1, 7, 10, 11, 19, 22}, 1};  // count_include_pad from 7
   t["LpPool"] = {lp_pool, {1, 2, 11, 18, 22}, 2};  // 2: integer p; 18: ceil_mode, dilations
+  t["MaxUnpool"] = {max_unpool, {9, 11, 22}, 9};
+  t["AffineGrid"] = {affine_grid, {20}, 20};
   t["GlobalAveragePool"] = {global_avg_pool, {1, 22}, 1};
   t["GlobalMaxPool"] = {global_max_pool, {1, 22}, 1};
   t["Pad"] = {pad, {1, 2, 11, 13, 18, 19, 21, 23, 24, 25}, 2};  // attributes before 11
