@@ -665,3 +665,50 @@ def test_affine_grid_errors():
         run_node("AffineGrid", [theta, i64(2, 1, 4)], opset=20, static=(1,))
     with pytest.raises(nef.NEFFormatError, match="negative dim"):
         run_node("AffineGrid", [theta, i64(2, 1, -4, 4)], opset=20, static=(1,))
+
+
+# ---- Col2Im ---------------------------------------------------------------------------------------
+
+def col2im_ref(data, image, block, dil, pads, strides):
+    """Sums each column value into its image position, in float64 (positions in the padding
+    dropped)."""
+    n = len(image)
+    k = int(np.prod(block))
+    nb, ck, _ = data.shape
+    c = ck // k
+    cols = [(image[i] + pads[i] + pads[i + n] - (dil[i] * (block[i] - 1) + 1)) // strides[i] + 1
+            for i in range(n)]
+    out = np.zeros((nb, c) + tuple(image))
+    d = data.astype(np.float64).reshape(nb, c, k, -1)
+    for kk, off in enumerate(np.ndindex(*block)):
+        for ll, col in enumerate(np.ndindex(*cols)):
+            at = [col[i] * strides[i] - pads[i] + off[i] * dil[i] for i in range(n)]
+            if all(0 <= at[i] < image[i] for i in range(n)):
+                out[(slice(None), slice(None)) + tuple(at)] += d[:, :, kk, ll]
+    return out
+
+
+def test_col2im():
+    for image, block, dil, pads, strides in [
+            ((5, 6), (2, 3), (1, 1), (0, 0, 0, 0), (1, 1)),
+            ((6, 7), (3, 2), (2, 1), (1, 0, 2, 1), (2, 3)),
+            ((4, 3, 5), (2, 1, 2), (1, 1, 2), (0, 1, 0, 1, 0, 1), (1, 2, 1)),
+            ((7,), (3,), (2,), (2, 1), (2,))]:
+        n = len(image)
+        cols = [(image[i] + pads[i] + pads[i + n] - (dil[i] * (block[i] - 1) + 1)) // strides[i]
+                + 1 for i in range(n)]
+        data = rand(RNG, (2, 3 * int(np.prod(block)), int(np.prod(cols))))
+        attrs = {"dilations": list(dil), "pads": list(pads), "strides": list(strides)}
+        got = run_node("Col2Im", [data, i64(*image), i64(*block)], attrs, opset=18,
+                       static=(1, 2))
+        check(got, col2im_ref(data, image, block, dil, pads, strides).astype(np.float32),
+              rtol=1e-5, atol=1e-5)
+    data = rand(RNG, (1, 4, 12))
+    both("Col2Im", [data, i64(4, 5), i64(2, 2)], opset=18, static=(1, 2))
+    with pytest.raises(nef.NEFFormatError, match=r"must be \(N, C \* 4, 12\)"):
+        run_node("Col2Im", [rand(RNG, (1, 4, 11)), i64(4, 5), i64(2, 2)], opset=18,
+                 static=(1, 2))
+    with pytest.raises(nef.NEFFormatError, match="does not fit the padded image"):
+        run_node("Col2Im", [data, i64(1, 5), i64(3, 2)], opset=18, static=(1, 2))
+    with pytest.raises(nef.NEFFormatError, match="one value per spatial dim"):
+        run_node("Col2Im", [data, i64(4, 5), i64(2)], opset=18, static=(1, 2))

@@ -609,6 +609,73 @@ std::vector<Tensor> affine_grid(NodeCtx& ctx) {
   return {nef::reshape(nef::transpose(g, {0, 2, 1}), out)};
 }
 
+// Col2Im: the columns of an im2col, data [N, C * prod(block), L], summed back into images
+// [N, C, *image_shape]. A constant table maps each (block offset, column) to its image position
+// (one past the image where it falls in the padding); a scatter_elements with add over
+// [N * C, positions + 1] accumulates in the reference's order (block offsets outer), and the
+// extra slot is sliced off.
+std::vector<Tensor> col2im(NodeCtx& ctx) {
+  Tensor data = ctx.input(0);
+  const Ints image = ctx.static_ints(1), block = ctx.static_ints(2);
+  const size_t n = image.size();
+  if (data.rank() != 3 || n == 0 || block.size() != n)
+    ctx.fail(str("input ", shape_str(data.shape()), " must be (N, C * prod(block), L) and ",
+                 "image_shape ", ints_str(image), " and block_shape ", ints_str(block),
+                 " one value per spatial dim"));
+  const Ints dil = geometry_ints(ctx, "dilations", n, 1);
+  const Ints str_ = geometry_ints(ctx, "strides", n, 1);
+  const Ints pads = geometry_ints(ctx, "pads", 2 * n, 0);
+  double kd = 1, pd = 1, ld = 1;
+  Ints cols(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (image[i] < 1 || block[i] < 1 || dil[i] < 1 || str_[i] < 1 || pads[i] < 0 ||
+        pads[i + n] < 0 || image[i] > kMaxGeometry || block[i] > kMaxGeometry ||
+        dil[i] > kMaxGeometry || str_[i] > kMaxGeometry || pads[i] > kMaxGeometry ||
+        pads[i + n] > kMaxGeometry)
+      ctx.fail(str("image_shape ", ints_str(image), ", block_shape ", ints_str(block),
+                   ", dilations, strides (>= 1) and pads (>= 0) must be at most 2^31"));
+    const int64_t span = dil[i] * (block[i] - 1) + 1;
+    cols[i] = (image[i] + pads[i] + pads[i + n] - span) / str_[i] + 1;
+    if (image[i] + pads[i] + pads[i + n] < span)
+      ctx.fail(str("block ", ints_str(block), " does not fit the padded image ", ints_str(image)));
+    kd *= double(block[i]), pd *= double(image[i]), ld *= double(cols[i]);
+  }
+  if (kd * ld > double(int64_t(1) << 26) || pd > double(kMaxElements))
+    ctx.fail(str("image_shape ", ints_str(image), " with block_shape ", ints_str(block),
+                 " is too large"));
+  const auto k = int64_t(kd), l = int64_t(ld), p = int64_t(pd);
+  const int64_t nn = data.shape()[0], ck = data.shape()[1];
+  if (ck % k != 0 || data.shape()[2] != l)
+    ctx.fail(str("input ", shape_str(data.shape()), " must be (N, C * ", k, ", ", l,
+                 ") for image_shape ", ints_str(image), " and block_shape ", ints_str(block)));
+  const int64_t c = ck / k;
+  std::vector<int64_t> table(size_t(k * l));
+  Ints off(n), col(n);
+  for (int64_t kk = 0; kk < k; ++kk) {
+    int64_t rem = kk;
+    for (size_t i = n; i-- > 0;) off[i] = rem % block[i], rem /= block[i];
+    for (int64_t ll = 0; ll < l; ++ll) {
+      rem = ll;
+      for (size_t i = n; i-- > 0;) col[i] = rem % cols[i], rem /= cols[i];
+      int64_t pos = 0;
+      bool inside = true;
+      for (size_t i = 0; i < n; ++i) {
+        const int64_t at = col[i] * str_[i] - pads[i] + off[i] * dil[i];
+        inside = inside && at >= 0 && at < image[i];
+        pos = pos * image[i] + at;
+      }
+      table[size_t(kk * l + ll)] = inside ? pos : p;
+    }
+  }
+  const int64_t rows = nn * c;
+  Tensor idx = nef::broadcast_to(nef::tensor<int64_t>(table, {1, k * l}), {rows, k * l});
+  Tensor y = nef::scatter_elements(nef::zeros({rows, p + 1}, data.dtype()), idx,
+                                   nef::reshape(data, {rows, k * l}), 1, "add");
+  Shape out = {nn, c};
+  out.insert(out.end(), image.begin(), image.end());
+  return {nef::reshape(nef::slice(y, {0, 0}, {rows, p}, {1, 1}), out)};
+}
+
 Ints spatial_axes(const NodeCtx& ctx, const Tensor& x) {
   if (x.rank() < 3) ctx.fail(str("input must be (N, C, D1, ...), got ", shape_str(x.shape())));
   Ints axes;
@@ -939,6 +1006,7 @@ void register_nn(ConverterTable& t) {
   t["LpPool"] = {lp_pool, {1, 2, 11, 18, 22}, 2};  // 2: integer p; 18: ceil_mode, dilations
   t["MaxUnpool"] = {max_unpool, {9, 11, 22}, 9};
   t["AffineGrid"] = {affine_grid, {20}, 20};
+  t["Col2Im"] = {col2im, {18}, 18};
   t["GlobalAveragePool"] = {global_avg_pool, {1, 22}, 1};
   t["GlobalMaxPool"] = {global_max_pool, {1, 22}, 1};
   t["Pad"] = {pad, {1, 2, 11, 13, 18, 19, 21, 23, 24, 25}, 2};  // attributes before 11
