@@ -24,7 +24,7 @@ from .image import avg_pool, grid_sample, max_pool, pad, resize
 from .ops import (abs, absolute, acos, acosh, add, amax, amin, arccos, arccosh, arcsin, arcsinh,
                   arctan, arctanh, argmax, argmin, asin, asinh, astype, atan, atanh, attention,
                   bitwise_and, bitwise_not, bitwise_or, bitwise_xor, broadcast_to, cast, ceil,
-                  clip, concat, concatenate, cos, cosh, cumprod, cumsum, div, divide, einsum,
+                  clip, concat, concatenate, cos, cosh, cumprod, cumsum, det, div, divide, einsum,
                   equal, erf, exp, expand_dims, floor, gather, gather_elements, gather_nd, gelu,
                   greater, greater_equal, invert, layernorm, left_shift, less, less_equal, log,
                   log_softmax, logical_and, logical_not, logical_or, matmul, max, maximum, mean,

@@ -342,6 +342,12 @@ def topk(x, k: int, axis: int = -1, largest: bool = True):
     return wrap(v), wrap(i)
 
 
+def det(x) -> Tensor:
+    """numpy.linalg.det: the determinant of each square matrix of x [..., M, M] (float), by LU
+    with partial pivoting in double; returns [...]."""
+    return _op("det", [x])
+
+
 def cumsum(x, axis: int = 0, exclusive: bool = False, reverse: bool = False) -> Tensor:
     """Running sum along axis, in x's dtype (unlike numpy, narrow ints do not widen);
     exclusive leaves out the element itself, reverse runs from the end."""

@@ -206,10 +206,12 @@ def test_build_nef_roundtrip_and_cli(tmp_path):
 
 
 def test_unsupported_op_names_op_node_and_opset():
-    nodes = [helper.make_node("Det", ["x"], ["y"], name="det1")]
-    m = make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 3])],
-                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])], opset=19)
-    with pytest.raises(nef.NEFUnsupportedError, match=r"Det node 'det1' \(opset 19\)"):
+    nodes = [helper.make_node("RoiAlign", ["x", "rois", "idx"], ["y"], name="roi1")]
+    m = make_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4]),
+                           helper.make_tensor_value_info("rois", TensorProto.FLOAT, [1, 4]),
+                           helper.make_tensor_value_info("idx", TensorProto.INT64, [1])],
+                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], opset=19)
+    with pytest.raises(nef.NEFUnsupportedError, match=r"RoiAlign node 'roi1' \(opset 19\)"):
         nef.from_onnx(m)
 
 

@@ -712,3 +712,22 @@ def test_col2im():
         run_node("Col2Im", [data, i64(1, 5), i64(3, 2)], opset=18, static=(1, 2))
     with pytest.raises(nef.NEFFormatError, match="one value per spatial dim"):
         run_node("Col2Im", [data, i64(4, 5), i64(2)], opset=18, static=(1, 2))
+
+
+# ---- Det ------------------------------------------------------------------------------------------
+
+def test_det():
+    for shape in [(3, 3), (2, 4, 4), (2, 1, 5, 5), (1, 1), (3, 0, 0)]:
+        x = rand(RNG, shape, "float64")
+        check(run_node("Det", [x], opset=11), np.linalg.det(x), rtol=1e-10, atol=1e-12)
+        x32 = x.astype(np.float32)
+        both("Det", [x32], opset=22, rtol=1e-4, atol=1e-5)
+    sing = np.array([[1, 2, 3], [2, 4, 6], [0, 1, 1]], np.float32)
+    check(run_node("Det", [sing], opset=11), np.float32(0))
+    x = rand(RNG, (3, 4, 4))
+    check(nef.det(nef.tensor(x).transpose(0, 2, 1)).numpy(), np.linalg.det(x.astype(np.float64))
+          .astype(np.float32), rtol=1e-4, atol=1e-5)
+    with pytest.raises(nef.NEFFormatError, match=r"square matrices \[..., M, M\]"):
+        run_node("Det", [rand(RNG, (2, 3))], opset=11)
+    with pytest.raises(nef.NEFFormatError, match="must be a float tensor"):
+        run_node("Det", [np.eye(2, dtype=np.int32)], opset=11)

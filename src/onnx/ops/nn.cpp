@@ -676,6 +676,16 @@ std::vector<Tensor> col2im(NodeCtx& ctx) {
   return {nef::reshape(nef::slice(y, {0, 0}, {rows, p}, {1, 1}), out)};
 }
 
+// Det: NEF's det (LU with partial pivoting in double) of each [M, M] matrix.
+std::vector<Tensor> det(NodeCtx& ctx) {
+  Tensor x = ctx.input(0);
+  if (!is_floating(x.dtype()))
+    ctx.fail(str("input must be a float tensor, got ", dtype_name(x.dtype())));
+  if (x.rank() < 2 || x.shape()[size_t(x.rank() - 1)] != x.shape()[size_t(x.rank() - 2)])
+    ctx.fail(str("input must be square matrices [..., M, M], got ", shape_str(x.shape())));
+  return {nef::op("det", {x})};
+}
+
 Ints spatial_axes(const NodeCtx& ctx, const Tensor& x) {
   if (x.rank() < 3) ctx.fail(str("input must be (N, C, D1, ...), got ", shape_str(x.shape())));
   Ints axes;
@@ -988,6 +998,7 @@ std::vector<Tensor> einsum(NodeCtx& ctx) {
 void register_nn(ConverterTable& t) {
   // Revisions (converter.h); the last number is the oldest one converted.
   t["MatMul"] = {matmul, {1, 9, 13}, 1};
+  t["Det"] = {det, {11, 22}, 11};
   t["Gemm"] = {gemm, {1, 6, 7, 9, 11, 13}, 6};  // 6: broadcast flag; 11: C optional
   t["Softmax"] = {softmax, {1, 11, 13}, 1};     // 2-D coercion before 13
   t["LogSoftmax"] = {log_softmax, {1, 11, 13}, 1};
