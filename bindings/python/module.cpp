@@ -20,6 +20,7 @@
 #include "interop.h"
 #include "nef/tensor.h"
 #include "nef/version.h"
+#include "onnx/converter.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -317,6 +318,21 @@ NB_MODULE(_nef, m) {
         [](const nef::Shape& shape, uint64_t seed, double mean, double std, const std::string& dt) {
           return nef::random_normal(shape, seed, mean, std, parse_dtype(dt));
         });
+  m.def("einsum", [](const std::string& equation, const std::vector<nef::Tensor>& operands) {
+    return nef::einsum(equation, operands);
+  });
+  m.def("topk", [](const nef::Tensor& x, int64_t k, int64_t axis, bool largest) {
+    auto [values, indices] = nef::topk(x, k, axis, largest);
+    return std::make_pair(values, indices);
+  });
+  // The ONNX converter table: {op: (revisions, oldest converted revision)} (docs/onnx.md; the
+  // tests compare it with onnx.defs).
+  m.def("_onnx_converters", [] {
+    std::map<std::string, std::pair<std::vector<int>, int>> out;
+    for (const auto& [name, e] : nef::onnx_import::converters()) out[name] = {e.since, e.min_since};
+    return out;
+  });
+  m.def("_onnx_newest_opset", [] { return nef::onnx_import::kNewestOpset; });
 
   // ---- execution, files, stats ----
   m.def("evaluate", [](std::vector<nef::Tensor> ts) {

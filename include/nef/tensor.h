@@ -124,6 +124,16 @@ NEF_UNARY_API(silu)
 NEF_UNARY_API(erf)
 NEF_UNARY_API(sin)
 NEF_UNARY_API(cos)
+NEF_UNARY_API(tan)
+NEF_UNARY_API(asin)
+NEF_UNARY_API(acos)
+NEF_UNARY_API(atan)
+NEF_UNARY_API(sinh)
+NEF_UNARY_API(cosh)
+NEF_UNARY_API(asinh)
+NEF_UNARY_API(acosh)
+NEF_UNARY_API(atanh)
+NEF_UNARY_API(bitwise_not)
 NEF_UNARY_API(floor)
 NEF_UNARY_API(ceil)
 NEF_UNARY_API(round)
@@ -149,6 +159,11 @@ NEF_BINARY_API(greater)
 NEF_BINARY_API(greater_equal)
 NEF_BINARY_API(logical_and)
 NEF_BINARY_API(logical_or)
+NEF_BINARY_API(bitwise_and)
+NEF_BINARY_API(bitwise_or)
+NEF_BINARY_API(bitwise_xor)
+NEF_BINARY_API(left_shift)
+NEF_BINARY_API(right_shift)
 NEF_BINARY_API(matmul)
 #undef NEF_BINARY_API
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
@@ -185,6 +200,26 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape);
 Tensor expand_dims(const Tensor& x, const std::vector<int64_t>& axes);
 Tensor squeeze(const Tensor& x, std::optional<std::vector<int64_t>> axes = std::nullopt);
 Tensor gather(const Tensor& x, const Tensor& indices, int64_t axis = 0);
+
+// ---- indexing, sorting, scans (docs/ops.md) --------------------------------------------------
+// numpy's take_along_axis: out[..., i, ...] = x[..., indices[..., i, ...], ...] along `axis`.
+Tensor gather_elements(const Tensor& x, const Tensor& indices, int64_t axis = 0);
+// Slices of x addressed by the last dim of indices, after `batch_dims` shared leading dims.
+Tensor gather_nd(const Tensor& x, const Tensor& indices, int64_t batch_dims = 0);
+// A copy of data with updates written (reduction "none") or combined ("add", "mul", "max",
+// "min") at the positions indices give along `axis` / by index tuples; in index order.
+Tensor scatter_elements(const Tensor& data, const Tensor& indices, const Tensor& updates,
+                        int64_t axis = 0, const std::string& reduction = "none");
+Tensor scatter_nd(const Tensor& data, const Tensor& indices, const Tensor& updates,
+                  const std::string& reduction = "none");
+// The k largest (or smallest) values along `axis` and their int64 indices, sorted, equal values
+// in index order, NaN above every number.
+std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t axis = -1, bool largest = true);
+Tensor cumsum(const Tensor& x, int64_t axis = 0, bool exclusive = false, bool reverse = false);
+Tensor cumprod(const Tensor& x, int64_t axis = 0, bool exclusive = false, bool reverse = false);
+// numpy's einsum ("ij,jk->ik", implicit output, "..." broadcasting, repeated labels for
+// diagonals), built from transposes, diagonal gathers, sums and batched matmuls.
+Tensor einsum(const std::string& equation, const std::vector<Tensor>& operands);
 
 Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
@@ -245,10 +280,10 @@ class LoadedGraph {
   explicit LoadedGraph(std::shared_ptr<LoadedGraphImpl> impl) : impl_(std::move(impl)) {}
   // Loads and fully re-validates a .nef file (FormatError / ValidationError / GraphCycleError).
   static LoadedGraph load(const std::string& path);
-  // Imports an ONNX model (opset >= 13; docs/onnx.md): a file (external data is read next to
-  // it) or the model's bytes. `dims` binds symbolic input dims ("batch": 1); dims left unbound
-  // are bound by each run from the input shapes (one specialization per distinct binding).
-  // FormatError for malformed files, UnsupportedError naming op, node and opset.
+  // Imports an ONNX model (default domain, opsets up to 27; docs/onnx.md): a file (external
+  // data is read next to it) or the model's bytes. `dims` binds symbolic input dims ("batch": 1);
+  // dims left unbound are bound by each run from the input shapes (one specialization per distinct
+  // binding). FormatError for malformed files, UnsupportedError naming op, node and opset.
   static LoadedGraph from_onnx(const std::string& path,
                                const std::map<std::string, int64_t>& dims = {});
   static LoadedGraph from_onnx_bytes(const std::string& bytes,

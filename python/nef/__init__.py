@@ -22,18 +22,21 @@ from .errors import (NEFBufferError, NEFCancelledError, NEFCompileError, NEFDevi
                      NEFOutOfMemoryError, NEFOverflowError, NEFShapeError, NEFTypeError,
                      NEFUnsupportedError, NEFValidationError)
 from .graph import Graph, Profile, build, evaluate, from_onnx, load, profile_summary
-from .image import avg_pool, max_pool, pad, resize
+from .image import avg_pool, grid_sample, max_pool, pad, resize
 from .interop import from_dlpack
-from .ops import (abs, absolute, add, all, allclose, amax, amin, any, argmax, argmin, astype,
-                  attention, broadcast_to, cast, ceil, clip, concat, concatenate, copy, cos, div,
-                  divide, equal, erf, exp, expand_dims, floor, floor_divide, gather, gelu,
-                  greater, greater_equal, isclose, isfinite, isinf, isnan, layernorm, less,
-                  less_equal, log, log_softmax, logical_and, logical_not, logical_or,
-                  logical_xor, matmul, max, maximum, mean, min, minimum, mod, mul, multiply, neg,
-                  negative, not_equal, permute, pow, power, prod, reciprocal, relu, remainder,
-                  reshape, rmsnorm, round, rsqrt, sigmoid, sign, silu, sin, slice, softmax,
-                  split, sqrt, square, squeeze, stack, std, sub, subtract, sum, take, tanh,
-                  transpose, true_divide, var, where)
+from .ops import (abs, absolute, acos, acosh, add, all, allclose, amax, amin, any, arccos, arccosh,
+                  arcsin, arcsinh, arctan, arctanh, argmax, argmin, asin, asinh, astype, atan,
+                  atanh, attention, bitwise_and, bitwise_not, bitwise_or, bitwise_xor,
+                  broadcast_to, cast, ceil, clip, concat, concatenate, copy, cos, cosh, cumprod,
+                  cumsum, det, div, divide, einsum, equal, erf, exp, expand_dims, floor,
+                  floor_divide, gather, gather_elements, gather_nd, gelu, greater, greater_equal,
+                  invert, isclose, isfinite, isinf, isnan, layernorm, left_shift, less, less_equal,
+                  log, log_softmax, logical_and, logical_not, logical_or, logical_xor, matmul, max,
+                  maximum, mean, min, minimum, mod, mul, multiply, neg, negative, not_equal,
+                  permute, pow, power, prod, reciprocal, relu, remainder, reshape, right_shift,
+                  rmsnorm, round, rsqrt, scatter_elements, scatter_nd, sigmoid, sign, silu, sin,
+                  sinh, slice, softmax, split, sqrt, square, squeeze, stack, std, sub, subtract,
+                  sum, take, take_along_axis, tan, tanh, topk, transpose, true_divide, var, where)
 from .runtime import MAX_THREADS, config, device, devices, reset_stats, stats
 from .tensor import Tensor
 
@@ -52,6 +55,9 @@ __all__ = [
     # elementwise
     "neg", "negative", "abs", "absolute", "sign", "relu", "floor", "ceil", "round", "exp", "log",
     "sqrt", "rsqrt", "reciprocal", "tanh", "sigmoid", "silu", "erf", "sin", "cos", "gelu",
+    "tan", "sinh", "cosh", "asin", "acos", "atan", "asinh", "acosh", "atanh", "arcsin", "arccos",
+    "arctan", "arcsinh", "arccosh", "arctanh", "bitwise_and", "bitwise_or", "bitwise_xor",
+    "bitwise_not", "invert", "left_shift", "right_shift",
     "square", "isnan", "isinf", "isfinite", "logical_not", "add", "sub", "subtract", "mul",
     "multiply", "div", "divide", "true_divide", "pow", "power", "mod", "remainder",
     "floor_divide", "maximum", "minimum", "equal", "not_equal", "less", "less_equal", "greater",
@@ -59,12 +65,13 @@ __all__ = [
     "astype", "isclose", "allclose", "copy",
     # reductions
     "sum", "mean", "max", "min", "amax", "amin", "prod", "argmax", "argmin", "all", "any", "std",
-    "var",
+    "var", "cumsum", "cumprod", "topk",
     # neural, layout, images
     "matmul", "softmax", "log_softmax", "layernorm", "rmsnorm", "attention", "conv",
     "conv_transpose", "max_pool", "avg_pool", "pad", "resize", "reshape", "transpose",
     "permute", "slice", "concat", "concatenate", "stack", "split", "broadcast_to", "expand_dims",
-    "squeeze", "gather", "take",
+    "squeeze", "gather", "take", "gather_elements", "gather_nd", "take_along_axis",
+    "scatter_elements", "scatter_nd", "einsum", "det", "grid_sample",
     # graphs, execution, runtime
     "evaluate", "eval", "build", "load", "from_onnx", "Graph", "Profile", "profile_summary",
     "config", "device", "devices", "stats", "reset_stats", "MAX_THREADS",

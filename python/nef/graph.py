@@ -338,7 +338,7 @@ def load(path) -> Graph:
 
 
 def from_onnx(model, dims=None) -> Graph:
-    """Imports an ONNX model (opset 13 and newer): a path, the model's bytes, or an
+    """Imports an ONNX model (default domain, opsets 7 to 27): a path, the model's bytes, or an
     ``onnx.ModelProto``. Returns the same graph object as :func:`load`.
 
     ``dims`` binds symbolic input dims, e.g. ``{"batch": 1, "sequence": 128}``; dims left

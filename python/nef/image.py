@@ -1,6 +1,7 @@
-"""Pooling, padding and resizing (docs/ops.md is the contract). They follow ONNX's MaxPool,
-AveragePool, Pad and Resize: pools are channels-first (x is [N, C, *spatial], 1 to 3 spatial
-dims) and pad lists are ONNX-ordered (all begins, then all ends). All of them are lazy.
+"""Pooling, padding, resizing and grid sampling (docs/ops.md is the contract). They follow
+ONNX's MaxPool, AveragePool, Pad, Resize and GridSample: pools are channels-first (x is
+[N, C, *spatial], 1 to 3 spatial dims) and pad lists are ONNX-ordered (all begins, then all
+ends). All of them are lazy.
 """
 
 from __future__ import annotations
@@ -110,3 +111,13 @@ def _list(v, what: str) -> list:
     if not isinstance(v, (list, tuple)):
         raise NEFTypeError(f"[resize] {what} must be a list, got {type(v).__name__}")
     return list(v)
+
+
+def grid_sample(x, grid, mode: str = "linear", padding_mode: str = "zeros",
+                align_corners: bool = False) -> Tensor:
+    """ONNX GridSample (PyTorch's grid_sample): x [N, C, *spatial] sampled at grid
+    [N, *out_spatial, r], whose last dim holds normalized coordinates in [-1, 1] (the first
+    component indexes x's last spatial dim). mode: nearest, linear or cubic; padding_mode:
+    zeros, border or reflection. Returns [N, C, *out_spatial]."""
+    return _op("grid_sample", [x, grid], mode=mode, padding_mode=padding_mode,
+               align_corners=builtins.bool(align_corners))

@@ -48,6 +48,18 @@ silu = _unary("silu", "x*sigmoid(x)")
 erf = _unary("erf", "error function")
 sin = _unary("sin", "sine")
 cos = _unary("cos", "cosine")
+tan = _unary("tan", "tangent")
+arcsin = _unary("asin", "inverse sine (NaN outside [-1, 1])")
+arccos = _unary("acos", "inverse cosine (NaN outside [-1, 1])")
+arctan = _unary("atan", "inverse tangent")
+sinh = _unary("sinh", "hyperbolic sine")
+cosh = _unary("cosh", "hyperbolic cosine")
+arcsinh = _unary("asinh", "inverse hyperbolic sine")
+arccosh = _unary("acosh", "inverse hyperbolic cosine (NaN below 1)")
+arctanh = _unary("atanh", "inverse hyperbolic tangent (+-inf at +-1, NaN outside)")
+asin, acos, atan, asinh, acosh, atanh = arcsin, arccos, arctan, arcsinh, arccosh, arctanh
+bitwise_not = _unary("bitwise_not", "~x on integers, logical not on bool")
+invert = bitwise_not
 logical_not = _unary("logical_not", "x == 0, as bool")
 negative = neg
 absolute = abs
@@ -103,6 +115,13 @@ greater_equal = _comparison("greater_equal", "a >= b")
 logical_and = _binary("logical_and", "a and b (nonzero is true)")
 logical_or = _binary("logical_or", "a or b (nonzero is true)")
 matmul = _binary("matmul", "numpy matmul (1-D operands promoted; batch dims broadcast)")
+bitwise_and = _binary("bitwise_and", "a & b (integers or bool)")
+bitwise_or = _binary("bitwise_or", "a | b (integers or bool)")
+bitwise_xor = _binary("bitwise_xor", "a ^ b (integers or bool)")
+left_shift = _binary("left_shift", "a << b (integers; shifts >= the width or < 0 give 0)")
+right_shift = _binary("right_shift",
+                      "a >> b (integers, arithmetic for signed; shifts >= the width or < 0 give "
+                      "0, or -1 for a negative a)")
 subtract, multiply, divide, true_divide, power, remainder = sub, mul, div, div, pow, mod
 
 
@@ -470,3 +489,68 @@ def take(x, indices, axis=None) -> Tensor:
         x = reshape(x, [-1])
         axis = 0
     return gather(x, indices, axis)
+
+
+# ---- indexing, sorting, scans ------------------------------------------------------------------
+
+def take_along_axis(x, indices, axis: int) -> Tensor:
+    """numpy.take_along_axis: out[..., i, ...] = x[..., indices[..., i, ...], ...] along axis
+    (indices of x's rank, int32/int64, negative ones count from the end)."""
+    return wrap(_nef.op("gather_elements", [to_node(x), to_node(indices)],
+                        {"axis": operator.index(axis)}))
+
+
+gather_elements = take_along_axis
+
+
+def gather_nd(x, indices, batch_dims: int = 0) -> Tensor:
+    """The slices of x addressed by the last dim of indices (ONNX GatherND): out shape
+    indices.shape[:-1] + x.shape[batch_dims + indices.shape[-1]:]."""
+    return wrap(_nef.op("gather_nd", [to_node(x), to_node(indices)],
+                        {"batch_dims": operator.index(batch_dims)}))
+
+
+def scatter_elements(data, indices, updates, axis: int = 0, reduction: str = "none") -> Tensor:
+    """A copy of data with updates written along axis at indices (numpy.put_along_axis), or
+    combined with reduction 'add', 'mul', 'max' or 'min'; repeated indices apply in order."""
+    return wrap(_nef.op("scatter_elements", [to_node(data), to_node(indices), to_node(updates)],
+                        {"axis": operator.index(axis), "reduction": reduction}))
+
+
+def scatter_nd(data, indices, updates, reduction: str = "none") -> Tensor:
+    """A copy of data with the slices addressed by the index tuples (last dim of indices)
+    replaced by updates, or combined with reduction 'add', 'mul', 'max' or 'min'."""
+    return wrap(_nef.op("scatter_nd", [to_node(data), to_node(indices), to_node(updates)],
+                        {"reduction": reduction}))
+
+
+def topk(x, k: int, axis: int = -1, largest: bool = True):
+    """(values, indices): the k largest (or smallest) elements along axis, sorted, equal values
+    in index order, NaN above every number; indices are int64."""
+    v, i = _nef.topk(to_node(x), operator.index(k), operator.index(axis), builtins.bool(largest))
+    return wrap(v), wrap(i)
+
+
+def det(x) -> Tensor:
+    """numpy.linalg.det: the determinant of each square matrix of x [..., M, M] (float), by LU
+    with partial pivoting in double; returns [...]."""
+    return _op("det", [x])
+
+
+def cumsum(x, axis: int = 0, exclusive: bool = False, reverse: bool = False) -> Tensor:
+    """Running sum along axis, in x's dtype (unlike numpy, narrow ints do not widen);
+    exclusive leaves out the element itself, reverse runs from the end."""
+    return _op("cumsum", [x], axis=operator.index(axis), exclusive=builtins.bool(exclusive),
+               reverse=builtins.bool(reverse))
+
+
+def cumprod(x, axis: int = 0, exclusive: bool = False, reverse: bool = False) -> Tensor:
+    """Running product along axis, in x's dtype; exclusive/reverse as for cumsum."""
+    return _op("cumprod", [x], axis=operator.index(axis), exclusive=builtins.bool(exclusive),
+               reverse=builtins.bool(reverse))
+
+
+def einsum(equation: str, *operands) -> Tensor:
+    """numpy.einsum (explicit or implicit output, '...' broadcasting, repeated labels for
+    diagonals); contractions run as batched matmuls. The result keeps the operands' dtype."""
+    return wrap(_nef.einsum(equation, nodes_for(*operands)))

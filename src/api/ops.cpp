@@ -143,6 +143,16 @@ NEF_UNARY_IMPL(silu)
 NEF_UNARY_IMPL(erf)
 NEF_UNARY_IMPL(sin)
 NEF_UNARY_IMPL(cos)
+NEF_UNARY_IMPL(tan)
+NEF_UNARY_IMPL(asin)
+NEF_UNARY_IMPL(acos)
+NEF_UNARY_IMPL(atan)
+NEF_UNARY_IMPL(sinh)
+NEF_UNARY_IMPL(cosh)
+NEF_UNARY_IMPL(asinh)
+NEF_UNARY_IMPL(acosh)
+NEF_UNARY_IMPL(atanh)
+NEF_UNARY_IMPL(bitwise_not)
 NEF_UNARY_IMPL(floor)
 NEF_UNARY_IMPL(ceil)
 NEF_UNARY_IMPL(round)
@@ -174,6 +184,11 @@ NEF_BINARY_IMPL(greater)
 NEF_BINARY_IMPL(greater_equal)
 NEF_BINARY_IMPL(logical_and)
 NEF_BINARY_IMPL(logical_or)
+NEF_BINARY_IMPL(bitwise_and)
+NEF_BINARY_IMPL(bitwise_or)
+NEF_BINARY_IMPL(bitwise_xor)
+NEF_BINARY_IMPL(left_shift)
+NEF_BINARY_IMPL(right_shift)
 NEF_BINARY_IMPL(matmul)
 #undef NEF_BINARY_IMPL
 
@@ -314,6 +329,53 @@ Tensor gather(const Tensor& x, const Tensor& indices, int64_t axis) {
   ir::Attrs a;
   a.set("axis", axis);
   return op("gather", {x, indices}, std::move(a));
+}
+
+Tensor gather_elements(const Tensor& x, const Tensor& indices, int64_t axis) {
+  ir::Attrs a;
+  a.set("axis", axis);
+  return op("gather_elements", {x, indices}, std::move(a));
+}
+Tensor gather_nd(const Tensor& x, const Tensor& indices, int64_t batch_dims) {
+  ir::Attrs a;
+  a.set("batch_dims", batch_dims);
+  return op("gather_nd", {x, indices}, std::move(a));
+}
+Tensor scatter_elements(const Tensor& data, const Tensor& indices, const Tensor& updates,
+                        int64_t axis, const std::string& reduction) {
+  ir::Attrs a;
+  a.set("axis", axis);
+  a.set("reduction", reduction);
+  return op("scatter_elements", {data, indices, updates}, std::move(a));
+}
+Tensor scatter_nd(const Tensor& data, const Tensor& indices, const Tensor& updates,
+                  const std::string& reduction) {
+  ir::Attrs a;
+  a.set("reduction", reduction);
+  return op("scatter_nd", {data, indices, updates}, std::move(a));
+}
+std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t axis, bool largest) {
+  ir::Attrs a;
+  a.set("k", k);
+  a.set("axis", axis);
+  a.set("largest", largest);
+  Tensor idx = op("topk", {x}, std::move(a));
+  return {gather_elements(x, idx, axis), idx};
+}
+namespace {
+Tensor scan(const char* name, const Tensor& x, int64_t axis, bool exclusive, bool reverse) {
+  ir::Attrs a;
+  a.set("axis", axis);
+  a.set("exclusive", exclusive);
+  a.set("reverse", reverse);
+  return op(name, {x}, std::move(a));
+}
+}  // namespace
+Tensor cumsum(const Tensor& x, int64_t axis, bool exclusive, bool reverse) {
+  return scan("cumsum", x, axis, exclusive, reverse);
+}
+Tensor cumprod(const Tensor& x, int64_t axis, bool exclusive, bool reverse) {
+  return scan("cumprod", x, axis, exclusive, reverse);
 }
 
 Tensor Tensor::reshape(const Shape& s) const { return nef::reshape(*this, s); }

@@ -37,6 +37,8 @@ const Registry& registry() {
     register_pool_ops(reg);
     register_image_ops(reg);
     register_conv_ops(reg);
+    register_indexing_ops(reg);
+    register_sort_scan_ops(reg);
     return reg;
   }();
   return r;

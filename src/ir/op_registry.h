@@ -95,6 +95,8 @@ void register_fused_matmul_ops(Registry& r); // matmul_epilogue (made by fuse_ma
 void register_pool_ops(Registry& r);         // max_pool, avg_pool
 void register_image_ops(Registry& r);        // pad, resize
 void register_conv_ops(Registry& r);         // conv, conv_transpose
+void register_indexing_ops(Registry& r);     // gather_elements, gather_nd, scatter_*
+void register_sort_scan_ops(Registry& r);    // topk, cumsum, cumprod
 
 class Registry {
  public:

@@ -1,5 +1,6 @@
 // The contract between the ONNX importer and its op converters. One converter per ONNX op type
-// (domain "" / "ai.onnx", opset >= 13), registered in one family file under src/onnx/ops/. A
+// (domain "" / "ai.onnx"), registered in one family file under src/onnx/ops/ with the op's
+// revisions (the opsets in which ONNX changed it) and the oldest revision it implements. A
 // converter reads its node through NodeCtx and returns the node's outputs as lazy nef::Tensors
 // built with the C++ API (nef::op, nef::matmul, ...): the importer wires them to the consumers,
 // and the optimizer later folds whatever is static.
@@ -30,11 +31,14 @@ class Importer;
 // the node and the opset, e.g. "[onnx] Resize node 'up1' (opset 19): mode 'cubic' ...".
 class NodeCtx {
  public:
-  NodeCtx(Importer& imp, const ::onnx::NodeProto& node, int opset, int index = -1);
+  NodeCtx(Importer& imp, const ::onnx::NodeProto& node, int opset, int version, int index = -1);
 
   const std::string& op_type() const;
   const std::string& name() const;  // the node's name as the file gives it (may be "")
-  int opset() const { return opset_; }
+  int opset() const { return opset_; }  // the model's default-domain opset
+  // The op's revision in force: the newest since-version of the op not after opset() (e.g.
+  // Softmax in an opset-12 model is revision 11). Converters branch on this, not on opset().
+  int version() const { return version_; }
 
   // ---- inputs (ONNX allows optional inputs to be absent or given as "") ----------------------
   size_t num_inputs() const;
@@ -86,6 +90,7 @@ class NodeCtx {
   Importer& imp_;
   const ::onnx::NodeProto& node_;
   int opset_;
+  int version_;
   int index_;
   mutable std::set<std::string> read_;
 };
@@ -96,11 +101,25 @@ class NodeCtx {
 // through ctx.unsupported/ctx.fail.
 using Converter = std::function<std::vector<Tensor>(NodeCtx&)>;
 
+// The newest default-domain opset the table knows (the pinned onnx package's); newer models
+// are refused, since an op revised after it would be converted with older semantics.
+inline constexpr int kNewestOpset = 27;
+
 struct ConverterEntry {
   Converter fn;
-  int min_opset = 13;  // oldest opset whose semantics this converter implements
+  // Every revision of the op in the default domain: the since_version of each of its schemas,
+  // ascending, as the pinned onnx package defines them (tests/python/test_onnx_versions.py
+  // checks the table against onnx.defs).
+  std::vector<int> since;
+  // The oldest revision the converter implements. Older ones (legacy attributes such as
+  // consumed_inputs or per-op broadcast flags) are refused with UnsupportedError.
+  int min_since = 0;
 };
 using ConverterTable = std::map<std::string, ConverterEntry>;
+
+// The revision of `e`'s op in force at `opset` (the newest since-version <= opset), 0 when the
+// op does not exist yet at that opset.
+int op_revision(const ConverterEntry& e, int opset);
 
 // Family registration (one function per file in src/onnx/ops/, listed once in converters.cpp).
 void register_elementwise(ConverterTable& t);  // ops/elementwise.cpp
@@ -108,6 +127,9 @@ void register_reduction(ConverterTable& t);    // ops/reduction.cpp
 void register_shape(ConverterTable& t);        // ops/shape.cpp: reshape/slice/gather/concat/...
 void register_nn(ConverterTable& t);           // ops/nn.cpp: matmul/gemm/softmax/norms/conv/...
 void register_transformer(ConverterTable& t);  // ops/transformer.cpp: Attention, RMSNormalization
+void register_indexing(ConverterTable& t);     // ops/indexing.cpp: TopK, CumSum, scatters, ...
+void register_loss(ConverterTable& t);         // ops/loss.cpp: NegativeLogLikelihoodLoss, ...
+void register_signal(ConverterTable& t);       // ops/signal.cpp: HannWindow, HammingWindow, ...
 
 const ConverterTable& converters();
 

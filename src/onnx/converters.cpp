@@ -1,4 +1,6 @@
 // The converter table (one registration call per family file) and the helpers converters share.
+#include <algorithm>
+
 #include "api/lazy.h"
 #include "common/dispatch.h"
 #include "onnx/converter.h"
@@ -13,6 +15,14 @@ const ConverterTable& converters() {
     register_shape(t);
     register_nn(t);
     register_transformer(t);
+    register_indexing(t);
+    register_loss(t);
+    register_signal(t);
+    for (const auto& [name, e] : t)
+      NEF_CHECK(!e.since.empty() && std::is_sorted(e.since.begin(), e.since.end()) &&
+                    std::find(e.since.begin(), e.since.end(), e.min_since) != e.since.end() &&
+                    e.since.back() <= kNewestOpset,
+                "[onnx] converter table entry for ", name, " is malformed");
     return t;
   }();
   return table;
@@ -59,6 +69,13 @@ const char* onnx_type_name(int onnx_type) {
   for (const auto& t : kTypes)
     if (t.code == onnx_type) return t.name;
   return "unknown";
+}
+
+int op_revision(const ConverterEntry& e, int opset) {
+  int v = 0;
+  for (int s : e.since)
+    if (s <= opset) v = s;
+  return v;
 }
 
 Tensor scalar_like(double value, DType dtype) { return nef::scalar(value, dtype); }

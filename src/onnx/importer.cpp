@@ -24,8 +24,6 @@
 namespace nef::onnx_import {
 
 namespace {
-constexpr int kMinOpset = 13;
-
 bool is_onnx_domain(const std::string& d) { return d.empty() || d == "ai.onnx"; }
 }  // namespace
 
@@ -111,8 +109,8 @@ class Importer {
 
 // ---- NodeCtx -------------------------------------------------------------------------------
 
-NodeCtx::NodeCtx(Importer& imp, const ::onnx::NodeProto& node, int opset, int index)
-    : imp_(imp), node_(node), opset_(opset), index_(index) {}
+NodeCtx::NodeCtx(Importer& imp, const ::onnx::NodeProto& node, int opset, int version, int index)
+    : imp_(imp), node_(node), opset_(opset), version_(version), index_(index) {}
 
 const std::string& NodeCtx::op_type() const { return node_.op_type(); }
 const std::string& NodeCtx::name() const { return node_.name(); }
@@ -287,16 +285,24 @@ ir::Graph Importer::run(const std::map<std::string, int64_t>& dims) {
   const ConverterTable& table = converters();
   for (int k = 0; k < g.node_size(); ++k) {
     const ::onnx::NodeProto& node = g.node(k);
-    NodeCtx ctx(*this, node, m_.opset, k);
     if (!is_onnx_domain(node.domain()))
       throw UnsupportedError(str("[onnx] op '", node.domain(), ".", node.op_type(), "' (node '",
                                  node.name(), "'): only the default ONNX domain is supported"));
     auto it = table.find(node.op_type());
+    // The op's revision in force at the model's opset: the newest one not after it.
+    const int version = it == table.end() ? 0 : op_revision(it->second, m_.opset);
+    NodeCtx ctx(*this, node, m_.opset, version, k);
     if (it == table.end())
       throw UnsupportedError(str(ctx.where(), ": op '", node.op_type(), "' is not supported"));
-    if (m_.opset < it->second.min_opset)
-      throw UnsupportedError(str(ctx.where(), ": NEF implements ", node.op_type(), " from opset ",
-                                 it->second.min_opset));
+    if (version == 0)
+      throw FormatError(str(ctx.where(), ": op '", node.op_type(), "' does not exist in opset ",
+                            m_.opset, " (ONNX defines it from opset ", it->second.since.front(),
+                            ")"));
+    if (version < it->second.min_since)
+      throw UnsupportedError(str(ctx.where(), ": NEF implements ", node.op_type(),
+                                 " from its opset-", it->second.min_since,
+                                 " revision; opset ", m_.opset, " uses its opset-", version,
+                                 " revision"));
     std::vector<Tensor> outs;
     try {
       outs = it->second.fn(ctx);
@@ -383,16 +389,16 @@ InputDecl input_decl(const ::onnx::ValueInfoProto& v) {
     throw UnsupportedError(str("[onnx] graph input '", d.name, "' has rank > 16"));
   for (int i = 0; i < tt.shape().dim_size(); ++i) {
     const auto& dim = tt.shape().dim(i);
-    if (dim.has_dim_value()) {
-      if (dim.dim_value() < 0)
-        throw FormatError(str("[onnx] graph input '", d.name, "' dim ", i, " is negative"));
+    // Unknown dims are free, each its own symbol: no dim at all, a negative dim_value (exporters
+    // write -1; ONNX Runtime and onnx.checker accept it) and the dim_param '?' that some
+    // exporters write for "unknown" (treating it as one shared name would tie unrelated dims).
+    const bool named = dim.has_dim_param() && !dim.dim_param().empty() && dim.dim_param() != "?";
+    if (dim.has_dim_value() && dim.dim_value() >= 0) {
       d.dims.push_back(dim.dim_value());
       d.dim_names.emplace_back();
     } else {
       d.dims.push_back(-1);
-      d.dim_names.push_back(dim.has_dim_param() && !dim.dim_param().empty()
-                                ? dim.dim_param()
-                                : str(d.name, ":", i));
+      d.dim_names.push_back(named ? dim.dim_param() : str(d.name, ":", i));
     }
   }
   return d;
@@ -426,10 +432,11 @@ std::shared_ptr<Model> Model::parse_with(const std::string& base_dir,
     throw UnsupportedError(str("[onnx] the model imports only the domains (", domains,
                                "); NEF supports the default ONNX domain"));
   }
-  if (mi.opset < kMinOpset)
-    throw UnsupportedError(str("[onnx] opset ", mi.opset, " is not supported (NEF imports opset ",
-                               kMinOpset, " and newer; convert the model with "
-                               "onnx.version_converter)"));
+  // Each op is checked against its own revisions when converted (converter.h); an opset newer
+  // than the table knows could hold revisions NEF would convert with older semantics.
+  if (mi.opset > kNewestOpset)
+    throw UnsupportedError(str("[onnx] opset ", mi.opset, " is newer than the newest NEF knows (",
+                               kNewestOpset, "); convert the model with onnx.version_converter"));
   const ::onnx::GraphProto& g = mi.proto.graph();
   if (g.sparse_initializer_size() > 0)
     throw UnsupportedError("[onnx] sparse initializers are not supported");

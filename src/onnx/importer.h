@@ -1,4 +1,5 @@
-// ONNX import: an ONNX model (ModelProto bytes, opset >= 13) parsed once, then specialized to
+// ONNX import: an ONNX model (ModelProto bytes, default-domain opset 1 to kNewestOpset; each op
+// checked against the revisions its converter implements) parsed once, then specialized to
 // concrete input shapes as an ir::Graph: graph inputs become placeholders, initializers become
 // constants, each node goes through its converter (src/onnx/ops/), and shape-computation
 // subgraphs are evaluated at import time. Symbolic dims ("batch", "sequence") stay symbolic in
@@ -30,8 +31,10 @@ namespace nef::onnx_import {
 struct InputDecl {
   std::string name;
   DType dtype = DType::Float32;
-  std::vector<int64_t> dims;           // -1 where symbolic
-  std::vector<std::string> dim_names;  // "" where fixed; unnamed unknown dims get "<input>:<axis>"
+  std::vector<int64_t> dims;  // -1 where symbolic
+  // "" where fixed. Unknown dims without a usable name (no dim_param, a negative dim_value, the
+  // dim_param '?') are each their own symbol "<input>:<axis>".
+  std::vector<std::string> dim_names;
 };
 
 // Thrown by Model::specialize (not a nef::Error: callers that can supply the values retry).

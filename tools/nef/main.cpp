@@ -86,8 +86,8 @@ int run_main(int argc, char** argv) {
   compile_cmd->add_option("-o,--output", compile_out, "The .nef file to write")->required();
 
   nef::cli::ImportOptions import_opts;
-  CLI::App* import_cmd =
-      app.add_subcommand("import", "Convert an ONNX model (opset >= 13) to a .nef file");
+  CLI::App* import_cmd = app.add_subcommand(
+      "import", "Convert an ONNX model (default domain, opsets 7 to 27) to a .nef file");
   import_cmd->add_option("MODEL", import_opts.model, "The .onnx file")->required();
   import_cmd->add_option("-o,--output", import_opts.output, "The .nef file to write")->required();
   import_cmd

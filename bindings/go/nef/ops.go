@@ -267,6 +267,15 @@ func Silu(x *Node) *Node       { return op1("silu", x) }
 func Erf(x *Node) *Node        { return op1("erf", x) }
 func Sin(x *Node) *Node        { return op1("sin", x) }
 func Cos(x *Node) *Node        { return op1("cos", x) }
+func Tan(x *Node) *Node        { return op1("tan", x) }
+func Asin(x *Node) *Node       { return op1("asin", x) } // NaN outside [-1, 1]
+func Acos(x *Node) *Node       { return op1("acos", x) } // NaN outside [-1, 1]
+func Atan(x *Node) *Node       { return op1("atan", x) }
+func Sinh(x *Node) *Node       { return op1("sinh", x) }
+func Cosh(x *Node) *Node       { return op1("cosh", x) }
+func Asinh(x *Node) *Node      { return op1("asinh", x) }
+func Acosh(x *Node) *Node      { return op1("acosh", x) } // NaN below 1
+func Atanh(x *Node) *Node      { return op1("atanh", x) } // NaN outside [-1, 1]
 func LogicalNot(x *Node) *Node { return op1("logical_not", x) }
 
 // Gelu is x * 0.5 * (1 + erf(x / sqrt 2)).

@@ -48,6 +48,15 @@ var unaryCases = []struct {
 	{"erf", nef.Erf, math.Erf, -4, 4},
 	{"sin", nef.Sin, math.Sin, -6, 6},
 	{"cos", nef.Cos, math.Cos, -6, 6},
+	{"tan", nef.Tan, math.Tan, -1.4, 1.4},
+	{"asin", nef.Asin, math.Asin, -0.99, 0.99},
+	{"acos", nef.Acos, math.Acos, -0.99, 0.99},
+	{"atan", nef.Atan, math.Atan, -20, 20},
+	{"sinh", nef.Sinh, math.Sinh, -5, 5},
+	{"cosh", nef.Cosh, math.Cosh, -5, 5},
+	{"asinh", nef.Asinh, math.Asinh, -20, 20},
+	{"acosh", nef.Acosh, math.Acosh, 1.01, 20},
+	{"atanh", nef.Atanh, math.Atanh, -0.99, 0.99},
 	{"gelu", nef.Gelu, func(x float64) float64 { return x * 0.5 * (1 + math.Erf(x/math.Sqrt2)) }, -5, 5},
 	{"gelu_tanh", nef.GeluTanh, func(x float64) float64 {
 		return 0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x)))

@@ -24,6 +24,8 @@ const KernelTable& kernel_table() {
     register_pool_kernels(t);
     register_image_kernels(t);
     register_conv_kernels(t);
+    register_indexing_kernels(t);
+    register_sort_scan_kernels(t);
     return t;
   }();
   return table;

@@ -176,6 +176,24 @@ std::string op_expr(FusedOp op, const std::string& a, const std::string& b, cons
       return str("sin(", a, ")");
     case FusedOp::Cos:
       return str("cos(", a, ")");
+    case FusedOp::Tan:
+      return str("tan(", a, ")");
+    case FusedOp::Asin:
+      return str("asin(", a, ")");
+    case FusedOp::Acos:
+      return str("acos(", a, ")");
+    case FusedOp::Atan:
+      return str("atan(", a, ")");
+    case FusedOp::Sinh:
+      return str("sinh(", a, ")");
+    case FusedOp::Cosh:
+      return str("cosh(", a, ")");
+    case FusedOp::Asinh:
+      return str("asinh(", a, ")");
+    case FusedOp::Acosh:
+      return str("acosh(", a, ")");
+    case FusedOp::Atanh:
+      return str("atanh(", a, ")");
     case FusedOp::Gelu:
       return str("nef_gelu(", a, ")");
     case FusedOp::GeluTanh:

@@ -70,6 +70,17 @@ TensorType infer_binary_nobool(const OpDef& op, const std::vector<TensorType>& i
   return {s, t};
 }
 
+// bitwise_and/or/xor/not: integers and bool (numpy); left_shift/right_shift: integers only.
+TensorType infer_bitwise(const OpDef& op, const std::vector<TensorType>& in, Attrs&) {
+  Shape s = broadcast_all(op, in);
+  DType t = promote_inputs(in);
+  bool ok = t == DType::Bool ? (op.name != "left_shift" && op.name != "right_shift")
+                             : is_integer(t);
+  if (!ok) throw TypeError(str("[", op.name, "] needs integer", op.name.find("shift") == std::string::npos ? " or bool" : "",
+                               " operands, got ", types_str(in)));
+  return {s, t};
+}
+
 TensorType infer_div(const OpDef& op, const std::vector<TensorType>& in, Attrs&) {
   Shape s = broadcast_all(op, in);
   return {s, to_floating(promote_inputs(in))};
@@ -120,12 +131,22 @@ void register_elementwise_ops(Registry& r) {
   struct F { const char* name; double flops; };
   for (F f : {F{"exp", 10}, F{"log", 10}, F{"sqrt", 4}, F{"rsqrt", 5}, F{"reciprocal", 1},
               F{"tanh", 15}, F{"sigmoid", 12}, F{"silu", 13}, F{"erf", 15}, F{"sin", 12},
-              F{"cos", 12}})
+              F{"cos", 12}, F{"tan", 20}, F{"asin", 20}, F{"acos", 20}, F{"atan", 20},
+              F{"sinh", 15}, F{"cosh", 15}, F{"asinh", 20}, F{"acosh", 20}, F{"atanh", 20}})
     r.add(make(f.name, 1, infer_unary_float, f.flops));
   OpDef gelu = make("gelu", 1, infer_gelu, 20);
   gelu.attrs.push_back({"approximate", AttrType::String, AttrValue(std::string("none")), false});
   r.add(std::move(gelu));
   r.add(make("logical_not", 1, infer_to_bool_unary, 1));
+  // Integer ops: elementwise but not fusable (fused programs compute in floats).
+  for (const char* n : {"bitwise_and", "bitwise_or", "bitwise_xor", "left_shift", "right_shift"}) {
+    OpDef d = make(n, 2, infer_bitwise, 1);
+    d.traits = kElementwise;
+    r.add(std::move(d));
+  }
+  OpDef bnot = make("bitwise_not", 1, infer_bitwise, 1);
+  bnot.traits = kElementwise;
+  r.add(std::move(bnot));
 
   for (const char* n : {"add", "mul", "maximum", "minimum"}) r.add(make(n, 2, infer_binary_arith, 1));
   r.add(make("sub", 2, infer_binary_nobool, 1));

@@ -20,14 +20,19 @@ struct OpInfo {
   int arity;
 };
 constexpr std::array<OpInfo, size_t(FusedOp::kCount)> kOps = {{
-    {"neg", 1},        {"abs", 1},         {"sign", 1},    {"relu", 1},          {"floor", 1},
-    {"ceil", 1},       {"round", 1},       {"exp", 1},     {"log", 1},           {"sqrt", 1},
-    {"rsqrt", 1},      {"reciprocal", 1},  {"tanh", 1},    {"sigmoid", 1},       {"silu", 1},
-    {"erf", 1},        {"sin", 1},         {"cos", 1},     {"gelu", 1},          {"gelu_tanh", 1},
-    {"add", 2},        {"sub", 2},         {"mul", 2},     {"div", 2},           {"maximum", 2},
-    {"minimum", 2},    {"mod", 2},         {"pow", 2},     {"equal", 2},         {"not_equal", 2},
-    {"less", 2},       {"less_equal", 2},  {"greater", 2}, {"greater_equal", 2}, {"logical_and", 2},
-    {"logical_or", 2}, {"logical_not", 1}, {"where", 3},   {"clip", 3},          {"cast", 1},
+    {"neg", 1},        {"abs", 1},         {"sign", 1},          {"relu", 1},
+    {"floor", 1},      {"ceil", 1},        {"round", 1},         {"exp", 1},
+    {"log", 1},        {"sqrt", 1},        {"rsqrt", 1},         {"reciprocal", 1},
+    {"tanh", 1},       {"sigmoid", 1},     {"silu", 1},          {"erf", 1},
+    {"sin", 1},        {"cos", 1},         {"gelu", 1},          {"gelu_tanh", 1},
+    {"tan", 1},        {"asin", 1},        {"acos", 1},          {"atan", 1},
+    {"sinh", 1},       {"cosh", 1},        {"asinh", 1},         {"acosh", 1},
+    {"atanh", 1},      {"add", 2},         {"sub", 2},           {"mul", 2},
+    {"div", 2},        {"maximum", 2},     {"minimum", 2},       {"mod", 2},
+    {"pow", 2},        {"equal", 2},       {"not_equal", 2},     {"less", 2},
+    {"less_equal", 2}, {"greater", 2},     {"greater_equal", 2}, {"logical_and", 2},
+    {"logical_or", 2}, {"logical_not", 1}, {"where", 3},         {"clip", 3},
+    {"cast", 1},
 }};
 
 struct Parser {

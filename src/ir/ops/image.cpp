@@ -1,6 +1,8 @@
-// Image op family: pad (ONNX Pad: constant/reflect/edge/wrap, negative pads crop) and resize
-// (ONNX Resize: nearest/linear/cubic with every coordinate transformation mode, no antialias).
-// See docs/ops.md for the contract; the kernels are kernels/pad.cpp and kernels/resize.cpp.
+// Image op family: pad (ONNX Pad: constant/reflect/edge/wrap, negative pads crop), resize
+// (ONNX Resize: nearest/linear/cubic with every coordinate transformation mode, no antialias) and
+// grid_sample (ONNX GridSample: x sampled at the normalized positions of a grid, any number of
+// spatial dims). See docs/ops.md for the contract; the kernels are kernels/pad.cpp,
+// kernels/resize.cpp and kernels/grid_sample.cpp.
 #include <cmath>
 #include <string>
 #include <vector>
@@ -70,7 +72,7 @@ TensorType infer_resize(const OpDef& op, const std::vector<TensorType>& in, Attr
   check_one_of(op, attrs, "mode", {"nearest", "linear", "cubic"});
   check_one_of(op, attrs, "coordinate_transformation_mode",
                {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
-                "tf_crop_and_resize", "half_pixel_symmetric"});
+                "tf_crop_and_resize", "half_pixel_symmetric", "tf_half_pixel_for_nn"});
   check_one_of(op, attrs, "nearest_mode",
                {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"});
   const std::string& mode = attrs.get_string("mode");
@@ -121,6 +123,39 @@ Cost cost_resize(const std::vector<TensorType>& in, const TensorType& out, const
           double(numel(in[0].shape)) * dtype_size(in[0].dtype) + on * dtype_size(out.dtype)};
 }
 
+// --- grid_sample ----------------------------------------------------------------------------
+// x [N, C, D1..Dr] (float), grid [N, O1..Ok, r] (x's dtype) -> [N, C, O1..Ok].
+TensorType infer_grid_sample(const OpDef& op, const std::vector<TensorType>& in, Attrs& attrs) {
+  const Shape& x = in[0].shape;
+  const Shape& g = in[1].shape;
+  check_one_of(op, attrs, "mode", {"nearest", "linear", "cubic"});
+  check_one_of(op, attrs, "padding_mode", {"zeros", "border", "reflection"});
+  if (!is_floating(in[0].dtype) || in[1].dtype != in[0].dtype)
+    throw TypeError(str("[grid_sample] x must be a float tensor and grid of the same dtype: ",
+                        types_str(in)));
+  if (x.size() < 3)
+    throw ShapeError(str("[grid_sample] x must be [N, C, spatial...] (rank >= 3): ",
+                         types_str(in)));
+  const int64_t r = int64_t(x.size()) - 2;
+  if (int64_t(g.size()) != r + 2 || g[0] != x[0] || g.back() != r)
+    throw ShapeError(str("[grid_sample] grid must be [N, out spatial (", r, " dims), ", r,
+                         "] for x ", shape_str(x), ": ", types_str(in)));
+  Shape out = {x[0], x[1]};
+  out.insert(out.end(), g.begin() + 1, g.end() - 1);
+  return {out, in[0].dtype};
+}
+
+// Per output element: taps^r reads of x (nearest 1, linear 2, cubic 4 per spatial dim).
+Cost cost_grid_sample(const std::vector<TensorType>& in, const TensorType& out,
+                      const Attrs& attrs) {
+  const std::string& mode = attrs.get_string("mode");
+  const double taps = mode == "nearest" ? 1 : mode == "linear" ? 2 : 4;
+  const double reads = std::pow(taps, double(in[0].shape.size()) - 2);
+  const double n = double(numel(out.shape));
+  const double es = double(dtype_size(out.dtype));
+  return {n * reads * 2, n * reads * es + double(numel(in[1].shape)) * es + n * es};
+}
+
 }  // namespace
 
 void register_image_ops(Registry& r) {
@@ -150,6 +185,16 @@ void register_image_ops(Registry& r) {
               {"extrapolation_value", AttrType::Float, AttrValue(0.0), false},
               {"roi", AttrType::Floats, AttrValue(std::vector<double>{}), false}};
   r.add(std::move(rs));
+
+  r.add({.name = "grid_sample",
+         .min_inputs = 2,
+         .max_inputs = 2,
+         .attrs = {{"mode", AttrType::String, AttrValue(std::string("linear")), false},
+                   {"padding_mode", AttrType::String, AttrValue(std::string("zeros")), false},
+                   {"align_corners", AttrType::Bool, AttrValue(false), false}},
+         .infer = infer_grid_sample,
+         .traits = 0,
+         .cost = cost_grid_sample});
 }
 
 }  // namespace nef::ir

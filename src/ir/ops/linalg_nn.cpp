@@ -1,4 +1,4 @@
-// Linear algebra and neural op family: matmul (numpy semantics), softmax, log_softmax,
+// Linear algebra and neural op family: matmul (numpy semantics), det, softmax, log_softmax,
 // layernorm, rmsnorm and scaled dot-product attention. See docs/ops.md for the contract.
 #include <algorithm>
 #include <cmath>
@@ -147,6 +147,24 @@ Cost cost_attention(const std::vector<TensorType>& in, const TensorType& out, co
   return {flops, bytes};
 }
 
+// det: x [..., M, M] (float) -> [...], the determinant of each matrix.
+TensorType infer_det(const OpDef& op, const std::vector<TensorType>& in, Attrs&) {
+  const Shape& x = in[0].shape;
+  if (!is_floating(in[0].dtype))
+    throw TypeError(str("[det] needs a float input: ", types_str(in)));
+  if (x.size() < 2 || x[x.size() - 1] != x[x.size() - 2])
+    throw ShapeError(str("[det] needs square matrices [..., M, M]: ", types_str(in)));
+  return {Shape(x.begin(), x.end() - 2), in[0].dtype};
+}
+
+// M^3 / 3 multiply-adds per matrix (LU), the matrix read once.
+Cost cost_det(const std::vector<TensorType>& in, const TensorType& out, const Attrs&) {
+  const double m = in[0].shape.empty() ? 0 : double(in[0].shape.back());
+  const double mats = double(numel(out.shape));
+  const double es = double(dtype_size(in[0].dtype));
+  return {mats * m * m * m * 2 / 3, mats * (m * m + 1) * es};
+}
+
 OpDef make(const char* name, int min_in, int max_in, InferFn infer, double flops) {
   OpDef d;
   d.name = name;
@@ -163,6 +181,10 @@ void register_linalg_nn_ops(Registry& r) {
   OpDef mm = make("matmul", 2, 2, infer_matmul, 0);
   mm.cost = cost_matmul;
   r.add(std::move(mm));
+
+  OpDef det = make("det", 1, 1, infer_det, 0);
+  det.cost = cost_det;
+  r.add(std::move(det));
 
   for (const char* n : {"softmax", "log_softmax"}) {
     OpDef d = make(n, 1, 1, infer_softmax, 15);

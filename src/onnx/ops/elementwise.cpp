@@ -218,8 +218,17 @@ Tensors castlike_op(NodeCtx& ctx) {
 
 // min and max are optional (absent or ""); each must be a scalar of X's type per the spec, but
 // any broadcastable shape is accepted since numpy's clip accepts it. min > max gives max.
+// Before revision 11 they are float attributes whose defaults are float32's lowest and max.
 Tensors clip_op(NodeCtx& ctx) {
   Tensor x = input_of(ctx, 0, Types::Numeric);
+  if (ctx.version() < 11) {
+    if (ctx.num_inputs() != 1) ctx.fail(str("expects 1 input before opset 11, got ", ctx.num_inputs()));
+    if (!is_floating(x.dtype()))
+      ctx.fail(str("input must be a float tensor before opset 12, got ", dtype_name(x.dtype())));
+    const double big = std::numeric_limits<float>::max();
+    Tensor lo = like(ctx.attr_float("min", -big), x), hi = like(ctx.attr_float("max", big), x);
+    return {nef::minimum(nef::maximum(x, lo), hi)};
+  }
   bool has_lo = ctx.has_input(1), has_hi = ctx.has_input(2);
   std::vector<Tensor> all{x};
   if (has_lo) all.push_back(ctx.input(1));
@@ -236,105 +245,184 @@ Tensors clip_op(NodeCtx& ctx) {
 
 Tensors identity_op(NodeCtx& ctx) { return {ctx.input(0)}; }
 
+// ---- bitwise -------------------------------------------------------------------------------
+
+Tensor int_input(const NodeCtx& ctx, size_t i) {
+  Tensor x = ctx.input(i);
+  if (!is_integer(x.dtype()))
+    ctx.fail(str("input ", i, " must be an integer tensor, got ", dtype_name(x.dtype()), " ",
+                 shape_str(x.shape())));
+  return x;
+}
+
+Converter bitwise(Binary fn) {
+  return [fn](NodeCtx& ctx) -> Tensors {
+    if (ctx.num_inputs() != 2) ctx.fail(str("expects 2 inputs, got ", ctx.num_inputs()));
+    Tensor a = int_input(ctx, 0), b = int_input(ctx, 1);
+    check_same(ctx, {a, b});
+    return {fn(a, b)};
+  };
+}
+
+Tensors bitwise_not_op(NodeCtx& ctx) { return {nef::bitwise_not(int_input(ctx, 0))}; }
+
+// BitShift is defined on unsigned integers only.
+Tensors bitshift_op(NodeCtx& ctx) {
+  if (ctx.num_inputs() != 2) ctx.fail(str("expects 2 inputs, got ", ctx.num_inputs()));
+  Tensor a = int_input(ctx, 0), b = int_input(ctx, 1);
+  check_same(ctx, {a, b});
+  if (is_signed(a.dtype()))
+    ctx.fail(str("inputs must be unsigned integers, got ", dtype_name(a.dtype())));
+  std::string dir = ctx.attr_string("direction");
+  if (dir == "LEFT") return {nef::left_shift(a, b)};
+  if (dir == "RIGHT") return {nef::right_shift(a, b)};
+  ctx.fail(str("direction must be \"LEFT\" or \"RIGHT\", got \"", dir, "\""));
+}
+
+// Shrink: x + bias below -lambd, x - bias above lambd, 0 between (any numeric type; the
+// attributes are applied in x's type, as the reference casts them).
+Tensors shrink_op(NodeCtx& ctx) {
+  Tensor x = input_of(ctx, 0, Types::Numeric);
+  double lambd = ctx.attr_float("lambd", 0.5), bias = ctx.attr_float("bias", 0.0);
+  Tensor lo = nef::add(x, like(bias, x)), hi = nef::sub(x, like(bias, x));
+  return {nef::where(nef::less(x, like(-lambd, x)), lo,
+                     nef::where(nef::greater(x, like(lambd, x)), hi, like(0, x)))};
+}
+
 }  // namespace
 
 void register_elementwise(ConverterTable& t) {
-  auto add = [&t](const char* name, Converter fn, int min_opset = 13) {
-    t[name] = ConverterEntry{std::move(fn), min_opset};
-  };
   using T = Types;
+  // Revisions: the opsets in which ONNX changed each op (converter.h); the last number is the
+  // oldest revision converted. Older revisions carry legacy attributes (consumed_inputs, the
+  // per-op broadcast/axis flags of binary ops before opset 7) that NEF does not take.
+  const std::vector<int> unary6 = {1, 6, 13};  // Sqrt, Exp, ...: consumed_inputs before 6
+  const std::vector<int> arith = {1, 6, 7, 13, 14};
+  t["Add"] = {binary(nef::add, T::Numeric), arith, 7};
+  t["Sub"] = {binary(nef::sub, T::Numeric), arith, 7};
+  t["Mul"] = {binary(nef::mul, T::Numeric), arith, 7};
+  t["Div"] = {div_op, arith, 7};
+  t["Pow"] = {pow_op, {1, 7, 12, 13, 15}, 7};
+  t["Mod"] = {mod_op, {10, 13}, 10};
+  // Revision 6 requires equal shapes, 8 broadcasts: broadcasting is the superset.
+  t["Sum"] = {variadic(nef::add, T::Float, false), {1, 6, 8, 13}, 6};
+  t["Mean"] = {variadic(nef::add, T::Float, true), {1, 6, 8, 13}, 6};
+  t["Max"] = {variadic(nef::maximum, T::Numeric, false), {1, 6, 8, 12, 13}, 6};  // NaN wins
+  t["Min"] = {variadic(nef::minimum, T::Numeric, false), {1, 6, 8, 12, 13}, 6};
 
-  add("Add", binary(nef::add, T::Numeric));
-  add("Sub", binary(nef::sub, T::Numeric));
-  add("Mul", binary(nef::mul, T::Numeric));
-  add("Div", div_op);
-  add("Pow", pow_op);
-  add("Mod", mod_op);
-  add("Sum", variadic(nef::add, T::Float, false));
-  add("Mean", variadic(nef::add, T::Float, true));
-  add("Max", variadic(nef::maximum, T::Numeric, false));  // NaN propagates, as numpy's
-  add("Min", variadic(nef::minimum, T::Numeric, false));
+  t["Sqrt"] = {unary(nef::sqrt, T::Float), unary6, 6};
+  t["Reciprocal"] = {unary(nef::reciprocal, T::Float), unary6, 6};
+  t["Neg"] = {unary(nef::neg, T::Numeric), unary6, 6};
+  t["Abs"] = {unary(nef::abs, T::Numeric), unary6, 6};
+  t["Sign"] = {unary(nef::sign, T::Numeric), {9, 13}, 9};
+  t["Exp"] = {unary(nef::exp, T::Float), unary6, 6};
+  t["Log"] = {unary(nef::log, T::Float), unary6, 6};
+  t["Floor"] = {unary(nef::floor, T::Float), unary6, 6};
+  t["Ceil"] = {unary(nef::ceil, T::Float), unary6, 6};
+  t["Round"] = {unary(nef::round, T::Float), {11, 22}, 11};  // half to even, like ONNX
+  t["Erf"] = {unary(nef::erf, T::Float), {9, 13}, 9};
+  t["Tanh"] = {unary(nef::tanh, T::Float), unary6, 6};
+  t["Sigmoid"] = {unary(nef::sigmoid, T::Float), unary6, 6};
+  t["Relu"] = {unary(nef::relu, T::Numeric), {1, 6, 13, 14}, 6};  // 14 added integer types
+  // Trigonometric and hyperbolic functions (float types).
+  t["Sin"] = {unary(nef::sin, T::Float), {7, 22}, 7};
+  t["Cos"] = {unary(nef::cos, T::Float), {7, 22}, 7};
+  t["Tan"] = {unary(nef::tan, T::Float), {7, 22}, 7};
+  t["Asin"] = {unary(nef::asin, T::Float), {7, 22}, 7};
+  t["Acos"] = {unary(nef::acos, T::Float), {7, 22}, 7};
+  t["Atan"] = {unary(nef::atan, T::Float), {7, 22}, 7};
+  t["Sinh"] = {unary(nef::sinh, T::Float), {9, 22}, 9};
+  t["Cosh"] = {unary(nef::cosh, T::Float), {9, 22}, 9};
+  t["Asinh"] = {unary(nef::asinh, T::Float), {9, 22}, 9};
+  t["Acosh"] = {unary(nef::acosh, T::Float), {9, 22}, 9};
+  t["Atanh"] = {unary(nef::atanh, T::Float), {9, 22}, 9};
 
-  add("Sqrt", unary(nef::sqrt, T::Float));
-  add("Reciprocal", unary(nef::reciprocal, T::Float));
-  add("Neg", unary(nef::neg, T::Numeric));
-  add("Abs", unary(nef::abs, T::Numeric));
-  add("Sign", unary(nef::sign, T::Numeric));
-  add("Exp", unary(nef::exp, T::Float));
-  add("Log", unary(nef::log, T::Float));
-  add("Floor", unary(nef::floor, T::Float));
-  add("Ceil", unary(nef::ceil, T::Float));
-  add("Round", unary(nef::round, T::Float));  // half to even, like ONNX
-  add("Sin", unary(nef::sin, T::Float));
-  add("Cos", unary(nef::cos, T::Float));
-  add("Erf", unary(nef::erf, T::Float));
-  add("Tanh", unary(nef::tanh, T::Float));
-  add("Sigmoid", unary(nef::sigmoid, T::Float));
-  add("Relu", unary(nef::relu, T::Numeric));  // opset 14 added integer types
-
-  add("LeakyRelu", activation([](NodeCtx& ctx, const Tensor& x) {
-        double alpha = ctx.attr_float("alpha", 0.01);
-        return positive_or(x, nef::mul(x, like(alpha, x)));
-      }));
-  add("PRelu", prelu_op);
-  add("Elu", activation([](NodeCtx& ctx, const Tensor& x) {
-        double alpha = ctx.attr_float("alpha", 1.0);
-        return positive_or(x, nef::mul(like(alpha, x), nef::sub(nef::exp(x), like(1, x))));
-      }));
-  add("Selu", activation([](NodeCtx& ctx, const Tensor& x) {
-        double alpha = ctx.attr_float("alpha", 1.67326319217681884765625);
-        double gamma = ctx.attr_float("gamma", 1.05070102214813232421875);
-        Tensor neg = nef::sub(nef::mul(nef::exp(x), like(alpha, x)), like(alpha, x));
-        return nef::mul(positive_or(x, neg), like(gamma, x));
-      }));
+  t["LeakyRelu"] = {activation([](NodeCtx& ctx, const Tensor& x) {
+                      double alpha = ctx.attr_float("alpha", 0.01);
+                      return positive_or(x, nef::mul(x, like(alpha, x)));
+                    }),
+                    {1, 6, 16}, 6};
+  t["PRelu"] = {prelu_op, {1, 6, 7, 9, 16}, 7};  // 7: slope broadcasts unidirectionally
+  t["Elu"] = {activation([](NodeCtx& ctx, const Tensor& x) {
+                double alpha = ctx.attr_float("alpha", 1.0);
+                return positive_or(x, nef::mul(like(alpha, x), nef::sub(nef::exp(x), like(1, x))));
+              }),
+              {1, 6, 22}, 6};
+  t["Selu"] = {activation([](NodeCtx& ctx, const Tensor& x) {
+                 double alpha = ctx.attr_float("alpha", 1.67326319217681884765625);
+                 double gamma = ctx.attr_float("gamma", 1.05070102214813232421875);
+                 Tensor neg = nef::sub(nef::mul(nef::exp(x), like(alpha, x)), like(alpha, x));
+                 return nef::mul(positive_or(x, neg), like(gamma, x));
+               }),
+               {1, 6, 22}, 6};
   // max(0, x) + min(0, alpha * (exp(x / alpha) - 1))
-  add("Celu", activation([](NodeCtx& ctx, const Tensor& x) {
-        double alpha = ctx.attr_float("alpha", 1.0);
-        if (alpha == 0) ctx.fail("alpha must be nonzero");
-        Tensor e = nef::sub(nef::exp(nef::div(x, like(alpha, x))), like(1, x));
-        return nef::add(nef::maximum(x, like(0, x)),
-                        nef::minimum(nef::mul(e, like(alpha, x)), like(0, x)));
-      }), 12);
-  add("Gelu", gelu_op, 20);
-  add("HardSigmoid", activation([](NodeCtx& ctx, const Tensor& x) {
-        double alpha = ctx.attr_float("alpha", 0.2);
-        double beta = ctx.attr_float("beta", 0.5);
-        Tensor v = nef::add(nef::mul(x, like(alpha, x)), like(beta, x));
-        return nef::clip(v, like(0, x), like(1, x));
-      }));
-  add("HardSwish", activation([](NodeCtx&, const Tensor& x) {
-        Tensor v = nef::add(nef::mul(x, like(1.0 / 6.0, x)), like(0.5, x));
-        return nef::mul(x, nef::clip(v, like(0, x), like(1, x)));
-      }), 14);
-  add("Softplus", activation([](NodeCtx&, const Tensor& x) { return softplus(x); }));
-  add("Softsign", activation([](NodeCtx&, const Tensor& x) {
-        return nef::div(x, nef::add(like(1, x), nef::abs(x)));
-      }));
-  add("ThresholdedRelu", activation([](NodeCtx& ctx, const Tensor& x) {
-        double alpha = ctx.attr_float("alpha", 1.0);
-        return nef::where(nef::greater(x, like(alpha, x)), x, like(0, x));
-      }));
-  add("Mish", activation([](NodeCtx&, const Tensor& x) {
-        return nef::mul(x, nef::tanh(softplus(x)));
-      }), 18);
+  t["Celu"] = {activation([](NodeCtx& ctx, const Tensor& x) {
+                 double alpha = ctx.attr_float("alpha", 1.0);
+                 if (alpha == 0) ctx.fail("alpha must be nonzero");
+                 Tensor e = nef::sub(nef::exp(nef::div(x, like(alpha, x))), like(1, x));
+                 return nef::add(nef::maximum(x, like(0, x)),
+                                 nef::minimum(nef::mul(e, like(alpha, x)), like(0, x)));
+               }),
+               {12}, 12};
+  t["Gelu"] = {gelu_op, {20}, 20};
+  t["HardSigmoid"] = {activation([](NodeCtx& ctx, const Tensor& x) {
+                        double alpha = ctx.attr_float("alpha", 0.2);
+                        double beta = ctx.attr_float("beta", 0.5);
+                        Tensor v = nef::add(nef::mul(x, like(alpha, x)), like(beta, x));
+                        return nef::clip(v, like(0, x), like(1, x));
+                      }),
+                      {1, 6, 22}, 6};
+  t["HardSwish"] = {activation([](NodeCtx&, const Tensor& x) {
+                      Tensor v = nef::add(nef::mul(x, like(1.0 / 6.0, x)), like(0.5, x));
+                      return nef::mul(x, nef::clip(v, like(0, x), like(1, x)));
+                    }),
+                    {14, 22}, 14};
+  t["Softplus"] = {activation([](NodeCtx&, const Tensor& x) { return softplus(x); }), {1, 22}, 1};
+  t["Softsign"] = {activation([](NodeCtx&, const Tensor& x) {
+                     return nef::div(x, nef::add(like(1, x), nef::abs(x)));
+                   }),
+                   {1, 22}, 1};
+  t["ThresholdedRelu"] = {activation([](NodeCtx& ctx, const Tensor& x) {
+                            double alpha = ctx.attr_float("alpha", 1.0);
+                            return nef::where(nef::greater(x, like(alpha, x)), x, like(0, x));
+                          }),
+                          {10, 22}, 10};
+  t["Mish"] = {activation([](NodeCtx&, const Tensor& x) {
+                 return nef::mul(x, nef::tanh(softplus(x)));
+               }),
+               {18, 22}, 18};
+  // x * sigmoid(alpha * x)
+  t["Swish"] = {activation([](NodeCtx& ctx, const Tensor& x) {
+                  double alpha = ctx.attr_float("alpha", 1.0);
+                  return nef::mul(x, nef::sigmoid(nef::mul(x, like(alpha, x))));
+                }),
+                {24}, 24};
+  t["Shrink"] = {shrink_op, {9}, 9};
 
-  add("Equal", binary(nef::equal, T::Any));
-  add("Less", binary(nef::less, T::Numeric));
-  add("LessOrEqual", binary(nef::less_equal, T::Numeric));
-  add("Greater", binary(nef::greater, T::Numeric));
-  add("GreaterOrEqual", binary(nef::greater_equal, T::Numeric));
-  add("Not", not_op);
-  add("And", binary(nef::logical_and, T::Bool));
-  add("Or", binary(nef::logical_or, T::Bool));
-  add("Xor", binary(nef::not_equal, T::Bool));
-  add("Where", where_op);
-  add("IsNaN", isnan_op);
-  add("IsInf", isinf_op);
+  t["Equal"] = {binary(nef::equal, T::Any), {1, 7, 11, 13, 19}, 7};
+  t["Less"] = {binary(nef::less, T::Numeric), {1, 7, 9, 13}, 7};
+  t["LessOrEqual"] = {binary(nef::less_equal, T::Numeric), {12, 16}, 12};
+  t["Greater"] = {binary(nef::greater, T::Numeric), {1, 7, 9, 13}, 7};
+  t["GreaterOrEqual"] = {binary(nef::greater_equal, T::Numeric), {12, 16}, 12};
+  t["Not"] = {not_op, {1}, 1};
+  t["And"] = {binary(nef::logical_and, T::Bool), {1, 7}, 7};
+  t["Or"] = {binary(nef::logical_or, T::Bool), {1, 7}, 7};
+  t["Xor"] = {binary(nef::not_equal, T::Bool), {1, 7}, 7};
+  t["Where"] = {where_op, {9, 16}, 9};
+  t["IsNaN"] = {isnan_op, {9, 13, 20}, 9};
+  t["IsInf"] = {isinf_op, {10, 20}, 10};
 
-  add("Cast", cast_op);
-  add("CastLike", castlike_op, 15);
-  add("Clip", clip_op);
-  add("Identity", identity_op);
+  t["BitwiseAnd"] = {bitwise(nef::bitwise_and), {18}, 18};
+  t["BitwiseOr"] = {bitwise(nef::bitwise_or), {18}, 18};
+  t["BitwiseXor"] = {bitwise(nef::bitwise_xor), {18}, 18};
+  t["BitwiseNot"] = {bitwise_not_op, {18}, 18};
+  t["BitShift"] = {bitshift_op, {11}, 11};
+
+  // Cast-1 named its target type with a string.
+  t["Cast"] = {cast_op, {1, 6, 9, 13, 19, 21, 23, 24, 25}, 6};
+  t["CastLike"] = {castlike_op, {15, 19, 21, 23, 24, 25}, 15};
+  t["Clip"] = {clip_op, {1, 6, 11, 12, 13}, 6};
+  t["Identity"] = {identity_op, {1, 13, 14, 16, 19, 21, 23, 24, 25}, 1};
 }
 
 }  // namespace nef::onnx_import

@@ -1,6 +1,6 @@
 // ONNX reductions (ReduceSum/Mean/Max/Min/Prod/L1/L2/SumSquare/LogSum/LogSumExp) and
-// ArgMax/ArgMin. Axes come from the `axes` attribute before opset 18 and from an optional
-// second input from 18 on (ReduceSum from 13). The result keeps the input's dtype (NEF widens
+// ArgMax/ArgMin, from opset 1. Axes come from the `axes` attribute before opset 18 and from an
+// optional second input from 18 on (ReduceSum from 13). The result keeps the input's dtype (NEF widens
 // integer sums to int64 and means to float: cast back), and an empty reduced extent gives the
 // reduction's identity, as ONNX's reference does (max of nothing = -inf or the integer minimum).
 #include <algorithm>
@@ -34,8 +34,8 @@ Reduce read_reduce(const NodeCtx& ctx, const Tensor& x, bool axes_as_input) {
     noop = ctx.attr_int("noop_with_empty_axes", 0) != 0;
   } else {
     if (ctx.num_inputs() != 1)
-      ctx.fail(str("expects 1 input before opset 18 (axes is an attribute), got ",
-                   ctx.num_inputs()));
+      ctx.fail(str("expects 1 input while axes is an attribute (before opset ",
+                   ctx.op_type() == "ReduceSum" ? 13 : 18, "), got ", ctx.num_inputs()));
     if (ctx.has_attr("axes")) given = ctx.attr_ints("axes");
   }
   Reduce r;
@@ -60,7 +60,7 @@ Reduce read_reduce(const NodeCtx& ctx, const Tensor& x, bool axes_as_input) {
 }
 
 bool axes_as_input(const NodeCtx& ctx) {
-  return ctx.op_type() == "ReduceSum" ? ctx.opset() >= 13 : ctx.opset() >= 18;
+  return ctx.op_type() == "ReduceSum" ? ctx.version() >= 13 : ctx.version() >= 18;
 }
 
 Tensor cast_to(const Tensor& x, DType t) { return x.dtype() == t ? x : nef::cast(x, t); }
@@ -143,7 +143,7 @@ Converter arg_reduce(bool is_max) {
     const int64_t rank = x.rank();
     int64_t axis = norm_axis(ctx, ctx.attr_int("axis", 0), rank);
     bool keepdims = ctx.attr_int("keepdims", 1) != 0;
-    bool last = ctx.attr_int("select_last_index", 0) != 0;
+    bool last = ctx.version() >= 12 && ctx.attr_int("select_last_index", 0) != 0;
     if (rank == 0) ctx.fail("input must have rank >= 1");
     const int64_t n = x.shape()[axis];
     if (n == 0)
@@ -164,19 +164,22 @@ Converter arg_reduce(bool is_max) {
 }  // namespace
 
 void register_reduction(ConverterTable& t) {
-  auto add = [&t](const char* name, Converter fn) { t[name] = ConverterEntry{std::move(fn), 13}; };
-  add("ReduceSum", sum_family(same, same));
-  add("ReduceSumSquare", sum_family(square, same));
-  add("ReduceL1", sum_family([](const Tensor& x) { return nef::abs(x); }, same));
-  add("ReduceL2", sum_family(square, [](const Tensor& s) { return nef::sqrt(s); }));
-  add("ReduceLogSum", sum_family(same, [](const Tensor& s) { return nef::log(s); }));
-  add("ReduceLogSumExp", reduce_log_sum_exp);
-  add("ReduceMean", reduce_mean);
-  add("ReduceProd", reduce_prod);
-  add("ReduceMax", reduce_extreme(true));
-  add("ReduceMin", reduce_extreme(false));
-  add("ArgMax", arg_reduce(true));
-  add("ArgMin", arg_reduce(false));
+  // Revision 1 takes non-negative axes, 11 negative ones too (a superset); axes move from the
+  // attribute to an input at 13 (ReduceSum) and 18 (the others); 12 and 20 add dtypes.
+  const std::vector<int> v = {1, 11, 13, 18};
+  t["ReduceSum"] = {sum_family(same, same), {1, 11, 13}, 1};
+  t["ReduceSumSquare"] = {sum_family(square, same), v, 1};
+  t["ReduceL1"] = {sum_family([](const Tensor& x) { return nef::abs(x); }, same), v, 1};
+  t["ReduceL2"] = {sum_family(square, [](const Tensor& s) { return nef::sqrt(s); }), v, 1};
+  t["ReduceLogSum"] = {sum_family(same, [](const Tensor& s) { return nef::log(s); }), v, 1};
+  t["ReduceLogSumExp"] = {reduce_log_sum_exp, v, 1};
+  t["ReduceMean"] = {reduce_mean, v, 1};
+  t["ReduceProd"] = {reduce_prod, v, 1};
+  t["ReduceMax"] = {reduce_extreme(true), {1, 11, 12, 13, 18, 20}, 1};
+  t["ReduceMin"] = {reduce_extreme(false), {1, 11, 12, 13, 18, 20}, 1};
+  // select_last_index from 12.
+  t["ArgMax"] = {arg_reduce(true), {1, 11, 12, 13}, 1};
+  t["ArgMin"] = {arg_reduce(false), {1, 11, 12, 13}, 1};
 }
 
 }  // namespace nef::onnx_import

@@ -140,8 +140,8 @@ std::vector<Tensor> rms_normalization(NodeCtx& ctx) {
 }  // namespace
 
 void register_transformer(ConverterTable& t) {
-  t["Attention"] = {attention, 23};
-  t["RMSNormalization"] = {rms_normalization, 23};
+  t["Attention"] = {attention, {23, 24}, 23};
+  t["RMSNormalization"] = {rms_normalization, {23}, 23};
 }
 
 }  // namespace nef::onnx_import

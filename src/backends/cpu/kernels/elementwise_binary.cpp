@@ -222,6 +222,68 @@ struct LogicalOr : LogicalBase {
   }
 };
 
+// Bitwise ops on integers (and bool for and/or/xor, like numpy). Shifts by a negative amount or
+// by at least the width give 0, or -1 for a negative signed value shifted right (C++ leaves
+// those undefined; numpy gives the same).
+struct BitwiseBase : ArithBase {
+  template <typename T>
+  static constexpr bool ok = std::is_integral_v<T>;
+};
+struct BitwiseAnd : BitwiseBase {
+  template <typename C>
+  static C apply(C a, C b) {
+    return C(a & b);
+  }
+};
+struct BitwiseOr : BitwiseBase {
+  template <typename C>
+  static C apply(C a, C b) {
+    return C(a | b);
+  }
+};
+struct BitwiseXor : BitwiseBase {
+  template <typename C>
+  static C apply(C a, C b) {
+    return C(a ^ b);
+  }
+};
+template <typename C>
+bool shift_out_of_range(C b) {
+  if constexpr (std::is_signed_v<C>) {
+    if (b < 0) return true;
+  }
+  return uint64_t(b) >= sizeof(C) * 8;
+}
+struct LeftShift : ArithBase {
+  template <typename T>
+  static constexpr bool ok = kIsInt<T>;
+  template <typename C>
+  static C apply(C a, C b) {
+    if constexpr (kIsInt<C>) {
+      if (shift_out_of_range(b)) return C(0);
+      return C(std::make_unsigned_t<C>(a) << b);
+    } else {
+      return a;
+    }
+  }
+};
+struct RightShift : ArithBase {
+  template <typename T>
+  static constexpr bool ok = kIsInt<T>;
+  template <typename C>
+  static C apply(C a, C b) {
+    if constexpr (kIsInt<C>) {
+      if (shift_out_of_range(b)) {
+        if constexpr (std::is_signed_v<C>) return a < C(0) ? C(-1) : C(0);
+        return C(0);
+      }
+      return C(a >> b);  // arithmetic for signed values (C++20)
+    } else {
+      return a;
+    }
+  }
+};
+
 // The hot loop: contiguous and scalar-broadcast rows are separate simple loops so that GCC
 // vectorizes them; everything else takes the strided loop.
 template <typename Op, typename T, typename O>
@@ -294,6 +356,11 @@ void register_binary_kernels(KernelTable& t) {
   t.add("greater_equal", binary_kernel<GreaterEqual>);
   t.add("logical_and", binary_kernel<LogicalAnd>);
   t.add("logical_or", binary_kernel<LogicalOr>);
+  t.add("bitwise_and", binary_kernel<BitwiseAnd>);
+  t.add("bitwise_or", binary_kernel<BitwiseOr>);
+  t.add("bitwise_xor", binary_kernel<BitwiseXor>);
+  t.add("left_shift", binary_kernel<LeftShift>);
+  t.add("right_shift", binary_kernel<RightShift>);
 }
 
 }  // namespace nef::backend::cpu

@@ -109,6 +109,15 @@ NEF_FLOAT_OP(Silu, x / (C(1) + std::exp(-x)))
 NEF_FLOAT_OP(Erf, std::erf(x))
 NEF_FLOAT_OP(Sin, std::sin(x))
 NEF_FLOAT_OP(Cos, std::cos(x))
+NEF_FLOAT_OP(Tan, std::tan(x))
+NEF_FLOAT_OP(Asin, std::asin(x))
+NEF_FLOAT_OP(Acos, std::acos(x))
+NEF_FLOAT_OP(Atan, std::atan(x))
+NEF_FLOAT_OP(Sinh, std::sinh(x))
+NEF_FLOAT_OP(Cosh, std::cosh(x))
+NEF_FLOAT_OP(Asinh, std::asinh(x))
+NEF_FLOAT_OP(Acosh, std::acosh(x))
+NEF_FLOAT_OP(Atanh, std::atanh(x))
 NEF_FLOAT_OP(GeluErf, C(0.5) * x * (C(1) + std::erf(x * C(0.70710678118654752440))))
 NEF_FLOAT_OP(GeluTanh,
              C(0.5) * x *
@@ -202,6 +211,17 @@ struct LogicalNot {
   }
 };
 
+// bitwise_not: ~x on integers, logical not on bool (numpy's invert).
+struct BitwiseNot {
+  template <typename T>
+  static constexpr bool ok = std::is_integral_v<T>;
+  template <typename C>
+  static C apply(C x) {
+    if constexpr (std::is_same_v<C, bool>) return !x;
+    else return C(~x);
+  }
+};
+
 void logical_not_kernel(const KernelArgs& args) {
   const Array& x = args.inputs[0];
   if (args.out.numel() == 0) return;
@@ -229,6 +249,16 @@ void register_unary_kernels(KernelTable& t) {
   t.add("erf", unary_kernel<Erf>);
   t.add("sin", unary_kernel<Sin>);
   t.add("cos", unary_kernel<Cos>);
+  t.add("tan", unary_kernel<Tan>);
+  t.add("asin", unary_kernel<Asin>);
+  t.add("acos", unary_kernel<Acos>);
+  t.add("atan", unary_kernel<Atan>);
+  t.add("sinh", unary_kernel<Sinh>);
+  t.add("cosh", unary_kernel<Cosh>);
+  t.add("asinh", unary_kernel<Asinh>);
+  t.add("acosh", unary_kernel<Acosh>);
+  t.add("atanh", unary_kernel<Atanh>);
+  t.add("bitwise_not", unary_kernel<BitwiseNot>);
   t.add("gelu", gelu_kernel);
   t.add("logical_not", logical_not_kernel);
 }

@@ -282,6 +282,33 @@ void Exec(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const
       case FusedOp::Cos:
         for (size_t i = 0; i < n; ++i) o[i] = std::cos(a[i]);
         break;
+      case FusedOp::Tan:
+        for (size_t i = 0; i < n; ++i) o[i] = std::tan(a[i]);
+        break;
+      case FusedOp::Asin:
+        for (size_t i = 0; i < n; ++i) o[i] = std::asin(a[i]);
+        break;
+      case FusedOp::Acos:
+        for (size_t i = 0; i < n; ++i) o[i] = std::acos(a[i]);
+        break;
+      case FusedOp::Atan:
+        for (size_t i = 0; i < n; ++i) o[i] = std::atan(a[i]);
+        break;
+      case FusedOp::Sinh:
+        for (size_t i = 0; i < n; ++i) o[i] = std::sinh(a[i]);
+        break;
+      case FusedOp::Cosh:
+        for (size_t i = 0; i < n; ++i) o[i] = std::cosh(a[i]);
+        break;
+      case FusedOp::Asinh:
+        for (size_t i = 0; i < n; ++i) o[i] = std::asinh(a[i]);
+        break;
+      case FusedOp::Acosh:
+        for (size_t i = 0; i < n; ++i) o[i] = std::acosh(a[i]);
+        break;
+      case FusedOp::Atanh:
+        for (size_t i = 0; i < n; ++i) o[i] = std::atanh(a[i]);
+        break;
       case FusedOp::Gelu:
         if constexpr (sizeof(T) == 4) {
           Map1(d, a, o, n, [](auto dd, V x) { return vmath::HWY_NAMESPACE::GeluErfF32(dd, x); });

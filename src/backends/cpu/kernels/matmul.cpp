@@ -506,14 +506,16 @@ void matmul_float_with_hook(const Array& a, const Array& b, Array& out, const Ge
   else matmul_float<double>(p, a, b, out, scratch, parallel, &hook);
 }
 
-// The other kernels of the family live in softmax.cpp, norm.cpp and attention.cpp.
+// The other kernels of the family live in det.cpp, softmax.cpp, norm.cpp and attention.cpp.
 void register_softmax_kernels(KernelTable& t);
 void register_norm_kernels(KernelTable& t);
+void register_det_kernels(KernelTable& t);  // det.cpp (same linear-algebra family)
 void register_attention_kernels(KernelTable& t);
 void register_matmul_epilogue_kernels(KernelTable& t);  // matmul_epilogue.cpp
 
 void register_linalg_nn_kernels(KernelTable& t) {
   t.add_prepared<MatmulKernel>("matmul");
+  register_det_kernels(t);
   register_softmax_kernels(t);
   register_norm_kernels(t);
   register_attention_kernels(t);

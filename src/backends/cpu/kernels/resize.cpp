@@ -19,7 +19,8 @@
 
 namespace nef::backend::cpu {
 
-void register_pad_kernels(KernelTable& t);  // pad.cpp (same image family)
+void register_pad_kernels(KernelTable& t);          // pad.cpp (same image family)
+void register_grid_sample_kernels(KernelTable& t);  // grid_sample.cpp (same image family)
 
 namespace {
 
@@ -51,6 +52,7 @@ double source_coord(const ResizeParams& p, double y, double scale, int64_t in, i
   extrap = false;
   if (p.ctm == "align_corners") return ow == 1 ? 0.0 : y * (iw - 1) / (ow - 1);
   if (p.ctm == "asymmetric") return y / scale;
+  if (p.ctm == "tf_half_pixel_for_nn") return (y + 0.5) / scale;  // ONNX Resize-11 only
   if (p.ctm == "tf_crop_and_resize") {
     double x = ow == 1 ? (r1 - r0) * (iw - 1) / 2 : y * (r1 - r0) * (iw - 1) / (ow - 1);
     x = x + r0 * (iw - 1);
@@ -332,6 +334,7 @@ void resize_kernel(const KernelArgs& a) {
 
 void register_image_kernels(KernelTable& t) {
   register_pad_kernels(t);
+  register_grid_sample_kernels(t);
   t.add("resize", resize_kernel);
 }
 
