@@ -497,7 +497,7 @@ def take_along_axis(x, indices, axis: int) -> Tensor:
     """numpy.take_along_axis: out[..., i, ...] = x[..., indices[..., i, ...], ...] along axis
     (indices of x's rank, int32/int64, negative ones count from the end)."""
     return wrap(_nef.op("gather_elements", [to_node(x), to_node(indices)],
-                        {"axis": operator.index(axis)}))
+                        {"axis": _index_arg(axis, "axis", "take_along_axis")}))
 
 
 gather_elements = take_along_axis
@@ -507,14 +507,15 @@ def gather_nd(x, indices, batch_dims: int = 0) -> Tensor:
     """The slices of x addressed by the last dim of indices (ONNX GatherND): out shape
     indices.shape[:-1] + x.shape[batch_dims + indices.shape[-1]:]."""
     return wrap(_nef.op("gather_nd", [to_node(x), to_node(indices)],
-                        {"batch_dims": operator.index(batch_dims)}))
+                        {"batch_dims": _index_arg(batch_dims, "batch_dims", "gather_nd")}))
 
 
 def scatter_elements(data, indices, updates, axis: int = 0, reduction: str = "none") -> Tensor:
     """A copy of data with updates written along axis at indices (numpy.put_along_axis), or
     combined with reduction 'add', 'mul', 'max' or 'min'; repeated indices apply in order."""
     return wrap(_nef.op("scatter_elements", [to_node(data), to_node(indices), to_node(updates)],
-                        {"axis": operator.index(axis), "reduction": reduction}))
+                        {"axis": _index_arg(axis, "axis", "scatter_elements"),
+                         "reduction": reduction}))
 
 
 def scatter_nd(data, indices, updates, reduction: str = "none") -> Tensor:
@@ -524,10 +525,11 @@ def scatter_nd(data, indices, updates, reduction: str = "none") -> Tensor:
                         {"reduction": reduction}))
 
 
-def topk(x, k: int, axis: int = -1, largest: bool = True):
+def topk(x, k: int, axis: int = -1, largest: bool = True) -> tuple[Tensor, Tensor]:
     """(values, indices): the k largest (or smallest) elements along axis, sorted, equal values
     in index order, NaN above every number; indices are int64."""
-    v, i = _nef.topk(to_node(x), operator.index(k), operator.index(axis), builtins.bool(largest))
+    v, i = _nef.topk(to_node(x), _index_arg(k, "k", "topk"), _index_arg(axis, "axis", "topk"),
+                     builtins.bool(largest))
     return wrap(v), wrap(i)
 
 
@@ -540,17 +542,21 @@ def det(x) -> Tensor:
 def cumsum(x, axis: int = 0, exclusive: bool = False, reverse: bool = False) -> Tensor:
     """Running sum along axis, in x's dtype (unlike numpy, narrow ints do not widen);
     exclusive leaves out the element itself, reverse runs from the end."""
-    return _op("cumsum", [x], axis=operator.index(axis), exclusive=builtins.bool(exclusive),
+    return _op("cumsum", [x], axis=_index_arg(axis, "axis", "cumsum"),
+               exclusive=builtins.bool(exclusive),
                reverse=builtins.bool(reverse))
 
 
 def cumprod(x, axis: int = 0, exclusive: bool = False, reverse: bool = False) -> Tensor:
     """Running product along axis, in x's dtype; exclusive/reverse as for cumsum."""
-    return _op("cumprod", [x], axis=operator.index(axis), exclusive=builtins.bool(exclusive),
+    return _op("cumprod", [x], axis=_index_arg(axis, "axis", "cumprod"),
+               exclusive=builtins.bool(exclusive),
                reverse=builtins.bool(reverse))
 
 
 def einsum(equation: str, *operands) -> Tensor:
     """numpy.einsum (explicit or implicit output, '...' broadcasting, repeated labels for
     diagonals); contractions run as batched matmuls. The result keeps the operands' dtype."""
+    if not isinstance(equation, str):
+        raise NEFTypeError(f"[einsum] the equation must be a str, got {type(equation).__name__}")
     return wrap(_nef.einsum(equation, nodes_for(*operands)))
