@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Heterogeneous placement: CPU-only vs automatic vs all-OpenCL on the same graphs, in one run.
+"""Heterogeneous placement: CPU-only vs automatic (the default, and over all devices) vs all-OpenCL
+on the same graphs, in one run.
 
     .venv/bin/python bench/bench_devices.py                 # MLP, transformer block, MiniLM
     .venv/bin/python bench/bench_devices.py --repeats 9 --record
@@ -11,7 +12,10 @@ reads them from the on-disk cache), then times --repeats runs; reported: the med
 devices the plan used, the share of a run spent in transfers (the profile's copy steps), and
 the cost model's prediction against the measurement (whole run and per kernel kind). Configs:
   cpu      nef.config(devices=["cpu"])            everything on the CPU
-  auto     nef.config(devices=[])                 the cost model chooses (CPU and OpenCL)
+  auto     nef.config(devices=[])                 the default: CPU and devices with hardware of
+                                                  their own (not an OpenCL device on the host's
+                                                  cores, such as PoCL's)
+  all      nef.config(devices=["all"])            the cost model chooses among every device
   opencl   nef.config(devices=["opencl"])         all OpenCL supports on OpenCL, the rest on CPU
 The header records `uptime` before and after and the thread count NEF used (nef.config()).
 """
@@ -34,7 +38,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
-CONFIGS = {"cpu": ["cpu"], "auto": [], "opencl": ["opencl"]}
+CONFIGS = {"cpu": ["cpu"], "auto": [], "all": ["all"], "opencl": ["opencl"]}
 
 
 def log(msg):
@@ -142,7 +146,7 @@ def ms(s):
 
 
 def render(meta, results, workloads) -> str:
-    lines = [f"## {meta['date']} - devices: CPU-only vs automatic vs all-OpenCL - "
+    lines = [f"## {meta['date']} - devices: CPU-only vs automatic (default and all devices) vs all-OpenCL - "
              f"`{meta['command']}`", "",
              f"- Command: `{meta['command']}`",
              f"- Machine: {meta['cpu']}; OpenCL device: {meta['opencl']}; NEF at git {meta['git']}",

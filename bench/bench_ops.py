@@ -559,6 +559,10 @@ MATMUL_F32 = (256, 512, 1024, 2048, 4096)
 MATMUL_BF16 = (1024, 2048)
 ATTENTION_SEQ = (128, 512, 2048)
 ORT_SETTLE_S = 0.05  # ORT's idle workers spin ~30 ms after a run: let them stop before NEF runs
+# OpenBLAS's idle threads spin for 2^28 cycles (~0.1 s) after a call: with 2 threads they took a
+# core from NEF's next sample (NEF's 2-thread 1024^3 matmul: 13.6 ms right after a numpy call,
+# 9.6 ms with OPENBLAS_THREAD_TIMEOUT=4). Idle this long before each sample at > 1 thread.
+NUMPY_SETTLE_S = 0.15
 
 
 def _rows() -> list:
@@ -691,7 +695,10 @@ def worker(threads: int, repeats: int, row_ids: list, only_numpy_matmul: bool) -
                 hook()
                 read_back[name] = nef.config()["threads"]
         with ctx() if ctx is not None else contextlib.nullcontext():
-            r = side_by_side(fns, reps, warmup=row.warmup, settle_s=row.settle_s, pre=pre)
+            settle = row.settle_s
+            if threads > 1 and "numpy" in fns:
+                settle = max(settle, NUMPY_SETTLE_S)
+            r = side_by_side(fns, reps, warmup=row.warmup, settle_s=settle, pre=pre)
         if pre:
             nef.config(threads=threads)
             r["nef_threads_read_back"] = read_back
@@ -789,7 +796,9 @@ def render(meta: dict, roof: dict, runs: dict, unset_runs: dict) -> str:
              "convolutions' peer is ONNX Runtime on the same one-node ONNX model (NEF runs it "
              "through nef.from_onnx: Graph.run vs InferenceSession.run, numpy in and out), "
              f"with {ORT_SETTLE_S * 1e3:.0f} ms idle before each switch of engine so that ORT's "
-             "spinning workers have stopped")
+             "spinning workers have stopped; at more than 1 thread, numpy rows idle "
+             f"{NUMPY_SETTLE_S * 1e3:.0f} ms before each sample so that OpenBLAS's spinning "
+             "threads have gone to sleep")
     # Our own run adds up to one unit of load per thread; before it starts, any load is others'.
     load_hi = (meta["load_start"][0] > meta["cores"]
                or meta["load_max"] > meta["cores"] + max(meta["threads"]))

@@ -130,6 +130,12 @@ const DevicePtr& host_device() {
   return *host;
 }
 
+// What "auto" (and an unset NEF_DEVICES) enables: the host and every device with hardware of
+// its own. A non-host device of kind "cpu" (PoCL's OpenCL device) runs on the host's own
+// cores, so it can only add transfers and compile time: on this 2-core machine a 16M-element
+// fused chain placed there took 115 ms against 55 ms on the CPU backend. Name it to use it.
+bool in_auto(const Device& d) { return d.is_host() || lower(d.info().kind) != "cpu"; }
+
 std::vector<std::string> resolve_devices(const std::vector<std::string>& names,
                                          const DeviceReport& report, const std::string& source) {
   const auto& devs = report.devices;
@@ -139,8 +145,12 @@ std::vector<std::string> resolve_devices(const std::vector<std::string>& names,
     std::string name = lower(trim(raw));
     if (name.empty()) continue;
     any_name = true;
-    if (name == "auto" || name == "all") {
+    if (name == "all") {
       std::fill(chosen.begin(), chosen.end(), true);
+      continue;
+    }
+    if (name == "auto") {
+      for (size_t i = 0; i < devs.size(); ++i) chosen[i] = chosen[i] || in_auto(*devs[i]);
       continue;
     }
     bool matched = false;
@@ -163,7 +173,8 @@ std::vector<std::string> resolve_devices(const std::vector<std::string>& names,
     warn_once(str("device '", trim(raw), "' in ", source, " is not present here", why,
                   "; running on the remaining devices"));
   }
-  if (!any_name) std::fill(chosen.begin(), chosen.end(), true);
+  if (!any_name)
+    for (size_t i = 0; i < devs.size(); ++i) chosen[i] = in_auto(*devs[i]);
   std::vector<std::string> out;
   for (size_t i = 0; i < devs.size(); ++i)
     if (chosen[i]) out.push_back(devs[i]->id());

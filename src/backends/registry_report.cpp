@@ -99,7 +99,12 @@ std::string to_text(const DeviceReport& report) {
   for (const DevicePtr& dp : report.devices) {
     const DeviceInfo& d = dp->info();
     os << "  " << d.id << "  [" << d.kind << ", backend " << d.backend << "]  "
-       << (enabled(ids, d.id) ? "enabled" : "disabled") << "\n    " << d.description << "\n";
+       << (enabled(ids, d.id)    ? "enabled"
+           : !dp->is_host() && d.kind == "cpu"
+               ? "not enabled by default: it runs on the host's own cores (NEF_DEVICES=" + d.id +
+                     " or all to use it)"
+               : std::string("disabled"))
+       << "\n    " << d.description << "\n";
     os << "    memory " << human_bytes(d.memory_bytes);
     if (d.compute_units) os << ", " << d.compute_units << " compute units";
     if (!d.api_version.empty()) os << ", " << d.api_version;

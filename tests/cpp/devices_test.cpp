@@ -72,6 +72,19 @@ DeviceReport fake_report() {
   return r;
 }
 
+// fake_report plus an OpenCL device that runs on the host's cores (PoCL's kind).
+DeviceReport fake_report_with_host_opencl() {
+  DeviceReport r = fake_report();
+  r.problems.clear();
+  DeviceInfo c;
+  c.id = "opencl:0";
+  c.backend = "opencl";
+  c.kind = "cpu";
+  c.description = "fake opencl cpu device";
+  r.devices.push_back(std::make_shared<FakeDevice>(c));
+  return r;
+}
+
 TEST(Devices, CpuIsSane) {
   const DeviceReport& r = detect();
   const CpuInfo& c = r.cpu;
@@ -170,10 +183,12 @@ TEST(Devices, CpuAlwaysFirst) {
   EXPECT_EQ(&detect(), &r);  // cached
 }
 
-TEST(Devices, DefaultEnablesAll) {
+TEST(Devices, DefaultEnablesAllButHostCoreDevices) {
   EnvGuard env(nullptr);
   auto e = enabled_device_ids();
-  ASSERT_EQ(e.size(), detect().devices.size());
+  size_t expected = 0;
+  for (const auto& d : detect().devices) expected += d->is_host() || d->info().kind != "cpu";
+  ASSERT_EQ(e.size(), expected);
   EXPECT_EQ(e[0], "cpu");
   EnvGuard blank("  ");
   EXPECT_EQ(enabled_device_ids(), e);  // a blank NEF_DEVICES counts as unset
@@ -192,6 +207,14 @@ TEST(Devices, ParseLists) {
   // Known names with no device here are dropped (with a warning), not errors.
   EXPECT_EQ(parse_device_list("opencl:0,cpu", r), V{"cpu"});
   EXPECT_EQ(parse_device_list("opencl", r), V{});
+  // An OpenCL device on the host's own cores: left out of auto, in when named or with "all".
+  DeviceReport h = fake_report_with_host_opencl();
+  EXPECT_EQ(parse_device_list("", h), (V{"cpu", "cuda:0"}));
+  EXPECT_EQ(parse_device_list("auto", h), (V{"cpu", "cuda:0"}));
+  EXPECT_EQ(parse_device_list("all", h), (V{"cpu", "cuda:0", "opencl:0"}));
+  EXPECT_EQ(parse_device_list("opencl", h), V{"opencl:0"});
+  EXPECT_EQ(parse_device_list("opencl:0", h), V{"opencl:0"});
+  EXPECT_EQ(parse_device_list("auto,opencl", h), (V{"cpu", "cuda:0", "opencl:0"}));
 }
 
 TEST(Devices, PlacementKeepsTheCpuAsFallback) {

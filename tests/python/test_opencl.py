@@ -50,7 +50,12 @@ def test_device_report_lists_opencl_with_capabilities():
     assert d["compute_units"] > 0 and d["memory_bytes"] > 0 and d["max_alloc_bytes"] > 0
     assert "OpenCL C" in d["api_version"]
     assert isinstance(d["fp16"], bool) and isinstance(d["fp64"], bool)
-    assert "opencl:0" in rep["enabled"]
+    # PoCL's device runs on the host's own cores: listed, but not enabled by default (auto);
+    # enabled when named or with "all".
+    assert d["kind"] == "cpu" and "opencl:0" not in rep["enabled"]
+    for names in ("opencl", "all", "cpu,opencl:0"):
+        named = json.loads(run([CLI, "devices", "--json"], {"NEF_DEVICES": names}).stdout)
+        assert "opencl:0" in named["enabled"], names
     text = run([CLI, "devices"]).stdout
     assert "opencl:0" in text and "fp64" in text
 
@@ -88,14 +93,21 @@ def test_nef_file_preferred_device_and_cli_plan(tmp_path):
     header = (tmp_path / "m.nef").read_bytes()[32:].split(b"\0")[0]
     assert b'"preferred_device": "opencl"' in header
     np.save(tmp_path / "x.npy", a)
+    # The default (auto) leaves PoCL's host-core device out, so the hint cannot be followed...
     r = run([CLI, "run", tmp_path / "m.nef", "--input", f"x={tmp_path / 'x.npy'}", "--output",
              tmp_path / "out", "--plan"])
+    assert r.returncode == 0, r.stderr
+    assert "on opencl:0" not in r.stdout and "hint 'opencl' unavailable" in r.stdout, r.stdout
+    # ...and with every device enabled it is.
+    r = run([CLI, "run", tmp_path / "m.nef", "--input", f"x={tmp_path / 'x.npy'}", "--output",
+             tmp_path / "out", "--plan"], {"NEF_DEVICES": "all"})
     assert r.returncode == 0, r.stderr
     assert "on opencl:0" in r.stdout and "device hint 'opencl'" in r.stdout, r.stdout
     assert "copy" in r.stdout  # the input crosses to the device
     out = np.load(tmp_path / "out" / "output.npy")
     np.testing.assert_allclose(out, 1 / (1 + np.exp(-3 * a)) - a, rtol=1e-5, atol=1e-6)
-    plan = json.loads(run([CLI, "inspect", tmp_path / "m.nef", "--plan", "--json"]).stdout)
+    plan = json.loads(run([CLI, "inspect", tmp_path / "m.nef", "--plan", "--json"],
+                          {"NEF_DEVICES": "all"}).stdout)
     assert {k["device"] for k in plan["kernels"]} >= {"opencl:0"}
     assert plan["transfers"] and all(t["to"] == "opencl:0" for t in plan["transfers"])
 
