@@ -130,15 +130,40 @@ NEF_SIMD_CLONES void macro_kernel(int64_t mc, int64_t nc, int64_t kc, int64_t s0
 // C[M, N] (dense, row stride ldc) = A[M, K] @ B[K, N] for one matrix; threads split the M blocks
 // (and the N slivers when there are few M blocks) and share each packed B panel. `hook` (may be
 // null) sees each finished tile, with offsets relative to c plus `c_off` (gemm.h).
-// Elements of T one gemm<T, MR, NR> call needs as scratch: the packed B panel, then one packed A
-// block per thread slot (at most the thread count; one when not parallel).
-template <typename T, int NR>
-int64_t gemm_scratch(int64_t N, int64_t K, bool parallel) {
-  if (N == 0 || K == 0) return 0;
+// How gemm<T, MR, NR> splits the M rows among threads: blocks of mc rows (whole MR-row tiles, at
+// most kMC, as even as possible: 256 rows are 140 + 116, not 196 + 60), and whether the A blocks
+// are packed once per K block and shared by all threads (few blocks: the columns are split too,
+// into about kChunksPerThread items per thread, and packing A per item would repeat it) or
+// packed per thread slot (many blocks: one thread takes a block's whole row of tiles).
+struct MBlocking {
+  int64_t mc = 0, mblocks = 0, a_blocks = 1, want = 1;
+  bool shared_a = false;
+};
+template <int MR>
+MBlocking m_blocking(int64_t M, int threads) {
+  // Whole micro-tiles per A block, never more than the kMC rows the scratch holds per block
+  // (196 rows of 6-row AVX2 tiles once packed 198 and overran their slot).
+  static_assert(kMC >= MR);
+  constexpr int64_t MC = kMC / MR * MR;
+  MBlocking b;
+  const int64_t blocks = std::max<int64_t>(1, (M + MC - 1) / MC);
+  b.mc = std::min<int64_t>(MC, ((M + blocks - 1) / blocks + MR - 1) / MR * MR);
+  b.mblocks = std::max<int64_t>(1, (M + b.mc - 1) / b.mc);
+  b.want = threads > 1 ? threads * kChunksPerThread : 1;
+  b.shared_a = threads > 1 && b.mblocks < b.want;
+  b.a_blocks = b.shared_a ? b.mblocks : threads;
+  return b;
+}
+
+// Elements of T one gemm<T, MR, NR> call needs as scratch: the packed B panel, then the packed
+// A blocks (m_blocking's a_blocks, kMC x kc each), 64-byte aligned.
+template <typename T, int MR, int NR>
+int64_t gemm_scratch(int64_t M, int64_t N, int64_t K, bool parallel) {
+  if (M == 0 || N == 0 || K == 0) return 0;
   const int64_t nc_max = std::min<int64_t>(kNC, (N + NR - 1) / NR * NR);
   const int64_t kc_max = std::min<int64_t>(kKC, K);
-  return nc_max * kc_max + (parallel ? num_threads() : 1) * kMC * kc_max +
-         2 * 64 / int64_t(sizeof(T));
+  const MBlocking mb = m_blocking<MR>(M, parallel ? num_threads() : 1);
+  return nc_max * kc_max + mb.a_blocks * kMC * kc_max + 2 * 64 / int64_t(sizeof(T));
 }
 
 template <typename T, int MR, int NR, typename S>
@@ -158,35 +183,43 @@ void gemm(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, int
   };
   T* const bp = align(scratch);
   T* const ap_base = align(bp + nc_max * kc_max);
-  const int threads = parallel ? num_threads() : 1;
-  // Whole micro-tiles per A block, never more than the kMC rows the scratch holds per slot
-  // (196 rows of 6-row AVX2 tiles once packed 198 and overran the slot).
-  static_assert(kMC >= MR);
-  constexpr int64_t MC = kMC / MR * MR;
-  const int64_t mblocks = (M + MC - 1) / MC;
+  const MBlocking mb = m_blocking<MR>(M, parallel ? num_threads() : 1);
+  const int64_t MC = mb.mc, mblocks = mb.mblocks;
   for (int64_t jc = 0; jc < N; jc += kNC) {
     const int64_t nc = std::min<int64_t>(kNC, N - jc);
     const int64_t slivers = (nc + NR - 1) / NR;
-    // Few row blocks (small M): split columns too so that every thread has work.
-    int64_t nsplit =
-        mblocks >= threads ? 1 : std::min<int64_t>(slivers, (threads + mblocks - 1) / mblocks);
+    // Few row blocks (small M): split columns too so that every thread has several items.
+    const int64_t nsplit =
+        mb.shared_a ? std::min<int64_t>(slivers, (mb.want + mblocks - 1) / mblocks) : 1;
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min<int64_t>(kKC, K - pc);
       MatView<S> bv{b.base + pc * b.rs + jc * b.cs, b.rs, b.cs};
       int64_t pack_grain = parallel ? std::max<int64_t>(1, 16384 / (kc * NR) + 1) : slivers;
       parallel_for(slivers, pack_grain,
                    [&](int64_t s0, int64_t s1) { pack_b<NR>(bv, nc, kc, s0, s1, bp); });
+      auto a_block = [&](int64_t ib) {
+        return MatView<S>{a.base + ib * MC * a.rs + pc * a.cs, a.rs, a.cs};
+      };
+      if (mb.shared_a)
+        parallel_for(mblocks, 1, [&](int64_t b0, int64_t b1) {
+          for (int64_t ib = b0; ib < b1; ++ib)
+            pack_a<MR>(a_block(ib), std::min<int64_t>(MC, M - ib * MC), kc,
+                       ap_base + ib * kMC * kc_max);
+        });
       const bool accumulate = pc > 0;
       const int64_t items = mblocks * nsplit;
       parallel_for_slots(items, parallel ? 1 : items, [&](int64_t slot, int64_t w0, int64_t w1) {
-        T* const ap = ap_base + slot * kMC * kc_max;
+        T* const own = ap_base + slot * kMC * kc_max;  // per-slot packing only
         int64_t packed_block = -1;
         for (int64_t w = w0; w < w1; ++w) {
           int64_t ib = w / nsplit, part = w % nsplit;
           int64_t ic = ib * MC;
           int64_t mc = std::min<int64_t>(MC, M - ic);
-          if (packed_block != ib) {
-            pack_a<MR>(MatView<S>{a.base + ic * a.rs + pc * a.cs, a.rs, a.cs}, mc, kc, ap);
+          const T* ap = own;
+          if (mb.shared_a) {
+            ap = ap_base + ib * kMC * kc_max;
+          } else if (packed_block != ib) {
+            pack_a<MR>(a_block(ib), mc, kc, own);
             packed_block = ib;
           }
           int64_t s0 = slivers * part / nsplit, s1 = slivers * (part + 1) / nsplit;
@@ -235,11 +268,12 @@ void gemm_dispatch(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, 
 }
 
 template <typename T>
-int64_t gemm_dispatch_scratch(int64_t N, int64_t K, bool parallel) {
+int64_t gemm_dispatch_scratch(int64_t M, int64_t N, int64_t K, bool parallel) {
   constexpr int kLanes512 = 64 / sizeof(T);
   constexpr int kLanes256 = 32 / sizeof(T);
-  return has_avx512() ? gemm_scratch<T, 2 * kLanes512>(N, K, parallel)
-                      : gemm_scratch<T, 2 * kLanes256>(N, K, parallel);
+  if (!has_avx512()) return gemm_scratch<T, 6, 2 * kLanes256>(M, N, K, parallel);
+  return avx512_rows(M) == 8 ? gemm_scratch<T, 8, 2 * kLanes512>(M, N, K, parallel)
+                             : gemm_scratch<T, 14, 2 * kLanes512>(M, N, K, parallel);
 }
 
 // Batch geometry shared by all dtype paths: per output batch, the element offsets of A and B.
@@ -340,7 +374,7 @@ int64_t matmul_float_scratch(int64_t M, int64_t N, int64_t K, int64_t nb, bool p
   using C = compute_t<T>;
   const BatchSplit split = batch_split(M, N, K, nb, parallel);
   const bool gemm_parallel = parallel && !split.per_batch;
-  int64_t per = gemm_dispatch_scratch<C>(N, K, gemm_parallel);
+  int64_t per = gemm_dispatch_scratch<C>(M, N, K, gemm_parallel);
   if (!std::is_same_v<T, C>) per += M * N + 64 / int64_t(sizeof(C));
   return split.slots * per * int64_t(sizeof(C));
 }
@@ -355,7 +389,7 @@ void matmul_float(const MatmulPlan& p, const Array& a, const Array& b, Array& ou
   const int64_t mat = p.M * p.N;
   const BatchSplit split = batch_split(p.M, p.N, p.K, nb, parallel);
   const bool gemm_parallel = parallel && !split.per_batch;
-  int64_t per = gemm_dispatch_scratch<C>(p.N, p.K, gemm_parallel);
+  int64_t per = gemm_dispatch_scratch<C>(p.M, p.N, p.K, gemm_parallel);
   if (!std::is_same_v<T, C>) per += mat + 64 / int64_t(sizeof(C));
   NEF_CHECK(scratch.numel() >= split.slots * per * int64_t(sizeof(C)), "[matmul] scratch of ",
             scratch.numel(), " bytes, ", split.slots * per * int64_t(sizeof(C)), " needed");
@@ -481,12 +515,12 @@ int64_t matmul_scratch_bytes(const Shape& a, const Shape& b, DType t, bool paral
   const Dims d = matmul_dims(a, b);
   if (d.M * d.N * d.nb == 0) return 0;
   auto need = [&]<typename T>() {
-    // Callers may run smaller products of this bound (a chunk of images, say), which can split
-    // the batch differently: enough for either split.
+    // Callers may run smaller products of this bound (a chunk of images or positions: M, the
+    // rows, stays), which can split the batch differently: enough for either split.
     int64_t split = matmul_float_scratch<T>(d.M, d.N, d.K, d.nb, parallel);
     if (!parallel) return split;
-    int64_t each = int64_t(sizeof(T)) * gemm_dispatch_scratch<T>(d.N, d.K, false);
-    int64_t whole = int64_t(sizeof(T)) * gemm_dispatch_scratch<T>(d.N, d.K, true);
+    int64_t each = int64_t(sizeof(T)) * gemm_dispatch_scratch<T>(d.M, d.N, d.K, false);
+    int64_t whole = int64_t(sizeof(T)) * gemm_dispatch_scratch<T>(d.M, d.N, d.K, true);
     return std::max({split, num_threads() * each, whole});
   };
   return workspace_piece(
