@@ -696,7 +696,7 @@ def worker(threads: int, repeats: int, row_ids: list, only_numpy_matmul: bool) -
                 read_back[name] = nef.config()["threads"]
         with ctx() if ctx is not None else contextlib.nullcontext():
             settle = row.settle_s
-            if threads > 1 and "numpy" in fns:
+            if threads > 1:  # the peers' idle threads spin longer with more of them
                 settle = max(settle, NUMPY_SETTLE_S)
             r = side_by_side(fns, reps, warmup=row.warmup, settle_s=settle, pre=pre)
         if pre:
@@ -796,9 +796,9 @@ def render(meta: dict, roof: dict, runs: dict, unset_runs: dict) -> str:
              "convolutions' peer is ONNX Runtime on the same one-node ONNX model (NEF runs it "
              "through nef.from_onnx: Graph.run vs InferenceSession.run, numpy in and out), "
              f"with {ORT_SETTLE_S * 1e3:.0f} ms idle before each switch of engine so that ORT's "
-             "spinning workers have stopped; at more than 1 thread, numpy rows idle "
-             f"{NUMPY_SETTLE_S * 1e3:.0f} ms before each sample so that OpenBLAS's spinning "
-             "threads have gone to sleep")
+             "spinning workers have stopped; at more than 1 thread, every row idles "
+             f"{NUMPY_SETTLE_S * 1e3:.0f} ms before each sample so that OpenBLAS's and ORT's "
+             "spinning threads have gone to sleep")
     # Our own run adds up to one unit of load per thread; before it starts, any load is others'.
     load_hi = (meta["load_start"][0] > meta["cores"]
                or meta["load_max"] > meta["cores"] + max(meta["threads"]))
