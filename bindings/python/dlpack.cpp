@@ -69,15 +69,24 @@ constexpr const char* kUsedLegacyName = "used_dltensor";
 
 DLDataType dl_dtype(nef::DType t) {
   switch (t) {
-    case nef::DType::Float32: return {kDLFloat, 32, 1};
-    case nef::DType::Float16: return {kDLFloat, 16, 1};
-    case nef::DType::BFloat16: return {kDLBfloat, 16, 1};
-    case nef::DType::Float64: return {kDLFloat, 64, 1};
-    case nef::DType::Int8: return {kDLInt, 8, 1};
-    case nef::DType::UInt8: return {kDLUInt, 8, 1};
-    case nef::DType::Int32: return {kDLInt, 32, 1};
-    case nef::DType::Int64: return {kDLInt, 64, 1};
-    case nef::DType::Bool: return {kDLBool, 8, 1};
+    case nef::DType::Float32:
+      return {kDLFloat, 32, 1};
+    case nef::DType::Float16:
+      return {kDLFloat, 16, 1};
+    case nef::DType::BFloat16:
+      return {kDLBfloat, 16, 1};
+    case nef::DType::Float64:
+      return {kDLFloat, 64, 1};
+    case nef::DType::Int8:
+      return {kDLInt, 8, 1};
+    case nef::DType::UInt8:
+      return {kDLUInt, 8, 1};
+    case nef::DType::Int32:
+      return {kDLInt, 32, 1};
+    case nef::DType::Int64:
+      return {kDLInt, 64, 1};
+    case nef::DType::Bool:
+      return {kDLBool, 8, 1};
   }
   throw nef::TypeError("[dlpack] unknown dtype");
 }
@@ -90,8 +99,8 @@ std::string dl_dtype_name(DLDataType t) {
                      : t.code == kDLBool   ? "bool"
                      : t.code == 5         ? "complex"
                                            : nullptr;
-  std::string s = kind ? nef::str(kind, int(t.bits)) : nef::str("type code ", int(t.code), " with ",
-                                                              int(t.bits), " bits");
+  std::string s = kind ? nef::str(kind, int(t.bits))
+                       : nef::str("type code ", int(t.code), " with ", int(t.bits), " bits");
   if (t.lanes != 1) s += nef::str(" x", t.lanes, " lanes");
   return s;
 }
@@ -125,16 +134,36 @@ std::optional<nef::DType> nef_dtype(DLDataType t) {
 std::string dl_device_name(DLDevice d) {
   const char* name = nullptr;
   switch (d.device_type) {
-    case 1: name = "cpu"; break;
-    case 2: name = "cuda"; break;
-    case 3: name = "cuda_host"; break;
-    case 4: name = "opencl"; break;
-    case 7: name = "vulkan"; break;
-    case 8: name = "metal"; break;
-    case 10: name = "rocm"; break;
-    case 11: name = "rocm_host"; break;
-    case 13: name = "cuda_managed"; break;
-    case 14: name = "oneapi"; break;
+    case 1:
+      name = "cpu";
+      break;
+    case 2:
+      name = "cuda";
+      break;
+    case 3:
+      name = "cuda_host";
+      break;
+    case 4:
+      name = "opencl";
+      break;
+    case 7:
+      name = "vulkan";
+      break;
+    case 8:
+      name = "metal";
+      break;
+    case 10:
+      name = "rocm";
+      break;
+    case 11:
+      name = "rocm_host";
+      break;
+    case 13:
+      name = "cuda_managed";
+      break;
+    case 14:
+      name = "oneapi";
+      break;
   }
   return name ? nef::str(name, ":", d.device_id, " (DLPack device type ", d.device_type, ")")
               : nef::str("DLPack device type ", d.device_type, ", id ", d.device_id);
@@ -236,9 +265,9 @@ nef::Array array_from_dlpack(nb::handle capsule) {
   if (!versioned && !PyCapsule_IsValid(c, kLegacyName)) {
     const char* name = PyCapsule_GetName(c);
     PyErr_Clear();
-    throw nef::ValidationError(nef::str(
-        "[from_dlpack] the capsule is not an unused DLPack tensor (its name is '",
-        name ? name : "", "'); a capsule can be consumed once"));
+    throw nef::ValidationError(
+        nef::str("[from_dlpack] the capsule is not an unused DLPack tensor (its name is '",
+                 name ? name : "", "'); a capsule can be consumed once"));
   }
   // The capsule owns the tensor until it is renamed: every check comes before that, so that
   // a failed import leaves it to the capsule's destructor.
@@ -275,7 +304,8 @@ nef::Array array_from_dlpack(nb::handle capsule) {
   }
   nef::Shape shape(t->shape, t->shape + t->ndim);
   for (int64_t d : shape) {
-    if (d < 0) throw nef::ShapeError(nef::str("[from_dlpack] negative dim in ", nef::shape_str(shape)));
+    if (d < 0)
+      throw nef::ShapeError(nef::str("[from_dlpack] negative dim in ", nef::shape_str(shape)));
   }
   nef::checked_numel(shape, "from_dlpack");
   nef::Strides strides =
@@ -290,9 +320,8 @@ nef::Array array_from_dlpack(nb::handle capsule) {
     throw nb::python_error();
   }
   std::shared_ptr<void> owner =
-      versioned ? std::shared_ptr<void>(mv, [](void* p) {
-        call_deleter(static_cast<DLManagedTensorVersioned*>(p));
-      })
+      versioned ? std::shared_ptr<void>(
+                      mv, [](void* p) { call_deleter(static_cast<DLManagedTensorVersioned*>(p)); })
                 : std::shared_ptr<void>(
                       ml, [](void* p) { call_deleter(static_cast<DLManagedTensor*>(p)); });
   return borrow_strided(first, std::move(shape), std::move(strides), *dtype, std::move(owner));

@@ -31,15 +31,24 @@ struct ArrayView {
 const char* typestr(nef::DType t) {
   constexpr bool little = std::endian::native == std::endian::little;
   switch (t) {
-    case nef::DType::Float32: return little ? "<f4" : ">f4";
-    case nef::DType::Float16: return little ? "<f2" : ">f2";
-    case nef::DType::BFloat16: return little ? "<u2" : ">u2";  // re-viewed as bfloat16 below
-    case nef::DType::Float64: return little ? "<f8" : ">f8";
-    case nef::DType::Int8: return "|i1";
-    case nef::DType::UInt8: return "|u1";
-    case nef::DType::Int32: return little ? "<i4" : ">i4";
-    case nef::DType::Int64: return little ? "<i8" : ">i8";
-    case nef::DType::Bool: return "|b1";
+    case nef::DType::Float32:
+      return little ? "<f4" : ">f4";
+    case nef::DType::Float16:
+      return little ? "<f2" : ">f2";
+    case nef::DType::BFloat16:
+      return little ? "<u2" : ">u2";  // re-viewed as bfloat16 below
+    case nef::DType::Float64:
+      return little ? "<f8" : ">f8";
+    case nef::DType::Int8:
+      return "|i1";
+    case nef::DType::UInt8:
+      return "|u1";
+    case nef::DType::Int32:
+      return little ? "<i4" : ">i4";
+    case nef::DType::Int64:
+      return little ? "<i8" : ">i8";
+    case nef::DType::Bool:
+      return "|b1";
   }
   throw nef::TypeError("[to_numpy] unknown dtype");
 }
@@ -76,7 +85,8 @@ nef::Array borrow_strided(char* first, nef::Shape shape, nef::Strides strides, n
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == 0) continue;
     int64_t span = (shape[i] - 1) * strides[i];
-    if (span < 0) lo += span; else hi += span;
+    if (span < 0) lo += span;
+    else hi += span;
   }
   char* base = n == 0 ? first : first + lo * item;
   size_t nbytes = n == 0 ? 0 : size_t((hi - lo + 1) * item);
@@ -113,8 +123,8 @@ nef::Array array_from_numpy(nb::handle arr) {
   uintptr_t ptr = nb::cast<uintptr_t>(nb::borrow<nb::tuple>(iface["data"])[0]);
   nef::Shape shape = nb::cast<nef::Shape>(iface["shape"]);
   if (shape.size() > size_t(nef::kMaxRank)) {
-    throw nef::ShapeError(nef::str("[from_numpy] rank ", shape.size(), " exceeds the maximum ",
-                                   nef::kMaxRank));
+    throw nef::ShapeError(
+        nef::str("[from_numpy] rank ", shape.size(), " exceeds the maximum ", nef::kMaxRank));
   }
   nef::checked_numel(shape, "from_numpy");
   nef::Strides strides = nef::contiguous_strides(shape);
@@ -135,8 +145,8 @@ nef::Array array_from_numpy(nb::handle arr) {
   PyObject* ref = obj.ptr();
   Py_INCREF(ref);
   std::shared_ptr<void> owner(ref, release_pyobject);
-  return borrow_strided(reinterpret_cast<char*>(ptr), std::move(shape), std::move(strides),
-                        *dtype, std::move(owner));
+  return borrow_strided(reinterpret_cast<char*>(ptr), std::move(shape), std::move(strides), *dtype,
+                        std::move(owner));
 }
 
 nb::object array_to_numpy(const nef::Array& a, bool writable) {
@@ -162,8 +172,9 @@ nb::object array_to_numpy(const nef::Array& a, bool writable) {
 }
 
 void bind_interop(nb::module_& m) {
-  nb::class_<ArrayView>(m, "_ArrayView")
-      .def_prop_ro("__array_interface__", [](const ArrayView& v) { return v.iface; });
+  nb::class_<ArrayView>(m, "_ArrayView").def_prop_ro("__array_interface__", [](const ArrayView& v) {
+    return v.iface;
+  });
 }
 
 }  // namespace nefpy

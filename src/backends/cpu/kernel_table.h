@@ -8,8 +8,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "backends/cpu/parallel.h"
 #include "backends/cpu/cpu_kernel.h"
+#include "backends/cpu/parallel.h"
 
 namespace nef::backend::cpu {
 

@@ -249,8 +249,9 @@ bool has_avx512() {
 }
 
 // AVX-512 tile rows for an M-row product: 14 (the fastest tile) unless 8-row tiles pad about 9%
-// less or more (pad8 * 1.1 < pad14). Measured at 1 thread: 16 x 144 x 25600 (a 16-channel 3x3 conv) 34 -> 44
-// GFLOP/s, 32 x 288 x 6400 67 -> 73, while at 128 rows the 14-row tile stays ahead (131 vs 109).
+// less or more (pad8 * 1.1 < pad14). Measured at 1 thread: 16 x 144 x 25600 (a 16-channel 3x3 conv)
+// 34 -> 44 GFLOP/s, 32 x 288 x 6400 67 -> 73, while at 128 rows the 14-row tile stays ahead (131 vs
+// 109).
 inline int avx512_rows(int64_t M) {
   const double pad14 = double((M + 13) / 14 * 14), pad8 = double((M + 7) / 8 * 8);
   return pad8 * 1.1 < pad14 ? 8 : 14;
@@ -264,7 +265,8 @@ void gemm_dispatch(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, 
   constexpr int kLanes512 = 64 / sizeof(T);
   constexpr int kLanes256 = 32 / sizeof(T);
   if (has_avx512()) {
-    if (avx512_rows(M) == 8) gemm<T, 8, 2 * kLanes512>(M, N, K, a, b, c, N, parallel, scratch, hook, c_off);
+    if (avx512_rows(M) == 8)
+      gemm<T, 8, 2 * kLanes512>(M, N, K, a, b, c, N, parallel, scratch, hook, c_off);
     else gemm<T, 14, 2 * kLanes512>(M, N, K, a, b, c, N, parallel, scratch, hook, c_off);
   } else {
     gemm<T, 6, 2 * kLanes256>(M, N, K, a, b, c, N, parallel, scratch, hook, c_off);
@@ -371,8 +373,8 @@ BatchSplit batch_split(int64_t M, int64_t N, int64_t K, int64_t nb, bool paralle
   return s;
 }
 
-// Bytes of scratch one matmul_float<T> call needs: per thread slot (one when the matrices go one at a
-// time) a GEMM's scratch and, for the half types, a float result to round from.
+// Bytes of scratch one matmul_float<T> call needs: per thread slot (one when the matrices go one at
+// a time) a GEMM's scratch and, for the half types, a float result to round from.
 template <typename T>
 int64_t matmul_float_scratch(int64_t M, int64_t N, int64_t K, int64_t nb, bool parallel) {
   using C = compute_t<T>;

@@ -13,8 +13,11 @@
 #define HWY_TARGET_INCLUDE "backends/cpu/kernels/vmath.cpp"
 #include <hwy/foreach_target.h>  // re-includes this file once per SIMD target
 
+// Highway needs highway.h before its contrib headers: kept out of clang-format's include sort.
+// clang-format off
 #include <hwy/highway.h>
 #include <hwy/contrib/math/math-inl.h>
+// clang-format on
 
 #include "backends/cpu/kernels/vmath-inl.h"
 
