@@ -175,7 +175,7 @@ class MatmulKernel final : public OpenclKernel {
     t.rm = std::clamp<int64_t>(g.M, 1, 8);
     // Up to four register tiles per item reuse each packed block of B; fewer when that would
     // leave the device's compute units short of items.
-    t.rt = std::min<int64_t>(kRowTiles, ceil_div(g.M, t.rm));
+    t.rt = std::clamp<int64_t>(ceil_div(g.M, t.rm), 1, kRowTiles);  // >= 1: M = 0 has no tiles
     const int64_t want = 8 * std::max(1, dev_.info().compute_units);
     while (t.rt > 1 && numel(g.batch) * ceil_div(g.M, t.rows()) * ceil_div(g.N, t.cols()) < want)
       t.rt /= 2;
