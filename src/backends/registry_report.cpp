@@ -99,7 +99,7 @@ std::string to_text(const DeviceReport& report) {
   for (const DevicePtr& dp : report.devices) {
     const DeviceInfo& d = dp->info();
     os << "  " << d.id << "  [" << d.kind << ", backend " << d.backend << "]  "
-       << (enabled(ids, d.id)    ? "enabled"
+       << (enabled(ids, d.id) ? "enabled"
            : !dp->is_host() && d.kind == "cpu"
                ? "not enabled by default: it runs on the host's own cores (NEF_DEVICES=" + d.id +
                      " or all to use it)"

@@ -1,8 +1,8 @@
 #include "ir/op_registry.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 
 #include "nef/error.h"
 
@@ -58,10 +58,9 @@ const std::vector<const OpDef*>& all_ops() { return registry().all(); }
 TensorType check_and_infer(const OpDef& op, const std::vector<TensorType>& inputs, Attrs& attrs) {
   int n = static_cast<int>(inputs.size());
   if (n < op.min_inputs || (op.max_inputs >= 0 && n > op.max_inputs)) {
-    std::string want = op.max_inputs < 0 ? str("at least ", op.min_inputs)
-                       : op.min_inputs == op.max_inputs
-                           ? std::to_string(op.min_inputs)
-                           : str(op.min_inputs, " to ", op.max_inputs);
+    std::string want = op.max_inputs < 0                ? str("at least ", op.min_inputs)
+                       : op.min_inputs == op.max_inputs ? std::to_string(op.min_inputs)
+                                                        : str(op.min_inputs, " to ", op.max_inputs);
     throw ValidationError(str("[", op.name, "] expects ", want, " inputs, got ", n));
   }
   for (const auto& entry : attrs.values()) {
@@ -108,7 +107,8 @@ Cost estimate_cost(const OpDef& op, const std::vector<TensorType>& inputs, const
   double on = double(numel(out.shape));
   c.flops = op.flops_per_element * on;
   c.bytes = on * double(dtype_size(out.dtype));
-  for (const TensorType& t : inputs) c.bytes += double(numel(t.shape)) * double(dtype_size(t.dtype));
+  for (const TensorType& t : inputs)
+    c.bytes += double(numel(t.shape)) * double(dtype_size(t.dtype));
   return c;
 }
 
@@ -118,8 +118,8 @@ Shape broadcast_all(const OpDef& op, const std::vector<TensorType>& inputs) {
     try {
       s = broadcast_shapes(s, inputs[i].shape, op.name.c_str());
     } catch (const ShapeError&) {
-      throw ShapeError(str("[", op.name, "] shapes ", types_str(inputs),
-                           " cannot be broadcast together"));
+      throw ShapeError(
+          str("[", op.name, "] shapes ", types_str(inputs), " cannot be broadcast together"));
     }
   }
   return s;

@@ -47,9 +47,10 @@ inline int64_t parallel_chunk_count(int64_t n, int64_t grain) {
 }
 
 // Calls fn(slot, begin, end) over disjoint chunks covering [0, n) (n / parallel_chunk_count
-// items each, give or take one: about `grain` or more), in parallel; `slot` in [0, parallel_slots(n, grain)) is the running thread's: no two
-// chunks running at the same time share one, so per-thread scratch lives at slot `slot` of a
-// kernel's workspace. Which slot runs a chunk varies; what a chunk computes must not.
+// items each, give or take one: about `grain` or more), in parallel; `slot` in [0,
+// parallel_slots(n, grain)) is the running thread's: no two chunks running at the same time share
+// one, so per-thread scratch lives at slot `slot` of a kernel's workspace. Which slot runs a chunk
+// varies; what a chunk computes must not.
 template <typename Fn>
 void parallel_for_slots(int64_t n, int64_t grain, Fn&& fn) {
   const int64_t slots = parallel_slots(n, grain);
@@ -58,9 +59,8 @@ void parallel_for_slots(int64_t n, int64_t grain, Fn&& fn) {
     return;
   }
   const int64_t chunks = parallel_chunk_count(n, grain);
-  run_chunks(chunks, int(slots), [&](int64_t c, int slot) {
-    fn(int64_t(slot), n * c / chunks, n * (c + 1) / chunks);
-  });
+  run_chunks(chunks, int(slots),
+             [&](int64_t c, int slot) { fn(int64_t(slot), n * c / chunks, n * (c + 1) / chunks); });
 }
 
 // parallel_for_slots without the slot.

@@ -106,10 +106,10 @@ class Pool {
         if (!job.error) job.error = std::current_exception();
         // Claim what is left: skipped chunks count as finished.
         const int64_t rest = job.next.exchange(job.chunks, std::memory_order_relaxed);
-        if (rest < job.chunks) job.done.fetch_add(int32_t(job.chunks - rest), std::memory_order_acq_rel);
+        if (rest < job.chunks)
+          job.done.fetch_add(int32_t(job.chunks - rest), std::memory_order_acq_rel);
       }
-      if (job.done.fetch_add(1, std::memory_order_acq_rel) + 1 == job.chunks)
-        job.done.notify_all();
+      if (job.done.fetch_add(1, std::memory_order_acq_rel) + 1 == job.chunks) job.done.notify_all();
     }
     t_in_region = was;
   }
@@ -157,8 +157,8 @@ class Pool {
   std::mutex region_mu_;  // one parallel region at a time
   std::mutex mu_;         // job_, wanted_, joined_, threads_
   std::shared_ptr<Job> job_;
-  int wanted_ = 0;  // workers still to join the current region
-  int joined_ = 0;  // workers that joined it (their slots are 1..joined_)
+  int wanted_ = 0;                       // workers still to join the current region
+  int joined_ = 0;                       // workers that joined it (their slots are 1..joined_)
   std::atomic<uint32_t> generation_{0};  // 32-bit: a plain futex
   size_t threads_ = 0;                   // workers started
 };
@@ -182,7 +182,8 @@ int affinity_cpus() {
 
 void run_chunks(int64_t chunks, int threads, const std::function<void(int64_t, int)>& fn) {
   if (chunks <= 0) return;
-  if (chunks > INT32_MAX) throw Error(ErrorCode::Generic, str("[thread pool] ", chunks, " chunks in one region"));
+  if (chunks > INT32_MAX)
+    throw Error(ErrorCode::Generic, str("[thread pool] ", chunks, " chunks in one region"));
   pool().run(chunks, threads, fn);
 }
 
@@ -190,8 +191,8 @@ int parse_num_threads(const char* value) {
   char* end = nullptr;
   long v = std::strtol(value, &end, 10);
   if (end == value || *end != '\0' || v < 1 || v > 4096)
-    throw ValidationError(str("[config] NEF_NUM_THREADS must be an integer from 1 to 4096, got '",
-                              value, "'"));
+    throw ValidationError(
+        str("[config] NEF_NUM_THREADS must be an integer from 1 to 4096, got '", value, "'"));
   return int(v);
 }
 
