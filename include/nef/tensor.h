@@ -288,6 +288,10 @@ class LoadedGraph {
                                const std::map<std::string, int64_t>& dims = {});
   static LoadedGraph from_onnx_bytes(const std::string& bytes,
                                      const std::map<std::string, int64_t>& dims = {});
+  // The graph build() would write, kept in memory: placeholders become named inputs, data
+  // tensors constants (shared, not copied). A step captured once and replayed with run() on new
+  // inputs compiles once (an LLM's decoding step).
+  static LoadedGraph from_tensors(const std::vector<std::pair<std::string, Tensor>>& outputs);
   const std::vector<std::string>& inputs() const;
   const std::vector<std::string>& outputs() const;
   // Shapes use -1 for a symbolic dim that is still unbound; input_dim_names names them.

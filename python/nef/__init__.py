@@ -27,15 +27,16 @@ from .interop import from_dlpack
 from .ops import (abs, absolute, acos, acosh, add, all, allclose, amax, amin, any, arccos, arccosh,
                   arcsin, arcsinh, arctan, arctanh, argmax, argmin, asin, asinh, astype, atan,
                   atanh, attention, bitwise_and, bitwise_not, bitwise_or, bitwise_xor,
-                  broadcast_to, cast, ceil, clip, concat, concatenate, copy, cos, cosh, cumprod,
-                  cumsum, det, div, divide, einsum, equal, erf, exp, expand_dims, floor,
+                  broadcast_to, cached_attention, cast, ceil, clip, concat, concatenate, copy,
+                  cos, cosh, cumprod, cumsum, det, div, divide, einsum, equal, erf, exp, expand_dims, floor,
                   floor_divide, gather, gather_elements, gather_nd, gelu, greater, greater_equal,
                   invert, isclose, isfinite, isinf, isnan, layernorm, left_shift, less, less_equal,
                   log, log_softmax, logical_and, logical_not, logical_or, logical_xor, matmul, max,
                   maximum, mean, min, minimum, mod, mul, multiply, neg, negative, not_equal,
-                  permute, pow, power, prod, reciprocal, relu, remainder, reshape, right_shift,
-                  rmsnorm, round, rsqrt, scatter_elements, scatter_nd, sigmoid, sign, silu, sin,
-                  sinh, slice, softmax, split, sqrt, square, squeeze, stack, std, sub, subtract,
+                  permute, pow, power, prod, qgather, qmatmul, reciprocal, relu, remainder,
+                  reshape, right_shift,
+                  rmsnorm, rope, round, rsqrt, scatter_elements, scatter_nd, sigmoid, sign, silu,
+                  sin, sinh, slice, softmax, split, sqrt, square, squeeze, stack, std, sub, subtract,
                   sum, take, take_along_axis, tan, tanh, topk, transpose, true_divide, var, where)
 from .runtime import MAX_THREADS, config, device, devices, reset_stats, stats
 from .tensor import Tensor
@@ -67,7 +68,8 @@ __all__ = [
     "sum", "mean", "max", "min", "amax", "amin", "prod", "argmax", "argmin", "all", "any", "std",
     "var", "cumsum", "cumprod", "topk",
     # neural, layout, images
-    "matmul", "softmax", "log_softmax", "layernorm", "rmsnorm", "attention", "conv",
+    "matmul", "softmax", "log_softmax", "layernorm", "rmsnorm", "attention", "cached_attention",
+    "rope", "qmatmul", "qgather", "conv",
     "conv_transpose", "max_pool", "avg_pool", "pad", "resize", "reshape", "transpose",
     "permute", "slice", "concat", "concatenate", "stack", "split", "broadcast_to", "expand_dims",
     "squeeze", "gather", "take", "gather_elements", "gather_nd", "take_along_axis",

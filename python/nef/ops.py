@@ -372,6 +372,39 @@ def attention(q, k, v, mask=None, scale=None, causal: bool = False) -> Tensor:
                                builtins.bool(causal)))
 
 
+def rope(x, pos, base: float = 10000.0, dims: int = 0, mode: str = "half",
+         pos_scale: float = 1.0) -> Tensor:
+    """Rotary position embedding of x [..., T, D] at positions pos [T] (int): the first `dims`
+    channels (0 = all) rotate pairwise by pos * pos_scale * base**(-2i/dims); mode "half" pairs
+    (i, i + dims/2) (GPT-NeoX, Hugging Face Llama), "interleaved" pairs (2i, 2i + 1) (GPT-J,
+    GGUF Llama)."""
+    return _op("rope", [x, pos], base=_float_arg(base, "base", "rope"),
+               dims=_index_arg(dims, "dims", "rope"), mode=str(mode),
+               pos_scale=_float_arg(pos_scale, "pos_scale", "rope"))
+
+
+def cached_attention(q, k_cache, v_cache, k_new, v_new, start, scale=None) -> Tensor:
+    """Causal attention of T new query rows q [..., T, D] at positions start..start+T-1 over the
+    cache rows [0, start) of k_cache/v_cache [..., C, D] followed by k_new/v_new [..., T, D]
+    (the cache's leading dims broadcast to q's: grouped-query attention). `start` is an int
+    scalar tensor read at run time, so one compiled plan serves every position."""
+    attrs = {} if scale is None else {"scale": _float_arg(scale, "scale", "cached_attention")}
+    return _op("cached_attention", [q, k_cache, v_cache, k_new, v_new, start], **attrs)
+
+
+def qmatmul(x, w, format: str) -> Tensor:
+    """x [..., K] @ W^T for a block-quantized W [N, K] stored as uint8 [N, row_bytes] in
+    `format` (q4_0, q4_1, q8_0, q4_k, q5_k, q6_k: GGUF's layouts) -> [..., N] float32. The
+    weights stay quantized; activations are quantized per 32 to int8 on the fly (docs/llm.md)."""
+    return _op("qmatmul", [x, w], format=str(format))
+
+
+def qgather(w, ids, format: str) -> Tensor:
+    """Rows `ids` of a block-quantized matrix W [N, K] (uint8 [N, row_bytes] in `format`),
+    dequantized: [..., K] float32 (token embeddings)."""
+    return _op("qgather", [w, ids], format=str(format))
+
+
 # ---- layout ---------------------------------------------------------------------------------
 
 def reshape(x, shape) -> Tensor:

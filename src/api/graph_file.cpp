@@ -37,22 +37,40 @@ format::WriteOptions write_options(const ir::Graph& g, bool embed_plan) {
 
 }  // namespace
 
-void build(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& outputs,
-           bool embed_plan) {
-  if (outputs.empty()) throw ValidationError("[build] no outputs given");
+namespace {
+
+// The graph of named outputs over placeholders, validated (build's and from_tensors' checks).
+ir::Graph graph_of(const char* what, const std::vector<std::pair<std::string, Tensor>>& outputs) {
+  if (outputs.empty()) throw ValidationError(str("[", what, "] no outputs given"));
   std::vector<detail::LazyNode*> targets;
   std::vector<std::string> names;
   for (const auto& [name, t] : outputs) {
-    if (!t.defined()) throw ValidationError(str("[build] output '", name, "' is undefined"));
-    if (name.empty()) throw ValidationError("[build] output names must not be empty");
+    if (!t.defined()) throw ValidationError(str("[", what, "] output '", name, "' is undefined"));
+    if (name.empty()) throw ValidationError(str("[", what, "] output names must not be empty"));
     for (const auto& n : names)
-      if (n == name) throw ValidationError(str("[build] two outputs are named '", name, "'"));
+      if (n == name) throw ValidationError(str("[", what, "] two outputs are named '", name, "'"));
     targets.push_back(t.node().get());
     names.push_back(name);
   }
   detail::BuiltGraph built = detail::build_graph(targets, detail::BuildMode::Serialize, names);
   ir::validate(built.graph);
-  format::write_nef(path, built.graph, write_options(built.graph, embed_plan));
+  return std::move(built.graph);
+}
+
+}  // namespace
+
+void build(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& outputs,
+           bool embed_plan) {
+  ir::Graph g = graph_of("build", outputs);
+  format::write_nef(path, g, write_options(g, embed_plan));
+}
+
+LoadedGraph LoadedGraph::from_tensors(const std::vector<std::pair<std::string, Tensor>>& outputs) {
+  LoadedGraph g;
+  g.impl_ = std::make_shared<LoadedGraphImpl>();
+  g.impl_->graph = graph_of("from_tensors", outputs);
+  index_input_types(*g.impl_);
+  return g;
 }
 
 void Tensor::build(const std::string& path, bool embed_plan) const {

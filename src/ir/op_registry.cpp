@@ -39,6 +39,8 @@ const Registry& registry() {
     register_conv_ops(reg);
     register_indexing_ops(reg);
     register_sort_scan_ops(reg);
+    register_decoder_ops(reg);
+    register_quant_ops(reg);
     return reg;
   }();
   return r;

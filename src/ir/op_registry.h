@@ -97,6 +97,8 @@ void register_image_ops(Registry& r);        // pad, resize
 void register_conv_ops(Registry& r);         // conv, conv_transpose
 void register_indexing_ops(Registry& r);     // gather_elements, gather_nd, scatter_*
 void register_sort_scan_ops(Registry& r);    // topk, cumsum, cumprod
+void register_decoder_ops(Registry& r);      // rope, cached_attention
+void register_quant_ops(Registry& r);        // qmatmul, qgather (block-quantized weights)
 
 class Registry {
  public:

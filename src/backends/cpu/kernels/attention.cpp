@@ -172,8 +172,9 @@ struct RowState {
   bool nan;  // a NaN or +inf score: the row's output is NaN
 };
 
+// `segmented`: keys come from two operands (cached_attention), so there is never one key block.
 Blocks blocks(const Shape& q, const Shape& k, const Shape& v, const Shape& out, bool same_type,
-              bool has_mask, DType compute) {
+              bool has_mask, DType compute, bool segmented = false) {
   Blocks b;
   const int r = int(out.size());
   b.nbatch = numel(Shape(out.begin(), out.end() - 2));
@@ -192,7 +193,7 @@ Blocks blocks(const Shape& q, const Shape& k, const Shape& v, const Shape& out, 
   }
   b.qb = std::max<int64_t>(1, std::min(qb, Lq));
   b.nqb = (Lq + b.qb - 1) / b.qb;
-  b.one_key_block = Lk <= b.kb;
+  b.one_key_block = Lk <= b.kb && !segmented;
   b.direct_out = same_type && b.one_key_block;
   const double item_flops = 2.0 * double(b.qb) * double(std::max<int64_t>(Lk, 1)) * double(D + Dv);
   b.grain = std::max<int64_t>(1, int64_t(1e6 / std::max(item_flops, 1.0)));
@@ -221,28 +222,65 @@ int64_t slot_bytes(const Blocks& b, DType c) {
          workspace_piece(b.rows * int64_t(sizeof(RowState)), DType::UInt8);
 }
 
+// Keys [begin, end) of a row come from rows [0, end - begin) of these operands.
+struct KeySegment {
+  Operand k, v;
+  int64_t begin = 0, end = 0;
+};
+
+// Shapes of the keys as blocks() sees them: cached_attention's at a full cache (C + T rows), so
+// the blocking, hence the workspace, does not depend on the run-time start.
+struct KeyShapes {
+  Shape k, v;
+};
+KeyShapes key_shapes(const std::vector<Shape>& in, bool cached) {
+  if (!cached) return {in[1], in[2]};
+  const int64_t T = in[0][in[0].size() - 2];
+  KeyShapes s{in[1], in[2]};
+  s.k[s.k.size() - 2] += T;
+  s.v[s.v.size() - 2] += T;
+  return s;
+}
+
+// attention (inputs q, k, v[, mask]) or cached_attention (q, k_cache, v_cache, k_new, v_new,
+// start): the keys of the latter are cache rows [0, start) then the new rows, causal.
 template <typename O>
-void attention_typed(const KernelArgs& args) {
+void attention_typed(const KernelArgs& args, bool cached) {
   using C = std::conditional_t<std::is_same_v<O, double>, double, float>;
   constexpr DType kC = std::is_same_v<C, double> ? DType::Float64 : DType::Float32;
   const C ninf = -std::numeric_limits<C>::infinity();
   const Array& q = args.inputs[0];
   const Array& k = args.inputs[1];
   const Array& v = args.inputs[2];
-  const bool has_mask = args.inputs.size() > 3;
-  const bool nan_empty = args.attrs.get_string("empty_rows") == "nan";
+  const bool has_mask = !cached && args.inputs.size() > 3;
+  const bool nan_empty = !cached && args.attrs.get_string("empty_rows") == "nan";
   Array& out = args.out;
   const int r = out.rank();
   const Shape batch(out.shape.begin(), out.shape.end() - 2);
   const int64_t Lq = q.shape[q.rank() - 2], D = q.shape[q.rank() - 1];
-  const int64_t Lk = k.shape[k.rank() - 2], Dv = v.shape[v.rank() - 1];
+  const int64_t Dv = v.shape[v.rank() - 1];
   NEF_CHECK(out.shape[r - 2] == Lq && out.shape[r - 1] == Dv, "attention output shape");
   const Operand oq = make_operand(q, batch, {Lq, D});
-  const Operand ok = make_operand(k, batch, {Lk, D});
-  const Operand ov = make_operand(v, batch, {Lk, Dv});
+  int64_t Lk = k.shape[k.rank() - 2];
+  std::vector<KeySegment> segs;
+  if (!cached) {
+    segs.push_back({make_operand(k, batch, {Lk, D}), make_operand(v, batch, {Lk, Dv}), 0, Lk});
+  } else {
+    const Array& st = args.inputs[5];
+    const int64_t start = st.dtype == DType::Int32 ? *static_cast<const int32_t*>(st.data())
+                                                   : *static_cast<const int64_t*>(st.data());
+    if (start < 0 || start > Lk)
+      throw ValidationError(str("[cached_attention] start ", start, " is outside the cache of ",
+                                Lk, " rows (k_cache ", shape_str(k.shape), ")"));
+    segs.push_back(
+        {make_operand(k, batch, {Lk, D}), make_operand(v, batch, {Lk, Dv}), 0, start});
+    segs.push_back({make_operand(args.inputs[3], batch, {Lq, D}),
+                    make_operand(args.inputs[4], batch, {Lq, Dv}), start, start + Lq});
+    Lk = start + Lq;
+  }
   Operand om;
   if (has_mask) om = make_operand(args.inputs[3], batch, {Lq, Lk});
-  const bool causal = args.attrs.get_bool("causal");
+  const bool causal = cached || args.attrs.get_bool("causal");
   double scale_d = 1.0;
   if (args.attrs.has("scale")) scale_d = args.attrs.get_float("scale");
   else if (D > 0) scale_d = 1.0 / std::sqrt(double(D));
@@ -251,8 +289,11 @@ void attention_typed(const KernelArgs& args) {
   // Causal, bottom-right aligned: query i sees keys j < kend(i) = i + Lk - Lq + 1.
   auto kend = [&](int64_t i) { return causal ? std::clamp<int64_t>(i + Lk - Lq + 1, 0, Lk) : Lk; };
 
+  std::vector<Shape> in_shapes;
+  for (const Array& a : args.inputs) in_shapes.push_back(a.shape);
+  const KeyShapes ks = key_shapes(in_shapes, cached);
   const Blocks bl =
-      blocks(q.shape, k.shape, v.shape, out.shape, std::is_same_v<O, C>, has_mask, kC);
+      blocks(q.shape, ks.k, ks.v, out.shape, std::is_same_v<O, C>, has_mask, kC, cached);
   const int64_t kb = bl.kb, qb = bl.qb, nqb = bl.nqb, nbatch = bl.nbatch;
   const bool one_key_block = bl.one_key_block, direct_out = bl.direct_out;
   const int64_t per_slot = slot_bytes(bl, kC);
@@ -282,19 +323,22 @@ void attention_typed(const KernelArgs& args) {
       const Array qv = operand_block<C>(oq, b, i0, nq, D, false, qbuf, direct);
       const int64_t klim = kend(i0 + nq - 1);  // no row of the block sees keys past this
       Array pv;                                // P V of the current key block: [nq, Dv], dense
-      for (int64_t j0 = 0; j0 < klim; j0 += kb) {
-        const int64_t nk = std::min(kb, klim - j0);
+      size_t si = 0;  // the segment of key j0
+      for (int64_t j0 = 0, nk = 0; j0 < klim; j0 += nk) {
+        while (j0 >= segs[si].end) ++si;
+        const KeySegment& seg = segs[si];
+        nk = std::min({kb, klim - j0, seg.end - j0});
         const bool first = j0 == 0;
         Array sv = view2d(S, 0, nq, nk, nk, 1);
         C* s = S.data_as<C>();
         if (direct) {
-          const Array kv = operand_block<C>(ok, b, j0, nk, D, false, kbuf, true);
+          const Array kv = operand_block<C>(seg.k, b, j0 - seg.begin, nk, D, false, kbuf, true);
           for (int64_t rr = 0; rr < nq; ++rr)
             dot_keys<C>(qv.data_as<C>() + rr * qv.strides[0], kv.data_as<C>(), kv.strides[0], D, nk,
                         s + rr * nk);
         } else {
-          matmul_float_with_hook(qv, operand_block<C>(ok, b, j0, nk, D, true, kbuf), sv, kNoHook,
-                                 gemm_scratch, false);
+          matmul_float_with_hook(qv, operand_block<C>(seg.k, b, j0 - seg.begin, nk, D, true, kbuf),
+                                 sv, kNoHook, gemm_scratch, false);
         }
         const char* mrow_src = nullptr;  // where the last mask row came from (broadcast rows
         const C* mrow = nullptr;         // share one, e.g. a [batch, 1, 1, Lk] padding mask)
@@ -330,13 +374,13 @@ void attention_typed(const KernelArgs& args) {
         if (direct_out) pv = view2d(out, (b * Lq + i0) * Dv, nq, Dv, Dv, 1);
         else pv = view2d(tmp, 0, nq, Dv, Dv, 1);
         if (direct) {
-          const Array vv = operand_block<C>(ov, b, j0, nk, Dv, false, vbuf, true);
+          const Array vv = operand_block<C>(seg.v, b, j0 - seg.begin, nk, Dv, false, vbuf, true);
           for (int64_t rr = 0; rr < nq; ++rr)
             weighted_sum<C>(s + rr * nk, vv.data_as<C>(), vv.strides[0], Dv, nk,
                             pv.data_as<C>() + rr * Dv);
         } else {
-          matmul_float_with_hook(sv, operand_block<C>(ov, b, j0, nk, Dv, false, vbuf), pv, kNoHook,
-                                 gemm_scratch, false);
+          matmul_float_with_hook(sv, operand_block<C>(seg.v, b, j0 - seg.begin, nk, Dv, false, vbuf),
+                                 pv, kNoHook, gemm_scratch, false);
         }
         if (!one_key_block) {
           const C* t = pv.data_as<C>();
@@ -372,30 +416,36 @@ void attention_typed(const KernelArgs& args) {
   });
 }
 
+template <bool kCached>
 void attention_kernel(const KernelArgs& args) {
   if (args.out.numel() == 0) return;
   dispatch_dtype(args.out.dtype, [&]<typename O>() {
-    if constexpr (std::is_floating_point_v<compute_t<O>>) attention_typed<O>(args);
+    if constexpr (std::is_floating_point_v<compute_t<O>>) attention_typed<O>(args, kCached);
     else NEF_CHECK(false, "attention output must be floating");
   });
 }
 
 // Prepared per node: the blocking, hence the workspace (one slot per thread), follows
 // from the shapes and the thread count.
+template <bool kCached>
 class AttentionKernel final : public CpuKernel {
  public:
   AttentionKernel(const ir::Node& node, const std::vector<ir::TensorType>& in)
-      : name_(str("cpu.attention.", dtype_name(node.type.dtype))) {
+      : name_(str(kCached ? "cpu.cached_attention." : "cpu.attention.",
+                  dtype_name(node.type.dtype))) {
     if (in.size() < 3 || numel(node.type.shape) == 0) return;
     const DType t = node.type.dtype;
     const DType c = t == DType::Float64 ? DType::Float64 : DType::Float32;
-    Blocks b =
-        blocks(in[0].shape, in[1].shape, in[2].shape, node.type.shape, t == c, in.size() > 3, c);
+    std::vector<Shape> shapes;
+    for (const auto& x : in) shapes.push_back(x.shape);
+    const KeyShapes ks = key_shapes(shapes, kCached);
+    Blocks b = blocks(in[0].shape, ks.k, ks.v, node.type.shape, t == c,
+                      !kCached && in.size() > 3, c, kCached);
     workspace_ = b.slots * slot_bytes(b, c);
   }
   std::string name() const override { return name_; }
   int64_t workspace_bytes() const override { return workspace_; }
-  void run(const KernelArgs& args) const override { attention_kernel(args); }
+  void run(const KernelArgs& args) const override { attention_kernel<kCached>(args); }
 
  private:
   std::string name_;
@@ -404,6 +454,9 @@ class AttentionKernel final : public CpuKernel {
 
 }  // namespace
 
-void register_attention_kernels(KernelTable& t) { t.add_prepared<AttentionKernel>("attention"); }
+void register_attention_kernels(KernelTable& t) {
+  t.add_prepared<AttentionKernel<false>>("attention");
+  t.add_prepared<AttentionKernel<true>>("cached_attention");
+}
 
 }  // namespace nef::backend::cpu

@@ -1,0 +1,51 @@
+// qmatmul on AVX-512 VNNI (this file is compiled with -mavx512f -mavx512vl -mavx512bw
+// -mavx512vnni -mfma): one vpdpbusd per 32 codes x 32 activations; lanes 0-3 hold the first 16
+// elements, lanes 4-7 the last 16, so the two scales go in one vector.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "backends/cpu/kernels/qmatmul.h"
+
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__FMA__)
+namespace nef::backend::cpu {
+namespace {
+
+struct Dot {
+  using W = __m256i;
+  using Acc = __m256;
+  static W load(const uint8_t* codes) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes));
+  }
+  static Acc zero() { return _mm256_setzero_ps(); }
+  static Acc chunk(Acc acc, W w, const int8_t* q, float slo, float shi) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+    const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x);
+    const __m256 s = _mm256_set_m128(_mm_set1_ps(shi), _mm_set1_ps(slo));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc);
+  }
+  static float sum(Acc acc) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+
+#include "backends/cpu/kernels/qmatmul-inl.h"
+
+}  // namespace
+
+const QGemmIsa* qgemm_avx512() {
+  static const QGemmIsa isa{"avx512vnni", quantize_row_impl, rows_impl, dequantize_row_impl};
+  return &isa;
+}
+
+}  // namespace nef::backend::cpu
+#else
+namespace nef::backend::cpu {
+const QGemmIsa* qgemm_avx512() { return nullptr; }
+}  // namespace nef::backend::cpu
+#endif
