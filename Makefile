@@ -105,12 +105,15 @@ fuzz: venv
 	cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNEF_BUILD_FUZZ=ON \
 	  -DNEF_SANITIZE=ON -DNEF_BUILD_TESTS=OFF -DNEF_BUILD_CLI=OFF -DNEF_BUILD_PYTHON=OFF \
 	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DPython_EXECUTABLE=$(CURDIR)/$(PY)
-	ninja -C build/fuzz -j$(JOBS) nef_load_fuzz npy_fuzz onnx_import_fuzz
-	mkdir -p build/fuzz/corpus-nef build/fuzz/corpus-npy build/fuzz/corpus-onnx
+	ninja -C build/fuzz -j$(JOBS) nef_load_fuzz npy_fuzz onnx_import_fuzz gguf_fuzz
+	mkdir -p build/fuzz/corpus-nef build/fuzz/corpus-npy build/fuzz/corpus-onnx \
+	  build/fuzz/corpus-gguf
 	build/fuzz/nef_load_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \
 	  build/fuzz/corpus-nef fuzz/corpus/nef
 	build/fuzz/npy_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
 	  build/fuzz/corpus-npy fuzz/corpus/npy
+	build/fuzz/gguf_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \
+	  build/fuzz/corpus-gguf fuzz/corpus/gguf
 	# Seeds: past findings (fuzz/corpus/onnx) and the node-test models the pinned onnx package ships.
 	build/fuzz/onnx_import_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
 	  -rss_limit_mb=4096 build/fuzz/corpus-onnx fuzz/corpus/onnx \

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Writes the fuzz seed corpus: fuzz/corpus/nef/*.nef and fuzz/corpus/npy/*.npy.
+"""Writes the fuzz seed corpus: fuzz/corpus/nef/*.nef, fuzz/corpus/npy/*.npy and
+fuzz/corpus/gguf/*.gguf.
 
 The .nef files come from this script's own small writer of docs/format.md (independent of the
 C++ writer, so the C++ tests that load the valid_* files cross-check both). The .npy files are
-written by numpy itself (and ml_dtypes for bfloat16, when installed).
+written by numpy itself (and ml_dtypes for bfloat16, when installed). The .gguf files come from
+a small writer of the GGUF layout here (tiny tensors of every type NEF reads, every metadata
+value type, and a few damaged files).
 
 Usage: python3 fuzz/make_corpus.py      (run from anywhere; needs numpy for the npy part)
 """
@@ -14,6 +17,7 @@ import struct
 HERE = os.path.dirname(os.path.abspath(__file__))
 NEF_DIR = os.path.join(HERE, "corpus", "nef")
 NPY_DIR = os.path.join(HERE, "corpus", "npy")
+GGUF_DIR = os.path.join(HERE, "corpus", "gguf")
 
 
 def align(v, a=64):
@@ -196,11 +200,107 @@ def npy_files():
     return out
 
 
+# ---- GGUF ------------------------------------------------------------------------------------
+
+def gguf_str(v):
+    b = v.encode() if isinstance(v, str) else v
+    return struct.pack("<Q", len(b)) + b
+
+
+# GGUF value types: u8 i8 u16 i16 u32 i32 f32 bool string array u64 i64 f64
+GGUF_SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+               10: "<Q", 11: "<q", 12: "<d"}
+
+
+def gguf_value(vtype, v):
+    if vtype == 8:
+        return gguf_str(v)
+    if vtype == 9:
+        etype, items = v
+        return struct.pack("<IQ", etype, len(items)) + b"".join(gguf_value(etype, x) for x in items)
+    return struct.pack(GGUF_SCALAR[vtype], v)
+
+
+def gguf_file(kvs, tensors, version=3, alignment=32):
+    """kvs: [(key, vtype, value)]; tensors: [(name, ne, ggml_type, data bytes)] laid out in order."""
+    out = b"GGUF" + struct.pack("<IQQ", version, len(tensors), len(kvs))
+    for key, vtype, v in kvs:
+        out += gguf_str(key) + struct.pack("<I", vtype) + gguf_value(vtype, v)
+    offset, blob = 0, b""
+    for name, ne, gtype, data in tensors:
+        out += gguf_str(name) + struct.pack("<I", len(ne)) + struct.pack("<%dQ" % len(ne), *ne)
+        out += struct.pack("<IQ", gtype, offset)
+        blob += data + b"\0" * (align(len(data), alignment) - len(data))
+        offset = len(blob)
+    out += b"\0" * (align(len(out), alignment) - len(out))
+    return out + blob
+
+
+def pseudo_bytes(n, seed):
+    """Deterministic filler bytes (a small LCG), so seeds are reproducible without numpy."""
+    x, out = seed, bytearray()
+    for _ in range(n):
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        out.append(x >> 16 & 0xFF)
+    return bytes(out)
+
+
+def quant_blocks(n_blocks, block_bytes, scale_offsets, seed):
+    """Random blocks whose fp16 scales are 0.5 (finite) at the given byte offsets."""
+    out = bytearray()
+    for b in range(n_blocks):
+        blk = bytearray(pseudo_bytes(block_bytes, seed + b))
+        for off in scale_offsets:
+            blk[off:off + 2] = struct.pack("<e", 0.5)
+        out += blk
+    return bytes(out)
+
+
+def gguf_files():
+    kvs = [("general.architecture", 8, "llama"), ("general.alignment", 4, 32),
+           ("t.u8", 0, 200), ("t.i8", 1, -3), ("t.u16", 2, 60000), ("t.i16", 3, -2),
+           ("t.u32", 4, 7), ("t.i32", 5, -7), ("t.f32", 6, 0.5), ("t.bool", 7, True),
+           ("t.u64", 10, 2**40), ("t.i64", 11, -2**40), ("t.f64", 12, 0.25),
+           ("t.tokens", 9, (8, ["a", "\u00fc", ""])), ("t.scores", 9, (6, [0.5, -1.0])),
+           ("t.nested", 9, (9, [(4, [1, 2]), (4, [])]))]
+    # (name, ne, ggml type, data): every type NEF reads, two rows each where the size allows.
+    types = [
+        ("f32", [3, 2], 0, struct.pack("<6f", *range(6))),
+        ("f16", [3, 2], 1, struct.pack("<6e", *range(6))),
+        ("bf16", [4], 30, bytes([0, 0x3F, 0, 0x40, 0, 0xC0, 0x80, 0x3F])),
+        ("f64", [2], 28, struct.pack("<2d", 1.5, -2.0)),
+        ("i8", [4], 24, bytes([1, 2, 0xFF, 4])),
+        ("i32", [2], 26, struct.pack("<2i", 5, -5)),
+        ("i64", [1], 27, struct.pack("<q", 9)),
+        ("q4_0", [32, 2], 2, quant_blocks(2, 18, [0], 1)),
+        ("q4_1", [32, 2], 3, quant_blocks(2, 20, [0, 2], 2)),
+        ("q8_0", [64, 1], 8, quant_blocks(2, 34, [0], 3)),
+        ("q4_k", [256], 12, quant_blocks(1, 144, [0, 2], 4)),
+        ("q5_k", [256], 13, quant_blocks(1, 176, [0, 2], 5)),
+        ("q6_k", [256, 1], 14, quant_blocks(1, 210, [208], 6)),
+        ("q5_0", [32], 6, quant_blocks(1, 22, [0], 7)),  # listed, not readable
+    ]
+    out = {}
+    out["valid_all_types.gguf"] = gguf_file(kvs, types)
+    out["valid_v2_small.gguf"] = gguf_file(kvs[:2], types[:2], version=2)
+    out["valid_align64.gguf"] = gguf_file(
+        [("general.alignment", 4, 64)], [types[0], types[9]], alignment=64)
+    out["valid_metadata_only.gguf"] = gguf_file(kvs, [])
+    good = gguf_file(kvs[:1], types[7:9])
+    out["bad_truncated.gguf"] = good[:-30]  # into the last tensor (past its padding)
+    overlap = bytearray(good)  # the second tensor's offset (the last 8 bytes before padding)
+    end = good.index(b"q4_1") + 4 + 4 + 16 + 4
+    overlap[end:end + 8] = struct.pack("<Q", 0)
+    out["bad_overlap.gguf"] = bytes(overlap)
+    return out
+
+
 def main():
     os.makedirs(NEF_DIR, exist_ok=True)
     os.makedirs(NPY_DIR, exist_ok=True)
+    os.makedirs(GGUF_DIR, exist_ok=True)
     total = 0
-    for d, files in ((NEF_DIR, nef_files()), (NPY_DIR, npy_files())):
+    for d, files in ((NEF_DIR, nef_files()), (NPY_DIR, npy_files()), (GGUF_DIR, gguf_files())):
         for name, data in files.items():
             with open(os.path.join(d, name), "wb") as fh:
                 fh.write(data)

@@ -40,5 +40,7 @@ nef::Array array_from_dlpack(nb::handle capsule);
 void release_pyobject(void* p);
 
 void bind_interop(nb::module_& m);
+// nef._nef.GgufFile (gguf.cpp).
+void bind_gguf(nb::module_& m);
 
 }  // namespace nefpy

@@ -213,6 +213,7 @@ NB_MODULE(_nef, m) {
   m.doc() = "NEF native core (use the `nef` package, not this module directly)";
   nb::register_exception_translator(translate_nef_error);
   nefpy::bind_interop(m);
+  nefpy::bind_gguf(m);
 
   nb::class_<nef::Tensor>(m, "Tensor")
       .def_prop_ro("shape", [](const nef::Tensor& t) { return shape_tuple(t.shape()); })

@@ -113,7 +113,11 @@ void pack_nibbles(const uint8_t* codes, uint8_t* qs) {
 
 // float -> 4-bit code as ggml's reference does: truncate toward zero (the +0.5 / +8.5 bias
 // before it makes that a rounding), then cap at 15.
-uint8_t nibble_code(float v) { return uint8_t(std::min(15, int(std::trunc(v)))); }
+// NaN (0 * inf when a scale under/overflows) gives 0 rather than an undefined conversion.
+uint8_t nibble_code(float v) {
+  if (!(v >= 0.0f)) return 0;
+  return v >= 15.0f ? 15 : uint8_t(std::trunc(v));
+}
 
 void quant_q4_0(const float* x, uint8_t* dst, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += kQK, dst += sizeof(block_q4_0)) {
@@ -164,7 +168,10 @@ void quant_q8_0(const float* x, uint8_t* dst, int64_t nb) {
     block_q8_0 b;
     b.d = to_float16(d);
     // std::round: halves away from zero, as ggml's roundf.
-    for (int j = 0; j < kQK; ++j) b.qs[j] = int8_t(std::round(x[j] * id));
+    for (int j = 0; j < kQK; ++j) {
+      float v = std::round(x[j] * id);
+      b.qs[j] = v == v ? int8_t(std::clamp(v, -127.0f, 127.0f)) : 0;  // NaN: see nibble_code
+    }
     std::memcpy(dst, &b, sizeof b);
   }
 }
@@ -221,7 +228,14 @@ void dequantize_row(Format f, const uint8_t* src, float* dst, int64_t k) {
 }
 
 void quantize_row(Format f, const float* src, uint8_t* dst, int64_t k) {
+  if (f != Format::Q4_0 && f != Format::Q4_1 && f != Format::Q8_0)
+    throw UnsupportedError(str("[quantize] no quantizer for ", info(f).name,
+                               " (only q4_0, q4_1 and q8_0 can be written)"));
   int64_t nb = row_bytes(f, k) / info(f).block_bytes;
+  for (int64_t j = 0; j < k; ++j)
+    if (!std::isfinite(src[j]))
+      throw ValidationError(str("[quantize] ", info(f).name, ": element ", j, " of the row is ",
+                                src[j], " (only finite values can be quantized)"));
   switch (f) {
     case Format::Q4_0:
       return quant_q4_0(src, dst, nb);
@@ -230,8 +244,7 @@ void quantize_row(Format f, const float* src, uint8_t* dst, int64_t k) {
     case Format::Q8_0:
       return quant_q8_0(src, dst, nb);
     default:
-      throw UnsupportedError(str("[quantize] no quantizer for ", info(f).name,
-                                 " (only q4_0, q4_1 and q8_0 can be written)"));
+      NEF_CHECK(false, "quantizer checked above");
   }
 }
 

@@ -115,6 +115,7 @@ void dequantize_row(Format f, const uint8_t* src, float* dst, int64_t k);
 // Round-to-nearest quantization of k floats into row_bytes(f, k) bytes, bit-for-bit as ggml's
 // reference quantizers (and the gguf package) do for Q4_0, Q4_1 and Q8_0. The K-quants have no
 // quantizer here (they need ggml's search for scales): UnsupportedError naming the format.
+// Non-finite inputs are a ValidationError (their codes would be meaningless).
 void quantize_row(Format f, const float* src, uint8_t* dst, int64_t k);
 
 }  // namespace nef::quant
