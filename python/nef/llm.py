@@ -79,6 +79,15 @@ class Tokenizer:
         self._chat_source = chat_template or None
         self._chat: Any = None
 
+    @classmethod
+    def _wrap(cls, native: _nef.Tokenizer, chat_template: str | None = None) -> Tokenizer:
+        """A Tokenizer around a native one made elsewhere (a model loader)."""
+        self = cls.__new__(cls)
+        self._native = native
+        self._chat_source = chat_template or None
+        self._chat = None
+        return self
+
     def encode(self, text: str | bytes, parse_special: bool = False,
                add_special: bool = True) -> list[int]:
         """Text (str, or bytes that need not be UTF-8) -> token ids. parse_special: recognize
