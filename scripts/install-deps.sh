@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(cmake ninja-build g++ clang lld libclang-rt-14-dev libgtest-dev libgmock-dev libbenchmark-dev
       nlohmann-json3-dev libcli11-dev libhwy-dev libomp-dev python3-venv python3-dev
-      libprotobuf-dev protobuf-compiler golang-go
+      libprotobuf-dev protobuf-compiler libpcre2-dev golang-go
       pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo)
 missing=()
 for p in "${pkgs[@]}"; do

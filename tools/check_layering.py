@@ -25,6 +25,8 @@ ALLOWED = {
     "api": {"common", "ir", "devices", "backends", "backends/cpu", "runtime", "compiler",
             "engine", "format"},
     "onnx": {"common", "ir", "api", "format", "runtime"},
+    # Language models: the tokenizer, the GGUF model and generation over the C++ API.
+    "llm": {"common", "ir", "api", "format", "runtime"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 

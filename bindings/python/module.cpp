@@ -25,6 +25,10 @@
 namespace nb = nanobind;
 using namespace nb::literals;
 
+namespace nefpy {
+void bind_llm(nb::module_& m);  // llm.cpp: Tokenizer, StreamDecoder, ChatTemplate, StopStrings
+}  // namespace nefpy
+
 namespace {
 
 // The C++ API does not allow executing one tensor from two threads at once; with the GIL
@@ -214,6 +218,7 @@ NB_MODULE(_nef, m) {
   nb::register_exception_translator(translate_nef_error);
   nefpy::bind_interop(m);
   nefpy::bind_gguf(m);
+  nefpy::bind_llm(m);
 
   nb::class_<nef::Tensor>(m, "Tensor")
       .def_prop_ro("shape", [](const nef::Tensor& t) { return shape_tuple(t.shape()); })

@@ -10,8 +10,7 @@ See docs/python.md for the API and where NEF's defaults differ from numpy.
 """
 
 from . import _nef
-from . import gguf
-from . import random
+from . import gguf, llm, random
 from .conv import conv, conv_transpose
 from .creation import (arange, asarray, empty, empty_like, eye, from_numpy, full, full_like,
                        identity, linspace, ones, ones_like, placeholder, scalar, tensor, zeros,
@@ -50,7 +49,7 @@ __all__ = [
     # tensors and creation
     "Tensor", "tensor", "asarray", "from_numpy", "from_dlpack", "placeholder", "scalar", "full",
     "zeros", "ones", "empty", "full_like", "zeros_like", "ones_like", "empty_like", "arange",
-    "linspace", "eye", "identity", "random", "gguf",
+    "linspace", "eye", "identity", "random", "gguf", "llm",
     # dtypes
     "DType", "as_dtype", "finfo", "float32", "float16", "bfloat16", "float64", "int8", "uint8",
     "int32", "int64", "bool_", "bool",

@@ -357,7 +357,8 @@ def wheel_loads(venv, prefix: Path, program: str | None = None) -> tuple[list[st
 
 
 def test_runtime_loads_only_bundled_or_system_libraries(venv, onnx_model):
-    """Python: the quick start's kind of work and an ONNX import (protobuf-lite)."""
+    """Python: the quick start's kind of work, an ONNX import (protobuf-lite) and the LLM
+    tokenizer (PCRE2, with Unicode properties: "éx" is one pre-token only if é is a letter)."""
     path, _ = onnx_model
     cwd = venv["cwd"] / "ld-python"
     cwd.mkdir()
@@ -366,6 +367,10 @@ def test_runtime_loads_only_bundled_or_system_libraries(venv, onnx_model):
         a = nef.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=nef.float32)
         (nef.softmax(a @ a, dim=-1) + 1).execute()
         nef.from_onnx({str(path)!r}, dims={{"batch": 2}}).run({{"X": np.ones((2, 5), np.float32)}})
+        kept = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+        symbols = [chr(b) for b in kept] + [chr(256 + i) for i in range(256 - len(kept))]
+        tok = nef.llm.Tokenizer(symbols + ["Ã©", "Ã©x"], ["Ã ©", "Ã© x"], pre="smollm")
+        assert tok.encode("éx") == [len(symbols) + 1], tok.encode("éx")
         print(nef.devices()["enabled"])
         """), cwd=cwd)
     seen, bad = wheel_loads(venv, prefix)
