@@ -1,12 +1,14 @@
 // The C ABI over the C++ API: every entry point catches everything and returns a status.
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "api/lazy.h"
+#include "llm/generate.h"
 #include "backends/registry.h"
 #include "nef/nef.h"
 #include "nef/tensor.h"
@@ -499,3 +501,66 @@ nef_status nef_live_handles(int64_t* tensors, int64_t* graphs, int64_t* attrs) {
 }
 
 }  // extern "C"
+
+// ---- language models ---------------------------------------------------------------------
+
+struct nef_llm {
+  std::shared_ptr<const nef::llm::Model> m;
+};
+
+nef_status nef_llm_load(const char* path, int64_t context, nef_llm** out) {
+  NEF_REQUIRE(path);
+  NEF_REQUIRE(out);
+  return guard([&] {
+    nef::llm::LoadOptions o;
+    o.context = context;
+    *out = new nef_llm{nef::llm::Model::load(path, o)};
+  });
+}
+
+void nef_llm_free(nef_llm* m) { delete m; }
+
+void nef_generate_options_init(nef_generate_options* o) {
+  if (!o) return;
+  const nef::llm::SamplingParams d;
+  *o = nef_generate_options{256, d.temperature, d.top_k, d.top_p, d.min_p, d.repeat_penalty,
+                            d.seed, 0};
+}
+
+nef_status nef_llm_generate(nef_llm* m, const char* prompt, const nef_generate_options* opts,
+                            nef_piece_fn on_piece, void* user, nef_generate_stats* stats) {
+  NEF_REQUIRE(m);
+  NEF_REQUIRE(prompt);
+  NEF_REQUIRE(on_piece);
+  return guard([&] {
+    nef_generate_options o;
+    nef_generate_options_init(&o);
+    if (opts) o = *opts;
+    nef::llm::GenerateOptions g;
+    g.max_tokens = o.max_tokens;
+    g.sampling.temperature = o.temperature;
+    g.sampling.top_k = o.top_k;
+    g.sampling.top_p = o.top_p;
+    g.sampling.min_p = o.min_p;
+    g.sampling.repeat_penalty = o.repeat_penalty;
+    g.sampling.seed = o.seed;
+    nef::llm::Generation gen = o.chat ? nef::llm::Generation::chat(m->m, {{"user", prompt}}, g)
+                                      : nef::llm::Generation(m->m, prompt, g);
+    std::string reason;
+    while (auto piece = gen.next()) {
+      if (on_piece(piece->data(), piece->size(), user) != 0) {
+        reason = "callback";
+        break;
+      }
+    }
+    if (stats) {
+      const nef::llm::GenerateStats& s = gen.stats();
+      stats->prompt_tokens = s.prompt_tokens;
+      stats->generated_tokens = s.generated_tokens;
+      stats->prompt_seconds = s.prompt_seconds;
+      stats->decode_seconds = s.decode_seconds;
+      if (reason.empty()) reason = s.stop_reason;
+      std::snprintf(stats->stop_reason, sizeof stats->stop_reason, "%s", reason.c_str());
+    }
+  });
+}

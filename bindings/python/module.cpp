@@ -27,6 +27,7 @@ using namespace nb::literals;
 
 namespace nefpy {
 void bind_llm(nb::module_& m);  // llm.cpp: Tokenizer, StreamDecoder, ChatTemplate, StopStrings
+void bind_llm_model(nb::module_& m);  // llm_model.cpp: LlmModel, LlmSession, LlmGeneration
 }  // namespace nefpy
 
 namespace {
@@ -219,6 +220,7 @@ NB_MODULE(_nef, m) {
   nefpy::bind_interop(m);
   nefpy::bind_gguf(m);
   nefpy::bind_llm(m);
+  nefpy::bind_llm_model(m);
 
   nb::class_<nef::Tensor>(m, "Tensor")
       .def_prop_ro("shape", [](const nef::Tensor& t) { return shape_tuple(t.shape()); })

@@ -172,6 +172,38 @@ NEF_API nef_status nef_num_threads(int* n);
  * NULL. Bindings use it to check that they free every handle they create. */
 NEF_API nef_status nef_live_handles(int64_t* tensors, int64_t* graphs, int64_t* attrs);
 
+/* ---- language models (docs/llm.md): GGUF Llama-family models, streamed generation ---- */
+typedef struct nef_llm nef_llm; /* a loaded model; thread-safe, shared by generations */
+/* Loads a .gguf model. context: KV-cache capacity in tokens (0: the model's, at most 4096).
+ * NEF_ERROR_FORMAT for a malformed file, NEF_ERROR_UNSUPPORTED for an architecture NEF does
+ * not run. */
+NEF_API nef_status nef_llm_load(const char* path, int64_t context, nef_llm** out);
+NEF_API void nef_llm_free(nef_llm* m);
+typedef struct nef_generate_options {
+  int64_t max_tokens;    /* default 256 */
+  double temperature;    /* default 0: greedy */
+  int64_t top_k;         /* default 40 (0: all) */
+  double top_p;          /* default 0.95 */
+  double min_p;          /* default 0.05 */
+  double repeat_penalty; /* default 1 (off) */
+  uint64_t seed;         /* default 0 */
+  int chat;              /* nonzero: the prompt is a user message in the model's chat template */
+} nef_generate_options;
+NEF_API void nef_generate_options_init(nef_generate_options* o); /* the defaults above */
+typedef struct nef_generate_stats {
+  int64_t prompt_tokens, generated_tokens;
+  double prompt_seconds, decode_seconds;
+  char stop_reason[16]; /* "eos", "stop_string", "max_tokens", "context", "callback" */
+} nef_generate_stats;
+/* Called with the text of each generated token (UTF-8, possibly empty, not NUL-terminated) as
+ * it is produced; returning nonzero stops the generation. */
+typedef int (*nef_piece_fn)(const char* piece, size_t len, void* user);
+/* Generates from `prompt`, calling `on_piece` per token; `opts` and `stats` may be NULL.
+ * Runs on the calling thread; different threads may generate from one model at once. */
+NEF_API nef_status nef_llm_generate(nef_llm* m, const char* prompt,
+                                    const nef_generate_options* opts, nef_piece_fn on_piece,
+                                    void* user, nef_generate_stats* stats);
+
 #ifdef __cplusplus
 }
 #endif

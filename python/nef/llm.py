@@ -1,5 +1,11 @@
-"""Language-model support: the byte-level BPE tokenizer, streaming decoding, chat templates and
-stop strings (docs/llm.md).
+"""Language models (docs/llm.md): GGUF Llama-family models run token by token with a KV cache,
+the byte-level BPE tokenizer, streaming decoding, chat templates and stop strings.
+
+    m = nef.llm.load(path)                       # a .gguf file
+    for piece in m.generate("The capital of France is", max_tokens=32):
+        print(piece, end="", flush=True)
+    for piece in m.chat([{"role": "user", "content": "Hi!"}]):
+        ...
 
     tok = nef.llm.Tokenizer(tokens, merges, token_types, bos_id=1, eos_id=2, pre="smollm",
                             chat_template=template)
@@ -18,7 +24,8 @@ from typing import Any
 from . import _nef
 from .errors import NEFTypeError, NEFValidationError
 
-__all__ = ["Tokenizer", "StreamDecoder", "ChatTemplate", "StopStrings", "TOKEN_TYPES"]
+__all__ = ["load", "Model", "Session", "Generation", "Tokenizer", "StreamDecoder", "ChatTemplate",
+           "StopStrings", "TOKEN_TYPES"]
 
 StreamDecoder = _nef.StreamDecoder
 ChatTemplate = _nef.ChatTemplate
@@ -201,3 +208,104 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return f"nef.llm.Tokenizer(vocab_size={self.vocab_size}, pre={self.pre!r})"
+
+
+class Generation:
+    """One generation in progress: iterate it for the text of each generated token as it is
+    produced (a piece may be "" while a character or a possible stop string is incomplete).
+    After the loop, `stats` has the token counts, prefill and decode seconds and the stop
+    reason ("eos", "stop_string", "max_tokens", "context"); `tokens` the generated ids."""
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+
+    def __iter__(self) -> Generation:
+        return self
+
+    def __next__(self) -> str:
+        return next(self._native)
+
+    @property
+    def stats(self) -> dict:
+        return dict(self._native.stats)
+
+    @property
+    def tokens(self) -> list[int]:
+        return list(self._native.tokens)
+
+    @property
+    def prompt_tokens(self) -> list[int]:
+        return list(self._native.prompt_tokens)
+
+    def text(self) -> str:
+        """Runs the generation to its end and returns the rest of its text."""
+        return "".join(self)
+
+
+class Session:
+    """One sequence over a model: the KV cache and the position. eval(tokens) runs tokens at the
+    current position and returns the logits after the last one (numpy float32 [vocab])."""
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+
+    def eval(self, tokens: Iterable[int]):
+        return self._native.eval(_ids(tokens))
+
+    @property
+    def position(self) -> int:
+        return self._native.position
+
+    def truncate(self, pos: int = 0) -> None:
+        """Forgets the tokens from `pos` on."""
+        self._native.truncate(operator.index(pos))
+
+
+class Model:
+    """A language model loaded from a GGUF file (nef.llm.load)."""
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+        self.tokenizer = Tokenizer._wrap(native.tokenizer, native.chat_template or None)
+
+    @property
+    def config(self) -> dict:
+        """Architecture and sizes read from the file, and the KV-cache capacity ("context")."""
+        return dict(self._native.config)
+
+    def session(self) -> Session:
+        return Session(self._native.session())
+
+    def generate(self, prompt: str, max_tokens: int = 256, temperature: float = 0.0,
+                 top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05,
+                 repeat_penalty: float = 1.0, repeat_last_n: int = 64, seed: int = 0,
+                 stop: Sequence[str] | None = None, ignore_eos: bool = False) -> Generation:
+        """Streams the continuation of `prompt` (special tokens written in it are parsed):
+        temperature 0 is greedy; otherwise top-k, top-p and min-p filter and `seed` makes the
+        sampling repeatable. Stops at an end-of-generation token, a stop string (never
+        emitted) or max_tokens."""
+        return Generation(self._native.generate(
+            str(prompt), int(max_tokens), float(temperature), int(top_k), float(top_p),
+            float(min_p), float(repeat_penalty), int(repeat_last_n), int(seed),
+            [str(x) for x in (stop or [])], bool(ignore_eos)))
+
+    def chat(self, messages: Iterable[Any] | str, max_tokens: int = 256, temperature: float = 0.0,
+             top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05,
+             repeat_penalty: float = 1.0, repeat_last_n: int = 64, seed: int = 0,
+             stop: Sequence[str] | None = None, ignore_eos: bool = False) -> Generation:
+        """Streams the assistant's answer to a conversation ({"role", "content"} dicts, or one
+        str as the user's message), rendered with the model's chat template."""
+        msgs = ([("user", messages)] if isinstance(messages, str) else _messages(messages))
+        return Generation(self._native.chat(
+            msgs, int(max_tokens), float(temperature), int(top_k), float(top_p), float(min_p),
+            float(repeat_penalty), int(repeat_last_n), int(seed),
+            [str(x) for x in (stop or [])], bool(ignore_eos)))
+
+
+def load(path: Any, context: int = 0, prefill_chunk: int = 128) -> Model:
+    """Loads a GGUF language model (Llama family: llama, mistral). context: the KV-cache
+    capacity in tokens (0: the model's trained context, at most 4096); prefill_chunk: prompt
+    tokens per step. The weights stay in the mapped file."""
+    import os
+    return Model(_nef.llm_load(os.fspath(path), operator.index(context),
+                               operator.index(prefill_chunk)))

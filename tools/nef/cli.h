@@ -57,6 +57,21 @@ struct ImportOptions {
 // Converts an ONNX model to a .nef (symbolic dims must be bound with --dim).
 int cmd_import(const ImportOptions& opts);
 
+struct GenerateCliOptions {
+  std::string model;  // .gguf
+  std::string prompt;
+  bool chat = false;  // wrap the prompt as a user message in the model's chat template
+  int64_t max_tokens = 128;
+  int64_t context = 0;
+  double temperature = 0.0;  // 0: greedy
+  int64_t top_k = 40;
+  double top_p = 0.95, min_p = 0.05, repeat_penalty = 1.0;
+  uint64_t seed = 0;
+  std::vector<std::string> stop;
+};
+// Streams a GGUF language model's continuation (or chat answer) of a prompt to stdout.
+int cmd_generate(const GenerateCliOptions& opts);
+
 // ---- helpers -----------------------------------------------------------------------------
 // Splits "NAME=FILE" at the first '='; UsageError when '=' is missing or a side is empty.
 std::pair<std::string, std::string> split_input_spec(const std::string& spec);

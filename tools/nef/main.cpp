@@ -97,6 +97,24 @@ int run_main(int argc, char** argv) {
   import_cmd->add_flag("--embed-plan", import_opts.embed_plan,
                        "Also store the compiled plan (compiler_cache \"embedded\")");
 
+  nef::cli::GenerateCliOptions gen;
+  CLI::App* gen_cmd = app.add_subcommand(
+      "generate", "Stream a GGUF language model's text for a prompt (Llama family)");
+  gen_cmd->add_option("MODEL", gen.model, "The .gguf file")->required();
+  gen_cmd->add_option("-p,--prompt", gen.prompt, "The prompt text")->required();
+  gen_cmd->add_flag("--chat", gen.chat, "Send the prompt as a user message (chat template)");
+  gen_cmd->add_option("-n,--max-tokens", gen.max_tokens, "Tokens to generate at most")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 30));
+  gen_cmd->add_option("--temperature", gen.temperature, "Sampling temperature (0: greedy)")
+      ->check(CLI::Range(0.0, 100.0));
+  gen_cmd->add_option("--top-k", gen.top_k, "Keep the k most likely tokens (0: all)");
+  gen_cmd->add_option("--top-p", gen.top_p, "Nucleus sampling threshold (1: off)");
+  gen_cmd->add_option("--min-p", gen.min_p, "Drop tokens below min-p x the top one (0: off)");
+  gen_cmd->add_option("--repeat-penalty", gen.repeat_penalty, "Repetition penalty (1: off)");
+  gen_cmd->add_option("--seed", gen.seed, "Sampling seed");
+  gen_cmd->add_option("--ctx", gen.context, "KV-cache capacity in tokens (0: the model's, <= 4096)");
+  gen_cmd->add_option("--stop", gen.stop, "A stop string (repeat per string)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -116,8 +134,9 @@ int run_main(int argc, char** argv) {
   if (devices_cmd->parsed()) return nef::cli::cmd_devices(devices_json);
   if (compile_cmd->parsed()) return nef::cli::cmd_compile(compile_file, compile_out);
   if (import_cmd->parsed()) return nef::cli::cmd_import(import_opts);
+  if (gen_cmd->parsed()) return nef::cli::cmd_generate(gen);
   std::cerr << app.help();
-  return usage("a command is required: run, inspect, compile, import or devices");
+  return usage("a command is required: run, inspect, compile, import, generate or devices");
 }
 
 }  // namespace
