@@ -43,6 +43,9 @@ demo: build
 	$(PY) examples/build_mlp.py out/mlp.nef out/x.npy
 	$(VENV)/bin/nef run out/mlp.nef --input x=out/x.npy --output out --plan --timing
 	$(PY) examples/quickstart.py
+	# A language model streaming its answer: SmolLM2-135M-Instruct (GGUF, Q4_1) on NEF's kernels.
+	$(VENV)/bin/nef generate "$$($(PY) examples/smollm2_path.py)" --chat \
+	  --prompt "What is the capital of France? Answer in one sentence." --max-tokens 48
 
 test: build
 	$(MAKE) --no-print-directory test-cpp test-python test-opencl test-go test-wheel

@@ -1,17 +1,19 @@
 // The quantized GEMM algorithm of qmatmul.h, included once per instruction set inside an
 // anonymous namespace by qmatmul_{avx512,avx2,generic}.cpp (each compiled with its own target
-// flags) after that file defines `struct Dot`: W load(const uint8_t* codes32), Acc zero(),
-// Acc chunk(Acc, W, const int8_t* q32, float scale_lo16, float scale_hi16) adding
-// scale_lo * sum_{j<16} code_j q_j + scale_hi * sum_{j>=16} code_j q_j, float sum(Acc).
+// flags) after that file defines `struct Dot`:
+//   W load(const uint8_t* codes32)                  32 unpacked codes
+//   W nibbles(const uint8_t* qs16, uint8_t* tmp32)  codes of a 4-bit block (low nibbles are
+//                                                   elements 0-15, high nibbles 16-31)
+//   W bytes(const uint8_t* qs32, uint8_t* tmp32)    codes of an 8-bit block: q + 128
+//   Acc zero(); float sum(Acc); float half(const uint8_t* p) (an IEEE half at p)
+//   Acc chunk(Acc, W, const int8_t* q32, float scale_lo16, float scale_hi16) adding
+//     scale_lo * sum_{j<16} code_j q_j + scale_hi * sum_{j>=16} code_j q_j
+//   Acc chunk1(Acc, W, const int8_t* q32, float scale)  (one scale for all 32)
 // No includes here: the including file provides <algorithm>, <cmath>, <cstring>, qmatmul.h.
 
 using quant::Format;
 
-inline float f16(const uint8_t* p) {
-  float16_t h;
-  std::memcpy(&h, p, sizeof h);
-  return to_float(h);
-}
+inline float f16(const uint8_t* p) { return Dot::half(p); }
 
 // Unpacked row: codes[K], then per 32-element chunk {a_lo, a_hi, b_lo, b_hi}: element j of the
 // chunk is a * codes[j] + b with the lo (j < 16) or hi pair.
@@ -119,7 +121,55 @@ void quantize_row_impl(const float* x, int64_t K, QChunk* dst) {
 // used for kRowTile rows.
 constexpr int kRowTile = 4;
 
+// The 32-element formats straight from their blocks (no unpacked row): the decoding path,
+// where each weight byte is used once per activation row.
+template <Format F>
+void rows_blocks(const QGemmArgs& a, int64_t n0, int64_t n1) {
+  constexpr int64_t kBytes = F == Format::Q4_0 ? 18 : F == Format::Q4_1 ? 20 : 34;
+  constexpr int64_t kQs = F == Format::Q4_1 ? 4 : 2;
+  const int64_t nb = a.K / 32;
+  alignas(32) uint8_t tmp[32];
+  for (int64_t n = n0; n < n1; ++n) {
+    const uint8_t* row = a.w + n * a.row_bytes;
+    int64_t m = 0;
+    for (; m < a.M; m += kRowTile) {
+      const int rt = int(std::min<int64_t>(kRowTile, a.M - m));
+      typename Dot::Acc acc[kRowTile];
+      float bsum[kRowTile];
+      for (int r = 0; r < kRowTile; ++r) acc[r] = Dot::zero(), bsum[r] = 0;
+      const QChunk* xr = a.x + m * nb;
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = row + b * kBytes;
+        const float d = f16(blk);
+        const float off = F == Format::Q4_1 ? f16(blk + 2) : F == Format::Q4_0 ? -8.0f * d
+                                                                               : -128.0f * d;
+        const auto wv = F == Format::Q8_0 ? Dot::bytes(blk + kQs, tmp) : Dot::nibbles(blk + kQs, tmp);
+        if (rt == kRowTile) {
+          for (int r = 0; r < kRowTile; ++r) {
+            const QChunk& xc = xr[r * nb + b];
+            acc[r] = Dot::chunk1(acc[r], wv, xc.q, d * xc.d);
+            bsum[r] += off * (xc.sl + xc.sh);
+          }
+        } else {
+          for (int r = 0; r < rt; ++r) {
+            const QChunk& xc = xr[r * nb + b];
+            acc[r] = Dot::chunk1(acc[r], wv, xc.q, d * xc.d);
+            bsum[r] += off * (xc.sl + xc.sh);
+          }
+        }
+      }
+      for (int r = 0; r < rt; ++r) a.out[(m + r) * a.ldo + n] = Dot::sum(acc[r]) + bsum[r];
+    }
+  }
+}
+
 void rows_impl(const QGemmArgs& a, int64_t n0, int64_t n1, uint8_t* scratch) {
+  switch (a.format) {
+    case Format::Q4_0: return rows_blocks<Format::Q4_0>(a, n0, n1);
+    case Format::Q4_1: return rows_blocks<Format::Q4_1>(a, n0, n1);
+    case Format::Q8_0: return rows_blocks<Format::Q8_0>(a, n0, n1);
+    default: break;
+  }
   const int64_t chunks = a.K / 32;
   const Unpacked u = unpacked_view(scratch, a.K);
   for (int64_t n = n0; n < n1; ++n) {

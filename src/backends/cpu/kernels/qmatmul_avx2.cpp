@@ -21,6 +21,31 @@ struct Dot {
     return {_mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes))),
             _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + 16)))};
   }
+  static W nibbles(const uint8_t* qs, uint8_t*) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+    const __m128i mask = _mm_set1_epi8(0x0f);
+    return {_mm256_cvtepu8_epi16(_mm_and_si128(v, mask)),
+            _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(v, 4), mask))};
+  }
+  static W bytes(const uint8_t* qs, uint8_t*) {  // q + 128, as int16
+    const __m256i off = _mm256_set1_epi16(128);
+    return {_mm256_add_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(
+                                 reinterpret_cast<const __m128i*>(qs))), off),
+            _mm256_add_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(
+                                 reinterpret_cast<const __m128i*>(qs + 16))), off)};
+  }
+  static float half(const uint8_t* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+  }
+  static Acc chunk1(Acc acc, const W& w, const int8_t* q, float s) {
+    const __m256i xl = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
+    const __m256i xh =
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)));
+    const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(w.lo, xl), _mm256_madd_epi16(w.hi, xh));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(s), acc);
+  }
   static Acc zero() { return _mm256_setzero_ps(); }
   static Acc chunk(Acc acc, const W& w, const int8_t* q, float slo, float shi) {
     const __m256i xl = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));

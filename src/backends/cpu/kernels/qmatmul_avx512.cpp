@@ -19,6 +19,25 @@ struct Dot {
   static W load(const uint8_t* codes) {
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes));
   }
+  static W nibbles(const uint8_t* qs, uint8_t*) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+    const __m128i mask = _mm_set1_epi8(0x0f);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), mask), _mm_and_si128(v, mask));
+  }
+  static W bytes(const uint8_t* qs, uint8_t*) {  // q + 128
+    return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs)),
+                            _mm256_set1_epi8(char(0x80)));
+  }
+  static float half(const uint8_t* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+  }
+  static Acc chunk1(Acc acc, W w, const int8_t* q, float s) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+    const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(s), acc);
+  }
   static Acc zero() { return _mm256_setzero_ps(); }
   static Acc chunk(Acc acc, W w, const int8_t* q, float slo, float shi) {
     const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
