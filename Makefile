@@ -10,7 +10,7 @@ JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 
 .PHONY: all deps venv build demo test test-cpp test-python test-opencl test-go test-wheel wheel sdist sanitize \
-        fuzz bench format clean
+        fuzz bench bench-llm format clean
 
 all: build
 
@@ -128,6 +128,19 @@ fuzz: venv
 build/bench/roofline: bench/roofline.cpp
 	mkdir -p build/bench
 	$(CXX) -std=c++20 -O3 -march=native -fopenmp -o $@ $<
+
+# NEF vs llama.cpp on SmolLM2 (bench/bench_llm.py; results in bench/RESULTS.md). The peer,
+# llama-cpp-python, builds llama.cpp from source (about 13 minutes on 2 cores): its wheel is built
+# once into build/peers and installed into .venv with the packages its Python layer imports.
+LLAMA_CPP_VERSION := 0.3.36
+bench-llm: build
+	@if ! $(PY) -c "import llama_cpp" 2>/dev/null; then \
+	  ls build/peers/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+	    CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(PY) -m pip wheel --no-deps \
+	      llama-cpp-python==$(LLAMA_CPP_VERSION) -w build/peers; \
+	  $(PY) -m pip install -q --no-deps build/peers/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl \
+	    diskcache==5.6.3 jinja2 MarkupSafe typing-extensions; fi
+	$(PY) bench/bench_llm.py
 
 bench: build build/bench/roofline
 	$(PY) bench/bench_ops.py --command "make bench"

@@ -276,3 +276,55 @@ def test_cli_generate_streams(tmp_path):
     bad = subprocess.run([nef_bin, "generate", str(tmp_path / "missing.gguf"), "--prompt", "x"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "missing.gguf" in bad.stderr
+
+
+@needs_smollm2
+def test_c_api_streams_pieces():
+    """nef_llm_generate (include/nef/nef.h) through ctypes: the pieces the callback receives
+    are the generation's text; a nonzero return stops it."""
+    import ctypes
+    lib_path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
+                            "build", "release", "libnef.so")
+    if not os.path.exists(lib_path):
+        pytest.skip("libnef.so is not built (make build)")
+    lib = ctypes.CDLL(lib_path)
+
+    class Options(ctypes.Structure):
+        _fields_ = [("max_tokens", ctypes.c_int64), ("temperature", ctypes.c_double),
+                    ("top_k", ctypes.c_int64), ("top_p", ctypes.c_double),
+                    ("min_p", ctypes.c_double), ("repeat_penalty", ctypes.c_double),
+                    ("seed", ctypes.c_uint64), ("chat", ctypes.c_int)]
+
+    class Stats(ctypes.Structure):
+        _fields_ = [("prompt_tokens", ctypes.c_int64), ("generated_tokens", ctypes.c_int64),
+                    ("prompt_seconds", ctypes.c_double), ("decode_seconds", ctypes.c_double),
+                    ("stop_reason", ctypes.c_char * 16)]
+
+    PieceFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p)
+    lib.nef_llm_load.argtypes = [ctypes.c_char_p, ctypes.c_int64, ctypes.POINTER(ctypes.c_void_p)]
+    lib.nef_llm_generate.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(Options),
+                                     PieceFn, ctypes.c_void_p, ctypes.POINTER(Stats)]
+    lib.nef_llm_free.argtypes = [ctypes.c_void_p]
+    lib.nef_last_error.restype = ctypes.c_char_p
+    handle = ctypes.c_void_p()
+    assert lib.nef_llm_load(SMOLLM2.encode(), 128, ctypes.byref(handle)) == 0
+    try:
+        opts = Options()
+        lib.nef_generate_options_init(ctypes.byref(opts))
+        opts.max_tokens = 6
+        pieces = []
+        fn = PieceFn(lambda p, n, user: pieces.append(ctypes.string_at(p, n)) or 0)
+        stats = Stats()
+        assert lib.nef_llm_generate(handle, b"The capital of France is", ctypes.byref(opts), fn,
+                                    None, ctypes.byref(stats)) == 0
+        assert b"".join(pieces).startswith(b" Paris.")
+        assert stats.generated_tokens == 6 and stats.stop_reason == b"max_tokens"
+        stop = PieceFn(lambda p, n, user: 1)
+        assert lib.nef_llm_generate(handle, b"Hello", None, stop, None, ctypes.byref(stats)) == 0
+        assert stats.generated_tokens == 1 and stats.stop_reason == b"callback"
+        assert lib.nef_llm_generate(handle, None, None, stop, None, None) != 0
+    finally:
+        lib.nef_llm_free(handle)
+    bad = ctypes.c_void_p()
+    assert lib.nef_llm_load(b"/nonexistent.gguf", 0, ctypes.byref(bad)) != 0
+    assert b"nonexistent" in lib.nef_last_error()
