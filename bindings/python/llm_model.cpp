@@ -17,6 +17,7 @@
 #include "llm/generate.h"
 #include "llm/model.h"
 #include "nef/error.h"
+#include "nef/tensor.h"
 
 namespace nefpy {
 
@@ -132,6 +133,33 @@ void bind_llm_model(nb::module_& m) {
           "messages"_a, NEF_GEN_ARGS);
 
   nb::class_<PySession>(m, "LlmSession")
+      .def("eval_profiled",
+           [](PySession& s, const std::vector<int64_t>& tokens) {
+             std::vector<int32_t> ids(tokens.begin(), tokens.end());
+             nef::RunProfile prof;
+             {
+               nb::gil_scoped_release release;
+               const bool was = nef::profiling();
+               nef::set_profiling(true);
+               try {
+                 s.session->eval(ids);
+               } catch (...) {
+                 nef::set_profiling(was);
+                 throw;
+               }
+               nef::set_profiling(was);
+               prof = nef::last_profile();
+             }
+             nb::list out;
+             for (const nef::KernelProfile& k : prof.kernels) {
+               nb::dict e;
+               e["kernel"] = k.kernel;
+               e["op"] = k.op;
+               e["seconds"] = k.seconds;
+               out.append(e);
+             }
+             return nb::make_tuple(prof.seconds, out);
+           })
       .def_prop_ro("position", [](const PySession& s) { return s.session->position(); })
       .def("truncate", [](PySession& s, int64_t pos) { s.session->truncate(pos); }, "pos"_a = 0)
       .def("eval", [](PySession& s, const std::vector<int64_t>& tokens) {

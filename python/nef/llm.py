@@ -252,6 +252,12 @@ class Session:
     def eval(self, tokens: Iterable[int]):
         return self._native.eval(_ids(tokens))
 
+    def profile(self, tokens: Iterable[int]) -> dict:
+        """eval(tokens) with every kernel timed: {"seconds": the step graph's run (of the last
+        chunk), "kernels": [{"kernel", "op", "seconds"}, ...] in execution order}."""
+        seconds, kernels = self._native.eval_profiled(_ids(tokens))
+        return {"seconds": seconds, "kernels": list(kernels)}
+
     @property
     def position(self) -> int:
         return self._native.position

@@ -5,7 +5,7 @@
 //   W nibbles(const uint8_t* qs16, uint8_t* tmp32)  codes of a 4-bit block (low nibbles are
 //                                                   elements 0-15, high nibbles 16-31)
 //   W bytes(const uint8_t* qs32, uint8_t* tmp32)    codes of an 8-bit block: q + 128
-//   Acc zero(); float sum(Acc); float half(const uint8_t* p) (an IEEE half at p)
+//   Acc zero(); Acc add(Acc, Acc); float sum(Acc); float half(const uint8_t* p) (a half at p)
 //   Acc chunk(Acc, W, const int8_t* q32, float scale_lo16, float scale_hi16) adding
 //     scale_lo * sum_{j<16} code_j q_j + scale_hi * sum_{j>=16} code_j q_j
 //   Acc chunk1(Acc, W, const int8_t* q32, float scale)  (one scale for all 32)
@@ -122,52 +122,77 @@ void quantize_row_impl(const float* x, int64_t K, QChunk* dst) {
 constexpr int kRowTile = 4;
 
 // The 32-element formats straight from their blocks (no unpacked row): the decoding path,
-// where each weight byte is used once per activation row.
+// where each weight byte is used once per activation row. RT activation rows per pass over a
+// weight row, with their accumulators in registers; one row alternates two accumulators so that
+// consecutive blocks do not wait on each other's FMA.
 template <Format F>
-void rows_blocks(const QGemmArgs& a, int64_t n0, int64_t n1) {
-  constexpr int64_t kBytes = F == Format::Q4_0 ? 18 : F == Format::Q4_1 ? 20 : 34;
-  constexpr int64_t kQs = F == Format::Q4_1 ? 4 : 2;
-  const int64_t nb = a.K / 32;
-  alignas(32) uint8_t tmp[32];
-  for (int64_t n = n0; n < n1; ++n) {
-    const uint8_t* row = a.w + n * a.row_bytes;
-    int64_t m = 0;
-    for (; m < a.M; m += kRowTile) {
-      const int rt = int(std::min<int64_t>(kRowTile, a.M - m));
-      typename Dot::Acc acc[kRowTile];
-      float bsum[kRowTile];
-      for (int r = 0; r < kRowTile; ++r) acc[r] = Dot::zero(), bsum[r] = 0;
-      const QChunk* xr = a.x + m * nb;
-      for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* blk = row + b * kBytes;
-        const float d = f16(blk);
-        const float off = F == Format::Q4_1 ? f16(blk + 2) : F == Format::Q4_0 ? -8.0f * d
-                                                                               : -128.0f * d;
-        const auto wv = F == Format::Q8_0 ? Dot::bytes(blk + kQs, tmp) : Dot::nibbles(blk + kQs, tmp);
-        if (rt == kRowTile) {
-          for (int r = 0; r < kRowTile; ++r) {
-            const QChunk& xc = xr[r * nb + b];
-            acc[r] = Dot::chunk1(acc[r], wv, xc.q, d * xc.d);
-            bsum[r] += off * (xc.sl + xc.sh);
-          }
-        } else {
-          for (int r = 0; r < rt; ++r) {
-            const QChunk& xc = xr[r * nb + b];
-            acc[r] = Dot::chunk1(acc[r], wv, xc.q, d * xc.d);
-            bsum[r] += off * (xc.sl + xc.sh);
-          }
-        }
+struct Blocks32 {
+  static constexpr int64_t kBytes = F == Format::Q4_0 ? 18 : F == Format::Q4_1 ? 20 : 34;
+  static constexpr int64_t kQs = F == Format::Q4_1 ? 4 : 2;
+  static float offset(const uint8_t* blk, float d) {
+    return F == Format::Q4_1 ? f16(blk + 2) : F == Format::Q4_0 ? -8.0f * d : -128.0f * d;
+  }
+  static typename Dot::W codes(const uint8_t* blk, uint8_t* tmp) {
+    return F == Format::Q8_0 ? Dot::bytes(blk + kQs, tmp) : Dot::nibbles(blk + kQs, tmp);
+  }
+
+  template <int RT>
+  static void tile(const uint8_t* row, int64_t nb, const QChunk* xr, float* out, int64_t ldo) {
+    alignas(32) uint8_t tmp[32];
+    typename Dot::Acc acc[RT], acc2 = Dot::zero();
+    float bsum[RT];
+    for (int r = 0; r < RT; ++r) acc[r] = Dot::zero(), bsum[r] = 0;
+    int64_t b = 0;
+    if constexpr (RT == 1) {
+      for (; b + 2 <= nb; b += 2) {
+        const uint8_t* b0 = row + b * kBytes;
+        const uint8_t* b1 = b0 + kBytes;
+        const float d0 = f16(b0), d1 = f16(b1);
+        const QChunk& x0 = xr[b];
+        const QChunk& x1 = xr[b + 1];
+        acc[0] = Dot::chunk1(acc[0], codes(b0, tmp), x0.q, d0 * x0.d);
+        acc2 = Dot::chunk1(acc2, codes(b1, tmp), x1.q, d1 * x1.d);
+        bsum[0] += offset(b0, d0) * (x0.sl + x0.sh) + offset(b1, d1) * (x1.sl + x1.sh);
       }
-      for (int r = 0; r < rt; ++r) a.out[(m + r) * a.ldo + n] = Dot::sum(acc[r]) + bsum[r];
+    }
+    for (; b < nb; ++b) {
+      const uint8_t* blk = row + b * kBytes;
+      const float d = f16(blk), off = offset(blk, d);
+      const auto wv = codes(blk, tmp);
+      for (int r = 0; r < RT; ++r) {
+        const QChunk& xc = xr[r * nb + b];
+        acc[r] = Dot::chunk1(acc[r], wv, xc.q, d * xc.d);
+        bsum[r] += off * (xc.sl + xc.sh);
+      }
+    }
+    if constexpr (RT == 1) acc[0] = Dot::add(acc[0], acc2);
+    for (int r = 0; r < RT; ++r) out[r * ldo] = Dot::sum(acc[r]) + bsum[r];
+  }
+
+  static void rows(const QGemmArgs& a, int64_t n0, int64_t n1) {
+    const int64_t nb = a.K / 32;
+    for (int64_t n = n0; n < n1; ++n) {
+      const uint8_t* row = a.w + n * a.row_bytes;
+      int64_t m = 0;
+      for (; m + kRowTile <= a.M; m += kRowTile)
+        tile<kRowTile>(row, nb, a.x + m * nb, a.out + m * a.ldo + n, a.ldo);
+      const QChunk* xr = a.x + m * nb;
+      float* o = a.out + m * a.ldo + n;
+      switch (a.M - m) {
+        case 3: tile<3>(row, nb, xr, o, a.ldo); break;
+        case 2: tile<2>(row, nb, xr, o, a.ldo); break;
+        case 1: tile<1>(row, nb, xr, o, a.ldo); break;
+        default: break;
+      }
     }
   }
-}
+};
 
 void rows_impl(const QGemmArgs& a, int64_t n0, int64_t n1, uint8_t* scratch) {
   switch (a.format) {
-    case Format::Q4_0: return rows_blocks<Format::Q4_0>(a, n0, n1);
-    case Format::Q4_1: return rows_blocks<Format::Q4_1>(a, n0, n1);
-    case Format::Q8_0: return rows_blocks<Format::Q8_0>(a, n0, n1);
+    case Format::Q4_0: return Blocks32<Format::Q4_0>::rows(a, n0, n1);
+    case Format::Q4_1: return Blocks32<Format::Q4_1>::rows(a, n0, n1);
+    case Format::Q8_0: return Blocks32<Format::Q8_0>::rows(a, n0, n1);
     default: break;
   }
   const int64_t chunks = a.K / 32;

@@ -47,6 +47,7 @@ struct Dot {
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(s), acc);
   }
   static Acc zero() { return _mm256_setzero_ps(); }
+  static Acc add(Acc a, Acc b) { return _mm256_add_ps(a, b); }
   static Acc chunk(Acc acc, const W& w, const int8_t* q, float slo, float shi) {
     const __m256i xl = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
     const __m256i xh =

@@ -39,6 +39,7 @@ struct Dot {
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(s), acc);
   }
   static Acc zero() { return _mm256_setzero_ps(); }
+  static Acc add(Acc a, Acc b) { return _mm256_add_ps(a, b); }
   static Acc chunk(Acc acc, W w, const int8_t* q, float slo, float shi) {
     const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
     const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x);

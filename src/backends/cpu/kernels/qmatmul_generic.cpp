@@ -27,6 +27,7 @@ struct Dot {
   }
   static Acc chunk1(Acc acc, W w, const int8_t* q, float s) { return chunk(acc, w, q, s, s); }
   static Acc zero() { return 0.0f; }
+  static Acc add(Acc a, Acc b) { return a + b; }
   static Acc chunk(Acc acc, W w, const int8_t* q, float slo, float shi) {
     int32_t lo = 0, hi = 0;
     for (int j = 0; j < 16; ++j) lo += int32_t(w[j]) * q[j];
