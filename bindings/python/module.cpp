@@ -365,6 +365,19 @@ NB_MODULE(_nef, m) {
                   [](const std::string& path) {
                     return run_released([&] { return nef::LoadedGraph::load(path); });
                   })
+      .def(
+          "quantize",
+          [](const nef::LoadedGraph& g, const std::string& scheme) {
+            nef::LoadedGraph::QuantizeReport r;
+            nef::LoadedGraph q = run_released([&] { return g.quantize(scheme, &r); });
+            nb::dict d;
+            d["quantized"] = r.quantized;
+            d["kept"] = r.kept;
+            d["bytes_before"] = r.bytes_before;
+            d["bytes_after"] = r.bytes_after;
+            return nb::make_tuple(q, d);
+          },
+          "scheme"_a = "int8")
       .def_static(
           "from_onnx",
           [](const std::string& path, const std::map<std::string, int64_t>& dims) {

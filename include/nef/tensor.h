@@ -307,6 +307,16 @@ class LoadedGraph {
   // unbound dims evaluates while specializing).
   std::map<std::string, Array> run_profiled(const std::map<std::string, Array>& inputs,
                                             RunProfile& profile) const;
+  // Post-training quantization, scheme "int8": every matmul by a constant float matrix [K, N]
+  // (K a multiple of 32, float32 result) becomes a qmatmul over the matrix's int8 copy (per 32
+  // weights of each output channel one scale, symmetric: GGUF's Q8_0), with activations
+  // quantized per row and 32 values at run time. Weights shared with other ops stay float.
+  // UnsupportedError for another scheme; ValidationError while symbolic dims are unbound.
+  struct QuantizeReport {
+    int quantized = 0, kept = 0;  // matmuls by constant matrices rewritten / left in float
+    int64_t bytes_before = 0, bytes_after = 0;  // of the weights rewritten
+  };
+  LoadedGraph quantize(const std::string& scheme = "int8", QuantizeReport* report = nullptr) const;
   // The compiled plan (kernels in order, devices and placement reasons) as text.
   std::string describe_plan() const;
   // The compiled plan as a JSON object: "kernels" in execution order (op, kernel, device, shape,

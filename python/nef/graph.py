@@ -142,6 +142,17 @@ class Graph:
             out[n] = (shape, as_dtype(dt))
         return out
 
+    def quantize(self, scheme: str = "int8") -> "Graph":
+        """A copy whose matmuls by constant float matrices run on int8 weights (a symmetric
+        scale per 32 weights of each output channel, GGUF's Q8_0) with activations quantized
+        per row and 32 values at run time (docs/llm.md); `quantize_report` on the result says
+        how many were rewritten and the weight bytes before and after. `nef quantize` on the
+        command line."""
+        native, report = self._g.quantize(str(scheme))
+        g = Graph(native)
+        g.quantize_report = dict(report)
+        return g
+
     def build(self, path, embed_plan=False) -> None:
         """Writes the graph as a .nef file (an imported model's symbolic dims must be bound:
         ``nef.from_onnx(path, dims={"batch": 1})``)."""

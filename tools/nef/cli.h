@@ -72,6 +72,9 @@ struct GenerateCliOptions {
 // Streams a GGUF language model's continuation (or chat answer) of a prompt to stdout.
 int cmd_generate(const GenerateCliOptions& opts);
 
+// Writes `in` with its matmul weights quantized to int8 (LoadedGraph::quantize) as `out`.
+int cmd_quantize(const std::string& in, const std::string& out, bool int8);
+
 // ---- helpers -----------------------------------------------------------------------------
 // Splits "NAME=FILE" at the first '='; UsageError when '=' is missing or a side is empty.
 std::pair<std::string, std::string> split_input_spec(const std::string& spec);

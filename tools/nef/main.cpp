@@ -97,6 +97,15 @@ int run_main(int argc, char** argv) {
   import_cmd->add_flag("--embed-plan", import_opts.embed_plan,
                        "Also store the compiled plan (compiler_cache \"embedded\")");
 
+  std::string quant_in, quant_out;
+  bool quant_int8 = false;
+  CLI::App* quant_cmd = app.add_subcommand(
+      "quantize", "Write a .nef with the weights of its matmuls quantized (int8)");
+  quant_cmd->add_option("FILE", quant_in, "The .nef file")->required();
+  quant_cmd->add_option("-o,--output", quant_out, "The .nef file to write")->required();
+  quant_cmd->add_flag("--int8", quant_int8,
+                      "int8 weights (a scale per 32 of each output channel), int8 activations");
+
   nef::cli::GenerateCliOptions gen;
   CLI::App* gen_cmd = app.add_subcommand(
       "generate", "Stream a GGUF language model's text for a prompt (Llama family)");
@@ -135,8 +144,9 @@ int run_main(int argc, char** argv) {
   if (compile_cmd->parsed()) return nef::cli::cmd_compile(compile_file, compile_out);
   if (import_cmd->parsed()) return nef::cli::cmd_import(import_opts);
   if (gen_cmd->parsed()) return nef::cli::cmd_generate(gen);
+  if (quant_cmd->parsed()) return nef::cli::cmd_quantize(quant_in, quant_out, quant_int8);
   std::cerr << app.help();
-  return usage("a command is required: run, inspect, compile, import, generate or devices");
+  return usage("a command is required: run, inspect, compile, import, quantize, generate or devices");
 }
 
 }  // namespace
