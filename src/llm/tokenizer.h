@@ -52,6 +52,12 @@ class Tokenizer {
   // merge's rank and text). UnsupportedError for another model or an unknown pre-tokenizer.
   // Duplicate token texts: the lowest id wins when text maps to an id.
   explicit Tokenizer(TokenizerData data);
+  // Movable, not copyable (its indexes point into its own vocabulary): share one through a
+  // pointer. Moving it leaves StreamDecoders made from it dangling.
+  Tokenizer(Tokenizer&&) = default;
+  Tokenizer& operator=(Tokenizer&&) = default;
+  Tokenizer(const Tokenizer&) = delete;
+  Tokenizer& operator=(const Tokenizer&) = delete;
 
   // Text -> ids. `text` is bytes: UTF-8 is expected, but anything encodes (a byte that is not
   // UTF-8 is matched by no pre-tokenizer class, ends the piece it is in, and becomes its

@@ -297,6 +297,18 @@ TEST(Tokenizer, AddBosAndEos) {
   EXPECT_EQ(t.encode("", false, true), (std::vector<int32_t>{bos, eos}));
 }
 
+TEST(Tokenizer, MovedTokenizerStillFindsItsTokens) {
+  Vocab v;
+  v.merge("a", "b");
+  int32_t start = v.add("<|im_start|>", TokenType::Control);
+  std::vector<Tokenizer> many;
+  for (int i = 0; i < 40; ++i) many.push_back(v.make());  // reallocations move them
+  Tokenizer moved = std::move(many[7]);
+  many.clear();
+  EXPECT_EQ(moved.encode("ab<|im_start|>", true), (std::vector<int32_t>{v.id("ab"), start}));
+  EXPECT_EQ(moved.token_id("ab"), v.id("ab"));
+}
+
 TEST(Tokenizer, BadIdsNameTheIdAndTheVocabulary) {
   Vocab v;
   Tokenizer t = v.make();
