@@ -33,13 +33,14 @@ def random_weights(fmt, n, k, rng):
 
 
 def quantized_activations(x):
-    """x as qmatmul sees it: per 32 values, d = max|x| / 127 and q = round-half-even(x / d), in
-    float32 arithmetic (docs/llm.md)."""
+    """x as qmatmul sees it (ggml's Q8_1 rows): per 32 values, d = max|x| / 127,
+    q = round-half-even(x * (1 / d)) in float32 arithmetic, and d kept as a half (docs/llm.md)."""
     xb = x.astype(np.float32).reshape(x.shape[0], -1, 32)
     d = (np.abs(xb).max(-1, keepdims=True) / np.float32(127)).astype(np.float32)
     inv = np.where(d > 0, np.float32(1) / np.where(d > 0, d, 1), 0).astype(np.float32)
     q = np.rint(xb * inv)
-    return (q.astype(np.float64) * d.astype(np.float64)).reshape(x.shape)
+    d16 = d.astype(np.float16).astype(np.float64)
+    return (q.astype(np.float64) * d16).reshape(x.shape)
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
@@ -128,3 +129,16 @@ def test_every_instruction_set_variant_gives_the_same_result(target, tmp_path):
         subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=env)
         outs.append(np.load(path))
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-4, atol=1e-5 * np.abs(outs[0]).max())
+
+
+def test_qmatmul_propagates_nan_and_inf():
+    rng = np.random.default_rng()
+    w = random_weights("q4_1", 6, 64, rng)
+    x = rng.standard_normal((3, 64)).astype(np.float32)
+    x[0, 5] = np.nan
+    x[1, 40] = np.inf
+    for fmt, ww in (("q4_1", w), ("q6_k", random_weights("q6_k", 6, 256, rng))):
+        xx = x if fmt == "q4_1" else np.tile(x, (1, 4))
+        got = nef.qmatmul(xx, ww, fmt).numpy()
+        assert np.isnan(got[0]).all() and np.isnan(got[1]).all()
+        assert np.isfinite(got[2]).all()

@@ -101,19 +101,29 @@ void unpack_row(Format f, const uint8_t* w, int64_t K, Unpacked u) {
   }
 }
 
+// As ggml's Q8_0/Q8_1 rows (which its dot products take): q = x / d rounded half to even (its
+// SIMD rounding), d = max|x| / 127 kept as a half; the sums exact in float. A chunk with a NaN
+// or infinity gives NaN scales, so the outputs it reaches are NaN (no undefined conversion).
 void quantize_row_impl(const float* x, int64_t K, QChunk* dst) {
   for (int64_t c = 0; c < K / 32; ++c, x += 32) {
     float amax = 0;
     for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
-    const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
     QChunk& q = dst[c];
+    bool finite = std::isfinite(amax);
+    for (int j = 0; j < 32; ++j) finite = finite && !std::isnan(x[j]);
+    if (!finite) {
+      std::memset(q.q, 0, sizeof q.q);
+      q.d = q.sl = q.sh = q.s = std::numeric_limits<float>::quiet_NaN();
+      continue;
+    }
+    const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
     int slo = 0, shi = 0;
     for (int j = 0; j < 32; ++j) q.q[j] = int8_t(std::nearbyint(x[j] * id));
     for (int j = 0; j < 16; ++j) slo += q.q[j], shi += q.q[j + 16];
-    q.d = d;
-    q.sl = d * float(slo);
-    q.sh = d * float(shi);
-    q.pad = 0;
+    q.d = to_float(to_float16(d));
+    q.sl = q.d * float(slo);
+    q.sh = q.d * float(shi);
+    q.s = q.d * float(slo + shi);
   }
 }
 
@@ -152,7 +162,7 @@ struct Blocks32 {
         const QChunk& x1 = xr[b + 1];
         acc[0] = Dot::chunk1(acc[0], codes(b0, tmp), x0.q, d0 * x0.d);
         acc2 = Dot::chunk1(acc2, codes(b1, tmp), x1.q, d1 * x1.d);
-        bsum[0] += offset(b0, d0) * (x0.sl + x0.sh) + offset(b1, d1) * (x1.sl + x1.sh);
+        bsum[0] += offset(b0, d0) * x0.s + offset(b1, d1) * x1.s;
       }
     }
     for (; b < nb; ++b) {
@@ -162,7 +172,7 @@ struct Blocks32 {
       for (int r = 0; r < RT; ++r) {
         const QChunk& xc = xr[r * nb + b];
         acc[r] = Dot::chunk1(acc[r], wv, xc.q, d * xc.d);
-        bsum[r] += off * (xc.sl + xc.sh);
+        bsum[r] += off * xc.s;
       }
     }
     if constexpr (RT == 1) acc[0] = Dot::add(acc[0], acc2);

@@ -16,11 +16,11 @@
 
 namespace nef::backend::cpu {
 
-// One activation chunk: 32 int8 values, x_j ~ d * q[j]; sl / sh = d * (sum of q[0..15] /
-// q[16..31]) for the affine terms.
+// One activation chunk: 32 int8 values, x_j ~ d * q[j] (d a half-precision value); sl / sh =
+// d * (sum of q[0..15] / q[16..31]) and s = d * (sum of all 32) for the affine terms.
 struct alignas(16) QChunk {
   int8_t q[32];
-  float d, sl, sh, pad;
+  float d, sl, sh, s;
 };
 static_assert(sizeof(QChunk) == 48);
 
