@@ -142,3 +142,26 @@ def test_qmatmul_propagates_nan_and_inf():
         got = nef.qmatmul(xx, ww, fmt).numpy()
         assert np.isnan(got[0]).all() and np.isnan(got[1]).all()
         assert np.isfinite(got[2]).all()
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("m,n", [(16, 7), (37, 130), (300, 129)])
+def test_qmatmul_many_rows_runs_on_float_panels(fmt, m, n):
+    """From 16 activation rows on, weight panels are dequantized in cache and multiplied in
+    float (no activation rounding): float32 accuracy against the dequantized weights."""
+    rng = np.random.default_rng()
+    k = 512 if BLOCK[fmt][0] == 256 else 96
+    w = random_weights(fmt, n, k, rng)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    wd = gguf.quants.dequantize(w, FORMATS[fmt]).astype(np.float64)
+    want = x.astype(np.float64) @ wd.T
+    scale = np.abs(x).astype(np.float64) @ np.abs(wd).T
+    got = nef.qmatmul(x, w, fmt).numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * scale.max())
+    xs = np.asfortranarray(x)  # strided input, and float16
+    np.testing.assert_allclose(nef.qmatmul(xs, w, fmt).numpy(), want, rtol=0,
+                               atol=1e-5 * scale.max())
+    x16 = x.astype(np.float16)
+    want16 = x16.astype(np.float64) @ wd.T
+    np.testing.assert_allclose(nef.qmatmul(x16, w, fmt).numpy(), want16, rtol=0,
+                               atol=1e-5 * scale.max())

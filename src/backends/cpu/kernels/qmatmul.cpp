@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "backends/cpu/kernel_table.h"
+#include "backends/cpu/kernels/gemm.h"
 #include "backends/cpu/parallel.h"
 #include "backends/cpu/workspace.h"
 #include "common/dispatch.h"
@@ -81,6 +82,8 @@ const float* float_row(const Array& x, int64_t row, float* buf) {
 // so a piece of ~110 such rows (~3 us) is worth handing to another thread.
 constexpr int64_t kRowWork = int64_t(1) << 16;
 
+const GemmTileHook kNoHook = [](int64_t, int64_t, int64_t, int64_t) {};
+
 class QMatmulKernel final : public CpuKernel {
  public:
   QMatmulKernel(const ir::Node& node, const std::vector<ir::TensorType>& in)
@@ -91,6 +94,12 @@ class QMatmulKernel final : public CpuKernel {
     M_ = K_ > 0 ? numel(x) / K_ : 0;
     N_ = in[1].shape[0];
     if (M_ == 0 || N_ == 0 || K_ == 0) return;
+    if (M_ >= kPanelRows) {
+      // Many activation rows: weight panels dequantized in cache, then the float GEMM.
+      pslots_ = parallel_slots((N_ + kPanelCols - 1) / kPanelCols, 1);
+      workspace_ = x_convert_bytes(in[0]) + pslots_ * panel_slot_bytes();
+      return;
+    }
     qslots_ = parallel_slots(M_, std::max<int64_t>(1, kRowWork / (64 * K_)));
     nslots_ = parallel_slots(N_, grain_n());
     workspace_ = workspace_piece(M_ * (K_ / 32) * int64_t(sizeof(QChunk)), DType::UInt8) +
@@ -113,6 +122,7 @@ class QMatmulKernel final : public CpuKernel {
                   (w.shape[0] <= 1 || w.strides[0] == w.shape[1]),
               "qmatmul weights must be contiguous rows");
     WorkspaceCarver ws(args.workspace);
+    if (M_ >= kPanelRows) return run_panels(x, w, args.out, ws);
     QChunk* xq = reinterpret_cast<QChunk*>(
         ws.take({M_ * (K_ / 32) * int64_t(sizeof(QChunk))}, DType::UInt8).data());
     float* fbuf = ws.take({qslots_ * ((K_ + 15) / 16 * 16)}, DType::Float32).data_as<float>();
@@ -133,12 +143,74 @@ class QMatmulKernel final : public CpuKernel {
   }
 
  private:
+  // From this many activation rows on (prefill, encoders), dequantizing a panel of kPanelCols
+  // weight rows into cache once and running the float GEMM over all rows beats the byte dot
+  // products, whose per-block scaling costs as much as the products.
+  static constexpr int64_t kPanelRows = 16, kPanelCols = 128;
+
   int64_t grain_n() const { return std::max<int64_t>(1, kRowWork / std::max<int64_t>(1, M_ * K_)); }
+
+  // x as a dense float32 [M, K] when it is not one already (strides are known at run time).
+  int64_t x_convert_bytes(const ir::TensorType&) const {
+    return workspace_piece(M_ * K_, DType::Float32);
+  }
+  // One thread's panel: kPanelCols dequantized rows, the unpack scratch, the GEMM's packing
+  // scratch and an [M, kPanelCols] result.
+  int64_t panel_slot_bytes() const {
+    return workspace_piece(kPanelCols * K_, DType::Float32) +
+           workspace_piece(unpacked_row_bytes(K_), DType::UInt8) +
+           matmul_scratch_bytes({M_, K_}, {K_, kPanelCols}, DType::Float32, false) +
+           workspace_piece(M_ * kPanelCols, DType::Float32);
+  }
+
+  void run_panels(const Array& x, const Array& w, Array& out, WorkspaceCarver& ws) const {
+    Array xf = ws.take({M_, K_}, DType::Float32);
+    if (x.dtype == DType::Float32 && x.strides == contiguous_strides(x.shape)) {
+      xf.storage = x.storage, xf.offset = x.offset;  // dense already: a view
+    } else {
+      for (int64_t m = 0; m < M_; ++m) {
+        float* dst = xf.data_as<float>() + m * K_;
+        const float* src = float_row(x, m, dst);
+        if (src != dst) std::copy(src, src + K_, dst);
+      }
+    }
+    const int64_t slot_bytes = panel_slot_bytes();
+    const Array slots = ws.take({pslots_ * slot_bytes}, DType::UInt8);
+    const uint8_t* wd = static_cast<const uint8_t*>(w.data());
+    const int64_t rb = w.shape[1], panels = (N_ + kPanelCols - 1) / kPanelCols;
+    float* o = out.data_as<float>();
+    parallel_for_slots(panels, 1, [&](int64_t slot, int64_t p0, int64_t p1) {
+      Array mine = slots;
+      mine.offset += slot * slot_bytes;
+      WorkspaceCarver sw(mine);
+      Array panel = sw.take({kPanelCols, K_}, DType::Float32);
+      uint8_t* ubuf = static_cast<uint8_t*>(sw.take({unpacked_row_bytes(K_)}, DType::UInt8).data());
+      const Array gemm = sw.take(
+          {matmul_scratch_bytes({M_, K_}, {K_, kPanelCols}, DType::Float32, false)}, DType::UInt8);
+      Array res = sw.take({M_, kPanelCols}, DType::Float32);
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t n0 = p * kPanelCols, nc = std::min(kPanelCols, N_ - n0);
+        for (int64_t j = 0; j < nc; ++j)
+          isa_.dequantize_row(format_, wd + (n0 + j) * rb, K_, panel.data_as<float>() + j * K_,
+                              ubuf);
+        Array b = panel;  // W^T columns n0.. as [K, nc]: element (k, j) at j * K + k
+        b.shape = {K_, nc};
+        b.strides = {1, K_};
+        Array r = res;
+        r.shape = {M_, nc};
+        r.strides = contiguous_strides({M_, nc});
+        matmul_float_with_hook(xf, b, r, kNoHook, gemm, false);
+        const float* rp = r.data_as<float>();
+        for (int64_t m = 0; m < M_; ++m)
+          std::copy(rp + m * nc, rp + (m + 1) * nc, o + m * N_ + n0);
+      }
+    });
+  }
 
   const QGemmIsa& isa_;
   quant::Format format_;
   std::string name_;
-  int64_t M_ = 0, N_ = 0, K_ = 0, qslots_ = 1, nslots_ = 1, workspace_ = 0;
+  int64_t M_ = 0, N_ = 0, K_ = 0, qslots_ = 1, nslots_ = 1, pslots_ = 1, workspace_ = 0;
 };
 
 class QGatherKernel final : public CpuKernel {
