@@ -82,14 +82,20 @@ class LlamaCppEngine:
     def tokenize(self, text):
         return self.m.tokenize(text.encode(), add_bos=False, special=True)
 
+    def logits(self):
+        # The last token's logits from the context (Llama.scores is only kept with logits_all).
+        import llama_cpp
+        p = llama_cpp.llama_get_logits_ith(self.m.ctx, -1)
+        return np.ctypeslib.as_array(p, shape=(self.m.n_vocab(),)).copy()
+
     def prefill(self, ids):
         self.m.reset()
         self.m.eval(ids)
-        return None, self.m.scores[self.m.n_tokens - 1]
+        return None, self.logits()
 
     def step(self, s, tok):
         self.m.eval([tok])
-        return self.m.scores[self.m.n_tokens - 1]
+        return self.logits()
 
     def greedy(self, text, n):
         ids = self.tokenize(text)
@@ -97,7 +103,7 @@ class LlamaCppEngine:
         self.m.eval(ids)
         out = []
         for _ in range(n):
-            tok = int(np.argmax(self.m.scores[self.m.n_tokens - 1]))
+            tok = int(np.argmax(self.logits()))
             out.append(tok)
             self.m.eval([tok])
         return ids, out
