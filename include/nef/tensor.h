@@ -297,6 +297,8 @@ class LoadedGraph {
   // Shapes use -1 for a symbolic dim that is still unbound; input_dim_names names them.
   std::vector<std::pair<Shape, DType>> input_types() const;
   std::vector<std::vector<std::string>> input_dim_names() const;  // "" for fixed dims
+  // Compiles the graph now (through the plan cache) instead of at the first run.
+  void compile() const;
   // Writes the graph as a .nef file (all dims must be bound: ValidationError otherwise).
   void save(const std::string& path, bool embed_plan = false) const;
   // Runs with named inputs (ValidationError on a missing/extra name, ShapeError/TypeError on a

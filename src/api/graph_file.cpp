@@ -176,6 +176,8 @@ std::map<std::string, Array> LoadedGraph::run(const std::map<std::string, Array>
   return run_static(*impl_, inputs);
 }
 
+void LoadedGraph::compile() const { plan_of(*static_impl(impl_, "compile")); }
+
 void LoadedGraph::save(const std::string& path, bool embed_plan) const {
   if (impl_->deferred) impl_->deferred->cannot_save();
   format::write_nef(path, impl_->graph, write_options(impl_->graph, embed_plan));

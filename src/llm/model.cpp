@@ -99,8 +99,10 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
                               opts.prefill_chunk, ") > 0"));
   m->context_ = opts.context ? opts.context : std::min<int64_t>(m->cfg_.n_ctx_train, 4096);
   m->chunk_ = opts.prefill_chunk;
-  // Every weight the graph uses, checked now (shape and type) rather than at the first step.
-  m->step_graph(1);
+  // Every weight the graph uses checked now (shape and type), and the plans of decoding and of
+  // short prompts compiled now rather than at the first token.
+  m->step_graph(1).compile();
+  m->step_graph(m->bucket(2)).compile();
   return m;
 }
 
@@ -120,6 +122,12 @@ Tensor Model::linear(const Tensor& x, const Weight& w) const {
   return matmul(x, transpose(cast(w.t, DType::Float32)));
 }
 
+int64_t Model::bucket(int64_t n) const {
+  for (int64_t b : {int64_t(1), int64_t(16), int64_t(64)})
+    if (n <= b && b < chunk_) return b;
+  return chunk_;
+}
+
 const LoadedGraph& Model::step_graph(int64_t T) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = steps_.find(T);
@@ -134,6 +142,7 @@ LoadedGraph Model::build_step(int64_t T) const {
   Tensor tokens = placeholder("tokens", {T}, DType::Int32);
   Tensor pos = placeholder("pos", {T}, DType::Int32);
   Tensor start = placeholder("start", {}, DType::Int64);
+  Tensor last_row = placeholder("last", {}, DType::Int32);
   Tensor k_cache = placeholder("k_cache", {L, Hkv, C, D}, DType::Float32);
   Tensor v_cache = placeholder("v_cache", {L, Hkv, C, D}, DType::Float32);
 
@@ -177,7 +186,7 @@ LoadedGraph Model::build_step(int64_t T) const {
     const Tensor up = linear(h, weight(b + "ffn_up.weight", {c.n_ff, E}));
     x = x + linear(silu(gate) * up, weight(b + "ffn_down.weight", {E, c.n_ff}));
   }
-  Tensor last = slice(x, {T - 1, 0}, {T, E}, {1, 1});
+  Tensor last = reshape(gather(x, last_row, 0), {1, E});
   last = rmsnorm(last, from_array(file_->tensor("output_norm.weight")), c.rms_eps);
   const Weight out = file_->find_tensor("output.weight") ? weight("output.weight", {V, E}) : embd;
   Tensor logits = linear(last, out);
@@ -211,24 +220,29 @@ std::vector<float> Session::eval(std::span<const int32_t> tokens) {
   std::vector<float> logits;
   const int64_t chunk = model_->prefill_chunk();
   for (int64_t i0 = 0; i0 < n; i0 += chunk) {
-    const int64_t T = std::min(chunk, n - i0);
-    Array tok = Array::empty({T}, DType::Int32), pos = Array::empty({T}, DType::Int32);
-    Array start = Array::empty({}, DType::Int64);
-    for (int64_t t = 0; t < T; ++t) {
-      tok.data_as<int32_t>()[t] = tokens[size_t(i0 + t)];
+    const int64_t T = std::min(chunk, n - i0), TB = model_->bucket(T);
+    Array tok = Array::empty({TB}, DType::Int32), pos = Array::empty({TB}, DType::Int32);
+    Array start = Array::empty({}, DType::Int64), last = Array::empty({}, DType::Int32);
+    for (int64_t t = 0; t < TB; ++t) {  // padding rows: token 0, later positions
+      tok.data_as<int32_t>()[t] = t < T ? tokens[size_t(i0 + t)] : 0;
       pos.data_as<int32_t>()[t] = int32_t(pos_ + t);
     }
     *start.data_as<int64_t>() = pos_;
-    auto out = model_->step_graph(T).run(
-        {{"tokens", tok}, {"pos", pos}, {"start", start}, {"k_cache", k_cache_}, {"v_cache", v_cache_}});
+    *last.data_as<int32_t>() = int32_t(T - 1);
+    auto out = model_->step_graph(TB).run({{"tokens", tok},
+                                           {"pos", pos},
+                                           {"start", start},
+                                           {"last", last},
+                                           {"k_cache", k_cache_},
+                                           {"v_cache", v_cache_}});
     // The new rows into the cache, in place: [L, Hkv, T, D] -> rows [pos, pos + T) of [L, Hkv, C, D].
     const int64_t D = c.head_dim, C = model_->context(), rows = c.n_layer * c.n_head_kv;
     for (auto [name, cache] : {std::pair{"k_new", &k_cache_}, std::pair{"v_new", &v_cache_}}) {
       const Array a = out.at(name).contiguous();
       const float* src = a.data_as<float>();
       float* dst = cache->data_as<float>();
-      for (int64_t r = 0; r < rows; ++r)
-        std::memcpy(dst + (r * C + pos_) * D, src + r * T * D, size_t(T * D) * sizeof(float));
+      for (int64_t r = 0; r < rows; ++r)  // the valid rows only
+        std::memcpy(dst + (r * C + pos_) * D, src + r * TB * D, size_t(T * D) * sizeof(float));
     }
     pos_ += T;
     if (i0 + T == n) {

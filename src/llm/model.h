@@ -7,7 +7,9 @@
 // graph reads (cached_attention) and the session updates in place after each step with the new
 // rows the graph returns. The step graph takes tokens, positions and the start position as
 // inputs, so one captured graph per chunk length is compiled once and replayed for every
-// position: decoding runs one plan, with zero kernel compiles after the first token.
+// position: decoding runs one plan, with zero kernel compiles after the first token. Prompt
+// chunks are padded to a few bucket lengths (the logits row is an input too), so prompts of any
+// length reuse the plans compiled at load.
 #pragma once
 
 #include <cstdint>
@@ -37,7 +39,7 @@ struct ModelConfig {
 
 struct LoadOptions {
   int64_t context = 0;      // KV-cache capacity in tokens; 0: min(trained context, 4096)
-  int64_t prefill_chunk = 128;  // prompt tokens per step graph run
+  int64_t prefill_chunk = 128;  // prompt tokens per step graph run, at most
 };
 
 class Model {
@@ -54,10 +56,13 @@ class Model {
   int64_t prefill_chunk() const { return chunk_; }
 
   // The step graph for chunks of T tokens (built and captured on first use, then shared):
-  // inputs tokens int32 [T], pos int32 [T], start int64 [], k_cache / v_cache float32
-  // [layers, kv_heads, context, head_dim]; outputs logits float32 [1, vocab] (of the last token)
-  // and k_new / v_new float32 [layers, kv_heads, T, head_dim].
+  // inputs tokens int32 [T], pos int32 [T], start int64 [], last int32 [] (the row whose logits
+  // are wanted), k_cache / v_cache float32 [layers, kv_heads, context, head_dim]; outputs
+  // logits float32 [1, vocab] and k_new / v_new float32 [layers, kv_heads, T, head_dim].
   const LoadedGraph& step_graph(int64_t T) const;
+  // The chunk length that runs n (<= prefill_chunk) tokens: the smallest bucket (1, 16, 64,
+  // prefill_chunk) that holds them; the rows past n are padding.
+  int64_t bucket(int64_t n) const;
 
  private:
   Model() = default;

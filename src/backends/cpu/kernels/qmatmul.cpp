@@ -146,7 +146,7 @@ class QMatmulKernel final : public CpuKernel {
   // From this many activation rows on (prefill, encoders), dequantizing a panel of kPanelCols
   // weight rows into cache once and running the float GEMM over all rows beats the byte dot
   // products, whose per-block scaling costs as much as the products.
-  static constexpr int64_t kPanelRows = 16, kPanelCols = 128;
+  static constexpr int64_t kPanelRows = 32, kPanelCols = 128;
 
   int64_t grain_n() const { return std::max<int64_t>(1, kRowWork / std::max<int64_t>(1, M_ * K_)); }
 
