@@ -39,6 +39,7 @@ const Registry& registry() {
     register_conv_ops(reg);
     register_indexing_ops(reg);
     register_sort_scan_ops(reg);
+    register_recurrent_ops(reg);
     return reg;
   }();
   return r;

@@ -97,6 +97,7 @@ void register_image_ops(Registry& r);        // pad, resize
 void register_conv_ops(Registry& r);         // conv, conv_transpose
 void register_indexing_ops(Registry& r);     // gather_elements, gather_nd, scatter_*
 void register_sort_scan_ops(Registry& r);    // topk, cumsum, cumprod
+void register_recurrent_ops(Registry& r);    // lstm, gru, rnn
 
 class Registry {
  public:
