@@ -16,11 +16,11 @@ from . import _nef
 from .creation import full
 from .dtypes import int32
 from .errors import NEFShapeError
-from .tensor import nodes_for, wrap
+from .tensor import Tensor, nodes_for, wrap
 
 
 def _recurrent(name, x, w, r, optional, direction, activations, activation_alpha,
-               activation_beta, clip, extra):
+               activation_beta, clip, extra) -> tuple:
     x, w, r = nodes_for(x, w, r, op=name)
     if len(x.shape) != 3 or len(w.shape) != 3 or len(r.shape) != 3:
         raise NEFShapeError(f"[{name}] x, w and r must be 3-D, got {tuple(x.shape)}, "
@@ -54,7 +54,8 @@ def _recurrent(name, x, w, r, optional, direction, activations, activation_alpha
 
 def lstm(x, w, r, b=None, initial_h=None, initial_c=None, sequence_lens=None, p=None, *,
          direction: str = "forward", activations=None, activation_alpha=None,
-         activation_beta=None, clip: float = 0.0, input_forget: bool = False):
+         activation_beta=None, clip: float = 0.0,
+         input_forget: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """ONNX LSTM: returns (Y, Y_h, Y_c). activations: f, g, h per direction (default sigmoid,
     tanh, tanh), one alpha/beta per activation; clip bounds the gates' pre-activations (0:
     none); input_forget couples f = 1 - i; p [dirs, 3*hidden] are the i, o, f peepholes."""
@@ -65,7 +66,7 @@ def lstm(x, w, r, b=None, initial_h=None, initial_c=None, sequence_lens=None, p=
 
 def gru(x, w, r, b=None, initial_h=None, sequence_lens=None, *, direction: str = "forward",
         activations=None, activation_alpha=None, activation_beta=None, clip: float = 0.0,
-        linear_before_reset: bool = False):
+        linear_before_reset: bool = False) -> tuple[Tensor, Tensor]:
     """ONNX GRU: returns (Y, Y_h). activations: f, g per direction (default sigmoid, tanh)."""
     return _recurrent("gru", x, w, r, [b, initial_h, sequence_lens], direction, activations,
                       activation_alpha, activation_beta, clip,
@@ -73,7 +74,8 @@ def gru(x, w, r, b=None, initial_h=None, sequence_lens=None, *, direction: str =
 
 
 def rnn(x, w, r, b=None, initial_h=None, sequence_lens=None, *, direction: str = "forward",
-        activations=None, activation_alpha=None, activation_beta=None, clip: float = 0.0):
+        activations=None, activation_alpha=None, activation_beta=None,
+        clip: float = 0.0) -> tuple[Tensor, Tensor]:
     """ONNX RNN (Elman): returns (Y, Y_h). activations: f per direction (default tanh)."""
     return _recurrent("rnn", x, w, r, [b, initial_h, sequence_lens], direction, activations,
                       activation_alpha, activation_beta, clip, {})
