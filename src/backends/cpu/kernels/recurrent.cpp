@@ -394,23 +394,27 @@ class Run {
     const int64_t blocks = (g.H + JB - 1) / JB;
     const C* r = r_.template data_as<C>() + d * r_.strides[0];
     const int64_t rs = r_.strides[1], ks = r_.strides[2];
-    for (const Group& gr : groups_) {
-      C* base = panel(d, gr);
-      for (int64_t ub = 0; ub < blocks; ++ub) {
-        C* p = base + ub * g.H * gr.ng * JB;
-        for (int64_t gi = 0; gi < gr.ng; ++gi)
-          for (int64_t j = 0; j < JB; ++j) {
-            const int64_t u = ub * JB + j;
-            const C* row = r + ((gr.g0 + gi) * g.H + u) * rs;
-            C* dst = p + gi * JB + j;
-            if (u < g.H) {
-              for (int64_t k = 0; k < g.H; ++k) dst[k * gr.ng * JB] = row[k * ks];
-            } else {
-              for (int64_t k = 0; k < g.H; ++k) dst[k * gr.ng * JB] = C(0);
+    const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, g.H * g.G * JB));
+    parallel_for(blocks, grain, [&](int64_t ub0, int64_t ub1) {
+      for (const Group& gr : groups_) {
+        C* base = panel(d, gr);
+        for (int64_t ub = ub0; ub < ub1; ++ub) {
+          const int64_t nj = std::min(JB, g.H - ub * JB);
+          for (int64_t gi = 0; gi < gr.ng; ++gi) {
+            // kPanel rows of R read side by side (sequential streams), each panel row written
+            // whole.
+            const C* rows = r + ((gr.g0 + gi) * g.H + ub * JB) * rs;
+            C* dst = base + ub * g.H * gr.ng * JB + gi * JB;
+            for (int64_t k = 0; k < g.H; ++k) {
+              C* o = dst + k * gr.ng * JB;
+              const C* col = rows + k * ks;
+              for (int64_t j = 0; j < nj; ++j) o[j] = col[j * rs];
+              for (int64_t j = nj; j < JB; ++j) o[j] = C(0);
             }
           }
+        }
       }
-    }
+    });
   }
 
   C* panel(int64_t d, const Group& gr) const {
