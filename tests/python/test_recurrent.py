@@ -12,13 +12,16 @@ import pytest
 
 import nef
 
+from conftest import np_dtype  # noqa: E402
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rnn_reference as ref  # noqa: E402
 
 FNS = {"lstm": nef.lstm, "gru": nef.gru, "rnn": nef.rnn}
 ACTS = ["relu", "tanh", "sigmoid", "affine", "leakyrelu", "thresholdedrelu", "scaledtanh",
         "hardsigmoid", "elu", "softsign", "softplus"]
-TOL = {"float64": (1e-10, 1e-12), "float32": (2e-4, 2e-5), "float16": (2e-2, 1e-2)}
+TOL = {"float64": (1e-10, 1e-12), "float32": (2e-4, 2e-5), "float16": (2e-2, 1e-2),
+       "bfloat16": (3e-2, 2e-2)}
 
 
 def params(rng, op, S, B, I, H, D, dtype="float64", scale=0.5):
@@ -54,7 +57,7 @@ def check(got, want, dtype):
     rtol, atol = TOL[dtype]
     assert len(got) == len(want)
     for g, w in zip(got, want):
-        assert g.shape == w.shape and g.dtype == np.dtype(dtype)
+        assert g.shape == w.shape and g.dtype == np_dtype(dtype)
         np.testing.assert_allclose(g.astype(np.float64), w, rtol=rtol, atol=atol)
 
 
@@ -161,10 +164,12 @@ def test_strided_inputs(op):
 
 
 @pytest.mark.parametrize("op", ["lstm", "gru", "rnn"])
-def test_float16(op):
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_types(op, dtype):
+    # Computed in float32 from the half inputs, rounded once on store.
     rng = np.random.default_rng(31)
-    a = params(rng, op, 4, 2, 5, 8, 1, "float16")
-    check(call(op, a), reference(op, a), "float16")
+    a = params(rng, op, 9, 2, 5, 8, 1, np_dtype(dtype))
+    check(call(op, a), reference(op, a), dtype)
 
 
 @pytest.mark.parametrize("op", ["lstm", "gru", "rnn"])
