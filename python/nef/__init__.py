@@ -38,6 +38,7 @@ from .ops import (abs, absolute, acos, acosh, add, all, allclose, amax, amin, an
                   rmsnorm, rope, round, rsqrt, scatter_elements, scatter_nd, sigmoid, sign, silu,
                   sin, sinh, slice, softmax, split, sqrt, square, squeeze, stack, std, sub, subtract,
                   sum, take, take_along_axis, tan, tanh, topk, transpose, true_divide, var, where)
+from .recurrent import gru, lstm, rnn
 from .runtime import MAX_THREADS, config, device, devices, reset_stats, stats
 from .tensor import Tensor
 
@@ -73,7 +74,7 @@ __all__ = [
     "conv_transpose", "max_pool", "avg_pool", "pad", "resize", "reshape", "transpose",
     "permute", "slice", "concat", "concatenate", "stack", "split", "broadcast_to", "expand_dims",
     "squeeze", "gather", "take", "gather_elements", "gather_nd", "take_along_axis",
-    "scatter_elements", "scatter_nd", "einsum", "det", "grid_sample",
+    "scatter_elements", "scatter_nd", "einsum", "det", "grid_sample", "lstm", "gru", "rnn",
     # graphs, execution, runtime
     "evaluate", "eval", "build", "load", "from_onnx", "Graph", "Profile", "profile_summary",
     "config", "device", "devices", "stats", "reset_stats", "MAX_THREADS",

@@ -41,6 +41,7 @@ const Registry& registry() {
     register_sort_scan_ops(reg);
     register_decoder_ops(reg);
     register_quant_ops(reg);
+    register_recurrent_ops(reg);
     return reg;
   }();
   return r;

@@ -67,6 +67,8 @@ class NodeCtx {
                                  std::optional<std::vector<int64_t>> dflt = std::nullopt) const;
   std::vector<double> attr_floats(const std::string& name,
                                   std::optional<std::vector<double>> dflt = std::nullopt) const;
+  std::vector<std::string> attr_strings(
+      const std::string& name, std::optional<std::vector<std::string>> dflt = std::nullopt) const;
   Array attr_tensor(const std::string& name) const;  // TENSOR attribute (Constant, ConstantOfShape)
   // Marks an attribute as read without reading it (e.g. one that only matters for training).
   void ignore_attr(const std::string& name) const;
@@ -130,6 +132,7 @@ void register_transformer(ConverterTable& t);  // ops/transformer.cpp: Attention
 void register_indexing(ConverterTable& t);     // ops/indexing.cpp: TopK, CumSum, scatters, ...
 void register_loss(ConverterTable& t);         // ops/loss.cpp: NegativeLogLikelihoodLoss, ...
 void register_signal(ConverterTable& t);       // ops/signal.cpp: HannWindow, HammingWindow, ...
+void register_recurrent(ConverterTable& t);    // ops/recurrent.cpp: LSTM, GRU, RNN
 
 const ConverterTable& converters();
 

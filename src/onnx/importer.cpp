@@ -241,6 +241,15 @@ std::vector<double> NodeCtx::attr_floats(const std::string& name,
   const auto& a = need_attr(name, ::onnx::AttributeProto::FLOATS);
   return {a.floats().begin(), a.floats().end()};
 }
+std::vector<std::string> NodeCtx::attr_strings(const std::string& name,
+                                               std::optional<std::vector<std::string>> dflt) const {
+  if (!has_attr(name)) {
+    if (!dflt) fail(str("attribute '", name, "' is required"));
+    return *dflt;
+  }
+  const auto& a = need_attr(name, ::onnx::AttributeProto::STRINGS);
+  return {a.strings().begin(), a.strings().end()};
+}
 Array NodeCtx::attr_tensor(const std::string& name) const {
   if (!has_attr(name)) fail(str("attribute '", name, "' is required"));
   const auto& a = need_attr(name, ::onnx::AttributeProto::TENSOR);

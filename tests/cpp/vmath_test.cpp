@@ -2,7 +2,9 @@
 // float32 erf within 2 ulp over 10M points of [-10, 10], 1M random bit patterns and special
 // values (exhaustive runs over all 2^32 floats measured at most 1.17 ulp on the FMA targets,
 // AVX2 and AVX-512, and 1.50 ulp on SSE4), gelu_erf, and the softmax row pieces used by
-// attention (ragged lengths around the vector width, NaN and -inf handling).
+// attention (ragged lengths around the vector width, NaN and -inf handling); the recurrent
+// cells' tanh and sigmoid (ulp bounds, the saturated tails, infinities and NaN), dot_rows and
+// panel_product.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -148,6 +150,119 @@ void check_softmax_pieces() {
 TEST(Vmath, SoftmaxRowPieces) {
   check_softmax_pieces<float>();
   check_softmax_pieces<double>();
+}
+
+TEST(Vmath, TanhSigmoidWithinFewUlp) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> wide(-120.f, 120.f), narrow(-6.f, 6.f);
+  std::vector<float> x;
+  for (int i = 0; i < 200000; ++i) x.push_back(i % 2 ? wide(rng) : narrow(rng));
+  for (float v : {0.f, -0.f, 1e-30f, -1e-30f, 9.f, 9.1f, 18.7f, 88.f, -88.f, -103.f, -104.5f,
+                  -200.f, INFINITY, -INFINITY, std::numeric_limits<float>::max(),
+                  std::numeric_limits<float>::lowest()})
+    x.push_back(v);
+  std::vector<float> t(x.size()), s(x.size());
+  vmath::tanh(x.data(), t.data(), x.size());
+  vmath::sigmoid(x.data(), s.data(), x.size());
+  double worst_t = 0, worst_s = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double xd = x[i];
+    worst_t = std::max(worst_t, ulp_error(t[i], std::tanh(xd)));
+    const double sd = 1.0 / (1.0 + std::exp(-xd));
+    // Below exp's range the result is 0 where the exact value is a tiny subnormal.
+    if (sd > 1e-37) worst_s = std::max(worst_s, ulp_error(s[i], sd));
+    else EXPECT_LE(s[i], 1e-37f) << x[i];
+  }
+  EXPECT_LE(worst_t, 4.0);
+  EXPECT_LE(worst_s, 4.0);
+  float nan = std::numeric_limits<float>::quiet_NaN(), y = 0;
+  vmath::tanh(&nan, &y, 1);
+  EXPECT_TRUE(std::isnan(y));
+  vmath::sigmoid(&nan, &y, 1);
+  EXPECT_TRUE(std::isnan(y));
+  // float64, in place, ragged lengths.
+  for (size_t n : {size_t(1), size_t(3), size_t(8), size_t(13)}) {
+    std::vector<double> d(n), e(n);
+    for (size_t i = 0; i < n; ++i) d[i] = e[i] = -7.0 + 1.3 * double(i);
+    vmath::tanh(d.data(), d.data(), n);
+    vmath::sigmoid(e.data(), e.data(), n);
+    for (size_t i = 0; i < n; ++i) {
+      const double v = -7.0 + 1.3 * double(i);
+      EXPECT_NEAR(d[i], std::tanh(v), 1e-15);
+      EXPECT_NEAR(e[i], 1.0 / (1.0 + std::exp(-v)), 1e-15);
+    }
+  }
+}
+
+template <typename T>
+void check_dot_rows() {
+  std::mt19937 rng(6);
+  std::uniform_real_distribution<double> u(-1, 1);
+  for (size_t n : {size_t(0), size_t(1), size_t(7), size_t(16), size_t(33), size_t(130)})
+    for (size_t rows : {size_t(1), size_t(3), size_t(4), size_t(9)}) {
+      const size_t lda = n + 5;
+      std::vector<T> a(rows * lda), x0(n + 1), x1(n + 1);  // never empty: data() not null
+      std::vector<T> y0(rows, T(-9)), y1(rows, T(-9)), z(rows, T(-9));
+      for (auto& v : a) v = T(u(rng));
+      for (size_t k = 0; k < n; ++k) x0[k] = T(u(rng)), x1[k] = T(u(rng));
+      vmath::dot_rows(a.data(), lda, rows, n, x0.data(), x1.data(), y0.data(), y1.data());
+      vmath::dot_rows(a.data(), lda, rows, n, x0.data(), nullptr, z.data(), nullptr);
+      for (size_t i = 0; i < rows; ++i) {
+        double w0 = 0, w1 = 0;
+        for (size_t k = 0; k < n; ++k)
+          w0 += double(a[i * lda + k]) * double(x0[k]),
+              w1 += double(a[i * lda + k]) * double(x1[k]);
+        const double tol = (sizeof(T) == 4 ? 1e-5 : 1e-13) * double(n + 1);
+        EXPECT_NEAR(double(y0[i]), w0, tol) << n << " " << rows;
+        EXPECT_NEAR(double(y1[i]), w1, tol) << n << " " << rows;
+        EXPECT_EQ(z[i], y0[i]);  // one vector or two: the same sums
+      }
+    }
+}
+
+TEST(Vmath, DotRowsAgainstDouble) {
+  check_dot_rows<float>();
+  check_dot_rows<double>();
+}
+
+template <typename T>
+void check_panel_product() {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<double> u(-1, 1);
+  constexpr size_t P = 64 / sizeof(T);
+  for (size_t gates : {size_t(1), size_t(2), size_t(3), size_t(4)})
+    for (size_t k : {size_t(1), size_t(5), size_t(64)})
+      for (size_t rows : {size_t(1), size_t(2), size_t(3), size_t(5), size_t(8)})
+        for (size_t nj : {P, P - 3}) {
+          std::vector<T> panel(k * gates * P), xs(rows * k);
+          for (auto& v : panel) v = T(u(rng));
+          for (auto& v : xs) v = T(u(rng));
+          const size_t ys = P + 2;  // gate stride in y
+          std::vector<T> out(rows * gates * ys, T(-7));
+          std::vector<const T*> x(rows);
+          std::vector<T*> y(rows);
+          for (size_t r = 0; r < rows; ++r) x[r] = xs.data() + r * k, y[r] = out.data() + r * gates * ys;
+          vmath::panel_product(panel.data(), k, gates, x.data(), y.data(), rows, ys, nj);
+          for (size_t r = 0; r < rows; ++r)
+            for (size_t g = 0; g < gates; ++g)
+              for (size_t j = 0; j < ys; ++j) {
+                const T got = out[r * gates * ys + g * ys + j];
+                if (j >= nj) {
+                  EXPECT_EQ(got, T(-7));  // nothing written past nj
+                  continue;
+                }
+                double want = 0;
+                for (size_t i = 0; i < k; ++i)
+                  want += double(xs[r * k + i]) * double(panel[(i * gates + g) * P + j]);
+                EXPECT_NEAR(double(got), want, (sizeof(T) == 4 ? 1e-5 : 1e-13) * double(k + 1))
+                    << gates << " " << k << " " << rows << " " << nj;
+              }
+        }
+}
+
+TEST(Vmath, PanelProductAgainstDouble) {
+  check_panel_product<float>();
+  check_panel_product<double>();
 }
 
 }  // namespace

@@ -193,6 +193,179 @@ double ScaleAddMaxF64(double* s, size_t n, size_t valid, double scale, const dou
 float ExpShiftSumF32(float* s, size_t n, float m) { return ExpShiftSum(s, n, m); }
 double ExpShiftSumF64(double* s, size_t n, double m) { return ExpShiftSum(s, n, m); }
 
+template <class T>
+HWY_INLINE void TanhArr(const T* x, T* y, size_t n) {
+  MapArray(x, y, n, [](auto d, auto v) { return hn::Tanh(d, v); });
+}
+
+// 1 / (1 + exp(-x)); -x is clamped to where Highway's Exp is valid (above, exp overflows to inf
+// in either type and the result is 0 as it should be; -inf is outside it), NaN lanes pass through.
+template <class T>
+HWY_INLINE void SigmoidArr(const T* x, T* y, size_t n) {
+  MapArray(x, y, n, [](auto d, auto v) {
+    using V = decltype(v);
+    const V one = hn::Set(d, T(1));
+    const V lo = hn::Set(d, std::numeric_limits<T>::lowest());
+    const V hi = hn::Set(d, T(sizeof(T) == 4 ? 104 : 706));
+    const V e = hn::Exp(d, hn::Min(hn::Max(hn::Neg(v), lo), hi));
+    const V r = hn::Div(one, hn::Add(one, e));
+    return hn::IfThenElse(hn::IsNaN(v), v, r);
+  });
+}
+
+void TanhF32(const float* x, float* y, size_t n) { TanhArr(x, y, n); }
+void TanhF64(const double* x, double* y, size_t n) { TanhArr(x, y, n); }
+void SigmoidF32(const float* x, float* y, size_t n) { SigmoidArr(x, y, n); }
+void SigmoidF64(const double* x, double* y, size_t n) { SigmoidArr(x, y, n); }
+
+// Four rows at a time (eight accumulators with two vectors), so each x load serves four rows
+// and the reductions of different rows overlap.
+template <class T, bool kTwo>
+HWY_INLINE void DotRows(const T* a, size_t lda, size_t rows, size_t n, const T* x0, const T* x1,
+                        T* y0, T* y1) {
+  const hn::ScalableTag<T> d;
+  using V = hn::Vec<decltype(d)>;
+  const size_t N = hn::Lanes(d);
+  const size_t full = n / N * N;
+  const Partial<decltype(d)> part{d, n - full};
+  auto sum = [&](V v) { return hn::GetLane(hn::SumOfLanes(d, v)); };
+  size_t i = 0;
+  for (; i + 4 <= rows; i += 4) {
+    const T* r0 = a + i * lda;
+    const T* r1 = r0 + lda;
+    const T* r2 = r1 + lda;
+    const T* r3 = r2 + lda;
+    V s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
+    V t0 = hn::Zero(d), t1 = hn::Zero(d), t2 = hn::Zero(d), t3 = hn::Zero(d);
+    auto step = [&](V v0, V v1, V w0, V w1, V w2, V w3) {
+      s0 = hn::MulAdd(w0, v0, s0);
+      s1 = hn::MulAdd(w1, v0, s1);
+      s2 = hn::MulAdd(w2, v0, s2);
+      s3 = hn::MulAdd(w3, v0, s3);
+      if constexpr (kTwo) {
+        t0 = hn::MulAdd(w0, v1, t0);
+        t1 = hn::MulAdd(w1, v1, t1);
+        t2 = hn::MulAdd(w2, v1, t2);
+        t3 = hn::MulAdd(w3, v1, t3);
+      }
+    };
+    for (size_t k = 0; k < full; k += N)
+      step(hn::LoadU(d, x0 + k), kTwo ? hn::LoadU(d, x1 + k) : hn::Zero(d), hn::LoadU(d, r0 + k),
+           hn::LoadU(d, r1 + k), hn::LoadU(d, r2 + k), hn::LoadU(d, r3 + k));
+    if (full < n)
+      step(part.Load(x0 + full, T(0)), kTwo ? part.Load(x1 + full, T(0)) : hn::Zero(d),
+           part.Load(r0 + full, T(0)), part.Load(r1 + full, T(0)), part.Load(r2 + full, T(0)),
+           part.Load(r3 + full, T(0)));
+    y0[i] = sum(s0), y0[i + 1] = sum(s1), y0[i + 2] = sum(s2), y0[i + 3] = sum(s3);
+    if constexpr (kTwo)
+      y1[i] = sum(t0), y1[i + 1] = sum(t1), y1[i + 2] = sum(t2), y1[i + 3] = sum(t3);
+  }
+  for (; i < rows; ++i) {
+    const T* r = a + i * lda;
+    V s = hn::Zero(d), t = hn::Zero(d);
+    for (size_t k = 0; k < full; k += N) {
+      const V w = hn::LoadU(d, r + k);
+      s = hn::MulAdd(w, hn::LoadU(d, x0 + k), s);
+      if constexpr (kTwo) t = hn::MulAdd(w, hn::LoadU(d, x1 + k), t);
+    }
+    if (full < n) {
+      const V w = part.Load(r + full, T(0));
+      s = hn::MulAdd(w, part.Load(x0 + full, T(0)), s);
+      if constexpr (kTwo) t = hn::MulAdd(w, part.Load(x1 + full, T(0)), t);
+    }
+    y0[i] = sum(s);
+    if constexpr (kTwo) y1[i] = sum(t);
+  }
+}
+
+void DotRowsF32(const float* a, size_t lda, size_t rows, size_t n, const float* x0, const float* x1,
+                float* y0, float* y1) {
+  if (x1) DotRows<float, true>(a, lda, rows, n, x0, x1, y0, y1);
+  else DotRows<float, false>(a, lda, rows, n, x0, x1, y0, y1);
+}
+void DotRowsF64(const double* a, size_t lda, size_t rows, size_t n, const double* x0,
+                const double* x1, double* y0, double* y1) {
+  if (x1) DotRows<double, true>(a, lda, rows, n, x0, x1, y0, y1);
+  else DotRows<double, false>(a, lda, rows, n, x0, x1, y0, y1);
+}
+
+// R rows x G gates x one 64-byte panel row of accumulators, the panel's vectors loaded once
+// per k and broadcast x values reused across gates: no reductions.
+template <class T, int G, int R>
+HWY_INLINE void PanelRows(size_t K, const T* HWY_RESTRICT panel, const T* const* x, T* const* y,
+                          size_t ys, size_t nj) {
+  const hn::ScalableTag<T> d;
+  using V = hn::Vec<decltype(d)>;
+  constexpr size_t N = hn::MaxLanes(d);
+  constexpr size_t JB = 64 / sizeof(T);
+  constexpr size_t NV = JB / N;
+  V acc[R][G][NV];
+  const T* xr[R];
+  for (int r = 0; r < R; ++r) {
+    xr[r] = x[r];
+    for (int g = 0; g < G; ++g)
+      for (size_t v = 0; v < NV; ++v) acc[r][g][v] = hn::Zero(d);
+  }
+  for (size_t k = 0; k < K; ++k) {
+    const T* p = panel + k * G * JB;
+    V xv[R];
+    for (int r = 0; r < R; ++r) xv[r] = hn::Set(d, xr[r][k]);
+    for (int g = 0; g < G; ++g)
+      for (size_t v = 0; v < NV; ++v) {
+        const V pv = hn::LoadU(d, p + g * JB + v * N);
+        for (int r = 0; r < R; ++r) acc[r][g][v] = hn::MulAdd(xv[r], pv, acc[r][g][v]);
+      }
+  }
+  HWY_ALIGN T tile[JB];
+  for (int r = 0; r < R; ++r)
+    for (int g = 0; g < G; ++g) {
+      T* out = y[r] + g * ys;
+      if (nj == JB) {
+        for (size_t v = 0; v < NV; ++v) hn::StoreU(acc[r][g][v], d, out + v * N);
+      } else {
+        for (size_t v = 0; v < NV; ++v) hn::Store(acc[r][g][v], d, tile + v * N);
+        for (size_t j = 0; j < nj; ++j) out[j] = tile[j];
+      }
+    }
+}
+
+// Rows per pass: about eight accumulator vectors (AVX-512: 2 rows of 4 gates; AVX2: 1).
+template <class T, int G>
+HWY_INLINE void PanelProductG(size_t K, const T* panel, const T* const* x, T* const* y,
+                              size_t nrows, size_t ys, size_t nj) {
+  const hn::ScalableTag<T> d;
+  constexpr size_t NV = 64 / sizeof(T) / hn::MaxLanes(d);
+  constexpr size_t kRows = std::min<size_t>(4, std::max<size_t>(1, 8 / (G * NV)));
+  size_t r = 0;
+  for (; r + kRows <= nrows; r += kRows)
+    PanelRows<T, G, int(kRows)>(K, panel, x + r, y + r, ys, nj);
+  for (; r < nrows; ++r) PanelRows<T, G, 1>(K, panel, x + r, y + r, ys, nj);
+}
+
+template <class T>
+HWY_INLINE void PanelProduct(const T* panel, size_t K, size_t G, const T* const* x, T* const* y,
+                             size_t nrows, size_t ys, size_t nj) {
+  switch (G) {
+    case 1:
+      return PanelProductG<T, 1>(K, panel, x, y, nrows, ys, nj);
+    case 2:
+      return PanelProductG<T, 2>(K, panel, x, y, nrows, ys, nj);
+    case 3:
+      return PanelProductG<T, 3>(K, panel, x, y, nrows, ys, nj);
+    default:
+      return PanelProductG<T, 4>(K, panel, x, y, nrows, ys, nj);
+  }
+}
+
+void PanelProductF32(const float* panel, size_t K, size_t G, const float* const* x, float* const* y,
+                     size_t nrows, size_t ys, size_t nj) {
+  PanelProduct(panel, K, G, x, y, nrows, ys, nj);
+}
+void PanelProductF64(const double* panel, size_t K, size_t G, const double* const* x,
+                     double* const* y, size_t nrows, size_t ys, size_t nj) {
+  PanelProduct(panel, K, G, x, y, nrows, ys, nj);
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace nef::backend::cpu::vmath
 HWY_AFTER_NAMESPACE();
@@ -210,6 +383,14 @@ HWY_EXPORT(ExpShiftSumF32);
 HWY_EXPORT(ExpShiftSumF64);
 HWY_EXPORT(SumsF32);
 HWY_EXPORT(SumsF64Array);
+HWY_EXPORT(TanhF32);
+HWY_EXPORT(TanhF64);
+HWY_EXPORT(SigmoidF32);
+HWY_EXPORT(SigmoidF64);
+HWY_EXPORT(DotRowsF32);
+HWY_EXPORT(DotRowsF64);
+HWY_EXPORT(PanelProductF32);
+HWY_EXPORT(PanelProductF64);
 
 void erf(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(ErfArray)(x, y, n); }
 void gelu_erf(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(GeluErfArray)(x, y, n); }
@@ -230,6 +411,26 @@ void sums(const double* x, size_t n, double c, double* s1, double* s2) {
 }
 double exp_shift_sum(double* s, size_t n, double m) {
   return HWY_DYNAMIC_DISPATCH(ExpShiftSumF64)(s, n, m);
+}
+void tanh(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(TanhF32)(x, y, n); }
+void tanh(const double* x, double* y, size_t n) { HWY_DYNAMIC_DISPATCH(TanhF64)(x, y, n); }
+void sigmoid(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(SigmoidF32)(x, y, n); }
+void sigmoid(const double* x, double* y, size_t n) { HWY_DYNAMIC_DISPATCH(SigmoidF64)(x, y, n); }
+void dot_rows(const float* a, size_t lda, size_t rows, size_t n, const float* x0, const float* x1,
+              float* y0, float* y1) {
+  HWY_DYNAMIC_DISPATCH(DotRowsF32)(a, lda, rows, n, x0, x1, y0, y1);
+}
+void dot_rows(const double* a, size_t lda, size_t rows, size_t n, const double* x0,
+              const double* x1, double* y0, double* y1) {
+  HWY_DYNAMIC_DISPATCH(DotRowsF64)(a, lda, rows, n, x0, x1, y0, y1);
+}
+void panel_product(const float* panel, size_t k, size_t gates, const float* const* x,
+                   float* const* y, size_t rows, size_t ys, size_t nj) {
+  HWY_DYNAMIC_DISPATCH(PanelProductF32)(panel, k, gates, x, y, rows, ys, nj);
+}
+void panel_product(const double* panel, size_t k, size_t gates, const double* const* x,
+                   double* const* y, size_t rows, size_t ys, size_t nj) {
+  HWY_DYNAMIC_DISPATCH(PanelProductF64)(panel, k, gates, x, y, rows, ys, nj);
 }
 
 }  // namespace nef::backend::cpu::vmath

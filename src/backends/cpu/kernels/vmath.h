@@ -29,4 +29,30 @@ double exp_shift_sum(double* s, size_t n, double m);
 void sums(const float* x, size_t n, double c, double* s1, double* s2);
 void sums(const double* x, size_t n, double c, double* s1, double* s2);
 
+// Recurrent-cell activations, in place or not (y may equal x): tanh within 4 ulp (Highway's),
+// sigmoid = 1 / (1 + exp(-x)) within a few ulp (0 below the point where exp(-x) overflows);
+// NaN propagates.
+void tanh(const float* x, float* y, size_t n);
+void tanh(const double* x, double* y, size_t n);
+void sigmoid(const float* x, float* y, size_t n);
+void sigmoid(const double* x, double* y, size_t n);
+
+// Matrix-vector products over rows of a (row i at a + i * lda, n contiguous elements):
+// y0[i] = dot(row i, x0) for i < rows, and y1[i] = dot(row i, x1) too when x1 is not null (two
+// vectors share each row's loads: two batch rows of a recurrent step). Vector partial sums,
+// reduced per row; the order of the additions depends only on n and the SIMD target.
+void dot_rows(const float* a, size_t lda, size_t rows, size_t n, const float* x0, const float* x1,
+              float* y0, float* y1);
+void dot_rows(const double* a, size_t lda, size_t rows, size_t n, const double* x0,
+              const double* x1, double* y0, double* y1);
+
+// Products with a packed panel (the recurrent kernels' R, packed once per run): panel holds
+// k rows of `gates` x P values, P = 64 / sizeof(T) (16 floats, 8 doubles), row-major. For each
+// of `rows` vectors x[r] (k elements): y[r][g * ys + j] = sum_i x[r][i] * panel[i][g][j] for
+// gates 1..4 and j < nj <= P. Register tiles of several rows x gates x P, no reductions.
+void panel_product(const float* panel, size_t k, size_t gates, const float* const* x,
+                   float* const* y, size_t rows, size_t ys, size_t nj);
+void panel_product(const double* panel, size_t k, size_t gates, const double* const* x,
+                   double* const* y, size_t rows, size_t ys, size_t nj);
+
 }  // namespace nef::backend::cpu::vmath
