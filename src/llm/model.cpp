@@ -123,8 +123,9 @@ Tensor Model::linear(const Tensor& x, const Weight& w) const {
 }
 
 int64_t Model::bucket(int64_t n) const {
-  for (int64_t b : {int64_t(1), int64_t(16), int64_t(64)})
-    if (n <= b && b < chunk_) return b;
+  if (n <= 1) return std::min<int64_t>(1, chunk_);
+  for (int64_t b = 16; b < chunk_; b *= 2)  // padding wastes at most half a chunk
+    if (n <= b) return b;
   return chunk_;
 }
 

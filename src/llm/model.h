@@ -60,8 +60,8 @@ class Model {
   // are wanted), k_cache / v_cache float32 [layers, kv_heads, context, head_dim]; outputs
   // logits float32 [1, vocab] and k_new / v_new float32 [layers, kv_heads, T, head_dim].
   const LoadedGraph& step_graph(int64_t T) const;
-  // The chunk length that runs n (<= prefill_chunk) tokens: the smallest bucket (1, 16, 64,
-  // prefill_chunk) that holds them; the rows past n are padding.
+  // The chunk length that runs n (<= prefill_chunk) tokens: the smallest bucket (1, 16, 32,
+  // 64, ... doubling, prefill_chunk) that holds them; the rows past n are padding.
   int64_t bucket(int64_t n) const;
 
  private:
