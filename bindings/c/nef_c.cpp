@@ -8,8 +8,8 @@
 #include <string>
 
 #include "api/lazy.h"
-#include "llm/generate.h"
 #include "backends/registry.h"
+#include "llm/generate.h"
 #include "nef/nef.h"
 #include "nef/tensor.h"
 #include "nef/version.h"
@@ -523,8 +523,8 @@ void nef_llm_free(nef_llm* m) { delete m; }
 void nef_generate_options_init(nef_generate_options* o) {
   if (!o) return;
   const nef::llm::SamplingParams d;
-  *o = nef_generate_options{256, d.temperature, d.top_k, d.top_p, d.min_p, d.repeat_penalty,
-                            d.seed, 0};
+  *o = nef_generate_options{256,     d.temperature,    d.top_k, d.top_p,
+                            d.min_p, d.repeat_penalty, d.seed,  0};
 }
 
 nef_status nef_llm_generate(nef_llm* m, const char* prompt, const nef_generate_options* opts,

@@ -85,20 +85,23 @@ nb::dict stats_dict(const nef::llm::GenerateStats& s) {
   return d;
 }
 
-#define NEF_GEN_ARGS                                                                   \
-  "max_tokens"_a = 256, "temperature"_a = 0.0, "top_k"_a = 40, "top_p"_a = 0.95,       \
-      "min_p"_a = 0.05, "repeat_penalty"_a = 1.0, "repeat_last_n"_a = 64, "seed"_a = 0, \
-      "stop"_a = std::vector<std::string>{}, "ignore_eos"_a = false
+#define NEF_GEN_ARGS                                                                               \
+  "max_tokens"_a = 256, "temperature"_a = 0.0, "top_k"_a = 40, "top_p"_a = 0.95, "min_p"_a = 0.05, \
+  "repeat_penalty"_a = 1.0, "repeat_last_n"_a = 64, "seed"_a = 0,                                  \
+  "stop"_a = std::vector<std::string>{}, "ignore_eos"_a = false
 
 }  // namespace
 
 void bind_llm_model(nb::module_& m) {
   nb::class_<PyModel>(m, "LlmModel")
-      .def_prop_ro("config",
-                   [](const PyModel& p) { return config_dict(p.model->config(), p.model->context()); })
-      .def_prop_ro("chat_template", [](const PyModel& p) { return p.model->config().chat_template; })
       .def_prop_ro(
-          "tokenizer", [](const PyModel& p) -> const nef::llm::Tokenizer& { return p.model->tokenizer(); },
+          "config",
+          [](const PyModel& p) { return config_dict(p.model->config(), p.model->context()); })
+      .def_prop_ro("chat_template",
+                   [](const PyModel& p) { return p.model->config().chat_template; })
+      .def_prop_ro(
+          "tokenizer",
+          [](const PyModel& p) -> const nef::llm::Tokenizer& { return p.model->tokenizer(); },
           nb::rv_policy::reference_internal)
       .def("session",
            [](const PyModel& p) {
@@ -108,8 +111,7 @@ void bind_llm_model(nb::module_& m) {
           "generate",
           [](const PyModel& p, const std::string& prompt, int64_t max_tokens, double temperature,
              int64_t top_k, double top_p, double min_p, double repeat_penalty,
-             int64_t repeat_last_n, uint64_t seed, std::vector<std::string> stop,
-             bool ignore_eos) {
+             int64_t repeat_last_n, uint64_t seed, std::vector<std::string> stop, bool ignore_eos) {
             auto o = options(max_tokens, temperature, top_k, top_p, min_p, repeat_penalty,
                              repeat_last_n, seed, std::move(stop), ignore_eos);
             nb::gil_scoped_release release;
@@ -161,7 +163,8 @@ void bind_llm_model(nb::module_& m) {
              return nb::make_tuple(prof.seconds, out);
            })
       .def_prop_ro("position", [](const PySession& s) { return s.session->position(); })
-      .def("truncate", [](PySession& s, int64_t pos) { s.session->truncate(pos); }, "pos"_a = 0)
+      .def(
+          "truncate", [](PySession& s, int64_t pos) { s.session->truncate(pos); }, "pos"_a = 0)
       .def("eval", [](PySession& s, const std::vector<int64_t>& tokens) {
         std::vector<int32_t> ids;
         ids.reserve(tokens.size());
@@ -176,7 +179,8 @@ void bind_llm_model(nb::module_& m) {
           logits = s.session->eval(ids);
         }
         auto* data = new std::vector<float>(std::move(logits));
-        nb::capsule owner(data, [](void* p) noexcept { delete static_cast<std::vector<float>*>(p); });
+        nb::capsule owner(data,
+                          [](void* p) noexcept { delete static_cast<std::vector<float>*>(p); });
         return nb::ndarray<nb::numpy, float, nb::ndim<1>>(data->data(), {data->size()}, owner);
       });
 

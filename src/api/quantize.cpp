@@ -42,8 +42,9 @@ LoadedGraph LoadedGraph::quantize(const std::string& scheme, QuantizeReport* rep
   if (scheme != "int8")
     throw UnsupportedError(str("[quantize] scheme '", scheme, "' is not supported (int8)"));
   if (impl_->deferred)
-    throw ValidationError("[quantize] the graph still has unbound symbolic dims: import it with "
-                          "its dims bound (nef.from_onnx(path, dims=...)) first");
+    throw ValidationError(
+        "[quantize] the graph still has unbound symbolic dims: import it with "
+        "its dims bound (nef.from_onnx(path, dims=...)) first");
   QuantizeReport r;
   ir::Graph g = impl_->graph;
   std::vector<int> users(g.nodes.size(), 0);

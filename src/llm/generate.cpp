@@ -37,9 +37,8 @@ int32_t Sampler::sample(std::vector<float> logits, const std::vector<int32_t>& h
   // negative ones), each token once.
   if (p_.repeat_penalty != 1.0 && p_.repeat_last_n > 0) {
     std::vector<bool> seen(size_t(n), false);
-    const size_t from = history.size() > size_t(p_.repeat_last_n)
-                            ? history.size() - size_t(p_.repeat_last_n)
-                            : 0;
+    const size_t from =
+        history.size() > size_t(p_.repeat_last_n) ? history.size() - size_t(p_.repeat_last_n) : 0;
     for (size_t i = from; i < history.size(); ++i) {
       const int32_t t = history[i];
       if (t < 0 || t >= n || seen[size_t(t)]) continue;
@@ -56,7 +55,8 @@ int32_t Sampler::sample(std::vector<float> logits, const std::vector<int32_t>& h
   std::iota(idx.begin(), idx.end(), 0);
   const int64_t k = p_.top_k > 0 ? std::min<int64_t>(p_.top_k, n) : n;
   auto by_logit = [&](int32_t a, int32_t b) {
-    return logits[size_t(a)] > logits[size_t(b)] || (logits[size_t(a)] == logits[size_t(b)] && a < b);
+    return logits[size_t(a)] > logits[size_t(b)] ||
+           (logits[size_t(a)] == logits[size_t(b)] && a < b);
   };
   std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), by_logit);
   idx.resize(size_t(k));
@@ -141,8 +141,8 @@ std::optional<std::string> Generation::next() {
     stats_.prompt_seconds = seconds_since(t0);
   } else {
     const char* reason = int64_t(generated_.size()) >= opts_.max_tokens ? "max_tokens"
-                         : session_.position() >= model_->context()  ? "context"
-                                                                     : nullptr;
+                         : session_.position() >= model_->context()     ? "context"
+                                                                        : nullptr;
     if (reason) {
       std::string rest = finish(reason);
       return rest.empty() ? std::nullopt : std::optional<std::string>(rest);

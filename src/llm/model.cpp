@@ -23,7 +23,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const format::GgufFile& f) {
   d.tokens = f.get_string_array("tokenizer.ggml.tokens");
   if (f.has("tokenizer.ggml.merges")) d.merges = f.get_string_array("tokenizer.ggml.merges");
   if (f.has("tokenizer.ggml.token_type"))
-    for (int64_t t : f.get_int_array("tokenizer.ggml.token_type")) d.token_types.push_back(int32_t(t));
+    for (int64_t t : f.get_int_array("tokenizer.ggml.token_type"))
+      d.token_types.push_back(int32_t(t));
   d.bos_id = optional_id(f, "tokenizer.ggml.bos_token_id");
   d.eos_id = optional_id(f, "tokenizer.ggml.eos_token_id");
   d.unk_id = optional_id(f, "tokenizer.ggml.unknown_token_id");
@@ -38,8 +39,8 @@ ModelConfig read_config(const format::GgufFile& f, const std::string& path) {
   ModelConfig c;
   c.arch = f.get_string("general.architecture");
   if (c.arch != "llama" && c.arch != "mistral")
-    throw UnsupportedError(str("[llm] architecture '", c.arch, "' of ", path,
-                               " is not supported (llama, mistral)"));
+    throw UnsupportedError(
+        str("[llm] architecture '", c.arch, "' of ", path, " is not supported (llama, mistral)"));
   c.name = f.has("general.name") ? f.get_string("general.name")
                                  : std::filesystem::path(path).filename().string();
   const std::string a = c.arch + ".";
@@ -47,8 +48,8 @@ ModelConfig read_config(const format::GgufFile& f, const std::string& path) {
   c.n_embd = f.get_i64(a + "embedding_length");
   c.n_ff = f.get_i64(a + "feed_forward_length");
   c.n_head = f.get_i64(a + "attention.head_count");
-  c.n_head_kv = f.has(a + "attention.head_count_kv") ? f.get_i64(a + "attention.head_count_kv")
-                                                      : c.n_head;
+  c.n_head_kv =
+      f.has(a + "attention.head_count_kv") ? f.get_i64(a + "attention.head_count_kv") : c.n_head;
   c.n_ctx_train = f.has(a + "context_length") ? f.get_i64(a + "context_length") : 2048;
   c.rope_base = f.has(a + "rope.freq_base") ? f.get_f64(a + "rope.freq_base") : 10000.0;
   c.rms_eps = f.get_f64(a + "attention.layer_norm_rms_epsilon");
@@ -66,8 +67,8 @@ ModelConfig read_config(const format::GgufFile& f, const std::string& path) {
     throw FormatError(str("[llm] ", path, ": ", c.n_head, " heads (", c.n_head_kv,
                           " kv heads) do not divide the width ", c.n_embd));
   c.head_dim = c.n_embd / c.n_head;
-  c.rope_dims = f.has(a + "rope.dimension_count") ? f.get_i64(a + "rope.dimension_count")
-                                                   : c.head_dim;
+  c.rope_dims =
+      f.has(a + "rope.dimension_count") ? f.get_i64(a + "rope.dimension_count") : c.head_dim;
   if (c.rope_dims <= 0 || c.rope_dims > c.head_dim || c.rope_dims % 2)
     throw FormatError(str("[llm] ", path, ": rope.dimension_count ", c.rope_dims,
                           " does not fit the head dim ", c.head_dim));
@@ -109,8 +110,8 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
 Model::Weight Model::weight(const std::string& name, const Shape& expect) const {
   const format::GgufTensorInfo& info = file_->tensor_info(name);
   if (info.shape != expect)
-    throw ValidationError(str("[llm] tensor '", name, "' is ", shape_str(info.shape), ", the model's ",
-                              "metadata implies ", shape_str(expect)));
+    throw ValidationError(str("[llm] tensor '", name, "' is ", shape_str(info.shape),
+                              ", the model's ", "metadata implies ", shape_str(expect)));
   Weight w;
   w.t = from_array(file_->tensor(name));  // zero copy (UnsupportedError for unread types)
   if (info.quant) w.format = quant::info(*info.quant).name;
@@ -148,12 +149,11 @@ LoadedGraph Model::build_step(int64_t T) const {
   Tensor v_cache = placeholder("v_cache", {L, Hkv, C, D}, DType::Float32);
 
   const Weight embd = weight("token_embd.weight", {V, E});
-  Tensor x = embd.format.empty() ? cast(gather(embd.t, tokens, 0), DType::Float32)
-                                 : op("qgather", {embd.t, tokens},
-                                      attrs_of({{"format", embd.format}}));
-  const ir::Attrs rope_attrs = attrs_of({{"base", c.rope_base},
-                                         {"dims", c.rope_dims},
-                                         {"mode", c.rope_mode}});
+  Tensor x = embd.format.empty()
+                 ? cast(gather(embd.t, tokens, 0), DType::Float32)
+                 : op("qgather", {embd.t, tokens}, attrs_of({{"format", embd.format}}));
+  const ir::Attrs rope_attrs =
+      attrs_of({{"base", c.rope_base}, {"dims", c.rope_dims}, {"mode", c.rope_mode}});
   auto heads = [&](const Tensor& t, int64_t n) {  // [T, n * D] -> [n, T, D]
     return transpose(reshape(t, {T, n, D}), {1, 0, 2});
   };
@@ -166,7 +166,7 @@ LoadedGraph Model::build_step(int64_t T) const {
     const Weight wv = weight(b + "attn_v.weight", {Hkv * D, E});
     const Weight wo = weight(b + "attn_output.weight", {E, H * D});
     Tensor h = rmsnorm(x, attn_norm, c.rms_eps);
-    Tensor q = op("rope", {heads(linear(h, wq), H), pos}, rope_attrs);     // [H, T, D]
+    Tensor q = op("rope", {heads(linear(h, wq), H), pos}, rope_attrs);    // [H, T, D]
     Tensor k = op("rope", {heads(linear(h, wk), Hkv), pos}, rope_attrs);  // [Hkv, T, D]
     Tensor v = heads(linear(h, wv), Hkv);
     k_new.push_back(expand_dims(k, {0}));
@@ -174,9 +174,9 @@ LoadedGraph Model::build_step(int64_t T) const {
     auto cache = [&](const Tensor& cc) {  // layer l of a cache as [Hkv, 1, C, D]
       return reshape(slice(cc, {l, 0, 0, 0}, {l + 1, Hkv, C, D}, {1, 1, 1, 1}), {Hkv, 1, C, D});
     };
-    const std::vector<Tensor> att_in{reshape(q, {Hkv, G, T, D}), cache(k_cache), cache(v_cache),
-                                     reshape(k, {Hkv, 1, T, D}), reshape(v, {Hkv, 1, T, D}),
-                                     start};
+    const std::vector<Tensor> att_in{
+        reshape(q, {Hkv, G, T, D}), cache(k_cache), cache(v_cache), reshape(k, {Hkv, 1, T, D}),
+        reshape(v, {Hkv, 1, T, D}), start};
     Tensor att = op("cached_attention", att_in);
     att = reshape(transpose(reshape(att, {H, T, D}), {1, 0, 2}), {T, H * D});
     x = x + linear(att, wo);
@@ -236,7 +236,8 @@ std::vector<float> Session::eval(std::span<const int32_t> tokens) {
                                            {"last", last},
                                            {"k_cache", k_cache_},
                                            {"v_cache", v_cache_}});
-    // The new rows into the cache, in place: [L, Hkv, T, D] -> rows [pos, pos + T) of [L, Hkv, C, D].
+    // The new rows into the cache, in place: [L, Hkv, T, D] -> rows [pos, pos + T) of [L, Hkv, C,
+    // D].
     const int64_t D = c.head_dim, C = model_->context(), rows = c.n_layer * c.n_head_kv;
     for (auto [name, cache] : {std::pair{"k_new", &k_cache_}, std::pair{"v_new", &v_cache_}}) {
       const Array a = out.at(name).contiguous();

@@ -33,12 +33,12 @@ struct ModelConfig {
   int64_t n_layer = 0, n_embd = 0, n_ff = 0, n_head = 0, n_head_kv = 0, head_dim = 0;
   int64_t n_vocab = 0, n_ctx_train = 0, rope_dims = 0;
   double rope_base = 10000.0, rms_eps = 1e-5;
-  std::string rope_mode;  // rope op mode: "interleaved" for GGUF Llama (its q/k are permuted)
+  std::string rope_mode;      // rope op mode: "interleaved" for GGUF Llama (its q/k are permuted)
   std::string chat_template;  // tokenizer.chat_template ("" when absent)
 };
 
 struct LoadOptions {
-  int64_t context = 0;      // KV-cache capacity in tokens; 0: min(trained context, 4096)
+  int64_t context = 0;          // KV-cache capacity in tokens; 0: min(trained context, 4096)
   int64_t prefill_chunk = 128;  // prompt tokens per step graph run, at most
 };
 

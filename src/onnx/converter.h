@@ -34,7 +34,7 @@ class NodeCtx {
   NodeCtx(Importer& imp, const ::onnx::NodeProto& node, int opset, int version, int index = -1);
 
   const std::string& op_type() const;
-  const std::string& name() const;  // the node's name as the file gives it (may be "")
+  const std::string& name() const;      // the node's name as the file gives it (may be "")
   int opset() const { return opset_; }  // the model's default-domain opset
   // The op's revision in force: the newest since-version of the op not after opset() (e.g.
   // Softmax in an opset-12 model is revision 11). Converters branch on this, not on opset().
@@ -74,7 +74,7 @@ class NodeCtx {
   void ignore_attr(const std::string& name) const;
 
   // ---- outputs ---------------------------------------------------------------------------------
-  size_t num_outputs() const;      // as listed by the node (optional trailing ones may be "")
+  size_t num_outputs() const;          // as listed by the node (optional trailing ones may be "")
   bool output_wanted(size_t i) const;  // present and not ""
 
   // ---- errors ----------------------------------------------------------------------------------

@@ -42,7 +42,8 @@ struct ModelImpl {
 // One specialization: the value table and what is known at import time.
 class Importer {
  public:
-  Importer(const ModelImpl& m, const std::map<std::string, Array>& values) : m_(m), values_in_(values) {}
+  Importer(const ModelImpl& m, const std::map<std::string, Array>& values)
+      : m_(m), values_in_(values) {}
 
   ir::Graph run(const std::map<std::string, int64_t>& dims);
 
@@ -126,9 +127,7 @@ void NodeCtx::unsupported(const std::string& what) const {
 void NodeCtx::fail(const std::string& what) const { throw FormatError(str(where(), ": ", what)); }
 
 size_t NodeCtx::num_inputs() const { return size_t(node_.input_size()); }
-bool NodeCtx::has_input(size_t i) const {
-  return i < num_inputs() && !node_.input(int(i)).empty();
-}
+bool NodeCtx::has_input(size_t i) const { return i < num_inputs() && !node_.input(int(i)).empty(); }
 Tensor NodeCtx::input(size_t i) const {
   if (!has_input(i)) fail(str("input ", i, " is required but absent"));
   return imp_.value(node_.input(int(i)), *this);
@@ -309,9 +308,8 @@ ir::Graph Importer::run(const std::map<std::string, int64_t>& dims) {
                             ")"));
     if (version < it->second.min_since)
       throw UnsupportedError(str(ctx.where(), ": NEF implements ", node.op_type(),
-                                 " from its opset-", it->second.min_since,
-                                 " revision; opset ", m_.opset, " uses its opset-", version,
-                                 " revision"));
+                                 " from its opset-", it->second.min_since, " revision; opset ",
+                                 m_.opset, " uses its opset-", version, " revision"));
     std::vector<Tensor> outs;
     try {
       outs = it->second.fn(ctx);
@@ -415,12 +413,16 @@ InputDecl input_decl(const ::onnx::ValueInfoProto& v) {
 }  // namespace
 
 std::shared_ptr<Model> Model::parse(const void* data, size_t size, const std::string& base_dir) {
-  return parse_with(base_dir, [&](::onnx::ModelProto& proto) {
-    if (size > size_t(INT32_MAX))
-      throw FormatError("[onnx] model is larger than 2 GiB (protobuf's limit): store the "
-                        "weights as external data");
-    return proto.ParseFromArray(data, int(size));
-  }, size);
+  return parse_with(
+      base_dir,
+      [&](::onnx::ModelProto& proto) {
+        if (size > size_t(INT32_MAX))
+          throw FormatError(
+              "[onnx] model is larger than 2 GiB (protobuf's limit): store the "
+              "weights as external data");
+        return proto.ParseFromArray(data, int(size));
+      },
+      size);
 }
 
 std::shared_ptr<Model> Model::parse_with(const std::string& base_dir,
@@ -431,13 +433,15 @@ std::shared_ptr<Model> Model::parse_with(const std::string& base_dir,
   ModelImpl& mi = *m->impl_;
   mi.base_dir = base_dir;
   if (!decode(mi.proto))
-    throw FormatError(str("[onnx] not a valid ONNX model (", size, " bytes): protobuf parse failed"));
+    throw FormatError(
+        str("[onnx] not a valid ONNX model (", size, " bytes): protobuf parse failed"));
   if (!mi.proto.has_graph()) throw FormatError("[onnx] the model has no graph");
   for (const auto& op : mi.proto.opset_import())
     if (is_onnx_domain(op.domain())) mi.opset = int(std::clamp<int64_t>(op.version(), 0, 1 << 20));
   if (mi.opset == 0) {
     std::string domains;
-    for (const auto& op : mi.proto.opset_import()) domains += (domains.empty() ? "" : ", ") + op.domain();
+    for (const auto& op : mi.proto.opset_import())
+      domains += (domains.empty() ? "" : ", ") + op.domain();
     throw UnsupportedError(str("[onnx] the model imports only the domains (", domains,
                                "); NEF supports the default ONNX domain"));
   }
@@ -455,9 +459,9 @@ std::shared_ptr<Model> Model::parse_with(const std::string& base_dir,
     if (init.name().empty()) throw FormatError("[onnx] an initializer has no name");
     if (!defined.insert(init.name()).second)
       throw FormatError(str("[onnx] initializer '", init.name(), "' is defined twice"));
-    mi.weights.emplace_back(init.name(),
-                            array_from_tensor_proto(init, base_dir, str("initializer '", init.name(), "'"),
-                                                    mi.proto_owner));
+    mi.weights.emplace_back(
+        init.name(), array_from_tensor_proto(init, base_dir, str("initializer '", init.name(), "'"),
+                                             mi.proto_owner));
   }
   for (const auto& in : g.input()) {
     if (defined.count(in.name())) continue;  // IR < 4 lists initializers as inputs too
@@ -471,11 +475,13 @@ std::shared_ptr<Model> Model::parse_with(const std::string& base_dir,
     for (const auto& in : node.input())
       if (!in.empty() && !defined.count(in))
         throw FormatError(str("[onnx] ", node.op_type(), " node '", node.name(), "' uses value '",
-                              in, "', which no earlier node, input or initializer defines "
+                              in,
+                              "', which no earlier node, input or initializer defines "
                               "(nodes must be topologically sorted)"));
     for (const auto& out : node.output())
       if (!out.empty() && !defined.insert(out).second)
-        throw FormatError(str("[onnx] value '", out, "' is defined twice (node '", node.name(), "')"));
+        throw FormatError(
+            str("[onnx] value '", out, "' is defined twice (node '", node.name(), "')"));
   }
   if (g.output_size() == 0) throw FormatError("[onnx] the graph has no outputs");
   for (const auto& out : g.output()) {
@@ -499,12 +505,16 @@ std::shared_ptr<Model> Model::parse_file(const std::string& path) {
   std::filesystem::path p(path);
   std::string dir = p.has_parent_path() ? p.parent_path().string() : std::string(".");
   try {
-    auto m = parse_with(dir, [&](::onnx::ModelProto& proto) {
-      if (st.st_size > off_t(INT32_MAX))
-        throw FormatError("[onnx] model is larger than 2 GiB (protobuf's limit): store the "
-                          "weights as external data");
-      return proto.ParseFromFileDescriptor(fd);
-    }, size_t(st.st_size));
+    auto m = parse_with(
+        dir,
+        [&](::onnx::ModelProto& proto) {
+          if (st.st_size > off_t(INT32_MAX))
+            throw FormatError(
+                "[onnx] model is larger than 2 GiB (protobuf's limit): store the "
+                "weights as external data");
+          return proto.ParseFromFileDescriptor(fd);
+        },
+        size_t(st.st_size));
     ::close(fd);
     return m;
   } catch (...) {

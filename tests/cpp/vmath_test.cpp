@@ -5,6 +5,10 @@
 // attention (ragged lengths around the vector width, NaN and -inf handling); the recurrent
 // cells' tanh and sigmoid (ulp bounds, the saturated tails, infinities and NaN), dot_rows and
 // panel_product.
+#include "backends/cpu/kernels/vmath.h"
+
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -12,10 +16,6 @@
 #include <limits>
 #include <random>
 #include <vector>
-
-#include <gtest/gtest.h>
-
-#include "backends/cpu/kernels/vmath.h"
 
 namespace nef::test {
 namespace {
@@ -42,8 +42,8 @@ TEST(Vmath, ErfWithinTwoUlp) {
   const float fmin = std::numeric_limits<float>::min();
   const float denorm = std::numeric_limits<float>::denorm_min();
   for (float s : {1.0f, -1.0f})
-    for (float v : {0.0f, denorm, fmin, 1e-30f, 1e-10f, 1e-4f, 0.5f, std::nextafter(1.0f, 0.0f), 1.0f,
-                    std::nextafter(1.0f, 2.0f), 3.9192059f, 3.92f, 4.0f, 10.0f, 1e10f,
+    for (float v : {0.0f, denorm, fmin, 1e-30f, 1e-10f, 1e-4f, 0.5f, std::nextafter(1.0f, 0.0f),
+                    1.0f, std::nextafter(1.0f, 2.0f), 3.9192059f, 3.92f, 4.0f, 10.0f, 1e10f,
                     std::numeric_limits<float>::max(), INFINITY})
       x.push_back(s * v);
   std::mt19937 rng(1234);
@@ -241,7 +241,8 @@ void check_panel_product() {
           std::vector<T> out(rows * gates * ys, T(-7));
           std::vector<const T*> x(rows);
           std::vector<T*> y(rows);
-          for (size_t r = 0; r < rows; ++r) x[r] = xs.data() + r * k, y[r] = out.data() + r * gates * ys;
+          for (size_t r = 0; r < rows; ++r)
+            x[r] = xs.data() + r * k, y[r] = out.data() + r * gates * ys;
           vmath::panel_product(panel.data(), k, gates, x.data(), y.data(), rows, ys, nj);
           for (size_t r = 0; r < rows; ++r)
             for (size_t g = 0; g < gates; ++g)

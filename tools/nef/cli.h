@@ -35,7 +35,7 @@ int cmd_run(const RunOptions& opts);
 
 struct InspectOptions {
   std::string file;
-  bool json = false;    // alone: the file's JSON header; with --plan/--memory/--passes: JSON form
+  bool json = false;  // alone: the file's JSON header; with --plan/--memory/--passes: JSON form
   bool dot = false;
   bool passes = false;  // the IR text after each optimizer pass
   bool plan = false;    // the compiled plan: kernels, what each covers, devices, memory
@@ -49,9 +49,9 @@ int cmd_devices(bool json);
 int cmd_compile(const std::string& file, const std::string& out);
 
 struct ImportOptions {
-  std::string model;                // .onnx
-  std::string output;               // .nef
-  std::vector<std::string> dims;    // "NAME=VALUE"
+  std::string model;              // .onnx
+  std::string output;             // .nef
+  std::vector<std::string> dims;  // "NAME=VALUE"
   bool embed_plan = false;
 };
 // Converts an ONNX model to a .nef (symbolic dims must be bound with --dim).

@@ -121,7 +121,8 @@ int run_main(int argc, char** argv) {
   gen_cmd->add_option("--min-p", gen.min_p, "Drop tokens below min-p x the top one (0: off)");
   gen_cmd->add_option("--repeat-penalty", gen.repeat_penalty, "Repetition penalty (1: off)");
   gen_cmd->add_option("--seed", gen.seed, "Sampling seed");
-  gen_cmd->add_option("--ctx", gen.context, "KV-cache capacity in tokens (0: the model's, <= 4096)");
+  gen_cmd->add_option("--ctx", gen.context,
+                      "KV-cache capacity in tokens (0: the model's, <= 4096)");
   gen_cmd->add_option("--stop", gen.stop, "A stop string (repeat per string)");
 
   try {
@@ -146,7 +147,8 @@ int run_main(int argc, char** argv) {
   if (gen_cmd->parsed()) return nef::cli::cmd_generate(gen);
   if (quant_cmd->parsed()) return nef::cli::cmd_quantize(quant_in, quant_out, quant_int8);
   std::cerr << app.help();
-  return usage("a command is required: run, inspect, compile, import, quantize, generate or devices");
+  return usage(
+      "a command is required: run, inspect, compile, import, quantize, generate or devices");
 }
 
 }  // namespace

@@ -137,13 +137,26 @@ class AttentionKernel final : public OpenclKernel {
   // Lanes = head dims: rq rows per item.
   std::string dims_source(const Geo& geo, int64_t rq, int64_t qb) const {
     // References, not a structured binding: clang 14 (fuzz builds) cannot capture bindings.
-    const auto& batch = geo.batch; const auto& Lq = geo.Lq; const auto& D = geo.D;
-    const auto& Lk = geo.Lk; const auto& Dv = geo.Dv; const auto& t = geo.t; const auto& T = geo.T;
-    const auto& has_mask = geo.has_mask; const auto& causal = geo.causal;
-    const auto& scale = geo.scale; const auto& ops = geo.ops;
-    const auto& qrs = geo.qrs; const auto& qcs = geo.qcs; const auto& krs = geo.krs;
-    const auto& kcs = geo.kcs; const auto& vrs = geo.vrs; const auto& vcs = geo.vcs;
-    const auto& mrs = geo.mrs; const auto& mcs = geo.mcs; const auto& in_types = geo.in_types;
+    const auto& batch = geo.batch;
+    const auto& Lq = geo.Lq;
+    const auto& D = geo.D;
+    const auto& Lk = geo.Lk;
+    const auto& Dv = geo.Dv;
+    const auto& t = geo.t;
+    const auto& T = geo.T;
+    const auto& has_mask = geo.has_mask;
+    const auto& causal = geo.causal;
+    const auto& scale = geo.scale;
+    const auto& ops = geo.ops;
+    const auto& qrs = geo.qrs;
+    const auto& qcs = geo.qcs;
+    const auto& krs = geo.krs;
+    const auto& kcs = geo.kcs;
+    const auto& vrs = geo.vrs;
+    const auto& vcs = geo.vcs;
+    const auto& mrs = geo.mrs;
+    const auto& mcs = geo.mcs;
+    const auto& in_types = geo.in_types;
     // Vectors along the head dims (widths dividing them), rq query rows per item sharing each
     // K and V row.
     auto width = [&](int64_t d) {
@@ -240,13 +253,26 @@ class AttentionKernel final : public OpenclKernel {
   // Lanes = query rows: VW rows per item, blocks of kKeyBlock keys.
   std::string rows_source(const Geo& geo, int lanes, int64_t qb) const {
     // References, not a structured binding: clang 14 (fuzz builds) cannot capture bindings.
-    const auto& batch = geo.batch; const auto& Lq = geo.Lq; const auto& D = geo.D;
-    const auto& Lk = geo.Lk; const auto& Dv = geo.Dv; const auto& t = geo.t; const auto& T = geo.T;
-    const auto& has_mask = geo.has_mask; const auto& causal = geo.causal;
-    const auto& scale = geo.scale; const auto& ops = geo.ops;
-    const auto& qrs = geo.qrs; const auto& qcs = geo.qcs; const auto& krs = geo.krs;
-    const auto& kcs = geo.kcs; const auto& vrs = geo.vrs; const auto& vcs = geo.vcs;
-    const auto& mrs = geo.mrs; const auto& mcs = geo.mcs; const auto& in_types = geo.in_types;
+    const auto& batch = geo.batch;
+    const auto& Lq = geo.Lq;
+    const auto& D = geo.D;
+    const auto& Lk = geo.Lk;
+    const auto& Dv = geo.Dv;
+    const auto& t = geo.t;
+    const auto& T = geo.T;
+    const auto& has_mask = geo.has_mask;
+    const auto& causal = geo.causal;
+    const auto& scale = geo.scale;
+    const auto& ops = geo.ops;
+    const auto& qrs = geo.qrs;
+    const auto& qcs = geo.qcs;
+    const auto& krs = geo.krs;
+    const auto& kcs = geo.kcs;
+    const auto& vrs = geo.vrs;
+    const auto& vcs = geo.vcs;
+    const auto& mrs = geo.mrs;
+    const auto& mcs = geo.mcs;
+    const auto& in_types = geo.in_types;
     const std::string VT = source::vtype(t, lanes);
     const int64_t KB = kKeyBlock;
     // Per-lane expressions: row index of lane l (clamped: lanes past the end repeat the last row).

@@ -20,11 +20,9 @@ bool is_int(DType t) { return t == DType::Int32 || t == DType::Int64; }
 // (i, i + dims/2) (GPT-NeoX, Hugging Face Llama).
 TensorType infer_rope(const OpDef&, const std::vector<TensorType>& in, Attrs& attrs) {
   const Shape& x = in[0].shape;
-  if (!is_floating(in[0].dtype))
-    throw TypeError(str("[rope] x must be float: ", types_str(in)));
+  if (!is_floating(in[0].dtype)) throw TypeError(str("[rope] x must be float: ", types_str(in)));
   if (!is_int(in[1].dtype)) throw TypeError(str("[rope] pos must be int32/int64: ", types_str(in)));
-  if (x.size() < 2)
-    throw ShapeError(str("[rope] x needs rank >= 2 [..., T, D]: ", types_str(in)));
+  if (x.size() < 2) throw ShapeError(str("[rope] x needs rank >= 2 [..., T, D]: ", types_str(in)));
   const int64_t T = x[x.size() - 2], D = x.back();
   if (in[1].shape != Shape{T})
     throw ShapeError(str("[rope] pos must be [T] = [", T, "] for x ", shape_str(x), ", got ",
@@ -40,7 +38,8 @@ TensorType infer_rope(const OpDef&, const std::vector<TensorType>& in, Attrs& at
     throw ValidationError(str("[rope] base must be a finite positive number, got ", base));
   const std::string& mode = attrs.get_string("mode");
   if (mode != "interleaved" && mode != "half")
-    throw ValidationError(str("[rope] mode must be \"interleaved\" or \"half\", got \"", mode, "\""));
+    throw ValidationError(
+        str("[rope] mode must be \"interleaved\" or \"half\", got \"", mode, "\""));
   const double scale = attrs.get_float("pos_scale");
   if (!(scale > 0) || !std::isfinite(scale))
     throw ValidationError(str("[rope] pos_scale must be a finite positive number, got ", scale));
@@ -53,15 +52,14 @@ TensorType infer_rope(const OpDef&, const std::vector<TensorType>& in, Attrs& at
 // positions start..start+T-1 whose earlier keys live in the cache. The cache's batch dims
 // broadcast to q's (grouped-query attention: q [Hkv, G, T, D] with k [Hkv, 1, C, D]). Rows of
 // the cache at and past `start` are never read; start > C fails at run time.
-TensorType infer_cached_attention(const OpDef&, const std::vector<TensorType>& in,
-                                  Attrs& attrs) {
+TensorType infer_cached_attention(const OpDef&, const std::vector<TensorType>& in, Attrs& attrs) {
   for (int i = 0; i < 5; ++i) {
     if (!is_floating(in[i].dtype))
       throw TypeError(str("[cached_attention] q, k_cache, v_cache, k_new, v_new must be float: ",
                           types_str(in)));
     if (in[i].shape.size() < 2)
-      throw ShapeError(str("[cached_attention] q, caches and new rows need rank >= 2: ",
-                           types_str(in)));
+      throw ShapeError(
+          str("[cached_attention] q, caches and new rows need rank >= 2: ", types_str(in)));
   }
   if (!is_int(in[5].dtype) || !in[5].shape.empty())
     throw TypeError(str("[cached_attention] start must be an int32/int64 scalar: ", types_str(in)));
@@ -95,8 +93,7 @@ TensorType infer_cached_attention(const OpDef&, const std::vector<TensorType>& i
 }
 
 // Cost at a full cache (the plan does not know `start`): every query row sees C + T keys.
-Cost cost_cached_attention(const std::vector<TensorType>& in, const TensorType& out,
-                           const Attrs&) {
+Cost cost_cached_attention(const std::vector<TensorType>& in, const TensorType& out, const Attrs&) {
   const Shape& q = in[0].shape;
   const Shape& kc = in[1].shape;
   const double rows = double(numel(out.shape)) / std::max<double>(1.0, double(out.shape.back()));

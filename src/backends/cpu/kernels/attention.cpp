@@ -270,10 +270,9 @@ void attention_typed(const KernelArgs& args, bool cached) {
     const int64_t start = st.dtype == DType::Int32 ? *static_cast<const int32_t*>(st.data())
                                                    : *static_cast<const int64_t*>(st.data());
     if (start < 0 || start > Lk)
-      throw ValidationError(str("[cached_attention] start ", start, " is outside the cache of ",
-                                Lk, " rows (k_cache ", shape_str(k.shape), ")"));
-    segs.push_back(
-        {make_operand(k, batch, {Lk, D}), make_operand(v, batch, {Lk, Dv}), 0, start});
+      throw ValidationError(str("[cached_attention] start ", start, " is outside the cache of ", Lk,
+                                " rows (k_cache ", shape_str(k.shape), ")"));
+    segs.push_back({make_operand(k, batch, {Lk, D}), make_operand(v, batch, {Lk, Dv}), 0, start});
     segs.push_back({make_operand(args.inputs[3], batch, {Lq, D}),
                     make_operand(args.inputs[4], batch, {Lq, Dv}), start, start + Lq});
     Lk = start + Lq;
@@ -323,7 +322,7 @@ void attention_typed(const KernelArgs& args, bool cached) {
       const Array qv = operand_block<C>(oq, b, i0, nq, D, false, qbuf, direct);
       const int64_t klim = kend(i0 + nq - 1);  // no row of the block sees keys past this
       Array pv;                                // P V of the current key block: [nq, Dv], dense
-      size_t si = 0;  // the segment of key j0
+      size_t si = 0;                           // the segment of key j0
       for (int64_t j0 = 0, nk = 0; j0 < klim; j0 += nk) {
         while (j0 >= segs[si].end) ++si;
         const KeySegment& seg = segs[si];
@@ -379,7 +378,8 @@ void attention_typed(const KernelArgs& args, bool cached) {
             weighted_sum<C>(s + rr * nk, vv.data_as<C>(), vv.strides[0], Dv, nk,
                             pv.data_as<C>() + rr * Dv);
         } else {
-          matmul_float_with_hook(sv, operand_block<C>(seg.v, b, j0 - seg.begin, nk, Dv, false, vbuf),
+          matmul_float_with_hook(sv,
+                                 operand_block<C>(seg.v, b, j0 - seg.begin, nk, Dv, false, vbuf),
                                  pv, kNoHook, gemm_scratch, false);
         }
         if (!one_key_block) {
@@ -439,8 +439,8 @@ class AttentionKernel final : public CpuKernel {
     std::vector<Shape> shapes;
     for (const auto& x : in) shapes.push_back(x.shape);
     const KeyShapes ks = key_shapes(shapes, kCached);
-    Blocks b = blocks(in[0].shape, ks.k, ks.v, node.type.shape, t == c,
-                      !kCached && in.size() > 3, c, kCached);
+    Blocks b = blocks(in[0].shape, ks.k, ks.v, node.type.shape, t == c, !kCached && in.size() > 3,
+                      c, kCached);
     workspace_ = b.slots * slot_bytes(b, c);
   }
   std::string name() const override { return name_; }

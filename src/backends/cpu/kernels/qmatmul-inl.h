@@ -189,10 +189,17 @@ struct Blocks32 {
       const QChunk* xr = a.x + m * nb;
       float* o = a.out + m * a.ldo + n;
       switch (a.M - m) {
-        case 3: tile<3>(row, nb, xr, o, a.ldo); break;
-        case 2: tile<2>(row, nb, xr, o, a.ldo); break;
-        case 1: tile<1>(row, nb, xr, o, a.ldo); break;
-        default: break;
+        case 3:
+          tile<3>(row, nb, xr, o, a.ldo);
+          break;
+        case 2:
+          tile<2>(row, nb, xr, o, a.ldo);
+          break;
+        case 1:
+          tile<1>(row, nb, xr, o, a.ldo);
+          break;
+        default:
+          break;
       }
     }
   }
@@ -200,10 +207,14 @@ struct Blocks32 {
 
 void rows_impl(const QGemmArgs& a, int64_t n0, int64_t n1, uint8_t* scratch) {
   switch (a.format) {
-    case Format::Q4_0: return Blocks32<Format::Q4_0>::rows(a, n0, n1);
-    case Format::Q4_1: return Blocks32<Format::Q4_1>::rows(a, n0, n1);
-    case Format::Q8_0: return Blocks32<Format::Q8_0>::rows(a, n0, n1);
-    default: break;
+    case Format::Q4_0:
+      return Blocks32<Format::Q4_0>::rows(a, n0, n1);
+    case Format::Q4_1:
+      return Blocks32<Format::Q4_1>::rows(a, n0, n1);
+    case Format::Q8_0:
+      return Blocks32<Format::Q8_0>::rows(a, n0, n1);
+    default:
+      break;
   }
   const int64_t chunks = a.K / 32;
   const Unpacked u = unpacked_view(scratch, a.K);

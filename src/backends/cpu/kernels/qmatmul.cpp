@@ -130,12 +130,11 @@ class QMatmulKernel final : public CpuKernel {
     const int64_t ustride = workspace_piece(unpacked_row_bytes(K_), DType::UInt8);
     uint8_t* ubuf = static_cast<uint8_t*>(ws.take({nslots_ * ustride}, DType::UInt8).data());
 
-    parallel_for_slots(M_, std::max<int64_t>(1, kRowWork / (64 * K_)),
-                       [&](int64_t slot, int64_t b, int64_t e) {
-                         for (int64_t m = b; m < e; ++m)
-                           isa_.quantize_row(float_row(x, m, fbuf + slot * fstride), K_,
-                                             xq + m * (K_ / 32));
-                       });
+    parallel_for_slots(
+        M_, std::max<int64_t>(1, kRowWork / (64 * K_)), [&](int64_t slot, int64_t b, int64_t e) {
+          for (int64_t m = b; m < e; ++m)
+            isa_.quantize_row(float_row(x, m, fbuf + slot * fstride), K_, xq + m * (K_ / 32));
+        });
     QGemmArgs a{format_, static_cast<const uint8_t*>(w.data()), w.shape[1], K_, xq, M_, out, N_};
     parallel_for_slots(N_, grain_n(), [&](int64_t slot, int64_t b, int64_t e) {
       isa_.rows(a, b, e, ubuf + slot * ustride);
@@ -201,8 +200,7 @@ class QMatmulKernel final : public CpuKernel {
         r.strides = contiguous_strides({M_, nc});
         matmul_float_with_hook(xf, b, r, kNoHook, gemm, false);
         const float* rp = r.data_as<float>();
-        for (int64_t m = 0; m < M_; ++m)
-          std::copy(rp + m * nc, rp + (m + 1) * nc, o + m * N_ + n0);
+        for (int64_t m = 0; m < M_; ++m) std::copy(rp + m * nc, rp + (m + 1) * nc, o + m * N_ + n0);
       }
     });
   }
@@ -249,7 +247,7 @@ class QGatherKernel final : public CpuKernel {
           if (v < 0) v += N;
           if (v < 0 || v >= N)
             throw ValidationError(str("[qgather] index ", int64_t(p[off]), " out of range for ", N,
-                                 " rows (table ", shape_str(w.shape), ")"));
+                                      " rows (table ", shape_str(w.shape), ")"));
           idx[size_t(i)] = v;
         }
       } else {

@@ -46,7 +46,8 @@ struct QGemmIsa {
   // out[m, n] for every m and n in [n0, n1), with `scratch` of unpacked_row_bytes(K) bytes.
   void (*rows)(const QGemmArgs& a, int64_t n0, int64_t n1, uint8_t* scratch);
   // Dequantizes one row (any format) into K floats.
-  void (*dequantize_row)(quant::Format f, const uint8_t* w, int64_t K, float* dst, uint8_t* scratch);
+  void (*dequantize_row)(quant::Format f, const uint8_t* w, int64_t K, float* dst,
+                         uint8_t* scratch);
 };
 
 const QGemmIsa& qgemm_generic();

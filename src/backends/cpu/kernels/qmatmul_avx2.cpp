@@ -30,10 +30,11 @@ struct Dot {
   }
   static W bytes(const uint8_t* qs, uint8_t*) {  // q + 128, as int16
     const __m256i off = _mm256_set1_epi16(128);
-    return {_mm256_add_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(
-                                 reinterpret_cast<const __m128i*>(qs))), off),
-            _mm256_add_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128(
-                                 reinterpret_cast<const __m128i*>(qs + 16))), off)};
+    return {
+        _mm256_add_epi16(
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs))), off),
+        _mm256_add_epi16(
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + 16))), off)};
   }
   static float half(const uint8_t* p) {
     uint16_t h;
@@ -53,7 +54,8 @@ struct Dot {
     const __m256i xl = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
     const __m256i xh =
         _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16)));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(w.lo, xl)), _mm256_set1_ps(slo), acc);
+    acc =
+        _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(w.lo, xl)), _mm256_set1_ps(slo), acc);
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(w.hi, xh)), _mm256_set1_ps(shi),
                            acc);
   }

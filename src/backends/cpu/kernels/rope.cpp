@@ -43,8 +43,7 @@ void rope_typed(const KernelArgs& args) {
                           ? int64_t(static_cast<const int32_t*>(pos.data())[t * pos.strides[0]])
                           : static_cast<const int64_t*>(pos.data())[t * pos.strides[0]];
     for (int64_t i = 0; i < half; ++i) {
-      const double ang =
-          double(p) * pscale * std::pow(base, -2.0 * double(i) / double(dims));
+      const double ang = double(p) * pscale * std::pow(base, -2.0 * double(i) / double(dims));
       cs[t * half + i] = C(std::cos(ang));
       sn[t * half + i] = C(std::sin(ang));
     }
@@ -55,28 +54,28 @@ void rope_typed(const KernelArgs& args) {
   const X* xd = static_cast<const X*>(x.data());
   X* od = out.data_as<X>();
   const int64_t xs_t = x.strides[r - 2], xs_d = x.strides[r - 1];
-  parallel_for(rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(D, 1)), [&](int64_t b,
-                                                                              int64_t e) {
-    for (int64_t row = b; row < e; ++row) {
-      const int64_t t = row % T;
-      int64_t rem = row / T, off = t * xs_t;
-      for (int d = r - 3; d >= 0; --d) {
-        off += (rem % x.shape[d]) * x.strides[d];
-        rem /= x.shape[d];
-      }
-      const X* src = xd + off;
-      X* dst = od + row * D;
-      const C* c = cs + t * half;
-      const C* s = sn + t * half;
-      for (int64_t i = 0; i < half; ++i) {
-        const int64_t i0 = interleaved ? 2 * i : i, i1 = interleaved ? 2 * i + 1 : i + half;
-        const C a = C(load_as(src[i0 * xs_d])), bb = C(load_as(src[i1 * xs_d]));
-        dst[i0] = store_as<X>(C(a * c[i] - bb * s[i]));
-        dst[i1] = store_as<X>(C(a * s[i] + bb * c[i]));
-      }
-      for (int64_t d = dims; d < D; ++d) dst[d] = src[d * xs_d];
-    }
-  });
+  parallel_for(
+      rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(D, 1)), [&](int64_t b, int64_t e) {
+        for (int64_t row = b; row < e; ++row) {
+          const int64_t t = row % T;
+          int64_t rem = row / T, off = t * xs_t;
+          for (int d = r - 3; d >= 0; --d) {
+            off += (rem % x.shape[d]) * x.strides[d];
+            rem /= x.shape[d];
+          }
+          const X* src = xd + off;
+          X* dst = od + row * D;
+          const C* c = cs + t * half;
+          const C* s = sn + t * half;
+          for (int64_t i = 0; i < half; ++i) {
+            const int64_t i0 = interleaved ? 2 * i : i, i1 = interleaved ? 2 * i + 1 : i + half;
+            const C a = C(load_as(src[i0 * xs_d])), bb = C(load_as(src[i1 * xs_d]));
+            dst[i0] = store_as<X>(C(a * c[i] - bb * s[i]));
+            dst[i1] = store_as<X>(C(a * s[i] + bb * c[i]));
+          }
+          for (int64_t d = dims; d < D; ++d) dst[d] = src[d * xs_d];
+        }
+      });
 }
 
 void rope_kernel(const KernelArgs& args) {
