@@ -1,7 +1,8 @@
 // Planning overhead: lazy graph -> ir::Graph -> compiled plan (validate, passes, device planner,
 // kernel lookup, memory plan), no kernel execution. Random and transformer-shaped graphs of
 // about 100, 1K and 10K nodes.
-//   cold:      plan cache off (kernels already in the kernel cache: a new graph of known ops)
+//   cold:      build_graph + detail::compile_built, what evaluate() pays on a plan-cache miss
+//              besides the walk (kernels already in the kernel cache: a new graph of known ops)
 //   coldest:   plan and kernel caches cleared before each compile
 //   warm:      plan cache hit as evaluate() pays it: detail::plan_for (one walk of the lazy DAG,
 //              128-bit key, exact verification, bindings), no ir::Graph built
@@ -12,8 +13,8 @@
 // Build and run: bench/run_planning.sh (results: bench/PLANNING.md).
 #include <benchmark/benchmark.h>
 
-#include <ctime>
 #include <cmath>
+#include <ctime>
 #include <map>
 #include <random>
 #include <string>
@@ -88,23 +89,45 @@ std::vector<Tensor> random_graph(size_t target) {
     Tensor y = pool[rng() % pool.size()];
     Tensor z;
     switch (rng() % 12) {
-      case 0: z = tanh(x) * y; break;
-      case 1: z = x + data({C}, rng); break;
-      case 2: z = exp(x * 0.1) - y; break;
-      case 3: z = matmul(x, data({C, C}, rng)); break;
-      case 4: z = x - max(x, std::vector<int64_t>{1}, true); break;
-      case 5: z = softmax(x); break;
-      case 6: z = layernorm(x, data({C}, rng), data({C}, rng)); break;
+      case 0:
+        z = tanh(x) * y;
+        break;
+      case 1:
+        z = x + data({C}, rng);
+        break;
+      case 2:
+        z = exp(x * 0.1) - y;
+        break;
+      case 3:
+        z = matmul(x, data({C, C}, rng));
+        break;
+      case 4:
+        z = x - max(x, std::vector<int64_t>{1}, true);
+        break;
+      case 5:
+        z = softmax(x);
+        break;
+      case 6:
+        z = layernorm(x, data({C}, rng), data({C}, rng));
+        break;
       case 7: {
         Tensor e = exp(x - max(x, std::vector<int64_t>{1}, true));
         z = e / sum(e, std::vector<int64_t>{1}, true);
-       
+
         break;
       }
-      case 8: z = transpose(transpose(x)) + y; break;
-      case 9: z = reshape(reshape(x, {R * C}), {R, C}) * y; break;
-      case 10: z = maximum(x, y * 0.5) / (abs(y) + 1.0); break;
-      default: z = x * sigmoid(x); break;
+      case 8:
+        z = transpose(transpose(x)) + y;
+        break;
+      case 9:
+        z = reshape(reshape(x, {R * C}), {R, C}) * y;
+        break;
+      case 10:
+        z = maximum(x, y * 0.5) / (abs(y) + 1.0);
+        break;
+      default:
+        z = x * sigmoid(x);
+        break;
     }
     pool.push_back(z);
   }
@@ -130,8 +153,6 @@ void set_counters(benchmark::State& st, const std::vector<Tensor>& outs,
 
 void bm_cold(benchmark::State& st, Maker make, size_t n, bool clear_kernels) {
   std::vector<Tensor> outs = make(n);
-  compiler::CompileOptions o;
-  o.use_plan_cache = false;
   std::shared_ptr<const runtime::Plan> plan;
   for (auto _ : st) {
     if (clear_kernels) {
@@ -140,7 +161,7 @@ void bm_cold(benchmark::State& st, Maker make, size_t n, bool clear_kernels) {
       st.ResumeTiming();
     }
     detail::BuiltGraph b = build(outs);
-    plan = compiler::compile(std::move(b.graph), o);
+    plan = detail::compile_built(std::move(b.graph));
     benchmark::DoNotOptimize(plan.get());
   }
   set_counters(st, outs, *plan);
@@ -182,8 +203,8 @@ double thread_seconds() {
 }
 
 // The cold pipeline one stage at a time (the steps of compiler::compile), each stage's mean in
-// ms of CPU time per compile as a counter; passes are also timed one by one ("pass:NAME", summed over the
-// runs of a pass that appears twice).
+// ms of CPU time per compile as a counter; passes are also timed one by one ("pass:NAME", summed
+// over the runs of a pass that appears twice).
 void bm_stages(benchmark::State& st, Maker make, size_t n) {
   std::vector<Tensor> outs = make(n);
   std::map<std::string, double> total;  // seconds
@@ -201,7 +222,7 @@ void bm_stages(benchmark::State& st, Maker make, size_t n) {
     benchmark::DoNotOptimize(key.data());
     lap(t, "2_structural_key");
     ir::Graph& g = b.graph;
-    ir::validate(g);
+    ir::validate(g, /*reinfer=*/false);  // as compile_built does
     lap(t, "3_validate");
     auto ctx = compiler::pass_context();
     for (const passes::PassInfo& p : passes::pipeline()) {
