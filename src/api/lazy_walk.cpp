@@ -161,7 +161,9 @@ void walk(const std::vector<LazyNode*>& targets, BuildMode mode, Walk& w) {
     while (!stack.empty()) {
       Walk::Frame& f = stack.back();
       LazyNode* n = f.node;
-      const bool leaf = n->value.has_value() || n->op == input_op;
+      // A node with inputs is not materialized (materializing drops them): only nodes
+      // without inputs need `value`, which sits further into the node.
+      const bool leaf = n->inputs.empty() && (n->value.has_value() || n->op == input_op);
       if (!leaf && f.next < n->inputs.size()) {
         if (f.next == 0)  // the DAG is scattered in memory: fetch the inputs' lines early
           for (const auto& in : n->inputs) {
@@ -177,10 +179,10 @@ void walk(const std::vector<LazyNode*>& targets, BuildMode mode, Walk& w) {
       const bool shared = f.shared;
       stack.pop_back();
       WalkKind k;
-      if (n->value && (n->literal || mode == BuildMode::Serialize)) k = kLiteral;
+      if (!leaf) k = kOp;
+      else if (n->value && (n->literal || mode == BuildMode::Serialize)) k = kLiteral;
       else if (n->value) k = kBound;
-      else if (n->op == input_op) k = kPlaceholder;
-      else k = kOp;
+      else k = kPlaceholder;
       const bool hinted = !n->device_hint.empty();
       uint64_t token = k | (hinted ? kHintFlag : 0);
       switch (k) {

@@ -114,8 +114,10 @@ const std::vector<Attrs::Entry>& no_entries() {
 
 Attrs::Attrs(std::vector<Entry> entries) {
   if (entries.empty()) return;
-  std::stable_sort(entries.begin(), entries.end(),
-                   [](const Entry& a, const Entry& b) { return a.first < b.first; });
+  // Insertion sort, stable: a handful of entries (std::stable_sort would allocate a buffer).
+  for (size_t i = 1; i < entries.size(); ++i)
+    for (size_t j = i; j > 0 && entries[j].first < entries[j - 1].first; --j)
+      std::swap(entries[j], entries[j - 1]);
   body_ = std::make_shared<Body>();
   Body& b = *body_;
   b.entries.reserve(entries.size());

@@ -15,12 +15,12 @@ void Registry::add(OpDef def) {
   }
   defs_.push_back(std::make_unique<OpDef>(std::move(def)));
   ordered_.push_back(defs_.back().get());
+  by_name_.emplace(defs_.back()->name, defs_.back().get());
 }
 
 const OpDef* Registry::find(std::string_view name) const {
-  for (const OpDef* d : ordered_)
-    if (d->name == name) return d;
-  return nullptr;
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
 }
 
 namespace {
