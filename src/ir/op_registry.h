@@ -86,18 +86,18 @@ Cost estimate_cost(const OpDef& op, const std::vector<TensorType>& inputs, const
 
 // One registration function per op family (src/ir/ops/*.cpp); the registry calls each once.
 class Registry;
-void register_source_ops(Registry& r);        // input, constant, full, arange, random_*
-void register_elementwise_ops(Registry& r);   // unary, binary, compare, logical, where, clip, cast
-void register_reduction_ops(Registry& r);     // sum, mean, max, min, prod, argmax, argmin
-void register_linalg_nn_ops(Registry& r);     // matmul, softmax, norms, attention
-void register_layout_ops(Registry& r);        // reshape, transpose, slice, concat, gather...
-void register_fused_ops(Registry& r);         // fused_elementwise (made by the fusion pass)
-void register_fused_matmul_ops(Registry& r);  // matmul_epilogue (made by fuse_matmul_epilogue)
-void register_pool_ops(Registry& r);          // max_pool, avg_pool
-void register_image_ops(Registry& r);         // pad, resize
-void register_conv_ops(Registry& r);          // conv, conv_transpose
-void register_indexing_ops(Registry& r);      // gather_elements, gather_nd, scatter_*
-void register_sort_scan_ops(Registry& r);     // topk, cumsum, cumprod
+void register_source_ops(Registry& r);       // input, constant, full, arange, random_*
+void register_elementwise_ops(Registry& r);  // unary, binary, compare, logical, where, clip, cast
+void register_reduction_ops(Registry& r);    // sum, mean, max, min, prod, argmax, argmin
+void register_linalg_nn_ops(Registry& r);    // matmul, softmax, norms, attention
+void register_layout_ops(Registry& r);       // reshape, transpose, slice, concat, gather...
+void register_fused_ops(Registry& r);        // fused_elementwise (made by the fusion pass)
+void register_fused_matmul_ops(Registry& r); // matmul_epilogue (made by fuse_matmul_epilogue)
+void register_pool_ops(Registry& r);         // max_pool, avg_pool
+void register_image_ops(Registry& r);        // pad, resize
+void register_conv_ops(Registry& r);         // conv, conv_transpose
+void register_indexing_ops(Registry& r);     // gather_elements, gather_nd, scatter_*
+void register_sort_scan_ops(Registry& r);    // topk, cumsum, cumprod
 
 class Registry {
  public:
