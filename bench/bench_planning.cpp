@@ -1,7 +1,8 @@
 // Planning overhead: lazy graph -> ir::Graph -> compiled plan (validate, passes, device planner,
 // kernel lookup, memory plan), no kernel execution. Random and transformer-shaped graphs of
 // about 100, 1K and 10K nodes.
-//   cold:      plan cache off (kernels already in the kernel cache: a new graph of known ops)
+//   cold:      build_graph + detail::compile_built, what evaluate() pays on a plan-cache miss
+//              besides the walk (kernels already in the kernel cache: a new graph of known ops)
 //   coldest:   plan and kernel caches cleared before each compile
 //   warm:      plan cache hit as evaluate() pays it: detail::plan_for (one walk of the lazy DAG,
 //              128-bit key, exact verification, bindings), no ir::Graph built
@@ -12,17 +13,16 @@
 // Build and run: bench/run_planning.sh (results: bench/PLANNING.md).
 #include <benchmark/benchmark.h>
 
-#include <chrono>
 #include <cmath>
+#include <ctime>
 #include <map>
 #include <random>
 #include <string>
 
 #include "api/lazy.h"
 #include "backends/backend.h"
-#include "compiler/kernel_cache.h"
+#include "compiler/compiler.h"
 #include "compiler/memory_plan.h"
-#include "compiler/plan.h"
 #include "nef/tensor.h"
 #include "passes/pass.h"
 #include "planner/planner.h"
@@ -89,23 +89,45 @@ std::vector<Tensor> random_graph(size_t target) {
     Tensor y = pool[rng() % pool.size()];
     Tensor z;
     switch (rng() % 12) {
-      case 0: z = tanh(x) * y; break;
-      case 1: z = x + data({C}, rng); break;
-      case 2: z = exp(x * 0.1) - y; break;
-      case 3: z = matmul(x, data({C, C}, rng)); break;
-      case 4: z = x - max(x, std::vector<int64_t>{1}, true); break;
-      case 5: z = softmax(x); break;
-      case 6: z = layernorm(x, data({C}, rng), data({C}, rng)); break;
+      case 0:
+        z = tanh(x) * y;
+        break;
+      case 1:
+        z = x + data({C}, rng);
+        break;
+      case 2:
+        z = exp(x * 0.1) - y;
+        break;
+      case 3:
+        z = matmul(x, data({C, C}, rng));
+        break;
+      case 4:
+        z = x - max(x, std::vector<int64_t>{1}, true);
+        break;
+      case 5:
+        z = softmax(x);
+        break;
+      case 6:
+        z = layernorm(x, data({C}, rng), data({C}, rng));
+        break;
       case 7: {
         Tensor e = exp(x - max(x, std::vector<int64_t>{1}, true));
         z = e / sum(e, std::vector<int64_t>{1}, true);
-       
+
         break;
       }
-      case 8: z = transpose(transpose(x)) + y; break;
-      case 9: z = reshape(reshape(x, {R * C}), {R, C}) * y; break;
-      case 10: z = maximum(x, y * 0.5) / (abs(y) + 1.0); break;
-      default: z = x * sigmoid(x); break;
+      case 8:
+        z = transpose(transpose(x)) + y;
+        break;
+      case 9:
+        z = reshape(reshape(x, {R * C}), {R, C}) * y;
+        break;
+      case 10:
+        z = maximum(x, y * 0.5) / (abs(y) + 1.0);
+        break;
+      default:
+        z = x * sigmoid(x);
+        break;
     }
     pool.push_back(z);
   }
@@ -124,16 +146,14 @@ detail::BuiltGraph build(const std::vector<Tensor>& outs) {
 }
 
 void set_counters(benchmark::State& st, const std::vector<Tensor>& outs,
-                  const compiler::Plan& plan) {
+                  const runtime::Plan& plan) {
   st.counters["nodes"] = double(graph_nodes(outs));
   st.counters["nodes_after"] = double(plan.graph.nodes.size());
 }
 
 void bm_cold(benchmark::State& st, Maker make, size_t n, bool clear_kernels) {
   std::vector<Tensor> outs = make(n);
-  compiler::CompileOptions o;
-  o.use_plan_cache = false;
-  std::shared_ptr<const compiler::Plan> plan;
+  std::shared_ptr<const runtime::Plan> plan;
   for (auto _ : st) {
     if (clear_kernels) {
       st.PauseTiming();
@@ -141,7 +161,7 @@ void bm_cold(benchmark::State& st, Maker make, size_t n, bool clear_kernels) {
       st.ResumeTiming();
     }
     detail::BuiltGraph b = build(outs);
-    plan = compiler::compile(std::move(b.graph), o);
+    plan = detail::compile_built(std::move(b.graph));
     benchmark::DoNotOptimize(plan.get());
   }
   set_counters(st, outs, *plan);
@@ -153,7 +173,7 @@ void bm_warm(benchmark::State& st, Maker make, size_t n) {
   for (const Tensor& o : outs) t.push_back(o.node().get());
   compiler::clear_caches();
   detail::plan_for(t);  // fills the plan cache
-  std::shared_ptr<const compiler::Plan> plan;
+  std::shared_ptr<const runtime::Plan> plan;
   for (auto _ : st) {
     detail::LazyPlan lp = detail::plan_for(t);
     plan = lp.plan;
@@ -166,7 +186,7 @@ void bm_warm_graph(benchmark::State& st, Maker make, size_t n) {
   std::vector<Tensor> outs = make(n);
   compiler::clear_caches();
   compiler::compile(build(outs).graph);  // fills the plan cache
-  std::shared_ptr<const compiler::Plan> plan;
+  std::shared_ptr<const runtime::Plan> plan;
   for (auto _ : st) {
     detail::BuiltGraph b = build(outs);
     plan = compiler::compile(std::move(b.graph));
@@ -175,56 +195,57 @@ void bm_warm_graph(benchmark::State& st, Maker make, size_t n) {
   set_counters(st, outs, *plan);
 }
 
+// CPU time of this thread: the machine is shared, so wall time would count others' work.
+double thread_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
+
 // The cold pipeline one stage at a time (the steps of compiler::compile), each stage's mean in
-// ms per compile as a counter; passes are also timed one by one ("pass:NAME").
+// ms of CPU time per compile as a counter; passes are also timed one by one ("pass:NAME", summed
+// over the runs of a pass that appears twice).
 void bm_stages(benchmark::State& st, Maker make, size_t n) {
   std::vector<Tensor> outs = make(n);
-  using Clock = std::chrono::steady_clock;
   std::map<std::string, double> total;  // seconds
-  auto lap = [&](Clock::time_point& t, const std::string& name) {
-    Clock::time_point now = Clock::now();
-    total[name] += std::chrono::duration<double>(now - t).count();
+  auto lap = [&](double& t, const std::string& name) {
+    double now = thread_seconds();
+    total[name] += now - t;
     t = now;
   };
   size_t nodes_after = 0;
   for (auto _ : st) {
-    Clock::time_point t = Clock::now();
+    double t = thread_seconds();
     detail::BuiltGraph b = build(outs);
     lap(t, "1_build_graph");
     std::string key = compiler::structural_key(b.graph);
     benchmark::DoNotOptimize(key.data());
     lap(t, "2_structural_key");
     ir::Graph& g = b.graph;
-    ir::validate(g);
+    ir::validate(g, /*reinfer=*/false);  // as compile_built does
     lap(t, "3_validate");
+    auto ctx = compiler::pass_context();
     for (const passes::PassInfo& p : passes::pipeline()) {
-      p.run(g);
+      p.run(g, *ctx);
       lap(t, std::string("4_pass:") + p.name);
     }
-    auto plan = std::make_shared<compiler::Plan>();
-    plan->backends = backend::enabled_backends();
-    planner::assign_devices(g, plan->backends);
+    auto plan = std::make_shared<runtime::Plan>();
+    std::vector<planner::Target> targets = planner::targets();
+    for (const auto& tg : targets) plan->devices.push_back(tg.device);
+    planner::place(g, targets);
     lap(t, "5_planner");
-    plan->steps.resize(g.nodes.size());
-    for (size_t i = 0; i < g.nodes.size(); ++i) {
-      const ir::Node& node = g.nodes[i];
-      plan->steps[i].node = int(i);
-      if (!node.is("input") && !node.is("constant"))
-        plan->steps[i].kernel = compiler::get_kernel(*plan->backends[node.device], node, g);
+    auto dctx = compiler::pass_context(plan->devices);
+    for (const passes::PassInfo& p : passes::device_pipeline()) {
+      p.run(g, *dctx);
+      lap(t, std::string("6_pass:") + p.name);
     }
-    lap(t, "6_kernels");
-    std::vector<int> last_use(g.nodes.size(), -1);
-    for (size_t i = 0; i < g.nodes.size(); ++i)
-      for (int in : g.nodes[i].inputs) last_use[in] = int(i);
-    std::vector<bool> is_output(g.nodes.size(), false);
-    for (int o : g.outputs) is_output[o] = true;
-    for (size_t v = 0; v < g.nodes.size(); ++v)
-      if (!is_output[v] && last_use[v] >= 0) plan->steps[last_use[v]].release.push_back(int(v));
+    planner::estimate(g, targets);
+    lap(t, "7_estimate");
     nodes_after = g.nodes.size();
-    plan->graph = std::move(g);
-    lap(t, "7_liveness");
+    compiler::lower_placed_graph(*plan, std::move(g));
+    lap(t, "8_lower");
     compiler::plan_memory(*plan);
-    lap(t, "8_memory_plan");
+    lap(t, "9_memory_plan");
     benchmark::DoNotOptimize(plan.get());
   }
   double iters = double(st.iterations());

@@ -1,24 +1,13 @@
 #!/usr/bin/env bash
-# Builds bench/bench_planning.cpp against the static libraries of a CMake build directory and
-# runs it. Usage: bench/run_planning.sh [BUILD_DIR] [benchmark flags...]
-#   BUILD_DIR defaults to build (must hold libnef_core.a, libnef_backend_cpu.a, libnef_ir.a:
-#   `ninja -C BUILD_DIR nef_core`). Example: bench/run_planning.sh build --benchmark_filter=cold
+# Builds bench/bench_planning.cpp (the CMake target bench_planning of a build directory configured
+# with NEF_BUILD_TESTS, as `make build` does) and runs it.
+# Usage: bench/run_planning.sh [BUILD_DIR] [benchmark flags...]
+#   BUILD_DIR defaults to build/release. Example: bench/run_planning.sh build/release
+#   --benchmark_filter=cold. Times to compare are CPU times (the machine is shared).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-build="${1:-$root/build}"
+build="${1:-$root/build/release}"
 shift || true
-out="$build/bench/bench_planning"
-mkdir -p "$build/bench"
-libs=("$build/libnef_core.a" "$build/libnef_backend_cpu.a" "$build/libnef_ir.a")
-need_build=0
-[[ -x "$out" ]] || need_build=1
-for f in "$root/bench/bench_planning.cpp" "${libs[@]}"; do
-  [[ "$f" -nt "$out" ]] && need_build=1
-done
-if [[ $need_build == 1 ]]; then
-  # Same flags as the library's Release build (-O3, asserts kept).
-  g++ -std=gnu++20 -O3 -fopenmp -I"$root/include" -I"$root/src" "$root/bench/bench_planning.cpp" \
-    "${libs[@]}" -lhwy -lbenchmark -lpthread -fopenmp -ldl -o "$out"
-fi
+ninja -C "$build" bench_planning >&2
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
-exec "$out" --benchmark_counters_tabular=true "$@"
+exec "$build/bench_planning" --benchmark_counters_tabular=true "$@"

@@ -23,7 +23,10 @@ void evaluate(const std::vector<Tensor>& tensors) {
   detail::LazyPlan lp = detail::plan_for(targets);
   // Results stay where they were computed until they are read (Tensor::array).
   std::vector<Array> outs = engine::execute(lp.plan, std::move(lp.bindings));
-  for (size_t i = 0; i < outs.size(); ++i) lp.output_nodes[i]->value = std::move(outs[i]);
+  for (size_t i = 0; i < outs.size(); ++i) {
+    lp.output_nodes[i]->value = std::move(outs[i]);
+    lp.output_nodes[i]->inputs.clear();  // a value stands for its history (detail::LazyNode)
+  }
 }
 
 const Shape& Tensor::shape() const { return node_->type.shape; }

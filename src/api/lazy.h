@@ -18,23 +18,21 @@ struct Plan;
 namespace nef::detail {
 
 struct LazyNode {
-  // The fields a plan-cache walk reads come first, together (the DAG is scattered in memory,
-  // so a 10K-node walk is bound by cache misses).
+  // The fields a plan-cache walk reads for an op node come first, together: the DAG is scattered
+  // in memory, so a 10K-node walk is bound by cache misses (here the first two lines of the
+  // shared_ptr allocation; `value` is read only for nodes without inputs).
   const ir::OpDef* op = nullptr;
+  // Empty once materialized: a value stands for its history, which nothing walks again (and
+  // which is freed with it, rather than kept alive by every result).
   std::vector<std::shared_ptr<LazyNode>> inputs;
+  // Interned (ir::Attrs::interned): nodes alive at the same time with equal attributes share
+  // one body, so the plan-cache key compares attributes by identity.
+  ir::Attrs attrs;
+  std::string device_hint;
+  bool literal = false;  // a literal constant (scalars): stays a constant in graphs
   // Set once materialized (or at creation for data tensors), on the device that computed it;
   // Tensor::array() brings it to the host (and keeps it there) when the user reads it.
   std::optional<Array> value;
-  bool literal = false;  // a literal constant (scalars): stays a constant in graphs
-  // Set by make_node (attrs and type never change after creation), so that keying a DAG for
-  // the plan cache is one cheap walk: a 128-bit hash of (op, canonical attrs, type), one of the
-  // type alone (what a materialized node, a bound input, is keyed by; `weak` is hashed apart),
-  // and the canonical attribute text (shared, compared exactly on a cache hit).
-  uint64_t op_hash[2] = {0, 0};
-  uint64_t type_hash[2] = {0, 0};
-  std::shared_ptr<const std::string> canon_attrs;
-  std::string device_hint;
-  ir::Attrs attrs;
   ir::TensorType type;
 
   LazyNode() = default;
@@ -56,6 +54,8 @@ std::shared_ptr<LazyNode> make_node(const std::string& op,
 // to be fused away (evaluate several tensors together to keep them all). For execution,
 // materialized nodes become bound inputs (literals stay constants) and unmaterialized placeholders
 // are an error; for serialization, data becomes constants and placeholders become named inputs.
+// Execute-mode inputs are named argN (node.name, input_names); their attributes carry the type
+// and an empty name.
 enum class BuildMode { Execute, Serialize };
 struct BuiltGraph {
   ir::Graph graph;
@@ -68,12 +68,17 @@ BuiltGraph build_graph(const std::vector<LazyNode*>& targets, BuildMode mode,
 // The compiled plan for `targets` (Execute mode) and its bindings. Keyed straight from the lazy
 // DAG (a 128-bit hash from one walk, verified exactly against the cached entry's canonical
 // form), so a repeated evaluate of the same code on new values builds no ir::Graph; on a miss
-// it builds one and compiles it through compiler::compile.
+// it builds one and compiles it with compile_built.
 struct LazyPlan {
   std::shared_ptr<const runtime::Plan> plan;
   std::vector<Array> bindings;
   std::vector<LazyNode*> output_nodes;
 };
 LazyPlan plan_for(const std::vector<LazyNode*>& targets);
+
+// Compiles a graph build_graph made in Execute mode as plan_for does on a miss: the lazy plan
+// cache keeps the plan (the graph-level plan cache is not consulted), and validation checks the
+// structure without re-running inference (make_node inferred every node already).
+std::shared_ptr<const runtime::Plan> compile_built(ir::Graph g);
 
 }  // namespace nef::detail

@@ -140,11 +140,20 @@ class ReshapeCopyKernel final : public backend::Kernel {
 
 // Strides of each value when the compiler can know them: kernel and copy results are contiguous,
 // constants are what they are, views follow their input; bindings may be any view (unknown).
+// Only for the values a reshape reads, directly or through other views (what lower_once asks).
 std::vector<std::optional<Strides>> static_strides(const ir::Graph& g) {
   std::vector<std::optional<Strides>> s(g.nodes.size());
+  std::vector<bool> needed(g.nodes.size(), false);
+  for (size_t i = g.nodes.size(); i-- > 0;) {
+    const ir::Node& n = g.nodes[i];
+    if (n.op->has(ir::kView) && (needed[i] || n.is("reshape"))) {
+      needed[i] = true;
+      needed[n.inputs[0]] = true;
+    }
+  }
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const ir::Node& n = g.nodes[i];
-    if (n.is("input")) continue;
+    if (!needed[i] || n.is("input")) continue;
     if (n.is("constant")) {
       if (n.constant) s[i] = n.constant->strides;
     } else if (n.op->has(ir::kView)) {
@@ -174,6 +183,8 @@ std::optional<CompileFailure> lower_once(Plan& plan, const ir::Graph& g) {
   plan.kernels_compiled = 0;
   plan.predicted_seconds = 0;
   std::vector<std::optional<Strides>> strides = static_strides(g);
+  std::vector<DeviceKey> device_keys;
+  for (const auto& d : plan.devices) device_keys.push_back(device_key_of(*d));
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const ir::Node& n = g.nodes[i];
     Step& s = plan.steps[i];
@@ -194,7 +205,7 @@ std::optional<CompileFailure> lower_once(Plan& plan, const ir::Graph& g) {
       return CompileFailure{int(i),
                             str("[", n.op->name, "] compile failure on ", dev.id(), " (injected)")};
     try {
-      s.kernel = get_kernel(dev, n, g, &miss);
+      s.kernel = get_kernel(dev, device_keys[n.device], n, g, &miss);
     } catch (const CompileError& e) {
       return CompileFailure{int(i), e.what()};
     }
@@ -305,7 +316,7 @@ std::shared_ptr<const Plan> compile(ir::Graph g, const CompileOptions& opts) {
 
   auto plan = std::make_shared<Plan>();
   auto* dumps = opts.keep_pass_dumps ? &plan->pass_dumps : nullptr;
-  ir::validate(g);
+  ir::validate(g, opts.reinfer);
   if (opts.run_passes) passes::run_passes(passes::pipeline(), g, *pass_context(), dumps);
 
   std::vector<planner::Target> targets = planner::targets();

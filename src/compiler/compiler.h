@@ -20,6 +20,9 @@ struct CompileOptions {
   bool run_passes = true;
   // false: no memory plan; the runtime allocates every value separately (reference runs).
   bool plan_memory = true;
+  // false: the caller vouches that node types and attributes are as inference gives them (graphs
+  // the lazy API built), so validation checks the structure only (ir::validate).
+  bool reinfer = true;
   // Devices (ids) the plan must not use, besides the disabled ones: the failure ladder's retry.
   std::vector<std::string> exclude_devices;
 };

@@ -181,7 +181,10 @@ void plan_memory(Plan& p) {
   // the buffers that die at that step are released (the kernel reads them while writing), and the
   // workspace is released right after its step.
   std::vector<Heap> heaps(p.devices.size());
-  std::vector<std::vector<int>> dying(p.steps.size());
+  // Groups released at each step, in order, as linked lists through next_dying (no vector per
+  // step).
+  std::vector<int> first_dying(p.steps.size(), -1), last_dying(p.steps.size(), -1);
+  std::vector<int> next_dying(n, -1);
   std::vector<int64_t> group_size(n, 0);
   for (size_t s = 0; s < p.steps.size(); ++s) {
     int v = p.steps[s].node;
@@ -189,7 +192,11 @@ void plan_memory(Plan& p) {
     if (arena[v] && group[v] == v) {
       group_size[v] = align_up(m.bytes[v]);
       m.offset[v] = group_size[v] ? heap.alloc(group_size[v]) : 0;
-      if (group_size[v]) dying[group_end[v]].push_back(v);
+      if (group_size[v]) {
+        const int e = group_end[v];
+        (last_dying[e] < 0 ? first_dying[e] : next_dying[last_dying[e]]) = v;
+        last_dying[e] = v;
+      }
     } else if (arena[v]) {
       m.offset[v] = m.offset[group[v]];
     }
@@ -197,7 +204,8 @@ void plan_memory(Plan& p) {
       m.workspace_offset[v] = heap.alloc(ws);
       heap.release(m.workspace_offset[v], ws);
     }
-    for (int d : dying[s]) heaps[g.nodes[d].device].release(m.offset[d], group_size[d]);
+    for (int d = first_dying[s]; d >= 0; d = next_dying[d])
+      heaps[g.nodes[d].device].release(m.offset[d], group_size[d]);
   }
   for (size_t d = 0; d < heaps.size(); ++d) {
     m.arena_bytes[d] = heaps[d].top();

@@ -18,9 +18,9 @@ using runtime::Step;
 using runtime::StepKind;
 
 std::string program_of(const ir::Node& n) {
-  auto it = n.attrs.values().find("program");
-  if (it == n.attrs.values().end()) return {};
-  const auto* text = std::get_if<std::string>(&it->second);
+  const ir::AttrValue* v = n.attrs.find("program");
+  if (!v) return {};
+  const auto* text = std::get_if<std::string>(v);
   return text ? *text : std::string();
 }
 

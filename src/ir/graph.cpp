@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <string_view>
+#include <unordered_set>
 
 #include "nef/error.h"
 
@@ -14,6 +16,11 @@ std::vector<TensorType> Graph::input_types(const Node& n) const {
   return t;
 }
 
+void Graph::input_types(const Node& n, std::vector<TensorType>& out) const {
+  out.resize(n.inputs.size());
+  for (size_t k = 0; k < n.inputs.size(); ++k) out[k] = nodes[n.inputs[k]].type;
+}
+
 namespace {
 std::string node_label(const Graph& g, size_t i) {
   const Node& n = g.nodes[i];
@@ -23,15 +30,15 @@ std::string node_label(const Graph& g, size_t i) {
 }
 }  // namespace
 
-void validate(Graph& g) {
+void validate(Graph& g, bool reinfer) {
   std::vector<bool> bound(g.input_names.size(), false);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     Node& n = g.nodes[i];
     if (!n.op) throw ValidationError(str("node ", i, " has no op"));
     for (int in : n.inputs)
       if (in < 0 || static_cast<size_t>(in) >= i)
-        throw ValidationError(str(node_label(g, i), " refers to node ", in,
-                                  " which does not precede it"));
+        throw ValidationError(
+            str(node_label(g, i), " refers to node ", in, " which does not precede it"));
     if (n.is("input")) {
       if (n.binding < 0 || static_cast<size_t>(n.binding) >= bound.size() || bound[n.binding])
         throw ValidationError(str(node_label(g, i), " has invalid input binding ", n.binding));
@@ -48,10 +55,9 @@ void validate(Graph& g) {
     } else if (n.constant) {
       throw ValidationError(str(node_label(g, i), " is not a constant but carries a value"));
     }
-    // In place (inference only fills defaults, which the old copy-and-assign-back kept too):
-    // copying every node's attribute map was a large part of validation.
-    Attrs& attrs = n.attrs;
-    TensorType t = check_and_infer(*n.op, g.input_types(n), attrs);
+    if (!reinfer) continue;
+    // In place (inference only fills defaults and canonicalizes, idempotently).
+    TensorType t = check_and_infer(*n.op, g.input_types(n), n.attrs);
     if (!(t == n.type))
       throw ValidationError(str(node_label(g, i), " declares ", shape_str(n.type.shape), " ",
                                 dtype_name(n.type.dtype), " but inference gives ",
@@ -63,12 +69,12 @@ void validate(Graph& g) {
     throw ValidationError("graph outputs and output names differ in length");
   // Inputs and outputs are addressed by name: a repeated name would silently bind or drop one.
   for (const auto* names : {&g.input_names, &g.output_names}) {
-    std::vector<std::string> sorted = *names;
-    std::sort(sorted.begin(), sorted.end());
-    auto dup = std::adjacent_find(sorted.begin(), sorted.end());
-    if (dup != sorted.end())
-      throw ValidationError(str("graph ", names == &g.input_names ? "input" : "output",
-                                " name '", *dup, "' appears twice"));
+    std::unordered_set<std::string_view> seen;
+    seen.reserve(names->size());
+    for (const std::string& nm : *names)
+      if (!seen.insert(nm).second)
+        throw ValidationError(str("graph ", names == &g.input_names ? "input" : "output", " name '",
+                                  nm, "' appears twice"));
   }
   for (int o : g.outputs)
     if (o < 0 || static_cast<size_t>(o) >= g.nodes.size())
@@ -92,8 +98,7 @@ std::vector<int> topo_order(const std::vector<std::vector<int>>& inputs_of) {
         int u = inputs_of[v][next++];
         if (u < 0 || static_cast<size_t>(u) >= n)
           throw ValidationError(str("node ", v, " refers to missing node ", u));
-        if (color[u] == 1)
-          throw GraphCycleError(str("graph has a cycle through node ", u));
+        if (color[u] == 1) throw GraphCycleError(str("graph has a cycle through node ", u));
         if (color[u] == 0) {
           color[u] = 1;
           stack.push_back({u, 0});
@@ -126,17 +131,18 @@ int remove_dead(Graph& g) {
     n_live += live[i];
   }
   if (n_live == g.nodes.size()) return 0;  // nothing dead: no need to move every node
+  // Compacted in place: live nodes move down over the dead ones, in order.
   std::vector<int> remap(g.nodes.size(), -1);
-  std::vector<Node> kept;
-  kept.reserve(g.nodes.size());
+  size_t kept = 0;
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     if (!live[i]) continue;
-    remap[i] = static_cast<int>(kept.size());
-    kept.push_back(std::move(g.nodes[i]));
-    for (int& in : kept.back().inputs) in = remap[in];
+    remap[i] = static_cast<int>(kept);
+    if (kept != i) g.nodes[kept] = std::move(g.nodes[i]);
+    for (int& in : g.nodes[kept].inputs) in = remap[in];
+    ++kept;
   }
-  int removed = static_cast<int>(g.nodes.size() - kept.size());
-  g.nodes = std::move(kept);
+  int removed = static_cast<int>(g.nodes.size() - kept);
+  g.nodes.erase(g.nodes.begin() + static_cast<std::ptrdiff_t>(kept), g.nodes.end());
   for (int& o : g.outputs) o = remap[o];
   return removed;
 }
@@ -156,7 +162,8 @@ std::string to_text(const Graph& g) {
     s += "\n";
   }
   s += "outputs:";
-  for (size_t k = 0; k < g.outputs.size(); ++k) s += str(" %", g.outputs[k], "=", g.output_names[k]);
+  for (size_t k = 0; k < g.outputs.size(); ++k)
+    s += str(" %", g.outputs[k], "=", g.output_names[k]);
   return s + "\n";
 }
 

@@ -39,12 +39,17 @@ struct Graph {
 
   int num_bindings() const { return static_cast<int>(input_names.size()); }
   std::vector<TensorType> input_types(const Node& n) const;
+  // The same into `out`, reusing its capacity (no allocation in a loop over nodes).
+  void input_types(const Node& n, std::vector<TensorType>& out) const;
 };
 
 // Checks the structure (input indices earlier than their node, outputs in range, bindings
-// consistent) and re-runs inference on every node, comparing with the recorded type.
-// Throws ValidationError (or the inference's ShapeError/TypeError) naming the node.
-void validate(Graph& g);
+// consistent, constants matching their type) and, with `reinfer`, re-runs inference on every
+// node, comparing with the recorded type. Without it the caller vouches that every node's type
+// and attributes are what check_and_infer gives on its inputs (the lazy API infers each node
+// when it is created). Throws ValidationError (or the inference's ShapeError/TypeError) naming
+// the node.
+void validate(Graph& g, bool reinfer = true);
 
 // Reorders nodes topologically given arbitrary input references; throws GraphCycleError naming a
 // node on the cycle. `inputs_of[i]` are node positions. Returns the new order (old indices).

@@ -15,12 +15,12 @@ void Registry::add(OpDef def) {
   }
   defs_.push_back(std::make_unique<OpDef>(std::move(def)));
   ordered_.push_back(defs_.back().get());
+  by_name_.emplace(defs_.back()->name, defs_.back().get());
 }
 
 const OpDef* Registry::find(std::string_view name) const {
-  for (const OpDef* d : ordered_)
-    if (d->name == name) return d;
-  return nullptr;
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
 }
 
 namespace {
@@ -66,9 +66,7 @@ TensorType check_and_infer(const OpDef& op, const std::vector<TensorType>& input
                                                         : str(op.min_inputs, " to ", op.max_inputs);
     throw ValidationError(str("[", op.name, "] expects ", want, " inputs, got ", n));
   }
-  for (const auto& entry : attrs.values()) {
-    const std::string& name = entry.first;
-    const AttrValue& value = entry.second;
+  for (const auto& [name, value] : attrs.values()) {
     auto spec = std::find_if(op.attrs.begin(), op.attrs.end(),
                              [&](const AttrSpec& s) { return s.name == name; });
     if (spec == op.attrs.end())
@@ -81,13 +79,12 @@ TensorType check_and_infer(const OpDef& op, const std::vector<TensorType>& input
                                 attr_type_name(spec->type), ", got ", attr_type_name(t)));
   }
   for (const AttrSpec& s : op.attrs) {
-    if (attrs.has(s.name)) {
+    if (const AttrValue* v = attrs.find(s.name)) {
       // Normalize int-given-as-float forms so canonical text is stable.
-      const AttrValue& v = attrs.values().at(s.name);
-      if (s.type == AttrType::Float && attr_type_of(v) == AttrType::Int)
-        attrs.set(s.name, double(std::get<int64_t>(v)));
-      if (s.type == AttrType::Floats && attr_type_of(v) == AttrType::Ints) {
-        const auto& iv = std::get<std::vector<int64_t>>(v);
+      if (s.type == AttrType::Float && attr_type_of(*v) == AttrType::Int)
+        attrs.set(s.name, double(std::get<int64_t>(*v)));
+      else if (s.type == AttrType::Floats && attr_type_of(*v) == AttrType::Ints) {
+        const auto& iv = std::get<std::vector<int64_t>>(*v);
         attrs.set(s.name, std::vector<double>(iv.begin(), iv.end()));
       }
       continue;

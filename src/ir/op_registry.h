@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "nef/attrs.h"
@@ -110,6 +111,7 @@ class Registry {
  private:
   std::vector<std::unique_ptr<OpDef>> defs_;
   std::vector<const OpDef*> ordered_;
+  std::unordered_map<std::string_view, const OpDef*> by_name_;  // views of defs_' names
 };
 
 // Inference helpers shared by the family files.

@@ -135,12 +135,18 @@ int fold_shift(fold::Rebuild& b, const ir::Node& root) {
 }  // namespace
 
 void fold_conv_scale(ir::Graph& g, const PassContext& ctx) {
-  nef::counters().nodes_folded += fold::rebuild(g, [](fold::Rebuild& b, const ir::Node& n) {
-    if (n.inputs.size() != 2) return -1;
-    if (n.is("mul")) return fold_scale(b, n);
-    if (n.is("add") || n.is("sub")) return fold_shift(b, n);
-    return -1;
-  });
+  // Every rule folds a mul/add/sub of a conv.
+  auto may_fire = [](const ir::Graph& g, const ir::Node& n) {
+    if (n.inputs.size() != 2 || !(n.is("mul") || n.is("add") || n.is("sub"))) return false;
+    return g.nodes[n.inputs[0]].is("conv") || g.nodes[n.inputs[1]].is("conv");
+  };
+  nef::counters().nodes_folded +=
+      fold::rebuild(g, may_fire, [](fold::Rebuild& b, const ir::Node& n) {
+        if (n.inputs.size() != 2) return -1;
+        if (n.is("mul")) return fold_scale(b, n);
+        if (n.is("add") || n.is("sub")) return fold_shift(b, n);
+        return -1;
+      });
 }
 
 }  // namespace nef::passes

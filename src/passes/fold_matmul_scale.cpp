@@ -159,12 +159,29 @@ int fold_indirect(fold::Rebuild& b, const ir::Node& root) {
 }  // namespace
 
 void fold_matmul_scale(ir::Graph& g, const PassContext& ctx) {
-  nef::counters().nodes_folded += fold::rebuild(g, [](fold::Rebuild& b, const ir::Node& n) {
-    if (n.inputs.size() != 2 || (!n.is("mul") && !n.is("div"))) return -1;
-    int r = fold_direct(b, n);
-    if (r < 0 && n.is("mul")) r = fold_indirect(b, n);
-    return r;
-  });
+  // Every rule folds a mul/div of matmul(x, constant), directly or through an add/sub.
+  auto may_fire = [](const ir::Graph& g, const ir::Node& n) {
+    if (n.inputs.size() != 2 || !(n.is("mul") || n.is("div"))) return false;
+    auto weighted = [&](int v) {
+      const ir::Node& m = g.nodes[v];
+      return m.is("matmul") && m.inputs.size() == 2 && g.nodes[m.inputs[1]].is("constant");
+    };
+    for (int in : n.inputs) {
+      if (weighted(in)) return true;
+      const ir::Node& s = g.nodes[in];
+      if (s.is("add") || s.is("sub"))
+        for (int v : s.inputs)
+          if (weighted(v)) return true;
+    }
+    return false;
+  };
+  nef::counters().nodes_folded +=
+      fold::rebuild(g, may_fire, [](fold::Rebuild& b, const ir::Node& n) {
+        if (n.inputs.size() != 2 || (!n.is("mul") && !n.is("div"))) return -1;
+        int r = fold_direct(b, n);
+        if (r < 0 && n.is("mul")) r = fold_indirect(b, n);
+        return r;
+      });
 }
 
 }  // namespace nef::passes

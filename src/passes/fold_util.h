@@ -18,11 +18,16 @@ namespace nef::passes::fold {
 // Element i of a contiguous float array as a double.
 inline double load(const Array& a, int64_t i) {
   switch (a.dtype) {
-    case DType::Float16: return to_float(a.data_as<float16_t>()[i]);
-    case DType::BFloat16: return to_float(a.data_as<bfloat16_t>()[i]);
-    case DType::Float32: return a.data_as<float>()[i];
-    case DType::Float64: return a.data_as<double>()[i];
-    default: return 0;
+    case DType::Float16:
+      return to_float(a.data_as<float16_t>()[i]);
+    case DType::BFloat16:
+      return to_float(a.data_as<bfloat16_t>()[i]);
+    case DType::Float32:
+      return a.data_as<float>()[i];
+    case DType::Float64:
+      return a.data_as<double>()[i];
+    default:
+      return 0;
   }
 }
 
@@ -48,11 +53,20 @@ H round16(double d, ToH to_h) {
 // Stores d into element i of a contiguous float array, rounded once to its dtype.
 inline void store(Array& a, int64_t i, double d) {
   switch (a.dtype) {
-    case DType::Float16: a.data_as<float16_t>()[i] = round16<float16_t>(d, to_float16); break;
-    case DType::BFloat16: a.data_as<bfloat16_t>()[i] = round16<bfloat16_t>(d, to_bfloat16); break;
-    case DType::Float32: a.data_as<float>()[i] = static_cast<float>(d); break;
-    case DType::Float64: a.data_as<double>()[i] = d; break;
-    default: break;
+    case DType::Float16:
+      a.data_as<float16_t>()[i] = round16<float16_t>(d, to_float16);
+      break;
+    case DType::BFloat16:
+      a.data_as<bfloat16_t>()[i] = round16<bfloat16_t>(d, to_bfloat16);
+      break;
+    case DType::Float32:
+      a.data_as<float>()[i] = static_cast<float>(d);
+      break;
+    case DType::Float64:
+      a.data_as<double>()[i] = d;
+      break;
+    default:
+      break;
   }
 }
 
@@ -133,8 +147,16 @@ struct Rebuild {
 // nodes it needs) or -1 to keep it. A replacement must have exactly the node's type (weak flag
 // included), else the rule's nodes are dropped and the node is kept. Replaced nodes' operands
 // stay behind for dce. Returns the number of replacements.
-template <class Rule>
-int rebuild(ir::Graph& g, Rule&& rule) {
+//
+// `may_fire(g, node)` is a cheap necessary condition for the rule on the original graph: when no
+// node meets it, nothing can be folded (the first replacement happens on an unchanged graph) and
+// the graph is left as it is, without a rebuild.
+template <class MayFire, class Rule>
+int rebuild(ir::Graph& g, MayFire&& may_fire, Rule&& rule) {
+  bool any = false;
+  for (const ir::Node& node : g.nodes)
+    if ((any = may_fire(static_cast<const ir::Graph&>(g), node))) break;
+  if (!any) return 0;
   const int n = static_cast<int>(g.nodes.size());
   std::vector<bool> live = ir::live_nodes(g), is_output(n, false);
   std::vector<int> uses(n, 0), remap(n, -1);

@@ -16,13 +16,11 @@
 // take float or bool operands only; integer operands (converted to the op's float dtype) are
 // allowed only into ops whose result is f32/f64 (int -> f16 rounds differently in two steps).
 #include <algorithm>
-#include <queue>
-#include <unordered_map>
-#include <unordered_set>
 
 #include "ir/ops/fused_program.h"
 #include "nef/error.h"
 #include "passes/pass.h"
+#include "passes/users.h"
 
 namespace nef::passes {
 namespace {
@@ -57,106 +55,119 @@ bool candidate(const ir::Graph& g, const ir::Node& n) {
   return true;
 }
 
-struct Group {
-  int root = -1;
-  std::vector<int> members;  // includes root
-};
-
 }  // namespace
 
 void fuse_elementwise(ir::Graph& g, const PassContext& ctx) {
   const int n = static_cast<int>(g.nodes.size());
-  std::vector<std::vector<int>> users(n);
   std::vector<bool> is_output(n, false), cand(n, false);
   // Earlier passes leave dead nodes for the final dce: their uses do not count.
   std::vector<bool> live = ir::live_nodes(g);
   for (int o : g.outputs) is_output[o] = true;
-  for (int i = 0; i < n; ++i) {
-    if (!live[i]) continue;
-    for (int in : g.nodes[i].inputs) users[in].push_back(i);
-    cand[i] = candidate(g, g.nodes[i]);
-  }
+  int candidates = 0;
+  for (int i = 0; i < n; ++i)
+    if (live[i]) candidates += cand[i] = candidate(g, g.nodes[i]);
+  if (candidates < 2) return;  // no group of two
+  const Users users(g, live, /*distinct=*/false);
 
-  std::vector<int> group_of(n, -1);
-  std::vector<Group> groups;
+  // Groups, flat: group k is roots[k] with members[begin[k] .. begin[k + 1]) (root first).
+  std::vector<int> group_of(n, -1), roots, members, begin{0};
+  // Per group, reused: external operands (a set, as a small vector), the producers to consider
+  // (a max-heap: largest index first), what swallowing a producer adds.
+  std::vector<int> external, frontier, added;
+  auto contains = [](const std::vector<int>& v, int x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+  };
   for (int root = n - 1; root >= 0; --root) {
-    if (!cand[root] || group_of[root] >= 0 || (users[root].empty() && !is_output[root])) continue;
-    const int gid = static_cast<int>(groups.size());
-    Group grp;
-    grp.root = root;
-    grp.members.push_back(root);
+    if (!cand[root] || group_of[root] >= 0 || (users.of(root).empty() && !is_output[root]))
+      continue;
+    const int gid = static_cast<int>(roots.size());
+    roots.push_back(root);
+    members.push_back(root);
+    int size = 1;
     group_of[root] = gid;
-    // External operands of the group (values it reads but does not compute).
-    std::unordered_set<int> external;
-    for (int in : g.nodes[root].inputs) external.insert(in);
-    std::priority_queue<int> frontier;  // producers to consider, largest index first
-    for (int in : g.nodes[root].inputs) frontier.push(in);
+    external.clear();
+    frontier.clear();
+    for (int in : g.nodes[root].inputs) {
+      if (!contains(external, in)) external.push_back(in);
+      frontier.push_back(in);
+      std::push_heap(frontier.begin(), frontier.end());
+    }
     int last = -1;
     while (!frontier.empty()) {
-      int p = frontier.top();
-      frontier.pop();
+      std::pop_heap(frontier.begin(), frontier.end());
+      int p = frontier.back();
+      frontier.pop_back();
       if (p == last) continue;  // duplicates are adjacent in a max-heap
       last = p;
       if (!cand[p] || group_of[p] >= 0 || is_output[p]) continue;
       if (g.nodes[p].device_hint != g.nodes[root].device_hint ||
           g.nodes[p].device != g.nodes[root].device)
         continue;
-      if (static_cast<int>(grp.members.size()) >= kMaxInstrs) continue;
+      if (size >= kMaxInstrs) continue;
       bool all_inside = true;
-      for (int u : users[p]) all_inside = all_inside && group_of[u] == gid;
+      for (int u : users.of(p)) all_inside = all_inside && group_of[u] == gid;
       if (!all_inside) continue;
       // External operands after swallowing p: p leaves, its operands join (p's inputs precede
       // every member, so none of them is a member).
-      std::vector<int> added;
+      added.clear();
       for (int in : g.nodes[p].inputs)
-        if (!external.count(in) && std::find(added.begin(), added.end(), in) == added.end())
-          added.push_back(in);
+        if (!contains(external, in) && !contains(added, in)) added.push_back(in);
       int ext = static_cast<int>(external.size() + added.size()) - 1;
       if (ext > kMaxExternal) continue;
       group_of[p] = gid;
-      grp.members.push_back(p);
-      external.erase(p);
+      members.push_back(p);
+      ++size;
+      external.erase(std::find(external.begin(), external.end(), p));
+      external.insert(external.end(), added.begin(), added.end());
       for (int in : g.nodes[p].inputs) {
-        external.insert(in);
-        frontier.push(in);
+        frontier.push_back(in);
+        std::push_heap(frontier.begin(), frontier.end());
       }
     }
-    groups.push_back(std::move(grp));
+    begin.push_back(static_cast<int>(members.size()));
   }
 
-  for (Group& grp : groups) {
-    if (grp.members.size() < 2) continue;
-    std::sort(grp.members.begin(), grp.members.end());  // topological order
-    const ir::Node& root = g.nodes[grp.root];
-    std::unordered_map<int, int> reg, input_slot;
-    std::vector<int> inputs;
+  // Register and input slot of each node in the group being built (-1: none), reset after it.
+  std::vector<int> reg(n, -1), slot(n, -1);
+  std::vector<int> inputs;
+  for (size_t k = 0; k < roots.size(); ++k) {
+    if (begin[k + 1] - begin[k] < 2) continue;
+    auto first = members.begin() + begin[k], last = members.begin() + begin[k + 1];
+    std::sort(first, last);  // topological order
+    const int root_index = roots[k];
+    const ir::Node& root = g.nodes[root_index];
+    inputs.clear();
     ir::FusedProgram prog;
-    for (int m : grp.members) {
-      const ir::Node& node = g.nodes[m];
+    for (auto it = first; it != last; ++it) {
+      const ir::Node& node = g.nodes[*it];
       ir::FusedInstr ins;
       ins.op = *ir::fused_op_of(node);
       ins.dtype = node.type.dtype;
       ins.nargs = static_cast<int>(node.inputs.size());
       for (int a = 0; a < ins.nargs; ++a) {
         int in = node.inputs[a];
-        auto r = reg.find(in);
-        if (r != reg.end()) {
-          ins.args[a] = r->second;
+        if (reg[in] >= 0) {
+          ins.args[a] = reg[in];
           continue;
         }
-        auto [it, fresh] = input_slot.emplace(in, static_cast<int>(inputs.size()));
-        if (fresh) inputs.push_back(in);
-        ins.args[a] = -1 - it->second;
+        if (slot[in] < 0) {
+          slot[in] = static_cast<int>(inputs.size());
+          inputs.push_back(in);
+        }
+        ins.args[a] = -1 - slot[in];
       }
-      reg[m] = static_cast<int>(prog.code.size());
+      reg[*it] = static_cast<int>(prog.code.size());
       prog.code.push_back(ins);
     }
+    for (auto it = first; it != last; ++it) reg[*it] = -1;
+    for (int in : inputs) slot[in] = -1;
     ir::Node fused;
     fused.op = &ir::get_op("fused_elementwise");
     fused.inputs = inputs;
-    fused.attrs.set("program", ir::print_fused_program(prog, root.type.dtype));
-    fused.attrs.set("shape", std::vector<int64_t>(root.type.shape.begin(), root.type.shape.end()));
-    fused.attrs.set("dtype", std::string(dtype_name(root.type.dtype)));
+    fused.attrs =
+        ir::Attrs({{"program", ir::print_fused_program(prog, root.type.dtype)},
+                   {"shape", std::vector<int64_t>(root.type.shape.begin(), root.type.shape.end())},
+                   {"dtype", std::string(dtype_name(root.type.dtype))}});
     // Inference re-checks the program; a group it rejects (a bug) is left unfused.
     try {
       fused.type = ir::check_and_infer(*fused.op, g.input_types(fused), fused.attrs);
@@ -169,7 +180,7 @@ void fuse_elementwise(ir::Graph& g, const PassContext& ctx) {
     fused.device = root.device;
     fused.placement_reason = root.placement_reason;
     if (!ctx.supports(fused, g)) continue;
-    g.nodes[grp.root] = std::move(fused);
+    g.nodes[root_index] = std::move(fused);
   }
 }
 

@@ -20,6 +20,7 @@
 #include "ir/ops/fused_program.h"
 #include "nef/error.h"
 #include "passes/pass.h"
+#include "passes/users.h"
 
 namespace nef::passes {
 namespace {
@@ -52,18 +53,17 @@ bool epilogue_candidate(const ir::Graph& g, const ir::Node& n, const ir::TensorT
 
 void fuse_matmul_epilogue(ir::Graph& g, const PassContext& ctx) {
   const int n = static_cast<int>(g.nodes.size());
-  std::vector<std::vector<int>> users(n);
+  // Nothing to do without a float matmul (a cheap scan before any allocation).
+  bool any = false;
+  for (const ir::Node& node : g.nodes)
+    if ((any = float_matmul(g, node))) break;
+  if (!any) return;
   std::vector<bool> is_output(n, false), taken(n, false);
-  // Earlier passes leave dead nodes for the final dce: their uses do not count.
   std::vector<bool> live = ir::live_nodes(g);
   for (int o : g.outputs) is_output[o] = true;
-  for (int i = 0; i < n; ++i) {
-    if (!live[i]) continue;
-    for (int in : g.nodes[i].inputs)
-      if (users[in].empty() || users[in].back() != i) users[in].push_back(i);  // distinct users
-  }
+  const Users users(g, live, /*distinct=*/true);
   // The single distinct user of v, or -1.
-  auto only_user = [&](int v) { return users[v].size() == 1 ? users[v][0] : -1; };
+  auto only_user = [&](int v) { return users.of(v).size() == 1 ? users.of(v)[0] : -1; };
 
   for (int m = 0; m < n; ++m) {
     if (!live[m] || taken[m] || is_output[m] || !float_matmul(g, g.nodes[m])) continue;

@@ -3,6 +3,8 @@
 // so the outermost match wins (layernorm with weight and bias before its bare normalization); each
 // rewrite replaces the root in place and leaves the dead intermediates to dce. A pattern only
 // matches when its intermediates have no other user and its constants agree within 1e-6.
+#include <algorithm>
+
 #include "passes/pass.h"
 #include "passes/patterns_match.h"
 
@@ -84,21 +86,47 @@ bool silu_pattern(Ctx& c, int r) {
 
 void recognize_patterns(ir::Graph& g, const PassContext& ctx) {
   using Pattern = bool (*)(match::Ctx&, int);
+  // Each pattern with the ops its root can have, so most nodes are skipped by a pointer compare.
   // Order matters only where two patterns share a root: layernorm before rmsnorm (a centered
   // rmsnorm is a layernorm), the norms before gelu/silu (all may end in a mul).
-  static const Pattern kPatterns[] = {match::layernorm_pattern, match::rmsnorm_pattern,
-                                      match::softmax_pattern,   match::log_softmax_pattern,
-                                      match::gelu_pattern,      match::silu_pattern,
-                                      match::attention_pattern};
+  struct Entry {
+    Pattern fn;
+    std::vector<const ir::OpDef*> roots;
+  };
+  static const std::vector<Entry> kPatterns = [] {
+    auto ops = [](std::initializer_list<const char*> names) {
+      std::vector<const ir::OpDef*> v;
+      for (const char* n : names) v.push_back(&ir::get_op(n));
+      return v;
+    };
+    return std::vector<Entry>{{match::layernorm_pattern, ops({"div", "mul", "add"})},
+                              {match::rmsnorm_pattern, ops({"div", "mul"})},
+                              {match::softmax_pattern, ops({"div"})},
+                              {match::log_softmax_pattern, ops({"sub"})},
+                              {match::gelu_pattern, ops({"mul", "div"})},
+                              {match::silu_pattern, ops({"mul", "div"})},
+                              {match::attention_pattern, ops({"matmul"})}};
+  }();
+  static const std::vector<const ir::OpDef*> kAnyRoot = [] {
+    std::vector<const ir::OpDef*> all;
+    for (const Entry& e : kPatterns)
+      for (const ir::OpDef* op : e.roots)
+        if (std::find(all.begin(), all.end(), op) == all.end()) all.push_back(op);
+    return all;
+  }();
+  auto can_root = [](const std::vector<const ir::OpDef*>& roots, const ir::OpDef* op) {
+    return std::find(roots.begin(), roots.end(), op) != roots.end();
+  };
   match::Ctx c(g);
   // A second sweep when the first rewrote anything: a pattern built on a fused op (attention
   // on softmax) sits after that op in node order, so the first sweep visited it too early.
   for (int sweep = 0; sweep < 2; ++sweep) {
     bool changed = false;
     for (int i = static_cast<int>(g.nodes.size()) - 1; i >= 0; --i) {
-      if (c.uses(i) == 0 || g.nodes[i].op->has(ir::kSource)) continue;
-      for (Pattern p : kPatterns)
-        if (p(c, i)) {
+      const ir::OpDef* op = g.nodes[i].op;
+      if (c.uses(i) == 0 || !can_root(kAnyRoot, op)) continue;
+      for (const Entry& p : kPatterns)
+        if (can_root(p.roots, op) && p.fn(c, i)) {
           changed = true;
           break;
         }

@@ -7,8 +7,10 @@
 // float32 product into float64, nor a scalar broadcast into a bigger shape). No x/c -> x*(1/c):
 // that changes rounding.
 //
-// The graph is rebuilt in order: every node, its inputs already simplified, either maps to an
-// existing value or is copied (rules may add helper nodes before it). dce drops what dies.
+// The graph is rewritten in place, in order: every node, its inputs already simplified, either
+// maps to an existing value or stays (rules may add helper nodes before it). dce drops what dies.
+#include <algorithm>
+
 #include "nef/error.h"
 #include "passes/pass.h"
 #include "passes/patterns_match.h"
@@ -16,10 +18,25 @@
 namespace nef::passes {
 namespace {
 
+// The graph rewritten in place, in order: out.nodes[0, size) is the output so far, then a gap of
+// free slots (at least the one of the node being rewritten), then the nodes not read yet, from
+// position `next`. Rules read only output nodes (inputs are remapped before they run).
 struct Builder {
-  ir::Graph out;  // nodes only: the rebuilt list
+  ir::Graph& out;
+  int size = 0;
+  size_t next = 0;
 
   const ir::Node& node(int i) const { return out.nodes[i]; }
+  // Appends a node to the output; opens a slot when the gap is used up (a rule adding two nodes
+  // in place of one, which is rare: the tail moves by one).
+  int append(ir::Node n) {
+    if (size_t(size) == next) {
+      out.nodes.insert(out.nodes.begin() + size, ir::Node());
+      ++next;
+    }
+    out.nodes[size] = std::move(n);
+    return size++;
+  }
   // Appends op(inputs){attrs}, inferring its type; -1 if inference fails.
   int emit(const std::string& op, std::vector<int> inputs, ir::Attrs attrs, const ir::Node& like) {
     ir::Node n;
@@ -32,8 +49,7 @@ struct Builder {
     }
     n.attrs = std::move(attrs);
     n.device_hint = like.device_hint;
-    out.nodes.push_back(std::move(n));
-    return static_cast<int>(out.nodes.size()) - 1;
+    return append(std::move(n));
   }
 };
 
@@ -127,15 +143,24 @@ void simplify(ir::Graph& g, const PassContext& ctx) {
   static const Rule kRules[] = {
       [](Builder& b, const ir::Node& n) { return identity_operand(b, n); }, small_pow,
       layout_chain};
-  Builder b;
-  b.out.nodes.reserve(g.nodes.size());
-  std::vector<int> remap(g.nodes.size(), -1);
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    ir::Node n = std::move(g.nodes[i]);
+  // The ops some rule can rewrite: every other node is copied without trying the rules.
+  static const std::vector<const ir::OpDef*> kRuleOps = [] {
+    std::vector<const ir::OpDef*> v;
+    for (const char* n : {"add", "mul", "sub", "div", "pow", "cast", "reshape", "transpose", "neg"})
+      v.push_back(&ir::get_op(n));
+    return v;
+  }();
+  Builder b{g};
+  const size_t count = g.nodes.size();
+  std::vector<int> remap(count, -1);
+  for (size_t i = 0; i < count; ++i) {
+    ir::Node n = std::move(g.nodes[b.next++]);
     for (int& in : n.inputs) in = remap[in];
-    const int before = static_cast<int>(b.out.nodes.size());
+    const int before = b.size;
     std::optional<int> r;
+    const bool rule_op = std::find(kRuleOps.begin(), kRuleOps.end(), n.op) != kRuleOps.end();
     for (Rule rule : kRules) {
+      if (!rule_op) break;
       r = rule(b, n);
       if (r && *r >= 0) break;
       r.reset();
@@ -143,14 +168,13 @@ void simplify(ir::Graph& g, const PassContext& ctx) {
     if (r && !same_type(b.node(*r).type, n.type)) r.reset();  // never retype a value
     if (r) {
       // A rule's new node takes over the name; an existing value keeps its own.
-      if (*r >= before) b.out.nodes[*r].name = n.name;
+      if (*r >= before) g.nodes[*r].name = n.name;
       remap[i] = *r;
     } else {
-      remap[i] = static_cast<int>(b.out.nodes.size());
-      b.out.nodes.push_back(std::move(n));
+      remap[i] = b.append(std::move(n));
     }
   }
-  g.nodes = std::move(b.out.nodes);
+  g.nodes.erase(g.nodes.begin() + b.size, g.nodes.end());
   for (int& o : g.outputs) o = remap[o];
 }
 

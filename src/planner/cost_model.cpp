@@ -130,10 +130,11 @@ DeviceProfile measure(backend::Device& dev) {
 }
 
 std::string cache_key(const backend::Device& dev) {
+  static const std::string cpu_model = devices::detect_cpu().model;  // fixed while we run
   const backend::DeviceInfo& i = dev.info();
-  return str("nef-calibration-v4|", devices::library_version(), "|", devices::detect_cpu().model,
-             "|", i.id, "|", i.name, "|", i.vendor, "|", i.driver_version, "|", i.api_version, "|",
-             i.compute_units, "|", dev.config_key());
+  return str("nef-calibration-v4|", devices::library_version(), "|", cpu_model, "|", i.id, "|",
+             i.name, "|", i.vendor, "|", i.driver_version, "|", i.api_version, "|", i.compute_units,
+             "|", dev.config_key());
 }
 
 bool positive(double v) { return std::isfinite(v) && v > 0; }
@@ -205,7 +206,9 @@ void store(const std::string& path, const std::string& key, const DeviceProfile&
 
 double node_seconds(const ir::Node& n, const ir::Graph& g, const DeviceProfile& p) {
   if (n.is("input") || n.is("constant") || n.op->has(ir::kView)) return 0;
-  ir::Cost c = ir::estimate_cost(*n.op, g.input_types(n), n.type, n.attrs);
+  thread_local std::vector<ir::TensorType> inputs;  // reused: no allocation per node
+  g.input_types(n, inputs);
+  ir::Cost c = ir::estimate_cost(*n.op, inputs, n.type, n.attrs);
   double rate = p.flops * (n.type.dtype == DType::Float64 ? 0.5 : 1.0);
   return p.launch_seconds + std::max(c.flops / rate, c.bytes / p.bandwidth_bytes);
 }
@@ -235,11 +238,27 @@ DeviceProfile default_profile(const backend::Device& dev) {
 DeviceProfile known_profile(backend::Device& dev) {
   const char* mode = std::getenv("NEF_CALIBRATION");
   if (mode && std::strcmp(mode, "off") == 0) return default_profile(dev);
+  // Every compile asks: the file is read once per process and key (and cache location), not per
+  // compile (reading and parsing it was most of a small graph's compile time).
   std::string key = cache_key(dev);
+  std::string memo_key = key;
+  for (const char* var : {"NEF_CACHE_DIR", "XDG_CACHE_HOME", "HOME"}) {
+    const char* v = std::getenv(var);
+    memo_key += '|';
+    memo_key += v ? v : "";
+  }
+  static std::mutex mu;
+  static auto* known = new std::map<std::string, DeviceProfile>();  // never destroyed
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto it = known->find(memo_key); it != known->end()) return it->second;
+  }
+  DeviceProfile p = default_profile(dev);
   std::optional<std::string> dir = cache_dir("calibration");
   if (dir)
-    if (std::optional<DeviceProfile> p = load(*dir + "/" + hash_hex(key) + ".json", key)) return *p;
-  return default_profile(dev);
+    if (std::optional<DeviceProfile> c = load(*dir + "/" + hash_hex(key) + ".json", key)) p = *c;
+  std::lock_guard<std::mutex> lock(mu);
+  return known->emplace(memo_key, p).first->second;
 }
 
 const DeviceProfile& calibrated_profile(backend::Device& dev) {

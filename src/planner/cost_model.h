@@ -33,7 +33,8 @@ double transfer_seconds(double bytes, const DeviceProfile& from, bool from_host,
 // Defaults from the device's facts, without running anything.
 DeviceProfile default_profile(const backend::Device& dev);
 // The cached profile when one exists (no measurement), else the defaults: predictions for plans
-// with a single device, where nothing needs choosing.
+// with a single device, where nothing needs choosing. The disk cache is read once per process
+// (per device settings and cache location).
 DeviceProfile known_profile(backend::Device& dev);
 // The device's profile: from the disk cache when present and intact, else measured now (and
 // cached). Thread-safe; measured at most once per device per process. NEF_CALIBRATION=off

@@ -96,6 +96,9 @@ void place(ir::Graph& g, const std::vector<Target>& targets) {
     return false;
   };
 
+  // Reused across nodes (no allocation per node once they have grown).
+  std::vector<int> supported, cand, fits;
+  std::string why, over, alternatives;
   for (int v = 0; v < n; ++v) {
     ir::Node& node = g.nodes[v];
     node.predicted_seconds = 0;
@@ -125,15 +128,15 @@ void place(ir::Graph& g, const std::vector<Target>& targets) {
 
     // Candidates: supported; hinted targets when the hint is usable; fallback-only targets only
     // when nothing else supports the node.
-    std::vector<int> supported;
+    supported.clear();
     for (int t = 0; t < nt; ++t)
       if (targets[t].device->supports(node, g)) supported.push_back(t);
     if (supported.empty())
       throw UnsupportedError(str("[", node.op->name, "] no enabled device supports ",
                                  ir::types_str(g.input_types(node)), " -> ",
                                  shape_str(node.type.shape), " ", dtype_name(node.type.dtype)));
-    std::vector<int> cand;
-    std::string why;
+    cand.clear();
+    why.clear();
     if (!node.device_hint.empty()) {
       for (int t : hinted(node.device_hint, targets))
         if (std::find(supported.begin(), supported.end(), t) != supported.end()) cand.push_back(t);
@@ -156,8 +159,8 @@ void place(ir::Graph& g, const std::vector<Target>& targets) {
     // Memory budget: what the node reads and writes, plus the constants already placed there.
     double io = value_bytes(node);
     for (int in : node.inputs) io += value_bytes(g.nodes[in]);
-    std::vector<int> fits;
-    std::string over;
+    fits.clear();
+    over.clear();
     for (int t : cand) {
       if (targets[t].memory_budget < 0 ||
           constant_bytes[t] + io <= double(targets[t].memory_budget))
@@ -169,7 +172,7 @@ void place(ir::Graph& g, const std::vector<Target>& targets) {
 
     int best = -1;
     double best_finish = 0, best_local = -1, best_exec = 0;
-    std::string alternatives;
+    alternatives.clear();
     for (int t : fits) {
       const Target& tg = targets[t];
       double ready = 0, local = 0;
@@ -185,8 +188,10 @@ void place(ir::Graph& g, const std::vector<Target>& targets) {
                                                               from.device->is_host(), tg.profile,
                                                               tg.device->is_host()));
       }
-      const bool fused = fuses_on(node, t);
-      double exec = fused ? 0.0 : node_seconds(node, g, tg.profile);
+      // With a single target nothing is chosen: the estimate is left to estimate(), which
+      // runs after fusion anyway, rather than computed twice.
+      const bool fused = nt > 1 && fuses_on(node, t);
+      double exec = fused || nt == 1 ? 0.0 : node_seconds(node, g, tg.profile);
       double fin = fused ? ready : std::max(ready, avail[t]) + exec;
       if (fits.size() > 1)
         alternatives += str(alternatives.empty() ? "" : ", ", tg.device->id(), " ", ms(fin));
@@ -209,7 +214,7 @@ void place(ir::Graph& g, const std::vector<Target>& targets) {
       why += str(why.empty() ? "" : "; ", "earliest finish (", alternatives, ")");
     else if (why.empty())
       why = supported.size() == 1 ? "the only device that supports it" : "the only candidate";
-    node.placement_reason = why;
+    node.placement_reason.assign(why);
   }
   // A constant takes the device of its first reader (insert_transfers clones it for the others);
   // one read nowhere (a graph output) stays on the host.
@@ -220,7 +225,7 @@ void place(ir::Graph& g, const std::vector<Target>& targets) {
         settled[in] = true;
         g.nodes[in].device = g.nodes[v].device;
         g.nodes[in].placement_reason =
-            str("constant: on ", targets[g.nodes[v].device].device->id(), ", where it is read");
+            "constant: on " + targets[g.nodes[v].device].device->id() + ", where it is read";
       }
   for (ir::Node& node : g.nodes)
     if (node.device == kDeferred) node.device = host;

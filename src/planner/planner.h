@@ -28,8 +28,9 @@ struct Target {
 std::vector<Target> targets();
 
 // Assigns node.device (an index into `targets`), placement_reason and predicted_seconds for every
-// node, then inserts transfers. Throws UnsupportedError naming the op and shapes when no target
-// supports a node.
+// node (with a single target, where nothing is chosen, predicted_seconds is left 0 for
+// estimate()), then inserts transfers. Throws UnsupportedError naming the op and shapes when no
+// target supports a node.
 void place(ir::Graph& g, const std::vector<Target>& targets);
 
 // Re-estimates predicted_seconds of every node on its device, after fusion made new nodes

@@ -10,6 +10,10 @@ namespace nef::planner {
 
 void insert_transfers(ir::Graph& g, const std::vector<Target>& targets) {
   const int n = static_cast<int>(g.nodes.size());
+  bool crossing = false;  // no value read on another device (one device): nothing to rebuild
+  for (int v = 0; v < n && !crossing; ++v)
+    for (int in : g.nodes[v].inputs) crossing = crossing || g.nodes[in].device != g.nodes[v].device;
+  if (!crossing) return;
   std::vector<ir::Node> out;
   out.reserve(g.nodes.size());
   std::vector<int> remap(n, -1);

@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <random>
 
+#include "api/lazy_walk.h"
 #include "compiler/compiler.h"
 #include "nef/tensor.h"
 
@@ -199,6 +201,139 @@ TEST(LazyPlanCache, HitsMatchFreshCompiles) {
     ASSERT_EQ(hit.size(), fresh.size());
     for (size_t i = 0; i < hit.size(); ++i)
       EXPECT_TRUE(hit[i] == fresh[i] || (std::isnan(hit[i]) && std::isnan(fresh[i]))) << i;
+  }
+}
+
+// The lazy key against an independent exact encoding: compiler::structural_key of the graph the
+// walk builds (a string naming ops, attributes, types, wiring, bindings, literal bytes, hints).
+// Two lazy DAGs must match (and hash alike) exactly when their structural keys are equal, for
+// random DAGs that differ in ops, attributes, shapes, dtypes, weak scalars, literal values,
+// sharing, wiring, hints and target order; and matching never looks at the hash, so even a
+// forced hash collision cannot alias two different graphs.
+struct Keyed {
+  std::vector<Tensor> keep;  // holds the DAG (and its values) alive
+  std::vector<detail::LazyNode*> targets;
+  detail::Walk walk;
+  std::string key;
+};
+
+Keyed key_of(std::vector<Tensor> outs) {
+  Keyed k;
+  k.keep = std::move(outs);
+  for (const Tensor& t : k.keep) k.targets.push_back(t.node().get());
+  detail::walk(k.targets, detail::BuildMode::Execute, k.walk);
+  k.key =
+      compiler::structural_key(detail::build_graph(k.targets, detail::BuildMode::Execute).graph);
+  return k;
+}
+
+// A small random DAG; `variant` perturbs one choice so that near-identical graphs are common.
+std::vector<Tensor> random_dag(unsigned seed, int variant) {
+  std::mt19937 rng(seed);
+  auto pick = [&](int n) { return int(rng() % unsigned(n)); };
+  const int perturb_at = variant > 0 ? pick(6) : -1;
+  int step = 0;
+  auto choice = [&](int n) {  // the perturbed step takes another option
+    int c = pick(n);
+    return step++ == perturb_at ? (c + variant) % n : c;
+  };
+  DType dt = choice(3) == 0 ? DType::Float64 : DType::Float32;
+  Shape s = choice(2) ? Shape{2, 3} : Shape{3, 2};
+  std::vector<Tensor> pool;
+  for (int k = 1 + choice(2); k >= 0; --k) {
+    std::vector<double> v(6);
+    for (double& x : v) x = double(pick(7)) - 3;
+    pool.push_back(dt == DType::Float64 ? tensor<double>(v, s)
+                                        : tensor<float>(std::vector<float>(v.begin(), v.end()), s));
+  }
+  for (int k = 0; k < 6; ++k) {
+    Tensor a = pool[size_t(choice(int(pool.size())))];
+    Tensor b = pool[size_t(choice(int(pool.size())))];
+    Tensor t;
+    switch (choice(9)) {
+      case 0:
+        t = a + b;
+        break;
+      case 1:
+        t = a - b;
+        break;
+      case 2:
+        t = exp(a) * b;
+        break;
+      case 3:
+        t = a * double(choice(3));
+        break;  // weak literal, by value
+      case 4:
+        t = a * scalar(choice(2) ? -0.0 : 0.0, dt);
+        break;  // strong literal, -0 != 0
+      case 5:
+        t = a + (a * 0.5 + b) * (a * 0.5 + b);
+        break;  // two equal subtrees
+      case 6: {
+        Tensor u = a * 0.5 + b;
+        t = a + u * u;  // the same, shared
+        break;
+      }
+      case 7:
+        t = sum(a, std::vector<int64_t>{int64_t(choice(2))}, true) + b;
+        break;
+      default:
+        t = reshape(reshape(a, {6}), a.shape()) - b;
+        break;
+    }
+    if (choice(8) == 0) t.prefer(choice(2) ? "cpu" : "gpu");
+    pool.push_back(t);
+  }
+  std::vector<Tensor> outs = {pool.back()};
+  if (choice(3) == 0) outs.push_back(pool[pool.size() - 2]);
+  if (outs.size() == 2 && choice(2)) std::swap(outs[0], outs[1]);
+  return outs;
+}
+
+TEST(LazyPlanCache, KeyMatchesExactlyWhenTheStructureIsEqual) {
+  const std::string devices = compiler::device_key();
+  std::vector<Keyed> all;
+  for (unsigned seed = 1; seed <= 60; ++seed) {
+    for (int variant = 0; variant < 3; ++variant) all.push_back(key_of(random_dag(seed, variant)));
+    all.push_back(key_of(random_dag(seed, 0)));  // the same code again: fresh nodes, equal
+  }
+  int equal_pairs = 0, different_pairs = 0;
+  for (size_t i = 0; i < all.size(); ++i) {
+    auto sig = detail::make_signature(all[i].walk, devices);
+    for (size_t j = 0; j < all.size(); ++j) {
+      SCOPED_TRACE(testing::Message() << "graphs " << i << " and " << j);
+      const bool same = all[i].key == all[j].key;
+      (same ? equal_pairs : different_pairs)++;
+      detail::Walk& w = all[j].walk;
+      EXPECT_EQ(detail::matches(*sig, w, devices), same);
+      const bool same_hash = w.hash[0] == all[i].walk.hash[0] && w.hash[1] == all[i].walk.hash[1];
+      EXPECT_EQ(same_hash, same);
+      // A forced collision: the hash only finds candidates, matching never trusts it.
+      const uint64_t h0 = w.hash[0], h1 = w.hash[1];
+      w.hash[0] = all[i].walk.hash[0];
+      w.hash[1] = all[i].walk.hash[1];
+      EXPECT_EQ(detail::matches(*sig, w, devices), same);
+      w.hash[0] = h0;
+      w.hash[1] = h1;
+      if (same) EXPECT_FALSE(detail::matches(*sig, w, devices + "x"));  // other devices
+    }
+  }
+  // Both kinds, with many near misses (one choice apart) among the different pairs.
+  EXPECT_GE(equal_pairs, int(all.size()) + 2 * 60);
+  EXPECT_GT(different_pairs, 20000);
+}
+
+// The same code again (fresh nodes) is the same key.
+TEST(LazyPlanCache, FreshNodesMatch) {
+  const std::string devices = compiler::device_key();
+  for (unsigned seed = 1; seed <= 40; ++seed) {
+    SCOPED_TRACE(testing::Message() << "seed " << seed);
+    Keyed a = key_of(random_dag(seed, 0));
+    Keyed b = key_of(random_dag(seed, 0));  // new tensors: other nodes
+    EXPECT_NE(a.targets[0], b.targets[0]);
+    EXPECT_TRUE(detail::matches(*detail::make_signature(a.walk, devices), b.walk, devices));
+    EXPECT_EQ(a.walk.hash[0], b.walk.hash[0]);
+    EXPECT_EQ(a.walk.hash[1], b.walk.hash[1]);
   }
 }
 

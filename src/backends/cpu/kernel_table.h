@@ -62,12 +62,16 @@ class KernelTable {
         supports);
   }
   const KernelEntry* find(std::string_view op) const {
-    auto it = table_.find(std::string(op));
+    auto it = table_.find(op);  // no key string built: the planner asks for every node
     return it == table_.end() ? nullptr : &it->second;
   }
 
  private:
-  std::unordered_map<std::string, KernelEntry> table_;
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_map<std::string, KernelEntry, NameHash, std::equal_to<>> table_;
 };
 
 void register_source_kernels(KernelTable& t);

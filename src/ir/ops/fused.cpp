@@ -4,6 +4,7 @@
 // and checks the program, so a malformed one from a file is a ValidationError, never a crash.
 #include <algorithm>
 #include <array>
+#include <unordered_map>
 #include <variant>
 
 #include "ir/graph.h"
@@ -124,15 +125,27 @@ const char* fused_op_name(FusedOp op) { return kOps[size_t(op)].name; }
 int fused_op_arity(FusedOp op) { return kOps[size_t(op)].arity; }
 
 std::optional<FusedOp> fused_op_of(const Node& n) {
+  // By registry entry, looked up once per op: the fusion passes ask for every node.
+  static const auto* by_op = [] {
+    auto* m = new std::unordered_map<const OpDef*, std::optional<FusedOp>>();
+    for (const OpDef* d : all_ops()) (*m)[d] = fused_op_from_name(d->name);
+    return m;
+  }();
   if (n.is("gelu"))
     return n.attrs.get_string("approximate") == "tanh" ? FusedOp::GeluTanh : FusedOp::Gelu;
-  return fused_op_from_name(n.op->name);
+  auto it = by_op->find(n.op);
+  return it != by_op->end() ? it->second : fused_op_from_name(n.op->name);
 }
 
 std::optional<FusedOp> fused_op_from_name(std::string_view name) {
-  for (size_t i = 0; i < kOps.size(); ++i)
-    if (name == kOps[i].name) return FusedOp(i);
-  return std::nullopt;
+  static const auto* by_name = [] {
+    auto* m = new std::unordered_map<std::string_view, FusedOp>();
+    for (size_t i = 0; i < kOps.size(); ++i) m->emplace(kOps[i].name, FusedOp(i));
+    return m;
+  }();
+  auto it = by_name->find(name);
+  if (it == by_name->end()) return std::nullopt;
+  return it->second;
 }
 
 bool fused_op_is_compare(FusedOp op) { return op >= FusedOp::Equal && op <= FusedOp::GreaterEqual; }
@@ -279,9 +292,9 @@ void register_fused_ops(Registry& r) {
 
 namespace {
 std::string program_text(const Node& n) {
-  auto it = n.attrs.values().find("program");
-  if (it == n.attrs.values().end()) return {};
-  const auto* text = std::get_if<std::string>(&it->second);
+  const AttrValue* v = n.attrs.find("program");
+  if (!v) return {};
+  const auto* text = std::get_if<std::string>(v);
   return text ? *text : std::string();
 }
 }  // namespace

@@ -1,0 +1,257 @@
+#include "api/lazy_walk.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "nef/error.h"
+
+namespace nef::detail {
+namespace {
+
+uint64_t mix64(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+// 128-bit hash of an array of words: four independent lanes (no long dependency chain), each
+// step a bijection of the lane state, mixed together at the end. Only a filter: every hit is
+// verified exactly, so its quality matters for speed, not for correctness.
+struct WordHash {
+  uint64_t s[4] = {0x243f6a8885a308d3ull, 0x13198a2e03707344ull, 0xa4093822299f31d0ull,
+                   0x082efa98ec4e6c89ull};
+  uint64_t count = 0;
+  void add(const uint64_t* p, size_t n) {
+    static constexpr uint64_t k[4] = {0x9fb21c651e98df25ull, 0xc2b2ae3d27d4eb4full,
+                                      0x165667b19e3779f9ull, 0xd6e8feb86659fd93ull};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+      for (int l = 0; l < 4; ++l) s[l] = rotl((s[l] ^ p[i + l]) * k[l], 31);
+    for (; i < n; ++i) s[i & 3] = rotl((s[i & 3] ^ p[i]) * k[i & 3], 29);
+    // Lengths too: arrays of different sizes concatenated must not collide trivially.
+    s[0] ^= n;
+    s[2] += n * 0x9e3779b97f4a7c15ull;
+    count += n;
+  }
+  // 32-bit ints, two to a word (copied through a small buffer: the array is 4-byte aligned).
+  void add_ints(const std::vector<int>& v) {
+    static constexpr size_t kChunk = 256;
+    uint64_t buf[kChunk];
+    const size_t words = v.size() / 2;
+    for (size_t at = 0; at < words; at += kChunk) {
+      size_t m = std::min(kChunk, words - at);
+      std::memcpy(buf, v.data() + 2 * at, m * 8);
+      add(buf, m);
+    }
+    if (v.size() % 2) {
+      uint64_t last = uint32_t(v.back());
+      add(&last, 1);
+    }
+  }
+  void finish(uint64_t out[2]) const {
+    out[0] = mix64(s[0] + rotl(s[1], 17) + rotl(s[2], 31) + rotl(s[3], 47) + count);
+    out[1] =
+        mix64(s[0] ^ (s[1] * 0x9e3779b97f4a7c15ull) ^ rotl(s[2], 13) ^ rotl(s[3], 29) ^ ~count);
+  }
+};
+
+// Bytes as a length word and zero-padded words.
+void append_bytes(std::vector<uint64_t>& d, const void* p, size_t n) {
+  d.push_back(n);
+  size_t at = d.size();
+  d.resize(at + (n + 7) / 8, 0);
+  if (n) std::memcpy(d.data() + at, p, n);
+}
+
+void append_type(std::vector<uint64_t>& d, const ir::TensorType& t) {
+  d.push_back(uint64_t(t.dtype) | (uint64_t(t.weak) << 8) | (uint64_t(t.shape.size()) << 16));
+  d.insert(d.end(), t.shape.begin(), t.shape.end());
+}
+
+// Constants up to this size are keyed by value, larger ones by storage identity (as the
+// compiler's structural key does): scalar literals recreated on every call must hit the cache.
+constexpr size_t kKeyByValueBytes = 64;
+
+void append_literal(std::vector<uint64_t>& d, const Array& a) {
+  if (a.nbytes() <= kKeyByValueBytes) {
+    if (a.nbytes() == 0) return;  // the type says it all (storage may be null)
+    if (a.is_contiguous()) {      // the usual scalar: no copy
+      append_bytes(d, a.data(), a.nbytes());
+      return;
+    }
+    Array c = a.contiguous();
+    append_bytes(d, c.data(), c.nbytes());
+  } else {
+    d.push_back(a.storage->id());  // process-unique, never reused
+    d.push_back(uint64_t(a.offset));
+    d.insert(d.end(), a.strides.begin(), a.strides.end());
+  }
+}
+
+constexpr uint64_t kHintFlag = 4;
+static_assert(alignof(ir::OpDef) >= 8, "op addresses leave the low 3 bits to the token");
+
+}  // namespace
+
+void NodeIndex::reset(size_t expect) {
+  size_t cap = 64;
+  while (cap < expect * 2) cap *= 2;
+  slots_.assign(cap, {nullptr, -1});
+  size_ = 0;
+}
+
+int NodeIndex::find(const LazyNode* p) const {
+  size_t m = slots_.size() - 1;
+  for (size_t i = slot(p) & m;; i = (i + 1) & m) {
+    if (slots_[i].first == p) return slots_[i].second;
+    if (!slots_[i].first) return -1;
+  }
+}
+
+void NodeIndex::insert(const LazyNode* p, int v) {
+  if ((size_ + 1) * 2 > slots_.size()) {
+    std::vector<std::pair<const LazyNode*, int>> old(slots_.size() * 2, {nullptr, -1});
+    old.swap(slots_);
+    size_ = 0;
+    for (const auto& [q, u] : old)
+      if (q) insert(q, u);
+  }
+  size_t m = slots_.size() - 1;
+  size_t i = slot(p) & m;
+  while (slots_[i].first) i = (i + 1) & m;
+  slots_[i] = {p, v};
+  ++size_;
+}
+
+size_t NodeIndex::slot(const LazyNode* p) { return size_t(mix64(reinterpret_cast<uintptr_t>(p))); }
+
+void walk(const std::vector<LazyNode*>& targets, BuildMode mode, Walk& w) {
+  // The vectors keep their capacity from the last walk in `w`: a repeated evaluate allocates
+  // nothing here.
+  w.index.reset(w.index.size());
+  w.order.clear();
+  w.kind.clear();
+  w.tokens.clear();
+  w.in_begin.assign(1, 0);
+  w.inputs.clear();
+  w.data.clear();
+  w.outputs.clear();
+  w.bound = 0;
+  NodeIndex& index = w.index;
+  // Iterative post-order DFS (deep chains must not overflow the stack), inputs in order. A
+  // finished node's position goes to `done`, where its user collects the positions of its
+  // inputs when it finishes. Only nodes that can be reached twice go through the index: a node
+  // owned by a single reference (use_count 1: its one user's input slot, no Tensor handle) is
+  // reached once, which is most of a DAG whose intermediates the caller no longer holds.
+  std::vector<Walk::Frame>& stack = w.stack;
+  std::vector<int>& done = w.done;
+  stack.clear();
+  done.clear();
+  static const ir::OpDef* const input_op = &ir::get_op("input");
+  for (size_t ti = 0; ti < targets.size(); ++ti) {
+    LazyNode* t = targets[ti];
+    if (int p = index.find(t); p >= 0) {
+      w.outputs.push_back(p);
+      continue;
+    }
+    stack.push_back({t, 0, true});
+    while (!stack.empty()) {
+      Walk::Frame& f = stack.back();
+      LazyNode* n = f.node;
+      // A node with inputs is not materialized (materializing drops them): only nodes
+      // without inputs need `value`, which sits further into the node.
+      const bool leaf = n->inputs.empty() && (n->value.has_value() || n->op == input_op);
+      if (!leaf && f.next < n->inputs.size()) {
+        if (f.next == 0)  // the DAG is scattered in memory: fetch the inputs' lines early
+          for (const auto& in : n->inputs) {
+            __builtin_prefetch(in.get());
+            __builtin_prefetch(reinterpret_cast<const char*>(in.get()) + 128);
+          }
+        const std::shared_ptr<LazyNode>& child = n->inputs[f.next++];
+        const bool shared = child.use_count() > 1;
+        if (int p = shared ? index.find(child.get()) : -1; p >= 0) done.push_back(p);
+        else stack.push_back({child.get(), 0, shared});
+        continue;
+      }
+      const bool shared = f.shared;
+      stack.pop_back();
+      WalkKind k;
+      if (!leaf) k = kOp;
+      else if (n->value && (n->literal || mode == BuildMode::Serialize)) k = kLiteral;
+      else if (n->value) k = kBound;
+      else k = kPlaceholder;
+      const bool hinted = !n->device_hint.empty();
+      uint64_t token = k | (hinted ? kHintFlag : 0);
+      switch (k) {
+        case kOp: {
+          w.tokens.push_back(token | reinterpret_cast<uintptr_t>(n->op));
+          w.tokens.push_back(reinterpret_cast<uintptr_t>(n->attrs.identity()));
+          size_t m = n->inputs.size();
+          w.inputs.insert(w.inputs.end(), done.end() - m, done.end());
+          done.resize(done.size() - m);
+          break;
+        }
+        case kLiteral:
+          // Constants are host data (a plan uploads them to the devices that read them).
+          if (!n->value->on_host()) n->value = to_host(*n->value);
+          w.tokens.push_back(token);
+          append_type(w.data, n->type);
+          append_literal(w.data, *n->value);
+          break;
+        case kBound:
+          w.tokens.push_back(token);
+          append_type(w.data, n->type);
+          if (!n->value->on_host()) {  // where the value lives shapes the plan
+            const std::string& d = n->value->device();
+            append_bytes(w.data, d.data(), d.size());
+          } else {
+            w.data.push_back(~uint64_t(0));
+          }
+          break;
+        case kPlaceholder:
+          w.tokens.push_back(token);
+          append_type(w.data, n->type);
+          break;
+      }
+      if (hinted) append_bytes(w.data, n->device_hint.data(), n->device_hint.size());
+      const int pos = int(w.order.size());
+      if (shared) index.insert(n, pos);
+      if (k == kBound) ++w.bound;
+      w.order.push_back(n);
+      w.kind.push_back(k);
+      w.in_begin.push_back(int(w.inputs.size()));
+      if (stack.empty()) w.outputs.push_back(pos);  // target ti itself
+      else done.push_back(pos);
+    }
+  }
+  WordHash h;
+  h.add(w.tokens.data(), w.tokens.size());
+  h.add(w.data.data(), w.data.size());
+  h.add_ints(w.inputs);
+  h.add_ints(w.in_begin);
+  h.add_ints(w.outputs);
+  h.finish(w.hash);
+}
+
+std::shared_ptr<const Signature> make_signature(const Walk& w, std::string devices) {
+  auto s = std::make_shared<Signature>();
+  s->devices = std::move(devices);
+  s->tokens = w.tokens;
+  s->data = w.data;
+  s->in_begin = w.in_begin;
+  s->inputs = w.inputs;
+  s->outputs = w.outputs;
+  for (size_t i = 0; i < w.order.size(); ++i)
+    if (w.kind[i] == kOp && !w.order[i]->attrs.empty()) s->attrs.push_back(w.order[i]->attrs);
+  return s;
+}
+
+bool matches(const Signature& s, const Walk& w, const std::string& devices) {
+  return s.tokens == w.tokens && s.inputs == w.inputs && s.in_begin == w.in_begin &&
+         s.data == w.data && s.outputs == w.outputs && s.devices == devices;
+}
+
+}  // namespace nef::detail
