@@ -202,14 +202,22 @@ void bind_llm_model(nb::module_& m) {
 
   m.def(
       "llm_load",
-      [](const std::string& path, int64_t context, int64_t prefill_chunk) {
+      [](const std::string& path, int64_t context, int64_t prefill_chunk,
+         std::vector<std::string> devices, const std::string& kv_type) {
         nef::llm::LoadOptions o;
         o.context = context;
         o.prefill_chunk = prefill_chunk;
+        o.devices = std::move(devices);
+        std::optional<nef::DType> kv = nef::dtype_from_name(kv_type);
+        if (!kv)
+          throw nef::ValidationError("[llm] kv_type must be float16 or float32, not '" + kv_type +
+                                     "'");
+        o.kv_type = *kv;
         nb::gil_scoped_release release;
         return PyModel{nef::llm::Model::load(path, o)};
       },
-      "path"_a, "context"_a = 0, "prefill_chunk"_a = 128);
+      "path"_a, "context"_a = 0, "prefill_chunk"_a = 128,
+      "devices"_a = std::vector<std::string>{"cpu"}, "kv_type"_a = "float16");
 }
 
 }  // namespace nefpy

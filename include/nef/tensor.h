@@ -25,6 +25,9 @@ namespace nef {
 namespace detail {
 struct LazyNode;
 }
+namespace backend {
+class PlacementScope;
+}
 
 class Tensor {
  public:
@@ -368,6 +371,19 @@ void reset_stats();
 // Devices the planner may use ("cpu", later "cuda:0", "gpu"...); wins over NEF_DEVICES.
 // Unknown names raise DeviceError. An empty list clears the override.
 void set_devices(const std::vector<std::string>& names);
+// Restricts the devices the planner may use to `names` on the calling thread while it lives
+// (innermost wins; over set_devices and NEF_DEVICES): for work only some devices can run.
+// Naming only "cpu" loads no other backend's driver. Unknown names raise DeviceError.
+class PlacementScope {
+ public:
+  explicit PlacementScope(const std::vector<std::string>& names);
+  ~PlacementScope();
+  PlacementScope(const PlacementScope&) = delete;
+  PlacementScope& operator=(const PlacementScope&) = delete;
+
+ private:
+  std::unique_ptr<backend::PlacementScope> impl_;
+};
 // Threads for CPU kernels (0 = all cores).
 void set_num_threads(int n);
 int num_threads();

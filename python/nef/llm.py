@@ -308,10 +308,16 @@ class Model:
             [str(x) for x in (stop or [])], bool(ignore_eos)))
 
 
-def load(path: Any, context: int = 0, prefill_chunk: int = 128) -> Model:
+def load(path: Any, context: int = 0, prefill_chunk: int = 128,
+         devices: Any = "cpu", kv_type: str = "float16") -> Model:
     """Loads a GGUF language model (Llama family: llama, mistral). context: the KV-cache
     capacity in tokens (0: the model's trained context, at most 4096); prefill_chunk: prompt
-    tokens per step. The weights stay in the mapped file."""
+    tokens per step; devices: where its graphs may run, a name or a list as NEF_DEVICES takes
+    them ("cpu" by default: only the CPU backend has the quantized kernels, and the other
+    backends' drivers then stay unloaded); kv_type: the KV cache's element type, "float16" (as
+    llama.cpp keeps it: keys and values are rounded to it before attention) or "float32". The
+    weights stay in the mapped file."""
     import os
+    names = [devices] if isinstance(devices, str) else [str(d) for d in devices]
     return Model(_nef.llm_load(os.fspath(path), operator.index(context),
-                               operator.index(prefill_chunk)))
+                               operator.index(prefill_chunk), names, str(kv_type)))

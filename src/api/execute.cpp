@@ -90,6 +90,9 @@ void set_devices(const std::vector<std::string>& names) {
   if (names.empty()) backend::clear_device_override();
   else backend::set_device_override(names);
 }
+PlacementScope::PlacementScope(const std::vector<std::string>& names)
+    : impl_(std::make_unique<backend::PlacementScope>(names)) {}
+PlacementScope::~PlacementScope() = default;
 void set_num_threads(int n) { current_session().set_threads(n); }
 int num_threads() { return backend::cpu::num_threads(); }
 

@@ -202,9 +202,23 @@ void set_device_override(const std::vector<std::string>& names) {
 
 void clear_device_override() { current_session().set_devices(std::nullopt); }
 
+namespace {
+thread_local const std::vector<std::string>* scoped_ids = nullptr;
+}  // namespace
+
+PlacementScope::PlacementScope(const std::vector<std::string>& names) : previous_(scoped_ids) {
+  ids_ = host_only(names) ? std::vector<std::string>{"cpu"}
+                          : resolve_devices(names, detect(), "the placement scope");
+  scoped_ids = &ids_;
+}
+
+PlacementScope::~PlacementScope() { scoped_ids = previous_; }
+
 std::vector<std::string> enabled_device_ids() {
   std::vector<std::string> ids;
-  if (auto o = current_session().devices()) {
+  if (scoped_ids) {
+    ids = *scoped_ids;
+  } else if (auto o = current_session().devices()) {
     ids = *o;
   } else {
     const char* env = std::getenv("NEF_DEVICES");

@@ -1,10 +1,11 @@
 // The devices of this process: every registered backend probed once (the CPU first), and which
-// of them the planner may use. Selection: the session's override (nef.config(devices=...)), else
-// NEF_DEVICES (read on every call), else every device. Names match a device id ("opencl:0"),
-// then a backend ("opencl": all its devices), then a kind ("gpu"); "auto" means all. A known name
-// that matches no device here (an OpenCL machine without its driver) is dropped with a warning,
-// an unknown one is a DeviceError. The CPU is always usable as the fallback for what no enabled
-// device supports; listing it ("cpu") makes it a first-class choice.
+// of them the planner may use. Selection: the calling thread's PlacementScope, else the session's
+// override (nef.config(devices=...)), else NEF_DEVICES (read on every call), else every device.
+// Names match a device id ("opencl:0"), then a backend ("opencl": all its devices), then a kind
+// ("gpu"); "auto" means all. A known name that matches no device here (an OpenCL machine without
+// its driver) is dropped with a warning, an unknown one is a DeviceError. The CPU is always usable
+// as the fallback for what no enabled device supports; listing it ("cpu") makes it a first-class
+// choice.
 //
 // Thread-safety: every function may be called from any thread.
 #pragma once
@@ -44,6 +45,22 @@ std::vector<std::string> parse_device_list(const std::string& spec, const Device
 // The current session's override (validated at once); an empty list clears it.
 void set_device_override(const std::vector<std::string>& names);
 void clear_device_override();
+
+// Restricts the planner to `names` on the calling thread while it lives (the innermost scope
+// wins), over the session's override and NEF_DEVICES: for work that only some devices can run
+// (an LLM's quantized kernels exist on the CPU alone). Names resolve as above, at construction;
+// a list of only "cpu" probes no other backend, so their drivers are not loaded.
+class PlacementScope {
+ public:
+  explicit PlacementScope(const std::vector<std::string>& names);
+  ~PlacementScope();
+  PlacementScope(const PlacementScope&) = delete;
+  PlacementScope& operator=(const PlacementScope&) = delete;
+
+ private:
+  const std::vector<std::string>* previous_;
+  std::vector<std::string> ids_;
+};
 
 // The ids the planner may place work on (see above); the CPU is added when nothing else remains.
 std::vector<std::string> enabled_device_ids();

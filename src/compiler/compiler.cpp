@@ -17,6 +17,7 @@
 #include "ir/views.h"
 #include "nef/error.h"
 #include "planner/planner.h"
+#include "runtime/arena_pool.h"
 
 namespace nef::compiler {
 using nef::str;
@@ -450,6 +451,7 @@ int64_t evict_device_memory() {
     for (const auto& [k, e] : fc.lru) plans.push_back(e.plan);
   }
   for (const auto& p : plans) freed += p->state->evict();
+  freed += runtime::evict_idle_arenas();
   for (const auto& d : backend::detect().devices) freed += d->trim();
   counters().cache_evictions++;
   return freed;

@@ -100,6 +100,12 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const LoadOpti
                               opts.prefill_chunk, ") > 0"));
   m->context_ = opts.context ? opts.context : std::min<int64_t>(m->cfg_.n_ctx_train, 4096);
   m->chunk_ = opts.prefill_chunk;
+  m->devices_ = opts.devices;
+  if (opts.kv_type != DType::Float16 && opts.kv_type != DType::Float32)
+    throw ValidationError(
+        str("[llm] kv_type must be float16 or float32, not ", dtype_name(opts.kv_type)));
+  m->kv_type_ = opts.kv_type;
+  PlacementScope where(m->devices_);
   // Every weight the graph uses checked now (shape and type), and the plans of decoding and of
   // short prompts compiled now rather than at the first token.
   m->step_graph(1).compile();
@@ -145,8 +151,8 @@ LoadedGraph Model::build_step(int64_t T) const {
   Tensor pos = placeholder("pos", {T}, DType::Int32);
   Tensor start = placeholder("start", {}, DType::Int64);
   Tensor last_row = placeholder("last", {}, DType::Int32);
-  Tensor k_cache = placeholder("k_cache", {L, Hkv, C, D}, DType::Float32);
-  Tensor v_cache = placeholder("v_cache", {L, Hkv, C, D}, DType::Float32);
+  Tensor k_cache = placeholder("k_cache", {L, Hkv, C, D}, kv_type_);
+  Tensor v_cache = placeholder("v_cache", {L, Hkv, C, D}, kv_type_);
 
   const Weight embd = weight("token_embd.weight", {V, E});
   Tensor x = embd.format.empty()
@@ -169,8 +175,12 @@ LoadedGraph Model::build_step(int64_t T) const {
     Tensor q = op("rope", {heads(linear(h, wq), H), pos}, rope_attrs);    // [H, T, D]
     Tensor k = op("rope", {heads(linear(h, wk), Hkv), pos}, rope_attrs);  // [Hkv, T, D]
     Tensor v = heads(linear(h, wv), Hkv);
-    k_new.push_back(expand_dims(k, {0}));
-    v_new.push_back(expand_dims(v, {0}));
+    if (kv_type_ != DType::Float32) {  // attended as the cache will hold them
+      k = cast(k, kv_type_);
+      v = cast(v, kv_type_);
+    }
+    k_new.push_back(k);
+    v_new.push_back(v);
     auto cache = [&](const Tensor& cc) {  // layer l of a cache as [Hkv, 1, C, D]
       return reshape(slice(cc, {l, 0, 0, 0}, {l + 1, Hkv, C, D}, {1, 1, 1, 1}), {Hkv, 1, C, D});
     };
@@ -191,15 +201,21 @@ LoadedGraph Model::build_step(int64_t T) const {
   last = rmsnorm(last, from_array(file_->tensor("output_norm.weight")), c.rms_eps);
   const Weight out = file_->find_tensor("output.weight") ? weight("output.weight", {V, E}) : embd;
   Tensor logits = linear(last, out);
-  return LoadedGraph::from_tensors(
-      {{"logits", logits}, {"k_new", concat(k_new, 0)}, {"v_new", concat(v_new, 0)}});
+  // Each layer's new rows are an output of their own: stacked into one, all of them would stay
+  // alive in the arena until the last layer (24 MB for a 512-token chunk of SmolLM2).
+  std::vector<std::pair<std::string, Tensor>> outs{{"logits", logits}};
+  for (int64_t l = 0; l < L; ++l) {
+    outs.emplace_back(str("k_new.", l), k_new[size_t(l)]);
+    outs.emplace_back(str("v_new.", l), v_new[size_t(l)]);
+  }
+  return LoadedGraph::from_tensors(outs);
 }
 
 Session::Session(std::shared_ptr<const Model> model) : model_(std::move(model)) {
   const ModelConfig& c = model_->config();
   const Shape s{c.n_layer, c.n_head_kv, model_->context(), c.head_dim};
-  k_cache_ = Array::empty(s, DType::Float32);
-  v_cache_ = Array::empty(s, DType::Float32);
+  k_cache_ = Array::empty(s, model_->kv_type());
+  v_cache_ = Array::empty(s, model_->kv_type());
 }
 
 void Session::truncate(int64_t pos) {
@@ -219,6 +235,7 @@ std::vector<float> Session::eval(std::span<const int32_t> tokens) {
     if (t < 0 || t >= c.n_vocab)
       throw ValidationError(str("[llm] token id ", t, " is outside the vocabulary of ", c.n_vocab));
   std::vector<float> logits;
+  PlacementScope where(model_->devices());
   const int64_t chunk = model_->prefill_chunk();
   for (int64_t i0 = 0; i0 < n; i0 += chunk) {
     const int64_t T = std::min(chunk, n - i0), TB = model_->bucket(T);
@@ -236,16 +253,26 @@ std::vector<float> Session::eval(std::span<const int32_t> tokens) {
                                            {"last", last},
                                            {"k_cache", k_cache_},
                                            {"v_cache", v_cache_}});
-    // The new rows into the cache, in place: [L, Hkv, T, D] -> rows [pos, pos + T) of [L, Hkv, C,
-    // D].
-    const int64_t D = c.head_dim, C = model_->context(), rows = c.n_layer * c.n_head_kv;
-    for (auto [name, cache] : {std::pair{"k_new", &k_cache_}, std::pair{"v_new", &v_cache_}}) {
-      const Array a = out.at(name).contiguous();
-      const float* src = a.data_as<float>();
-      float* dst = cache->data_as<float>();
-      for (int64_t r = 0; r < rows; ++r)  // the valid rows only
-        std::memcpy(dst + (r * C + pos_) * D, src + r * TB * D, size_t(T * D) * sizeof(float));
-    }
+    // Each layer's new rows into the cache, in place: [Hkv, T, D] (maybe strided) -> rows
+    // [pos, pos + T) of layer l of [L, Hkv, C, D]; the padding rows are left out.
+    const int64_t D = c.head_dim, C = model_->context(), Hkv = c.n_head_kv;
+    const int64_t es = int64_t(dtype_size(model_->kv_type()));
+    for (int64_t l = 0; l < c.n_layer; ++l)
+      for (auto [name, cache] : {std::pair{"k_new.", &k_cache_}, std::pair{"v_new.", &v_cache_}}) {
+        const Array& a = out.at(str(name, l));
+        NEF_CHECK(a.dtype == cache->dtype, "[llm] ", name, l, " has the cache's type");
+        const char* src = static_cast<const char*>(a.data());
+        char* dst = static_cast<char*>(cache->data()) + l * Hkv * C * D * es;
+        for (int64_t h = 0; h < Hkv; ++h)
+          for (int64_t t = 0; t < T; ++t) {
+            const char* s = src + (h * a.strides[0] + t * a.strides[1]) * es;
+            char* d = dst + (h * C + pos_ + t) * D * es;
+            if (a.strides[2] == 1) std::memcpy(d, s, size_t(D * es));
+            else
+              for (int64_t i = 0; i < D; ++i)
+                std::memcpy(d + i * es, s + i * a.strides[2] * es, size_t(es));
+          }
+      }
     pos_ += T;
     if (i0 + T == n) {
       const Array lg = out.at("logits").contiguous();

@@ -40,6 +40,13 @@ struct ModelConfig {
 struct LoadOptions {
   int64_t context = 0;          // KV-cache capacity in tokens; 0: min(trained context, 4096)
   int64_t prefill_chunk = 128;  // prompt tokens per step graph run, at most
+  // Where the step graphs run (backend::DeviceScope names). The CPU by default: its backend
+  // alone has the quantized-matmul and cached-attention kernels, and naming only it leaves the
+  // other backends' drivers unloaded (PoCL's LLVM alone is 64 MB of resident memory).
+  std::vector<std::string> devices = {"cpu"};
+  // The KV cache's element type: Float16 (as llama.cpp keeps it: half the memory and bandwidth;
+  // keys and values are rounded to it before attention, the new rows too) or Float32.
+  DType kv_type = DType::Float16;
 };
 
 class Model {
@@ -54,11 +61,14 @@ class Model {
   const format::GgufFile& file() const { return *file_; }
   int64_t context() const { return context_; }
   int64_t prefill_chunk() const { return chunk_; }
+  const std::vector<std::string>& devices() const { return devices_; }
+  DType kv_type() const { return kv_type_; }
 
   // The step graph for chunks of T tokens (built and captured on first use, then shared):
   // inputs tokens int32 [T], pos int32 [T], start int64 [], last int32 [] (the row whose logits
-  // are wanted), k_cache / v_cache float32 [layers, kv_heads, context, head_dim]; outputs
-  // logits float32 [1, vocab] and k_new / v_new float32 [layers, kv_heads, T, head_dim].
+  // are wanted), k_cache / v_cache kv_type [layers, kv_heads, context, head_dim]; outputs
+  // logits float32 [1, vocab] and, per layer l, k_new.l / v_new.l kv_type [kv_heads, T,
+  // head_dim] (possibly strided views).
   const LoadedGraph& step_graph(int64_t T) const;
   // The chunk length that runs n (<= prefill_chunk) tokens: the smallest bucket (1, 16, 32,
   // 64, ... doubling, prefill_chunk) that holds them; the rows past n are padding.
@@ -78,6 +88,8 @@ class Model {
   ModelConfig cfg_;
   std::unique_ptr<Tokenizer> tokenizer_;
   int64_t context_ = 0, chunk_ = 0;
+  std::vector<std::string> devices_;
+  DType kv_type_ = DType::Float16;
   mutable std::mutex mu_;
   mutable std::map<int64_t, LoadedGraph> steps_;
 };

@@ -1,7 +1,8 @@
 // The compiled, executable form of a graph: the optimized and placed IR, one step per node, the
 // devices it runs on and the planned memory. Plans are immutable and shared (the plan cache hands
-// the same plan to every structurally identical graph); what runs keep between runs (idle arenas,
-// device-resident constants) lives in `state`, behind its own lock.
+// the same plan to every structurally identical graph); what runs keep between runs
+// (device-resident constants) lives in `state`, behind its own lock; idle arenas are shared by
+// all plans (runtime/arena_pool.h).
 #pragma once
 
 #include <cstdint>
@@ -57,14 +58,12 @@ struct MemoryPlan {
   int inplace_count = 0;
 };
 
-// What runs of one plan keep between runs. A run takes the idle arenas or, when another thread
-// holds them, allocates fresh ones; it puts its set back at the end. Constants placed on a
-// device other than the host are uploaded by the first run and kept.
+// What runs of one plan keep between runs: constants placed on a device other than the host,
+// uploaded by the first run.
 struct PlanState {
   std::mutex mu;
-  std::vector<std::shared_ptr<Storage>> idle_arenas;  // one per device; empty when taken
-  std::vector<std::optional<Array>> resident;         // by node: uploaded constants
-  // Drops the idle arenas and uploaded constants (out-of-memory ladder); returns bytes freed.
+  std::vector<std::optional<Array>> resident;  // by node: uploaded constants
+  // Drops the uploaded constants (out-of-memory ladder); returns bytes freed.
   int64_t evict();
 };
 

@@ -10,6 +10,7 @@
 #include "ir/ops/fused_program.h"
 #include "ir/views.h"
 #include "nef/error.h"
+#include "runtime/arena_pool.h"
 
 namespace nef::runtime {
 namespace {
@@ -48,11 +49,8 @@ std::string copy_name(const Plan& plan, const Step& step) {
 int64_t PlanState::evict() {
   std::lock_guard<std::mutex> lock(mu);
   int64_t freed = 0;
-  for (auto& a : idle_arenas)
-    if (a) freed += int64_t(a->nbytes());
   for (auto& r : resident)
     if (r) freed += int64_t(r->nbytes());
-  idle_arenas.clear();
   for (auto& r : resident) r.reset();
   return freed;
 }
@@ -96,13 +94,13 @@ Run::Run(std::shared_ptr<const Plan> plan, std::vector<Array> bindings)
   s.events.resize(g.nodes.size());
   s.inputs.resize(g.nodes.size());
   s.workspaces.resize(g.nodes.size());
-  if (p.memory.enabled) {
-    std::lock_guard<std::mutex> lock(p.state->mu);
-    s.arenas.swap(p.state->idle_arenas);
-  }
-  // Arenas not taken from the plan are allocated by the first step on their device, so that an
-  // out-of-memory is a step's failure the failure ladder can handle.
-  if (s.arenas.size() != p.devices.size()) s.arenas.assign(p.devices.size(), nullptr);
+  // Idle arenas come from the shared pool; the others are allocated by the first step on their
+  // device, so that an out-of-memory is a step's failure the failure ladder can handle.
+  s.arenas.assign(p.devices.size(), nullptr);
+  if (p.memory.enabled)
+    for (size_t d = 0; d < p.devices.size(); ++d)
+      if (p.memory.arena_bytes[d] > 0)
+        s.arenas[d] = take_arena(*p.devices[d], size_t(p.memory.arena_bytes[d]));
 }
 
 Run::~Run() {
@@ -111,18 +109,15 @@ Run::~Run() {
   } catch (...) {
   }
   const Plan& p = *plan_;
-  // Queues go back to their pools (each synchronizes first); then the arenas become idle.
+  // Queues go back to their pools (each synchronizes first); then, with no value left pointing
+  // into them, the arenas become idle.
   impl_->queues.clear();
-  bool complete = p.memory.enabled;
-  for (size_t d = 0; d < impl_->arenas.size() && complete; ++d)
-    complete = impl_->arenas[d] || p.memory.arena_bytes[d] == 0;
-  if (p.memory.enabled && complete) {
-    impl_->values.clear();
-    impl_->inputs.clear();
-    impl_->workspaces.clear();
-    std::lock_guard<std::mutex> lock(p.state->mu);
-    if (p.state->idle_arenas.empty()) p.state->idle_arenas.swap(impl_->arenas);
-  }
+  impl_->values.clear();
+  impl_->inputs.clear();
+  impl_->workspaces.clear();
+  impl_->args.clear();
+  for (size_t d = 0; d < impl_->arenas.size(); ++d)
+    give_back_arena(*p.devices[d], std::move(impl_->arenas[d]));
   if (impl_->profiling) {
     try {
       RunProfile out;

@@ -286,5 +286,24 @@ TEST(Devices, JsonForm) {
   EXPECT_NE(text.find("enabled"), std::string::npos);
 }
 
+TEST(Devices, PlacementScopeWinsOnItsThreadAndNests) {
+  EnvGuard env("cpu,opencl:5");
+  const std::vector<std::string> outside = enabled_device_ids();
+  {
+    PlacementScope cpu({"cpu"});
+    EXPECT_EQ(enabled_device_ids(), std::vector<std::string>{"cpu"});
+    {
+      PlacementScope any({"auto"});
+      EXPECT_EQ(enabled_device_ids(), resolve_devices({}, detect(), "test"));
+    }
+    EXPECT_EQ(enabled_device_ids(), std::vector<std::string>{"cpu"});
+    std::vector<std::string> other;  // another thread does not see the scope
+    std::thread([&] { other = enabled_device_ids(); }).join();
+    EXPECT_EQ(other, outside);
+  }
+  EXPECT_EQ(enabled_device_ids(), outside);
+  EXPECT_THROW(PlacementScope({"warp-drive"}), DeviceError);
+}
+
 }  // namespace
 }  // namespace nef::backend

@@ -17,6 +17,8 @@
 #include <random>
 #include <vector>
 
+#include "common/float16.h"
+
 namespace nef::test {
 namespace {
 
@@ -264,6 +266,35 @@ void check_panel_product() {
 TEST(Vmath, PanelProductAgainstDouble) {
   check_panel_product<float>();
   check_panel_product<double>();
+}
+
+// half_to_float over every half bit pattern, at each start offset and ragged length around the
+// vector width: exactly the scalar conversion (NaN stays NaN with its sign).
+TEST(Vmath, HalfToFloatIsExactForEveryBitPattern) {
+  std::vector<uint16_t> h(65536 + 64);
+  for (size_t i = 0; i < h.size(); ++i) h[i] = uint16_t(i);
+  std::vector<float> y(h.size(), -1.f);
+  for (size_t off : {size_t(0), size_t(1), size_t(7)}) {
+    vmath::half_to_float(h.data() + off, y.data(), 65536);
+    for (size_t i = 0; i < 65536; ++i) {
+      const float want = to_float(float16_t{h[i + off]});
+      if (std::isnan(want)) {
+        ASSERT_TRUE(std::isnan(y[i])) << i;
+        ASSERT_EQ(std::signbit(y[i]), std::signbit(want)) << i;
+      } else {
+        uint32_t a, b;
+        std::memcpy(&a, &y[i], 4);
+        std::memcpy(&b, &want, 4);
+        ASSERT_EQ(a, b) << "bits " << h[i + off];
+      }
+    }
+  }
+  for (size_t n = 0; n <= 40; ++n) {  // nothing written past n
+    std::fill(y.begin(), y.end(), -7.f);
+    vmath::half_to_float(h.data() + 0x3c00, y.data(), n);  // 1.0, 1.0009765625, ...
+    for (size_t i = 0; i < n; ++i) EXPECT_EQ(y[i], to_float(float16_t{uint16_t(0x3c00 + i)}));
+    EXPECT_EQ(y[n], -7.f);
+  }
 }
 
 }  // namespace

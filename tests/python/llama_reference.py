@@ -52,8 +52,10 @@ class LlamaReference:
         out[..., 1:2 * half:2] = a * s + b * c
         return out
 
-    def logits(self, tokens):
-        """Logits [T, vocab] of every position of `tokens` (positions 0..T-1)."""
+    def logits(self, tokens, kv_dtype=None):
+        """Logits [T, vocab] of every position of `tokens` (positions 0..T-1). kv_dtype (e.g.
+        np.float16): keys (after RoPE) and values rounded to it, as a KV cache of that type
+        holds them."""
         T = len(tokens)
         H, Hkv, D = self.n_head, self.n_head_kv, self.head_dim
         x = self.w("token_embd.weight")[np.asarray(tokens)]
@@ -66,6 +68,9 @@ class LlamaReference:
             k = (h @ self.w(b + "attn_k.weight").T).reshape(T, Hkv, D).transpose(1, 0, 2)
             v = (h @ self.w(b + "attn_v.weight").T).reshape(T, Hkv, D).transpose(1, 0, 2)
             q, k = self.rope(q, pos), self.rope(k, pos)
+            if kv_dtype is not None:
+                k = k.astype(np.float32).astype(kv_dtype).astype(np.float64)
+                v = v.astype(np.float32).astype(kv_dtype).astype(np.float64)
             k = np.repeat(k, H // Hkv, axis=0)
             v = np.repeat(v, H // Hkv, axis=0)
             s = q @ k.transpose(0, 2, 1) / np.sqrt(D)

@@ -104,6 +104,28 @@ def test_cached_attention_equals_full_causal_attention(start, T, C):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("start,T,C", [(0, 1, 8), (13, 1, 40), (37, 5, 64), (130, 17, 200)])
+def test_cached_attention_float16_cache(start, T, C):
+    """A float16 cache (nef.llm's default) with float32 queries: the cache rows are read as
+    their float16 values (vector conversion, ragged head sizes too)."""
+    rng = np.random.default_rng()
+    hkv, g = 2, 3
+    for d in (64, 19):
+        kc = rng.standard_normal((hkv, 1, C, d)).astype(np.float16)
+        vc = rng.standard_normal((hkv, 1, C, d)).astype(np.float16)
+        kn = rng.standard_normal((hkv, 1, T, d)).astype(np.float16)
+        vn = rng.standard_normal((hkv, 1, T, d)).astype(np.float16)
+        q = rng.standard_normal((hkv, g, T, d)).astype(np.float32)
+        kc[:, :, start:] = np.nan
+        vc[:, :, start:] = np.nan
+        got = nef.cached_attention(q, kc, vc, kn, vn, np.array(start, np.int64)).numpy()
+        assert got.dtype == np.float32
+        k_all = np.concatenate([kc[:, :, :start], kn], axis=2).astype(np.float64)
+        v_all = np.concatenate([vc[:, :, :start], vn], axis=2).astype(np.float64)
+        want = attention_ref(q.astype(np.float64), k_all, v_all)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 def test_cached_attention_one_plan_for_every_start(tmp_path):
     rng = np.random.default_rng()
     C, d = 32, 16

@@ -116,9 +116,13 @@ def tiny_f32(tmp_path_factory):
 TOKENS = [5, 70, 104, 101, 256, 32, 99, 97, 116, 257, 46, 10, 200, 3]
 
 
-def test_float_model_matches_float64_reference_at_every_position(tiny_f32):
-    ref = LlamaReference(str(tiny_f32)).logits(TOKENS)
-    m = nef.llm.load(tiny_f32, context=32, prefill_chunk=4)
+@pytest.mark.parametrize("kv_type", ["float32", "float16"])
+def test_float_model_matches_float64_reference_at_every_position(tiny_f32, kv_type):
+    """A float16 cache: the reference rounds keys and values to float16 too (from float32, as
+    NEF does), so the tolerance stays that of float32 arithmetic."""
+    ref = LlamaReference(str(tiny_f32)).logits(
+        TOKENS, kv_dtype=np.float16 if kv_type == "float16" else None)
+    m = nef.llm.load(tiny_f32, context=32, prefill_chunk=4, kv_type=kv_type)
     s = m.session()
     steps = np.stack([s.eval([t]) for t in TOKENS])  # decoding, one token at a time
     np.testing.assert_allclose(steps, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
@@ -126,12 +130,39 @@ def test_float_model_matches_float64_reference_at_every_position(tiny_f32):
     # Prefill in chunks of 4 (4 + 4 + 4 + 2 tokens) ends at the same logits.
     whole = m.session().eval(TOKENS)
     np.testing.assert_allclose(whole, ref[-1], rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    if kv_type == "float16":  # the rounding is visible: not the float32 cache's logits
+        exact = LlamaReference(str(tiny_f32)).logits(TOKENS)
+        assert np.abs(exact - ref).max() > 1e-6 * np.abs(ref).max()
+
+
+def test_models_leave_other_backends_unloaded(tiny_f32):
+    """devices="cpu" (the default) probes no other backend: PoCL's OpenCL driver (and the LLVM
+    it maps, 64 MB resident) stays out of the process; devices="all" loads it."""
+    code = ("import sys, nef; m = nef.llm.load(sys.argv[1], context=32, devices=sys.argv[2]); "
+            "list(m.generate('the', max_tokens=3)); "
+            "print(any('libpocl' in l for l in open('/proc/self/maps')))")
+    env = {k: v for k, v in os.environ.items() if k != "NEF_DEVICES"}
+    run = lambda devices: subprocess.run([sys.executable, "-c", code, str(tiny_f32), devices],
+                                         capture_output=True, text=True, env=env, check=True)
+    assert run("cpu").stdout.strip() == "False"
+    if any(d.get("backend") == "opencl" for d in nef.devices()["devices"]) and \
+            "pocl" in str(nef.devices()).lower():
+        assert run("all").stdout.strip() == "True"
+
+
+def test_load_options_are_checked(tiny_f32):
+    with pytest.raises(nef.NEFValidationError, match="kv_type"):
+        nef.llm.load(tiny_f32, kv_type="int8")
+    with pytest.raises(nef.NEFValidationError, match="kv_type"):
+        nef.llm.load(tiny_f32, kv_type="bogus")
+    with pytest.raises(nef.NEFDeviceError, match="unknown device"):
+        nef.llm.load(tiny_f32, devices="tpu")
 
 
 def test_tied_output_and_truncate(tmp_path):
     path = write_tiny_llama(tmp_path / "tied.gguf", tied=True, seed=3)
     ref = LlamaReference(str(path)).logits(TOKENS[:6])
-    m = nef.llm.load(path, context=16)
+    m = nef.llm.load(path, context=16, kv_type="float32")
     s = m.session()
     s.eval(TOKENS[:6] + [9, 9, 9])
     s.truncate(5)  # forget the last four; re-run the sixth

@@ -86,6 +86,14 @@ Array operand_block(const Operand& o, int64_t b, int64_t r0, int64_t rows, int64
                      : view2d(*o.a, off, rows, cols, o.rs, o.cs);
   }
   C* dst = buf.data_as<C>();
+  if constexpr (std::is_same_v<C, float>) {
+    if (o.a->dtype == DType::Float16 && o.cs == 1) {  // a float16 KV cache: vector converts
+      const uint16_t* src = static_cast<const uint16_t*>(o.a->data()) + off;
+      for (int64_t r = 0; r < rows; ++r)
+        vmath::half_to_float(src + r * o.rs, dst + r * cols, size_t(cols));
+      return transpose ? view2d(buf, 0, cols, rows, 1, cols) : view2d(buf, 0, rows, cols, cols, 1);
+    }
+  }
   dispatch_dtype(o.a->dtype, [&]<typename T>() {
     if constexpr (!std::is_same_v<T, bool>) {
       const T* src = static_cast<const T*>(o.a->data()) + off;

@@ -20,6 +20,7 @@
 // clang-format on
 
 #include "backends/cpu/kernels/vmath-inl.h"
+#include "common/float16.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace nef::backend::cpu::vmath {
@@ -357,6 +358,16 @@ HWY_INLINE void PanelProduct(const T* panel, size_t K, size_t G, const T* const*
   }
 }
 
+void HalfToFloat(const uint16_t* x, float* y, size_t n) {
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
+  const size_t N = hn::Lanes(df);
+  const auto* h = reinterpret_cast<const hwy::float16_t*>(x);
+  size_t i = 0;
+  for (; i + N <= n; i += N) hn::StoreU(hn::PromoteTo(df, hn::LoadU(dh, h + i)), df, y + i);
+  for (; i < n; ++i) y[i] = nef::to_float(nef::float16_t{x[i]});
+}
+
 void PanelProductF32(const float* panel, size_t K, size_t G, const float* const* x, float* const* y,
                      size_t nrows, size_t ys, size_t nj) {
   PanelProduct(panel, K, G, x, y, nrows, ys, nj);
@@ -391,6 +402,11 @@ HWY_EXPORT(DotRowsF32);
 HWY_EXPORT(DotRowsF64);
 HWY_EXPORT(PanelProductF32);
 HWY_EXPORT(PanelProductF64);
+HWY_EXPORT(HalfToFloat);
+
+void half_to_float(const uint16_t* x, float* y, size_t n) {
+  HWY_DYNAMIC_DISPATCH(HalfToFloat)(x, y, n);
+}
 
 void erf(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(ErfArray)(x, y, n); }
 void gelu_erf(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(GeluErfArray)(x, y, n); }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace nef::backend::cpu::vmath {
 
@@ -13,6 +14,9 @@ namespace nef::backend::cpu::vmath {
 void erf(const float* x, float* y, size_t n);
 // y[i] = 0.5 * x * (1 + erf(x / sqrt(2))) (exact GELU) with the erf above. y may equal x.
 void gelu_erf(const float* x, float* y, size_t n);
+
+// y[i] = the IEEE half-precision value of the bits x[i], exactly (subnormals, inf, NaN kept).
+void half_to_float(const uint16_t* x, float* y, size_t n);
 
 // Row pieces of a softmax, for attention (no alignment needed):
 // s[j] = s[j] * scale + (add ? add[j] : 0) for j < valid, s[j] = -inf for valid <= j < n (add
