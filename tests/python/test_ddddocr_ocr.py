@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import nef
+from real_model_cli import find_cli, import_and_run
 
 ort = pytest.importorskip("onnxruntime")
 _spec = importlib.util.find_spec("ddddocr")
@@ -73,3 +74,14 @@ def test_matches_onnxruntime(engines, text, seed):
     clear = top2[:, 1] - top2[:, 0] > 1e-3
     assert clear.mean() > 0.9
     np.testing.assert_array_equal(got[clear, 0].argmax(-1), want[clear, 0].argmax(-1))
+
+
+@pytest.mark.skipif(find_cli() is None, reason="the nef executable was not found (NEF_CLI)")
+def test_nef_import_and_run_cli(engines, tmp_path):
+    """The symbolic image width bound at import (--dim image_width=...)."""
+    _, sess = engines
+    x = text_line("A8K", 4)
+    want = sess.run(None, {"input1": x})[0]
+    out = import_and_run(MODEL, {"input1": x}, tmp_path, dims={"image_width": x.shape[3]})
+    (got,) = out.values()
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)

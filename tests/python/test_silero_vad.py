@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import nef
+from real_model_cli import find_cli, import_and_run
 
 ort = pytest.importorskip("onnxruntime")
 _spec = importlib.util.find_spec("faster_whisper")
@@ -121,3 +122,17 @@ def test_streaming_with_state_fed_back(engines):
     close(np.concatenate(probs), whole["speech_probs"])
     close(h, whole["hn"])
     close(c, whole["cn"])
+
+
+@pytest.mark.skipif(find_cli() is None, reason="the nef executable was not found (NEF_CLI)")
+def test_nef_import_and_run_cli(engines, tmp_path):
+    """Three inputs (audio frames and the LSTM state), three outputs, through the CLI."""
+    _, sess = engines
+    x = frames(audio(1.0, 4))
+    h, c = zero_state()
+    feed = {"input": x, "h": h, "c": c}
+    want = dict(zip(["speech_probs", "hn", "cn"], sess.run(None, feed)))
+    got = import_and_run(MODEL, feed, tmp_path, dims={"seq_len": x.shape[0]})
+    assert sorted(got) == sorted(want)
+    for k in want:
+        close(got[k], want[k])

@@ -1,0 +1,169 @@
+"""Real published ONNX models (the ones the tests use, installed by `make venv`): NEF
+(`nef.from_onnx`) vs ONNX Runtime on the same file and inputs, at 1 and 2 threads, each engine
+and thread count in its own process: median latency of warm runs, the ratio, and the process's
+peak RSS; for a model where NEF is slower, the three kernels (ops) that take most of NEF's time.
+
+    .venv/bin/python bench/bench_onnx_models.py [--threads 1 2] [--repeat 15] [--models det,ocr]
+
+Quote only runs at `uptime` load < 1.5."""
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CHILD = "--child" in sys.argv
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "python"))
+
+
+def package_file(pkg, *parts):
+    spec = importlib.util.find_spec(pkg)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return os.path.join(list(spec.submodule_search_locations)[0], *parts)
+
+
+def model_det():
+    from test_ddddocr_det import scene
+    return package_file("ddddocr", "common_det.onnx"), {"images": scene(1)}
+
+
+def model_ocr():
+    from test_ddddocr_ocr import text_line
+    return package_file("ddddocr", "common.onnx"), {"input1": text_line("3A7K8X", 1)}
+
+
+def model_ocr_int8():
+    from test_ddddocr_ocr import text_line
+    return package_file("ddddocr", "common_old.onnx"), {"input1": text_line("3A7K8X", 1)}
+
+
+def model_vad():
+    from test_silero_vad import audio, frames, zero_state
+    h, c = zero_state()
+    return (package_file("faster_whisper", "assets", "silero_vad_v6.onnx"),
+            {"input": frames(audio(2.0, 1)), "h": h, "c": c})
+
+
+def model_minilm():
+    """Built once by the parent (nef.models.minilm writes it from the real weights); the
+    children only read the file."""
+    path = os.path.join(tempfile.gettempdir(), f"nef_bench_minilm_{os.getppid() if CHILD else os.getpid()}.onnx")
+    if not CHILD:
+        from nef.models import minilm
+        minilm.MiniLM().build_onnx(path)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1000, 20000, size=(1, 128)).astype(np.int64)
+    return path, {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+
+
+MODELS = {  # name: (what it is, inputs)
+    "det": ("ddddocr common_det: YOLOX-style conv detector, 1x3x416x416", model_det),
+    "ocr": ("ddddocr common: CNN + BiLSTM(512) OCR, 64x296 line", model_ocr),
+    "ocr_int8": ("ddddocr common_old: int8 (dynamic quantization) CNN + LSTM OCR", model_ocr_int8),
+    "vad": ("Silero VAD v6 (faster-whisper): 2 s of audio as 62 chunks", model_vad),
+    "minilm": ("MiniLM-L6 (all-MiniLM-L6-v2 weights): 1 x 128 tokens", model_minilm),
+}
+
+
+def vm_hwm_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def child(args):
+    path, feed = MODELS[args.model][1]()
+    threads = args.threads[0]
+    res = {}
+    if args.engine == "nef":
+        import nef
+        nef.config(threads=threads)
+        res["threads"] = nef.config()["threads"]
+        g = nef.from_onnx(path)
+        run = lambda: g.run(feed)
+    else:
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        res["threads"] = threads
+        run = lambda: s.run(None, feed)
+    for _ in range(3):
+        run()
+    ts = []
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        run()
+        ts.append(time.perf_counter() - t0)
+    res["ms"] = statistics.median(ts) * 1e3
+    res["peak_rss_mb"] = vm_hwm_mb()
+    if args.engine == "nef":
+        from nef.graph import profile_summary
+        rows = profile_summary(g.profile(feed, repeat=3))[:3]
+        res["top"] = [(r["op"], round(r["seconds"] * 1e3, 2)) for r in rows]
+    print(json.dumps(res))
+
+
+def run_child(model, engine, threads, repeat):
+    env = dict(os.environ)
+    if engine == "ort":  # the peer as users run it
+        env.pop("OPENBLAS_CORETYPE", None)
+        env.pop("OPENBLAS_L2_SIZE", None)
+    out = subprocess.run([sys.executable, __file__, "--child", "--model", model, "--engine",
+                          engine, "--threads", str(threads), "--repeat", str(repeat)],
+                         capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--child", action="store_true")
+    ap.add_argument("--model")
+    ap.add_argument("--engine")
+    args = ap.parse_args()
+    if args.child:
+        return child(args)
+    print(f"# real ONNX models; load {os.getloadavg()[0]:.2f}; "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print("| model | threads (NEF read back) | NEF ms | ONNX Runtime ms | NEF / ORT | "
+          "peak RSS MB NEF / ORT | NEF's top ops (ms) |")
+    print("|---|---|---|---|---|---|---|")
+    for name in args.models.split(","):
+        what = MODELS[name][0]
+        if name == "minilm":
+            model_minilm()
+        for t in args.threads:
+            a = run_child(name, "nef", t, args.repeat)
+            b = run_child(name, "ort", t, args.repeat)
+            if "error" in a or "error" in b:
+                print(f"| {what} | {t} | {a.get('error', '')} | {b.get('error', '')} | | | |")
+                continue
+            top = ", ".join(f"{op} {ms}" for op, ms in a["top"]) if a["ms"] > b["ms"] else ""
+            print(f"| {what} | {t} ({a['threads']}) | {a['ms']:.2f} | {b['ms']:.2f} | "
+                  f"{a['ms'] / b['ms']:.2f} | {a['peak_rss_mb']:.0f} / {b['peak_rss_mb']:.0f} | "
+                  f"{top} |", flush=True)
+    print(f"# load at the end {os.getloadavg()[0]:.2f}")
+    if "minilm" in args.models.split(","):
+        os.remove(os.path.join(
+            tempfile.gettempdir(), f"nef_bench_minilm_{os.getpid()}.onnx"))
+
+
+if __name__ == "__main__":
+    main()
