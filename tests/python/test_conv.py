@@ -91,6 +91,12 @@ CONV_CASES = [
     ((2, 5, 9, 40), (16, 5, 3, 3), [2, 1], [1, 2, 0, 1], [2, 1], 1, True),
     ((1, 6, 7, 35), (18, 3, 3, 5), None, [1, 2, 1, 2], [1, 3], 2, True),
     ((1, 4, 70), (32, 4, 3), None, [1, 1], None, 1, False),
+    # Batches of images with few output positions: the images share one GEMM (wide layout),
+    # 1-D and 2-D, strides, pointwise P = 1, and a batch split into two column chunks.
+    ((13, 20, 9), (40, 20, 3), [2], [1, 1], None, 1, True),
+    ((7, 24, 3, 4), (33, 24, 3, 3), None, [1, 1, 1, 1], None, 1, False),
+    ((9, 16, 1), (20, 16, 1), None, None, None, 1, True),
+    ((30, 1024, 60), (8, 1024, 3), None, [1, 1], None, 1, True),
     ((0, 3, 5, 5), (4, 3, 3, 3), None, [1, 1, 1, 1], None, 1, True),    # N = 0
     ((2, 0, 5), (6, 0, 3), None, None, None, 1, True),                  # C = 0: bias
     ((2, 0, 5), (2, 0, 3), None, None, None, 1, False),                 # C = 0: zeros

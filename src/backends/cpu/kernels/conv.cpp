@@ -29,6 +29,8 @@ namespace {
 constexpr int64_t kColBudget = int64_t{1} << 22;
 // At most this many output channels per group run the direct loop instead of im2col + GEMM.
 constexpr int64_t kDirectMaxChannels = 4;
+// Below this many output positions per image, a batch's images share one GEMM (GemmLayout).
+constexpr int64_t kWidePositions = 64;
 
 // Geometry padded to 3 spatial dims. im2col maps column position q and kernel tap k to image
 // index q*s - pb + k*d: the image is x for conv and the output for conv_transpose; the column
@@ -376,7 +378,10 @@ void conv_rows(const Geom& g, const float* X, const float* W, const std::vector<
 // workspace is sized from this at compile time and carved the same way at run time.
 struct GemmLayout {
   int64_t nimg = 0, pc = 0;
-  bool pointwise = false, direct_out = false;
+  // wide: few positions per image (a batch of short 1-D signals, late CNN stages): the images
+  // of a chunk are columns of one GEMM, col [K, nimg * P], rather than nimg GEMMs of P columns
+  // (Silero VAD's 62 x 4-position convs: N = 4 wastes most of every GEMM tile).
+  bool pointwise = false, direct_out = false, wide = false;
   int64_t col = 0, scratch = 0;  // elements of C
   int64_t gemm = 0;              // bytes: the GEMM's packing panels
 };
@@ -390,6 +395,17 @@ GemmLayout conv_gemm_layout(const Geom& g) {
     l.pointwise = l.pointwise && g.k[j] == 1 && g.s[j] == 1 && g.pb[j] == 0 && g.im[j] == g.cp[j];
   l.nimg = g.N;
   l.pc = P;
+  l.wide = g.G == 1 && g.N > 1 && P < kWidePositions;
+  if (l.wide) {
+    chunking(g, P, K, K, l.nimg, l.pc);
+    l.pc = P;  // whole images: P * K is far below the budget
+    l.pointwise = false;
+    l.col = l.nimg * K * P;
+    l.scratch = l.nimg * g.M * P;
+    const DType ct = std::is_same_v<C, double> ? DType::Float64 : DType::Float32;
+    l.gemm = matmul_scratch_bytes({g.M, K}, {K, l.nimg * P}, ct);
+    return l;
+  }
   // Half types need an output scratch (in C) even when whole images fit.
   if (!l.pointwise)
     chunking(g, P, std::is_same_v<T, C> ? g.G * K : std::max(g.G * K, g.M), std::max(g.G * K, g.M),
@@ -402,11 +418,56 @@ GemmLayout conv_gemm_layout(const Geom& g) {
   return l;
 }
 
+// The wide layout: col[(c, tap), (image, position)] for a chunk of images, one GEMM
+// out[M, nimg * P] = w[M, K] @ col, then each tile scattered to its images with the bias.
+template <typename T, typename C>
+void conv_gemm_wide(const Geom& g, const GemmLayout& l, const Array& x, const Array& wc,
+                    const std::vector<C>& bias, Array& out, const Array& workspace) {
+  const int64_t K = g.Cg * g.k_size, P = g.cp_size;
+  const DType ct = wc.dtype;
+  WorkspaceCarver ws(workspace);
+  Array col = ws.take({l.col}, ct), scratch = ws.take({l.scratch}, ct);
+  const Array gemm_scratch = ws.take({l.gemm}, DType::UInt8);
+  const std::vector<Tap> taps = make_taps(g);
+  const T* X = x.data_as<T>();
+  T* O = out.data_as<T>();
+  for (int64_t n0 = 0; n0 < g.N; n0 += l.nimg) {
+    const int64_t ni = std::min(l.nimg, g.N - n0), width = ni * P;
+    C* cb = col.data_as<C>();
+    const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, P * g.k_size));
+    parallel_for(ni * g.C, grain, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {  // one (image, channel) plane: k_size column rows
+        const int64_t img = i / g.C, c = i % g.C;
+        const T* plane = X + ((n0 + img) * g.C + c) * g.im_size;
+        for (int64_t t = 0; t < g.k_size; ++t)
+          im2col_row(g, taps[size_t(t)], plane, 0, P, cb + (c * g.k_size + t) * width + img * P);
+      }
+    });
+    Array b = view(col, 0, {K, width}, {width, 1});
+    Array o = view(scratch, 0, {g.M, width}, {width, 1});
+    const C* src_base = o.data_as<C>();
+    GemmTileHook hook = [&](int64_t off, int64_t rows, int64_t cols, int64_t ld) {
+      const int64_t r0 = off / width, c0 = off % width;
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t m = r0 + r;
+        const C bm = bias[size_t(m)];
+        const C* src = src_base + off + r * ld;
+        for (int64_t j = 0; j < cols; ++j) {
+          const int64_t q = c0 + j, img = q / P, pos = q % P;
+          O[((n0 + img) * g.M + m) * P + pos] = store_as<T>(src[j] + bm);
+        }
+      }
+    };
+    matmul_float_with_hook(view(wc, 0, {g.M, K}, {K, 1}), b, o, hook, gemm_scratch);
+  }
+}
+
 template <typename T, typename C>
 void conv_gemm(const Geom& g, const Array& x, const Array& wc, const std::vector<C>& bias,
                bool has_bias, Array& out, const Array& workspace) {
   const int64_t K = g.Cg * g.k_size, P = g.cp_size;
   const GemmLayout l = conv_gemm_layout<T, C>(g);
+  if (l.wide) return conv_gemm_wide<T, C>(g, l, x, wc, bias, out, workspace);
   const int64_t nimg = l.nimg, pc = l.pc;
   const bool pointwise = l.pointwise, direct_out = l.direct_out;
   const std::vector<Tap> taps = pointwise ? std::vector<Tap>{} : make_taps(g);
