@@ -922,6 +922,34 @@ std::vector<Tensor> grid_sample(NodeCtx& ctx) {
                   attrs({{"mode", mode}, {"padding_mode", padding}, {"align_corners", align}}))};
 }
 
+// ---- RoiAlign -----------------------------------------------------------------------------
+
+// RoiAlign: NEF's roi_align. Revision 10 has no coordinate_transformation_mode and behaves as
+// "output_half_pixel" (no half-pixel shift); 16 adds the attribute with "half_pixel" default.
+std::vector<Tensor> roi_align(NodeCtx& ctx) {
+  Tensor x = ctx.input(0), rois = ctx.input(1), idx = ctx.input(2);
+  if (!is_floating(x.dtype()))
+    ctx.fail(str("X must be a float tensor, got ", dtype_name(x.dtype())));
+  if (!is_floating(rois.dtype()))
+    ctx.fail(str("rois must be a float tensor, got ", dtype_name(rois.dtype())));
+  if (rois.dtype() != x.dtype()) rois = nef::cast(rois, x.dtype());
+  const std::string coord = ctx.version() < 16
+                                ? std::string("output_half_pixel")
+                                : ctx.attr_string("coordinate_transformation_mode", "half_pixel");
+  const std::string mode = ctx.attr_string("mode", "avg");
+  if (mode != "avg" && mode != "max") ctx.fail(str("mode must be avg or max, got \"", mode, "\""));
+  if (coord != "half_pixel" && coord != "output_half_pixel")
+    ctx.fail(str("coordinate_transformation_mode must be half_pixel or output_half_pixel, got \"",
+                 coord, "\""));
+  return {nef::op("roi_align", {x, rois, idx},
+                  attrs({{"mode", mode},
+                         {"coordinate_transformation_mode", coord},
+                         {"output_height", ctx.attr_int("output_height", 1)},
+                         {"output_width", ctx.attr_int("output_width", 1)},
+                         {"sampling_ratio", ctx.attr_int("sampling_ratio", 0)},
+                         {"spatial_scale", ctx.attr_float("spatial_scale", 1.0)}}))};
+}
+
 // ---- LRN, MeanVarianceNormalization, LpNormalization, Einsum -------------------------------
 
 // LRN: y = x / (bias + alpha / size * sum of x^2 over the channel window)^beta, the window being
@@ -1025,6 +1053,7 @@ void register_nn(ConverterTable& t) {
   t["Upsample"] = {upsample, {1, 7, 9, 10}, 7};  // 10 deprecates it unchanged
   t["Einsum"] = {einsum, {12}, 12};
   t["GridSample"] = {grid_sample, {16, 20, 22}, 16};
+  t["RoiAlign"] = {roi_align, {10, 16, 22}, 10};
 }
 
 }  // namespace nef::onnx_import
