@@ -455,3 +455,86 @@ def test_roi_align_onnx(opset, mode):
                                                  "mode": mode}, opset=opset)
     want = roi_align_ref(x, rois, bidx, 3, 4, 2, 0.9, mode, opset >= 16)
     check(got, want.astype(np.float32), rtol=1e-5, atol=1e-5)
+
+
+def deform_conv_ref(x, w, off, b, mask, strides, pads, dil, group, og):
+    x, w, off = (a.astype(np.float64) for a in (x, w, off))
+    N, C, H, W = x.shape
+    oc, _, kh, kw = w.shape
+    oh, ow = off.shape[2:]
+    off = off.reshape(N, og, kh, kw, 2, oh, ow)
+    mask = np.ones((N, og, kh, kw, oh, ow)) if mask is None else \
+        mask.astype(np.float64).reshape(N, og, kh, kw, oh, ow)
+
+    def sample(img, y, xx):
+        y0, x0 = int(np.floor(y)), int(np.floor(xx))
+        v = 0.0
+        for yy, wy in ((y0, 1 - (y - y0)), (y0 + 1, y - y0)):
+            for xc, wx in ((x0, 1 - (xx - x0)), (x0 + 1, xx - x0)):
+                if 0 <= yy < H and 0 <= xc < W:
+                    v += wy * wx * img[yy, xc]
+        return v
+
+    cols = np.zeros((N, C, kh, kw, oh, ow))
+    for n in range(N):
+        for c in range(C):
+            g = c // (C // og)
+            for i in range(kh):
+                for j in range(kw):
+                    for yo in range(oh):
+                        for xo in range(ow):
+                            y = yo * strides[0] - pads[0] + i * dil[0] + off[n, g, i, j, 0, yo, xo]
+                            xx = xo * strides[1] - pads[1] + j * dil[1] + off[n, g, i, j, 1, yo, xo]
+                            cols[n, c, i, j, yo, xo] = sample(x[n, c], y, xx) * \
+                                mask[n, g, i, j, yo, xo]
+    out = np.zeros((N, oc, oh, ow))
+    cpg, opg = C // group, oc // group
+    for o in range(oc):
+        gi = o // opg
+        out[:, o] = np.einsum("ncijyx,cij->nyx", cols[:, gi * cpg:(gi + 1) * cpg], w[o])
+    return out + (0 if b is None else b.astype(np.float64)[None, :, None, None])
+
+
+@pytest.mark.parametrize("group,og,strides,pads,dil,with_mask,with_bias", [
+    (1, 1, (1, 1), (0, 0, 0, 0), (1, 1), False, False),
+    (2, 2, (2, 1), (1, 0, 2, 1), (1, 2), True, True),
+    (1, 3, (1, 2), (1, 1, 1, 1), (2, 1), True, False),
+])
+def test_deform_conv(group, og, strides, pads, dil, with_mask, with_bias):
+    N, C, H, W, oc, kh, kw = 2, 6, 7, 9, 4, 3, 2
+    x = rand(RNG, (N, C, H, W), "float32")
+    w = rand(RNG, (oc, C // group, kh, kw), "float32")
+    oh = (H + pads[0] + pads[2] - ((kh - 1) * dil[0] + 1)) // strides[0] + 1
+    ow = (W + pads[1] + pads[3] - ((kw - 1) * dil[1] + 1)) // strides[1] + 1
+    off = rand(RNG, (N, og * 2 * kh * kw, oh, ow), "float32", -2.5, 2.5)
+    mask = rand(RNG, (N, og * kh * kw, oh, ow), "float32", 0, 1) if with_mask else None
+    b = rand(RNG, (oc,), "float32") if with_bias else None
+    got = run_node("DeformConv", [x, w, off, b, mask],
+                   {"group": group, "offset_group": og, "strides": list(strides),
+                    "pads": list(pads), "dilations": list(dil), "kernel_shape": [kh, kw]},
+                   opset=22)
+    want = deform_conv_ref(x, w, off, b, mask, strides, pads, dil, group, og)
+    check(got, want.astype(np.float32), rtol=1e-4, atol=1e-4)
+
+
+def test_deform_im2col_strided_empty_and_errors():
+    # The NEF op itself on a strided float64 x: columns against the reference's sampling.
+    x = rand(RNG, (1, 2, 6, 5), "float64").transpose(0, 1, 3, 2)  # [1, 2, 5, 6]
+    off = rand(RNG, (1, 2 * 4, 4, 5), "float64", -1.5, 1.5)
+    cols = nef.ops._op("deform_im2col", [nef.asarray(x), off], kernel_shape=[2, 2]).numpy()
+    w = np.eye(8).reshape(8, 2, 2, 2)  # one output channel per column row
+    want = deform_conv_ref(x, w, off, None, None, (1, 1), (0, 0, 0, 0), (1, 1), 1, 1)
+    check(cols, want.reshape(1, 8, 20), rtol=1e-12, atol=1e-12)
+    empty = nef.ops._op("deform_im2col", [np.zeros((0, 2, 5, 6)), np.zeros((0, 8, 4, 5))],
+                        kernel_shape=[2, 2]).numpy()
+    assert empty.shape == (0, 8, 20)
+    with pytest.raises(nef.NEFShapeError, match=r"\[deform_im2col\] offset must be"):
+        nef.ops._op("deform_im2col", [x, off[:, :, :3]], kernel_shape=[2, 2])
+    with pytest.raises(nef.NEFValidationError, match="offset_group 3"):
+        nef.ops._op("deform_im2col", [x, off], kernel_shape=[2, 2], offset_group=3)
+    with pytest.raises(nef.NEFValidationError, match="kernel_shape"):
+        nef.ops._op("deform_im2col", [x, off])
+    with pytest.raises(nef.NEFFormatError, match="DeformConv node 'n'.*group 4"):
+        run_node("DeformConv", [np.zeros((1, 2, 5, 5), np.float32),
+                                np.zeros((4, 2, 3, 3), np.float32),
+                                np.zeros((1, 18, 3, 3), np.float32)], {"group": 4}, opset=22)
