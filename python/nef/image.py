@@ -132,7 +132,9 @@ def roi_align(x, rois, batch_indices, output_height: int = 1, output_width: int 
     ceil(region size / bins) per axis); mode "avg" averages them, "max" takes the largest
     weighted corner (ONNX's rule). coordinate_transformation_mode "half_pixel" shifts the
     region by -0.5 pixel; "output_half_pixel" (RoiAlign-10) does not."""
-    return _op("roi_align", [x, rois, batch_indices], output_height=int(output_height),
-               output_width=int(output_width), sampling_ratio=int(sampling_ratio),
-               spatial_scale=float(spatial_scale), mode=str(mode),
+    return _op("roi_align", [x, rois, batch_indices],
+               output_height=_index_arg(output_height, "output_height", "roi_align"),
+               output_width=_index_arg(output_width, "output_width", "roi_align"),
+               sampling_ratio=_index_arg(sampling_ratio, "sampling_ratio", "roi_align"),
+               spatial_scale=_float_arg(spatial_scale, "spatial_scale", "roi_align"), mode=str(mode),
                coordinate_transformation_mode=str(coordinate_transformation_mode))

@@ -393,7 +393,7 @@ def cached_attention(q, k_cache, v_cache, k_new, v_new, start, scale=None) -> Te
 
 
 def linear_attention(q, k, v, state, decay=None, beta=None, update_rule: str = "linear",
-                     scale=None):
+                     scale=None) -> tuple[Tensor, Tensor]:
     """The recurrence of linear-attention layers (ONNX LinearAttention). q [B, Hq, T, dk],
     k [B, Hkv, T, dk], v [B, Hkv, T, dv], state [B, Hkv, dk, dv]; decay [B, Hkv, T, dk or 1]
     for the gated rules (state *= exp(decay) per step), beta [B, Hkv, T, 1] for the delta rules

@@ -343,6 +343,19 @@ def test_tensor_scatter(mode, axis):
                    opset=24), past)
 
 
+@pytest.mark.parametrize("dtype", ["bool", "int32", "float16"])
+def test_tensor_scatter_dtypes(dtype):
+    past = rand(RNG, (2, 6, 3), dtype)
+    upd = rand(RNG, (2, 2, 3), dtype)
+    got = run_node("TensorScatter", [past, upd, np.array([4, 1], np.int64)],
+                   {"axis": 1, "mode": "circular"}, opset=24)
+    want = past.copy()
+    want[0, [4, 5]] = upd[0]
+    want[1, [1, 2]] = upd[1]
+    check(got, want)
+    check(run_node("TensorScatter", [past, upd[:, :0]], {"axis": 1}, opset=24), past)
+
+
 def test_tensor_scatter_errors():
     past = np.zeros((2, 4, 3), np.float32)
     with pytest.raises(nef.NEFFormatError, match="may not be longer"):

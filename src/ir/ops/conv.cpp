@@ -1,6 +1,7 @@
 // Convolution op family: conv and conv_transpose with ONNX Conv / ConvTranspose semantics,
-// channels-first, 1 to 3 spatial dims, and deform_im2col (the sampling of ONNX DeformConv). Inference fills every geometry attribute with its full
-// explicit list, so kernels and the plan cache see one canonical form. See docs/ops.md.
+// channels-first, 1 to 3 spatial dims, and deform_im2col (the sampling of ONNX DeformConv).
+// Inference fills every geometry attribute with its full explicit list, so kernels and the plan
+// cache see one canonical form. See docs/ops.md.
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -179,19 +180,18 @@ Cost cost_conv_transpose(const std::vector<TensorType>& in, const TensorType& ou
 // optional mask [N, G*kh*kw, oh, ow] -> columns [N, C*kh*kw, oh*ow]: row (c, i, j), column
 // (y, x) holds x[c] bilinearly sampled at (y*sh - ph + i*dh + dy, x*sw - pw + j*dw + dx)
 // (taps outside x read 0) times the mask, so the convolution is one matmul with the weight.
-TensorType infer_deform_im2col(const OpDef& op, const std::vector<TensorType>& in,
-                               Attrs& attrs) {
+TensorType infer_deform_im2col(const OpDef& op, const std::vector<TensorType>& in, Attrs& attrs) {
   const Shape &x = in[0].shape, &off = in[1].shape;
   const DType t = in[0].dtype;
   if (!is_floating(t))
     throw TypeError(str("[deform_im2col] expects float inputs, got ", types_str(in)));
   for (const TensorType& i : in)
     if (i.dtype != t)
-      throw TypeError(str("[deform_im2col] x, offset and mask must share a dtype, got ",
-                          types_str(in)));
+      throw TypeError(
+          str("[deform_im2col] x, offset and mask must share a dtype, got ", types_str(in)));
   if (x.size() != 4 || off.size() != 4)
-    throw ShapeError(str("[deform_im2col] x and offset must be 4-D (N, C, H, W), got ",
-                         types_str(in)));
+    throw ShapeError(
+        str("[deform_im2col] x and offset must be 4-D (N, C, H, W), got ", types_str(in)));
   if (!attrs.has("kernel_shape"))
     throw ValidationError("[deform_im2col] needs kernel_shape [kh, kw]");
   const auto k = geometry_attr(op, attrs, "kernel_shape", 2, 1, 1);
@@ -214,8 +214,7 @@ TensorType infer_deform_im2col(const OpDef& op, const std::vector<TensorType>& i
                          types_str(in)));
   if (in.size() == 3 && in[2].shape != Shape{x[0], g * k[0] * k[1], o[0], o[1]})
     throw ShapeError(str("[deform_im2col] mask must be [N, offset_group*kh*kw, oh, ow] = ",
-                         shape_str(Shape{x[0], g * k[0] * k[1], o[0], o[1]}), ": ",
-                         types_str(in)));
+                         shape_str(Shape{x[0], g * k[0] * k[1], o[0], o[1]}), ": ", types_str(in)));
   Shape out = {x[0], x[1] * k[0] * k[1], o[0] * o[1]};
   checked_numel(out, "deform_im2col");
   return {out, t};
@@ -223,8 +222,8 @@ TensorType infer_deform_im2col(const OpDef& op, const std::vector<TensorType>& i
 
 // Four taps and their weights per output element.
 Cost cost_deform_im2col(const std::vector<TensorType>& in, const TensorType& out, const Attrs&) {
-  return {double(numel(out.shape)) * 12, io_bytes(in, out) + double(numel(out.shape)) * 3 *
-                                                                 double(dtype_size(out.dtype))};
+  return {double(numel(out.shape)) * 12,
+          io_bytes(in, out) + double(numel(out.shape)) * 3 * double(dtype_size(out.dtype))};
 }
 
 OpDef make(const char* name, InferFn infer, CostFn cost) {

@@ -118,8 +118,10 @@ TensorType infer_linear_attention(const OpDef&, const std::vector<TensorType>& i
   const bool gated = rule == "gated" || rule == "gated_delta";
   const bool delta = rule == "delta" || rule == "gated_delta";
   if (rule != "linear" && !gated && !delta)
-    throw ValidationError(str("[linear_attention] update_rule must be linear, gated, delta or "
-                              "gated_delta, got \"", rule, "\""));
+    throw ValidationError(
+        str("[linear_attention] update_rule must be linear, gated, delta or "
+            "gated_delta, got \"",
+            rule, "\""));
   const size_t want = 4 + size_t(gated) + size_t(delta);
   if (in.size() != want)
     throw ValidationError(str("[linear_attention] update_rule ", rule, " takes ", want,
@@ -195,7 +197,8 @@ void register_decoder_ops(Registry& r) {
   la.max_inputs = 6;
   la.infer = infer_linear_attention;
   la.cost = cost_linear_attention;
-  la.attrs.push_back({"update_rule", AttrType::String, AttrValue(std::string("gated_delta")), false});
+  la.attrs.push_back(
+      {"update_rule", AttrType::String, AttrValue(std::string("gated_delta")), false});
   la.attrs.push_back({"scale", AttrType::Float, std::nullopt, false});  // default 1/sqrt(dk)
   r.add(std::move(la));
 }

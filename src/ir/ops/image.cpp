@@ -165,17 +165,17 @@ TensorType infer_roi_align(const OpDef& op, const std::vector<TensorType>& in, A
   check_one_of(op, attrs, "coordinate_transformation_mode", {"half_pixel", "output_half_pixel"});
   const Shape &x = in[0].shape, &rois = in[1].shape, &bi = in[2].shape;
   if (!is_floating(in[0].dtype) || in[1].dtype != in[0].dtype)
-    throw TypeError(str("[roi_align] x must be a float tensor and rois of the same dtype: ",
-                        types_str(in)));
+    throw TypeError(
+        str("[roi_align] x must be a float tensor and rois of the same dtype: ", types_str(in)));
   if (in[2].dtype != DType::Int32 && in[2].dtype != DType::Int64)
     throw TypeError(str("[roi_align] batch_indices must be int32/int64: ", types_str(in)));
   if (x.size() != 4 || rois.size() != 2 || rois[1] != 4 || bi != Shape{rois[0]})
-    throw ShapeError(str("[roi_align] needs x [N, C, H, W], rois [R, 4], batch_indices [R]: ",
-                         types_str(in)));
+    throw ShapeError(
+        str("[roi_align] needs x [N, C, H, W], rois [R, 4], batch_indices [R]: ", types_str(in)));
   const int64_t oh = attrs.get_int("output_height"), ow = attrs.get_int("output_width");
   if (oh < 1 || ow < 1 || oh > (int64_t(1) << 24) || ow > (int64_t(1) << 24))
-    throw ValidationError(str("[roi_align] output_height ", oh, " and output_width ", ow,
-                              " must be in [1, 2^24]"));
+    throw ValidationError(
+        str("[roi_align] output_height ", oh, " and output_width ", ow, " must be in [1, 2^24]"));
   if (attrs.get_int("sampling_ratio") < 0)
     throw ValidationError(
         str("[roi_align] sampling_ratio must be >= 0, got ", attrs.get_int("sampling_ratio")));

@@ -180,7 +180,8 @@ Tensors tensor_scatter(NodeCtx& ctx) {
   Tensor past = ctx.input(0), upd = ctx.input(1);
   const Shape ps = past.shape(), us = upd.shape();
   const int64_t r = past.rank();
-  if (r < 2) ctx.fail(str("past_cache must have rank >= 2 [B, ..., max_seq, ...], got ", shape_str(ps)));
+  if (r < 2)
+    ctx.fail(str("past_cache must have rank >= 2 [B, ..., max_seq, ...], got ", shape_str(ps)));
   if (upd.dtype() != past.dtype())
     ctx.fail(str("update ", dtype_name(upd.dtype()), " must have past_cache's dtype ",
                  dtype_name(past.dtype())));
@@ -204,7 +205,7 @@ Tensors tensor_scatter(NodeCtx& ctx) {
                    " ", shape_str(idx.shape())));
     idx = cast(idx, DType::Int64);
   }
-  if (S == 0 || numel(ps) == 0) return {past + scalar_like(0, past.dtype())};
+  if (S == 0 || numel(ps) == 0) return {past};  // nothing written (as Identity returns it)
   // rel[b, m]: the update row cache slot m takes, valid when in [0, S).
   Tensor rel = reshape(arange(0, double(M), 1, DType::Int64), {1, M}) - reshape(idx, {B, 1});
   if (mode == "circular") {

@@ -76,11 +76,13 @@ Complex split_complex(const NodeCtx& ctx, const Tensor& x, const char* what) {
   if (x.rank() < 2 || (s.back() != 1 && s.back() != 2))
     ctx.fail(str(what, " must be [..., 1] (real) or [..., 2] (complex) with rank >= 2, got ",
                  shape_str(s)));
-  if (!is_floating(x.dtype())) ctx.fail(str(what, " must be a float tensor, got ", dtype_name(x.dtype())));
+  if (!is_floating(x.dtype()))
+    ctx.fail(str(what, " must be a float tensor, got ", dtype_name(x.dtype())));
   const int last = x.rank() - 1;
   if (s.back() == 1) return {squeeze(x, std::vector<int64_t>{last}), Tensor{}};
   std::vector<Tensor> parts = split(x, {1, 1}, last);
-  return {squeeze(parts[0], std::vector<int64_t>{last}), squeeze(parts[1], std::vector<int64_t>{last})};
+  return {squeeze(parts[0], std::vector<int64_t>{last}),
+          squeeze(parts[1], std::vector<int64_t>{last})};
 }
 
 // x truncated or zero-padded to `n` along its last axis.
@@ -163,8 +165,8 @@ Tensors dft(NodeCtx& ctx) {
   int64_t axis = ctx.version() >= 20 ? (ctx.has_input(2) ? static_scalar(ctx, 2, "axis") : -2)
                                      : ctx.attr_int("axis", 1);
   if (axis < -r || axis >= r - 1)
-    ctx.fail(str("axis ", axis, " must be in [-", r, ", ", r - 2, "] (not the last, complex dim) for ",
-                 shape_str(x.shape())));
+    ctx.fail(str("axis ", axis, " must be in [-", r, ", ", r - 2,
+                 "] (not the last, complex dim) for ", shape_str(x.shape())));
   if (axis < 0) axis += r;
   if (axis == r - 1) ctx.fail("axis must not be the last (complex) dim");
   const bool inverse = ctx.attr_int("inverse", 0) != 0;
@@ -206,11 +208,12 @@ Tensors stft(NodeCtx& ctx) {
   if (ctx.has_input(3)) {
     len = static_scalar(ctx, 3, "frame_length");
     if (window.defined() && window.shape()[0] != len)
-      ctx.fail(str("window ", shape_str(window.shape()), " must have frame_length ", len, " values"));
+      ctx.fail(
+          str("window ", shape_str(window.shape()), " must have frame_length ", len, " values"));
   }
   if (len < 1 || len > L || len > kMaxDftLength)
-    ctx.fail(str("frame_length ", len, " must be in [1, min(signal length ", L, ", ",
-                 kMaxDftLength, ")]"));
+    ctx.fail(str("frame_length ", len, " must be in [1, min(signal length ", L, ", ", kMaxDftLength,
+                 ")]"));
   const bool onesided = ctx.attr_int("onesided", 1) != 0;
   const int64_t frames = 1 + (L - len) / step;
   std::vector<int64_t> idx(size_t(frames * len));
@@ -268,8 +271,8 @@ Tensors mel_weight_matrix(NodeCtx& ctx) {
     edges[size_t(i)] = int64_t(py_floordiv(double(n + 1) * hz, double(rate)));
   }
   if (edges.back() >= bins)
-    ctx.fail(str("upper_edge_hertz ", hi, " maps past the ", bins, " spectrogram bins of dft_length ",
-                 n, " at sample_rate ", rate));
+    ctx.fail(str("upper_edge_hertz ", hi, " maps past the ", bins,
+                 " spectrogram bins of dft_length ", n, " at sample_rate ", rate));
   std::vector<double> w(size_t(bins * mels), 0.0);
   for (int64_t i = 0; i < mels; ++i) {
     const int64_t l = edges[size_t(i)], c = edges[size_t(i + 1)], h = edges[size_t(i + 2)];

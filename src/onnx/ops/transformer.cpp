@@ -198,9 +198,10 @@ std::vector<Tensor> rotary_embedding(NodeCtx& ctx) {
   Tensor x2 = interleaved ? part(1, rot, 2) : part(half, rot, 1);
   Tensor real = cos_t * x1 - sin_t * x2;
   Tensor imag = sin_t * x1 + cos_t * x2;
-  Tensor rotated = interleaved ? reshape(concat({expand_dims(real, {4}), expand_dims(imag, {4})}, 4),
-                                         {xr[0], xr[1], xr[2], rot})
-                               : concat({real, imag}, 3);
+  Tensor rotated = interleaved
+                       ? reshape(concat({expand_dims(real, {4}), expand_dims(imag, {4})}, 4),
+                                 {xr[0], xr[1], xr[2], rot})
+                       : concat({real, imag}, 3);
   Tensor y = rot == D ? rotated : concat({rotated, part(rot, D, 1)}, 3);
   return {xs.size() == 3 ? reshape(y, xs) : y};
 }
@@ -210,12 +211,13 @@ std::vector<Tensor> rotary_embedding(NodeCtx& ctx) {
 // SiLU. present_state is the last K-1 steps of past_state ++ input, the next call's past.
 std::vector<Tensor> causal_conv_with_state(NodeCtx& ctx) {
   Tensor x = ctx.input(0), w = ctx.input(1);
-  if (!is_floating(x.dtype())) ctx.fail(str("input must be a float tensor, got ", dtype_name(x.dtype())));
+  if (!is_floating(x.dtype()))
+    ctx.fail(str("input must be a float tensor, got ", dtype_name(x.dtype())));
   if (x.rank() != 3) ctx.fail(str("input must be [B, C, L], got ", shape_str(x.shape())));
   const int64_t B = x.shape()[0], C = x.shape()[1], L = x.shape()[2];
   if (w.rank() != 3 || w.shape()[0] != C || w.shape()[1] != 1 || w.shape()[2] < 1)
-    ctx.fail(str("weight must be [C, 1, K] = [", C, ", 1, K >= 1] for input ",
-                 shape_str(x.shape()), ", got ", shape_str(w.shape())));
+    ctx.fail(str("weight must be [C, 1, K] = [", C, ", 1, K >= 1] for input ", shape_str(x.shape()),
+                 ", got ", shape_str(w.shape())));
   const int64_t K = w.shape()[2];
   const std::string act = ctx.attr_string("activation", "none");
   if (act != "none" && act != "silu" && act != "swish")
@@ -277,8 +279,10 @@ std::vector<Tensor> linear_attention(NodeCtx& ctx) {
                  " heads"));
   const int64_t dk = q.shape()[2] / hq, dv = v.shape()[2] / hkv;
   if (k.shape() != Shape{B, T, hkv * dk} || v.shape()[0] != B || v.shape()[1] != T)
-    ctx.fail(str("key must be [B, T, Hkv*dk] = [", B, ", ", T, ", ", hkv * dk, "] and value [B, T, .]"
-                 ", got ", shape_str(k.shape()), ", ", shape_str(v.shape())));
+    ctx.fail(str("key must be [B, T, Hkv*dk] = [", B, ", ", T, ", ", hkv * dk,
+                 "] and value [B, T, .]"
+                 ", got ",
+                 shape_str(k.shape()), ", ", shape_str(v.shape())));
   DType work = qdt, state_dt = qdt;
   Tensor state;
   if (ctx.has_input(3)) {
