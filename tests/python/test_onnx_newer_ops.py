@@ -197,6 +197,13 @@ def test_roi_align_strided_empty_and_errors():
         nef.roi_align(x, rois, bidx, mode="median")
     with pytest.raises(nef.NEFValidationError, match="output_height"):
         nef.roi_align(x, rois, bidx, output_height=0)
+    # hostile regions fail before any work instead of hanging
+    with pytest.raises(nef.NEFValidationError, match="not finite or beyond"):
+        nef.roi_align(x, np.array([[0, 0, np.nan, 1.0]]), bidx[:1]).numpy()
+    with pytest.raises(nef.NEFValidationError, match="samples per bin"):
+        nef.roi_align(x, np.array([[0, 0, 1e7, 1e7]]), bidx[:1]).numpy()
+    with pytest.raises(nef.NEFValidationError, match="samples per bin"):
+        nef.roi_align(x, rois, bidx, sampling_ratio=2**40).numpy()
 
 
 # ---- ONNX converters ---------------------------------------------------------------------------
@@ -396,6 +403,8 @@ def test_dft_errors():
         run_node("DFT", [x, None, np.array(2, np.int64)], opset=20, static=(2,))
     with pytest.raises(nef.NEFFormatError, match="dft_length 0"):
         run_node("DFT", [x, np.array(0, np.int64)], opset=20, static=(1,))
+    with pytest.raises(nef.NEFFormatError, match="dft_length 5000 must be in"):
+        run_node("DFT", [x, np.array(5000, np.int64)], opset=20, static=(1,))
     with pytest.raises(nef.NEFFormatError, match=r"\[..., 1\] \(real\)"):
         run_node("DFT", [np.zeros((2, 4, 3), np.float32)], opset=20)
 
@@ -451,6 +460,11 @@ def test_mel_weight_matrix(mels, n, rate, lo, hi, dtype):
 
 
 def test_mel_weight_matrix_errors():
+    with pytest.raises(nef.NEFFormatError, match="larger than 2"):
+        run_node("MelWeightMatrix", [np.array(60000, np.int64), np.array(4096, np.int64),
+                                     np.array(16000, np.int64), np.array(0, np.float32),
+                                     np.array(8000, np.float32)], opset=17,
+                 static=(0, 1, 2, 3, 4))
     with pytest.raises(nef.NEFFormatError, match="maps past"):
         run_node("MelWeightMatrix", [np.array(8, np.int64), np.array(64, np.int64),
                                      np.array(16000, np.int64), np.array(0, np.float32),

@@ -64,7 +64,7 @@ Converter window(Window kind) {
 // NEF's matmul kernels. O(n^2) per signal, so lengths are bounded (an FFT kernel would lift the
 // bound).
 
-constexpr int64_t kMaxDftLength = 8192;
+constexpr int64_t kMaxDftLength = 4096;  // its two [n, n] double matrices: 256 MiB
 
 struct Complex {
   Tensor re, im;  // im undefined: a real signal
@@ -270,6 +270,8 @@ Tensors mel_weight_matrix(NodeCtx& ctx) {
     const double hz = 700 * (std::pow(10.0, (double(i) * step + lo_mel) / 2595) - 1);
     edges[size_t(i)] = int64_t(py_floordiv(double(n + 1) * hz, double(rate)));
   }
+  if (bins * mels > (int64_t(1) << 26))
+    ctx.fail(str("the [", bins, ", ", mels, "] mel weight matrix is larger than 2^26 values"));
   if (edges.back() >= bins)
     ctx.fail(str("upper_edge_hertz ", hi, " maps past the ", bins,
                  " spectrogram bins of dft_length ", n, " at sample_rate ", rate));

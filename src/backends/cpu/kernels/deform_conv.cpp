@@ -59,7 +59,8 @@ void deform_im2col_typed(const KernelArgs& args) {
         int64_t pos[4];
         double w[4];
         int taps = 0;
-        if (std::isfinite(py) && std::isfinite(px)) {
+        // Points far outside x read 0 (and keep the int64 conversion defined).
+        if (std::abs(py) < 1e15 && std::abs(px) < 1e15) {
           const int64_t y0 = int64_t(fy), x0 = int64_t(fx);
           const int64_t ys[2] = {y0, y0 + 1}, xs[2] = {x0, x0 + 1};
           const double wy[2] = {1 - ly, ly}, wx[2] = {1 - lx, lx};

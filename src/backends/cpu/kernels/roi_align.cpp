@@ -59,6 +59,10 @@ Tap make_tap(double y, double x, int64_t H, int64_t W, int64_t sy, int64_t sx) {
   return t;
 }
 
+// Regions beyond these bounds are refused (before any work) rather than run for hours.
+constexpr double kMaxCoordinate = double(int64_t(1) << 24);
+constexpr double kMaxSamples = double(int64_t(1) << 20);  // per bin
+
 template <typename X>
 void roi_align_typed(const KernelArgs& args) {
   const Array &x = args.inputs[0], &rois = args.inputs[1], &bidx = args.inputs[2];
@@ -77,11 +81,25 @@ void roi_align_typed(const KernelArgs& args) {
     return bidx.dtype == DType::Int32 ? int64_t(static_cast<const int32_t*>(bidx.data())[off])
                                       : static_cast<const int64_t*>(bidx.data())[off];
   };
+  // Checked before any work: hostile regions (a NaN corner, or one so large that its adaptive
+  // sample grid would take forever) fail instead of hanging or overflowing.
   for (int64_t r = 0; r < R; ++r) {
     const int64_t b = batch_of(r);
     if (b < 0 || b >= N)
       throw ValidationError(str("[roi_align] batch index ", b, " of region ", r,
                                 " is out of range for x with ", N, " images"));
+    double c[4];
+    for (int i = 0; i < 4; ++i) {
+      c[i] = double(load_as(rd[r * rois.strides[0] + i * rois.strides[1]])) * scale;
+      if (!(std::abs(c[i]) <= kMaxCoordinate))
+        throw ValidationError(str("[roi_align] region ", r, " has coordinate ", c[i],
+                                  " (after spatial_scale): not finite or beyond 2^24"));
+    }
+    const double gh = ratio > 0 ? double(ratio) : std::ceil((c[3] - c[1]) / double(OH));
+    const double gw = ratio > 0 ? double(ratio) : std::ceil((c[2] - c[0]) / double(OW));
+    if (gh * gw > kMaxSamples)
+      throw ValidationError(str("[roi_align] region ", r, " needs ", gh, " x ", gw,
+                                " samples per bin, more than 2^20"));
   }
   if (H == 0 || W == 0) {  // nothing to sample: every bin is empty
     std::fill(od, od + out.numel(), store_as<X>(compute_t<X>(0)));
