@@ -22,7 +22,7 @@ from .errors import (NEFBufferError, NEFCancelledError, NEFCompileError, NEFDevi
                      NEFOutOfMemoryError, NEFOverflowError, NEFShapeError, NEFTypeError,
                      NEFUnsupportedError, NEFValidationError)
 from .graph import Graph, Profile, build, evaluate, from_onnx, load, profile_summary
-from .image import avg_pool, grid_sample, max_pool, pad, resize
+from .image import avg_pool, grid_sample, max_pool, pad, resize, roi_align
 from .interop import from_dlpack
 from .ops import (abs, absolute, acos, acosh, add, all, allclose, amax, amin, any, arccos, arccosh,
                   arcsin, arcsinh, arctan, arctanh, argmax, argmin, asin, asinh, astype, atan,
@@ -31,6 +31,7 @@ from .ops import (abs, absolute, acos, acosh, add, all, allclose, amax, amin, an
                   cos, cosh, cumprod, cumsum, det, div, divide, einsum, equal, erf, exp, expand_dims, floor,
                   floor_divide, gather, gather_elements, gather_nd, gelu, greater, greater_equal,
                   invert, isclose, isfinite, isinf, isnan, layernorm, left_shift, less, less_equal,
+                  linear_attention,
                   log, log_softmax, logical_and, logical_not, logical_or, logical_xor, matmul, max,
                   maximum, mean, min, minimum, mod, mul, multiply, neg, negative, not_equal,
                   permute, pow, power, prod, qgather, qmatmul, reciprocal, relu, remainder,
@@ -70,7 +71,7 @@ __all__ = [
     "var", "cumsum", "cumprod", "topk",
     # neural, layout, images
     "matmul", "softmax", "log_softmax", "layernorm", "rmsnorm", "attention", "cached_attention",
-    "rope", "qmatmul", "qgather", "conv",
+    "rope", "qmatmul", "qgather", "conv", "linear_attention", "roi_align",
     "conv_transpose", "max_pool", "avg_pool", "pad", "resize", "reshape", "transpose",
     "permute", "slice", "concat", "concatenate", "stack", "split", "broadcast_to", "expand_dims",
     "squeeze", "gather", "take", "gather_elements", "gather_nd", "take_along_axis",

@@ -121,3 +121,20 @@ def grid_sample(x, grid, mode: str = "linear", padding_mode: str = "zeros",
     zeros, border or reflection. Returns [N, C, *out_spatial]."""
     return _op("grid_sample", [x, grid], mode=mode, padding_mode=padding_mode,
                align_corners=builtins.bool(align_corners))
+
+
+def roi_align(x, rois, batch_indices, output_height: int = 1, output_width: int = 1,
+              sampling_ratio: int = 0, spatial_scale: float = 1.0, mode: str = "avg",
+              coordinate_transformation_mode: str = "half_pixel") -> Tensor:
+    """ONNX RoiAlign: x [N, C, H, W] pooled over regions rois [R, 4] (x1, y1, x2, y2, in units
+    of 1 / spatial_scale pixels) of images batch_indices [R] -> [R, C, output_height,
+    output_width]. Each bin samples a grid of sampling_ratio^2 bilinear points (0: adaptive,
+    ceil(region size / bins) per axis); mode "avg" averages them, "max" takes the largest
+    weighted corner (ONNX's rule). coordinate_transformation_mode "half_pixel" shifts the
+    region by -0.5 pixel; "output_half_pixel" (RoiAlign-10) does not."""
+    return _op("roi_align", [x, rois, batch_indices],
+               output_height=_index_arg(output_height, "output_height", "roi_align"),
+               output_width=_index_arg(output_width, "output_width", "roi_align"),
+               sampling_ratio=_index_arg(sampling_ratio, "sampling_ratio", "roi_align"),
+               spatial_scale=_float_arg(spatial_scale, "spatial_scale", "roi_align"), mode=str(mode),
+               coordinate_transformation_mode=str(coordinate_transformation_mode))

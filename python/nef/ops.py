@@ -392,6 +392,25 @@ def cached_attention(q, k_cache, v_cache, k_new, v_new, start, scale=None) -> Te
     return _op("cached_attention", [q, k_cache, v_cache, k_new, v_new, start], **attrs)
 
 
+def linear_attention(q, k, v, state, decay=None, beta=None, update_rule: str = "linear",
+                     scale=None) -> tuple[Tensor, Tensor]:
+    """The recurrence of linear-attention layers (ONNX LinearAttention). q [B, Hq, T, dk],
+    k [B, Hkv, T, dk], v [B, Hkv, T, dv], state [B, Hkv, dk, dv]; decay [B, Hkv, T, dk or 1]
+    for the gated rules (state *= exp(decay) per step), beta [B, Hkv, T, 1] for the delta rules
+    (v <- beta * (v - state^T k)). Per step state += k v^T and query head h reads
+    scale * q^T state of key/value head h // (Hq // Hkv). Returns (out [B, Hq, T, dv], the final
+    state)."""
+    inputs = [q, k, v, state] + [t for t in (decay, beta) if t is not None]
+    attrs = {"update_rule": str(update_rule)}
+    if scale is not None:
+        attrs["scale"] = _float_arg(scale, "scale", "linear_attention")
+    packed = _op("linear_attention", inputs, **attrs)  # [B, Hkv, G*T + dk, dv]
+    b, hkv, rows, dv = packed.shape
+    _, hq, t, dk = _tensor(q).shape
+    out = packed[:, :, : rows - dk, :].reshape((b, hq, t, dv))
+    return out, packed[:, :, rows - dk:, :]
+
+
 def qmatmul(x, w, format: str) -> Tensor:
     """x [..., K] @ W^T for a block-quantized W [N, K] stored as uint8 [N, row_bytes] in
     `format` (q4_0, q4_1, q8_0, q4_k, q5_k, q6_k: GGUF's layouts) -> [..., N] float32. The

@@ -1,6 +1,7 @@
 // Convolution op family: conv and conv_transpose with ONNX Conv / ConvTranspose semantics,
-// channels-first, 1 to 3 spatial dims. Inference fills every geometry attribute with its full
-// explicit list, so kernels and the plan cache see one canonical form. See docs/ops.md.
+// channels-first, 1 to 3 spatial dims, and deform_im2col (the sampling of ONNX DeformConv).
+// Inference fills every geometry attribute with its full explicit list, so kernels and the plan
+// cache see one canonical form. See docs/ops.md.
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -174,6 +175,57 @@ Cost cost_conv_transpose(const std::vector<TensorType>& in, const TensorType& ou
   return {flops, io_bytes(in, out)};
 }
 
+// deform_im2col: the sampling half of a deformable convolution (ONNX DeformConv, 2-D). x
+// [N, C, H, W], offset [N, G*2*kh*kw, oh, ow] (per offset group G and kernel tap: dy, dx),
+// optional mask [N, G*kh*kw, oh, ow] -> columns [N, C*kh*kw, oh*ow]: row (c, i, j), column
+// (y, x) holds x[c] bilinearly sampled at (y*sh - ph + i*dh + dy, x*sw - pw + j*dw + dx)
+// (taps outside x read 0) times the mask, so the convolution is one matmul with the weight.
+TensorType infer_deform_im2col(const OpDef& op, const std::vector<TensorType>& in, Attrs& attrs) {
+  const Shape &x = in[0].shape, &off = in[1].shape;
+  const DType t = in[0].dtype;
+  if (!is_floating(t))
+    throw TypeError(str("[deform_im2col] expects float inputs, got ", types_str(in)));
+  for (const TensorType& i : in)
+    if (i.dtype != t)
+      throw TypeError(
+          str("[deform_im2col] x, offset and mask must share a dtype, got ", types_str(in)));
+  if (x.size() != 4 || off.size() != 4)
+    throw ShapeError(
+        str("[deform_im2col] x and offset must be 4-D (N, C, H, W), got ", types_str(in)));
+  if (!attrs.has("kernel_shape"))
+    throw ValidationError("[deform_im2col] needs kernel_shape [kh, kw]");
+  const auto k = geometry_attr(op, attrs, "kernel_shape", 2, 1, 1);
+  const auto strides = geometry_attr(op, attrs, "strides", 2, 1, 1);
+  const auto pads = geometry_attr(op, attrs, "pads", 4, 0, 0);
+  const auto dil = geometry_attr(op, attrs, "dilations", 2, 1, 1);
+  const int64_t g = attrs.get_int("offset_group");
+  if (g < 1 || x[1] % g != 0)
+    throw ValidationError(str("[deform_im2col] offset_group ", g, " must be >= 1 and divide the ",
+                              x[1], " channels of x ", shape_str(x)));
+  int64_t o[2];
+  for (int d = 0; d < 2; ++d) {
+    const int64_t span = (k[d] - 1) * dil[d] + 1;
+    const int64_t avail = x[2 + d] + pads[d] + pads[d + 2] - span;
+    o[d] = avail < 0 ? 0 : avail / strides[d] + 1;
+  }
+  if (off != Shape{x[0], g * 2 * k[0] * k[1], o[0], o[1]})
+    throw ShapeError(str("[deform_im2col] offset must be [N, offset_group*2*kh*kw, oh, ow] = ",
+                         shape_str(Shape{x[0], g * 2 * k[0] * k[1], o[0], o[1]}), ": ",
+                         types_str(in)));
+  if (in.size() == 3 && in[2].shape != Shape{x[0], g * k[0] * k[1], o[0], o[1]})
+    throw ShapeError(str("[deform_im2col] mask must be [N, offset_group*kh*kw, oh, ow] = ",
+                         shape_str(Shape{x[0], g * k[0] * k[1], o[0], o[1]}), ": ", types_str(in)));
+  Shape out = {x[0], x[1] * k[0] * k[1], o[0] * o[1]};
+  checked_numel(out, "deform_im2col");
+  return {out, t};
+}
+
+// Four taps and their weights per output element.
+Cost cost_deform_im2col(const std::vector<TensorType>& in, const TensorType& out, const Attrs&) {
+  return {double(numel(out.shape)) * 12,
+          io_bytes(in, out) + double(numel(out.shape)) * 3 * double(dtype_size(out.dtype))};
+}
+
 OpDef make(const char* name, InferFn infer, CostFn cost) {
   OpDef d;
   d.name = name;
@@ -196,6 +248,11 @@ void register_conv_ops(Registry& r) {
   OpDef ct = make("conv_transpose", infer_conv_transpose, cost_conv_transpose);
   ct.attrs.push_back({"output_padding", AttrType::Ints, std::nullopt, false});
   r.add(std::move(ct));
+  OpDef dc = make("deform_im2col", infer_deform_im2col, cost_deform_im2col);
+  dc.attrs.pop_back();  // no groups: those belong to the matmul with the weight
+  dc.attrs.push_back({"kernel_shape", AttrType::Ints, std::nullopt, false});
+  dc.attrs.push_back({"offset_group", AttrType::Int, AttrValue(int64_t(1)), false});
+  r.add(std::move(dc));
 }
 
 }  // namespace nef::ir

@@ -1,5 +1,6 @@
-// Decoder-only language model ops: rope (rotary position embedding) and cached_attention
-// (causal attention over a key/value cache plus this step's new rows). Positions and the cache
+// Decoder-only language model ops: rope (rotary position embedding), cached_attention
+// (causal attention over a key/value cache plus this step's new rows) and linear_attention (the
+// recurrent state of linear-attention layers). Positions and the cache
 // length are run-time inputs, not shapes, so one compiled plan serves every decoding position.
 // See docs/ops.md and docs/llm.md.
 #include <cmath>
@@ -105,6 +106,69 @@ Cost cost_cached_attention(const std::vector<TensorType>& in, const TensorType& 
   return {flops, bytes};
 }
 
+// linear_attention: the recurrent state update of linear-attention layers (ONNX LinearAttention;
+// Mamba-2/DeltaNet-style). q [B, Hq, T, dk], k [B, Hkv, T, dk], v [B, Hkv, T, dv], state
+// [B, Hkv, dk, dv], then by update_rule: decay [B, Hkv, T, dk or 1] (gated, gated_delta: state
+// *= exp(decay)), beta [B, Hkv, T, 1] (delta, gated_delta: v <- beta (v - state^T k)). Per step
+// state += k v^T and query head h reads o = scale * q^T state of key/value head h / (Hq / Hkv).
+// One output packs both results: [B, Hkv, G*T + dk, dv] (G = Hq / Hkv): rows g*T + t hold query
+// head hkv*G + g at step t; rows G*T.. the final state. All inputs share one float dtype.
+TensorType infer_linear_attention(const OpDef&, const std::vector<TensorType>& in, Attrs& attrs) {
+  const std::string& rule = attrs.get_string("update_rule");
+  const bool gated = rule == "gated" || rule == "gated_delta";
+  const bool delta = rule == "delta" || rule == "gated_delta";
+  if (rule != "linear" && !gated && !delta)
+    throw ValidationError(
+        str("[linear_attention] update_rule must be linear, gated, delta or "
+            "gated_delta, got \"",
+            rule, "\""));
+  const size_t want = 4 + size_t(gated) + size_t(delta);
+  if (in.size() != want)
+    throw ValidationError(str("[linear_attention] update_rule ", rule, " takes ", want,
+                              " inputs (q, k, v, state", gated ? ", decay" : "",
+                              delta ? ", beta" : "", "), got ", in.size()));
+  for (const TensorType& t : in) {
+    if (!is_floating(t.dtype) || t.dtype != in[0].dtype)
+      throw TypeError(str("[linear_attention] inputs must share one float dtype: ", types_str(in)));
+    if (t.shape.size() != 4)
+      throw ShapeError(str("[linear_attention] inputs must be 4-D: ", types_str(in)));
+  }
+  const Shape &q = in[0].shape, &k = in[1].shape, &v = in[2].shape, &st = in[3].shape;
+  const int64_t B = q[0], Hq = q[1], T = q[2], dk = q[3], Hkv = k[1], dv = v[3];
+  auto fail = [&](const char* what) {
+    throw ShapeError(str("[linear_attention] ", what, ": ", types_str(in)));
+  };
+  if (k != Shape{B, Hkv, T, dk}) fail("k must be [B, Hkv, T, dk] for q [B, Hq, T, dk]");
+  if (v != Shape{B, Hkv, T, dv}) fail("v must be [B, Hkv, T, dv]");
+  if (Hkv <= 0 || Hq % Hkv != 0) fail("Hq must be a positive multiple of Hkv");
+  if (st != Shape{B, Hkv, dk, dv}) fail("state must be [B, Hkv, dk, dv]");
+  if (gated) {
+    const Shape& d = in[4].shape;
+    if (d != Shape{B, Hkv, T, dk} && d != Shape{B, Hkv, T, 1})
+      fail("decay must be [B, Hkv, T, dk] or [B, Hkv, T, 1]");
+  }
+  if (delta && in.back().shape != Shape{B, Hkv, T, 1}) fail("beta must be [B, Hkv, T, 1]");
+  if (attrs.has("scale") && !std::isfinite(attrs.get_float("scale")))
+    throw ValidationError(
+        str("[linear_attention] scale must be finite, got ", attrs.get_float("scale")));
+  Shape out = {B, Hkv, (Hq / Hkv) * T + dk, dv};
+  checked_numel(out, "linear_attention");
+  return {out, in[0].dtype};
+}
+
+// Per step and key/value head: decay dk*dv, delta 2*dk*dv, update 2*dk*dv, reads 2*G*dk*dv.
+Cost cost_linear_attention(const std::vector<TensorType>& in, const TensorType& out, const Attrs&) {
+  const Shape& q = in[0].shape;
+  const Shape& v = in[2].shape;
+  const double steps = double(q[0]) * double(in[1].shape[1]) * double(q[2]);
+  const double g = double(q[1]) / std::max<double>(1.0, double(in[1].shape[1]));
+  const double flops = steps * double(q[3]) * double(v[3]) * (5 + 2 * g);
+  double bytes = 0;
+  for (const TensorType& t : in) bytes += double(numel(t.shape)) * double(dtype_size(t.dtype));
+  bytes += double(numel(out.shape)) * double(dtype_size(out.dtype));
+  return {flops, bytes};
+}
+
 }  // namespace
 
 void register_decoder_ops(Registry& r) {
@@ -126,6 +190,17 @@ void register_decoder_ops(Registry& r) {
   att.cost = cost_cached_attention;
   att.attrs.push_back({"scale", AttrType::Float, std::nullopt, false});  // default 1/sqrt(D)
   r.add(std::move(att));
+
+  OpDef la;
+  la.name = "linear_attention";
+  la.min_inputs = 4;
+  la.max_inputs = 6;
+  la.infer = infer_linear_attention;
+  la.cost = cost_linear_attention;
+  la.attrs.push_back(
+      {"update_rule", AttrType::String, AttrValue(std::string("gated_delta")), false});
+  la.attrs.push_back({"scale", AttrType::Float, std::nullopt, false});  // default 1/sqrt(dk)
+  r.add(std::move(la));
 }
 
 }  // namespace nef::ir

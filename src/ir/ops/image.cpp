@@ -1,8 +1,8 @@
 // Image op family: pad (ONNX Pad: constant/reflect/edge/wrap, negative pads crop), resize
 // (ONNX Resize: nearest/linear/cubic with every coordinate transformation mode, no antialias) and
 // grid_sample (ONNX GridSample: x sampled at the normalized positions of a grid, any number of
-// spatial dims). See docs/ops.md for the contract; the kernels are kernels/pad.cpp,
-// kernels/resize.cpp and kernels/grid_sample.cpp.
+// spatial dims) and roi_align (ONNX RoiAlign). See docs/ops.md for the contract; the kernels
+// are kernels/pad.cpp, kernels/resize.cpp, kernels/grid_sample.cpp and kernels/roi_align.cpp.
 #include <cmath>
 #include <string>
 #include <vector>
@@ -156,6 +156,45 @@ Cost cost_grid_sample(const std::vector<TensorType>& in, const TensorType& out,
   return {n * reads * 2, n * reads * es + double(numel(in[1].shape)) * es + n * es};
 }
 
+// --- roi_align ------------------------------------------------------------------------------
+// x [N, C, H, W] (float), rois [R, 4] (x1, y1, x2, y2 in x's pixels / spatial_scale; x's
+// dtype), batch_indices [R] (int) -> [R, C, output_height, output_width]: each bin averages
+// (or, with ONNX's max rule, takes the largest weighted corner of) a grid of bilinear samples.
+TensorType infer_roi_align(const OpDef& op, const std::vector<TensorType>& in, Attrs& attrs) {
+  check_one_of(op, attrs, "mode", {"avg", "max"});
+  check_one_of(op, attrs, "coordinate_transformation_mode", {"half_pixel", "output_half_pixel"});
+  const Shape &x = in[0].shape, &rois = in[1].shape, &bi = in[2].shape;
+  if (!is_floating(in[0].dtype) || in[1].dtype != in[0].dtype)
+    throw TypeError(
+        str("[roi_align] x must be a float tensor and rois of the same dtype: ", types_str(in)));
+  if (in[2].dtype != DType::Int32 && in[2].dtype != DType::Int64)
+    throw TypeError(str("[roi_align] batch_indices must be int32/int64: ", types_str(in)));
+  if (x.size() != 4 || rois.size() != 2 || rois[1] != 4 || bi != Shape{rois[0]})
+    throw ShapeError(
+        str("[roi_align] needs x [N, C, H, W], rois [R, 4], batch_indices [R]: ", types_str(in)));
+  const int64_t oh = attrs.get_int("output_height"), ow = attrs.get_int("output_width");
+  if (oh < 1 || ow < 1 || oh > (int64_t(1) << 24) || ow > (int64_t(1) << 24))
+    throw ValidationError(
+        str("[roi_align] output_height ", oh, " and output_width ", ow, " must be in [1, 2^24]"));
+  if (attrs.get_int("sampling_ratio") < 0)
+    throw ValidationError(
+        str("[roi_align] sampling_ratio must be >= 0, got ", attrs.get_int("sampling_ratio")));
+  const double scale = attrs.get_float("spatial_scale");
+  if (!std::isfinite(scale) || !(scale > 0))
+    throw ValidationError(str("[roi_align] spatial_scale must be finite and > 0, got ", scale));
+  Shape out = {rois[0], x[1], oh, ow};
+  checked_numel(out, "roi_align");
+  return {out, in[0].dtype};
+}
+
+// Per output element a grid of samples (sampling_ratio^2, or ~4 adaptive) of 4 taps each.
+Cost cost_roi_align(const std::vector<TensorType>&, const TensorType& out, const Attrs& attrs) {
+  const int64_t sr = attrs.get_int("sampling_ratio");
+  const double samples = sr > 0 ? double(sr * sr) : 4.0;
+  const double n = double(numel(out.shape));
+  return {n * samples * 8, n * samples * 4 * double(dtype_size(out.dtype))};
+}
+
 }  // namespace
 
 void register_image_ops(Registry& r) {
@@ -195,6 +234,20 @@ void register_image_ops(Registry& r) {
          .infer = infer_grid_sample,
          .traits = 0,
          .cost = cost_grid_sample});
+
+  r.add({.name = "roi_align",
+         .min_inputs = 3,
+         .max_inputs = 3,
+         .attrs = {{"mode", AttrType::String, AttrValue(std::string("avg")), false},
+                   {"coordinate_transformation_mode", AttrType::String,
+                    AttrValue(std::string("half_pixel")), false},
+                   {"output_height", AttrType::Int, AttrValue(int64_t(1)), false},
+                   {"output_width", AttrType::Int, AttrValue(int64_t(1)), false},
+                   {"sampling_ratio", AttrType::Int, AttrValue(int64_t(0)), false},
+                   {"spatial_scale", AttrType::Float, AttrValue(1.0), false}},
+         .infer = infer_roi_align,
+         .traits = 0,
+         .cost = cost_roi_align});
 }
 
 }  // namespace nef::ir

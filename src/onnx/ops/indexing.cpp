@@ -171,6 +171,57 @@ Tensors eye_like(NodeCtx& ctx) {
   return {dt == DType::Bool ? on : nef::cast(on, dt)};
 }
 
+// TensorScatter (24): a KV cache update. past_cache [B, ..., M (axis), ...] gets update
+// [B, ..., S, ...] written at write_indices[b] (zeros when absent) along `axis` of batch row b;
+// mode "circular" wraps positions modulo M. Composed as a gather: cache slot m of row b takes
+// update row (m - write_indices[b]) (mod M), where that row exists, else keeps past_cache.
+// Linear writes past M are dropped (ONNX leaves them undefined).
+Tensors tensor_scatter(NodeCtx& ctx) {
+  Tensor past = ctx.input(0), upd = ctx.input(1);
+  const Shape ps = past.shape(), us = upd.shape();
+  const int64_t r = past.rank();
+  if (r < 2)
+    ctx.fail(str("past_cache must have rank >= 2 [B, ..., max_seq, ...], got ", shape_str(ps)));
+  if (upd.dtype() != past.dtype())
+    ctx.fail(str("update ", dtype_name(upd.dtype()), " must have past_cache's dtype ",
+                 dtype_name(past.dtype())));
+  const int64_t axis = norm_axis(ctx, ctx.attr_int("axis", -2), r);
+  if (axis == 0) ctx.fail("axis must not be the batch axis 0");
+  const std::string mode = ctx.attr_string("mode", "linear");
+  if (mode != "linear" && mode != "circular")
+    ctx.fail(str("mode must be linear or circular, got '", mode, "'"));
+  const int64_t M = ps[size_t(axis)], S = int64_t(us.size()) == r ? us[size_t(axis)] : -1;
+  bool ok = int64_t(us.size()) == r && S <= M;
+  for (int64_t d = 0; ok && d < r; ++d) ok = d == axis || us[size_t(d)] == ps[size_t(d)];
+  if (!ok)
+    ctx.fail(str("update ", shape_str(us), " must match past_cache ", shape_str(ps),
+                 " except on axis ", axis, ", where it may not be longer"));
+  const int64_t B = ps[0];
+  Tensor idx = zeros({B}, DType::Int64);
+  if (ctx.has_input(2)) {
+    idx = ctx.input(2);
+    if (idx.shape() != Shape{B} || (idx.dtype() != DType::Int64 && idx.dtype() != DType::Int32))
+      ctx.fail(str("write_indices must be int64 [B] = [", B, "], got ", dtype_name(idx.dtype()),
+                   " ", shape_str(idx.shape())));
+    idx = cast(idx, DType::Int64);
+  }
+  if (S == 0 || numel(ps) == 0) return {past};  // nothing written (as Identity returns it)
+  // rel[b, m]: the update row cache slot m takes, valid when in [0, S).
+  Tensor rel = reshape(arange(0, double(M), 1, DType::Int64), {1, M}) - reshape(idx, {B, 1});
+  if (mode == "circular") {
+    const Tensor m = scalar_like(double(M), DType::Int64);
+    rel = nef::mod(nef::mod(rel, m) + m, m);  // non-negative whatever mod's sign convention
+  }
+  Tensor valid = logical_and(greater_equal(rel, scalar_like(0, DType::Int64)),
+                             less(rel, scalar_like(double(S), DType::Int64)));
+  Tensor row = clip(rel, scalar_like(0, DType::Int64), scalar_like(double(S - 1), DType::Int64));
+  Shape bshape(size_t(r), 1);  // [B, 1.., M, 1..]
+  bshape[0] = B;
+  bshape[size_t(axis)] = M;
+  Tensor rows = broadcast_to(reshape(row, bshape), ps);
+  return {where(reshape(valid, bshape), gather_elements(upd, rows, axis), past)};
+}
+
 }  // namespace
 
 void register_indexing(ConverterTable& t) {
@@ -185,6 +236,7 @@ void register_indexing(ConverterTable& t) {
   t["OneHot"] = {one_hot, {9, 11}, 9};
   t["ReverseSequence"] = {reverse_sequence, {10}, 10};
   t["EyeLike"] = {eye_like, {9, 22}, 9};
+  t["TensorScatter"] = {tensor_scatter, {24}, 24};
 }
 
 }  // namespace nef::onnx_import

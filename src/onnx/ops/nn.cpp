@@ -922,6 +922,73 @@ std::vector<Tensor> grid_sample(NodeCtx& ctx) {
                   attrs({{"mode", mode}, {"padding_mode", padding}, {"align_corners", align}}))};
 }
 
+// ---- DeformConv ---------------------------------------------------------------------------
+
+// DeformConv (2-D, as onnx's reference defines it): NEF's deform_im2col samples the columns
+// [N, C*kh*kw, oh*ow] at the offset positions (times the mask), then each group is one batched
+// matmul with its weights [oc/g, C/g*kh*kw], plus the bias.
+std::vector<Tensor> deform_conv(NodeCtx& ctx) {
+  Tensor x = ctx.input(0), w = ctx.input(1), off = ctx.input(2);
+  if (x.rank() != 4 || w.rank() != 4)
+    ctx.unsupported(str("inputs other than 2-D images: X ", shape_str(x.shape()), ", W ",
+                        shape_str(w.shape())));
+  Geometry g = read_geometry(ctx, x, &w);
+  g.pads = geometry_ints(ctx, "pads", 4, 0);
+  const int64_t groups = ctx.attr_int("group", 1);
+  const Shape xs = x.shape(), ws = w.shape();
+  const int64_t n = xs[0], c = xs[1], oc = ws[0];
+  if (groups < 1 || c % groups != 0 || oc % groups != 0 || ws[1] * groups != c)
+    ctx.fail(str("group ", groups, " does not fit X ", shape_str(xs), " and W ", shape_str(ws),
+                 " (W must be [oc, C/group, kh, kw] with group dividing oc)"));
+  std::vector<Tensor> in = {x, off};
+  if (ctx.has_input(4)) in.push_back(ctx.input(4));
+  Tensor cols = nef::op("deform_im2col", in,
+                        attrs({{"kernel_shape", g.kernel},
+                               {"strides", g.strides},
+                               {"pads", g.pads},
+                               {"dilations", g.dilations},
+                               {"offset_group", ctx.attr_int("offset_group", 1)}}));
+  const int64_t kk = g.kernel[0] * g.kernel[1], l = cols.shape()[2];
+  const Shape& os = off.shape();
+  Tensor wg = reshape(w, {groups, oc / groups, c / groups * kk});
+  Tensor y = matmul(wg, reshape(cols, {n, groups, c / groups * kk, l}));  // [N, g, oc/g, L]
+  y = reshape(y, {n, oc, os[2], os[3]});
+  if (ctx.has_input(3)) {
+    Tensor b = ctx.input(3);
+    if (b.shape() != Shape{oc}) ctx.fail(str("B must be [", oc, "], got ", shape_str(b.shape())));
+    y = y + reshape(b, channel_shape(oc, 4));
+  }
+  return {y};
+}
+
+// ---- RoiAlign -----------------------------------------------------------------------------
+
+// RoiAlign: NEF's roi_align. Revision 10 has no coordinate_transformation_mode and behaves as
+// "output_half_pixel" (no half-pixel shift); 16 adds the attribute with "half_pixel" default.
+std::vector<Tensor> roi_align(NodeCtx& ctx) {
+  Tensor x = ctx.input(0), rois = ctx.input(1), idx = ctx.input(2);
+  if (!is_floating(x.dtype()))
+    ctx.fail(str("X must be a float tensor, got ", dtype_name(x.dtype())));
+  if (!is_floating(rois.dtype()))
+    ctx.fail(str("rois must be a float tensor, got ", dtype_name(rois.dtype())));
+  if (rois.dtype() != x.dtype()) rois = nef::cast(rois, x.dtype());
+  const std::string coord = ctx.version() < 16
+                                ? std::string("output_half_pixel")
+                                : ctx.attr_string("coordinate_transformation_mode", "half_pixel");
+  const std::string mode = ctx.attr_string("mode", "avg");
+  if (mode != "avg" && mode != "max") ctx.fail(str("mode must be avg or max, got \"", mode, "\""));
+  if (coord != "half_pixel" && coord != "output_half_pixel")
+    ctx.fail(str("coordinate_transformation_mode must be half_pixel or output_half_pixel, got \"",
+                 coord, "\""));
+  return {nef::op("roi_align", {x, rois, idx},
+                  attrs({{"mode", mode},
+                         {"coordinate_transformation_mode", coord},
+                         {"output_height", ctx.attr_int("output_height", 1)},
+                         {"output_width", ctx.attr_int("output_width", 1)},
+                         {"sampling_ratio", ctx.attr_int("sampling_ratio", 0)},
+                         {"spatial_scale", ctx.attr_float("spatial_scale", 1.0)}}))};
+}
+
 // ---- LRN, MeanVarianceNormalization, LpNormalization, Einsum -------------------------------
 
 // LRN: y = x / (bias + alpha / size * sum of x^2 over the channel window)^beta, the window being
@@ -1025,6 +1092,8 @@ void register_nn(ConverterTable& t) {
   t["Upsample"] = {upsample, {1, 7, 9, 10}, 7};  // 10 deprecates it unchanged
   t["Einsum"] = {einsum, {12}, 12};
   t["GridSample"] = {grid_sample, {16, 20, 22}, 16};
+  t["RoiAlign"] = {roi_align, {10, 16, 22}, 10};
+  t["DeformConv"] = {deform_conv, {19, 22}, 19};
 }
 
 }  // namespace nef::onnx_import

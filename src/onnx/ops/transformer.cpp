@@ -137,11 +137,208 @@ std::vector<Tensor> rms_normalization(NodeCtx& ctx) {
   return {rmsnorm(x, w, eps, axis)};
 }
 
+// RotaryEmbedding (23): X [B, H, S, D] or [B, S, H*D] (num_heads), cos/sin caches [P, r/2]
+// gathered at position_ids [B, S], or given per token as [B, S, r/2]. The first r channels of
+// every head rotate (pairs (i, i + r/2), or (2i, 2i+1) when interleaved); the rest pass. NEF's
+// `rope` op computes its angles from a base; ONNX hands over the tables, so this is the same
+// rotation composed from elementwise ops on the given tables.
+std::vector<Tensor> rotary_embedding(NodeCtx& ctx) {
+  Tensor x = ctx.input(0), cos_t = ctx.input(1), sin_t = ctx.input(2);
+  const DType dt = x.dtype();
+  if (!is_floating(dt)) ctx.fail(str("X must be a float tensor, got ", dtype_name(dt)));
+  if (x.rank() != 3 && x.rank() != 4)
+    ctx.fail(str("X must be 3-D [B, S, H*D] or 4-D [B, H, S, D], got ", shape_str(x.shape())));
+  if (cos_t.dtype() != dt || sin_t.dtype() != dt)
+    ctx.fail(str("cos_cache and sin_cache must have X's dtype ", dtype_name(dt)));
+  const Shape xs = x.shape();
+  const int64_t B = xs[0], S = x.rank() == 4 ? xs[2] : xs[1];
+  const bool interleaved = ctx.attr_int("interleaved", 0) != 0;
+  const int64_t num_heads = ctx.attr_int("num_heads", 0);
+  if (x.rank() == 3) {
+    if (num_heads <= 0 || xs[2] % num_heads != 0)
+      ctx.fail(str("3-D X ", shape_str(xs), " needs num_heads > 0 dividing its last dim, got ",
+                   num_heads));
+    x = reshape(x, {B, S, num_heads, xs[2] / num_heads});  // [B, S, H, D]
+  } else if (num_heads != 0 && num_heads != xs[1]) {
+    ctx.fail(str("num_heads ", num_heads, " differs from X ", shape_str(xs)));
+  }
+  const int64_t D = x.shape()[3];
+  int64_t rot = ctx.attr_int("rotary_embedding_dim", 0);
+  if (rot == 0) rot = D;
+  if (rot < 0 || rot > D || rot % 2 != 0)
+    ctx.fail(str("rotary_embedding_dim ", rot, " must be even and in [0, head size ", D, "]"));
+  const int64_t half = rot / 2;
+  if (ctx.has_input(3)) {
+    Tensor pos = ctx.input(3);
+    if (pos.dtype() != DType::Int64 || pos.shape() != Shape{B, S})
+      ctx.fail(str("position_ids must be int64 [B, S] = [", B, ", ", S, "], got ",
+                   dtype_name(pos.dtype()), " ", shape_str(pos.shape())));
+    for (const Tensor* c : {&cos_t, &sin_t})
+      if (c->rank() != 2 || c->shape()[1] != half)
+        ctx.fail(str("with position_ids the caches must be [max_position, ", half, "], got ",
+                     shape_str(c->shape())));
+    // Positions past the cache fail in gather at run time (a structured IndexError).
+    cos_t = gather(cos_t, pos, 0);
+    sin_t = gather(sin_t, pos, 0);
+  } else {
+    for (const Tensor* c : {&cos_t, &sin_t})
+      if (c->shape() != Shape{B, S, half})
+        ctx.fail(str("without position_ids the caches must be [B, S, r/2] = [", B, ", ", S, ", ",
+                     half, "], got ", shape_str(c->shape())));
+  }
+  // [B, S, r/2] -> broadcastable against x's [B, H, S, .] (4-D) or [B, S, H, .] (3-D)
+  const int64_t head_axis = xs.size() == 4 ? 1 : 2;
+  cos_t = expand_dims(cos_t, {head_axis});
+  sin_t = expand_dims(sin_t, {head_axis});
+  const Shape xr = x.shape();
+  auto part = [&](int64_t start, int64_t stop, int64_t step) {
+    return slice(x, {0, 0, 0, start}, {xr[0], xr[1], xr[2], stop}, {1, 1, 1, step});
+  };
+  Tensor x1 = interleaved ? part(0, rot, 2) : part(0, half, 1);
+  Tensor x2 = interleaved ? part(1, rot, 2) : part(half, rot, 1);
+  Tensor real = cos_t * x1 - sin_t * x2;
+  Tensor imag = sin_t * x1 + cos_t * x2;
+  Tensor rotated = interleaved
+                       ? reshape(concat({expand_dims(real, {4}), expand_dims(imag, {4})}, 4),
+                                 {xr[0], xr[1], xr[2], rot})
+                       : concat({real, imag}, 3);
+  Tensor y = rot == D ? rotated : concat({rotated, part(rot, D, 1)}, 3);
+  return {xs.size() == 3 ? reshape(y, xs) : y};
+}
+
+// CausalConvWithState (27): a depthwise causal conv1d over input [B, C, L] with weight
+// [C, 1, K], continuing from past_state [B, C, K-1] (zeros when absent), optional bias [C] and
+// SiLU. present_state is the last K-1 steps of past_state ++ input, the next call's past.
+std::vector<Tensor> causal_conv_with_state(NodeCtx& ctx) {
+  Tensor x = ctx.input(0), w = ctx.input(1);
+  if (!is_floating(x.dtype()))
+    ctx.fail(str("input must be a float tensor, got ", dtype_name(x.dtype())));
+  if (x.rank() != 3) ctx.fail(str("input must be [B, C, L], got ", shape_str(x.shape())));
+  const int64_t B = x.shape()[0], C = x.shape()[1], L = x.shape()[2];
+  if (w.rank() != 3 || w.shape()[0] != C || w.shape()[1] != 1 || w.shape()[2] < 1)
+    ctx.fail(str("weight must be [C, 1, K] = [", C, ", 1, K >= 1] for input ", shape_str(x.shape()),
+                 ", got ", shape_str(w.shape())));
+  const int64_t K = w.shape()[2];
+  const std::string act = ctx.attr_string("activation", "none");
+  if (act != "none" && act != "silu" && act != "swish")
+    ctx.fail(str("activation must be none, silu or swish, got '", act, "'"));
+  Tensor past = zeros({B, C, K - 1}, x.dtype());
+  if (ctx.has_input(3)) {
+    past = ctx.input(3);
+    if (past.shape() != Shape{B, C, K - 1})
+      ctx.fail(str("past_state must be [B, C, K-1] = [", B, ", ", C, ", ", K - 1, "], got ",
+                   shape_str(past.shape())));
+  }
+  Tensor padded = concat({past, x}, 2);
+  std::vector<Tensor> in = {padded, w};
+  if (ctx.has_input(2)) {
+    if (ctx.input(2).shape() != Shape{C})
+      ctx.fail(str("bias must be [C] = [", C, "], got ", shape_str(ctx.input(2).shape())));
+    in.push_back(ctx.input(2));
+  }
+  ir::Attrs a;
+  a.set("strides", std::vector<int64_t>{1});
+  a.set("pads", std::vector<int64_t>{0, 0});
+  a.set("dilations", std::vector<int64_t>{1});
+  a.set("groups", C);
+  Tensor y = nef::op("conv", in, a);
+  if (act != "none") y = silu(y);
+  Tensor present = slice(padded, {0, 0, L}, {B, C, L + K - 1}, {1, 1, 1});
+  return {y, present};
+}
+
+// LinearAttention (27): query [B, T, Hq*dk], key [B, T, Hkv*dk], value [B, T, Hkv*dv],
+// past_state [B, Hkv, dk, dv], decay [B, T, Hkv or Hkv*dk] (gated rules), beta [B, T, Hkv or 1]
+// (delta rules) -> output [B, T, Hq*dv], present_state. One NEF linear_attention node runs the
+// recurrence; its packed output is sliced here. Mixed dtypes (a float32 state with float16
+// activations) compute in the wider one.
+std::vector<Tensor> linear_attention(NodeCtx& ctx) {
+  Tensor q = ctx.input(0), k = ctx.input(1), v = ctx.input(2);
+  const std::string rule = ctx.attr_string("update_rule", "gated_delta");
+  ctx.attr_int("chunk_size", 64);  // a tuning hint for chunked kernels: no effect on results
+  if (rule != "linear" && rule != "gated" && rule != "delta" && rule != "gated_delta")
+    ctx.fail(str("update_rule must be linear, gated, delta or gated_delta, got '", rule, "'"));
+  const bool gated = rule == "gated" || rule == "gated_delta";
+  const bool delta = rule == "delta" || rule == "gated_delta";
+  if (gated != ctx.has_input(4))
+    ctx.fail(str("update_rule ", rule, gated ? " needs" : " takes no", " decay input"));
+  if (delta != ctx.has_input(5))
+    ctx.fail(str("update_rule ", rule, delta ? " needs" : " takes no", " beta input"));
+  const int64_t hq = ctx.attr_int("q_num_heads"), hkv = ctx.attr_int("kv_num_heads");
+  if (hq <= 0 || hkv <= 0 || hq % hkv != 0)
+    ctx.fail(str("q_num_heads ", hq, " must be a positive multiple of kv_num_heads ", hkv));
+  const DType qdt = q.dtype();
+  for (const Tensor* t : {&q, &k, &v})
+    if (t->rank() != 3 || !is_floating(t->dtype()) || t->dtype() != qdt)
+      ctx.fail(str("query, key, value must be 3-D [B, T, H*D] of one float dtype, got ",
+                   shape_str(q.shape()), ", ", shape_str(k.shape()), ", ", shape_str(v.shape())));
+  const int64_t B = q.shape()[0], T = q.shape()[1];
+  if (q.shape()[2] % hq != 0 || k.shape()[2] % hkv != 0 || v.shape()[2] % hkv != 0)
+    ctx.fail(str("query ", shape_str(q.shape()), " / key ", shape_str(k.shape()), " / value ",
+                 shape_str(v.shape()), " last dims must divide by their ", hq, " / ", hkv,
+                 " heads"));
+  const int64_t dk = q.shape()[2] / hq, dv = v.shape()[2] / hkv;
+  if (k.shape() != Shape{B, T, hkv * dk} || v.shape()[0] != B || v.shape()[1] != T)
+    ctx.fail(str("key must be [B, T, Hkv*dk] = [", B, ", ", T, ", ", hkv * dk,
+                 "] and value [B, T, .]"
+                 ", got ",
+                 shape_str(k.shape()), ", ", shape_str(v.shape())));
+  DType work = qdt, state_dt = qdt;
+  Tensor state;
+  if (ctx.has_input(3)) {
+    state = ctx.input(3);
+    if (state.shape() != Shape{B, hkv, dk, dv} || !is_floating(state.dtype()))
+      ctx.fail(str("past_state must be float [B, Hkv, dk, dv] = [", B, ", ", hkv, ", ", dk, ", ",
+                   dv, "], got ", shape_str(state.shape())));
+    state_dt = state.dtype();
+    work = promote_types(qdt, state_dt);
+  }
+  auto heads = [&](const Tensor& x, int64_t h) {  // [B, T, h*d] -> [B, h, T, d]
+    const Shape& s = x.shape();
+    return transpose(reshape(cast(x, work), {B, T, h, s[2] / h}), {0, 2, 1, 3});
+  };
+  std::vector<Tensor> in = {heads(q, hq), heads(k, hkv), heads(v, hkv),
+                            state.defined() ? cast(state, work) : zeros({B, hkv, dk, dv}, work)};
+  if (gated) {
+    Tensor g = ctx.input(4);
+    const int64_t last = g.rank() == 3 ? g.shape()[2] : -1;
+    if (g.rank() != 3 || g.shape()[0] != B || g.shape()[1] != T ||
+        (last != hkv && last != hkv * dk) || g.dtype() != qdt)
+      ctx.fail(str("decay must be [B, T, Hkv] or [B, T, Hkv*dk] of query's dtype, got ",
+                   shape_str(g.shape())));
+    in.push_back(last == hkv ? transpose(reshape(cast(g, work), {B, T, hkv, 1}), {0, 2, 1, 3})
+                             : heads(g, hkv));
+  }
+  if (delta) {
+    Tensor bt = ctx.input(5);
+    const int64_t last = bt.rank() == 3 ? bt.shape()[2] : -1;
+    if (bt.rank() != 3 || bt.shape()[0] != B || bt.shape()[1] != T || (last != hkv && last != 1) ||
+        bt.dtype() != qdt)
+      ctx.fail(str("beta must be [B, T, Hkv] or [B, T, 1] of query's dtype, got ",
+                   shape_str(bt.shape())));
+    Tensor b4 = transpose(reshape(cast(bt, work), {B, T, last, 1}), {0, 2, 1, 3});
+    in.push_back(broadcast_to(b4, {B, hkv, T, 1}));
+  }
+  ir::Attrs a;
+  a.set("update_rule", rule);
+  const double scale = ctx.attr_float("scale", 0.0);
+  if (scale != 0.0) a.set("scale", scale);
+  Tensor packed = nef::op("linear_attention", in, a);  // [B, Hkv, G*T + dk, dv]
+  const int64_t G = hq / hkv;
+  Tensor o = slice(packed, {0, 0, 0, 0}, {B, hkv, G * T, dv}, {1, 1, 1, 1});
+  o = reshape(transpose(reshape(o, {B, hq, T, dv}), {0, 2, 1, 3}), {B, T, hq * dv});
+  Tensor present = slice(packed, {0, 0, G * T, 0}, {B, hkv, G * T + dk, dv}, {1, 1, 1, 1});
+  return {cast(o, qdt), cast(present, state_dt)};
+}
+
 }  // namespace
 
 void register_transformer(ConverterTable& t) {
   t["Attention"] = {attention, {23, 24}, 23};
   t["RMSNormalization"] = {rms_normalization, {23}, 23};
+  t["RotaryEmbedding"] = {rotary_embedding, {23}, 23};
+  t["CausalConvWithState"] = {causal_conv_with_state, {27}, 27};
+  t["LinearAttention"] = {linear_attention, {27}, 27};
 }
 
 }  // namespace nef::onnx_import

@@ -697,9 +697,12 @@ class ConvKernel final : public CpuKernel {
 
 }  // namespace
 
+void register_deform_conv_kernels(KernelTable& t);  // deform_conv.cpp (deform_im2col)
+
 void register_conv_kernels(KernelTable& t) {
   t.add_prepared<ConvKernel>("conv");
   t.add_prepared<ConvKernel>("conv_transpose");
+  register_deform_conv_kernels(t);
 }
 
 }  // namespace nef::backend::cpu

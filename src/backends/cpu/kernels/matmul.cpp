@@ -552,6 +552,7 @@ void register_norm_kernels(KernelTable& t);
 void register_det_kernels(KernelTable& t);              // det.cpp (same linear-algebra family)
 void register_attention_kernels(KernelTable& t);        // attention, cached_attention
 void register_rope_kernels(KernelTable& t);             // rope.cpp
+void register_linear_attention_kernels(KernelTable& t);  // linear_attention.cpp
 void register_matmul_epilogue_kernels(KernelTable& t);  // matmul_epilogue.cpp
 
 void register_linalg_nn_kernels(KernelTable& t) {
@@ -561,6 +562,7 @@ void register_linalg_nn_kernels(KernelTable& t) {
   register_norm_kernels(t);
   register_attention_kernels(t);
   register_rope_kernels(t);
+  register_linear_attention_kernels(t);
   register_matmul_epilogue_kernels(t);
 }
 

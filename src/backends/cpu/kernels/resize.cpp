@@ -21,6 +21,7 @@ namespace nef::backend::cpu {
 
 void register_pad_kernels(KernelTable& t);          // pad.cpp (same image family)
 void register_grid_sample_kernels(KernelTable& t);  // grid_sample.cpp (same image family)
+void register_roi_align_kernels(KernelTable& t);    // roi_align.cpp (same image family)
 
 namespace {
 
@@ -335,6 +336,7 @@ void resize_kernel(const KernelArgs& a) {
 void register_image_kernels(KernelTable& t) {
   register_pad_kernels(t);
   register_grid_sample_kernels(t);
+  register_roi_align_kernels(t);
   t.add("resize", resize_kernel);
 }
 
