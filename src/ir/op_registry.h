@@ -92,10 +92,10 @@ void register_reduction_ops(Registry& r);     // sum, mean, max, min, prod, argm
 void register_linalg_nn_ops(Registry& r);     // matmul, softmax, norms, attention
 void register_layout_ops(Registry& r);        // reshape, transpose, slice, concat, gather...
 void register_fused_ops(Registry& r);         // fused_elementwise (made by the fusion pass)
-void register_fused_matmul_ops(Registry& r);  // matmul_epilogue (made by fuse_matmul_epilogue)
+void register_fused_matmul_ops(Registry& r);  // matmul_epilogue (made by fuse_epilogue)
 void register_pool_ops(Registry& r);          // max_pool, avg_pool
 void register_image_ops(Registry& r);         // pad, resize
-void register_conv_ops(Registry& r);          // conv, conv_transpose
+void register_conv_ops(Registry& r);          // conv, conv_transpose, conv_epilogue
 void register_indexing_ops(Registry& r);      // gather_elements, gather_nd, scatter_*
 void register_sort_scan_ops(Registry& r);     // topk, cumsum, cumprod
 void register_decoder_ops(Registry& r);       // rope, cached_attention

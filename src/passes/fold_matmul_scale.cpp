@@ -10,13 +10,13 @@
 // issue explicitly allows this for batch-norm folding in inference (pass.h's "rounding of the
 // same ops" rule is relaxed for this pass only). The div form is only folded when every element
 // of s is a power of two, where W/s is exact (barring subnormals), so results match closely.
-// A following add of a shifted bias is left alone: fuse_matmul_epilogue picks it up.
+// A following add of a shifted bias is left alone: fuse_epilogue picks it up.
 //
 // Indirect form (inference batch norm written as (x@W - mean) * scale): with per-column constants
 //   mul(sub(matmul(x, W), m), s)  ->  add(matmul(x, W * s), -(m * s))
 //   mul(add(matmul(x, W), c), s)  ->  add(matmul(x, W * s), c * s)
 // (the mul and the add in either operand order)
-// when the matmul and the sub/add have no other user; fuse_matmul_epilogue then takes the add.
+// when the matmul and the sub/add have no other user; fuse_epilogue then takes the add.
 // Same rounding note as the mul form; m*s and c*s are also computed in double, rounded once.
 //
 // The graph is rebuilt in order (fold_util.h): the new constants are placed right before the

@@ -54,8 +54,8 @@ void recognize_patterns(ir::Graph& g, const PassContext& ctx);
 void fold_matmul_scale(ir::Graph& g, const PassContext& ctx);
 // conv(x, W, b)*f + s -> conv(x, W*f, b*f + s) (BN folding)
 void fold_conv_scale(ir::Graph& g, const PassContext& ctx);
-// matmul + elementwise chain -> matmul_epilogue (device pipeline)
-void fuse_matmul_epilogue(ir::Graph& g, const PassContext& ctx);
+// matmul (conv) + elementwise chain -> matmul_epilogue (conv_epilogue) (device pipeline)
+void fuse_epilogue(ir::Graph& g, const PassContext& ctx);
 // elementwise chains -> fused_elementwise (device pipeline; fuse_elementwise.cpp)
 void fuse_elementwise(ir::Graph& g, const PassContext& ctx);
 

@@ -21,7 +21,7 @@ const std::vector<PassInfo>& pipeline() {
 
 const std::vector<PassInfo>& device_pipeline() {
   static const std::vector<PassInfo> passes = {
-      {"fuse_matmul_epilogue", fuse_matmul_epilogue},  // before fuse_elementwise takes the chain
+      {"fuse_epilogue", fuse_epilogue},  // before fuse_elementwise takes the chain
       {"fuse_elementwise", fuse_elementwise},
       {"dce", dead_node_elimination},
   };

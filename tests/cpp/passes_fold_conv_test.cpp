@@ -76,8 +76,8 @@ TEST(PassFoldConv, MulThenAddBecomesOneConv) {
   for (Shape fs : {Shape{m, 1, 1}, Shape{1, m, 1, 1}, Shape{}, Shape{1}, Shape{1, 1, 1, 1}}) {
     for (bool bias : {true, false}) {
       for (bool swap : {false, true}) {
-        SCOPED_TRACE(::testing::Message() << "factor " << shape_str(fs) << " bias " << bias
-                                          << " swap " << swap);
+        SCOPED_TRACE(::testing::Message()
+                     << "factor " << shape_str(fs) << " bias " << bias << " swap " << swap);
         ConvCase c = make_conv(rng, {2, 3, 7, 6}, {m, 3, 3, 2}, bias,
                                geometry({1, 2}, {1, 0, 1, 1}, {1, 1}, 1));
         FoldGraph& fg = c.fg;
@@ -148,13 +148,25 @@ TEST(PassFoldConv, GeometriesRanksGroupsAndDtypes) {
       // 1-D, strided and dilated.
       {{3, 4, 17}, {6, 4, 3}, geometry({2}, {1, 2}, {2}, 1), DType::Float32, kRtol, kAtol},
       // 3-D.
-      {{1, 2, 4, 5, 3}, {3, 2, 2, 3, 1}, geometry({1, 1, 1}, {0, 1, 0, 1, 0, 0}, {1, 1, 1}, 1),
-       DType::Float32, kRtol, kAtol},
+      {{1, 2, 4, 5, 3},
+       {3, 2, 2, 3, 1},
+       geometry({1, 1, 1}, {0, 1, 0, 1, 0, 0}, {1, 1, 1}, 1),
+       DType::Float32,
+       kRtol,
+       kAtol},
       // Grouped and depthwise.
-      {{2, 6, 6, 5}, {4, 3, 3, 3}, geometry({1, 1}, {1, 1, 1, 1}, {1, 1}, 2), DType::Float32,
-       kRtol, kAtol},
-      {{2, 6, 6, 5}, {6, 1, 3, 3}, geometry({1, 1}, {1, 1, 1, 1}, {1, 1}, 6), DType::Float32,
-       kRtol, kAtol},
+      {{2, 6, 6, 5},
+       {4, 3, 3, 3},
+       geometry({1, 1}, {1, 1, 1, 1}, {1, 1}, 2),
+       DType::Float32,
+       kRtol,
+       kAtol},
+      {{2, 6, 6, 5},
+       {6, 1, 3, 3},
+       geometry({1, 1}, {1, 1, 1, 1}, {1, 1}, 6),
+       DType::Float32,
+       kRtol,
+       kAtol},
       // Zero batch; a single output channel.
       {{0, 3, 5, 5}, {5, 3, 3, 3}, {}, DType::Float32, kRtol, kAtol},
       {{2, 3, 5, 5}, {1, 3, 3, 3}, {}, DType::Float32, kRtol, kAtol},
@@ -162,8 +174,8 @@ TEST(PassFoldConv, GeometriesRanksGroupsAndDtypes) {
       {{2, 3, 6, 7}, {5, 3, 3, 2}, {}, DType::Float16, 1e-2, 2e-2},
   };
   for (const Case& k : cases) {
-    SCOPED_TRACE(::testing::Message() << shape_str(k.x) << " * " << shape_str(k.w) << " "
-                                      << dtype_name(k.t));
+    SCOPED_TRACE(::testing::Message()
+                 << shape_str(k.x) << " * " << shape_str(k.w) << " " << dtype_name(k.t));
     const int64_t m = k.w[0];
     Shape cs(k.x.size() - 1, 1);
     cs[0] = m;  // (M, 1, ..., 1)
@@ -197,8 +209,8 @@ TEST(PassFoldConv, NearMissesStay) {
   const Shape xs = {2, 3, 6, 5}, ws = {4, 3, 3, 3};  // output (2, 4, 4, 3)
   // The factor broadcasts along something other than the channel axis alone: a spatial axis,
   // channels and a spatial axis, the batch axis, or it would grow the result's rank.
-  for (Shape fs : {Shape{1, 1, 4, 1}, Shape{4, 4, 1}, Shape{3}, Shape{2, 1, 1, 1},
-                   Shape{1, 1, 4, 1, 1}}) {
+  for (Shape fs :
+       {Shape{1, 1, 4, 1}, Shape{4, 4, 1}, Shape{3}, Shape{2, 1, 1, 1}, Shape{1, 1, 4, 1, 1}}) {
     for (const char* op : {"mul", "add"}) {
       SCOPED_TRACE(::testing::Message() << op << " by " << shape_str(fs));
       ConvCase c = make_conv(rng, xs, ws, true);
@@ -294,19 +306,21 @@ TEST(PassFoldConv, BatchNormChainsAndPipeline) {
   ir::Graph g = fg.folded();
   EXPECT_EQ(count(g, "conv"), 2) << ir::to_text(g);
   EXPECT_EQ(count(g, "mul") + count(g, "add"), 0) << ir::to_text(g);
-  // The whole pipeline: nothing but the two convs and the relu (maybe as a one-op fused
-  // program) is left to run.
+  // The whole pipeline: nothing but the two convs is left to run, the relu as the first one's
+  // epilogue.
   auto plan = compiler::compile(fg.g);
-  int convs = 0;
+  int convs = 0, epilogues = 0;
   for (const ir::Node& n : plan->graph.nodes) {
-    convs += n.is("conv");
-    const bool relu =
-        n.is("relu") || (n.is("fused_elementwise") &&
-                         n.attrs.get_string("program").find(';') == std::string::npos);
-    EXPECT_TRUE(n.is("conv") || n.is("input") || n.is("constant") || relu)
+    convs += n.is("conv") || n.is("conv_epilogue");
+    if (n.is("conv_epilogue")) {
+      ++epilogues;
+      EXPECT_EQ(n.attrs.get_string("program"), "r0=relu(i0)");
+    }
+    EXPECT_TRUE(n.is("conv") || n.is("conv_epilogue") || n.is("input") || n.is("constant"))
         << ir::to_text(plan->graph);
   }
   EXPECT_EQ(convs, 2);
+  EXPECT_EQ(epilogues, 1);
   fg.expect_same_numbers(kRtol, 1e-4);
 }
 

@@ -131,7 +131,7 @@ TEST(PassFoldScale, BatchNormExpressions) {
     ir::Graph g = fg.folded();
     EXPECT_EQ(count(g, "mul") + count(g, "sub"), 0) << ir::to_text(g);
     EXPECT_EQ(count(g, "add"), 2) << ir::to_text(g);
-    ir::Graph e = fg.folded({passes::fuse_matmul_epilogue});
+    ir::Graph e = fg.folded({passes::fuse_epilogue});
     EXPECT_EQ(count(e, "matmul_epilogue"), 1) << ir::to_text(e);
     EXPECT_EQ(count(e, "add") + count(e, "matmul"), 0) << ir::to_text(e);
     fg.expect_same_numbers(1e-5, 1e-5);
@@ -175,7 +175,7 @@ TEST(PassFoldScale, IndirectFormBecomesMatmulPlusShift) {
             double v = cv[cv.size() == 1 ? 0 : j] * sv[sv.size() == 1 ? 0 : j];
             EXPECT_EQ(got[j], double(float(form == 0 ? -v : v))) << j;
           }
-          ir::Graph e = fg.folded({passes::fuse_matmul_epilogue});
+          ir::Graph e = fg.folded({passes::fuse_epilogue});
           EXPECT_EQ(count(e, "matmul_epilogue"), 1) << ir::to_text(e);
           fg.expect_same_numbers(1e-5, 1e-5);
         }

@@ -273,3 +273,68 @@ def test_graph_file_roundtrip(tmp_path):
     out = g.run({"x": xv})["output"]
     ref = ref_conv_transpose(xv, w, b, strides=[2, 1], pads=[1, 0, 0, 1], output_padding=[1, 0])
     assert_close(out, ref, "float32", scale=4)
+
+
+# ---- conv_epilogue: a conv with bias and its activation chain in one kernel -----------------
+
+def _epilogue_graph(tmp_path, xs, ws, act, strides=None, pads=None, groups=1, dtype="float32"):
+    x = nef.placeholder("x", xs, dtype)
+    rng = np.random.default_rng(seed_of("epi", len(xs), xs[1], ws[0]))
+    w = random_array(rng, ws, dtype, -0.5, 0.5)
+    b = random_array(rng, (ws[0],), dtype, -0.5, 0.5)
+    y = act(nef.conv(x, nef.tensor(w), nef.tensor(b), strides=strides, pads=pads, groups=groups))
+    path = tmp_path / "g.nef"
+    nef.build(path, {"y": y})
+    return nef.load(path), w, b
+
+
+ACTS = {
+    "relu": (lambda t: nef.relu(t), lambda r: np.maximum(r, 0)),
+    "silu": (lambda t: t * nef.sigmoid(t), lambda r: r / (1 + np.exp(-r))),
+    "clip": (lambda t: nef.clip(t, 0.0, 0.4), lambda r: np.clip(r, 0.0, 0.4)),
+    "tanh_scale": (lambda t: nef.tanh(t) * 2.0 - 0.5, lambda r: np.tanh(r) * 2 - 0.5),
+}
+
+
+# Each conv path: GEMM (regular and wide), conv_rows (float32, 8-32 channels), the direct loop
+# (<= 4 output channels), pointwise, float64, a ragged size for the epilogue's padded tail.
+@pytest.mark.parametrize("xs,ws,strides,pads,groups,dtype", [
+    ((1, 8, 21, 19), (40, 8, 3, 3), None, [1, 1, 1, 1], 1, "float32"),
+    ((6, 12, 7), (48, 12, 3), [2], [1, 1], 1, "float32"),
+    ((1, 6, 9, 35), (16, 6, 3, 3), None, [1, 1, 1, 1], 1, "float32"),
+    ((2, 3, 11, 13), (3, 3, 3, 3), None, None, 1, "float32"),
+    ((1, 16, 9, 7), (40, 16, 1, 1), None, None, 1, "float64"),
+    ((1, 8, 8, 8), (8, 2, 3, 3), None, [1, 1, 1, 1], 4, "float32"),
+])
+@pytest.mark.parametrize("act", sorted(ACTS))
+def test_conv_epilogue_fuses_and_matches(tmp_path, xs, ws, strides, pads, groups, dtype, act):
+    lazy, ref_act = ACTS[act]
+    g, w, b = _epilogue_graph(tmp_path, xs, ws, lazy, strides, pads, groups, dtype)
+    ops = [k["op"] for k in g.plan()["kernels"] if k["op"] not in ("input", "constant")]
+    assert ops == ["conv_epilogue"], ops
+    x = random_array(np.random.default_rng(seed_of("epi-x", act, xs[0])), xs, dtype, -1, 1)
+    got = g.run({"x": x})["y"]
+    want = ref_act(ref_conv(x, w, b, strides, pads, None, groups))
+    assert got.dtype == np.dtype(dtype)
+    assert_close(got, want, dtype, scale=_scale(w, ws[1]))
+
+
+def test_conv_epilogue_needs_bias_and_single_values(tmp_path):
+    x = nef.placeholder("x", (1, 4, 6, 6), "float32")
+    w = nef.tensor(np.ones((8, 4, 3, 3), np.float32))
+    # No bias: the conv kernel's own output, the activation separate.
+    path = tmp_path / "nobias.nef"
+    nef.build(path, {"y": nef.relu(nef.conv(x, w))})
+    ops = [k["op"] for k in nef.load(path).plan()["kernels"] if k["op"] not in ("input", "constant")]
+    assert "conv_epilogue" not in ops
+    # A per-channel operand is not a single value: not fused into the conv.
+    b = nef.tensor(np.zeros(8, np.float32))
+    scale = nef.tensor(np.arange(8, dtype=np.float32).reshape(1, 8, 1, 1))
+    path = tmp_path / "chan.nef"
+    nef.build(path, {"y": nef.conv(x, w, b) * scale})
+    g = nef.load(path)
+    ops = [k["op"] for k in g.plan()["kernels"] if k["op"] not in ("input", "constant")]
+    assert "conv_epilogue" not in ops
+    xv = np.random.default_rng(1).uniform(-1, 1, (1, 4, 6, 6)).astype(np.float32)
+    want = ref_conv(xv, np.ones((8, 4, 3, 3)), np.zeros(8)) * np.arange(8).reshape(1, 8, 1, 1)
+    np.testing.assert_allclose(g.run({"x": xv})["y"], want, rtol=1e-5, atol=1e-5)

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ir/op_registry.h"
+#include "ir/ops/fused_program.h"
 #include "nef/error.h"
 
 namespace nef::ir {
@@ -29,13 +30,13 @@ std::vector<int64_t> geometry_attr(const OpDef& op, Attrs& attrs, const char* na
   }
   const std::vector<int64_t>& v = attrs.get_ints(name);
   if (v.size() != len)
-    throw ValidationError(str("[", op.name, "] ", name, " must have ", len, " values, got ",
-                              ints_str(v)));
+    throw ValidationError(
+        str("[", op.name, "] ", name, " must have ", len, " values, got ", ints_str(v)));
   // The upper bound (the largest dim) keeps the kernels' index arithmetic far from overflow.
   for (int64_t e : v)
     if (e < min || e > kMaxElements)
-      throw ValidationError(str("[", op.name, "] ", name, " must be in [", min, ", 2^48], got ",
-                                ints_str(v)));
+      throw ValidationError(
+          str("[", op.name, "] ", name, " must be in [", min, ", 2^48], got ", ints_str(v)));
   return v;
 }
 
@@ -44,8 +45,10 @@ size_t check_operands(const OpDef& op, const std::vector<TensorType>& in) {
   const Shape& x = in[0].shape;
   const Shape& w = in[1].shape;
   if (x.size() < 3 || x.size() > 5)
-    throw ShapeError(str("[", op.name, "] input must be (N, C, spatial...) with 1 to 3 spatial "
-                         "dims, got ", shape_str(x)));
+    throw ShapeError(str("[", op.name,
+                         "] input must be (N, C, spatial...) with 1 to 3 spatial "
+                         "dims, got ",
+                         shape_str(x)));
   if (w.size() != x.size())
     throw ShapeError(str("[", op.name, "] weight ", shape_str(w), " must have the rank of input ",
                          shape_str(x)));
@@ -57,8 +60,8 @@ size_t check_operands(const OpDef& op, const std::vector<TensorType>& in) {
     throw TypeError(str("[", op.name, "] expects float inputs, got ", types_str(in)));
   for (const TensorType& i : in)
     if (i.dtype != t)
-      throw TypeError(str("[", op.name, "] input, weight and bias must share a dtype, got ",
-                          types_str(in)));
+      throw TypeError(
+          str("[", op.name, "] input, weight and bias must share a dtype, got ", types_str(in)));
   if (in.size() == 3 && in[2].shape.size() != 1)
     throw ShapeError(str("[", op.name, "] bias must be 1-D, got ", types_str(in)));
   return x.size() - 2;
@@ -92,7 +95,8 @@ TensorType infer_conv(const OpDef& op, const std::vector<TensorType>& in, Attrs&
   const int64_t c = x[1], m = w[0];
   if (c % g != 0 || m % g != 0 || w[1] * g != c)
     throw ShapeError(str("[conv] with groups=", g, " input ", shape_str(x), " and weight ",
-                         shape_str(w), " need C % groups == 0, M % groups == 0 and "
+                         shape_str(w),
+                         " need C % groups == 0, M % groups == 0 and "
                          "weight.shape[1] * groups == C"));
   if (in.size() == 3 && in[2].shape[0] != m)
     throw ShapeError(str("[conv] bias ", shape_str(in[2].shape), " must have ", m,
@@ -102,17 +106,15 @@ TensorType infer_conv(const OpDef& op, const std::vector<TensorType>& in, Attrs&
     Wide span = Wide(dilations[i]) * (w[i + 2] - 1) + 1;
     Wide o = floor_div(Wide(x[i + 2]) + pads[i] + pads[i + nsp] - span, strides[i]) + 1;
     if (o < 0)
-      throw ShapeError(str("[conv] kernel ", shape_str(w), " with dilations ",
-                           ints_str(dilations), " does not fit input ", shape_str(x),
-                           " padded by ", ints_str(pads)));
+      throw ShapeError(str("[conv] kernel ", shape_str(w), " with dilations ", ints_str(dilations),
+                           " does not fit input ", shape_str(x), " padded by ", ints_str(pads)));
     out.push_back(checked_extent(op, o, x, w));
   }
   checked_numel(out, "conv");
   return {out, in[0].dtype};
 }
 
-TensorType infer_conv_transpose(const OpDef& op, const std::vector<TensorType>& in,
-                                Attrs& attrs) {
+TensorType infer_conv_transpose(const OpDef& op, const std::vector<TensorType>& in, Attrs& attrs) {
   const size_t nsp = check_operands(op, in);
   const Shape& x = in[0].shape;
   const Shape& w = in[1].shape;
@@ -129,7 +131,8 @@ TensorType infer_conv_transpose(const OpDef& op, const std::vector<TensorType>& 
   const int64_t c = x[1];
   if (w[0] != c || c % g != 0)
     throw ShapeError(str("[conv_transpose] with groups=", g, " input ", shape_str(x),
-                         " and weight ", shape_str(w), " need weight.shape[0] == C and "
+                         " and weight ", shape_str(w),
+                         " need weight.shape[0] == C and "
                          "C % groups == 0"));
   const int64_t m = w[1] * g;
   if (in.size() == 3 && in[2].shape[0] != m)
@@ -137,8 +140,8 @@ TensorType infer_conv_transpose(const OpDef& op, const std::vector<TensorType>& 
                          " values (weight ", shape_str(w), ", groups=", g, ")"));
   Shape out = {x[0], m};
   for (size_t i = 0; i < nsp; ++i) {
-    Wide o = Wide(strides[i]) * (x[i + 2] - 1) + out_pad[i] +
-             Wide(dilations[i]) * (w[i + 2] - 1) + 1 - pads[i] - pads[i + nsp];
+    Wide o = Wide(strides[i]) * (x[i + 2] - 1) + out_pad[i] + Wide(dilations[i]) * (w[i + 2] - 1) +
+             1 - pads[i] - pads[i + nsp];
     if (o < 0)
       throw ShapeError(str("[conv_transpose] pads ", ints_str(pads), " exceed the output of input ",
                            shape_str(x), " with weight ", shape_str(w)));
@@ -168,8 +171,7 @@ Cost cost_conv(const std::vector<TensorType>& in, const TensorType& out, const A
 }
 
 // Each input element is scattered to M/groups * prod(kernel) outputs.
-Cost cost_conv_transpose(const std::vector<TensorType>& in, const TensorType& out,
-                         const Attrs&) {
+Cost cost_conv_transpose(const std::vector<TensorType>& in, const TensorType& out, const Attrs&) {
   const Shape& w = in[1].shape;
   double flops = 2.0 * double(numel(in[0].shape)) * double(w[1]) * kernel_size(w);
   return {flops, io_bytes(in, out)};
@@ -226,6 +228,44 @@ Cost cost_deform_im2col(const std::vector<TensorType>& in, const TensorType& out
           io_bytes(in, out) + double(numel(out.shape)) * 3 * double(dtype_size(out.dtype))};
 }
 
+// conv_epilogue: a float conv with bias whose elementwise epilogue (an activation: relu, silu,
+// clip...) runs on each finished block of output rows while they are in cache (made by
+// passes/fuse_epilogue). Inputs x, w, b, then the epilogue's extra operands, each a single value
+// (a clip bound); attribute `program` is a fused_elementwise program (ir/ops/fused_program.h)
+// whose input i0 is the conv result and i1.. the extras. x, w, b share one float32/float64
+// dtype; the output has the conv's shape and dtype.
+TensorType infer_conv_epilogue(const OpDef& op, const std::vector<TensorType>& in, Attrs& attrs) {
+  const DType t = in[0].dtype;
+  if (t != DType::Float32 && t != DType::Float64)
+    throw TypeError(str("[conv_epilogue] x must be float32 or float64: ", types_str(in)));
+  if (in[1].dtype != t || in[2].dtype != t)
+    throw TypeError(str("[conv_epilogue] x, w and b must share a dtype: ", types_str(in)));
+  const TensorType out = infer_conv(op, {in[0], in[1], in[2]}, attrs);
+  std::vector<TensorType> prog_in{out};
+  for (size_t k = 3; k < in.size(); ++k) {
+    if (numel(in[k].shape) != 1)
+      throw ShapeError(str("[conv_epilogue] epilogue operand ", k - 3, " ", shape_str(in[k].shape),
+                           " must be a single value (conv output ", shape_str(out.shape), ")"));
+    if (in[k].dtype != DType::Bool && !is_floating(in[k].dtype) && !is_integer(in[k].dtype))
+      throw TypeError(str("[conv_epilogue] unsupported epilogue operand dtype: ", types_str(in)));
+    prog_in.push_back(in[k]);
+  }
+  try {
+    parse_fused_program(attrs.get_string("program"), prog_in, out.dtype);
+  } catch (const ValidationError& e) {
+    throw ValidationError(str("[conv_epilogue] ", e.what()));
+  }
+  return out;
+}
+
+Cost cost_conv_epilogue(const std::vector<TensorType>& in, const TensorType& out,
+                        const Attrs& attrs) {
+  Cost c = cost_conv({in[0], in[1], in[2]}, out, attrs);
+  const std::string& p = attrs.get_string("program");
+  c.flops += double(numel(out.shape)) * double(1 + std::count(p.begin(), p.end(), ';'));
+  return c;
+}
+
 OpDef make(const char* name, InferFn infer, CostFn cost) {
   OpDef d;
   d.name = name;
@@ -245,6 +285,11 @@ OpDef make(const char* name, InferFn infer, CostFn cost) {
 
 void register_conv_ops(Registry& r) {
   r.add(make("conv", infer_conv, cost_conv));
+  OpDef ce = make("conv_epilogue", infer_conv_epilogue, cost_conv_epilogue);
+  ce.min_inputs = 3;
+  ce.max_inputs = 2 + kFusedMaxInputs;  // x, w, b and up to kFusedMaxInputs - 1 extras
+  ce.attrs.push_back({"program", AttrType::String, std::nullopt, true});
+  r.add(std::move(ce));  // no traits: the output never shares a buffer with an input
   OpDef ct = make("conv_transpose", infer_conv_transpose, cost_conv_transpose);
   ct.attrs.push_back({"output_padding", AttrType::Ints, std::nullopt, false});
   r.add(std::move(ct));

@@ -302,14 +302,16 @@ std::string program_text(const Node& n) {
 // A program that no longer parses (it was checked when the node was built, so this is a bug) is
 // reported as the node's own op rather than throwing.
 std::vector<std::string> covered_ops(const Graph& g, const Node& n) {
-  if (!(n.is("fused_elementwise") || n.is("matmul_epilogue"))) return {n.op->name};
+  const bool mm = n.is("matmul_epilogue"), conv = n.is("conv_epilogue");
+  if (!(n.is("fused_elementwise") || mm || conv)) return {n.op->name};
   std::vector<TensorType> in = g.input_types(n);
   std::vector<std::string> ops;
-  if (n.is("matmul_epilogue")) {
-    if (in.size() < 2) return {n.op->name};
-    in.erase(in.begin(), in.begin() + 2);
-    in.insert(in.begin(), n.type);  // the matmul result has the node's type
-    ops.emplace_back("matmul");
+  if (mm || conv) {  // the product's operands, then the program's extras
+    const size_t lead = mm ? 2 : 3;
+    if (in.size() < lead) return {n.op->name};
+    in.erase(in.begin(), in.begin() + lead);
+    in.insert(in.begin(), n.type);  // the product has the node's type
+    ops.emplace_back(mm ? "matmul" : "conv");
   }
   try {
     FusedProgram p = parse_fused_program(program_text(n), in, n.type.dtype);

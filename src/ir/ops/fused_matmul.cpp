@@ -1,5 +1,5 @@
 // matmul_epilogue: a matmul whose elementwise epilogue (bias, activation, residual add...) runs on
-// each output tile while it is still in cache (made by passes/fuse_matmul_epilogue). Inputs are
+// each output tile while it is still in cache (made by passes/fuse_epilogue). Inputs are
 // a, b, then the epilogue's extra operands (each broadcastable to the matmul output); attribute
 // `program` is a fused_elementwise program (ir/ops/fused_program.h) whose input i0 is the matmul
 // result and i1.. the extra operands. a and b are both float32 or both float64; the output has

@@ -7,13 +7,19 @@
 // vectorized along the output row, runs those instead; float32 convs with unit width stride and
 // up to 32 channels per group run conv_rows, a register-tiled direct conv over padded rows.
 // conv_transpose: GEMM weight^T @ x into columns, then col2im scatter-adds them into the output.
-// Half types compute in float32 and round once on store.
+// Half types compute in float32 and round once on store. conv_epilogue (float32/float64) runs
+// its fused program on each finished output row segment right after the bias (GEMM paths), or
+// over the output in blocks after the direct loops.
+#include <hwy/aligned_allocator.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
 #include "backends/cpu/kernel_table.h"
+#include "backends/cpu/kernels/fused_exec.h"
 #include "backends/cpu/kernels/gemm.h"
 #include "backends/cpu/parallel.h"
 #include "backends/cpu/workspace.h"
@@ -201,6 +207,86 @@ void chunking(const Geom& g, int64_t positions, int64_t whole, int64_t chunked, 
     pc = std::max<int64_t>(64, kColBudget / std::max<int64_t>(1, chunked) / 64 * 64);
     pc = std::min(pc, positions);
   }
+}
+
+// conv_epilogue's program over finished output values, in place: input 0 is the conv result,
+// inputs 1.. single values (read once per run). A Scratch holds one caller's block buffers.
+class RowEpilogue {
+ public:
+  RowEpilogue(const ir::FusedProgram& prog) : nin_(prog.num_inputs) {
+    code_ = fused::lower_program(prog, &num_slots_);
+  }
+
+  template <typename C>
+  class Scratch {
+   public:
+    Scratch(const RowEpilogue& e, const std::vector<C>& scalars)
+        : e_(e),
+          mem_(hwy::AllocateAligned<C>(size_t(e.num_slots_ + e.nin_ + 1) * fused::kBlock)),
+          slots_(size_t(e.num_slots_) + 1),
+          in_(size_t(e.nin_)) {
+      for (int s = 0; s < e.num_slots_; ++s) slots_[size_t(s)] = buf(s);
+      for (int k = 1; k < e.nin_; ++k) {
+        std::fill(buf(e.num_slots_ + k), buf(e.num_slots_ + k) + fused::kBlock,
+                  scalars[size_t(k - 1)]);
+        in_[size_t(k)] = buf(e.num_slots_ + k);
+      }
+    }
+    // data[0, n) = program(data[0, n)).
+    void apply(C* data, int64_t n) {
+      for (int64_t pos = 0; pos < n; pos += fused::kBlock) {
+        const int64_t len = std::min(fused::kBlock, n - pos);
+        const int64_t padded = (len + fused::kPad - 1) / fused::kPad * fused::kPad;
+        C* p = data + pos;
+        if (len == padded) {
+          in_[0] = p;
+          fused::exec(e_.code_.data(), e_.code_.size(), in_.data(), slots_.data(), p, size_t(len));
+          continue;
+        }
+        C* tail = buf(e_.num_slots_);  // input 0's block: the tail, zero padded
+        std::copy(p, p + len, tail);
+        std::fill(tail + len, tail + padded, C(0));
+        in_[0] = tail;
+        C* res = buf(e_.num_slots_ + e_.nin_);
+        fused::exec(e_.code_.data(), e_.code_.size(), in_.data(), slots_.data(), res,
+                    size_t(padded));
+        std::copy(res, res + len, p);
+      }
+    }
+
+   private:
+    C* buf(int i) { return mem_.get() + size_t(i) * fused::kBlock; }
+    const RowEpilogue& e_;
+    hwy::AlignedFreeUniquePtr<C[]> mem_;
+    std::vector<C*> slots_;
+    std::vector<const C*> in_;
+  };
+
+  // The extra operands' values (inputs 3.. of the node), converted.
+  template <typename C>
+  std::vector<C> scalars(const KernelArgs& args) const {
+    std::vector<C> v;
+    for (size_t k = 3; k < args.inputs.size(); ++k) {
+      const Array& a = args.inputs[k];
+      v.push_back(dispatch_dtype(a.dtype, [&]<typename T>() -> C {
+        return static_cast<C>(load_as(*static_cast<const T*>(a.data())));
+      }));
+    }
+    return v;
+  }
+
+ private:
+  int nin_ = 1, num_slots_ = 0;
+  std::vector<fused::ExecInstr> code_;
+};
+
+// The epilogue over a whole output (after the direct loops), in blocks of rows per thread.
+template <typename C>
+void apply_epilogue(const RowEpilogue& e, const std::vector<C>& scalars, C* data, int64_t n) {
+  parallel_for(n, 65536, [&](int64_t i0, int64_t i1) {
+    RowEpilogue::Scratch<C> s(e, scalars);
+    s.apply(data + i0, i1 - i0);
+  });
 }
 
 // ---- conv -----------------------------------------------------------------------------------
@@ -422,7 +508,8 @@ GemmLayout conv_gemm_layout(const Geom& g) {
 // out[M, nimg * P] = w[M, K] @ col, then each tile scattered to its images with the bias.
 template <typename T, typename C>
 void conv_gemm_wide(const Geom& g, const GemmLayout& l, const Array& x, const Array& wc,
-                    const std::vector<C>& bias, Array& out, const Array& workspace) {
+                    const std::vector<C>& bias, Array& out, const Array& workspace,
+                    const RowEpilogue* epi, const std::vector<C>& scalars) {
   const int64_t K = g.Cg * g.k_size, P = g.cp_size;
   const DType ct = wc.dtype;
   WorkspaceCarver ws(workspace);
@@ -445,16 +532,20 @@ void conv_gemm_wide(const Geom& g, const GemmLayout& l, const Array& x, const Ar
     });
     Array b = view(col, 0, {K, width}, {width, 1});
     Array o = view(scratch, 0, {g.M, width}, {width, 1});
-    const C* src_base = o.data_as<C>();
+    C* const src_base = o.data_as<C>();
     GemmTileHook hook = [&](int64_t off, int64_t rows, int64_t cols, int64_t ld) {
       const int64_t r0 = off / width, c0 = off % width;
+      std::optional<RowEpilogue::Scratch<C>> es;
+      if (epi) es.emplace(*epi, scalars);
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t m = r0 + r;
         const C bm = bias[size_t(m)];
-        const C* src = src_base + off + r * ld;
+        C* src = src_base + off + r * ld;  // the GEMM's scratch: finished in place, then scattered
+        for (int64_t j = 0; j < cols; ++j) src[j] += bm;
+        if (es) es->apply(src, cols);
         for (int64_t j = 0; j < cols; ++j) {
           const int64_t q = c0 + j, img = q / P, pos = q % P;
-          O[((n0 + img) * g.M + m) * P + pos] = store_as<T>(src[j] + bm);
+          O[((n0 + img) * g.M + m) * P + pos] = store_as<T>(src[j]);
         }
       }
     };
@@ -464,10 +555,11 @@ void conv_gemm_wide(const Geom& g, const GemmLayout& l, const Array& x, const Ar
 
 template <typename T, typename C>
 void conv_gemm(const Geom& g, const Array& x, const Array& wc, const std::vector<C>& bias,
-               bool has_bias, Array& out, const Array& workspace) {
+               bool has_bias, Array& out, const Array& workspace, const RowEpilogue* epi,
+               const std::vector<C>& scalars) {
   const int64_t K = g.Cg * g.k_size, P = g.cp_size;
   const GemmLayout l = conv_gemm_layout<T, C>(g);
-  if (l.wide) return conv_gemm_wide<T, C>(g, l, x, wc, bias, out, workspace);
+  if (l.wide) return conv_gemm_wide<T, C>(g, l, x, wc, bias, out, workspace, epi, scalars);
   const int64_t nimg = l.nimg, pc = l.pc;
   const bool pointwise = l.pointwise, direct_out = l.direct_out;
   const std::vector<Tap> taps = pointwise ? std::vector<Tap>{} : make_taps(g);
@@ -504,15 +596,21 @@ void conv_gemm(const Geom& g, const Array& x, const Array& wc, const std::vector
               : view(scratch, 0, {ni, g.G, g.Mg, np}, contiguous_strides({ni, g.G, g.Mg, np}));
       const C* src_base = o.data_as<C>();
       GemmTileHook hook = [&](int64_t off, int64_t rows, int64_t cols, int64_t ld) {
-        if (direct_out && !has_bias) return;  // the GEMM wrote the final values
+        // Without a bias the GEMM wrote the final values (an epilogue always has a bias).
+        if (direct_out && !has_bias) return;
         const int64_t mat = g.Mg * np, bi = off / mat, r0 = (off % mat) / np, c0 = off % np;
         const int64_t img = bi / g.G, grp = bi % g.G;
+        std::optional<RowEpilogue::Scratch<C>> es;
+        if (epi) es.emplace(*epi, scalars);
         for (int64_t r = 0; r < rows; ++r) {
           const int64_t m = grp * g.Mg + r0 + r;
           const C bm = bias[m];
           T* dst = O + ((n0 + img) * g.M + m) * P + p0 + c0;
           const C* src = src_base + off + r * ld;
           for (int64_t j = 0; j < cols; ++j) dst[j] = store_as<T>(src[j] + bm);
+          if constexpr (std::is_same_v<T, C>) {
+            if (es) es->apply(dst, cols);
+          }
         }
       };
       matmul_float_with_hook(a, b, o, hook, gemm_scratch);
@@ -520,7 +618,9 @@ void conv_gemm(const Geom& g, const Array& x, const Array& wc, const std::vector
   }
 }
 
-void conv_kernel(const KernelArgs& args) {
+// conv, or conv_epilogue with `epi` (float32/float64 only: the inputs past the bias are the
+// epilogue's single values).
+void conv_kernel(const KernelArgs& args, const RowEpilogue* epi) {
   Array& out = args.out;
   if (out.numel() == 0) return;
   const Array x = args.inputs[0].contiguous();
@@ -530,15 +630,25 @@ void conv_kernel(const KernelArgs& args) {
       using C = compute_t<T>;
       const Array wc = as_compute<C>(args.inputs[1]);
       const std::vector<C> bias = bias_values<C>(args, g.M);
+      const std::vector<C> scalars = epi ? epi->scalars<C>(args) : std::vector<C>{};
+      // The direct loops write final conv values; the epilogue then runs over the output.
+      auto finish = [&] {
+        if constexpr (std::is_same_v<T, C>) {
+          if (epi) apply_epilogue(*epi, scalars, out.data_as<C>(), out.numel());
+        }
+      };
       if constexpr (std::is_same_v<T, float>) {
         if (use_conv_rows(g)) {
           conv_rows(g, x.data_as<float>(), wc.data_as<float>(), bias, out.data_as<float>());
-          return;
+          return finish();
         }
       }
-      if (g.Mg <= kDirectMaxChannels)
+      if (g.Mg <= kDirectMaxChannels) {
         conv_direct<T, C>(g, x.data_as<T>(), wc.data_as<C>(), bias, out.data_as<T>());
-      else conv_gemm<T, C>(g, x, wc, bias, args.inputs.size() > 2, out, args.workspace);
+        finish();
+      } else {
+        conv_gemm<T, C>(g, x, wc, bias, args.inputs.size() > 2, out, args.workspace, epi, scalars);
+      }
     } else {
       throw TypeError(str("[conv] unsupported dtype ", dtype_name(out.dtype)));
     }
@@ -664,6 +774,14 @@ class ConvKernel final : public CpuKernel {
   ConvKernel(const ir::Node& node, const std::vector<ir::TensorType>& in)
       : transpose_(node.is("conv_transpose")),
         name_(str("cpu.", node.op->name, ".", dtype_name(node.type.dtype))) {
+    if (node.is("conv_epilogue")) {
+      std::vector<ir::TensorType> prog_in{node.type};
+      prog_in.insert(prog_in.end(), in.begin() + std::min<size_t>(3, in.size()), in.end());
+      const ir::FusedProgram prog =
+          ir::parse_fused_program(node.attrs.get_string("program"), prog_in, node.type.dtype);
+      epilogue_.emplace(prog);
+      name_ = str(name_, "[", prog.code.size(), " ops]");
+    }
     if (in.size() < 2 || numel(node.type.shape) == 0) return;
     const Geom g = make_geom(in[0].shape, in[1].shape, node.type.shape, node.attrs, transpose_);
     dispatch_dtype(node.type.dtype, [&]<typename T>() {
@@ -686,22 +804,33 @@ class ConvKernel final : public CpuKernel {
   std::string name() const override { return name_; }
   int64_t workspace_bytes() const override { return workspace_; }
   void run(const KernelArgs& args) const override {
-    transpose_ ? conv_transpose_kernel(args) : conv_kernel(args);
+    transpose_ ? conv_transpose_kernel(args) : conv_kernel(args, epilogue_ ? &*epilogue_ : nullptr);
   }
 
  private:
   bool transpose_;
+  std::optional<RowEpilogue> epilogue_;  // conv_epilogue's program
   std::string name_;
   int64_t workspace_ = 0;
 };
 
 }  // namespace
 
+// The epilogue runs in the compute type on float32/float64 outputs (no half-type stores).
+bool supports_conv_epilogue(const ir::Node& n, const ir::Graph& g) {
+  const DType t = n.type.dtype;
+  if (t != DType::Float32 && t != DType::Float64) return false;
+  for (size_t k = 0; k < 3 && k < n.inputs.size(); ++k)
+    if (g.nodes[n.inputs[k]].type.dtype != t) return false;
+  return n.inputs.size() >= 3;
+}
+
 void register_deform_conv_kernels(KernelTable& t);  // deform_conv.cpp (deform_im2col)
 
 void register_conv_kernels(KernelTable& t) {
   t.add_prepared<ConvKernel>("conv");
   t.add_prepared<ConvKernel>("conv_transpose");
+  t.add_prepared<ConvKernel>("conv_epilogue", supports_conv_epilogue);
   register_deform_conv_kernels(t);
 }
 

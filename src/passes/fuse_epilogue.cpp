@@ -1,7 +1,9 @@
-// Matmul epilogue fusion: a floating-point matmul whose only user starts a chain of elementwise
-// ops (bias add, activation, residual add...) becomes one matmul_epilogue node whose program
-// (ir/ops/fused_program.h, i0 = the matmul result) runs on each output tile while it is in cache,
-// instead of writing the product and reading it back once per op.
+// Epilogue fusion: a floating-point matmul (or conv with bias) whose only user starts a chain of
+// elementwise ops (bias add, activation, residual add...) becomes one matmul_epilogue (or
+// conv_epilogue) node whose program (ir/ops/fused_program.h, i0 = the product) runs on each
+// output tile while it is in cache, instead of writing the product and reading it back once per
+// op. A conv's chain takes only single-value extra operands (clip bounds): its kernel applies
+// the program to rows of the output, with no broadcasting of other operands.
 //
 // Runs before fuse_elementwise, which would otherwise swallow the chain. The chain is linear:
 // starting at the matmul's user, each member's only user joins while it is a fusable elementwise
@@ -12,7 +14,7 @@
 // matmul and the other members die and dce removes them. Only same-dtype float operands into the
 // matmul, so the fused GEMM computes exactly what the matmul kernel computes. Runs after
 // placement: the chain stays on the matmul's device, and the fusion happens only when that
-// device supports the fused node (the CPU's GEMM epilogue takes float32/float64).
+// device supports the fused node (the CPU's GEMM and conv epilogues take float32/float64).
 #include <algorithm>
 #include <optional>
 #include <unordered_map>
@@ -35,6 +37,16 @@ bool float_matmul(const ir::Graph& g, const ir::Node& n) {
   return g.nodes[n.inputs[0]].type.dtype == t && g.nodes[n.inputs[1]].type.dtype == t;
 }
 
+// A conv with bias whose operands share its float32/float64 dtype.
+bool float_conv(const ir::Graph& g, const ir::Node& n) {
+  if (!n.is("conv") || n.inputs.size() != 3) return false;
+  DType t = n.type.dtype;
+  if (t != DType::Float32 && t != DType::Float64) return false;
+  for (int in : n.inputs)
+    if (g.nodes[in].type.dtype != t) return false;
+  return true;
+}
+
 // An op that may join the epilogue of a matmul of type `mm`: the same dtype and shape (the
 // elementwise result never broadcasts the product), float math, operands the kernel can load.
 bool epilogue_candidate(const ir::Graph& g, const ir::Node& n, const ir::TensorType& mm) {
@@ -51,12 +63,12 @@ bool epilogue_candidate(const ir::Graph& g, const ir::Node& n, const ir::TensorT
 
 }  // namespace
 
-void fuse_matmul_epilogue(ir::Graph& g, const PassContext& ctx) {
+void fuse_epilogue(ir::Graph& g, const PassContext& ctx) {
   const int n = static_cast<int>(g.nodes.size());
-  // Nothing to do without a float matmul (a cheap scan before any allocation).
+  // Nothing to do without a float matmul or conv (a cheap scan before any allocation).
   bool any = false;
   for (const ir::Node& node : g.nodes)
-    if ((any = float_matmul(g, node))) break;
+    if ((any = float_matmul(g, node) || float_conv(g, node))) break;
   if (!any) return;
   std::vector<bool> is_output(n, false), taken(n, false);
   std::vector<bool> live = ir::live_nodes(g);
@@ -66,7 +78,9 @@ void fuse_matmul_epilogue(ir::Graph& g, const PassContext& ctx) {
   auto only_user = [&](int v) { return users.of(v).size() == 1 ? users.of(v)[0] : -1; };
 
   for (int m = 0; m < n; ++m) {
-    if (!live[m] || taken[m] || is_output[m] || !float_matmul(g, g.nodes[m])) continue;
+    if (!live[m] || taken[m] || is_output[m]) continue;
+    const bool conv = float_conv(g, g.nodes[m]);
+    if (!conv && !float_matmul(g, g.nodes[m])) continue;
     const ir::Node& mm = g.nodes[m];
     std::vector<int> members, extras;
     int prev = m;
@@ -78,11 +92,14 @@ void fuse_matmul_epilogue(ir::Graph& g, const PassContext& ctx) {
           !epilogue_candidate(g, un, mm.type))
         break;
       std::vector<int> added;
+      bool single = true;  // every new extra a single value (what a conv epilogue takes)
       for (int in : un.inputs)
         if (in != prev && std::find(extras.begin(), extras.end(), in) == extras.end() &&
-            std::find(added.begin(), added.end(), in) == added.end())
+            std::find(added.begin(), added.end(), in) == added.end()) {
           added.push_back(in);
-      if (static_cast<int>(extras.size() + added.size()) > kMaxExtra) break;
+          single = single && numel(g.nodes[in].type.shape) == 1;
+        }
+      if (static_cast<int>(extras.size() + added.size()) > kMaxExtra || (conv && !single)) break;
       extras.insert(extras.end(), added.begin(), added.end());
       members.push_back(u);
       prev = u;
@@ -112,9 +129,10 @@ void fuse_matmul_epilogue(ir::Graph& g, const PassContext& ctx) {
     }
     const int root = members.back();
     ir::Node fused;
-    fused.op = &ir::get_op("matmul_epilogue");
-    fused.inputs = {mm.inputs[0], mm.inputs[1]};
+    fused.op = &ir::get_op(conv ? "conv_epilogue" : "matmul_epilogue");
+    fused.inputs = mm.inputs;
     fused.inputs.insert(fused.inputs.end(), extras.begin(), extras.end());
+    if (conv) fused.attrs = mm.attrs;  // the geometry
     fused.attrs.set("program", ir::print_fused_program(prog, mm.type.dtype));
     // Inference re-checks everything; a chain it rejects (a bug) is left unfused.
     try {
