@@ -100,8 +100,15 @@ def child(args):
         s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
         res["threads"] = threads
         run = lambda: s.run(None, feed)
-    for _ in range(3):
+    # numpy's OpenBLAS threads spin for ~0.1 s after the inputs were made: let them sleep
+    # before the engine's runs (they took a core from the first runs on these 2 cores).
+    time.sleep(0.3)
+    # Warm runs for at least half a second (NEF's first runs of a process were 2x slower than
+    # later ones for about 10 runs of Silero VAD: caches and pools filling), at least 3.
+    t_end, warm = time.perf_counter() + 0.5, 0
+    while warm < 3 or time.perf_counter() < t_end:
         run()
+        warm += 1
     ts = []
     for _ in range(args.repeat):
         t0 = time.perf_counter()
