@@ -190,7 +190,16 @@ void LoadedGraph::save(const std::string& path, bool embed_plan) const {
 }
 
 std::string LoadedGraph::describe_plan() const {
-  return compiler::describe(*plan_of(*static_impl(impl_, "plan")));
+  auto impl = static_impl(impl_, "plan");
+  if (!engine::has_unresolved(impl->graph)) return compiler::describe(*plan_of(*impl));
+  // No single plan: each run plans its segments (engine/segments.h) through the plan cache.
+  std::string nodes;
+  for (size_t i = 0; i < impl->graph.nodes.size(); ++i)
+    if (engine::unresolved(impl->graph.nodes[i]))
+      nodes += str(nodes.empty() ? "" : ", ", "node ", i, " (", impl->graph.nodes[i].op->name, ")");
+  return str("the graph runs in segments: shapes depend on values at ", nodes,
+             "; each run plans one segment per value-dependent step (plan cache keyed by the "
+             "concrete shapes)\n");
 }
 std::string LoadedGraph::describe_plan_json(int indent) const {
   return compiler::describe_json(*plan_of(*static_impl(impl_, "plan")), indent);

@@ -189,6 +189,12 @@ def test_nef_run_cli(tmp_path):
     assert r.returncode == 0, r.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "nz.npy"),
                                   np.array(np.nonzero(x * 2), np.int64))
+    # --plan says how the graph runs instead of failing for want of a single plan.
+    r = subprocess.run([_cli(), "run", str(path), "--input", f"x={tmp_path / 'x.npy'}",
+                        "--output", str(tmp_path / "out"), "--plan"], capture_output=True,
+                       text=True, env=dict(os.environ, NEF_DEVICES="cpu"), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "runs in segments" in r.stdout and "(nonzero)" in r.stdout
 
 
 def test_shape_error_after_the_extent_is_known(tmp_path):
