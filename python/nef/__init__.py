@@ -40,6 +40,7 @@ from .ops import (abs, absolute, acos, acosh, add, all, allclose, amax, amin, an
                   sin, sinh, slice, softmax, split, sqrt, square, squeeze, stack, std, sub, subtract,
                   sum, take, take_along_axis, tan, tanh, topk, transpose, true_divide, var, where)
 from .recurrent import gru, lstm, rnn
+from .dynamic import non_max_suppression, nonzero, unique
 from .runtime import MAX_THREADS, config, device, devices, reset_stats, stats
 from .tensor import Tensor
 
@@ -84,4 +85,6 @@ __all__ = [
     "NEFGraphCycleError", "NEFUnsupportedError", "NEFOutOfMemoryError", "NEFDeviceError",
     "NEFCompileError", "NEFCancelledError", "NEFOverflowError", "NEFIndexError", "NEFBufferError",
     "NEFImportError",
+    # value-dependent shapes
+    "nonzero", "unique", "non_max_suppression",
 ]

@@ -11,6 +11,7 @@
 #include "compiler/memory_plan.h"
 #include "compiler/plan_json.h"
 #include "engine/execute.h"
+#include "engine/segments.h"
 #include "format/nef_file.h"
 
 namespace nef {
@@ -31,7 +32,10 @@ namespace {
 
 format::WriteOptions write_options(const ir::Graph& g, bool embed_plan) {
   format::WriteOptions opts;
-  if (embed_plan) opts.embedded = compiler::make_embedded(g);
+  // A graph that runs in segments has no single plan to embed (engine/segments.h).
+  if (embed_plan && engine::has_unresolved(g))
+    warn("no embedded plan: the graph has value-dependent shapes and is compiled per segment");
+  else if (embed_plan) opts.embedded = compiler::make_embedded(g);
   return opts;
 }
 
@@ -162,7 +166,9 @@ std::map<std::string, Array> run_static(const LoadedGraphImpl& impl,
       throw ValidationError(str("[run] unknown input '", name, "' (graph inputs: ", names, ")"));
     }
   }
-  std::vector<Array> outs = engine::execute(plan_of(impl), std::move(bindings));
+  std::vector<Array> outs = engine::has_unresolved(g)
+                                ? engine::run_segmented(g, std::move(bindings))
+                                : engine::execute(plan_of(impl), std::move(bindings));
   std::map<std::string, Array> result;
   // A graph file's results go back to the caller in host memory.
   for (size_t i = 0; i < outs.size(); ++i) result[g.output_names[i]] = to_host(outs[i]);
@@ -184,7 +190,16 @@ void LoadedGraph::save(const std::string& path, bool embed_plan) const {
 }
 
 std::string LoadedGraph::describe_plan() const {
-  return compiler::describe(*plan_of(*static_impl(impl_, "plan")));
+  auto impl = static_impl(impl_, "plan");
+  if (!engine::has_unresolved(impl->graph)) return compiler::describe(*plan_of(*impl));
+  // No single plan: each run plans its segments (engine/segments.h) through the plan cache.
+  std::string nodes;
+  for (size_t i = 0; i < impl->graph.nodes.size(); ++i)
+    if (engine::unresolved(impl->graph.nodes[i]))
+      nodes += str(nodes.empty() ? "" : ", ", "node ", i, " (", impl->graph.nodes[i].op->name, ")");
+  return str("the graph runs in segments: shapes depend on values at ", nodes,
+             "; each run plans one segment per value-dependent step (plan cache keyed by the "
+             "concrete shapes)\n");
 }
 std::string LoadedGraph::describe_plan_json(int indent) const {
   return compiler::describe_json(*plan_of(*static_impl(impl_, "plan")), indent);

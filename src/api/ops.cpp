@@ -1,6 +1,7 @@
 // The C++ op functions: each is one line over nef::op, which creates a lazy node through the
 // registry (so shape and dtype errors surface here, at creation).
 #include <cmath>
+#include <unordered_set>
 
 #include "api/lazy.h"
 #include "common/dispatch.h"
@@ -15,11 +16,40 @@ std::vector<int64_t> to_ints(const Shape& s) { return std::vector<int64_t>(s.beg
 Tensor source(const std::string& op, ir::Attrs attrs) { return nef::op(op, {}, std::move(attrs)); }
 }  // namespace
 
+namespace {
+// Whether the unmaterialized DAG under `inputs` reaches a placeholder (a value known only when
+// a built graph runs).
+bool reaches_placeholder(const std::vector<Tensor>& inputs) {
+  std::vector<const LazyNode*> stack;
+  for (const Tensor& t : inputs) stack.push_back(t.node().get());
+  std::unordered_set<const LazyNode*> seen;
+  while (!stack.empty()) {
+    const LazyNode* n = stack.back();
+    stack.pop_back();
+    if (!n || n->value || !seen.insert(n).second) continue;
+    if (n->inputs.empty() && n->op->name == "input") return true;
+    for (const auto& in : n->inputs) stack.push_back(in.get());
+  }
+  return false;
+}
+}  // namespace
+
 Tensor op(const std::string& name, const std::vector<Tensor>& inputs, ir::Attrs attrs) {
   std::vector<std::shared_ptr<LazyNode>> in;
   in.reserve(inputs.size());
   for (const Tensor& t : inputs) in.push_back(t.node());
-  return Tensor(detail::make_node(name, std::move(in), std::move(attrs)));
+  auto node = detail::make_node(name, in, attrs);
+  // A value-shaped op over data is a segment boundary: its inputs run now and its extent is
+  // computed, so the tensor has its true shape and later code plans against it. Over
+  // placeholders it stays unresolved (-1) for the built graph's run (engine/segments.h).
+  if (node->op->has(ir::kValueShaped) && node->attrs.get_int("extent") < 0 &&
+      !reaches_placeholder(inputs)) {
+    evaluate(inputs);
+    Tensor e(detail::make_node(name + "_extent", in, attrs));
+    attrs.set("extent", e.to_vector<int64_t>()[0]);
+    node = detail::make_node(name, std::move(in), std::move(attrs));
+  }
+  return Tensor(node);
 }
 
 Tensor from_array(Array a) {

@@ -317,6 +317,13 @@ std::shared_ptr<const Plan> compile(ir::Graph g, const CompileOptions& opts) {
 
   auto plan = std::make_shared<Plan>();
   auto* dumps = opts.keep_pass_dumps ? &plan->pass_dumps : nullptr;
+  // Value-shaped nodes with unknown extents run through engine::run_segmented, never as one plan.
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (const ir::Node& n = g.nodes[i]; n.op && n.op->has(ir::kValueShaped))
+      if (const ir::AttrValue* e = n.attrs.find("extent"); !e || std::get<int64_t>(*e) < 0)
+        throw ValidationError(str("[compile] node ", i, " (", n.op->name,
+                                  ") has a value-dependent shape: the graph runs in segments "
+                                  "(LoadedGraph::run), it has no single plan"));
   ir::validate(g, opts.reinfer);
   if (opts.run_passes) passes::run_passes(passes::pipeline(), g, *pass_context(), dumps);
 

@@ -42,6 +42,7 @@ const Registry& registry() {
     register_decoder_ops(reg);
     register_quant_ops(reg);
     register_recurrent_ops(reg);
+    register_dynamic_ops(reg);
     return reg;
   }();
   return r;

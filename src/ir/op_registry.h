@@ -36,6 +36,9 @@ enum Trait : uint32_t {
   kSource = 1u << 4,       // no tensor inputs (constant, input, full, arange, random_*)
   kRandom = 1u << 5,       // output depends on a seed attribute, not only on inputs
   kNoFold = 1u << 6,       // constant folding must not evaluate it (input: bound at run time)
+  // The output's extent along one dim depends on input values (nonzero, unique...): Int
+  // attribute "extent", -1 until known; op "<name>_extent" computes it (engine/segments.h).
+  kValueShaped = 1u << 7,
 };
 
 struct AttrSpec {
@@ -101,6 +104,7 @@ void register_sort_scan_ops(Registry& r);     // topk, cumsum, cumprod
 void register_decoder_ops(Registry& r);       // rope, cached_attention
 void register_quant_ops(Registry& r);         // qmatmul, qgather (block-quantized weights)
 void register_recurrent_ops(Registry& r);     // lstm, gru, rnn
+void register_dynamic_ops(Registry& r);       // nonzero, unique, non_max_suppression, topk_k
 
 class Registry {
  public:

@@ -21,6 +21,7 @@
 namespace onnx {
 class NodeProto;
 class AttributeProto;
+class GraphProto;
 }  // namespace onnx
 
 namespace nef::onnx_import {
@@ -72,6 +73,18 @@ class NodeCtx {
   Array attr_tensor(const std::string& name) const;  // TENSOR attribute (Constant, ConstantOfShape)
   // Marks an attribute as read without reading it (e.g. one that only matters for training).
   void ignore_attr(const std::string& name) const;
+  // A GRAPH attribute (If branches, Loop/Scan bodies), checked at parse like the main graph.
+  const ::onnx::GraphProto& attr_graph(const std::string& name) const;
+
+  // ---- subgraphs and values (control flow) ---------------------------------------------------
+  // Converts subgraph `g` with its formal inputs bound to `inputs` (outer values visible by
+  // name) and returns its outputs in order. Errors name the node converting it.
+  std::vector<Tensor> run_graph(const ::onnx::GraphProto& g,
+                                const std::vector<Tensor>& inputs) const;
+  // Whether `t` is known at import (depends on no graph input), and its value if so; a value
+  // that depends on graph inputs throws NeedsValues (the graph is then specialized on them).
+  bool is_static(const Tensor& t) const;
+  Array static_value(const Tensor& t, const std::string& what) const;
 
   // ---- outputs ---------------------------------------------------------------------------------
   size_t num_outputs() const;          // as listed by the node (optional trailing ones may be "")
@@ -133,6 +146,8 @@ void register_indexing(ConverterTable& t);     // ops/indexing.cpp: TopK, CumSum
 void register_loss(ConverterTable& t);         // ops/loss.cpp: NegativeLogLikelihoodLoss, ...
 void register_signal(ConverterTable& t);       // ops/signal.cpp: HannWindow, HammingWindow, ...
 void register_recurrent(ConverterTable& t);    // ops/recurrent.cpp: LSTM, GRU, RNN
+void register_dynamic(ConverterTable& t);      // ops/dynamic.cpp: NonZero, Compress, Unique, NMS
+void register_control_flow(ConverterTable& t);  // ops/control_flow.cpp: If, Loop, Scan
 
 const ConverterTable& converters();
 

@@ -25,6 +25,10 @@ namespace nef::onnx_import {
 
 namespace {
 bool is_onnx_domain(const std::string& d) { return d.empty() || d == "ai.onnx"; }
+// Loops unroll at import: a bound on the nodes one specialization converts (hostile trip counts).
+constexpr int64_t kMaxConvertedNodes = int64_t(1) << 20;
+// Subgraphs (If branches, Loop/Scan bodies) nested deeper than this are refused at parse.
+constexpr int kMaxSubgraphDepth = 16;
 }  // namespace
 
 struct ModelImpl {
@@ -47,13 +51,26 @@ class Importer {
 
   ir::Graph run(const std::map<std::string, int64_t>& dims);
 
+  // A value by name: the innermost subgraph scope first, then the enclosing ones (ONNX
+  // subgraphs see outer-scope values by name).
   const Tensor& value(const std::string& name, const NodeCtx& ctx) const {
+    for (auto s = scopes_.rbegin(); s != scopes_.rend(); ++s)
+      if (auto it = s->find(name); it != s->end()) return it->second;
     auto it = values_.find(name);
     if (it == values_.end())
       throw FormatError(str(ctx.where(), ": uses value '", name,
                             "', which no earlier node, input or initializer defines"));
     return it->second;
   }
+  void define(const std::string& name, Tensor t) {
+    (scopes_.empty() ? values_ : scopes_.back())[name] = std::move(t);
+  }
+  // Converts a subgraph (If branch, Loop/Scan body) in a new scope with its formal inputs bound
+  // to `inputs`; returns its outputs in order. Outer values stay visible by name.
+  std::vector<Tensor> run_subgraph(const ::onnx::GraphProto& g, const std::vector<Tensor>& inputs,
+                                   const NodeCtx& ctx);
+  void convert_nodes(const ::onnx::GraphProto& g);
+  void convert_node(const ConverterTable& table, const ::onnx::NodeProto& node, int k);
   // True when the value's lazy DAG reaches no unbound placeholder (memoized per node).
   bool is_static(const Tensor& t) {
     std::vector<detail::LazyNode*> stack{t.node().get()};
@@ -84,6 +101,61 @@ class Importer {
     }
     return static_memo_[t.node().get()];
   }
+  // True when the value's shape is known only at run time: its lazy DAG reaches an unresolved
+  // value-shaped node (nonzero over a graph input...). Memoized per node.
+  bool is_dynamic(const Tensor& t) {
+    std::vector<detail::LazyNode*> stack{t.node().get()};
+    while (!stack.empty()) {
+      detail::LazyNode* n = stack.back();
+      if (dynamic_memo_.count(n)) {
+        stack.pop_back();
+        continue;
+      }
+      if (n->value || n->inputs.empty()) {
+        dynamic_memo_[n] = false;
+        stack.pop_back();
+        continue;
+      }
+      bool ready = true;
+      for (const auto& in : n->inputs)
+        if (!dynamic_memo_.count(in.get())) {
+          ready = false;
+          stack.push_back(in.get());
+        }
+      if (ready) {
+        bool d = n->op->has(ir::kValueShaped) && n->attrs.get_int("extent") < 0;
+        for (const auto& in : n->inputs) d = d || dynamic_memo_[in.get()];
+        dynamic_memo_[n] = d;
+        stack.pop_back();
+      }
+    }
+    return dynamic_memo_[t.node().get()];
+  }
+  // A converter may take an input of run-time shape only where it never reads that input's dims
+  // (they are upper bounds until the graph runs); otherwise the graph is specialized on the
+  // values of the graph inputs behind it (NeedsValues). Bit i: input i may be dynamic.
+  void check_dynamic_inputs(const NodeCtx& ctx, const ::onnx::NodeProto& node) {
+    static const std::unordered_map<std::string, uint32_t> kAllowed = {
+        {"Identity", 1},  {"Cast", 1},    {"Transpose", 1},
+        {"Unsqueeze", 1}, {"Gather", 2},  {"Neg", 1},
+        {"Abs", 1},       {"Relu", 1},    {"Sigmoid", 1},
+        {"Exp", 1},       {"Log", 1},     {"Sqrt", 1},
+        {"Not", 1},       {"Add", 3},     {"Sub", 3},
+        {"Mul", 3},       {"Div", 3},     {"Equal", 3},
+        {"Less", 3},      {"Greater", 3}, {"And", 3},
+        {"Or", 3},        {"NonZero", 1}, {"Compress", 2},
+        {"Unique", 0},    {"TopK", 1},    {"NonMaxSuppression", 3}};
+    auto it = kAllowed.find(node.op_type());
+    const uint32_t allowed = it == kAllowed.end() ? 0 : it->second;
+    for (int i = 0; i < node.input_size(); ++i) {
+      if (node.input(i).empty() || (i < 32 && (allowed >> i) & 1)) continue;
+      const Tensor& t = value(node.input(i), ctx);
+      if (!is_dynamic(t)) continue;
+      throw NeedsValues{placeholders_of(t),
+                        str(ctx.where(), ": input ", i, " ('", node.input(i),
+                            "') has a shape known only at run time, which this op cannot take")};
+    }
+  }
   const ModelImpl& model() const { return m_; }
 
   // The graph inputs (unbound placeholders) `t` depends on.
@@ -106,7 +178,32 @@ class Importer {
   const std::map<std::string, Array>& values_in_;
   std::unordered_map<std::string, Tensor> values_;
   std::unordered_map<detail::LazyNode*, bool> static_memo_;
+  std::unordered_map<detail::LazyNode*, bool> dynamic_memo_;
+  std::vector<std::unordered_map<std::string, Tensor>> scopes_;  // open subgraphs, innermost last
+  int64_t converted_ = 0;                                        // nodes converted (all scopes)
 };
+
+std::vector<Tensor> Importer::run_subgraph(const ::onnx::GraphProto& g,
+                                           const std::vector<Tensor>& inputs, const NodeCtx& ctx) {
+  if (g.input_size() != int(inputs.size()))
+    ctx.fail(str("subgraph '", g.name(), "' declares ", g.input_size(), " inputs, the op gives ",
+                 inputs.size()));
+  if (g.sparse_initializer_size() > 0) ctx.unsupported("sparse initializers in a subgraph");
+  struct Pop {
+    std::vector<std::unordered_map<std::string, Tensor>>& s;
+    ~Pop() { s.pop_back(); }
+  };
+  scopes_.emplace_back();
+  Pop pop{scopes_};
+  for (int i = 0; i < g.input_size(); ++i) scopes_.back()[g.input(i).name()] = inputs[size_t(i)];
+  for (const auto& init : g.initializer())
+    scopes_.back()[init.name()] = from_array(array_from_tensor_proto(
+        init, m_.base_dir, str(ctx.where(), " subgraph initializer '", init.name(), "'")));
+  convert_nodes(g);
+  std::vector<Tensor> outs;
+  for (const auto& o : g.output()) outs.push_back(value(o.name(), ctx));
+  return outs;
+}
 
 // ---- NodeCtx -------------------------------------------------------------------------------
 
@@ -256,6 +353,25 @@ Array NodeCtx::attr_tensor(const std::string& name) const {
                                  str(where(), " attribute '", name, "'"));
 }
 void NodeCtx::ignore_attr(const std::string& name) const { find_attr(name); }
+const ::onnx::GraphProto& NodeCtx::attr_graph(const std::string& name) const {
+  if (!find_attr(name)) fail(str("attribute '", name, "' is required"));
+  return need_attr(name, ::onnx::AttributeProto::GRAPH).g();
+}
+
+std::vector<Tensor> NodeCtx::run_graph(const ::onnx::GraphProto& g,
+                                       const std::vector<Tensor>& inputs) const {
+  return imp_.run_subgraph(g, inputs, *this);
+}
+bool NodeCtx::is_static(const Tensor& t) const { return imp_.is_static(t); }
+Array NodeCtx::static_value(const Tensor& t, const std::string& what) const {
+  if (!imp_.is_static(t))
+    throw NeedsValues{Importer::placeholders_of(t),
+                      str(where(), ": ", what,
+                          " must be known when the graph is built but "
+                          "depends on the values of graph inputs")};
+  if (t.numel() > (int64_t(1) << 24)) unsupported(str(what, " is too large to evaluate at import"));
+  return Tensor(t).array();
+}
 
 std::vector<std::string> NodeCtx::unread_attrs() const {
   std::vector<std::string> out;
@@ -265,6 +381,58 @@ std::vector<std::string> NodeCtx::unread_attrs() const {
 }
 
 // ---- specialization --------------------------------------------------------------------------
+
+void Importer::convert_nodes(const ::onnx::GraphProto& g) {
+  const ConverterTable& table = converters();
+  for (int k = 0; k < g.node_size(); ++k) {
+    const ::onnx::NodeProto& node = g.node(k);
+    if (++converted_ > kMaxConvertedNodes)
+      throw UnsupportedError(str("[onnx] the model converts to more than ", kMaxConvertedNodes,
+                                 " nodes (loops are unrolled at import): node '", node.name(),
+                                 "' (", node.op_type(), ")"));
+    convert_node(table, node, k);
+  }
+}
+
+void Importer::convert_node(const ConverterTable& table, const ::onnx::NodeProto& node, int k) {
+  if (!is_onnx_domain(node.domain()))
+    throw UnsupportedError(str("[onnx] op '", node.domain(), ".", node.op_type(), "' (node '",
+                               node.name(), "'): only the default ONNX domain is supported"));
+  auto it = table.find(node.op_type());
+  // The op's revision in force at the model's opset: the newest one not after it.
+  const int version = it == table.end() ? 0 : op_revision(it->second, m_.opset);
+  NodeCtx ctx(*this, node, m_.opset, version, k);
+  if (it == table.end())
+    throw UnsupportedError(str(ctx.where(), ": op '", node.op_type(), "' is not supported"));
+  if (version == 0)
+    throw FormatError(str(ctx.where(), ": op '", node.op_type(), "' does not exist in opset ",
+                          m_.opset, " (ONNX defines it from opset ", it->second.since.front(),
+                          ")"));
+  if (version < it->second.min_since)
+    throw UnsupportedError(str(ctx.where(), ": NEF implements ", node.op_type(), " from its opset-",
+                               it->second.min_since, " revision; opset ", m_.opset,
+                               " uses its opset-", version, " revision"));
+  std::vector<Tensor> outs;
+  check_dynamic_inputs(ctx, node);
+  try {
+    outs = it->second.fn(ctx);
+  } catch (const NeedsValues&) {
+    throw;
+  } catch (const Error& e) {
+    // Errors from NEF's ops (shape/dtype checks at creation) get the node's name.
+    if (std::string(e.what()).rfind("[onnx]", 0) == 0) throw;
+    throw_error(e.code(), str(ctx.where(), ": ", e.what()));
+  }
+  std::vector<std::string> unread = ctx.unread_attrs();
+  if (!unread.empty()) ctx.unsupported(str("attribute '", unread[0], "' is not supported"));
+  // A converter may return outputs the node does not list (lazy tensors: never built).
+  for (size_t i = 0; i < ctx.num_outputs(); ++i) {
+    if (!ctx.output_wanted(i)) continue;
+    if (i >= outs.size() || !outs[i].defined())
+      ctx.unsupported(str("output ", i, " ('", node.output(int(i)), "') is not supported"));
+    define(node.output(int(i)), outs[i]);
+  }
+}
 
 ir::Graph Importer::run(const std::map<std::string, int64_t>& dims) {
   const ::onnx::GraphProto& g = m_.proto.graph();
@@ -290,46 +458,7 @@ ir::Graph Importer::run(const std::map<std::string, int64_t>& dims) {
   }
   for (const auto& [name, arr] : m_.weights) values_[name] = from_array(arr);
 
-  const ConverterTable& table = converters();
-  for (int k = 0; k < g.node_size(); ++k) {
-    const ::onnx::NodeProto& node = g.node(k);
-    if (!is_onnx_domain(node.domain()))
-      throw UnsupportedError(str("[onnx] op '", node.domain(), ".", node.op_type(), "' (node '",
-                                 node.name(), "'): only the default ONNX domain is supported"));
-    auto it = table.find(node.op_type());
-    // The op's revision in force at the model's opset: the newest one not after it.
-    const int version = it == table.end() ? 0 : op_revision(it->second, m_.opset);
-    NodeCtx ctx(*this, node, m_.opset, version, k);
-    if (it == table.end())
-      throw UnsupportedError(str(ctx.where(), ": op '", node.op_type(), "' is not supported"));
-    if (version == 0)
-      throw FormatError(str(ctx.where(), ": op '", node.op_type(), "' does not exist in opset ",
-                            m_.opset, " (ONNX defines it from opset ", it->second.since.front(),
-                            ")"));
-    if (version < it->second.min_since)
-      throw UnsupportedError(str(ctx.where(), ": NEF implements ", node.op_type(),
-                                 " from its opset-", it->second.min_since, " revision; opset ",
-                                 m_.opset, " uses its opset-", version, " revision"));
-    std::vector<Tensor> outs;
-    try {
-      outs = it->second.fn(ctx);
-    } catch (const NeedsValues&) {
-      throw;
-    } catch (const Error& e) {
-      // Errors from NEF's ops (shape/dtype checks at creation) get the node's name.
-      if (std::string(e.what()).rfind("[onnx]", 0) == 0) throw;
-      throw_error(e.code(), str(ctx.where(), ": ", e.what()));
-    }
-    std::vector<std::string> unread = ctx.unread_attrs();
-    if (!unread.empty()) ctx.unsupported(str("attribute '", unread[0], "' is not supported"));
-    // A converter may return outputs the node does not list (lazy tensors: never built).
-    for (size_t i = 0; i < ctx.num_outputs(); ++i) {
-      if (!ctx.output_wanted(i)) continue;
-      if (i >= outs.size() || !outs[i].defined())
-        ctx.unsupported(str("output ", i, " ('", node.output(int(i)), "') is not supported"));
-      values_[node.output(int(i))] = outs[i];
-    }
-  }
+  convert_nodes(g);
 
   std::vector<detail::LazyNode*> targets;
   std::vector<std::string> names;
@@ -412,6 +541,71 @@ InputDecl input_decl(const ::onnx::ValueInfoProto& v) {
 }
 }  // namespace
 
+namespace {
+
+bool visible(const std::string& name, const std::unordered_set<std::string>& defined,
+             const std::vector<const std::unordered_set<std::string>*>& outer) {
+  if (defined.count(name)) return true;
+  for (const auto* s : outer)
+    if (s->count(name)) return true;
+  return false;
+}
+
+// The nodes of `g` (the main graph at depth 0) in order: inputs visible, outputs new, each
+// GRAPH/GRAPHS attribute checked the same way one level deeper (bounded: a hostile model
+// could nest subgraphs until the stack overflows).
+void check_nodes(const ::onnx::GraphProto& g, std::unordered_set<std::string>& defined,
+                 std::vector<const std::unordered_set<std::string>*>& outer, int depth) {
+  for (int k = 0; k < g.node_size(); ++k) {
+    const auto& node = g.node(k);
+    if (node.op_type().empty()) throw FormatError(str("[onnx] node ", k, " has no op_type"));
+    for (const auto& in : node.input())
+      if (!in.empty() && !visible(in, defined, outer))
+        throw FormatError(str("[onnx] ", node.op_type(), " node '", node.name(), "' uses value '",
+                              in,
+                              "', which no earlier node, input or initializer defines "
+                              "(nodes must be topologically sorted)"));
+    for (const auto& a : node.attribute()) {
+      if (a.type() != ::onnx::AttributeProto::GRAPH && a.type() != ::onnx::AttributeProto::GRAPHS)
+        continue;
+      if (depth + 1 > kMaxSubgraphDepth)
+        throw FormatError(str("[onnx] ", node.op_type(), " node '", node.name(),
+                              "': subgraphs nested deeper than ", kMaxSubgraphDepth));
+      std::vector<const ::onnx::GraphProto*> subs;
+      if (a.type() == ::onnx::AttributeProto::GRAPH) subs.push_back(&a.g());
+      for (const auto& sg : a.graphs()) subs.push_back(&sg);
+      outer.push_back(&defined);
+      for (const ::onnx::GraphProto* sg : subs) {
+        std::unordered_set<std::string> inner;
+        for (const auto& init : sg->initializer())
+          if (init.name().empty() || !inner.insert(init.name()).second)
+            throw FormatError(str("[onnx] ", node.op_type(), " node '", node.name(),
+                                  "': a subgraph initializer has no name or a repeated one"));
+        for (const auto& in : sg->input()) {
+          // (IR < 4 lists initializers as inputs too: a repeat is not an error)
+          if (in.name().empty())
+            throw FormatError(str("[onnx] ", node.op_type(), " node '", node.name(),
+                                  "': a subgraph input has no name"));
+          inner.insert(in.name());
+        }
+        check_nodes(*sg, inner, outer, depth + 1);
+        for (const auto& out : sg->output())
+          if (!visible(out.name(), inner, outer))
+            throw FormatError(str("[onnx] ", node.op_type(), " node '", node.name(),
+                                  "': subgraph output '", out.name(),
+                                  "' is not computed by any node"));
+      }
+      outer.pop_back();
+    }
+    for (const auto& out : node.output())
+      if (!out.empty() && !defined.insert(out).second)
+        throw FormatError(
+            str("[onnx] value '", out, "' is defined twice (node '", node.name(), "')"));
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<Model> Model::parse(const void* data, size_t size, const std::string& base_dir) {
   return parse_with(
       base_dir,
@@ -468,21 +662,10 @@ std::shared_ptr<Model> Model::parse_with(const std::string& base_dir,
     mi.inputs.push_back(input_decl(in));
     defined.insert(in.name());
   }
-  // Structure: every node input defined before use, no value defined twice.
-  for (int k = 0; k < g.node_size(); ++k) {
-    const auto& node = g.node(k);
-    if (node.op_type().empty()) throw FormatError(str("[onnx] node ", k, " has no op_type"));
-    for (const auto& in : node.input())
-      if (!in.empty() && !defined.count(in))
-        throw FormatError(str("[onnx] ", node.op_type(), " node '", node.name(), "' uses value '",
-                              in,
-                              "', which no earlier node, input or initializer defines "
-                              "(nodes must be topologically sorted)"));
-    for (const auto& out : node.output())
-      if (!out.empty() && !defined.insert(out).second)
-        throw FormatError(
-            str("[onnx] value '", out, "' is defined twice (node '", node.name(), "')"));
-  }
+  // Structure: every node input defined before use, no value defined twice; the same for
+  // every subgraph, which also sees the values defined before its node in enclosing graphs.
+  std::vector<const std::unordered_set<std::string>*> outer;
+  check_nodes(g, defined, outer, 0);
   if (g.output_size() == 0) throw FormatError("[onnx] the graph has no outputs");
   for (const auto& out : g.output()) {
     if (!defined.count(out.name()))

@@ -28,6 +28,7 @@ const KernelTable& kernel_table() {
     register_sort_scan_kernels(t);
     register_quant_kernels(t);
     register_recurrent_kernels(t);
+    register_dynamic_kernels(t);
     return t;
   }();
   return table;

@@ -87,6 +87,7 @@ void register_conv_kernels(KernelTable& t);       // conv, conv_transpose
 void register_indexing_kernels(KernelTable& t);   // gather_elements, gather_nd, scatter_*
 void register_sort_scan_kernels(KernelTable& t);  // topk, cumsum, cumprod
 void register_recurrent_kernels(KernelTable& t);  // lstm, gru, rnn
+void register_dynamic_kernels(KernelTable& t);    // nonzero, unique, non_max_suppression, topk_k
 
 const KernelTable& kernel_table();
 

@@ -40,14 +40,25 @@ Tensors topk(NodeCtx& ctx) {
     if (ctx.num_inputs() != 1)
       ctx.fail(str("expects 1 input before opset 10, got ", ctx.num_inputs()));
     k = ctx.attr_int("k");
-  } else {
-    k = static_scalar(ctx, 1, "K");
   }
   bool largest = true;
   if (ctx.version() >= 11) {
     largest = ctx.attr_int("largest", 1) != 0;
     ctx.attr_int("sorted", 1);
   }
+  if (ctx.version() >= 10 && !ctx.input_is_static(1)) {
+    // K known only at run time: the value-shaped topk_k (engine/segments.h).
+    Tensor kt = ctx.input(1);
+    if (kt.dtype() != DType::Int64 || kt.numel() != 1 || kt.rank() > 1)
+      ctx.fail(str("K must be a one-element int64 tensor, got ", dtype_name(kt.dtype()), " ",
+                   shape_str(kt.shape())));
+    ir::Attrs a;
+    a.set("axis", axis);
+    a.set("largest", largest);
+    Tensor indices = nef::op("topk_k", {x, kt}, a);
+    return {nef::gather_elements(x, indices, axis), indices};
+  }
+  if (ctx.version() >= 10) k = static_scalar(ctx, 1, "K");
   const int64_t n = x.shape()[size_t(axis)];
   if (k < 0 || k > n)
     throw ShapeError(str(ctx.where(), ": K = ", k, " must be in [0, ", n, "] for axis ", axis,
