@@ -19,6 +19,7 @@ const ConverterTable& converters() {
     register_loss(t);
     register_signal(t);
     register_recurrent(t);
+    register_quant(t);
     for (const auto& [name, e] : t)
       NEF_CHECK(!e.since.empty() && std::is_sorted(e.since.begin(), e.since.end()) &&
                     std::find(e.since.begin(), e.since.end(), e.min_since) != e.since.end() &&

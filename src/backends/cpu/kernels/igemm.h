@@ -1,0 +1,40 @@
+// Internal to the CPU backend: the exact integer GEMM behind matmul_integer and conv_integer
+// (ONNX MatMulInteger / ConvInteger and, through them, QLinearMatMul / QLinearConv).
+//
+// Scheme: both operands are packed with their zero points already subtracted, as int16 (an
+// 8-bit value minus an 8-bit zero point lies in [-255, 255]), K padded to even with zeros:
+//   A rows:    int16 [rows][Kp]                         (a[m, k] - a_zp)
+//   B panels:  int16 [panels][Kp / 2][kIgemmNR][2]       (b[k, n] - b_zp; columns past N are 0)
+// so that every ISA multiplies pairs of int16 into int32 lanes (AVX-512 VNNI vpdpwssd, AVX2 and
+// AVX-512 vpmaddwd): each product is at most 255^2 and a pair's sum fits easily, so the int32
+// sums are exact (they wrap only where ONNX's int32 result itself overflows, K > 33000 or so).
+#pragma once
+
+#include <cstdint>
+
+namespace nef::backend::cpu {
+
+inline constexpr int kIgemmNR = 16;  // columns per B panel
+inline constexpr int kIgemmMR = 6;   // rows per micro-tile (at most)
+
+// K rounded up to the pair size.
+inline int64_t igemm_kp(int64_t K) { return (K + 1) / 2 * 2; }
+inline int64_t igemm_panels(int64_t N) { return (N + kIgemmNR - 1) / kIgemmNR; }
+// int16 elements of one packed B panel.
+inline int64_t igemm_panel_elems(int64_t K) { return igemm_kp(K) * kIgemmNR; }
+
+struct IgemmIsa {
+  const char* name;
+  // c[r * ldc + j] = sum_k a[r * lda + k] * panel[k][j] for r < mr (<= kIgemmMR), j < nc
+  // (<= kIgemmNR); kp is even, a and the panel packed as above.
+  void (*tile)(const int16_t* a, int64_t lda, int mr, const int16_t* panel, int64_t kp, int32_t* c,
+               int64_t ldc, int nc);
+};
+
+const IgemmIsa& igemm_generic();
+const IgemmIsa* igemm_avx2();    // nullptr when not compiled in
+const IgemmIsa* igemm_avx512();  // AVX-512 VNNI; nullptr when not compiled in
+// The best the CPU runs; NEF_CPU_TARGET=avx2 or generic forces a lower one (as for qmatmul).
+const IgemmIsa& igemm_best();
+
+}  // namespace nef::backend::cpu

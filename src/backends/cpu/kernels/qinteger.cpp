@@ -1,0 +1,362 @@
+// CPU kernels of the integer-quantized ops: matmul_integer (a batched GEMM) and conv_integer
+// (im2col written straight into the GEMM's packed B panels), both through the exact int16-pair
+// GEMM of igemm.h. The instruction set is chosen once: AVX-512 VNNI, else AVX2, else portable
+// code; NEF_CPU_TARGET=avx2 or generic forces a lower one (tests cover every variant that way).
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+#include "backends/cpu/kernel_table.h"
+#include "backends/cpu/kernels/igemm.h"
+#include "backends/cpu/parallel.h"
+#include "backends/cpu/workspace.h"
+#include "common/log.h"
+#include "nef/array.h"
+#include "nef/error.h"
+
+namespace nef::backend::cpu {
+namespace {
+
+const IgemmIsa& choose() {
+  const char* env = std::getenv("NEF_CPU_TARGET");
+  const std::string want = env ? std::string(env).substr(0, 32) : "";
+  bool vnni = false, avx2 = false;
+#if defined(__GNUC__) && defined(__x86_64__)
+  __builtin_cpu_init();
+  vnni = igemm_avx512() && __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+  avx2 = igemm_avx2() && __builtin_cpu_supports("avx2");
+#endif
+  // qmatmul's dispatcher warns about an unknown value already.
+  if (want == "generic") return igemm_generic();
+  if (want == "avx2") return avx2 ? *igemm_avx2() : igemm_generic();
+  if (vnni) return *igemm_avx512();
+  if (avx2) return *igemm_avx2();
+  return igemm_generic();
+}
+
+// Reads element i of a 1-D (or single-value) zero point of an 8-bit dtype; 0 when absent.
+struct ZeroPoint {
+  const void* p = nullptr;
+  DType dtype = DType::UInt8;
+  int64_t stride = 0;  // 0 for a single value: every i reads it
+  ZeroPoint() = default;
+  explicit ZeroPoint(const Array& z)
+      : p(z.data()), dtype(z.dtype), stride(numel(z.shape) == 1 ? 0 : z.strides.back()) {}
+  int32_t operator()(int64_t i) const {
+    if (!p) return 0;
+    return dtype == DType::Int8 ? int32_t(static_cast<const int8_t*>(p)[i * stride])
+                                : int32_t(static_cast<const uint8_t*>(p)[i * stride]);
+  }
+};
+
+// An 8-bit operand element as int32.
+inline int32_t load8(const void* base, DType t, int64_t off) {
+  return t == DType::Int8 ? int32_t(static_cast<const int8_t*>(base)[off])
+                          : int32_t(static_cast<const uint8_t*>(base)[off]);
+}
+
+// Packs A rows [r0, r1): dst[r * kp + k] = a(r, k) - zp(r); row r's elements start at
+// row_off(r) with stride ks; the pad column (odd K) is zero.
+template <typename RowOff, typename RowZp>
+void pack_a(const void* base, DType t, int64_t ks, int64_t K, int64_t kp, int64_t r0, int64_t r1,
+            RowOff row_off, RowZp zp, int16_t* dst) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t off = row_off(r);
+    const int32_t z = zp(r);
+    int16_t* d = dst + r * kp;
+    if (t == DType::Int8) {
+      const int8_t* s = static_cast<const int8_t*>(base) + off;
+      for (int64_t k = 0; k < K; ++k) d[k] = int16_t(int32_t(s[k * ks]) - z);
+    } else {
+      const uint8_t* s = static_cast<const uint8_t*>(base) + off;
+      for (int64_t k = 0; k < K; ++k) d[k] = int16_t(int32_t(s[k * ks]) - z);
+    }
+    if (kp != K) d[K] = 0;
+  }
+}
+
+// Packs B panels [p0, p1) of a [K, N] operand at `base` (element strides sk, sn) with
+// per-column zero points into the panel layout of igemm.h.
+void pack_b(const void* base, DType t, int64_t sk, int64_t sn, int64_t K, int64_t N, int64_t p0,
+            int64_t p1, const ZeroPoint& zp, int16_t* dst) {
+  const int64_t kp = igemm_kp(K);
+  for (int64_t p = p0; p < p1; ++p) {
+    int16_t* d = dst + p * igemm_panel_elems(K);
+    const int nc = int(std::min<int64_t>(kIgemmNR, N - p * kIgemmNR));
+    int32_t z[kIgemmNR];
+    for (int j = 0; j < nc; ++j) z[j] = zp(p * kIgemmNR + j);
+    // Row by row (contiguous reads of a row-major b), each value to its pair slot.
+    for (int64_t k = 0; k < kp; ++k) {
+      int16_t* dk = d + (k / 2) * 2 * kIgemmNR + (k & 1);
+      const int64_t row = k * sk + p * kIgemmNR * sn;
+      for (int j = 0; j < kIgemmNR; ++j)
+        dk[2 * j] = k < K && j < nc ? int16_t(load8(base, t, row + j * sn) - z[j]) : int16_t(0);
+    }
+  }
+}
+
+// C [rows, N] (row stride ldc) = packed A rows x packed B panels, in parallel over blocks of
+// rows x panels (panel-major, so consecutive blocks reuse a panel from cache).
+void gemm_packed(const IgemmIsa& isa, const int16_t* ap, int64_t rows, const int16_t* bp, int64_t K,
+                 int64_t N, int32_t* c, int64_t ldc) {
+  constexpr int64_t kBlockRows = kIgemmMR * 8;
+  const int64_t kp = igemm_kp(K), panels = igemm_panels(N);
+  const int64_t rblocks = (rows + kBlockRows - 1) / kBlockRows;
+  const int64_t work = kBlockRows * kIgemmNR * std::max<int64_t>(kp, 1);
+  parallel_for(rblocks * panels, std::max<int64_t>(1, (int64_t(1) << 18) / work),
+               [&](int64_t b, int64_t e) {
+                 for (int64_t task = b; task < e; ++task) {
+                   const int64_t p = task / rblocks, rb = task % rblocks;
+                   const int nc = int(std::min<int64_t>(kIgemmNR, N - p * kIgemmNR));
+                   const int16_t* panel = bp + p * igemm_panel_elems(K);
+                   const int64_t r1 = std::min(rows, (rb + 1) * kBlockRows);
+                   for (int64_t r = rb * kBlockRows; r < r1; r += kIgemmMR) {
+                     const int mr = int(std::min<int64_t>(kIgemmMR, r1 - r));
+                     isa.tile(ap + r * kp, kp, mr, panel, kp, c + r * ldc + p * kIgemmNR, ldc, nc);
+                   }
+                 }
+               });
+}
+
+// n int16 from the workspace (NEF has no int16 dtype: bytes).
+int16_t* take_int16(WorkspaceCarver& ws, int64_t n) {
+  return reinterpret_cast<int16_t*>(ws.take({2 * n}, DType::UInt8).data());
+}
+
+int64_t pack_grain(int64_t K) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(K, 1)); }
+
+// Element offset of batch index `bi` (over the output's batch dims `ob`) in x, whose batch
+// dims (all but the last two) broadcast against ob.
+int64_t batch_offset(const Array& x, const Shape& ob, int64_t bi) {
+  const int xb = x.rank() - 2;
+  int64_t off = 0;
+  for (int d = int(ob.size()) - 1; d >= 0; --d) {
+    const int64_t i = bi % ob[size_t(d)];
+    bi /= ob[size_t(d)];
+    const int xd = d - (int(ob.size()) - xb);
+    if (xd >= 0 && x.shape[size_t(xd)] != 1) off += i * x.strides[size_t(xd)];
+  }
+  return off;
+}
+
+class MatmulIntegerKernel final : public CpuKernel {
+ public:
+  MatmulIntegerKernel(const ir::Node& node, const std::vector<ir::TensorType>& in)
+      : isa_(igemm_best()) {
+    name_ = str("cpu.matmul_integer.", isa_.name);
+    const Shape& a = in[0].shape;
+    const Shape& b = in[1].shape;
+    M_ = a[a.size() - 2];
+    K_ = a.back();
+    N_ = b.back();
+    const Shape& o = node.type.shape;
+    out_batch_.assign(o.begin(), o.end() - 2);
+    // b without batch dims: a's batch dims fold into its rows, one GEMM.
+    shared_b_ = b.size() == 2;
+    rows_ = shared_b_ ? numel(a) / std::max<int64_t>(K_, 1) : M_;
+    if (K_ == 0) rows_ = shared_b_ ? numel(o) / std::max<int64_t>(N_, 1) : M_;
+    workspace_ = workspace_piece(2 * (rows_ * igemm_kp(K_)), DType::UInt8) +
+                 workspace_piece(2 * (igemm_panels(N_) * igemm_panel_elems(K_)), DType::UInt8);
+  }
+  std::string name() const override { return name_; }
+  int64_t workspace_bytes() const override { return workspace_; }
+
+  void run(const KernelArgs& args) const override {
+    int32_t* out = args.out.data_as<int32_t>();
+    const int64_t total = numel(args.out.shape);
+    if (total == 0) return;
+    if (K_ == 0) return std::fill(out, out + total, 0);
+    const Array& a = args.inputs[0];
+    const Array& b = args.inputs[1];
+    ZeroPoint za, zb;
+    if (args.inputs.size() == 4) za = ZeroPoint(args.inputs[2]), zb = ZeroPoint(args.inputs[3]);
+    WorkspaceCarver ws(args.workspace);
+    const int64_t kp = igemm_kp(K_), panels = igemm_panels(N_);
+    int16_t* ap = take_int16(ws, rows_ * kp);
+    int16_t* bp = take_int16(ws, panels * igemm_panel_elems(K_));
+    const int64_t ak = a.strides.back(), am = a.strides[size_t(a.rank() - 2)];
+    const int64_t bk = b.strides[size_t(b.rank() - 2)], bn = b.strides.back();
+    const int64_t nbatch = shared_b_ ? 1 : numel(out_batch_);
+    for (int64_t bi = 0; bi < nbatch; ++bi) {
+      const int64_t aoff = shared_b_ ? 0 : batch_offset(a, out_batch_, bi);
+      const int64_t boff = shared_b_ ? 0 : batch_offset(b, out_batch_, bi);
+      const char* abase = static_cast<const char*>(a.data()) + aoff * int64_t(dtype_size(a.dtype));
+      const char* bbase = static_cast<const char*>(b.data()) + boff * int64_t(dtype_size(b.dtype));
+      // Row r of the GEMM is matrix row r % M (with shared b, a's batch dims folded into rows).
+      auto row_off = [&](int64_t r) {
+        int64_t off = (r % M_) * am, rest = r / M_;
+        for (int d = a.rank() - 3; d >= 0 && rest > 0; --d) {
+          off += (rest % a.shape[size_t(d)]) * a.strides[size_t(d)];
+          rest /= a.shape[size_t(d)];
+        }
+        return off;
+      };
+      auto row_zp = [&](int64_t r) { return za(r % M_); };
+      parallel_for(rows_, pack_grain(K_), [&](int64_t r0, int64_t r1) {
+        pack_a(abase, a.dtype, ak, K_, kp, r0, r1, row_off, row_zp, ap);
+      });
+      parallel_for(panels, pack_grain(K_ * kIgemmNR), [&](int64_t p0, int64_t p1) {
+        pack_b(bbase, b.dtype, bk, bn, K_, N_, p0, p1, zb, bp);
+      });
+      gemm_packed(isa_, ap, rows_, bp, K_, N_, out + bi * M_ * N_, N_);
+    }
+  }
+
+ private:
+  const IgemmIsa& isa_;
+  std::string name_;
+  Shape out_batch_;
+  bool shared_b_ = false;
+  int64_t M_ = 0, K_ = 0, N_ = 0, rows_ = 0, workspace_ = 0;
+};
+
+// conv_integer: per image and group, out[m, p] = sum_k (w[m, k] - w_zp[m]) (col[k, p] - x_zp)
+// with k over (channel, kernel offsets) and p over output positions. The weights are packed
+// once per run as A; the im2col columns are written, a tile of positions at a time, straight
+// into B panels (padding reads as the zero point, i.e. 0 after the subtraction).
+class ConvIntegerKernel final : public CpuKernel {
+ public:
+  ConvIntegerKernel(const ir::Node& node, const std::vector<ir::TensorType>& in)
+      : isa_(igemm_best()) {
+    name_ = str("cpu.conv_integer.", isa_.name);
+    const Shape& x = in[0].shape;
+    const Shape& w = in[1].shape;
+    const Shape& o = node.type.shape;
+    const size_t sp = x.size() - 2, lead = 3 - sp;
+    const auto& st = node.attrs.get_ints("strides");
+    const auto& pd = node.attrs.get_ints("pads");
+    const auto& dl = node.attrs.get_ints("dilations");
+    for (size_t i = 0; i < sp; ++i) {
+      in_[lead + i] = x[2 + i], k_[lead + i] = w[2 + i], out_[lead + i] = o[2 + i];
+      stride_[lead + i] = st[i], pad_[lead + i] = pd[i], dil_[lead + i] = dl[i];
+    }
+    groups_ = node.attrs.get_int("groups");
+    N_ = x[0], C_ = x[1], M_ = w[0];
+    Cg_ = C_ / groups_, Mg_ = M_ / groups_;
+    Kc_ = Cg_ * k_[0] * k_[1] * k_[2];
+    P_ = out_[0] * out_[1] * out_[2];
+    const int64_t kp = igemm_kp(Kc_);
+    // A tile of positions whose panels take about 1 MiB (the GEMM streams them from L2).
+    const int64_t want = std::max<int64_t>(kIgemmNR, (int64_t(1) << 19) / std::max<int64_t>(kp, 1));
+    tile_ = std::min(want / kIgemmNR * kIgemmNR, igemm_panels(P_) * kIgemmNR);
+    workspace_ = workspace_piece(2 * (M_ * kp), DType::UInt8) +
+                 workspace_piece(2 * (igemm_panels(tile_) * igemm_panel_elems(Kc_)), DType::UInt8);
+  }
+  std::string name() const override { return name_; }
+  int64_t workspace_bytes() const override { return workspace_; }
+
+  void run(const KernelArgs& args) const override {
+    int32_t* out = args.out.data_as<int32_t>();
+    const int64_t total = numel(args.out.shape);
+    if (total == 0) return;
+    if (Kc_ == 0) return std::fill(out, out + total, 0);
+    const Array& x = args.inputs[0];
+    const Array& w = args.inputs[1];
+    ZeroPoint zx, zw;
+    if (args.inputs.size() == 4) zx = ZeroPoint(args.inputs[2]), zw = ZeroPoint(args.inputs[3]);
+    WorkspaceCarver ws(args.workspace);
+    const int64_t kp = igemm_kp(Kc_);
+    int16_t* ap = take_int16(ws, M_ * kp);
+    int16_t* bp = take_int16(ws, igemm_panels(tile_) * igemm_panel_elems(Kc_));
+    // Strides over the normalized (N, C, D, H, W) view; missing spatial dims have extent 1.
+    int64_t xs[5] = {x.strides[0], x.strides[1], 0, 0, 0},
+            wsd[5] = {w.strides[0], w.strides[1], 0, 0, 0};
+    const int sp = x.rank() - 2;
+    for (int i = 0; i < sp; ++i) xs[2 + 3 - sp + i] = x.strides[size_t(2 + i)];
+    for (int i = 0; i < sp; ++i) wsd[2 + 3 - sp + i] = w.strides[size_t(2 + i)];
+
+    parallel_for(M_, pack_grain(Kc_), [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; ++m) {
+        const int32_t z = zw(m);
+        int16_t* d = ap + m * kp;
+        int64_t k = 0;
+        for (int64_t c = 0; c < Cg_; ++c)
+          for (int64_t a = 0; a < k_[0]; ++a)
+            for (int64_t b = 0; b < k_[1]; ++b)
+              for (int64_t e = 0; e < k_[2]; ++e)
+                d[k++] =
+                    int16_t(load8(w.data(), w.dtype,
+                                  m * wsd[0] + c * wsd[1] + a * wsd[2] + b * wsd[3] + e * wsd[4]) -
+                            z);
+        if (kp != Kc_) d[Kc_] = 0;
+      }
+    });
+    const int32_t xz = zx(0);
+    for (int64_t n = 0; n < N_; ++n)
+      for (int64_t g = 0; g < groups_; ++g) {
+        const char* xg = static_cast<const char*>(x.data()) +
+                         (n * xs[0] + g * Cg_ * xs[1]) * int64_t(dtype_size(x.dtype));
+        for (int64_t p0 = 0; p0 < P_; p0 += tile_) {
+          const int64_t cols = std::min(tile_, P_ - p0);
+          parallel_for(igemm_panels(cols), 1, [&](int64_t q0, int64_t q1) {
+            for (int64_t q = q0; q < q1; ++q)
+              pack_columns(xg, x.dtype, xs, xz, p0 + q * kIgemmNR,
+                           std::min<int64_t>(kIgemmNR, cols - q * kIgemmNR),
+                           bp + q * igemm_panel_elems(Kc_));
+          });
+          gemm_packed(isa_, ap + g * Mg_ * kp, Mg_, bp, Kc_, cols,
+                      out + (n * M_ + g * Mg_) * P_ + p0, P_);
+        }
+      }
+  }
+
+ private:
+  // One B panel: im2col columns p0 .. p0 + nc (nc <= kIgemmNR; the rest zero).
+  void pack_columns(const char* xg, DType t, const int64_t* xs, int32_t xz, int64_t p0, int64_t nc,
+                    int16_t* d) const {
+    int64_t base[3][kIgemmNR];  // first input coordinate of each column, per spatial dim
+    for (int j = 0; j < kIgemmNR; ++j) {
+      int64_t p = p0 + std::min<int64_t>(j, nc - 1);
+      for (int s = 2; s >= 0; --s) {
+        base[s][j] = (p % out_[s]) * stride_[s] - pad_[s];
+        p /= out_[s];
+      }
+    }
+    const int64_t kp = igemm_kp(Kc_), es = int64_t(dtype_size(t));
+    for (int64_t k = 0; k < kp; ++k) {
+      int16_t* dk = d + (k / 2) * 2 * kIgemmNR + (k & 1);
+      if (k >= Kc_) {
+        for (int j = 0; j < kIgemmNR; ++j) dk[2 * j] = 0;
+        continue;
+      }
+      int64_t rest = k, off[3];
+      for (int s = 2; s >= 0; --s) {
+        off[s] = (rest % k_[s]) * dil_[s];
+        rest /= k_[s];
+      }
+      const char* xc = xg + rest * xs[1] * es;  // rest is now the channel within the group
+      for (int j = 0; j < kIgemmNR; ++j) {
+        int16_t v = 0;
+        if (j < nc) {
+          const int64_t i0 = base[0][j] + off[0], i1 = base[1][j] + off[1],
+                        i2 = base[2][j] + off[2];
+          if (i0 >= 0 && i0 < in_[0] && i1 >= 0 && i1 < in_[1] && i2 >= 0 && i2 < in_[2])
+            v = int16_t(load8(xc, t, i0 * xs[2] + i1 * xs[3] + i2 * xs[4]) - xz);
+        }
+        dk[2 * j] = v;
+      }
+    }
+  }
+
+  const IgemmIsa& isa_;
+  std::string name_;
+  int64_t in_[3] = {1, 1, 1}, k_[3] = {1, 1, 1}, out_[3] = {1, 1, 1};
+  int64_t stride_[3] = {1, 1, 1}, pad_[3] = {0, 0, 0}, dil_[3] = {1, 1, 1};
+  int64_t groups_ = 1, N_ = 0, C_ = 0, M_ = 0, Cg_ = 0, Mg_ = 0, Kc_ = 0, P_ = 0, tile_ = 0;
+  int64_t workspace_ = 0;
+};
+
+}  // namespace
+
+const IgemmIsa& igemm_best() {
+  static const IgemmIsa& isa = choose();
+  return isa;
+}
+
+void register_integer_kernels(KernelTable& t) {
+  t.add_prepared<MatmulIntegerKernel>("matmul_integer");
+  t.add_prepared<ConvIntegerKernel>("conv_integer");
+}
+
+}  // namespace nef::backend::cpu
