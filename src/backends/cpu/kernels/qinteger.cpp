@@ -76,6 +76,31 @@ void pack_a(const void* base, DType t, int64_t ks, int64_t K, int64_t kp, int64_
   }
 }
 
+// One full panel p of a row-major [K, N] operand of type T: rows k and k + 1 interleaved per
+// column (a loop the compiler vectorizes; weights are packed on every run).
+template <typename T>
+void pack_b_full(const void* base, int64_t sk, int64_t K, int64_t p, const int32_t* z, int16_t* d) {
+  const T* b = static_cast<const T*>(base) + p * kIgemmNR;
+  int16_t zz[kIgemmNR];
+  for (int j = 0; j < kIgemmNR; ++j) zz[j] = int16_t(z[j]);
+  int64_t k = 0;
+  for (; k + 1 < K; k += 2, d += 2 * kIgemmNR) {
+    const T* r0 = b + k * sk;
+    const T* r1 = r0 + sk;
+    for (int j = 0; j < kIgemmNR; ++j) {
+      d[2 * j] = int16_t(int16_t(r0[j]) - zz[j]);
+      d[2 * j + 1] = int16_t(int16_t(r1[j]) - zz[j]);
+    }
+  }
+  if (k < K) {  // odd K: the last row with a zero partner
+    const T* r0 = b + k * sk;
+    for (int j = 0; j < kIgemmNR; ++j) {
+      d[2 * j] = int16_t(int16_t(r0[j]) - zz[j]);
+      d[2 * j + 1] = 0;
+    }
+  }
+}
+
 // Packs B panels [p0, p1) of a [K, N] operand at `base` (element strides sk, sn) with
 // per-column zero points into the panel layout of igemm.h.
 void pack_b(const void* base, DType t, int64_t sk, int64_t sn, int64_t K, int64_t N, int64_t p0,
@@ -86,6 +111,11 @@ void pack_b(const void* base, DType t, int64_t sk, int64_t sn, int64_t K, int64_
     const int nc = int(std::min<int64_t>(kIgemmNR, N - p * kIgemmNR));
     int32_t z[kIgemmNR];
     for (int j = 0; j < nc; ++j) z[j] = zp(p * kIgemmNR + j);
+    if (nc == kIgemmNR && sn == 1) {  // full panel of a row-major b: the vectorizable path
+      t == DType::Int8 ? pack_b_full<int8_t>(base, sk, K, p, z, d)
+                       : pack_b_full<uint8_t>(base, sk, K, p, z, d);
+      continue;
+    }
     // Row by row (contiguous reads of a row-major b), each value to its pair slot.
     for (int64_t k = 0; k < kp; ++k) {
       int16_t* dk = d + (k / 2) * 2 * kIgemmNR + (k & 1);
