@@ -27,7 +27,8 @@ const IgemmIsa& choose() {
          __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
   avx2 = igemm_avx2() && __builtin_cpu_supports("avx2");
 #endif
-  // qmatmul's dispatcher warns about an unknown value already.
+  if (!want.empty() && want != "avx512" && want != "avx2" && want != "generic")
+    warn(str("NEF_CPU_TARGET=", want, " is not one of avx512, avx2, generic: ignored"));
   if (want == "generic") return igemm_generic();
   if (want == "avx2") return avx2 ? *igemm_avx2() : igemm_generic();
   if (vnni) return *igemm_avx512();
