@@ -1,7 +1,8 @@
 // The integer GEMM micro-tiles (backends/cpu/kernels/igemm.h) of every instruction set this CPU
 // runs, in one process, against an int64 reference: every tile height (1 to kIgemmMR), every
-// column count (1 to kIgemmNR), K from 0 pairs up, and the extreme values (+-255 products, the
-// zero-point-subtracted range) that would saturate a 16-bit pairwise sum.
+// column count (1 to kIgemmNR), K from 0 up, and the extreme values (+-255 products, the
+// zero-point-subtracted range, and 255 x -128 bytes) that would saturate a 16-bit sum. The
+// byte tiles' zero-point corrections are covered end to end by tests/python/test_onnx_quant.py.
 #include "backends/cpu/kernels/igemm.h"
 
 #include <gtest/gtest.h>
@@ -67,6 +68,46 @@ TEST(Igemm, ExtremeValuesDoNotSaturate) {
     check_tile(*isa, kIgemmMR, kIgemmNR, 1024, -255, -255, rng);  // all -255 x -255
     check_tile(*isa, 3, 7, 998, -255, 255, rng);
   }
+}
+
+// The byte tiles (vpdpbusd): uint8 A' x int8 B' quads against int64, extremes included.
+void check_tile_q8(const IgemmIsa& isa, int mr, int nc, int64_t kq, bool extreme,
+                   std::mt19937& rng) {
+  std::uniform_int_distribution<int> du(0, 255), ds(-128, 127);
+  const int64_t lda = kq + 4;
+  std::vector<uint8_t> a(size_t(mr * lda));
+  std::vector<int8_t> panel(size_t(kq * kIgemmNR));
+  for (auto& v : a) v = extreme ? 255 : uint8_t(du(rng));
+  for (auto& v : panel) v = extreme ? int8_t(-128) : int8_t(ds(rng));
+  const int64_t ldc = kIgemmNR + 1;
+  std::vector<int32_t> c(size_t(mr * ldc), 777);
+  isa.tile_q8(a.data(), lda, mr, panel.data(), kq, c.data(), ldc, nc);
+  for (int r = 0; r < mr; ++r)
+    for (int j = 0; j < int(ldc); ++j) {
+      if (j >= nc) {
+        ASSERT_EQ(c[size_t(r * ldc + j)], 777) << isa.name << " wrote column " << j;
+        continue;
+      }
+      int64_t want = 0;
+      for (int64_t k = 0; k < kq; ++k)
+        want += int64_t(a[size_t(r * lda + k)]) *
+                panel[size_t((k / 4) * 4 * kIgemmNR + 4 * j + (k & 3))];
+      ASSERT_EQ(c[size_t(r * ldc + j)], want) << isa.name << " mr " << mr << " nc " << nc;
+    }
+}
+
+TEST(Igemm, ByteTilesMatchInt64) {
+  std::mt19937 rng(std::random_device{}());
+  int tested = 0;
+  for (const IgemmIsa* isa : isas()) {
+    if (!isa->tile_q8) continue;
+    ++tested;
+    for (int mr = 1; mr <= kIgemmMR; ++mr)
+      for (int nc : {1, 2, 7, 15, 16})
+        for (int64_t kq : {0, 4, 12, 128, 516}) check_tile_q8(*isa, mr, nc, kq, false, rng);
+    check_tile_q8(*isa, kIgemmMR, kIgemmNR, 2048, true, rng);  // 255 x -128, no saturation
+  }
+  if (!tested) GTEST_SKIP() << "no instruction set with byte products on this CPU";
 }
 
 TEST(Igemm, BestIsOneOfThem) {

@@ -1,10 +1,12 @@
 // CPU kernels of the integer-quantized ops: matmul_integer (a batched GEMM) and conv_integer
-// (im2col written straight into the GEMM's packed B panels), both through the exact int16-pair
-// GEMM of igemm.h. The instruction set is chosen once: AVX-512 VNNI, else AVX2, else portable
+// (im2col written straight into the GEMM's packed B panels), both through the exact integer
+// GEMM of igemm.h: byte operands with zero-point corrections where the CPU has byte products,
+// else int16 pairs. The instruction set is chosen once: AVX-512 VNNI, else AVX2, else portable
 // code; NEF_CPU_TARGET=avx2 or generic forces a lower one (tests cover every variant that way).
 #include <algorithm>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/kernels/igemm.h"
@@ -150,6 +152,120 @@ void gemm_packed(const IgemmIsa& isa, const int16_t* ap, int64_t rows, const int
                });
 }
 
+// ---- byte operands (igemm.h: A' = a (+128 for int8), B' = b (-128 for uint8)) -------------
+
+inline uint8_t shift_a(int32_t v, DType t) { return uint8_t(t == DType::Int8 ? v + 128 : v); }
+inline int8_t shift_b(int32_t v, DType t) { return int8_t(t == DType::UInt8 ? v - 128 : v); }
+// alpha = za (+128 for int8 a), beta = zb (-128 for uint8 b).
+inline int32_t alpha_of(int32_t za, DType t) { return t == DType::Int8 ? za + 128 : za; }
+inline int32_t beta_of(int32_t zb, DType t) { return t == DType::UInt8 ? zb - 128 : zb; }
+
+// A' rows [r0, r1) (row r at row_off(r), element stride ks) and their sums.
+template <typename RowOff>
+void pack_a_q8(const void* base, DType t, int64_t ks, int64_t K, int64_t r0, int64_t r1,
+               RowOff row_off, uint8_t* dst, int32_t* rowsum) {
+  const int64_t kq = igemm_kq(K);
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t off = row_off(r);
+    uint8_t* d = dst + r * kq;
+    int32_t sum = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      d[k] = shift_a(load8(base, t, off + k * ks), t);
+      sum += d[k];
+    }
+    for (int64_t k = K; k < kq; ++k) d[k] = 0;
+    rowsum[r] = sum;
+  }
+}
+
+// One full panel p of a row-major [K, N] operand of type T as B' quads, with column sums.
+template <typename T>
+void pack_b_q8_full(const void* base, int64_t sk, int64_t K, int64_t p, int8_t* d,
+                    int32_t* colsum) {
+  const T* b = static_cast<const T*>(base) + p * kIgemmNR;
+  // uint8 -> B' = b - 128 is the byte with its top bit flipped; int8 stays.
+  const uint8_t flip = std::is_same_v<T, uint8_t> ? 0x80 : 0;
+  int32_t sum[kIgemmNR] = {};
+  for (int64_t k0 = 0; k0 < K; k0 += 4, d += 4 * kIgemmNR) {
+    for (int i = 0; i < 4; ++i) {
+      if (k0 + i >= K) {
+        for (int j = 0; j < kIgemmNR; ++j) d[4 * j + i] = 0;
+        continue;
+      }
+      const T* r = b + (k0 + i) * sk;
+      for (int j = 0; j < kIgemmNR; ++j) {
+        const int8_t v = int8_t(uint8_t(r[j]) ^ flip);
+        d[4 * j + i] = v;
+        sum[j] += v;
+      }
+    }
+  }
+  for (int j = 0; j < kIgemmNR; ++j) colsum[p * kIgemmNR + j] = sum[j];
+}
+
+// B' panels [p0, p1) of a [K, N] operand (element strides sk, sn) and its column sums
+// (colsum[n] for n < panels * kIgemmNR; 0 past N).
+void pack_b_q8(const void* base, DType t, int64_t sk, int64_t sn, int64_t K, int64_t N, int64_t p0,
+               int64_t p1, int8_t* dst, int32_t* colsum) {
+  const int64_t kq = igemm_kq(K);
+  for (int64_t p = p0; p < p1; ++p) {
+    int8_t* d = dst + p * igemm_panel_bytes_q8(K);
+    const int nc = int(std::min<int64_t>(kIgemmNR, N - p * kIgemmNR));
+    if (nc == kIgemmNR && sn == 1) {  // full panel of a row-major b
+      t == DType::Int8 ? pack_b_q8_full<int8_t>(base, sk, K, p, d, colsum)
+                       : pack_b_q8_full<uint8_t>(base, sk, K, p, d, colsum);
+      continue;
+    }
+    int32_t sum[kIgemmNR] = {};
+    for (int64_t k = 0; k < kq; ++k) {
+      int8_t* dk = d + (k / 4) * 4 * kIgemmNR + (k & 3);
+      const int64_t row = k * sk + p * kIgemmNR * sn;
+      for (int j = 0; j < kIgemmNR; ++j) {
+        const int8_t v = k < K && j < nc ? shift_b(load8(base, t, row + j * sn), t) : int8_t(0);
+        dk[4 * j] = v;
+        sum[j] += v;
+      }
+    }
+    for (int j = 0; j < kIgemmNR; ++j) colsum[p * kIgemmNR + j] = sum[j];
+  }
+}
+
+// C [rows, N] from byte operands with the corrections of igemm.h; alpha(r) and beta(n) per row
+// and column. Blocks as gemm_packed.
+template <typename Alpha, typename Beta>
+void gemm_q8(const IgemmIsa& isa, const uint8_t* ap, const int32_t* rowsum, int64_t rows,
+             const int8_t* bp, const int32_t* colsum, int64_t K, int64_t N, int32_t* c, int64_t ldc,
+             Alpha alpha, Beta beta) {
+  constexpr int64_t kBlockRows = kIgemmMR * 8;
+  const int64_t kq = igemm_kq(K), panels = igemm_panels(N);
+  const int64_t rblocks = (rows + kBlockRows - 1) / kBlockRows;
+  const int64_t work = kBlockRows * kIgemmNR * std::max<int64_t>(kq, 1);
+  parallel_for(
+      rblocks * panels, std::max<int64_t>(1, (int64_t(1) << 19) / work), [&](int64_t b, int64_t e) {
+        for (int64_t task = b; task < e; ++task) {
+          const int64_t p = task / rblocks, rb = task % rblocks;
+          const int nc = int(std::min<int64_t>(kIgemmNR, N - p * kIgemmNR));
+          const int8_t* panel = bp + p * igemm_panel_bytes_q8(K);
+          const int64_t r1 = std::min(rows, (rb + 1) * kBlockRows);
+          for (int64_t r = rb * kBlockRows; r < r1; r += kIgemmMR) {
+            const int mr = int(std::min<int64_t>(kIgemmMR, r1 - r));
+            int32_t* ct = c + r * ldc + p * kIgemmNR;
+            isa.tile_q8(ap + r * kq, kq, mr, panel, kq, ct, ldc, nc);
+            // Unsigned arithmetic: wraps exactly as the int32 result does.
+            for (int i = 0; i < mr; ++i) {
+              const uint32_t al = uint32_t(alpha(r + i)), ra = uint32_t(rowsum[r + i]);
+              for (int j = 0; j < nc; ++j) {
+                const int64_t n = p * kIgemmNR + j;
+                const uint32_t be = uint32_t(beta(n)), cb = uint32_t(colsum[n]);
+                ct[i * ldc + j] =
+                    int32_t(uint32_t(ct[i * ldc + j]) - be * ra - al * cb + uint32_t(K) * al * be);
+              }
+            }
+          }
+        }
+      });
+}
+
 // n int16 from the workspace (NEF has no int16 dtype: bytes).
 int16_t* take_int16(WorkspaceCarver& ws, int64_t n) {
   return reinterpret_cast<int16_t*>(ws.take({2 * n}, DType::UInt8).data());
@@ -187,8 +303,14 @@ class MatmulIntegerKernel final : public CpuKernel {
     shared_b_ = b.size() == 2;
     rows_ = shared_b_ ? numel(a) / std::max<int64_t>(K_, 1) : M_;
     if (K_ == 0) rows_ = shared_b_ ? numel(o) / std::max<int64_t>(N_, 1) : M_;
-    workspace_ = workspace_piece(2 * (rows_ * igemm_kp(K_)), DType::UInt8) +
-                 workspace_piece(2 * (igemm_panels(N_) * igemm_panel_elems(K_)), DType::UInt8);
+    if (isa_.tile_q8)
+      workspace_ = workspace_piece(rows_ * igemm_kq(K_), DType::UInt8) +
+                   workspace_piece(rows_, DType::Int32) +
+                   workspace_piece(igemm_panels(N_) * igemm_panel_bytes_q8(K_), DType::UInt8) +
+                   workspace_piece(igemm_panels(N_) * kIgemmNR, DType::Int32);
+    else
+      workspace_ = workspace_piece(2 * (rows_ * igemm_kp(K_)), DType::UInt8) +
+                   workspace_piece(2 * (igemm_panels(N_) * igemm_panel_elems(K_)), DType::UInt8);
   }
   std::string name() const override { return name_; }
   int64_t workspace_bytes() const override { return workspace_; }
@@ -203,9 +325,21 @@ class MatmulIntegerKernel final : public CpuKernel {
     ZeroPoint za, zb;
     if (args.inputs.size() == 4) za = ZeroPoint(args.inputs[2]), zb = ZeroPoint(args.inputs[3]);
     WorkspaceCarver ws(args.workspace);
-    const int64_t kp = igemm_kp(K_), panels = igemm_panels(N_);
-    int16_t* ap = take_int16(ws, rows_ * kp);
-    int16_t* bp = take_int16(ws, panels * igemm_panel_elems(K_));
+    const int64_t kp = igemm_kp(K_), kq = igemm_kq(K_), panels = igemm_panels(N_);
+    const bool q8 = isa_.tile_q8 != nullptr;
+    int16_t *ap = nullptr, *bp = nullptr;
+    uint8_t* aq = nullptr;
+    int8_t* bq = nullptr;
+    int32_t *rowsum = nullptr, *colsum = nullptr;
+    if (q8) {
+      aq = static_cast<uint8_t*>(ws.take({rows_ * kq}, DType::UInt8).data());
+      rowsum = ws.take({rows_}, DType::Int32).data_as<int32_t>();
+      bq = static_cast<int8_t*>(ws.take({panels * igemm_panel_bytes_q8(K_)}, DType::UInt8).data());
+      colsum = ws.take({panels * kIgemmNR}, DType::Int32).data_as<int32_t>();
+    } else {
+      ap = take_int16(ws, rows_ * kp);
+      bp = take_int16(ws, panels * igemm_panel_elems(K_));
+    }
     const int64_t ak = a.strides.back(), am = a.strides[size_t(a.rank() - 2)];
     const int64_t bk = b.strides[size_t(b.rank() - 2)], bn = b.strides.back();
     const int64_t nbatch = shared_b_ ? 1 : numel(out_batch_);
@@ -224,13 +358,27 @@ class MatmulIntegerKernel final : public CpuKernel {
         return off;
       };
       auto row_zp = [&](int64_t r) { return za(r % M_); };
+      int32_t* c = out + bi * M_ * N_;
+      if (q8) {
+        parallel_for(rows_, pack_grain(K_), [&](int64_t r0, int64_t r1) {
+          pack_a_q8(abase, a.dtype, ak, K_, r0, r1, row_off, aq, rowsum);
+        });
+        parallel_for(panels, pack_grain(K_ * kIgemmNR), [&](int64_t p0, int64_t p1) {
+          pack_b_q8(bbase, b.dtype, bk, bn, K_, N_, p0, p1, bq, colsum);
+        });
+        gemm_q8(
+            isa_, aq, rowsum, rows_, bq, colsum, K_, N_, c, N_,
+            [&](int64_t r) { return alpha_of(row_zp(r), a.dtype); },
+            [&](int64_t n) { return beta_of(zb(n), b.dtype); });
+        continue;
+      }
       parallel_for(rows_, pack_grain(K_), [&](int64_t r0, int64_t r1) {
         pack_a(abase, a.dtype, ak, K_, kp, r0, r1, row_off, row_zp, ap);
       });
       parallel_for(panels, pack_grain(K_ * kIgemmNR), [&](int64_t p0, int64_t p1) {
         pack_b(bbase, b.dtype, bk, bn, K_, N_, p0, p1, zb, bp);
       });
-      gemm_packed(isa_, ap, rows_, bp, K_, N_, out + bi * M_ * N_, N_);
+      gemm_packed(isa_, ap, rows_, bp, K_, N_, c, N_);
     }
   }
 
@@ -271,8 +419,15 @@ class ConvIntegerKernel final : public CpuKernel {
     // A tile of positions whose panels take about 1 MiB (the GEMM streams them from L2).
     const int64_t want = std::max<int64_t>(kIgemmNR, (int64_t(1) << 19) / std::max<int64_t>(kp, 1));
     tile_ = std::min(want / kIgemmNR * kIgemmNR, igemm_panels(P_) * kIgemmNR);
-    workspace_ = workspace_piece(2 * (M_ * kp), DType::UInt8) +
-                 workspace_piece(2 * (igemm_panels(tile_) * igemm_panel_elems(Kc_)), DType::UInt8);
+    if (isa_.tile_q8)
+      workspace_ = workspace_piece(M_ * igemm_kq(Kc_), DType::UInt8) +
+                   workspace_piece(M_, DType::Int32) +
+                   workspace_piece(igemm_panels(tile_) * igemm_panel_bytes_q8(Kc_), DType::UInt8) +
+                   workspace_piece(igemm_panels(tile_) * kIgemmNR, DType::Int32);
+    else
+      workspace_ =
+          workspace_piece(2 * (M_ * kp), DType::UInt8) +
+          workspace_piece(2 * (igemm_panels(tile_) * igemm_panel_elems(Kc_)), DType::UInt8);
   }
   std::string name() const override { return name_; }
   int64_t workspace_bytes() const override { return workspace_; }
@@ -287,9 +442,22 @@ class ConvIntegerKernel final : public CpuKernel {
     ZeroPoint zx, zw;
     if (args.inputs.size() == 4) zx = ZeroPoint(args.inputs[2]), zw = ZeroPoint(args.inputs[3]);
     WorkspaceCarver ws(args.workspace);
-    const int64_t kp = igemm_kp(Kc_);
-    int16_t* ap = take_int16(ws, M_ * kp);
-    int16_t* bp = take_int16(ws, igemm_panels(tile_) * igemm_panel_elems(Kc_));
+    const int64_t kp = igemm_kp(Kc_), kq = igemm_kq(Kc_);
+    const bool q8 = isa_.tile_q8 != nullptr;
+    int16_t *ap = nullptr, *bp = nullptr;
+    uint8_t* aq = nullptr;
+    int8_t* bq = nullptr;
+    int32_t *rowsum = nullptr, *colsum = nullptr;
+    if (q8) {
+      aq = static_cast<uint8_t*>(ws.take({M_ * kq}, DType::UInt8).data());
+      rowsum = ws.take({M_}, DType::Int32).data_as<int32_t>();
+      bq = static_cast<int8_t*>(
+          ws.take({igemm_panels(tile_) * igemm_panel_bytes_q8(Kc_)}, DType::UInt8).data());
+      colsum = ws.take({igemm_panels(tile_) * kIgemmNR}, DType::Int32).data_as<int32_t>();
+    } else {
+      ap = take_int16(ws, M_ * kp);
+      bp = take_int16(ws, igemm_panels(tile_) * igemm_panel_elems(Kc_));
+    }
     // Strides over the normalized (N, C, D, H, W) view; missing spatial dims have extent 1.
     int64_t xs[5] = {x.strides[0], x.strides[1], 0, 0, 0},
             wsd[5] = {w.strides[0], w.strides[1], 0, 0, 0};
@@ -297,20 +465,32 @@ class ConvIntegerKernel final : public CpuKernel {
     for (int i = 0; i < sp; ++i) xs[2 + 3 - sp + i] = x.strides[size_t(2 + i)];
     for (int i = 0; i < sp; ++i) wsd[2 + 3 - sp + i] = w.strides[size_t(2 + i)];
 
+    // The weights as A rows: (channel, kernel offsets) in order, w - w_zp or shifted bytes.
     parallel_for(M_, pack_grain(Kc_), [&](int64_t m0, int64_t m1) {
       for (int64_t m = m0; m < m1; ++m) {
         const int32_t z = zw(m);
-        int16_t* d = ap + m * kp;
         int64_t k = 0;
+        int32_t sum = 0;
         for (int64_t c = 0; c < Cg_; ++c)
           for (int64_t a = 0; a < k_[0]; ++a)
             for (int64_t b = 0; b < k_[1]; ++b)
-              for (int64_t e = 0; e < k_[2]; ++e)
-                d[k++] =
-                    int16_t(load8(w.data(), w.dtype,
-                                  m * wsd[0] + c * wsd[1] + a * wsd[2] + b * wsd[3] + e * wsd[4]) -
-                            z);
-        if (kp != Kc_) d[Kc_] = 0;
+              for (int64_t e = 0; e < k_[2]; ++e, ++k) {
+                const int32_t v =
+                    load8(w.data(), w.dtype,
+                          m * wsd[0] + c * wsd[1] + a * wsd[2] + b * wsd[3] + e * wsd[4]);
+                if (q8) {
+                  aq[m * kq + k] = shift_a(v, w.dtype);
+                  sum += aq[m * kq + k];
+                } else {
+                  ap[m * kp + k] = int16_t(v - z);
+                }
+              }
+        if (q8) {
+          for (; k < kq; ++k) aq[m * kq + k] = 0;
+          rowsum[m] = sum;
+        } else if (kp != Kc_) {
+          ap[m * kp + Kc_] = 0;
+        }
       }
     });
     const int32_t xz = zx(0);
@@ -320,22 +500,39 @@ class ConvIntegerKernel final : public CpuKernel {
                          (n * xs[0] + g * Cg_ * xs[1]) * int64_t(dtype_size(x.dtype));
         for (int64_t p0 = 0; p0 < P_; p0 += tile_) {
           const int64_t cols = std::min(tile_, P_ - p0);
+          int32_t* c = out + (n * M_ + g * Mg_) * P_ + p0;
           parallel_for(igemm_panels(cols), 1, [&](int64_t q0, int64_t q1) {
-            for (int64_t q = q0; q < q1; ++q)
-              pack_columns(xg, x.dtype, xs, xz, p0 + q * kIgemmNR,
-                           std::min<int64_t>(kIgemmNR, cols - q * kIgemmNR),
-                           bp + q * igemm_panel_elems(Kc_));
+            for (int64_t q = q0; q < q1; ++q) {
+              const int64_t nc = std::min<int64_t>(kIgemmNR, cols - q * kIgemmNR);
+              if (q8)
+                pack_cols<int8_t, 4, true>(xg, x.dtype, xs, xz, p0 + q * kIgemmNR, nc,
+                                           bq + q * igemm_panel_bytes_q8(Kc_),
+                                           colsum + q * kIgemmNR);
+              else
+                pack_cols<int16_t, 2, false>(xg, x.dtype, xs, xz, p0 + q * kIgemmNR, nc,
+                                             bp + q * igemm_panel_elems(Kc_), nullptr);
+            }
           });
-          gemm_packed(isa_, ap + g * Mg_ * kp, Mg_, bp, Kc_, cols,
-                      out + (n * M_ + g * Mg_) * P_ + p0, P_);
+          if (q8) {
+            const int32_t beta = beta_of(xz, x.dtype);
+            gemm_q8(
+                isa_, aq + g * Mg_ * kq, rowsum + g * Mg_, Mg_, bq, colsum, Kc_, cols, c, P_,
+                [&](int64_t r) { return alpha_of(zw(g * Mg_ + r), w.dtype); },
+                [&](int64_t) { return beta; });
+          } else {
+            gemm_packed(isa_, ap + g * Mg_ * kp, Mg_, bp, Kc_, cols, c, P_);
+          }
         }
       }
   }
 
  private:
-  // One B panel: im2col columns p0 .. p0 + nc (nc <= kIgemmNR; the rest zero).
-  void pack_columns(const char* xg, DType t, const int64_t* xs, int32_t xz, int64_t p0, int64_t nc,
-                    int16_t* d) const {
+  // One B panel: im2col columns p0 .. p0 + nc (nc <= kIgemmNR; the rest zero), as int16 pairs
+  // of x - x_zp (Shifted false: padding 0) or as byte quads of B' (Shifted true: padding is the
+  // shifted zero point, which the corrections cancel; column sums added to colsum).
+  template <typename E, int G, bool Shifted>
+  void pack_cols(const char* xg, DType t, const int64_t* xs, int32_t xz, int64_t p0, int64_t nc,
+                 E* d, int32_t* colsum) const {
     int64_t base[3][kIgemmNR];  // first input coordinate of each column, per spatial dim
     for (int j = 0; j < kIgemmNR; ++j) {
       int64_t p = p0 + std::min<int64_t>(j, nc - 1);
@@ -344,11 +541,13 @@ class ConvIntegerKernel final : public CpuKernel {
         p /= out_[s];
       }
     }
-    const int64_t kp = igemm_kp(Kc_), es = int64_t(dtype_size(t));
-    for (int64_t k = 0; k < kp; ++k) {
-      int16_t* dk = d + (k / 2) * 2 * kIgemmNR + (k & 1);
+    const int64_t kpad = (Kc_ + G - 1) / G * G, es = int64_t(dtype_size(t));
+    const E pad = Shifted ? E(shift_b(xz, t)) : E(0);
+    int32_t sum[kIgemmNR] = {};
+    for (int64_t k = 0; k < kpad; ++k) {
+      E* dk = d + (k / G) * G * kIgemmNR + (k % G);
       if (k >= Kc_) {
-        for (int j = 0; j < kIgemmNR; ++j) dk[2 * j] = 0;
+        for (int j = 0; j < kIgemmNR; ++j) dk[G * j] = 0;
         continue;
       }
       int64_t rest = k, off[3];
@@ -358,16 +557,22 @@ class ConvIntegerKernel final : public CpuKernel {
       }
       const char* xc = xg + rest * xs[1] * es;  // rest is now the channel within the group
       for (int j = 0; j < kIgemmNR; ++j) {
-        int16_t v = 0;
+        E v = 0;
         if (j < nc) {
           const int64_t i0 = base[0][j] + off[0], i1 = base[1][j] + off[1],
                         i2 = base[2][j] + off[2];
-          if (i0 >= 0 && i0 < in_[0] && i1 >= 0 && i1 < in_[1] && i2 >= 0 && i2 < in_[2])
-            v = int16_t(load8(xc, t, i0 * xs[2] + i1 * xs[3] + i2 * xs[4]) - xz);
+          v = pad;
+          if (i0 >= 0 && i0 < in_[0] && i1 >= 0 && i1 < in_[1] && i2 >= 0 && i2 < in_[2]) {
+            const int32_t x = load8(xc, t, i0 * xs[2] + i1 * xs[3] + i2 * xs[4]);
+            v = Shifted ? E(shift_b(x, t)) : E(x - xz);
+          }
         }
-        dk[2 * j] = v;
+        dk[G * j] = v;
+        sum[j] += v;
       }
     }
+    if (Shifted)
+      for (int j = 0; j < kIgemmNR; ++j) colsum[j] = sum[j];
   }
 
   const IgemmIsa& isa_;
