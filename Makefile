@@ -34,6 +34,9 @@ $(VENV)/.ok: scripts/requirements.txt scripts/requirements-wheel.txt | deps
 	# Silero VAD v6 detector that faster-whisper ships (an LSTM carrying its state between
 	# calls; 1 MB) and ddddocr's OCR recognizer (a CNN and a bidirectional LSTM; 76 MB wheel).
 	$(PY) -m pip install -q --no-deps faster-whisper==1.2.1 ddddocr==1.6.1
+	# A real int8-quantized model for the ONNX quantized ops: traceforge's span titler (MIT; a
+	# T5-style encoder-decoder, DynamicQuantizeLinear + MatMulInteger; 69 MB wheel of data only).
+	$(PY) -m pip install -q --no-deps traceforge-title-model==0.2.0
 	touch $@
 
 # One CMake build (in $(BUILD)) makes the Python extension, the `nef` CLI, the C library and the

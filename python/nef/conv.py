@@ -8,6 +8,7 @@ from __future__ import annotations
 import operator
 
 from . import _nef
+from .errors import NEFValidationError
 from .tensor import Tensor, nodes_for, wrap
 
 
@@ -37,3 +38,16 @@ def conv_transpose(x, w, bias=None, strides=None, pads=None, dilations=None, gro
                     {"strides": _ints(strides), "pads": _ints(pads),
                      "dilations": _ints(dilations), "groups": operator.index(groups),
                      "output_padding": _ints(output_padding)})
+
+
+def conv_integer(x, w, x_zero_point=None, w_zero_point=None, strides=None, pads=None,
+                 dilations=None, groups: int = 1) -> Tensor:
+    """ONNX ConvInteger: x and w int8/uint8 (as conv's x [N, C, *spatial], w [M, C/groups,
+    *kernel]), x_zero_point one value, w_zero_point one or [M] (both or neither) -> the exact
+    int32 convolution of (x - x_zero_point) and (w - w_zero_point); padding contributes 0."""
+    zps = () if x_zero_point is None and w_zero_point is None else (x_zero_point, w_zero_point)
+    if len(zps) and any(z is None for z in zps):
+        raise NEFValidationError("[conv_integer] give both zero points or neither")
+    return wrap(_nef.op("conv_integer", nodes_for(x, w, *zps),
+                        {"strides": _ints(strides), "pads": _ints(pads),
+                         "dilations": _ints(dilations), "groups": operator.index(groups)}))

@@ -418,6 +418,16 @@ def qmatmul(x, w, format: str) -> Tensor:
     return _op("qmatmul", [x, w], format=str(format))
 
 
+def matmul_integer(a, b, a_zero_point=None, b_zero_point=None) -> Tensor:
+    """ONNX MatMulInteger: a [..., M, K] @ b [..., K, N], both int8/uint8 (batch dims
+    broadcast), minus zero points of their operand's dtype (a_zero_point one value or [M],
+    b_zero_point one value or [N]; both or neither) -> exact int32 [..., M, N]."""
+    zps = () if a_zero_point is None and b_zero_point is None else (a_zero_point, b_zero_point)
+    if len(zps) and builtins.any(z is None for z in zps):
+        raise NEFValidationError("[matmul_integer] give both zero points or neither")
+    return _op("matmul_integer", [a, b, *zps])
+
+
 def qgather(w, ids, format: str) -> Tensor:
     """Rows `ids` of a block-quantized matrix W [N, K] (uint8 [N, row_bytes] in `format`),
     dequantized: [..., K] float32 (token embeddings)."""

@@ -148,6 +148,7 @@ void register_signal(ConverterTable& t);       // ops/signal.cpp: HannWindow, Ha
 void register_recurrent(ConverterTable& t);    // ops/recurrent.cpp: LSTM, GRU, RNN
 void register_dynamic(ConverterTable& t);      // ops/dynamic.cpp: NonZero, Compress, Unique, NMS
 void register_control_flow(ConverterTable& t);  // ops/control_flow.cpp: If, Loop, Scan
+void register_quant(ConverterTable& t);        // ops/quant.cpp: QuantizeLinear, QLinearConv, ...
 
 const ConverterTable& converters();
 

@@ -21,6 +21,7 @@ const ConverterTable& converters() {
     register_recurrent(t);
     register_dynamic(t);
     register_control_flow(t);
+    register_quant(t);
     for (const auto& [name, e] : t)
       NEF_CHECK(!e.since.empty() && std::is_sorted(e.since.begin(), e.since.end()) &&
                     std::find(e.since.begin(), e.since.end(), e.min_since) != e.since.end() &&

@@ -27,6 +27,7 @@ const KernelTable& kernel_table() {
     register_indexing_kernels(t);
     register_sort_scan_kernels(t);
     register_quant_kernels(t);
+    register_integer_kernels(t);
     register_recurrent_kernels(t);
     register_dynamic_kernels(t);
     return t;

@@ -1,6 +1,8 @@
-// Block-quantized ops (formats of common/quant.h; a quantized [N, K] matrix is a uint8 array
-// [N, row_bytes(format, K)]): qmatmul (x @ W^T, the weights stay quantized) and qgather
-// (embedding rows, dequantized). See docs/ops.md and docs/llm.md.
+// Quantized ops. Block-quantized (formats of common/quant.h; a quantized [N, K] matrix is a
+// uint8 array [N, row_bytes(format, K)]): qmatmul (x @ W^T, the weights stay quantized) and
+// qgather (embedding rows, dequantized). Integer (ONNX's affine 8-bit quantization):
+// matmul_integer and conv_integer, exact int32 results of (a - a_zp) x (b - b_zp). See
+// docs/ops.md, docs/llm.md and docs/onnx.md.
 #include "common/quant.h"
 
 #include <string>
@@ -70,9 +72,102 @@ Cost cost_qgather(const std::vector<TensorType>& in, const TensorType& out, cons
           rows * double(in[0].shape[1]) + double(numel(out.shape)) * 4};
 }
 
+bool is_int8ish(DType t) { return t == DType::Int8 || t == DType::UInt8; }
+
+// A zero point of `of`'s dtype with one value, or `per` values along one axis (a 1-D [per]).
+void check_zero_point(const char* op, const char* what, const TensorType& zp, const TensorType& of,
+                      int64_t per, const char* per_what, const std::vector<TensorType>& in) {
+  if (zp.dtype != of.dtype)
+    throw TypeError(str("[", op, "] ", what, " must have its operand's dtype ",
+                        dtype_name(of.dtype), ": ", types_str(in)));
+  if (numel(zp.shape) == 1 && zp.shape.size() <= 1) return;
+  if (zp.shape.size() != 1 || zp.shape[0] != per)
+    throw ShapeError(str("[", op, "] ", what, " must be a scalar or hold one value per ", per_what,
+                         " (", per, "): ", types_str(in)));
+}
+
+// matmul_integer: a [..., M, K] and b [..., K, N] int8/uint8 (batch dims broadcast), optional
+// zero points a_zp (scalar or [M]) and b_zp (scalar or [N]) -> int32 [..., M, N].
+TensorType infer_matmul_integer(const OpDef& op, const std::vector<TensorType>& in, Attrs&) {
+  const TensorType &a = in[0], &b = in[1];
+  if (!is_int8ish(a.dtype) || !is_int8ish(b.dtype))
+    throw TypeError(str("[matmul_integer] a and b must be int8 or uint8: ", types_str(in)));
+  if (a.shape.size() < 2 || b.shape.size() < 2)
+    throw ShapeError(str("[matmul_integer] a and b need rank >= 2: ", types_str(in)));
+  const int64_t M = a.shape[a.shape.size() - 2], K = a.shape.back();
+  const int64_t N = b.shape.back();
+  if (b.shape[b.shape.size() - 2] != K)
+    throw ShapeError(str("[matmul_integer] inner dims differ: ", types_str(in)));
+  if (in.size() == 3)
+    throw ValidationError(str("[matmul_integer] give both zero points or none: ", types_str(in)));
+  if (in.size() == 4) {
+    check_zero_point("matmul_integer", "a_zero_point", in[2], a, M, "row of a", in);
+    check_zero_point("matmul_integer", "b_zero_point", in[3], b, N, "column of b", in);
+  }
+  const Shape ab(a.shape.begin(), a.shape.end() - 2), bb(b.shape.begin(), b.shape.end() - 2);
+  Shape out = broadcast_all(op, {{ab, a.dtype}, {bb, b.dtype}});
+  out.push_back(M);
+  out.push_back(N);
+  checked_numel(out, "matmul_integer");
+  return {out, DType::Int32};
+}
+
+Cost cost_matmul_integer(const std::vector<TensorType>& in, const TensorType& out, const Attrs&) {
+  const double K = double(in[0].shape.back());
+  return {2.0 * double(numel(out.shape)) * K,
+          double(numel(in[0].shape) + numel(in[1].shape)) + 4.0 * double(numel(out.shape))};
+}
+
+// conv_integer: ONNX ConvInteger. x [N, C, spatial...] and w [M, C / groups, kernel...] int8 or
+// uint8, optional zero points x_zp (scalar) and w_zp (scalar or [M]) -> int32, with conv's
+// geometry (attributes and output shape exactly as conv's; padding contributes zero).
+TensorType infer_conv_integer(const OpDef& op, const std::vector<TensorType>& in, Attrs& attrs) {
+  if (!is_int8ish(in[0].dtype) || !is_int8ish(in[1].dtype))
+    throw TypeError(str("[conv_integer] x and w must be int8 or uint8: ", types_str(in)));
+  if (in.size() == 3)
+    throw ValidationError(str("[conv_integer] give both zero points or none: ", types_str(in)));
+  if (in.size() == 4) {
+    check_zero_point("conv_integer", "x_zero_point", in[2], in[0], 1, "tensor", in);
+    const int64_t m = in[1].shape.empty() ? 0 : in[1].shape[0];
+    check_zero_point("conv_integer", "w_zero_point", in[3], in[1], m, "output channel", in);
+  }
+  // The geometry is conv's: its inference on float stand-ins of the same shapes.
+  const std::vector<TensorType> f = {{in[0].shape, DType::Float32}, {in[1].shape, DType::Float32}};
+  TensorType t = get_op("conv").infer(op, f, attrs);
+  t.dtype = DType::Int32;
+  return t;
+}
+
+Cost cost_conv_integer(const std::vector<TensorType>& in, const TensorType& out, const Attrs&) {
+  double per_out = 1;
+  for (size_t d = 1; d < in[1].shape.size(); ++d) per_out *= double(in[1].shape[d]);
+  return {2.0 * double(numel(out.shape)) * per_out,
+          double(numel(in[0].shape) + numel(in[1].shape)) + 4.0 * double(numel(out.shape))};
+}
+
 }  // namespace
 
 void register_quant_ops(Registry& r) {
+  OpDef mi;
+  mi.name = "matmul_integer";
+  mi.min_inputs = 2;
+  mi.max_inputs = 4;
+  mi.infer = infer_matmul_integer;
+  mi.cost = cost_matmul_integer;
+  r.add(std::move(mi));
+
+  OpDef ci;
+  ci.name = "conv_integer";
+  ci.min_inputs = 2;
+  ci.max_inputs = 4;
+  ci.infer = infer_conv_integer;
+  ci.cost = cost_conv_integer;
+  ci.attrs.push_back({"strides", AttrType::Ints, std::nullopt, false});
+  ci.attrs.push_back({"pads", AttrType::Ints, std::nullopt, false});
+  ci.attrs.push_back({"dilations", AttrType::Ints, std::nullopt, false});
+  ci.attrs.push_back({"groups", AttrType::Int, AttrValue(int64_t(1)), false});
+  r.add(std::move(ci));
+
   OpDef mm;
   mm.name = "qmatmul";
   mm.min_inputs = mm.max_inputs = 2;

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "onnx/converter.h"
+#include "onnx/ops/conv_geometry.h"
 
 namespace nef::onnx_import {
 namespace {
@@ -225,13 +226,12 @@ std::vector<Tensor> group_norm(NodeCtx& ctx) {
 
 // ---- convolution and pooling geometry ----------------------------------------------------------
 
+}  // namespace
+
+// Shared with ops/quant.cpp (ConvInteger, QLinearConv): ops/conv_geometry.h.
 constexpr int64_t kMaxGeometry = int64_t(1) << 31;
 
-struct Geometry {
-  Ints kernel, strides, dilations, pads;
-};
-
-Ints geometry_ints(const NodeCtx& ctx, const char* name, size_t n, int64_t fill) {
+static Ints geometry_ints(const NodeCtx& ctx, const char* name, size_t n, int64_t fill) {
   Ints v = ctx.attr_ints(name, Ints(n, fill));
   if (v.size() != n) ctx.fail(str(name, " ", ints_str(v), " needs ", n, " values"));
   return v;
@@ -287,6 +287,8 @@ Geometry read_geometry(const NodeCtx& ctx, const Tensor& x, const Tensor* w) {
                      " and dilations ", ints_str(g.dilations), " must be in [1, 2^31]"));
   return g;
 }
+
+namespace {
 
 std::vector<Tensor> conv(NodeCtx& ctx) {
   Tensor x = ctx.input(0), w = ctx.input(1);
