@@ -49,6 +49,14 @@ const char* typestr(nef::DType t) {
       return little ? "<i8" : ">i8";
     case nef::DType::Bool:
       return "|b1";
+    case nef::DType::Int16:
+      return little ? "<i2" : ">i2";
+    case nef::DType::UInt16:
+      return little ? "<u2" : ">u2";
+    case nef::DType::UInt32:
+      return little ? "<u4" : ">u4";
+    case nef::DType::UInt64:
+      return little ? "<u8" : ">u8";
   }
   throw nef::TypeError("[to_numpy] unknown dtype");
 }
@@ -112,7 +120,7 @@ nef::Array array_from_numpy(nb::handle arr) {
   if (!dtype) {
     throw nef::TypeError(nef::str("[from_numpy] unsupported numpy dtype ", name,
                                   " (NEF has float32, float16, bfloat16, float64, int8, uint8, "
-                                  "int32, int64, bool)"));
+                                  "int16, uint16, int32, uint32, int64, uint64, bool)"));
   }
   if (!nb::cast<bool>(dt.attr("isnative"))) {
     obj = obj.attr("astype")(dt.attr("newbyteorder")("="));

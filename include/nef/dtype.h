@@ -19,8 +19,12 @@ enum class DType : uint8_t {
   Int32 = 6,
   Int64 = 7,
   Bool = 8,
+  Int16 = 9,
+  UInt16 = 10,
+  UInt32 = 11,
+  UInt64 = 12,
 };
-inline constexpr int kNumDTypes = 9;
+inline constexpr int kNumDTypes = 13;
 
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);  // "float32", "bfloat16", ...
@@ -32,8 +36,10 @@ bool is_signed(DType t);
 // Default float type for ops that turn integers into floats (exp of an int, int / int, mean).
 inline constexpr DType kDefaultFloat = DType::Float32;
 
-// numpy's promotion for two arrays (int8 + uint8 -> int32... int64 + float16 -> float16 is
-// numpy's choice only for scalars; for arrays numpy gives float64, and so do we).
+// numpy's promotion for two arrays, exactly as np.result_type (int8 + uint8 -> int16, uint32 +
+// int32 -> int64, uint64 + any signed int -> float64, int16 + float16 -> float32). Where numpy
+// has no answer (float16 with bfloat16, bfloat16 with an int wider than 8 bits) the result is
+// the narrowest float that holds both: float32, or float64 for 32/64-bit ints.
 DType promote_types(DType a, DType b);
 
 // Promotion where one side is a "weak" Python scalar (NEP 50): the tensor's dtype wins when the

@@ -57,7 +57,11 @@ typedef enum nef_dtype {
   NEF_UINT8 = 5,
   NEF_INT32 = 6,
   NEF_INT64 = 7,
-  NEF_BOOL = 8
+  NEF_BOOL = 8,
+  NEF_INT16 = 9,
+  NEF_UINT16 = 10,
+  NEF_UINT32 = 11,
+  NEF_UINT64 = 12
 } nef_dtype;
 
 typedef struct nef_tensor nef_tensor; /* a lazy tensor */

@@ -23,6 +23,10 @@ constexpr std::array<DTypeInfo, kNumDTypes> kInfo = {{
     {"int32", 4, 'i'},
     {"int64", 8, 'i'},
     {"bool", 1, 'b'},
+    {"int16", 2, 'i'},
+    {"uint16", 2, 'u'},
+    {"uint32", 4, 'u'},
+    {"uint64", 8, 'u'},
 }};
 
 const DTypeInfo& info(DType t) {
@@ -61,22 +65,26 @@ DType promote_types(DType a, DType b) {
         return DType::Float32;
       return ia.size >= ib.size ? a : b;
     }
-    // int with float: numpy picks a float wide enough for the int (int8/uint8 -> float16,
-    // int32/int64 -> float64, except that a wider float already wins).
+    // int with float: numpy picks a float wide enough for the int (8-bit ints -> float16,
+    // 16-bit -> float32, 32/64-bit -> float64), unless the float is already wider.
     DType f = ia.kind == 'f' ? a : b;
     DType i = ia.kind == 'f' ? b : a;
-    size_t need = dtype_size(i) <= 1 ? 2 : 8;  // int16 would need float32; we have no int16
+    const size_t need = dtype_size(i) == 1 ? 2 : dtype_size(i) == 2 ? 4 : 8;
     if (dtype_size(f) >= need) return f;
-    if (need == 2) return f;  // bfloat16 with int8: keep bfloat16 (ml_dtypes does the same)
-    return DType::Float64;
+    return need == 4 ? DType::Float32 : DType::Float64;
   }
-  // Both integers.
+  // Both integers: same signedness takes the wider; mixed needs a signed type wider than the
+  // unsigned one (uint64 has none: numpy goes to float64).
   if (ia.kind == ib.kind) return ia.size >= ib.size ? a : b;
   DType s = ia.kind == 'i' ? a : b;
-  DType u = ia.kind == 'i' ? b : a;  // only uint8 exists
-  (void)u;
-  if (dtype_size(s) > 1) return s;  // int32/int64 hold all uint8
-  return DType::Int32;  // int8 with uint8: numpy gives int16; we have no int16
+  DType u = ia.kind == 'i' ? b : a;
+  if (dtype_size(s) > dtype_size(u)) return s;
+  switch (dtype_size(u)) {
+    case 1: return DType::Int16;
+    case 2: return DType::Int32;
+    case 4: return DType::Int64;
+    default: return DType::Float64;
+  }
 }
 
 DType promote_weak(DType tensor, DType weak_scalar) {

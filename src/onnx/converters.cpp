@@ -39,11 +39,11 @@ struct OnnxType {
 constexpr OnnxType kTypes[] = {
     {0, "UNDEFINED", std::nullopt},       {1, "FLOAT", DType::Float32},
     {2, "UINT8", DType::UInt8},           {3, "INT8", DType::Int8},
-    {4, "UINT16", std::nullopt},          {5, "INT16", std::nullopt},
+    {4, "UINT16", DType::UInt16},         {5, "INT16", DType::Int16},
     {6, "INT32", DType::Int32},           {7, "INT64", DType::Int64},
     {8, "STRING", std::nullopt},          {9, "BOOL", DType::Bool},
     {10, "FLOAT16", DType::Float16},      {11, "DOUBLE", DType::Float64},
-    {12, "UINT32", std::nullopt},         {13, "UINT64", std::nullopt},
+    {12, "UINT32", DType::UInt32},        {13, "UINT64", DType::UInt64},
     {14, "COMPLEX64", std::nullopt},      {15, "COMPLEX128", std::nullopt},
     {16, "BFLOAT16", DType::BFloat16},    {17, "FLOAT8E4M3FN", std::nullopt},
     {18, "FLOAT8E4M3FNUZ", std::nullopt}, {19, "FLOAT8E5M2", std::nullopt},

@@ -365,3 +365,42 @@ def test_attention_with_a_bad_past_key_rank():
                    [helper.make_tensor_value_info("y", f, [1, 2, 3, 4])], opset=23)
     with pytest.raises(nef.NEFFormatError, match="past_key must be 4-D"):
         nef.from_onnx(m)
+
+
+@pytest.mark.parametrize("dtype,onnx_type,field", [
+    ("int16", TensorProto.INT16, "int32_data"), ("uint16", TensorProto.UINT16, "int32_data"),
+    ("uint32", TensorProto.UINT32, "uint64_data"), ("uint64", TensorProto.UINT64, "uint64_data")])
+@pytest.mark.parametrize("raw", [False, True])
+def test_int16_and_unsigned_initializers_inputs_and_outputs(dtype, onnx_type, field, raw):
+    # Initializers in raw_data and in the typed field ONNX stores each type in, a graph input,
+    # and an output of the type: values over the whole range, wrapping as numpy does.
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(int(onnx_type) * 2 + raw)
+    c = rng.integers(info.min, info.max, (3, 4), dtype=dtype, endpoint=True)
+    c[0, :2] = [info.min, info.max]
+    init = helper.make_tensor("c", onnx_type, c.shape, c.tobytes() if raw else c.ravel().tolist(),
+                              raw=raw)
+    assert init.HasField("raw_data") == raw and (raw or len(getattr(init, field)) == c.size)
+    x = rng.integers(info.min, info.max, (3, 4), dtype=dtype, endpoint=True)
+    g = helper.make_graph([helper.make_node("Add", ["x", "c"], ["y"]),
+                           helper.make_node("Mul", ["y", "c"], ["z"])], "g",
+                          [helper.make_tensor_value_info("x", onnx_type, c.shape)],
+                          [helper.make_tensor_value_info("z", onnx_type, c.shape)], [init])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    out = nef.from_onnx(m).run({"x": x})["z"]
+    assert out.dtype == np.dtype(dtype)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(out, (x + c) * c)
+
+
+def test_typed_field_count_mismatch_is_a_format_error():
+    t = helper.make_tensor("c", TensorProto.UINT32, [3], [1, 2, 3])
+    del t.uint64_data[:]
+    t.uint64_data.extend([1, 2])
+    g = helper.make_graph([helper.make_node("Identity", ["c"], ["y"])], "g", [],
+                          [helper.make_tensor_value_info("y", TensorProto.UINT32, [3])], [t])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    with pytest.raises(nef.NEFFormatError, match="2 values stored"):
+        nef.from_onnx(m)

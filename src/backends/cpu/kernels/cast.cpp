@@ -1,4 +1,4 @@
-// cast: numpy astype between all 9 dtypes. Float -> int truncates toward zero and saturates
+// cast: numpy astype between all dtypes. Float -> int truncates toward zero and saturates
 // (NaN -> 0) so no input is undefined behaviour; int -> narrower int wraps like numpy; to bool
 // is != 0 (NaN -> true).
 #include <cmath>
@@ -51,6 +51,18 @@ NEF_SIMD_CLONES void cast_row(const From* x, int64_t sx, To* o, int64_t so, int6
 
 void cast_kernel(const KernelArgs& args) { cast_into(args.inputs[0], args.out); }
 
+// bitcast: copies the bytes through a view of the output typed like the input (same element
+// size); a bool result is normalized to 0/1, which every kernel reading bools relies on.
+void bitcast_kernel(const KernelArgs& args) {
+  Array as_input = args.out;
+  as_input.dtype = args.inputs[0].dtype;
+  copy_strided(args.inputs[0], as_input);
+  if (args.out.dtype == DType::Bool) {
+    uint8_t* p = args.out.data_as<uint8_t>();
+    for (int64_t i = 0, n = args.out.numel(); i < n; ++i) p[i] = p[i] != 0;
+  }
+}
+
 }  // namespace
 
 void cast_into(const Array& src, const Array& dst) {
@@ -75,6 +87,9 @@ Array cast_array(const Array& x, DType t) {
   return out;
 }
 
-void register_cast_kernels(KernelTable& t) { t.add("cast", cast_kernel); }
+void register_cast_kernels(KernelTable& t) {
+  t.add("cast", cast_kernel);
+  t.add("bitcast", bitcast_kernel);
+}
 
 }  // namespace nef::backend::cpu
