@@ -95,8 +95,13 @@ DLDataType dl_dtype(nef::DType t) {
       return {kDLUInt, 32, 1};
     case nef::DType::UInt64:
       return {kDLUInt, 64, 1};
+    case nef::DType::Float8E4M3FN:
+    case nef::DType::Float8E4M3FNUZ:
+    case nef::DType::Float8E5M2:
+    case nef::DType::Float8E5M2FNUZ:
+      break;  // DLPack 1.0 has no float8 codes
   }
-  throw nef::TypeError("[dlpack] unknown dtype");
+  throw nef::TypeError(nef::str("[dlpack] ", nef::dtype_name(t), " has no DLPack type code"));
 }
 
 std::string dl_dtype_name(DLDataType t) {

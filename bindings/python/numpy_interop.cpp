@@ -57,6 +57,11 @@ const char* typestr(nef::DType t) {
       return little ? "<u4" : ">u4";
     case nef::DType::UInt64:
       return little ? "<u8" : ">u8";
+    case nef::DType::Float8E4M3FN:
+    case nef::DType::Float8E4M3FNUZ:
+    case nef::DType::Float8E5M2:
+    case nef::DType::Float8E5M2FNUZ:
+      return "|u1";  // re-viewed as ml_dtypes' float8 type below
   }
   throw nef::TypeError("[to_numpy] unknown dtype");
 }
@@ -173,8 +178,9 @@ nb::object array_to_numpy(const nef::Array& a, bool writable) {
   view.iface["version"] = 3;
   nb::object holder = nb::cast(std::move(view));
   nb::object out = numpy_module().attr("asarray")(holder);
-  if (a.dtype == nef::DType::BFloat16) {
-    out = out.attr("view")(nb::module_::import_("ml_dtypes").attr("bfloat16"));
+  if (a.dtype == nef::DType::BFloat16 || nef::is_storage_only(a.dtype)) {
+    // ml_dtypes names its types as NEF does (bfloat16, float8_e4m3fn, ...).
+    out = out.attr("view")(nb::module_::import_("ml_dtypes").attr(nef::dtype_name(a.dtype)));
   }
   return out;
 }

@@ -18,7 +18,8 @@ from .errors import (NEFIndexError, NEFOverflowError, NEFShapeError, NEFTypeErro
                      NEFUnsupportedError, NEFValidationError)
 
 _SUPPORTED_NP = {"float32", "float16", "bfloat16", "float64", "int8", "uint8", "int16", "uint16",
-                 "int32", "uint32", "int64", "uint64", "bool"}
+                 "int32", "uint32", "int64", "uint64", "bool", "float8_e4m3fn", "float8_e4m3fnuz",
+                 "float8_e5m2", "float8_e5m2fnuz"}
 # Weak Python ints beyond this are not exact as doubles; they become strong scalars of the
 # dtype they take.
 _EXACT_INT = 2**53

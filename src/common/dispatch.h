@@ -28,6 +28,13 @@ decltype(auto) dispatch_dtype(DType t, Fn&& fn) {
     case DType::UInt16: return fn.template operator()<uint16_t>();
     case DType::UInt32: return fn.template operator()<uint32_t>();
     case DType::UInt64: return fn.template operator()<uint64_t>();
+    case DType::Float8E4M3FN:
+    case DType::Float8E4M3FNUZ:
+    case DType::Float8E5M2:
+    case DType::Float8E5M2FNUZ:
+      throw_error(ErrorCode::Type, str("dtype ", dtype_name(t),
+                                       " is storage-only (no kernel "
+                                       "computes in it): cast it to a float type first"));
   }
   throw_error(ErrorCode::Generic, "invalid dtype");
 }

@@ -10,7 +10,7 @@ namespace {
 struct DTypeInfo {
   const char* name;
   size_t size;
-  char kind;  // 'b' bool, 'i' signed, 'u' unsigned, 'f' float
+  char kind;  // 'b' bool, 'i' signed, 'u' unsigned, 'f' float, 's' storage-only float8
 };
 
 constexpr std::array<DTypeInfo, kNumDTypes> kInfo = {{
@@ -27,7 +27,16 @@ constexpr std::array<DTypeInfo, kNumDTypes> kInfo = {{
     {"uint16", 2, 'u'},
     {"uint32", 4, 'u'},
     {"uint64", 8, 'u'},
+    {"float8_e4m3fn", 1, 's'},
+    {"float8_e4m3fnuz", 1, 's'},
+    {"float8_e5m2", 1, 's'},
+    {"float8_e5m2fnuz", 1, 's'},
 }};
+
+[[noreturn]] void storage_only(const char* what, DType a, DType b) {
+  throw_error(ErrorCode::Type, str("[", what, "] ", dtype_name(a), " with ", dtype_name(b),
+                                   ": float8 types are storage-only; cast to a float type first"));
+}
 
 const DTypeInfo& info(DType t) {
   auto i = static_cast<size_t>(t);
@@ -41,7 +50,11 @@ size_t dtype_size(DType t) { return info(t).size; }
 const char* dtype_name(DType t) { return info(t).name; }
 bool is_floating(DType t) { return info(t).kind == 'f'; }
 bool is_integer(DType t) { return info(t).kind == 'i' || info(t).kind == 'u'; }
-bool is_signed(DType t) { return info(t).kind == 'i' || info(t).kind == 'f'; }
+bool is_signed(DType t) {
+  const char k = info(t).kind;
+  return k == 'i' || k == 'f' || k == 's';
+}
+bool is_storage_only(DType t) { return info(t).kind == 's'; }
 
 std::optional<DType> dtype_from_name(std::string_view name) {
   for (size_t i = 0; i < kInfo.size(); ++i)
@@ -50,11 +63,17 @@ std::optional<DType> dtype_from_name(std::string_view name) {
   return std::nullopt;
 }
 
-DType to_floating(DType t) { return is_floating(t) ? t : kDefaultFloat; }
+DType to_floating(DType t) {
+  if (is_storage_only(t))
+    throw_error(ErrorCode::Type, str("[float op] ", dtype_name(t),
+                                     " is storage-only: cast it to a float type first"));
+  return is_floating(t) ? t : kDefaultFloat;
+}
 
 DType promote_types(DType a, DType b) {
-  if (a == b) return a;
   const DTypeInfo &ia = info(a), &ib = info(b);
+  if (ia.kind == 's' || ib.kind == 's') storage_only("promote", a, b);
+  if (a == b) return a;
   if (ia.kind == 'b') return b;
   if (ib.kind == 'b') return a;
   if (ia.kind == 'f' || ib.kind == 'f') {
@@ -89,6 +108,7 @@ DType promote_types(DType a, DType b) {
 
 DType promote_weak(DType tensor, DType weak_scalar) {
   const DTypeInfo &t = info(tensor), &s = info(weak_scalar);
+  if (t.kind == 's' || s.kind == 's') storage_only("promote", tensor, weak_scalar);
   auto rank = [](char k) { return k == 'b' ? 0 : (k == 'f' ? 2 : 1); };
   if (rank(s.kind) <= rank(t.kind)) return tensor;
   if (s.kind == 'f') return kDefaultFloat;

@@ -198,6 +198,11 @@ const char* descr_of(DType t) {
     case DType::UInt16: return "<u2";
     case DType::UInt32: return "<u4";
     case DType::UInt64: return "<u8";
+    case DType::Float8E4M3FN:
+    case DType::Float8E4M3FNUZ:
+    case DType::Float8E5M2:
+    case DType::Float8E5M2FNUZ:
+      break;
   }
   return "?";
 }
@@ -280,6 +285,8 @@ std::vector<uint8_t> serialize_npy(const Array& arr) {
   }
   if (a.shape.size() == 1) shape += ",";
   shape += ")";
+  if (is_storage_only(a.dtype))
+    throw UnsupportedError(str("[npy] ", dtype_name(a.dtype), " has no .npy type descriptor"));
   std::string dict = str("{'descr': '", descr_of(a.dtype), "', 'fortran_order': False, 'shape': ",
                          shape, ", }");
   // numpy pads with spaces and a final newline so the data starts 64-byte aligned.

@@ -168,6 +168,13 @@ Array array_from_tensor_proto(const ::onnx::TensorProto& t, const std::string& b
       check_count(t.uint64_data(), n, what, "uint64_data");
       for (int64_t i = 0; i < n; ++i) a.data_as<uint64_t>()[i] = t.uint64_data(int(i));
       break;
+    case DType::Float8E4M3FN:  // float8: one bit pattern per int32_data entry
+    case DType::Float8E4M3FNUZ:
+    case DType::Float8E5M2:
+    case DType::Float8E5M2FNUZ:
+      check_count(t.int32_data(), n, what, "int32_data");
+      for (int64_t i = 0; i < n; ++i) a.data_as<uint8_t>()[i] = uint8_t(t.int32_data(int(i)));
+      break;
     case DType::Bool:
       check_count(t.int32_data(), n, what, "int32_data");
       for (int64_t i = 0; i < n; ++i) a.data_as<uint8_t>()[i] = t.int32_data(int(i)) != 0;

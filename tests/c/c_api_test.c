@@ -281,7 +281,9 @@ int main(void) {
   CHECK(nef_dtype_size(NEF_INT16) == 2 && nef_dtype_size(NEF_UINT16) == 2);
   CHECK(nef_dtype_size(NEF_UINT32) == 4 && nef_dtype_size(NEF_UINT64) == 8);
   CHECK(strcmp(nef_dtype_name(NEF_UINT64), "uint64") == 0 &&
-        strcmp(nef_dtype_name(NEF_INT16), "int16") == 0 && nef_dtype_name((nef_dtype)13) == NULL);
+        strcmp(nef_dtype_name(NEF_INT16), "int16") == 0 && nef_dtype_name((nef_dtype)17) == NULL);
+  CHECK(nef_dtype_size(NEF_FLOAT8E5M2) == 1 &&
+        strcmp(nef_dtype_name(NEF_FLOAT8E4M3FN), "float8_e4m3fn") == 0);
   {
     /* A uint64 tensor keeps values beyond int64. */
     uint64_t big[2] = {18446744073709551615ull, 2};

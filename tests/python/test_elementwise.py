@@ -369,6 +369,60 @@ def test_integer_unary_and_shifts_over_the_full_range(dtype, seed):
     np.testing.assert_array_equal(t.astype("float64").numpy(), x.astype(np.float64))
 
 
+F8 = ["float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz"]
+
+
+@pytest.mark.parametrize("f8,seed", cases(F8, prefix="f8"))
+def test_float8_casts_match_ml_dtypes(f8, seed):
+    # Decoding: every bit pattern, as ml_dtypes reads it (NaN where it has NaN).
+    codes = np.arange(256, dtype=np.uint8).view(np_dtype(f8))
+    t = nef.tensor(codes)
+    assert t.dtype == f8 and t.numpy().dtype == np.dtype(np_dtype(f8))
+    np.testing.assert_array_equal(t.numpy().view(np.uint8), np.arange(256, dtype=np.uint8))
+    for dst in ("float32", "float64", "float16"):
+        np.testing.assert_array_equal(nef.cast(t, dst).numpy(), codes.astype(dst))
+    # Encoding: random floats over the whole range (and past it), ties, specials; round to
+    # nearest even as ml_dtypes does. saturate=False is ml_dtypes' own overflow rule; the
+    # default saturates (ONNX Cast), which is clipping to the largest finite value first.
+    rng = np.random.default_rng(seed)
+    fmax = float(ml_dtypes_finfo(f8).max)
+    x = (rng.standard_normal(4000) * np.exp2(rng.integers(-30, 20, 4000))).astype(np.float32)
+    grid = codes.astype(np.float32)
+    grid = grid[np.isfinite(grid)]
+    mids = ((np.sort(grid)[1:] + np.sort(grid)[:-1]) / 2).astype(np.float32)  # exact ties
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, fmax, -fmax, fmax * 1.07,
+                        -fmax * 1.07, 1e30, -1e30], np.float32)
+    x = np.concatenate([x, mids, special])
+    for src in ("float32", "float16"):
+        with np.errstate(all="ignore"):
+            xs = x.astype(src)  # float16: the largest values overflow to inf, as intended
+            want_raw = xs.astype(np_dtype(f8))
+            want_sat = np.clip(xs.astype(np.float32), -fmax, fmax).astype(np_dtype(f8))
+        got_raw = nef.cast(nef.tensor(xs), f8, saturate=False).numpy()
+        got_sat = nef.cast(nef.tensor(xs), f8).numpy()
+        for got, want in ((got_raw, want_raw), (got_sat, want_sat)):
+            g, w = got.astype(np.float64), want.astype(np.float64)
+            same = (g == w) | (np.isnan(g) & np.isnan(w))
+            assert same.all(), (src, xs[~same][:5], g[~same][:5], w[~same][:5])
+    # Views, concat and take move the bytes; arithmetic refuses the storage-only type.
+    b = np.arange(256, dtype=np.uint8)
+    np.testing.assert_array_equal(t.reshape(16, 16).T.numpy().view(np.uint8),
+                                  b.reshape(16, 16).T)
+    np.testing.assert_array_equal(nef.concatenate([t[::-3], t]).numpy().view(np.uint8),
+                                  np.concatenate([b[::-3], b]))
+    np.testing.assert_array_equal(nef.take(t, nef.tensor([3, 0, 255])).numpy().view(np.uint8),
+                                  b[[3, 0, 255]])
+    with pytest.raises(nef.NEFTypeError, match=f8):
+        t + t
+    with pytest.raises(nef.NEFTypeError, match=f8):
+        nef.exp(t)
+
+
+def ml_dtypes_finfo(name):
+    import ml_dtypes
+    return ml_dtypes.finfo(np_dtype(name))
+
+
 def test_cast_float_to_int_truncates():
     x = nef.tensor([-2.7, -0.5, 0.5, 2.7, 100.9])
     assert x.astype(nef.int32).tolist() == [-2, 0, 0, 2, 100]

@@ -754,5 +754,8 @@ def test_bitcast_views_the_bytes_and_checks_widths():
     check(run_node("BitCast", [b], {"to": TensorProto.BOOL}, opset=26), b != 0)
     with pytest.raises(nef.NEFFormatError, match="BitCast.*bits wide"):
         run_node("BitCast", [x], {"to": TensorProto.INT16}, opset=26)
-    with pytest.raises(nef.NEFUnsupportedError, match="FLOAT8E4M3FN"):
-        run_node("BitCast", [b], {"to": TensorProto.FLOAT8E4M3FN}, opset=26)
+    f8 = run_node("BitCast", [b], {"to": TensorProto.FLOAT8E4M3FN}, opset=26)
+    assert f8.dtype.name == "float8_e4m3fn"
+    np.testing.assert_array_equal(f8.view(np.uint8), b)
+    with pytest.raises(nef.NEFUnsupportedError, match="FLOAT8E8M0"):
+        run_node("BitCast", [b], {"to": TensorProto.FLOAT8E8M0}, opset=26)

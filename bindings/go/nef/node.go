@@ -313,6 +313,10 @@ func Evaluate(nodes ...*Node) error {
 func (n *Node) Value() (*Array, error) {
 	var a *Array
 	err := withNodes("value", []*Node{n}, func(hs []*C.nef_tensor) error {
+		if !n.dtype.valid() { // NEF's storage-only float8 types have no Go element type
+			return errorf(CodeType, "[value] dtype code %d has no Go type: cast the node to a "+
+				"float type first (nef.Cast(x, nef.Float32))", int(n.dtype))
+		}
 		data, ptr, nbytes := makeData(n.dtype, numel(n.shape))
 		err := call(func() C.nef_status {
 			return C.nef_tensor_copy_to(hs[0], ptr, C.size_t(nbytes))

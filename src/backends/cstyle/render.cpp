@@ -61,6 +61,10 @@ std::string storage_type(DType t, const Dialect& d) {
     case DType::UInt16:
     case DType::UInt32:
     case DType::UInt64:
+    case DType::Float8E4M3FN:
+    case DType::Float8E4M3FNUZ:
+    case DType::Float8E5M2:
+    case DType::Float8E5M2FNUZ:
       break;
   }
   throw UnsupportedError(str("[", d.name, "] no C type for ", dtype_name(t), " in this dialect"));

@@ -178,6 +178,9 @@ void register_elementwise_ops(Registry& r) {
   r.add(make("clip", 3, infer_clip, 2));
   OpDef cast = make("cast", 1, infer_cast, 1);
   cast.attrs.push_back({"dtype", AttrType::String, std::nullopt, true});
+  // float8 targets only: out-of-range values saturate to the largest finite value (ONNX's default)
+  // or become inf/NaN.
+  cast.attrs.push_back({"saturate", AttrType::Bool, AttrValue(true), false});
   r.add(std::move(cast));
   OpDef bitcast = make("bitcast", 1, infer_bitcast, 0);
   bitcast.traits = kElementwise;  // not fusable: fused programs compute values, not bytes

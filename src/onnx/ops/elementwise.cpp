@@ -196,23 +196,28 @@ Tensors where_op(NodeCtx& ctx) {
 
 // ---- Cast, Clip, Identity -----------------------------------------------------------------
 
-// saturate only changes float8 targets and round_mode only float8e8m0, neither of which NEF has:
-// both are read (so that they are accepted) and validated.
-void read_cast_modes(const NodeCtx& ctx) {
-  if (ctx.has_attr("saturate")) ctx.attr_int("saturate");
+// saturate changes float8 targets only; round_mode only float8e8m0, which NEF does not have: it
+// is read (so that it is accepted) and validated.
+Tensor cast_with_modes(const NodeCtx& ctx, const Tensor& x, DType t) {
+  const int64_t saturate = ctx.attr_int("saturate", 1);
+  if (saturate != 0 && saturate != 1) ctx.fail(str("saturate must be 0 or 1, got ", saturate));
   if (ctx.has_attr("round_mode")) {
     std::string m = ctx.attr_string("round_mode");
     if (m != "up" && m != "down" && m != "nearest")
       ctx.fail(str("round_mode must be \"up\", \"down\" or \"nearest\", got \"", m, "\""));
   }
+  if (x.dtype() == t) return x;
+  ir::Attrs attrs;
+  attrs.set("dtype", std::string(dtype_name(t)));
+  attrs.set("saturate", saturate == 1);
+  return nef::op("cast", {x}, std::move(attrs));
 }
 
 Tensors cast_op(NodeCtx& ctx) {
   int to = static_cast<int>(ctx.attr_int("to"));
-  read_cast_modes(ctx);
   std::optional<DType> t = dtype_from_onnx(to);
   if (!t) ctx.unsupported(str("cast to ", onnx_type_name(to)));
-  return {cast_to(ctx.input(0), *t)};
+  return {cast_with_modes(ctx, ctx.input(0), *t)};
 }
 
 // BitCast-26: same bytes, another type of the same width (little-endian, as NEF stores).
@@ -232,8 +237,7 @@ Tensors bitcast_op(NodeCtx& ctx) {
 }
 
 Tensors castlike_op(NodeCtx& ctx) {
-  read_cast_modes(ctx);
-  return {cast_to(ctx.input(0), ctx.input(1).dtype())};
+  return {cast_with_modes(ctx, ctx.input(0), ctx.input(1).dtype())};
 }
 
 // min and max are optional (absent or ""); each must be a scalar of X's type per the spec, but

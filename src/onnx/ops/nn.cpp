@@ -431,7 +431,7 @@ Tensor max_pool_indices(const NodeCtx& ctx, const Tensor& x, const Shape& y_shap
   Tensor vals = nef::gather(nef::reshape(x, {nc, s}), nef::tensor<int64_t>(tap, {p * k}), 1)
                     .reshape({nc, p, k});
   const int bits = int(8 * dtype_size(x.dtype()));
-  const double lowest = is_floating(x.dtype())   ? -INFINITY
+  const double lowest = is_floating(x.dtype())  ? -INFINITY
                         : !is_signed(x.dtype()) ? 0.0
                                                 : -std::ldexp(1.0, bits - 1);
   Tensor valid_t = nef::cast(nef::tensor<uint8_t>(valid, {p, k}), DType::Bool);
