@@ -87,8 +87,21 @@ DLDataType dl_dtype(nef::DType t) {
       return {kDLInt, 64, 1};
     case nef::DType::Bool:
       return {kDLBool, 8, 1};
+    case nef::DType::Int16:
+      return {kDLInt, 16, 1};
+    case nef::DType::UInt16:
+      return {kDLUInt, 16, 1};
+    case nef::DType::UInt32:
+      return {kDLUInt, 32, 1};
+    case nef::DType::UInt64:
+      return {kDLUInt, 64, 1};
+    case nef::DType::Float8E4M3FN:
+    case nef::DType::Float8E4M3FNUZ:
+    case nef::DType::Float8E5M2:
+    case nef::DType::Float8E5M2FNUZ:
+      break;  // DLPack 1.0 has no float8 codes
   }
-  throw nef::TypeError("[dlpack] unknown dtype");
+  throw nef::TypeError(nef::str("[dlpack] ", nef::dtype_name(t), " has no DLPack type code"));
 }
 
 std::string dl_dtype_name(DLDataType t) {
@@ -110,11 +123,15 @@ std::optional<nef::DType> nef_dtype(DLDataType t) {
   switch (t.code) {
     case kDLInt:
       if (t.bits == 8) return nef::DType::Int8;
+      if (t.bits == 16) return nef::DType::Int16;
       if (t.bits == 32) return nef::DType::Int32;
       if (t.bits == 64) return nef::DType::Int64;
       break;
     case kDLUInt:
       if (t.bits == 8) return nef::DType::UInt8;
+      if (t.bits == 16) return nef::DType::UInt16;
+      if (t.bits == 32) return nef::DType::UInt32;
+      if (t.bits == 64) return nef::DType::UInt64;
       break;
     case kDLFloat:
       if (t.bits == 16) return nef::DType::Float16;
@@ -293,10 +310,12 @@ nef::Array array_from_dlpack(nb::handle capsule) {
   }
   std::optional<nef::DType> dtype = nef_dtype(t->dtype);
   if (!dtype) {
-    throw nef::TypeError(nef::str("[from_dlpack] dtype ", dl_dtype_name(t->dtype),
-                                  " has no NEF equivalent (NEF has float32, float16, bfloat16, "
-                                  "float64, int8, uint8, int32, int64, bool); convert it first, "
-                                  "e.g. nef.tensor(np.from_dlpack(x))"));
+    throw nef::TypeError(
+        nef::str("[from_dlpack] dtype ", dl_dtype_name(t->dtype),
+                 " has no NEF equivalent (NEF has float32, float16, bfloat16, "
+                 "float64, int8, uint8, int16, uint16, int32, uint32, int64, uint64, "
+                 "bool); convert it first, "
+                 "e.g. nef.tensor(np.from_dlpack(x))"));
   }
   if (t->ndim < 0 || t->ndim > nef::kMaxRank) {
     throw nef::ShapeError(

@@ -49,6 +49,19 @@ const char* typestr(nef::DType t) {
       return little ? "<i8" : ">i8";
     case nef::DType::Bool:
       return "|b1";
+    case nef::DType::Int16:
+      return little ? "<i2" : ">i2";
+    case nef::DType::UInt16:
+      return little ? "<u2" : ">u2";
+    case nef::DType::UInt32:
+      return little ? "<u4" : ">u4";
+    case nef::DType::UInt64:
+      return little ? "<u8" : ">u8";
+    case nef::DType::Float8E4M3FN:
+    case nef::DType::Float8E4M3FNUZ:
+    case nef::DType::Float8E5M2:
+    case nef::DType::Float8E5M2FNUZ:
+      return "|u1";  // re-viewed as ml_dtypes' float8 type below
   }
   throw nef::TypeError("[to_numpy] unknown dtype");
 }
@@ -112,7 +125,7 @@ nef::Array array_from_numpy(nb::handle arr) {
   if (!dtype) {
     throw nef::TypeError(nef::str("[from_numpy] unsupported numpy dtype ", name,
                                   " (NEF has float32, float16, bfloat16, float64, int8, uint8, "
-                                  "int32, int64, bool)"));
+                                  "int16, uint16, int32, uint32, int64, uint64, bool)"));
   }
   if (!nb::cast<bool>(dt.attr("isnative"))) {
     obj = obj.attr("astype")(dt.attr("newbyteorder")("="));
@@ -165,8 +178,9 @@ nb::object array_to_numpy(const nef::Array& a, bool writable) {
   view.iface["version"] = 3;
   nb::object holder = nb::cast(std::move(view));
   nb::object out = numpy_module().attr("asarray")(holder);
-  if (a.dtype == nef::DType::BFloat16) {
-    out = out.attr("view")(nb::module_::import_("ml_dtypes").attr("bfloat16"));
+  if (a.dtype == nef::DType::BFloat16 || nef::is_storage_only(a.dtype)) {
+    // ml_dtypes names its types as NEF does (bfloat16, float8_e4m3fn, ...).
+    out = out.attr("view")(nb::module_::import_("ml_dtypes").attr(nef::dtype_name(a.dtype)));
   }
   return out;
 }

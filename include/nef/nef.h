@@ -57,7 +57,15 @@ typedef enum nef_dtype {
   NEF_UINT8 = 5,
   NEF_INT32 = 6,
   NEF_INT64 = 7,
-  NEF_BOOL = 8
+  NEF_BOOL = 8,
+  NEF_INT16 = 9,
+  NEF_UINT16 = 10,
+  NEF_UINT32 = 11,
+  NEF_UINT64 = 12,
+  NEF_FLOAT8E4M3FN = 13, /* float8 types: storage only (cast them to a float type to compute) */
+  NEF_FLOAT8E4M3FNUZ = 14,
+  NEF_FLOAT8E5M2 = 15,
+  NEF_FLOAT8E5M2FNUZ = 16
 } nef_dtype;
 
 typedef struct nef_tensor nef_tensor; /* a lazy tensor */

@@ -16,8 +16,9 @@ from .ops import matmul_integer
 from .creation import (arange, asarray, empty, empty_like, eye, from_numpy, full, full_like,
                        identity, linspace, ones, ones_like, placeholder, scalar, tensor, zeros,
                        zeros_like)
-from .dtypes import (DType, as_dtype, bfloat16, bool_, finfo, float16, float32, float64, int8,
-                     int32, int64, uint8)
+from .dtypes import (DType, as_dtype, bfloat16, bool_, finfo, float8_e4m3fn, float8_e4m3fnuz,
+                     float8_e5m2, float8_e5m2fnuz, float16, float32, float64, int8, int16, int32,
+                     int64, uint8, uint16, uint32, uint64)
 from .errors import (NEFBufferError, NEFCancelledError, NEFCompileError, NEFDeviceError, NEFError,
                      NEFFormatError, NEFGraphCycleError, NEFImportError, NEFIndexError,
                      NEFOutOfMemoryError, NEFOverflowError, NEFShapeError, NEFTypeError,
@@ -56,7 +57,8 @@ __all__ = [
     "linspace", "eye", "identity", "random", "gguf", "llm",
     # dtypes
     "DType", "as_dtype", "finfo", "float32", "float16", "bfloat16", "float64", "int8", "uint8",
-    "int32", "int64", "bool_", "bool",
+    "int16", "uint16", "int32", "uint32", "int64", "uint64", "bool_", "bool", "float8_e4m3fn",
+    "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz",
     # elementwise
     "neg", "negative", "abs", "absolute", "sign", "relu", "floor", "ceil", "round", "exp", "log",
     "sqrt", "rsqrt", "reciprocal", "tanh", "sigmoid", "silu", "erf", "sin", "cos", "gelu",

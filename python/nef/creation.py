@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import _nef
-from .dtypes import DType, as_dtype, bool_, float32, float64, int64
+from .dtypes import DType, as_dtype, bool_, float32, float64, int64, uint64
 from .errors import NEFOverflowError, NEFTypeError, NEFUnsupportedError, NEFValidationError
 from .tensor import (_EXACT_INT, Tensor, _check_int, _float_arg, _index_arg, _make_node,
                      _shape_arg, wrap)
@@ -47,7 +47,8 @@ def _value_dtype(value) -> DType:
     if isinstance(value, (bool, np.bool_)):
         return bool_
     if isinstance(value, (int, np.integer)):
-        return int64
+        # numpy's choice for non-negative ints beyond int64: uint64.
+        return uint64 if 2**63 <= int(value) < 2**64 else int64
     return float32
 
 
@@ -80,8 +81,8 @@ def _constant(shape: list, value, dtype: DType, op: str):
 
 def full(shape: Any, value: Any, dtype: Any = None) -> Tensor:
     """Every element = value; dtype defaults from the value (bool, int64, or float32). A Python
-    int that does not fit the dtype raises NEFOverflowError (numpy 2 does too; NEF has no
-    uint64, so 2**63 does not fit the default int64)."""
+    int that does not fit the dtype raises NEFOverflowError (numpy 2 does too); like numpy, an
+    int in [2**63, 2**64) without a dtype gives uint64."""
     t = as_dtype(dtype) if dtype is not None else _value_dtype(value)
     return wrap(_constant(_shape_arg(shape, "full"), value, t, "full"))
 

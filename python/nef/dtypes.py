@@ -22,7 +22,7 @@ class DType:
     def __init__(self, name: str, itemsize: int, kind: str, np_dtype) -> None:
         self.name = name
         self.itemsize = itemsize
-        self.kind = kind  # "f" float, "i" signed int, "u" unsigned int, "b" bool
+        self.kind = kind  # "f" float, "i" signed int, "u" unsigned int, "b" bool, "s" float8
         self.np_dtype = np.dtype(np_dtype)
 
     @property
@@ -37,7 +37,7 @@ class DType:
 
     @property
     def is_integer(self) -> bool:
-        """True for int8, uint8, int32 and int64 (not bool)."""
+        """True for the signed and unsigned integer types (not bool)."""
         return self.kind in ("i", "u")
 
     def __str__(self) -> str:
@@ -74,19 +74,24 @@ uint8 = DType("uint8", 1, "u", np.uint8)
 int32 = DType("int32", 4, "i", np.int32)
 int64 = DType("int64", 8, "i", np.int64)
 bool_ = DType("bool", 1, "b", np.bool_)
+int16 = DType("int16", 2, "i", np.int16)
+uint16 = DType("uint16", 2, "u", np.uint16)
+uint32 = DType("uint32", 4, "u", np.uint32)
+uint64 = DType("uint64", 8, "u", np.uint64)
+# Storage-only float8 types (ONNX's FLOAT8*): cast, bitcast and layout ops only.
+float8_e4m3fn = DType("float8_e4m3fn", 1, "s", ml_dtypes.float8_e4m3fn)
+float8_e4m3fnuz = DType("float8_e4m3fnuz", 1, "s", ml_dtypes.float8_e4m3fnuz)
+float8_e5m2 = DType("float8_e5m2", 1, "s", ml_dtypes.float8_e5m2)
+float8_e5m2fnuz = DType("float8_e5m2fnuz", 1, "s", ml_dtypes.float8_e5m2fnuz)
 
-ALL_DTYPES = (float32, float16, bfloat16, float64, int8, uint8, int32, int64, bool_)
+# In the core's numbering (nef::DType, nef_dtype in the C API).
+ALL_DTYPES = (float32, float16, bfloat16, float64, int8, uint8, int32, int64, bool_, int16, uint16,
+              uint32, uint64, float8_e4m3fn, float8_e4m3fnuz, float8_e5m2, float8_e5m2fnuz)
 _BY_NAME = {t.name: t for t in ALL_DTYPES}
 _BY_NAME["bool_"] = bool_
 # Python's own types: NEF's defaults (float -> float32, as for float literals in lists).
 _BY_PYTYPE = {builtins.float: float32, builtins.int: int64, builtins.bool: bool_}
 
-# numpy dtypes NEF does not have, converted on the way in (value-preserving where possible).
-_NP_CONVERT = {
-    np.dtype(np.int16): np.dtype(np.int32),
-    np.dtype(np.uint16): np.dtype(np.int32),
-    np.dtype(np.uint32): np.dtype(np.int64),
-}
 
 
 def as_dtype(x) -> DType:
@@ -118,8 +123,8 @@ def to_numpy_dtype(x) -> np.dtype:
 def finfo(dtype) -> Any:
     """numpy-style finfo/iinfo for an NEF dtype (bfloat16 through ml_dtypes)."""
     t = as_dtype(dtype)
-    if t is bfloat16:
-        return ml_dtypes.finfo(ml_dtypes.bfloat16)
+    if t is bfloat16 or t.kind == "s":
+        return ml_dtypes.finfo(t.np_dtype)
     if t.is_floating:
         return np.finfo(t.np_dtype)
     return np.iinfo(t.np_dtype)

@@ -51,7 +51,7 @@ class NEFCancelledError(NEFError):
 
 class NEFOverflowError(NEFError, OverflowError):
     """A Python int does not fit the dtype it must take (numpy 2 raises OverflowError too):
-    ``nef.tensor([1], dtype="int8") + 1000``, ``nef.tensor([2**63])`` (NEF has no uint64)."""
+    ``nef.tensor([1], dtype="int8") + 1000``, ``nef.tensor([2**64])``."""
 
 
 class NEFIndexError(NEFError, IndexError):

@@ -95,7 +95,7 @@ class GGUFFile:
         """The tensor's values: float32 (converted, or dequantized for quantized types) for
         float and quantized types; a read-only zero-copy view for integer types."""
         info = self._info(name)
-        if info.type in ("i8", "i32", "i64"):
+        if info.type in ("i8", "i16", "i32", "i64"):
             return self._f.view(name)
         return self._f.dequantize(name)
 

@@ -56,7 +56,7 @@ def from_dlpack(x: Any, *, device: Any = None, copy: bool | None = None) -> Tens
     """A tensor sharing the memory of any DLPack producer (a numpy array, a PyTorch or JAX
     CPU tensor, or a capsule), without copying; the tensor keeps the producer's data alive.
     Host memory only: a tensor on a GPU raises NEFDeviceError (copy it to the CPU first).
-    ``copy=True`` takes a copy of the values instead. dtypes NEF lacks (int16, complex, ...)
+    ``copy=True`` takes a copy of the values instead. dtypes NEF lacks (complex, float8, ...)
     raise NEFTypeError."""
     if device not in (None, "cpu"):
         raise NEFDeviceError(f"[from_dlpack] NEF imports to the CPU; device={device!r}")

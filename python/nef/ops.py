@@ -211,9 +211,14 @@ def clip(x, lo=None, hi=None) -> Tensor:
     return _op("clip", [x, lo, hi])
 
 
-def cast(x, dtype) -> Tensor:
-    """numpy astype: float->int truncates toward zero, ->bool is != 0."""
-    return wrap(_nef.op("cast", [to_node(x)], {"dtype": as_dtype(dtype).name}))
+def cast(x, dtype, saturate: bool = True) -> Tensor:
+    """numpy astype: float->int truncates toward zero, ->bool is != 0. To a float8 type, values
+    round to nearest even and, as ONNX's Cast, out-of-range values and infinities saturate to the
+    largest finite value (saturate=False: inf for float8_e5m2, NaN for the others)."""
+    attrs = {"dtype": as_dtype(dtype).name}
+    if not saturate:
+        attrs["saturate"] = False
+    return wrap(_nef.op("cast", [to_node(x)], attrs))
 
 
 astype = cast

@@ -13,17 +13,18 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from . import _nef
-from .dtypes import _NP_CONVERT, DType, as_dtype, bfloat16, bool_, float32, int64
+from .dtypes import DType, as_dtype, bfloat16, bool_, float32, int64
 from .errors import (NEFIndexError, NEFOverflowError, NEFShapeError, NEFTypeError,
                      NEFUnsupportedError, NEFValidationError)
 
-_SUPPORTED_NP = {"float32", "float16", "bfloat16", "float64", "int8", "uint8", "int32", "int64",
-                 "bool"}
+_SUPPORTED_NP = {"float32", "float16", "bfloat16", "float64", "int8", "uint8", "int16", "uint16",
+                 "int32", "uint32", "int64", "uint64", "bool", "float8_e4m3fn", "float8_e4m3fnuz",
+                 "float8_e5m2", "float8_e5m2fnuz"}
 # Weak Python ints beyond this are not exact as doubles; they become strong scalars of the
 # dtype they take.
 _EXACT_INT = 2**53
 _INT_RANGE = {t: (int(np.iinfo(t).min), int(np.iinfo(t).max))
-              for t in ("int8", "uint8", "int32", "int64")}
+              for t in ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64")}
 _COMPARISONS = {"equal", "not_equal", "less", "less_equal", "greater", "greater_equal"}
 
 
@@ -32,8 +33,9 @@ _COMPARISONS = {"equal", "not_equal", "less", "less_equal", "greater", "greater_
 def _int_overflow(value: int, dtype: DType, op: str, where: str = "") -> NEFOverflowError:
     hint = ""
     if value > _INT_RANGE["int64"][1] and dtype.name == "int64":
-        hint = (" (numpy would pick uint64 or object here; NEF has no uint64: pass "
-                "dtype=nef.float64 for an approximate value)")
+        hint = (" (pass dtype=nef.uint64 for values up to 2**64-1, or dtype=nef.float64 for an "
+                "approximate value)" if value <= _INT_RANGE["uint64"][1] else
+                " (pass dtype=nef.float64 for an approximate value)")
     return NEFOverflowError(f"[{op}] Python integer {value}{where} out of bounds for "
                             f"{dtype.name}{hint}")
 
@@ -63,9 +65,6 @@ def _prepare_numpy(arr: np.ndarray) -> np.ndarray:
     """Makes a numpy array acceptable to the core: supported dtype, native byte order."""
     dt = arr.dtype
     if dt.name not in _SUPPORTED_NP:
-        native = dt.newbyteorder("=") if dt.byteorder not in ("=", "|") else dt
-        if native in _NP_CONVERT:
-            return arr.astype(_NP_CONVERT[native])
         raise NEFTypeError(f"numpy dtype {dt} is not supported by NEF (supported: "
                            + ", ".join(sorted(_SUPPORTED_NP)) + ")")
     if not dt.isnative:
@@ -146,6 +145,8 @@ def _python_data_array(data, want: DType | None, op: str = "tensor") -> np.ndarr
     if big is not None:
         if want is not None:  # bfloat16: a float, approximate like numpy's float casts
             return _asarray(data, np.float64, op).astype(want.np_dtype)
+        if arr.dtype == np.uint64:  # numpy's choice for non-negative ints beyond int64
+            return arr
         raise _int_overflow(big, int64, op)
     if want is not None:
         return arr.astype(want.np_dtype)
@@ -847,7 +848,9 @@ def _compare_big_int(name: str, a, b):
     if lo <= v <= hi:
         return None
     i64lo, i64hi = _INT_RANGE["int64"]
-    if i64lo <= v <= i64hi:
+    # Unsigned values lie wholly on one side of any int outside their range (and uint64 does
+    # not fit int64): a constant answers.
+    if i64lo <= v <= i64hi and kind != "u":
         wide = wrap(_nef.op("cast", [t._t], {"dtype": "int64"}))
         return _binop(op, wide, v)
     above = v > hi  # every element is below v
@@ -872,9 +875,9 @@ def _index_array(k):
     if dt == "bool":
         raise NEFUnsupportedError("[getitem] boolean mask indexing is not supported (its shape "
                                   "depends on the data); use nef.where")
-    if dt not in ("int32", "int64", "int8", "uint8"):
+    if as_dtype(dt).kind not in "iu":
         raise NEFIndexError(f"arrays used as indices must be of integer type, got {dt}")
-    if dt in ("int8", "uint8"):
+    if dt not in ("int32", "int64"):
         node = _nef.op("cast", [node], {"dtype": "int64"})
     return node
 

@@ -1,6 +1,8 @@
 // The C++ op functions: each is one line over nef::op, which creates a lazy node through the
 // registry (so shape and dtype errors surface here, at creation).
 #include <cmath>
+#include <limits>
+#include <type_traits>
 #include <unordered_set>
 
 #include "api/lazy.h"
@@ -70,12 +72,16 @@ Tensor tensor(const std::vector<T>& values, const Shape& shape) {
   if (int64_t(values.size()) != checked_numel(shape, "tensor"))
     throw ShapeError(
         str("[tensor] ", values.size(), " values do not fill shape ", shape_str(shape)));
-  DType dt = std::is_same_v<T, float>     ? DType::Float32
-             : std::is_same_v<T, double>  ? DType::Float64
-             : std::is_same_v<T, int32_t> ? DType::Int32
-             : std::is_same_v<T, int64_t> ? DType::Int64
-             : std::is_same_v<T, int8_t>  ? DType::Int8
-                                          : DType::UInt8;
+  DType dt = std::is_same_v<T, float>      ? DType::Float32
+             : std::is_same_v<T, double>   ? DType::Float64
+             : std::is_same_v<T, int32_t>  ? DType::Int32
+             : std::is_same_v<T, int64_t>  ? DType::Int64
+             : std::is_same_v<T, int8_t>   ? DType::Int8
+             : std::is_same_v<T, int16_t>  ? DType::Int16
+             : std::is_same_v<T, uint16_t> ? DType::UInt16
+             : std::is_same_v<T, uint32_t> ? DType::UInt32
+             : std::is_same_v<T, uint64_t> ? DType::UInt64
+                                           : DType::UInt8;
   Array a = Array::empty(shape, dt);
   std::copy(values.begin(), values.end(), a.data_as<T>());
   return from_array(std::move(a));
@@ -86,13 +92,27 @@ template Tensor tensor<int32_t>(const std::vector<int32_t>&, const Shape&);
 template Tensor tensor<int64_t>(const std::vector<int64_t>&, const Shape&);
 template Tensor tensor<int8_t>(const std::vector<int8_t>&, const Shape&);
 template Tensor tensor<uint8_t>(const std::vector<uint8_t>&, const Shape&);
+template Tensor tensor<int16_t>(const std::vector<int16_t>&, const Shape&);
+template Tensor tensor<uint16_t>(const std::vector<uint16_t>&, const Shape&);
+template Tensor tensor<uint32_t>(const std::vector<uint32_t>&, const Shape&);
+template Tensor tensor<uint64_t>(const std::vector<uint64_t>&, const Shape&);
 
 namespace {
 Tensor literal(double value, DType dtype, bool weak) {
   Array a = Array::empty({}, dtype);
   nef::dispatch_dtype(dtype, [&]<typename T>() {
     using C = nef::compute_t<T>;
-    *a.data_as<T>() = nef::store_as<T>(static_cast<C>(value));
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      // Saturate (NaN -> 0) like cast: a double outside T's range has no defined conversion.
+      constexpr double lo = double(std::numeric_limits<T>::min());
+      constexpr double hi = double(std::numeric_limits<T>::max());
+      *a.data_as<T>() = !(value == value) ? T(0)
+                        : value >= hi     ? std::numeric_limits<T>::max()
+                        : value <= lo     ? std::numeric_limits<T>::min()
+                                          : static_cast<T>(value);
+    } else {
+      *a.data_as<T>() = nef::store_as<T>(static_cast<C>(value));
+    }
   });
   ir::Attrs attrs;
   attrs.set("shape", std::vector<int64_t>{});

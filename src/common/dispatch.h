@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "common/float16.h"
 #include "nef/dtype.h"
@@ -23,9 +24,24 @@ decltype(auto) dispatch_dtype(DType t, Fn&& fn) {
     case DType::Int32: return fn.template operator()<int32_t>();
     case DType::Int64: return fn.template operator()<int64_t>();
     case DType::Bool: return fn.template operator()<bool>();
+    case DType::Int16: return fn.template operator()<int16_t>();
+    case DType::UInt16: return fn.template operator()<uint16_t>();
+    case DType::UInt32: return fn.template operator()<uint32_t>();
+    case DType::UInt64: return fn.template operator()<uint64_t>();
+    case DType::Float8E4M3FN:
+    case DType::Float8E4M3FNUZ:
+    case DType::Float8E5M2:
+    case DType::Float8E5M2FNUZ:
+      throw_error(ErrorCode::Type, str("dtype ", dtype_name(t),
+                                       " is storage-only (no kernel "
+                                       "computes in it): cast it to a float type first"));
   }
   throw_error(ErrorCode::Generic, "invalid dtype");
 }
+
+// Unsigned type for wrapping integer math on C: at least unsigned int wide, so that uint16 *
+// uint16 does not promote to a signed int that overflows.
+template <typename C> using wrap_t = decltype(std::make_unsigned_t<C>(0) + 0u);
 
 // Compute type for a storage type: half types compute in float, others in themselves.
 template <typename T> struct compute_type { using type = T; };

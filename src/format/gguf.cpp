@@ -73,6 +73,8 @@ std::optional<DType> plain_dtype(uint32_t ggml_type) {
       return DType::Float16;
     case 24:
       return DType::Int8;
+    case 25:
+      return DType::Int16;
     case 26:
       return DType::Int32;
     case 27:

@@ -167,7 +167,9 @@ std::optional<Descr> parse_descr(const std::string& d) {
   static constexpr Entry kTable[] = {
       {"f4", DType::Float32}, {"f2", DType::Float16}, {"f8", DType::Float64},
       {"i1", DType::Int8},    {"u1", DType::UInt8},   {"i4", DType::Int32},
-      {"i8", DType::Int64},   {"b1", DType::Bool},    {"V2", DType::BFloat16}};
+      {"i8", DType::Int64},   {"b1", DType::Bool},    {"V2", DType::BFloat16},
+      {"i2", DType::Int16},   {"u2", DType::UInt16},  {"u4", DType::UInt32},
+      {"u8", DType::UInt64}};
   for (const Entry& e : kTable) {
     if (code != e.code) continue;
     size_t sz = dtype_size(e.dtype);
@@ -192,6 +194,15 @@ const char* descr_of(DType t) {
     case DType::Int32: return "<i4";
     case DType::Int64: return "<i8";
     case DType::Bool: return "|b1";
+    case DType::Int16: return "<i2";
+    case DType::UInt16: return "<u2";
+    case DType::UInt32: return "<u4";
+    case DType::UInt64: return "<u8";
+    case DType::Float8E4M3FN:
+    case DType::Float8E4M3FNUZ:
+    case DType::Float8E5M2:
+    case DType::Float8E5M2FNUZ:
+      break;
   }
   return "?";
 }
@@ -274,6 +285,8 @@ std::vector<uint8_t> serialize_npy(const Array& arr) {
   }
   if (a.shape.size() == 1) shape += ",";
   shape += ")";
+  if (is_storage_only(a.dtype))
+    throw UnsupportedError(str("[npy] ", dtype_name(a.dtype), " has no .npy type descriptor"));
   std::string dict = str("{'descr': '", descr_of(a.dtype), "', 'fortran_order': False, 'shape': ",
                          shape, ", }");
   // numpy pads with spaces and a final newline so the data starts 64-byte aligned.

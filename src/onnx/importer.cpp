@@ -249,8 +249,7 @@ Array NodeCtx::static_input(size_t i) const {
 }
 std::vector<int64_t> NodeCtx::static_ints(size_t i) const {
   Tensor t = input(i);
-  if (t.dtype() != DType::Int64 && t.dtype() != DType::Int32 && t.dtype() != DType::Int8 &&
-      t.dtype() != DType::UInt8)
+  if (!is_integer(t.dtype()))
     fail(str("input ", i, " must be an integer tensor, got ", dtype_name(t.dtype())));
   if (t.rank() > 1) fail(str("input ", i, " must be 0-d or 1-d, got ", shape_str(t.shape())));
   Array a = static_input(i);

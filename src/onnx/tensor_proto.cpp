@@ -118,10 +118,11 @@ Array array_from_tensor_proto(const ::onnx::TensorProto& t, const std::string& b
       for (int64_t i = 0; i < n; ++i) a.data_as<uint8_t>()[i] = a.data_as<uint8_t>()[i] != 0;
     return a;
   }
-  const int64_t given = dt == DType::Float32   ? t.float_data_size()
-                        : dt == DType::Float64 ? t.double_data_size()
-                        : dt == DType::Int64   ? t.int64_data_size()
-                                               : t.int32_data_size();
+  const int64_t given = dt == DType::Float32                         ? t.float_data_size()
+                        : dt == DType::Float64                       ? t.double_data_size()
+                        : dt == DType::Int64                         ? t.int64_data_size()
+                        : dt == DType::UInt32 || dt == DType::UInt64 ? t.uint64_data_size()
+                                                                     : t.int32_data_size();
   if (given != n)
     throw FormatError(str("[onnx] ", what, ": ", given, " values stored, ", shape_str(shape),
                           " needs ", n));
@@ -148,6 +149,29 @@ Array array_from_tensor_proto(const ::onnx::TensorProto& t, const std::string& b
       for (int64_t i = 0; i < n; ++i) a.data_as<int8_t>()[i] = int8_t(t.int32_data(int(i)));
       break;
     case DType::UInt8:
+      check_count(t.int32_data(), n, what, "int32_data");
+      for (int64_t i = 0; i < n; ++i) a.data_as<uint8_t>()[i] = uint8_t(t.int32_data(int(i)));
+      break;
+    case DType::Int16:  // 16-bit ints live in int32_data, 32/64-bit unsigned in uint64_data
+      check_count(t.int32_data(), n, what, "int32_data");
+      for (int64_t i = 0; i < n; ++i) a.data_as<int16_t>()[i] = int16_t(t.int32_data(int(i)));
+      break;
+    case DType::UInt16:
+      check_count(t.int32_data(), n, what, "int32_data");
+      for (int64_t i = 0; i < n; ++i) a.data_as<uint16_t>()[i] = uint16_t(t.int32_data(int(i)));
+      break;
+    case DType::UInt32:
+      check_count(t.uint64_data(), n, what, "uint64_data");
+      for (int64_t i = 0; i < n; ++i) a.data_as<uint32_t>()[i] = uint32_t(t.uint64_data(int(i)));
+      break;
+    case DType::UInt64:
+      check_count(t.uint64_data(), n, what, "uint64_data");
+      for (int64_t i = 0; i < n; ++i) a.data_as<uint64_t>()[i] = t.uint64_data(int(i));
+      break;
+    case DType::Float8E4M3FN:  // float8: one bit pattern per int32_data entry
+    case DType::Float8E4M3FNUZ:
+    case DType::Float8E5M2:
+    case DType::Float8E5M2FNUZ:
       check_count(t.int32_data(), n, what, "int32_data");
       for (int64_t i = 0; i < n; ++i) a.data_as<uint8_t>()[i] = uint8_t(t.int32_data(int(i)));
       break;

@@ -44,6 +44,7 @@ bool candidate(const ir::Graph& g, const ir::Node& n) {
   }
   for (size_t k = 0; k < n.inputs.size(); ++k) {
     DType in = g.nodes[n.inputs[k]].type.dtype;
+    if (is_storage_only(in)) return false;  // float8: only the cast kernel decodes it
     if (is_floating(in) || small_exact_int(in)) continue;
     bool where_cond = *op == ir::FusedOp::Where && k == 0;
     bool logical = *op == ir::FusedOp::LogicalAnd || *op == ir::FusedOp::LogicalOr ||

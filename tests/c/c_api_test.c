@@ -278,6 +278,25 @@ int main(void) {
   CHECK(nef_dtype_size(NEF_FLOAT32) == 4 && nef_dtype_size(NEF_BFLOAT16) == 2);
   CHECK(nef_dtype_size(NEF_BOOL) == 1 && nef_dtype_size((nef_dtype)42) == 0);
   CHECK(strcmp(nef_dtype_name(NEF_INT64), "int64") == 0 && nef_dtype_name((nef_dtype)-1) == NULL);
+  CHECK(nef_dtype_size(NEF_INT16) == 2 && nef_dtype_size(NEF_UINT16) == 2);
+  CHECK(nef_dtype_size(NEF_UINT32) == 4 && nef_dtype_size(NEF_UINT64) == 8);
+  CHECK(strcmp(nef_dtype_name(NEF_UINT64), "uint64") == 0 &&
+        strcmp(nef_dtype_name(NEF_INT16), "int16") == 0 && nef_dtype_name((nef_dtype)17) == NULL);
+  CHECK(nef_dtype_size(NEF_FLOAT8E5M2) == 1 &&
+        strcmp(nef_dtype_name(NEF_FLOAT8E4M3FN), "float8_e4m3fn") == 0);
+  {
+    /* A uint64 tensor keeps values beyond int64. */
+    uint64_t big[2] = {18446744073709551615ull, 2};
+    int64_t bs = 2;
+    nef_tensor* u = NULL;
+    CHECK(nef_tensor_from_data(big, NEF_UINT64, &bs, 1, &u) == NEF_OK);
+    nef_dtype udt = NEF_BOOL;
+    CHECK(nef_tensor_dtype(u, &udt) == NEF_OK && udt == NEF_UINT64);
+    uint64_t back[2] = {0, 0};
+    CHECK(nef_tensor_copy_to(u, back, sizeof back) == NEF_OK);
+    CHECK(back[0] == big[0] && back[1] == 2);
+    nef_tensor_free(u);
+  }
 
   /* Stats, devices, threads. */
   const char* js = NULL;

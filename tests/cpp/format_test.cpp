@@ -40,10 +40,12 @@ ir::Graph rich_graph(uint64_t seed) {
     Shape s;
     DType t;
   };
-  for (const C& c : {C{{3, 4}, DType::Float32}, C{{7}, DType::Float16}, C{{2, 3}, DType::BFloat16},
-                     C{{5}, DType::Float64}, C{{3, 1}, DType::Int8}, C{{9}, DType::UInt8},
-                     C{{2, 2}, DType::Int32}, C{{4}, DType::Int64}, C{{5}, DType::Bool},
-                     C{{0, 3}, DType::Float32}, C{{}, DType::Float32}, C{{1, 1, 1}, DType::Int64}})
+  for (const C& c :
+       {C{{3, 4}, DType::Float32}, C{{7}, DType::Float16}, C{{2, 3}, DType::BFloat16},
+        C{{5}, DType::Float64}, C{{3, 1}, DType::Int8}, C{{9}, DType::UInt8},
+        C{{2, 2}, DType::Int32}, C{{4}, DType::Int64}, C{{5}, DType::Bool}, C{{3, 3}, DType::Int16},
+        C{{5}, DType::UInt16}, C{{2, 1}, DType::UInt32}, C{{3}, DType::UInt64},
+        C{{0, 3}, DType::Float32}, C{{}, DType::Float32}, C{{1, 1, 1}, DType::Int64}})
     consts.push_back(b.constant(test::random_bytes_array(c.s, c.t, rng)));
   b.g.nodes[consts[0]].name = "w";
   int a = b.add("add", {x, consts[0]});  // unnamed: the writer generates a tensor name
@@ -178,7 +180,7 @@ TEST(NefFormat, HeaderFollowsTheSeedLayout) {
     ++nconst;
     EXPECT_EQ(t["data"]["offset"].get<uint64_t>() % 64, 0u) << name;
   }
-  EXPECT_EQ(nconst, 13);
+  EXPECT_EQ(nconst, 17);
   // Typed attributes: floats keep their type even when integral; non-finite as strings.
   bool saw_nan = false;
   for (const auto& n : h["graph"]["nodes"])

@@ -49,8 +49,10 @@ std::vector<uint8_t> element_bytes(const Array& a, int64_t flat) {
 TEST(Npy, RoundTripEveryDtypeAndShape) {
   std::mt19937_64 rng(99);
   std::printf("seed 99\n");
-  const DType dts[] = {DType::Float32, DType::Float16, DType::BFloat16, DType::Float64, DType::Int8,
-                       DType::UInt8,   DType::Int32,   DType::Int64,    DType::Bool};
+  const DType dts[] = {DType::Float32, DType::Float16, DType::BFloat16, DType::Float64,
+                       DType::Int8,    DType::UInt8,   DType::Int16,    DType::UInt16,
+                       DType::Int32,   DType::UInt32,  DType::Int64,    DType::UInt64,
+                       DType::Bool};
   const Shape shapes[] = {{}, {0}, {1}, {7}, {3, 5}, {2, 0, 3}, {1, 1, 1, 1}, {2, 3, 5, 7}};
   for (DType dt : dts)
     for (const Shape& s : shapes) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <string>
@@ -17,14 +18,15 @@ namespace {
 using ir::Attrs;
 using ir::TensorType;
 
-const std::vector<DType> kAllDTypes = {DType::Float32, DType::Float16, DType::BFloat16,
-                                       DType::Float64, DType::Int8,    DType::UInt8,
-                                       DType::Int32,   DType::Int64,   DType::Bool};
+const std::vector<DType> kAllDTypes = {
+    DType::Float32, DType::Float16, DType::BFloat16, DType::Float64, DType::Int8,
+    DType::UInt8,   DType::Int16,   DType::UInt16,   DType::Int32,   DType::UInt32,
+    DType::Int64,   DType::UInt64,  DType::Bool};
 const std::vector<DType> kFloatDTypes = {DType::Float32, DType::Float16, DType::BFloat16,
                                          DType::Float64};
-const std::vector<DType> kNumericDTypes = {DType::Float32, DType::Float16, DType::BFloat16,
-                                           DType::Float64, DType::Int8,    DType::UInt8,
-                                           DType::Int32,   DType::Int64};
+const std::vector<DType> kNumericDTypes = {
+    DType::Float32, DType::Float16, DType::BFloat16, DType::Float64, DType::Int8,  DType::UInt8,
+    DType::Int16,   DType::UInt16,  DType::Int32,    DType::UInt32,  DType::Int64, DType::UInt64};
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -58,10 +60,18 @@ double wrap_to(double v, DType d) {
       return double(static_cast<int8_t>(i));
     case DType::UInt8:
       return double(static_cast<uint8_t>(i));
+    case DType::Int16:
+      return double(static_cast<int16_t>(i));
+    case DType::UInt16:
+      return double(static_cast<uint16_t>(i));
     case DType::Int32:
       return double(static_cast<int32_t>(i));
+    case DType::UInt32:
+      return double(static_cast<uint32_t>(i));
     case DType::Int64:
       return double(i);
+    case DType::UInt64:
+      return double(static_cast<uint64_t>(i));
     case DType::Bool:
       return v != 0 ? 1.0 : 0.0;
     default:
@@ -120,6 +130,7 @@ Array gen(const Shape& shape, DType d, std::mt19937_64& rng, double lo, double h
   // Keep integer ranges inside the dtype (double -> narrow int conversion must stay defined).
   if (d == DType::UInt8) lo = std::clamp(lo, 0.0, 255.0), hi = std::clamp(hi, 0.0, 255.0);
   if (d == DType::Int8) lo = std::clamp(lo, -128.0, 127.0), hi = std::clamp(hi, -128.0, 127.0);
+  if (is_integer(d) && !is_signed(d)) lo = std::max(lo, 0.0), hi = std::max(hi, 0.0);
   if (!is_floating(d) || !int_valued) return random_array(shape, d, rng, lo, hi);
   Array a = Array::empty(shape, d);
   nef::dispatch_dtype(d, [&]<typename T>() {
@@ -456,7 +467,11 @@ TEST(ElementwiseBinary, MixedDTypes) {
   struct Pair {
     DType a, b, out;
   };
-  std::vector<Pair> pairs = {{DType::Int8, DType::UInt8, DType::Int32},
+  std::vector<Pair> pairs = {{DType::Int8, DType::UInt8, DType::Int16},
+                             {DType::UInt16, DType::Int8, DType::Int32},
+                             {DType::UInt32, DType::Int32, DType::Int64},
+                             {DType::UInt64, DType::Int64, DType::Float64},
+                             {DType::Int16, DType::Float16, DType::Float32},
                              {DType::Int32, DType::Float32, DType::Float64},
                              {DType::Float16, DType::BFloat16, DType::Float32},
                              {DType::Bool, DType::Int8, DType::Int8},
@@ -652,14 +667,10 @@ double cast_ref(double v, DType from, DType to) {
   if (is_floating(from)) {
     if (std::isnan(v)) return 0;
     double t = std::trunc(v);
-    double lo = to == DType::Int8    ? -128
-                : to == DType::UInt8 ? 0
-                : to == DType::Int32 ? -2147483648.0
-                                     : -9223372036854775808.0;
-    double hi = to == DType::Int8    ? 127
-                : to == DType::UInt8 ? 255
-                : to == DType::Int32 ? 2147483647.0
-                                     : 9223372036854775807.0;
+    // The integer range of `to` as doubles (int64/uint64 maxima round up to 2^63 / 2^64).
+    const int bits = int(dtype_size(to)) * 8;
+    const double lo = is_signed(to) ? -std::ldexp(1.0, bits - 1) : 0.0;
+    const double hi = std::ldexp(1.0, is_signed(to) ? bits - 1 : bits) - 1.0;
     return std::min(std::max(t, lo), hi);
   }
   return wrap_to(v, to);
@@ -689,14 +700,15 @@ TEST(ElementwiseCast, AllPairs) {
       }
     }
   }
-  EXPECT_EQ(runs, 81 * 9);
+  EXPECT_EQ(runs, int(kAllDTypes.size() * kAllDTypes.size()) * 9);
 }
 
 TEST(ElementwiseCast, SaturationAndNaN) {
   Array f = Array::empty({8}, DType::Float64);
   double vals[] = {kNaN, kInf, -kInf, 1e20, -1e20, 9223372036854775808.0, -2.9, 2.9};
   for (int i = 0; i < 8; ++i) f.data_as<double>()[i] = vals[i];
-  for (DType to : {DType::Int8, DType::UInt8, DType::Int32, DType::Int64, DType::Bool}) {
+  for (DType to : {DType::Int8, DType::UInt8, DType::Int16, DType::UInt16, DType::Int32,
+                   DType::UInt32, DType::Int64, DType::UInt64, DType::Bool}) {
     SCOPED_TRACE(dtype_name(to));
     Attrs attrs;
     attrs.set("dtype", std::string(dtype_name(to)));
@@ -867,6 +879,41 @@ TEST(ElementwiseInfer, TraitsAndCost) {
   EXPECT_TRUE(fd.has(ir::kElementwise));
   EXPECT_FALSE(fd.has(ir::kFusable));
   EXPECT_NE(backend::cpu::kernel_table().find("floor_divide"), nullptr);
+}
+
+// bitcast: the output's bytes are the input's, element by element, for every same-size pair
+// and a reversed (strided) input; bool results are 0/1; other sizes are a TypeError.
+TEST(ElementwiseBitcast, SameSizePairsAndErrors) {
+  uint64_t seed = 21000;
+  for (DType from : kAllDTypes) {
+    for (DType to : kAllDTypes) {
+      Attrs attrs;
+      attrs.set("dtype", std::string(dtype_name(to)));
+      if (dtype_size(from) != dtype_size(to)) {
+        EXPECT_THROW(infer("bitcast", {TensorType{{3}, from}}, attrs), TypeError);
+        continue;
+      }
+      ++seed;
+      SCOPED_TRACE(str("bitcast ", dtype_name(from), "->", dtype_name(to), " seed=", seed));
+      std::mt19937_64 rng(seed);
+      // Any bytes for numbers (NaN patterns included); bools must hold 0/1.
+      Array x = Array::empty({7}, from);
+      auto* xb = static_cast<uint8_t*>(x.data());
+      for (int64_t i = 0; i < int64_t(x.nbytes()); ++i)
+        xb[i] = from == DType::Bool ? uint8_t(rng() & 1) : uint8_t(rng());
+      x = reversed_view(x);
+      Array out = run_kernel("bitcast", {x}, attrs);
+      ASSERT_EQ(out.dtype, to);
+      const size_t sz = dtype_size(to);
+      for (int64_t i = 0; i < 7; ++i) {
+        const auto* src = static_cast<const uint8_t*>(x.storage->data()) +
+                          (x.offset + i * x.strides[0]) * int64_t(sz);
+        const auto* dst = static_cast<const uint8_t*>(out.data()) + i * int64_t(sz);
+        if (to == DType::Bool) EXPECT_EQ(dst[0], src[0] != 0 ? 1 : 0) << i;
+        else EXPECT_EQ(std::memcmp(src, dst, sz), 0) << i;
+      }
+    }
+  }
 }
 
 }  // namespace

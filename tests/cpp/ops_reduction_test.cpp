@@ -13,9 +13,12 @@
 namespace nef::test {
 namespace {
 
-const DType kAllTypes[] = {DType::Float32, DType::Float16, DType::BFloat16,
-                           DType::Float64, DType::Int8,    DType::UInt8,
-                           DType::Int32,   DType::Int64,   DType::Bool};
+const DType kAllTypes[] = {DType::Float32, DType::Float16, DType::BFloat16, DType::Float64,
+                           DType::Int8,    DType::UInt8,   DType::Int16,    DType::UInt16,
+                           DType::Int32,   DType::UInt32,  DType::Int64,    DType::UInt64,
+                           DType::Bool};
+
+bool is_unsigned(DType t) { return is_integer(t) && !is_signed(t); }
 
 double rtol_for(DType t) {
   switch (t) {
@@ -84,7 +87,9 @@ Shape out_shape(const Shape& s, const std::vector<bool>& red, bool keepdims) {
 }
 
 DType expected_dtype(const std::string& op, DType t) {
-  if (op == "sum" || op == "prod") return is_floating(t) ? t : DType::Int64;
+  // numpy's accumulators: uint64 for unsigned ints, int64 for signed ints and bool.
+  if (op == "sum" || op == "prod")
+    return is_floating(t) ? t : is_unsigned(t) ? DType::UInt64 : DType::Int64;
   if (op == "mean") return to_floating(t);
   if (op == "argmax" || op == "argmin") return DType::Int64;
   return t;
@@ -106,8 +111,8 @@ void expect_close(const std::vector<double>& got, const std::vector<double>& ref
 std::pair<double, double> range_for(const std::string& op, DType t) {
   // Products of ~3000 terms: keep them near 1 (float16 overflows at 65504) and ints in {-1,0,1}.
   if (op == "prod")
-    return is_floating(t) ? std::pair{0.97, 1.03} : std::pair{t == DType::UInt8 ? 0.0 : -1.0, 1.0};
-  if (t == DType::UInt8) return {0, 3};
+    return is_floating(t) ? std::pair{0.97, 1.03} : std::pair{is_unsigned(t) ? 0.0 : -1.0, 1.0};
+  if (is_unsigned(t)) return {0, 3};
   return {-3, 3};
 }
 
@@ -127,7 +132,7 @@ void check_reduce(const std::string& op, const Array& x,
   EXPECT_EQ(out.dtype, expected_dtype(op, x.dtype)) << what;
   std::vector<double> ref = ref_reduce(to_doubles(x), x.shape, red, op);
   DType od = out.dtype;
-  double rtol = rtol_for(od == DType::Int64 ? x.dtype : od);
+  double rtol = rtol_for(od == DType::Int64 || od == DType::UInt64 ? x.dtype : od);
   if (!is_floating(od)) rtol = 0;
   // Sums of rounded-away terms: allow the output's rounding of the largest partial sum.
   double scale = 0;
@@ -325,6 +330,9 @@ TEST(OpsReduction, InferenceCanonicalizesAndRejects) {
   ir::TensorType t2 = ir::check_and_infer(sum, {{{2, 3, 4}, DType::Int8}}, a);  // idempotent
   EXPECT_EQ(t2, t);
   EXPECT_FALSE(a.get_bool("keepdims"));
+  for (DType u : {DType::UInt8, DType::UInt16, DType::UInt32, DType::UInt64})
+    EXPECT_EQ(ir::check_and_infer(sum, {{{2, 3, 4}, u}}, a).dtype, DType::UInt64);
+  EXPECT_EQ(ir::check_and_infer(sum, {{{2, 3, 4}, DType::Int16}}, a).dtype, DType::Int64);
 
   ir::Attrs dup;
   dup.set("axes", std::vector<int64_t>{1, -2});

@@ -20,9 +20,10 @@ using test::run_kernel;
 using test::to_doubles;
 using Ints = std::vector<int64_t>;
 
-const DType kAllDTypes[] = {DType::Float32, DType::Float16, DType::BFloat16,
-                            DType::Float64, DType::Int8,    DType::UInt8,
-                            DType::Int32,   DType::Int64,   DType::Bool};
+const DType kAllDTypes[] = {DType::Float32, DType::Float16, DType::BFloat16, DType::Float64,
+                            DType::Int8,    DType::UInt8,   DType::Int16,    DType::UInt16,
+                            DType::Int32,   DType::UInt32,  DType::Int64,    DType::UInt64,
+                            DType::Bool};
 const DType kFloatDTypes[] = {DType::Float32, DType::Float16, DType::BFloat16, DType::Float64};
 
 Array full(const Shape& s, DType dt, double v) {
@@ -85,7 +86,7 @@ TEST(SourceFull, AllDTypes) {
   for (DType dt : kAllDTypes) {
     SCOPED_TRACE(dtype_name(dt));
     for (double v : {2.75, 0.0, -3.0}) {
-      if (dt == DType::UInt8 && v < 0) continue;
+      if (is_integer(dt) && !is_signed(dt) && v < 0) continue;
       Array a = full({3, 5}, dt, v);
       ASSERT_EQ(a.shape, (Shape{3, 5}));
       ASSERT_EQ(a.dtype, dt);

@@ -19,7 +19,7 @@ import pytest
 import nef
 
 FLOATS = ["float32", "float16", "bfloat16", "float64"]
-INTS = ["int8", "uint8", "int32", "int64"]
+INTS = ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"]
 ALL = FLOATS + INTS + ["bool"]
 
 # Shapes exercised by elementwise tests: rank 0, zero-size dims, size 1 and odd sizes.

@@ -8,7 +8,9 @@ import nef
 ONNX_TYPE = {np.dtype(k): v for k, v in {
     "float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "float64": TensorProto.DOUBLE,
     "int8": TensorProto.INT8, "uint8": TensorProto.UINT8, "int32": TensorProto.INT32,
-    "int64": TensorProto.INT64, "bool": TensorProto.BOOL}.items()}
+    "int64": TensorProto.INT64, "bool": TensorProto.BOOL, "int16": TensorProto.INT16,
+    "uint16": TensorProto.UINT16, "uint32": TensorProto.UINT32,
+    "uint64": TensorProto.UINT64}.items()}
 
 
 def make_model(op, inputs, attrs=None, opset=18, static=(), n_out=1):

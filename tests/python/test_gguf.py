@@ -21,7 +21,7 @@ from gguf import GGMLQuantizationType as Q  # noqa: E402
 
 # nef type name -> (ggml type, how the test makes its data)
 READABLE = {
-    "f32": Q.F32, "f16": Q.F16, "bf16": Q.BF16, "f64": Q.F64, "i8": Q.I8, "i32": Q.I32,
+    "f32": Q.F32, "f16": Q.F16, "bf16": Q.BF16, "f64": Q.F64, "i8": Q.I8, "i16": Q.I16, "i32": Q.I32,
     "i64": Q.I64, "q4_0": Q.Q4_0, "q4_1": Q.Q4_1, "q8_0": Q.Q8_0, "q4_k": Q.Q4_K,
     "q5_k": Q.Q5_K, "q6_k": Q.Q6_K,
 }
@@ -60,9 +60,9 @@ def make_data(rng, name, shape):
         return x.astype(np.float16), None
     if name == "f64":
         return x.astype(np.float64), None
-    if name in ("i8", "i32", "i64"):
-        return rng.integers(-100, 100, shape).astype({"i8": np.int8, "i32": np.int32,
-                                                      "i64": np.int64}[name]), None
+    if name in ("i8", "i16", "i32", "i64"):
+        return rng.integers(-100, 100, shape).astype({"i8": np.int8, "i16": np.int16,
+                                                      "i32": np.int32, "i64": np.int64}[name]), None
     if name in ("bf16", "q4_0", "q4_1", "q8_0"):
         return gguf.quants.quantize(x, qt), qt
     rows = int(np.prod(shape[:-1]))

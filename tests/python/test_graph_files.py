@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import assert_close, cases, f64, random_array
+from conftest import INTS, assert_close, cases, f64, random_array
 
 import nef
 
@@ -52,6 +52,24 @@ def test_tensor_build_and_several_inputs(tmp_path):
                  .reshape(2, 3)})["output"]
     np.testing.assert_array_equal(out, np.array([1, 2, 3]) * np.arange(6).reshape(2, 3) + 1)
     assert out.dtype == np.int32
+
+
+@pytest.mark.parametrize("dtype,seed", cases(INTS, prefix="nefint"))
+def test_integer_dtypes_round_trip_through_nef_files(tmp_path, dtype, seed):
+    # A constant and an input of each integer dtype survive build/load bit-exactly, and the
+    # loaded graph wraps on overflow as numpy does.
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    c = rng.integers(info.min, info.max, (3, 5), dtype=dtype, endpoint=True)
+    x = nef.placeholder("x", (3, 5), dtype)
+    nef.build(tmp_path / "m.nef", {"y": x * nef.tensor(c) + nef.tensor(c), "c": nef.tensor(c)})
+    g = nef.load(tmp_path / "m.nef")
+    v = rng.integers(info.min, info.max, (3, 5), dtype=dtype, endpoint=True)
+    out = g.run({"x": v})
+    assert out["y"].dtype == np.dtype(dtype) and out["c"].dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(out["c"], c)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(out["y"], v * c + c)
 
 
 def test_run_errors(tmp_path):

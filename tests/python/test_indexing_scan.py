@@ -8,7 +8,7 @@ from conftest import FLOATS, assert_close, cases, f64, random_array
 
 import nef
 
-INT_TYPES = ["int8", "uint8", "int32", "int64"]
+INT_TYPES = ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"]
 
 
 def rng(seed):
@@ -51,8 +51,8 @@ def test_trig_edges():
 @pytest.mark.parametrize("dtype,seed", cases(INT_TYPES, prefix="bitwise"))
 def test_bitwise(dtype, seed):
     info = np.iinfo(dtype)
-    a = rng(seed).integers(info.min, info.max, (4, 9), endpoint=True).astype(dtype)
-    b = rng(seed + 1).integers(info.min, info.max, (9,), endpoint=True).astype(dtype)
+    a = rng(seed).integers(info.min, info.max, (4, 9), dtype=dtype, endpoint=True)
+    b = rng(seed + 1).integers(info.min, info.max, (9,), dtype=dtype, endpoint=True)
     ta, tb = nef.tensor(a), nef.tensor(b)
     for name in ["bitwise_and", "bitwise_or", "bitwise_xor"]:
         got = getattr(nef, name)(ta, tb)
@@ -98,7 +98,8 @@ def test_bitwise_errors():
 
 # ---- take_along_axis / gather_nd / scatters ----------------------------------------------------
 
-@pytest.mark.parametrize("dtype,axis,seed", cases(["float32", "int64", "float16", "bool", "int8"],
+@pytest.mark.parametrize("dtype,axis,seed", cases(["float32", "int64", "float16", "bool", "int8",
+                                                   "int16", "uint16", "uint32", "uint64"],
                                                   [0, 1, -1], prefix="tae"))
 def test_take_along_axis(dtype, axis, seed):
     r = rng(seed)
@@ -282,7 +283,9 @@ def topk_ref(x, k, axis, largest):
 
 
 @pytest.mark.parametrize("dtype,largest,axis,seed", cases(["float32", "float16", "int32", "uint8",
-                                                           "float64"], [True, False], [0, -1],
+                                                           "float64", "int16", "uint16",
+                                                           "uint32", "uint64"], [True, False],
+                                                          [0, -1],
                                                           prefix="topk"))
 def test_topk(dtype, largest, axis, seed):
     r = rng(seed)
@@ -322,8 +325,8 @@ def test_topk_errors():
 # ---- cumsum / cumprod ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype,axis,exclusive,reverse,seed", cases(
-    ["float32", "float64", "int32", "int64", "float16"], [0, 1, -1], [False, True], [False, True],
-    prefix="cumsum"))
+    ["float32", "float64", "int32", "int64", "float16", "int16", "uint16", "uint32", "uint64"],
+    [0, 1, -1], [False, True], [False, True], prefix="cumsum"))
 def test_cumsum_cumprod(dtype, axis, exclusive, reverse, seed):
     r = rng(seed)
     x = random_array(r, (4, 5, 3), dtype, -3, 3)

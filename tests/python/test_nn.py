@@ -30,6 +30,20 @@ def test_matmul(dtype, shapes, seed):
     assert_close(nef.tensor(a) @ nef.tensor(b), ref, dtype, scale=max(2.0, math.sqrt(k)))
 
 
+@pytest.mark.parametrize("dtype,seed", cases(["int8", "uint8", "int16", "uint16", "uint32",
+                                              "uint64"], prefix="mmwrap"))
+def test_integer_matmul_wraps_like_numpy(dtype, seed):
+    # Full-range operands: products and sums wrap in the dtype, as numpy's integer matmul does.
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    a = rng.integers(info.min, info.max, (2, 5, 13), dtype=dtype, endpoint=True)
+    b = rng.integers(info.min, info.max, (13, 7), dtype=dtype, endpoint=True)
+    out = nef.matmul(nef.tensor(a), nef.tensor(b))
+    assert out.dtype == dtype
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(out.numpy(), np.matmul(a, b))
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_matmul_tile_shapes(threads):
     # Row counts that pick either AVX-512 tile (8 or 14 rows) or fall on the A-block edge

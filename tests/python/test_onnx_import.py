@@ -363,3 +363,86 @@ def test_attention_with_a_bad_past_key_rank():
                    [helper.make_tensor_value_info("y", f, [1, 2, 3, 4])], opset=23)
     with pytest.raises(nef.NEFFormatError, match="past_key must be 4-D"):
         nef.from_onnx(m)
+
+
+@pytest.mark.parametrize("dtype,onnx_type,field", [
+    ("int16", TensorProto.INT16, "int32_data"), ("uint16", TensorProto.UINT16, "int32_data"),
+    ("uint32", TensorProto.UINT32, "uint64_data"), ("uint64", TensorProto.UINT64, "uint64_data")])
+@pytest.mark.parametrize("raw", [False, True])
+def test_int16_and_unsigned_initializers_inputs_and_outputs(dtype, onnx_type, field, raw):
+    # Initializers in raw_data and in the typed field ONNX stores each type in, a graph input,
+    # and an output of the type: values over the whole range, wrapping as numpy does.
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(int(onnx_type) * 2 + raw)
+    c = rng.integers(info.min, info.max, (3, 4), dtype=dtype, endpoint=True)
+    c[0, :2] = [info.min, info.max]
+    init = helper.make_tensor("c", onnx_type, c.shape, c.tobytes() if raw else c.ravel().tolist(),
+                              raw=raw)
+    assert init.HasField("raw_data") == raw and (raw or len(getattr(init, field)) == c.size)
+    x = rng.integers(info.min, info.max, (3, 4), dtype=dtype, endpoint=True)
+    g = helper.make_graph([helper.make_node("Add", ["x", "c"], ["y"]),
+                           helper.make_node("Mul", ["y", "c"], ["z"])], "g",
+                          [helper.make_tensor_value_info("x", onnx_type, c.shape)],
+                          [helper.make_tensor_value_info("z", onnx_type, c.shape)], [init])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    out = nef.from_onnx(m).run({"x": x})["z"]
+    assert out.dtype == np.dtype(dtype)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(out, (x + c) * c)
+
+
+def test_typed_field_count_mismatch_is_a_format_error():
+    t = helper.make_tensor("c", TensorProto.UINT32, [3], [1, 2, 3])
+    del t.uint64_data[:]
+    t.uint64_data.extend([1, 2])
+    g = helper.make_graph([helper.make_node("Identity", ["c"], ["y"])], "g", [],
+                          [helper.make_tensor_value_info("y", TensorProto.UINT32, [3])], [t])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    with pytest.raises(nef.NEFFormatError, match="2 values stored"):
+        nef.from_onnx(m)
+
+
+@pytest.mark.parametrize("onnx_type,name", [
+    (TensorProto.FLOAT8E4M3FN, "float8_e4m3fn"), (TensorProto.FLOAT8E4M3FNUZ, "float8_e4m3fnuz"),
+    (TensorProto.FLOAT8E5M2, "float8_e5m2"), (TensorProto.FLOAT8E5M2FNUZ, "float8_e5m2fnuz")])
+@pytest.mark.parametrize("raw", [False, True])
+def test_float8_initializers_and_cast_back(onnx_type, name, raw):
+    # A float8 initializer (bit patterns in int32_data, or raw bytes) cast to float32 and
+    # concatenated with a float8 graph input (layout ops move float8 as bytes).
+    import ml_dtypes
+    f8 = np.dtype(getattr(ml_dtypes, name))
+    rng = np.random.default_rng(int(onnx_type) + 10 * raw)
+    c = rng.integers(0, 256, (2, 5), dtype=np.uint8).view(f8)
+    init = onnx.TensorProto()
+    init.name, init.data_type = "c", onnx_type
+    init.dims.extend(c.shape)
+    if raw:
+        init.raw_data = c.tobytes()
+    else:
+        init.int32_data.extend(c.view(np.uint8).ravel().tolist())
+    g = helper.make_graph([helper.make_node("Cast", ["c"], ["y"], to=TensorProto.FLOAT),
+                           helper.make_node("Concat", ["c", "x"], ["z"], axis=0)], "g",
+                          [helper.make_tensor_value_info("x", onnx_type, [3, 5])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, c.shape),
+                           helper.make_tensor_value_info("z", onnx_type, [5, 5])], [init])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
+    m.ir_version = 10
+    x = rng.integers(0, 256, (3, 5), dtype=np.uint8).view(f8)
+    out = nef.from_onnx(m).run({"x": x})
+    np.testing.assert_array_equal(out["y"], c.astype(np.float32))  # NaN codes: NaN both sides
+    assert out["z"].dtype == f8
+    np.testing.assert_array_equal(out["z"].view(np.uint8),
+                                  np.concatenate([c, x]).view(np.uint8))
+
+
+def test_cast_saturate_must_be_0_or_1():
+    g = helper.make_graph([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.FLOAT8E5M2,
+                                            saturate=2)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT8E5M2, [2])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
+    m.ir_version = 10
+    with pytest.raises(nef.NEFFormatError, match="saturate must be 0 or 1"):
+        nef.from_onnx(m)

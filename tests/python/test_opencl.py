@@ -72,6 +72,22 @@ def test_forced_placement_matches_numpy_and_results_stay_on_the_device():
     assert y.device == "cpu"  # read: brought to the host once
 
 
+@pytest.mark.parametrize("dtype", ["int16", "uint16", "uint32", "uint64"])
+def test_dtypes_without_opencl_kernels_stay_on_the_cpu(dtype):
+    # The renderer has no int16/unsigned kernels: even with only OpenCL enabled and a hint,
+    # the planner keeps those nodes on the CPU (the capability query), with numpy's wrapping.
+    info = np.iinfo(dtype)
+    a = RNG.integers(info.min, info.max, (7, 9), dtype=dtype, endpoint=True)
+    b = RNG.integers(info.min, info.max, (9,), dtype=dtype, endpoint=True)
+    nef.config(devices=["opencl"])
+    with nef.device("opencl"):
+        y = nef.tensor(a) * nef.tensor(b) + nef.tensor(a)
+    y.execute()
+    assert y.device == "cpu"
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(y.numpy(), a * b + a)
+
+
 def test_hints_and_device_scope():
     a = RNG.standard_normal((8, 9)).astype(np.float32)
     nef.config(devices=["opencl", "cpu"])

@@ -61,10 +61,14 @@ def test_the_issue_examples():
         nef.tensor([1], dtype="int32") + 2**40
     with pytest.raises(nef.NEFOverflowError):
         nef.tensor([1], dtype="int8") + 1000
+    # Ints beyond int64 that fit uint64 take uint64, as in numpy; beyond that they overflow.
+    assert nef.tensor([2**63]).dtype == nef.uint64 and nef.tensor([2**63]).tolist() == [2**63]
+    assert nef.full((2,), 2**64 - 1).dtype == np.full(2, 2**64 - 1).dtype
+    assert nef.full((2,), 2**64 - 1).tolist() == [2**64 - 1] * 2
     with pytest.raises(nef.NEFOverflowError, match="uint64"):
-        nef.tensor([2**63])
-    with pytest.raises(nef.NEFOverflowError, match="uint64"):
-        nef.full((2,), 2**63)
+        nef.tensor([2**63], dtype="int64")
+    with pytest.raises(nef.NEFOverflowError):
+        nef.full((2,), 2**64)
     # Where numpy keeps the value (a float dtype), so does NEF.
     assert nef.tensor([2**63], dtype=nef.float64).tolist() == [2.0**63]
     assert nef.full((2,), 2**63, dtype=nef.float64).tolist() == [2.0**63] * 2
@@ -72,8 +76,9 @@ def test_the_issue_examples():
 
 @pytest.mark.parametrize("data,dtype", [
     ([300], "uint8"), ([-1], "uint8"), ([128], "int8"), ([2**31], "int32"), ([2**63], "int64"),
-    ([2**63], None), ([2**64], None), ([-(2**63) - 1], None), ([2**63, -1], None),
-    (2**63, None), ([[1, 2], [3, 2**70]], None),
+    ([2**64], None), ([-(2**63) - 1], None), ([2**63, -1], None), ([2**64], "uint64"),
+    ([-1], "uint64"), ([65536], "uint16"), ([2**32], "uint32"), ([-32769], "int16"),
+    ([[1, 2], [3, 2**70]], None),
 ])
 def test_tensor_from_python_ints_out_of_range(data, dtype):
     with pytest.raises(nef.NEFOverflowError):

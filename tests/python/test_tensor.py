@@ -63,7 +63,13 @@ def test_numpy_conversions():
     t = nef.tensor(be)
     assert t.dtype == nef.float32
     np.testing.assert_array_equal(t.numpy(), be.astype("<f4"))
-    assert nef.tensor(np.arange(3, dtype=np.int16)).dtype == nef.int32
+    for dt in (np.int16, np.uint16, np.uint32, np.uint64):
+        src = np.arange(3, dtype=dt)
+        t = nef.tensor(src)
+        assert t.dtype == np.dtype(dt) and t.numpy().dtype == np.dtype(dt)
+        np.testing.assert_array_equal(t.numpy(), src)
+    swapped = np.array([1, 2**40 + 3], ">u8")
+    np.testing.assert_array_equal(nef.tensor(swapped).numpy(), swapped.astype("<u8"))
     with pytest.raises(nef.NEFTypeError):
         nef.tensor(np.array([1 + 2j]))
     with pytest.raises(TypeError):

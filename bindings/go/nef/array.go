@@ -48,6 +48,14 @@ func (a *Array) at(i int) float64 {
 		return float64(d[i])
 	case []int64:
 		return float64(d[i])
+	case []int16:
+		return float64(d[i])
+	case []uint16:
+		return float64(d[i])
+	case []uint32:
+		return float64(d[i])
+	case []uint64:
+		return float64(d[i])
 	case []bool:
 		if d[i] {
 			return 1
@@ -77,6 +85,14 @@ func makeData(dt DType, n int) (any, unsafe.Pointer, int) {
 		data = make([]int32, n)
 	case Int64:
 		data = make([]int64, n)
+	case Int16:
+		data = make([]int16, n)
+	case Uint16:
+		data = make([]uint16, n)
+	case Uint32:
+		data = make([]uint32, n)
+	case Uint64:
+		data = make([]uint64, n)
 	case Bool:
 		data = make([]bool, n)
 	default:
@@ -105,6 +121,14 @@ func describeData(data any) (DType, int, unsafe.Pointer, bool) {
 		return Int32, len(d), first(d), true
 	case []int64:
 		return Int64, len(d), first(d), true
+	case []int16:
+		return Int16, len(d), first(d), true
+	case []uint16:
+		return Uint16, len(d), first(d), true
+	case []uint32:
+		return Uint32, len(d), first(d), true
+	case []uint64:
+		return Uint64, len(d), first(d), true
 	case []bool:
 		return Bool, len(d), first(d), true
 	}
@@ -145,6 +169,14 @@ func sliceOf(v any) any {
 		return []int32{x}
 	case int64:
 		return []int64{x}
+	case int16:
+		return []int16{x}
+	case uint16:
+		return []uint16{x}
+	case uint32:
+		return []uint32{x}
+	case uint64:
+		return []uint64{x}
 	case bool:
 		return []bool{x}
 	}
@@ -189,7 +221,7 @@ func (a *Array) String() string {
 			}
 			return "False"
 		}
-	case []int8, []uint8, []int32, []int64:
+	case []int8, []uint8, []int32, []int64, []int16, []uint16, []uint32, []uint64:
 		width := 0
 		for _, i := range shown {
 			width = max(width, len(a.intString(i)))
@@ -215,6 +247,14 @@ func (a *Array) intString(i int) string {
 		return strconv.FormatInt(int64(d[i]), 10)
 	case []int64:
 		return strconv.FormatInt(d[i], 10)
+	case []int16:
+		return strconv.FormatInt(int64(d[i]), 10)
+	case []uint16:
+		return strconv.FormatUint(uint64(d[i]), 10)
+	case []uint32:
+		return strconv.FormatUint(uint64(d[i]), 10)
+	case []uint64:
+		return strconv.FormatUint(d[i], 10)
 	}
 	return ""
 }
@@ -227,7 +267,7 @@ func (a *Array) scalarString() string {
 			return "True"
 		}
 		return "False"
-	case []int8, []uint8, []int32, []int64:
+	case []int8, []uint8, []int32, []int64, []int16, []uint16, []uint32, []uint64:
 		return a.intString(0)
 	}
 	x := a.at(0)

@@ -5,7 +5,8 @@ import "math"
 // DType is an element type; the values are nef_dtype's in nef.h.
 type DType int
 
-// NEF's dtypes. Go types for each: float32, F16, BF16, float64, int8, uint8, int32, int64, bool.
+// NEF's dtypes. Go types for each: float32, F16, BF16, float64, int8, uint8, int32, int64, bool,
+// int16, uint16, uint32, uint64.
 const (
 	Float32  DType = 0
 	Float16  DType = 1
@@ -16,18 +17,23 @@ const (
 	Int32    DType = 6
 	Int64    DType = 7
 	Bool     DType = 8
+	Int16    DType = 9
+	Uint16   DType = 10
+	Uint32   DType = 11
+	Uint64   DType = 12
 )
 
 // invalidDType is what DType returns for a node that failed.
 const invalidDType DType = -1
 
 var dtypeNames = [...]string{"float32", "float16", "bfloat16", "float64", "int8", "uint8",
-	"int32", "int64", "bool"}
-var dtypeSizes = [...]int{4, 2, 2, 8, 1, 1, 4, 8, 1}
+	"int32", "int64", "bool", "int16", "uint16", "uint32", "uint64"}
+var dtypeSizes = [...]int{4, 2, 2, 8, 1, 1, 4, 8, 1, 2, 2, 4, 8}
 
 // DTypes lists every dtype in code order.
 func DTypes() []DType {
-	return []DType{Float32, Float16, BFloat16, Float64, Int8, Uint8, Int32, Int64, Bool}
+	return []DType{Float32, Float16, BFloat16, Float64, Int8, Uint8, Int32, Int64, Bool, Int16, Uint16,
+		Uint32, Uint64}
 }
 
 // String is NEF's name for the dtype ("float32"), "invalid" for a value that is none.

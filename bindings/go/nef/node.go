@@ -313,6 +313,10 @@ func Evaluate(nodes ...*Node) error {
 func (n *Node) Value() (*Array, error) {
 	var a *Array
 	err := withNodes("value", []*Node{n}, func(hs []*C.nef_tensor) error {
+		if !n.dtype.valid() { // NEF's storage-only float8 types have no Go element type
+			return errorf(CodeType, "[value] dtype code %d has no Go type: cast the node to a "+
+				"float type first (nef.Cast(x, nef.Float32))", int(n.dtype))
+		}
 		data, ptr, nbytes := makeData(n.dtype, numel(n.shape))
 		err := call(func() C.nef_status {
 			return C.nef_tensor_copy_to(hs[0], ptr, C.size_t(nbytes))
@@ -370,6 +374,18 @@ func (n *Node) Int32s() ([]int32, error) { return valueAs[int32](n, Int32, "Int3
 
 // Int64s returns the value of an int64 node.
 func (n *Node) Int64s() ([]int64, error) { return valueAs[int64](n, Int64, "Int64s") }
+
+// Int16s returns the value of an int16 node.
+func (n *Node) Int16s() ([]int16, error) { return valueAs[int16](n, Int16, "Int16s") }
+
+// Uint16s returns the value of a uint16 node.
+func (n *Node) Uint16s() ([]uint16, error) { return valueAs[uint16](n, Uint16, "Uint16s") }
+
+// Uint32s returns the value of a uint32 node.
+func (n *Node) Uint32s() ([]uint32, error) { return valueAs[uint32](n, Uint32, "Uint32s") }
+
+// Uint64s returns the value of a uint64 node.
+func (n *Node) Uint64s() ([]uint64, error) { return valueAs[uint64](n, Uint64, "Uint64s") }
 
 // Bools returns the value of a bool node.
 func (n *Node) Bools() ([]bool, error) { return valueAs[bool](n, Bool, "Bools") }
@@ -455,16 +471,17 @@ func Build(path string, outputs map[string]*Node, opts ...BuildOption) error {
 // ---- creation --------------------------------------------------------------------------------
 
 // Tensor makes a node holding a copy of data, row-major, with the given shape. data is a slice
-// of float32, float64, F16, BF16, int8, uint8, int32, int64, int (stored as int64) or bool, or
-// one such scalar. A nil shape means the slice's length (1-D), or rank 0 for a scalar. A shape
-// that data does not fill is a *ShapeError, another Go type a *TypeError (carried by the node).
+// of float32, float64, F16, BF16, int8, uint8, int16, uint16, int32, uint32, int64, uint64, int
+// (stored as int64) or bool, or one such scalar. A nil shape means the slice's length (1-D), or
+// rank 0 for a scalar. A shape that data does not fill is a *ShapeError, another Go type a
+// *TypeError (carried by the node).
 func Tensor(data any, shape []int) *Node {
 	if data == nil {
 		return failed(errorf(CodeInvalidArgument, "[tensor] data is nil"))
 	}
 	scalar := false
 	switch v := data.(type) {
-	case float32, float64, F16, BF16, int8, uint8, int32, int64, bool:
+	case float32, float64, F16, BF16, int8, uint8, int16, uint16, int32, uint32, int64, uint64, bool:
 		scalar = true
 	case int:
 		scalar, data = true, int64(v)
@@ -481,7 +498,8 @@ func Tensor(data any, shape []int) *Node {
 	dt, count, ptr, ok := describeData(data)
 	if !ok {
 		return failed(errorf(CodeType, "[tensor] unsupported Go type %T (use a slice of float32, "+
-			"float64, nef.F16, nef.BF16, int8, uint8, int32, int64, int or bool)", data))
+			"float64, nef.F16, nef.BF16, int8, uint8, int16, uint16, int32, uint32, int64, uint64, int "+
+			"or bool)", data))
 	}
 	if shape == nil && !scalar {
 		shape = []int{count}

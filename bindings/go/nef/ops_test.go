@@ -209,7 +209,10 @@ func TestIntegerOpsAndPromotion(t *testing.T) {
 		want nef.DType
 	}{
 		{nef.Tensor([]int32{1}, nil), nef.Tensor([]float32{1}, nil), nef.Float64},
-		{nef.Tensor([]int8{1}, nil), nef.Tensor([]uint8{1}, nil), nef.Int32},
+		{nef.Tensor([]int8{1}, nil), nef.Tensor([]uint8{1}, nil), nef.Int16},
+		{nef.Tensor([]uint32{1}, nil), nef.Tensor([]int32{1}, nil), nef.Int64},
+		{nef.Tensor([]uint64{1}, nil), nef.Tensor([]int64{1}, nil), nef.Float64},
+		{nef.Tensor([]uint16{1}, nil), nef.Tensor([]int8{1}, nil), nef.Int32},
 		{nef.Tensor([]nef.F16{nef.F16FromFloat32(1)}, nil), nef.Tensor([]nef.BF16{nef.BF16FromFloat32(1)}, nil), nef.Float32},
 		{nef.Tensor([]bool{true}, nil), nef.Tensor([]bool{true}, nil), nef.Bool},
 		{nef.Tensor([]int64{1}, nil), nef.Tensor([]float64{1}, nil), nef.Float64},
@@ -666,6 +669,23 @@ func TestTensorFromGoData(t *testing.T) {
 	if got, err := nef.Tensor(bs, nil).Bools(); err != nil || !equalSlices(got, bs) {
 		t.Errorf("bool round trip: %v", err)
 	}
+	i16, u16, u32, u64 := make([]int16, n), make([]uint16, n), make([]uint32, n), make([]uint64, n)
+	for i := 0; i < n; i++ {
+		i16[i], u16[i] = int16(r.Intn(65536)-32768), uint16(r.Intn(65536))
+		u32[i], u64[i] = r.Uint32(), r.Uint64()
+	}
+	if got, err := nef.Tensor(i16, nil).Int16s(); err != nil || !equalSlices(got, i16) {
+		t.Errorf("int16 round trip: %v", err)
+	}
+	if got, err := nef.Tensor(u16, nil).Uint16s(); err != nil || !equalSlices(got, u16) {
+		t.Errorf("uint16 round trip: %v", err)
+	}
+	if got, err := nef.Tensor(u32, nil).Uint32s(); err != nil || !equalSlices(got, u32) {
+		t.Errorf("uint32 round trip: %v", err)
+	}
+	if got, err := nef.Tensor(u64, nil).Uint64s(); err != nil || !equalSlices(got, u64) {
+		t.Errorf("uint64 round trip: %v", err)
+	}
 	gi := nef.Tensor(goInts, nil)
 	check(gi, nef.Int64, []int{n})
 	if got, _ := gi.Int64s(); got[3] != int64(goInts[3]) {
@@ -718,6 +738,10 @@ func TestTensorFromGoData(t *testing.T) {
 			func() error { _, err := node.Int32s(); return err },
 			func() error { _, err := node.Int64s(); return err },
 			func() error { _, err := node.Bools(); return err },
+			func() error { _, err := node.Int16s(); return err },
+			func() error { _, err := node.Uint16s(); return err },
+			func() error { _, err := node.Uint32s(); return err },
+			func() error { _, err := node.Uint64s(); return err },
 		} {
 			if err := get(); err != nil {
 				errs++

@@ -57,6 +57,14 @@ std::string storage_type(DType t, const Dialect& d) {
       return d.u8;
     case DType::Float16:
     case DType::BFloat16:
+    case DType::Int16:
+    case DType::UInt16:
+    case DType::UInt32:
+    case DType::UInt64:
+    case DType::Float8E4M3FN:
+    case DType::Float8E4M3FNUZ:
+    case DType::Float8E5M2:
+    case DType::Float8E5M2FNUZ:
       break;
   }
   throw UnsupportedError(str("[", d.name, "] no C type for ", dtype_name(t), " in this dialect"));

@@ -21,6 +21,16 @@ bool storable(DType t, const DeviceInfo& d) {
     case DType::Float16:
     case DType::BFloat16:
       return false;  // no half arithmetic in the renderer yet
+    case DType::Int16:
+    case DType::UInt16:
+    case DType::UInt32:
+    case DType::UInt64:
+      return false;  // not rendered (unsigned wrap/compare rules): the planner keeps them on CPU
+    case DType::Float8E4M3FN:
+    case DType::Float8E4M3FNUZ:
+    case DType::Float8E5M2:
+    case DType::Float8E5M2FNUZ:
+      return false;  // storage-only: casts run on the CPU
   }
   return false;
 }

@@ -109,6 +109,18 @@ TensorType infer_cast(const OpDef&, const std::vector<TensorType>& in, Attrs& at
   return {in[0].shape, *t};
 }
 
+// bitcast: the same bytes read as another dtype of the same size (ONNX BitCast).
+TensorType infer_bitcast(const OpDef&, const std::vector<TensorType>& in, Attrs& attrs) {
+  const std::string& name = attrs.get_string("dtype");
+  auto t = dtype_from_name(name);
+  if (!t) throw ValidationError(str("[bitcast] unknown dtype \"", name, "\""));
+  if (dtype_size(*t) != dtype_size(in[0].dtype))
+    throw TypeError(str("[bitcast] ", dtype_name(in[0].dtype), " ", shape_str(in[0].shape), " has ",
+                        dtype_size(in[0].dtype), "-byte elements, ", name, " has ", dtype_size(*t),
+                        ": bitcast needs the same size"));
+  return {in[0].shape, *t};
+}
+
 constexpr uint32_t kEw = kElementwise | kFusable;
 
 OpDef make(const char* name, int arity, InferFn infer, double flops) {
@@ -166,7 +178,14 @@ void register_elementwise_ops(Registry& r) {
   r.add(make("clip", 3, infer_clip, 2));
   OpDef cast = make("cast", 1, infer_cast, 1);
   cast.attrs.push_back({"dtype", AttrType::String, std::nullopt, true});
+  // float8 targets only: out-of-range values saturate to the largest finite value (ONNX's default)
+  // or become inf/NaN.
+  cast.attrs.push_back({"saturate", AttrType::Bool, AttrValue(true), false});
   r.add(std::move(cast));
+  OpDef bitcast = make("bitcast", 1, infer_bitcast, 0);
+  bitcast.traits = kElementwise;  // not fusable: fused programs compute values, not bytes
+  bitcast.attrs.push_back({"dtype", AttrType::String, std::nullopt, true});
+  r.add(std::move(bitcast));
 }
 
 }  // namespace nef::ir

@@ -243,7 +243,8 @@ TensorType infer_concat(const OpDef& op, const std::vector<TensorType>& in, Attr
     out[axis] += s[axis];
     if (out[axis] > kMaxElements)
       throw ShapeError(str("[concat] result too large: ", types_str(in)));
-    dt = promote_types(dt, in[i].dtype);
+    // Equal dtypes need no promotion (and the storage-only float8 types have none).
+    if (in[i].dtype != dt) dt = promote_types(dt, in[i].dtype);
   }
   attrs.set("axis", int64_t{axis});
   return {out, dt};

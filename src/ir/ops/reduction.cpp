@@ -53,11 +53,12 @@ int64_t reduced_extent(const Shape& s, const std::vector<int64_t>& axes) {
   return n;
 }
 
-// sum, prod: small ints and bool widen to int64 (numpy's default accumulator); floats stay.
+// sum, prod: ints widen to numpy's default accumulator (int64 for signed ints and bool, uint64
+// for unsigned ints); floats stay.
 TensorType infer_sum_prod(const OpDef& op, const std::vector<TensorType>& in, Attrs& attrs) {
   auto axes = canonical_axes(op, in[0], attrs);
   DType t = in[0].dtype;
-  if (!is_floating(t)) t = DType::Int64;
+  if (!is_floating(t)) t = is_integer(t) && !is_signed(t) ? DType::UInt64 : DType::Int64;
   return {reduced_shape(in[0].shape, axes, attrs.get_bool("keepdims")), t};
 }
 

@@ -73,14 +73,18 @@ Converter binary(Binary fn, Types want) {
   };
 }
 
-// Integer Div truncates toward zero (C semantics). Computed as a float64 quotient cast back:
-// exact for 8/32-bit integers; for int64 exact while |a| < 2^53.
+// Integer Div truncates toward zero (C semantics), exactly for every width (a float64 quotient
+// would round int64/uint64 beyond 2^53): numpy's floor division, plus one where the signs
+// differ and the division is inexact. Unsigned floor and truncation agree.
 Tensors div_op(NodeCtx& ctx) {
   auto xs = inputs_of(ctx, Types::Numeric, 2);
   const Tensor &a = xs[0], &b = xs[1];
   if (is_floating(a.dtype())) return {nef::div(a, b)};
-  Tensor q = nef::div(nef::cast(a, DType::Float64), nef::cast(b, DType::Float64));
-  return {nef::cast(q, a.dtype())};  // cast truncates toward zero
+  Tensor q = nef::op("floor_divide", {a, b});
+  if (!is_signed(a.dtype())) return {q};
+  Tensor inexact = nef::not_equal(nef::mod(a, b), like(0, a));
+  Tensor signs_differ = nef::not_equal(nef::less(a, like(0, a)), nef::less(b, like(0, b)));
+  return {nef::add(q, nef::cast(nef::logical_and(inexact, signs_differ), a.dtype()))};
 }
 
 // Pow's exponent may have another numeric type; the result has the base's type (numpy computes
@@ -105,7 +109,7 @@ Tensors mod_op(NodeCtx& ctx) {
     if (is_floating(a.dtype())) ctx.fail("fmod must be 1 for floating-point inputs");
     return {nef::mod(a, b)};
   }
-  if (a.dtype() == DType::UInt8) return {nef::mod(a, b)};  // unsigned: both rules agree
+  if (!is_signed(a.dtype())) return {nef::mod(a, b)};  // unsigned: both rules agree
   return {nef::mul(nef::sign(a), nef::mod(nef::abs(a), nef::abs(b)))};
 }
 
@@ -192,28 +196,48 @@ Tensors where_op(NodeCtx& ctx) {
 
 // ---- Cast, Clip, Identity -----------------------------------------------------------------
 
-// saturate only changes float8 targets and round_mode only float8e8m0, neither of which NEF has:
-// both are read (so that they are accepted) and validated.
-void read_cast_modes(const NodeCtx& ctx) {
-  if (ctx.has_attr("saturate")) ctx.attr_int("saturate");
+// saturate changes float8 targets only; round_mode only float8e8m0, which NEF does not have: it
+// is read (so that it is accepted) and validated.
+Tensor cast_with_modes(const NodeCtx& ctx, const Tensor& x, DType t) {
+  const int64_t saturate = ctx.attr_int("saturate", 1);
+  if (saturate != 0 && saturate != 1) ctx.fail(str("saturate must be 0 or 1, got ", saturate));
   if (ctx.has_attr("round_mode")) {
     std::string m = ctx.attr_string("round_mode");
     if (m != "up" && m != "down" && m != "nearest")
       ctx.fail(str("round_mode must be \"up\", \"down\" or \"nearest\", got \"", m, "\""));
   }
+  if (x.dtype() == t) return x;
+  ir::Attrs attrs;
+  attrs.set("dtype", std::string(dtype_name(t)));
+  attrs.set("saturate", saturate == 1);
+  return nef::op("cast", {x}, std::move(attrs));
 }
 
 Tensors cast_op(NodeCtx& ctx) {
   int to = static_cast<int>(ctx.attr_int("to"));
-  read_cast_modes(ctx);
   std::optional<DType> t = dtype_from_onnx(to);
   if (!t) ctx.unsupported(str("cast to ", onnx_type_name(to)));
-  return {cast_to(ctx.input(0), *t)};
+  return {cast_with_modes(ctx, ctx.input(0), *t)};
+}
+
+// BitCast-26: same bytes, another type of the same width (little-endian, as NEF stores).
+Tensors bitcast_op(NodeCtx& ctx) {
+  int to = static_cast<int>(ctx.attr_int("to"));
+  std::optional<DType> t = dtype_from_onnx(to);
+  if (!t) ctx.unsupported(str("bitcast to ", onnx_type_name(to)));
+  Tensor x = ctx.input(0);
+  if (dtype_size(*t) != dtype_size(x.dtype()))
+    ctx.fail(str("'to' ", onnx_type_name(to), " is ", dtype_size(*t) * 8,
+                 " bits wide but the input ", dtype_name(x.dtype()), " ", shape_str(x.shape()),
+                 " is ", dtype_size(x.dtype()) * 8, ": BitCast needs equal widths"));
+  if (*t == x.dtype()) return {x};
+  ir::Attrs attrs;
+  attrs.set("dtype", std::string(dtype_name(*t)));
+  return {nef::op("bitcast", {x}, std::move(attrs))};
 }
 
 Tensors castlike_op(NodeCtx& ctx) {
-  read_cast_modes(ctx);
-  return {cast_to(ctx.input(0), ctx.input(1).dtype())};
+  return {cast_with_modes(ctx, ctx.input(0), ctx.input(1).dtype())};
 }
 
 // min and max are optional (absent or ""); each must be a scalar of X's type per the spec, but
@@ -421,6 +445,7 @@ void register_elementwise(ConverterTable& t) {
   // Cast-1 named its target type with a string.
   t["Cast"] = {cast_op, {1, 6, 9, 13, 19, 21, 23, 24, 25}, 6};
   t["CastLike"] = {castlike_op, {15, 19, 21, 23, 24, 25}, 15};
+  t["BitCast"] = {bitcast_op, {26}, 26};
   t["Clip"] = {clip_op, {1, 6, 11, 12, 13}, 6};
   t["Identity"] = {identity_op, {1, 13, 14, 16, 19, 21, 23, 24, 25}, 1};
 }

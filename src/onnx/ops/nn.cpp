@@ -432,11 +432,10 @@ Tensor max_pool_indices(const NodeCtx& ctx, const Tensor& x, const Shape& y_shap
   const DType i64 = DType::Int64;
   Tensor vals = nef::gather(nef::reshape(x, {nc, s}), nef::tensor<int64_t>(tap, {p * k}), 1)
                     .reshape({nc, p, k});
-  const double lowest = is_floating(x.dtype())       ? -INFINITY
-                        : x.dtype() == DType::UInt8 ? 0.0
-                        : x.dtype() == DType::Int8  ? -128.0
-                        : x.dtype() == DType::Int32 ? -2147483648.0
-                                                    : -9223372036854775808.0;
+  const int bits = int(8 * dtype_size(x.dtype()));
+  const double lowest = is_floating(x.dtype())  ? -INFINITY
+                        : !is_signed(x.dtype()) ? 0.0
+                                                : -std::ldexp(1.0, bits - 1);
   Tensor valid_t = nef::cast(nef::tensor<uint8_t>(valid, {p, k}), DType::Bool);
   vals = nef::where(valid_t, vals, nef::scalar(lowest, x.dtype()));
   Tensor best = nef::argmax(vals, 2);  // [nc, p]

@@ -17,7 +17,8 @@ void register_cast_kernels(KernelTable& t);
 // that need it are usually small (weak scalars), so a copy is cheaper than per-pair kernels.
 Array cast_array(const Array& x, DType t);
 
-// Writes cast(src) into dst (same shape; dst may have any strides).
-void cast_into(const Array& src, const Array& dst);
+// Writes cast(src) into dst (same shape; dst may have any strides). saturate: how values out of
+// a float8 target's range convert (ONNX Cast's attribute; no effect on other targets).
+void cast_into(const Array& src, const Array& dst, bool saturate = true);
 
 }  // namespace nef::backend::cpu

@@ -39,7 +39,7 @@ struct Add : ArithBase {
   template <typename C>
   static C apply(C a, C b) {
     if constexpr (kIsBool<C>) return a || b;
-    else if constexpr (kIsInt<C>) return C(std::make_unsigned_t<C>(a) + std::make_unsigned_t<C>(b));
+    else if constexpr (kIsInt<C>) return C(wrap_t<C>(a) + wrap_t<C>(b));
     else return a + b;
   }
 };
@@ -48,7 +48,7 @@ struct Sub : ArithBase {
   static constexpr bool ok = !kIsBool<T>;
   template <typename C>
   static C apply(C a, C b) {
-    if constexpr (kIsInt<C>) return C(std::make_unsigned_t<C>(a) - std::make_unsigned_t<C>(b));
+    if constexpr (kIsInt<C>) return C(wrap_t<C>(a) - wrap_t<C>(b));
     else return a - b;
   }
 };
@@ -56,7 +56,7 @@ struct Mul : ArithBase {
   template <typename C>
   static C apply(C a, C b) {
     if constexpr (kIsBool<C>) return a && b;
-    else if constexpr (kIsInt<C>) return C(std::make_unsigned_t<C>(a) * std::make_unsigned_t<C>(b));
+    else if constexpr (kIsInt<C>) return C(wrap_t<C>(a) * wrap_t<C>(b));
     else return a * b;
   }
 };
@@ -127,7 +127,7 @@ struct FloorDivide : ArithBase {
     } else {
       if (b == C(0)) return C(0);
       if constexpr (std::is_signed_v<C>) {
-        using U = std::make_unsigned_t<C>;
+        using U = wrap_t<C>;
         if (b == C(-1)) return C(U(0) - U(a));  // INT_MIN / -1 traps in hardware
       }
       C q = C(a / b);
@@ -148,7 +148,7 @@ struct Pow : ArithBase {
         if (b < C(0)) return a == C(1) ? C(1) : a == C(-1) ? ((b & 1) ? C(-1) : C(1)) : C(0);
       }
       // Repeated squaring in unsigned arithmetic: wraps like numpy instead of overflowing.
-      using U = std::make_unsigned_t<C>;
+      using U = wrap_t<C>;
       U result = 1, base = U(a), e = U(b);
       while (e) {
         if (e & 1u) result = U(result * base);
@@ -261,7 +261,7 @@ struct LeftShift : ArithBase {
   static C apply(C a, C b) {
     if constexpr (kIsInt<C>) {
       if (shift_out_of_range(b)) return C(0);
-      return C(std::make_unsigned_t<C>(a) << b);
+      return C(wrap_t<C>(a) << b);
     } else {
       return a;
     }

@@ -25,7 +25,7 @@ struct Neg {
   static constexpr bool ok = !std::is_same_v<T, bool>;
   template <typename C>
   static C apply(C x) {
-    if constexpr (kIsInt<C>) return C(std::make_unsigned_t<C>(0) - std::make_unsigned_t<C>(x));
+    if constexpr (kIsInt<C>) return C(wrap_t<C>(0) - wrap_t<C>(x));
     else return -x;
   }
 };

@@ -147,13 +147,11 @@ void apply_reduce(Reduce r, T& dst, T src) {
     C v;
     switch (r) {
       case Reduce::Add:
-        if constexpr (std::is_integral_v<C>)
-          v = C(std::make_unsigned_t<C>(a) + std::make_unsigned_t<C>(b));
+        if constexpr (std::is_integral_v<C>) v = C(wrap_t<C>(a) + wrap_t<C>(b));
         else v = a + b;
         break;
       case Reduce::Mul:
-        if constexpr (std::is_integral_v<C>)
-          v = C(std::make_unsigned_t<C>(a) * std::make_unsigned_t<C>(b));
+        if constexpr (std::is_integral_v<C>) v = C(wrap_t<C>(a) * wrap_t<C>(b));
         else v = a * b;
         break;
       case Reduce::Max:

@@ -58,6 +58,10 @@ void k_concat(const KernelArgs& a) {
     Array dst = ir::view_of(out, out.offset + pos * ost[axis], x.shape, ost);
     pos += x.shape[axis];
     if (x.numel() == 0) continue;
+    if (is_storage_only(x.dtype)) {  // float8: bytes (inference made every input out's dtype)
+      copy_strided(x, dst);
+      continue;
+    }
     dispatch_dtype(x.dtype, [&]<typename I>() {
       dispatch_dtype(out.dtype, [&]<typename O>() { convert_rows<I, O>(x, dst); });
     });

@@ -97,7 +97,7 @@ inline T combine(T prev, T cur) {
   using C = compute_t<T>;
   C a = load_as(prev), b = load_as(cur);
   if constexpr (std::is_integral_v<C>) {
-    using U = std::make_unsigned_t<C>;  // wraps, never overflows
+    using U = wrap_t<C>;  // wraps, never overflows
     return T(kProd ? C(U(a) * U(b)) : C(U(a) + U(b)));
   } else {
     return store_as<T>(C(kProd ? a * b : a + b));
