@@ -11,6 +11,14 @@ ONNX_TYPE = {np.dtype(k): v for k, v in {
     "int64": TensorProto.INT64, "bool": TensorProto.BOOL, "int16": TensorProto.INT16,
     "uint16": TensorProto.UINT16, "uint32": TensorProto.UINT32,
     "uint64": TensorProto.UINT64}.items()}
+try:  # the float8 types NEF stores, where ml_dtypes (numpy's float8) is installed
+    import ml_dtypes
+    ONNX_TYPE.update({np.dtype(ml_dtypes.float8_e4m3fn): TensorProto.FLOAT8E4M3FN,
+                      np.dtype(ml_dtypes.float8_e4m3fnuz): TensorProto.FLOAT8E4M3FNUZ,
+                      np.dtype(ml_dtypes.float8_e5m2): TensorProto.FLOAT8E5M2,
+                      np.dtype(ml_dtypes.float8_e5m2fnuz): TensorProto.FLOAT8E5M2FNUZ})
+except ImportError:
+    pass
 
 
 def make_model(op, inputs, attrs=None, opset=18, static=(), n_out=1):

@@ -18,7 +18,8 @@ from onnx_node_util import make_model, run_node  # noqa: E402
 
 ort = pytest.importorskip("onnxruntime")
 
-RANGE = {np.dtype("int8"): (-128, 127), np.dtype("uint8"): (0, 255)}
+RANGE = {np.dtype("int8"): (-128, 127), np.dtype("uint8"): (0, 255),
+         np.dtype("int16"): (-32768, 32767), np.dtype("uint16"): (0, 65535)}
 
 
 def q8(rng, shape, dtype):
@@ -75,6 +76,44 @@ def test_quantize_per_tensor_rounds_half_to_even_and_saturates(opset, out):
         s16 = scale.astype(np.float16)
         got = run_node("QuantizeLinear", [half, s16, zp], opset=opset, static=(1, 2))
         np.testing.assert_array_equal(got, quantize_ref(half, s16, zp, out=out))
+
+
+@pytest.mark.parametrize("opset", [21, 25])
+@pytest.mark.parametrize("out", ["int16", "uint16"])
+def test_quantize_and_dequantize_16_bit(opset, out):
+    """16-bit zero points (opset 21 on): the same rounding and saturation at 16-bit bounds."""
+    rng = np.random.default_rng()
+    x = (rng.standard_normal((4, 29)) * 3e4).astype(np.float32)
+    x[0, :6] = [0.5, 1.5, -2.5, 1e9, -1e9, 70000.5]
+    scale = np.array(rng.uniform(0.3, 2), np.float32)
+    zp = np.array(rng.integers(*RANGE[np.dtype(out)]) // 3, out)
+    got = run_node("QuantizeLinear", [x, scale, zp], opset=opset, static=(1, 2))
+    assert got.dtype == np.dtype(out)
+    np.testing.assert_array_equal(got, quantize_ref(x, scale, zp, out=out))
+    lo, hi = RANGE[np.dtype(out)]
+    xq = rng.integers(lo, hi + 1, (3, 11)).astype(out)
+    got = run_node("DequantizeLinear", [xq, scale, zp], opset=opset)
+    np.testing.assert_allclose(got, dequantize_ref(xq, scale, zp, axis=1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("f8", ["float8_e4m3fn", "float8_e5m2"])
+def test_quantize_and_dequantize_float8(f8):
+    """float8 outputs: x / scale rounded to the float8 type (nearest even), saturating to its
+    largest finite value (saturate=1) or to inf/NaN (saturate=0), as ONNX's Cast."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    t = np.dtype(getattr(ml_dtypes, f8))
+    rng = np.random.default_rng()
+    x = (rng.standard_normal((3, 17)) * 100).astype(np.float32)
+    x[0, :2] = [1e6, -1e6]
+    scale = np.array(0.25, np.float32)
+    zp = np.zeros((), t)
+    fmax = float(ml_dtypes.finfo(t).max)
+    got = run_node("QuantizeLinear", [x, scale, zp], opset=21, static=(1, 2))
+    assert got.dtype == t
+    want = np.clip(x / scale, -fmax, fmax).astype(t)
+    np.testing.assert_array_equal(got.astype(np.float32), want.astype(np.float32))
+    got = run_node("DequantizeLinear", [want, scale, zp], opset=21)
+    np.testing.assert_array_equal(got, want.astype(np.float32) * scale)
 
 
 @pytest.mark.parametrize("axis", [0, 1, -1])
@@ -406,17 +445,17 @@ def test_bad_inputs_are_structured_errors():
         q([x, np.array(1, np.int32)])
     with pytest.raises(nef.NEFTypeError, match="x must be float or int32"):
         q([u, s])
-    with pytest.raises(nef.NEFUnsupportedError, match="INT16"):
-        q([x, s], {"output_dtype": TensorProto.INT16}, static=(1,))
-    with pytest.raises(nef.NEFUnsupportedError, match="FLOAT8E4M3FN"):
-        q([x, s], {"output_dtype": TensorProto.FLOAT8E4M3FN}, static=(1,))
+    with pytest.raises(nef.NEFUnsupportedError, match="INT4"):
+        q([x, s], {"output_dtype": TensorProto.INT4}, static=(1,))
+    with pytest.raises(nef.NEFUnsupportedError, match="FLOAT4E2M1"):
+        q([x, s], {"output_dtype": TensorProto.FLOAT4E2M1}, static=(1,))
     with pytest.raises(nef.NEFTypeError, match="output_dtype int8 differs"):
         q([x, s, np.array(3, np.uint8)], {"output_dtype": TensorProto.INT8})
     with pytest.raises(nef.NEFTypeError, match="x_zero_point"):
         q([u, s, np.array(3, np.int8)], op="DequantizeLinear")
     with pytest.raises(nef.NEFShapeError, match=r"x_scale \(3,\)"):
         q([u, np.ones(3, np.float32)], op="DequantizeLinear")
-    with pytest.raises(nef.NEFTypeError, match="x must be int8, uint8 or int32"):
+    with pytest.raises(nef.NEFTypeError, match="x must be int8, uint8, int16, uint16, float8 or int32"):
         q([x, s], op="DequantizeLinear")
     with pytest.raises(nef.NEFTypeError, match="float32"):
         run_node("DynamicQuantizeLinear", [x.astype(np.float64)], opset=11, n_out=3)

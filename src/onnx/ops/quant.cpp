@@ -26,10 +26,27 @@ using Ints = std::vector<int64_t>;
 }
 
 bool is_q8(DType t) { return t == DType::Int8 || t == DType::UInt8; }
+bool is_float8(DType t) {
+  return t == DType::Float8E4M3FN || t == DType::Float8E4M3FNUZ || t == DType::Float8E5M2 ||
+         t == DType::Float8E5M2FNUZ;
+}
+// What QuantizeLinear / DequantizeLinear quantize to: 8- and 16-bit integers, float8.
+bool is_qlinear(DType t) {
+  return is_q8(t) || t == DType::Int16 || t == DType::UInt16 || is_float8(t);
+}
 
 // The saturation range of a quantized integer type.
 std::pair<double, double> qrange(DType t) {
-  return t == DType::Int8 ? std::pair{-128.0, 127.0} : std::pair{0.0, 255.0};
+  switch (t) {
+    case DType::Int8:
+      return {-128.0, 127.0};
+    case DType::Int16:
+      return {-32768.0, 32767.0};
+    case DType::UInt16:
+      return {0.0, 65535.0};
+    default:
+      return {0.0, 255.0};
+  }
 }
 
 // An ONNX data type code (output_dtype, precision attributes) as a NEF dtype; unsupported naming
@@ -38,7 +55,7 @@ DType dtype_attr(const NodeCtx& ctx, const char* attr, int64_t code, bool (*allo
   std::optional<DType> t = dtype_from_onnx(int(code));
   if (!t || !allowed(*t))
     ctx.unsupported(
-        str(attr, " ", onnx_type_name(int(code)), " (NEF quantizes to int8 and uint8)"));
+        str(attr, " ", onnx_type_name(int(code)), " (not a type NEF quantizes to here)"));
   return *t;
 }
 
@@ -112,14 +129,17 @@ std::vector<Tensor> quantize_linear(NodeCtx& ctx) {
     type_error(ctx, str("x must be float or int32, got ", dtype_name(x.dtype())));
   need_float(ctx, "y_scale", scale);
   const QuantParams q = read_params(ctx);
-  if (ctx.version() >= 19) ctx.attr_int("saturate", 1);  // only float8 outputs saturate optionally
+  const int64_t saturate = ctx.version() >= 19 ? ctx.attr_int("saturate", 1) : 1;
+  if (saturate != 0 && saturate != 1) ctx.fail(str("saturate must be 0 or 1, got ", saturate));
   std::optional<DType> out;
   if (ctx.version() >= 21 && ctx.has_attr("output_dtype"))
-    out = dtype_attr(ctx, "output_dtype", ctx.attr_int("output_dtype"), is_q8);
+    out = dtype_attr(ctx, "output_dtype", ctx.attr_int("output_dtype"), is_qlinear);
   Tensor zp;
   if (ctx.has_input(2)) {
     zp = ctx.input(2);
-    need_q8(ctx, "y_zero_point", zp);
+    if (!is_qlinear(zp.dtype()))
+      type_error(ctx, str("y_zero_point must be int8, uint8, int16, uint16 or float8, got ",
+                          dtype_name(zp.dtype())));
     if (out && *out != zp.dtype())
       type_error(ctx, str("output_dtype ", dtype_name(*out), " differs from y_zero_point's ",
                           dtype_name(zp.dtype())));
@@ -136,13 +156,22 @@ std::vector<Tensor> quantize_linear(NodeCtx& ctx) {
   }
   Tensor v = x / s;
   const DType wide = v.dtype() == DType::Float64 ? DType::Float64 : DType::Float32;
-  return {requantize(v, zp, out.value_or(DType::UInt8), wide)};
+  const DType to = out.value_or(DType::UInt8);
+  if (is_float8(to)) {  // no integer rounding: x / s + zp rounded to the float8 type (Cast's rules)
+    if (zp.defined()) v = v + nef::cast(zp, wide);
+    ir::Attrs attrs;
+    attrs.set("dtype", std::string(dtype_name(to)));
+    attrs.set("saturate", saturate == 1);
+    return {nef::op("cast", {v}, std::move(attrs))};
+  }
+  return {requantize(v, zp, to, wide)};
 }
 
 std::vector<Tensor> dequantize_linear(NodeCtx& ctx) {
   Tensor x = ctx.input(0), scale = ctx.input(1);
-  if (!is_q8(x.dtype()) && x.dtype() != DType::Int32)
-    type_error(ctx, str("x must be int8, uint8 or int32, got ", dtype_name(x.dtype())));
+  if (!is_qlinear(x.dtype()) && x.dtype() != DType::Int32)
+    type_error(ctx, str("x must be int8, uint8, int16, uint16, float8 or int32, got ",
+                        dtype_name(x.dtype())));
   need_float(ctx, "x_scale", scale);
   const QuantParams q = read_params(ctx);
   DType out = scale.dtype();
