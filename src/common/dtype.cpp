@@ -99,10 +99,14 @@ DType promote_types(DType a, DType b) {
   DType u = ia.kind == 'i' ? b : a;
   if (dtype_size(s) > dtype_size(u)) return s;
   switch (dtype_size(u)) {
-    case 1: return DType::Int16;
-    case 2: return DType::Int32;
-    case 4: return DType::Int64;
-    default: return DType::Float64;
+    case 1:
+      return DType::Int16;
+    case 2:
+      return DType::Int32;
+    case 4:
+      return DType::Int64;
+    default:
+      return DType::Float64;
   }
 }
 

@@ -18,11 +18,16 @@ struct Format {
 
 Format format_of(DType t) {
   switch (t) {
-    case DType::Float8E4M3FN: return {4, 3, 7, true, false};
-    case DType::Float8E4M3FNUZ: return {4, 3, 8, false, true};
-    case DType::Float8E5M2: return {5, 2, 15, false, false};
-    case DType::Float8E5M2FNUZ: return {5, 2, 16, false, true};
-    default: break;
+    case DType::Float8E4M3FN:
+      return {4, 3, 7, true, false};
+    case DType::Float8E4M3FNUZ:
+      return {4, 3, 8, false, true};
+    case DType::Float8E5M2:
+      return {5, 2, 15, false, false};
+    case DType::Float8E5M2FNUZ:
+      return {5, 2, 16, false, true};
+    default:
+      break;
   }
   throw_error(ErrorCode::Type, str("[float8] ", dtype_name(t), " is not a float8 dtype"));
 }

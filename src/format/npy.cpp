@@ -132,8 +132,7 @@ class HeaderParser {
     ws();
     while (peek() != ')') {
       s.push_back(int_lit());
-      if (s.size() > size_t(kMaxRank))
-        fail(pos(start), str("rank above the maximum ", kMaxRank));
+      if (s.size() > size_t(kMaxRank)) fail(pos(start), str("rank above the maximum ", kMaxRank));
       ws();
       if (peek() == ',') {
         ++i_;
@@ -185,19 +184,32 @@ std::optional<Descr> parse_descr(const std::string& d) {
 
 const char* descr_of(DType t) {
   switch (t) {
-    case DType::Float32: return "<f4";
-    case DType::Float16: return "<f2";
-    case DType::BFloat16: return "<V2";  // what ml_dtypes writes; see docs/format.md
-    case DType::Float64: return "<f8";
-    case DType::Int8: return "|i1";
-    case DType::UInt8: return "|u1";
-    case DType::Int32: return "<i4";
-    case DType::Int64: return "<i8";
-    case DType::Bool: return "|b1";
-    case DType::Int16: return "<i2";
-    case DType::UInt16: return "<u2";
-    case DType::UInt32: return "<u4";
-    case DType::UInt64: return "<u8";
+    case DType::Float32:
+      return "<f4";
+    case DType::Float16:
+      return "<f2";
+    case DType::BFloat16:
+      return "<V2";  // what ml_dtypes writes; see docs/format.md
+    case DType::Float64:
+      return "<f8";
+    case DType::Int8:
+      return "|i1";
+    case DType::UInt8:
+      return "|u1";
+    case DType::Int32:
+      return "<i4";
+    case DType::Int64:
+      return "<i8";
+    case DType::Bool:
+      return "|b1";
+    case DType::Int16:
+      return "<i2";
+    case DType::UInt16:
+      return "<u2";
+    case DType::UInt32:
+      return "<u4";
+    case DType::UInt64:
+      return "<u8";
     case DType::Float8E4M3FN:
     case DType::Float8E4M3FNUZ:
     case DType::Float8E5M2:
@@ -287,11 +299,13 @@ std::vector<uint8_t> serialize_npy(const Array& arr) {
   shape += ")";
   if (is_storage_only(a.dtype))
     throw UnsupportedError(str("[npy] ", dtype_name(a.dtype), " has no .npy type descriptor"));
-  std::string dict = str("{'descr': '", descr_of(a.dtype), "', 'fortran_order': False, 'shape': ",
-                         shape, ", }");
+  std::string dict =
+      str("{'descr': '", descr_of(a.dtype), "', 'fortran_order': False, 'shape': ", shape, ", }");
   // numpy pads with spaces and a final newline so the data starts 64-byte aligned.
   // Same rule as numpy (a full 64 bytes of padding when already aligned), so output is identical.
-  auto padded_total = [&](size_t pre) { return pre + dict.size() + 1 + (64 - (pre + dict.size() + 1) % 64); };
+  auto padded_total = [&](size_t pre) {
+    return pre + dict.size() + 1 + (64 - (pre + dict.size() + 1) % 64);
+  };
   size_t pre = 10;
   size_t total = padded_total(pre);
   if (total - pre > 0xFFFF) {

@@ -20,15 +20,13 @@ greedy tokens where two are nearly tied. Hence the bounds:
   least 20 of the 24 (row, step) choices (one flip in 24 was seen)."""
 
 import importlib.util
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import nef
+from real_model_cli import find_cli, import_and_run
 
 ort = pytest.importorskip("onnxruntime")
 tokenizers = pytest.importorskip("tokenizers")
@@ -113,28 +111,10 @@ def test_greedy_titles_match_onnxruntime(encoded):
     assert len(set(map(tuple, dec[:, 1:]))) > 1  # the titles differ: real, not constant output
 
 
-def _find_cli():
-    env = os.environ.get("NEF_CLI")
-    if env:
-        return env
-    cand = Path(sys.executable).parent / "nef"
-    return str(cand) if cand.is_file() and os.access(cand, os.X_OK) else None
-
-
-@pytest.mark.skipif(_find_cli() is None, reason="the nef executable was not found (NEF_CLI)")
+@pytest.mark.skipif(find_cli() is None, reason="the nef executable was not found (NEF_CLI)")
 def test_nef_import_and_run_cli(encoded, tmp_path):
     ids, mask, want = encoded
-    out = tmp_path / "encoder.nef"
     b, s = ids.shape
-    r = subprocess.run([_find_cli(), "import", str(ENCODER), "-o", str(out), "--dim",
-                        f"batch_size={b}", "--dim", f"encoder_sequence_length={s}"],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
-    np.save(tmp_path / "ids.npy", ids)
-    np.save(tmp_path / "mask.npy", mask)
-    r = subprocess.run([_find_cli(), "run", str(out), "--input",
-                        f"input_ids={tmp_path / 'ids.npy'}", "--input",
-                        f"attention_mask={tmp_path / 'mask.npy'}", "--output",
-                        str(tmp_path / "out")], capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
-    close(np.load(tmp_path / "out" / "last_hidden_state.npy"), want, "nef import + nef run")
+    out = import_and_run(ENCODER, {"input_ids": ids, "attention_mask": mask}, tmp_path,
+                         dims={"batch_size": b, "encoder_sequence_length": s})
+    close(out["last_hidden_state"], want, "nef import + nef run")

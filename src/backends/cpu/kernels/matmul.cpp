@@ -549,11 +549,11 @@ void matmul_float_with_hook(const Array& a, const Array& b, Array& out, const Ge
 // The other kernels of the family live in det.cpp, softmax.cpp, norm.cpp and attention.cpp.
 void register_softmax_kernels(KernelTable& t);
 void register_norm_kernels(KernelTable& t);
-void register_det_kernels(KernelTable& t);              // det.cpp (same linear-algebra family)
-void register_attention_kernels(KernelTable& t);        // attention, cached_attention
-void register_rope_kernels(KernelTable& t);             // rope.cpp
+void register_det_kernels(KernelTable& t);               // det.cpp (same linear-algebra family)
+void register_attention_kernels(KernelTable& t);         // attention, cached_attention
+void register_rope_kernels(KernelTable& t);              // rope.cpp
 void register_linear_attention_kernels(KernelTable& t);  // linear_attention.cpp
-void register_matmul_epilogue_kernels(KernelTable& t);  // matmul_epilogue.cpp
+void register_matmul_epilogue_kernels(KernelTable& t);   // matmul_epilogue.cpp
 
 void register_linalg_nn_kernels(KernelTable& t) {
   t.add_prepared<MatmulKernel>("matmul");
