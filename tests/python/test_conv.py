@@ -277,6 +277,13 @@ def test_graph_file_roundtrip(tmp_path):
 
 # ---- conv_epilogue: a conv with bias and its activation chain in one kernel -----------------
 
+@pytest.fixture
+def on_cpu():
+    """The CPU backend's fusion (other devices, e.g. NEF_DEVICES=opencl, keep the ops apart)."""
+    nef.config(devices="cpu")
+    yield
+    nef.config(devices=[])
+
 def _epilogue_graph(tmp_path, xs, ws, act, strides=None, pads=None, groups=1, dtype="float32"):
     x = nef.placeholder("x", xs, dtype)
     rng = np.random.default_rng(seed_of("epi", len(xs), xs[1], ws[0]))
@@ -307,7 +314,7 @@ ACTS = {
     ((1, 8, 8, 8), (8, 2, 3, 3), None, [1, 1, 1, 1], 4, "float32"),
 ])
 @pytest.mark.parametrize("act", sorted(ACTS))
-def test_conv_epilogue_fuses_and_matches(tmp_path, xs, ws, strides, pads, groups, dtype, act):
+def test_conv_epilogue_fuses_and_matches(on_cpu, tmp_path, xs, ws, strides, pads, groups, dtype, act):
     lazy, ref_act = ACTS[act]
     g, w, b = _epilogue_graph(tmp_path, xs, ws, lazy, strides, pads, groups, dtype)
     ops = [k["op"] for k in g.plan()["kernels"] if k["op"] not in ("input", "constant")]
@@ -319,7 +326,7 @@ def test_conv_epilogue_fuses_and_matches(tmp_path, xs, ws, strides, pads, groups
     assert_close(got, want, dtype, scale=_scale(w, ws[1]))
 
 
-def test_conv_epilogue_needs_bias_and_single_values(tmp_path):
+def test_conv_epilogue_needs_bias_and_single_values(on_cpu, tmp_path):
     x = nef.placeholder("x", (1, 4, 6, 6), "float32")
     w = nef.tensor(np.ones((8, 4, 3, 3), np.float32))
     # No bias: the conv kernel's own output, the activation separate.
