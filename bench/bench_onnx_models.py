@@ -21,6 +21,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD = "--child" in sys.argv
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "python"))
+sys.path.insert(0, HERE)
+from bench_llm import vm_hwm_mb  # noqa: E402  (peak RSS, as the LLM benchmark reads it)
 
 
 def package_file(pkg, *parts):
@@ -71,14 +73,6 @@ MODELS = {  # name: (what it is, inputs)
     "vad": ("Silero VAD v6 (faster-whisper): 2 s of audio as 62 chunks", model_vad),
     "minilm": ("MiniLM-L6 (all-MiniLM-L6-v2 weights): 1 x 128 tokens", model_minilm),
 }
-
-
-def vm_hwm_mb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 def child(args):

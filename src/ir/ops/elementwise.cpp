@@ -47,8 +47,8 @@ TensorType infer_unary_float(const OpDef& op, const std::vector<TensorType>& in,
 TensorType infer_gelu(const OpDef& op, const std::vector<TensorType>& in, Attrs& attrs) {
   const std::string& approx = attrs.get_string("approximate");
   if (approx != "none" && approx != "tanh")
-    throw ValidationError(str("[gelu] approximate must be \"none\" or \"tanh\", got \"", approx,
-                              "\""));
+    throw ValidationError(
+        str("[gelu] approximate must be \"none\" or \"tanh\", got \"", approx, "\""));
   return infer_unary_float(op, in, attrs);
 }
 
@@ -62,7 +62,8 @@ TensorType infer_binary_arith(const OpDef& op, const std::vector<TensorType>& in
   return {s, promote_inputs(in)};
 }
 
-// sub, mod, floor_divide, pow: as above, but bool (after promotion) is a TypeError like numpy's sub.
+// sub, mod, floor_divide, pow: as above, but bool (after promotion) is a TypeError like numpy's
+// sub.
 TensorType infer_binary_nobool(const OpDef& op, const std::vector<TensorType>& in, Attrs&) {
   Shape s = broadcast_all(op, in);
   DType t = promote_inputs(in);
@@ -74,10 +75,12 @@ TensorType infer_binary_nobool(const OpDef& op, const std::vector<TensorType>& i
 TensorType infer_bitwise(const OpDef& op, const std::vector<TensorType>& in, Attrs&) {
   Shape s = broadcast_all(op, in);
   DType t = promote_inputs(in);
-  bool ok = t == DType::Bool ? (op.name != "left_shift" && op.name != "right_shift")
-                             : is_integer(t);
-  if (!ok) throw TypeError(str("[", op.name, "] needs integer", op.name.find("shift") == std::string::npos ? " or bool" : "",
-                               " operands, got ", types_str(in)));
+  bool ok =
+      t == DType::Bool ? (op.name != "left_shift" && op.name != "right_shift") : is_integer(t);
+  if (!ok)
+    throw TypeError(str("[", op.name, "] needs integer",
+                        op.name.find("shift") == std::string::npos ? " or bool" : "",
+                        " operands, got ", types_str(in)));
   return {s, t};
 }
 
@@ -140,11 +143,14 @@ void register_elementwise_ops(Registry& r) {
   for (const char* n : {"neg", "abs", "sign", "relu", "floor", "ceil", "round"})
     r.add(make(n, 1, infer_unary_same, 1));
   // Unary, float output. Costs are rough counts of a polynomial evaluation.
-  struct F { const char* name; double flops; };
-  for (F f : {F{"exp", 10}, F{"log", 10}, F{"sqrt", 4}, F{"rsqrt", 5}, F{"reciprocal", 1},
-              F{"tanh", 15}, F{"sigmoid", 12}, F{"silu", 13}, F{"erf", 15}, F{"sin", 12},
-              F{"cos", 12}, F{"tan", 20}, F{"asin", 20}, F{"acos", 20}, F{"atan", 20},
-              F{"sinh", 15}, F{"cosh", 15}, F{"asinh", 20}, F{"acosh", 20}, F{"atanh", 20}})
+  struct F {
+    const char* name;
+    double flops;
+  };
+  for (F f : {F{"exp", 10},  F{"log", 10},     F{"sqrt", 4},   F{"rsqrt", 5},  F{"reciprocal", 1},
+              F{"tanh", 15}, F{"sigmoid", 12}, F{"silu", 13},  F{"erf", 15},   F{"sin", 12},
+              F{"cos", 12},  F{"tan", 20},     F{"asin", 20},  F{"acos", 20},  F{"atan", 20},
+              F{"sinh", 15}, F{"cosh", 15},    F{"asinh", 20}, F{"acosh", 20}, F{"atanh", 20}})
     r.add(make(f.name, 1, infer_unary_float, f.flops));
   OpDef gelu = make("gelu", 1, infer_gelu, 20);
   gelu.attrs.push_back({"approximate", AttrType::String, AttrValue(std::string("none")), false});
@@ -160,7 +166,8 @@ void register_elementwise_ops(Registry& r) {
   bnot.traits = kElementwise;
   r.add(std::move(bnot));
 
-  for (const char* n : {"add", "mul", "maximum", "minimum"}) r.add(make(n, 2, infer_binary_arith, 1));
+  for (const char* n : {"add", "mul", "maximum", "minimum"})
+    r.add(make(n, 2, infer_binary_arith, 1));
   r.add(make("sub", 2, infer_binary_nobool, 1));
   r.add(make("mod", 2, infer_binary_nobool, 4));
   // numpy floor_divide (Python's //). Elementwise but not fusable: fused programs and the

@@ -25,8 +25,8 @@ TensorType infer_matmul_epilogue(const OpDef&, const std::vector<TensorType>& in
   const TensorType& a = in[0];
   const TensorType& b = in[1];
   if (a.dtype != b.dtype || (a.dtype != DType::Float32 && a.dtype != DType::Float64))
-    throw TypeError(str("[", kOp, "] a and b must both be float32 or both float64, got ",
-                        types_str({a, b})));
+    throw TypeError(
+        str("[", kOp, "] a and b must both be float32 or both float64, got ", types_str({a, b})));
   // The matmul part follows matmul's own rules; its errors are re-labelled with this op.
   const OpDef& mm_op = get_op("matmul");
   Attrs none;
@@ -47,8 +47,8 @@ TensorType infer_matmul_epilogue(const OpDef&, const std::vector<TensorType>& in
     }
     if (!ok)
       throw ShapeError(str("[", kOp, "] epilogue operand ", k - 2, " ", shape_str(in[k].shape),
-                           " does not broadcast to the matmul output ", shape_str(mm.shape),
-                           " of ", shape_str(a.shape), " @ ", shape_str(b.shape)));
+                           " does not broadcast to the matmul output ", shape_str(mm.shape), " of ",
+                           shape_str(a.shape), " @ ", shape_str(b.shape)));
     if (in[k].dtype != DType::Bool && !is_floating(in[k].dtype) && !is_integer(in[k].dtype))
       throw TypeError(str("[", kOp, "] unsupported epilogue operand dtype: ", types_str(in)));
   }

@@ -51,8 +51,8 @@ TensorType infer_pad(const OpDef& op, const std::vector<TensorType>& in, Attrs& 
     int64_t kept = x[d] - std::max<int64_t>(-pb, 0) - std::max<int64_t>(-pe, 0);
     out[d] = x[d] + pb + pe;
     if (kept < 0 || out[d] < 0)
-      throw ShapeError(str("[pad] pads ", list_str(pads), " crop more than dim ", d,
-                           " of input ", shape_str(x)));
+      throw ShapeError(str("[pad] pads ", list_str(pads), " crop more than dim ", d, " of input ",
+                           shape_str(x)));
     int64_t grow = std::max<int64_t>(pb, 0) + std::max<int64_t>(pe, 0);
     if (mode != "constant" && grow > 0 && kept == 0)
       throw ValidationError(str("[pad] mode '", mode, "' cannot pad dim ", d,
@@ -89,8 +89,8 @@ TensorType infer_resize(const OpDef& op, const std::vector<TensorType>& in, Attr
       throw ShapeError(str("[resize] sizes ", list_str(sizes), " has a negative dim (input ",
                            shape_str(x.shape), ")"));
     if (x.shape[d] == 0 && sizes[d] > 0)
-      throw ShapeError(str("[resize] cannot resize dim ", d, " of size 0 to ", sizes[d],
-                           " (input ", shape_str(x.shape), ")"));
+      throw ShapeError(str("[resize] cannot resize dim ", d, " of size 0 to ", sizes[d], " (input ",
+                           shape_str(x.shape), ")"));
   }
   if (attrs.has("scales")) {
     const auto& scales = attrs.get_floats("scales");
@@ -110,8 +110,8 @@ TensorType infer_resize(const OpDef& op, const std::vector<TensorType>& in, Attr
     if (!std::isfinite(r))
       throw ValidationError(str("[resize] roi ", list_str(roi), " must be finite"));
   if (!std::isfinite(attrs.get_float("cubic_coeff_a")))
-    throw ValidationError(str("[resize] cubic_coeff_a must be finite, got ",
-                              attrs.get_float("cubic_coeff_a")));
+    throw ValidationError(
+        str("[resize] cubic_coeff_a must be finite, got ", attrs.get_float("cubic_coeff_a")));
   return {Shape(sizes.begin(), sizes.end()), x.dtype};
 }
 
@@ -131,11 +131,11 @@ TensorType infer_grid_sample(const OpDef& op, const std::vector<TensorType>& in,
   check_one_of(op, attrs, "mode", {"nearest", "linear", "cubic"});
   check_one_of(op, attrs, "padding_mode", {"zeros", "border", "reflection"});
   if (!is_floating(in[0].dtype) || in[1].dtype != in[0].dtype)
-    throw TypeError(str("[grid_sample] x must be a float tensor and grid of the same dtype: ",
-                        types_str(in)));
+    throw TypeError(
+        str("[grid_sample] x must be a float tensor and grid of the same dtype: ", types_str(in)));
   if (x.size() < 3)
-    throw ShapeError(str("[grid_sample] x must be [N, C, spatial...] (rank >= 3): ",
-                         types_str(in)));
+    throw ShapeError(
+        str("[grid_sample] x must be [N, C, spatial...] (rank >= 3): ", types_str(in)));
   const int64_t r = int64_t(x.size()) - 2;
   if (int64_t(g.size()) != r + 2 || g[0] != x[0] || g.back() != r)
     throw ShapeError(str("[grid_sample] grid must be [N, out spatial (", r, " dims), ", r,
@@ -212,17 +212,17 @@ void register_image_ops(Registry& r) {
   rs.min_inputs = rs.max_inputs = 1;
   rs.infer = infer_resize;
   rs.cost = cost_resize;
-  rs.attrs = {{"sizes", AttrType::Ints, std::nullopt, true},
-              {"scales", AttrType::Floats, std::nullopt, false},
-              {"mode", AttrType::String, AttrValue(std::string("nearest")), false},
-              {"coordinate_transformation_mode", AttrType::String,
-               AttrValue(std::string("half_pixel")), false},
-              {"nearest_mode", AttrType::String, AttrValue(std::string("round_prefer_floor")),
-               false},
-              {"cubic_coeff_a", AttrType::Float, AttrValue(-0.75), false},
-              {"exclude_outside", AttrType::Bool, AttrValue(false), false},
-              {"extrapolation_value", AttrType::Float, AttrValue(0.0), false},
-              {"roi", AttrType::Floats, AttrValue(std::vector<double>{}), false}};
+  rs.attrs = {
+      {"sizes", AttrType::Ints, std::nullopt, true},
+      {"scales", AttrType::Floats, std::nullopt, false},
+      {"mode", AttrType::String, AttrValue(std::string("nearest")), false},
+      {"coordinate_transformation_mode", AttrType::String, AttrValue(std::string("half_pixel")),
+       false},
+      {"nearest_mode", AttrType::String, AttrValue(std::string("round_prefer_floor")), false},
+      {"cubic_coeff_a", AttrType::Float, AttrValue(-0.75), false},
+      {"exclude_outside", AttrType::Bool, AttrValue(false), false},
+      {"extrapolation_value", AttrType::Float, AttrValue(0.0), false},
+      {"roi", AttrType::Floats, AttrValue(std::vector<double>{}), false}};
   r.add(std::move(rs));
 
   r.add({.name = "grid_sample",

@@ -23,14 +23,13 @@ std::vector<int64_t> canonical_axes(const OpDef& op, const TensorType& x, Attrs&
   }
   for (int64_t a : *given) {
     if (a < -rank || a >= rank)
-      throw ShapeError(str("[", op.name, "] axis ", a, " out of range for rank ", rank,
-                           " (input ", shape_str(x.shape), ")"));
+      throw ShapeError(str("[", op.name, "] axis ", a, " out of range for rank ", rank, " (input ",
+                           shape_str(x.shape), ")"));
     axes.push_back(normalize_axis(a, rank, op.name.c_str()));
   }
   std::sort(axes.begin(), axes.end());
   if (std::adjacent_find(axes.begin(), axes.end()) != axes.end())
-    throw ShapeError(str("[", op.name, "] duplicate axis in axes for input ",
-                         shape_str(x.shape)));
+    throw ShapeError(str("[", op.name, "] duplicate axis in axes for input ", shape_str(x.shape)));
   attrs.set("axes", axes);
   return axes;
 }
@@ -71,8 +70,8 @@ TensorType infer_mean(const OpDef& op, const std::vector<TensorType>& in, Attrs&
 TensorType infer_max_min(const OpDef& op, const std::vector<TensorType>& in, Attrs& attrs) {
   auto axes = canonical_axes(op, in[0], attrs);
   if (reduced_extent(in[0].shape, axes) == 0)
-    throw ShapeError(str("[", op.name, "] zero-size reduction has no identity: input ",
-                         shape_str(in[0].shape)));
+    throw ShapeError(
+        str("[", op.name, "] zero-size reduction has no identity: input ", shape_str(in[0].shape)));
   return {reduced_shape(in[0].shape, axes, attrs.get_bool("keepdims")), in[0].dtype};
 }
 
@@ -83,8 +82,8 @@ TensorType infer_arg(const OpDef& op, const std::vector<TensorType>& in, Attrs& 
   std::optional<int64_t> axis = attrs.opt_int("axis");
   if (!axis) {
     if (numel(s) == 0)
-      throw ShapeError(str("[", op.name, "] attempt to take ", op.name,
-                           " of an empty tensor ", shape_str(s)));
+      throw ShapeError(
+          str("[", op.name, "] attempt to take ", op.name, " of an empty tensor ", shape_str(s)));
     return {keepdims ? Shape(s.size(), 1) : Shape{}, DType::Int64};
   }
   if (*axis < -rank || *axis >= rank)
