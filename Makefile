@@ -82,6 +82,7 @@ test-go:
 	cd bindings/go && $(GO_ENV) go vet ./... && \
 	  $(GO_ENV) go test -race -count=1 -p $(JOBS) -timeout 600s ./...
 	cd examples/go && $(GO_ENV) go vet ./... && $(GO_ENV) go build -o /dev/null ./onnxrun && \
+	  $(GO_ENV) go build -o /dev/null ./generate && \
 	  $(GO_ENV) go run ./quickstart | diff -u quickstart/expected_output.txt - && \
 	  $(GO_ENV) go run ./concurrent -goroutines 4 -runs 20
 

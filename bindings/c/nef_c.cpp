@@ -523,8 +523,8 @@ void nef_llm_free(nef_llm* m) { delete m; }
 void nef_generate_options_init(nef_generate_options* o) {
   if (!o) return;
   const nef::llm::SamplingParams d;
-  *o = nef_generate_options{256,     d.temperature,    d.top_k, d.top_p,
-                            d.min_p, d.repeat_penalty, d.seed,  0};
+  *o = nef_generate_options{
+      256, d.temperature, d.top_k, d.top_p, d.min_p, d.repeat_penalty, d.seed, 0, 0, nullptr, 0};
 }
 
 nef_status nef_llm_generate(nef_llm* m, const char* prompt, const nef_generate_options* opts,
@@ -544,6 +544,15 @@ nef_status nef_llm_generate(nef_llm* m, const char* prompt, const nef_generate_o
     g.sampling.min_p = o.min_p;
     g.sampling.repeat_penalty = o.repeat_penalty;
     g.sampling.seed = o.seed;
+    g.ignore_eos = o.ignore_eos != 0;
+    if (o.n_stop < 0 || (o.n_stop > 0 && !o.stop))
+      throw nef::ValidationError(
+          nef::str("[generate] n_stop = ", o.n_stop, " with stop ", o.stop ? "set" : "NULL"));
+    for (int64_t i = 0; i < o.n_stop; ++i) {
+      if (!o.stop[i])
+        throw nef::ValidationError(nef::str("[generate] stop string ", i, " is NULL"));
+      g.stop.emplace_back(o.stop[i]);
+    }
     nef::llm::Generation gen = o.chat ? nef::llm::Generation::chat(m->m, {{"user", prompt}}, g)
                                       : nef::llm::Generation(m->m, prompt, g);
     std::string reason;

@@ -188,14 +188,17 @@ typedef struct nef_llm nef_llm; /* a loaded model; thread-safe, shared by genera
 NEF_API nef_status nef_llm_load(const char* path, int64_t context, nef_llm** out);
 NEF_API void nef_llm_free(nef_llm* m);
 typedef struct nef_generate_options {
-  int64_t max_tokens;    /* default 256 */
-  double temperature;    /* default 0: greedy */
-  int64_t top_k;         /* default 40 (0: all) */
-  double top_p;          /* default 0.95 */
-  double min_p;          /* default 0.05 */
-  double repeat_penalty; /* default 1 (off) */
-  uint64_t seed;         /* default 0 */
-  int chat;              /* nonzero: the prompt is a user message in the model's chat template */
+  int64_t max_tokens;      /* default 256 */
+  double temperature;      /* default 0: greedy */
+  int64_t top_k;           /* default 40 (0: all) */
+  double top_p;            /* default 0.95 */
+  double min_p;            /* default 0.05 */
+  double repeat_penalty;   /* default 1 (off) */
+  uint64_t seed;           /* default 0 */
+  int chat;                /* nonzero: the prompt is a user message in the model's chat template */
+  int ignore_eos;          /* nonzero: go on past end-of-generation tokens (default 0) */
+  const char* const* stop; /* n_stop stop strings (never emitted); default none */
+  int64_t n_stop;
 } nef_generate_options;
 NEF_API void nef_generate_options_init(nef_generate_options* o); /* the defaults above */
 typedef struct nef_generate_stats {

@@ -324,7 +324,9 @@ def test_c_api_streams_pieces():
         _fields_ = [("max_tokens", ctypes.c_int64), ("temperature", ctypes.c_double),
                     ("top_k", ctypes.c_int64), ("top_p", ctypes.c_double),
                     ("min_p", ctypes.c_double), ("repeat_penalty", ctypes.c_double),
-                    ("seed", ctypes.c_uint64), ("chat", ctypes.c_int)]
+                    ("seed", ctypes.c_uint64), ("chat", ctypes.c_int),
+                    ("ignore_eos", ctypes.c_int), ("stop", ctypes.POINTER(ctypes.c_char_p)),
+                    ("n_stop", ctypes.c_int64)]
 
     class Stats(ctypes.Structure):
         _fields_ = [("prompt_tokens", ctypes.c_int64), ("generated_tokens", ctypes.c_int64),
@@ -354,6 +356,17 @@ def test_c_api_streams_pieces():
         assert lib.nef_llm_generate(handle, b"Hello", None, stop, None, ctypes.byref(stats)) == 0
         assert stats.generated_tokens == 1 and stats.stop_reason == b"callback"
         assert lib.nef_llm_generate(handle, None, None, stop, None, None) != 0
+        # a stop string ends the generation without being emitted
+        pieces.clear()
+        opts.max_tokens = 12
+        stops = (ctypes.c_char_p * 1)(b".")
+        opts.stop, opts.n_stop = stops, 1
+        assert lib.nef_llm_generate(handle, b"The capital of France is", ctypes.byref(opts), fn,
+                                    None, ctypes.byref(stats)) == 0
+        assert b"".join(pieces) == b" Paris" and stats.stop_reason == b"stop_string"
+        opts.stop = None  # n_stop 1 with no array: a structured error, not a crash
+        assert lib.nef_llm_generate(handle, b"Hello", ctypes.byref(opts), fn, None, None) != 0
+        assert b"n_stop" in lib.nef_last_error()
     finally:
         lib.nef_llm_free(handle)
     bad = ctypes.c_void_p()

@@ -29,4 +29,17 @@ static inline nef_status gonef_graph_input(nef_graph* g, int i, int* rank, int64
   return nef_graph_input_dtype(g, i, dtype);
 }
 
+/* Streamed generation: nef_llm_generate with Go's piece callback (gonefPiece, exported by
+ * llm_export.go) and a cgo.Handle as its user pointer. */
+#include <stdint.h>
+extern int gonefPiece(char* piece, size_t len, uintptr_t user);
+static inline int gonef_piece(const char* piece, size_t len, void* user) {
+  return gonefPiece((char*)piece, len, (uintptr_t)user);
+}
+static inline nef_status gonef_llm_generate(nef_llm* m, const char* prompt,
+                                            const nef_generate_options* o, uintptr_t user,
+                                            nef_generate_stats* stats) {
+  return nef_llm_generate(m, prompt, o, gonef_piece, (void*)user, stats);
+}
+
 #endif
