@@ -15,7 +15,9 @@ very ONNX file, imported with nef.from_onnx (the graph ORT runs, through NEF's i
 passes). `--variants` adds `nef-spelled`: NEF on the spelled-out graph built with the Python
 API, op for op the ONNX one; and `nef-base`: the same .nef as `nef` run by another build of NEF,
 the `nef` package found in `--baseline DIR` (e.g. `pip install --target DIR` of an older commit),
-to compare two versions of NEF in one run.
+to compare two versions of NEF in one run. `nef-int8` / `ort-int8`: each engine's int8 weight
+quantization of its own file (`nef quantize --int8`; ONNX Runtime's `quantize_dynamic`, per
+channel), compared with each other; their agreement column is against float ORT.
 
 Each engine runs in its own worker subprocess (so that its peak RSS, VmHWM, is its own and
 neither engine's thread pool spins while the other runs); the parent interleaves single runs
@@ -245,6 +247,23 @@ def prepare(shapes, variants, tmp: Path) -> dict:
                 if onnx_file is None:
                     onnx_file = model.build_onnx(d / "minilm.onnx", batch=b, seq=s)
                 entry["models"][v] = onnx_file
+            elif v == "ort-int8":
+                # ONNX Runtime's dynamic quantization of the same ONNX file: int8 weights per
+                # output channel, activations quantized per tensor at run time.
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+                if onnx_file is None:
+                    onnx_file = model.build_onnx(d / "minilm.onnx", batch=b, seq=s)
+                entry["models"][v] = d / "minilm_int8.onnx"
+                quantize_dynamic(str(onnx_file), str(entry["models"][v]), per_channel=True,
+                                 weight_type=QuantType.QInt8)
+                continue
+            elif v == "nef-int8":
+                # `nef quantize --int8` of the .nef `nef` runs (Graph.quantize: Q8_0 weights per
+                # 32 values of each output channel, activations per row and 32 values).
+                if "nef" not in entry["models"]:
+                    entry["models"]["nef"] = model.build_nef(d / "nef.nef", b, s)
+                entry["models"][v] = d / "nef_int8.nef"
+                nef.load(entry["models"]["nef"]).quantize("int8").build(entry["models"][v])
             elif v == "nef-base":
                 # The very file `nef` runs, so only the engine differs.
                 if "nef" not in entry["models"]:
@@ -362,6 +381,12 @@ def render_profiles(profiles, repeats) -> list:
     return L
 
 
+def peer(v: str, have) -> str | None:
+    """The ONNX Runtime variant a NEF variant is compared with: int8 with int8."""
+    want = "ort-int8" if v.endswith("-int8") else "ort"
+    return want if want in have and v != want else None
+
+
 def render(meta, files, results, variants, profiles=None) -> str:
     L = [f"## {meta['date']} - MiniLM-L6 (all-MiniLM-L6-v2) NEF vs ONNX Runtime - "
          f"`{meta['command']}`", ""]
@@ -380,10 +405,10 @@ def render(meta, files, results, variants, profiles=None) -> str:
     L.append(f"- Repeats: {meta['repeats']} interleaved single runs per engine after one "
              f"warm-up run; spinning: {spin}")
     L.append("")
-    other = [v for v in variants if v != "ort"]
+    other = [v for v in variants if peer(v, variants)]
     head = "| batch x seq | threads | " + " | ".join(
         f"{v} median (min-max)" for v in variants) + " | " + " | ".join(
-        f"{v} / ort" for v in other) + " | " + " | ".join(
+        f"{v} / {peer(v, variants) or 'ort'}" for v in other) + " | " + " | ".join(
         f"{v} peak RSS" for v in variants) + " | load 1m |"
     L.append(head)
     L.append("|" + "---|" * (head.count("|") - 1))
@@ -392,7 +417,8 @@ def render(meta, files, results, variants, profiles=None) -> str:
         cells = [f"{b} x {s}", str(th)]
         cells += [f"{fmt_t(med[v])} ({fmt_t(min(r['samples'][v]))}-{fmt_t(max(r['samples'][v]))})"
                   for v in variants]
-        cells += [f"**{med[v] / med['ort']:.2f}**" if "ort" in med else "-" for v in other]
+        cells += [f"**{med[v] / med[peer(v, med)]:.2f}**" if peer(v, med) else "-"
+                  for v in other]
         cells += [fmt_mb(r["info"][v]["vmhwm_kb"]) for v in variants]
         cells.append(f"{r['load_start']}-{r['load_end']}")
         L.append("| " + " | ".join(cells) + " |")
@@ -460,7 +486,8 @@ def main() -> None:
                     help="engines: nef (fused attention), nef-onnx (the ORT model's ONNX file "
                          "through nef.from_onnx), ort, nef-spelled (the ONNX graph's ops built "
                          "with the Python API), nef-base (nef's file on the NEF build in "
-                         "--baseline)")
+                         "--baseline), nef-int8 (nef's file after `nef quantize --int8`), "
+                         "ort-int8 (ORT's quantize_dynamic of its file)")
     ap.add_argument("--baseline", help="directory holding another build's nef package "
                                        "(for the nef-base variant)")
     ap.add_argument("--no-spin", action="store_true",
@@ -480,7 +507,7 @@ def main() -> None:
     threads = [int(t) for t in args.threads.split(",")]
     variants = [v.strip() for v in args.variants.split(",")]
     for v in variants:
-        if v not in ("nef", "nef-onnx", "nef-spelled", "nef-base", "ort"):
+        if v not in ("nef", "nef-onnx", "nef-spelled", "nef-base", "ort", "nef-int8", "ort-int8"):
             raise SystemExit(f"unknown variant {v!r}")
     command = ".venv/bin/python bench/bench_minilm.py" + "".join(
         " " + shlex.quote(a) for a in sys.argv[1:])
