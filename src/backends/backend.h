@@ -194,6 +194,11 @@ class Backend {
   // The devices found. Never throws: a failed probe returns none and sets `problem` (why), which
   // `nef devices` reports and NEF_DEBUG=1 logs.
   virtual std::vector<DevicePtr> probe(std::string& problem) = 0;
+  // A cheap identity of what probe() would find (the installed drivers and device nodes), taken
+  // without loading any driver; nullopt when the backend cannot tell without probing. Equal
+  // fingerprints let the registry trust an earlier process's probe (cached on disk) for what
+  // "auto" enables, and skip loading drivers whose devices it would not use.
+  virtual std::optional<std::string> fingerprint() const { return std::nullopt; }
 };
 
 }  // namespace nef::backend

@@ -1,6 +1,7 @@
 #include "backends/registry.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstdlib>
 #include <sstream>
@@ -9,6 +10,7 @@
 #ifdef NEF_HAVE_OPENCL
 #include "backends/opencl/opencl_backend.h"
 #endif
+#include "common/cache_dir.h"
 #include "common/log.h"
 #include "common/session.h"
 #include "nef/error.h"
@@ -62,7 +64,54 @@ DevicePtr probe_host() {
   return d[0];
 }
 
+std::atomic<bool> probed{false};  // detect() has run in this process
+
+// The drivers' fingerprint: every non-host backend's (Backend::fingerprint), or nullopt when one
+// of them cannot tell without probing.
+std::optional<std::string> drivers_fingerprint() {
+  std::string fp = str("nef-devices-v1|", devices::library_version(), "\n");
+  for (const auto& b : registered_backends()) {
+    if (b->name() == "cpu") continue;
+    std::optional<std::string> f = b->fingerprint();
+    if (!f) return std::nullopt;
+    fp += b->name() + ":\n" + *f;
+  }
+  return fp;
+}
+
+// The cache file of the device kinds a probe found under fingerprint `fp`: its hash on the first
+// line, then one non-host device kind per line.
+std::optional<std::string> kinds_path(const std::string& fp) {
+  std::optional<std::string> dir = cache_dir("devices");
+  if (!dir) return std::nullopt;
+  return *dir + "/" + hash_hex(fp) + ".txt";
+}
+
+std::optional<std::vector<std::string>> cached_kinds(const std::string& fp) {
+  std::optional<std::string> path = kinds_path(fp);
+  std::optional<std::string> text = path ? read_file(*path, 1 << 16) : std::nullopt;
+  if (!text) return std::nullopt;
+  std::istringstream is(*text);
+  std::string line;
+  if (!std::getline(is, line) || line != hash_hex(fp)) return std::nullopt;  // untrusted
+  std::vector<std::string> kinds;
+  while (std::getline(is, line))
+    if (!line.empty()) kinds.push_back(line);
+  return kinds;
+}
+
+void store_kinds(const std::string& fp, const DeviceReport& r) {
+  std::optional<std::string> path = kinds_path(fp);
+  if (!path) return;
+  std::string text = hash_hex(fp) + "\n";
+  for (const DevicePtr& d : r.devices)
+    if (!d->is_host()) text += lower(d->info().kind) + "\n";
+  write_file_atomic(*path, text);
+}
+
 DeviceReport probe_all() {
+  // Taken before probing, so that a driver installed meanwhile is not recorded as absent.
+  const std::optional<std::string> fp = drivers_fingerprint();
   DeviceReport r;
   r.cpu = devices::detect_cpu();
   r.memory = devices::detect_memory();
@@ -81,6 +130,7 @@ DeviceReport probe_all() {
       r.devices.push_back(std::move(d));
     }
   }
+  if (fp) store_kinds(*fp, r);
   return r;
 }
 
@@ -115,7 +165,13 @@ std::string known_names(const DeviceReport& report) {
 
 const DeviceReport& detect() {
   static const DeviceReport* report = new DeviceReport(probe_all());  // never destroyed
+  probed.store(true, std::memory_order_release);
   return *report;
+}
+
+std::vector<DevicePtr> probed_devices() {
+  if (probed.load(std::memory_order_acquire)) return detect().devices;
+  return {host_device()};
 }
 
 DevicePtr find_device(const std::string& id) {
@@ -135,6 +191,25 @@ const DevicePtr& host_device() {
 // cores, so it can only add transfers and compile time: on this 2-core machine a 16M-element
 // fused chain placed there took 115 ms against 55 ms on the CPU backend. Name it to use it.
 bool in_auto(const Device& d) { return d.is_host() || lower(d.info().kind) != "cpu"; }
+
+namespace {
+
+// "auto" without probing when an earlier process's probe under the same drivers' fingerprint
+// found no device "auto" enables (only "cpu"-kind ones, or none): then the drivers stay unloaded.
+// Decided once per process; otherwise the devices are probed and resolved as usual.
+std::vector<std::string> auto_device_ids() {
+  static const bool host_only_auto = [] {
+    if (probed.load(std::memory_order_acquire)) return false;
+    std::optional<std::string> fp = drivers_fingerprint();
+    std::optional<std::vector<std::string>> kinds = fp ? cached_kinds(*fp) : std::nullopt;
+    return kinds && std::all_of(kinds->begin(), kinds->end(),
+                                [](const std::string& k) { return k == "cpu"; });
+  }();
+  if (host_only_auto) return {"cpu"};
+  return resolve_devices({}, detect(), "the device list");
+}
+
+}  // namespace
 
 std::vector<std::string> resolve_devices(const std::vector<std::string>& names,
                                          const DeviceReport& report, const std::string& source) {
@@ -223,8 +298,9 @@ std::vector<std::string> enabled_device_ids() {
   } else {
     const char* env = std::getenv("NEF_DEVICES");
     if (env && host_only(split(env))) ids = {"cpu"};
-    else if (env && !trim(env).empty()) ids = parse_device_list(env, detect(), "NEF_DEVICES");
-    else ids = resolve_devices({}, detect(), "the device list");
+    else if (env && !trim(env).empty() && lower(trim(env)) != "auto")
+      ids = parse_device_list(env, detect(), "NEF_DEVICES");
+    else ids = auto_device_ids();
   }
   if (ids.empty()) ids.push_back(host_device()->id());
   return ids;

@@ -29,6 +29,8 @@ struct DeviceReport {
 
 // Probes once per process (first call); later calls return the same report.
 const DeviceReport& detect();
+// detect()'s devices when it has run in this process, else the host alone (without probing).
+std::vector<DevicePtr> probed_devices();
 // The device with this id, or null.
 DevicePtr find_device(const std::string& id);
 // The host CPU device.

@@ -459,7 +459,7 @@ int64_t evict_device_memory() {
   }
   for (const auto& p : plans) freed += p->state->evict();
   freed += runtime::evict_idle_arenas();
-  for (const auto& d : backend::detect().devices) freed += d->trim();
+  for (const auto& d : backend::probed_devices()) freed += d->trim();
   counters().cache_evictions++;
   return freed;
 }

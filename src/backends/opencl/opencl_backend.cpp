@@ -1,5 +1,13 @@
 #include "backends/opencl/opencl_backend.h"
 
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <vector>
 
 #include "backends/opencl/cl_api.h"
@@ -7,12 +15,104 @@
 #include "common/log.h"
 #include "nef/error.h"
 
+extern char** environ;
+
 namespace nef::backend::opencl {
 namespace {
+
+// "name:size:mtime:inode" of a file, or "name:-" when it is missing.
+std::string stat_text(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return path + ":-";
+  return str(path, ":", int64_t(st.st_size), ":", int64_t(st.st_mtime), ".",
+             int64_t(st.st_mtim.tv_nsec), ":", int64_t(st.st_ino));
+}
+
+// The entries of a directory whose names start with `prefix` (sorted), or none.
+std::vector<std::string> entries(const std::string& dir, const std::string& prefix = "") {
+  std::vector<std::string> out;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != ".." && n.rfind(prefix, 0) == 0) out.push_back(n);
+    }
+    ::closedir(d);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Where the dynamic loader would find library `name`: its stat_text in the first directory that
+// has it (LD_LIBRARY_PATH, then the usual system directories; the loader's cache file is part
+// of the fingerprint, so installs that run ldconfig change it too).
+std::string library_text(const std::string& name) {
+  if (name.find('/') != std::string::npos) return stat_text(name);
+  std::vector<std::string> dirs;
+  if (const char* p = std::getenv("LD_LIBRARY_PATH")) {
+    std::stringstream ss(p);
+    for (std::string d; std::getline(ss, d, ':');)
+      if (!d.empty()) dirs.push_back(d);
+  }
+  for (const char* d : {"/usr/local/lib", "/usr/local/lib64", "/usr/lib/x86_64-linux-gnu",
+                        "/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
+                        "/lib/aarch64-linux-gnu", "/usr/lib64", "/lib64", "/usr/lib", "/lib"})
+    dirs.push_back(d);
+  for (const std::string& d : dirs) {
+    struct stat st {};
+    std::string path = d + "/" + name;
+    if (::stat(path.c_str(), &st) == 0) return stat_text(path);
+  }
+  return name + ":not found";
+}
+
+std::string read_small(const std::string& path) {
+  std::ifstream f(path);
+  std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  return s.size() > 4096 ? s.substr(0, 4096) : s;
+}
 
 class OpenclBackend final : public Backend {
  public:
   std::string name() const override { return "opencl"; }
+
+  // What the ICD loader would load, read without loading it: the OpenCL-related environment,
+  // the loader library, each vendor .icd file with the library it names, the loader's cache,
+  // and the GPU device nodes (a GPU appearing under an installed driver changes them).
+  std::optional<std::string> fingerprint() const override {
+    std::string fp;
+    std::vector<std::string> env;
+    for (char** e = environ; e && *e; ++e) {
+      std::string v = *e;
+      if (v.rfind("OCL_", 0) == 0 || v.rfind("POCL_", 0) == 0 || v.rfind("NEF_OPENCL", 0) == 0 ||
+          v.rfind("LD_LIBRARY_PATH=", 0) == 0)
+        env.push_back(v);
+    }
+    std::sort(env.begin(), env.end());
+    for (const std::string& v : env) fp += v + "\n";
+    const char* lib = std::getenv("NEF_OPENCL_LIBRARY");
+    fp += library_text(lib && *lib ? lib : "libOpenCL.so.1") + "\n";
+    fp += stat_text("/etc/ld.so.cache") + "\n";
+    const char* vendors = std::getenv("OCL_ICD_VENDORS");
+    std::string dir = vendors && *vendors ? vendors : "/etc/OpenCL/vendors";
+    std::vector<std::string> icds;
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      for (const std::string& n : entries(dir))
+        if (n.size() > 4 && n.compare(n.size() - 4, 4, ".icd") == 0) icds.push_back(dir + "/" + n);
+    } else {
+      icds.push_back(dir);
+    }
+    for (const std::string& icd : icds) {
+      std::string text = read_small(icd);
+      fp += stat_text(icd) + "=" + text + "\n";
+      std::string libname = text.substr(0, text.find_first_of("\r\n"));
+      if (!libname.empty()) fp += library_text(libname) + "\n";
+    }
+    for (const std::string& n : entries("/dev/dri")) fp += "/dev/dri/" + n + "\n";
+    for (const std::string& n : entries("/dev", "nvidia")) fp += "/dev/" + n + "\n";
+    for (const std::string& n : entries("/dev", "kfd")) fp += "/dev/" + n + "\n";
+    return fp;
+  }
 
   std::vector<DevicePtr> probe(std::string& problem) override {
     std::vector<DevicePtr> out;
