@@ -342,9 +342,11 @@ class LoadedGraph {
   std::map<std::string, Array> run_profiled(const std::map<std::string, Array>& inputs,
                                             RunProfile& profile) const;
   // Post-training quantization, scheme "int8": every matmul by a constant float matrix [K, N]
-  // (K a multiple of 32, float32 result) becomes a qmatmul over the matrix's int8 copy (per 32
-  // weights of each output channel one scale, symmetric: GGUF's Q8_0), with activations
-  // quantized per row and 32 values at run time. Weights shared with other ops stay float.
+  // (float32 result) runs on int8 weights: with 32 or more activation rows, per-channel
+  // symmetric weights and per-row uint8 activations (quantized at run time) through the exact
+  // integer product matmul_integer; with fewer rows (K a multiple of 32), a qmatmul over Q8_0
+  // blocks (one scale per 32 weights of each output channel), activations per row and 32
+  // values. Weights shared with other ops stay float (docs/llm.md, "INT8 for float models").
   // UnsupportedError for another scheme; ValidationError while symbolic dims are unbound.
   struct QuantizeReport {
     int quantized = 0, kept = 0;  // matmuls by constant matrices rewritten / left in float

@@ -143,9 +143,10 @@ class Graph:
         return out
 
     def quantize(self, scheme: str = "int8") -> "Graph":
-        """A copy whose matmuls by constant float matrices run on int8 weights (a symmetric
-        scale per 32 weights of each output channel, GGUF's Q8_0) with activations quantized
-        per row and 32 values at run time (docs/llm.md); `quantize_report` on the result says
+        """A copy whose matmuls by constant float matrices run on int8 weights: per-channel
+        weights and per-row activations (quantized at run time) through an exact integer
+        product with 32 or more activation rows, Q8_0 blocks through qmatmul with fewer
+        (docs/llm.md, "INT8 for float models"); `quantize_report` on the result says
         how many were rewritten and the weight bytes before and after. `nef quantize` on the
         command line."""
         native, report = self._g.quantize(str(scheme))
