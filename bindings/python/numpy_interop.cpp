@@ -72,6 +72,19 @@ const char* typestr(nef::DType t) {
 // on any thread (runtime workers, with the GIL released), so take the GIL first; after the
 // interpreter has shut down, leak instead of touching it.
 void release_pyobject(void* p) {
+  // A thread with a live thread state that holds the GIL may drop the reference even while the
+  // interpreter finalizes (Py_IsInitialized() is already 0 while Py_FinalizeEx clears __main__'s
+  // tensors): skipping it there left the array, and nanobind's view of NEF memory, alive past
+  // teardown ("nanobind: leaked 1 instances" at exit).
+#if PY_VERSION_HEX >= 0x030D0000
+  PyThreadState* ts = PyThreadState_GetUnchecked();
+#else
+  PyThreadState* ts = _PyThreadState_UncheckedGet();
+#endif
+  if (ts != nullptr && PyGILState_Check()) {
+    Py_DECREF(static_cast<PyObject*>(p));
+    return;
+  }
   if (!Py_IsInitialized()) return;
 #if PY_VERSION_HEX >= 0x030D0000
   if (Py_IsFinalizing()) return;

@@ -322,3 +322,20 @@ def test_dlpack_errors():
     x = nef.placeholder("x", (2,))
     with pytest.raises(nef.NEFValidationError, match="placeholder 'x'"):
         np.from_dlpack(x * 2)
+
+
+def test_no_leak_report_when_tensors_outlive_the_script():
+    """A tensor sharing a numpy array that NEF produced (its base holds NEF memory), still a
+    global at exit: the interpreter's teardown drops the array (no "nanobind: leaked" report),
+    and a value computed from it is right before that."""
+    import subprocess
+    import sys
+    code = ("import numpy as np, nef\n"
+            "a = (nef.tensor(np.arange(6, dtype=np.float32)) * 2).numpy()\n"
+            "T = nef.tensor(a)\n"
+            "del a\n"
+            "print((T + 1).numpy().tolist())\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[1.0, 3.0, 5.0, 7.0, 9.0, 11.0]"
+    assert "leaked" not in r.stderr, r.stderr
