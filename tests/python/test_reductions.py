@@ -119,3 +119,28 @@ def test_max_nan_propagates():
     x = nef.tensor(np.array([[1.0, np.nan], [2.0, 3.0]], np.float32))
     out = nef.max(x, axis=1).numpy()
     assert np.isnan(out[0]) and out[1] == 3.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [15, 16, 17, 63, 64, 65, 129, 1000, 4097])
+def test_max_min_long_rows_vectorized(dtype, n):
+    """Contiguous rows of 16+ values take the vectorized max/min: NaN anywhere (first lane,
+    a vector boundary, the scalar tail) propagates, infinities and signed zeros as numpy."""
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((6, n)).astype(dtype)
+    x[1, 0] = np.nan
+    x[2, min(n - 1, 16)] = np.nan
+    x[3, n - 1] = np.nan
+    x[4, n // 2] = np.inf
+    x[4, n // 3] = -np.inf
+    x[5] = 0.0
+    x[5, n // 2] = -0.0
+    for axis in (-1, None):
+        for f, g in ((nef.max, np.max), (nef.min, np.min)):
+            got = f(nef.tensor(x), axis=axis).numpy()
+            np.testing.assert_array_equal(got, g(x, axis=axis))
+            assert got.dtype == dtype
+    # A row without NaN after rows with: each row independent.
+    clean = x[[0, 4]]
+    np.testing.assert_array_equal(nef.max(nef.tensor(clean), axis=1, keepdims=True).numpy(),
+                                  clean.max(1, keepdims=True))

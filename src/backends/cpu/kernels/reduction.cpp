@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backends/cpu/kernel_table.h"
+#include "backends/cpu/kernels/vmath.h"
 #include "backends/cpu/parallel.h"
 #include "common/dispatch.h"
 #include "common/simd.h"
@@ -170,12 +171,37 @@ struct ExtremeOp {
     return (kMax ? x > acc : x < acc) || (is_nan(x) && !is_nan(acc));
   }
   static void reduce(const T* p, int64_t s, int64_t n, int64_t, int64_t, Acc& acc) {
-    for (int64_t j = 0; j < n; ++j) {
+    int64_t j = 0;
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+      // Contiguous floats: vectorized (vmath); a row holding a NaN is rescanned for its first
+      // NaN, the value numpy's rule keeps.
+      if (s == 1 && n >= 16) {
+        bool nan = false;
+        const C e = vmath::extreme(p, size_t(n), kMax, &nan);
+        if (nan) {
+          for (; j < n; ++j)
+            if (is_nan(p[j])) break;
+          if (!is_nan(acc)) acc = p[j];
+          return;
+        }
+        if (better(e, acc)) acc = e;
+        return;
+      }
+    }
+    for (; j < n; ++j) {
       C x = load_as(p[j * s]);
       if (better(x, acc)) acc = x;
     }
   }
-  static void map(const T* p, int64_t s, int64_t n, int64_t, Acc* acc) {
+  NEF_SIMD_CLONES static void map(const T* p, int64_t s, int64_t n, int64_t, Acc* acc) {
+    if (s == 1) {
+      for (int64_t j = 0; j < n; ++j) {  // branch-free: vectorizes as compares and blends
+        const C x = load_as(p[j]);
+        const C a = acc[j];
+        acc[j] = better(x, a) ? x : a;
+      }
+      return;
+    }
     for (int64_t j = 0; j < n; ++j) {
       C x = load_as(p[j * s]);
       if (better(x, acc[j])) acc[j] = x;

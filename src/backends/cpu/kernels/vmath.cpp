@@ -191,6 +191,45 @@ float ScaleAddMaxF32(float* s, size_t n, size_t valid, float scale, const float*
 double ScaleAddMaxF64(double* s, size_t n, size_t valid, double scale, const double* add) {
   return ScaleAddMax(s, n, valid, scale, add);
 }
+// The max (kMax) or min of x[0, n), and in *nan whether one of them is NaN (the extreme is then
+// unspecified). Four vector accumulators keep the compares' latency hidden.
+template <bool kMax, class T>
+HWY_INLINE T Extreme(const T* HWY_RESTRICT x, size_t n, bool* nan) {
+  const hn::ScalableTag<T> d;
+  using V = hn::Vec<decltype(d)>;
+  const size_t N = hn::Lanes(d);
+  const T start = kMax ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
+  V a0 = hn::Set(d, start), a1 = a0, a2 = a0, a3 = a0;
+  V bad = hn::Zero(d);  // lanes that met a NaN: all bits set
+  auto step = [&](V& acc, V v) {
+    acc = kMax ? hn::Max(acc, v) : hn::Min(acc, v);
+    bad = hn::Or(bad, hn::VecFromMask(d, hn::IsNaN(v)));
+  };
+  size_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N) {
+    step(a0, hn::LoadU(d, x + i));
+    step(a1, hn::LoadU(d, x + i + N));
+    step(a2, hn::LoadU(d, x + i + 2 * N));
+    step(a3, hn::LoadU(d, x + i + 3 * N));
+  }
+  for (; i + N <= n; i += N) step(a0, hn::LoadU(d, x + i));
+  a0 = kMax ? hn::Max(hn::Max(a0, a1), hn::Max(a2, a3)) : hn::Min(hn::Min(a0, a1), hn::Min(a2, a3));
+  T r = kMax ? hn::GetLane(hn::MaxOfLanes(d, a0)) : hn::GetLane(hn::MinOfLanes(d, a0));
+  bool any = !hn::AllFalse(d, hn::MaskFromVec(bad));
+  for (; i < n; ++i) {
+    any |= x[i] != x[i];
+    r = kMax ? (x[i] > r ? x[i] : r) : (x[i] < r ? x[i] : r);
+  }
+  *nan = any;
+  return r;
+}
+float ExtremeF32(const float* x, size_t n, bool max, bool* nan) {
+  return max ? Extreme<true>(x, n, nan) : Extreme<false>(x, n, nan);
+}
+double ExtremeF64(const double* x, size_t n, bool max, bool* nan) {
+  return max ? Extreme<true>(x, n, nan) : Extreme<false>(x, n, nan);
+}
+
 float ExpShiftSumF32(float* s, size_t n, float m) { return ExpShiftSum(s, n, m); }
 double ExpShiftSumF64(double* s, size_t n, double m) { return ExpShiftSum(s, n, m); }
 
@@ -403,6 +442,15 @@ HWY_EXPORT(DotRowsF64);
 HWY_EXPORT(PanelProductF32);
 HWY_EXPORT(PanelProductF64);
 HWY_EXPORT(HalfToFloat);
+HWY_EXPORT(ExtremeF32);
+HWY_EXPORT(ExtremeF64);
+
+float extreme(const float* x, size_t n, bool max, bool* nan) {
+  return HWY_DYNAMIC_DISPATCH(ExtremeF32)(x, n, max, nan);
+}
+double extreme(const double* x, size_t n, bool max, bool* nan) {
+  return HWY_DYNAMIC_DISPATCH(ExtremeF64)(x, n, max, nan);
+}
 
 void half_to_float(const uint16_t* x, float* y, size_t n) {
   HWY_DYNAMIC_DISPATCH(HalfToFloat)(x, y, n);

@@ -27,6 +27,11 @@ double scale_add_max(double* s, size_t n, size_t valid, double scale, const doub
 float exp_shift_sum(float* s, size_t n, float m);
 double exp_shift_sum(double* s, size_t n, double m);
 
+// The max (max = true) or the min of x[0, n) (-inf / +inf when n = 0); *nan says whether any
+// x[i] is NaN, in which case the returned value is unspecified (callers look for the NaN).
+float extreme(const float* x, size_t n, bool max, bool* nan);
+double extreme(const double* x, size_t n, bool max, bool* nan);
+
 // Row statistics in double: *s1 = sum(x[i] - c), *s2 = sum((x[i] - c)^2), vectorized, two
 // chains per sum (the order of the additions depends only on n and the SIMD target, and FMA
 // targets round the squares differently from SSE4).
