@@ -213,6 +213,39 @@ struct Gemv {
   }
 };
 
+// quantize_row_impl (qmatmul-inl.h) in vectors, with the same results: the same float products
+// x * (1 / d) rounded half to even (the default rounding mode, as nearbyint), the half scale
+// rounded to nearest even by F16C as by to_float16, NaN scales for a chunk with a NaN or inf.
+void quantize_row_avx512(const float* x, int64_t K, QChunk* dst) {
+  const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+  const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
+  for (int64_t c = 0; c < K / 32; ++c, x += 32) {
+    const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+    const __m512 a0 = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x0), abs_mask));
+    const __m512 a1 = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x1), abs_mask));
+    QChunk& q = dst[c];
+    // |x| < inf is false for NaN and inf alike.
+    if ((_mm512_cmp_ps_mask(a0, inf, _CMP_LT_OQ) & _mm512_cmp_ps_mask(a1, inf, _CMP_LT_OQ)) !=
+        0xffff) {
+      std::memset(q.q, 0, sizeof q.q);
+      q.d = q.sl = q.sh = q.s = std::numeric_limits<float>::quiet_NaN();
+      continue;
+    }
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(a0, a1));
+    const float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+    const __m512 vid = _mm512_set1_ps(id);
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid));
+    const __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vid));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q.q), _mm512_cvtepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q.q + 16), _mm512_cvtepi32_epi8(q1));
+    const int slo = _mm512_reduce_add_epi32(q0), shi = _mm512_reduce_add_epi32(q1);
+    q.d = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));
+    q.sl = q.d * float(slo);
+    q.sh = q.d * float(shi);
+    q.s = q.d * float(slo + shi);
+  }
+}
+
 void gemv_impl(const QGemvArgs& a, int64_t n0, int64_t n1) {
   switch (a.format) {
     case quant::Format::Q4_0:
@@ -229,7 +262,7 @@ void gemv_impl(const QGemvArgs& a, int64_t n0, int64_t n1) {
 }  // namespace
 
 const QGemmIsa* qgemm_avx512() {
-  static const QGemmIsa isa{"avx512vnni", quantize_row_impl, rows_impl, dequantize_row_impl,
+  static const QGemmIsa isa{"avx512vnni", quantize_row_avx512, rows_impl, dequantize_row_impl,
                             gemv_impl};
   return &isa;
 }
