@@ -59,9 +59,9 @@ struct Dot {
 #include "backends/cpu/kernels/qmatmul-inl.h"
 
 // The decoding product (one activation row) in 512-bit vectors: two blocks per vpdpbusd, their
-// codes unpacked from both nibble halves at once; the blocks' scales and offsets of 16 blocks
-// are gathered and converted together, so that per block pair only the dot product, its
-// conversion and one FMA remain (memory, not arithmetic, then bounds it).
+// codes unpacked from both nibble halves at once; the scales and offsets of 16 blocks are
+// loaded and converted together, so that per block pair only the dot product, its conversion
+// and one FMA remain (memory, not arithmetic, then bounds it).
 template <quant::Format F>
 struct Gemv {
   static constexpr int64_t kBytes = F == quant::Format::Q4_0   ? 18
