@@ -72,13 +72,18 @@ struct Gemv {
   static constexpr int64_t kAhead = 4096;  // bytes of weights prefetched ahead of the row
 
   // Codes of blocks b and b + 1 (at p and p + kBytes) as [b 0-15 | b 16-31 | b+1 0-15 | b+1 16-31].
+  // The high nibbles are left in place (16 times the code: no shift on the port the products
+  // use); the lanes that hold them are scaled by 1/16 once per row (kHighNibbles), exactly.
   static __m512i pair(const uint8_t* p) {
     if constexpr (kNibbles) {
       __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
       v = _mm512_mask_broadcast_i32x4(
           v, 0xff00, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kBytes)));
-      return _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)),
-                              _mm512_set1_epi8(0x0f));
+      return _mm512_and_si512(
+          v,
+          _mm512_setr_epi64(0x0f0f0f0f0f0f0f0f, 0x0f0f0f0f0f0f0f0f, int64_t(0xf0f0f0f0f0f0f0f0ull),
+                            int64_t(0xf0f0f0f0f0f0f0f0ull), 0x0f0f0f0f0f0f0f0f, 0x0f0f0f0f0f0f0f0f,
+                            int64_t(0xf0f0f0f0f0f0f0f0ull), int64_t(0xf0f0f0f0f0f0f0f0ull)));
     } else {
       const __m512i v = _mm512_inserti64x4(
           _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))),
@@ -152,6 +157,12 @@ struct Gemv {
     }
   }
 
+  static float half(const uint8_t* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+  }
+
   // a in lanes 0-7, b in lanes 8-15 (the scales of a block pair's products).
   static __m512 two(float a, float b) {
     return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(a)),
@@ -164,10 +175,24 @@ struct Gemv {
                                                           __m512& acc0, __m512& acc1, __m256& acct,
                                                           __m512& bacc) {
     alignas(64) float sc[16];
-    __m512 d, off;
-    scales(blk, cnt, d, off);
-    _mm512_store_ps(sc, _mm512_mul_ps(d, _mm512_loadu_ps(xd)));
-    bacc = _mm512_fmadd_ps(off, _mm512_loadu_ps(xs), bacc);
+    if (cnt > 4) {
+      __m512 d, off;
+      scales(blk, cnt, d, off);
+      _mm512_store_ps(sc, _mm512_mul_ps(d, _mm512_loadu_ps(xd)));
+      bacc = _mm512_fmadd_ps(off, _mm512_loadu_ps(xs), bacc);
+    } else {  // a row's few last blocks (576 = 16 + 2 blocks): one by one is cheaper
+      float b = 0;
+      for (int j = 0; j < cnt; ++j) {
+        const uint8_t* h = blk + j * kBytes;
+        const float d = half(h);
+        sc[j] = d * xd[j];
+        b += (F == quant::Format::Q4_1   ? half(h + 2)
+              : F == quant::Format::Q4_0 ? -8.0f * d
+                                         : -128.0f * d) *
+             xs[j];
+      }
+      bacc = _mm512_add_ps(bacc, _mm512_castps128_ps512(_mm_set_ss(b)));
+    }
     int j = 0;
     for (; j + 4 <= cnt; j += 4) {
       const __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), pair(blk + j * kBytes + kQs),
@@ -207,7 +232,11 @@ struct Gemv {
       if (whole < nb)
         group(row + whole * kBytes, a.q + 32 * whole, a.d + whole, a.s + whole, int(nb - whole),
               acc0, acc1, acct, bacc);
-      const __m512 all = _mm512_add_ps(_mm512_add_ps(acc0, acc1), bacc);
+      __m512 prod = _mm512_add_ps(acc0, acc1);
+      if constexpr (kNibbles)  // lanes 4-7 and 12-15 summed 16 x the high-nibble codes
+        prod = _mm512_mul_ps(prod, _mm512_setr_ps(1, 1, 1, 1, 0.0625f, 0.0625f, 0.0625f, 0.0625f, 1,
+                                                  1, 1, 1, 0.0625f, 0.0625f, 0.0625f, 0.0625f));
+      const __m512 all = _mm512_add_ps(prod, bacc);
       a.out[n] = _mm512_reduce_add_ps(_mm512_add_ps(all, _mm512_zextps256_ps512(acct)));
     }
   }
