@@ -165,3 +165,57 @@ def test_qmatmul_many_rows_runs_on_float_panels(fmt, m, n):
     want16 = x16.astype(np.float64) @ wd.T
     np.testing.assert_allclose(nef.qmatmul(x16, w, fmt).numpy(), want16, rtol=0,
                                atol=1e-5 * scale.max())
+
+
+GEMV_CODE = (
+    "import numpy as np, nef, sys, gguf\n"
+    "T = gguf.GGMLQuantizationType\n"
+    "rng = np.random.default_rng(int(sys.argv[2]))\n"
+    "nef.config(threads=int(sys.argv[3]))\n"
+    "outs = {}\n"
+    "for fmt, t in (('q4_0', T.Q4_0), ('q4_1', T.Q4_1), ('q8_0', T.Q8_0)):\n"
+    "    for k in (32, 96, 544, 608, 1056, 1536):\n"
+    "        w = gguf.quants.quantize(rng.standard_normal((131, k)).astype(np.float32), t)\n"
+    "        x = rng.standard_normal((1, k)).astype(np.float32)\n"
+    "        outs[f'{fmt}_{k}'] = nef.qmatmul(x, w, fmt).numpy()\n"
+    "np.savez(sys.argv[1], **outs)\n")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("target", [None, "avx2", "generic"])
+def test_qmatmul_one_row_every_variant(target, threads, tmp_path):
+    """The decoding product (one activation row; AVX-512 has its own path for the 32-element
+    formats) against float64 on block counts around its 16-block groups and 2-block pairs
+    (1, 3, 17, 19, 33, 48 blocks), 131 weight rows, each variant and 1 and 2 threads."""
+    env = dict(os.environ)
+    env.pop("NEF_CPU_TARGET", None)
+    if target:
+        env["NEF_CPU_TARGET"] = target
+    seed = int(np.random.default_rng().integers(1 << 30))
+    path = tmp_path / "out.npz"
+    subprocess.run([sys.executable, "-c", GEMV_CODE, str(path), str(seed), str(threads)],
+                   check=True, env=env)
+    got = np.load(path)
+    rng = np.random.default_rng(seed)  # the same draws as the child's
+    for fmt in ("q4_0", "q4_1", "q8_0"):
+        for k in (32, 96, 544, 608, 1056, 1536):
+            w = gguf.quants.quantize(rng.standard_normal((131, k)).astype(np.float32),
+                                     FORMATS[fmt])
+            x = rng.standard_normal((1, k)).astype(np.float32)
+            wd = gguf.quants.dequantize(w, FORMATS[fmt]).astype(np.float64)
+            xq = quantized_activations(x)
+            want = xq @ wd.T
+            scale = np.abs(xq) @ np.abs(wd).T
+            np.testing.assert_allclose(got[f"{fmt}_{k}"], want, rtol=0,
+                                       atol=1e-5 * scale.max() + 1e-6, err_msg=f"{fmt} K={k}")
+
+
+def test_qmatmul_one_row_propagates_nan_and_inf():
+    rng = np.random.default_rng()
+    for fmt in ("q4_0", "q4_1", "q8_0"):
+        w = random_weights(fmt, 9, 608, rng)
+        for col in (3, 600):  # in a 16-block group, and in the row's last (odd) block
+            for bad in (np.nan, np.inf):
+                x = rng.standard_normal((1, 608)).astype(np.float32)
+                x[0, col] = bad
+                assert np.isnan(nef.qmatmul(x, w, fmt).numpy()).all(), (fmt, col, bad)

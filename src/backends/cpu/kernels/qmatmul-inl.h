@@ -104,7 +104,7 @@ void unpack_row(Format f, const uint8_t* w, int64_t K, Unpacked u) {
 // As ggml's Q8_0/Q8_1 rows (which its dot products take): q = x / d rounded half to even (its
 // SIMD rounding), d = max|x| / 127 kept as a half; the sums exact in float. A chunk with a NaN
 // or infinity gives NaN scales, so the outputs it reaches are NaN (no undefined conversion).
-void quantize_row_impl(const float* x, int64_t K, QChunk* dst) {
+[[maybe_unused]] void quantize_row_impl(const float* x, int64_t K, QChunk* dst) {
   for (int64_t c = 0; c < K / 32; ++c, x += 32) {
     float amax = 0;
     for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));

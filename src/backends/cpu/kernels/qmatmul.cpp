@@ -102,6 +102,14 @@ class QMatmulKernel final : public CpuKernel {
     }
     qslots_ = parallel_slots(M_, std::max<int64_t>(1, kRowWork / (64 * K_)));
     nslots_ = parallel_slots(N_, grain_n());
+    gemv_ = M_ == 1 && isa_.gemv && quant::info(format_).block_elems == 32;
+    if (gemv_) {
+      const int64_t nb16 = gemv_padded_blocks(K_);
+      workspace_ = workspace_piece(K_ / 32 * int64_t(sizeof(QChunk)), DType::UInt8) +
+                   workspace_piece(K_, DType::Float32) + workspace_piece(K_, DType::UInt8) +
+                   2 * workspace_piece(nb16, DType::Float32);
+      return;
+    }
     workspace_ = workspace_piece(M_ * (K_ / 32) * int64_t(sizeof(QChunk)), DType::UInt8) +
                  qslots_ * workspace_piece(K_, DType::Float32) +
                  nslots_ * workspace_piece(unpacked_row_bytes(K_), DType::UInt8);
@@ -123,6 +131,7 @@ class QMatmulKernel final : public CpuKernel {
               "qmatmul weights must be contiguous rows");
     WorkspaceCarver ws(args.workspace);
     if (M_ >= kPanelRows) return run_panels(x, w, args.out, ws);
+    if (gemv_) return run_gemv(x, w, out, ws);
     QChunk* xq = reinterpret_cast<QChunk*>(
         ws.take({M_ * (K_ / 32) * int64_t(sizeof(QChunk))}, DType::UInt8).data());
     float* fbuf = ws.take({qslots_ * ((K_ + 15) / 16 * 16)}, DType::Float32).data_as<float>();
@@ -148,6 +157,27 @@ class QMatmulKernel final : public CpuKernel {
   static constexpr int64_t kPanelRows = 32, kPanelCols = 128;
 
   int64_t grain_n() const { return std::max<int64_t>(1, kRowWork / std::max<int64_t>(1, M_ * K_)); }
+
+  // One activation row (decoding): quantized once, split into the planes the gemv reads, then
+  // the weight rows in parallel.
+  void run_gemv(const Array& x, const Array& w, float* out, WorkspaceCarver& ws) const {
+    const int64_t nb = K_ / 32, nb16 = gemv_padded_blocks(K_);
+    QChunk* xq =
+        reinterpret_cast<QChunk*>(ws.take({nb * int64_t(sizeof(QChunk))}, DType::UInt8).data());
+    float* fbuf = ws.take({K_}, DType::Float32).data_as<float>();
+    int8_t* q = static_cast<int8_t*>(ws.take({K_}, DType::UInt8).data());
+    float* d = ws.take({nb16}, DType::Float32).data_as<float>();
+    float* s = ws.take({nb16}, DType::Float32).data_as<float>();
+    isa_.quantize_row(float_row(x, 0, fbuf), K_, xq);
+    for (int64_t b = 0; b < nb; ++b) {
+      std::memcpy(q + 32 * b, xq[b].q, 32);
+      d[b] = xq[b].d, s[b] = xq[b].s;
+    }
+    std::fill(d + nb, d + nb16, 0.0f);
+    std::fill(s + nb, s + nb16, 0.0f);
+    const QGemvArgs a{format_, static_cast<const uint8_t*>(w.data()), w.shape[1], K_, q, d, s, out};
+    parallel_for(N_, grain_n(), [&](int64_t b, int64_t e) { isa_.gemv(a, b, e); });
+  }
 
   // x as a dense float32 [M, K] when it is not one already (strides are known at run time).
   int64_t x_convert_bytes(const ir::TensorType&) const {
@@ -209,6 +239,7 @@ class QMatmulKernel final : public CpuKernel {
   quant::Format format_;
   std::string name_;
   int64_t M_ = 0, N_ = 0, K_ = 0, qslots_ = 1, nslots_ = 1, pslots_ = 1, workspace_ = 0;
+  bool gemv_ = false;  // M = 1 with a 32-element format and an ISA gemv
 };
 
 class QGatherKernel final : public CpuKernel {

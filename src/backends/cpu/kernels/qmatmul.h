@@ -38,6 +38,22 @@ struct QGemmArgs {
   int64_t ldo = 0;
 };
 
+// One activation row (decoding) against a 32-element format (Q4_0, Q4_1, Q8_0), x split into
+// planes so that two consecutive blocks are one 64-byte load: q[K] int8 codes, and per block
+// d[b] (its scale) and s[b] (d * sum of its codes), both padded with zeros to a multiple of 16
+// blocks.
+struct QGemvArgs {
+  quant::Format format;
+  const uint8_t* w;  // N rows of row_bytes bytes
+  int64_t row_bytes = 0, K = 0;
+  const int8_t* q;
+  const float* d;
+  const float* s;
+  float* out;  // out[n]
+};
+// Blocks the padded d / s planes of QGemvArgs hold for K.
+inline int64_t gemv_padded_blocks(int64_t K) { return (K / 32 + 15) / 16 * 16; }
+
 // One instruction set's implementation.
 struct QGemmIsa {
   const char* name;
@@ -48,6 +64,9 @@ struct QGemmIsa {
   // Dequantizes one row (any format) into K floats.
   void (*dequantize_row)(quant::Format f, const uint8_t* w, int64_t K, float* dst,
                          uint8_t* scratch);
+  // out[n] for n in [n0, n1) with one activation row; nullptr where the set has no such path
+  // (rows() serves M = 1 then).
+  void (*gemv)(const QGemvArgs& a, int64_t n0, int64_t n1) = nullptr;
 };
 
 const QGemmIsa& qgemm_generic();
