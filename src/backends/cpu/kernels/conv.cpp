@@ -14,11 +14,13 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <vector>
 
 #include "backends/cpu/kernel_table.h"
+#include "backends/cpu/kernels/conv_implicit.h"
 #include "backends/cpu/kernels/fused_exec.h"
 #include "backends/cpu/kernels/gemm.h"
 #include "backends/cpu/parallel.h"
@@ -288,6 +290,36 @@ void apply_epilogue(const RowEpilogue& e, const std::vector<C>& scalars, C* data
     s.apply(data + i0, i1 - i0);
   });
 }
+
+// The 2-D view of g for conv_implicit.h (a 1-D conv has height 1), when g is 2-D.
+std::optional<Conv2d> conv2d_of(const Geom& g) {
+  if (g.k[0] != 1 || g.im[0] != 1 || g.cp[0] != 1) return std::nullopt;
+  Conv2d c;
+  c.N = g.N, c.C = g.C, c.M = g.M, c.G = g.G, c.H = g.im[1], c.W = g.im[2];
+  c.Ho = g.cp[1], c.Wo = g.cp[2], c.kh = g.k[1], c.kw = g.k[2];
+  c.sh = g.s[1], c.sw = g.s[2], c.dh = g.d[1], c.dw = g.d[2], c.pt = g.pb[1], c.pl = g.pb[2];
+  return c;
+}
+
+// Which float32 conv_implicit.h kernel runs g: 0 none, 1 conv_depthwise, 2 conv_implicit. Batches
+// of tiny images stay on the wide GEMM (one nr-position tile per image would be mostly padding).
+int implicit_choice(const Geom& g) {
+  const std::optional<Conv2d> c = conv2d_of(g);
+  if (!c) return 0;
+  if (use_conv_depthwise(*c)) return 1;
+  if (g.G == 1 && g.N > 1 && g.cp_size < kWidePositions) return 0;
+  return use_conv_implicit(*c, kDirectMaxChannels) ? 2 : 0;
+}
+
+// conv_epilogue's program as conv_implicit.h's finisher.
+class EpilogueFinisher final : public OutputFinisher {
+ public:
+  EpilogueFinisher(const RowEpilogue& e, const std::vector<float>& scalars) : s_(e, scalars) {}
+  void apply(float* data, int64_t n) override { s_.apply(data, n); }
+
+ private:
+  RowEpilogue::Scratch<float> s_;
+};
 
 // ---- conv -----------------------------------------------------------------------------------
 
@@ -638,6 +670,19 @@ void conv_kernel(const KernelArgs& args, const RowEpilogue* epi) {
         }
       };
       if constexpr (std::is_same_v<T, float>) {
+        if (const int choice = implicit_choice(g)) {
+          const Conv2d c = *conv2d_of(g);
+          FinisherFactory fin;
+          if (epi) fin = [&] { return std::make_unique<EpilogueFinisher>(*epi, scalars); };
+          const float* b = bias.data();
+          if (choice == 1)
+            conv_depthwise(c, x.data_as<float>(), wc.data_as<float>(), b, out.data_as<float>(),
+                           fin);
+          else
+            conv_implicit(c, x.data_as<float>(), wc.data_as<float>(), b, out.data_as<float>(),
+                          args.workspace, fin);
+          return;
+        }
         if (use_conv_rows(g)) {
           conv_rows(g, x.data_as<float>(), wc.data_as<float>(), bias, out.data_as<float>());
           return finish();
@@ -792,6 +837,9 @@ class ConvKernel final : public CpuKernel {
           TransposeLayout l = conv_transpose_layout<T, C>(g);
           workspace_ = workspace_piece(l.col, ct) + workspace_piece(l.xbuf, ct) +
                        workspace_piece(l.acc, ct) + l.gemm;
+        } else if (std::is_same_v<T, float> && implicit_choice(g)) {
+          workspace_ = implicit_choice(g) == 2 ? conv_implicit_workspace_bytes(*conv2d_of(g))
+                                               : 0;  // conv_depthwise: per-thread plane buffers
         } else if (std::is_same_v<T, float> && use_conv_rows(g)) {
           workspace_ = 0;  // conv_rows: per-thread row buffers (a few hundred KB at most)
         } else if (g.Mg > kDirectMaxChannels) {

@@ -1,0 +1,33 @@
+// Internal to the CPU backend: the vector loops of conv_implicit.cpp, compiled once per
+// instruction set (conv_simd_avx512.cpp, conv_simd_avx2.cpp, conv_simd_generic.cpp, each built
+// with its own target flags from conv_simd-inl.h) and chosen once at run time.
+#pragma once
+
+#include <cstdint>
+
+namespace nef::backend::cpu {
+
+struct ConvSimdIsa {
+  const char* name;
+  int mr, nr;  // the register tile of `tile`: mr output channels x nr positions
+  // c[i * nr + j] += sum_{k < kc} a[k * mr + i] * b[offs[k] + j] for i < mr, j < nr: one
+  // register tile of the implicit GEMM (a: packed weights, b: input read at per-k offsets).
+  void (*tile)(int64_t kc, const float* a, const float* b, const int64_t* offs, float* c);
+  // dst[q] = bias + sum_{t < ntaps} w[t] * src[offs[t] + q] for q < round_up(n, dw_round):
+  // one depthwise channel over its (padded-width) output positions.
+  void (*dw)(const float* src, const int64_t* offs, const float* w, int64_t ntaps, float bias,
+             float* dst, int64_t n);
+  int64_t dw_round;
+  // dst[r * ldd + j] = src[r * lds + j] for r < rows, j < n: tile rows into the output (short
+  // runs, where a memcpy call per row would cost as much as the copy).
+  void (*copy_rows)(const float* src, int64_t lds, int64_t rows, int64_t n, float* dst,
+                    int64_t ldd);
+};
+
+const ConvSimdIsa& conv_simd_generic();
+const ConvSimdIsa* conv_simd_avx2();    // nullptr when not compiled in
+const ConvSimdIsa* conv_simd_avx512();  // nullptr when not compiled in
+// The best the CPU runs; NEF_CPU_TARGET=avx2 or generic forces a lower one (as for qmatmul).
+const ConvSimdIsa& conv_simd_best();
+
+}  // namespace nef::backend::cpu
