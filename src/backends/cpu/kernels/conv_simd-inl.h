@@ -15,8 +15,9 @@ inline void storeu(float* p, vf v) { __builtin_memcpy(p, &v, sizeof v); }
 // All lanes x (x - 0 is exactly x, so this compiles to one broadcast; 0 + x would not: -0).
 inline vf splat(float x) { return x - vf{}; }
 
-void tile(int64_t kc, const float* __restrict a, const float* __restrict b,
-          const int64_t* __restrict offs, float* __restrict c) {
+template <bool kPrefetch>
+void tile_loop(int64_t kc, const float* __restrict a, const float* __restrict b,
+               const int64_t* __restrict offs, float* __restrict c) {
   vf acc[kMR][kNV];
 #pragma GCC unroll 16
   for (int i = 0; i < kMR; ++i)
@@ -24,6 +25,10 @@ void tile(int64_t kc, const float* __restrict a, const float* __restrict b,
     for (int v = 0; v < kNV; ++v) acc[i][v] = loadu(c + i * kNR + v * kL);
   for (int64_t k = 0; k < kc; ++k) {
     const float* bk = b + offs[k];
+    if constexpr (kPrefetch) {
+#pragma GCC unroll 4
+      for (int v = 0; v < kNV; ++v) __builtin_prefetch(bk + kNR + v * kL);
+    }
     vf bv[kNV];
 #pragma GCC unroll 4
     for (int v = 0; v < kNV; ++v) bv[v] = loadu(bk + v * kL);
@@ -41,27 +46,52 @@ void tile(int64_t kc, const float* __restrict a, const float* __restrict b,
     for (int v = 0; v < kNV; ++v) storeu(c + i * kNR + v * kL, acc[i][v]);
 }
 
-// Four vectors at a time: independent accumulators hide the FMA latency of the tap chain.
-constexpr int64_t kDwRound = 4 * kL;
-void dw(const float* __restrict src, const int64_t* __restrict offs, const float* __restrict w,
-        int64_t ntaps, float bias, float* __restrict dst, int64_t n) {
-  for (int64_t q = 0; q < n; q += kDwRound) {
-    vf acc[4];
+void tile(int64_t kc, const float* a, const float* b, const int64_t* offs, float* c,
+          bool prefetch) {
+  if (prefetch) tile_loop<true>(kc, a, b, offs, c);
+  else tile_loop<false>(kc, a, b, offs, c);
+}
+
+// Four vectors at a time: independent accumulators hide the FMA latency of the tap chain; then
+// single vectors, then a partial one computed whole (the source has slack) and stored in part.
+void dw(const float* __restrict src, int64_t lds, const int64_t* __restrict offs,
+        const float* __restrict w, int64_t ntaps, float bias, float* __restrict dst, int64_t ldd,
+        int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* s = src + r * lds;
+    float* d = dst + r * ldd;
+    int64_t j = 0;
+    for (; j + 4 * kL <= n; j += 4 * kL) {
+      vf acc[4];
 #pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) acc[v] = splat(bias);
-    for (int64_t t = 0; t < ntaps; ++t) {
-      const float* s = src + offs[t] + q;
-      const vf wt = splat(w[t]);
+      for (int v = 0; v < 4; ++v) acc[v] = splat(bias);
+      for (int64_t t = 0; t < ntaps; ++t) {
+        const float* st = s + offs[t] + j;
+        const vf wt = splat(w[t]);
 #pragma GCC unroll 4
-      for (int v = 0; v < 4; ++v) acc[v] += wt * loadu(s + v * kL);
+        for (int v = 0; v < 4; ++v) acc[v] += wt * loadu(st + v * kL);
+      }
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) storeu(d + j + v * kL, acc[v]);
     }
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) storeu(dst + q + v * kL, acc[v]);
+    for (; j < n; j += kL) {
+      vf acc = splat(bias);
+      for (int64_t t = 0; t < ntaps; ++t) acc += splat(w[t]) * loadu(s + offs[t] + j);
+      if (j + kL <= n) {
+        storeu(d + j, acc);
+      } else {
+        float part[kL];
+        storeu(part, acc);
+        for (int64_t v = 0; v < n - j; ++v) d[j + v] = part[v];
+      }
+    }
   }
 }
 
-void copy_rows(const float* __restrict src, int64_t lds, int64_t rows, int64_t n,
-               float* __restrict dst, int64_t ldd) {
+// Vector moves in line: GCC would otherwise turn the loop into one memcpy call per row.
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) void copy_rows(
+    const float* __restrict src, int64_t lds, int64_t rows, int64_t n, float* __restrict dst,
+    int64_t ldd) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* s = src + r * lds;
     float* d = dst + r * ldd;
@@ -69,4 +99,8 @@ void copy_rows(const float* __restrict src, int64_t lds, int64_t rows, int64_t n
     for (; j + kL <= n; j += kL) storeu(d + j, loadu(s + j));
     for (; j < n; ++j) d[j] = s[j];
   }
+}
+
+void copy_stride2(const float* __restrict src, int64_t n, float* __restrict dst) {
+  for (int64_t j = 0; j < n; ++j) dst[j] = src[2 * j];
 }

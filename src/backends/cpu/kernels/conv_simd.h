@@ -12,16 +12,19 @@ struct ConvSimdIsa {
   int mr, nr;  // the register tile of `tile`: mr output channels x nr positions
   // c[i * nr + j] += sum_{k < kc} a[k * mr + i] * b[offs[k] + j] for i < mr, j < nr: one
   // register tile of the implicit GEMM (a: packed weights, b: input read at per-k offsets).
-  void (*tile)(int64_t kc, const float* a, const float* b, const int64_t* offs, float* c);
-  // dst[q] = bias + sum_{t < ntaps} w[t] * src[offs[t] + q] for q < round_up(n, dw_round):
-  // one depthwise channel over its (padded-width) output positions.
-  void (*dw)(const float* src, const int64_t* offs, const float* w, int64_t ntaps, float bias,
-             float* dst, int64_t n);
-  int64_t dw_round;
+  // `prefetch`: also fetch b's next nr columns (the next tile's) into cache.
+  void (*tile)(int64_t kc, const float* a, const float* b, const int64_t* offs, float* c,
+               bool prefetch);
+  // dst[r * ldd + j] = bias + sum_{t < ntaps} w[t] * src[r * lds + offs[t] + j] for r < rows,
+  // j < n: one depthwise channel's output rows (src is read up to a vector past n).
+  void (*dw)(const float* src, int64_t lds, const int64_t* offs, const float* w, int64_t ntaps,
+             float bias, float* dst, int64_t ldd, int64_t rows, int64_t n);
   // dst[r * ldd + j] = src[r * lds + j] for r < rows, j < n: tile rows into the output (short
   // runs, where a memcpy call per row would cost as much as the copy).
   void (*copy_rows)(const float* src, int64_t lds, int64_t rows, int64_t n, float* dst,
                     int64_t ldd);
+  // dst[j] = src[2 * j] for j < n: a stride-2 conv's phase plane rows.
+  void (*copy_stride2)(const float* src, int64_t n, float* dst);
 };
 
 const ConvSimdIsa& conv_simd_generic();
