@@ -1,15 +1,19 @@
 // CPU conv and conv_transpose (ONNX semantics, channels-first, 1 to 3 spatial dims; 1-D and 2-D
 // run as 3-D with leading extent-1 dims).
-// conv: im2col into a column buffer of bounded size (chunked over images, then over output
+// conv: float32 1-D/2-D convs run conv_implicit.h's kernels (no column buffer: an implicit GEMM
+// over zero-padded phase planes of the input, and a direct depthwise loop), except 1x1 stride-1
+// convs (already a GEMM on the input as it lies) and batches of tiny images (the wide GEMM). The
+// rest: im2col into a column buffer of bounded size (chunked over images, then over output
 // positions), then the blocked GEMM of matmul.cpp with the weight as A, one matrix per (image,
 // group); the bias is added on each finished tile while it is in cache. 1x1 convs skip im2col.
 // Few output channels per group (depthwise) would make the GEMM mostly padding: a direct loop,
 // vectorized along the output row, runs those instead; float32 convs with unit width stride and
-// up to 32 channels per group run conv_rows, a register-tiled direct conv over padded rows.
+// 8 to 32 channels per group that conv_implicit does not take run conv_rows, a register-tiled
+// direct conv over padded rows.
 // conv_transpose: GEMM weight^T @ x into columns, then col2im scatter-adds them into the output.
 // Half types compute in float32 and round once on store. conv_epilogue (float32/float64) runs
-// its fused program on each finished output row segment right after the bias (GEMM paths), or
-// over the output in blocks after the direct loops.
+// its fused program on each finished output row segment right after the bias (GEMM paths), on
+// each finished panel (conv_implicit), or over the output in blocks after the direct loops.
 #include <hwy/aligned_allocator.h>
 
 #include <algorithm>
