@@ -173,8 +173,9 @@ def test_conv_transpose(case, dtype, seed):
 
 # float32 2-D convs on conv_implicit.h's kernels: (x shape, w shape, strides, pads, dilations,
 # groups, bias). Implicit GEMM: ragged channel tiles, strides 1/2/3, asymmetric pads, dilation,
-# groups, batches, 1x1 (read in place, a ragged last tile; strided: through phase planes), two K
-# blocks, 1-D; then depthwise: strides, pads, dilation, 5x5, 1x1, 1-D.
+# groups, batches, 1x1 (strided: through phase planes), two K blocks, 1-D, rows sharing their
+# pads (right pad <= left pad) and not (pads wider than the kernel); then depthwise: strides,
+# pads, dilation, 5x5, 1x1, 1-D.
 IMPLICIT_CASES = [
     ((2, 5, 13, 11), (9, 5, 3, 3), None, [1, 1, 1, 1], None, 1, True),
     ((1, 7, 17, 19), (13, 7, 3, 3), [2, 2], [1, 0, 2, 1], None, 1, False),
@@ -185,12 +186,16 @@ IMPLICIT_CASES = [
     ((2, 12, 50), (16, 12, 5), [3], [2, 1], [2], 1, False),
     ((1, 4, 23, 21), (8, 4, 5, 5), [3, 3], [2, 2, 1, 0], None, 1, True),
     ((1, 24, 40, 40), (36, 24, 3, 3), None, [1, 1, 1, 1], None, 1, True),
+    ((2, 9, 11, 12), (12, 9, 3, 4), [2, 1], [0, 2, 1, 1], None, 1, True),   # rows share pads
+    ((1, 9, 6, 7), (10, 9, 1, 1), None, [2, 2, 2, 2], None, 1, True),      # pads beyond 1x1
+    ((1, 8, 10, 9), (16, 4, 3, 3), None, [1, 3, 1, 2], [1, 2], 2, False),
     ((2, 13, 17, 19), (13, 1, 3, 3), None, [1, 1, 1, 1], None, 13, True),
     ((1, 10, 20, 21), (10, 1, 3, 3), [2, 2], [0, 1, 1, 0], None, 10, False),
     ((1, 6, 9, 30), (6, 1, 5, 5), [1, 2], [2, 2, 2, 2], [2, 1], 6, True),
     ((1, 5, 7, 7), (5, 1, 1, 1), None, None, None, 5, True),
     ((2, 8, 33), (8, 1, 3), [2], [1, 1], None, 8, True),
     ((1, 96, 20, 20), (96, 1, 3, 3), None, [1, 1, 1, 1], None, 96, True),
+    ((2, 6, 8, 11), (6, 1, 5, 3), None, [2, 2, 2, 1], None, 6, True),
 ]
 
 

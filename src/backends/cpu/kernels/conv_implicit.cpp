@@ -8,16 +8,18 @@
 #include "backends/cpu/kernels/conv_simd.h"
 #include "backends/cpu/parallel.h"
 #include "backends/cpu/workspace.h"
+#include "nef/error.h"
 
 namespace nef::backend::cpu {
 namespace {
 
 int64_t ceil_div(int64_t a, int64_t b) { return a <= 0 ? 0 : (a + b - 1) / b; }
 
-// Phase planes of one channel: sh*sw planes of Hq x Wq; `direct`: a 1x1 stride-1 unpadded conv
-// reads the input itself (its planes would be a copy).
+// Phase planes of one channel: sh*sw planes of `rows` x Wq (Hq rows hold the padded input, and
+// one more when rows share their pads); `direct`: a 1x1 stride-1 unpadded conv reads the input
+// itself (its planes would be a copy).
 struct Phases {
-  int64_t Hq = 0, Wq = 0, plane = 0, chan = 0;
+  int64_t Hq = 0, Wq = 0, rows = 0, plane = 0, chan = 0;
   bool direct = false;
 };
 
@@ -29,7 +31,16 @@ Phases phases(const Conv2d& g) {
   p.Wq = ceil_div(Wp, g.sw);
   p.direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
              p.Hq == g.H && p.Wq == g.W;
-  p.plane = p.Hq * p.Wq;
+  p.rows = p.Hq;
+  // Unit width stride with a right pad pr <= pl: a row's right pad is read from the next row's
+  // left pad (zeros), so a row is pl + W wide (a 3x3 conv at 40 columns computes 41 per output
+  // row instead of 42); an extra row gives the last one its right pad.
+  const int64_t pr = Wp - g.pl - g.W;
+  if (!p.direct && g.sw == 1 && pr > 0 && pr <= g.pl && g.pl + g.W >= g.Wo) {
+    p.Wq = g.pl + g.W;
+    p.rows = p.Hq + 1;
+  }
+  p.plane = p.rows * p.Wq;
   p.chan = g.sh * g.sw * p.plane;
   return p;
 }
@@ -48,7 +59,7 @@ void fill_phases(const Conv2d& g, const Phases& p, const float* in, float* dst) 
       // Plane column j holds input column j*sw + px - pl: [lo, hi) are inside the image.
       const int64_t lo = std::min(p.Wq, ceil_div(g.pl - px, g.sw));
       const int64_t hi = std::clamp(ceil_div(g.W + g.pl - px, g.sw), lo, p.Wq);
-      for (int64_t r = 0; r < p.Hq; ++r) {
+      for (int64_t r = 0; r < p.rows; ++r) {
         float* row = plane + r * p.Wq;
         const int64_t iy = r * g.sh + py - g.pt;
         if (iy < 0 || iy >= g.H) {
@@ -105,7 +116,7 @@ Plan make_plan(const Conv2d& g) {
   const int64_t nkb = std::max<int64_t>(1, ceil_div(l.K, kMaxKc));
   l.kc = ceil_div(l.K, nkb);
   l.packed = g.G * l.mslv * l.K * l.mr;
-  if (!l.ph.direct) {
+  {
     // The last sliver reads up to S*nr - 1 past a tap's offset (the largest is below chan).
     l.planes = g.C * l.ph.chan + l.S * l.nr + 64;
   }
@@ -136,6 +147,7 @@ void conv_implicit(const Conv2d& g, const float* x, const float* w, const float*
   const Plan l = make_plan(g);
   const int64_t MR = l.mr, NR = l.nr, K = l.K, taps = g.kh * g.kw;
   const Phases& ph = l.ph;
+  NEF_CHECK(!ph.direct, "conv_implicit: 1x1 stride-1 unpadded convs run the GEMM");
   WorkspaceCarver ws(workspace);
   float* const ap = ws.take({l.packed}, DType::Float32).data_as<float>();
   float* const planes = ws.take({l.planes}, DType::Float32).data_as<float>();
@@ -155,47 +167,33 @@ void conv_implicit(const Conv2d& g, const float* x, const float* w, const float*
         for (int64_t r = 0; r < MR; ++r) dst[k * MR + r] = rows[size_t(r)][k];
     }
   });
-  const int64_t chan = ph.direct ? g.H * g.W : ph.chan;
-  std::vector<int64_t> offs(static_cast<size_t>(K)), tail_offs(static_cast<size_t>(K));
+  const int64_t chan = ph.chan;
+  std::vector<int64_t> offs(static_cast<size_t>(K));
   for (int64_t c = 0; c < l.Cg; ++c)
     for (int64_t t = 0; t < taps; ++t)
       offs[size_t(c * taps + t)] = c * chan + tap_offset(g, ph, t / g.kw, t % g.kw);
-  for (int64_t k = 0; k < K; ++k) tail_offs[size_t(k)] = k * NR;
-  if (!ph.direct) std::fill(planes + g.C * ph.chan, planes + l.planes, 0.0f);
+  std::fill(planes + g.C * ph.chan, planes + l.planes, 0.0f);
   const double sliver_work = 2.0 * double(l.Mpad) * double(K) * double(NR) + 1;
   const int64_t grain = std::max<int64_t>(1, int64_t(2e5 / sliver_work));
   for (int64_t n = 0; n < g.N; ++n) {
     const float* xn = x + n * g.C * g.H * g.W;
-    const float* base = xn;
-    if (!ph.direct) {
-      parallel_for(g.C, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, ph.chan)),
-                   [&](int64_t c0, int64_t c1) {
-                     for (int64_t c = c0; c < c1; ++c)
-                       fill_phases(g, ph, xn + c * g.H * g.W, planes + c * ph.chan);
-                   });
-      base = planes;
-    }
+    parallel_for(g.C, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, ph.chan)),
+                 [&](int64_t c0, int64_t c1) {
+                   for (int64_t c = c0; c < c1; ++c)
+                     fill_phases(g, ph, xn + c * g.H * g.W, planes + c * ph.chan);
+                 });
     parallel_for(g.G * l.S, grain, [&](int64_t i0, int64_t i1) {
       std::vector<float> tile(size_t(l.Mpad * NR));
-      std::vector<float> tail;  // the direct path's last partial sliver, zero padded
       std::unique_ptr<OutputFinisher> fin = finisher ? finisher() : nullptr;
       for (int64_t i = i0; i < i1;) {
         const int64_t grp = i / l.S, s0 = i % l.S;
         const int64_t s1 = std::min({l.S, s0 + (i1 - i), s0 + kPanelSlivers});
-        const float* gbase = base + grp * l.Cg * chan;
+        const float* gbase = planes + grp * l.Cg * chan;
         float* gout = out + (n * g.M + grp * l.Mg) * l.P;
         for (int64_t s = s0; s < s1; ++s) {
           const int64_t q0 = s * NR, nq = std::min(NR, l.Q - q0);
           const float* b = gbase + q0;
           const int64_t* of = offs.data();
-          if (ph.direct && nq < NR) {
-            tail.assign(size_t(K * NR), 0.0f);
-            for (int64_t k = 0; k < K; ++k)
-              std::memcpy(tail.data() + k * NR, gbase + offs[size_t(k)] + q0,
-                          size_t(nq) * sizeof(float));
-            b = tail.data();
-            of = tail_offs.data();
-          }
           for (int64_t m = 0; m < l.Mpad; ++m)
             std::fill(tile.data() + m * NR, tile.data() + (m + 1) * NR,
                       m < l.Mg && bias ? bias[grp * l.Mg + m] : 0.0f);
