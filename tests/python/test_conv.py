@@ -196,6 +196,9 @@ IMPLICIT_CASES = [
     ((2, 8, 33), (8, 1, 3), [2], [1, 1], None, 8, True),
     ((1, 96, 20, 20), (96, 1, 3, 3), None, [1, 1, 1, 1], None, 96, True),
     ((2, 6, 8, 11), (6, 1, 5, 3), None, [2, 2, 2, 1], None, 6, True),
+    # 1x1 stride 1 (the GEMM; at 2 threads each thread a part of the output rows).
+    ((1, 20, 13, 11), (37, 20, 1, 1), None, None, None, 1, True),
+    ((2, 12, 9, 9), (32, 6, 1, 1), None, None, None, 2, False),
 ]
 
 
