@@ -89,7 +89,10 @@ void dw(const float* __restrict src, int64_t lds, const int64_t* __restrict offs
 }
 
 // Vector moves in line: GCC would otherwise turn the loop into one memcpy call per row.
-__attribute__((optimize("no-tree-loop-distribute-patterns"))) void copy_rows(
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
+void copy_rows(
     const float* __restrict src, int64_t lds, int64_t rows, int64_t n, float* __restrict dst,
     int64_t ldd) {
   for (int64_t r = 0; r < rows; ++r) {
