@@ -51,14 +51,53 @@ int64_t tap_offset(const Conv2d& g, const Phases& p, int64_t ky, int64_t kx) {
   return ((y % g.sh) * g.sw + x % g.sw) * p.plane + (y / g.sh) * p.Wq + x / g.sw;
 }
 
+// Plane column j of phase px holds input column j*sw + px - pl: [lo, hi) are inside the image.
+void phase_cols(const Conv2d& g, const Phases& p, int64_t px, int64_t& lo, int64_t& hi) {
+  lo = std::min(p.Wq, ceil_div(g.pl - px, g.sw));
+  hi = std::clamp(ceil_div(g.W + g.pl - px, g.sw), lo, p.Wq);
+}
+
+// Width stride 2: both column phases of one input row in one pass (the row is read once:
+// at 32 x 160 x 160 the input does not stay in L2, and two passes read it twice).
+void fill_row_pair(const Conv2d& g, const Phases& p, const float* in, float* r0, float* r1) {
+  int64_t lo0, hi0, lo1, hi1;
+  phase_cols(g, p, 0, lo0, hi0);
+  phase_cols(g, p, 1, lo1, hi1);
+  std::fill(r0, r0 + lo0, 0.0f);
+  std::fill(r0 + hi0, r0 + p.Wq, 0.0f);
+  std::fill(r1, r1 + lo1, 0.0f);
+  std::fill(r1 + hi1, r1 + p.Wq, 0.0f);
+  // Columns [a, b) of both phases are the input pairs (2j - pl, 2j + 1 - pl).
+  const int64_t a = std::max(lo0, lo1), b = std::max(a, std::min(hi0, hi1));
+  if (b > a) conv_simd_best().split_pairs(in + 2 * a - g.pl, b - a, r0 + a, r1 + a);
+  // The ends only one phase has (at most a column or two).
+  for (int64_t j = lo0; j < std::min(a, hi0); ++j) r0[j] = in[2 * j - g.pl];
+  for (int64_t j = std::max(b, lo0); j < hi0; ++j) r0[j] = in[2 * j - g.pl];
+  for (int64_t j = lo1; j < std::min(a, hi1); ++j) r1[j] = in[2 * j + 1 - g.pl];
+  for (int64_t j = std::max(b, lo1); j < hi1; ++j) r1[j] = in[2 * j + 1 - g.pl];
+}
+
 // The phase planes of one input channel (H x W) into dst (chan elements).
 void fill_phases(const Conv2d& g, const Phases& p, const float* in, float* dst) {
-  for (int64_t py = 0; py < g.sh; ++py)
+  for (int64_t py = 0; py < g.sh; ++py) {
+    if (g.sw == 2) {
+      float* p0 = dst + (py * 2) * p.plane;
+      float* p1 = p0 + p.plane;
+      for (int64_t r = 0; r < p.rows; ++r) {
+        const int64_t iy = r * g.sh + py - g.pt;
+        if (iy < 0 || iy >= g.H) {
+          std::fill(p0 + r * p.Wq, p0 + (r + 1) * p.Wq, 0.0f);
+          std::fill(p1 + r * p.Wq, p1 + (r + 1) * p.Wq, 0.0f);
+        } else {
+          fill_row_pair(g, p, in + iy * g.W, p0 + r * p.Wq, p1 + r * p.Wq);
+        }
+      }
+      continue;
+    }
     for (int64_t px = 0; px < g.sw; ++px) {
       float* plane = dst + (py * g.sw + px) * p.plane;
-      // Plane column j holds input column j*sw + px - pl: [lo, hi) are inside the image.
-      const int64_t lo = std::min(p.Wq, ceil_div(g.pl - px, g.sw));
-      const int64_t hi = std::clamp(ceil_div(g.W + g.pl - px, g.sw), lo, p.Wq);
+      int64_t lo, hi;
+      phase_cols(g, p, px, lo, hi);
       for (int64_t r = 0; r < p.rows; ++r) {
         float* row = plane + r * p.Wq;
         const int64_t iy = r * g.sh + py - g.pt;
@@ -70,14 +109,13 @@ void fill_phases(const Conv2d& g, const Phases& p, const float* in, float* dst) 
         std::fill(row, row + lo, 0.0f);
         if (g.sw == 1) {
           std::memcpy(row + lo, src, size_t(hi - lo) * sizeof(float));
-        } else if (g.sw == 2) {
-          conv_simd_best().copy_stride2(src, hi - lo, row + lo);
         } else {
           for (int64_t j = 0; j < hi - lo; ++j) row[lo + j] = src[j * g.sw];
         }
         std::fill(row + hi, row + p.Wq, 0.0f);
       }
     }
+  }
 }
 
 // Output positions (oy * Wo + ox) before padded-width position q: the valid ones (ox < Wo).
@@ -89,13 +127,16 @@ int64_t valid_before(const Conv2d& g, const Phases& p, int64_t q) {
 struct Plan {
   Phases ph;
   int64_t Cg = 0, Mg = 0, K = 0, P = 0, Q = 0, S = 0, mslv = 0, Mpad = 0, kc = 0;
-  int64_t packed = 0, planes = 0;  // floats: packed weights, phase planes (with slack)
+  int64_t full = 0;                // channel tiles read from the weight rows in place
+  int64_t packed = 0, planes = 0;  // floats: the packed ragged tiles, phase planes (with slack)
   int mr = 0, nr = 0;
 };
 
 // Columns of one K block (the tile reloads its accumulators once per block; 96 to 256 measured
 // within 3% at 128 channels x 40 x 40).
 constexpr int64_t kMaxKc = 256;
+// Packed weights (floats) up to which all channel tiles are packed.
+constexpr int64_t kPackAll = 32768;
 // Slivers (nr positions each) whose output rows a thread finishes before the epilogue runs.
 constexpr int64_t kPanelSlivers = 8;
 
@@ -115,7 +156,11 @@ Plan make_plan(const Conv2d& g) {
   l.Mpad = l.mslv * l.mr;
   const int64_t nkb = std::max<int64_t>(1, ceil_div(l.K, kMaxKc));
   l.kc = ceil_div(l.K, nkb);
-  l.packed = g.G * l.mslv * l.K * l.mr;
+  // Whole mr-channel tiles read the weight rows as they lie (no packing pass: at 192 channels
+  // x 1728 it cost a fifth of a 13 x 13 conv); a ragged last tile per group is packed with zeros.
+  // Small weights are all packed (one k-major stream; 16 x 144 at 160 x 160: 4% faster).
+  l.full = l.Mpad * l.K <= kPackAll ? 0 : l.Mg / l.mr;
+  l.packed = g.G * (l.mslv - l.full) * l.K * l.mr;
   {
     // The last sliver reads up to S*nr - 1 past a tap's offset (the largest is below chan).
     l.planes = g.C * l.ph.chan + l.S * l.nr + 64;
@@ -151,20 +196,18 @@ void conv_implicit(const Conv2d& g, const float* x, const float* w, const float*
   WorkspaceCarver ws(workspace);
   float* const ap = ws.take({l.packed}, DType::Float32).data_as<float>();
   float* const planes = ws.take({l.planes}, DType::Float32).data_as<float>();
-  // Weights: per (group, mr-channel sliver), k-major, mr channels per k, zeros past Mg. Written
-  // in order (mr row streams read), so the copy runs at memory speed.
-  const std::vector<float> zeros(static_cast<size_t>(K), 0.0f);
-  parallel_for(g.G * l.mslv, std::max<int64_t>(1, 16384 / (K * MR)), [&](int64_t i0, int64_t i1) {
-    std::vector<const float*> rows(static_cast<size_t>(MR));
+  // The packed channel tiles of each group (from l.full on): k-major, mr channels per k, zeros
+  // past Mg.
+  const int64_t npk = l.mslv - l.full;
+  parallel_for(g.G * npk, std::max<int64_t>(1, 16384 / (K * MR)), [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
-      const int64_t grp = i / l.mslv, ms = i % l.mslv;
+      const int64_t grp = i / npk, ms = l.full + i % npk;
+      float* dst = ap + i * K * MR;
       for (int64_t r = 0; r < MR; ++r) {
         const int64_t m = ms * MR + r;
-        rows[size_t(r)] = m < l.Mg ? w + (grp * l.Mg + m) * K : zeros.data();
+        const float* src = w + (grp * l.Mg + m) * K;
+        for (int64_t k = 0; k < K; ++k) dst[k * MR + r] = m < l.Mg ? src[k] : 0.0f;
       }
-      float* dst = ap + i * K * MR;
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t r = 0; r < MR; ++r) dst[k * MR + r] = rows[size_t(r)][k];
     }
   });
   const int64_t chan = ph.chan;
@@ -183,35 +226,59 @@ void conv_implicit(const Conv2d& g, const float* x, const float* w, const float*
                      fill_phases(g, ph, xn + c * g.H * g.W, planes + c * ph.chan);
                  });
     parallel_for(g.G * l.S, grain, [&](int64_t i0, int64_t i1) {
-      std::vector<float> tile(size_t(l.Mpad * NR));
+      // One tile per sliver of the panel: the K blocks run outermost, so that a block of packed
+      // weights (Mpad x kc) stays in L2 across the panel's slivers and each sliver's input block
+      // in L1 across the channel tiles (192 -> 384 channels at 26 x 26 stride 2: the weights,
+      // 2.6 MB, were read once per sliver).
+      const int64_t tsize = l.Mpad * NR;
+      std::vector<float> tiles(static_cast<size_t>(kPanelSlivers * tsize));
       std::unique_ptr<OutputFinisher> fin = finisher ? finisher() : nullptr;
       for (int64_t i = i0; i < i1;) {
         const int64_t grp = i / l.S, s0 = i % l.S;
         const int64_t s1 = std::min({l.S, s0 + (i1 - i), s0 + kPanelSlivers});
         const float* gbase = planes + grp * l.Cg * chan;
         float* gout = out + (n * g.M + grp * l.Mg) * l.P;
-        for (int64_t s = s0; s < s1; ++s) {
-          const int64_t q0 = s * NR, nq = std::min(NR, l.Q - q0);
-          const float* b = gbase + q0;
-          const int64_t* of = offs.data();
-          for (int64_t m = 0; m < l.Mpad; ++m)
-            std::fill(tile.data() + m * NR, tile.data() + (m + 1) * NR,
-                      m < l.Mg && bias ? bias[grp * l.Mg + m] : 0.0f);
-          for (int64_t k0 = 0; k0 < K; k0 += l.kc) {
-            const int64_t kc = std::min(l.kc, K - k0);
-            for (int64_t ms = 0; ms < l.mslv; ++ms)
-              isa.tile(kc, ap + ((grp * l.mslv + ms) * K + k0) * MR, b, of + k0,
-                       tile.data() + ms * MR * NR, ms == 0 && s + 1 < s1);
+        // Sliver s accumulates in tile slot t (one slot per sliver, or slot 0 for each in turn).
+        auto fill = [&](int64_t t) {
+          for (int64_t m = 0; m < l.Mpad; ++m) {
+            float* row = tiles.data() + t * tsize + m * NR;
+            std::fill(row, row + NR, m < l.Mg && bias ? bias[grp * l.Mg + m] : 0.0f);
           }
-          // Scatter the valid columns, one output-row run at a time.
+        };
+        auto block = [&](int64_t s, int64_t t, int64_t k0) {
+          const int64_t kc = std::min(l.kc, K - k0);
+          const float* wk = w + grp * l.Mg * K + k0;
+          for (int64_t ms = 0; ms < l.mslv; ++ms) {
+            const bool rows = ms < l.full;
+            const float* a =
+                rows ? wk + ms * MR * K : ap + ((grp * npk + ms - l.full) * K + k0) * MR;
+            isa.tile(kc, a, rows ? K : 0, gbase + s * NR, offs.data() + k0,
+                     tiles.data() + t * tsize + ms * MR * NR, ms == 0 && s + 1 < s1);
+          }
+        };
+        // Scatter the valid columns, one output-row run at a time.
+        auto scatter = [&](int64_t s, int64_t t) {
+          const int64_t q0 = s * NR, nq = std::min(NR, l.Q - q0);
+          const float* tile = tiles.data() + t * tsize;
           for (int64_t q = q0; q < q0 + nq;) {
             const int64_t oy = q / ph.Wq, ox = q % ph.Wq;
             const int64_t run = std::min(q0 + nq - q, ph.Wq - ox);
             const int64_t len = std::clamp(g.Wo - ox, int64_t{0}, run);
-            if (len > 0)
-              isa.copy_rows(tile.data() + (q - q0), NR, l.Mg, len, gout + oy * g.Wo + ox, l.P);
+            if (len > 0) isa.copy_rows(tile + (q - q0), NR, l.Mg, len, gout + oy * g.Wo + ox, l.P);
             q += run;
           }
+        };
+        if (K <= l.kc) {  // one K block: each sliver finished while its tile is in L1
+          for (int64_t s = s0; s < s1; ++s) {
+            fill(0);
+            block(s, 0, 0);
+            scatter(s, 0);
+          }
+        } else {
+          for (int64_t s = s0; s < s1; ++s) fill(s - s0);
+          for (int64_t k0 = 0; k0 < K; k0 += l.kc)
+            for (int64_t s = s0; s < s1; ++s) block(s, s - s0, k0);
+          for (int64_t s = s0; s < s1; ++s) scatter(s, s - s0);
         }
         if (fin) {
           const int64_t pa = valid_before(g, ph, s0 * NR);

@@ -15,8 +15,9 @@ inline void storeu(float* p, vf v) { __builtin_memcpy(p, &v, sizeof v); }
 // All lanes x (x - 0 is exactly x, so this compiles to one broadcast; 0 + x would not: -0).
 inline vf splat(float x) { return x - vf{}; }
 
-template <bool kPrefetch>
-void tile_loop(int64_t kc, const float* __restrict a, const float* __restrict b,
+// a(i, k) at a[k * kMR + i] (packed) or, kRows, at a[i * lda + k] (the weight rows as they lie).
+template <bool kPrefetch, bool kRows>
+void tile_loop(int64_t kc, const float* __restrict a, int64_t lda, const float* __restrict b,
                const int64_t* __restrict offs, float* __restrict c) {
   vf acc[kMR][kNV];
 #pragma GCC unroll 16
@@ -32,10 +33,9 @@ void tile_loop(int64_t kc, const float* __restrict a, const float* __restrict b,
     vf bv[kNV];
 #pragma GCC unroll 4
     for (int v = 0; v < kNV; ++v) bv[v] = loadu(bk + v * kL);
-    const float* ak = a + k * kMR;
 #pragma GCC unroll 16
     for (int i = 0; i < kMR; ++i) {
-      const vf ai = splat(ak[i]);
+      const vf ai = splat(kRows ? a[i * lda + k] : a[k * kMR + i]);
 #pragma GCC unroll 4
       for (int v = 0; v < kNV; ++v) acc[i][v] += ai * bv[v];
     }
@@ -46,10 +46,15 @@ void tile_loop(int64_t kc, const float* __restrict a, const float* __restrict b,
     for (int v = 0; v < kNV; ++v) storeu(c + i * kNR + v * kL, acc[i][v]);
 }
 
-void tile(int64_t kc, const float* a, const float* b, const int64_t* offs, float* c,
+void tile(int64_t kc, const float* a, int64_t lda, const float* b, const int64_t* offs, float* c,
           bool prefetch) {
-  if (prefetch) tile_loop<true>(kc, a, b, offs, c);
-  else tile_loop<false>(kc, a, b, offs, c);
+  if (lda == 0) {
+    if (prefetch) tile_loop<true, false>(kc, a, 0, b, offs, c);
+    else tile_loop<false, false>(kc, a, 0, b, offs, c);
+  } else {
+    if (prefetch) tile_loop<true, true>(kc, a, lda, b, offs, c);
+    else tile_loop<false, true>(kc, a, lda, b, offs, c);
+  }
 }
 
 // Four vectors at a time: independent accumulators hide the FMA latency of the tap chain; then
@@ -104,6 +109,10 @@ void copy_rows(
   }
 }
 
-void copy_stride2(const float* __restrict src, int64_t n, float* __restrict dst) {
-  for (int64_t j = 0; j < n; ++j) dst[j] = src[2 * j];
+void split_pairs(const float* __restrict src, int64_t n, float* __restrict even,
+                 float* __restrict odd) {
+  for (int64_t j = 0; j < n; ++j) {
+    even[j] = src[2 * j];
+    odd[j] = src[2 * j + 1];
+  }
 }
