@@ -189,6 +189,9 @@ IMPLICIT_CASES = [
     ((2, 9, 11, 12), (12, 9, 3, 4), [2, 1], [0, 2, 1, 1], None, 1, True),   # rows share pads
     ((1, 9, 6, 7), (10, 9, 1, 1), None, [2, 2, 2, 2], None, 1, True),      # pads beyond 1x1
     ((1, 8, 10, 9), (16, 4, 3, 3), None, [1, 3, 1, 2], [1, 2], 2, False),
+    # Weights read in place (over 32K floats), a ragged packed tile, several K blocks, groups.
+    ((1, 96, 7, 9), (45, 96, 3, 3), None, [1, 1, 1, 1], None, 1, True),
+    ((2, 192, 6, 7), (80, 96, 3, 3), [2, 1], [1, 0, 1, 1], None, 2, True),
     ((2, 13, 17, 19), (13, 1, 3, 3), None, [1, 1, 1, 1], None, 13, True),
     ((1, 10, 20, 21), (10, 1, 3, 3), [2, 2], [0, 1, 1, 0], None, 10, False),
     ((1, 6, 9, 30), (6, 1, 5, 5), [1, 2], [2, 2, 2, 2], [2, 1], 6, True),
