@@ -161,10 +161,8 @@ Plan make_plan(const Conv2d& g) {
   // Small weights are all packed (one k-major stream; 16 x 144 at 160 x 160: 4% faster).
   l.full = l.Mpad * l.K <= kPackAll ? 0 : l.Mg / l.mr;
   l.packed = g.G * (l.mslv - l.full) * l.K * l.mr;
-  {
-    // The last sliver reads up to S*nr - 1 past a tap's offset (the largest is below chan).
-    l.planes = g.C * l.ph.chan + l.S * l.nr + 64;
-  }
+  // The last sliver reads up to S*nr - 1 past a tap's offset (the largest is below chan).
+  l.planes = g.C * l.ph.chan + l.S * l.nr + 64;
   return l;
 }
 
@@ -199,17 +197,18 @@ void conv_implicit(const Conv2d& g, const float* x, const float* w, const float*
   // The packed channel tiles of each group (from l.full on): k-major, mr channels per k, zeros
   // past Mg.
   const int64_t npk = l.mslv - l.full;
-  parallel_for(g.G * npk, std::max<int64_t>(1, 16384 / (K * MR)), [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t grp = i / npk, ms = l.full + i % npk;
-      float* dst = ap + i * K * MR;
-      for (int64_t r = 0; r < MR; ++r) {
-        const int64_t m = ms * MR + r;
-        const float* src = w + (grp * l.Mg + m) * K;
-        for (int64_t k = 0; k < K; ++k) dst[k * MR + r] = m < l.Mg ? src[k] : 0.0f;
-      }
-    }
-  });
+  parallel_for(g.G * npk, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, K * MR)),
+               [&](int64_t i0, int64_t i1) {
+                 for (int64_t i = i0; i < i1; ++i) {
+                   const int64_t grp = i / npk, ms = l.full + i % npk;
+                   float* dst = ap + i * K * MR;
+                   for (int64_t r = 0; r < MR; ++r) {
+                     const int64_t m = ms * MR + r;
+                     const float* src = w + (grp * l.Mg + m) * K;
+                     for (int64_t k = 0; k < K; ++k) dst[k * MR + r] = m < l.Mg ? src[k] : 0.0f;
+                   }
+                 }
+               });
   const int64_t chan = ph.chan;
   std::vector<int64_t> offs(static_cast<size_t>(K));
   for (int64_t c = 0; c < l.Cg; ++c)
