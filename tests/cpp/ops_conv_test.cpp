@@ -219,6 +219,37 @@ TEST(OpsConv, MatchesReference) {
   check("conv", cases[11], DType::Float32, ++seed, true);
 }
 
+TEST(OpsConv, RandomFloat32Geometries) {
+  // Fresh random 2-D geometries (seed printed on failure) on the float32 kernels: the implicit
+  // GEMM over phase planes and the depthwise loop, strides 1-3, dilations, asymmetric pads,
+  // groups, batches, kernels up to 5x5, ragged channel and position tiles.
+  const uint64_t seed = std::random_device{}();
+  SCOPED_TRACE(str("geometry seed ", seed));
+  std::mt19937_64 rng(seed);
+  auto pick = [&](int64_t lo, int64_t hi) { return lo + int64_t(rng() % uint64_t(hi - lo + 1)); };
+  for (int done = 0; done < 40;) {
+    const bool depthwise = done % 3 == 0;
+    const int64_t groups = depthwise ? pick(1, 9) : pick(1, 2);
+    const int64_t cg = depthwise ? 1 : pick(1, 12), mg = depthwise ? 1 : pick(5, 40);
+    const int64_t kh = pick(1, 5), kw = pick(1, 5), dh = pick(1, 2), dw = pick(1, 2);
+    const Ints pads = {pick(0, 3), pick(0, 3), pick(0, 3), pick(0, 3)};
+    const int64_t h = pick(1, 23), w = pick(1, 29);
+    if (h + pads[0] + pads[2] < (kh - 1) * dh + 1 || w + pads[1] + pads[3] < (kw - 1) * dw + 1)
+      continue;
+    check("conv",
+          {{pick(1, 2), groups * cg, h, w},
+           {groups * mg, cg, kh, kw},
+           {pick(1, 3), pick(1, 3)},
+           pads,
+           {dh, dw},
+           groups,
+           done % 2 == 0,
+           {}},
+          DType::Float32, seed + uint64_t(done));
+    ++done;
+  }
+}
+
 TEST(OpsConv, ChunkedColumnBuffers) {
   // Over the 4M-element column budget: positions chunked (32 * 9 * 130 * 130 elements, and
   // 32 * 16 * 91 * 91 for conv_transpose), and images in chunks of 2 and 1 (24 * 9 * 88 * 88).
