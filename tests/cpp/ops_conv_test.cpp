@@ -185,13 +185,19 @@ TEST(OpsConv, MatchesReference) {
       {{2, 3, 11}, {5, 3, 3}, {}, {}, {}, 1, true, {}},
       {{1, 4, 17}, {6, 2, 4}, {2}, {1, 2}, {2}, 2, false, {}},
       {{3, 2, 8}, {8, 2, 1}, {}, {}, {}, 1, true, {}},  // 1x1: no im2col
-      // 2-D: GEMM path (>= 5 output channels per group), with and without groups.
+      // 2-D (float32: the implicit GEMM of conv_implicit.cpp; else im2col + GEMM), >= 5 output
+      // channels per group, with and without groups; 1x1 stride 1: the GEMM on x in place.
       {{2, 3, 9, 10}, {8, 3, 3, 3}, {}, {1, 1, 1, 1}, {}, 1, true, {}},
       {{1, 6, 13, 7}, {12, 3, 3, 2}, {2, 1}, {0, 1, 2, 0}, {1, 2}, 2, true, {}},
       {{2, 16, 7, 5}, {24, 16, 1, 1}, {}, {}, {}, 1, true, {}},
       {{1, 8, 9, 9}, {10, 8, 1, 1}, {2, 2}, {}, {}, 1, false, {}},  // strided 1x1: im2col
       {{1, 3, 20, 19}, {6, 3, 5, 5}, {1, 2}, {3, 4, 0, 1}, {2, 2}, 1, true, {}},
       {{1, 5, 1, 1}, {7, 5, 1, 1}, {}, {}, {}, 1, true, {}},
+      // float32: ragged 8-channel tiles, stride 3, dilation, asymmetric pads, two K blocks.
+      {{2, 5, 17, 14}, {11, 5, 3, 3}, {3, 2}, {2, 0, 1, 2}, {1, 2}, 1, true, {}},
+      {{1, 40, 9, 10}, {9, 40, 3, 3}, {}, {1, 1, 1, 1}, {}, 1, false, {}},
+      // Depthwise (direct loops; float32: conv_implicit's depthwise kernel, stride 2 odd sizes).
+      {{1, 7, 15, 13}, {7, 1, 3, 3}, {2, 2}, {1, 1, 0, 1}, {}, 7, true, {}},
       // Direct path: depthwise, depthwise with a multiplier and strides, one output channel.
       {{2, 8, 11, 12}, {8, 1, 3, 3}, {}, {1, 1, 1, 1}, {}, 8, true, {}},
       {{1, 4, 9, 9}, {8, 1, 3, 3}, {2, 2}, {1, 0, 0, 1}, {}, 4, false, {}},
@@ -209,7 +215,39 @@ TEST(OpsConv, MatchesReference) {
   }
   check("conv", cases[3], DType::BFloat16, ++seed);
   check("conv", cases[4], DType::Float32, ++seed, true);
-  check("conv", cases[9], DType::Float32, ++seed, true);
+  check("conv", cases[12], DType::Float32, ++seed, true);
+  check("conv", cases[11], DType::Float32, ++seed, true);
+}
+
+TEST(OpsConv, RandomFloat32Geometries) {
+  // Fresh random 2-D geometries (seed printed on failure) on the float32 kernels: the implicit
+  // GEMM over phase planes and the depthwise loop, strides 1-3, dilations, asymmetric pads,
+  // groups, batches, kernels up to 5x5, ragged channel and position tiles.
+  const uint64_t seed = std::random_device{}();
+  SCOPED_TRACE(str("geometry seed ", seed));
+  std::mt19937_64 rng(seed);
+  auto pick = [&](int64_t lo, int64_t hi) { return lo + int64_t(rng() % uint64_t(hi - lo + 1)); };
+  for (int done = 0; done < 40;) {
+    const bool depthwise = done % 3 == 0;
+    const int64_t groups = depthwise ? pick(1, 9) : pick(1, 2);
+    const int64_t cg = depthwise ? 1 : pick(1, 12), mg = depthwise ? 1 : pick(5, 40);
+    const int64_t kh = pick(1, 5), kw = pick(1, 5), dh = pick(1, 2), dw = pick(1, 2);
+    const Ints pads = {pick(0, 3), pick(0, 3), pick(0, 3), pick(0, 3)};
+    const int64_t h = pick(1, 23), w = pick(1, 29);
+    if (h + pads[0] + pads[2] < (kh - 1) * dh + 1 || w + pads[1] + pads[3] < (kw - 1) * dw + 1)
+      continue;
+    check("conv",
+          {{pick(1, 2), groups * cg, h, w},
+           {groups * mg, cg, kh, kw},
+           {pick(1, 3), pick(1, 3)},
+           pads,
+           {dh, dw},
+           groups,
+           done % 2 == 0,
+           {}},
+          DType::Float32, seed + uint64_t(done));
+    ++done;
+  }
 }
 
 TEST(OpsConv, ChunkedColumnBuffers) {

@@ -3,6 +3,9 @@ strides, dilations, asymmetric pads, groups (depthwise too), bias or none, zero-
 float32/float64/float16/bfloat16, strided inputs, composition with other ops, and errors."""
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -168,6 +171,91 @@ def test_conv_transpose(case, dtype, seed):
     assert_close(out, ref, dtype, scale=_scale(w, ws[1]))
 
 
+# float32 2-D convs on conv_implicit.h's kernels: (x shape, w shape, strides, pads, dilations,
+# groups, bias). Implicit GEMM: ragged channel tiles, strides 1/2/3, asymmetric pads, dilation,
+# groups, batches, 1x1 (strided: through phase planes), two K blocks, 1-D, rows sharing their
+# pads (right pad <= left pad) and not (pads wider than the kernel); then depthwise: strides,
+# pads, dilation, 5x5, 1x1, 1-D.
+IMPLICIT_CASES = [
+    ((2, 5, 13, 11), (9, 5, 3, 3), None, [1, 1, 1, 1], None, 1, True),
+    ((1, 7, 17, 19), (13, 7, 3, 3), [2, 2], [1, 0, 2, 1], None, 1, False),
+    ((1, 6, 15, 23), (10, 3, 3, 2), [2, 1], [0, 1, 2, 0], [2, 3], 2, True),
+    ((3, 33, 9, 8), (40, 33, 1, 1), None, None, None, 1, True),
+    ((1, 16, 12, 13), (24, 16, 1, 1), [2, 2], None, None, 1, True),
+    ((1, 30, 14, 15), (17, 30, 3, 3), None, [1, 1, 1, 1], None, 1, True),
+    ((2, 12, 50), (16, 12, 5), [3], [2, 1], [2], 1, False),
+    ((1, 4, 23, 21), (8, 4, 5, 5), [3, 3], [2, 2, 1, 0], None, 1, True),
+    ((1, 24, 40, 40), (36, 24, 3, 3), None, [1, 1, 1, 1], None, 1, True),
+    ((2, 9, 11, 12), (12, 9, 3, 4), [2, 1], [0, 2, 1, 1], None, 1, True),   # rows share pads
+    ((1, 9, 6, 7), (10, 9, 1, 1), None, [2, 2, 2, 2], None, 1, True),      # pads beyond 1x1
+    ((1, 8, 10, 9), (16, 4, 3, 3), None, [1, 3, 1, 2], [1, 2], 2, False),
+    # Weights read in place (over 32K floats), a ragged packed tile, several K blocks, groups.
+    ((1, 96, 7, 9), (45, 96, 3, 3), None, [1, 1, 1, 1], None, 1, True),
+    ((2, 192, 6, 7), (80, 96, 3, 3), [2, 1], [1, 0, 1, 1], None, 2, True),
+    ((2, 13, 17, 19), (13, 1, 3, 3), None, [1, 1, 1, 1], None, 13, True),
+    ((1, 10, 20, 21), (10, 1, 3, 3), [2, 2], [0, 1, 1, 0], None, 10, False),
+    ((1, 6, 9, 30), (6, 1, 5, 5), [1, 2], [2, 2, 2, 2], [2, 1], 6, True),
+    ((1, 5, 7, 7), (5, 1, 1, 1), None, None, None, 5, True),
+    ((2, 8, 33), (8, 1, 3), [2], [1, 1], None, 8, True),
+    ((1, 96, 20, 20), (96, 1, 3, 3), None, [1, 1, 1, 1], None, 96, True),
+    ((2, 6, 8, 11), (6, 1, 5, 3), None, [2, 2, 2, 1], None, 6, True),
+    # 1x1 stride 1 (the GEMM; at 2 threads each thread a part of the output rows).
+    ((1, 20, 13, 11), (37, 20, 1, 1), None, None, None, 1, True),
+    ((2, 12, 9, 9), (32, 6, 1, 1), None, None, None, 2, False),
+]
+
+
+def _implicit_inputs(i, case):
+    xs, ws, _, _, _, _, has_bias = case
+    rng = np.random.default_rng(seed_of("implicit", i))
+    x = random_array(rng, xs, "float32", -1, 1)
+    w = random_array(rng, ws, "float32", -1, 1)
+    b = random_array(rng, (ws[0],), "float32", -1, 1) if has_bias else None
+    return x, w, b
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("i", range(len(IMPLICIT_CASES)))
+def test_conv_implicit_and_depthwise(i, threads):
+    xs, ws, strides, pads, dil, groups, _ = case = IMPLICIT_CASES[i]
+    x, w, b = _implicit_inputs(i, case)
+    previous = nef.config()["threads"]
+    nef.config(threads=threads)
+    try:
+        out = nef.conv(x, w, b, strides=strides, pads=pads, dilations=dil, groups=groups).numpy()
+    finally:
+        nef.config(threads=previous)
+    assert_close(out, ref_conv(x, w, b, strides, pads, dil, groups), "float32",
+                 scale=_scale(w, ws[1]))
+
+
+@pytest.mark.parametrize("target", ["avx2", "generic"])
+def test_conv_implicit_instruction_set_variants(target, tmp_path):
+    """Each forced instruction-set variant of the conv loops (NEF_CPU_TARGET), at 2 threads,
+    against the float64 reference."""
+    code = (
+        "import sys, numpy as np, nef\n"
+        "sys.path.insert(0, sys.argv[2])\n"
+        "import test_conv as t\n"
+        "nef.config(threads=2)\n"
+        "outs = {}\n"
+        "for i, c in enumerate(t.IMPLICIT_CASES):\n"
+        "    x, w, b = t._implicit_inputs(i, c)\n"
+        "    outs[str(i)] = nef.conv(x, w, b, strides=c[2], pads=c[3], dilations=c[4],\n"
+        "                            groups=c[5]).numpy()\n"
+        "np.savez(sys.argv[1], **outs)\n")
+    env = dict(os.environ, NEF_CPU_TARGET=target)
+    path = tmp_path / "out.npz"
+    here = os.path.dirname(os.path.abspath(__file__))
+    subprocess.run([sys.executable, "-c", code, str(path), here], check=True, env=env, cwd=here)
+    got = np.load(path)
+    for i, case in enumerate(IMPLICIT_CASES):
+        _, ws, strides, pads, dil, groups, _ = case
+        x, w, b = _implicit_inputs(i, case)
+        assert_close(got[str(i)], ref_conv(x, w, b, strides, pads, dil, groups), "float32",
+                     scale=_scale(w, ws[1]))
+
+
 def test_large_chunked():
     # Column buffers over the kernel's budget: chunked over positions, and over images.
     rng = np.random.default_rng(seed_of("large"))
@@ -303,8 +391,9 @@ ACTS = {
 }
 
 
-# Each conv path: GEMM (regular and wide), conv_rows (float32, 8-32 channels), the direct loop
-# (<= 4 output channels), pointwise, float64, a ragged size for the epilogue's padded tail.
+# Each conv path: the implicit GEMM (several panels of output rows, 1x1 with a ragged tile),
+# the wide GEMM, the direct loop (<= 4 output channels), depthwise, pointwise float64 (GEMM), a
+# ragged size for the epilogue's padded tail.
 @pytest.mark.parametrize("xs,ws,strides,pads,groups,dtype", [
     ((1, 8, 21, 19), (40, 8, 3, 3), None, [1, 1, 1, 1], 1, "float32"),
     ((6, 12, 7), (48, 12, 3), [2], [1, 1], 1, "float32"),
@@ -312,6 +401,9 @@ ACTS = {
     ((2, 3, 11, 13), (3, 3, 3, 3), None, None, 1, "float32"),
     ((1, 16, 9, 7), (40, 16, 1, 1), None, None, 1, "float64"),
     ((1, 8, 8, 8), (8, 2, 3, 3), None, [1, 1, 1, 1], 4, "float32"),
+    ((2, 10, 30, 29), (20, 10, 3, 3), None, [1, 1, 1, 1], 1, "float32"),
+    ((1, 16, 9, 7), (40, 16, 1, 1), None, None, 1, "float32"),
+    ((1, 12, 10, 11), (12, 1, 3, 3), [2, 2], [1, 1, 1, 1], 12, "float32"),
 ])
 @pytest.mark.parametrize("act", sorted(ACTS))
 def test_conv_epilogue_fuses_and_matches(on_cpu, tmp_path, xs, ws, strides, pads, groups, dtype, act):

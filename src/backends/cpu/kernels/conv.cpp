@@ -1,24 +1,30 @@
 // CPU conv and conv_transpose (ONNX semantics, channels-first, 1 to 3 spatial dims; 1-D and 2-D
 // run as 3-D with leading extent-1 dims).
-// conv: im2col into a column buffer of bounded size (chunked over images, then over output
+// conv: float32 1-D/2-D convs run conv_implicit.h's kernels (no column buffer: an implicit GEMM
+// over zero-padded phase planes of the input, and a direct depthwise loop), except 1x1 stride-1
+// convs (already a GEMM on the input as it lies) and batches of tiny images (the wide GEMM). The
+// rest: im2col into a column buffer of bounded size (chunked over images, then over output
 // positions), then the blocked GEMM of matmul.cpp with the weight as A, one matrix per (image,
 // group); the bias is added on each finished tile while it is in cache. 1x1 convs skip im2col.
 // Few output channels per group (depthwise) would make the GEMM mostly padding: a direct loop,
 // vectorized along the output row, runs those instead; float32 convs with unit width stride and
-// up to 32 channels per group run conv_rows, a register-tiled direct conv over padded rows.
+// 8 to 32 channels per group that conv_implicit does not take run conv_rows, a register-tiled
+// direct conv over padded rows.
 // conv_transpose: GEMM weight^T @ x into columns, then col2im scatter-adds them into the output.
 // Half types compute in float32 and round once on store. conv_epilogue (float32/float64) runs
-// its fused program on each finished output row segment right after the bias (GEMM paths), or
-// over the output in blocks after the direct loops.
+// its fused program on each finished output row segment right after the bias (GEMM paths), on
+// each finished panel (conv_implicit), or over the output in blocks after the direct loops.
 #include <hwy/aligned_allocator.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <vector>
 
 #include "backends/cpu/kernel_table.h"
+#include "backends/cpu/kernels/conv_implicit.h"
 #include "backends/cpu/kernels/fused_exec.h"
 #include "backends/cpu/kernels/gemm.h"
 #include "backends/cpu/parallel.h"
@@ -289,6 +295,36 @@ void apply_epilogue(const RowEpilogue& e, const std::vector<C>& scalars, C* data
   });
 }
 
+// The 2-D view of g for conv_implicit.h (a 1-D conv has height 1), when g is 2-D.
+std::optional<Conv2d> conv2d_of(const Geom& g) {
+  if (g.k[0] != 1 || g.im[0] != 1 || g.cp[0] != 1) return std::nullopt;
+  Conv2d c;
+  c.N = g.N, c.C = g.C, c.M = g.M, c.G = g.G, c.H = g.im[1], c.W = g.im[2];
+  c.Ho = g.cp[1], c.Wo = g.cp[2], c.kh = g.k[1], c.kw = g.k[2];
+  c.sh = g.s[1], c.sw = g.s[2], c.dh = g.d[1], c.dw = g.d[2], c.pt = g.pb[1], c.pl = g.pb[2];
+  return c;
+}
+
+// Which float32 conv_implicit.h kernel runs g: 0 none, 1 conv_depthwise, 2 conv_implicit. Batches
+// of tiny images stay on the wide GEMM (one nr-position tile per image would be mostly padding).
+int implicit_choice(const Geom& g) {
+  const std::optional<Conv2d> c = conv2d_of(g);
+  if (!c) return 0;
+  if (use_conv_depthwise(*c)) return 1;
+  if (g.G == 1 && g.N > 1 && g.cp_size < kWidePositions) return 0;
+  return use_conv_implicit(*c, kDirectMaxChannels) ? 2 : 0;
+}
+
+// conv_epilogue's program as conv_implicit.h's finisher.
+class EpilogueFinisher final : public OutputFinisher {
+ public:
+  EpilogueFinisher(const RowEpilogue& e, const std::vector<float>& scalars) : s_(e, scalars) {}
+  void apply(float* data, int64_t n) override { s_.apply(data, n); }
+
+ private:
+  RowEpilogue::Scratch<float> s_;
+};
+
 // ---- conv -----------------------------------------------------------------------------------
 
 // dst[i] += w * src[i]: the direct loop's inner row, compiled per ISA.
@@ -470,6 +506,10 @@ struct GemmLayout {
   bool pointwise = false, direct_out = false, wide = false;
   int64_t col = 0, scratch = 0;  // elements of C
   int64_t gemm = 0;              // bytes: the GEMM's packing panels
+  // rsplit > 1: a pointwise conv's output rows split into rsplit parts, one single-threaded GEMM
+  // each (own packed input, gemm_slot bytes of scratch per thread): the threaded GEMM's
+  // per-panel handoffs cost more than packing the input twice (32 -> 192 channels at 80 x 80).
+  int64_t rsplit = 1, gemm_slot = 0;
 };
 
 template <typename T, typename C>
@@ -500,6 +540,13 @@ GemmLayout conv_gemm_layout(const Geom& g) {
   l.col = l.pointwise ? 0 : l.nimg * g.G * K * l.pc;
   l.scratch = l.direct_out ? 0 : l.nimg * g.M * l.pc;
   const DType ct = std::is_same_v<C, double> ? DType::Float64 : DType::Float32;
+  if (l.pointwise && l.direct_out && num_threads() > 1 && g.Mg >= 16) {
+    l.rsplit = std::min<int64_t>(num_threads(), g.Mg / 8);
+    const int64_t rows = (g.Mg + l.rsplit - 1) / l.rsplit;
+    l.gemm_slot = matmul_scratch_bytes({rows, K}, {K, P}, ct, false);
+    l.gemm = num_threads() * l.gemm_slot;
+    return l;
+  }
   l.gemm = matmul_scratch_bytes({l.nimg, g.G, g.Mg, K}, {l.nimg, g.G, K, l.pc}, ct);
   return l;
 }
@@ -553,6 +600,41 @@ void conv_gemm_wide(const Geom& g, const GemmLayout& l, const Array& x, const Ar
   }
 }
 
+// The rsplit layout: each (image, group, row part) a single-threaded GEMM straight into the
+// output rows, the bias and epilogue on each finished tile.
+template <typename T, typename C>
+void conv_pointwise_split(const Geom& g, const GemmLayout& l, const Array& x, const Array& wc,
+                          const std::vector<C>& bias, Array& out, const Array& workspace,
+                          const RowEpilogue* epi, const std::vector<C>& scalars) {
+  const int64_t K = g.Cg, P = g.cp_size, rows = (g.Mg + l.rsplit - 1) / l.rsplit;
+  WorkspaceCarver ws(workspace);
+  const Array gemm_scratch = ws.take({l.gemm}, DType::UInt8);
+  C* const O = out.data_as<C>();
+  parallel_for_slots(g.N * g.G * l.rsplit, 1, [&](int64_t slot, int64_t i0, int64_t i1) {
+    Array scratch = view(gemm_scratch, slot * l.gemm_slot, {l.gemm_slot}, {1});
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t n = i / (g.G * l.rsplit), grp = (i / l.rsplit) % g.G, part = i % l.rsplit;
+      const int64_t r0 = part * rows, r1 = std::min(g.Mg, r0 + rows);
+      if (r1 <= r0) continue;
+      const int64_t m0 = grp * g.Mg + r0;
+      Array a = view(wc, m0 * K, {r1 - r0, K}, {K, 1});
+      Array b = view(x, (n * g.C + grp * g.Cg) * P, {K, P}, {P, 1});
+      Array o = view(out, (n * g.M + m0) * P, {r1 - r0, P}, {P, 1});
+      std::optional<RowEpilogue::Scratch<C>> es;
+      if (epi) es.emplace(*epi, scalars);
+      GemmTileHook hook = [&](int64_t off, int64_t nr, int64_t cols, int64_t ld) {
+        for (int64_t r = 0; r < nr; ++r) {
+          C* dst = O + (n * g.M + m0) * P + off + r * ld;
+          const C bm = bias[size_t(m0 + off / P + r)];
+          for (int64_t j = 0; j < cols; ++j) dst[j] += bm;
+          if (es) es->apply(dst, cols);
+        }
+      };
+      matmul_float_with_hook(a, b, o, hook, scratch, false);
+    }
+  });
+}
+
 template <typename T, typename C>
 void conv_gemm(const Geom& g, const Array& x, const Array& wc, const std::vector<C>& bias,
                bool has_bias, Array& out, const Array& workspace, const RowEpilogue* epi,
@@ -560,6 +642,8 @@ void conv_gemm(const Geom& g, const Array& x, const Array& wc, const std::vector
   const int64_t K = g.Cg * g.k_size, P = g.cp_size;
   const GemmLayout l = conv_gemm_layout<T, C>(g);
   if (l.wide) return conv_gemm_wide<T, C>(g, l, x, wc, bias, out, workspace, epi, scalars);
+  if (l.rsplit > 1)
+    return conv_pointwise_split<T, C>(g, l, x, wc, bias, out, workspace, epi, scalars);
   const int64_t nimg = l.nimg, pc = l.pc;
   const bool pointwise = l.pointwise, direct_out = l.direct_out;
   const std::vector<Tap> taps = pointwise ? std::vector<Tap>{} : make_taps(g);
@@ -638,6 +722,19 @@ void conv_kernel(const KernelArgs& args, const RowEpilogue* epi) {
         }
       };
       if constexpr (std::is_same_v<T, float>) {
+        if (const int choice = implicit_choice(g)) {
+          const Conv2d c = *conv2d_of(g);
+          FinisherFactory fin;
+          if (epi) fin = [&] { return std::make_unique<EpilogueFinisher>(*epi, scalars); };
+          const float* b = bias.data();
+          if (choice == 1)
+            conv_depthwise(c, x.data_as<float>(), wc.data_as<float>(), b, out.data_as<float>(),
+                           fin);
+          else
+            conv_implicit(c, x.data_as<float>(), wc.data_as<float>(), b, out.data_as<float>(),
+                          args.workspace, fin);
+          return;
+        }
         if (use_conv_rows(g)) {
           conv_rows(g, x.data_as<float>(), wc.data_as<float>(), bias, out.data_as<float>());
           return finish();
@@ -792,6 +889,9 @@ class ConvKernel final : public CpuKernel {
           TransposeLayout l = conv_transpose_layout<T, C>(g);
           workspace_ = workspace_piece(l.col, ct) + workspace_piece(l.xbuf, ct) +
                        workspace_piece(l.acc, ct) + l.gemm;
+        } else if (std::is_same_v<T, float> && implicit_choice(g)) {
+          workspace_ = implicit_choice(g) == 2 ? conv_implicit_workspace_bytes(*conv2d_of(g))
+                                               : 0;  // conv_depthwise: per-thread plane buffers
         } else if (std::is_same_v<T, float> && use_conv_rows(g)) {
           workspace_ = 0;  // conv_rows: per-thread row buffers (a few hundred KB at most)
         } else if (g.Mg > kDirectMaxChannels) {

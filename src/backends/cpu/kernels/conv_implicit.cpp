@@ -1,0 +1,323 @@
+// conv_implicit.h: phase planes, the implicit GEMM and the depthwise conv over them.
+#include "backends/cpu/kernels/conv_implicit.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "backends/cpu/kernels/conv_simd.h"
+#include "backends/cpu/parallel.h"
+#include "backends/cpu/workspace.h"
+#include "nef/error.h"
+
+namespace nef::backend::cpu {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return a <= 0 ? 0 : (a + b - 1) / b; }
+
+// Phase planes of one channel: sh*sw planes of `rows` x Wq (Hq rows hold the padded input, and
+// one more when rows share their pads); `direct`: a 1x1 stride-1 unpadded conv reads the input
+// itself (its planes would be a copy).
+struct Phases {
+  int64_t Hq = 0, Wq = 0, rows = 0, plane = 0, chan = 0;
+  bool direct = false;
+};
+
+Phases phases(const Conv2d& g) {
+  Phases p;
+  const int64_t Hp = (g.Ho - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+  const int64_t Wp = (g.Wo - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+  p.Hq = ceil_div(Hp, g.sh);
+  p.Wq = ceil_div(Wp, g.sw);
+  p.direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
+             p.Hq == g.H && p.Wq == g.W;
+  p.rows = p.Hq;
+  // Unit width stride with a right pad pr <= pl: a row's right pad is read from the next row's
+  // left pad (zeros), so a row is pl + W wide (a 3x3 conv at 40 columns computes 41 per output
+  // row instead of 42); an extra row gives the last one its right pad.
+  const int64_t pr = Wp - g.pl - g.W;
+  if (!p.direct && g.sw == 1 && pr > 0 && pr <= g.pl && g.pl + g.W >= g.Wo) {
+    p.Wq = g.pl + g.W;
+    p.rows = p.Hq + 1;
+  }
+  p.plane = p.rows * p.Wq;
+  p.chan = g.sh * g.sw * p.plane;
+  return p;
+}
+
+// Offset of tap (ky, kx) in a channel's phase planes, relative to output position q.
+int64_t tap_offset(const Conv2d& g, const Phases& p, int64_t ky, int64_t kx) {
+  const int64_t y = ky * g.dh, x = kx * g.dw;
+  return ((y % g.sh) * g.sw + x % g.sw) * p.plane + (y / g.sh) * p.Wq + x / g.sw;
+}
+
+// Plane column j of phase px holds input column j*sw + px - pl: [lo, hi) are inside the image.
+void phase_cols(const Conv2d& g, const Phases& p, int64_t px, int64_t& lo, int64_t& hi) {
+  lo = std::min(p.Wq, ceil_div(g.pl - px, g.sw));
+  hi = std::clamp(ceil_div(g.W + g.pl - px, g.sw), lo, p.Wq);
+}
+
+// Width stride 2: both column phases of one input row in one pass (the row is read once:
+// at 32 x 160 x 160 the input does not stay in L2, and two passes read it twice).
+void fill_row_pair(const Conv2d& g, const Phases& p, const float* in, float* r0, float* r1) {
+  int64_t lo0, hi0, lo1, hi1;
+  phase_cols(g, p, 0, lo0, hi0);
+  phase_cols(g, p, 1, lo1, hi1);
+  std::fill(r0, r0 + lo0, 0.0f);
+  std::fill(r0 + hi0, r0 + p.Wq, 0.0f);
+  std::fill(r1, r1 + lo1, 0.0f);
+  std::fill(r1 + hi1, r1 + p.Wq, 0.0f);
+  // Columns [a, b) of both phases are the input pairs (2j - pl, 2j + 1 - pl).
+  const int64_t a = std::max(lo0, lo1), b = std::max(a, std::min(hi0, hi1));
+  if (b > a) conv_simd_best().split_pairs(in + 2 * a - g.pl, b - a, r0 + a, r1 + a);
+  // The ends only one phase has (at most a column or two).
+  for (int64_t j = lo0; j < std::min(a, hi0); ++j) r0[j] = in[2 * j - g.pl];
+  for (int64_t j = std::max(b, lo0); j < hi0; ++j) r0[j] = in[2 * j - g.pl];
+  for (int64_t j = lo1; j < std::min(a, hi1); ++j) r1[j] = in[2 * j + 1 - g.pl];
+  for (int64_t j = std::max(b, lo1); j < hi1; ++j) r1[j] = in[2 * j + 1 - g.pl];
+}
+
+// The phase planes of one input channel (H x W) into dst (chan elements).
+void fill_phases(const Conv2d& g, const Phases& p, const float* in, float* dst) {
+  for (int64_t py = 0; py < g.sh; ++py) {
+    if (g.sw == 2) {
+      float* p0 = dst + (py * 2) * p.plane;
+      float* p1 = p0 + p.plane;
+      for (int64_t r = 0; r < p.rows; ++r) {
+        const int64_t iy = r * g.sh + py - g.pt;
+        if (iy < 0 || iy >= g.H) {
+          std::fill(p0 + r * p.Wq, p0 + (r + 1) * p.Wq, 0.0f);
+          std::fill(p1 + r * p.Wq, p1 + (r + 1) * p.Wq, 0.0f);
+        } else {
+          fill_row_pair(g, p, in + iy * g.W, p0 + r * p.Wq, p1 + r * p.Wq);
+        }
+      }
+      continue;
+    }
+    for (int64_t px = 0; px < g.sw; ++px) {
+      float* plane = dst + (py * g.sw + px) * p.plane;
+      int64_t lo, hi;
+      phase_cols(g, p, px, lo, hi);
+      for (int64_t r = 0; r < p.rows; ++r) {
+        float* row = plane + r * p.Wq;
+        const int64_t iy = r * g.sh + py - g.pt;
+        if (iy < 0 || iy >= g.H) {
+          std::fill(row, row + p.Wq, 0.0f);
+          continue;
+        }
+        const float* src = in + iy * g.W + (lo * g.sw + px - g.pl);
+        std::fill(row, row + lo, 0.0f);
+        if (g.sw == 1) {
+          std::memcpy(row + lo, src, size_t(hi - lo) * sizeof(float));
+        } else {
+          for (int64_t j = 0; j < hi - lo; ++j) row[lo + j] = src[j * g.sw];
+        }
+        std::fill(row + hi, row + p.Wq, 0.0f);
+      }
+    }
+  }
+}
+
+// Output positions (oy * Wo + ox) before padded-width position q: the valid ones (ox < Wo).
+int64_t valid_before(const Conv2d& g, const Phases& p, int64_t q) {
+  return (q / p.Wq) * g.Wo + std::min(q % p.Wq, g.Wo);
+}
+
+// The implicit GEMM's sizes: K = (channel, tap) per group, the tile counts, the K blocks.
+struct Plan {
+  Phases ph;
+  int64_t Cg = 0, Mg = 0, K = 0, P = 0, Q = 0, S = 0, mslv = 0, Mpad = 0, kc = 0;
+  int64_t full = 0;                // channel tiles read from the weight rows in place
+  int64_t packed = 0, planes = 0;  // floats: the packed ragged tiles, phase planes (with slack)
+  int mr = 0, nr = 0;
+};
+
+// Columns of one K block (the tile reloads its accumulators once per block; 96 to 256 measured
+// within 3% at 128 channels x 40 x 40).
+constexpr int64_t kMaxKc = 256;
+// Packed weights (floats) up to which all channel tiles are packed.
+constexpr int64_t kPackAll = 32768;
+// Slivers (nr positions each) whose output rows a thread finishes before the epilogue runs.
+constexpr int64_t kPanelSlivers = 8;
+
+Plan make_plan(const Conv2d& g) {
+  const ConvSimdIsa& isa = conv_simd_best();
+  Plan l;
+  l.mr = isa.mr;
+  l.nr = isa.nr;
+  l.ph = phases(g);
+  l.Cg = g.C / g.G;
+  l.Mg = g.M / g.G;
+  l.K = l.Cg * g.kh * g.kw;
+  l.P = g.Ho * g.Wo;
+  l.Q = g.Ho * l.ph.Wq;
+  l.S = ceil_div(l.Q, l.nr);
+  l.mslv = ceil_div(l.Mg, l.mr);
+  l.Mpad = l.mslv * l.mr;
+  const int64_t nkb = std::max<int64_t>(1, ceil_div(l.K, kMaxKc));
+  l.kc = ceil_div(l.K, nkb);
+  // Whole mr-channel tiles read the weight rows as they lie (no packing pass: at 192 channels
+  // x 1728 it cost a fifth of a 13 x 13 conv); a ragged last tile per group is packed with zeros.
+  // Small weights are all packed (one k-major stream; 16 x 144 at 160 x 160: 4% faster).
+  l.full = l.Mpad * l.K <= kPackAll ? 0 : l.Mg / l.mr;
+  l.packed = g.G * (l.mslv - l.full) * l.K * l.mr;
+  // The last sliver reads up to S*nr - 1 past a tap's offset (the largest is below chan).
+  l.planes = g.C * l.ph.chan + l.S * l.nr + 64;
+  return l;
+}
+
+}  // namespace
+
+bool use_conv_depthwise(const Conv2d& g) { return g.G == g.C && g.M == g.C; }
+
+bool use_conv_implicit(const Conv2d& g, int64_t min_mg) {
+  if (g.M / g.G <= min_mg) return false;
+  const Plan l = make_plan(g);
+  // A 1x1 stride-1 conv is already a GEMM on the input as it lies: the packed GEMM with its
+  // tiles written in place is faster there (1.0 ms against 2.6 ms at 32 -> 192 x 80 x 80).
+  if (l.ph.direct) return false;
+  return l.planes + l.packed <= (int64_t{1} << 24);  // 64 MB
+}
+
+int64_t conv_implicit_workspace_bytes(const Conv2d& g) {
+  const Plan l = make_plan(g);
+  return workspace_piece(l.packed, DType::Float32) + workspace_piece(l.planes, DType::Float32);
+}
+
+void conv_implicit(const Conv2d& g, const float* x, const float* w, const float* bias, float* out,
+                   const Array& workspace, const FinisherFactory& finisher) {
+  const ConvSimdIsa& isa = conv_simd_best();
+  const Plan l = make_plan(g);
+  const int64_t MR = l.mr, NR = l.nr, K = l.K, taps = g.kh * g.kw;
+  const Phases& ph = l.ph;
+  NEF_CHECK(!ph.direct, "conv_implicit: 1x1 stride-1 unpadded convs run the GEMM");
+  WorkspaceCarver ws(workspace);
+  float* const ap = ws.take({l.packed}, DType::Float32).data_as<float>();
+  float* const planes = ws.take({l.planes}, DType::Float32).data_as<float>();
+  // The packed channel tiles of each group (from l.full on): k-major, mr channels per k, zeros
+  // past Mg.
+  const int64_t npk = l.mslv - l.full;
+  parallel_for(g.G * npk, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, K * MR)),
+               [&](int64_t i0, int64_t i1) {
+                 for (int64_t i = i0; i < i1; ++i) {
+                   const int64_t grp = i / npk, ms = l.full + i % npk;
+                   float* dst = ap + i * K * MR;
+                   for (int64_t r = 0; r < MR; ++r) {
+                     const int64_t m = ms * MR + r;
+                     const float* src = w + (grp * l.Mg + m) * K;
+                     for (int64_t k = 0; k < K; ++k) dst[k * MR + r] = m < l.Mg ? src[k] : 0.0f;
+                   }
+                 }
+               });
+  const int64_t chan = ph.chan;
+  std::vector<int64_t> offs(static_cast<size_t>(K));
+  for (int64_t c = 0; c < l.Cg; ++c)
+    for (int64_t t = 0; t < taps; ++t)
+      offs[size_t(c * taps + t)] = c * chan + tap_offset(g, ph, t / g.kw, t % g.kw);
+  std::fill(planes + g.C * ph.chan, planes + l.planes, 0.0f);
+  const double sliver_work = 2.0 * double(l.Mpad) * double(K) * double(NR) + 1;
+  const int64_t grain = std::max<int64_t>(1, int64_t(2e5 / sliver_work));
+  for (int64_t n = 0; n < g.N; ++n) {
+    const float* xn = x + n * g.C * g.H * g.W;
+    parallel_for(g.C, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, ph.chan)),
+                 [&](int64_t c0, int64_t c1) {
+                   for (int64_t c = c0; c < c1; ++c)
+                     fill_phases(g, ph, xn + c * g.H * g.W, planes + c * ph.chan);
+                 });
+    parallel_for(g.G * l.S, grain, [&](int64_t i0, int64_t i1) {
+      // One tile per sliver of the panel: the K blocks run outermost, so that a block of packed
+      // weights (Mpad x kc) stays in L2 across the panel's slivers and each sliver's input block
+      // in L1 across the channel tiles (192 -> 384 channels at 26 x 26 stride 2: the weights,
+      // 2.6 MB, were read once per sliver).
+      const int64_t tsize = l.Mpad * NR;
+      std::vector<float> tiles(static_cast<size_t>(kPanelSlivers * tsize));
+      std::unique_ptr<OutputFinisher> fin = finisher ? finisher() : nullptr;
+      for (int64_t i = i0; i < i1;) {
+        const int64_t grp = i / l.S, s0 = i % l.S;
+        const int64_t s1 = std::min({l.S, s0 + (i1 - i), s0 + kPanelSlivers});
+        const float* gbase = planes + grp * l.Cg * chan;
+        float* gout = out + (n * g.M + grp * l.Mg) * l.P;
+        // Sliver s accumulates in tile slot t (one slot per sliver, or slot 0 for each in turn).
+        auto fill = [&](int64_t t) {
+          for (int64_t m = 0; m < l.Mpad; ++m) {
+            float* row = tiles.data() + t * tsize + m * NR;
+            std::fill(row, row + NR, m < l.Mg && bias ? bias[grp * l.Mg + m] : 0.0f);
+          }
+        };
+        auto block = [&](int64_t s, int64_t t, int64_t k0) {
+          const int64_t kc = std::min(l.kc, K - k0);
+          const float* wk = w + grp * l.Mg * K + k0;
+          for (int64_t ms = 0; ms < l.mslv; ++ms) {
+            const bool rows = ms < l.full;
+            const float* a =
+                rows ? wk + ms * MR * K : ap + ((grp * npk + ms - l.full) * K + k0) * MR;
+            isa.tile(kc, a, rows ? K : 0, gbase + s * NR, offs.data() + k0,
+                     tiles.data() + t * tsize + ms * MR * NR, ms == 0 && s + 1 < s1);
+          }
+        };
+        // Scatter the valid columns, one output-row run at a time.
+        auto scatter = [&](int64_t s, int64_t t) {
+          const int64_t q0 = s * NR, nq = std::min(NR, l.Q - q0);
+          const float* tile = tiles.data() + t * tsize;
+          for (int64_t q = q0; q < q0 + nq;) {
+            const int64_t oy = q / ph.Wq, ox = q % ph.Wq;
+            const int64_t run = std::min(q0 + nq - q, ph.Wq - ox);
+            const int64_t len = std::clamp(g.Wo - ox, int64_t{0}, run);
+            if (len > 0) isa.copy_rows(tile + (q - q0), NR, l.Mg, len, gout + oy * g.Wo + ox, l.P);
+            q += run;
+          }
+        };
+        if (K <= l.kc) {  // one K block: each sliver finished while its tile is in L1
+          for (int64_t s = s0; s < s1; ++s) {
+            fill(0);
+            block(s, 0, 0);
+            scatter(s, 0);
+          }
+        } else {
+          for (int64_t s = s0; s < s1; ++s) fill(s - s0);
+          for (int64_t k0 = 0; k0 < K; k0 += l.kc)
+            for (int64_t s = s0; s < s1; ++s) block(s, s - s0, k0);
+          for (int64_t s = s0; s < s1; ++s) scatter(s, s - s0);
+        }
+        if (fin) {
+          const int64_t pa = valid_before(g, ph, s0 * NR);
+          const int64_t pb = valid_before(g, ph, std::min(s1 * NR, l.Q));
+          if (pb > pa)
+            for (int64_t m = 0; m < l.Mg; ++m) fin->apply(gout + m * l.P + pa, pb - pa);
+        }
+        i += s1 - s0;
+      }
+    });
+  }
+}
+
+void conv_depthwise(const Conv2d& g, const float* x, const float* w, const float* bias, float* out,
+                    const FinisherFactory& finisher) {
+  const ConvSimdIsa& isa = conv_simd_best();
+  const Phases ph = phases(g);
+  const int64_t taps = g.kh * g.kw, P = g.Ho * g.Wo;
+  std::vector<int64_t> offs(static_cast<size_t>(taps));
+  int64_t reach = ph.chan;  // the plane buffer, with slack for the last row's vector overrun
+  for (int64_t t = 0; t < taps; ++t) {
+    offs[size_t(t)] = tap_offset(g, ph, t / g.kw, t % g.kw);
+    reach = std::max(reach, offs[size_t(t)] + (g.Ho - 1) * ph.Wq + g.Wo + 64);
+  }
+  const double work = 2.0 * double(taps) * double(P) + double(ph.chan) + 1;
+  const int64_t grain = std::max<int64_t>(1, int64_t(65536 / work));
+  parallel_for(g.N * g.C, grain, [&](int64_t i0, int64_t i1) {
+    std::vector<float> buf(static_cast<size_t>(reach), 0.0f);
+    std::unique_ptr<OutputFinisher> fin = finisher ? finisher() : nullptr;
+    for (int64_t it = i0; it < i1; ++it) {
+      const int64_t c = it % g.C;
+      // A 1x1 depthwise conv's plane is the input itself, copied all the same for the slack.
+      if (ph.direct) std::memcpy(buf.data(), x + it * g.H * g.W, size_t(g.H * g.W) * sizeof(float));
+      else fill_phases(g, ph, x + it * g.H * g.W, buf.data());
+      float* dst = out + it * P;
+      isa.dw(buf.data(), ph.Wq, offs.data(), w + c * taps, taps, bias ? bias[c] : 0.0f, dst, g.Wo,
+             g.Ho, g.Wo);
+      if (fin) fin->apply(dst, P);
+    }
+  });
+}
+
+}  // namespace nef::backend::cpu

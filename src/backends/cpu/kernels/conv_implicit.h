@@ -1,0 +1,53 @@
+// Internal to the CPU backend: float32 2-D convs without a column buffer (conv.cpp routes to them).
+// The input is copied once into zero-padded "phase planes": for stride s, s*s planes per channel
+// holding the padded input's rows iy = r*s + py and columns ix = j*s + px, so that every kernel
+// tap reads its plane at a constant offset from the output position, with unit stride. Output
+// positions run over a padded-width domain q = oy * Wq + ox (ox < Wq, the plane's width): the
+// ox >= Wo columns are computed and dropped, which keeps each tap's reads one contiguous run.
+// - conv_implicit: an implicit GEMM, out[m, q] = sum_k w[m, k] * planes[offs[k] + q] with
+//   k = (channel, tap): register tiles of the ISA's mr channels x nr positions (conv_simd.h),
+//   weights packed once per call, the bias in the tile's initial value, conv_epilogue's program
+//   run on each finished panel of output rows while it is in cache.
+// - conv_depthwise: one channel per group: per channel, the taps' weighted sum over the plane,
+//   four vectors at a time, then the epilogue over that channel's output.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "nef/array.h"
+
+namespace nef::backend::cpu {
+
+// A 2-D conv (1-D: height 1), channels first; pt/pl: the top/left pads (bottom/right follow from
+// the output size).
+struct Conv2d {
+  int64_t N = 1, C = 1, M = 1, G = 1, H = 1, W = 1, Ho = 1, Wo = 1;
+  int64_t kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, pt = 0, pl = 0;
+};
+
+// Post-processing of finished float32 output runs in place (conv_epilogue's program). Each chunk
+// of parallel work makes its own (it holds that thread's scratch).
+class OutputFinisher {
+ public:
+  virtual ~OutputFinisher() = default;
+  virtual void apply(float* data, int64_t n) = 0;
+};
+using FinisherFactory = std::function<std::unique_ptr<OutputFinisher>()>;  // empty: none
+
+// Whether conv_depthwise runs g: one input and one output channel per group.
+bool use_conv_depthwise(const Conv2d& g);
+// Whether conv_implicit runs g: more than `min_mg` output channels per group and phase planes of
+// bounded size.
+bool use_conv_implicit(const Conv2d& g, int64_t min_mg);
+// Workspace bytes conv_implicit needs (packed weights and the phase planes).
+int64_t conv_implicit_workspace_bytes(const Conv2d& g);
+
+// out (N, M, Ho, Wo) = conv(x (N, C, H, W), w (M, C/G, kh, kw)) + bias (M).
+void conv_implicit(const Conv2d& g, const float* x, const float* w, const float* bias, float* out,
+                   const Array& workspace, const FinisherFactory& finisher);
+void conv_depthwise(const Conv2d& g, const float* x, const float* w, const float* bias, float* out,
+                    const FinisherFactory& finisher);
+
+}  // namespace nef::backend::cpu

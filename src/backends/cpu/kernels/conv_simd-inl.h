@@ -1,0 +1,118 @@
+// The vector loops behind conv_simd.h, written with GCC vector extensions; the including file
+// defines NEF_CONV_VBYTES (vector bytes), NEF_CONV_MR and NEF_CONV_NV (vectors per tile row) and
+// includes this inside its own namespace (each instruction set gets distinct symbols), after
+// <cstdint>.
+using vf = float __attribute__((vector_size(NEF_CONV_VBYTES)));
+constexpr int kL = NEF_CONV_VBYTES / 4;  // lanes
+constexpr int kMR = NEF_CONV_MR, kNV = NEF_CONV_NV, kNR = kNV * kL;
+
+inline vf loadu(const float* p) {
+  vf v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void storeu(float* p, vf v) { __builtin_memcpy(p, &v, sizeof v); }
+// All lanes x (x - 0 is exactly x, so this compiles to one broadcast; 0 + x would not: -0).
+inline vf splat(float x) { return x - vf{}; }
+
+// a(i, k) at a[k * kMR + i] (packed) or, kRows, at a[i * lda + k] (the weight rows as they lie).
+template <bool kPrefetch, bool kRows>
+void tile_loop(int64_t kc, const float* __restrict a, int64_t lda, const float* __restrict b,
+               const int64_t* __restrict offs, float* __restrict c) {
+  vf acc[kMR][kNV];
+#pragma GCC unroll 16
+  for (int i = 0; i < kMR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < kNV; ++v) acc[i][v] = loadu(c + i * kNR + v * kL);
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* bk = b + offs[k];
+    if constexpr (kPrefetch) {
+#pragma GCC unroll 4
+      for (int v = 0; v < kNV; ++v) __builtin_prefetch(bk + kNR + v * kL);
+    }
+    vf bv[kNV];
+#pragma GCC unroll 4
+    for (int v = 0; v < kNV; ++v) bv[v] = loadu(bk + v * kL);
+#pragma GCC unroll 16
+    for (int i = 0; i < kMR; ++i) {
+      const vf ai = splat(kRows ? a[i * lda + k] : a[k * kMR + i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < kNV; ++v) acc[i][v] += ai * bv[v];
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < kMR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < kNV; ++v) storeu(c + i * kNR + v * kL, acc[i][v]);
+}
+
+void tile(int64_t kc, const float* a, int64_t lda, const float* b, const int64_t* offs, float* c,
+          bool prefetch) {
+  if (lda == 0) {
+    if (prefetch) tile_loop<true, false>(kc, a, 0, b, offs, c);
+    else tile_loop<false, false>(kc, a, 0, b, offs, c);
+  } else {
+    if (prefetch) tile_loop<true, true>(kc, a, lda, b, offs, c);
+    else tile_loop<false, true>(kc, a, lda, b, offs, c);
+  }
+}
+
+// Four vectors at a time: independent accumulators hide the FMA latency of the tap chain; then
+// single vectors, then a partial one computed whole (the source has slack) and stored in part.
+void dw(const float* __restrict src, int64_t lds, const int64_t* __restrict offs,
+        const float* __restrict w, int64_t ntaps, float bias, float* __restrict dst, int64_t ldd,
+        int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* s = src + r * lds;
+    float* d = dst + r * ldd;
+    int64_t j = 0;
+    for (; j + 4 * kL <= n; j += 4 * kL) {
+      vf acc[4];
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) acc[v] = splat(bias);
+      for (int64_t t = 0; t < ntaps; ++t) {
+        const float* st = s + offs[t] + j;
+        const vf wt = splat(w[t]);
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; ++v) acc[v] += wt * loadu(st + v * kL);
+      }
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) storeu(d + j + v * kL, acc[v]);
+    }
+    for (; j < n; j += kL) {
+      vf acc = splat(bias);
+      for (int64_t t = 0; t < ntaps; ++t) acc += splat(w[t]) * loadu(s + offs[t] + j);
+      if (j + kL <= n) {
+        storeu(d + j, acc);
+      } else {
+        float part[kL];
+        storeu(part, acc);
+        for (int64_t v = 0; v < n - j; ++v) d[j + v] = part[v];
+      }
+    }
+  }
+}
+
+// Vector moves in line: GCC would otherwise turn the loop into one memcpy call per row.
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
+void copy_rows(
+    const float* __restrict src, int64_t lds, int64_t rows, int64_t n, float* __restrict dst,
+    int64_t ldd) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* s = src + r * lds;
+    float* d = dst + r * ldd;
+    int64_t j = 0;
+    for (; j + kL <= n; j += kL) storeu(d + j, loadu(s + j));
+    for (; j < n; ++j) d[j] = s[j];
+  }
+}
+
+void split_pairs(const float* __restrict src, int64_t n, float* __restrict even,
+                 float* __restrict odd) {
+  for (int64_t j = 0; j < n; ++j) {
+    even[j] = src[2 * j];
+    odd[j] = src[2 * j + 1];
+  }
+}
