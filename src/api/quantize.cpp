@@ -23,7 +23,6 @@
 #include "ir/op_registry.h"
 #include "nef/error.h"
 #include "nef/tensor.h"
-#include "passes/fold_util.h"
 
 namespace nef {
 namespace {
@@ -90,6 +89,39 @@ Array scalar(float v) {
   return a;
 }
 
+// The graph rebuilt in order: kept nodes move over (inputs remapped), rewritten ones append their
+// replacement's nodes, each inferred as the lazy API infers it.
+struct Builder {
+  std::vector<ir::Node> nodes;
+  const ir::Node& at(int i) const { return nodes[size_t(i)]; }
+  int push(ir::Node n) {
+    nodes.push_back(std::move(n));
+    return int(nodes.size()) - 1;
+  }
+  int constant(Array value, const std::string& hint) {
+    ir::Node c;
+    c.op = &ir::get_op("constant");
+    c.attrs.set("shape", std::vector<int64_t>(value.shape.begin(), value.shape.end()));
+    c.attrs.set("dtype", std::string(dtype_name(value.dtype)));
+    c.type = {value.shape, value.dtype};
+    c.device_hint = hint;
+    c.constant = std::move(value);
+    return push(std::move(c));
+  }
+  // Inference cannot fail on the operands of a float32 matmul it rewrites: a failure is a bug.
+  int emit(const char* op, std::vector<int> inputs, ir::Attrs attrs, const std::string& hint) {
+    ir::Node n;
+    n.op = &ir::get_op(op);
+    n.inputs = std::move(inputs);
+    std::vector<ir::TensorType> types;
+    for (int in : n.inputs) types.push_back(at(in).type);
+    n.type = ir::check_and_infer(*n.op, types, attrs);
+    n.attrs = std::move(attrs);
+    n.device_hint = hint;
+    return push(std::move(n));
+  }
+};
+
 }  // namespace
 
 LoadedGraph LoadedGraph::quantize(const std::string& scheme, QuantizeReport* report) const {
@@ -126,77 +158,80 @@ LoadedGraph LoadedGraph::quantize(const std::string& scheme, QuantizeReport* rep
   for (size_t i = 0; i < g.nodes.size(); ++i)
     if (g.nodes[i].is("matmul")) ++(form[i] == kKeep ? r.kept : r.quantized);
 
-  size_t pos = 0;
-  const std::vector<bool> live = ir::live_nodes(g);
-  passes::fold::rebuild(
-      g, [&](const ir::Graph&, const ir::Node&) { return true; },
-      [&](passes::fold::Rebuild& b, const ir::Node& n) -> int {
-        // The rule sees the live nodes in order: pos tracks the original index for `form`.
-        while (pos < live.size() && !live[pos]) ++pos;
-        const Form f = form[pos++];
-        if (f == kKeep) return -1;
-        // Copies: b grows below, which moves its nodes.
-        const Array w = *b.at(n.inputs[1]).constant;
-        const std::string hint = b.at(n.inputs[1]).device_hint;
-        r.bytes_before += int64_t(w.nbytes());
-        if (f == kQ8) {
-          const int wq = b.constant(quantize_q8_0_transposed(w), hint);
-          r.bytes_after += int64_t(b.at(wq).constant->nbytes());
-          ir::Attrs a;
-          a.set("format", std::string("q8_0"));
-          return b.emit("qmatmul", {n.inputs[0], wq}, a, n);
-        }
-        auto [q, s] = quantize_per_column(w);
-        r.bytes_after += int64_t(q.nbytes() + s.nbytes());
-        // Inference of these nodes cannot fail on a float32 matmul's operands.
-        auto emit = [&](const char* op, std::vector<int> in, ir::Attrs a = {}) {
-          for (int v : in) NEF_CHECK(v >= 0, "[quantize] int8 rewrite of ", op);
-          const int v = b.emit(op, std::move(in), std::move(a), n);
-          NEF_CHECK(v >= 0, "[quantize] int8 rewrite: ", op, " rejected");
-          return v;
-        };
-        const int x = n.inputs[0];
-        const Shape xs = b.at(x).type.shape;
-        const int64_t K = xs.back(), R = numel(xs) / std::max<int64_t>(K, 1), N = w.shape[1];
-        const int wq = b.constant(std::move(q), hint);
-        const int ws = b.constant(std::move(s), hint);
-        auto constant = [&](float v) { return b.constant(scalar(v), hint); };
-        auto shaped = [](const Shape& to) {
-          ir::Attrs a;
-          a.set("shape", std::vector<int64_t>(to.begin(), to.end()));
-          return a;
-        };
-        auto cast_to = [](DType t) {
-          ir::Attrs a;
-          a.set("dtype", std::string(dtype_name(t)));
-          return a;
-        };
-        // Rows as a matrix: matmul_integer's zero points are per row of one matrix.
-        const int x2 = emit("reshape", {x}, shaped({R, K}));
-        ir::Attrs per_row;
-        per_row.set("axes", std::vector<int64_t>{1});
-        per_row.set("keepdims", true);
-        // Each row's range, widened to hold 0, onto 0..255 (DynamicQuantizeLinear per row).
-        const int hi = emit("maximum", {emit("max", {x2}, per_row), constant(0.0f)});
-        const int lo = emit("minimum", {emit("min", {x2}, per_row), constant(0.0f)});
-        // A row of zeros (or of denormals) gets a tiny scale instead of 0: its codes are 0.
-        const int sx = emit(
-            "div", {emit("maximum", {emit("sub", {hi, lo}), constant(FLT_MIN)}), constant(255.0f)});
-        const int zp = emit("round", {emit("div", {emit("neg", {lo}), sx})});
-        const int codes = emit(
-            "minimum", {emit("maximum", {emit("add", {emit("round", {emit("div", {x2, sx})}), zp}),
-                                         constant(0.0f)}),
-                        constant(255.0f)});
-        const int xq = emit("cast", {codes}, cast_to(DType::UInt8));
-        const int zq = emit("cast", {emit("reshape", {zp}, shaped({R}))}, cast_to(DType::UInt8));
-        Array zero = Array::empty({}, DType::Int8);
-        *zero.data_as<int8_t>() = 0;
-        const int acc = emit("cast", {emit("matmul_integer", {xq, wq, zq, b.constant(zero, hint)})},
-                             cast_to(DType::Float32));
-        Shape ys(xs.begin(), xs.end() - 1);
-        ys.push_back(N);
-        return emit("reshape", {emit("mul", {emit("mul", {acc, sx}), ws})}, shaped(ys));
-      });
+  // The replacement of matmul `n` (inputs already remapped), appended to b; returns its value.
+  auto rewrite = [&](Builder& b, const ir::Node& n, Form f) -> int {
+    // Copies: b grows below, which moves its nodes.
+    const Array w = *b.at(n.inputs[1]).constant;
+    const std::string hint = b.at(n.inputs[1]).device_hint;
+    r.bytes_before += int64_t(w.nbytes());
+    if (f == kQ8) {
+      const int wq = b.constant(quantize_q8_0_transposed(w), hint);
+      r.bytes_after += int64_t(b.at(wq).constant->nbytes());
+      ir::Attrs a;
+      a.set("format", std::string("q8_0"));
+      return b.emit("qmatmul", {n.inputs[0], wq}, a, hint);
+    }
+    auto [q, s] = quantize_per_column(w);
+    r.bytes_after += int64_t(q.nbytes() + s.nbytes());
+    auto emit = [&](const char* op, std::vector<int> in, ir::Attrs a = {}) {
+      return b.emit(op, std::move(in), std::move(a), hint);
+    };
+    const int x = n.inputs[0];
+    const Shape xs = b.at(x).type.shape;
+    const int64_t K = xs.back(), R = numel(xs) / std::max<int64_t>(K, 1), N = w.shape[1];
+    const int wq = b.constant(std::move(q), hint);
+    const int ws = b.constant(std::move(s), hint);
+    auto constant = [&](float v) { return b.constant(scalar(v), hint); };
+    auto shaped = [](const Shape& to) {
+      ir::Attrs a;
+      a.set("shape", std::vector<int64_t>(to.begin(), to.end()));
+      return a;
+    };
+    auto cast_to = [](DType t) {
+      ir::Attrs a;
+      a.set("dtype", std::string(dtype_name(t)));
+      return a;
+    };
+    // Rows as a matrix: matmul_integer's zero points are per row of one matrix.
+    const int x2 = emit("reshape", {x}, shaped({R, K}));
+    ir::Attrs per_row;
+    per_row.set("axes", std::vector<int64_t>{1});
+    per_row.set("keepdims", true);
+    // Each row's range, widened to hold 0, onto 0..255 (DynamicQuantizeLinear per row).
+    const int hi = emit("maximum", {emit("max", {x2}, per_row), constant(0.0f)});
+    const int lo = emit("minimum", {emit("min", {x2}, per_row), constant(0.0f)});
+    // A row of zeros (or of denormals) gets a tiny scale instead of 0: its codes are 0.
+    const int sx = emit(
+        "div", {emit("maximum", {emit("sub", {hi, lo}), constant(FLT_MIN)}), constant(255.0f)});
+    const int zp = emit("round", {emit("div", {emit("neg", {lo}), sx})});
+    const int codes =
+        emit("minimum", {emit("maximum", {emit("add", {emit("round", {emit("div", {x2, sx})}), zp}),
+                                          constant(0.0f)}),
+                         constant(255.0f)});
+    const int xq = emit("cast", {codes}, cast_to(DType::UInt8));
+    const int zq = emit("cast", {emit("reshape", {zp}, shaped({R}))}, cast_to(DType::UInt8));
+    Array zero = Array::empty({}, DType::Int8);
+    *zero.data_as<int8_t>() = 0;
+    const int acc = emit("cast", {emit("matmul_integer", {xq, wq, zq, b.constant(zero, hint)})},
+                         cast_to(DType::Float32));
+    Shape ys(xs.begin(), xs.end() - 1);
+    ys.push_back(N);
+    return emit("reshape", {emit("mul", {emit("mul", {acc, sx}), ws})}, shaped(ys));
+  };
+  Builder b;
+  std::vector<int> remap(g.nodes.size(), -1);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    ir::Node n = std::move(g.nodes[i]);
+    for (int& in : n.inputs) in = remap[size_t(in)];
+    if (form[i] == kKeep) {
+      remap[i] = b.push(std::move(n));
+      continue;
+    }
+    remap[i] = rewrite(b, n, form[i]);
+    b.nodes[size_t(remap[i])].name = n.name;  // output and file names stay with the value
+  }
+  g.nodes = std::move(b.nodes);
+  for (int& o : g.outputs) o = remap[size_t(o)];
   ir::remove_dead(g);  // the float weights the rewrite replaced
   ir::validate(g);
   if (report) *report = r;
