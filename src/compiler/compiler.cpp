@@ -215,6 +215,27 @@ std::optional<CompileFailure> lower_once(Plan& plan, const ir::Graph& g) {
   return std::nullopt;
 }
 
+// Each kernel's data derived from the plan's constants (Kernel::prepare), kept with its step: the
+// plan owns it, so plans sharing a cached kernel never see each other's constants.
+void prepare_steps(Plan& plan) {
+  const ir::Graph& g = plan.graph;
+  std::vector<const Array*> constants;
+  for (Step& s : plan.steps) {
+    if (s.kind != StepKind::Kernel || !s.kernel) continue;
+    const ir::Node& n = g.nodes[s.node];
+    constants.assign(n.inputs.size(), nullptr);
+    bool any = false;
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      const ir::Node& in = g.nodes[n.inputs[k]];
+      if (in.is("constant") && in.constant && in.constant->on_host()) {
+        constants[k] = &*in.constant;
+        any = true;
+      }
+    }
+    if (any) s.prepared = s.kernel->prepare(constants);
+  }
+}
+
 int host_index(const std::vector<backend::DevicePtr>& devices) {
   for (size_t i = 0; i < devices.size(); ++i)
     if (devices[i]->is_host()) return int(i);
@@ -285,6 +306,7 @@ void lower_placed_graph(Plan& plan, ir::Graph g) {
     planner::reroute(g, f->node, host, targets, str("compile failed on ", dev.id(), ": rerouted"));
   }
   plan.graph = std::move(g);
+  prepare_steps(plan);
 }
 
 std::string device_key() {
