@@ -99,6 +99,12 @@ using QueuePtr = std::unique_ptr<Queue, std::function<void(Queue*)>>;
 // other constants (the kernel cache keys types, not values).
 struct Prepared {
   virtual ~Prepared() = default;
+  // True when runs no longer read input `input`'s data (it is held here in another form), except
+  // a run where this does not apply (then the kernel reads the input as without it).
+  virtual bool replaces(size_t input) const {
+    (void)input;
+    return false;
+  }
 };
 
 // What a kernel receives. Inputs may be arbitrary strided views (stride 0 = broadcast, negative

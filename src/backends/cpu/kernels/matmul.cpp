@@ -283,6 +283,7 @@ struct PackedB final : backend::Prepared {
   const void* src = nullptr;  // the constant's first element, and its strides
   int64_t rs = 0, cs = 0;
   hwy::AlignedFreeUniquePtr<uint8_t[]> bytes;
+  bool replaces(size_t input) const override { return input == 1; }
   template <typename T>
   const T* data() const {
     return reinterpret_cast<const T*>(bytes.get());

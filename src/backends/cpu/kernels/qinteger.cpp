@@ -303,6 +303,7 @@ struct PackedIntB final : Prepared {
   hwy::AlignedFreeUniquePtr<int8_t[]> bq;
   hwy::AlignedFreeUniquePtr<int32_t[]> colsum;
   hwy::AlignedFreeUniquePtr<int16_t[]> bp;
+  bool replaces(size_t input) const override { return input == 1; }
 };
 
 class MatmulIntegerKernel final : public CpuKernel {
