@@ -94,6 +94,19 @@ using QueuePtr = std::unique_ptr<Queue, std::function<void(Queue*)>>;
 
 // ---- Kernels -----------------------------------------------------------------------------------
 
+// What a kernel derives once per plan from the plan's constant inputs (a GEMM's weights packed
+// into its panel layout). The plan owns it, never the kernel: kernels are shared by plans with
+// other constants (the kernel cache keys types, not values).
+struct Prepared {
+  virtual ~Prepared() = default;
+  // True when runs no longer read input `input`'s data (it is held here in another form), except
+  // a run where this does not apply (then the kernel reads the input as without it).
+  virtual bool replaces(size_t input) const {
+    (void)input;
+    return false;
+  }
+};
+
 // What a kernel receives. Inputs may be arbitrary strided views (stride 0 = broadcast, negative
 // = reversed) on the kernel's device; `out` arrives allocated and contiguous on the device.
 struct KernelArgs {
@@ -104,6 +117,9 @@ struct KernelArgs {
   // workspace_bytes() bytes of scratch on the device (a UInt8 array), planned by the memory
   // planner; empty when the kernel asks for none.
   const Array& workspace;
+  // What prepare() returned for this plan's step, or null. The kernel checks that it still
+  // applies (the same input data, the layout it runs now) and does without it otherwise.
+  const Prepared* prepared = nullptr;
 };
 
 class Kernel {
@@ -117,6 +133,14 @@ class Kernel {
   // Whether `out` may be exactly one of the inputs (same buffer, same strides): element i of
   // every input is read before out[i] is written, and no operand is converted through `out`.
   virtual bool inplace_safe() const { return false; }
+  // Called once when a plan is built (compiled or loaded from a .nef), with the plan's constant
+  // host inputs (constants[i] is input i's value, or null when input i is not a constant). What
+  // it returns is kept with the plan's step and handed to every run as KernelArgs::prepared.
+  virtual std::shared_ptr<const Prepared> prepare(
+      const std::vector<const Array*>& constants) const {
+    (void)constants;
+    return nullptr;
+  }
   // Enqueues the kernel on `queue` (from this kernel's device) after `waits`. Everything `args`
   // refers to stays alive and unchanged until the returned event completes.
   virtual EventPtr enqueue(const KernelArgs& args, Queue& queue, Waits waits) const = 0;

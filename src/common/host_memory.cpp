@@ -165,6 +165,18 @@ void host_free(void* p, size_t nbytes) noexcept {
 
 int64_t host_cache_trim() noexcept { return cache().trim(); }
 int64_t host_cache_bytes() noexcept { return cache().held(); }
+void host_pageout(const void* p, size_t nbytes) noexcept {
+#ifdef MADV_PAGEOUT
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (uintptr_t(p) + page - 1) / page * page;
+  const uintptr_t end = (uintptr_t(p) + nbytes) / page * page;
+  if (end > begin) (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_PAGEOUT);
+#else
+  (void)p;
+  (void)nbytes;
+#endif
+}
+
 int64_t host_cache_limit() noexcept { return cache().limit(); }
 
 }  // namespace nef

@@ -29,4 +29,10 @@ int64_t host_cache_trim() noexcept;
 int64_t host_cache_bytes() noexcept;
 int64_t host_cache_limit() noexcept;
 
+// A hint that [p, p + nbytes) will not be read for a while: the whole pages inside it may be
+// reclaimed (madvise MADV_PAGEOUT: pages of a file mapping are dropped and read again from the
+// file when touched; anonymous ones go to swap, if any). The contents never change. No-op where
+// the system lacks it.
+void host_pageout(const void* p, size_t nbytes) noexcept;
+
 }  // namespace nef

@@ -19,14 +19,16 @@ std::map<std::string, int64_t> Stats::snapshot() const {
           {"transfers", transfers.load()},
           {"bytes_transferred", bytes_transferred.load()},
           {"device_fallbacks", device_fallbacks.load()},
-          {"cache_evictions", cache_evictions.load()}};
+          {"cache_evictions", cache_evictions.load()},
+          {"gemm_prepacked", gemm_prepacked.load()},
+          {"gemm_prepack_fallbacks", gemm_prepack_fallbacks.load()}};
 }
 
 void Stats::reset() {
-  for (auto* c :
-       {&graphs_executed, &nodes_executed, &kernel_cache_hits, &kernel_cache_misses,
-        &plan_cache_hits, &plan_cache_misses, &nodes_folded, &nodes_eliminated, &bytes_allocated,
-        &embedded_plans_used, &transfers, &bytes_transferred, &device_fallbacks, &cache_evictions})
+  for (auto* c : {&graphs_executed, &nodes_executed, &kernel_cache_hits, &kernel_cache_misses,
+                  &plan_cache_hits, &plan_cache_misses, &nodes_folded, &nodes_eliminated,
+                  &bytes_allocated, &embedded_plans_used, &transfers, &bytes_transferred,
+                  &device_fallbacks, &cache_evictions, &gemm_prepacked, &gemm_prepack_fallbacks})
     c->store(0);
 }
 

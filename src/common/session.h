@@ -26,11 +26,13 @@ struct Stats {
   std::atomic<int64_t> nodes_folded{0};
   std::atomic<int64_t> nodes_eliminated{0};
   std::atomic<int64_t> bytes_allocated{0};
-  std::atomic<int64_t> embedded_plans_used{0};  // loads that used a .nef's embedded plan
-  std::atomic<int64_t> transfers{0};            // copy steps executed between devices
-  std::atomic<int64_t> bytes_transferred{0};    // bytes those copies moved (0 when mapped)
-  std::atomic<int64_t> device_fallbacks{0};     // failure-ladder reroutes to another device
-  std::atomic<int64_t> cache_evictions{0};      // cache entries dropped under memory pressure
+  std::atomic<int64_t> embedded_plans_used{0};     // loads that used a .nef's embedded plan
+  std::atomic<int64_t> transfers{0};               // copy steps executed between devices
+  std::atomic<int64_t> bytes_transferred{0};       // bytes those copies moved (0 when mapped)
+  std::atomic<int64_t> device_fallbacks{0};        // failure-ladder reroutes to another device
+  std::atomic<int64_t> cache_evictions{0};         // cache entries dropped under memory pressure
+  std::atomic<int64_t> gemm_prepacked{0};          // GEMMs that read a plan's prepacked constant B
+  std::atomic<int64_t> gemm_prepack_fallbacks{0};  // prepacked B not applicable: packed per run
 
   std::map<std::string, int64_t> snapshot() const;
   void reset();

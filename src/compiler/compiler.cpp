@@ -10,6 +10,7 @@
 
 #include "backends/registry.h"
 #include "common/faults.h"
+#include "common/host_memory.h"
 #include "common/log.h"
 #include "common/session.h"
 #include "compiler/kernel_cache.h"
@@ -215,6 +216,41 @@ std::optional<CompileFailure> lower_once(Plan& plan, const ir::Graph& g) {
   return std::nullopt;
 }
 
+// Each kernel's data derived from the plan's constants (Kernel::prepare), kept with its step: the
+// plan owns it, so plans sharing a cached kernel never see each other's constants. A borrowed
+// constant (a .nef file's mapping, a caller's array) that all its readers now hold in prepared
+// form is not read by runs: its pages may be reclaimed as soon as its last reader prepared, so
+// that the packed copies do not add the weights' size to the resident memory.
+void prepare_steps(Plan& plan) {
+  const ir::Graph& g = plan.graph;
+  std::vector<int> readers(g.nodes.size(), 0), replaced(g.nodes.size(), 0);
+  for (const ir::Node& n : g.nodes)
+    for (int in : n.inputs) ++readers[in];
+  for (int o : g.outputs) readers[o] = -1;  // read by the caller
+  std::vector<const Array*> constants;
+  for (Step& s : plan.steps) {
+    if (s.kind != StepKind::Kernel || !s.kernel) continue;
+    const ir::Node& n = g.nodes[s.node];
+    constants.assign(n.inputs.size(), nullptr);
+    bool any = false;
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      const ir::Node& in = g.nodes[n.inputs[k]];
+      if (in.is("constant") && in.constant && in.constant->on_host()) {
+        constants[k] = &*in.constant;
+        any = true;
+      }
+    }
+    if (!any) continue;
+    s.prepared = s.kernel->prepare(constants);
+    for (size_t k = 0; k < n.inputs.size() && s.prepared; ++k) {
+      const int in = n.inputs[k];
+      if (!constants[k] || !s.prepared->replaces(k) || ++replaced[in] != readers[in]) continue;
+      const Array& c = *constants[k];
+      if (c.storage && !c.storage->owns_host_memory()) host_pageout(c.data(), c.nbytes());
+    }
+  }
+}
+
 int host_index(const std::vector<backend::DevicePtr>& devices) {
   for (size_t i = 0; i < devices.size(); ++i)
     if (devices[i]->is_host()) return int(i);
@@ -285,6 +321,7 @@ void lower_placed_graph(Plan& plan, ir::Graph g) {
     planner::reroute(g, f->node, host, targets, str("compile failed on ", dev.id(), ": rerouted"));
   }
   plan.graph = std::move(g);
+  prepare_steps(plan);
 }
 
 std::string device_key() {

@@ -32,7 +32,8 @@ struct CompileOptions {
 std::shared_ptr<const runtime::Plan> compile(ir::Graph g, const CompileOptions& opts = {});
 
 // Kernels for every node of a validated, placed graph (through the kernel cache), rerouting to
-// the host any node whose kernel fails to compile elsewhere; fills plan.graph and plan.steps.
+// the host any node whose kernel fails to compile elsewhere; fills plan.graph and plan.steps,
+// with each kernel's data prepared from the plan's constants (Kernel::prepare, Step::prepared).
 // plan.devices must be set (node.device indexes it).
 void lower_placed_graph(runtime::Plan& plan, ir::Graph g);
 

@@ -32,6 +32,8 @@ struct Step {
   StepKind kind = StepKind::Kernel;
   std::shared_ptr<const backend::Kernel> kernel;  // Kernel steps only
   double predicted_seconds = 0;                   // the cost model's estimate (Kernel, Copy)
+  // Kernel::prepare's data for this plan's constants (packed GEMM weights), or null.
+  std::shared_ptr<const backend::Prepared> prepared;
 };
 
 // Planned memory: every intermediate gets a byte offset in one arena per device, from liveness

@@ -285,7 +285,7 @@ void Run::submit(int step_index) {
     if (e != backend::completed_event() && std::find(waits.begin(), waits.end(), e) == waits.end())
       waits.push_back(e);
   }
-  s.args.push_back(backend::KernelArgs{ins, out, n.attrs, n, s.workspaces[v]});
+  s.args.push_back(backend::KernelArgs{ins, out, n.attrs, n, s.workspaces[v], step.prepared.get()});
   done = step.kernel->enqueue(s.args.back(), s.queue(p, dev_index), waits);
   if (faults::fire("run", dev.id(), n.op->name)) {
     auto failed = std::make_shared<backend::HostEvent>();

@@ -4,7 +4,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 
+#include "backends/backend.h"
 #include "nef/array.h"
 
 namespace nef::backend::cpu {
@@ -19,9 +21,21 @@ using GemmTileHook = std::function<void(int64_t offset, int64_t rows, int64_t co
 // semantics; a and b have out's dtype and any strides. Calls `hook` on every finished tile. Its
 // packing panels come from `scratch` (bytes, at least matmul_scratch_bytes for these shapes and
 // `parallel`); `parallel` false keeps it on the calling thread (callers already in a parallel
-// chunk).
+// chunk). `packed` (may be null): what prepack_matmul_b returned for this very b; it is read
+// instead of packing B when it was packed from b's data, shape and strides for the tiles this
+// call runs (NEF_CPU_TARGET is read per call), else B is packed per call as without it.
 void matmul_float_with_hook(const Array& a, const Array& b, Array& out, const GemmTileHook& hook,
-                            const Array& scratch, bool parallel = true);
+                            const Array& scratch, bool parallel = true,
+                            const Prepared* packed = nullptr);
+
+// Products with more rows than this (per matrix) keep packing B per call: there the packing is
+// a small part of the product and a packed copy would only add memory.
+inline constexpr int64_t kPrepackMaxRows = 1024;
+// A constant 2-D B (any strides, float32/float64 of dtype `t`, on the host) packed once into the
+// GEMM's panel layout for the tiles chosen now, for products with `rows` rows of A per matrix;
+// null when it does not apply or would not pay (rows > kPrepackMaxRows). For Kernel::prepare:
+// the plan keeps it and b alive, and b must not change.
+std::shared_ptr<const Prepared> prepack_matmul_b(const Array& b, DType t, int64_t rows);
 // The scratch bytes matmul_float_with_hook needs for a @ b in float32/float64 `t` (0 for other
 // dtypes or empty products). Depends on the thread count when `parallel`.
 int64_t matmul_scratch_bytes(const Shape& a, const Shape& b, DType t, bool parallel = true);

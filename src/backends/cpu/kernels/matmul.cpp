@@ -2,9 +2,13 @@
 // float32/float64: cache-blocked GEMM (Goto-style: pack a KCxNC panel of B, an MCxKC block of A,
 // and run a register-blocked MRxNR micro-kernel that GCC auto-vectorizes; AVX-512 / AVX2 clones
 // picked at load time). float16/bfloat16 are packed into float32 panels. Integers use a plain
-// loop with 64-bit accumulation (wrapping on store like numpy).
+// loop with 64-bit accumulation (wrapping on store like numpy). A plan's constant 2-D B can be
+// packed once (prepack_matmul_b, gemm.h) and read by every run instead of packed per run.
+#include <hwy/aligned_allocator.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <type_traits>
@@ -15,6 +19,7 @@
 #include "backends/cpu/parallel.h"
 #include "backends/cpu/workspace.h"
 #include "common/dispatch.h"
+#include "common/session.h"
 #include "common/simd.h"
 #include "nef/array.h"
 #include "nef/error.h"
@@ -170,9 +175,12 @@ int64_t gemm_scratch(int64_t M, int64_t N, int64_t K, bool parallel) {
   return nc_max * kc_max + mb.a_blocks * kMC * kc_max + 2 * 64 / int64_t(sizeof(T));
 }
 
+// `packed` (may be null): all of B already packed for this NR (pack_whole_b); the panel of column
+// block jc and row block pc is read from there instead of packed into the scratch.
 template <typename T, int MR, int NR, typename S>
 void gemm(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, int64_t ldc,
-          bool parallel, T* scratch, const GemmTileHook* hook = nullptr, int64_t c_off = 0) {
+          bool parallel, T* scratch, const GemmTileHook* hook = nullptr, int64_t c_off = 0,
+          const T* packed = nullptr) {
   if (M == 0 || N == 0) return;
   if (K == 0) {
     for (int64_t i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + N, T(0));
@@ -197,10 +205,15 @@ void gemm(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, int
         mb.shared_a ? std::min<int64_t>(slivers, (mb.want + mblocks - 1) / mblocks) : 1;
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min<int64_t>(kKC, K - pc);
-      MatView<S> bv{b.base + pc * b.rs + jc * b.cs, b.rs, b.cs};
-      int64_t pack_grain = parallel ? std::max<int64_t>(1, 16384 / (kc * NR) + 1) : slivers;
-      parallel_for(slivers, pack_grain,
-                   [&](int64_t s0, int64_t s1) { pack_b<NR>(bv, nc, kc, s0, s1, bp); });
+      const T* panel = bp;
+      if (packed) {
+        panel = packed + jc * K + pc * (slivers * NR);
+      } else {
+        MatView<S> bv{b.base + pc * b.rs + jc * b.cs, b.rs, b.cs};
+        int64_t pack_grain = parallel ? std::max<int64_t>(1, 16384 / (kc * NR) + 1) : slivers;
+        parallel_for(slivers, pack_grain,
+                     [&](int64_t s0, int64_t s1) { pack_b<NR>(bv, nc, kc, s0, s1, bp); });
+      }
       auto a_block = [&](int64_t ib) {
         return MatView<S>{a.base + ib * MC * a.rs + pc * a.cs, a.rs, a.cs};
       };
@@ -227,7 +240,8 @@ void gemm(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, int
             packed_block = ib;
           }
           int64_t s0 = slivers * part / nsplit, s1 = slivers * (part + 1) / nsplit;
-          macro_kernel<T, MR, NR>(mc, nc, kc, s0, s1, ap, bp, c + ic * ldc + jc, ldc, accumulate);
+          macro_kernel<T, MR, NR>(mc, nc, kc, s0, s1, ap, panel, c + ic * ldc + jc, ldc,
+                                  accumulate);
           // The last K block finished this tile: hand it over while it is still in cache.
           if (hook && pc + kc == K) {
             int64_t j0 = s0 * NR, j1 = std::min(s1 * NR, nc);
@@ -248,6 +262,57 @@ bool has_avx512() {
 #endif
 }
 
+// The AVX-512 tile family (NR = 2 x 16 floats) when the CPU has it and NEF_CPU_TARGET does not
+// ask for less (avx2, generic: the AVX2 family, NR = 2 x 8 floats). Read per call, so that a B
+// prepacked under one setting is never read under another.
+bool wide_tiles() {
+  if (!has_avx512()) return false;
+  const char* env = std::getenv("NEF_CPU_TARGET");
+  return !env || (std::strcmp(env, "avx2") != 0 && std::strcmp(env, "generic") != 0);
+}
+
+// A plan's constant B packed once (Kernel::prepare), laid out as gemm<T, MR, NR> reads it: for
+// each kNC-column block jc and kKC-row block pc, the panel pack_b writes, at element
+// jc * K + pc * ncr (ncr: the block's columns rounded up to NR; kNC is a multiple of every NR).
+// The source and the layout are recorded and checked on every use.
+struct PackedB final : backend::Prepared {
+  DType dtype = DType::Float32;
+  int nr = 0;
+  int64_t kc = kKC, nc = kNC;
+  int64_t K = 0, N = 0;
+  const void* src = nullptr;  // the constant's first element, and its strides
+  int64_t rs = 0, cs = 0;
+  hwy::AlignedFreeUniquePtr<uint8_t[]> bytes;
+  bool replaces(size_t input) const override { return input == 1; }
+  template <typename T>
+  const T* data() const {
+    return reinterpret_cast<const T*>(bytes.get());
+  }
+};
+
+// Elements of all of B packed for NR.
+template <int NR>
+int64_t packed_elems(int64_t K, int64_t N) {
+  int64_t n = 0;
+  for (int64_t jc = 0; jc < N; jc += kNC) n += (std::min(kNC, N - jc) + NR - 1) / NR * NR * K;
+  return n;
+}
+
+template <typename T, int NR>
+void pack_whole_b(MatView<T> b, int64_t K, int64_t N, T* dst) {
+  static_assert(kNC % NR == 0, "column blocks must hold whole slivers");
+  for (int64_t jc = 0; jc < N; jc += kNC) {
+    const int64_t nc = std::min(kNC, N - jc), slivers = (nc + NR - 1) / NR;
+    for (int64_t pc = 0; pc < K; pc += kKC) {
+      const int64_t kc = std::min(kKC, K - pc);
+      MatView<T> bv{b.base + pc * b.rs + jc * b.cs, b.rs, b.cs};
+      T* panel = dst + jc * K + pc * slivers * NR;
+      parallel_for(slivers, std::max<int64_t>(1, 16384 / (kc * NR) + 1),
+                   [&](int64_t s0, int64_t s1) { pack_b<NR>(bv, nc, kc, s0, s1, panel); });
+    }
+  }
+}
+
 // AVX-512 tile rows for an M-row product: 14 (the fastest tile) unless 8-row tiles pad about 9%
 // less or more (pad8 * 1.1 < pad14). Measured at 1 thread: 16 x 144 x 25600 (a 16-channel 3x3 conv)
 // 34 -> 44 GFLOP/s, 32 x 288 x 6400 67 -> 73, while at 128 rows the 14-row tile stays ahead (131 vs
@@ -259,27 +324,65 @@ inline int avx512_rows(int64_t M) {
 
 // Tile shapes per ISA: AVX-512 has 32 vector registers (14x32 floats = 28 accumulators; ~210
 // GFLOP/s per core in L1 when measured alone), AVX2 has 16 (6x16 floats = 12 accumulators).
+// `pk` (may be null): B prepacked by a plan; read when it was packed for the tiles chosen now,
+// else B is packed per call as without it (counted in nef.stats()).
 template <typename T, typename S>
 void gemm_dispatch(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, bool parallel,
-                   T* scratch, const GemmTileHook* hook = nullptr, int64_t c_off = 0) {
+                   T* scratch, const GemmTileHook* hook = nullptr, int64_t c_off = 0,
+                   const PackedB* pk = nullptr) {
   constexpr int kLanes512 = 64 / sizeof(T);
   constexpr int kLanes256 = 32 / sizeof(T);
-  if (has_avx512()) {
+  const bool wide = wide_tiles();
+  const T* packed = nullptr;
+  if (pk) {
+    if (pk->nr == (wide ? 2 * kLanes512 : 2 * kLanes256)) {
+      packed = pk->data<T>();
+      counters().gemm_prepacked++;
+    } else {
+      counters().gemm_prepack_fallbacks++;
+    }
+  }
+  if (wide) {
     if (avx512_rows(M) == 8)
-      gemm<T, 8, 2 * kLanes512>(M, N, K, a, b, c, N, parallel, scratch, hook, c_off);
-    else gemm<T, 14, 2 * kLanes512>(M, N, K, a, b, c, N, parallel, scratch, hook, c_off);
+      gemm<T, 8, 2 * kLanes512>(M, N, K, a, b, c, N, parallel, scratch, hook, c_off, packed);
+    else gemm<T, 14, 2 * kLanes512>(M, N, K, a, b, c, N, parallel, scratch, hook, c_off, packed);
   } else {
-    gemm<T, 6, 2 * kLanes256>(M, N, K, a, b, c, N, parallel, scratch, hook, c_off);
+    gemm<T, 6, 2 * kLanes256>(M, N, K, a, b, c, N, parallel, scratch, hook, c_off, packed);
   }
 }
 
+// Enough for whichever tiles run: NEF_CPU_TARGET is read per call, the scratch sized before.
 template <typename T>
 int64_t gemm_dispatch_scratch(int64_t M, int64_t N, int64_t K, bool parallel) {
   constexpr int kLanes512 = 64 / sizeof(T);
   constexpr int kLanes256 = 32 / sizeof(T);
-  if (!has_avx512()) return gemm_scratch<T, 6, 2 * kLanes256>(M, N, K, parallel);
-  return avx512_rows(M) == 8 ? gemm_scratch<T, 8, 2 * kLanes512>(M, N, K, parallel)
-                             : gemm_scratch<T, 14, 2 * kLanes512>(M, N, K, parallel);
+  const int64_t narrow = gemm_scratch<T, 6, 2 * kLanes256>(M, N, K, parallel);
+  if (!has_avx512()) return narrow;
+  return std::max(narrow, avx512_rows(M) == 8
+                              ? gemm_scratch<T, 8, 2 * kLanes512>(M, N, K, parallel)
+                              : gemm_scratch<T, 14, 2 * kLanes512>(M, N, K, parallel));
+}
+
+// B of `t` packed for the tiles chosen now.
+template <typename T>
+std::shared_ptr<const PackedB> pack_constant_b(const Array& b) {
+  constexpr int kLanes512 = 64 / sizeof(T);
+  constexpr int kLanes256 = 32 / sizeof(T);
+  auto pk = std::make_shared<PackedB>();
+  pk->dtype = b.dtype;
+  pk->K = b.shape[0], pk->N = b.shape[1];
+  pk->src = b.data();
+  pk->rs = b.strides[0], pk->cs = b.strides[1];
+  MatView<T> bv{static_cast<const T*>(b.data()), pk->rs, pk->cs};
+  auto fill = [&]<int NR>() {
+    pk->nr = NR;
+    pk->bytes = hwy::AllocateAligned<uint8_t>(size_t(packed_elems<NR>(pk->K, pk->N)) * sizeof(T));
+    NEF_CHECK(pk->bytes, "[matmul] prepacking B: out of memory");
+    pack_whole_b<T, NR>(bv, pk->K, pk->N, reinterpret_cast<T*>(pk->bytes.get()));
+  };
+  if (wide_tiles()) fill.template operator()<2 * kLanes512>();
+  else fill.template operator()<2 * kLanes256>();
+  return pk;
 }
 
 // Batch geometry shared by all dtype paths: per output batch, the element offsets of A and B.
@@ -385,10 +488,23 @@ int64_t matmul_float_scratch(int64_t M, int64_t N, int64_t K, int64_t nb, bool p
   return split.slots * per * int64_t(sizeof(C));
 }
 
+// Whether `pk`, a plan's prepacked B, was packed from exactly this b (data, shape, strides).
+template <typename T>
+bool packed_applies(const PackedB& pk, const MatmulPlan& p, const Array& b) {
+  return std::is_same_v<T, compute_t<T>> && pk.dtype == b.dtype && b.rank() == 2 &&
+         pk.src == b.data() && pk.K == p.K && pk.N == p.N && pk.rs == p.rsb && pk.cs == p.csb &&
+         pk.kc == kKC && pk.nc == kNC;
+}
+
 template <typename T>
 void matmul_float(const MatmulPlan& p, const Array& a, const Array& b, Array& out,
-                  const Array& scratch, bool parallel, const GemmTileHook* hook = nullptr) {
+                  const Array& scratch, bool parallel, const GemmTileHook* hook = nullptr,
+                  const PackedB* pk = nullptr) {
   using C = compute_t<T>;  // float for the half types
+  if (pk && !packed_applies<T>(*pk, p, b)) {
+    counters().gemm_prepack_fallbacks++;
+    pk = nullptr;
+  }
   const T* A = static_cast<const T*>(a.data());
   const T* B = static_cast<const T*>(b.data());
   const int64_t nb = int64_t(p.a_off.size());
@@ -406,7 +522,7 @@ void matmul_float(const MatmulPlan& p, const Array& a, const Array& b, Array& ou
     MatView<T> bv{B + p.b_off[i], p.rsb, p.csb};
     if constexpr (std::is_same_v<T, C>) {
       gemm_dispatch<C>(p.M, p.N, p.K, av, bv, out.data_as<T>() + i * mat, gemm_parallel, region,
-                       hook, i * mat);
+                       hook, i * mat, pk);
     } else {
       NEF_CHECK(!hook, "matmul tile hooks need float32/float64");
       C* tmp = region + (per - mat);
@@ -467,6 +583,7 @@ Dims matmul_dims(const Shape& a, const Shape& b) {
 }
 
 void matmul_run(const KernelArgs& args) {
+  const auto* pk = dynamic_cast<const PackedB*>(args.prepared);
   Array& out = args.out;
   if (out.numel() == 0) return;
   WorkspaceCarver ws(args.workspace);
@@ -481,7 +598,7 @@ void matmul_run(const KernelArgs& args) {
       matmul_int<T>(p, a, b, out);
     } else {
       const int64_t bytes = matmul_float_scratch<T>(p.M, p.N, p.K, int64_t(p.a_off.size()), true);
-      matmul_float<T>(p, a, b, out, ws.take({bytes}, DType::UInt8), true);
+      matmul_float<T>(p, a, b, out, ws.take({bytes}, DType::UInt8), true, nullptr, pk);
     }
   });
 }
@@ -498,6 +615,8 @@ class MatmulKernel final : public CpuKernel {
       if (x.dtype != t) workspace_ += workspace_piece(numel(x.shape), t);
     if (is_floating(t)) {
       const Dims d = matmul_dims(in[0].shape, in[1].shape);
+      rows_ = d.M;
+      operands_match_ = in[0].dtype == t && in[1].dtype == t;
       dispatch_dtype(t, [&]<typename T>() {
         if constexpr (std::is_floating_point_v<compute_t<T>>)
           workspace_ +=
@@ -508,10 +627,18 @@ class MatmulKernel final : public CpuKernel {
   std::string name() const override { return name_; }
   int64_t workspace_bytes() const override { return workspace_; }
   void run(const KernelArgs& args) const override { matmul_run(args); }
+  // A constant B of the output dtype (no conversion) is packed once per plan.
+  std::shared_ptr<const Prepared> prepare(
+      const std::vector<const Array*>& constants) const override {
+    if (!operands_match_ || constants.size() != 2 || !constants[1]) return nullptr;
+    return prepack_matmul_b(*constants[1], constants[1]->dtype, rows_);
+  }
 
  private:
   std::string name_;
   int64_t workspace_ = 0;
+  int64_t rows_ = 0;
+  bool operands_match_ = false;
 };
 
 }  // namespace
@@ -534,16 +661,25 @@ int64_t matmul_scratch_bytes(const Shape& a, const Shape& b, DType t, bool paral
       DType::UInt8);
 }
 
+std::shared_ptr<const Prepared> prepack_matmul_b(const Array& b, DType t, int64_t rows) {
+  if ((t != DType::Float32 && t != DType::Float64) || b.dtype != t || b.rank() != 2 ||
+      !b.on_host() || b.numel() == 0 || rows > kPrepackMaxRows)
+    return nullptr;
+  if (t == DType::Float32) return pack_constant_b<float>(b);
+  return pack_constant_b<double>(b);
+}
+
 void matmul_float_with_hook(const Array& a, const Array& b, Array& out, const GemmTileHook& hook,
-                            const Array& scratch, bool parallel) {
+                            const Array& scratch, bool parallel, const Prepared* packed) {
   if (out.numel() == 0) return;
   NEF_CHECK(a.dtype == out.dtype && b.dtype == out.dtype &&
                 (out.dtype == DType::Float32 || out.dtype == DType::Float64),
             "matmul_float_with_hook dtypes");
   MatmulPlan p = make_plan(a, b);
   NEF_CHECK(int64_t(p.a_off.size()) * p.M * p.N == out.numel(), "matmul output size");
-  if (out.dtype == DType::Float32) matmul_float<float>(p, a, b, out, scratch, parallel, &hook);
-  else matmul_float<double>(p, a, b, out, scratch, parallel, &hook);
+  const auto* pk = dynamic_cast<const PackedB*>(packed);
+  if (out.dtype == DType::Float32) matmul_float<float>(p, a, b, out, scratch, parallel, &hook, pk);
+  else matmul_float<double>(p, a, b, out, scratch, parallel, &hook, pk);
 }
 
 // The other kernels of the family live in det.cpp, softmax.cpp, norm.cpp and attention.cpp.

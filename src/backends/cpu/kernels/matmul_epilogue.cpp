@@ -42,11 +42,19 @@ class MatmulEpilogueKernel final : public CpuKernel {
     code_ = fused::lower_program(prog_, &num_slots_);
     name_ = str("cpu.matmul_epilogue.", dtype_name(out_dtype_), "[", prog_.code.size(), " ops]");
     workspace_ = matmul_scratch_bytes(in_types[0].shape, in_types[1].shape, out_dtype_);
+    const Shape& as = in_types[0].shape;
+    rows_ = as.size() >= 2 ? as[as.size() - 2] : 1;
   }
 
   std::string name() const override { return name_; }
   // The GEMM's packing panels.
   int64_t workspace_bytes() const override { return workspace_; }
+  // A constant B is packed once per plan (gemm.h).
+  std::shared_ptr<const Prepared> prepare(
+      const std::vector<const Array*>& constants) const override {
+    if (constants.size() < 2 || !constants[1]) return nullptr;
+    return prepack_matmul_b(*constants[1], out_dtype_, rows_);
+  }
 
   void run(const KernelArgs& args) const override {
     if (args.inputs.size() != size_t(prog_.num_inputs) + 1)
@@ -121,7 +129,8 @@ class MatmulEpilogueKernel final : public CpuKernel {
         for (int64_t r = 0; r < rows; ++r) range(offset + r * ld, cols);
       }
     };
-    matmul_float_with_hook(args.inputs[0], args.inputs[1], out, hook, args.workspace);
+    matmul_float_with_hook(args.inputs[0], args.inputs[1], out, hook, args.workspace, true,
+                           args.prepared);
   }
 
   template <typename C>
@@ -191,6 +200,7 @@ class MatmulEpilogueKernel final : public CpuKernel {
   int num_slots_ = 0;
   std::string name_;
   int64_t workspace_ = 0;
+  int64_t rows_ = 0;  // rows of A per matrix
 };
 
 }  // namespace

@@ -3,16 +3,21 @@
 // GEMM of igemm.h: byte operands with zero-point corrections where the CPU has byte products,
 // else int16 pairs. The instruction set is chosen once: AVX-512 VNNI, else AVX2, else portable
 // code; NEF_CPU_TARGET=avx2 or generic forces a lower one (tests cover every variant that way).
+// A plan's constant 2-D B of matmul_integer is packed once (Kernel::prepare), not per run.
+#include <hwy/aligned_allocator.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
 
 #include "backends/cpu/kernel_table.h"
+#include "backends/cpu/kernels/gemm.h"
 #include "backends/cpu/kernels/igemm.h"
 #include "backends/cpu/parallel.h"
 #include "backends/cpu/workspace.h"
 #include "common/log.h"
+#include "common/session.h"
 #include "nef/array.h"
 #include "nef/error.h"
 
@@ -287,6 +292,20 @@ int64_t batch_offset(const Array& x, const Shape& ob, int64_t bi) {
   return off;
 }
 
+// matmul_integer's constant B packed once per plan, in the format of the ISA it was packed for:
+// byte panels and column sums (zero point applied per run), or int16 panels with B's zero point
+// subtracted (which then was a constant too). The source is checked on every use.
+struct PackedIntB final : Prepared {
+  const IgemmIsa* isa = nullptr;
+  const void* src = nullptr;  // b's data and strides
+  int64_t sk = 0, sn = 0;
+  const void* zsrc = nullptr;  // int16 format: the zero point's data (null: none)
+  hwy::AlignedFreeUniquePtr<int8_t[]> bq;
+  hwy::AlignedFreeUniquePtr<int32_t[]> colsum;
+  hwy::AlignedFreeUniquePtr<int16_t[]> bp;
+  bool replaces(size_t input) const override { return input == 1; }
+};
+
 class MatmulIntegerKernel final : public CpuKernel {
  public:
   MatmulIntegerKernel(const ir::Node& node, const std::vector<ir::TensorType>& in)
@@ -314,6 +333,42 @@ class MatmulIntegerKernel final : public CpuKernel {
   }
   std::string name() const override { return name_; }
   int64_t workspace_bytes() const override { return workspace_; }
+
+  // A constant 2-D B (and, for the int16 format, a constant or absent zero point of B) packed once
+  // when the rows are few enough for the per-run packing to matter (gemm.h kPrepackMaxRows).
+  std::shared_ptr<const Prepared> prepare(
+      const std::vector<const Array*>& constants) const override {
+    if (!shared_b_ || K_ == 0 || N_ == 0 || rows_ > kPrepackMaxRows || constants.size() < 2 ||
+        !constants[1])
+      return nullptr;
+    const bool q8 = isa_.tile_q8 != nullptr;
+    const bool has_zp = constants.size() == 4;
+    if (!q8 && has_zp && !constants[3]) return nullptr;
+    const Array& b = *constants[1];
+    auto pk = std::make_shared<PackedIntB>();
+    pk->isa = &isa_;
+    pk->src = b.data();
+    pk->sk = b.strides[0], pk->sn = b.strides[1];
+    const int64_t panels = igemm_panels(N_);
+    if (q8) {
+      pk->bq = hwy::AllocateAligned<int8_t>(size_t(panels * igemm_panel_bytes_q8(K_)));
+      pk->colsum = hwy::AllocateAligned<int32_t>(size_t(panels * kIgemmNR));
+      NEF_CHECK(pk->bq && pk->colsum, "[matmul_integer] prepacking B: out of memory");
+      parallel_for(panels, pack_grain(K_ * kIgemmNR), [&](int64_t p0, int64_t p1) {
+        pack_b_q8(b.data(), b.dtype, pk->sk, pk->sn, K_, N_, p0, p1, pk->bq.get(),
+                  pk->colsum.get());
+      });
+    } else {
+      ZeroPoint zb;
+      if (has_zp) zb = ZeroPoint(*constants[3]), pk->zsrc = constants[3]->data();
+      pk->bp = hwy::AllocateAligned<int16_t>(size_t(panels * igemm_panel_elems(K_)));
+      NEF_CHECK(pk->bp, "[matmul_integer] prepacking B: out of memory");
+      parallel_for(panels, pack_grain(K_ * kIgemmNR), [&](int64_t p0, int64_t p1) {
+        pack_b(b.data(), b.dtype, pk->sk, pk->sn, K_, N_, p0, p1, zb, pk->bp.get());
+      });
+    }
+    return pk;
+  }
 
   void run(const KernelArgs& args) const override {
     int32_t* out = args.out.data_as<int32_t>();
@@ -343,6 +398,18 @@ class MatmulIntegerKernel final : public CpuKernel {
     const int64_t ak = a.strides.back(), am = a.strides[size_t(a.rank() - 2)];
     const int64_t bk = b.strides[size_t(b.rank() - 2)], bn = b.strides.back();
     const int64_t nbatch = shared_b_ ? 1 : numel(out_batch_);
+    // The plan's packed B when it was packed from this very b (and zero point) for this ISA.
+    const auto* pk = dynamic_cast<const PackedIntB*>(args.prepared);
+    if (pk) {
+      const void* zsrc = args.inputs.size() == 4 ? args.inputs[3].data() : nullptr;
+      if (pk->isa == &isa_ && pk->src == b.data() && pk->sk == bk && pk->sn == bn &&
+          (q8 ? bool(pk->bq) : pk->bp && pk->zsrc == zsrc)) {
+        counters().gemm_prepacked++;
+      } else {
+        counters().gemm_prepack_fallbacks++;
+        pk = nullptr;
+      }
+    }
     for (int64_t bi = 0; bi < nbatch; ++bi) {
       const int64_t aoff = shared_b_ ? 0 : batch_offset(a, out_batch_, bi);
       const int64_t boff = shared_b_ ? 0 : batch_offset(b, out_batch_, bi);
@@ -363,22 +430,24 @@ class MatmulIntegerKernel final : public CpuKernel {
         parallel_for(rows_, pack_grain(K_), [&](int64_t r0, int64_t r1) {
           pack_a_q8(abase, a.dtype, ak, K_, r0, r1, row_off, aq, rowsum);
         });
-        parallel_for(panels, pack_grain(K_ * kIgemmNR), [&](int64_t p0, int64_t p1) {
-          pack_b_q8(bbase, b.dtype, bk, bn, K_, N_, p0, p1, bq, colsum);
-        });
+        if (!pk)
+          parallel_for(panels, pack_grain(K_ * kIgemmNR), [&](int64_t p0, int64_t p1) {
+            pack_b_q8(bbase, b.dtype, bk, bn, K_, N_, p0, p1, bq, colsum);
+          });
         gemm_q8(
-            isa_, aq, rowsum, rows_, bq, colsum, K_, N_, c, N_,
-            [&](int64_t r) { return alpha_of(row_zp(r), a.dtype); },
+            isa_, aq, rowsum, rows_, pk ? pk->bq.get() : bq, pk ? pk->colsum.get() : colsum, K_, N_,
+            c, N_, [&](int64_t r) { return alpha_of(row_zp(r), a.dtype); },
             [&](int64_t n) { return beta_of(zb(n), b.dtype); });
         continue;
       }
       parallel_for(rows_, pack_grain(K_), [&](int64_t r0, int64_t r1) {
         pack_a(abase, a.dtype, ak, K_, kp, r0, r1, row_off, row_zp, ap);
       });
-      parallel_for(panels, pack_grain(K_ * kIgemmNR), [&](int64_t p0, int64_t p1) {
-        pack_b(bbase, b.dtype, bk, bn, K_, N_, p0, p1, zb, bp);
-      });
-      gemm_packed(isa_, ap, rows_, bp, K_, N_, c, N_);
+      if (!pk)
+        parallel_for(panels, pack_grain(K_ * kIgemmNR), [&](int64_t p0, int64_t p1) {
+          pack_b(bbase, b.dtype, bk, bn, K_, N_, p0, p1, zb, bp);
+        });
+      gemm_packed(isa_, ap, rows_, pk ? pk->bp.get() : bp, K_, N_, c, N_);
     }
   }
 
