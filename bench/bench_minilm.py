@@ -294,9 +294,37 @@ def prepare(shapes, variants, tmp: Path) -> dict:
                     "kernels": len(plan["kernels"]), "by_op": ops,
                     "planned_peak": plan["memory"]["planned_peak_bytes"],
                     "naive": plan["memory"]["naive_bytes"]}
-        log(f"built models for batch {b} x seq {s} in {time.perf_counter() - t0:.1f} s")
+            log(f"built models for batch {b} x seq {s} in {time.perf_counter() - t0:.1f} s")
         files[(b, s)] = entry
     return files
+
+
+def prepare_apart(shapes, variants, tmp: Path) -> dict:
+    """prepare() in a child process: the parent then maps none of the model files (a file
+    mapped by two processes keeps its pages resident, which would count against a worker's
+    peak RSS after NEF packs its weights and hands the file's pages back), and the files are
+    synced to disk (dirty pages cannot be handed back either)."""
+    spec = json.dumps({"shapes": shapes, "variants": variants, "tmp": str(tmp),
+                       "baseline": BASELINE["dir"]})
+    r = subprocess.run([sys.executable, __file__, "--prepare", spec], stdout=subprocess.PIPE,
+                       text=True, check=True)
+    files = {}
+    for key, e in json.loads(r.stdout.strip().splitlines()[-1]).items():
+        b, s = (int(v) for v in key.split("x"))
+        e["inputs"] = Path(e["inputs"])
+        files[(b, s)] = e
+    return files
+
+
+def prepare_child(spec: str) -> None:
+    a = json.loads(spec)
+    BASELINE["dir"] = a["baseline"]
+    files = prepare([tuple(x) for x in a["shapes"]], a["variants"], Path(a["tmp"]))
+    os.sync()
+    out = {f"{b}x{s}": {**e, "inputs": str(e["inputs"]),
+                        "models": {v: str(m) for v, m in e["models"].items()}}
+           for (b, s), e in files.items()}
+    print(json.dumps(out), flush=True)
 
 
 def bench_one(entry, variants, threads, repeats, no_spin) -> dict:
@@ -476,6 +504,7 @@ def record(section: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--prepare", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--inputs", help=argparse.SUPPRESS)
     ap.add_argument("--dims", default="{}", help=argparse.SUPPRESS)
@@ -495,6 +524,9 @@ def main() -> None:
                          "machines)")
     ap.add_argument("--record", action="store_true", help="insert the section in RESULTS.md")
     args = ap.parse_args()
+    if args.prepare:
+        prepare_child(args.prepare)
+        return
     if args.worker:
         worker(args.worker, args.model, args.inputs, int(args.threads), args.no_spin,
                json.loads(args.dims))
@@ -520,7 +552,7 @@ def main() -> None:
     results = {}
     loads = [loadavg()]
     with tempfile.TemporaryDirectory(prefix="bench_minilm_") as tmp:
-        files = prepare(shapes, variants, Path(tmp))
+        files = prepare_apart(shapes, variants, Path(tmp))
         for (b, s) in shapes:
             for th in threads:
                 log(f"batch {b} x seq {s}, {th} thread(s) ...")
