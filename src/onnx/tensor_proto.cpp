@@ -19,7 +19,8 @@ Shape dims_of(const ::onnx::TensorProto& t, const std::string& what) {
     if (d < 0) throw FormatError(str("[onnx] ", what, ": negative dim ", d));
     shape.push_back(d);
   }
-  if (shape.size() > 16) throw UnsupportedError(str("[onnx] ", what, ": rank ", shape.size(), " > 16"));
+  if (shape.size() > 16)
+    throw UnsupportedError(str("[onnx] ", what, ": rank ", shape.size(), " > 16"));
   checked_numel(shape, "onnx");
   return shape;
 }
@@ -50,11 +51,14 @@ Array read_external(const ::onnx::TensorProto& t, const Shape& shape, DType dt,
     throw FormatError(str("[onnx] ", what, ": external data '", loc,
                           "' needs the model's file path (load the model from a file)"));
   fs::path rel(loc);
-  if (rel.is_absolute()) throw FormatError(str("[onnx] ", what, ": absolute external path '", loc, "'"));
+  if (rel.is_absolute())
+    throw FormatError(str("[onnx] ", what, ": absolute external path '", loc, "'"));
   for (const auto& part : rel)
     if (part == "..")
-      throw FormatError(str("[onnx] ", what, ": external path '", loc, "' leaves the model folder"));
-  const int64_t offset = std::max<int64_t>(0, parse_size(external_key(t, "offset"), what, "offset"));
+      throw FormatError(
+          str("[onnx] ", what, ": external path '", loc, "' leaves the model folder"));
+  const int64_t offset =
+      std::max<int64_t>(0, parse_size(external_key(t, "offset"), what, "offset"));
   const int64_t length = parse_size(external_key(t, "length"), what, "length");
   const int64_t want = numel(shape) * int64_t(dtype_size(dt));
   if (length >= 0 && length != want)
@@ -77,7 +81,8 @@ Array read_external(const ::onnx::TensorProto& t, const Shape& shape, DType dt,
 template <typename Field>
 void check_count(const Field& f, int64_t n, const std::string& what, const char* name) {
   if (int64_t(f.size()) != n)
-    throw FormatError(str("[onnx] ", what, ": ", name, " has ", f.size(), " values, dims need ", n));
+    throw FormatError(
+        str("[onnx] ", what, ": ", name, " has ", f.size(), " values, dims need ", n));
 }
 
 }  // namespace
@@ -124,8 +129,8 @@ Array array_from_tensor_proto(const ::onnx::TensorProto& t, const std::string& b
                         : dt == DType::UInt32 || dt == DType::UInt64 ? t.uint64_data_size()
                                                                      : t.int32_data_size();
   if (given != n)
-    throw FormatError(str("[onnx] ", what, ": ", given, " values stored, ", shape_str(shape),
-                          " needs ", n));
+    throw FormatError(
+        str("[onnx] ", what, ": ", given, " values stored, ", shape_str(shape), " needs ", n));
   Array a = Array::empty(shape, dt);
   switch (dt) {
     case DType::Float32:

@@ -110,8 +110,7 @@ TEST(MatmulEpiloguePass, BiasAddIsOneKernel) {
   EXPECT_EQ(n->inputs.size(), 3u);
   for (const auto& s : both.opt->steps)
     if (s.kernel) EXPECT_NE(s.kernel->name().find("matmul_epilogue"), std::string::npos);
-  EXPECT_NE(test::dump_after(both, "fuse_epilogue").find("matmul_epilogue"),
-            std::string::npos);
+  EXPECT_NE(test::dump_after(both, "fuse_epilogue").find("matmul_epilogue"), std::string::npos);
   expect_equivalent(both);
 }
 

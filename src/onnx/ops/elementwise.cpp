@@ -27,14 +27,15 @@ enum class Types { Float, Numeric, Bool, Any };
 
 void check_type(const NodeCtx& ctx, const Tensor& x, Types want) {
   DType t = x.dtype();
-  bool ok = want == Types::Any                         ? true
-            : want == Types::Float                     ? is_floating(t)
-            : want == Types::Bool                      ? t == DType::Bool
-                                                       : t != DType::Bool;
+  bool ok = want == Types::Any     ? true
+            : want == Types::Float ? is_floating(t)
+            : want == Types::Bool  ? t == DType::Bool
+                                   : t != DType::Bool;
   if (ok) return;
-  const char* what = want == Types::Float ? "a float" : want == Types::Bool ? "a bool" : "a numeric";
-  ctx.fail(str("input must be ", what, " tensor, got ", dtype_name(t), " ",
-               shape_str(x.shape())));
+  const char* what = want == Types::Float  ? "a float"
+                     : want == Types::Bool ? "a bool"
+                                           : "a numeric";
+  ctx.fail(str("input must be ", what, " tensor, got ", dtype_name(t), " ", shape_str(x.shape())));
 }
 
 // All inputs of an ONNX op bound to one type parameter must share the dtype.
@@ -143,8 +144,7 @@ Tensor positive_or(const Tensor& x, const Tensor& neg) {
 
 // log(1 + exp(x)) without overflow: max(x, 0) + log(1 + exp(-|x|)).
 Tensor softplus(const Tensor& x) {
-  return nef::add(nef::relu(x),
-                  nef::log(nef::add(like(1, x), nef::exp(nef::neg(nef::abs(x))))));
+  return nef::add(nef::relu(x), nef::log(nef::add(like(1, x), nef::exp(nef::neg(nef::abs(x))))));
 }
 
 Tensors prelu_op(NodeCtx& ctx) {
@@ -154,8 +154,8 @@ Tensors prelu_op(NodeCtx& ctx) {
   Tensor y = positive_or(x, nef::mul(x, slope));
   // slope broadcasts to X only (unidirectional): it may not grow the output.
   if (y.shape() != x.shape())
-    ctx.fail(str("slope ", shape_str(slope.shape()), " does not broadcast to X ",
-                 shape_str(x.shape())));
+    ctx.fail(
+        str("slope ", shape_str(slope.shape()), " does not broadcast to X ", shape_str(x.shape())));
   return {y};
 }
 
@@ -246,7 +246,8 @@ Tensors castlike_op(NodeCtx& ctx) {
 Tensors clip_op(NodeCtx& ctx) {
   Tensor x = input_of(ctx, 0, Types::Numeric);
   if (ctx.version() < 11) {
-    if (ctx.num_inputs() != 1) ctx.fail(str("expects 1 input before opset 11, got ", ctx.num_inputs()));
+    if (ctx.num_inputs() != 1)
+      ctx.fail(str("expects 1 input before opset 11, got ", ctx.num_inputs()));
     if (!is_floating(x.dtype()))
       ctx.fail(str("input must be a float tensor before opset 12, got ", dtype_name(x.dtype())));
     const double big = std::numeric_limits<float>::max();
@@ -365,20 +366,23 @@ void register_elementwise(ConverterTable& t) {
                       double alpha = ctx.attr_float("alpha", 0.01);
                       return positive_or(x, nef::mul(x, like(alpha, x)));
                     }),
-                    {1, 6, 16}, 6};
+                    {1, 6, 16},
+                    6};
   t["PRelu"] = {prelu_op, {1, 6, 7, 9, 16}, 7};  // 7: slope broadcasts unidirectionally
   t["Elu"] = {activation([](NodeCtx& ctx, const Tensor& x) {
                 double alpha = ctx.attr_float("alpha", 1.0);
                 return positive_or(x, nef::mul(like(alpha, x), nef::sub(nef::exp(x), like(1, x))));
               }),
-              {1, 6, 22}, 6};
+              {1, 6, 22},
+              6};
   t["Selu"] = {activation([](NodeCtx& ctx, const Tensor& x) {
                  double alpha = ctx.attr_float("alpha", 1.67326319217681884765625);
                  double gamma = ctx.attr_float("gamma", 1.05070102214813232421875);
                  Tensor neg = nef::sub(nef::mul(nef::exp(x), like(alpha, x)), like(alpha, x));
                  return nef::mul(positive_or(x, neg), like(gamma, x));
                }),
-               {1, 6, 22}, 6};
+               {1, 6, 22},
+               6};
   // max(0, x) + min(0, alpha * (exp(x / alpha) - 1))
   t["Celu"] = {activation([](NodeCtx& ctx, const Tensor& x) {
                  double alpha = ctx.attr_float("alpha", 1.0);
@@ -387,7 +391,8 @@ void register_elementwise(ConverterTable& t) {
                  return nef::add(nef::maximum(x, like(0, x)),
                                  nef::minimum(nef::mul(e, like(alpha, x)), like(0, x)));
                }),
-               {12}, 12};
+               {12},
+               12};
   t["Gelu"] = {gelu_op, {20}, 20};
   t["HardSigmoid"] = {activation([](NodeCtx& ctx, const Tensor& x) {
                         double alpha = ctx.attr_float("alpha", 0.2);
@@ -395,32 +400,37 @@ void register_elementwise(ConverterTable& t) {
                         Tensor v = nef::add(nef::mul(x, like(alpha, x)), like(beta, x));
                         return nef::clip(v, like(0, x), like(1, x));
                       }),
-                      {1, 6, 22}, 6};
+                      {1, 6, 22},
+                      6};
   t["HardSwish"] = {activation([](NodeCtx&, const Tensor& x) {
                       Tensor v = nef::add(nef::mul(x, like(1.0 / 6.0, x)), like(0.5, x));
                       return nef::mul(x, nef::clip(v, like(0, x), like(1, x)));
                     }),
-                    {14, 22}, 14};
+                    {14, 22},
+                    14};
   t["Softplus"] = {activation([](NodeCtx&, const Tensor& x) { return softplus(x); }), {1, 22}, 1};
   t["Softsign"] = {activation([](NodeCtx&, const Tensor& x) {
                      return nef::div(x, nef::add(like(1, x), nef::abs(x)));
                    }),
-                   {1, 22}, 1};
+                   {1, 22},
+                   1};
   t["ThresholdedRelu"] = {activation([](NodeCtx& ctx, const Tensor& x) {
                             double alpha = ctx.attr_float("alpha", 1.0);
                             return nef::where(nef::greater(x, like(alpha, x)), x, like(0, x));
                           }),
-                          {10, 22}, 10};
-  t["Mish"] = {activation([](NodeCtx&, const Tensor& x) {
-                 return nef::mul(x, nef::tanh(softplus(x)));
-               }),
-               {18, 22}, 18};
+                          {10, 22},
+                          10};
+  t["Mish"] = {
+      activation([](NodeCtx&, const Tensor& x) { return nef::mul(x, nef::tanh(softplus(x))); }),
+      {18, 22},
+      18};
   // x * sigmoid(alpha * x)
   t["Swish"] = {activation([](NodeCtx& ctx, const Tensor& x) {
                   double alpha = ctx.attr_float("alpha", 1.0);
                   return nef::mul(x, nef::sigmoid(nef::mul(x, like(alpha, x))));
                 }),
-                {24}, 24};
+                {24},
+                24};
   t["Shrink"] = {shrink_op, {9}, 9};
 
   t["Equal"] = {binary(nef::equal, T::Any), {1, 7, 11, 13, 19}, 7};

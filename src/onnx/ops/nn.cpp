@@ -56,8 +56,8 @@ std::vector<Tensor> gemm(NodeCtx& ctx) {
     if (beta != 1.0) c = c * nef::scalar(beta, dt);
     Shape out = y.shape();
     if (broadcast_shapes(c.shape(), out, "Gemm") != out)
-      ctx.fail(str("C ", shape_str(c.shape()), " does not broadcast to the output ",
-                   shape_str(out)));
+      ctx.fail(
+          str("C ", shape_str(c.shape()), " does not broadcast to the output ", shape_str(out)));
     y = y + c;
   }
   return {y};
@@ -73,8 +73,8 @@ std::vector<Tensor> row_normalize(NodeCtx& ctx, F row_op) {
   if (ctx.version() >= 13) return {row_op(x, norm_axis(ctx, ctx.attr_int("axis", -1), rank))};
   int64_t axis = ctx.attr_int("axis", 1);
   if (axis < -rank || axis >= rank)
-    throw ShapeError(str(ctx.where(), ": axis ", axis, " out of range for input ",
-                         shape_str(x.shape())));
+    throw ShapeError(
+        str(ctx.where(), ": axis ", axis, " out of range for input ", shape_str(x.shape())));
   if (axis < 0) axis += rank;
   int64_t outer = 1, inner = 1;
   for (int64_t d = 0; d < rank; ++d) (d < axis ? outer : inner) *= x.shape()[d];
@@ -162,7 +162,7 @@ std::vector<Tensor> batch_norm(NodeCtx& ctx) {
     p.push_back(t.dtype() == ct ? t : nef::cast(t, ct));
   }
   Tensor factor = p[0] * nef::rsqrt(p[3] + nef::scalar(eps, ct));  // scale / sqrt(var + eps)
-  Tensor shift = p[1] - p[2] * factor;                                // B - mean * factor
+  Tensor shift = p[1] - p[2] * factor;                             // B - mean * factor
   Shape cs = channel_shape(c, rank);
   if (!spatial) {
     cs.assign(x.shape().begin(), x.shape().end());
@@ -209,8 +209,8 @@ std::vector<Tensor> group_norm(NodeCtx& ctx) {
   const int64_t n_affine = per_channel ? c : g;
   for (const Tensor& t : {scale, b})
     if (t.rank() != 1 || t.shape()[0] != n_affine || t.dtype() != x.dtype())
-      ctx.fail(str("scale and bias must be (", per_channel ? "C" : "num_groups", ",) = (",
-                   n_affine, ",) of the input's type, got ", shape_str(t.shape()), " ",
+      ctx.fail(str("scale and bias must be (", per_channel ? "C" : "num_groups", ",) = (", n_affine,
+                   ",) of the input's type, got ", shape_str(t.shape()), " ",
                    dtype_name(t.dtype())));
   const double eps = ctx.attr_float("epsilon", 1e-5);
   const int64_t n = x.shape()[0];
@@ -262,8 +262,7 @@ Ints resolve_pads(const NodeCtx& ctx, const Shape& x, const Geometry& g) {
 
 // Kernel from the weight (Conv) or the kernel_shape attribute (pools); strides and dilations.
 Geometry read_geometry(const NodeCtx& ctx, const Tensor& x, const Tensor* w) {
-  if (x.rank() < 3)
-    ctx.fail(str("input must be (N, C, D1, ...), got ", shape_str(x.shape())));
+  if (x.rank() < 3) ctx.fail(str("input must be (N, C, D1, ...), got ", shape_str(x.shape())));
   const size_t n = size_t(x.rank() - 2);
   Geometry g;
   if (w) {
@@ -375,8 +374,8 @@ std::vector<Tensor> conv_transpose(NodeCtx& ctx) {
                             {"groups", ctx.attr_int("group", 1)},
                             {"output_padding", out_pad}}));
   if (!extended) return {y};
-  y = nef::op("pad", {y}, attrs({{"pads", extend}, {"mode", std::string("constant")},
-                                 {"value", 0.0}}));
+  y = nef::op("pad", {y},
+              attrs({{"pads", extend}, {"mode", std::string("constant")}, {"value", 0.0}}));
   if (ctx.has_input(2)) {
     Tensor b = ctx.input(2);
     if (b.rank() != 1 || b.shape()[0] != y.shape()[1])
@@ -520,8 +519,7 @@ std::vector<Tensor> max_unpool(NodeCtx& ctx) {
                  " must be int64 of the input's shape ", shape_str(x.shape())));
   const size_t n = size_t(rank - 2);
   const Ints kernel = ctx.attr_ints("kernel_shape");
-  if (kernel.size() != n)
-    ctx.fail(str("kernel_shape ", ints_str(kernel), " needs ", n, " values"));
+  if (kernel.size() != n) ctx.fail(str("kernel_shape ", ints_str(kernel), " needs ", n, " values"));
   const Ints strides = geometry_ints(ctx, "strides", n, 1);
   const Ints pads = geometry_ints(ctx, "pads", 2 * n, 0);
   Shape inferred = {x.shape()[0], x.shape()[1]};
@@ -529,8 +527,8 @@ std::vector<Tensor> max_unpool(NodeCtx& ctx) {
     if (kernel[i] < 1 || strides[i] < 1 || kernel[i] > kMaxGeometry || strides[i] > kMaxGeometry)
       ctx.fail(str("kernel_shape ", ints_str(kernel), " and strides ", ints_str(strides),
                    " must be in [1, 2^31]"));
-    const __int128 d = __int128(x.shape()[i + 2] - 1) * strides[i] + kernel[i] - pads[i] -
-                       pads[i + n];
+    const __int128 d =
+        __int128(x.shape()[i + 2] - 1) * strides[i] + kernel[i] - pads[i] - pads[i + n];
     if (d < 0 || d > kMaxElements)
       ctx.fail(str("the unpooled dim ", i, " of input ", shape_str(x.shape()), " would be ",
                    int64_t(d)));
@@ -554,8 +552,8 @@ std::vector<Tensor> max_unpool(NodeCtx& ctx) {
   if (out == inferred) return {y};
   Ints ext(size_t(2 * rank), 0);
   for (size_t i = 0; i < size_t(rank); ++i) ext[i + size_t(rank)] = out[i] - inferred[i];
-  return {nef::op("pad", {y}, attrs({{"pads", ext}, {"mode", std::string("constant")},
-                                     {"value", 0.0}}))};
+  return {nef::op("pad", {y},
+                  attrs({{"pads", ext}, {"mode", std::string("constant")}, {"value", 0.0}}))};
 }
 
 // AffineGrid: for each batch item the (D,) H, W positions of a normalized base grid
@@ -772,8 +770,8 @@ std::vector<Tensor> resize_v10(NodeCtx& ctx, bool upsample) {
   if (mode != "nearest" && mode != "linear")
     ctx.fail(str("mode must be \"nearest\" or \"linear\", got \"", mode, "\""));
   if (int64_t(scales.size()) != rank)
-    ctx.fail(str("scales need one value per dim of input ", shape_str(in), ", got ",
-                 scales.size()));
+    ctx.fail(
+        str("scales need one value per dim of input ", shape_str(in), ", got ", scales.size()));
   Ints sizes;
   for (int64_t d = 0; d < rank; ++d) {
     const double sc = scales[size_t(d)];
@@ -851,7 +849,8 @@ std::vector<Tensor> resize(NodeCtx& ctx) {
     if (policy != "stretch") {
       double s = scales[size_t(axes[0])];
       for (int64_t a : axes)
-        s = policy == "not_larger" ? std::min(s, scales[size_t(a)]) : std::max(s, scales[size_t(a)]);
+        s = policy == "not_larger" ? std::min(s, scales[size_t(a)])
+                                   : std::max(s, scales[size_t(a)]);
       for (int64_t a : axes) {
         scales[size_t(a)] = s;
         const double out = s * double(in[size_t(a)]) + 0.5;  // round half up
@@ -882,17 +881,16 @@ std::vector<Tensor> resize(NodeCtx& ctx) {
       roi[size_t(axes[i] + rank)] = roi_in[i + na];
     }
   }
-  return {nef::op(
-      "resize", {x},
-      attrs({{"sizes", sizes},
-             {"scales", scales},
-             {"mode", ctx.attr_string("mode", "nearest")},
-             {"coordinate_transformation_mode", ctm},
-             {"nearest_mode", ctx.attr_string("nearest_mode", "round_prefer_floor")},
-             {"cubic_coeff_a", ctx.attr_float("cubic_coeff_a", -0.75)},
-             {"exclude_outside", ctx.attr_int("exclude_outside", 0) != 0},
-             {"extrapolation_value", ctx.attr_float("extrapolation_value", 0.0)},
-             {"roi", roi}}))};
+  return {nef::op("resize", {x},
+                  attrs({{"sizes", sizes},
+                         {"scales", scales},
+                         {"mode", ctx.attr_string("mode", "nearest")},
+                         {"coordinate_transformation_mode", ctm},
+                         {"nearest_mode", ctx.attr_string("nearest_mode", "round_prefer_floor")},
+                         {"cubic_coeff_a", ctx.attr_float("cubic_coeff_a", -0.75)},
+                         {"exclude_outside", ctx.attr_int("exclude_outside", 0) != 0},
+                         {"extrapolation_value", ctx.attr_float("extrapolation_value", 0.0)},
+                         {"roi", roi}}))};
 }
 
 // ---- GridSample ---------------------------------------------------------------------------
@@ -998,13 +996,15 @@ std::vector<Tensor> roi_align(NodeCtx& ctx) {
 std::vector<Tensor> lrn(NodeCtx& ctx) {
   Tensor x = ctx.input(0);
   if (x.rank() < 2) ctx.fail(str("input must be (N, C, ...), got ", shape_str(x.shape())));
-  if (!is_floating(x.dtype())) ctx.fail(str("input must be a float tensor, got ", dtype_name(x.dtype())));
+  if (!is_floating(x.dtype()))
+    ctx.fail(str("input must be a float tensor, got ", dtype_name(x.dtype())));
   const double alpha = ctx.attr_float("alpha", 1e-4), beta = ctx.attr_float("beta", 0.75);
   const double bias = ctx.attr_float("bias", 1.0);
   const int64_t size = ctx.attr_int("size");
   if (size < 1 || size > kMaxGeometry) ctx.fail(str("size must be >= 1, got ", size));
   const Shape& s = x.shape();
-  const int64_t n = s[0], c = s[1], rest = x.numel() == 0 ? 0 : numel(Shape(s.begin() + 2, s.end()));
+  const int64_t n = s[0], c = s[1],
+                rest = x.numel() == 0 ? 0 : numel(Shape(s.begin() + 2, s.end()));
   const DType dt = x.dtype();
   Tensor sq = nef::reshape(x * x, {n, 1, c, rest});
   Tensor avg = nef::op("avg_pool", {sq},
@@ -1014,7 +1014,8 @@ std::vector<Tensor> lrn(NodeCtx& ctx) {
                               {"dilations", Ints{1, 1}},
                               {"ceil_mode", false},
                               {"count_include_pad", true}}));
-  Tensor denom = nef::pow(avg * nef::scalar(alpha, dt) + nef::scalar(bias, dt), nef::scalar(beta, dt));
+  Tensor denom =
+      nef::pow(avg * nef::scalar(alpha, dt) + nef::scalar(bias, dt), nef::scalar(beta, dt));
   return {x / nef::reshape(denom, s)};
 }
 
@@ -1022,9 +1023,11 @@ std::vector<Tensor> lrn(NodeCtx& ctx) {
 // variance computed from centered values (the body's E[x^2] - E[x]^2 cancels badly).
 std::vector<Tensor> mean_variance_norm(NodeCtx& ctx) {
   Tensor x = ctx.input(0);
-  if (!is_floating(x.dtype())) ctx.fail(str("input must be a float tensor, got ", dtype_name(x.dtype())));
+  if (!is_floating(x.dtype()))
+    ctx.fail(str("input must be a float tensor, got ", dtype_name(x.dtype())));
   Ints axes;
-  for (int64_t a : ctx.attr_ints("axes", Ints{0, 2, 3})) axes.push_back(norm_axis(ctx, a, x.rank()));
+  for (int64_t a : ctx.attr_ints("axes", Ints{0, 2, 3}))
+    axes.push_back(norm_axis(ctx, a, x.rank()));
   std::sort(axes.begin(), axes.end());
   if (std::adjacent_find(axes.begin(), axes.end()) != axes.end())
     ctx.fail(str("repeated axis in ", ints_str(ctx.attr_ints("axes", Ints{0, 2, 3}))));
@@ -1036,7 +1039,8 @@ std::vector<Tensor> mean_variance_norm(NodeCtx& ctx) {
 // x / ||x||_p along `axis` (p = 1 or 2); a zero norm gives 0, as ONNX's reference does.
 std::vector<Tensor> lp_normalization(NodeCtx& ctx) {
   Tensor x = ctx.input(0);
-  if (!is_floating(x.dtype())) ctx.fail(str("input must be a float tensor, got ", dtype_name(x.dtype())));
+  if (!is_floating(x.dtype()))
+    ctx.fail(str("input must be a float tensor, got ", dtype_name(x.dtype())));
   const int64_t axis = norm_axis(ctx, ctx.attr_int("axis", -1), x.rank());
   const int64_t p = ctx.attr_int("p", 2);
   if (p != 1 && p != 2) ctx.fail(str("p must be 1 or 2, got ", p));
@@ -1080,7 +1084,7 @@ void register_nn(ConverterTable& t) {
   t["LpNormalization"] = {lp_normalization, {1, 22}, 1};
   t["Conv"] = {conv, {1, 11, 22}, 1};
   t["ConvTranspose"] = {conv_transpose, {1, 11, 22}, 1};
-  t["MaxPool"] = {max_pool, {1, 8, 10, 11, 12, 22}, 1};  // Indices from 8, ceil_mode from 10
+  t["MaxPool"] = {max_pool, {1, 8, 10, 11, 12, 22}, 1};      // Indices from 8, ceil_mode from 10
   t["AveragePool"] = {avg_pool, {1, 7, 10, 11, 19, 22}, 1};  // count_include_pad from 7
   t["LpPool"] = {lp_pool, {1, 2, 11, 18, 22}, 2};  // 2: integer p; 18: ceil_mode, dilations
   t["MaxUnpool"] = {max_unpool, {9, 11, 22}, 9};

@@ -57,8 +57,8 @@ std::vector<Tensor> attention(NodeCtx& ctx) {
   if (q_heads <= 0) q_heads = q.shape()[1];
   if (kv_heads <= 0) kv_heads = k.shape()[1];
   const int64_t head_size = q.shape()[3];
-  const double scale = ctx.has_attr("scale") ? ctx.attr_float("scale")
-                                             : 1.0 / std::sqrt(double(head_size));
+  const double scale =
+      ctx.has_attr("scale") ? ctx.attr_float("scale") : 1.0 / std::sqrt(double(head_size));
 
   int64_t past_len = 0;
   for (size_t i : {size_t(4), size_t(5)})
@@ -81,12 +81,14 @@ std::vector<Tensor> attention(NodeCtx& ctx) {
     const bool is_bool = m.dtype() == DType::Bool;
     if (m.rank() == 0) ctx.fail("attn_mask must have at least 1 dimension");
     int64_t ml = m.shape().back();
-    if (ml > lk) ctx.fail(str("attn_mask ", shape_str(m.shape()), " is longer than the ", lk, " keys"));
+    if (ml > lk)
+      ctx.fail(str("attn_mask ", shape_str(m.shape()), " is longer than the ", lk, " keys"));
     if (ml < lk) {
       Shape pad_shape = m.shape();
       pad_shape.back() = lk - ml;
-      m = concat({m, is_bool ? full(pad_shape, 0, DType::Bool) : full(pad_shape, -INFINITY, m.dtype())},
-                 m.rank() - 1);
+      m = concat(
+          {m, is_bool ? full(pad_shape, 0, DType::Bool) : full(pad_shape, -INFINITY, m.dtype())},
+          m.rank() - 1);
     }
     bias = is_bool ? where(m, scalar_like(0, dt), neg_inf(dt)) : m;
   }
@@ -129,7 +131,8 @@ std::vector<Tensor> attention(NodeCtx& ctx) {
 
 std::vector<Tensor> rms_normalization(NodeCtx& ctx) {
   Tensor x = ctx.input(0), w = ctx.input(1);
-  if (!is_floating(x.dtype())) ctx.fail(str("X must be a float tensor, got ", dtype_name(x.dtype())));
+  if (!is_floating(x.dtype()))
+    ctx.fail(str("X must be a float tensor, got ", dtype_name(x.dtype())));
   const int64_t axis = norm_axis(ctx, ctx.attr_int("axis", -1), x.rank());
   const double eps = ctx.attr_float("epsilon", 1e-5);
   // stash_type 1 (float32) is how NEF computes half types anyway.
