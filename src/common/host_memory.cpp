@@ -165,7 +165,43 @@ void host_free(void* p, size_t nbytes) noexcept {
 
 int64_t host_cache_trim() noexcept { return cache().trim(); }
 int64_t host_cache_bytes() noexcept { return cache().held(); }
+namespace {
+struct FileMappings {
+  std::mutex mu;
+  std::vector<std::pair<uintptr_t, size_t>> ranges;  // (start, length), few: one per open file
+};
+FileMappings& file_mappings() {
+  static auto* m = new FileMappings();  // never destroyed: mappings may outlive static teardown
+  return *m;
+}
+}  // namespace
+
+void host_note_file_mapping(const void* p, size_t nbytes) noexcept {
+  FileMappings& m = file_mappings();
+  std::lock_guard<std::mutex> lock(m.mu);
+  try {
+    m.ranges.emplace_back(uintptr_t(p), nbytes);
+  } catch (...) {  // out of memory: the mapping is simply never paged out
+  }
+}
+
+void host_forget_file_mapping(const void* p) noexcept {
+  FileMappings& m = file_mappings();
+  std::lock_guard<std::mutex> lock(m.mu);
+  std::erase_if(m.ranges, [&](const auto& r) { return r.first == uintptr_t(p); });
+}
+
+bool host_in_file_mapping(const void* p, size_t nbytes) noexcept {
+  FileMappings& m = file_mappings();
+  std::lock_guard<std::mutex> lock(m.mu);
+  const uintptr_t b = uintptr_t(p);
+  for (const auto& [start, len] : m.ranges)
+    if (b >= start && nbytes <= len && b - start <= len - nbytes) return true;
+  return false;
+}
+
 void host_pageout(const void* p, size_t nbytes) noexcept {
+  if (!host_in_file_mapping(p, nbytes)) return;
 #ifdef MADV_PAGEOUT
   const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
   const uintptr_t begin = (uintptr_t(p) + page - 1) / page * page;

@@ -29,10 +29,17 @@ int64_t host_cache_trim() noexcept;
 int64_t host_cache_bytes() noexcept;
 int64_t host_cache_limit() noexcept;
 
-// A hint that [p, p + nbytes) will not be read for a while: the whole pages inside it may be
-// reclaimed (madvise MADV_PAGEOUT: pages of a file mapping are dropped and read again from the
-// file when touched; anonymous ones go to swap, if any). The contents never change. No-op where
-// the system lacks it.
+// File mappings NEF made (the .nef and GGUF readers' MappedFile) note themselves here while they
+// live, so that host_pageout touches nothing else.
+void host_note_file_mapping(const void* p, size_t nbytes) noexcept;
+void host_forget_file_mapping(const void* p) noexcept;
+// Whether [p, p + nbytes) lies inside one noted file mapping.
+bool host_in_file_mapping(const void* p, size_t nbytes) noexcept;
+
+// A hint that [p, p + nbytes) will not be read for a while: when it lies inside a noted file
+// mapping, its whole pages are reclaimed (madvise MADV_PAGEOUT: dropped, read again from the file
+// when touched). Anything else (a caller's array, heap memory) is left alone: its pages would go
+// to swap. The contents never change. No-op where the system lacks it.
 void host_pageout(const void* p, size_t nbytes) noexcept;
 
 }  // namespace nef

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "common/host_memory.h"
 #include "nef/error.h"
 
 namespace nef::format {
@@ -43,11 +44,14 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path) {
   void* p = ::mmap(nullptr, m->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, f.fd, 0);
   if (p == MAP_FAILED) io_error("mmap", path);
   m->data_ = static_cast<uint8_t*>(p);
+  host_note_file_mapping(p, m->size_);
   return m;
 }
 
 MappedFile::~MappedFile() {
-  if (data_) ::munmap(data_, size_);
+  if (!data_) return;
+  host_forget_file_mapping(data_);
+  ::munmap(data_, size_);
 }
 
 std::string read_file_bytes(const std::string& path) {

@@ -1,13 +1,20 @@
 // The host block cache (common/host_memory.h): large blocks are reused by size class, memory is
 // aligned and writable, a miss gives back cached blocks first, the cache respects its limit,
 // trim empties it, and Storage goes through it.
-#include <cstdint>
-#include <cstring>
-#include <vector>
+#include "common/host_memory.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
-#include "common/host_memory.h"
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "format/mmap_file.h"
 #include "nef/array.h"
 
 namespace nef::test {
@@ -72,6 +79,35 @@ TEST(HostMemory, StorageReusesFreedOutputs) {
   EXPECT_EQ(b.storage->data(), first);
   Array empty = Array::empty({0}, DType::Float32);  // zero bytes: still a valid pointer
   EXPECT_NE(empty.storage->data(), nullptr);
+}
+
+// host_pageout acts on NEF's own file mappings only: pages of a mapped file are handed back and
+// read again unchanged; a caller's heap array is never a file mapping (its pages would go to
+// swap), and a mapping is forgotten once unmapped.
+TEST(HostMemory, PageoutOnlyTouchesNotedFileMappings) {
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("nef_pageout_" + std::to_string(::getpid())))
+          .string();
+  std::vector<unsigned char> bytes(3 * kMiB + 123);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<unsigned char>(i * 131 + 7);
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  const uint8_t* data = nullptr;
+  {
+    auto m = format::MappedFile::open(path);
+    data = m->data();
+    EXPECT_TRUE(host_in_file_mapping(data, m->size()));
+    EXPECT_TRUE(host_in_file_mapping(data + 4096, 100));
+    EXPECT_FALSE(host_in_file_mapping(data + 4096, m->size()));  // runs past the end
+    host_pageout(data, m->size());
+    EXPECT_EQ(std::memcmp(data, bytes.data(), bytes.size()), 0);  // read back from the file
+  }
+  EXPECT_FALSE(host_in_file_mapping(data, 1));  // unmapped: forgotten
+  std::vector<unsigned char> heap(bytes);
+  EXPECT_FALSE(host_in_file_mapping(heap.data(), heap.size()));
+  host_pageout(heap.data(), heap.size());  // a no-op
+  EXPECT_EQ(heap, bytes);
+  std::remove(path.c_str());
 }
 
 }  // namespace
