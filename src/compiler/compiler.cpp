@@ -219,8 +219,9 @@ std::optional<CompileFailure> lower_once(Plan& plan, const ir::Graph& g) {
 // Each kernel's data derived from the plan's constants (Kernel::prepare), kept with its step: the
 // plan owns it, so plans sharing a cached kernel never see each other's constants. A borrowed
 // constant (a .nef file's mapping, a caller's array) that all its readers now hold in prepared
-// form is not read by runs: its pages may be reclaimed as soon as its last reader prepared, so
-// that the packed copies do not add the weights' size to the resident memory.
+// form is not read by runs: when it lies in a file mapping, its pages are reclaimed as soon as
+// its last reader prepared (host_pageout), so that the packed copies do not add the weights' size
+// to the resident memory.
 void prepare_steps(Plan& plan) {
   const ir::Graph& g = plan.graph;
   std::vector<int> readers(g.nodes.size(), 0), replaced(g.nodes.size(), 0);
