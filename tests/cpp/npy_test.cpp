@@ -1,13 +1,14 @@
 // .npy: round trips of every dtype (rank 0, zero-size, odd shapes), files written by numpy
 // itself (fuzz/corpus/npy, made by fuzz/make_corpus.py: versions 1-3, big-endian, Fortran order,
 // ml_dtypes bfloat16), byte-identical output to np.save, and malformed headers.
+#include "format/npy.h"
+
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <random>
 
-#include "format/npy.h"
 #include "format_test_util.h"
 #include "nef/error.h"
 
@@ -16,7 +17,8 @@ namespace {
 
 std::vector<uint8_t> file_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
-  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)),
+                              std::istreambuf_iterator<char>());
 }
 
 std::string corpus(const std::string& name) {
@@ -89,13 +91,20 @@ TEST(Npy, ReadsWhatNumpyWrites) {
     Shape shape;
   };
   const Case cases[] = {
-      {"f4_2x3_v1.npy", DType::Float32, {2, 3}},     {"f4_be_2x3.npy", DType::Float32, {2, 3}},
-      {"f8_be_5.npy", DType::Float64, {5}},          {"i8_be_4.npy", DType::Int64, {4}},
-      {"i4_fortran_3x4.npy", DType::Int32, {3, 4}},  {"f2_fortran_be_2x3x2.npy", DType::Float16, {2, 3, 2}},
-      {"f4_v2.npy", DType::Float32, {3, 2}},         {"f4_v3.npy", DType::Float32, {3, 2}},
-      {"u1_7.npy", DType::UInt8, {7}},               {"i1_2x2.npy", DType::Int8, {2, 2}},
-      {"b1_5.npy", DType::Bool, {5}},                {"bf16_2x3.npy", DType::BFloat16, {2, 3}},
-      {"f4_scalar.npy", DType::Float32, {}},         {"f4_empty_0x3.npy", DType::Float32, {0, 3}},
+      {"f4_2x3_v1.npy", DType::Float32, {2, 3}},
+      {"f4_be_2x3.npy", DType::Float32, {2, 3}},
+      {"f8_be_5.npy", DType::Float64, {5}},
+      {"i8_be_4.npy", DType::Int64, {4}},
+      {"i4_fortran_3x4.npy", DType::Int32, {3, 4}},
+      {"f2_fortran_be_2x3x2.npy", DType::Float16, {2, 3, 2}},
+      {"f4_v2.npy", DType::Float32, {3, 2}},
+      {"f4_v3.npy", DType::Float32, {3, 2}},
+      {"u1_7.npy", DType::UInt8, {7}},
+      {"i1_2x2.npy", DType::Int8, {2, 2}},
+      {"b1_5.npy", DType::Bool, {5}},
+      {"bf16_2x3.npy", DType::BFloat16, {2, 3}},
+      {"f4_scalar.npy", DType::Float32, {}},
+      {"f4_empty_0x3.npy", DType::Float32, {0, 3}},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.file);
@@ -106,13 +115,36 @@ TEST(Npy, ReadsWhatNumpyWrites) {
       std::vector<uint8_t> e = element_bytes(a, i);
       double v = 0;
       switch (c.dt) {
-        case DType::Float32: { float f; std::memcpy(&f, e.data(), 4); v = f; break; }
-        case DType::Float64: std::memcpy(&v, e.data(), 8); break;
-        case DType::Int64: { int64_t x; std::memcpy(&x, e.data(), 8); v = double(x); break; }
-        case DType::Int32: { int32_t x; std::memcpy(&x, e.data(), 4); v = x; break; }
-        case DType::UInt8: v = e[0]; break;
-        case DType::Int8: v = int8_t(e[0]); break;
-        case DType::Bool: v = e[0]; break;
+        case DType::Float32: {
+          float f;
+          std::memcpy(&f, e.data(), 4);
+          v = f;
+          break;
+        }
+        case DType::Float64:
+          std::memcpy(&v, e.data(), 8);
+          break;
+        case DType::Int64: {
+          int64_t x;
+          std::memcpy(&x, e.data(), 8);
+          v = double(x);
+          break;
+        }
+        case DType::Int32: {
+          int32_t x;
+          std::memcpy(&x, e.data(), 4);
+          v = x;
+          break;
+        }
+        case DType::UInt8:
+          v = e[0];
+          break;
+        case DType::Int8:
+          v = int8_t(e[0]);
+          break;
+        case DType::Bool:
+          v = e[0];
+          break;
         case DType::Float16: {
           // Small integers in IEEE half: exponent and mantissa decode by hand.
           uint16_t h = uint16_t(e[0] | (e[1] << 8));
@@ -191,14 +223,16 @@ TEST(Npy, AcceptedHeaderVariants) {
     EXPECT_NO_THROW(format::parse_npy(b.data(), b.size()));
   }
   // Bool bytes other than 0/1 are normalized, never passed on.
-  std::vector<uint8_t> b = npy_with_header("{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }", 3);
+  std::vector<uint8_t> b =
+      npy_with_header("{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }", 3);
   b[b.size() - 1] = 7;
   Array a = format::parse_npy(b.data(), b.size());
   EXPECT_EQ(static_cast<uint8_t*>(a.data())[2], 1);
 }
 
 TEST(Npy, Malformed) {
-  std::vector<uint8_t> good = npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 24);
+  std::vector<uint8_t> good =
+      npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 24);
   ASSERT_NO_THROW(format::parse_npy(good.data(), good.size()));
   for (size_t cut = 0; cut < good.size(); ++cut) {
     SCOPED_TRACE(cut);
@@ -219,7 +253,7 @@ TEST(Npy, Malformed) {
   const char* headers[] = {
       "",
       "{",
-      "{'descr': '<f4', 'fortran_order': False}",                       // missing shape
+      "{'descr': '<f4', 'fortran_order': False}",                           // missing shape
       "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), 'x': 1}",  // extra key
       "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2, 3)}",
       "{'descr': '<c8', 'fortran_order': False, 'shape': (2, 3)}",
@@ -248,8 +282,10 @@ TEST(Npy, Malformed) {
     expect_format_error(npy_with_header(h, 24));
   }
   // Data size must match the shape exactly.
-  expect_format_error(npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3)}", 23), "needs 24");
-  expect_format_error(npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3)}", 25), "needs 24");
+  expect_format_error(
+      npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3)}", 23), "needs 24");
+  expect_format_error(
+      npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3)}", 25), "needs 24");
   // Version 2 needs a 4-byte header length.
   expect_format_error(std::vector<uint8_t>{0x93, 'N', 'U', 'M', 'P', 'Y', 2, 0, 1, 0, 0}, "byte 8");
 }

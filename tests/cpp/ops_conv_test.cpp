@@ -76,8 +76,7 @@ void ref_conv(const Array& x, const Array& w, const Array* b, const Shape& os, c
                     int64_t iz = oz * g.s[0] - g.pb[0] + kz * g.d[0];
                     int64_t iy = oy * g.s[1] - g.pb[1] + ky * g.d[1];
                     int64_t ix = ox * g.s[2] - g.pb[2] + kx * g.d[2];
-                    if (iz < 0 || iz >= g.x[0] || iy < 0 || iy >= g.x[1] || ix < 0 ||
-                        ix >= g.x[2])
+                    if (iz < 0 || iz >= g.x[0] || iy < 0 || iy >= g.x[1] || ix < 0 || ix >= g.x[2])
                       continue;
                     int64_t ch = (m / Mg) * Cg + c;
                     double xv = vx[(((n * C + ch) * g.x[0] + iz) * g.x[1] + iy) * g.x[2] + ix];
@@ -119,8 +118,7 @@ void ref_conv_transpose(const Array& x, const Array& w, const Array* b, const Sh
                     int64_t oz = iz * g.s[0] - g.pb[0] + kz * g.d[0];
                     int64_t oy = iy * g.s[1] - g.pb[1] + ky * g.d[1];
                     int64_t ox = ix * g.s[2] - g.pb[2] + kx * g.d[2];
-                    if (oz < 0 || oz >= g.o[0] || oy < 0 || oy >= g.o[1] || ox < 0 ||
-                        ox >= g.o[2])
+                    if (oz < 0 || oz >= g.o[0] || oy < 0 || oy >= g.o[1] || ox < 0 || ox >= g.o[2])
                       continue;
                     double wv = vw[(((ch * Mg + m) * g.k[0] + kz) * g.k[1] + ky) * g.k[2] + kx];
                     int64_t oc = (ch / Cg) * Mg + m;
@@ -133,10 +131,14 @@ void ref_conv_transpose(const Array& x, const Array& w, const Array* b, const Sh
 
 double rtol_for(DType t) {
   switch (t) {
-    case DType::Float16: return 2e-3;
-    case DType::BFloat16: return 1.6e-2;
-    case DType::Float32: return 3e-6;
-    default: return 1e-12;
+    case DType::Float16:
+      return 2e-3;
+    case DType::BFloat16:
+      return 1.6e-2;
+    case DType::Float32:
+      return 3e-6;
+    default:
+      return 1e-12;
   }
 }
 
@@ -210,8 +212,7 @@ TEST(OpsConv, MatchesReference) {
   };
   uint64_t seed = 1000;
   for (const Conv& c : cases) {
-    for (DType t : {DType::Float32, DType::Float64, DType::Float16})
-      check("conv", c, t, ++seed);
+    for (DType t : {DType::Float32, DType::Float64, DType::Float16}) check("conv", c, t, ++seed);
   }
   check("conv", cases[3], DType::BFloat16, ++seed);
   check("conv", cases[4], DType::Float32, ++seed, true);
@@ -306,8 +307,9 @@ TEST(OpsConv, ZeroSizes) {
   ir::Attrs pads;
   pads.set("pads", Ints{2, 2});
   Array b5 = random_array({5}, DType::Float32, rng);
-  out = run_kernel("conv", {random_array({1, 2, 0}, DType::Float32, rng),
-                            random_array({5, 2, 3}, DType::Float32, rng), b5},
+  out = run_kernel("conv",
+                   {random_array({1, 2, 0}, DType::Float32, rng),
+                    random_array({5, 2, 3}, DType::Float32, rng), b5},
                    pads);
   ASSERT_EQ(out.shape, (Shape{1, 5, 2}));
   for (int64_t i = 0; i < out.numel(); ++i) ASSERT_EQ(element(out, i), element(b5, i / 2));
@@ -317,8 +319,7 @@ TEST(OpsConv, ZeroSizes) {
   for (int64_t i = 0; i < out.numel(); ++i) ASSERT_EQ(element(out, i), 0.0);
 }
 
-ir::TensorType infer(const std::string& op, const std::vector<ir::TensorType>& in,
-                     ir::Attrs& a) {
+ir::TensorType infer(const std::string& op, const std::vector<ir::TensorType>& in, ir::Attrs& a) {
   return ir::check_and_infer(ir::get_op(op), in, a);
 }
 
@@ -346,8 +347,8 @@ TEST(OpsConv, InferenceCanonicalAttrsAndCost) {
   EXPECT_EQ(o.shape, (Shape{1, 4, 2 * 4 + 1 + 3 - 3}));
   EXPECT_EQ(t.get_ints("dilations"), (Ints{1}));
   EXPECT_EQ(t.get_int("groups"), 1);
-  c = ir::estimate_cost(ir::get_op("conv_transpose"), {{{1, 3, 5}, f}, {{3, 4, 3}, f}, {{4}, f}},
-                        o, t);
+  c = ir::estimate_cost(ir::get_op("conv_transpose"), {{{1, 3, 5}, f}, {{3, 4, 3}, f}, {{4}, f}}, o,
+                        t);
   EXPECT_EQ(c.flops, 2.0 * 15 * 4 * 3);
 }
 
@@ -379,10 +380,8 @@ TEST(OpsConv, Errors) {
   expect_error<SE>("conv", {{{1, 3, 5}, f}, {{4, 3, 3, 3}, f}}, {}, "rank");
   expect_error<SE>("conv", {{{1, 3, 5}, f}, {{4, 2, 3}, f}}, {},
                    "input (1, 3, 5) and weight (4, 2, 3)");
-  expect_error<SE>("conv", {{{1, 4, 5}, f}, {{3, 2, 3}, f}}, one("groups", int64_t(2)),
-                   "groups=2");
-  expect_error<SE>("conv", {{{1, 3, 5}, f}, {{3, 1, 3}, f}}, one("groups", int64_t(2)),
-                   "groups=2");
+  expect_error<SE>("conv", {{{1, 4, 5}, f}, {{3, 2, 3}, f}}, one("groups", int64_t(2)), "groups=2");
+  expect_error<SE>("conv", {{{1, 3, 5}, f}, {{3, 1, 3}, f}}, one("groups", int64_t(2)), "groups=2");
   expect_error<SE>("conv", {{{1, 3, 5}, f}, {{4, 3, 3}, f}, {{3}, f}}, {}, "bias (3,)");
   expect_error<SE>("conv", {{{1, 3, 5}, f}, {{4, 3, 3}, f}, {{4, 1}, f}}, {}, "bias");
   expect_error<SE>("conv", {{{1, 3, 5}, f}, {{4, 3, 0}, f}}, {}, "kernel dims");
@@ -390,8 +389,7 @@ TEST(OpsConv, Errors) {
   expect_error<TE>("conv", {{{1, 3, 5}, f}, {{4, 3, 3}, DType::Float64}}, {}, "share a dtype");
   expect_error<TE>("conv", {{{1, 3, 5}, f}, {{4, 3, 3}, f}, {{4}, DType::Float16}}, {},
                    "share a dtype");
-  expect_error<TE>("conv", {{{1, 3, 5}, DType::Int32}, {{4, 3, 3}, DType::Int32}}, {},
-                   "float");
+  expect_error<TE>("conv", {{{1, 3, 5}, DType::Int32}, {{4, 3, 3}, DType::Int32}}, {}, "float");
   expect_error<VE>("conv", {{{1, 3, 5}, f}, {{4, 3, 3}, f}}, one("strides", Ints{1, 1}),
                    "strides must have 1 values");
   expect_error<VE>("conv", {{{1, 3, 5}, f}, {{4, 3, 3}, f}}, one("strides", Ints{0}),

@@ -546,9 +546,9 @@ TEST(ElementwiseBinary, FloatEdgeCases) {
   // Float floor_divide follows numpy's divmod: 1 // 0.1 is 9 (fmod(1, 0.1) = 0.0999...), a
   // quotient of zero keeps the sign of a / b, x // 0 is a / 0, infinities give NaN or -1.
   {
-    std::vector<double> v = to_doubles(
-        run_kernel("floor_divide", {make_f32({1, 0, -0.5, 1, -1, 0, kInf, -1, 1}),
-                                    make_f32({0.1f, -1, 2, 0, 0, 0, 1, kInf, kInf})}));
+    std::vector<double> v =
+        to_doubles(run_kernel("floor_divide", {make_f32({1, 0, -0.5, 1, -1, 0, kInf, -1, 1}),
+                                               make_f32({0.1f, -1, 2, 0, 0, 0, 1, kInf, kInf})}));
     EXPECT_EQ(v[0], 9.0);
     EXPECT_EQ(v[1], 0.0);
     EXPECT_TRUE(std::signbit(v[1]));
