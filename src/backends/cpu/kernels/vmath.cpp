@@ -230,6 +230,32 @@ double ExtremeF64(const double* x, size_t n, bool max, bool* nan) {
   return max ? Extreme<true>(x, n, nan) : Extreme<false>(x, n, nan);
 }
 
+int32_t QuantizeU8(const float* HWY_RESTRICT x, size_t n, float s, float z,
+                   uint8_t* HWY_RESTRICT q) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const hn::Rebind<uint8_t, decltype(df)> du8;
+  const size_t N = hn::Lanes(df);
+  const auto vs = hn::Set(df, s), vz = hn::Set(df, z);
+  const auto lo = hn::Zero(df), hi = hn::Set(df, 255.0f);
+  auto sum = hn::Zero(di);
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto c =
+        hn::Min(hn::Max(hn::Add(hn::Round(hn::Div(hn::LoadU(df, x + i), vs)), vz), lo), hi);
+    const auto ci = hn::ConvertTo(di, c);
+    sum = hn::Add(sum, ci);
+    hn::StoreU(hn::DemoteTo(du8, ci), du8, q + i);
+  }
+  int32_t total = hn::GetLane(hn::SumOfLanes(di, sum));
+  for (; i < n; ++i) {
+    const float c = std::min(std::max(std::nearbyint(x[i] / s) + z, 0.0f), 255.0f);
+    q[i] = uint8_t(c);
+    total += int32_t(c);
+  }
+  return total;
+}
+
 float ExpShiftSumF32(float* s, size_t n, float m) { return ExpShiftSum(s, n, m); }
 double ExpShiftSumF64(double* s, size_t n, double m) { return ExpShiftSum(s, n, m); }
 
@@ -444,12 +470,17 @@ HWY_EXPORT(PanelProductF64);
 HWY_EXPORT(HalfToFloat);
 HWY_EXPORT(ExtremeF32);
 HWY_EXPORT(ExtremeF64);
+HWY_EXPORT(QuantizeU8);
 
 float extreme(const float* x, size_t n, bool max, bool* nan) {
   return HWY_DYNAMIC_DISPATCH(ExtremeF32)(x, n, max, nan);
 }
 double extreme(const double* x, size_t n, bool max, bool* nan) {
   return HWY_DYNAMIC_DISPATCH(ExtremeF64)(x, n, max, nan);
+}
+
+int32_t quantize_u8(const float* x, size_t n, float s, float z, uint8_t* q) {
+  return HWY_DYNAMIC_DISPATCH(QuantizeU8)(x, n, s, z, q);
 }
 
 void half_to_float(const uint16_t* x, float* y, size_t n) {

@@ -32,6 +32,11 @@ double exp_shift_sum(double* s, size_t n, double m);
 float extreme(const float* x, size_t n, bool max, bool* nan);
 double extreme(const double* x, size_t n, bool max, bool* nan);
 
+// One row of matmul_dynamic_int8's activations: q[i] = clamp(round(x[i] / s) + z, 0, 255)
+// (round half to even, float32 arithmetic) for a scale s > 0 and a zero point z in [0, 255];
+// returns the sum of the codes. x[i] must be finite.
+int32_t quantize_u8(const float* x, size_t n, float s, float z, uint8_t* q);
+
 // Row statistics in double: *s1 = sum(x[i] - c), *s2 = sum((x[i] - c)^2), vectorized, two
 // chains per sum (the order of the additions depends only on n and the SIMD target, and FMA
 // targets round the squares differently from SSE4).
