@@ -60,6 +60,14 @@ void dot_rows(const float* a, size_t lda, size_t rows, size_t n, const float* x0
 void dot_rows(const double* a, size_t lda, size_t rows, size_t n, const double* x0,
               const double* x1, double* y0, double* y1);
 
+// The same with rows of IEEE half-precision values (bits; a float16 KV cache), converted as
+// they are loaded: y[i] = dot(row i, x) for i < rows.
+void dot_rows_half(const uint16_t* a, size_t lda, size_t rows, size_t n, const float* x, float* y);
+// y[d] = sum_j p[j] * v[j][d] for d < n over rows j < rows of half-precision values (row j at
+// v + j * ldv), skipping rows with p[j] = 0 (their values, even NaN, are not read).
+void weighted_rows_half(const float* p, const uint16_t* v, size_t ldv, size_t rows, size_t n,
+                        float* y);
+
 // Products with a packed panel (the recurrent kernels' R, packed once per run): panel holds
 // k rows of `gates` x P values, P = 64 / sizeof(T) (16 floats, 8 doubles), row-major. For each
 // of `rows` vectors x[r] (k elements): y[r][g * ys + j] = sum_i x[r][i] * panel[i][g][j] for
