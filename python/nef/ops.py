@@ -433,12 +433,13 @@ def matmul_integer(a, b, a_zero_point=None, b_zero_point=None) -> Tensor:
     return _op("matmul_integer", [a, b, *zps])
 
 
-def matmul_dynamic_int8(x, w, w_scale, bias=None) -> Tensor:
+def matmul_dynamic_int8(x, w, w_scale, bias=None, activation: str = "") -> Tensor:
     """x float32 [..., K] @ (w int8 [K, N] * w_scale float32 [N]) (+ bias float32 [N]) ->
     float32 [..., N], each row of x quantized at run time to uint8 over its range (widened to
-    hold 0) and multiplied exactly in integers: what `Graph.quantize("int8")` emits. A row with
-    NaN or an infinity gives a row of NaN."""
-    return _op("matmul_dynamic_int8", [x, w, w_scale] + ([] if bias is None else [bias]))
+    hold 0) and multiplied exactly in integers, then `activation` ("", "relu", or "gelu":
+    exact): what `Graph.quantize("int8")` emits. A row with NaN or an infinity gives NaN."""
+    return _op("matmul_dynamic_int8", [x, w, w_scale] + ([] if bias is None else [bias]),
+               activation=str(activation))
 
 
 def qgather(w, ids, format: str) -> Tensor:

@@ -126,9 +126,9 @@ LoadedGraph LoadedGraph::quantize(const std::string& scheme, QuantizeReport* rep
         "its dims bound (nef.from_onnx(path, dims=...)) first");
   QuantizeReport r;
   ir::Graph g = impl_->graph;
-  std::vector<int> users(g.nodes.size(), 0);
-  for (const ir::Node& n : g.nodes)
-    for (int i : n.inputs) ++users[size_t(i)];
+  std::vector<int> users(g.nodes.size(), 0), user(g.nodes.size(), -1);  // count, the last one
+  for (size_t k = 0; k < g.nodes.size(); ++k)
+    for (int i : g.nodes[k].inputs) ++users[size_t(i)], user[size_t(i)] = int(k);
   for (int o : g.outputs) ++users[size_t(o)];
   // Which matmuls take which form, decided on the original graph.
   enum Form { kKeep, kQ8, kInteger };
@@ -152,7 +152,8 @@ LoadedGraph LoadedGraph::quantize(const std::string& scheme, QuantizeReport* rep
     if (g.nodes[i].is("matmul")) ++(form[i] == kKeep ? r.kept : r.quantized);
 
   // The replacement of matmul `n` (inputs already remapped), appended to b; returns its value.
-  auto rewrite = [&](Builder& b, const ir::Node& n, Form f, int bias) -> int {
+  auto rewrite = [&](Builder& b, const ir::Node& n, Form f, int bias,
+                     const std::string& activation) -> int {
     // Copies: b grows below, which moves its nodes.
     const Array w = *b.at(n.inputs[1]).constant;
     const std::string hint = b.at(n.inputs[1]).device_hint;
@@ -169,47 +170,65 @@ LoadedGraph LoadedGraph::quantize(const std::string& scheme, QuantizeReport* rep
     std::vector<int> in = {n.inputs[0], b.constant(std::move(q), hint),
                            b.constant(std::move(s), hint)};
     if (bias >= 0) in.push_back(bias);
-    return b.emit("matmul_dynamic_int8", std::move(in), {}, hint);
+    ir::Attrs a;
+    if (!activation.empty()) a.set("activation", activation);
+    return b.emit("matmul_dynamic_int8", std::move(in), std::move(a), hint);
   };
-  // A float32 bias added to an integer-form product (its only use) joins it as the op's bias.
-  std::vector<int> bias_of(g.nodes.size(), -1), absorbed(g.nodes.size(), -1);
+  // An integer-form product absorbs what follows it alone: a float32 bias added to it, then a
+  // ReLU or exact GELU; the op is emitted where its chain ends (where the bias is in place).
+  std::vector<int> bias_of(g.nodes.size(), -1), chain_end(g.nodes.size(), -1);
+  std::vector<std::string> activation_of(g.nodes.size());
+  std::vector<int> product_of(g.nodes.size(), -1);  // chain end -> its product
+  std::vector<bool> inside(g.nodes.size(), false);  // absorbed, not the chain's end
+  auto only_user = [&](int v) { return users[size_t(v)] == 1 ? user[size_t(v)] : -1; };
   for (size_t i = 0; i < g.nodes.size(); ++i) {
-    const ir::Node& a = g.nodes[i];
-    if (!a.is("add") || a.inputs.size() != 2 || a.type.dtype != DType::Float32) continue;
-    for (int side = 0; side < 2; ++side) {
-      const int mm = a.inputs[size_t(side)], c = a.inputs[size_t(1 - side)];
-      const ir::Node& cn = g.nodes[size_t(c)];
-      if (form[size_t(mm)] != kInteger || users[size_t(mm)] != 1 || bias_of[size_t(mm)] >= 0 ||
-          a.type.shape != g.nodes[size_t(mm)].type.shape || !cn.is("constant") ||
-          cn.type.dtype != DType::Float32 ||
-          cn.type.shape != Shape{g.nodes[size_t(mm)].type.shape.back()})
-        continue;
-      bias_of[size_t(mm)] = c, absorbed[i] = mm;
-      break;
+    if (form[i] != kInteger) continue;
+    int end = int(i);
+    const ir::Node& mm = g.nodes[i];
+    if (int u = only_user(end); u >= 0) {
+      const ir::Node& a = g.nodes[size_t(u)];
+      const int c = a.is("add") && a.inputs.size() == 2 ? a.inputs[a.inputs[0] == end ? 1 : 0] : -1;
+      if (c >= 0 && c != end && a.type == mm.type && g.nodes[size_t(c)].is("constant") &&
+          g.nodes[size_t(c)].type.dtype == DType::Float32 &&
+          g.nodes[size_t(c)].type.shape == Shape{mm.type.shape.back()})
+        bias_of[i] = c, end = u;
     }
+    if (int u = only_user(end); u >= 0) {
+      const ir::Node& a = g.nodes[size_t(u)];
+      const bool gelu = a.is("gelu") && a.attrs.get_string("approximate") == "none";
+      if ((gelu || a.is("relu")) && a.type == mm.type) {
+        activation_of[i] = gelu ? "gelu" : "relu";
+        end = u;
+      }
+    }
+    chain_end[i] = end;
+    product_of[size_t(end)] = int(i);
+    if (bias_of[i] >= 0 && end != only_user(int(i))) inside[size_t(only_user(int(i)))] = true;
   }
   Builder b;
   std::vector<int> remap(g.nodes.size(), -1);
-  std::vector<ir::Node> waiting(g.nodes.size());  // products waiting for their bias's add
+  std::vector<ir::Node> waiting(g.nodes.size());  // products waiting for their chain's end
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     ir::Node n = std::move(g.nodes[i]);
-    for (int& in : n.inputs) in = remap[size_t(in)];  // an absorbed add's product: -1, unused
-    if (bias_of[i] >= 0) {  // emitted at its add, where the bias is in place
+    for (int& in : n.inputs) in = remap[size_t(in)];  // an absorbed value: -1, unused
+    if (chain_end[i] >= 0 && chain_end[i] != int(i)) {
       waiting[i] = std::move(n);
       continue;
     }
-    if (absorbed[i] >= 0) {
-      const int bias = remap[size_t(bias_of[size_t(absorbed[i])])];
-      remap[i] = rewrite(b, waiting[size_t(absorbed[i])], kInteger, bias);
-      b.nodes[size_t(remap[i])].name = n.name;
+    if (inside[i]) continue;
+    if (const int mm = product_of[i]; mm >= 0) {
+      const int bias = bias_of[size_t(mm)] >= 0 ? remap[size_t(bias_of[size_t(mm)])] : -1;
+      remap[i] = rewrite(b, mm == int(i) ? n : waiting[size_t(mm)], kInteger, bias,
+                         activation_of[size_t(mm)]);
+      b.nodes[size_t(remap[i])].name = n.name;  // output and file names stay with the value
       continue;
     }
     if (form[i] == kKeep) {
       remap[i] = b.push(std::move(n));
       continue;
     }
-    remap[i] = rewrite(b, n, form[i], -1);
-    b.nodes[size_t(remap[i])].name = n.name;  // output and file names stay with the value
+    remap[i] = rewrite(b, n, form[i], -1, "");
+    b.nodes[size_t(remap[i])].name = n.name;
   }
   g.nodes = std::move(b.nodes);
   for (int& o : g.outputs) o = remap[size_t(o)];

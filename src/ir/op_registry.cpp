@@ -68,8 +68,10 @@ TensorType check_and_infer(const OpDef& op, const std::vector<TensorType>& input
     throw ValidationError(str("[", op.name, "] expects ", want, " inputs, got ", n));
   }
   for (const auto& [name, value] : attrs.values()) {
+    // Named copy of the binding: clang 14 (the fuzz build) cannot capture structured bindings.
+    const std::string& key = name;
     auto spec = std::find_if(op.attrs.begin(), op.attrs.end(),
-                             [&](const AttrSpec& s) { return s.name == name; });
+                             [&](const AttrSpec& s) { return s.name == key; });
     if (spec == op.attrs.end())
       throw ValidationError(str("[", op.name, "] unknown attribute '", name, "'"));
     AttrType t = attr_type_of(value);

@@ -257,22 +257,26 @@ def test_matmul_dynamic_int8_bad_operands():
             nef.matmul_dynamic_int8(*args).numpy()
 
 
-def test_quantize_absorbs_the_bias_add(tmp_path):
+def test_quantize_absorbs_the_bias_add_and_activation(tmp_path):
     rng = np.random.default_rng()
     w = rng.standard_normal((48, 20)).astype(np.float32)
     b = rng.standard_normal(20).astype(np.float32)
     w2 = rng.standard_normal((48, 20)).astype(np.float32)
+    w3 = rng.standard_normal((48, 20)).astype(np.float32)
     x = nef.placeholder("x", (40, 48), "float32")
-    y = nef.relu(x @ w + b)           # bias after the product: absorbed
+    y = nef.relu(x @ w + b)           # bias after the product, then a ReLU: all absorbed
     h = x @ w2
     z = b + h                         # bias first: absorbed too
     u = h * 2.0                       # ...unless the product has another use
-    nef.build(tmp_path / "g.nef", {"y": y, "z": z, "u": u})
+    g = nef.gelu(x @ w3)              # exact GELU straight after the product
+    gt = nef.gelu(x @ w3, approximate="tanh")  # the tanh form stays a separate op
+    nef.build(tmp_path / "g.nef", {"y": y, "z": z, "u": u, "g": g, "gt": gt})
     q = nef.load(tmp_path / "g.nef").quantize()
-    kernels = q.plan()["kernels"]
-    assert [k["op"] for k in kernels].count("matmul_dynamic_int8") == 2
+    ops = [k["op"] for k in q.plan()["kernels"]]
+    assert ops.count("matmul_dynamic_int8") == 4, ops
     xv = rng.standard_normal((40, 48)).astype(np.float32)
     got = q.run(x=xv)
+
     def wq(m):  # quantize.cpp's per-column weights: scale in float32, codes from float64
         s = (np.abs(m.astype(np.float64)).max(0) / 127).astype(np.float32)
         return np.clip(np.rint(m / s.astype(np.float64)), -127, 127).astype(np.int8), s
@@ -283,3 +287,31 @@ def test_quantize_absorbs_the_bias_add(tmp_path):
     hq = dynamic_int8_reference(xv, w28, s28)
     np.testing.assert_array_equal(got["u"], hq * np.float32(2))
     np.testing.assert_array_equal(got["z"], hq + b)
+    # The fused GELU gives the bits of the separate gelu op on the same product.
+    w38, s38 = wq(w3)
+    np.testing.assert_array_equal(
+        got["g"], nef.gelu(nef.matmul_dynamic_int8(xv, w38, s38)).numpy())
+    np.testing.assert_array_equal(
+        got["gt"], nef.gelu(nef.matmul_dynamic_int8(xv, w38, s38), approximate="tanh").numpy())
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_matmul_dynamic_int8_activation(activation):
+    from math import erf
+    rng = np.random.default_rng()
+    w = rng.integers(-127, 128, (33, 21)).astype(np.int8)
+    ws = (rng.random(21) * 0.05).astype(np.float32)
+    b = rng.standard_normal(21).astype(np.float32)
+    for xv in (rng.standard_normal((7, 33)).astype(np.float32), np.zeros((3, 0), np.float32)):
+        k = xv.shape[1]
+        wk, args = w[:k], [xv, w[:k], ws, b]
+        got = nef.matmul_dynamic_int8(*args, activation=activation).numpy()
+        plain = dynamic_int8_reference(xv, wk, ws, b) if k else np.broadcast_to(b, (3, 21))
+        if activation == "relu":
+            np.testing.assert_array_equal(got, np.where(plain < 0, np.float32(0), plain))
+        else:
+            p64 = plain.astype(np.float64)
+            want = 0.5 * p64 * (1 + np.vectorize(erf)(p64 / np.sqrt(2)))
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    with pytest.raises(nef.NEFValidationError, match="activation must be"):
+        nef.matmul_dynamic_int8(xv, w[:0], ws, activation="tanh").numpy()

@@ -124,8 +124,10 @@ Cost cost_matmul_integer(const std::vector<TensorType>& in, const TensorType& ou
 // is quantized at run time to uint8 over its range widened to hold 0 (ONNX
 // DynamicQuantizeLinear, per row): s = max(hi - lo, FLT_MIN) / 255, z = round(-lo / s),
 // q = clamp(round(x / s) + z, 0, 255); y = float((q - z) @ w) * s * w_scale (+ bias), the
-// integer product exact. A row holding NaN or an infinity gives a row of NaN.
-TensorType infer_matmul_dynamic_int8(const OpDef&, const std::vector<TensorType>& in, Attrs&) {
+// integer product exact, then attribute `activation` ("" none, "relu", "gelu": exact, erf). A
+// row holding NaN or an infinity gives a row of NaN.
+TensorType infer_matmul_dynamic_int8(const OpDef&, const std::vector<TensorType>& in,
+                                     Attrs& attrs) {
   const TensorType &x = in[0], &w = in[1], &s = in[2];
   if (x.dtype != DType::Float32 || w.dtype != DType::Int8 || s.dtype != DType::Float32 ||
       (in.size() == 4 && in[3].dtype != DType::Float32))
@@ -141,6 +143,10 @@ TensorType infer_matmul_dynamic_int8(const OpDef&, const std::vector<TensorType>
     if (in[i].shape != Shape{N})
       throw ShapeError(str("[matmul_dynamic_int8] ", i == 2 ? "w_scale" : "bias", " must be [", N,
                            "]: ", types_str(in)));
+  const std::string& act = attrs.get_string("activation");
+  if (!act.empty() && act != "relu" && act != "gelu")
+    throw ValidationError(str(
+        "[matmul_dynamic_int8] activation must be \"\", \"relu\" or \"gelu\", got \"", act, "\""));
   Shape out = x.shape;
   out.back() = N;
   checked_numel(out, "matmul_dynamic_int8");
@@ -199,6 +205,7 @@ void register_quant_ops(Registry& r) {
   md.max_inputs = 4;
   md.infer = infer_matmul_dynamic_int8;
   md.cost = cost_matmul_dynamic_int8;
+  md.attrs.push_back({"activation", AttrType::String, AttrValue(std::string()), false});
   r.add(std::move(md));
 
   OpDef ci;

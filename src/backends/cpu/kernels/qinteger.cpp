@@ -478,6 +478,8 @@ class MatmulDynamicInt8Kernel final : public CpuKernel {
   MatmulDynamicInt8Kernel(const ir::Node& node, const std::vector<ir::TensorType>& in)
       : isa_(igemm_best()) {
     name_ = str("cpu.matmul_dynamic_int8.", isa_.name);
+    const std::string& act = node.attrs.get_string("activation");
+    relu_ = act == "relu", gelu_ = act == "gelu";
     K_ = in[0].shape.back();
     N_ = in[1].shape[1];
     rows_ = numel(node.type.shape) / std::max<int64_t>(N_, 1);
@@ -541,8 +543,12 @@ class MatmulDynamicInt8Kernel final : public CpuKernel {
       cs[n] = args.inputs[2].data_as<float>()[n * args.inputs[2].strides[0]];
       cs[N_ + n] = bias ? args.inputs[3].data_as<float>()[n * args.inputs[3].strides[0]] : 0.0f;
     }
-    if (K_ == 0) {  // an empty product: the bias alone
-      for (int64_t r = 0; r < rows_; ++r) std::copy(cs + N_, cs + 2 * N_, out + r * N_);
+    if (K_ == 0) {  // an empty product: the bias alone (through the activation)
+      for (int64_t r = 0; r < rows_; ++r) {
+        float* y = out + r * N_;
+        for (int64_t n = 0; n < N_; ++n) y[n] = relu_ && cs[N_ + n] < 0.0f ? 0.0f : cs[N_ + n];
+        if (gelu_) vmath::gelu_erf(y, y, size_t(N_));
+      }
       return;
     }
     quantize_rows(x, aq, rowsum, scale, zp);
@@ -584,8 +590,8 @@ class MatmulDynamicInt8Kernel final : public CpuKernel {
         });
       gemm_packed(isa_, ap, rows_, pk ? pk->bp.get() : bp, K_, N_, acc, N_);
     }
-    // y = (float(acc) * s_row) * w_scale (+ bias): the order of the float ops of the unfused
-    // form (cast, mul, mul, add), so both give the same bits.
+    // y = (float(acc) * s_row) * w_scale (+ bias), then the activation: the order of the float
+    // ops of the unfused form (cast, mul, mul, add, relu / gelu), so both give the same bits.
     parallel_for(rows_, std::max<int64_t>(1, 8192 / N_), [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         const float s = scale[r];
@@ -594,8 +600,10 @@ class MatmulDynamicInt8Kernel final : public CpuKernel {
         for (int64_t n = 0; n < N_; ++n) {
           float v = float(a[n]) * s * cs[n];
           if (bias) v += cs[N_ + n];
+          if (relu_) v = v < 0.0f ? 0.0f : v;  // as relu: NaN and -0 stay
           std::memcpy(y + n, &v, sizeof v);
         }
+        if (gelu_) vmath::gelu_erf(y, y, size_t(N_));
       }
     });
   }
@@ -641,6 +649,7 @@ class MatmulDynamicInt8Kernel final : public CpuKernel {
 
   const IgemmIsa& isa_;
   std::string name_;
+  bool relu_ = false, gelu_ = false;
   int64_t K_ = 0, N_ = 0, rows_ = 0, workspace_ = 0;
 };
 
