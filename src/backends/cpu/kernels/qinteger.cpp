@@ -594,15 +594,9 @@ class MatmulDynamicInt8Kernel final : public CpuKernel {
     // ops of the unfused form (cast, mul, mul, add, relu / gelu), so both give the same bits.
     parallel_for(rows_, std::max<int64_t>(1, 8192 / N_), [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
-        const float s = scale[r];
-        int32_t* a = acc + r * N_;
         float* y = out + r * N_;
-        for (int64_t n = 0; n < N_; ++n) {
-          float v = float(a[n]) * s * cs[n];
-          if (bias) v += cs[N_ + n];
-          if (relu_) v = v < 0.0f ? 0.0f : v;  // as relu: NaN and -0 stay
-          std::memcpy(y + n, &v, sizeof v);
-        }
+        vmath::scale_int32(acc + r * N_, size_t(N_), scale[r], cs, bias ? cs + N_ : nullptr, relu_,
+                           y);
         if (gelu_) vmath::gelu_erf(y, y, size_t(N_));
       }
     });

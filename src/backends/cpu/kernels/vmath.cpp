@@ -256,6 +256,34 @@ int32_t QuantizeU8(const float* HWY_RESTRICT x, size_t n, float s, float z,
   return total;
 }
 
+void ScaleInt32(const int32_t* acc, size_t n, float s, const float* HWY_RESTRICT ws,
+                const float* HWY_RESTRICT bias, bool relu, float* y) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const size_t N = hn::Lanes(df);
+  const auto vs = hn::Set(df, s), zero = hn::Zero(df);
+  size_t i = 0;
+  for (; i + N <= n; i += N)
+    hn::StoreU(
+        hn::Mul(hn::Mul(hn::ConvertTo(df, hn::LoadU(di, acc + i)), vs), hn::LoadU(df, ws + i)), df,
+        y + i);
+  for (; i < n; ++i) y[i] = float(acc[i]) * s * ws[i];
+  if (!bias && !relu) return;
+  // A second pass over the (cached) row: the product is rounded before the bias is added, as
+  // the unfused ops do (in one expression the compiler may fuse them into one FMA).
+  for (i = 0; i + N <= n; i += N) {
+    auto v = hn::LoadU(df, y + i);
+    if (bias) v = hn::Add(v, hn::LoadU(df, bias + i));
+    if (relu) v = hn::IfThenElse(hn::Lt(v, zero), zero, v);
+    hn::StoreU(v, df, y + i);
+  }
+  for (; i < n; ++i) {
+    float v = y[i];
+    if (bias) v += bias[i];
+    y[i] = relu && v < 0.0f ? 0.0f : v;
+  }
+}
+
 float ExpShiftSumF32(float* s, size_t n, float m) { return ExpShiftSum(s, n, m); }
 double ExpShiftSumF64(double* s, size_t n, double m) { return ExpShiftSum(s, n, m); }
 
@@ -549,6 +577,7 @@ HWY_EXPORT(HalfToFloat);
 HWY_EXPORT(ExtremeF32);
 HWY_EXPORT(ExtremeF64);
 HWY_EXPORT(QuantizeU8);
+HWY_EXPORT(ScaleInt32);
 HWY_EXPORT(DotRowsHalf);
 HWY_EXPORT(WeightedRowsHalf);
 
@@ -565,6 +594,11 @@ void dot_rows_half(const uint16_t* a, size_t lda, size_t rows, size_t n, const f
 void weighted_rows_half(const float* p, const uint16_t* v, size_t ldv, size_t rows, size_t n,
                         float* y) {
   HWY_DYNAMIC_DISPATCH(WeightedRowsHalf)(p, v, ldv, rows, n, y);
+}
+
+void scale_int32(const int32_t* acc, size_t n, float s, const float* ws, const float* bias,
+                 bool relu, float* y) {
+  HWY_DYNAMIC_DISPATCH(ScaleInt32)(acc, n, s, ws, bias, relu, y);
 }
 
 int32_t quantize_u8(const float* x, size_t n, float s, float z, uint8_t* q) {

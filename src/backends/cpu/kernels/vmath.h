@@ -37,6 +37,12 @@ double extreme(const double* x, size_t n, bool max, bool* nan);
 // returns the sum of the codes. x[i] must be finite.
 int32_t quantize_u8(const float* x, size_t n, float s, float z, uint8_t* q);
 
+// The other end of matmul_dynamic_int8: y[i] = float(acc[i]) * s * ws[i] (+ bias[i] when bias
+// is not null), then max(., 0) as relu does when `relu` (NaN and -0 stay), in that order of
+// float32 operations. y may be the same memory as acc (converted in place).
+void scale_int32(const int32_t* acc, size_t n, float s, const float* ws, const float* bias,
+                 bool relu, float* y);
+
 // Row statistics in double: *s1 = sum(x[i] - c), *s2 = sum((x[i] - c)^2), vectorized, two
 // chains per sum (the order of the additions depends only on n and the SIMD target, and FMA
 // targets round the squares differently from SSE4).
