@@ -57,30 +57,55 @@ void phase_cols(const Conv2d& g, const Phases& p, int64_t px, int64_t& lo, int64
   hi = std::clamp(ceil_div(g.W + g.pl - px, g.sw), lo, p.Wq);
 }
 
+// Zeros a run of a row: a row's pads are a column or two, where a memset call per run cost more
+// than the run (a tenth of a stride-2 depthwise conv).
+inline void zero_run(float* p, int64_t n) {
+  if (n > 4) {
+    std::memset(p, 0, size_t(n) * sizeof(float));
+    return;
+  }
+  if (n > 0) p[0] = 0.0f;
+  if (n > 1) p[1] = 0.0f;
+  if (n > 2) p[2] = 0.0f;
+  if (n > 3) p[3] = 0.0f;
+}
+
+// Width stride 2: the column ranges of the two phases, the same for every row: [lo, hi) inside
+// the image per phase, [a, b) where both are (the input pairs (2j - pl, 2j + 1 - pl)).
+struct PairCols {
+  int64_t lo0 = 0, hi0 = 0, lo1 = 0, hi1 = 0, a = 0, b = 0;
+};
+PairCols pair_cols(const Conv2d& g, const Phases& p) {
+  PairCols c;
+  phase_cols(g, p, 0, c.lo0, c.hi0);
+  phase_cols(g, p, 1, c.lo1, c.hi1);
+  c.a = std::max(c.lo0, c.lo1);
+  c.b = std::max(c.a, std::min(c.hi0, c.hi1));
+  return c;
+}
+
 // Width stride 2: both column phases of one input row in one pass (the row is read once:
 // at 32 x 160 x 160 the input does not stay in L2, and two passes read it twice).
-void fill_row_pair(const Conv2d& g, const Phases& p, const float* in, float* r0, float* r1) {
-  int64_t lo0, hi0, lo1, hi1;
-  phase_cols(g, p, 0, lo0, hi0);
-  phase_cols(g, p, 1, lo1, hi1);
-  std::fill(r0, r0 + lo0, 0.0f);
-  std::fill(r0 + hi0, r0 + p.Wq, 0.0f);
-  std::fill(r1, r1 + lo1, 0.0f);
-  std::fill(r1 + hi1, r1 + p.Wq, 0.0f);
-  // Columns [a, b) of both phases are the input pairs (2j - pl, 2j + 1 - pl).
-  const int64_t a = std::max(lo0, lo1), b = std::max(a, std::min(hi0, hi1));
-  if (b > a) conv_simd_best().split_pairs(in + 2 * a - g.pl, b - a, r0 + a, r1 + a);
+void fill_row_pair(const Conv2d& g, const Phases& p, const PairCols& c, const ConvSimdIsa& isa,
+                   const float* in, float* r0, float* r1) {
+  zero_run(r0, c.lo0);
+  zero_run(r0 + c.hi0, p.Wq - c.hi0);
+  zero_run(r1, c.lo1);
+  zero_run(r1 + c.hi1, p.Wq - c.hi1);
+  if (c.b > c.a) isa.split_pairs(in + 2 * c.a - g.pl, c.b - c.a, r0 + c.a, r1 + c.a);
   // The ends only one phase has (at most a column or two).
-  for (int64_t j = lo0; j < std::min(a, hi0); ++j) r0[j] = in[2 * j - g.pl];
-  for (int64_t j = std::max(b, lo0); j < hi0; ++j) r0[j] = in[2 * j - g.pl];
-  for (int64_t j = lo1; j < std::min(a, hi1); ++j) r1[j] = in[2 * j + 1 - g.pl];
-  for (int64_t j = std::max(b, lo1); j < hi1; ++j) r1[j] = in[2 * j + 1 - g.pl];
+  for (int64_t j = c.lo0; j < std::min(c.a, c.hi0); ++j) r0[j] = in[2 * j - g.pl];
+  for (int64_t j = std::max(c.b, c.lo0); j < c.hi0; ++j) r0[j] = in[2 * j - g.pl];
+  for (int64_t j = c.lo1; j < std::min(c.a, c.hi1); ++j) r1[j] = in[2 * j + 1 - g.pl];
+  for (int64_t j = std::max(c.b, c.lo1); j < c.hi1; ++j) r1[j] = in[2 * j + 1 - g.pl];
 }
 
 // Rows [r0, r0 + nrows) of the phase planes of one input channel (H x W) into dst, planes
 // `stride` elements apart (rows past the padded input are zeros).
 void fill_phases(const Conv2d& g, const Phases& p, const float* in, float* dst, int64_t r0,
                  int64_t nrows, int64_t stride) {
+  const ConvSimdIsa& isa = conv_simd_best();
+  const PairCols pc = g.sw == 2 ? pair_cols(g, p) : PairCols{};
   for (int64_t py = 0; py < g.sh; ++py) {
     if (g.sw == 2) {
       float* p0 = dst + (py * 2) * stride;
@@ -91,7 +116,7 @@ void fill_phases(const Conv2d& g, const Phases& p, const float* in, float* dst, 
           std::fill(p0 + (r - r0) * p.Wq, p0 + (r - r0 + 1) * p.Wq, 0.0f);
           std::fill(p1 + (r - r0) * p.Wq, p1 + (r - r0 + 1) * p.Wq, 0.0f);
         } else {
-          fill_row_pair(g, p, in + iy * g.W, p0 + (r - r0) * p.Wq, p1 + (r - r0) * p.Wq);
+          fill_row_pair(g, p, pc, isa, in + iy * g.W, p0 + (r - r0) * p.Wq, p1 + (r - r0) * p.Wq);
         }
       }
       continue;
@@ -108,13 +133,13 @@ void fill_phases(const Conv2d& g, const Phases& p, const float* in, float* dst, 
           continue;
         }
         const float* src = in + iy * g.W + (lo * g.sw + px - g.pl);
-        std::fill(row, row + lo, 0.0f);
+        zero_run(row, lo);
         if (g.sw == 1) {
           std::memcpy(row + lo, src, size_t(hi - lo) * sizeof(float));
         } else {
           for (int64_t j = 0; j < hi - lo; ++j) row[lo + j] = src[j * g.sw];
         }
-        std::fill(row + hi, row + p.Wq, 0.0f);
+        zero_run(row + hi, p.Wq - hi);
       }
     }
   }
