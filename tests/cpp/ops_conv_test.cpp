@@ -255,13 +255,15 @@ TEST(OpsConv, RandomFloat32Geometries) {
 TEST(OpsConv, ImplicitBandsOfRows) {
   // float32 conv_implicit over many bands of output rows (each parallel item fills the plane
   // rows its band reads, halo included): tall images, a batch, dilation, stride 3, a 1-wide
-  // image, a band's ragged last sliver, groups; at 1 and 2 threads.
+  // image, a band's ragged last sliver, groups, one band split by its slivers (1-D, one image);
+  // at 1 and 2 threads.
   const std::vector<Conv> cases = {
       {{3, 7, 67, 9}, {11, 7, 3, 3}, {}, {1, 1, 1, 1}, {}, 1, true, {}},
       {{1, 5, 90, 31}, {9, 5, 5, 3}, {}, {4, 1, 4, 1}, {2, 1}, 1, false, {}},
       {{2, 6, 71, 40}, {12, 3, 3, 3}, {3, 2}, {1, 2, 0, 1}, {}, 2, true, {}},
       {{1, 3, 200, 1}, {10, 3, 7, 1}, {}, {3, 0, 3, 0}, {}, 1, true, {}},
       {{1, 40, 129, 7}, {24, 40, 3, 3}, {2, 1}, {1, 1, 1, 1}, {}, 1, false, {}},
+      {{1, 16, 1501}, {32, 16, 5}, {}, {2, 2}, {}, 1, true, {}},
   };
   uint64_t seed = 3000;
   const int old = current_session().threads();

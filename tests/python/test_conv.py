@@ -206,6 +206,9 @@ IMPLICIT_CASES = [
     ((2, 6, 71, 40), (12, 3, 3, 3), [3, 2], [1, 2, 0, 1], None, 2, True),
     ((1, 40, 129, 7), (24, 40, 3, 3), [2, 1], [1, 1, 1, 1], None, 1, True),
     ((1, 3, 200, 2), (10, 3, 7, 1), None, [3, 0, 3, 0], None, 1, False),
+    # One band (a 1-D conv, one image): its slivers split between items.
+    ((1, 16, 1501), (32, 16, 5), None, [2, 2], None, 1, True),
+    ((1, 12, 2, 777), (20, 6, 2, 3), [1, 2], [0, 1, 1, 1], [1, 3], 2, False),
     # 1x1 stride 1 (the GEMM; at 2 threads each thread a part of the output rows).
     ((1, 20, 13, 11), (37, 20, 1, 1), None, None, None, 1, True),
     ((2, 12, 9, 9), (32, 6, 1, 1), None, None, None, 2, False),

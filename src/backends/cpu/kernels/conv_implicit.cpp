@@ -159,7 +159,10 @@ struct Plan {
   // Bands of `band` output rows (nbands per image and group): a parallel item fills the
   // `lrows` phase-plane rows its band reads (lplane per plane, lchan per channel) into its own
   // slot of `planes` floats, then runs the band's sb slivers.
+  // Few rows (a 1-D conv, one image): each band's slivers are split into `parts` items, each
+  // filling the band's planes itself.
   int64_t band = 0, nbands = 0, sb = 0, lrows = 0, lplane = 0, lchan = 0, planes = 0, slots = 0;
+  int64_t parts = 1;
   int mr = 0, nr = 0;
 };
 
@@ -215,12 +218,13 @@ Plan make_plan(const Conv2d& g) {
   }
   l.nbands = ceil_div(g.Ho, l.band);
   l.sb = ceil_div(l.band * ph.Wq, l.nr);
+  l.parts = std::clamp<int64_t>(kBandsPerThread * threads / (g.N * g.G * l.nbands), 1, l.sb);
   // A band's last sliver reads up to sb * nr - 1 past a tap's offset within its plane.
   l.lrows =
       ceil_div(((g.kh - 1) * g.dh / g.sh) * ph.Wq + (g.kw - 1) * g.dw / g.sw + l.sb * l.nr, ph.Wq);
   l.lplane = l.lrows * ph.Wq;
   l.lchan = g.sh * g.sw * l.lplane;
-  l.slots = parallel_slots(g.N * g.G * l.nbands, 1);
+  l.slots = parallel_slots(g.N * g.G * l.nbands * l.parts, 1);
   l.planes = l.Cg * l.lchan + 64;
   return l;
 }
@@ -305,7 +309,7 @@ void conv_implicit(const Conv2d& g, const float* x, const float* w, const float*
           c * l.lchan + ((y % g.sh) * g.sw + xo % g.sw) * l.lplane + (y / g.sh) * ph.Wq + xo / g.sw;
     }
   const int64_t slot_floats = workspace_piece(l.planes, DType::Float32) / 4;
-  const int64_t items = g.N * g.G * l.nbands;
+  const int64_t items = g.N * g.G * l.nbands * l.parts;
   parallel_for_slots(items, 1, [&](int64_t slot, int64_t i0, int64_t i1) {
     // One tile per sliver of the panel: the K blocks run outermost, so that a block of packed
     // weights (Mpad x kc) stays in L2 across the panel's slivers and each sliver's input block
@@ -316,15 +320,18 @@ void conv_implicit(const Conv2d& g, const float* x, const float* w, const float*
     std::unique_ptr<OutputFinisher> fin = finisher ? finisher() : nullptr;
     float* const local = planes + slot * slot_floats;
     for (int64_t it = i0; it < i1; ++it) {
-      const int64_t n = it / (g.G * l.nbands), grp = (it / l.nbands) % g.G, bd = it % l.nbands;
-      const int64_t oy0 = bd * l.band, rows = std::min(l.band, g.Ho - oy0);
+      const int64_t part = it % l.parts, band_item = it / l.parts;
+      const int64_t n = band_item / (g.G * l.nbands), grp = (band_item / l.nbands) % g.G;
+      const int64_t oy0 = (band_item % l.nbands) * l.band, rows = std::min(l.band, g.Ho - oy0);
       const int64_t Qb = rows * ph.Wq, Sb = ceil_div(Qb, NR);
+      const int64_t sa = Sb * part / l.parts, se = Sb * (part + 1) / l.parts;
+      if (se <= sa) continue;
       const float* xg = x + (n * g.C + grp * l.Cg) * g.H * g.W;
       for (int64_t c = 0; c < l.Cg; ++c)
         fill_phases(g, ph, xg + c * g.H * g.W, local + c * l.lchan, oy0, l.lrows, l.lplane);
       float* gout = out + (n * g.M + grp * l.Mg) * l.P + oy0 * g.Wo;
-      for (int64_t s0 = 0; s0 < Sb; s0 += kPanelSlivers) {
-        const int64_t s1 = std::min(Sb, s0 + kPanelSlivers);
+      for (int64_t s0 = sa; s0 < se; s0 += kPanelSlivers) {
+        const int64_t s1 = std::min(se, s0 + kPanelSlivers);
         // Sliver s accumulates in tile slot t (one slot per sliver, or slot 0 for each in turn).
         auto fill = [&](int64_t t) {
           for (int64_t m = 0; m < l.Mpad; ++m) {
