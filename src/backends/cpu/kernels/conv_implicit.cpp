@@ -197,15 +197,15 @@ Plan make_plan(const Conv2d& g) {
   l.full = l.Mpad * l.K <= kPackAll ? 0 : l.Mg / l.mr;
   l.packed = g.G * (l.mslv - l.full) * l.K * l.mr;
   // Bands of about kBandFloats of planes each (in L2 while its slivers read them: filled and
-  // read by the same thread, with no pass over all planes first), at least kBandsPerThread
-  // items per thread where there are enough output rows.
+  // read by the same thread, with no pass over all planes first); at 2+ threads, at least
+  // kBandsPerThread items per thread (bands, or parts of one band's slivers).
   const Phases& ph = l.ph;
   const int64_t halo = ceil_div((g.kh - 1) * g.dh, g.sh) + 1 + ceil_div(l.nr, ph.Wq);
   const int64_t row_floats = l.Cg * g.sh * g.sw * ph.Wq;
   int64_t most =
       std::clamp<int64_t>(kBandFloats / std::max<int64_t>(1, row_floats) - halo, 1, g.Ho);
   const int64_t threads = num_threads();
-  const int64_t want = ceil_div(kBandsPerThread * threads, g.N * g.G);
+  const int64_t want = threads > 1 ? ceil_div(kBandsPerThread * threads, g.N * g.G) : 1;
   if (want > 1) most = std::min(most, std::max<int64_t>(1, ceil_div(g.Ho, want)));
   // Of the band heights up to `most`, the one that computes the fewest positions per valid one
   // (a band's last sliver is partial) times the threads' imbalance (items / threads rounded up).
@@ -218,7 +218,8 @@ Plan make_plan(const Conv2d& g) {
   }
   l.nbands = ceil_div(g.Ho, l.band);
   l.sb = ceil_div(l.band * ph.Wq, l.nr);
-  l.parts = std::clamp<int64_t>(kBandsPerThread * threads / (g.N * g.G * l.nbands), 1, l.sb);
+  if (threads > 1)
+    l.parts = std::clamp<int64_t>(kBandsPerThread * threads / (g.N * g.G * l.nbands), 1, l.sb);
   // A band's last sliver reads up to sb * nr - 1 past a tap's offset within its plane.
   l.lrows =
       ceil_div(((g.kh - 1) * g.dh / g.sh) * ph.Wq + (g.kw - 1) * g.dw / g.sw + l.sb * l.nr, ph.Wq);
