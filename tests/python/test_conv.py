@@ -280,6 +280,25 @@ PREPARED_CASES = [
 @pytest.mark.parametrize("has_bias", [True, False])
 @pytest.mark.parametrize("i", range(len(PREPARED_CASES)))
 def test_conv_weight_constant_or_graph_input(i, has_bias, threads, tmp_path):
+    _check_constant_and_input(i, has_bias, threads, tmp_path)
+
+
+@pytest.mark.parametrize("target", ["avx2", "generic"])
+def test_conv_weight_constant_or_graph_input_instruction_sets(target, tmp_path):
+    """The same under each forced instruction-set variant (the packing follows its tile)."""
+    code = (
+        "import sys, pathlib\n"
+        "sys.path.insert(0, sys.argv[2])\n"
+        "import test_conv as t\n"
+        "for i in range(len(t.PREPARED_CASES)):\n"
+        "    t._check_constant_and_input(i, i % 2 == 0, 2, pathlib.Path(sys.argv[1]))\n")
+    env = dict(os.environ, NEF_CPU_TARGET=target)
+    here = os.path.dirname(os.path.abspath(__file__))
+    subprocess.run([sys.executable, "-c", code, str(tmp_path), here], check=True, env=env,
+                   cwd=here)
+
+
+def _check_constant_and_input(i, has_bias, threads, tmp_path):
     xs, ws, strides, pads, dil, groups = PREPARED_CASES[i]
     rng = np.random.default_rng(seed_of("prepared", i, has_bias))
     x = random_array(rng, xs, "float32", -1, 1)
