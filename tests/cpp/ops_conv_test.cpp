@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/session.h"
 #include "test_util.h"
 
 namespace nef::test {
@@ -249,6 +250,28 @@ TEST(OpsConv, RandomFloat32Geometries) {
           DType::Float32, seed + uint64_t(done));
     ++done;
   }
+}
+
+TEST(OpsConv, ImplicitBandsOfRows) {
+  // float32 conv_implicit over many bands of output rows (each parallel item fills the plane
+  // rows its band reads, halo included): tall images, a batch, dilation, stride 3, a 1-wide
+  // image, a band's ragged last sliver, groups, one band split by its slivers (1-D, one image);
+  // at 1 and 2 threads.
+  const std::vector<Conv> cases = {
+      {{3, 7, 67, 9}, {11, 7, 3, 3}, {}, {1, 1, 1, 1}, {}, 1, true, {}},
+      {{1, 5, 90, 31}, {9, 5, 5, 3}, {}, {4, 1, 4, 1}, {2, 1}, 1, false, {}},
+      {{2, 6, 71, 40}, {12, 3, 3, 3}, {3, 2}, {1, 2, 0, 1}, {}, 2, true, {}},
+      {{1, 3, 200, 1}, {10, 3, 7, 1}, {}, {3, 0, 3, 0}, {}, 1, true, {}},
+      {{1, 40, 129, 7}, {24, 40, 3, 3}, {2, 1}, {1, 1, 1, 1}, {}, 1, false, {}},
+      {{1, 16, 1501}, {32, 16, 5}, {}, {2, 2}, {}, 1, true, {}},
+  };
+  uint64_t seed = 3000;
+  const int old = current_session().threads();
+  for (int threads : {1, 2}) {
+    current_session().set_threads(threads);
+    for (const Conv& c : cases) check("conv", c, DType::Float32, ++seed);
+  }
+  current_session().set_threads(old);
 }
 
 TEST(OpsConv, ChunkedColumnBuffers) {

@@ -199,6 +199,16 @@ IMPLICIT_CASES = [
     ((2, 8, 33), (8, 1, 3), [2], [1, 1], None, 8, True),
     ((1, 96, 20, 20), (96, 1, 3, 3), None, [1, 1, 1, 1], None, 96, True),
     ((2, 6, 8, 11), (6, 1, 5, 3), None, [2, 2, 2, 1], None, 6, True),
+    # Many bands of output rows (each filled and computed by one item): tall images, a batch,
+    # dilation and a halo of several plane rows, stride 3, a band's ragged last sliver, groups.
+    ((3, 7, 67, 9), (11, 7, 3, 3), None, [1, 1, 1, 1], None, 1, True),
+    ((1, 5, 90, 31), (9, 5, 5, 3), [1, 1], [4, 1, 4, 1], [2, 1], 1, False),
+    ((2, 6, 71, 40), (12, 3, 3, 3), [3, 2], [1, 2, 0, 1], None, 2, True),
+    ((1, 40, 129, 7), (24, 40, 3, 3), [2, 1], [1, 1, 1, 1], None, 1, True),
+    ((1, 3, 200, 2), (10, 3, 7, 1), None, [3, 0, 3, 0], None, 1, False),
+    # One band (a 1-D conv, one image): its slivers split between items.
+    ((1, 16, 1501), (32, 16, 5), None, [2, 2], None, 1, True),
+    ((1, 12, 2, 777), (20, 6, 2, 3), [1, 2], [0, 1, 1, 1], [1, 3], 2, False),
     # 1x1 stride 1 (the GEMM; at 2 threads each thread a part of the output rows).
     ((1, 20, 13, 11), (37, 20, 1, 1), None, None, None, 1, True),
     ((2, 12, 9, 9), (32, 6, 1, 1), None, None, None, 2, False),
@@ -254,6 +264,66 @@ def test_conv_implicit_instruction_set_variants(target, tmp_path):
         x, w, b = _implicit_inputs(i, case)
         assert_close(got[str(i)], ref_conv(x, w, b, strides, pads, dil, groups), "float32",
                      scale=_scale(w, ws[1]))
+
+
+# conv_implicit's weights packed once per plan (a constant weight) against packed per call (the
+# weight a graph input): both against float64, at 1 and 2 threads, with and without a bias.
+PREPARED_CASES = [
+    ((1, 19, 23, 29), (45, 19, 3, 3), [2, 2], [1, 1, 1, 1], None, 1),   # ragged packed tile
+    ((2, 40, 12, 10), (24, 40, 3, 3), None, [1, 1, 1, 1], None, 1),     # weights over 32K floats
+    ((1, 24, 11, 13), (36, 12, 3, 3), [1, 2], [0, 1, 2, 1], [2, 1], 2),  # groups, dilation
+    ((1, 300, 9, 8), (20, 300, 3, 3), None, [1, 1, 1, 1], None, 1),     # several K blocks
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("has_bias", [True, False])
+@pytest.mark.parametrize("i", range(len(PREPARED_CASES)))
+def test_conv_weight_constant_or_graph_input(i, has_bias, threads, tmp_path):
+    _check_constant_and_input(i, has_bias, threads, tmp_path)
+
+
+@pytest.mark.parametrize("target", ["avx2", "generic"])
+def test_conv_weight_constant_or_graph_input_instruction_sets(target, tmp_path):
+    """The same under each forced instruction-set variant (the packing follows its tile)."""
+    code = (
+        "import sys, pathlib\n"
+        "sys.path.insert(0, sys.argv[2])\n"
+        "import test_conv as t\n"
+        "for i in range(len(t.PREPARED_CASES)):\n"
+        "    t._check_constant_and_input(i, i % 2 == 0, 2, pathlib.Path(sys.argv[1]))\n")
+    env = dict(os.environ, NEF_CPU_TARGET=target)
+    here = os.path.dirname(os.path.abspath(__file__))
+    subprocess.run([sys.executable, "-c", code, str(tmp_path), here], check=True, env=env,
+                   cwd=here)
+
+
+def _check_constant_and_input(i, has_bias, threads, tmp_path):
+    xs, ws, strides, pads, dil, groups = PREPARED_CASES[i]
+    rng = np.random.default_rng(seed_of("prepared", i, has_bias))
+    x = random_array(rng, xs, "float32", -1, 1)
+    w = random_array(rng, ws, "float32", -1, 1)
+    b = random_array(rng, (ws[0],), "float32", -1, 1) if has_bias else None
+    want = ref_conv(x, w, b, strides, pads, dil, groups)
+    previous = nef.config()["threads"]
+    nef.config(threads=threads)
+    try:
+        xp = nef.placeholder("x", xs, "float32")
+        wp = nef.placeholder("w", ws, "float32")
+        bt = None if b is None else nef.tensor(b)
+        conv = dict(strides=strides, pads=pads, dilations=dil, groups=groups)
+        nef.build(tmp_path / "const.nef", {"y": nef.conv(xp, nef.tensor(w), bt, **conv)})
+        nef.build(tmp_path / "input.nef", {"y": nef.conv(xp, wp, bt, **conv)})
+        const, inp = nef.load(tmp_path / "const.nef"), nef.load(tmp_path / "input.nef")
+        for _ in range(2):  # a second run reuses the plan and its packed weights
+            assert_close(const.run({"x": x})["y"], want, "float32", scale=_scale(w, ws[1]))
+            assert_close(inp.run({"x": x, "w": w})["y"], want, "float32", scale=_scale(w, ws[1]))
+        # Another weight through the same plan: packed per call, never the first one's packing.
+        w2 = random_array(rng, ws, "float32", -1, 1)
+        assert_close(inp.run({"x": x, "w": w2})["y"], ref_conv(x, w2, b, strides, pads, dil, groups),
+                     "float32", scale=_scale(w2, ws[1]))
+    finally:
+        nef.config(threads=previous)
 
 
 def test_large_chunked():

@@ -315,6 +315,13 @@ int implicit_choice(const Geom& g) {
   return use_conv_implicit(*c, kDirectMaxChannels) ? 2 : 0;
 }
 
+// A plan's constant weight packed once for conv_implicit (Kernel::prepare), with the address it
+// was packed from: a run whose weight is another array packs per call as without it.
+struct ConvPrepared final : backend::Prepared {
+  const void* src = nullptr;
+  ConvPackedWeights w;
+};
+
 // conv_epilogue's program as conv_implicit.h's finisher.
 class EpilogueFinisher final : public OutputFinisher {
  public:
@@ -705,6 +712,7 @@ void conv_gemm(const Geom& g, const Array& x, const Array& wc, const std::vector
 // conv, or conv_epilogue with `epi` (float32/float64 only: the inputs past the bias are the
 // epilogue's single values).
 void conv_kernel(const KernelArgs& args, const RowEpilogue* epi) {
+  const auto* prep = dynamic_cast<const ConvPrepared*>(args.prepared);
   Array& out = args.out;
   if (out.numel() == 0) return;
   const Array x = args.inputs[0].contiguous();
@@ -732,7 +740,7 @@ void conv_kernel(const KernelArgs& args, const RowEpilogue* epi) {
                            fin);
           else
             conv_implicit(c, x.data_as<float>(), wc.data_as<float>(), b, out.data_as<float>(),
-                          args.workspace, fin);
+                          args.workspace, fin, prep && prep->src == wc.data() ? &prep->w : nullptr);
           return;
         }
         if (use_conv_rows(g)) {
@@ -892,6 +900,7 @@ class ConvKernel final : public CpuKernel {
         } else if (std::is_same_v<T, float> && implicit_choice(g)) {
           workspace_ = implicit_choice(g) == 2 ? conv_implicit_workspace_bytes(*conv2d_of(g))
                                                : 0;  // conv_depthwise: per-thread plane buffers
+          if (implicit_choice(g) == 2) implicit_ = conv2d_of(g);
         } else if (std::is_same_v<T, float> && use_conv_rows(g)) {
           workspace_ = 0;  // conv_rows: per-thread row buffers (a few hundred KB at most)
         } else if (g.Mg > kDirectMaxChannels) {
@@ -903,6 +912,20 @@ class ConvKernel final : public CpuKernel {
   }
   std::string name() const override { return name_; }
   int64_t workspace_bytes() const override { return workspace_; }
+  // A constant float32 weight of a conv that conv_implicit runs is packed once per plan.
+  std::shared_ptr<const Prepared> prepare(
+      const std::vector<const Array*>& constants) const override {
+    if (!implicit_ || constants.size() < 2 || !constants[1]) return nullptr;
+    const Array& w = *constants[1];
+    const Conv2d& c = *implicit_;
+    if (w.dtype != DType::Float32 || !w.on_host() || !w.is_contiguous() ||
+        w.numel() != c.M * (c.C / c.G) * c.kh * c.kw)
+      return nullptr;
+    auto p = std::make_shared<ConvPrepared>();
+    p->src = w.data();
+    p->w = conv_implicit_pack(c, w.data_as<float>());
+    return p;
+  }
   void run(const KernelArgs& args) const override {
     transpose_ ? conv_transpose_kernel(args) : conv_kernel(args, epilogue_ ? &*epilogue_ : nullptr);
   }
@@ -910,6 +933,7 @@ class ConvKernel final : public CpuKernel {
  private:
   bool transpose_;
   std::optional<RowEpilogue> epilogue_;  // conv_epilogue's program
+  std::optional<Conv2d> implicit_;       // the geometry, when conv_implicit runs the node
   std::string name_;
   int64_t workspace_ = 0;
 };

@@ -57,62 +57,89 @@ void phase_cols(const Conv2d& g, const Phases& p, int64_t px, int64_t& lo, int64
   hi = std::clamp(ceil_div(g.W + g.pl - px, g.sw), lo, p.Wq);
 }
 
-// Width stride 2: both column phases of one input row in one pass (the row is read once:
-// at 32 x 160 x 160 the input does not stay in L2, and two passes read it twice).
-void fill_row_pair(const Conv2d& g, const Phases& p, const float* in, float* r0, float* r1) {
-  int64_t lo0, hi0, lo1, hi1;
-  phase_cols(g, p, 0, lo0, hi0);
-  phase_cols(g, p, 1, lo1, hi1);
-  std::fill(r0, r0 + lo0, 0.0f);
-  std::fill(r0 + hi0, r0 + p.Wq, 0.0f);
-  std::fill(r1, r1 + lo1, 0.0f);
-  std::fill(r1 + hi1, r1 + p.Wq, 0.0f);
-  // Columns [a, b) of both phases are the input pairs (2j - pl, 2j + 1 - pl).
-  const int64_t a = std::max(lo0, lo1), b = std::max(a, std::min(hi0, hi1));
-  if (b > a) conv_simd_best().split_pairs(in + 2 * a - g.pl, b - a, r0 + a, r1 + a);
-  // The ends only one phase has (at most a column or two).
-  for (int64_t j = lo0; j < std::min(a, hi0); ++j) r0[j] = in[2 * j - g.pl];
-  for (int64_t j = std::max(b, lo0); j < hi0; ++j) r0[j] = in[2 * j - g.pl];
-  for (int64_t j = lo1; j < std::min(a, hi1); ++j) r1[j] = in[2 * j + 1 - g.pl];
-  for (int64_t j = std::max(b, lo1); j < hi1; ++j) r1[j] = in[2 * j + 1 - g.pl];
+// Zeros a run of a row: a row's pads are a column or two, where a memset call per run cost more
+// than the run (a tenth of a stride-2 depthwise conv).
+inline void zero_run(float* p, int64_t n) {
+  if (n > 4) {
+    std::memset(p, 0, size_t(n) * sizeof(float));
+    return;
+  }
+  if (n > 0) p[0] = 0.0f;
+  if (n > 1) p[1] = 0.0f;
+  if (n > 2) p[2] = 0.0f;
+  if (n > 3) p[3] = 0.0f;
 }
 
-// The phase planes of one input channel (H x W) into dst (chan elements).
-void fill_phases(const Conv2d& g, const Phases& p, const float* in, float* dst) {
+// Width stride 2: the column ranges of the two phases, the same for every row: [lo, hi) inside
+// the image per phase, [a, b) where both are (the input pairs (2j - pl, 2j + 1 - pl)).
+struct PairCols {
+  int64_t lo0 = 0, hi0 = 0, lo1 = 0, hi1 = 0, a = 0, b = 0;
+};
+PairCols pair_cols(const Conv2d& g, const Phases& p) {
+  PairCols c;
+  phase_cols(g, p, 0, c.lo0, c.hi0);
+  phase_cols(g, p, 1, c.lo1, c.hi1);
+  c.a = std::max(c.lo0, c.lo1);
+  c.b = std::max(c.a, std::min(c.hi0, c.hi1));
+  return c;
+}
+
+// Width stride 2: both column phases of one input row in one pass (the row is read once:
+// at 32 x 160 x 160 the input does not stay in L2, and two passes read it twice).
+void fill_row_pair(const Conv2d& g, const Phases& p, const PairCols& c, const ConvSimdIsa& isa,
+                   const float* in, float* r0, float* r1) {
+  zero_run(r0, c.lo0);
+  zero_run(r0 + c.hi0, p.Wq - c.hi0);
+  zero_run(r1, c.lo1);
+  zero_run(r1 + c.hi1, p.Wq - c.hi1);
+  if (c.b > c.a) isa.split_pairs(in + 2 * c.a - g.pl, c.b - c.a, r0 + c.a, r1 + c.a);
+  // The ends only one phase has (at most a column or two).
+  for (int64_t j = c.lo0; j < std::min(c.a, c.hi0); ++j) r0[j] = in[2 * j - g.pl];
+  for (int64_t j = std::max(c.b, c.lo0); j < c.hi0; ++j) r0[j] = in[2 * j - g.pl];
+  for (int64_t j = c.lo1; j < std::min(c.a, c.hi1); ++j) r1[j] = in[2 * j + 1 - g.pl];
+  for (int64_t j = std::max(c.b, c.lo1); j < c.hi1; ++j) r1[j] = in[2 * j + 1 - g.pl];
+}
+
+// Rows [r0, r0 + nrows) of the phase planes of one input channel (H x W) into dst, planes
+// `stride` elements apart (rows past the padded input are zeros).
+void fill_phases(const Conv2d& g, const Phases& p, const float* in, float* dst, int64_t r0,
+                 int64_t nrows, int64_t stride) {
+  const ConvSimdIsa& isa = conv_simd_best();
+  const PairCols pc = g.sw == 2 ? pair_cols(g, p) : PairCols{};
   for (int64_t py = 0; py < g.sh; ++py) {
     if (g.sw == 2) {
-      float* p0 = dst + (py * 2) * p.plane;
-      float* p1 = p0 + p.plane;
-      for (int64_t r = 0; r < p.rows; ++r) {
+      float* p0 = dst + (py * 2) * stride;
+      float* p1 = p0 + stride;
+      for (int64_t r = r0; r < r0 + nrows; ++r) {
         const int64_t iy = r * g.sh + py - g.pt;
         if (iy < 0 || iy >= g.H) {
-          std::fill(p0 + r * p.Wq, p0 + (r + 1) * p.Wq, 0.0f);
-          std::fill(p1 + r * p.Wq, p1 + (r + 1) * p.Wq, 0.0f);
+          std::fill(p0 + (r - r0) * p.Wq, p0 + (r - r0 + 1) * p.Wq, 0.0f);
+          std::fill(p1 + (r - r0) * p.Wq, p1 + (r - r0 + 1) * p.Wq, 0.0f);
         } else {
-          fill_row_pair(g, p, in + iy * g.W, p0 + r * p.Wq, p1 + r * p.Wq);
+          fill_row_pair(g, p, pc, isa, in + iy * g.W, p0 + (r - r0) * p.Wq, p1 + (r - r0) * p.Wq);
         }
       }
       continue;
     }
     for (int64_t px = 0; px < g.sw; ++px) {
-      float* plane = dst + (py * g.sw + px) * p.plane;
+      float* plane = dst + (py * g.sw + px) * stride;
       int64_t lo, hi;
       phase_cols(g, p, px, lo, hi);
-      for (int64_t r = 0; r < p.rows; ++r) {
-        float* row = plane + r * p.Wq;
+      for (int64_t r = r0; r < r0 + nrows; ++r) {
+        float* row = plane + (r - r0) * p.Wq;
         const int64_t iy = r * g.sh + py - g.pt;
         if (iy < 0 || iy >= g.H) {
           std::fill(row, row + p.Wq, 0.0f);
           continue;
         }
         const float* src = in + iy * g.W + (lo * g.sw + px - g.pl);
-        std::fill(row, row + lo, 0.0f);
+        zero_run(row, lo);
         if (g.sw == 1) {
           std::memcpy(row + lo, src, size_t(hi - lo) * sizeof(float));
         } else {
           for (int64_t j = 0; j < hi - lo; ++j) row[lo + j] = src[j * g.sw];
         }
-        std::fill(row + hi, row + p.Wq, 0.0f);
+        zero_run(row + hi, p.Wq - hi);
       }
     }
   }
@@ -126,9 +153,16 @@ int64_t valid_before(const Conv2d& g, const Phases& p, int64_t q) {
 // The implicit GEMM's sizes: K = (channel, tap) per group, the tile counts, the K blocks.
 struct Plan {
   Phases ph;
-  int64_t Cg = 0, Mg = 0, K = 0, P = 0, Q = 0, S = 0, mslv = 0, Mpad = 0, kc = 0;
-  int64_t full = 0;                // channel tiles read from the weight rows in place
-  int64_t packed = 0, planes = 0;  // floats: the packed ragged tiles, phase planes (with slack)
+  int64_t Cg = 0, Mg = 0, K = 0, P = 0, mslv = 0, Mpad = 0, kc = 0;
+  int64_t full = 0;    // channel tiles read from the weight rows in place
+  int64_t packed = 0;  // floats: the packed ragged tiles
+  // Bands of `band` output rows (nbands per image and group): a parallel item fills the
+  // `lrows` phase-plane rows its band reads (lplane per plane, lchan per channel) into its own
+  // slot of `planes` floats, then runs the band's sb slivers.
+  // Few rows (a 1-D conv, one image): each band's slivers are split into `parts` items, each
+  // filling the band's planes itself.
+  int64_t band = 0, nbands = 0, sb = 0, lrows = 0, lplane = 0, lchan = 0, planes = 0, slots = 0;
+  int64_t parts = 1;
   int mr = 0, nr = 0;
 };
 
@@ -139,6 +173,9 @@ constexpr int64_t kMaxKc = 256;
 constexpr int64_t kPackAll = 32768;
 // Slivers (nr positions each) whose output rows a thread finishes before the epilogue runs.
 constexpr int64_t kPanelSlivers = 8;
+// Phase-plane floats per band (a parallel item), and bands per thread when rows allow.
+constexpr int64_t kBandFloats = 196608;
+constexpr int64_t kBandsPerThread = 2;
 
 Plan make_plan(const Conv2d& g) {
   const ConvSimdIsa& isa = conv_simd_best();
@@ -150,8 +187,6 @@ Plan make_plan(const Conv2d& g) {
   l.Mg = g.M / g.G;
   l.K = l.Cg * g.kh * g.kw;
   l.P = g.Ho * g.Wo;
-  l.Q = g.Ho * l.ph.Wq;
-  l.S = ceil_div(l.Q, l.nr);
   l.mslv = ceil_div(l.Mg, l.mr);
   l.Mpad = l.mslv * l.mr;
   const int64_t nkb = std::max<int64_t>(1, ceil_div(l.K, kMaxKc));
@@ -161,8 +196,37 @@ Plan make_plan(const Conv2d& g) {
   // Small weights are all packed (one k-major stream; 16 x 144 at 160 x 160: 4% faster).
   l.full = l.Mpad * l.K <= kPackAll ? 0 : l.Mg / l.mr;
   l.packed = g.G * (l.mslv - l.full) * l.K * l.mr;
-  // The last sliver reads up to S*nr - 1 past a tap's offset (the largest is below chan).
-  l.planes = g.C * l.ph.chan + l.S * l.nr + 64;
+  // Bands of about kBandFloats of planes each (in L2 while its slivers read them: filled and
+  // read by the same thread, with no pass over all planes first); at 2+ threads, at least
+  // kBandsPerThread items per thread (bands, or parts of one band's slivers).
+  const Phases& ph = l.ph;
+  const int64_t halo = ceil_div((g.kh - 1) * g.dh, g.sh) + 1 + ceil_div(l.nr, ph.Wq);
+  const int64_t row_floats = l.Cg * g.sh * g.sw * ph.Wq;
+  int64_t most =
+      std::clamp<int64_t>(kBandFloats / std::max<int64_t>(1, row_floats) - halo, 1, g.Ho);
+  const int64_t threads = num_threads();
+  const int64_t want = threads > 1 ? ceil_div(kBandsPerThread * threads, g.N * g.G) : 1;
+  if (want > 1) most = std::min(most, std::max<int64_t>(1, ceil_div(g.Ho, want)));
+  // Of the band heights up to `most`, the one that computes the fewest positions per valid one
+  // (a band's last sliver is partial) times the threads' imbalance (items / threads rounded up).
+  double best = 0;
+  for (int64_t b = std::max<int64_t>(1, most / 2); b <= most; ++b) {
+    const int64_t items = g.N * g.G * ceil_div(g.Ho, b);
+    const double waste = double(ceil_div(b * ph.Wq, l.nr) * l.nr) / double(b * ph.Wq);
+    const double cost = waste * double(ceil_div(items, threads) * threads) / double(items);
+    if (l.band == 0 || cost <= best) best = cost, l.band = b;
+  }
+  l.nbands = ceil_div(g.Ho, l.band);
+  l.sb = ceil_div(l.band * ph.Wq, l.nr);
+  if (threads > 1)
+    l.parts = std::clamp<int64_t>(kBandsPerThread * threads / (g.N * g.G * l.nbands), 1, l.sb);
+  // A band's last sliver reads up to sb * nr - 1 past a tap's offset within its plane.
+  l.lrows =
+      ceil_div(((g.kh - 1) * g.dh / g.sh) * ph.Wq + (g.kw - 1) * g.dw / g.sw + l.sb * l.nr, ph.Wq);
+  l.lplane = l.lrows * ph.Wq;
+  l.lchan = g.sh * g.sw * l.lplane;
+  l.slots = parallel_slots(g.N * g.G * l.nbands * l.parts, 1);
+  l.planes = l.Cg * l.lchan + 64;
   return l;
 }
 
@@ -176,67 +240,99 @@ bool use_conv_implicit(const Conv2d& g, int64_t min_mg) {
   // A 1x1 stride-1 conv is already a GEMM on the input as it lies: the packed GEMM with its
   // tiles written in place is faster there (1.0 ms against 2.6 ms at 32 -> 192 x 80 x 80).
   if (l.ph.direct) return false;
-  return l.planes + l.packed <= (int64_t{1} << 24);  // 64 MB
+  return l.slots * l.planes + l.packed <= (int64_t{1} << 24);  // 64 MB
 }
 
 int64_t conv_implicit_workspace_bytes(const Conv2d& g) {
   const Plan l = make_plan(g);
-  return workspace_piece(l.packed, DType::Float32) + workspace_piece(l.planes, DType::Float32);
+  return workspace_piece(l.packed, DType::Float32) +
+         l.slots * workspace_piece(l.planes, DType::Float32);
+}
+
+namespace {
+
+// Channel tiles [full, mslv) of every group into dst: k-major, mr channels per k, zeros past Mg.
+void pack_tiles(const Conv2d& g, const Plan& l, int64_t full, const float* w, float* dst) {
+  const int64_t npk = l.mslv - full, K = l.K, MR = l.mr;
+  parallel_for(g.G * npk, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, K * MR)),
+               [&](int64_t i0, int64_t i1) {
+                 for (int64_t i = i0; i < i1; ++i) {
+                   const int64_t grp = i / npk, ms = full + i % npk;
+                   float* d = dst + i * K * MR;
+                   for (int64_t r = 0; r < MR; ++r) {
+                     const int64_t m = ms * MR + r;
+                     const float* src = w + (grp * l.Mg + m) * K;
+                     for (int64_t k = 0; k < K; ++k) d[k * MR + r] = m < l.Mg ? src[k] : 0.0f;
+                   }
+                 }
+               });
+}
+
+}  // namespace
+
+ConvPackedWeights conv_implicit_pack(const Conv2d& g, const float* w) {
+  const Plan l = make_plan(g);
+  ConvPackedWeights p;
+  p.mr = l.mr;
+  p.data.resize(static_cast<size_t>(g.G * l.mslv * l.K * l.mr));
+  pack_tiles(g, l, 0, w, p.data.data());
+  return p;
 }
 
 void conv_implicit(const Conv2d& g, const float* x, const float* w, const float* bias, float* out,
-                   const Array& workspace, const FinisherFactory& finisher) {
+                   const Array& workspace, const FinisherFactory& finisher,
+                   const ConvPackedWeights* packed) {
   const ConvSimdIsa& isa = conv_simd_best();
-  const Plan l = make_plan(g);
+  Plan l = make_plan(g);
   const int64_t MR = l.mr, NR = l.nr, K = l.K, taps = g.kh * g.kw;
   const Phases& ph = l.ph;
   NEF_CHECK(!ph.direct, "conv_implicit: 1x1 stride-1 unpadded convs run the GEMM");
   WorkspaceCarver ws(workspace);
-  float* const ap = ws.take({l.packed}, DType::Float32).data_as<float>();
-  float* const planes = ws.take({l.planes}, DType::Float32).data_as<float>();
-  // The packed channel tiles of each group (from l.full on): k-major, mr channels per k, zeros
-  // past Mg.
+  float* const ap_ws = ws.take({l.packed}, DType::Float32).data_as<float>();
+  const float* ap = ap_ws;
+  float* const planes =
+      ws.take({l.slots * (workspace_piece(l.planes, DType::Float32) / 4)}, DType::Float32)
+          .data_as<float>();
+  // Every channel tile packed once per plan (no packing pass, one parallel region less per
+  // run), or the ragged ones (from l.full on) packed here.
+  if (packed && packed->mr == l.mr && int64_t(packed->data.size()) == g.G * l.mslv * K * MR) {
+    l.full = 0;
+    ap = packed->data.data();
+  } else {
+    pack_tiles(g, l, l.full, w, ap_ws);
+  }
   const int64_t npk = l.mslv - l.full;
-  parallel_for(g.G * npk, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, K * MR)),
-               [&](int64_t i0, int64_t i1) {
-                 for (int64_t i = i0; i < i1; ++i) {
-                   const int64_t grp = i / npk, ms = l.full + i % npk;
-                   float* dst = ap + i * K * MR;
-                   for (int64_t r = 0; r < MR; ++r) {
-                     const int64_t m = ms * MR + r;
-                     const float* src = w + (grp * l.Mg + m) * K;
-                     for (int64_t k = 0; k < K; ++k) dst[k * MR + r] = m < l.Mg ? src[k] : 0.0f;
-                   }
-                 }
-               });
-  const int64_t chan = ph.chan;
   std::vector<int64_t> offs(static_cast<size_t>(K));
   for (int64_t c = 0; c < l.Cg; ++c)
-    for (int64_t t = 0; t < taps; ++t)
-      offs[size_t(c * taps + t)] = c * chan + tap_offset(g, ph, t / g.kw, t % g.kw);
-  std::fill(planes + g.C * ph.chan, planes + l.planes, 0.0f);
-  const double sliver_work = 2.0 * double(l.Mpad) * double(K) * double(NR) + 1;
-  const int64_t grain = std::max<int64_t>(1, int64_t(2e5 / sliver_work));
-  for (int64_t n = 0; n < g.N; ++n) {
-    const float* xn = x + n * g.C * g.H * g.W;
-    parallel_for(g.C, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, ph.chan)),
-                 [&](int64_t c0, int64_t c1) {
-                   for (int64_t c = c0; c < c1; ++c)
-                     fill_phases(g, ph, xn + c * g.H * g.W, planes + c * ph.chan);
-                 });
-    parallel_for(g.G * l.S, grain, [&](int64_t i0, int64_t i1) {
-      // One tile per sliver of the panel: the K blocks run outermost, so that a block of packed
-      // weights (Mpad x kc) stays in L2 across the panel's slivers and each sliver's input block
-      // in L1 across the channel tiles (192 -> 384 channels at 26 x 26 stride 2: the weights,
-      // 2.6 MB, were read once per sliver).
-      const int64_t tsize = l.Mpad * NR;
-      std::vector<float> tiles(static_cast<size_t>(kPanelSlivers * tsize));
-      std::unique_ptr<OutputFinisher> fin = finisher ? finisher() : nullptr;
-      for (int64_t i = i0; i < i1;) {
-        const int64_t grp = i / l.S, s0 = i % l.S;
-        const int64_t s1 = std::min({l.S, s0 + (i1 - i), s0 + kPanelSlivers});
-        const float* gbase = planes + grp * l.Cg * chan;
-        float* gout = out + (n * g.M + grp * l.Mg) * l.P;
+    for (int64_t t = 0; t < taps; ++t) {
+      const int64_t y = (t / g.kw) * g.dh, xo = (t % g.kw) * g.dw;
+      offs[size_t(c * taps + t)] =
+          c * l.lchan + ((y % g.sh) * g.sw + xo % g.sw) * l.lplane + (y / g.sh) * ph.Wq + xo / g.sw;
+    }
+  const int64_t slot_floats = workspace_piece(l.planes, DType::Float32) / 4;
+  const int64_t items = g.N * g.G * l.nbands * l.parts;
+  parallel_for_slots(items, 1, [&](int64_t slot, int64_t i0, int64_t i1) {
+    // One tile per sliver of the panel: the K blocks run outermost, so that a block of packed
+    // weights (Mpad x kc) stays in L2 across the panel's slivers and each sliver's input block
+    // in L1 across the channel tiles (192 -> 384 channels at 26 x 26 stride 2: the weights,
+    // 2.6 MB, were read once per sliver).
+    const int64_t tsize = l.Mpad * NR;
+    std::vector<float> tiles(static_cast<size_t>(kPanelSlivers * tsize));
+    std::unique_ptr<OutputFinisher> fin = finisher ? finisher() : nullptr;
+    float* const local = planes + slot * slot_floats;
+    for (int64_t it = i0; it < i1; ++it) {
+      const int64_t part = it % l.parts, band_item = it / l.parts;
+      const int64_t n = band_item / (g.G * l.nbands), grp = (band_item / l.nbands) % g.G;
+      const int64_t oy0 = (band_item % l.nbands) * l.band, rows = std::min(l.band, g.Ho - oy0);
+      const int64_t Qb = rows * ph.Wq, Sb = ceil_div(Qb, NR);
+      const int64_t sa = Sb * part / l.parts, se = Sb * (part + 1) / l.parts;
+      if (se <= sa) continue;
+      const float* xg = x + (n * g.C + grp * l.Cg) * g.H * g.W;
+      for (int64_t c = 0; c < l.Cg; ++c)
+        fill_phases(g, ph, xg + c * g.H * g.W, local + c * l.lchan, oy0, l.lrows, l.lplane);
+      float* gout = out + (n * g.M + grp * l.Mg) * l.P + oy0 * g.Wo;
+      for (int64_t s0 = sa; s0 < se; s0 += kPanelSlivers) {
+        const int64_t s1 = std::min(se, s0 + kPanelSlivers);
         // Sliver s accumulates in tile slot t (one slot per sliver, or slot 0 for each in turn).
         auto fill = [&](int64_t t) {
           for (int64_t m = 0; m < l.Mpad; ++m) {
@@ -248,16 +344,16 @@ void conv_implicit(const Conv2d& g, const float* x, const float* w, const float*
           const int64_t kc = std::min(l.kc, K - k0);
           const float* wk = w + grp * l.Mg * K + k0;
           for (int64_t ms = 0; ms < l.mslv; ++ms) {
-            const bool rows = ms < l.full;
+            const bool wrows = ms < l.full;
             const float* a =
-                rows ? wk + ms * MR * K : ap + ((grp * npk + ms - l.full) * K + k0) * MR;
-            isa.tile(kc, a, rows ? K : 0, gbase + s * NR, offs.data() + k0,
+                wrows ? wk + ms * MR * K : ap + ((grp * npk + ms - l.full) * K + k0) * MR;
+            isa.tile(kc, a, wrows ? K : 0, local + s * NR, offs.data() + k0,
                      tiles.data() + t * tsize + ms * MR * NR, ms == 0 && s + 1 < s1);
           }
         };
         // Scatter the valid columns, one output-row run at a time.
         auto scatter = [&](int64_t s, int64_t t) {
-          const int64_t q0 = s * NR, nq = std::min(NR, l.Q - q0);
+          const int64_t q0 = s * NR, nq = std::min(NR, Qb - q0);
           const float* tile = tiles.data() + t * tsize;
           for (int64_t q = q0; q < q0 + nq;) {
             const int64_t oy = q / ph.Wq, ox = q % ph.Wq;
@@ -281,14 +377,13 @@ void conv_implicit(const Conv2d& g, const float* x, const float* w, const float*
         }
         if (fin) {
           const int64_t pa = valid_before(g, ph, s0 * NR);
-          const int64_t pb = valid_before(g, ph, std::min(s1 * NR, l.Q));
+          const int64_t pb = valid_before(g, ph, std::min(s1 * NR, Qb));
           if (pb > pa)
             for (int64_t m = 0; m < l.Mg; ++m) fin->apply(gout + m * l.P + pa, pb - pa);
         }
-        i += s1 - s0;
       }
-    });
-  }
+    }
+  });
 }
 
 void conv_depthwise(const Conv2d& g, const float* x, const float* w, const float* bias, float* out,
@@ -311,7 +406,7 @@ void conv_depthwise(const Conv2d& g, const float* x, const float* w, const float
       const int64_t c = it % g.C;
       // A 1x1 depthwise conv's plane is the input itself, copied all the same for the slack.
       if (ph.direct) std::memcpy(buf.data(), x + it * g.H * g.W, size_t(g.H * g.W) * sizeof(float));
-      else fill_phases(g, ph, x + it * g.H * g.W, buf.data());
+      else fill_phases(g, ph, x + it * g.H * g.W, buf.data(), 0, ph.rows, ph.plane);
       float* dst = out + it * P;
       isa.dw(buf.data(), ph.Wq, offs.data(), w + c * taps, taps, bias ? bias[c] : 0.0f, dst, g.Wo,
              g.Ho, g.Wo);

@@ -1,13 +1,16 @@
 // Internal to the CPU backend: float32 2-D convs without a column buffer (conv.cpp routes to them).
-// The input is copied once into zero-padded "phase planes": for stride s, s*s planes per channel
+// The input is copied into zero-padded "phase planes": for stride s, s*s planes per channel
 // holding the padded input's rows iy = r*s + py and columns ix = j*s + px, so that every kernel
 // tap reads its plane at a constant offset from the output position, with unit stride. Output
 // positions run over a padded-width domain q = oy * Wq + ox (ox < Wq, the plane's width): the
 // ox >= Wo columns are computed and dropped, which keeps each tap's reads one contiguous run.
 // - conv_implicit: an implicit GEMM, out[m, q] = sum_k w[m, k] * planes[offs[k] + q] with
 //   k = (channel, tap): register tiles of the ISA's mr channels x nr positions (conv_simd.h),
-//   weights packed once per call, the bias in the tile's initial value, conv_epilogue's program
-//   run on each finished panel of output rows while it is in cache.
+//   weights packed once per plan (conv_implicit_pack) or per call, the bias in the tile's
+//   initial value, conv_epilogue's program run on each finished panel of output rows while it
+//   is in cache. The parallel items are bands of output rows (per image and group): each fills
+//   the plane rows its band reads (with the taps' halo) into its thread's own buffer, in L2,
+//   and computes the band at once: one parallel region per call, no pass over all planes first.
 // - conv_depthwise: one channel per group: per channel, the taps' weighted sum over the plane,
 //   four vectors at a time, then the epilogue over that channel's output.
 #pragma once
@@ -15,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "nef/array.h"
 
@@ -44,9 +48,21 @@ bool use_conv_implicit(const Conv2d& g, int64_t min_mg);
 // Workspace bytes conv_implicit needs (packed weights and the phase planes).
 int64_t conv_implicit_workspace_bytes(const Conv2d& g);
 
-// out (N, M, Ho, Wo) = conv(x (N, C, H, W), w (M, C/G, kh, kw)) + bias (M).
+// conv_implicit's weights with every channel tile packed (k-major, mr channels per k, zeros past
+// each group's channels) for the tiles this process runs: made once per plan for a constant
+// weight (Kernel::prepare), so that runs neither pack nor read the weight rows in place.
+struct ConvPackedWeights {
+  int mr = 0;
+  std::vector<float> data;
+};
+ConvPackedWeights conv_implicit_pack(const Conv2d& g, const float* w);
+
+// out (N, M, Ho, Wo) = conv(x (N, C, H, W), w (M, C/G, kh, kw)) + bias (M). `packed` (may be
+// null): conv_implicit_pack(g, w) of these very weights; without it the weights are read in
+// place (whole channel tiles of large weights) or packed per call.
 void conv_implicit(const Conv2d& g, const float* x, const float* w, const float* bias, float* out,
-                   const Array& workspace, const FinisherFactory& finisher);
+                   const Array& workspace, const FinisherFactory& finisher,
+                   const ConvPackedWeights* packed = nullptr);
 void conv_depthwise(const Conv2d& g, const float* x, const float* w, const float* bias, float* out,
                     const FinisherFactory& finisher);
 
