@@ -276,12 +276,16 @@ class Graph:
         return out
 
     def _feed(self, feed: dict) -> dict:
-        types = self.input_types
+        # The inputs' dtypes, read once: a loaded graph never changes (rebuilding input_types
+        # on every run was most of a small graph's run time).
+        dtypes = self.__dict__.get("_dtypes")
+        if dtypes is None:
+            dtypes = {n: t[1] for n, t in self.input_types.items()}
+            self._dtypes = dtypes
         arrays = {}
         for name, value in feed.items():
             name = str(name)
-            want = types[name][1] if name in types else None
-            arrays[name] = _input_array(name, value, want)
+            arrays[name] = _input_array(name, value, dtypes.get(name))
         return arrays
 
     def plan(self) -> dict:

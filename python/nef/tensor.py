@@ -61,9 +61,26 @@ def _first_big_int(data) -> int | None:
 
 # ---- conversions ----------------------------------------------------------------------------
 
+def _native_supported():
+    out = set()
+    for n in _SUPPORTED_NP:
+        try:
+            out.add(np.dtype(n))
+        except TypeError:  # bfloat16 without ml_dtypes
+            pass
+    return frozenset(out)
+
+
+# The supported dtypes in native byte order, as dtype objects: a set lookup, where dtype.name
+# (computed in Python by numpy) cost microseconds on every run.
+_NATIVE_SUPPORTED = _native_supported()
+
+
 def _prepare_numpy(arr: np.ndarray) -> np.ndarray:
     """Makes a numpy array acceptable to the core: supported dtype, native byte order."""
     dt = arr.dtype
+    if dt in _NATIVE_SUPPORTED:
+        return arr
     if dt.name not in _SUPPORTED_NP:
         raise NEFTypeError(f"numpy dtype {dt} is not supported by NEF (supported: "
                            + ", ".join(sorted(_SUPPORTED_NP)) + ")")

@@ -25,6 +25,7 @@ struct LoadedGraphImpl {
   std::vector<std::vector<std::string>> dim_names;   // symbolic name per input dim ("" if none)
   mutable std::mutex mu;
   mutable std::shared_ptr<const runtime::Plan> plan;  // compiled on first run
+  mutable std::string plan_devices;  // compiler::device_key() the plan was compiled for
   std::shared_ptr<const runtime::Plan> embedded;      // verified embedded plan, if any
   std::shared_ptr<DeferredGraph> deferred;            // set: the graph depends on the inputs
 };
