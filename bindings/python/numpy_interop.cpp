@@ -3,6 +3,7 @@
 #include <bit>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 // Every file that casts std::string needs its caster: without it nanobind instantiates the
@@ -128,9 +129,66 @@ nef::Array borrow_strided(char* first, nef::Shape shape, nef::Strides strides, n
   return out;
 }
 
+// The dtype of a buffer-protocol format string of one native-order standard type, or nothing
+// (other types, byte orders and ml_dtypes' types take the __array_interface__ path).
+std::optional<nef::DType> dtype_of_format(const char* f, Py_ssize_t itemsize) {
+  if (!f) return std::nullopt;
+  if (*f == '@' || *f == '=' || (*f == '<' && std::endian::native == std::endian::little)) ++f;
+  if (!f[0] || f[1]) return std::nullopt;
+  std::optional<nef::DType> t;
+  switch (f[0]) {
+    case 'f': t = nef::DType::Float32; break;
+    case 'd': t = nef::DType::Float64; break;
+    case 'e': t = nef::DType::Float16; break;
+    case 'b': t = nef::DType::Int8; break;
+    case 'B': t = nef::DType::UInt8; break;
+    case 'h': t = nef::DType::Int16; break;
+    case 'H': t = nef::DType::UInt16; break;
+    case 'i': t = nef::DType::Int32; break;
+    case 'I': t = nef::DType::UInt32; break;
+    case 'l': case 'q': t = itemsize == 8 ? nef::DType::Int64 : nef::DType::Int32; break;
+    case 'L': case 'Q': t = itemsize == 8 ? nef::DType::UInt64 : nef::DType::UInt32; break;
+    case '?': t = nef::DType::Bool; break;
+    default: return std::nullopt;
+  }
+  if (Py_ssize_t(nef::dtype_size(*t)) != itemsize) return std::nullopt;
+  return t;
+}
+
+// A numpy array of a standard dtype through the buffer protocol (read at C level: no Python
+// dicts or dtype names built per call, which cost most of a small graph's run); nothing where
+// that does not apply. The array keeps its memory alive as the result's owner.
+std::optional<nef::Array> from_buffer(const nb::object& obj) {
+  Py_buffer view;
+  if (PyObject_GetBuffer(obj.ptr(), &view, PyBUF_RECORDS_RO) != 0) {
+    PyErr_Clear();
+    return std::nullopt;
+  }
+  std::optional<nef::DType> dtype = dtype_of_format(view.format, view.itemsize);
+  const int64_t item = view.itemsize;
+  nef::Shape shape(size_t(view.ndim));
+  nef::Strides strides(size_t(view.ndim));
+  bool ok = dtype.has_value() && view.ndim <= nef::kMaxRank &&
+            reinterpret_cast<uintptr_t>(view.buf) % uintptr_t(item) == 0;
+  for (int i = 0; ok && i < view.ndim; ++i) {
+    shape[size_t(i)] = view.shape[i];
+    ok = view.strides[i] % item == 0;
+    strides[size_t(i)] = view.strides[i] / item;
+  }
+  char* first = static_cast<char*>(view.buf);
+  PyBuffer_Release(&view);
+  if (!ok) return std::nullopt;
+  PyObject* ref = obj.ptr();
+  Py_INCREF(ref);
+  std::shared_ptr<void> owner(ref, release_pyobject);
+  return borrow_strided(first, std::move(shape), std::move(strides), *dtype, std::move(owner));
+}
+
 nef::Array array_from_numpy(nb::handle arr) {
   nb::object np = numpy_module();
   nb::object obj = nb::borrow(arr);
+  if (Py_TYPE(obj.ptr()) == reinterpret_cast<PyTypeObject*>(np.attr("ndarray").ptr()))
+    if (std::optional<nef::Array> a = from_buffer(obj)) return std::move(*a);
   if (!nb::isinstance(obj, np.attr("ndarray"))) obj = np.attr("asarray")(obj);
   nb::object dt = obj.attr("dtype");
   std::string name = nb::cast<std::string>(dt.attr("name"));
