@@ -137,19 +137,46 @@ std::optional<nef::DType> dtype_of_format(const char* f, Py_ssize_t itemsize) {
   if (!f[0] || f[1]) return std::nullopt;
   std::optional<nef::DType> t;
   switch (f[0]) {
-    case 'f': t = nef::DType::Float32; break;
-    case 'd': t = nef::DType::Float64; break;
-    case 'e': t = nef::DType::Float16; break;
-    case 'b': t = nef::DType::Int8; break;
-    case 'B': t = nef::DType::UInt8; break;
-    case 'h': t = nef::DType::Int16; break;
-    case 'H': t = nef::DType::UInt16; break;
-    case 'i': t = nef::DType::Int32; break;
-    case 'I': t = nef::DType::UInt32; break;
-    case 'l': case 'q': t = itemsize == 8 ? nef::DType::Int64 : nef::DType::Int32; break;
-    case 'L': case 'Q': t = itemsize == 8 ? nef::DType::UInt64 : nef::DType::UInt32; break;
-    case '?': t = nef::DType::Bool; break;
-    default: return std::nullopt;
+    case 'f':
+      t = nef::DType::Float32;
+      break;
+    case 'd':
+      t = nef::DType::Float64;
+      break;
+    case 'e':
+      t = nef::DType::Float16;
+      break;
+    case 'b':
+      t = nef::DType::Int8;
+      break;
+    case 'B':
+      t = nef::DType::UInt8;
+      break;
+    case 'h':
+      t = nef::DType::Int16;
+      break;
+    case 'H':
+      t = nef::DType::UInt16;
+      break;
+    case 'i':
+      t = nef::DType::Int32;
+      break;
+    case 'I':
+      t = nef::DType::UInt32;
+      break;
+    case 'l':
+    case 'q':
+      t = itemsize == 8 ? nef::DType::Int64 : nef::DType::Int32;
+      break;
+    case 'L':
+    case 'Q':
+      t = itemsize == 8 ? nef::DType::UInt64 : nef::DType::UInt32;
+      break;
+    case '?':
+      t = nef::DType::Bool;
+      break;
+    default:
+      return std::nullopt;
   }
   if (Py_ssize_t(nef::dtype_size(*t)) != itemsize) return std::nullopt;
   return t;

@@ -1,9 +1,8 @@
 // The vector loops behind conv_simd.h, written with GCC vector extensions; the including file
 // defines NEF_CONV_VBYTES (vector bytes), NEF_CONV_MR and NEF_CONV_NV (vectors per tile row) and
 // includes this inside its own namespace (each instruction set gets distinct symbols), after
-// <cstdint>.
+// <cstdint> and <utility> (conv_simd.h includes them).
 using vf = float __attribute__((vector_size(NEF_CONV_VBYTES)));
-using vi = int32_t __attribute__((vector_size(NEF_CONV_VBYTES)));
 constexpr int kL = NEF_CONV_VBYTES / 4;  // lanes
 constexpr int kMR = NEF_CONV_MR, kNV = NEF_CONV_NV, kNR = kNV * kL;
 
@@ -110,24 +109,21 @@ void copy_rows(
   }
 }
 
-// Lane i of a two-vector shuffle mask: 2 * i + kOdd (the even or odd elements of a:b).
-template <int kOdd>
-inline vi pair_mask() {
-  vi m;
-#pragma GCC unroll 16
-  for (int i = 0; i < kL; ++i) m[i] = 2 * i + kOdd;
-  return m;
+// The even (kOdd 0) or odd (kOdd 1) elements of the two vectors a:b. __builtin_shufflevector
+// (GCC 12+ and clang) with constant lanes: GCC's __builtin_shuffle does not build with clang.
+template <int kOdd, std::size_t... I>
+inline vf pick_pairs(vf a, vf b, std::index_sequence<I...>) {
+  return __builtin_shufflevector(a, b, (2 * int(I) + kOdd)...);
 }
 
 // Whole vectors, the last one overlapping the one before (rows are short: 40 pairs at 80
 // columns left 8 to a scalar tail, a third of the row's time).
 void split_pairs(const float* __restrict src, int64_t n, float* __restrict even,
                  float* __restrict odd) {
-  const vi me = pair_mask<0>(), mo = pair_mask<1>();
   auto one = [&](int64_t j) {
     const vf a = loadu(src + 2 * j), b = loadu(src + 2 * j + kL);
-    storeu(even + j, __builtin_shuffle(a, b, me));
-    storeu(odd + j, __builtin_shuffle(a, b, mo));
+    storeu(even + j, pick_pairs<0>(a, b, std::make_index_sequence<kL>()));
+    storeu(odd + j, pick_pairs<1>(a, b, std::make_index_sequence<kL>()));
   };
   if (n < kL) {
     for (int64_t j = 0; j < n; ++j) {
