@@ -166,16 +166,16 @@ LazyPlan plan_for(const std::vector<LazyNode*>& targets) {
   if (e.plan && matches(*static_cast<const Signature*>(e.signature.get()), w, devices)) {
     nef::counters().plan_cache_hits++;
     out.plan = std::move(e.plan);
-    out.bindings.reserve(w.bound);
-    for (size_t i = 0; i < w.order.size(); ++i)
-      if (w.kind[i] == kBound) out.bindings.push_back(*w.order[i]->value);
-    return out;
+  } else {
+    BuiltGraph built = build_from_walk(w, targets, BuildMode::Execute, {});
+    out.plan = compile_built(std::move(built.graph));
+    compiler::store_front_plan(w.hash[0] ^ dh, w.hash[1],
+                               {make_signature(w, std::move(devices)), out.plan});
   }
-  BuiltGraph built = build_from_walk(w, targets, BuildMode::Execute, {});
-  out.plan = compile_built(std::move(built.graph));
-  out.bindings = std::move(built.bindings);
-  compiler::store_front_plan(w.hash[0] ^ dh, w.hash[1],
-                             {make_signature(w, std::move(devices)), out.plan});
+  // Binding slots are the bound nodes in walk order (as build_from_walk numbers them).
+  out.bindings.reserve(w.bound);
+  for (size_t i = 0; i < w.order.size(); ++i)
+    if (w.kind[i] == kBound) out.bindings.push_back(&*w.order[i]->value);
   return out;
 }
 
