@@ -5,7 +5,8 @@
 //              besides the walk (kernels already in the kernel cache: a new graph of known ops)
 //   coldest:   plan and kernel caches cleared before each compile
 //   warm:      plan cache hit as evaluate() pays it: detail::plan_for (one walk of the lazy DAG,
-//              128-bit key, exact verification, bindings), no ir::Graph built
+//              128-bit key, exact verification, pointers to the bound values), no ir::Graph
+//              built (the one copy of the bound values is the run's, in evaluate())
 //   warm_graph: plan cache hit through the ir::Graph (build_graph + structural key + lookup:
 //              what a loaded .nef or a direct compiler::compile call pays)
 //   stages:    the cold pipeline split per stage (counters in ms per compile); it repeats the

@@ -21,8 +21,12 @@ void evaluate(const std::vector<Tensor>& tensors) {
   if (targets.empty()) return;
   // Through the lazy plan cache: a repeated evaluate of the same code builds no ir::Graph.
   detail::LazyPlan lp = detail::plan_for(targets);
+  // The one copy of the bound values (the run takes it over).
+  std::vector<Array> bindings;
+  bindings.reserve(lp.bindings.size());
+  for (const Array* a : lp.bindings) bindings.push_back(*a);
   // Results stay where they were computed until they are read (Tensor::array).
-  std::vector<Array> outs = engine::execute(lp.plan, std::move(lp.bindings));
+  std::vector<Array> outs = engine::execute(lp.plan, std::move(bindings));
   for (size_t i = 0; i < outs.size(); ++i) {
     lp.output_nodes[i]->value = std::move(outs[i]);
     lp.output_nodes[i]->inputs.clear();  // a value stands for its history (detail::LazyNode)

@@ -22,11 +22,14 @@ ir::Attrs type_attrs(const ir::TensorType& t, const std::string* name = nullptr)
   return ir::Attrs(std::move(e));
 }
 
+// Without `copy_bindings` (plan_for, which hands out pointers instead) Execute mode leaves
+// out.bindings empty.
 BuiltGraph build_from_walk(const Walk& w, const std::vector<LazyNode*>& targets, BuildMode mode,
-                           const std::vector<std::string>& output_names) {
+                           const std::vector<std::string>& output_names,
+                           bool copy_bindings = true) {
   BuiltGraph out;
   ir::Graph& g = out.graph;
-  out.bindings.reserve(w.bound);
+  if (copy_bindings) out.bindings.reserve(w.bound);
   std::unordered_set<std::string> placeholder_names;
   g.nodes.reserve(w.order.size());
   const ir::OpDef& constant_op = ir::get_op("constant");
@@ -60,7 +63,7 @@ BuiltGraph build_from_walk(const Walk& w, const std::vector<LazyNode*>& targets,
             throw ValidationError(str("[build] two placeholders are named '", nm, "'"));
         } else {
           nm = "arg" + std::to_string(node.binding);
-          out.bindings.push_back(*cur->value);
+          if (copy_bindings) out.bindings.push_back(*cur->value);
         }
         // Execute mode: the attributes carry the type only, name "" (the slot is node.binding,
         // its name node.name), so a data tensor's own (interned) attributes are shared.
@@ -166,16 +169,16 @@ LazyPlan plan_for(const std::vector<LazyNode*>& targets) {
   if (e.plan && matches(*static_cast<const Signature*>(e.signature.get()), w, devices)) {
     nef::counters().plan_cache_hits++;
     out.plan = std::move(e.plan);
-    out.bindings.reserve(w.bound);
-    for (size_t i = 0; i < w.order.size(); ++i)
-      if (w.kind[i] == kBound) out.bindings.push_back(*w.order[i]->value);
-    return out;
+  } else {
+    BuiltGraph built = build_from_walk(w, targets, BuildMode::Execute, {}, false);
+    out.plan = compile_built(std::move(built.graph));
+    compiler::store_front_plan(w.hash[0] ^ dh, w.hash[1],
+                               {make_signature(w, std::move(devices)), out.plan});
   }
-  BuiltGraph built = build_from_walk(w, targets, BuildMode::Execute, {});
-  out.plan = compile_built(std::move(built.graph));
-  out.bindings = std::move(built.bindings);
-  compiler::store_front_plan(w.hash[0] ^ dh, w.hash[1],
-                             {make_signature(w, std::move(devices)), out.plan});
+  // Binding slots are the bound nodes in walk order (as build_from_walk numbers them).
+  out.bindings.reserve(w.bound);
+  for (size_t i = 0; i < w.order.size(); ++i)
+    if (w.kind[i] == kBound) out.bindings.push_back(&*w.order[i]->value);
   return out;
 }
 

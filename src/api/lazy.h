@@ -71,7 +71,10 @@ BuiltGraph build_graph(const std::vector<LazyNode*>& targets, BuildMode mode,
 // it builds one and compiles it with compile_built.
 struct LazyPlan {
   std::shared_ptr<const runtime::Plan> plan;
-  std::vector<Array> bindings;
+  // The value of each graph input, in binding order: the bound lazy nodes' own arrays (not
+  // copies: an Array copy allocates its shape and strides, and the run copies them anyway), so
+  // valid while the targets are held and those nodes are not re-assigned.
+  std::vector<const Array*> bindings;
   std::vector<LazyNode*> output_nodes;
 };
 LazyPlan plan_for(const std::vector<LazyNode*>& targets);

@@ -59,7 +59,8 @@ std::vector<Array> run_with_ladder(std::shared_ptr<const runtime::Plan> plan,
   for (;;) {
     std::optional<runtime::StepFailure> failure;
     std::vector<const Array*> done;
-    auto run = std::make_unique<runtime::Run>(plan, bindings);
+    // The run takes the bindings over (no copy per run); a retry takes them back.
+    auto run = std::make_unique<runtime::Run>(plan, std::move(bindings));
     run->advance();
     run->wait();
     if (!run->failure()) {
@@ -67,6 +68,7 @@ std::vector<Array> run_with_ladder(std::shared_ptr<const runtime::Plan> plan,
       return run->outputs();
     }
     failure = run->failure();
+    bindings = run->bindings();
     const backend::Device& dev = *plan->devices[failure->device];
     std::exception_ptr err = failure->error;
     if (user_error(err)) std::rethrow_exception(err);

@@ -131,6 +131,7 @@ void fuse_elementwise(ir::Graph& g, const PassContext& ctx) {
   // Register and input slot of each node in the group being built (-1: none), reset after it.
   std::vector<int> reg(n, -1), slot(n, -1);
   std::vector<int> inputs;
+  std::vector<ir::TensorType> in_types;
   for (size_t k = 0; k < roots.size(); ++k) {
     if (begin[k + 1] - begin[k] < 2) continue;
     auto first = members.begin() + begin[k], last = members.begin() + begin[k + 1];
@@ -171,7 +172,8 @@ void fuse_elementwise(ir::Graph& g, const PassContext& ctx) {
                    {"dtype", std::string(dtype_name(root.type.dtype))}});
     // Inference re-checks the program; a group it rejects (a bug) is left unfused.
     try {
-      fused.type = ir::check_and_infer(*fused.op, g.input_types(fused), fused.attrs);
+      g.input_types(fused, in_types);
+      fused.type = ir::check_and_infer(*fused.op, in_types, fused.attrs);
     } catch (const Error&) {
       continue;
     }

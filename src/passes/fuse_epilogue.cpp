@@ -77,12 +77,16 @@ void fuse_epilogue(ir::Graph& g, const PassContext& ctx) {
   // The single distinct user of v, or -1.
   auto only_user = [&](int v) { return users.of(v).size() == 1 ? users.of(v)[0] : -1; };
 
+  // Reused across chains (a transformer has a matmul every few nodes).
+  std::vector<int> members, extras, added;
+  std::vector<ir::TensorType> in_types;
   for (int m = 0; m < n; ++m) {
     if (!live[m] || taken[m] || is_output[m]) continue;
     const bool conv = float_conv(g, g.nodes[m]);
     if (!conv && !float_matmul(g, g.nodes[m])) continue;
     const ir::Node& mm = g.nodes[m];
-    std::vector<int> members, extras;
+    members.clear();
+    extras.clear();
     int prev = m;
     while (static_cast<int>(members.size()) < kMaxInstrs) {
       int u = only_user(prev);
@@ -91,7 +95,7 @@ void fuse_epilogue(ir::Graph& g, const PassContext& ctx) {
       if (un.device != mm.device || un.device_hint != mm.device_hint ||
           !epilogue_candidate(g, un, mm.type))
         break;
-      std::vector<int> added;
+      added.clear();
       bool single = true;  // every new extra a single value (what a conv epilogue takes)
       for (int in : un.inputs)
         if (in != prev && std::find(extras.begin(), extras.end(), in) == extras.end() &&
@@ -136,7 +140,8 @@ void fuse_epilogue(ir::Graph& g, const PassContext& ctx) {
     fused.attrs.set("program", ir::print_fused_program(prog, mm.type.dtype));
     // Inference re-checks everything; a chain it rejects (a bug) is left unfused.
     try {
-      fused.type = ir::check_and_infer(*fused.op, g.input_types(fused), fused.attrs);
+      g.input_types(fused, in_types);
+      fused.type = ir::check_and_infer(*fused.op, in_types, fused.attrs);
     } catch (const Error&) {
       continue;
     }

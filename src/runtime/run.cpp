@@ -103,6 +103,8 @@ Run::Run(std::shared_ptr<const Plan> plan, std::vector<Array> bindings)
         s.arenas[d] = take_arena(*p.devices[d], size_t(p.memory.arena_bytes[d]));
 }
 
+const std::vector<Array>& Run::bindings() const { return impl_->bindings; }
+
 Run::~Run() {
   try {
     if (!waited_) wait();

@@ -57,6 +57,8 @@ class Run {
   // Requires a finished run without failure.
   std::vector<Array> outputs() const;
   const Plan& plan() const { return *plan_; }
+  // The bindings it was given (the failure ladder retries with them).
+  const std::vector<Array>& bindings() const;
 
  private:
   struct Impl;

@@ -11,6 +11,7 @@
 #include "api/lazy_walk.h"
 #include "compiler/compiler.h"
 #include "nef/tensor.h"
+#include "runtime/plan.h"
 
 namespace nef {
 namespace {
@@ -334,6 +335,41 @@ TEST(LazyPlanCache, FreshNodesMatch) {
     EXPECT_TRUE(detail::matches(*detail::make_signature(a.walk, devices), b.walk, devices));
     EXPECT_EQ(a.walk.hash[0], b.walk.hash[0]);
     EXPECT_EQ(a.walk.hash[1], b.walk.hash[1]);
+  }
+}
+
+// plan_for hands out the bound nodes' own arrays (no copies), one per binding slot in the
+// plan's slot order, on a miss and on a hit; evaluate then runs with those values.
+TEST(LazyPlanCache, BindingsAreTheBoundValuesInSlotOrder) {
+  unsigned seed = 20261205;
+  SCOPED_TRACE(testing::Message() << "seed " << seed);
+  std::mt19937 rng(seed);
+  compiler::clear_caches();
+  for (int round = 0; round < 2; ++round) {  // miss, then hit on fresh tensors
+    Tensor x = tensor<float>(rand_vec(12, rng), {3, 4});
+    Tensor y = tensor<float>(rand_vec(4, rng), {1, 4});
+    Tensor z = tensor<float>(rand_vec(3, rng), {3, 1});
+    Tensor out = z * x + (y - z);  // z is read twice: one slot
+    Counts c;
+    detail::LazyPlan lp = detail::plan_for({out.node().get()});
+    EXPECT_EQ(c.new_hits(), round);
+    const ir::Graph& g = lp.plan->graph;
+    ASSERT_EQ(int(lp.bindings.size()), g.num_bindings());
+    // Slots in walk order (post-order, inputs in order): z, x, y.
+    const Tensor* want[] = {&z, &x, &y};
+    ASSERT_EQ(lp.bindings.size(), 3u);
+    for (int k = 0; k < 3; ++k) {
+      EXPECT_EQ(lp.bindings[k], &*want[k]->node()->value) << "slot " << k;
+      for (const ir::Node& n : g.nodes)
+        if (n.binding == k) EXPECT_EQ(n.type.shape, lp.bindings[k]->shape) << "slot " << k;
+    }
+    // And the run with them computes the graph (evaluate goes through plan_for).
+    std::vector<float> xv = x.to_vector<float>(), yv = y.to_vector<float>(),
+                       zv = z.to_vector<float>(), got = out.to_vector<float>();
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 4; ++j)
+        EXPECT_NEAR(got[i * 4 + j], double(zv[i]) * xv[i * 4 + j] + (double(yv[j]) - double(zv[i])),
+                    1e-5);
   }
 }
 

@@ -166,7 +166,8 @@ class CpuDevice final : public Device {
   // Host memory: the large blocks kept for reuse (common/host_memory.h).
   int64_t trim() override { return host_cache_trim(); }
 
-  std::string config_key() const override { return str("t", num_threads()); }
+  // Read by every evaluate (the plan-cache key): no ostringstream.
+  std::string config_key() const override { return "t" + std::to_string(num_threads()); }
 
  private:
   static constexpr size_t kPoolSize = 8;
