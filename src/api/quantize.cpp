@@ -10,6 +10,15 @@
 //  - fewer rows (decoding, GEMV): Q8_0 blocks (a scale per 32 weights of each column) for
 //    qmatmul, whose one-row kernel reads the blocks directly; weight bytes bound such products,
 //    where matmul_integer's operand packing would cost more than the products.
+// Every 1-D / 2-D conv by a constant float weight [M, C/G, k...] of a shape class where the int8
+// conv is faster (int8_conv_pays below) runs as conv_integer: weights per output channel,
+// symmetric (as the matmuls'); the activation quantized at run time per tensor, asymmetric over
+// its range (ONNX DynamicQuantizeLinear: ConvInteger takes one x zero point, so one scale per
+// tensor; a batch of one image, the usual CNN call, is per image); y = float(acc) * (s_x * s_w[m])
+// + bias. All of it is one node, conv_dynamic_int8 (ir/ops/quant.cpp): its kernel quantizes an
+// image into the conv's own input planes and rescales each finished tile, where the ops spelled
+// out (range, quantize, conv_integer, rescale) made three more passes over the activations and
+// two over the int32 result (1x1 convs lost to float that way).
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -122,6 +131,72 @@ struct Builder {
   }
 };
 
+// ---- convs ------------------------------------------------------------------------------------
+
+// Whether a conv of this geometry runs faster as the int8 conv_integer (with its run-time
+// quantization and rescaling) than as the float conv; x [N, C, spatial...], w [M, C/G, k...].
+// Measured, 1 thread, ms per image (float conv vs the quantized subgraph;
+// bench/bench_conv_int8.py): see the comment of each rule.
+bool int8_conv_pays(const Shape& x, const Shape& w, int64_t groups) {
+  if (x.size() != 3 && x.size() != 4) return false;  // 3-D convs: the im2col integer GEMM
+  const int64_t cg = w[1], mg = w[0] / std::max<int64_t>(groups, 1);
+  // Depthwise and other convs of few channels per group: the integer conv's tile rows and
+  // channel words would be mostly padding (and the float depthwise conv is a direct loop).
+  if (mg < 8 || cg < 8) return false;
+  return true;
+}
+
+// W [M, ...] (any float dtype) -> int8 of the same shape and the float32 scale of each output
+// channel [M] (symmetric, max |w| -> 127; an all-zero channel gets scale 1).
+std::pair<Array, Array> quantize_per_output_channel(const Array& w) {
+  const std::vector<double> v = weights(w);
+  const int64_t M = w.shape[0], K = numel(w.shape) / std::max<int64_t>(M, 1);
+  Array q = Array::empty(w.shape, DType::Int8), s = Array::empty({M}, DType::Float32);
+  int8_t* qp = q.data_as<int8_t>();
+  float* sp = s.data_as<float>();
+  for (int64_t m = 0; m < M; ++m) {
+    const double* row = v.data() + m * K;
+    double amax = 0;
+    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::abs(row[k]));
+    const float scale = amax > 0 && std::isfinite(amax) ? float(amax / 127) : 1.0f;
+    sp[m] = scale;
+    for (int64_t k = 0; k < K; ++k) {
+      const double r = std::nearbyint(row[k] / double(scale));
+      qp[m * K + k] = int8_t(std::clamp(std::isfinite(r) ? r : 0.0, -127.0, 127.0));
+    }
+  }
+  return {std::move(q), std::move(s)};
+}
+
+// Whether graph node i is a conv this rewrite takes: float32, a constant float weight used by it
+// alone, 1-D or 2-D, of a shape class where int8 pays.
+bool quantizable_conv(const ir::Graph& g, size_t i, const std::vector<int>& users) {
+  const ir::Node& n = g.nodes[i];
+  if (!n.is("conv")) return false;
+  const ir::Node& x = g.nodes[size_t(n.inputs[0])];
+  const ir::Node& w = g.nodes[size_t(n.inputs[1])];
+  return w.is("constant") && w.constant && is_floating(w.type.dtype) &&
+         n.type.dtype == DType::Float32 && x.type.dtype == DType::Float32 &&
+         users[size_t(n.inputs[1])] == 1 &&
+         int8_conv_pays(x.type.shape, w.type.shape, n.attrs.get_int("groups"));
+}
+
+// The replacement of conv `n` (inputs already remapped), appended to b; returns its value.
+int rewrite_conv(Builder& b, const ir::Node& n, LoadedGraph::QuantizeReport& r) {
+  const Array w = *b.at(n.inputs[1]).constant;  // a copy: b grows below
+  const std::string hint = b.at(n.inputs[1]).device_hint;
+  r.bytes_before += int64_t(w.nbytes());
+  auto [q, s] = quantize_per_output_channel(w);
+  r.bytes_after += int64_t(q.nbytes() + s.nbytes());
+  std::vector<int> in = {n.inputs[0], b.constant(std::move(q), hint),
+                         b.constant(std::move(s), hint)};
+  if (n.inputs.size() == 3) in.push_back(n.inputs[2]);
+  ir::Attrs geometry;
+  for (const char* a : {"strides", "pads", "dilations"}) geometry.set(a, n.attrs.get_ints(a));
+  geometry.set("groups", n.attrs.get_int("groups"));
+  return b.emit("conv_dynamic_int8", std::move(in), std::move(geometry), hint);
+}
+
 }  // namespace
 
 LoadedGraph LoadedGraph::quantize(const std::string& scheme, QuantizeReport* report) const {
@@ -218,11 +293,23 @@ LoadedGraph LoadedGraph::quantize(const std::string& scheme, QuantizeReport* rep
     ys.push_back(N);
     return emit("reshape", {emit("mul", {emit("mul", {acc, sx}), ws})}, shaped(ys));
   };
+  // Which convs run in int8, decided on the original graph.
+  std::vector<bool> int8_conv(g.nodes.size(), false);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (!g.nodes[i].is("conv")) continue;
+    int8_conv[i] = quantizable_conv(g, i, users);
+    ++(int8_conv[i] ? r.convs_quantized : r.convs_kept);
+  }
   Builder b;
   std::vector<int> remap(g.nodes.size(), -1);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     ir::Node n = std::move(g.nodes[i]);
     for (int& in : n.inputs) in = remap[size_t(in)];
+    if (int8_conv[i]) {
+      remap[i] = rewrite_conv(b, n, r);
+      b.nodes[size_t(remap[i])].name = n.name;
+      continue;
+    }
     if (form[i] == kKeep) {
       remap[i] = b.push(std::move(n));
       continue;

@@ -1,7 +1,10 @@
 """Graph.quantize / `nef quantize --int8`: matmuls by constant matrices run on int8 weights:
 with 32 activation rows or more, per-channel int8 weights and per-row uint8 activations through
 matmul_integer; with fewer, qmatmul over Q8_0 blocks. MiniLM keeps cosine >= 0.99 to its float
-embeddings (the issue's bar)."""
+embeddings (the issue's bar). Convs by constant weights of 8 or more channels per group in and
+out run as conv_dynamic_int8 (per-channel int8 weights, the activation quantized per tensor at
+run time): a small CNN against a numpy float64 reference of the same scheme, and ddddocr's
+detector (a YOLOX-style CNN) against its float self."""
 import os
 import subprocess
 import sys
@@ -31,7 +34,8 @@ def test_small_graph_rewrites_eligible_matmuls_only(tmp_path):
     g = nef.load(tmp_path / "g.nef")
     q = g.quantize()
     assert q.quantize_report == {"quantized": 1, "kept": 3, "bytes_before": 64 * 40 * 4,
-                                 "bytes_after": 40 * 68}, q.quantize_report
+                                 "bytes_after": 40 * 68, "convs_quantized": 0,
+                                 "convs_kept": 0}, q.quantize_report
     xv = rng.standard_normal((3, 64)).astype(np.float32)
     a, b = g.run(x=xv), q.run(x=xv)
     for k in ("y", "z"):
@@ -71,7 +75,8 @@ def test_many_rows_use_per_channel_integer_products(tmp_path):
     q = g.quantize()
     assert q.quantize_report == {"quantized": 2, "kept": 0,
                                  "bytes_before": (50 * 24 + 24 * 7) * 4,
-                                 "bytes_after": 50 * 24 + 24 * 4 + 24 * 7 + 7 * 4}, \
+                                 "bytes_after": 50 * 24 + 24 * 4 + 24 * 7 + 7 * 4,
+                                 "convs_quantized": 0, "convs_kept": 0}, \
         q.quantize_report
     assert [k["op"] for k in q.plan()["kernels"]].count("matmul_integer") == 2
     xv = rng.standard_normal((2, 33, 50)).astype(np.float32) * 3
@@ -122,3 +127,71 @@ def test_minilm_int8_keeps_cosine(tmp_path, seq):
     bad = subprocess.run([nef_bin, "quantize", str(path), "-o", str(out)], capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 2 and "--int8" in bad.stderr
+
+
+# ---- convs ------------------------------------------------------------------------------------
+
+from test_conv_integer import dynamic_ref  # noqa: E402
+
+
+def conv_scheme_reference(x, w, b, st, pd, dl, g):
+    """A float conv as the rewrite runs it: w per output channel symmetric int8 (scale in
+    float32, codes rounded in float64 as src/api/quantize.cpp does), then conv_dynamic_int8."""
+    m = w.shape[0]
+    amax = np.abs(w.astype(np.float64)).reshape(m, -1).max(1)
+    sw = np.where(amax > 0, amax / 127, 1.0).astype(np.float32)
+    wq = np.clip(np.rint(w.astype(np.float64) / sw.astype(np.float64).reshape(
+        (m,) + (1,) * (w.ndim - 1))), -127, 127).astype(np.int8)
+    return dynamic_ref(x, wq, sw, b, st, pd, dl, g)
+
+
+def test_small_cnn_convs_run_int8(tmp_path):
+    rng = np.random.default_rng()
+    mk = lambda *s: (rng.standard_normal(s) * 0.2).astype(np.float32)
+    w1, b1 = mk(20, 12, 3, 3), mk(20)          # quantized
+    w2 = mk(16, 20, 3, 3)                      # quantized, stride 2, no bias
+    w3, b3 = mk(16, 1, 3, 3), mk(16)           # depthwise: float
+    w4, b4 = mk(9, 16, 1, 1), mk(9)            # quantized 1x1
+    w5, b5 = mk(8, 3, 3, 3), mk(8)             # a 3-channel stem: float
+    w6, b6 = mk(12, 10, 5), mk(12)             # 1-D, dilation 2: quantized
+    x = nef.placeholder("x", (1, 12, 23, 29), "float32")
+    x3 = nef.placeholder("x3", (1, 3, 20, 20), "float32")
+    x1 = nef.placeholder("x1", (2, 10, 37), "float32")
+    h1 = nef.relu(nef.conv(x, w1, b1, pads=[1, 1, 1, 1]))
+    h2 = nef.conv(h1, w2, strides=[2, 2], pads=[1, 1, 1, 1])
+    h3 = nef.conv(h2, w3, b3, pads=[1, 1, 1, 1], groups=16)
+    h4 = nef.conv(h3, w4, b4)
+    s5 = nef.conv(x3, w5, b5, pads=[1, 1, 1, 1])
+    y6 = nef.conv(x1, w6, b6, pads=[4, 4], dilations=[2])
+    nef.build(tmp_path / "g.nef", {"h1": h1, "h2": h2, "h3": h3, "h4": h4, "s5": s5, "y6": y6})
+    g = nef.load(tmp_path / "g.nef")
+    q = g.quantize()
+    r = q.quantize_report
+    assert (r["convs_quantized"], r["convs_kept"]) == (4, 2), r
+    sizes = [w.size for w in (w1, w2, w4, w6)]
+    assert r["bytes_before"] == 4 * sum(sizes)
+    assert r["bytes_after"] == sum(sizes) + 4 * (20 + 16 + 9 + 12)
+    ops = [k["op"] for k in q.plan()["kernels"]]
+    assert ops.count("conv_dynamic_int8") == 4, ops
+    feed = {"x": (rng.standard_normal((1, 12, 23, 29)) * 2 + 0.5).astype(np.float32),
+            "x3": rng.uniform(0, 255, (1, 3, 20, 20)).astype(np.float32),
+            "x1": rng.standard_normal((2, 10, 37)).astype(np.float32)}
+    got, ref = q.run(**feed), g.run(**feed)
+    # Each rewritten conv against the scheme in numpy, fed the quantized graph's own input.
+    want = {
+        "h1": np.maximum(conv_scheme_reference(feed["x"], w1, b1, (1, 1), (1, 1, 1, 1), (1, 1), 1),
+                         0),
+        "h2": conv_scheme_reference(got["h1"], w2, None, (2, 2), (1, 1, 1, 1), (1, 1), 1),
+        "h4": conv_scheme_reference(got["h3"], w4, b4, (1, 1), (0, 0, 0, 0), (1, 1), 1),
+        "y6": conv_scheme_reference(feed["x1"], w6, b6, (1,), (4, 4), (2,), 1),
+    }
+    for k, v in want.items():
+        np.testing.assert_allclose(got[k], v, rtol=0, atol=1e-5 * np.abs(v).max(), err_msg=k)
+    # The float convs stay exactly what they were.
+    np.testing.assert_array_equal(got["s5"], ref["s5"])
+    # And the int8 graph stays near the float one (8-bit activations: ~1% of the range).
+    for k in ("h1", "h2", "h3", "h4", "y6"):
+        err = np.abs(got[k] - ref[k]).max() / np.abs(ref[k]).max()
+        assert err < 0.03, (k, err)
+    q.build(tmp_path / "q.nef")  # the rewritten graph writes and reloads with its packed plan
+    np.testing.assert_array_equal(nef.load(tmp_path / "q.nef").run(**feed)["h4"], got["h4"])
