@@ -96,7 +96,7 @@ def run_case(rng, case):
     assert (got == want.astype(np.int32)).all(), (case, np.abs(got - want).max())
 
 
-def dynamic_ref(x, w, ws, b, st, pd, dl, g):
+def dynamic_ref(x, w, ws, b, st, pd, dl, g, activation=""):
     """conv_dynamic_int8 in numpy: the quantization in float32 as the op specifies it, the
     integer conv in int64, the rescale in float64."""
     x = x.astype(np.float32)
@@ -107,7 +107,10 @@ def dynamic_ref(x, w, ws, b, st, pd, dl, g):
     acc = conv_ref(q, w, int(z), 0, st, pd, dl, g).astype(np.float64)
     scale = (s * ws.astype(np.float32)).astype(np.float64)
     shape = (1, -1) + (1,) * (x.ndim - 2)
-    return acc * scale.reshape(shape) + (0 if b is None else b.astype(np.float64).reshape(shape))
+    y = acc * scale.reshape(shape) + (0 if b is None else b.astype(np.float64).reshape(shape))
+    if activation == "relu":
+        return np.maximum(y, 0)
+    return y / (1 + np.exp(-y)) if activation == "silu" else y
 
 
 def run_dynamic_case(rng, case):
@@ -119,9 +122,10 @@ def run_dynamic_case(rng, case):
     w = rng.integers(-127, 128, (m, c // g, *ks)).astype(np.int8)
     ws = rng.uniform(1e-3, 1e-2, m).astype(np.float32)
     b = rng.standard_normal(m).astype(np.float32) if rng.random() < 0.7 else None
-    got = nef.conv_dynamic_int8(x, w, ws, b, strides=st, pads=pd, dilations=dl,
-                                groups=g).numpy()
-    want = dynamic_ref(x, w, ws, b, st, pd, dl, g)
+    act = ["", "relu", "silu"][int(rng.integers(0, 3))]
+    got = nef.conv_dynamic_int8(x, w, ws, b, strides=st, pads=pd, dilations=dl, groups=g,
+                                activation=act).numpy()
+    want = dynamic_ref(x, w, ws, b, st, pd, dl, g, act)
     assert got.dtype == np.float32 and got.shape == want.shape, (case, got.shape, want.shape)
     tol = 1e-5 * (np.abs(want).max(initial=0) + 1)
     assert np.abs(got - want).max(initial=0) <= tol, (case, np.abs(got - want).max())
@@ -300,3 +304,5 @@ def test_conv_dynamic_int8_rejects_bad_operands():
         nef.conv_dynamic_int8(x[..., None], w[..., None], ws).numpy()
     with pytest.raises(nef.NEFError):  # channels of w do not match x's
         nef.conv_dynamic_int8(x, w[:, :3], ws).numpy()
+    with pytest.raises(nef.NEFValidationError, match="activation must be"):
+        nef.conv_dynamic_int8(x, w, ws, activation="tanh").numpy()

@@ -134,7 +134,7 @@ def test_minilm_int8_keeps_cosine(tmp_path, seq):
 from test_conv_integer import dynamic_ref  # noqa: E402
 
 
-def conv_scheme_reference(x, w, b, st, pd, dl, g):
+def conv_scheme_reference(x, w, b, st, pd, dl, g, activation=""):
     """A float conv as the rewrite runs it: w per output channel symmetric int8 (scale in
     float32, codes rounded in float64 as src/api/quantize.cpp does), then conv_dynamic_int8."""
     m = w.shape[0]
@@ -142,7 +142,7 @@ def conv_scheme_reference(x, w, b, st, pd, dl, g):
     sw = np.where(amax > 0, amax / 127, 1.0).astype(np.float32)
     wq = np.clip(np.rint(w.astype(np.float64) / sw.astype(np.float64).reshape(
         (m,) + (1,) * (w.ndim - 1))), -127, 127).astype(np.int8)
-    return dynamic_ref(x, wq, sw, b, st, pd, dl, g)
+    return dynamic_ref(x, wq, sw, b, st, pd, dl, g, activation)
 
 
 def test_small_cnn_convs_run_int8(tmp_path):
@@ -158,7 +158,7 @@ def test_small_cnn_convs_run_int8(tmp_path):
     x3 = nef.placeholder("x3", (1, 3, 20, 20), "float32")
     x1 = nef.placeholder("x1", (2, 10, 37), "float32")
     h1 = nef.relu(nef.conv(x, w1, b1, pads=[1, 1, 1, 1]))
-    h2 = nef.conv(h1, w2, strides=[2, 2], pads=[1, 1, 1, 1])
+    h2 = nef.silu(nef.conv(h1, w2, strides=[2, 2], pads=[1, 1, 1, 1]))
     h3 = nef.conv(h2, w3, b3, pads=[1, 1, 1, 1], groups=16)
     h4 = nef.conv(h3, w4, b4)
     s5 = nef.conv(x3, w5, b5, pads=[1, 1, 1, 1])
@@ -173,6 +173,7 @@ def test_small_cnn_convs_run_int8(tmp_path):
     assert r["bytes_after"] == sum(sizes) + 4 * (20 + 16 + 9 + 12)
     ops = [k["op"] for k in q.plan()["kernels"]]
     assert ops.count("conv_dynamic_int8") == 4, ops
+    assert "relu" not in ops and "silu" not in ops, ops  # in the int8 convs' epilogues
     feed = {"x": (rng.standard_normal((1, 12, 23, 29)) * 2 + 0.5).astype(np.float32),
             "x3": rng.uniform(0, 255, (1, 3, 20, 20)).astype(np.float32),
             "x1": rng.standard_normal((2, 10, 37)).astype(np.float32)}
@@ -181,7 +182,8 @@ def test_small_cnn_convs_run_int8(tmp_path):
     want = {
         "h1": np.maximum(conv_scheme_reference(feed["x"], w1, b1, (1, 1), (1, 1, 1, 1), (1, 1), 1),
                          0),
-        "h2": conv_scheme_reference(got["h1"], w2, None, (2, 2), (1, 1, 1, 1), (1, 1), 1),
+        "h2": conv_scheme_reference(got["h1"], w2, None, (2, 2), (1, 1, 1, 1), (1, 1), 1,
+                                    "silu"),
         "h4": conv_scheme_reference(got["h3"], w4, b4, (1, 1), (0, 0, 0, 0), (1, 1), 1),
         "y6": conv_scheme_reference(feed["x1"], w6, b6, (1,), (4, 4), (2,), 1),
     }
@@ -195,3 +197,41 @@ def test_small_cnn_convs_run_int8(tmp_path):
         assert err < 0.03, (k, err)
     q.build(tmp_path / "q.nef")  # the rewritten graph writes and reloads with its packed plan
     np.testing.assert_array_equal(nef.load(tmp_path / "q.nef").run(**feed)["h4"], got["h4"])
+
+
+def test_ddddocr_detector_int8_finds_the_same_characters(tmp_path):
+    # A real CNN (tests/python/test_ddddocr_det.py: YOLOX-style, 83 convs with SiLU):
+    # `nef quantize --int8` rewrites the 74 convs of 8+ channels per group (the 9 prediction
+    # convs of 1 to 4 channels stay float), each with its SiLU in the epilogue. The detections a
+    # user keeps (objectness x class above 0.1) are the float model's, up to scores near the
+    # threshold; their boxes move by under 0.1 (raw head units, values up to ~2).
+    pytest.importorskip("onnxruntime")  # test_ddddocr_det's module needs it
+    import importlib.util
+    spec = importlib.util.find_spec("ddddocr")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("ddddocr (the packaged detector) is not installed")
+    from test_ddddocr_det import scene
+    model = os.path.join(list(spec.submodule_search_locations)[0], "common_det.onnx")
+    nef_bin = os.path.join(os.path.dirname(sys.executable), "nef")
+    g = nef.from_onnx(model)
+    g.build(tmp_path / "det.nef")
+    out = tmp_path / "det_int8.nef"
+    r = subprocess.run([nef_bin, "quantize", str(tmp_path / "det.nef"), "-o", str(out), "--int8"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "74 convs quantized to int8, 9 left in float" in r.stdout, r.stdout
+    assert os.path.getsize(out) < 0.4 * os.path.getsize(tmp_path / "det.nef")
+    q = nef.load(out)
+    ops = [k["op"] for k in q.plan()["kernels"]]
+    assert ops.count("conv_dynamic_int8") == 74 and "sigmoid" not in ops, ops
+    (name,) = g.outputs
+    for seed in (1, 2, 3):
+        x = scene(seed)
+        f, i8 = g.run({"images": x})[name], q.run({"images": x})[name]
+        sf, si = f[0, :, 4] * f[0, :, 5], i8[0, :, 4] * i8[0, :, 5]
+        assert np.abs(si - sf).max() < 0.2
+        sure_f, maybe_i = set(np.flatnonzero(sf > 0.2)), set(np.flatnonzero(si > 0.05))
+        sure_i, maybe_f = set(np.flatnonzero(si > 0.2)), set(np.flatnonzero(sf > 0.05))
+        assert len(sure_f) >= 3 and sure_f <= maybe_i and sure_i <= maybe_f, seed
+        kept = np.flatnonzero(sf > 0.1)
+        assert np.abs(i8[0, kept, :4] - f[0, kept, :4]).max() < 0.1, seed

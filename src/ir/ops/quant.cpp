@@ -151,8 +151,9 @@ Cost cost_conv_integer(const std::vector<TensorType>& in, const TensorType& out,
 // optional float32 bias [M] -> float32, conv's geometry. x is quantized at run time per tensor to
 // uint8 over its range widened to hold 0 (ONNX DynamicQuantizeLinear): s = max(hi - lo,
 // FLT_MIN) / 255, z = round(-lo / s), q = clamp(round(x / s) + z, 0, 255); y = float(
-// conv_integer(q, w, z, 0)) * (s * w_scale[m]) + bias[m], the integer conv exact. An x holding NaN
-// or an infinity gives NaN everywhere.
+// conv_integer(q, w, z, 0)) * (s * w_scale[m]) + bias[m], the integer conv exact, then the
+// attribute `activation` ("" none, "relu", "silu": y * sigmoid(y)). An x holding NaN or an
+// infinity gives NaN everywhere.
 TensorType infer_conv_dynamic_int8(const OpDef& op, const std::vector<TensorType>& in,
                                    Attrs& attrs) {
   const TensorType &x = in[0], &w = in[1], &s = in[2];
@@ -170,6 +171,11 @@ TensorType infer_conv_dynamic_int8(const OpDef& op, const std::vector<TensorType
     if (in[i].shape != Shape{m})
       throw ShapeError(str("[conv_dynamic_int8] ", i == 2 ? "w_scale" : "bias", " must be [", m,
                            "]: ", types_str(in)));
+  const std::string& act = attrs.get_string("activation");
+  if (act != "" && act != "relu" && act != "silu")
+    throw ValidationError(
+        str("[conv_dynamic_int8] activation must be \"\", \"relu\" or \"silu\", got \"", act,
+            "\""));
   const std::vector<TensorType> f = {{x.shape, DType::Float32}, {w.shape, DType::Float32}};
   TensorType t = get_op("conv").infer(op, f, attrs);
   t.dtype = DType::Float32;
@@ -225,6 +231,7 @@ void register_quant_ops(Registry& r) {
   cd.attrs.push_back({"pads", AttrType::Ints, std::nullopt, false});
   cd.attrs.push_back({"dilations", AttrType::Ints, std::nullopt, false});
   cd.attrs.push_back({"groups", AttrType::Int, AttrValue(int64_t(1)), false});
+  cd.attrs.push_back({"activation", AttrType::String, AttrValue(std::string()), false});
   r.add(std::move(cd));
 }
 

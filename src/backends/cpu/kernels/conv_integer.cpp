@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/kernels/vmath.h"
 #include "backends/cpu/parallel.h"
 #include "backends/cpu/workspace.h"
 #include "nef/error.h"
@@ -298,13 +299,13 @@ bool ConvIntImplicit::run(const Array& x, const Array& w, const Array* zx, const
   int64_t xst[4];
   strides4(x, xst);
   const Image image = [&](int64_t n) { return static_cast<const char*>(x.data()) + n * xst[0]; };
-  return core(x.dtype, xst, zp_at(zx, 0), image, w, zw, {out, nullptr, nullptr, nullptr}, ws,
-              prepared);
+  return core(x.dtype, xst, zp_at(zx, 0), image, w, zw, {out, nullptr, nullptr, nullptr, kNone},
+              ws, prepared);
 }
 
 bool ConvIntImplicit::run_dynamic(const Array& x, const Array& w, const Array& w_scale,
-                                  const Array* bias, float* out, const Array& workspace,
-                                  const Prepared* prepared) const {
+                                  const Array* bias, Activation activation, float* out,
+                                  const Array& workspace, const Prepared* prepared) const {
   const int64_t P = g_.Ho * g_.Wo, total = g_.N * g_.M * P;
   int64_t xst[4];
   strides4(x, xst);
@@ -349,8 +350,8 @@ bool ConvIntImplicit::run_dynamic(const Array& x, const Array& w, const Array& w
                  });
     return reinterpret_cast<const char*>(codes);
   };
-  return core(DType::UInt8, qst, z, image, w, nullptr, {nullptr, out, scale.data(), shift.data()},
-              ws, prepared);
+  return core(DType::UInt8, qst, z, image, w, nullptr,
+              {nullptr, out, scale.data(), shift.data(), activation}, ws, prepared);
 }
 
 bool ConvIntImplicit::core(DType xdt, const int64_t xst[4], int32_t zx0, const Image& image,
@@ -401,6 +402,8 @@ bool ConvIntImplicit::core(DType xdt, const int64_t xst[4], int32_t zx0, const I
   std::fill(planes + g_.G * cw_ * chan_, planes + planes_, 0u);
   const uint32_t flip = xdt == DType::Int8 ? 0x80 : 0;  // x' = x + 128 for int8 x
   const int64_t tsize = mslv_ * MR * NR;
+  // Output positions (oy * Wo + ox) before padded-width position q: the valid ones.
+  auto valid_before = [&](int64_t q) { return (q / Wq_) * g_.Wo + std::min(q % Wq_, g_.Wo); };
   const double sliver_work = 2.0 * double(mslv_ * MR) * double(Kw) * double(NR) + 1;
   const int64_t grain = std::max<int64_t>(1, int64_t(4e5 / sliver_work));
   for (int64_t n = 0; n < g_.N; ++n) {
@@ -430,11 +433,13 @@ bool ConvIntImplicit::core(DType xdt, const int64_t xst[4], int32_t zx0, const I
     parallel_for(g_.G * S_, grain, [&](int64_t i0, int64_t i1) {
       std::vector<int32_t> tiles(size_t(kPanelSlivers * tsize));
       std::vector<int32_t> onest(need_ones ? size_t(kPanelSlivers * MR * NR) : 0);
+      std::vector<float> act;  // sigmoids of a chunk's run
       for (int64_t i = i0; i < i1;) {
         const int64_t grp = i / S_, s0 = i % S_;
         const int64_t s1 = std::min({S_, s0 + (i1 - i), s0 + kPanelSlivers});
         const int32_t* gbase = reinterpret_cast<const int32_t*>(planes) + grp * cw_ * chan_;
         const int32_t* ga = a + grp * mslv_ * Kw * MR;
+        const int64_t gofs0 = (n * g_.M + grp * Mg_) * P;
         // K blocks outermost: a block of packed weights stays in L2 across the slivers, each
         // sliver's plane block in L1 across the channel tiles.
         for (int64_t k0 = 0; k0 < Kw; k0 += kc_) {
@@ -476,11 +481,22 @@ bool ConvIntImplicit::core(DType xdt, const int64_t xst[4], int32_t zx0, const I
                 float* dst = ep.fout + at;
                 const float sc = ep.scale[mm], sh = ep.shift[mm];
                 for (int64_t j = 0; j < len; ++j) dst[j] = float(src[j]) * sc + sh;
+                if (ep.act == kRelu)
+                  for (int64_t j = 0; j < len; ++j) dst[j] = dst[j] > 0.0f ? dst[j] : 0.0f;
               } else {
                 std::memcpy(out + at, src, size_t(len) * sizeof(int32_t));
               }
             }
             q += run;
+          }
+        }
+        if (ep.act == kSilu) {  // over the chunk's output run of each channel, vectorized
+          const int64_t pa = valid_before(s0 * NR), pb = valid_before(std::min(s1 * NR, Q_));
+          act.resize(size_t(std::max<int64_t>(pb - pa, 0)));
+          for (int64_t m = 0; m < Mg_ && pb > pa; ++m) {
+            float* y = ep.fout + gofs0 + m * P + pa;
+            vmath::sigmoid(y, act.data(), size_t(pb - pa));
+            for (int64_t j = 0; j < pb - pa; ++j) y[j] *= act[size_t(j)];
           }
         }
         i += s1 - s0;

@@ -79,8 +79,11 @@ class ConvIntImplicit {
   // conv_dynamic_int8 (ir/ops/quant.cpp): x float32 quantized per tensor at run time, w int8
   // (zero point 0), out (N, M, Ho, Wo, float32, contiguous) = float(acc) * (s_x * w_scale[m]) +
   // bias[m]; workspace_bytes(true) of scratch.
+  // `activation` after the bias: kNone, kRelu, or kSilu (y * sigmoid(y), vmath's sigmoid).
+  enum Activation { kNone, kRelu, kSilu };
   bool run_dynamic(const Array& x, const Array& w, const Array& w_scale, const Array* bias,
-                   float* out, const Array& workspace, const Prepared* prepared) const;
+                   Activation activation, float* out, const Array& workspace,
+                   const Prepared* prepared) const;
 
  private:
   // Image n's 8-bit values (element strides given to core), filled when asked for.
@@ -89,6 +92,7 @@ class ConvIntImplicit {
     int32_t* iout;  // int32 results, or
     float* fout;    // float(acc) * scale[m] + shift[m]
     const float *scale, *shift;
+    Activation act;
   };
   bool core(DType xdt, const int64_t xst[4], int32_t zx0, const Image& image, const Array& w,
             const Array* zw, const Epilogue& ep, WorkspaceCarver& ws,

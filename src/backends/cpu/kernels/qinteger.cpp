@@ -709,6 +709,10 @@ class ConvDynamicInt8Kernel final : public CpuKernel {
     g.sh = two ? st[0] : 1, g.sw = st.back(), g.dh = two ? dl[0] : 1, g.dw = dl.back();
     g.pt = two ? pd[0] : 0, g.pl = two ? pd[1] : pd[0];
     empty_ = numel(o) == 0;
+    const std::string act = node.attrs.get_string("activation");
+    act_ = act == "relu"   ? ConvIntImplicit::kRelu
+           : act == "silu" ? ConvIntImplicit::kSilu
+                           : ConvIntImplicit::kNone;
     conv_ = std::make_unique<ConvIntImplicit>(g, igemm_best().name);
     name_ = str("cpu.conv_dynamic_int8.", conv_->isa_name());
   }
@@ -723,13 +727,15 @@ class ConvDynamicInt8Kernel final : public CpuKernel {
     if (empty_) return;
     const bool used = conv_->run_dynamic(args.inputs[0], args.inputs[1], args.inputs[2],
                                          args.inputs.size() == 4 ? &args.inputs[3] : nullptr,
-                                         args.out.data_as<float>(), args.workspace, args.prepared);
+                                         act_, args.out.data_as<float>(), args.workspace,
+                                         args.prepared);
     if (args.prepared) ++(used ? counters().gemm_prepacked : counters().gemm_prepack_fallbacks);
   }
 
  private:
   std::unique_ptr<ConvIntImplicit> conv_;
   std::string name_;
+  ConvIntImplicit::Activation act_ = ConvIntImplicit::kNone;
   bool empty_ = false;
 };
 
