@@ -173,9 +173,8 @@ TensorType infer_conv_dynamic_int8(const OpDef& op, const std::vector<TensorType
                            "]: ", types_str(in)));
   const std::string& act = attrs.get_string("activation");
   if (act != "" && act != "relu" && act != "silu")
-    throw ValidationError(
-        str("[conv_dynamic_int8] activation must be \"\", \"relu\" or \"silu\", got \"", act,
-            "\""));
+    throw ValidationError(str(
+        "[conv_dynamic_int8] activation must be \"\", \"relu\" or \"silu\", got \"", act, "\""));
   const std::vector<TensorType> f = {{x.shape, DType::Float32}, {w.shape, DType::Float32}};
   TensorType t = get_op("conv").infer(op, f, attrs);
   t.dtype = DType::Float32;

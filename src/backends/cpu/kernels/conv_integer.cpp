@@ -299,8 +299,8 @@ bool ConvIntImplicit::run(const Array& x, const Array& w, const Array* zx, const
   int64_t xst[4];
   strides4(x, xst);
   const Image image = [&](int64_t n) { return static_cast<const char*>(x.data()) + n * xst[0]; };
-  return core(x.dtype, xst, zp_at(zx, 0), image, w, zw, {out, nullptr, nullptr, nullptr, kNone},
-              ws, prepared);
+  return core(x.dtype, xst, zp_at(zx, 0), image, w, zw, {out, nullptr, nullptr, nullptr, kNone}, ws,
+              prepared);
 }
 
 bool ConvIntImplicit::run_dynamic(const Array& x, const Array& w, const Array& w_scale,

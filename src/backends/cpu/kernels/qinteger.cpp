@@ -726,9 +726,8 @@ class ConvDynamicInt8Kernel final : public CpuKernel {
   void run(const KernelArgs& args) const override {
     if (empty_) return;
     const bool used = conv_->run_dynamic(args.inputs[0], args.inputs[1], args.inputs[2],
-                                         args.inputs.size() == 4 ? &args.inputs[3] : nullptr,
-                                         act_, args.out.data_as<float>(), args.workspace,
-                                         args.prepared);
+                                         args.inputs.size() == 4 ? &args.inputs[3] : nullptr, act_,
+                                         args.out.data_as<float>(), args.workspace, args.prepared);
     if (args.prepared) ++(used ? counters().gemm_prepacked : counters().gemm_prepack_fallbacks);
   }
 
