@@ -279,6 +279,11 @@ def test_conv_dynamic_int8_special_values():
         y = x.copy()
         y[0, 2, 3, 4] = bad
         assert np.isnan(run(y)).all()
+    # No input channels: sums of nothing, the bias and the activation.
+    got = nef.conv_dynamic_int8(np.zeros((1, 0, 5, 5), np.float32), np.zeros((6, 0, 3, 3), np.int8),
+                                ws, b, pads=[1, 1, 1, 1], activation="relu").numpy()
+    np.testing.assert_array_equal(got, np.broadcast_to(np.maximum(b, 0)[None, :, None, None],
+                                                       (1, 6, 5, 5)))
     # A strided (transposed) input view.
     xt = rng.standard_normal((1, 8, 7, 5)).astype(np.float32)
     got = nef.conv_dynamic_int8(nef.tensor(xt).transpose([0, 3, 2, 1]), w, ws, b,

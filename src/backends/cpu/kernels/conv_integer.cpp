@@ -362,8 +362,9 @@ bool ConvIntImplicit::core(DType xdt, const int64_t xst[4], int32_t zx0, const I
   const bool bytes = isa.per_word == 4;
   int32_t* const out = ep.iout;
   uint32_t* const planes = ws.take({planes_}, DType::Int32).data_as<uint32_t>();
-  int32_t* a = ws.take({packed_}, DType::Int32).data_as<int32_t>();
-  int32_t* wsum = ws.take({g_.M}, DType::Int32).data_as<int32_t>();
+  int32_t* const a_ws = ws.take({packed_}, DType::Int32).data_as<int32_t>();
+  int32_t* const wsum_ws = ws.take({g_.M}, DType::Int32).data_as<int32_t>();
+  const int32_t *a = a_ws, *wsum = wsum_ws;
   int64_t wst[4];
   strides4(w, wst);
   const auto* pk = dynamic_cast<const PackedConvIntW*>(prepared);
@@ -372,9 +373,9 @@ bool ConvIntImplicit::core(DType xdt, const int64_t xst[4], int32_t zx0, const I
                           (bytes || pk->zsrc == (zw ? zw->data() : nullptr));
   if (use_packed) {
     a = pk->a.get();
-    if (bytes) wsum = const_cast<int32_t*>(pk->wsum.data());  // read only below
+    if (bytes) wsum = pk->wsum.data();
   } else {
-    pack_words(g_, isa, Cg_, Mg_, cw_, mslv_, w, wst, zw, a, wsum);
+    pack_words(g_, isa, Cg_, Mg_, cw_, mslv_, w, wst, zw, a_ws, wsum_ws);
   }
   // Byte format corrections: out = S - bw[m] * ones[q] + cst[m] (mod 2^32).
   const uint32_t ax = uint32_t(xdt == DType::Int8 ? zx0 + 128 : zx0);
@@ -440,6 +441,8 @@ bool ConvIntImplicit::core(DType xdt, const int64_t xst[4], int32_t zx0, const I
         const int32_t* gbase = reinterpret_cast<const int32_t*>(planes) + grp * cw_ * chan_;
         const int32_t* ga = a + grp * mslv_ * Kw * MR;
         const int64_t gofs0 = (n * g_.M + grp * Mg_) * P;
+        if (Kw == 0)  // no input channels: sums of nothing
+          std::fill(tiles.begin(), tiles.begin() + (s1 - s0) * tsize, 0);
         // K blocks outermost: a block of packed weights stays in L2 across the slivers, each
         // sliver's plane block in L1 across the channel tiles.
         for (int64_t k0 = 0; k0 < Kw; k0 += kc_) {
