@@ -36,6 +36,11 @@ SHAPES = [  # name, cin, cout, hw, k, stride, groups
     ("3x3-s2-3to16x160-stem", 3, 16, 160, 3, 2, 1),
     ("3x3-s1-32x80", 32, 32, 80, 3, 1, 1),
     ("3x3-s1-64x40", 64, 64, 40, 3, 1, 1),
+    ("1x1-16to32x160", 16, 32, 160, 1, 1, 1),
+    ("1x1-32to32x160", 32, 32, 160, 1, 1, 1),
+    ("1x1-64to64x80", 64, 64, 80, 1, 1, 1),
+    ("1x1-128to64x40", 128, 64, 40, 1, 1, 1),
+    ("1x1-64to128x40", 64, 128, 40, 1, 1, 1),
 ]
 
 
@@ -93,7 +98,7 @@ def ddddocr(repeats):
         box = np.abs(i8[0, top, :4] - f[0, top, :4]).max() if len(top) else 0.0
         print(f"scene {seed}: max |int8 - float| / max|float| {np.abs(i8 - f).max() / np.abs(f).max():.4f}; "
               f"score max abs diff {np.abs(si - sf).max():.4f}; anchors > 0.1: float {len(kf)}, "
-              f"int8 {len(ki)}, common {len(kf & ki)}; box max abs diff on them {box:.3f} px-units")
+              f"int8 {len(ki)}, common {len(kf & ki)}; box max abs diff on them {box:.3f} (raw head units)")
     x = scene(1)
     fns = {"nef-float": lambda: g.run({"images": x}), "nef-int8": lambda: q.run({"images": x}),
            "ort-float": lambda: sess.run(None, {"images": x})}

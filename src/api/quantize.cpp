@@ -135,15 +135,26 @@ struct Builder {
 
 // Whether a conv of this geometry runs faster as the int8 conv_integer (with its run-time
 // quantization and rescaling) than as the float conv; x [N, C, spatial...], w [M, C/G, k...].
-// Measured, 1 thread, ms per image (float conv vs the quantized subgraph;
-// bench/bench_conv_int8.py): see the comment of each rule.
+// Measured, 1 thread, ms per image, float conv vs conv_dynamic_int8 (bench/bench_conv_int8.py,
+// AVX-512 VNNI; indicative, a loaded machine): 3x3 convs win from 16 channels up (16 x 160 x 160
+// 1.08 vs 0.66, 32 -> 64 stride 2 x 160 2.23 vs 1.36, 128 x 40 x 40 3.37 vs 1.17); the rules
+// below say where it loses.
 bool int8_conv_pays(const Shape& x, const Shape& w, int64_t groups) {
   if (x.size() != 3 && x.size() != 4) return false;  // 3-D convs: the im2col integer GEMM
   const int64_t cg = w[1], mg = w[0] / std::max<int64_t>(groups, 1);
   // Depthwise and other convs of few channels per group: the integer conv's tile rows and
-  // channel words would be mostly padding (and the float depthwise conv is a direct loop).
+  // channel words would be mostly padding (96 channels x 80 x 80 depthwise: 0.49 float, 2.14
+  // int8; a 3 -> 16 stem at 160 x 160 stride 2: 0.13 float, 0.19 int8).
   if (mg < 8 || cg < 8) return false;
-  return true;
+  // 1x1 convs: the float GEMM reads the input as it lies, and with K = C alone the run-time
+  // quantization (range and codes: two passes over the input) costs what the byte products save:
+  // 32 -> 192 x 80 x 80 0.97 float vs 1.03 int8, 64 -> 64 x 80 x 80 0.65 / 0.66, 128 -> 64 x
+  // 40 x 40 0.28 / 0.33, 16 -> 32 x 160 x 160 0.72 / 0.81 (but 256 x 20 x 20 0.47 / 0.36). In
+  // ddddocr's detector, also rewriting its 43 1x1 convs: 45.3 ms against 47.9 (noise-level) with
+  // a larger score error (0.089 against 0.068).
+  int64_t taps = 1;
+  for (size_t d = 2; d < w.size(); ++d) taps *= w[d];
+  return taps > 1;
 }
 
 // W [M, ...] (any float dtype) -> int8 of the same shape and the float32 scale of each output
