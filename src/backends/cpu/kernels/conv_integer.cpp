@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -310,16 +311,24 @@ bool ConvIntImplicit::run_dynamic(const Array& x, const Array& w, const Array& w
   int64_t xst[4];
   strides4(x, xst);
   const float* xp = x.data_as<float>();
-  // The tensor's range (one pass; NaN or an infinity makes every output NaN).
+  // The tensor's range (one pass, channels in parallel; NaN or an infinity makes every output
+  // NaN). min / max are exact, so the merge order does not matter.
   float lo = 0.0f, hi = 0.0f;
   bool finite = true;
-  for (int64_t n = 0; n < g_.N; ++n)
-    for (int64_t c = 0; c < g_.C; ++c)
-      for (int64_t y = 0; y < g_.H; ++y) {
-        const float* row = xp + n * xst[0] + c * xst[1] + y * xst[2];
-        xst[3] == 1 ? isa_->range(row, g_.W, lo, hi, finite)
-                    : row_range(row, xst[3], g_.W, lo, hi, finite);
-      }
+  std::mutex merge;
+  parallel_for(g_.N * g_.C, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, g_.H * g_.W)),
+               [&](int64_t i0, int64_t i1) {
+                 float l = 0.0f, h = 0.0f;
+                 bool f = true;
+                 for (int64_t i = i0; i < i1; ++i)
+                   for (int64_t y = 0; y < g_.H; ++y) {
+                     const float* row = xp + (i / g_.C) * xst[0] + (i % g_.C) * xst[1] + y * xst[2];
+                     xst[3] == 1 ? isa_->range(row, g_.W, l, h, f)
+                                 : row_range(row, xst[3], g_.W, l, h, f);
+                   }
+                 std::lock_guard<std::mutex> lock(merge);
+                 lo = std::min(lo, l), hi = std::max(hi, h), finite = finite && f;
+               });
   if (!finite) {
     std::fill(out, out + total, std::numeric_limits<float>::quiet_NaN());
     return prepared != nullptr;
