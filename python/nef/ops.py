@@ -433,6 +433,14 @@ def matmul_integer(a, b, a_zero_point=None, b_zero_point=None) -> Tensor:
     return _op("matmul_integer", [a, b, *zps])
 
 
+def matmul_dynamic_int8(x, w, w_scale, bias=None) -> Tensor:
+    """x float32 [..., K] @ (w int8 [K, N] * w_scale float32 [N]) (+ bias float32 [N]) ->
+    float32 [..., N], each row of x quantized at run time to uint8 over its range (widened to
+    hold 0) and multiplied exactly in integers: what `Graph.quantize("int8")` emits. A row with
+    NaN or an infinity gives a row of NaN."""
+    return _op("matmul_dynamic_int8", [x, w, w_scale] + ([] if bias is None else [bias]))
+
+
 def qgather(w, ids, format: str) -> Tensor:
     """Rows `ids` of a block-quantized matrix W [N, K] (uint8 [N, row_bytes] in `format`),
     dequantized: [..., K] float32 (token embeddings)."""

@@ -5,8 +5,8 @@
 //    s_n = max_k |W[k, n]| / 127); activations per row at run time, asymmetric over the row's
 //    range (uint8 codes xq with a zero point z_m and scale s_m, as ONNX's DynamicQuantizeLinear
 //    per row: post-GELU rows lose half their resolution to a symmetric map); y = float((xq - z_m)
-//    @ Wq) * s_m * s_n with the exact int32 product of matmul_integer (AVX-512 VNNI), which is
-//    faster than the float GEMM there.
+//    @ Wq) * s_m * s_n (+ a bias added to the product, absorbed) with an exact int32 product
+//    (AVX-512 VNNI), all in one op, matmul_dynamic_int8, faster than the float GEMM there.
 //  - fewer rows (decoding, GEMV): Q8_0 blocks (a scale per 32 weights of each column) for
 //    qmatmul, whose one-row kernel reads the blocks directly; weight bytes bound such products,
 //    where matmul_integer's operand packing would cost more than the products.
@@ -20,7 +20,6 @@
 // out (range, quantize, conv_integer, rescale) made three more passes over the activations and
 // two over the int32 result (1x1 convs lost to float that way).
 #include <algorithm>
-#include <cfloat>
 #include <cmath>
 #include <type_traits>
 #include <vector>
@@ -90,12 +89,6 @@ std::pair<Array, Array> quantize_per_column(const Array& w) {
     }
   }
   return {std::move(q), std::move(s)};
-}
-
-Array scalar(float v) {
-  Array a = Array::empty({}, DType::Float32);
-  *a.data_as<float>() = v;
-  return a;
 }
 
 // The graph rebuilt in order: kept nodes move over (inputs remapped), rewritten ones append their
@@ -247,7 +240,7 @@ LoadedGraph LoadedGraph::quantize(const std::string& scheme, QuantizeReport* rep
     if (g.nodes[i].is("matmul")) ++(form[i] == kKeep ? r.kept : r.quantized);
 
   // The replacement of matmul `n` (inputs already remapped), appended to b; returns its value.
-  auto rewrite = [&](Builder& b, const ir::Node& n, Form f) -> int {
+  auto rewrite = [&](Builder& b, const ir::Node& n, Form f, int bias) -> int {
     // Copies: b grows below, which moves its nodes.
     const Array w = *b.at(n.inputs[1]).constant;
     const std::string hint = b.at(n.inputs[1]).device_hint;
@@ -261,51 +254,28 @@ LoadedGraph LoadedGraph::quantize(const std::string& scheme, QuantizeReport* rep
     }
     auto [q, s] = quantize_per_column(w);
     r.bytes_after += int64_t(q.nbytes() + s.nbytes());
-    auto emit = [&](const char* op, std::vector<int> in, ir::Attrs a = {}) {
-      return b.emit(op, std::move(in), std::move(a), hint);
-    };
-    const int x = n.inputs[0];
-    const Shape xs = b.at(x).type.shape;
-    const int64_t K = xs.back(), R = numel(xs) / std::max<int64_t>(K, 1), N = w.shape[1];
-    const int wq = b.constant(std::move(q), hint);
-    const int ws = b.constant(std::move(s), hint);
-    auto constant = [&](float v) { return b.constant(scalar(v), hint); };
-    auto shaped = [](const Shape& to) {
-      ir::Attrs a;
-      a.set("shape", std::vector<int64_t>(to.begin(), to.end()));
-      return a;
-    };
-    auto cast_to = [](DType t) {
-      ir::Attrs a;
-      a.set("dtype", std::string(dtype_name(t)));
-      return a;
-    };
-    // Rows as a matrix: matmul_integer's zero points are per row of one matrix.
-    const int x2 = emit("reshape", {x}, shaped({R, K}));
-    ir::Attrs per_row;
-    per_row.set("axes", std::vector<int64_t>{1});
-    per_row.set("keepdims", true);
-    // Each row's range, widened to hold 0, onto 0..255 (DynamicQuantizeLinear per row).
-    const int hi = emit("maximum", {emit("max", {x2}, per_row), constant(0.0f)});
-    const int lo = emit("minimum", {emit("min", {x2}, per_row), constant(0.0f)});
-    // A row of zeros (or of denormals) gets a tiny scale instead of 0: its codes are 0.
-    const int sx = emit(
-        "div", {emit("maximum", {emit("sub", {hi, lo}), constant(FLT_MIN)}), constant(255.0f)});
-    const int zp = emit("round", {emit("div", {emit("neg", {lo}), sx})});
-    const int codes =
-        emit("minimum", {emit("maximum", {emit("add", {emit("round", {emit("div", {x2, sx})}), zp}),
-                                          constant(0.0f)}),
-                         constant(255.0f)});
-    const int xq = emit("cast", {codes}, cast_to(DType::UInt8));
-    const int zq = emit("cast", {emit("reshape", {zp}, shaped({R}))}, cast_to(DType::UInt8));
-    Array zero = Array::empty({}, DType::Int8);
-    *zero.data_as<int8_t>() = 0;
-    const int acc = emit("cast", {emit("matmul_integer", {xq, wq, zq, b.constant(zero, hint)})},
-                         cast_to(DType::Float32));
-    Shape ys(xs.begin(), xs.end() - 1);
-    ys.push_back(N);
-    return emit("reshape", {emit("mul", {emit("mul", {acc, sx}), ws})}, shaped(ys));
+    std::vector<int> in = {n.inputs[0], b.constant(std::move(q), hint),
+                           b.constant(std::move(s), hint)};
+    if (bias >= 0) in.push_back(bias);
+    return b.emit("matmul_dynamic_int8", std::move(in), {}, hint);
   };
+  // A float32 bias added to an integer-form product (its only use) joins it as the op's bias.
+  std::vector<int> bias_of(g.nodes.size(), -1), absorbed(g.nodes.size(), -1);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const ir::Node& a = g.nodes[i];
+    if (!a.is("add") || a.inputs.size() != 2 || a.type.dtype != DType::Float32) continue;
+    for (int side = 0; side < 2; ++side) {
+      const int mm = a.inputs[size_t(side)], c = a.inputs[size_t(1 - side)];
+      const ir::Node& cn = g.nodes[size_t(c)];
+      if (form[size_t(mm)] != kInteger || users[size_t(mm)] != 1 || bias_of[size_t(mm)] >= 0 ||
+          a.type.shape != g.nodes[size_t(mm)].type.shape || !cn.is("constant") ||
+          cn.type.dtype != DType::Float32 ||
+          cn.type.shape != Shape{g.nodes[size_t(mm)].type.shape.back()})
+        continue;
+      bias_of[size_t(mm)] = c, absorbed[i] = mm;
+      break;
+    }
+  }
   // Which convs run in int8, decided on the original graph, and the relu / silu that is a
   // rewritten conv's only user: it runs in the conv's epilogue (the float convs get it fused by
   // the conv_epilogue pass; a separate silu kernel took 28 of 64 ms in ddddocr's detector).
@@ -340,9 +310,20 @@ LoadedGraph LoadedGraph::quantize(const std::string& scheme, QuantizeReport* rep
       activation[size_t(fused_into[i])] = g.nodes[i].is("relu") ? "relu" : "silu";
   Builder b;
   std::vector<int> remap(g.nodes.size(), -1);
+  std::vector<ir::Node> waiting(g.nodes.size());  // products waiting for their bias's add
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     ir::Node n = std::move(g.nodes[i]);
-    for (int& in : n.inputs) in = remap[size_t(in)];
+    for (int& in : n.inputs) in = remap[size_t(in)];  // an absorbed add's product: -1, unused
+    if (bias_of[i] >= 0) {  // emitted at its add, where the bias is in place
+      waiting[i] = std::move(n);
+      continue;
+    }
+    if (absorbed[i] >= 0) {
+      const int bias = remap[size_t(bias_of[size_t(absorbed[i])])];
+      remap[i] = rewrite(b, waiting[size_t(absorbed[i])], kInteger, bias);
+      b.nodes[size_t(remap[i])].name = n.name;
+      continue;
+    }
     if (int8_conv[i]) {
       remap[i] = rewrite_conv(b, n, activation[i], r);
       b.nodes[size_t(remap[i])].name = n.name;
@@ -357,7 +338,7 @@ LoadedGraph LoadedGraph::quantize(const std::string& scheme, QuantizeReport* rep
       remap[i] = b.push(std::move(n));
       continue;
     }
-    remap[i] = rewrite(b, n, form[i]);
+    remap[i] = rewrite(b, n, form[i], -1);
     b.nodes[size_t(remap[i])].name = n.name;  // output and file names stay with the value
   }
   g.nodes = std::move(b.nodes);

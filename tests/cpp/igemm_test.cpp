@@ -71,28 +71,34 @@ TEST(Igemm, ExtremeValuesDoNotSaturate) {
 }
 
 // The byte tiles (vpdpbusd): uint8 A' x int8 B' quads against int64, extremes included.
-void check_tile_q8(const IgemmIsa& isa, int mr, int nc, int64_t kq, bool extreme,
+// tile_q8 (pair false: nc columns of one panel) or tile_q8_pair (pair true: 16 + nc columns of
+// two adjacent panels) against int64 sums; columns past them must stay untouched.
+void check_tile_q8(const IgemmIsa& isa, int mr, int nc, int64_t kq, bool extreme, bool pair,
                    std::mt19937& rng) {
   std::uniform_int_distribution<int> du(0, 255), ds(-128, 127);
-  const int64_t lda = kq + 4;
+  const int64_t lda = kq + 4, panels = pair ? 2 : 1;
   std::vector<uint8_t> a(size_t(mr * lda));
-  std::vector<int8_t> panel(size_t(kq * kIgemmNR));
+  std::vector<int8_t> panel(size_t(panels * kq * kIgemmNR));
   for (auto& v : a) v = extreme ? 255 : uint8_t(du(rng));
   for (auto& v : panel) v = extreme ? int8_t(-128) : int8_t(ds(rng));
-  const int64_t ldc = kIgemmNR + 1;
+  const int64_t ldc = panels * kIgemmNR + 1;
+  const int cols = int(pair ? kIgemmNR : 0) + nc;
   std::vector<int32_t> c(size_t(mr * ldc), 777);
-  isa.tile_q8(a.data(), lda, mr, panel.data(), kq, c.data(), ldc, nc);
+  if (pair) isa.tile_q8_pair(a.data(), lda, mr, panel.data(), kq, c.data(), ldc, nc);
+  else isa.tile_q8(a.data(), lda, mr, panel.data(), kq, c.data(), ldc, nc);
   for (int r = 0; r < mr; ++r)
     for (int j = 0; j < int(ldc); ++j) {
-      if (j >= nc) {
+      if (j >= cols) {
         ASSERT_EQ(c[size_t(r * ldc + j)], 777) << isa.name << " wrote column " << j;
         continue;
       }
+      const int8_t* p = panel.data() + (j / kIgemmNR) * kq * kIgemmNR;
+      const int jj = j % kIgemmNR;
       int64_t want = 0;
       for (int64_t k = 0; k < kq; ++k)
-        want += int64_t(a[size_t(r * lda + k)]) *
-                panel[size_t((k / 4) * 4 * kIgemmNR + 4 * j + (k & 3))];
-      ASSERT_EQ(c[size_t(r * ldc + j)], want) << isa.name << " mr " << mr << " nc " << nc;
+        want += int64_t(a[size_t(r * lda + k)]) * p[(k / 4) * 4 * kIgemmNR + 4 * jj + (k & 3)];
+      ASSERT_EQ(c[size_t(r * ldc + j)], want)
+          << isa.name << " mr " << mr << " nc " << nc << " pair " << pair;
     }
 }
 
@@ -102,10 +108,13 @@ TEST(Igemm, ByteTilesMatchInt64) {
   for (const IgemmIsa* isa : isas()) {
     if (!isa->tile_q8) continue;
     ++tested;
-    for (int mr = 1; mr <= kIgemmMR; ++mr)
-      for (int nc : {1, 2, 7, 15, 16})
-        for (int64_t kq : {0, 4, 12, 128, 516}) check_tile_q8(*isa, mr, nc, kq, false, rng);
-    check_tile_q8(*isa, kIgemmMR, kIgemmNR, 2048, true, rng);  // 255 x -128, no saturation
+    for (bool pair : {false, true}) {
+      if (pair && !isa->tile_q8_pair) continue;
+      for (int mr = 1; mr <= kIgemmMR; ++mr)
+        for (int nc : {1, 2, 7, 15, 16})
+          for (int64_t kq : {0, 4, 12, 128, 516}) check_tile_q8(*isa, mr, nc, kq, false, pair, rng);
+      check_tile_q8(*isa, kIgemmMR, kIgemmNR, 2048, true, pair, rng);  // 255 x -128: no saturation
+    }
   }
   if (!tested) GTEST_SKIP() << "no instruction set with byte products on this CPU";
 }

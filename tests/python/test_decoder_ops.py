@@ -107,10 +107,11 @@ def test_cached_attention_equals_full_causal_attention(start, T, C):
 @pytest.mark.parametrize("start,T,C", [(0, 1, 8), (13, 1, 40), (37, 5, 64), (130, 17, 200)])
 def test_cached_attention_float16_cache(start, T, C):
     """A float16 cache (nef.llm's default) with float32 queries: the cache rows are read as
-    their float16 values (vector conversion, ragged head sizes too)."""
+    their float16 values (converted as they are loaded by the few-query path, converted blocks
+    for more queries; ragged head sizes too)."""
     rng = np.random.default_rng()
     hkv, g = 2, 3
-    for d in (64, 19):
+    for d in (64, 19, 40, 100):  # whole vectors, a scalar tail, both
         kc = rng.standard_normal((hkv, 1, C, d)).astype(np.float16)
         vc = rng.standard_normal((hkv, 1, C, d)).astype(np.float16)
         kn = rng.standard_normal((hkv, 1, T, d)).astype(np.float16)

@@ -1,10 +1,11 @@
 """Graph.quantize / `nef quantize --int8`: matmuls by constant matrices run on int8 weights:
 with 32 activation rows or more, per-channel int8 weights and per-row uint8 activations through
-matmul_integer; with fewer, qmatmul over Q8_0 blocks. MiniLM keeps cosine >= 0.99 to its float
+matmul_dynamic_int8 (checked bit for bit against a float32 numpy model of its arithmetic); with
+fewer, qmatmul over Q8_0 blocks. MiniLM keeps cosine >= 0.99 to its float
 embeddings (the issue's bar). Convs by constant weights of more than one tap and 8 or more
-channels per group in and out run as conv_dynamic_int8 (per-channel int8 weights, the activation quantized per tensor at
-run time): a small CNN against a numpy float64 reference of the same scheme, and ddddocr's
-detector (a YOLOX-style CNN) against its float self."""
+channels per group in and out run as conv_dynamic_int8 (per-channel int8 weights, the activation
+quantized per tensor at run time): a small CNN against a numpy float64 reference of the same
+scheme, and ddddocr's detector (a YOLOX-style CNN) against its float self."""
 import os
 import subprocess
 import sys
@@ -78,7 +79,7 @@ def test_many_rows_use_per_channel_integer_products(tmp_path):
                                  "bytes_after": 50 * 24 + 24 * 4 + 24 * 7 + 7 * 4,
                                  "convs_quantized": 0, "convs_kept": 0}, \
         q.quantize_report
-    assert [k["op"] for k in q.plan()["kernels"]].count("matmul_integer") == 2
+    assert [k["op"] for k in q.plan()["kernels"]].count("matmul_dynamic_int8") == 2
     xv = rng.standard_normal((2, 33, 50)).astype(np.float32) * 3
     xv[0, 5] = 0          # a row of zeros: zeros out, no NaN
     xv[1, 7] = np.abs(xv[1, 7])  # a row without negatives
@@ -123,10 +124,170 @@ def test_minilm_int8_keeps_cosine(tmp_path, seq):
     q = nef.load(out).run(input_ids=ids, attention_mask=mask)["embeddings"]
     assert cosines(f, q).min() >= 0.99
     ops = [k["op"] for k in nef.load(out).plan()["kernels"]]
-    assert ops.count("matmul_integer" if seq else "qmatmul") == 36, ops
+    assert ops.count("matmul_dynamic_int8" if seq else "qmatmul") == 36, ops
     bad = subprocess.run([nef_bin, "quantize", str(path), "-o", str(out)], capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 2 and "--int8" in bad.stderr
+
+
+def dynamic_int8_reference(x, w, ws, bias=None):
+    """matmul_dynamic_int8's arithmetic in numpy: codes and scales in float32 as the op defines
+    them, the integer product in int64, then (float32(acc) * s) * ws (+ bias) in float32."""
+    f = np.float32
+    x = np.asarray(x, np.float32)
+    x = x.reshape(int(np.prod(x.shape[:-1])), x.shape[-1])
+    hi = np.maximum(x.max(1, keepdims=True, initial=-np.inf), f(0)).astype(f)
+    lo = np.minimum(x.min(1, keepdims=True, initial=np.inf), f(0)).astype(f)
+    with np.errstate(invalid="ignore", over="ignore"):
+        s = (np.maximum(hi - lo, np.finfo(f).tiny) / f(255)).astype(f)
+        z = np.rint(-lo / s).astype(f)
+        q = np.clip(np.rint(x / s) + z, 0, 255)
+    bad = ~np.isfinite(x).all(1, keepdims=True)
+    q = np.where(bad, 0, q)
+    acc = (q.astype(np.int64) - np.where(bad, 0, z).astype(np.int64)) @ w.astype(np.int64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        y = (acc.astype(f) * np.where(bad, f(np.nan), s)).astype(f) * ws.astype(f)
+        if bias is not None:
+            y = (y + bias.astype(f)).astype(f)
+    return y
+
+
+@pytest.mark.parametrize("xshape,n,bias,view", [
+    ((1, 1), 1, False, None),
+    ((5, 3), 17, True, None),
+    ((2, 33, 50), 24, True, None),
+    ((37, 1000), 70, False, None),
+    ((4, 7, 129), 33, True, "transposed"),   # x a transposed view: strided rows
+    ((9, 64), 16, False, "strided"),         # every other element of the last dim
+    ((3, 0, 8), 5, True, None),              # no rows
+    ((6, 0), 5, True, None),                 # K = 0: the bias alone
+])
+def test_matmul_dynamic_int8_matches_its_arithmetic(xshape, n, bias, view):
+    rng = np.random.default_rng()
+    k = xshape[-1]
+    w = rng.integers(-127, 128, (k, n)).astype(np.int8)
+    ws = (rng.random(n) * 0.02 + 1e-3).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32) if bias else None
+    if view == "transposed":
+        base = (rng.standard_normal((xshape[0], k, xshape[1])) * 3).astype(np.float32)
+        xv, xt = base.transpose(0, 2, 1), nef.tensor(base).transpose([0, 2, 1])
+    elif view == "strided":
+        base = rng.standard_normal((xshape[0], 2 * k)).astype(np.float32)
+        xv, xt = base[:, ::2], nef.tensor(base)[:, ::2]
+    else:
+        xv = (rng.standard_normal(xshape) * 2 + rng.standard_normal()).astype(np.float32)
+        if xv.size:
+            xv.reshape(-1, k)[0] = np.abs(xv.reshape(-1, k)[0])  # a row without negatives
+        xt = nef.tensor(xv)
+    args = [xt, nef.tensor(w), nef.tensor(ws)] + ([] if b is None else [nef.tensor(b)])
+    got = nef.matmul_dynamic_int8(*args).numpy()
+    want = dynamic_int8_reference(xv, w, ws, b).reshape(xshape[:-1] + (n,))
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    if xv.size and k:
+        # And the scheme approximates the float product: within a few codes per row.
+        exact = xv.reshape(-1, k).astype(np.float64) @ (w * ws.astype(np.float64))
+        exact = exact.reshape(want.shape) + (0 if b is None else b)
+        step = (xv.max(-1, keepdims=True).clip(0) - xv.min(-1, keepdims=True).clip(None, 0)) / 255
+        bound = step * np.abs(w * ws.astype(np.float64)).sum(0) + 1e-4
+        assert (np.abs(got - exact) <= bound).all()
+
+
+def test_matmul_dynamic_int8_non_finite_rows_and_threads():
+    rng = np.random.default_rng()
+    w = rng.integers(-127, 128, (40, 9)).astype(np.int8)
+    ws = rng.random(9).astype(np.float32) * 0.01
+    x = rng.standard_normal((6, 40)).astype(np.float32)
+    x[1, 3], x[3, 0], x[4, 39] = np.nan, np.inf, -np.inf
+    x[5] = 0  # zeros: zeros out (a tiny scale, codes 0)
+    threads = nef.config()["threads"]
+    try:
+        outs = []
+        for t in (1, 2):
+            nef.config(threads=t)
+            outs.append(nef.matmul_dynamic_int8(x, w, ws).numpy())
+    finally:
+        nef.config(threads=threads)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    got = outs[0]
+    assert np.isnan(got[[1, 3, 4]]).all()
+    assert (got[5] == 0).all()
+    np.testing.assert_array_equal(got[[0, 2]], dynamic_int8_reference(x[[0, 2]], w, ws))
+
+
+@pytest.mark.parametrize("target_name", ["avx2", "generic"])
+def test_matmul_dynamic_int8_on_every_isa(target_name):
+    # The integer GEMM's instruction set is fixed once per process: a child per target.
+    env = dict(os.environ, NEF_CPU_TARGET=target_name)
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
+                        "-k", "matches_its_arithmetic or non_finite_rows or prepacked"],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert " passed" in r.stdout
+
+
+def test_matmul_dynamic_int8_prepacked_in_plans(tmp_path):
+    rng = np.random.default_rng()
+    w = rng.integers(-127, 128, (70, 40)).astype(np.int8)
+    ws = rng.random(40).astype(np.float32) * 0.01
+    b = rng.standard_normal(40).astype(np.float32)
+    x = nef.placeholder("x", (45, 70), "float32")
+    nef.matmul_dynamic_int8(x, w, ws, b).build(tmp_path / "d.nef")
+    g = nef.load(tmp_path / "d.nef")
+    for _ in range(2):
+        xv = rng.standard_normal((45, 70)).astype(np.float32)
+        before = nef.stats()["gemm_prepacked"]
+        got = g.run(x=xv)["output"]
+        assert nef.stats()["gemm_prepacked"] == before + 1
+        np.testing.assert_array_equal(got, dynamic_int8_reference(xv, w, ws, b))
+
+
+def test_matmul_dynamic_int8_bad_operands():
+    x = nef.tensor(np.ones((3, 8), np.float32))
+    w = nef.tensor(np.ones((8, 4), np.int8))
+    s = nef.tensor(np.ones(4, np.float32))
+    cases = [
+        ((x.astype("float64"), w, s), nef.NEFTypeError, "x float32, w int8"),
+        ((x, w.astype("uint8"), s), nef.NEFTypeError, "x float32, w int8"),
+        ((x, w, s.astype("float16")), nef.NEFTypeError, "w_scale and bias float32"),
+        ((x, nef.tensor(np.ones((7, 4), np.int8)), s), nef.NEFShapeError, r"\[K, N\]"),
+        ((x, nef.tensor(np.ones((2, 8, 4), np.int8)), s), nef.NEFShapeError, r"\[K, N\]"),
+        ((x, w, nef.tensor(np.ones(3, np.float32))), nef.NEFShapeError, r"w_scale must be \[4\]"),
+        ((x, w, s, nef.tensor(np.ones((1, 4), np.float32))), nef.NEFShapeError,
+         r"bias must be \[4\]"),
+        ((nef.tensor(np.float32(1)), w, s), nef.NEFShapeError, r"\[K, N\]"),
+    ]
+    for args, err, msg in cases:
+        with pytest.raises(err, match=msg):
+            nef.matmul_dynamic_int8(*args).numpy()
+
+
+def test_quantize_absorbs_the_bias_add(tmp_path):
+    rng = np.random.default_rng()
+    w = rng.standard_normal((48, 20)).astype(np.float32)
+    b = rng.standard_normal(20).astype(np.float32)
+    w2 = rng.standard_normal((48, 20)).astype(np.float32)
+    x = nef.placeholder("x", (40, 48), "float32")
+    y = nef.relu(x @ w + b)           # bias after the product: absorbed
+    h = x @ w2
+    z = b + h                         # bias first: absorbed too
+    u = h * 2.0                       # ...unless the product has another use
+    nef.build(tmp_path / "g.nef", {"y": y, "z": z, "u": u})
+    q = nef.load(tmp_path / "g.nef").quantize()
+    kernels = q.plan()["kernels"]
+    assert [k["op"] for k in kernels].count("matmul_dynamic_int8") == 2
+    xv = rng.standard_normal((40, 48)).astype(np.float32)
+    got = q.run(x=xv)
+    def wq(m):  # quantize.cpp's per-column weights: scale in float32, codes from float64
+        s = (np.abs(m.astype(np.float64)).max(0) / 127).astype(np.float32)
+        return np.clip(np.rint(m / s.astype(np.float64)), -127, 127).astype(np.int8), s
+
+    w8, s8 = wq(w)
+    np.testing.assert_array_equal(got["y"], np.maximum(dynamic_int8_reference(xv, w8, s8, b), 0))
+    w28, s28 = wq(w2)
+    hq = dynamic_int8_reference(xv, w28, s28)
+    np.testing.assert_array_equal(got["u"], hq * np.float32(2))
+    np.testing.assert_array_equal(got["z"], hq + b)
 
 
 # ---- convs ------------------------------------------------------------------------------------

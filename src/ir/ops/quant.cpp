@@ -2,8 +2,8 @@
 // uint8 array [N, row_bytes(format, K)]): qmatmul (x @ W^T, the weights stay quantized) and
 // qgather (embedding rows, dequantized). Integer (ONNX's affine 8-bit quantization):
 // matmul_integer and conv_integer, exact int32 results of (a - a_zp) x (b - b_zp), and
-// conv_dynamic_int8 (float activations quantized per tensor at run time). See
-// docs/ops.md, docs/llm.md and docs/onnx.md.
+// matmul_dynamic_int8 / conv_dynamic_int8 (float activations quantized at run time, per row /
+// per tensor). See docs/ops.md, docs/llm.md and docs/onnx.md.
 #include "common/quant.h"
 
 #include <string>
@@ -119,6 +119,42 @@ Cost cost_matmul_integer(const std::vector<TensorType>& in, const TensorType& ou
           double(numel(in[0].shape) + numel(in[1].shape)) + 4.0 * double(numel(out.shape))};
 }
 
+// matmul_dynamic_int8: x float32 [..., K] times a per-column quantized w int8 [K, N] with its
+// float32 scales w_scale [N] and an optional float32 bias [N] -> float32 [..., N]. Each row of x
+// is quantized at run time to uint8 over its range widened to hold 0 (ONNX
+// DynamicQuantizeLinear, per row): s = max(hi - lo, FLT_MIN) / 255, z = round(-lo / s),
+// q = clamp(round(x / s) + z, 0, 255); y = float((q - z) @ w) * s * w_scale (+ bias), the
+// integer product exact. A row holding NaN or an infinity gives a row of NaN.
+TensorType infer_matmul_dynamic_int8(const OpDef&, const std::vector<TensorType>& in, Attrs&) {
+  const TensorType &x = in[0], &w = in[1], &s = in[2];
+  if (x.dtype != DType::Float32 || w.dtype != DType::Int8 || s.dtype != DType::Float32 ||
+      (in.size() == 4 && in[3].dtype != DType::Float32))
+    throw TypeError(
+        str("[matmul_dynamic_int8] x float32, w int8, w_scale and bias float32 "
+            "expected: ",
+            types_str(in)));
+  if (x.shape.empty() || w.shape.size() != 2 || w.shape[0] != x.shape.back())
+    throw ShapeError(
+        str("[matmul_dynamic_int8] x [..., K] and w [K, N] expected: ", types_str(in)));
+  const int64_t N = w.shape[1];
+  for (size_t i = 2; i < in.size(); ++i)
+    if (in[i].shape != Shape{N})
+      throw ShapeError(str("[matmul_dynamic_int8] ", i == 2 ? "w_scale" : "bias", " must be [", N,
+                           "]: ", types_str(in)));
+  Shape out = x.shape;
+  out.back() = N;
+  checked_numel(out, "matmul_dynamic_int8");
+  return {out, DType::Float32};
+}
+
+Cost cost_matmul_dynamic_int8(const std::vector<TensorType>& in, const TensorType& out,
+                              const Attrs&) {
+  const double K = double(in[0].shape.back());
+  return {2.0 * double(numel(out.shape)) * K, 4.0 * double(numel(in[0].shape)) +
+                                                  double(numel(in[1].shape)) +
+                                                  4.0 * double(numel(out.shape))};
+}
+
 // conv_integer: ONNX ConvInteger. x [N, C, spatial...] and w [M, C / groups, kernel...] int8 or
 // uint8, optional zero points x_zp (scalar) and w_zp (scalar or [M]) -> int32, with conv's
 // geometry (attributes and output shape exactly as conv's; padding contributes zero).
@@ -191,6 +227,14 @@ void register_quant_ops(Registry& r) {
   mi.infer = infer_matmul_integer;
   mi.cost = cost_matmul_integer;
   r.add(std::move(mi));
+
+  OpDef md;
+  md.name = "matmul_dynamic_int8";
+  md.min_inputs = 3;
+  md.max_inputs = 4;
+  md.infer = infer_matmul_dynamic_int8;
+  md.cost = cost_matmul_dynamic_int8;
+  r.add(std::move(md));
 
   OpDef ci;
   ci.name = "conv_integer";

@@ -161,6 +161,44 @@ NEF_SIMD_CLONES void weighted_sum(const C* p, const C* V, int64_t ldv, int64_t D
   }
 }
 
+// The direct path over a float16 operand (a KV cache) read in place, converted as it is loaded
+// (no float32 copy of the block per query head): float32 compute, unit column stride, rows
+// forward. False (nothing done) where it does not apply.
+bool half_rows(const Operand& o) { return o.a->dtype == DType::Float16 && o.cs == 1 && o.rs >= 0; }
+const uint16_t* half_block(const Operand& o, int64_t b, int64_t r0) {
+  return static_cast<const uint16_t*>(o.a->data()) + o.batch_off[size_t(b)] + r0 * o.rs;
+}
+// s[rr * nk + j] = q row rr . key row r0 + j.
+template <typename C>
+bool half_scores(const Operand& k, int64_t b, int64_t r0, int64_t nk, int64_t D, const Array& qv,
+                 int64_t nq, C* s) {
+  if constexpr (!std::is_same_v<C, float>) {
+    return false;
+  } else {
+    if (!half_rows(k)) return false;
+    const uint16_t* kr = half_block(k, b, r0);
+    for (int64_t rr = 0; rr < nq; ++rr)
+      vmath::dot_rows_half(kr, size_t(k.rs), size_t(nk), size_t(D),
+                           qv.data_as<float>() + rr * qv.strides[0], s + rr * nk);
+    return true;
+  }
+}
+// pv row rr = sum_j s[rr * nk + j] * value row r0 + j.
+template <typename C>
+bool half_weighted(const Operand& v, int64_t b, int64_t r0, int64_t nk, int64_t Dv, const C* s,
+                   int64_t nq, const Array& pv) {
+  if constexpr (!std::is_same_v<C, float>) {
+    return false;
+  } else {
+    if (!half_rows(v)) return false;
+    const uint16_t* vr = half_block(v, b, r0);
+    for (int64_t rr = 0; rr < nq; ++rr)
+      vmath::weighted_rows_half(s + rr * nk, vr, size_t(v.rs), size_t(nk), size_t(Dv),
+                                pv.data_as<float>() + rr * pv.strides[0]);
+    return true;
+  }
+}
+
 const GemmTileHook kNoHook = [](int64_t, int64_t, int64_t, int64_t) {};
 
 // The blocking of one attention node and the per-thread scratch it needs: computed from the shapes
@@ -338,7 +376,9 @@ void attention_typed(const KernelArgs& args, bool cached) {
         const bool first = j0 == 0;
         Array sv = view2d(S, 0, nq, nk, nk, 1);
         C* s = S.data_as<C>();
-        if (direct) {
+        if (direct && half_scores(seg.k, b, j0 - seg.begin, nk, D, qv, nq, s)) {
+          // done: the scores straight from the float16 keys
+        } else if (direct) {
           const Array kv = operand_block<C>(seg.k, b, j0 - seg.begin, nk, D, false, kbuf, true);
           for (int64_t rr = 0; rr < nq; ++rr)
             dot_keys<C>(qv.data_as<C>() + rr * qv.strides[0], kv.data_as<C>(), kv.strides[0], D, nk,
@@ -380,7 +420,9 @@ void attention_typed(const KernelArgs& args, bool cached) {
         // P V: straight into the output rows, into tmp, then into acc with the rescaling.
         if (direct_out) pv = view2d(out, (b * Lq + i0) * Dv, nq, Dv, Dv, 1);
         else pv = view2d(tmp, 0, nq, Dv, Dv, 1);
-        if (direct) {
+        if (direct && half_weighted(seg.v, b, j0 - seg.begin, nk, Dv, s, nq, pv)) {
+          // done: P V straight from the float16 values
+        } else if (direct) {
           const Array vv = operand_block<C>(seg.v, b, j0 - seg.begin, nk, Dv, false, vbuf, true);
           for (int64_t rr = 0; rr < nq; ++rr)
             weighted_sum<C>(s + rr * nk, vv.data_as<C>(), vv.strides[0], Dv, nk,

@@ -44,6 +44,11 @@ struct IgemmIsa {
   // The same over byte operands (S above; kq a multiple of 4); nullptr without byte products.
   void (*tile_q8)(const uint8_t* a, int64_t lda, int mr, const int8_t* panel, int64_t kq,
                   int32_t* c, int64_t ldc, int nc) = nullptr;
+  // tile_q8 over two adjacent panels at once (columns [0, 16) from `panel`, [16, 16 + nc2) from
+  // panel + igemm_panel_bytes_q8(K), nc2 <= kIgemmNR): twice the accumulators, so the byte
+  // products' latency is hidden; nullptr where the ISA has no such tile.
+  void (*tile_q8_pair)(const uint8_t* a, int64_t lda, int mr, const int8_t* panel, int64_t kq,
+                       int32_t* c, int64_t ldc, int nc2) = nullptr;
 };
 
 const IgemmIsa& igemm_generic();

@@ -83,10 +83,54 @@ void tile_q8(const uint8_t* a, int64_t lda, int mr, const int8_t* panel, int64_t
   }
 }
 
+// Two panels: 2 x MR accumulators (12 at MR = 6), enough to cover vpdpbusd's latency on two
+// ports; the row's quad is broadcast once for both.
+template <int MR>
+void tile_q8_pair_rows(const uint8_t* a, int64_t lda, const int8_t* panel, int64_t kq, int32_t* c,
+                       int64_t ldc, int nc2) {
+  const int8_t* panel2 = panel + kq * kIgemmNR;
+  __m512i acc0[MR], acc1[MR];
+  for (int r = 0; r < MR; ++r) acc0[r] = acc1[r] = _mm512_setzero_si512();
+  for (int64_t k = 0; k < kq; k += 4) {
+    const __m512i b0 = _mm512_loadu_si512(panel + k * kIgemmNR);
+    const __m512i b1 = _mm512_loadu_si512(panel2 + k * kIgemmNR);
+    for (int r = 0; r < MR; ++r) {
+      int32_t quad;
+      std::memcpy(&quad, a + r * lda + k, 4);
+      const __m512i q = _mm512_set1_epi32(quad);
+      acc0[r] = _mm512_dpbusd_epi32(acc0[r], q, b0);
+      acc1[r] = _mm512_dpbusd_epi32(acc1[r], q, b1);
+    }
+  }
+  const __mmask16 mask = __mmask16((1u << nc2) - 1);
+  for (int r = 0; r < MR; ++r) {
+    _mm512_storeu_si512(c + r * ldc, acc0[r]);
+    _mm512_mask_storeu_epi32(c + r * ldc + kIgemmNR, mask, acc1[r]);
+  }
+}
+
+void tile_q8_pair(const uint8_t* a, int64_t lda, int mr, const int8_t* panel, int64_t kq,
+                  int32_t* c, int64_t ldc, int nc2) {
+  switch (mr) {
+    case 6:
+      return tile_q8_pair_rows<6>(a, lda, panel, kq, c, ldc, nc2);
+    case 5:
+      return tile_q8_pair_rows<5>(a, lda, panel, kq, c, ldc, nc2);
+    case 4:
+      return tile_q8_pair_rows<4>(a, lda, panel, kq, c, ldc, nc2);
+    case 3:
+      return tile_q8_pair_rows<3>(a, lda, panel, kq, c, ldc, nc2);
+    case 2:
+      return tile_q8_pair_rows<2>(a, lda, panel, kq, c, ldc, nc2);
+    default:
+      return tile_q8_pair_rows<1>(a, lda, panel, kq, c, ldc, nc2);
+  }
+}
+
 }  // namespace
 
 const IgemmIsa* igemm_avx512() {
-  static const IgemmIsa isa{"avx512vnni", tile, tile_q8};
+  static const IgemmIsa isa{"avx512vnni", tile, tile_q8, tile_q8_pair};
   return &isa;
 }
 

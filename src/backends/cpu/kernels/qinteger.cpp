@@ -7,15 +7,20 @@
 #include <hwy/aligned_allocator.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/kernels/conv_integer.h"
 #include "backends/cpu/kernels/gemm.h"
 #include "backends/cpu/kernels/igemm.h"
+#include "backends/cpu/kernels/vmath.h"
 #include "backends/cpu/parallel.h"
 #include "backends/cpu/workspace.h"
 #include "common/log.h"
@@ -245,24 +250,29 @@ void gemm_q8(const IgemmIsa& isa, const uint8_t* ap, const int32_t* rowsum, int6
              Alpha alpha, Beta beta) {
   constexpr int64_t kBlockRows = kIgemmMR * 8;
   const int64_t kq = igemm_kq(K), panels = igemm_panels(N);
+  // Panels go in pairs where the ISA has a two-panel tile.
+  const int64_t step = isa.tile_q8_pair ? 2 : 1, groups = (panels + step - 1) / step;
   const int64_t rblocks = (rows + kBlockRows - 1) / kBlockRows;
-  const int64_t work = kBlockRows * kIgemmNR * std::max<int64_t>(kq, 1);
+  const int64_t work = kBlockRows * step * kIgemmNR * std::max<int64_t>(kq, 1);
   parallel_for(
-      rblocks * panels, std::max<int64_t>(1, (int64_t(1) << 19) / work), [&](int64_t b, int64_t e) {
+      rblocks * groups, std::max<int64_t>(1, (int64_t(1) << 19) / work), [&](int64_t b, int64_t e) {
         for (int64_t task = b; task < e; ++task) {
-          const int64_t p = task / rblocks, rb = task % rblocks;
-          const int nc = int(std::min<int64_t>(kIgemmNR, N - p * kIgemmNR));
+          const int64_t p = task / rblocks * step, rb = task % rblocks;
+          const bool pair = step == 2 && p + 1 < panels;
+          const int64_t n0 = p * kIgemmNR;
+          const int nc = int(std::min<int64_t>((pair ? 2 : 1) * kIgemmNR, N - n0));
           const int8_t* panel = bp + p * igemm_panel_bytes_q8(K);
           const int64_t r1 = std::min(rows, (rb + 1) * kBlockRows);
           for (int64_t r = rb * kBlockRows; r < r1; r += kIgemmMR) {
             const int mr = int(std::min<int64_t>(kIgemmMR, r1 - r));
-            int32_t* ct = c + r * ldc + p * kIgemmNR;
-            isa.tile_q8(ap + r * kq, kq, mr, panel, kq, ct, ldc, nc);
+            int32_t* ct = c + r * ldc + n0;
+            if (pair) isa.tile_q8_pair(ap + r * kq, kq, mr, panel, kq, ct, ldc, nc - int(kIgemmNR));
+            else isa.tile_q8(ap + r * kq, kq, mr, panel, kq, ct, ldc, nc);
             // Unsigned arithmetic: wraps exactly as the int32 result does.
             for (int i = 0; i < mr; ++i) {
               const uint32_t al = uint32_t(alpha(r + i)), ra = uint32_t(rowsum[r + i]);
               for (int j = 0; j < nc; ++j) {
-                const int64_t n = p * kIgemmNR + j;
+                const int64_t n = n0 + j;
                 const uint32_t be = uint32_t(beta(n)), cb = uint32_t(colsum[n]);
                 ct[i * ldc + j] =
                     int32_t(uint32_t(ct[i * ldc + j]) - be * ra - al * cb + uint32_t(K) * al * be);
@@ -459,6 +469,181 @@ class MatmulIntegerKernel final : public CpuKernel {
   Shape out_batch_;
   bool shared_b_ = false;
   int64_t M_ = 0, K_ = 0, N_ = 0, rows_ = 0, workspace_ = 0;
+};
+
+// matmul_dynamic_int8 (ir/ops/quant.cpp): each row of x quantized to uint8 codes straight into the
+// integer GEMM's A layout (vmath::quantize_u8), the constant int8 w packed once per plan as
+// matmul_integer's B, the exact int32 product written into the output and then turned into
+// float32 there with the row's and the column's scales (and the bias).
+class MatmulDynamicInt8Kernel final : public CpuKernel {
+ public:
+  MatmulDynamicInt8Kernel(const ir::Node& node, const std::vector<ir::TensorType>& in)
+      : isa_(igemm_best()) {
+    name_ = str("cpu.matmul_dynamic_int8.", isa_.name);
+    K_ = in[0].shape.back();
+    N_ = in[1].shape[1];
+    rows_ = numel(node.type.shape) / std::max<int64_t>(N_, 1);
+    const int64_t panels = igemm_panels(N_);
+    // Codes, row sums, row scales and zero points, the scales and bias made contiguous.
+    workspace_ = workspace_piece(rows_ * igemm_kq(K_), DType::UInt8) +
+                 workspace_piece(rows_, DType::Int32) + workspace_piece(rows_, DType::Float32) +
+                 workspace_piece(rows_, DType::Int32) + workspace_piece(2 * N_, DType::Float32);
+    if (isa_.tile_q8)
+      workspace_ += workspace_piece(panels * igemm_panel_bytes_q8(K_), DType::UInt8) +
+                    workspace_piece(panels * kIgemmNR, DType::Int32);
+    else
+      workspace_ += workspace_piece(2 * (rows_ * igemm_kp(K_)), DType::UInt8) +
+                    workspace_piece(2 * (panels * igemm_panel_elems(K_)), DType::UInt8);
+  }
+  std::string name() const override { return name_; }
+  int64_t workspace_bytes() const override { return workspace_; }
+
+  // The constant w packed once, in the format of the kernel's ISA (no zero point).
+  std::shared_ptr<const Prepared> prepare(
+      const std::vector<const Array*>& constants) const override {
+    if (K_ == 0 || N_ == 0 || constants.size() < 2 || !constants[1]) return nullptr;
+    const Array& w = *constants[1];
+    auto pk = std::make_shared<PackedIntB>();
+    pk->isa = &isa_;
+    pk->src = w.data();
+    pk->sk = w.strides[0], pk->sn = w.strides[1];
+    const int64_t panels = igemm_panels(N_);
+    if (isa_.tile_q8) {
+      pk->bq = hwy::AllocateAligned<int8_t>(size_t(panels * igemm_panel_bytes_q8(K_)));
+      pk->colsum = hwy::AllocateAligned<int32_t>(size_t(panels * kIgemmNR));
+      NEF_CHECK(pk->bq && pk->colsum, "[matmul_dynamic_int8] prepacking w: out of memory");
+      parallel_for(panels, pack_grain(K_ * kIgemmNR), [&](int64_t p0, int64_t p1) {
+        pack_b_q8(w.data(), w.dtype, pk->sk, pk->sn, K_, N_, p0, p1, pk->bq.get(),
+                  pk->colsum.get());
+      });
+    } else {
+      pk->bp = hwy::AllocateAligned<int16_t>(size_t(panels * igemm_panel_elems(K_)));
+      NEF_CHECK(pk->bp, "[matmul_dynamic_int8] prepacking w: out of memory");
+      parallel_for(panels, pack_grain(K_ * kIgemmNR), [&](int64_t p0, int64_t p1) {
+        pack_b(w.data(), w.dtype, pk->sk, pk->sn, K_, N_, p0, p1, ZeroPoint(), pk->bp.get());
+      });
+    }
+    return pk;
+  }
+
+  void run(const KernelArgs& args) const override {
+    float* out = args.out.data_as<float>();
+    if (rows_ == 0 || N_ == 0) return;
+    const Array& x = args.inputs[0];
+    const Array& w = args.inputs[1];
+    const bool bias = args.inputs.size() == 4;
+    WorkspaceCarver ws(args.workspace);
+    const int64_t kq = igemm_kq(K_), kp = igemm_kp(K_), panels = igemm_panels(N_);
+    auto* aq = static_cast<uint8_t*>(ws.take({rows_ * kq}, DType::UInt8).data());
+    auto* rowsum = ws.take({rows_}, DType::Int32).data_as<int32_t>();
+    auto* scale = ws.take({rows_}, DType::Float32).data_as<float>();
+    auto* zp = ws.take({rows_}, DType::Int32).data_as<int32_t>();
+    float* cs = ws.take({2 * N_}, DType::Float32).data_as<float>();  // w_scale, then bias
+    for (int64_t n = 0; n < N_; ++n) {
+      cs[n] = args.inputs[2].data_as<float>()[n * args.inputs[2].strides[0]];
+      cs[N_ + n] = bias ? args.inputs[3].data_as<float>()[n * args.inputs[3].strides[0]] : 0.0f;
+    }
+    if (K_ == 0) {  // an empty product: the bias alone
+      for (int64_t r = 0; r < rows_; ++r) std::copy(cs + N_, cs + 2 * N_, out + r * N_);
+      return;
+    }
+    quantize_rows(x, aq, rowsum, scale, zp);
+    const auto* pk = dynamic_cast<const PackedIntB*>(args.prepared);
+    if (pk) {
+      const bool q8 = isa_.tile_q8 != nullptr;
+      if (pk->isa == &isa_ && pk->src == w.data() && pk->sk == w.strides[0] &&
+          pk->sn == w.strides[1] && (q8 ? bool(pk->bq) : bool(pk->bp))) {
+        counters().gemm_prepacked++;
+      } else {
+        counters().gemm_prepack_fallbacks++;
+        pk = nullptr;
+      }
+    }
+    // The int32 product goes into the output's own memory, then becomes float32 in place.
+    auto* acc = reinterpret_cast<int32_t*>(out);
+    if (isa_.tile_q8) {
+      auto* bq =
+          static_cast<int8_t*>(ws.take({panels * igemm_panel_bytes_q8(K_)}, DType::UInt8).data());
+      auto* colsum = ws.take({panels * kIgemmNR}, DType::Int32).data_as<int32_t>();
+      if (!pk)
+        parallel_for(panels, pack_grain(K_ * kIgemmNR), [&](int64_t p0, int64_t p1) {
+          pack_b_q8(w.data(), w.dtype, w.strides[0], w.strides[1], K_, N_, p0, p1, bq, colsum);
+        });
+      gemm_q8(
+          isa_, aq, rowsum, rows_, pk ? pk->bq.get() : bq, pk ? pk->colsum.get() : colsum, K_, N_,
+          acc, N_, [&](int64_t r) { return zp[r]; }, [](int64_t) { return int32_t(0); });
+    } else {
+      int16_t* ap = take_int16(ws, rows_ * kp);
+      int16_t* bp = take_int16(ws, panels * igemm_panel_elems(K_));
+      parallel_for(rows_, pack_grain(K_), [&](int64_t r0, int64_t r1) {
+        pack_a(
+            aq, DType::UInt8, 1, K_, kp, r0, r1, [&](int64_t r) { return r * kq; },
+            [&](int64_t r) { return zp[r]; }, ap);
+      });
+      if (!pk)
+        parallel_for(panels, pack_grain(K_ * kIgemmNR), [&](int64_t p0, int64_t p1) {
+          pack_b(w.data(), w.dtype, w.strides[0], w.strides[1], K_, N_, p0, p1, ZeroPoint(), bp);
+        });
+      gemm_packed(isa_, ap, rows_, pk ? pk->bp.get() : bp, K_, N_, acc, N_);
+    }
+    // y = (float(acc) * s_row) * w_scale (+ bias): the order of the float ops of the unfused
+    // form (cast, mul, mul, add), so both give the same bits.
+    parallel_for(rows_, std::max<int64_t>(1, 8192 / N_), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const float s = scale[r];
+        int32_t* a = acc + r * N_;
+        float* y = out + r * N_;
+        for (int64_t n = 0; n < N_; ++n) {
+          float v = float(a[n]) * s * cs[n];
+          if (bias) v += cs[N_ + n];
+          std::memcpy(y + n, &v, sizeof v);
+        }
+      }
+    });
+  }
+
+ private:
+  // Codes of every row of x (rows of K elements, any strides) at aq + r * kq, zero padded, with
+  // each row's code sum, scale and zero point. A row with NaN or an infinity gets codes 0 and a
+  // NaN scale: its outputs are NaN.
+  void quantize_rows(const Array& x, uint8_t* aq, int32_t* rowsum, float* scale,
+                     int32_t* zp) const {
+    const int64_t kq = igemm_kq(K_), ks = x.strides.back();
+    const int rank = x.rank();
+    parallel_for(rows_, pack_grain(K_), [&](int64_t r0, int64_t r1) {
+      std::vector<float> copy(ks == 1 ? 0 : size_t(K_));
+      for (int64_t r = r0; r < r1; ++r) {
+        int64_t off = 0, rest = r;
+        for (int d = rank - 2; d >= 0 && rest > 0; --d) {
+          off += (rest % x.shape[size_t(d)]) * x.strides[size_t(d)];
+          rest /= x.shape[size_t(d)];
+        }
+        const float* row = x.data_as<float>() + off;
+        if (ks != 1) {
+          for (int64_t k = 0; k < K_; ++k) copy[size_t(k)] = row[k * ks];
+          row = copy.data();
+        }
+        uint8_t* q = aq + r * kq;
+        std::fill(q + K_, q + kq, uint8_t(0));
+        bool nan_hi = false, nan_lo = false;
+        const float hi = std::max(vmath::extreme(row, size_t(K_), true, &nan_hi), 0.0f);
+        const float lo = std::min(vmath::extreme(row, size_t(K_), false, &nan_lo), 0.0f);
+        if (nan_hi || nan_lo || !std::isfinite(hi) || !std::isfinite(lo)) {
+          std::fill(q, q + K_, uint8_t(0));
+          rowsum[r] = 0, zp[r] = 0, scale[r] = std::numeric_limits<float>::quiet_NaN();
+          continue;
+        }
+        const float s = std::max(hi - lo, std::numeric_limits<float>::min()) / 255.0f;
+        const float z = std::nearbyint(-lo / s);
+        scale[r] = s, zp[r] = int32_t(z);
+        rowsum[r] = vmath::quantize_u8(row, size_t(K_), s, z, q);
+      }
+    });
+  }
+
+  const IgemmIsa& isa_;
+  std::string name_;
+  int64_t K_ = 0, N_ = 0, rows_ = 0, workspace_ = 0;
 };
 
 // conv_integer: per image and group, out[m, p] = sum_k (w[m, k] - w_zp[m]) (col[k, p] - x_zp)
@@ -748,6 +933,7 @@ const IgemmIsa& igemm_best() {
 void register_integer_kernels(KernelTable& t) {
   t.add_prepared<MatmulIntegerKernel>("matmul_integer");
   t.add_prepared<ConvIntegerKernel>("conv_integer");
+  t.add_prepared<MatmulDynamicInt8Kernel>("matmul_dynamic_int8");
   t.add_prepared<ConvDynamicInt8Kernel>("conv_dynamic_int8");
 }
 

@@ -230,6 +230,32 @@ double ExtremeF64(const double* x, size_t n, bool max, bool* nan) {
   return max ? Extreme<true>(x, n, nan) : Extreme<false>(x, n, nan);
 }
 
+int32_t QuantizeU8(const float* HWY_RESTRICT x, size_t n, float s, float z,
+                   uint8_t* HWY_RESTRICT q) {
+  const hn::ScalableTag<float> df;
+  const hn::RebindToSigned<decltype(df)> di;
+  const hn::Rebind<uint8_t, decltype(df)> du8;
+  const size_t N = hn::Lanes(df);
+  const auto vs = hn::Set(df, s), vz = hn::Set(df, z);
+  const auto lo = hn::Zero(df), hi = hn::Set(df, 255.0f);
+  auto sum = hn::Zero(di);
+  size_t i = 0;
+  for (; i + N <= n; i += N) {
+    const auto c =
+        hn::Min(hn::Max(hn::Add(hn::Round(hn::Div(hn::LoadU(df, x + i), vs)), vz), lo), hi);
+    const auto ci = hn::ConvertTo(di, c);
+    sum = hn::Add(sum, ci);
+    hn::StoreU(hn::DemoteTo(du8, ci), du8, q + i);
+  }
+  int32_t total = hn::GetLane(hn::SumOfLanes(di, sum));
+  for (; i < n; ++i) {
+    const float c = std::min(std::max(std::nearbyint(x[i] / s) + z, 0.0f), 255.0f);
+    q[i] = uint8_t(c);
+    total += int32_t(c);
+  }
+  return total;
+}
+
 float ExpShiftSumF32(float* s, size_t n, float m) { return ExpShiftSum(s, n, m); }
 double ExpShiftSumF64(double* s, size_t n, double m) { return ExpShiftSum(s, n, m); }
 
@@ -327,6 +353,84 @@ void DotRowsF64(const double* a, size_t lda, size_t rows, size_t n, const double
                 const double* x1, double* y0, double* y1) {
   if (x1) DotRows<double, true>(a, lda, rows, n, x0, x1, y0, y1);
   else DotRows<double, false>(a, lda, rows, n, x0, x1, y0, y1);
+}
+
+// Rows of IEEE half-precision values (bits), promoted to float32 as they are loaded.
+HWY_INLINE hn::Vec<hn::ScalableTag<float>> LoadHalf(const uint16_t* p) {
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<hwy::float16_t, decltype(df)> dh;
+  return hn::PromoteTo(df, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p)));
+}
+
+void DotRowsHalf(const uint16_t* a, size_t lda, size_t rows, size_t n, const float* x, float* y) {
+  const hn::ScalableTag<float> d;
+  using V = hn::Vec<decltype(d)>;
+  const size_t N = hn::Lanes(d), full = n / N * N;
+  auto tail = [&](const uint16_t* r) {
+    float t = 0;
+    for (size_t k = full; k < n; ++k) t += x[k] * nef::to_float(nef::float16_t{r[k]});
+    return t;
+  };
+  size_t i = 0;
+  for (; i + 4 <= rows; i += 4) {
+    const uint16_t* r0 = a + i * lda;
+    const uint16_t *r1 = r0 + lda, *r2 = r1 + lda, *r3 = r2 + lda;
+    V s0 = hn::Zero(d), s1 = hn::Zero(d), s2 = hn::Zero(d), s3 = hn::Zero(d);
+    for (size_t k = 0; k < full; k += N) {
+      const V v = hn::LoadU(d, x + k);
+      s0 = hn::MulAdd(LoadHalf(r0 + k), v, s0);
+      s1 = hn::MulAdd(LoadHalf(r1 + k), v, s1);
+      s2 = hn::MulAdd(LoadHalf(r2 + k), v, s2);
+      s3 = hn::MulAdd(LoadHalf(r3 + k), v, s3);
+    }
+    y[i] = hn::GetLane(hn::SumOfLanes(d, s0)) + tail(r0);
+    y[i + 1] = hn::GetLane(hn::SumOfLanes(d, s1)) + tail(r1);
+    y[i + 2] = hn::GetLane(hn::SumOfLanes(d, s2)) + tail(r2);
+    y[i + 3] = hn::GetLane(hn::SumOfLanes(d, s3)) + tail(r3);
+  }
+  for (; i < rows; ++i) {
+    const uint16_t* r = a + i * lda;
+    V s0 = hn::Zero(d);
+    for (size_t k = 0; k < full; k += N) s0 = hn::MulAdd(LoadHalf(r + k), hn::LoadU(d, x + k), s0);
+    y[i] = hn::GetLane(hn::SumOfLanes(d, s0)) + tail(r);
+  }
+}
+
+void WeightedRowsHalf(const float* p, const uint16_t* v, size_t ldv, size_t rows, size_t n,
+                      float* y) {
+  const hn::ScalableTag<float> d;
+  using V = hn::Vec<decltype(d)>;
+  const size_t N = hn::Lanes(d);
+  size_t c = 0;
+  // Four vectors of the output at a time stay in registers over all the rows.
+  for (; c + 4 * N <= n; c += 4 * N) {
+    V a0 = hn::Zero(d), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t j = 0; j < rows; ++j) {
+      if (p[j] == 0.0f) continue;
+      const V pj = hn::Set(d, p[j]);
+      const uint16_t* r = v + j * ldv + c;
+      a0 = hn::MulAdd(pj, LoadHalf(r), a0);
+      a1 = hn::MulAdd(pj, LoadHalf(r + N), a1);
+      a2 = hn::MulAdd(pj, LoadHalf(r + 2 * N), a2);
+      a3 = hn::MulAdd(pj, LoadHalf(r + 3 * N), a3);
+    }
+    hn::StoreU(a0, d, y + c);
+    hn::StoreU(a1, d, y + c + N);
+    hn::StoreU(a2, d, y + c + 2 * N);
+    hn::StoreU(a3, d, y + c + 3 * N);
+  }
+  for (; c + N <= n; c += N) {
+    V a0 = hn::Zero(d);
+    for (size_t j = 0; j < rows; ++j)
+      if (p[j] != 0.0f) a0 = hn::MulAdd(hn::Set(d, p[j]), LoadHalf(v + j * ldv + c), a0);
+    hn::StoreU(a0, d, y + c);
+  }
+  for (; c < n; ++c) {
+    float t = 0;
+    for (size_t j = 0; j < rows; ++j)
+      if (p[j] != 0.0f) t += p[j] * nef::to_float(nef::float16_t{v[j * ldv + c]});
+    y[c] = t;
+  }
 }
 
 // R rows x G gates x one 64-byte panel row of accumulators, the panel's vectors loaded once
@@ -444,12 +548,27 @@ HWY_EXPORT(PanelProductF64);
 HWY_EXPORT(HalfToFloat);
 HWY_EXPORT(ExtremeF32);
 HWY_EXPORT(ExtremeF64);
+HWY_EXPORT(QuantizeU8);
+HWY_EXPORT(DotRowsHalf);
+HWY_EXPORT(WeightedRowsHalf);
 
 float extreme(const float* x, size_t n, bool max, bool* nan) {
   return HWY_DYNAMIC_DISPATCH(ExtremeF32)(x, n, max, nan);
 }
 double extreme(const double* x, size_t n, bool max, bool* nan) {
   return HWY_DYNAMIC_DISPATCH(ExtremeF64)(x, n, max, nan);
+}
+
+void dot_rows_half(const uint16_t* a, size_t lda, size_t rows, size_t n, const float* x, float* y) {
+  HWY_DYNAMIC_DISPATCH(DotRowsHalf)(a, lda, rows, n, x, y);
+}
+void weighted_rows_half(const float* p, const uint16_t* v, size_t ldv, size_t rows, size_t n,
+                        float* y) {
+  HWY_DYNAMIC_DISPATCH(WeightedRowsHalf)(p, v, ldv, rows, n, y);
+}
+
+int32_t quantize_u8(const float* x, size_t n, float s, float z, uint8_t* q) {
+  return HWY_DYNAMIC_DISPATCH(QuantizeU8)(x, n, s, z, q);
 }
 
 void half_to_float(const uint16_t* x, float* y, size_t n) {

@@ -32,6 +32,11 @@ double exp_shift_sum(double* s, size_t n, double m);
 float extreme(const float* x, size_t n, bool max, bool* nan);
 double extreme(const double* x, size_t n, bool max, bool* nan);
 
+// One row of matmul_dynamic_int8's activations: q[i] = clamp(round(x[i] / s) + z, 0, 255)
+// (round half to even, float32 arithmetic) for a scale s > 0 and a zero point z in [0, 255];
+// returns the sum of the codes. x[i] must be finite.
+int32_t quantize_u8(const float* x, size_t n, float s, float z, uint8_t* q);
+
 // Row statistics in double: *s1 = sum(x[i] - c), *s2 = sum((x[i] - c)^2), vectorized, two
 // chains per sum (the order of the additions depends only on n and the SIMD target, and FMA
 // targets round the squares differently from SSE4).
@@ -54,6 +59,14 @@ void dot_rows(const float* a, size_t lda, size_t rows, size_t n, const float* x0
               float* y0, float* y1);
 void dot_rows(const double* a, size_t lda, size_t rows, size_t n, const double* x0,
               const double* x1, double* y0, double* y1);
+
+// The same with rows of IEEE half-precision values (bits; a float16 KV cache), converted as
+// they are loaded: y[i] = dot(row i, x) for i < rows.
+void dot_rows_half(const uint16_t* a, size_t lda, size_t rows, size_t n, const float* x, float* y);
+// y[d] = sum_j p[j] * v[j][d] for d < n over rows j < rows of half-precision values (row j at
+// v + j * ldv), skipping rows with p[j] = 0 (their values, even NaN, are not read).
+void weighted_rows_half(const float* p, const uint16_t* v, size_t ldv, size_t rows, size_t n,
+                        float* y);
 
 // Products with a packed panel (the recurrent kernels' R, packed once per run): panel holds
 // k rows of `gates` x P values, P = 64 / sizeof(T) (16 floats, 8 doubles), row-major. For each
