@@ -375,6 +375,8 @@ NB_MODULE(_nef, m) {
             d["kept"] = r.kept;
             d["bytes_before"] = r.bytes_before;
             d["bytes_after"] = r.bytes_after;
+            d["convs_quantized"] = r.convs_quantized;
+            d["convs_kept"] = r.convs_kept;
             return nb::make_tuple(q, d);
           },
           "scheme"_a = "int8")

@@ -351,6 +351,7 @@ class LoadedGraph {
   struct QuantizeReport {
     int quantized = 0, kept = 0;  // matmuls by constant matrices rewritten / left in float
     int64_t bytes_before = 0, bytes_after = 0;  // of the weights rewritten
+    int convs_quantized = 0, convs_kept = 0;    // convs by constant weights rewritten / in float
   };
   LoadedGraph quantize(const std::string& scheme = "int8", QuantizeReport* report = nullptr) const;
   // The compiled plan (kernels in order, devices and placement reasons) as text.

@@ -11,7 +11,7 @@ See docs/python.md for the API and where NEF's defaults differ from numpy.
 
 from . import _nef
 from . import gguf, llm, random
-from .conv import conv, conv_integer, conv_transpose
+from .conv import conv, conv_dynamic_int8, conv_integer, conv_transpose
 from .ops import matmul_dynamic_int8, matmul_integer
 from .creation import (arange, asarray, empty, empty_like, eye, from_numpy, full, full_like,
                        identity, linspace, ones, ones_like, placeholder, scalar, tensor, zeros,
@@ -76,7 +76,7 @@ __all__ = [
     # neural, layout, images
     "matmul", "softmax", "log_softmax", "layernorm", "rmsnorm", "attention", "cached_attention",
     "rope", "qmatmul", "qgather", "conv", "linear_attention", "roi_align",
-    "matmul_integer", "conv_integer", "matmul_dynamic_int8",
+    "matmul_integer", "conv_integer", "matmul_dynamic_int8", "conv_dynamic_int8",
     "conv_transpose", "max_pool", "avg_pool", "pad", "resize", "reshape", "transpose",
     "permute", "slice", "concat", "concatenate", "stack", "split", "broadcast_to", "expand_dims",
     "squeeze", "gather", "take", "gather_elements", "gather_nd", "take_along_axis",

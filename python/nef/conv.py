@@ -51,3 +51,20 @@ def conv_integer(x, w, x_zero_point=None, w_zero_point=None, strides=None, pads=
     return wrap(_nef.op("conv_integer", nodes_for(x, w, *zps),
                         {"strides": _ints(strides), "pads": _ints(pads),
                          "dilations": _ints(dilations), "groups": operator.index(groups)}))
+
+
+def conv_dynamic_int8(x, w, w_scale, bias=None, strides=None, pads=None, dilations=None,
+                      groups: int = 1, activation: str = "") -> Tensor:
+    """A float32 conv whose weights are int8 per output channel: x float32 [N, C, *spatial] (1 or
+    2 spatial dims), w int8 [M, C/groups, *kernel], w_scale float32 [M], bias float32 [M] ->
+    float32, conv's geometry. x is quantized at run time per tensor to uint8 over its range
+    widened to hold 0 (ONNX DynamicQuantizeLinear: s = max(hi - lo, FLT_MIN) / 255, z =
+    round(-lo / s), q = clamp(round(x / s) + z, 0, 255)); y = float(conv_integer(q, w, z, 0)) *
+    (s * w_scale[m]) + bias[m] with the integer conv exact, then `activation` ("", "relu" or
+    "silu"). An x holding NaN or an infinity gives NaN everywhere. What `Graph.quantize()` makes
+    of a float conv (and the relu / silu after it)."""
+    inputs = nodes_for(x, w, w_scale) if bias is None else nodes_for(x, w, w_scale, bias)
+    return wrap(_nef.op("conv_dynamic_int8", inputs,
+                        {"strides": _ints(strides), "pads": _ints(pads),
+                         "dilations": _ints(dilations), "groups": operator.index(groups),
+                         "activation": str(activation)}))

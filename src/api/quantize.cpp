@@ -10,6 +10,15 @@
 //  - fewer rows (decoding, GEMV): Q8_0 blocks (a scale per 32 weights of each column) for
 //    qmatmul, whose one-row kernel reads the blocks directly; weight bytes bound such products,
 //    where matmul_integer's operand packing would cost more than the products.
+// Every 1-D / 2-D conv by a constant float weight [M, C/G, k...] of a shape class where the int8
+// conv is faster (int8_conv_pays below) runs as conv_integer: weights per output channel,
+// symmetric (as the matmuls'); the activation quantized at run time per tensor, asymmetric over
+// its range (ONNX DynamicQuantizeLinear: ConvInteger takes one x zero point, so one scale per
+// tensor; a batch of one image, the usual CNN call, is per image); y = float(acc) * (s_x * s_w[m])
+// + bias. All of it is one node, conv_dynamic_int8 (ir/ops/quant.cpp): its kernel quantizes an
+// image into the conv's own input planes and rescales each finished tile, where the ops spelled
+// out (range, quantize, conv_integer, rescale) made three more passes over the activations and
+// two over the int32 result (1x1 convs lost to float that way).
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
@@ -115,6 +124,85 @@ struct Builder {
   }
 };
 
+// ---- convs ------------------------------------------------------------------------------------
+
+// Whether a conv of this geometry runs faster as the int8 conv_integer (with its run-time
+// quantization and rescaling) than as the float conv; x [N, C, spatial...], w [M, C/G, k...].
+// Measured, 1 thread, ms per image, float conv vs conv_dynamic_int8 (bench/bench_conv_int8.py,
+// AVX-512 VNNI; indicative, a loaded machine): 3x3 convs win from 16 channels up (16 x 160 x 160
+// 1.08 vs 0.66, 32 -> 64 stride 2 x 160 2.23 vs 1.36, 128 x 40 x 40 3.37 vs 1.17); the rules
+// below say where it loses.
+bool int8_conv_pays(const Shape& x, const Shape& w, int64_t groups) {
+  if (x.size() != 3 && x.size() != 4) return false;  // 3-D convs: the im2col integer GEMM
+  const int64_t cg = w[1], mg = w[0] / std::max<int64_t>(groups, 1);
+  // Depthwise and other convs of few channels per group: the integer conv's tile rows and
+  // channel words would be mostly padding (96 channels x 80 x 80 depthwise: 0.49 float, 2.14
+  // int8; a 3 -> 16 stem at 160 x 160 stride 2: 0.13 float, 0.19 int8).
+  if (mg < 8 || cg < 8) return false;
+  // 1x1 convs: the float GEMM reads the input as it lies, and with K = C alone the run-time
+  // quantization (range and codes: two passes over the input) costs what the byte products save:
+  // 32 -> 192 x 80 x 80 0.97 float vs 1.03 int8, 64 -> 64 x 80 x 80 0.65 / 0.66, 128 -> 64 x
+  // 40 x 40 0.28 / 0.33, 16 -> 32 x 160 x 160 0.72 / 0.81 (but 256 x 20 x 20 0.47 / 0.36). In
+  // ddddocr's detector, also rewriting its 43 1x1 convs: 45.3 ms against 47.9 (noise-level) with
+  // a larger score error (0.089 against 0.068).
+  int64_t taps = 1;
+  for (size_t d = 2; d < w.size(); ++d) taps *= w[d];
+  return taps > 1;
+}
+
+// W [M, ...] (any float dtype) -> int8 of the same shape and the float32 scale of each output
+// channel [M] (symmetric, max |w| -> 127; an all-zero channel gets scale 1).
+std::pair<Array, Array> quantize_per_output_channel(const Array& w) {
+  const std::vector<double> v = weights(w);
+  const int64_t M = w.shape[0], K = numel(w.shape) / std::max<int64_t>(M, 1);
+  Array q = Array::empty(w.shape, DType::Int8), s = Array::empty({M}, DType::Float32);
+  int8_t* qp = q.data_as<int8_t>();
+  float* sp = s.data_as<float>();
+  for (int64_t m = 0; m < M; ++m) {
+    const double* row = v.data() + m * K;
+    double amax = 0;
+    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::abs(row[k]));
+    const float scale = amax > 0 && std::isfinite(amax) ? float(amax / 127) : 1.0f;
+    sp[m] = scale;
+    for (int64_t k = 0; k < K; ++k) {
+      const double r = std::nearbyint(row[k] / double(scale));
+      qp[m * K + k] = int8_t(std::clamp(std::isfinite(r) ? r : 0.0, -127.0, 127.0));
+    }
+  }
+  return {std::move(q), std::move(s)};
+}
+
+// Whether graph node i is a conv this rewrite takes: float32, a constant float weight used by it
+// alone, 1-D or 2-D, of a shape class where int8 pays.
+bool quantizable_conv(const ir::Graph& g, size_t i, const std::vector<int>& users) {
+  const ir::Node& n = g.nodes[i];
+  if (!n.is("conv")) return false;
+  const ir::Node& x = g.nodes[size_t(n.inputs[0])];
+  const ir::Node& w = g.nodes[size_t(n.inputs[1])];
+  return w.is("constant") && w.constant && is_floating(w.type.dtype) &&
+         n.type.dtype == DType::Float32 && x.type.dtype == DType::Float32 &&
+         users[size_t(n.inputs[1])] == 1 &&
+         int8_conv_pays(x.type.shape, w.type.shape, n.attrs.get_int("groups"));
+}
+
+// The replacement of conv `n` (inputs already remapped), appended to b; returns its value.
+int rewrite_conv(Builder& b, const ir::Node& n, const std::string& activation,
+                 LoadedGraph::QuantizeReport& r) {
+  const Array w = *b.at(n.inputs[1]).constant;  // a copy: b grows below
+  const std::string hint = b.at(n.inputs[1]).device_hint;
+  r.bytes_before += int64_t(w.nbytes());
+  auto [q, s] = quantize_per_output_channel(w);
+  r.bytes_after += int64_t(q.nbytes() + s.nbytes());
+  std::vector<int> in = {n.inputs[0], b.constant(std::move(q), hint),
+                         b.constant(std::move(s), hint)};
+  if (n.inputs.size() == 3) in.push_back(n.inputs[2]);
+  ir::Attrs geometry;
+  for (const char* a : {"strides", "pads", "dilations"}) geometry.set(a, n.attrs.get_ints(a));
+  geometry.set("groups", n.attrs.get_int("groups"));
+  geometry.set("activation", activation);
+  return b.emit("conv_dynamic_int8", std::move(in), std::move(geometry), hint);
+}
+
 }  // namespace
 
 LoadedGraph LoadedGraph::quantize(const std::string& scheme, QuantizeReport* report) const {
@@ -205,6 +293,38 @@ LoadedGraph LoadedGraph::quantize(const std::string& scheme, QuantizeReport* rep
     product_of[size_t(end)] = int(i);
     if (bias_of[i] >= 0 && end != only_user(int(i))) inside[size_t(only_user(int(i)))] = true;
   }
+  // Which convs run in int8, decided on the original graph, and the relu / silu that is a
+  // rewritten conv's only user: it runs in the conv's epilogue (the float convs get it fused by
+  // the conv_epilogue pass; a separate silu kernel took 28 of 64 ms in ddddocr's detector).
+  std::vector<bool> int8_conv(g.nodes.size(), false);
+  std::vector<int> fused_into(g.nodes.size(), -1);  // activation node -> its conv
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const ir::Node& n = g.nodes[i];
+    if (n.is("conv")) {
+      int8_conv[i] = quantizable_conv(g, i, users);
+      ++(int8_conv[i] ? r.convs_quantized : r.convs_kept);
+    } else if ((n.is("relu") || n.is("silu")) && n.inputs.size() == 1 &&
+               int8_conv[size_t(n.inputs[0])] && users[size_t(n.inputs[0])] == 1) {
+      fused_into[i] = n.inputs[0];
+    } else if (n.is("mul") && n.inputs.size() == 2) {
+      // SiLU as exported (x * sigmoid(x)): the conv feeds the sigmoid and the mul only, the
+      // sigmoid the mul only.
+      for (int k = 0; k < 2; ++k) {
+        const int c = n.inputs[size_t(k)], sg = n.inputs[size_t(1 - k)];
+        const ir::Node& s = g.nodes[size_t(sg)];
+        if (int8_conv[size_t(c)] && users[size_t(c)] == 2 && s.is("sigmoid") &&
+            s.inputs.size() == 1 && s.inputs[0] == c && users[size_t(sg)] == 1) {
+          fused_into[i] = c;
+          fused_into[size_t(sg)] = c;
+          break;
+        }
+      }
+    }
+  }
+  std::vector<std::string> activation(g.nodes.size());
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    if (fused_into[i] >= 0 && !g.nodes[i].is("sigmoid"))
+      activation[size_t(fused_into[i])] = g.nodes[i].is("relu") ? "relu" : "silu";
   Builder b;
   std::vector<int> remap(g.nodes.size(), -1);
   std::vector<ir::Node> waiting(g.nodes.size());  // products waiting for their chain's end
@@ -221,6 +341,16 @@ LoadedGraph LoadedGraph::quantize(const std::string& scheme, QuantizeReport* rep
       remap[i] = rewrite(b, mm == int(i) ? n : waiting[size_t(mm)], kInteger, bias,
                          activation_of[size_t(mm)]);
       b.nodes[size_t(remap[i])].name = n.name;  // output and file names stay with the value
+      continue;
+    }
+    if (int8_conv[i]) {
+      remap[i] = rewrite_conv(b, n, activation[i], r);
+      b.nodes[size_t(remap[i])].name = n.name;
+      continue;
+    }
+    if (fused_into[i] >= 0) {  // ran in its conv's epilogue: the conv's node is its value
+      remap[i] = remap[size_t(fused_into[i])];
+      if (!n.is("sigmoid")) b.nodes[size_t(remap[i])].name = n.name;
       continue;
     }
     if (form[i] == kKeep) {

@@ -103,7 +103,7 @@ void register_indexing_ops(Registry& r);      // gather_elements, gather_nd, sca
 void register_sort_scan_ops(Registry& r);     // topk, cumsum, cumprod
 void register_decoder_ops(Registry& r);       // rope, cached_attention
 void register_quant_ops(Registry& r);         // qmatmul, qgather, matmul_integer, conv_integer,
-                                              // matmul_dynamic_int8
+                                              // matmul_dynamic_int8, conv_dynamic_int8
 void register_recurrent_ops(Registry& r);     // lstm, gru, rnn
 void register_dynamic_ops(Registry& r);       // nonzero, unique, non_max_suppression, topk_k
 

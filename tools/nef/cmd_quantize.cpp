@@ -13,6 +13,8 @@ int cmd_quantize(const std::string& in, const std::string& out, bool int8) {
   std::printf("%s: %d matmuls quantized to int8 (weights %.1f MB -> %.1f MB), %d left in float\n",
               out.c_str(), r.quantized, double(r.bytes_before) / 1e6, double(r.bytes_after) / 1e6,
               r.kept);
+  if (r.convs_quantized + r.convs_kept > 0)
+    std::printf("%d convs quantized to int8, %d left in float\n", r.convs_quantized, r.convs_kept);
   return 0;
 }
 

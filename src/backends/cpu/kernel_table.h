@@ -84,7 +84,7 @@ void register_pool_kernels(KernelTable& t);       // max_pool, avg_pool
 void register_image_kernels(KernelTable& t);      // pad, resize
 void register_quant_kernels(KernelTable& t);      // qmatmul, qgather
 void register_integer_kernels(KernelTable& t);    // matmul_integer, conv_integer,
-                                                  // matmul_dynamic_int8
+                                                  // matmul_dynamic_int8, conv_dynamic_int8
 void register_conv_kernels(KernelTable& t);       // conv, conv_transpose
 void register_indexing_kernels(KernelTable& t);   // gather_elements, gather_nd, scatter_*
 void register_sort_scan_kernels(KernelTable& t);  // topk, cumsum, cumprod

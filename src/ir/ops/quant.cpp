@@ -2,8 +2,8 @@
 // uint8 array [N, row_bytes(format, K)]): qmatmul (x @ W^T, the weights stay quantized) and
 // qgather (embedding rows, dequantized). Integer (ONNX's affine 8-bit quantization):
 // matmul_integer and conv_integer, exact int32 results of (a - a_zp) x (b - b_zp), and
-// matmul_dynamic_int8 (float activations quantized per row at run time). See
-// docs/ops.md, docs/llm.md and docs/onnx.md.
+// matmul_dynamic_int8 / conv_dynamic_int8 (float activations quantized at run time, per row /
+// per tensor). See docs/ops.md, docs/llm.md and docs/onnx.md.
 #include "common/quant.h"
 
 #include <string>
@@ -188,6 +188,41 @@ Cost cost_conv_integer(const std::vector<TensorType>& in, const TensorType& out,
           double(numel(in[0].shape) + numel(in[1].shape)) + 4.0 * double(numel(out.shape))};
 }
 
+// conv_dynamic_int8: x float32 [N, C, spatial] (1 or 2 spatial dims) convolved with a per-output-
+// channel quantized w int8 [M, C / groups, kernel...] with its float32 scales w_scale [M] and an
+// optional float32 bias [M] -> float32, conv's geometry. x is quantized at run time per tensor to
+// uint8 over its range widened to hold 0 (ONNX DynamicQuantizeLinear): s = max(hi - lo,
+// FLT_MIN) / 255, z = round(-lo / s), q = clamp(round(x / s) + z, 0, 255); y = float(
+// conv_integer(q, w, z, 0)) * (s * w_scale[m]) + bias[m], the integer conv exact, then the
+// attribute `activation` ("" none, "relu", "silu": y * sigmoid(y)). An x holding NaN or an
+// infinity gives NaN everywhere.
+TensorType infer_conv_dynamic_int8(const OpDef& op, const std::vector<TensorType>& in,
+                                   Attrs& attrs) {
+  const TensorType &x = in[0], &w = in[1], &s = in[2];
+  if (x.dtype != DType::Float32 || w.dtype != DType::Int8 || s.dtype != DType::Float32 ||
+      (in.size() == 4 && in[3].dtype != DType::Float32))
+    throw TypeError(
+        str("[conv_dynamic_int8] x float32, w int8, w_scale and bias float32 "
+            "expected: ",
+            types_str(in)));
+  if (x.shape.size() != 3 && x.shape.size() != 4)
+    throw ShapeError(str("[conv_dynamic_int8] x must be [N, C, spatial] with 1 or 2 spatial dims: ",
+                         types_str(in)));
+  const int64_t m = w.shape.empty() ? 0 : w.shape[0];
+  for (size_t i = 2; i < in.size(); ++i)
+    if (in[i].shape != Shape{m})
+      throw ShapeError(str("[conv_dynamic_int8] ", i == 2 ? "w_scale" : "bias", " must be [", m,
+                           "]: ", types_str(in)));
+  const std::string& act = attrs.get_string("activation");
+  if (act != "" && act != "relu" && act != "silu")
+    throw ValidationError(str(
+        "[conv_dynamic_int8] activation must be \"\", \"relu\" or \"silu\", got \"", act, "\""));
+  const std::vector<TensorType> f = {{x.shape, DType::Float32}, {w.shape, DType::Float32}};
+  TensorType t = get_op("conv").infer(op, f, attrs);
+  t.dtype = DType::Float32;
+  return t;
+}
+
 }  // namespace
 
 void register_quant_ops(Registry& r) {
@@ -235,6 +270,19 @@ void register_quant_ops(Registry& r) {
   g.cost = cost_qgather;
   g.attrs.push_back({"format", AttrType::String, std::nullopt, true});
   r.add(std::move(g));
+
+  OpDef cd;
+  cd.name = "conv_dynamic_int8";
+  cd.min_inputs = 3;
+  cd.max_inputs = 4;
+  cd.infer = infer_conv_dynamic_int8;
+  cd.cost = cost_conv_integer;
+  cd.attrs.push_back({"strides", AttrType::Ints, std::nullopt, false});
+  cd.attrs.push_back({"pads", AttrType::Ints, std::nullopt, false});
+  cd.attrs.push_back({"dilations", AttrType::Ints, std::nullopt, false});
+  cd.attrs.push_back({"groups", AttrType::Int, AttrValue(int64_t(1)), false});
+  cd.attrs.push_back({"activation", AttrType::String, AttrValue(std::string()), false});
+  r.add(std::move(cd));
 }
 
 }  // namespace nef::ir

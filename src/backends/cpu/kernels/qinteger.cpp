@@ -11,11 +11,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "backends/cpu/kernel_table.h"
+#include "backends/cpu/kernels/conv_integer.h"
 #include "backends/cpu/kernels/gemm.h"
 #include "backends/cpu/kernels/igemm.h"
 #include "backends/cpu/kernels/vmath.h"
@@ -650,7 +652,9 @@ class MatmulDynamicInt8Kernel final : public CpuKernel {
 // conv_integer: per image and group, out[m, p] = sum_k (w[m, k] - w_zp[m]) (col[k, p] - x_zp)
 // with k over (channel, kernel offsets) and p over output positions. The weights are packed
 // once per run as A; the im2col columns are written, a tile of positions at a time, straight
-// into B panels (padding reads as the zero point, i.e. 0 after the subtraction).
+// into B panels (padding reads as the zero point, i.e. 0 after the subtraction). 1-D and 2-D
+// convs with several output channels per group run ConvIntImplicit instead (conv_integer.h: no
+// column buffer, 1.6 to 2.2 times faster than this path at 32-128 channels).
 class ConvIntegerKernel final : public CpuKernel {
  public:
   ConvIntegerKernel(const ir::Node& node, const std::vector<ir::TensorType>& in)
@@ -676,6 +680,21 @@ class ConvIntegerKernel final : public CpuKernel {
     // A tile of positions whose panels take about 1 MiB (the GEMM streams them from L2).
     const int64_t want = std::max<int64_t>(kIgemmNR, (int64_t(1) << 19) / std::max<int64_t>(kp, 1));
     tile_ = std::min(want / kIgemmNR * kIgemmNR, igemm_panels(P_) * kIgemmNR);
+    // 1-D and 2-D convs without a column buffer (conv_integer.h) where that applies.
+    if (sp <= 2) {
+      ConvIntGeom cg;
+      cg.N = N_, cg.C = C_, cg.M = M_, cg.G = groups_;
+      cg.H = in_[1], cg.W = in_[2], cg.Ho = out_[1], cg.Wo = out_[2];
+      cg.kh = k_[1], cg.kw = k_[2], cg.sh = stride_[1], cg.sw = stride_[2];
+      cg.dh = dil_[1], cg.dw = dil_[2], cg.pt = pad_[1], cg.pl = pad_[2];
+      auto im = std::make_unique<ConvIntImplicit>(cg, isa_.name);
+      if (im->applies()) {
+        name_ = str("cpu.conv_integer.implicit.", im->isa_name());
+        workspace_ = im->workspace_bytes();
+        implicit_ = std::move(im);
+        return;
+      }
+    }
     if (isa_.tile_q8)
       workspace_ = workspace_piece(M_ * igemm_kq(Kc_), DType::UInt8) +
                    workspace_piece(M_, DType::Int32) +
@@ -689,6 +708,16 @@ class ConvIntegerKernel final : public CpuKernel {
   std::string name() const override { return name_; }
   int64_t workspace_bytes() const override { return workspace_; }
 
+  // The implicit conv's weight words packed once per plan (with a constant weight zero point
+  // where its format subtracts it).
+  std::shared_ptr<const Prepared> prepare(
+      const std::vector<const Array*>& constants) const override {
+    if (!implicit_ || Kc_ == 0 || constants.size() < 2 || !constants[1]) return nullptr;
+    const Array* zw = constants.size() == 4 ? constants[3] : nullptr;
+    if (constants.size() == 4 && !zw && implicit_->packs_zero_point()) return nullptr;
+    return implicit_->pack(*constants[1], zw);
+  }
+
   void run(const KernelArgs& args) const override {
     int32_t* out = args.out.data_as<int32_t>();
     const int64_t total = numel(args.out.shape);
@@ -696,6 +725,14 @@ class ConvIntegerKernel final : public CpuKernel {
     if (Kc_ == 0) return std::fill(out, out + total, 0);
     const Array& x = args.inputs[0];
     const Array& w = args.inputs[1];
+    if (implicit_) {
+      const bool zp = args.inputs.size() == 4;
+      const bool used =
+          implicit_->run(x, w, zp ? &args.inputs[2] : nullptr, zp ? &args.inputs[3] : nullptr, out,
+                         args.workspace, args.prepared);
+      if (args.prepared) ++(used ? counters().gemm_prepacked : counters().gemm_prepack_fallbacks);
+      return;
+    }
     ZeroPoint zx, zw;
     if (args.inputs.size() == 4) zx = ZeroPoint(args.inputs[2]), zw = ZeroPoint(args.inputs[3]);
     WorkspaceCarver ws(args.workspace);
@@ -834,10 +871,59 @@ class ConvIntegerKernel final : public CpuKernel {
 
   const IgemmIsa& isa_;
   std::string name_;
+  std::unique_ptr<ConvIntImplicit> implicit_;  // set where it runs this conv
   int64_t in_[3] = {1, 1, 1}, k_[3] = {1, 1, 1}, out_[3] = {1, 1, 1};
   int64_t stride_[3] = {1, 1, 1}, pad_[3] = {0, 0, 0}, dil_[3] = {1, 1, 1};
   int64_t groups_ = 1, N_ = 0, C_ = 0, M_ = 0, Cg_ = 0, Mg_ = 0, Kc_ = 0, P_ = 0, tile_ = 0;
   int64_t workspace_ = 0;
+};
+
+// conv_dynamic_int8 (ir/ops/quant.cpp): ConvIntImplicit's quantize-at-run-time entry, its
+// constant weights packed once per plan.
+class ConvDynamicInt8Kernel final : public CpuKernel {
+ public:
+  ConvDynamicInt8Kernel(const ir::Node& node, const std::vector<ir::TensorType>& in) {
+    const Shape& x = in[0].shape;
+    const Shape& w = in[1].shape;
+    const Shape& o = node.type.shape;
+    const bool two = x.size() == 4;
+    const auto& st = node.attrs.get_ints("strides");
+    const auto& pd = node.attrs.get_ints("pads");
+    const auto& dl = node.attrs.get_ints("dilations");
+    ConvIntGeom g;
+    g.N = x[0], g.C = x[1], g.M = w[0], g.G = node.attrs.get_int("groups");
+    g.H = two ? x[2] : 1, g.W = x.back(), g.Ho = two ? o[2] : 1, g.Wo = o.back();
+    g.kh = two ? w[2] : 1, g.kw = w.back();
+    g.sh = two ? st[0] : 1, g.sw = st.back(), g.dh = two ? dl[0] : 1, g.dw = dl.back();
+    g.pt = two ? pd[0] : 0, g.pl = two ? pd[1] : pd[0];
+    empty_ = numel(o) == 0;
+    const std::string act = node.attrs.get_string("activation");
+    act_ = act == "relu"   ? ConvIntImplicit::kRelu
+           : act == "silu" ? ConvIntImplicit::kSilu
+                           : ConvIntImplicit::kNone;
+    conv_ = std::make_unique<ConvIntImplicit>(g, igemm_best().name);
+    name_ = str("cpu.conv_dynamic_int8.", conv_->isa_name());
+  }
+  std::string name() const override { return name_; }
+  int64_t workspace_bytes() const override { return empty_ ? 0 : conv_->workspace_bytes(true); }
+  std::shared_ptr<const Prepared> prepare(
+      const std::vector<const Array*>& constants) const override {
+    if (empty_ || constants.size() < 2 || !constants[1]) return nullptr;
+    return conv_->pack(*constants[1], nullptr);
+  }
+  void run(const KernelArgs& args) const override {
+    if (empty_) return;
+    const bool used = conv_->run_dynamic(args.inputs[0], args.inputs[1], args.inputs[2],
+                                         args.inputs.size() == 4 ? &args.inputs[3] : nullptr, act_,
+                                         args.out.data_as<float>(), args.workspace, args.prepared);
+    if (args.prepared) ++(used ? counters().gemm_prepacked : counters().gemm_prepack_fallbacks);
+  }
+
+ private:
+  std::unique_ptr<ConvIntImplicit> conv_;
+  std::string name_;
+  ConvIntImplicit::Activation act_ = ConvIntImplicit::kNone;
+  bool empty_ = false;
 };
 
 }  // namespace
@@ -851,6 +937,7 @@ void register_integer_kernels(KernelTable& t) {
   t.add_prepared<MatmulIntegerKernel>("matmul_integer");
   t.add_prepared<ConvIntegerKernel>("conv_integer");
   t.add_prepared<MatmulDynamicInt8Kernel>("matmul_dynamic_int8");
+  t.add_prepared<ConvDynamicInt8Kernel>("conv_dynamic_int8");
 }
 
 }  // namespace nef::backend::cpu
