@@ -26,8 +26,8 @@ struct LoadedGraphImpl {
   mutable std::mutex mu;
   mutable std::shared_ptr<const runtime::Plan> plan;  // compiled on first run
   mutable std::string plan_devices;  // compiler::device_key() the plan was compiled for
-  std::shared_ptr<const runtime::Plan> embedded;      // verified embedded plan, if any
-  std::shared_ptr<DeferredGraph> deferred;            // set: the graph depends on the inputs
+  std::shared_ptr<const runtime::Plan> embedded;  // verified embedded plan, if any
+  std::shared_ptr<DeferredGraph> deferred;        // set: the graph depends on the inputs
 };
 
 class DeferredGraph {

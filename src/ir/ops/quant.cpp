@@ -119,6 +119,28 @@ Cost cost_matmul_integer(const std::vector<TensorType>& in, const TensorType& ou
           double(numel(in[0].shape) + numel(in[1].shape)) + 4.0 * double(numel(out.shape))};
 }
 
+// The dynamic int8 ops' operands: x float32, w int8, w_scale and the optional bias float32.
+void check_dynamic_int8_types(const char* op, const std::vector<TensorType>& in) {
+  if (in[0].dtype != DType::Float32 || in[1].dtype != DType::Int8 ||
+      in[2].dtype != DType::Float32 || (in.size() == 4 && in[3].dtype != DType::Float32))
+    throw TypeError(
+        str("[", op, "] x float32, w int8, w_scale and bias float32 expected: ", types_str(in)));
+}
+
+// w_scale and bias hold one value per output channel (`per`); attribute `activation` is "",
+// "relu" or the op's other one.
+void check_dynamic_int8_channels(const char* op, const std::vector<TensorType>& in, int64_t per,
+                                 const Attrs& attrs, const char* other) {
+  for (size_t i = 2; i < in.size(); ++i)
+    if (in[i].shape != Shape{per})
+      throw ShapeError(
+          str("[", op, "] ", i == 2 ? "w_scale" : "bias", " must be [", per, "]: ", types_str(in)));
+  const std::string& act = attrs.get_string("activation");
+  if (!act.empty() && act != "relu" && act != other)
+    throw ValidationError(
+        str("[", op, "] activation must be \"\", \"relu\" or \"", other, "\", got \"", act, "\""));
+}
+
 // matmul_dynamic_int8: x float32 [..., K] times a per-column quantized w int8 [K, N] with its
 // float32 scales w_scale [N] and an optional float32 bias [N] -> float32 [..., N]. Each row of x
 // is quantized at run time to uint8 over its range widened to hold 0 (ONNX
@@ -128,25 +150,13 @@ Cost cost_matmul_integer(const std::vector<TensorType>& in, const TensorType& ou
 // row holding NaN or an infinity gives a row of NaN.
 TensorType infer_matmul_dynamic_int8(const OpDef&, const std::vector<TensorType>& in,
                                      Attrs& attrs) {
-  const TensorType &x = in[0], &w = in[1], &s = in[2];
-  if (x.dtype != DType::Float32 || w.dtype != DType::Int8 || s.dtype != DType::Float32 ||
-      (in.size() == 4 && in[3].dtype != DType::Float32))
-    throw TypeError(
-        str("[matmul_dynamic_int8] x float32, w int8, w_scale and bias float32 "
-            "expected: ",
-            types_str(in)));
+  const TensorType &x = in[0], &w = in[1];
+  check_dynamic_int8_types("matmul_dynamic_int8", in);
   if (x.shape.empty() || w.shape.size() != 2 || w.shape[0] != x.shape.back())
     throw ShapeError(
         str("[matmul_dynamic_int8] x [..., K] and w [K, N] expected: ", types_str(in)));
   const int64_t N = w.shape[1];
-  for (size_t i = 2; i < in.size(); ++i)
-    if (in[i].shape != Shape{N})
-      throw ShapeError(str("[matmul_dynamic_int8] ", i == 2 ? "w_scale" : "bias", " must be [", N,
-                           "]: ", types_str(in)));
-  const std::string& act = attrs.get_string("activation");
-  if (!act.empty() && act != "relu" && act != "gelu")
-    throw ValidationError(str(
-        "[matmul_dynamic_int8] activation must be \"\", \"relu\" or \"gelu\", got \"", act, "\""));
+  check_dynamic_int8_channels("matmul_dynamic_int8", in, N, attrs, "gelu");
   Shape out = x.shape;
   out.back() = N;
   checked_numel(out, "matmul_dynamic_int8");
@@ -198,25 +208,13 @@ Cost cost_conv_integer(const std::vector<TensorType>& in, const TensorType& out,
 // infinity gives NaN everywhere.
 TensorType infer_conv_dynamic_int8(const OpDef& op, const std::vector<TensorType>& in,
                                    Attrs& attrs) {
-  const TensorType &x = in[0], &w = in[1], &s = in[2];
-  if (x.dtype != DType::Float32 || w.dtype != DType::Int8 || s.dtype != DType::Float32 ||
-      (in.size() == 4 && in[3].dtype != DType::Float32))
-    throw TypeError(
-        str("[conv_dynamic_int8] x float32, w int8, w_scale and bias float32 "
-            "expected: ",
-            types_str(in)));
+  const TensorType &x = in[0], &w = in[1];
+  check_dynamic_int8_types("conv_dynamic_int8", in);
   if (x.shape.size() != 3 && x.shape.size() != 4)
     throw ShapeError(str("[conv_dynamic_int8] x must be [N, C, spatial] with 1 or 2 spatial dims: ",
                          types_str(in)));
-  const int64_t m = w.shape.empty() ? 0 : w.shape[0];
-  for (size_t i = 2; i < in.size(); ++i)
-    if (in[i].shape != Shape{m})
-      throw ShapeError(str("[conv_dynamic_int8] ", i == 2 ? "w_scale" : "bias", " must be [", m,
-                           "]: ", types_str(in)));
-  const std::string& act = attrs.get_string("activation");
-  if (act != "" && act != "relu" && act != "silu")
-    throw ValidationError(str(
-        "[conv_dynamic_int8] activation must be \"\", \"relu\" or \"silu\", got \"", act, "\""));
+  check_dynamic_int8_channels("conv_dynamic_int8", in, w.shape.empty() ? 0 : w.shape[0], attrs,
+                              "silu");
   const std::vector<TensorType> f = {{x.shape, DType::Float32}, {w.shape, DType::Float32}};
   TensorType t = get_op("conv").infer(op, f, attrs);
   t.dtype = DType::Float32;
