@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ir/op_registry.h"
+#include "ir/ops/conv_attrs.h"
 #include "ir/ops/fused_program.h"
 #include "nef/error.h"
 
@@ -273,11 +274,7 @@ OpDef make(const char* name, InferFn infer, CostFn cost) {
   d.max_inputs = 3;
   d.infer = infer;
   d.cost = cost;
-  // Absent geometry lists are filled by inference (their length depends on the input rank).
-  d.attrs.push_back({"strides", AttrType::Ints, std::nullopt, false});
-  d.attrs.push_back({"pads", AttrType::Ints, std::nullopt, false});
-  d.attrs.push_back({"dilations", AttrType::Ints, std::nullopt, false});
-  d.attrs.push_back({"groups", AttrType::Int, AttrValue(int64_t(1)), false});
+  add_conv_geometry_attrs(d);
   return d;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ir/op_registry.h"
+#include "ir/ops/conv_attrs.h"
 #include "nef/error.h"
 
 namespace nef::ir {
@@ -247,10 +248,7 @@ void register_quant_ops(Registry& r) {
   ci.max_inputs = 4;
   ci.infer = infer_conv_integer;
   ci.cost = cost_conv_integer;
-  ci.attrs.push_back({"strides", AttrType::Ints, std::nullopt, false});
-  ci.attrs.push_back({"pads", AttrType::Ints, std::nullopt, false});
-  ci.attrs.push_back({"dilations", AttrType::Ints, std::nullopt, false});
-  ci.attrs.push_back({"groups", AttrType::Int, AttrValue(int64_t(1)), false});
+  add_conv_geometry_attrs(ci);
   r.add(std::move(ci));
 
   OpDef mm;
@@ -275,10 +273,7 @@ void register_quant_ops(Registry& r) {
   cd.max_inputs = 4;
   cd.infer = infer_conv_dynamic_int8;
   cd.cost = cost_conv_integer;
-  cd.attrs.push_back({"strides", AttrType::Ints, std::nullopt, false});
-  cd.attrs.push_back({"pads", AttrType::Ints, std::nullopt, false});
-  cd.attrs.push_back({"dilations", AttrType::Ints, std::nullopt, false});
-  cd.attrs.push_back({"groups", AttrType::Int, AttrValue(int64_t(1)), false});
+  add_conv_geometry_attrs(cd);
   cd.attrs.push_back({"activation", AttrType::String, AttrValue(std::string()), false});
   r.add(std::move(cd));
 }

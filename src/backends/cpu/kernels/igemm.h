@@ -19,6 +19,27 @@ namespace nef::backend::cpu {
 inline constexpr int kIgemmNR = 16;  // columns per B panel
 inline constexpr int kIgemmMR = 6;   // rows per micro-tile (at most)
 
+// Runs f.template operator()<MR>() with MR = mr (1 to kIgemmMR): the ISA files' tiles take their
+// row count as a constant, so the accumulators stay in registers.
+static_assert(kIgemmMR == 6, "with_tile_rows covers 1 to 6 rows");
+template <typename F>
+void with_tile_rows(int mr, F&& f) {
+  switch (mr) {
+    case 6:
+      return f.template operator()<6>();
+    case 5:
+      return f.template operator()<5>();
+    case 4:
+      return f.template operator()<4>();
+    case 3:
+      return f.template operator()<3>();
+    case 2:
+      return f.template operator()<2>();
+    default:
+      return f.template operator()<1>();
+  }
+}
+
 // K rounded up to the pair size.
 inline int64_t igemm_kp(int64_t K) { return (K + 1) / 2 * 2; }
 inline int64_t igemm_panels(int64_t N) { return (N + kIgemmNR - 1) / kIgemmNR; }

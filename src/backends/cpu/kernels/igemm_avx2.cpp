@@ -44,20 +44,7 @@ void tile_rows(const int16_t* a, int64_t lda, const int16_t* panel, int64_t kp, 
 
 void tile(const int16_t* a, int64_t lda, int mr, const int16_t* panel, int64_t kp, int32_t* c,
           int64_t ldc, int nc) {
-  switch (mr) {
-    case 6:
-      return tile_rows<6>(a, lda, panel, kp, c, ldc, nc);
-    case 5:
-      return tile_rows<5>(a, lda, panel, kp, c, ldc, nc);
-    case 4:
-      return tile_rows<4>(a, lda, panel, kp, c, ldc, nc);
-    case 3:
-      return tile_rows<3>(a, lda, panel, kp, c, ldc, nc);
-    case 2:
-      return tile_rows<2>(a, lda, panel, kp, c, ldc, nc);
-    default:
-      return tile_rows<1>(a, lda, panel, kp, c, ldc, nc);
-  }
+  with_tile_rows(mr, [&]<int MR>() { tile_rows<MR>(a, lda, panel, kp, c, ldc, nc); });
 }
 
 }  // namespace

@@ -31,20 +31,7 @@ void tile_rows(const int16_t* a, int64_t lda, const int16_t* panel, int64_t kp, 
 
 void tile(const int16_t* a, int64_t lda, int mr, const int16_t* panel, int64_t kp, int32_t* c,
           int64_t ldc, int nc) {
-  switch (mr) {
-    case 6:
-      return tile_rows<6>(a, lda, panel, kp, c, ldc, nc);
-    case 5:
-      return tile_rows<5>(a, lda, panel, kp, c, ldc, nc);
-    case 4:
-      return tile_rows<4>(a, lda, panel, kp, c, ldc, nc);
-    case 3:
-      return tile_rows<3>(a, lda, panel, kp, c, ldc, nc);
-    case 2:
-      return tile_rows<2>(a, lda, panel, kp, c, ldc, nc);
-    default:
-      return tile_rows<1>(a, lda, panel, kp, c, ldc, nc);
-  }
+  with_tile_rows(mr, [&]<int MR>() { tile_rows<MR>(a, lda, panel, kp, c, ldc, nc); });
 }
 
 // Byte operands: one vpdpbusd per 4 k x 16 columns and row.
@@ -67,20 +54,7 @@ void tile_q8_rows(const uint8_t* a, int64_t lda, const int8_t* panel, int64_t kq
 
 void tile_q8(const uint8_t* a, int64_t lda, int mr, const int8_t* panel, int64_t kq, int32_t* c,
              int64_t ldc, int nc) {
-  switch (mr) {
-    case 6:
-      return tile_q8_rows<6>(a, lda, panel, kq, c, ldc, nc);
-    case 5:
-      return tile_q8_rows<5>(a, lda, panel, kq, c, ldc, nc);
-    case 4:
-      return tile_q8_rows<4>(a, lda, panel, kq, c, ldc, nc);
-    case 3:
-      return tile_q8_rows<3>(a, lda, panel, kq, c, ldc, nc);
-    case 2:
-      return tile_q8_rows<2>(a, lda, panel, kq, c, ldc, nc);
-    default:
-      return tile_q8_rows<1>(a, lda, panel, kq, c, ldc, nc);
-  }
+  with_tile_rows(mr, [&]<int MR>() { tile_q8_rows<MR>(a, lda, panel, kq, c, ldc, nc); });
 }
 
 // Two panels: 2 x MR accumulators (12 at MR = 6), enough to cover vpdpbusd's latency on two
@@ -111,20 +85,7 @@ void tile_q8_pair_rows(const uint8_t* a, int64_t lda, const int8_t* panel, int64
 
 void tile_q8_pair(const uint8_t* a, int64_t lda, int mr, const int8_t* panel, int64_t kq,
                   int32_t* c, int64_t ldc, int nc2) {
-  switch (mr) {
-    case 6:
-      return tile_q8_pair_rows<6>(a, lda, panel, kq, c, ldc, nc2);
-    case 5:
-      return tile_q8_pair_rows<5>(a, lda, panel, kq, c, ldc, nc2);
-    case 4:
-      return tile_q8_pair_rows<4>(a, lda, panel, kq, c, ldc, nc2);
-    case 3:
-      return tile_q8_pair_rows<3>(a, lda, panel, kq, c, ldc, nc2);
-    case 2:
-      return tile_q8_pair_rows<2>(a, lda, panel, kq, c, ldc, nc2);
-    default:
-      return tile_q8_pair_rows<1>(a, lda, panel, kq, c, ldc, nc2);
-  }
+  with_tile_rows(mr, [&]<int MR>() { tile_q8_pair_rows<MR>(a, lda, panel, kq, c, ldc, nc2); });
 }
 
 }  // namespace
