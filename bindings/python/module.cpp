@@ -289,6 +289,8 @@ NB_MODULE(_nef, m) {
   // ---- creation ----
   m.def("from_numpy", [](nb::handle arr) { return nef::from_array(nefpy::array_from_numpy(arr)); });
   m.def("to_numpy", [](nef::Tensor& t) {
+    // A computed host value needs no run: skip releasing the GIL and the execution lock.
+    if (const nef::Array* v = t.host_value()) return nefpy::array_to_numpy(*v);
     nef::Array a = run_released([&] { return t.array(); });
     return nefpy::array_to_numpy(a);
   });

@@ -47,6 +47,8 @@ class Tensor {
   Tensor& eval() { return execute(); }
   // The value on the host, executing first if needed.
   const Array& array();
+  // The value when it is computed and on the host, else null: never executes or transfers.
+  const Array* host_value() const;
   template <typename T>
   std::vector<T> to_vector();
   double item();  // single-element tensors only (ShapeError otherwise)

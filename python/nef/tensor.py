@@ -800,6 +800,11 @@ def _operand_error(name, a, b, e):
 
 
 def _binop(name: str, a, b):
+    if type(a) is Tensor and type(b) is Tensor and name != "pow":
+        # Two tensors: nothing to convert or check here (the C++ op checks the operands).
+        out = Tensor.__new__(Tensor)
+        out._t = _nef.op(name, [a._t, b._t])
+        return out
     if name in _COMPARISONS:
         out = _compare_big_int(name, a, b)
         if out is not None:

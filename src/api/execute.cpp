@@ -43,6 +43,10 @@ Tensor& Tensor::execute() {
   return *this;
 }
 
+const Array* Tensor::host_value() const {
+  return node_->value && node_->value->on_host() ? &*node_->value : nullptr;
+}
+
 const Array& Tensor::array() {
   execute();
   // Pulled to the host once, when read; later graphs read the host copy.

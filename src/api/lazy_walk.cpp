@@ -97,7 +97,7 @@ static_assert(alignof(ir::OpDef) >= 8, "op addresses leave the low 3 bits to the
 }  // namespace
 
 void NodeIndex::reset(size_t expect) {
-  size_t cap = 64;
+  size_t cap = 16;
   while (cap < expect * 2) cap *= 2;
   slots_.assign(cap, {nullptr, -1});
   size_ = 0;

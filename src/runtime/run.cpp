@@ -56,14 +56,23 @@ int64_t PlanState::evict() {
 }
 
 struct Run::Impl {
+  // Per node: its value, the event that completes it, its kernel operands and workspace. One
+  // vector of these (and one of the per-device state) instead of one vector per field: a run of
+  // a small graph is dominated by its allocations (a + b on 4 floats made 45 per run).
+  struct NodeState {
+    Array value;
+    backend::EventPtr event;
+    std::vector<Array> inputs;
+    Array workspace;
+  };
+  struct DeviceState {
+    backend::QueuePtr queue;  // acquired on first use
+    std::shared_ptr<Storage> arena;
+  };
   std::vector<Array> bindings;
-  std::vector<backend::QueuePtr> queues;         // by device index, acquired on first use
-  std::vector<std::shared_ptr<Storage>> arenas;  // by device index
-  std::vector<Array> values;                     // by node
-  std::vector<backend::EventPtr> events;         // by node
-  std::vector<std::vector<Array>> inputs;        // by node: kernel operands
-  std::vector<Array> workspaces;                 // by node
-  std::deque<backend::KernelArgs> args;          // stable addresses until the run ends
+  std::vector<DeviceState> devices;       // by device index
+  std::vector<NodeState> nodes;           // by node
+  std::vector<backend::KernelArgs> args;  // reserved for every step: stable addresses
   // Profiling: per submitted step, (step, host time before and after its submission).
   bool profiling = false;
   struct Timing {
@@ -71,11 +80,12 @@ struct Run::Impl {
     double submitted, returned;
   };
   std::vector<Timing> times;
-  double start = backend::host_seconds();
+  double start = 0;
 
   backend::Queue& queue(const Plan& p, int device) {
-    if (!queues[device]) queues[device] = p.devices[device]->acquire_queue();
-    return *queues[device];
+    backend::QueuePtr& q = devices[device].queue;
+    if (!q) q = p.devices[device]->acquire_queue();
+    return *q;
   }
 };
 
@@ -88,19 +98,17 @@ Run::Run(std::shared_ptr<const Plan> plan, std::vector<Array> bindings)
         str("[run] graph has ", g.num_bindings(), " inputs, got ", bindings.size(), " values"));
   Impl& s = *impl_;
   s.profiling = profiling_on;
+  if (s.profiling) s.start = backend::host_seconds();
   s.bindings = std::move(bindings);
-  s.queues.resize(p.devices.size());
-  s.values.resize(g.nodes.size());
-  s.events.resize(g.nodes.size());
-  s.inputs.resize(g.nodes.size());
-  s.workspaces.resize(g.nodes.size());
+  s.devices.resize(p.devices.size());
+  s.nodes.resize(g.nodes.size());
+  s.args.reserve(p.steps.size());
   // Idle arenas come from the shared pool; the others are allocated by the first step on their
   // device, so that an out-of-memory is a step's failure the failure ladder can handle.
-  s.arenas.assign(p.devices.size(), nullptr);
   if (p.memory.enabled)
     for (size_t d = 0; d < p.devices.size(); ++d)
       if (p.memory.arena_bytes[d] > 0)
-        s.arenas[d] = take_arena(*p.devices[d], size_t(p.memory.arena_bytes[d]));
+        s.devices[d].arena = take_arena(*p.devices[d], size_t(p.memory.arena_bytes[d]));
 }
 
 const std::vector<Array>& Run::bindings() const { return impl_->bindings; }
@@ -113,13 +121,15 @@ Run::~Run() {
   const Plan& p = *plan_;
   // Queues go back to their pools (each synchronizes first); then, with no value left pointing
   // into them, the arenas become idle.
-  impl_->queues.clear();
-  impl_->values.clear();
-  impl_->inputs.clear();
-  impl_->workspaces.clear();
+  for (auto& d : impl_->devices) d.queue.reset();
   impl_->args.clear();
-  for (size_t d = 0; d < impl_->arenas.size(); ++d)
-    give_back_arena(*p.devices[d], std::move(impl_->arenas[d]));
+  for (auto& n : impl_->nodes) {  // the events stay: the profile below reads them
+    n.value = Array();
+    n.inputs.clear();
+    n.workspace = Array();
+  }
+  for (size_t d = 0; d < impl_->devices.size(); ++d)
+    give_back_arena(*p.devices[d], std::move(impl_->devices[d].arena));
   if (impl_->profiling) {
     try {
       RunProfile out;
@@ -137,7 +147,7 @@ Run::~Run() {
         k.device = p.device_of(st.node).id();
         k.shape = n.type.shape;
         k.dtype = n.type.dtype;
-        const backend::EventPtr& ev = impl_->events[st.node];
+        const backend::EventPtr& ev = impl_->nodes[st.node].event;
         double dev = ev && ev->ready() ? ev->device_seconds() : -1;
         double done = ev && ev->ready() ? ev->completed_at() : -1;
         // Inline work ran during its submission; queued work ended when its event completed.
@@ -168,8 +178,9 @@ void Run::submit(int step_index) {
   const ir::Node& n = g.nodes[v];
   const int dev_index = n.device;
   backend::Device& dev = *p.devices[dev_index];
-  Array& out = s.values[v];
-  backend::EventPtr& done = s.events[v];
+  Impl::NodeState& ns = s.nodes[v];
+  Array& out = ns.value;
+  backend::EventPtr& done = ns.event;
 
   switch (step.kind) {
     case StepKind::Input: {
@@ -220,23 +231,25 @@ void Run::submit(int step_index) {
     }
     case StepKind::View: {
       const int in = n.inputs[0];
-      if (std::optional<Array> view = ir::apply_view(n, s.values[in])) {
+      const Impl::NodeState& src = s.nodes[in];
+      if (std::optional<Array> view = ir::apply_view(n, src.value)) {
         out = std::move(*view);
-        done = s.events[in];
+        done = src.event;
         return;
       }
       // A reshape the input's strides cannot express: a contiguous copy on the device first.
-      Array tmp = fresh(dev, s.values[in].shape, s.values[in].dtype);
-      backend::EventPtr waits[] = {s.events[in]};
-      done = dev.copy(s.values[in], tmp, s.queue(p, dev_index), waits);
+      Array tmp = fresh(dev, src.value.shape, src.value.dtype);
+      backend::EventPtr waits[] = {src.event};
+      done = dev.copy(src.value, tmp, s.queue(p, dev_index), waits);
       out = *ir::apply_view(n, tmp);
       return;
     }
     case StepKind::Copy: {
       const int in = n.inputs[0];
       const int src_dev = g.nodes[in].device;
-      const Array& src = s.values[in];
-      backend::EventPtr waits[] = {s.events[in]};
+      const Array& src = s.nodes[in].value;
+      const backend::EventPtr& src_done = s.nodes[in].event;
+      backend::EventPtr waits[] = {src_done};
       counters().transfers++;
       // Devices that share host memory map instead of copying: no bytes move.
       if (dev.is_host()) {
@@ -245,10 +258,10 @@ void Run::submit(int step_index) {
           done = std::move(m->second);
           return;
         }
-      } else if (src.on_host() && s.events[in]->ready() && !s.events[in]->failed()) {
+      } else if (src.on_host() && src_done->ready() && !src_done->failed()) {
         if (auto m = dev.map_from_host(src)) {
           out = std::move(*m);
-          done = s.events[in];
+          done = src_done;
           return;
         }
       }
@@ -263,31 +276,41 @@ void Run::submit(int step_index) {
   }
 
   const MemoryPlan& mem = p.memory;
-  if (mem.enabled && !s.arenas[dev_index] && mem.arena_bytes[dev_index] > 0) {
-    s.arenas[dev_index] = dev.allocate(size_t(mem.arena_bytes[dev_index]));
+  std::shared_ptr<Storage>& arena = s.devices[dev_index].arena;
+  if (mem.enabled && !arena && mem.arena_bytes[dev_index] > 0) {
+    arena = dev.allocate(size_t(mem.arena_bytes[dev_index]));
     counters().bytes_allocated += mem.arena_bytes[dev_index];
   }
   if (faults::fire("oom", dev.id(), n.op->name))
     throw OutOfMemoryError(str("[", n.op->name, "] out of memory on ", dev.id(), " (injected)"));
   if (mem.enabled && mem.offset[v] >= 0)
-    out = at_offset(s.arenas[dev_index], mem.offset[v], n.type.shape, n.type.dtype);
+    out = at_offset(arena, mem.offset[v], n.type.shape, n.type.dtype);
   else out = fresh(dev, n.type.shape, n.type.dtype);
   if (int64_t ws = step.kernel->workspace_bytes(); ws > 0) {
     if (mem.enabled && mem.workspace_offset[v] >= 0)
-      s.workspaces[v] = at_offset(s.arenas[dev_index], mem.workspace_offset[v], {ws}, DType::UInt8);
-    else s.workspaces[v] = fresh(dev, {ws}, DType::UInt8);
+      ns.workspace = at_offset(arena, mem.workspace_offset[v], {ws}, DType::UInt8);
+    else ns.workspace = fresh(dev, {ws}, DType::UInt8);
   }
-  std::vector<Array>& ins = s.inputs[v];
+  std::vector<Array>& ins = ns.inputs;
   ins.reserve(n.inputs.size());
-  std::vector<backend::EventPtr> waits;
-  waits.reserve(n.inputs.size());
+  // The distinct pending events among the inputs: on the stack for the usual few inputs.
+  constexpr size_t kFewWaits = 8;
+  backend::EventPtr few[kFewWaits];
+  std::vector<backend::EventPtr> many;
+  size_t nwaits = 0;
   for (int in : n.inputs) {
-    ins.push_back(s.values[in]);
-    const backend::EventPtr& e = s.events[in];
-    if (e != backend::completed_event() && std::find(waits.begin(), waits.end(), e) == waits.end())
-      waits.push_back(e);
+    ins.push_back(s.nodes[in].value);
+    const backend::EventPtr& e = s.nodes[in].event;
+    if (e == backend::completed_event()) continue;
+    const backend::EventPtr* seen = many.empty() ? few : many.data();
+    if (std::find(seen, seen + nwaits, e) != seen + nwaits) continue;
+    if (nwaits == kFewWaits) many.assign(few, few + kFewWaits);
+    if (nwaits >= kFewWaits) many.push_back(e);
+    else few[nwaits] = e;
+    ++nwaits;
   }
-  s.args.push_back(backend::KernelArgs{ins, out, n.attrs, n, s.workspaces[v], step.prepared.get()});
+  const backend::Waits waits(many.empty() ? few : many.data(), nwaits);
+  s.args.push_back(backend::KernelArgs{ins, out, n.attrs, n, ns.workspace, step.prepared.get()});
   done = step.kernel->enqueue(s.args.back(), s.queue(p, dev_index), waits);
   if (faults::fire("run", dev.id(), n.op->name)) {
     auto failed = std::make_shared<backend::HostEvent>();
@@ -327,12 +350,12 @@ bool Run::advance() {
 
 void Run::wait() {
   Impl& s = *impl_;
-  for (auto& q : s.queues)
-    if (q) q->synchronize();
+  for (auto& d : s.devices)
+    if (d.queue) d.queue->synchronize();
   waited_ = true;
   // The earliest failed step: a step whose input failed carries that error too, later in order.
   for (int st = 0; st < next_; ++st) {
-    const backend::EventPtr& e = s.events[plan_->steps[st].node];
+    const backend::EventPtr& e = s.nodes[plan_->steps[st].node].event;
     if (e && e->failed()) {
       if (!failure_ || failure_->step > st) {
         std::exception_ptr err;
@@ -355,16 +378,16 @@ void Run::wait() {
 }
 
 const Array* Run::value(int node) const {
-  const backend::EventPtr& e = impl_->events[node];
-  if (!e || !e->ready() || e->failed()) return nullptr;
-  return &impl_->values[node];
+  const Impl::NodeState& ns = impl_->nodes[node];
+  if (!ns.event || !ns.event->ready() || ns.event->failed()) return nullptr;
+  return &ns.value;
 }
 
 std::vector<Array> Run::outputs() const {
   NEF_CHECK(finished() && !failure_, "[run] outputs of an unfinished or failed run");
   std::vector<Array> outs;
   outs.reserve(plan_->graph.outputs.size());
-  for (int o : plan_->graph.outputs) outs.push_back(impl_->values[o]);
+  for (int o : plan_->graph.outputs) outs.push_back(impl_->nodes[o].value);
   return outs;
 }
 

@@ -339,3 +339,35 @@ def test_no_leak_report_when_tensors_outlive_the_script():
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[1.0, 3.0, 5.0, 7.0, 9.0, 11.0]"
     assert "leaked" not in r.stderr, r.stderr
+
+
+# ---- Tensor.numpy(): a read-only view through __array_struct__ ----------------------------
+
+
+@pytest.mark.parametrize("dtype", ALL)
+def test_numpy_views_every_dtype_and_layout(dtype):
+    rng = np.random.default_rng(20261205)
+    x = random_array(rng, (3, 5, 4), dtype)
+    t = nef.from_numpy(x)
+    cases_ = [(t, x), (t[:, ::-1, ::2], x[:, ::-1, ::2]),
+              (t.transpose([2, 0, 1]), x.transpose(2, 0, 1)), (t[1:1], x[1:1]),
+              (t[2, 3, 1], x[2, 3, 1])]
+    for lazy, want in cases_:
+        for value in (lazy, lazy.execute()):  # through the run, then the computed value
+            got = value.numpy()
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got, want)
+            assert not got.flags.writeable
+            with pytest.raises(ValueError):
+                got[...] = want
+
+
+def test_numpy_view_keeps_nef_memory_alive_and_reads_are_independent():
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    t = (nef.from_numpy(x) * 2).execute()
+    a, b = t.numpy(), t.numpy()
+    assert a.ctypes.data == b.ctypes.data  # both view the one computed value: no copy
+    del t
+    gc.collect()
+    np.testing.assert_array_equal(a, x * 2)
+    np.testing.assert_array_equal(np.asarray(b), x * 2)

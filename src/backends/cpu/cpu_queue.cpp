@@ -24,7 +24,9 @@ std::exception_ptr CpuQueue::run_task(const std::function<void()>& work, Waits w
       return std::current_exception();  // a failed input: this work must not run
     }
   }
-  auto t0 = std::chrono::steady_clock::now();
+  // Timed only for deferred work (its event reports it); inline work is timed by the run.
+  const auto t0 =
+      seconds ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
   std::exception_ptr err;
   try {
     work();

@@ -114,11 +114,11 @@ void cast_into(const Array& src, const Array& dst, bool saturate) {
   });
 }
 
-Array cast_array(const Array& x, DType t) {
+const Array& cast_array(const Array& x, DType t, Array& holder) {
   if (x.dtype == t) return x;
-  Array out = Array::empty(x.shape, t);
-  cast_into(x, out);
-  return out;
+  holder = Array::empty(x.shape, t);
+  cast_into(x, holder);
+  return holder;
 }
 
 void register_cast_kernels(KernelTable& t) {

@@ -318,8 +318,10 @@ void binary_kernel(const KernelArgs& args) {
   DType d = Op::kOperand == Operand::Out        ? out.dtype
             : Op::kOperand == Operand::Promoted ? promote_types(in0.dtype, in1.dtype)
                                                 : DType::Bool;
-  Array a = cast_array(in0, d);
-  Array b = cast_array(in1, d);
+  Array a_cast;
+  const Array& a = cast_array(in0, d, a_cast);
+  Array b_cast;
+  const Array& b = cast_array(in1, d, b_cast);
   dispatch_dtype(d, [&]<typename T>() {
     using O = std::conditional_t<Op::kBoolOut, bool, T>;
     if constexpr (Op::template ok<T>) {

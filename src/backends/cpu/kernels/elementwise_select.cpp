@@ -63,9 +63,12 @@ NEF_SIMD_CLONES void clip_row(const T* x, int64_t sx, const T* lo, int64_t sl, c
 void where_kernel(const KernelArgs& args) {
   const Array& out = args.out;
   if (out.numel() == 0) return;
-  Array c = cast_array(args.inputs[0], DType::Bool);
-  Array a = cast_array(args.inputs[1], out.dtype);
-  Array b = cast_array(args.inputs[2], out.dtype);
+  Array c_cast;
+  const Array& c = cast_array(args.inputs[0], DType::Bool, c_cast);
+  Array a_cast;
+  const Array& a = cast_array(args.inputs[1], out.dtype, a_cast);
+  Array b_cast;
+  const Array& b = cast_array(args.inputs[2], out.dtype, b_cast);
   auto it = make_elementwise_iter<4>(out, {&c, &a, &b});
   dispatch_dtype(out.dtype, [&]<typename T>() {
     it.parallel_rows([&](const int64_t* off, int64_t n) {
@@ -79,9 +82,12 @@ void where_kernel(const KernelArgs& args) {
 void clip_kernel(const KernelArgs& args) {
   const Array& out = args.out;
   if (out.numel() == 0) return;
-  Array x = cast_array(args.inputs[0], out.dtype);
-  Array lo = cast_array(args.inputs[1], out.dtype);
-  Array hi = cast_array(args.inputs[2], out.dtype);
+  Array x_cast;
+  const Array& x = cast_array(args.inputs[0], out.dtype, x_cast);
+  Array lo_cast;
+  const Array& lo = cast_array(args.inputs[1], out.dtype, lo_cast);
+  Array hi_cast;
+  const Array& hi = cast_array(args.inputs[2], out.dtype, hi_cast);
   auto it = make_elementwise_iter<4>(out, {&x, &lo, &hi});
   dispatch_dtype(out.dtype, [&]<typename T>() {
     it.parallel_rows([&](const int64_t* off, int64_t n) {

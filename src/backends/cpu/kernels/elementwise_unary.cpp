@@ -188,7 +188,8 @@ template <typename Op>
 void unary_kernel(const KernelArgs& args) {
   const Array& out = args.out;
   if (out.numel() == 0) return;
-  Array x = cast_array(args.inputs[0], out.dtype);
+  Array x_cast;
+  const Array& x = cast_array(args.inputs[0], out.dtype, x_cast);
   dispatch_dtype(out.dtype, [&]<typename T>() {
     if constexpr (Op::template ok<T>) {
       run_unary<Op, T, T>(x, out);
