@@ -196,7 +196,10 @@ GroupPlan group_plan(int64_t M, int64_t N, int64_t K, int threads, int64_t elem_
   if (!mb.shared_a || g.a_elems > kGroupAElems) return g;
   const int64_t slivers = (std::min(N, kNC) + NR - 1) / NR;
   const int64_t fit = std::max<int64_t>(1, kGroupBBytes / (K * NR * elem_bytes));
-  g.width = std::min(fit, std::max<int64_t>(1, (slivers + mb.want - 1) / mb.want));
+  // Several groups per thread, as parallel_for's chunks: a descheduled thread holds up a small
+  // piece while the others take the rest (the groups share A, so more of them cost little).
+  const int64_t want = int64_t(threads) * kChunksPerThread;
+  g.width = std::min(fit, std::max<int64_t>(1, (slivers + want - 1) / want));
   g.b_elems = K * g.width * NR;
   g.use = true;
   return g;
