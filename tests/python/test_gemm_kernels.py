@@ -4,7 +4,7 @@ float32 products run AVX-512 intrinsics (14- or 8-row tiles of 32 columns), AVX2
 (6 x 16, NEF_CPU_TARGET=avx2) or the portable kernel (NEF_CPU_TARGET=generic, and float64);
 with several threads and few row blocks the product is split into column groups (matmul.cpp's
 gemm_groups). Each path against numpy float64: sizes around the tile edges (rows 1, 13-15, 8-9,
-6-7; columns around 16 and 32; K around the 256-row K block), several row blocks and column
+6-7; columns around 16 and 32; K around the 512-row K block), several row blocks and column
 groups, strided and transposed operands, K = 0, empty products, a prepacked constant B under the
 column groups, and the fused epilogue's tile hook, at 1 and 2 threads.
 """
@@ -57,6 +57,8 @@ SHAPES = [
     (15, 257, 17),
     (9, 100, 65),
     (7, 513, 47),
+    (3, 1024, 5),
+    (2, 1025, 50),
     (29, 384, 96),
     (128, 384, 384),    # MiniLM's attention projections
     (197, 300, 97),     # two row blocks

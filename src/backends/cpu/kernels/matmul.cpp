@@ -30,7 +30,9 @@ namespace {
 
 // Cache blocking: an A block (MC x KC) stays in L2, a B sliver (KC x NR) in L1, the packed B
 // panel (KC x NC) in L2/L3.
-constexpr int64_t kKC = 256;
+// KC 512 rather than 256: half the passes over C and fewer, longer K loops; the B sliver (64 KiB
+// at NR 32) streams from L2 at no measured cost (2048^3 at 1 thread 5% faster, 1024^3 2%).
+constexpr int64_t kKC = 512;
 constexpr int64_t kMC = 196;  // multiple of the AVX-512 MR (14)
 constexpr int64_t kNC = 3072;
 
