@@ -1,9 +1,11 @@
 // CPU matmul with numpy semantics (1-D operands, broadcast batch dims) on strided inputs.
 // float32/float64: cache-blocked GEMM (Goto-style: pack a KCxNC panel of B, an MCxKC block of A,
-// and run a register-blocked MRxNR micro-kernel that GCC auto-vectorizes; AVX-512 / AVX2 clones
-// picked at load time). float16/bfloat16 are packed into float32 panels. Integers use a plain
-// loop with 64-bit accumulation (wrapping on store like numpy). A plan's constant 2-D B can be
-// packed once (prepack_matmul_b, gemm.h) and read by every run instead of packed per run.
+// and run a register-blocked MRxNR micro-kernel: for float32 intrinsics per instruction set
+// (gemm_f32.h, AVX-512 / AVX2), else portable code GCC auto-vectorizes into clones picked at
+// load time; with 2+ threads and few row blocks, column groups (gemm_groups)). float16/bfloat16
+// are packed into float32 panels. Integers use a plain loop with 64-bit accumulation (wrapping
+// on store like numpy). A plan's constant 2-D B can be packed once (prepack_matmul_b, gemm.h)
+// and read by every run instead of packed per run.
 #include <hwy/aligned_allocator.h>
 
 #include <algorithm>
