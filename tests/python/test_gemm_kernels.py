@@ -178,3 +178,15 @@ def test_bfloat16_inputs(target, threads):
     want = a.astype(np.float64) @ b.astype(np.float64)
     # float32 sums, one bfloat16 rounding of the output (2^-8 relative).
     np.testing.assert_allclose(got.astype(np.float64), want, rtol=8e-3, atol=1e-3 * np.sqrt(300))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("m,k,n", [(300, 520, 700), (29, 1030, 3100), (1000, 333, 4000)])
+def test_three_threads(target, m, k, n):
+    """More threads than cores: other row-block and column-group counts (and a second kNC block)."""
+    use(target, 3)
+    rng = np.random.default_rng(seed_of("gemm3", m, k, n))
+    a = rng.uniform(-1, 1, (m, k)).astype(np.float32)
+    b = rng.uniform(-1, 1, (k, n)).astype(np.float32)
+    got = nef.matmul(nef.tensor(a), nef.tensor(b)).numpy()
+    check(got, a.astype(np.float64) @ b.astype(np.float64), k)
