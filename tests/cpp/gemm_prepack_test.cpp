@@ -115,8 +115,9 @@ struct Case {
   int64_t M, K, N;
 };
 
-// Odd K and N (not multiples of NR or kKC), K > kKC = 256 and N > kNC = 3072 (several panels).
-const Case kCases[] = {{1, 257, 33}, {38, 1000, 3073}, {7, 256, 16}, {128, 384, 96}, {3, 5, 1}};
+// Odd K and N (not multiples of NR or kKC), K > kKC = 512 and N > kNC = 3072 (several panels).
+const Case kCases[] = {{1, 257, 33},   {38, 1000, 3073}, {7, 256, 16},
+                       {128, 384, 96}, {3, 5, 1},        {5, 1025, 40}};
 
 TEST(GemmPrepack, PackedMatchesPerCallPackingBitwiseAndFloat64) {
   std::mt19937_64 rng(91);

@@ -1,9 +1,11 @@
 // CPU matmul with numpy semantics (1-D operands, broadcast batch dims) on strided inputs.
 // float32/float64: cache-blocked GEMM (Goto-style: pack a KCxNC panel of B, an MCxKC block of A,
-// and run a register-blocked MRxNR micro-kernel that GCC auto-vectorizes; AVX-512 / AVX2 clones
-// picked at load time). float16/bfloat16 are packed into float32 panels. Integers use a plain
-// loop with 64-bit accumulation (wrapping on store like numpy). A plan's constant 2-D B can be
-// packed once (prepack_matmul_b, gemm.h) and read by every run instead of packed per run.
+// and run a register-blocked MRxNR micro-kernel: for float32 intrinsics per instruction set
+// (gemm_f32.h, AVX-512 / AVX2), else portable code GCC auto-vectorizes into clones picked at
+// load time; with 2+ threads and few row blocks, column groups (gemm_groups)). float16/bfloat16
+// are packed into float32 panels. Integers use a plain loop with 64-bit accumulation (wrapping
+// on store like numpy). A plan's constant 2-D B can be packed once (prepack_matmul_b, gemm.h)
+// and read by every run instead of packed per run.
 #include <hwy/aligned_allocator.h>
 
 #include <algorithm>
@@ -16,6 +18,7 @@
 
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/kernels/gemm.h"
+#include "backends/cpu/kernels/gemm_f32.h"
 #include "backends/cpu/parallel.h"
 #include "backends/cpu/workspace.h"
 #include "common/dispatch.h"
@@ -29,7 +32,9 @@ namespace {
 
 // Cache blocking: an A block (MC x KC) stays in L2, a B sliver (KC x NR) in L1, the packed B
 // panel (KC x NC) in L2/L3.
-constexpr int64_t kKC = 256;
+// KC 512 rather than 256: half the passes over C and fewer, longer K loops; the B sliver (64 KiB
+// at NR 32) streams from L2 at no measured cost (2048^3 at 1 thread 5% faster, 1024^3 2%).
+constexpr int64_t kKC = 512;
 constexpr int64_t kMC = 196;  // multiple of the AVX-512 MR (14)
 constexpr int64_t kNC = 3072;
 
@@ -58,6 +63,36 @@ void pack_a(MatView<S> a, int64_t mc, int64_t kc, T* ap) {
 // Packs B slivers [s0, s1) (each NR columns) of a kc x nc panel, k-major inside a sliver.
 template <int NR, typename T, typename S>
 void pack_b(MatView<S> b, int64_t nc, int64_t kc, int64_t s0, int64_t s1, T* bp) {
+  if (b.cs == 1) {
+    // Rows of B lie far apart (a page or more for wide B): a sliver at a time would fetch one
+    // or two lines per row and wait on each. Up to kRun slivers are copied row by row instead,
+    // each row one contiguous run, the row kAhead further down fetched meanwhile (1024 x 4096:
+    // 15% of a 256-row product's time in packing -> 10%, at the copy bandwidth).
+    constexpr int64_t kRun = 8, kAhead = 6;
+    constexpr int64_t kLine = 64 / int64_t(sizeof(S));
+    const int64_t full = nc / NR;  // slivers with all NR columns
+    for (int64_t r0 = s0; r0 < s1; r0 += kRun) {
+      const int64_t r1 = std::min(s1, r0 + kRun);
+      const int64_t cols = std::min(nc, r1 * NR) - r0 * NR;
+      for (int64_t k = 0; k < kc; ++k) {
+        const S* row = b.base + k * b.rs + r0 * NR;
+        if (k + kAhead < kc)
+          for (int64_t j = 0; j < cols; j += kLine) __builtin_prefetch(row + kAhead * b.rs + j);
+        for (int64_t s = r0; s < r1; ++s) {
+          T* dst = bp + s * NR * kc + k * NR;
+          const S* src = row + (s - r0) * NR;
+          if (s < full) {
+            for (int64_t j = 0; j < NR; ++j) dst[j] = T(load_as(src[j]));
+          } else {
+            const int64_t nr = nc - s * NR;
+            for (int64_t j = 0; j < nr; ++j) dst[j] = T(load_as(src[j]));
+            for (int64_t j = nr; j < NR; ++j) dst[j] = T(0);
+          }
+        }
+      }
+    }
+    return;
+  }
   for (int64_t s = s0; s < s1; ++s) {
     int64_t j0 = s * NR;
     int64_t nr = std::min<int64_t>(NR, nc - j0);
@@ -132,6 +167,12 @@ NEF_SIMD_CLONES void macro_kernel(int64_t mc, int64_t nc, int64_t kc, int64_t s0
   }
 }
 
+// A macro-kernel as gemm<T, MR, NR> calls it: the portable one above, or for float32 an
+// instruction set's (gemm_f32.h), same packed layouts and contract.
+template <typename T>
+using MacroFn = void (*)(int64_t mc, int64_t nc, int64_t kc, int64_t s0, int64_t s1, const T* ap,
+                         const T* bp, T* c, int64_t ldc, bool accumulate);
+
 // C[M, N] (dense, row stride ldc) = A[M, K] @ B[K, N] for one matrix; threads split the M blocks
 // (and the N slivers when there are few M blocks) and share each packed B panel. `hook` (may be
 // null) sees each finished tile, with offsets relative to c plus `c_off` (gemm.h).
@@ -164,29 +205,135 @@ MBlocking m_blocking(int64_t M, int64_t N, int64_t K, int threads) {
   return b;
 }
 
+// Several threads and few M blocks (m_blocking's shared_a): rather than three parallel regions
+// per K block (pack the B panel, pack the A blocks, multiply), all of A is packed once in one
+// region and a second one hands out column groups. A group packs its own columns of B (all K
+// rows: at most kGroupBBytes, so they stay in L2) and runs every A block against them, K blocks
+// innermost, so each output tile is finished (and handed to the hook) while in cache, and no
+// thread reads what another packed except the shared A. Two regions per product, no packing
+// repeated. Used while the packed A stays under kGroupAElems.
+inline constexpr int64_t kGroupBBytes = 1 << 20;
+inline constexpr int64_t kGroupAElems = int64_t(4) << 20;
+struct GroupPlan {
+  bool use = false;
+  int64_t mcp = 0, mblocks = 0;      // A blocks: mcp rows each (a multiple of MR)
+  int64_t width = 1;                 // slivers per group (at most)
+  int64_t a_elems = 0, b_elems = 0;  // packed A (all of it), one slot's packed B columns
+};
+template <int MR, int NR>
+GroupPlan group_plan(int64_t M, int64_t N, int64_t K, int threads, int64_t elem_bytes) {
+  GroupPlan g;
+  if (threads <= 1 || M == 0 || N == 0 || K == 0) return g;
+  const MBlocking mb = m_blocking<MR>(M, N, K, threads);
+  g.mcp = mb.mc, g.mblocks = mb.mblocks;
+  g.a_elems = g.mblocks * g.mcp * K;
+  if (!mb.shared_a || g.a_elems > kGroupAElems) return g;
+  const int64_t slivers = (std::min(N, kNC) + NR - 1) / NR;
+  const int64_t fit = std::max<int64_t>(1, kGroupBBytes / (K * NR * elem_bytes));
+  // Several groups per thread, as parallel_for's chunks: a descheduled thread holds up a small
+  // piece while the others take the rest (the groups share A, so more of them cost little).
+  const int64_t want = int64_t(threads) * kChunksPerThread;
+  g.width = std::min(fit, std::max<int64_t>(1, (slivers + want - 1) / want));
+  g.b_elems = K * g.width * NR;
+  g.use = true;
+  return g;
+}
+
 // Elements of T one gemm<T, MR, NR> call needs as scratch: the packed B panel, then the packed
-// A blocks (m_blocking's a_blocks, kMC x kc each), 64-byte aligned.
+// A blocks (m_blocking's a_blocks, kMC x kc each), 64-byte aligned; or what the column groups
+// need (group_plan), whichever is more.
 template <typename T, int MR, int NR>
 int64_t gemm_scratch(int64_t M, int64_t N, int64_t K, bool parallel) {
   if (M == 0 || N == 0 || K == 0) return 0;
   const int64_t nc_max = std::min<int64_t>(kNC, (N + NR - 1) / NR * NR);
   const int64_t kc_max = std::min<int64_t>(kKC, K);
-  const MBlocking mb = m_blocking<MR>(M, N, K, parallel ? num_threads() : 1);
-  return nc_max * kc_max + mb.a_blocks * kMC * kc_max + 2 * 64 / int64_t(sizeof(T));
+  const int threads = parallel ? num_threads() : 1;
+  const MBlocking mb = m_blocking<MR>(M, N, K, threads);
+  const int64_t blocked = nc_max * kc_max + mb.a_blocks * kMC * kc_max;
+  const GroupPlan g = group_plan<MR, NR>(M, N, K, threads, int64_t(sizeof(T)));
+  const int64_t grouped = g.use ? g.a_elems + threads * g.b_elems + threads * 64 : 0;
+  return std::max(blocked, grouped) + 2 * 64 / int64_t(sizeof(T));
+}
+
+// gemm<T, MR, NR> by column groups (group_plan), scratch as gemm_scratch sized it.
+template <typename T, int MR, int NR, typename S>
+void gemm_groups(const GroupPlan& g, int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b,
+                 T* c, int64_t ldc, T* scratch, MacroFn<T> macro, const GemmTileHook* hook,
+                 int64_t c_off, const T* packed) {
+  auto align = [](T* p) {
+    return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) / 64 * 64);
+  };
+  T* const apk = align(scratch);
+  T* const bslots = align(apk + g.a_elems);
+  const int64_t slot_elems = (g.b_elems + 63) / 64 * 64;
+  // A block (ib, pc) at apk + ib * mcp * K + pc * mcp: mcp x kc, MR-row slivers.
+  const int64_t kblocks = (K + kKC - 1) / kKC;
+  parallel_for(g.mblocks * kblocks, 1, [&](int64_t w0, int64_t w1) {
+    for (int64_t w = w0; w < w1; ++w) {
+      const int64_t ic = (w / kblocks) * g.mcp, pc = (w % kblocks) * kKC;
+      MatView<S> av{a.base + ic * a.rs + pc * a.cs, a.rs, a.cs};
+      pack_a<MR>(av, std::min(g.mcp, M - ic), std::min(kKC, K - pc), apk + ic * K + pc * g.mcp);
+    }
+  });
+  // The groups: whole slivers of one kNC column block each (a prepacked B is laid out by block).
+  struct Group {
+    int64_t jc, s0, s1;
+  };
+  std::vector<Group> groups;
+  for (int64_t jc = 0; jc < N; jc += kNC) {
+    const int64_t slivers = (std::min(kNC, N - jc) + NR - 1) / NR;
+    const int64_t n = (slivers + g.width - 1) / g.width;
+    for (int64_t i = 0; i < n; ++i) groups.push_back({jc, slivers * i / n, slivers * (i + 1) / n});
+  }
+  parallel_for_slots(int64_t(groups.size()), 1, [&](int64_t slot, int64_t g0, int64_t g1) {
+    T* const own = bslots + slot * slot_elems;
+    for (int64_t gi = g0; gi < g1; ++gi) {
+      const Group& gr = groups[size_t(gi)];
+      const int64_t nc_block = std::min(kNC, N - gr.jc), ns = gr.s1 - gr.s0;
+      const int64_t j0 = gr.jc + gr.s0 * NR;  // the group's first column
+      const int64_t ncols = std::min(nc_block - gr.s0 * NR, ns * NR);
+      // This group's B for every K block: at own + pc * ns * NR, or where the plan packed it.
+      auto panel = [&](int64_t pc) -> const T* {
+        if (packed) {
+          const int64_t block_slivers = (nc_block + NR - 1) / NR;
+          return packed + gr.jc * K + pc * block_slivers * NR + gr.s0 * NR * std::min(kKC, K - pc);
+        }
+        return own + pc * ns * NR;
+      };
+      if (!packed)
+        for (int64_t pc = 0; pc < K; pc += kKC) {
+          MatView<S> bv{b.base + pc * b.rs + j0 * b.cs, b.rs, b.cs};
+          pack_b<NR>(bv, ncols, std::min(kKC, K - pc), 0, ns, own + pc * ns * NR);
+        }
+      for (int64_t ib = 0; ib < g.mblocks; ++ib) {
+        const int64_t ic = ib * g.mcp, mc = std::min(g.mcp, M - ic);
+        T* const ct = c + ic * ldc + j0;
+        for (int64_t pc = 0; pc < K; pc += kKC)
+          macro(mc, ncols, std::min(kKC, K - pc), 0, ns, apk + ic * K + pc * g.mcp, panel(pc), ct,
+                ldc, pc > 0);
+        if (hook) (*hook)(c_off + ic * ldc + j0, mc, ncols, ldc);
+      }
+    }
+  });
 }
 
 // `packed` (may be null): all of B already packed for this NR (pack_whole_b); the panel of column
 // block jc and row block pc is read from there instead of packed into the scratch.
 template <typename T, int MR, int NR, typename S>
 void gemm(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, int64_t ldc,
-          bool parallel, T* scratch, const GemmTileHook* hook = nullptr, int64_t c_off = 0,
-          const T* packed = nullptr) {
+          bool parallel, T* scratch, MacroFn<T> macro, const GemmTileHook* hook = nullptr,
+          int64_t c_off = 0, const T* packed = nullptr) {
   if (M == 0 || N == 0) return;
   if (K == 0) {
     for (int64_t i = 0; i < M; ++i) std::fill(c + i * ldc, c + i * ldc + N, T(0));
     if (hook) (*hook)(c_off, M, N, ldc);
     return;
   }
+  const GroupPlan groups =
+      group_plan<MR, NR>(M, N, K, parallel ? num_threads() : 1, int64_t(sizeof(T)));
+  if (groups.use)
+    return gemm_groups<T, MR, NR>(groups, M, N, K, a, b, c, ldc, scratch, macro, hook, c_off,
+                                  packed);
   const int64_t nc_max = std::min<int64_t>(kNC, (N + NR - 1) / NR * NR);
   const int64_t kc_max = std::min<int64_t>(kKC, K);
   // The panel and the A blocks, each 64-byte aligned, from the caller's scratch.
@@ -240,8 +387,7 @@ void gemm(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, int
             packed_block = ib;
           }
           int64_t s0 = slivers * part / nsplit, s1 = slivers * (part + 1) / nsplit;
-          macro_kernel<T, MR, NR>(mc, nc, kc, s0, s1, ap, panel, c + ic * ldc + jc, ldc,
-                                  accumulate);
+          macro(mc, nc, kc, s0, s1, ap, panel, c + ic * ldc + jc, ldc, accumulate);
           // The last K block finished this tile: hand it over while it is still in cache.
           if (hook && pc + kc == K) {
             int64_t j0 = s0 * NR, j1 = std::min(s1 * NR, nc);
@@ -262,13 +408,44 @@ bool has_avx512() {
 #endif
 }
 
+bool has_avx2_fma() {
+#if defined(__GNUC__) && defined(__x86_64__)
+  static const bool v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return v;
+#else
+  return false;
+#endif
+}
+
+// NEF_CPU_TARGET: "avx2" or "generic" ask for less than the CPU has (read per call).
+bool target_is(const char* name) {
+  const char* env = std::getenv("NEF_CPU_TARGET");
+  return env && std::strcmp(env, name) == 0;
+}
+
 // The AVX-512 tile family (NR = 2 x 16 floats) when the CPU has it and NEF_CPU_TARGET does not
 // ask for less (avx2, generic: the AVX2 family, NR = 2 x 8 floats). Read per call, so that a B
 // prepacked under one setting is never read under another.
-bool wide_tiles() {
-  if (!has_avx512()) return false;
-  const char* env = std::getenv("NEF_CPU_TARGET");
-  return !env || (std::strcmp(env, "avx2") != 0 && std::strcmp(env, "generic") != 0);
+bool wide_tiles() { return has_avx512() && !target_is("avx2") && !target_is("generic"); }
+
+// The macro-kernel for gemm<T, MR, NR>: for float32 the intrinsics of the instruction set chosen
+// (gemm_f32.h; AVX-512 for the wide family, AVX2 for the narrow one unless NEF_CPU_TARGET is
+// generic), else the portable one.
+template <typename T, int MR, int NR>
+MacroFn<T> pick_macro() {
+  if constexpr (std::is_same_v<T, float>) {
+    if constexpr (NR == 32) {
+      const GemmF32Isa* isa = gemm_f32_avx512();
+      if (isa && has_avx512()) {
+        if constexpr (MR == 14) return isa->mr14_nr32;
+        if constexpr (MR == 8) return isa->mr8_nr32;
+      }
+    } else if constexpr (MR == 6 && NR == 16) {
+      const GemmF32Isa* isa = gemm_f32_avx2();
+      if (isa && has_avx2_fma() && !target_is("generic")) return isa->mr6_nr16;
+    }
+  }
+  return &macro_kernel<T, MR, NR>;
 }
 
 // A plan's constant B packed once (Kernel::prepare), laid out as gemm<T, MR, NR> reads it: for
@@ -342,12 +519,15 @@ void gemm_dispatch(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, 
       counters().gemm_prepack_fallbacks++;
     }
   }
+  auto run = [&]<int MR, int NR>() {
+    gemm<T, MR, NR>(M, N, K, a, b, c, N, parallel, scratch, pick_macro<T, MR, NR>(), hook, c_off,
+                    packed);
+  };
   if (wide) {
-    if (avx512_rows(M) == 8)
-      gemm<T, 8, 2 * kLanes512>(M, N, K, a, b, c, N, parallel, scratch, hook, c_off, packed);
-    else gemm<T, 14, 2 * kLanes512>(M, N, K, a, b, c, N, parallel, scratch, hook, c_off, packed);
+    if (avx512_rows(M) == 8) run.template operator()<8, 2 * kLanes512>();
+    else run.template operator()<14, 2 * kLanes512>();
   } else {
-    gemm<T, 6, 2 * kLanes256>(M, N, K, a, b, c, N, parallel, scratch, hook, c_off, packed);
+    run.template operator()<6, 2 * kLanes256>();
   }
 }
 
