@@ -209,9 +209,17 @@ IMPLICIT_CASES = [
     # One band (a 1-D conv, one image): its slivers split between items.
     ((1, 16, 1501), (32, 16, 5), None, [2, 2], None, 1, True),
     ((1, 12, 2, 777), (20, 6, 2, 3), [1, 2], [0, 1, 1, 1], [1, 3], 2, False),
-    # 1x1 stride 1 (the GEMM; at 2 threads each thread a part of the output rows).
+    # 1x1 stride 1: conv_pointwise (tiles straight into the output; a ragged channel tile and a
+    # ragged last sliver through its scratch; several K blocks; panels, and at 2 threads the
+    # channel tiles split when panels are few), or the GEMM for few positions.
     ((1, 20, 13, 11), (37, 20, 1, 1), None, None, None, 1, True),
     ((2, 12, 9, 9), (32, 6, 1, 1), None, None, None, 2, False),
+    ((1, 300, 12, 12), (21, 300, 1, 1), None, None, None, 1, True),
+    ((1, 64, 20, 20), (72, 64, 1, 1), None, None, None, 1, True),
+    ((2, 5, 37, 29), (9, 5, 1, 1), None, None, None, 1, False),
+    ((1, 40, 8, 96), (96, 20, 1, 1), None, None, None, 2, True),
+    ((3, 16, 5, 5), (24, 16, 1, 1), None, None, None, 1, True),
+    ((0, 8, 9, 9), (16, 8, 1, 1), None, None, None, 1, True),
 ]
 
 
@@ -273,6 +281,8 @@ PREPARED_CASES = [
     ((2, 40, 12, 10), (24, 40, 3, 3), None, [1, 1, 1, 1], None, 1),     # weights over 32K floats
     ((1, 24, 11, 13), (36, 12, 3, 3), [1, 2], [0, 1, 2, 1], [2, 1], 2),  # groups, dilation
     ((1, 300, 9, 8), (20, 300, 3, 3), None, [1, 1, 1, 1], None, 1),     # several K blocks
+    ((1, 33, 9, 16), (26, 33, 1, 1), None, None, None, 1),              # conv_pointwise
+    ((1, 24, 12, 12), (36, 12, 1, 1), None, None, None, 2),             # pointwise, groups
 ]
 
 
@@ -463,7 +473,7 @@ ACTS = {
 
 # Each conv path: the implicit GEMM (several panels of output rows, 1x1 with a ragged tile),
 # the wide GEMM, the direct loop (<= 4 output channels), depthwise, pointwise float64 (GEMM), a
-# ragged size for the epilogue's padded tail.
+# ragged size for the epilogue's padded tail, conv_pointwise (one panel, several).
 @pytest.mark.parametrize("xs,ws,strides,pads,groups,dtype", [
     ((1, 8, 21, 19), (40, 8, 3, 3), None, [1, 1, 1, 1], 1, "float32"),
     ((6, 12, 7), (48, 12, 3), [2], [1, 1], 1, "float32"),
@@ -474,6 +484,8 @@ ACTS = {
     ((2, 10, 30, 29), (20, 10, 3, 3), None, [1, 1, 1, 1], 1, "float32"),
     ((1, 16, 9, 7), (40, 16, 1, 1), None, None, 1, "float32"),
     ((1, 12, 10, 11), (12, 1, 3, 3), [2, 2], [1, 1, 1, 1], 12, "float32"),
+    ((1, 16, 11, 13), (40, 16, 1, 1), None, None, 1, "float32"),
+    ((1, 8, 30, 31), (20, 8, 1, 1), None, None, 1, "float32"),
 ])
 @pytest.mark.parametrize("act", sorted(ACTS))
 def test_conv_epilogue_fuses_and_matches(on_cpu, tmp_path, xs, ws, strides, pads, groups, dtype, act):

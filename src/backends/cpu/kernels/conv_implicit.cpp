@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "backends/cpu/kernels/conv_simd.h"
@@ -381,6 +382,91 @@ void conv_implicit(const Conv2d& g, const float* x, const float* w, const float*
           if (pb > pa)
             for (int64_t m = 0; m < l.Mg; ++m) fin->apply(gout + m * l.P + pa, pb - pa);
         }
+      }
+    }
+  });
+}
+
+bool use_conv_pointwise(const Conv2d& g, int64_t min_mg) {
+  if (g.M / g.G <= min_mg || !phases(g).direct) return false;
+  const int64_t P = g.Ho * g.Wo, nr = conv_simd_best().nr;
+  return P >= 64 && 4 * ceil_div(P, nr) * nr <= 5 * P;  // at most a quarter of padding
+}
+
+void conv_pointwise(const Conv2d& g, const float* x, const float* w, const float* bias, float* out,
+                    const FinisherFactory& finisher, const ConvPackedWeights* packed) {
+  const ConvSimdIsa& isa = conv_simd_best();
+  const int64_t MR = isa.mr, NR = isa.nr, K = g.C / g.G, Mg = g.M / g.G, P = g.Ho * g.Wo;
+  const int64_t mslv = ceil_div(Mg, MR), Mpad = mslv * MR;
+  std::vector<float> own;
+  const float* ap = nullptr;
+  if (packed && packed->mr == MR && int64_t(packed->data.size()) == g.G * mslv * K * MR) {
+    ap = packed->data.data();
+  } else {
+    own = conv_implicit_pack(g, w).data;
+    ap = own.data();
+  }
+  // The bias per channel tile, zeros past each group's channels (the tile starts from it).
+  std::vector<float> bpad(static_cast<size_t>(g.G * Mpad), 0.0f);
+  for (int64_t grp = 0; grp < g.G; ++grp)
+    for (int64_t m = 0; m < Mg; ++m) bpad[size_t(grp * Mpad + m)] = bias ? bias[grp * Mg + m] : 0;
+  const int64_t nkb = std::max<int64_t>(1, ceil_div(K, kMaxKc)), kc = ceil_div(K, nkb);
+  // Panels of up to kPanelSlivers slivers, evened out; with few panels per thread, the channel
+  // tiles split too (256 channels at 20 x 20: 9 slivers), so that each thread gets its share.
+  const int64_t S = ceil_div(P, NR);
+  int64_t nsp = ceil_div(S, kPanelSlivers);
+  const int64_t panel = ceil_div(S, nsp);
+  nsp = ceil_div(S, panel);
+  const int64_t threads = num_threads();
+  const int64_t mparts =
+      threads > 1 ? std::clamp<int64_t>(ceil_div(2 * threads, g.N * g.G * nsp), 1, mslv) : 1;
+  parallel_for(g.N * g.G * nsp * mparts, 1, [&](int64_t i0, int64_t i1) {
+    // The last sliver's input columns, zero padded, and tiles that are not whole output tiles
+    // (past P, or a group's ragged last channels).
+    std::unique_ptr<float[]> bbuf(new float[size_t(K * NR)]);
+    std::unique_ptr<float[]> tbuf(new float[size_t(Mpad * NR)]);
+    std::unique_ptr<OutputFinisher> fin = finisher ? finisher() : nullptr;
+    for (int64_t it = i0; it < i1; ++it) {
+      const int64_t mp = it % mparts, sp = (it / mparts) % nsp, ng = it / (mparts * nsp);
+      const int64_t n = ng / g.G, grp = ng % g.G;
+      const int64_t ms0 = mslv * mp / mparts, ms1 = mslv * (mp + 1) / mparts;
+      const int64_t s0 = sp * panel, s1 = std::min(S, s0 + panel);
+      if (ms1 <= ms0 || s1 <= s0) continue;
+      const float* xg = x + (n * g.C + grp * K) * P;
+      float* og = out + (n * g.M + grp * Mg) * P;
+      const float* ag = ap + grp * mslv * K * MR;
+      for (int64_t s = s0; s < s1; ++s) {
+        const int64_t q0 = s * NR, nq = std::min(NR, P - q0);
+        const float* b = xg + q0;
+        int64_t ldb = P;
+        if (nq < NR) {
+          for (int64_t k = 0; k < K; ++k) {
+            float* row = bbuf.get() + k * NR;
+            std::memcpy(row, xg + k * P + q0, size_t(nq) * sizeof(float));
+            std::fill(row + nq, row + NR, 0.0f);
+          }
+          b = bbuf.get();
+          ldb = NR;
+        }
+        for (int64_t k0 = 0; k0 < K; k0 += kc) {
+          const int64_t kn = std::min(kc, K - k0);
+          for (int64_t ms = ms0; ms < ms1; ++ms) {
+            const bool whole = nq == NR && (ms + 1) * MR <= Mg;
+            float* c = whole ? og + ms * MR * P + q0 : tbuf.get() + ms * MR * NR;
+            isa.tile_rows(kn, ag + (ms * K + k0) * MR, b + k0 * ldb, ldb,
+                          k0 == 0 ? bpad.data() + grp * Mpad + ms * MR : nullptr, c, whole ? P : NR,
+                          ms == ms0 && s + 1 < s1);
+          }
+        }
+        for (int64_t ms = ms0; ms < ms1; ++ms)
+          if (nq < NR || (ms + 1) * MR > Mg)
+            isa.copy_rows(tbuf.get() + ms * MR * NR, NR, std::min(MR, Mg - ms * MR), nq,
+                          og + ms * MR * P + q0, P);
+      }
+      if (fin) {
+        const int64_t qa = s0 * NR, qb = std::min(s1 * NR, P);
+        for (int64_t m = ms0 * MR; m < std::min(Mg, ms1 * MR); ++m)
+          fin->apply(og + m * P + qa, qb - qa);
       }
     }
   });

@@ -63,6 +63,16 @@ ConvPackedWeights conv_implicit_pack(const Conv2d& g, const float* w);
 void conv_implicit(const Conv2d& g, const float* x, const float* w, const float* bias, float* out,
                    const Array& workspace, const FinisherFactory& finisher,
                    const ConvPackedWeights* packed = nullptr);
+// Whether conv_pointwise runs g: a 1x1 stride-1 unpadded conv with more than `min_mg` output
+// channels per group and enough positions per image that the last nr-position tile is not
+// mostly padding.
+bool use_conv_pointwise(const Conv2d& g, int64_t min_mg);
+// conv_implicit's contract for a 1x1 stride-1 unpadded conv, without phase planes or a scratch
+// tile: register tiles read the input channels as they lie and write the output rows in place
+// (the bias starts the accumulators; the epilogue runs on each finished panel of positions).
+// `packed` as for conv_implicit (the same packing); no workspace.
+void conv_pointwise(const Conv2d& g, const float* x, const float* w, const float* bias, float* out,
+                    const FinisherFactory& finisher, const ConvPackedWeights* packed = nullptr);
 void conv_depthwise(const Conv2d& g, const float* x, const float* w, const float* bias, float* out,
                     const FinisherFactory& finisher);
 

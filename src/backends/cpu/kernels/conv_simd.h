@@ -17,6 +17,12 @@ struct ConvSimdIsa {
   // also fetch b's next nr columns (the next tile's) into cache.
   void (*tile)(int64_t kc, const float* a, int64_t lda, const float* b, const int64_t* offs,
                float* c, bool prefetch);
+  // c[i * ldc + j] = (bias ? bias[i] : c[i * ldc + j]) + sum_{k < kc} a[k * mr + i] * b[k * ldb +
+  // j] for i < mr, j < nr: a 1x1 conv's register tile, b the input channels as they lie, c the
+  // output rows (or a scratch tile); a packed as for `tile`. `prefetch`: also fetch b's next nr
+  // columns of each row.
+  void (*tile_rows)(int64_t kc, const float* a, const float* b, int64_t ldb, const float* bias,
+                    float* c, int64_t ldc, bool prefetch);
   // dst[r * ldd + j] = bias + sum_{t < ntaps} w[t] * src[r * lds + offs[t] + j] for r < rows,
   // j < n: one depthwise channel's output rows (src is read up to a vector past n).
   void (*dw)(const float* src, int64_t lds, const int64_t* offs, const float* w, int64_t ntaps,
