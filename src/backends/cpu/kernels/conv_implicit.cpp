@@ -170,6 +170,9 @@ struct Plan {
 // Columns of one K block (the tile reloads its accumulators once per block; 96 to 256 measured
 // within 3% at 128 channels x 40 x 40).
 constexpr int64_t kMaxKc = 256;
+// conv_pointwise's K block: a sliver's input block (kc rows of nr floats) stays in L1 across the
+// channel tiles.
+constexpr int64_t kPointwiseKc = 128;
 // Packed weights (floats) up to which all channel tiles are packed.
 constexpr int64_t kPackAll = 32768;
 // Slivers (nr positions each) whose output rows a thread finishes before the epilogue runs.
@@ -177,6 +180,10 @@ constexpr int64_t kPanelSlivers = 8;
 // Phase-plane floats per band (a parallel item), and bands per thread when rows allow.
 constexpr int64_t kBandFloats = 196608;
 constexpr int64_t kBandsPerThread = 2;
+// Parallel items per thread, bands split into parts of their slivers where bands are fewer:
+// a thread that starts late (woken from its futex, or sharing its core) then holds up a
+// quarter of its share instead of a half (128 channels at 40 x 40, 2 threads: 4 bands).
+constexpr int64_t kItemsPerThread = 4;
 
 Plan make_plan(const Conv2d& g) {
   const ConvSimdIsa& isa = conv_simd_best();
@@ -220,7 +227,7 @@ Plan make_plan(const Conv2d& g) {
   l.nbands = ceil_div(g.Ho, l.band);
   l.sb = ceil_div(l.band * ph.Wq, l.nr);
   if (threads > 1)
-    l.parts = std::clamp<int64_t>(kBandsPerThread * threads / (g.N * g.G * l.nbands), 1, l.sb);
+    l.parts = std::clamp<int64_t>(kItemsPerThread * threads / (g.N * g.G * l.nbands), 1, l.sb);
   // A band's last sliver reads up to sb * nr - 1 past a tap's offset within its plane.
   l.lrows =
       ceil_div(((g.kh - 1) * g.dh / g.sh) * ph.Wq + (g.kw - 1) * g.dw / g.sw + l.sb * l.nr, ph.Wq);
@@ -318,7 +325,8 @@ void conv_implicit(const Conv2d& g, const float* x, const float* w, const float*
     // in L1 across the channel tiles (192 -> 384 channels at 26 x 26 stride 2: the weights,
     // 2.6 MB, were read once per sliver).
     const int64_t tsize = l.Mpad * NR;
-    std::vector<float> tiles(static_cast<size_t>(kPanelSlivers * tsize));
+    // Not zeroed: each sliver's tile starts from the bias (fill) before its first K block.
+    std::unique_ptr<float[]> tiles(new float[size_t(kPanelSlivers * tsize)]);
     std::unique_ptr<OutputFinisher> fin = finisher ? finisher() : nullptr;
     float* const local = planes + slot * slot_floats;
     for (int64_t it = i0; it < i1; ++it) {
@@ -337,7 +345,7 @@ void conv_implicit(const Conv2d& g, const float* x, const float* w, const float*
         // Sliver s accumulates in tile slot t (one slot per sliver, or slot 0 for each in turn).
         auto fill = [&](int64_t t) {
           for (int64_t m = 0; m < l.Mpad; ++m) {
-            float* row = tiles.data() + t * tsize + m * NR;
+            float* row = tiles.get() + t * tsize + m * NR;
             std::fill(row, row + NR, m < l.Mg && bias ? bias[grp * l.Mg + m] : 0.0f);
           }
         };
@@ -349,13 +357,13 @@ void conv_implicit(const Conv2d& g, const float* x, const float* w, const float*
             const float* a =
                 wrows ? wk + ms * MR * K : ap + ((grp * npk + ms - l.full) * K + k0) * MR;
             isa.tile(kc, a, wrows ? K : 0, local + s * NR, offs.data() + k0,
-                     tiles.data() + t * tsize + ms * MR * NR, ms == 0 && s + 1 < s1);
+                     tiles.get() + t * tsize + ms * MR * NR, ms == 0 && s + 1 < s1);
           }
         };
         // Scatter the valid columns, one output-row run at a time.
         auto scatter = [&](int64_t s, int64_t t) {
           const int64_t q0 = s * NR, nq = std::min(NR, Qb - q0);
-          const float* tile = tiles.data() + t * tsize;
+          const float* tile = tiles.get() + t * tsize;
           for (int64_t q = q0; q < q0 + nq;) {
             const int64_t oy = q / ph.Wq, ox = q % ph.Wq;
             const int64_t run = std::min(q0 + nq - q, ph.Wq - ox);
@@ -410,7 +418,7 @@ void conv_pointwise(const Conv2d& g, const float* x, const float* w, const float
   std::vector<float> bpad(static_cast<size_t>(g.G * Mpad), 0.0f);
   for (int64_t grp = 0; grp < g.G; ++grp)
     for (int64_t m = 0; m < Mg; ++m) bpad[size_t(grp * Mpad + m)] = bias ? bias[grp * Mg + m] : 0;
-  const int64_t nkb = std::max<int64_t>(1, ceil_div(K, kMaxKc)), kc = ceil_div(K, nkb);
+  const int64_t nkb = std::max<int64_t>(1, ceil_div(K, kPointwiseKc)), kc = ceil_div(K, nkb);
   // Panels of up to kPanelSlivers slivers, evened out; with few panels per thread, the channel
   // tiles split too (256 channels at 20 x 20: 9 slivers), so that each thread gets its share.
   const int64_t S = ceil_div(P, NR);
