@@ -397,15 +397,14 @@ void conv_implicit(const Conv2d& g, const float* x, const float* w, const float*
 
 bool use_conv_pointwise(const Conv2d& g, int64_t min_mg) {
   if (g.M / g.G <= min_mg || !phases(g).direct) return false;
-  const int64_t P = g.Ho * g.Wo, nr = conv_simd_best().nr;
-  return P >= 64 && 4 * ceil_div(P, nr) * nr <= 5 * P;  // at most a quarter of padding
+  return g.Ho * g.Wo >= 64;  // below: the GEMM's wide tiles (a last sliver is vectors wide)
 }
 
 void conv_pointwise(const Conv2d& g, const float* x, const float* w, const float* bias, float* out,
                     const FinisherFactory& finisher, const ConvPackedWeights* packed) {
   const ConvSimdIsa& isa = conv_simd_best();
-  const int64_t MR = isa.mr, NR = isa.nr, K = g.C / g.G, Mg = g.M / g.G, P = g.Ho * g.Wo;
-  const int64_t mslv = ceil_div(Mg, MR), Mpad = mslv * MR;
+  const int64_t MR = isa.mr, NR = isa.nr, VL = isa.vl, K = g.C / g.G, Mg = g.M / g.G;
+  const int64_t P = g.Ho * g.Wo, mslv = ceil_div(Mg, MR), Mpad = mslv * MR;
   std::vector<float> own;
   const float* ap = nullptr;
   if (packed && packed->mr == MR && int64_t(packed->data.size()) == g.G * mslv * K * MR) {
@@ -444,14 +443,17 @@ void conv_pointwise(const Conv2d& g, const float* x, const float* w, const float
       float* og = out + (n * g.M + grp * Mg) * P;
       const float* ag = ap + grp * mslv * K * MR;
       for (int64_t s = s0; s < s1; ++s) {
-        const int64_t q0 = s * NR, nq = std::min(NR, P - q0);
+        // A short last sliver: the vectors that cover it (nv of them); read in place when it
+        // is whole vectors, else from a zero-padded copy.
+        const int64_t q0 = s * NR, nq = std::min(NR, P - q0), nv = ceil_div(nq, VL);
+        const bool exact = nq == nv * VL;
         const float* b = xg + q0;
         int64_t ldb = P;
-        if (nq < NR) {
+        if (!exact) {
           for (int64_t k = 0; k < K; ++k) {
             float* row = bbuf.get() + k * NR;
             std::memcpy(row, xg + k * P + q0, size_t(nq) * sizeof(float));
-            std::fill(row + nq, row + NR, 0.0f);
+            std::fill(row + nq, row + nv * VL, 0.0f);
           }
           b = bbuf.get();
           ldb = NR;
@@ -459,15 +461,15 @@ void conv_pointwise(const Conv2d& g, const float* x, const float* w, const float
         for (int64_t k0 = 0; k0 < K; k0 += kc) {
           const int64_t kn = std::min(kc, K - k0);
           for (int64_t ms = ms0; ms < ms1; ++ms) {
-            const bool whole = nq == NR && (ms + 1) * MR <= Mg;
+            const bool whole = exact && (ms + 1) * MR <= Mg;
             float* c = whole ? og + ms * MR * P + q0 : tbuf.get() + ms * MR * NR;
             isa.tile_rows(kn, ag + (ms * K + k0) * MR, b + k0 * ldb, ldb,
                           k0 == 0 ? bpad.data() + grp * Mpad + ms * MR : nullptr, c, whole ? P : NR,
-                          ms == ms0 && s + 1 < s1);
+                          int(nv), ms == ms0 && s + 1 < s1);
           }
         }
         for (int64_t ms = ms0; ms < ms1; ++ms)
-          if (nq < NR || (ms + 1) * MR > Mg)
+          if (!exact || (ms + 1) * MR > Mg)
             isa.copy_rows(tbuf.get() + ms * MR * NR, NR, std::min(MR, Mg - ms * MR), nq,
                           og + ms * MR * P + q0, P);
       }

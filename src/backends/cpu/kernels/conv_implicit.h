@@ -64,8 +64,7 @@ void conv_implicit(const Conv2d& g, const float* x, const float* w, const float*
                    const Array& workspace, const FinisherFactory& finisher,
                    const ConvPackedWeights* packed = nullptr);
 // Whether conv_pointwise runs g: a 1x1 stride-1 unpadded conv with more than `min_mg` output
-// channels per group and enough positions per image that the last nr-position tile is not
-// mostly padding.
+// channels per group and at least 64 positions per image.
 bool use_conv_pointwise(const Conv2d& g, int64_t min_mg);
 // conv_implicit's contract for a 1x1 stride-1 unpadded conv, without phase planes or a scratch
 // tile: register tiles read the input channels as they lie and write the output rows in place
