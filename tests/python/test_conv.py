@@ -218,6 +218,8 @@ IMPLICIT_CASES = [
     ((1, 64, 20, 20), (72, 64, 1, 1), None, None, None, 1, True),
     ((2, 5, 37, 29), (9, 5, 1, 1), None, None, None, 1, False),
     ((1, 40, 8, 96), (96, 20, 1, 1), None, None, None, 2, True),
+    ((1, 24, 8, 10), (40, 24, 1, 1), None, None, None, 1, True),   # a last sliver of 2 vectors
+    ((2, 7, 113), (10, 7, 1), None, None, None, 1, False),         # 1-D
     ((3, 16, 5, 5), (24, 16, 1, 1), None, None, None, 1, True),
     ((0, 8, 9, 9), (16, 8, 1, 1), None, None, None, 1, True),
 ]

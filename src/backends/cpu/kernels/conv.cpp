@@ -1,9 +1,9 @@
 // CPU conv and conv_transpose (ONNX semantics, channels-first, 1 to 3 spatial dims; 1-D and 2-D
 // run as 3-D with leading extent-1 dims).
 // conv: float32 1-D/2-D convs run conv_implicit.h's kernels (no column buffer: an implicit GEMM
-// over zero-padded phase planes of the input, and a direct depthwise loop), except 1x1 stride-1
-// convs (already a GEMM on the input as it lies) and batches of tiny images (the wide GEMM). The
-// rest: im2col into a column buffer of bounded size (chunked over images, then over output
+// over zero-padded phase planes of the input, a direct depthwise loop, and for 1x1 stride-1
+// convs register tiles over the input as it lies, written into the output in place), except
+// batches of tiny images (the wide GEMM) and 1x1 convs of under 64 positions. The rest: im2col into a column buffer of bounded size (chunked over images, then over output
 // positions), then the blocked GEMM of matmul.cpp with the weight as A, one matrix per (image,
 // group); the bias is added on each finished tile while it is in cache. 1x1 convs skip im2col.
 // Few output channels per group (depthwise) would make the GEMM mostly padding: a direct loop,

@@ -180,9 +180,10 @@ constexpr int64_t kPanelSlivers = 8;
 // Phase-plane floats per band (a parallel item), and bands per thread when rows allow.
 constexpr int64_t kBandFloats = 196608;
 constexpr int64_t kBandsPerThread = 2;
-// Parallel items per thread, bands split into parts of their slivers where bands are fewer:
-// a thread that starts late (woken from its futex, or sharing its core) then holds up a
-// quarter of its share instead of a half (128 channels at 40 x 40, 2 threads: 4 bands).
+// Parallel items per thread, bands split into parts of their slivers where bands are fewer
+// (and output channels x taps at least 256): a thread that starts late (woken from its futex,
+// or sharing its core) then holds up a quarter of its share instead of a half (128 channels at
+// 40 x 40, 2 threads: 4 bands).
 constexpr int64_t kItemsPerThread = 4;
 
 Plan make_plan(const Conv2d& g) {
@@ -226,8 +227,11 @@ Plan make_plan(const Conv2d& g) {
   }
   l.nbands = ceil_div(g.Ho, l.band);
   l.sb = ceil_div(l.band * ph.Wq, l.nr);
-  if (threads > 1)
-    l.parts = std::clamp<int64_t>(kItemsPerThread * threads / (g.N * g.G * l.nbands), 1, l.sb);
+  if (threads > 1) {
+    // Each part fills its band's planes again: worth it where the band's compute dwarfs that.
+    const int64_t per = l.Mpad * g.kh * g.kw >= 256 ? kItemsPerThread : kBandsPerThread;
+    l.parts = std::clamp<int64_t>(per * threads / (g.N * g.G * l.nbands), 1, l.sb);
+  }
   // A band's last sliver reads up to sb * nr - 1 past a tap's offset within its plane.
   l.lrows =
       ceil_div(((g.kh - 1) * g.dh / g.sh) * ph.Wq + (g.kw - 1) * g.dw / g.sw + l.sb * l.nr, ph.Wq);

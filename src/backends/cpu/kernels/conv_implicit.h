@@ -11,6 +11,8 @@
 //   is in cache. The parallel items are bands of output rows (per image and group): each fills
 //   the plane rows its band reads (with the taps' halo) into its thread's own buffer, in L2,
 //   and computes the band at once: one parallel region per call, no pass over all planes first.
+// - conv_pointwise: a 1x1 stride-1 unpadded conv needs no planes: the same register tiles read
+//   the input channels in place and write the output rows in place (bias in the accumulators).
 // - conv_depthwise: one channel per group: per channel, the taps' weighted sum over the plane,
 //   four vectors at a time, then the epilogue over that channel's output.
 #pragma once
