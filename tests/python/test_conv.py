@@ -249,6 +249,24 @@ def test_conv_implicit_and_depthwise(i, threads):
                  scale=_scale(w, ws[1]))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("ws,pads", [((70, 0, 1, 1), None), ((20, 0, 3, 3), [1, 1, 1, 1])])
+@pytest.mark.parametrize("has_bias", [True, False])
+def test_conv_no_input_channels(ws, pads, has_bias, threads):
+    """Zero input channels: the output is the bias (or zeros) on every kernel path."""
+    rng = np.random.default_rng(seed_of("no-channels", ws[0], has_bias))
+    x = np.zeros((2, 0, 11, 9), np.float32)
+    w = np.zeros(ws, np.float32)
+    b = random_array(rng, (ws[0],), "float32", -1, 1) if has_bias else None
+    previous = nef.config()["threads"]
+    nef.config(threads=threads)
+    try:
+        out = nef.conv(x, w, b, pads=pads).numpy()
+    finally:
+        nef.config(threads=previous)
+    assert_close(out, ref_conv(x, w, b, None, pads), "float32")
+
+
 @pytest.mark.parametrize("target", ["avx2", "generic"])
 def test_conv_implicit_instruction_set_variants(target, tmp_path):
     """Each forced instruction-set variant of the conv loops (NEF_CPU_TARGET), at 2 threads,

@@ -400,7 +400,8 @@ void conv_implicit(const Conv2d& g, const float* x, const float* w, const float*
 }
 
 bool use_conv_pointwise(const Conv2d& g, int64_t min_mg) {
-  if (g.M / g.G <= min_mg || !phases(g).direct) return false;
+  // No input channels: no K block would start the tiles from the bias (the GEMM path runs it).
+  if (g.M / g.G <= min_mg || g.C == 0 || !phases(g).direct) return false;
   return g.Ho * g.Wo >= 64;  // below: the GEMM's wide tiles (a last sliver is vectors wide)
 }
 
