@@ -3,9 +3,10 @@
 // conv: float32 1-D/2-D convs run conv_implicit.h's kernels (no column buffer: an implicit GEMM
 // over zero-padded phase planes of the input, a direct depthwise loop, and for 1x1 stride-1
 // convs register tiles over the input as it lies, written into the output in place), except
-// batches of tiny images (the wide GEMM) and 1x1 convs of under 64 positions. The rest: im2col into a column buffer of bounded size (chunked over images, then over output
-// positions), then the blocked GEMM of matmul.cpp with the weight as A, one matrix per (image,
-// group); the bias is added on each finished tile while it is in cache. 1x1 convs skip im2col.
+// batches of tiny images (the wide GEMM) and 1x1 convs of under 64 positions. The rest: im2col
+// into a column buffer of bounded size (chunked over images, then over output positions), then
+// the blocked GEMM of matmul.cpp with the weight as A, one matrix per (image, group); the bias
+// is added on each finished tile while it is in cache. 1x1 convs skip im2col.
 // Few output channels per group (depthwise) would make the GEMM mostly padding: a direct loop,
 // vectorized along the output row, runs those instead; float32 convs with unit width stride and
 // 8 to 32 channels per group that conv_implicit does not take run conv_rows, a register-tiled
