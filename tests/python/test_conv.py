@@ -209,9 +209,19 @@ IMPLICIT_CASES = [
     # One band (a 1-D conv, one image): its slivers split between items.
     ((1, 16, 1501), (32, 16, 5), None, [2, 2], None, 1, True),
     ((1, 12, 2, 777), (20, 6, 2, 3), [1, 2], [0, 1, 1, 1], [1, 3], 2, False),
-    # 1x1 stride 1 (the GEMM; at 2 threads each thread a part of the output rows).
+    # 1x1 stride 1: conv_pointwise (tiles straight into the output; a ragged channel tile and a
+    # ragged last sliver through its scratch; several K blocks; panels, and at 2 threads the
+    # channel tiles split when panels are few), or the GEMM for few positions.
     ((1, 20, 13, 11), (37, 20, 1, 1), None, None, None, 1, True),
     ((2, 12, 9, 9), (32, 6, 1, 1), None, None, None, 2, False),
+    ((1, 300, 12, 12), (21, 300, 1, 1), None, None, None, 1, True),
+    ((1, 64, 20, 20), (72, 64, 1, 1), None, None, None, 1, True),
+    ((2, 5, 37, 29), (9, 5, 1, 1), None, None, None, 1, False),
+    ((1, 40, 8, 96), (96, 20, 1, 1), None, None, None, 2, True),
+    ((1, 24, 8, 10), (40, 24, 1, 1), None, None, None, 1, True),   # a last sliver of 2 vectors
+    ((2, 7, 113), (10, 7, 1), None, None, None, 1, False),         # 1-D
+    ((3, 16, 5, 5), (24, 16, 1, 1), None, None, None, 1, True),
+    ((0, 8, 9, 9), (16, 8, 1, 1), None, None, None, 1, True),
 ]
 
 
@@ -237,6 +247,24 @@ def test_conv_implicit_and_depthwise(i, threads):
         nef.config(threads=previous)
     assert_close(out, ref_conv(x, w, b, strides, pads, dil, groups), "float32",
                  scale=_scale(w, ws[1]))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("ws,pads", [((70, 0, 1, 1), None), ((20, 0, 3, 3), [1, 1, 1, 1])])
+@pytest.mark.parametrize("has_bias", [True, False])
+def test_conv_no_input_channels(ws, pads, has_bias, threads):
+    """Zero input channels: the output is the bias (or zeros) on every kernel path."""
+    rng = np.random.default_rng(seed_of("no-channels", ws[0], has_bias))
+    x = np.zeros((2, 0, 11, 9), np.float32)
+    w = np.zeros(ws, np.float32)
+    b = random_array(rng, (ws[0],), "float32", -1, 1) if has_bias else None
+    previous = nef.config()["threads"]
+    nef.config(threads=threads)
+    try:
+        out = nef.conv(x, w, b, pads=pads).numpy()
+    finally:
+        nef.config(threads=previous)
+    assert_close(out, ref_conv(x, w, b, None, pads), "float32")
 
 
 @pytest.mark.parametrize("target", ["avx2", "generic"])
@@ -273,6 +301,8 @@ PREPARED_CASES = [
     ((2, 40, 12, 10), (24, 40, 3, 3), None, [1, 1, 1, 1], None, 1),     # weights over 32K floats
     ((1, 24, 11, 13), (36, 12, 3, 3), [1, 2], [0, 1, 2, 1], [2, 1], 2),  # groups, dilation
     ((1, 300, 9, 8), (20, 300, 3, 3), None, [1, 1, 1, 1], None, 1),     # several K blocks
+    ((1, 33, 9, 16), (26, 33, 1, 1), None, None, None, 1),              # conv_pointwise
+    ((1, 24, 12, 12), (36, 12, 1, 1), None, None, None, 2),             # pointwise, groups
 ]
 
 
@@ -463,7 +493,7 @@ ACTS = {
 
 # Each conv path: the implicit GEMM (several panels of output rows, 1x1 with a ragged tile),
 # the wide GEMM, the direct loop (<= 4 output channels), depthwise, pointwise float64 (GEMM), a
-# ragged size for the epilogue's padded tail.
+# ragged size for the epilogue's padded tail, conv_pointwise (one panel, several).
 @pytest.mark.parametrize("xs,ws,strides,pads,groups,dtype", [
     ((1, 8, 21, 19), (40, 8, 3, 3), None, [1, 1, 1, 1], 1, "float32"),
     ((6, 12, 7), (48, 12, 3), [2], [1, 1], 1, "float32"),
@@ -474,6 +504,8 @@ ACTS = {
     ((2, 10, 30, 29), (20, 10, 3, 3), None, [1, 1, 1, 1], 1, "float32"),
     ((1, 16, 9, 7), (40, 16, 1, 1), None, None, 1, "float32"),
     ((1, 12, 10, 11), (12, 1, 3, 3), [2, 2], [1, 1, 1, 1], 12, "float32"),
+    ((1, 16, 11, 13), (40, 16, 1, 1), None, None, 1, "float32"),
+    ((1, 8, 30, 31), (20, 8, 1, 1), None, None, 1, "float32"),
 ])
 @pytest.mark.parametrize("act", sorted(ACTS))
 def test_conv_epilogue_fuses_and_matches(on_cpu, tmp_path, xs, ws, strides, pads, groups, dtype, act):

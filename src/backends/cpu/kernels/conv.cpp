@@ -1,11 +1,12 @@
 // CPU conv and conv_transpose (ONNX semantics, channels-first, 1 to 3 spatial dims; 1-D and 2-D
 // run as 3-D with leading extent-1 dims).
 // conv: float32 1-D/2-D convs run conv_implicit.h's kernels (no column buffer: an implicit GEMM
-// over zero-padded phase planes of the input, and a direct depthwise loop), except 1x1 stride-1
-// convs (already a GEMM on the input as it lies) and batches of tiny images (the wide GEMM). The
-// rest: im2col into a column buffer of bounded size (chunked over images, then over output
-// positions), then the blocked GEMM of matmul.cpp with the weight as A, one matrix per (image,
-// group); the bias is added on each finished tile while it is in cache. 1x1 convs skip im2col.
+// over zero-padded phase planes of the input, a direct depthwise loop, and for 1x1 stride-1
+// convs register tiles over the input as it lies, written into the output in place), except
+// batches of tiny images (the wide GEMM) and 1x1 convs of under 64 positions. The rest: im2col
+// into a column buffer of bounded size (chunked over images, then over output positions), then
+// the blocked GEMM of matmul.cpp with the weight as A, one matrix per (image, group); the bias
+// is added on each finished tile while it is in cache. 1x1 convs skip im2col.
 // Few output channels per group (depthwise) would make the GEMM mostly padding: a direct loop,
 // vectorized along the output row, runs those instead; float32 convs with unit width stride and
 // 8 to 32 channels per group that conv_implicit does not take run conv_rows, a register-tiled
@@ -305,13 +306,15 @@ std::optional<Conv2d> conv2d_of(const Geom& g) {
   return c;
 }
 
-// Which float32 conv_implicit.h kernel runs g: 0 none, 1 conv_depthwise, 2 conv_implicit. Batches
+// Which float32 conv_implicit.h kernel runs g: 0 none, 1 conv_depthwise, 2 conv_implicit, 3
+// conv_pointwise. Batches
 // of tiny images stay on the wide GEMM (one nr-position tile per image would be mostly padding).
 int implicit_choice(const Geom& g) {
   const std::optional<Conv2d> c = conv2d_of(g);
   if (!c) return 0;
   if (use_conv_depthwise(*c)) return 1;
   if (g.G == 1 && g.N > 1 && g.cp_size < kWidePositions) return 0;
+  if (use_conv_pointwise(*c, kDirectMaxChannels)) return 3;
   return use_conv_implicit(*c, kDirectMaxChannels) ? 2 : 0;
 }
 
@@ -735,12 +738,16 @@ void conv_kernel(const KernelArgs& args, const RowEpilogue* epi) {
           FinisherFactory fin;
           if (epi) fin = [&] { return std::make_unique<EpilogueFinisher>(*epi, scalars); };
           const float* b = bias.data();
+          const ConvPackedWeights* pw = prep && prep->src == wc.data() ? &prep->w : nullptr;
           if (choice == 1)
             conv_depthwise(c, x.data_as<float>(), wc.data_as<float>(), b, out.data_as<float>(),
                            fin);
+          else if (choice == 3)
+            conv_pointwise(c, x.data_as<float>(), wc.data_as<float>(), b, out.data_as<float>(), fin,
+                           pw);
           else
             conv_implicit(c, x.data_as<float>(), wc.data_as<float>(), b, out.data_as<float>(),
-                          args.workspace, fin, prep && prep->src == wc.data() ? &prep->w : nullptr);
+                          args.workspace, fin, pw);
           return;
         }
         if (use_conv_rows(g)) {
@@ -898,9 +905,10 @@ class ConvKernel final : public CpuKernel {
           workspace_ = workspace_piece(l.col, ct) + workspace_piece(l.xbuf, ct) +
                        workspace_piece(l.acc, ct) + l.gemm;
         } else if (std::is_same_v<T, float> && implicit_choice(g)) {
-          workspace_ = implicit_choice(g) == 2 ? conv_implicit_workspace_bytes(*conv2d_of(g))
-                                               : 0;  // conv_depthwise: per-thread plane buffers
-          if (implicit_choice(g) == 2) implicit_ = conv2d_of(g);
+          // conv_depthwise: per-thread plane buffers; conv_pointwise: per-thread tiles.
+          const int choice = implicit_choice(g);
+          workspace_ = choice == 2 ? conv_implicit_workspace_bytes(*conv2d_of(g)) : 0;
+          if (choice >= 2) implicit_ = conv2d_of(g);
         } else if (std::is_same_v<T, float> && use_conv_rows(g)) {
           workspace_ = 0;  // conv_rows: per-thread row buffers (a few hundred KB at most)
         } else if (g.Mg > kDirectMaxChannels) {
@@ -933,7 +941,7 @@ class ConvKernel final : public CpuKernel {
  private:
   bool transpose_;
   std::optional<RowEpilogue> epilogue_;  // conv_epilogue's program
-  std::optional<Conv2d> implicit_;       // the geometry, when conv_implicit runs the node
+  std::optional<Conv2d> implicit_;  // the geometry, when conv_implicit or conv_pointwise runs it
   std::string name_;
   int64_t workspace_ = 0;
 };

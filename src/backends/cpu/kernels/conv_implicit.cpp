@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "backends/cpu/kernels/conv_simd.h"
@@ -169,6 +170,9 @@ struct Plan {
 // Columns of one K block (the tile reloads its accumulators once per block; 96 to 256 measured
 // within 3% at 128 channels x 40 x 40).
 constexpr int64_t kMaxKc = 256;
+// conv_pointwise's K block: a sliver's input block (kc rows of nr floats) stays in L1 across the
+// channel tiles.
+constexpr int64_t kPointwiseKc = 128;
 // Packed weights (floats) up to which all channel tiles are packed.
 constexpr int64_t kPackAll = 32768;
 // Slivers (nr positions each) whose output rows a thread finishes before the epilogue runs.
@@ -176,6 +180,11 @@ constexpr int64_t kPanelSlivers = 8;
 // Phase-plane floats per band (a parallel item), and bands per thread when rows allow.
 constexpr int64_t kBandFloats = 196608;
 constexpr int64_t kBandsPerThread = 2;
+// Parallel items per thread, bands split into parts of their slivers where bands are fewer
+// (and output channels x taps at least 256): a thread that starts late (woken from its futex,
+// or sharing its core) then holds up a quarter of its share instead of a half (128 channels at
+// 40 x 40, 2 threads: 4 bands).
+constexpr int64_t kItemsPerThread = 4;
 
 Plan make_plan(const Conv2d& g) {
   const ConvSimdIsa& isa = conv_simd_best();
@@ -218,8 +227,11 @@ Plan make_plan(const Conv2d& g) {
   }
   l.nbands = ceil_div(g.Ho, l.band);
   l.sb = ceil_div(l.band * ph.Wq, l.nr);
-  if (threads > 1)
-    l.parts = std::clamp<int64_t>(kBandsPerThread * threads / (g.N * g.G * l.nbands), 1, l.sb);
+  if (threads > 1) {
+    // Each part fills its band's planes again: worth it where the band's compute dwarfs that.
+    const int64_t per = l.Mpad * g.kh * g.kw >= 256 ? kItemsPerThread : kBandsPerThread;
+    l.parts = std::clamp<int64_t>(per * threads / (g.N * g.G * l.nbands), 1, l.sb);
+  }
   // A band's last sliver reads up to sb * nr - 1 past a tap's offset within its plane.
   l.lrows =
       ceil_div(((g.kh - 1) * g.dh / g.sh) * ph.Wq + (g.kw - 1) * g.dw / g.sw + l.sb * l.nr, ph.Wq);
@@ -317,7 +329,8 @@ void conv_implicit(const Conv2d& g, const float* x, const float* w, const float*
     // in L1 across the channel tiles (192 -> 384 channels at 26 x 26 stride 2: the weights,
     // 2.6 MB, were read once per sliver).
     const int64_t tsize = l.Mpad * NR;
-    std::vector<float> tiles(static_cast<size_t>(kPanelSlivers * tsize));
+    // Not zeroed: each sliver's tile starts from the bias (fill) before its first K block.
+    std::unique_ptr<float[]> tiles(new float[size_t(kPanelSlivers * tsize)]);
     std::unique_ptr<OutputFinisher> fin = finisher ? finisher() : nullptr;
     float* const local = planes + slot * slot_floats;
     for (int64_t it = i0; it < i1; ++it) {
@@ -336,7 +349,7 @@ void conv_implicit(const Conv2d& g, const float* x, const float* w, const float*
         // Sliver s accumulates in tile slot t (one slot per sliver, or slot 0 for each in turn).
         auto fill = [&](int64_t t) {
           for (int64_t m = 0; m < l.Mpad; ++m) {
-            float* row = tiles.data() + t * tsize + m * NR;
+            float* row = tiles.get() + t * tsize + m * NR;
             std::fill(row, row + NR, m < l.Mg && bias ? bias[grp * l.Mg + m] : 0.0f);
           }
         };
@@ -348,13 +361,13 @@ void conv_implicit(const Conv2d& g, const float* x, const float* w, const float*
             const float* a =
                 wrows ? wk + ms * MR * K : ap + ((grp * npk + ms - l.full) * K + k0) * MR;
             isa.tile(kc, a, wrows ? K : 0, local + s * NR, offs.data() + k0,
-                     tiles.data() + t * tsize + ms * MR * NR, ms == 0 && s + 1 < s1);
+                     tiles.get() + t * tsize + ms * MR * NR, ms == 0 && s + 1 < s1);
           }
         };
         // Scatter the valid columns, one output-row run at a time.
         auto scatter = [&](int64_t s, int64_t t) {
           const int64_t q0 = s * NR, nq = std::min(NR, Qb - q0);
-          const float* tile = tiles.data() + t * tsize;
+          const float* tile = tiles.get() + t * tsize;
           for (int64_t q = q0; q < q0 + nq;) {
             const int64_t oy = q / ph.Wq, ox = q % ph.Wq;
             const int64_t run = std::min(q0 + nq - q, ph.Wq - ox);
@@ -381,6 +394,94 @@ void conv_implicit(const Conv2d& g, const float* x, const float* w, const float*
           if (pb > pa)
             for (int64_t m = 0; m < l.Mg; ++m) fin->apply(gout + m * l.P + pa, pb - pa);
         }
+      }
+    }
+  });
+}
+
+bool use_conv_pointwise(const Conv2d& g, int64_t min_mg) {
+  // No input channels: no K block would start the tiles from the bias (the GEMM path runs it).
+  if (g.M / g.G <= min_mg || g.C == 0 || !phases(g).direct) return false;
+  return g.Ho * g.Wo >= 64;  // below: the GEMM's wide tiles (a last sliver is vectors wide)
+}
+
+void conv_pointwise(const Conv2d& g, const float* x, const float* w, const float* bias, float* out,
+                    const FinisherFactory& finisher, const ConvPackedWeights* packed) {
+  const ConvSimdIsa& isa = conv_simd_best();
+  const int64_t MR = isa.mr, NR = isa.nr, VL = isa.vl, K = g.C / g.G, Mg = g.M / g.G;
+  const int64_t P = g.Ho * g.Wo, mslv = ceil_div(Mg, MR), Mpad = mslv * MR;
+  std::vector<float> own;
+  const float* ap = nullptr;
+  if (packed && packed->mr == MR && int64_t(packed->data.size()) == g.G * mslv * K * MR) {
+    ap = packed->data.data();
+  } else {
+    own = conv_implicit_pack(g, w).data;
+    ap = own.data();
+  }
+  // The bias per channel tile, zeros past each group's channels (the tile starts from it).
+  std::vector<float> bpad(static_cast<size_t>(g.G * Mpad), 0.0f);
+  for (int64_t grp = 0; grp < g.G; ++grp)
+    for (int64_t m = 0; m < Mg; ++m) bpad[size_t(grp * Mpad + m)] = bias ? bias[grp * Mg + m] : 0;
+  const int64_t nkb = std::max<int64_t>(1, ceil_div(K, kPointwiseKc)), kc = ceil_div(K, nkb);
+  // Panels of up to kPanelSlivers slivers, evened out; with few panels per thread, the channel
+  // tiles split too (256 channels at 20 x 20: 9 slivers), so that each thread gets its share.
+  const int64_t S = ceil_div(P, NR);
+  int64_t nsp = ceil_div(S, kPanelSlivers);
+  const int64_t panel = ceil_div(S, nsp);
+  nsp = ceil_div(S, panel);
+  const int64_t threads = num_threads();
+  const int64_t mparts =
+      threads > 1 ? std::clamp<int64_t>(ceil_div(2 * threads, g.N * g.G * nsp), 1, mslv) : 1;
+  parallel_for(g.N * g.G * nsp * mparts, 1, [&](int64_t i0, int64_t i1) {
+    // The last sliver's input columns, zero padded, and tiles that are not whole output tiles
+    // (past P, or a group's ragged last channels).
+    std::unique_ptr<float[]> bbuf(new float[size_t(K * NR)]);
+    std::unique_ptr<float[]> tbuf(new float[size_t(Mpad * NR)]);
+    std::unique_ptr<OutputFinisher> fin = finisher ? finisher() : nullptr;
+    for (int64_t it = i0; it < i1; ++it) {
+      const int64_t mp = it % mparts, sp = (it / mparts) % nsp, ng = it / (mparts * nsp);
+      const int64_t n = ng / g.G, grp = ng % g.G;
+      const int64_t ms0 = mslv * mp / mparts, ms1 = mslv * (mp + 1) / mparts;
+      const int64_t s0 = sp * panel, s1 = std::min(S, s0 + panel);
+      if (ms1 <= ms0 || s1 <= s0) continue;
+      const float* xg = x + (n * g.C + grp * K) * P;
+      float* og = out + (n * g.M + grp * Mg) * P;
+      const float* ag = ap + grp * mslv * K * MR;
+      for (int64_t s = s0; s < s1; ++s) {
+        // A short last sliver: the vectors that cover it (nv of them); read in place when it
+        // is whole vectors, else from a zero-padded copy.
+        const int64_t q0 = s * NR, nq = std::min(NR, P - q0), nv = ceil_div(nq, VL);
+        const bool exact = nq == nv * VL;
+        const float* b = xg + q0;
+        int64_t ldb = P;
+        if (!exact) {
+          for (int64_t k = 0; k < K; ++k) {
+            float* row = bbuf.get() + k * NR;
+            std::memcpy(row, xg + k * P + q0, size_t(nq) * sizeof(float));
+            std::fill(row + nq, row + nv * VL, 0.0f);
+          }
+          b = bbuf.get();
+          ldb = NR;
+        }
+        for (int64_t k0 = 0; k0 < K; k0 += kc) {
+          const int64_t kn = std::min(kc, K - k0);
+          for (int64_t ms = ms0; ms < ms1; ++ms) {
+            const bool whole = exact && (ms + 1) * MR <= Mg;
+            float* c = whole ? og + ms * MR * P + q0 : tbuf.get() + ms * MR * NR;
+            isa.tile_rows(kn, ag + (ms * K + k0) * MR, b + k0 * ldb, ldb,
+                          k0 == 0 ? bpad.data() + grp * Mpad + ms * MR : nullptr, c, whole ? P : NR,
+                          int(nv), ms == ms0 && s + 1 < s1);
+          }
+        }
+        for (int64_t ms = ms0; ms < ms1; ++ms)
+          if (!exact || (ms + 1) * MR > Mg)
+            isa.copy_rows(tbuf.get() + ms * MR * NR, NR, std::min(MR, Mg - ms * MR), nq,
+                          og + ms * MR * P + q0, P);
+      }
+      if (fin) {
+        const int64_t qa = s0 * NR, qb = std::min(s1 * NR, P);
+        for (int64_t m = ms0 * MR; m < std::min(Mg, ms1 * MR); ++m)
+          fin->apply(og + m * P + qa, qb - qa);
       }
     }
   });

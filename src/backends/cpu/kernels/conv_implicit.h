@@ -11,6 +11,8 @@
 //   is in cache. The parallel items are bands of output rows (per image and group): each fills
 //   the plane rows its band reads (with the taps' halo) into its thread's own buffer, in L2,
 //   and computes the band at once: one parallel region per call, no pass over all planes first.
+// - conv_pointwise: a 1x1 stride-1 unpadded conv needs no planes: the same register tiles read
+//   the input channels in place and write the output rows in place (bias in the accumulators).
 // - conv_depthwise: one channel per group: per channel, the taps' weighted sum over the plane,
 //   four vectors at a time, then the epilogue over that channel's output.
 #pragma once
@@ -63,6 +65,15 @@ ConvPackedWeights conv_implicit_pack(const Conv2d& g, const float* w);
 void conv_implicit(const Conv2d& g, const float* x, const float* w, const float* bias, float* out,
                    const Array& workspace, const FinisherFactory& finisher,
                    const ConvPackedWeights* packed = nullptr);
+// Whether conv_pointwise runs g: a 1x1 stride-1 unpadded conv with more than `min_mg` output
+// channels per group and at least 64 positions per image.
+bool use_conv_pointwise(const Conv2d& g, int64_t min_mg);
+// conv_implicit's contract for a 1x1 stride-1 unpadded conv, without phase planes or a scratch
+// tile: register tiles read the input channels as they lie and write the output rows in place
+// (the bias starts the accumulators; the epilogue runs on each finished panel of positions).
+// `packed` as for conv_implicit (the same packing); no workspace.
+void conv_pointwise(const Conv2d& g, const float* x, const float* w, const float* bias, float* out,
+                    const FinisherFactory& finisher, const ConvPackedWeights* packed = nullptr);
 void conv_depthwise(const Conv2d& g, const float* x, const float* w, const float* bias, float* out,
                     const FinisherFactory& finisher);
 

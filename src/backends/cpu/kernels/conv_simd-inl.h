@@ -57,6 +57,55 @@ void tile(int64_t kc, const float* a, int64_t lda, const float* b, const int64_t
   }
 }
 
+// A 1x1 conv's tile of kNVr vectors per row: b's rows lie ldb apart (input channels of the
+// image as it lies), c is the output itself (or a scratch tile); the bias starts the
+// accumulators on the first K block.
+template <bool kPrefetch, int kNVr>
+void rows_loop(int64_t kc, const float* __restrict a, const float* __restrict b, int64_t ldb,
+               const float* __restrict bias, float* __restrict c, int64_t ldc) {
+  vf acc[kMR][kNVr];
+#pragma GCC unroll 16
+  for (int i = 0; i < kMR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < kNVr; ++v) acc[i][v] = bias ? splat(bias[i]) : loadu(c + i * ldc + v * kL);
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* bk = b + k * ldb;
+    if constexpr (kPrefetch) {
+#pragma GCC unroll 4
+      for (int v = 0; v < kNVr; ++v) __builtin_prefetch(bk + kNR + v * kL);
+    }
+    vf bv[kNVr];
+#pragma GCC unroll 4
+    for (int v = 0; v < kNVr; ++v) bv[v] = loadu(bk + v * kL);
+#pragma GCC unroll 16
+    for (int i = 0; i < kMR; ++i) {
+      const vf ai = splat(a[k * kMR + i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < kNVr; ++v) acc[i][v] += ai * bv[v];
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < kMR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < kNVr; ++v) storeu(c + i * ldc + v * kL, acc[i][v]);
+}
+
+template <int kNVr>
+void rows_nv(int64_t kc, const float* a, const float* b, int64_t ldb, const float* bias, float* c,
+             int64_t ldc, bool prefetch) {
+  if (prefetch) rows_loop<true, kNVr>(kc, a, b, ldb, bias, c, ldc);
+  else rows_loop<false, kNVr>(kc, a, b, ldb, bias, c, ldc);
+}
+
+// nv vectors per row: the whole tile, or a last sliver of fewer columns (1 of 3 at 20 x 20).
+void tile_rows(int64_t kc, const float* a, const float* b, int64_t ldb, const float* bias, float* c,
+               int64_t ldc, int nv, bool prefetch) {
+  static_assert(kNV == 3, "tile_rows' narrower variants assume three vectors a row");
+  if (nv == 1) rows_nv<1>(kc, a, b, ldb, bias, c, ldc, prefetch);
+  else if (nv == 2) rows_nv<2>(kc, a, b, ldb, bias, c, ldc, prefetch);
+  else rows_nv<kNV>(kc, a, b, ldb, bias, c, ldc, prefetch);
+}
+
 // Four vectors at a time: independent accumulators hide the FMA latency of the tap chain; then
 // single vectors, then a partial one computed whole (the source has slack) and stored in part.
 void dw(const float* __restrict src, int64_t lds, const int64_t* __restrict offs,

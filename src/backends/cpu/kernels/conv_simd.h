@@ -11,12 +11,19 @@ namespace nef::backend::cpu {
 struct ConvSimdIsa {
   const char* name;
   int mr, nr;  // the register tile of `tile`: mr output channels x nr positions
+  int vl;      // floats per vector
   // c[i * nr + j] += sum_{k < kc} a(i, k) * b[offs[k] + j] for i < mr, j < nr: one register
   // tile of the implicit GEMM (b: the input read at per-k offsets). a(i, k) = a[k * mr + i]
   // (packed weights) when lda is 0, else a[i * lda + k] (weight rows as they lie). `prefetch`:
   // also fetch b's next nr columns (the next tile's) into cache.
   void (*tile)(int64_t kc, const float* a, int64_t lda, const float* b, const int64_t* offs,
                float* c, bool prefetch);
+  // c[i * ldc + j] = (bias ? bias[i] : c[i * ldc + j]) + sum_{k < kc} a[k * mr + i] * b[k * ldb +
+  // j] for i < mr, j < nv * vl (nv in [1, nr / vl]): a 1x1 conv's register tile, b the input
+  // channels as they lie, c the output rows (or a scratch tile); a packed as for `tile`.
+  // `prefetch`: also fetch b's next nr columns of each row.
+  void (*tile_rows)(int64_t kc, const float* a, const float* b, int64_t ldb, const float* bias,
+                    float* c, int64_t ldc, int nv, bool prefetch);
   // dst[r * ldd + j] = bias + sum_{t < ntaps} w[t] * src[r * lds + offs[t] + j] for r < rows,
   // j < n: one depthwise channel's output rows (src is read up to a vector past n).
   void (*dw)(const float* src, int64_t lds, const int64_t* offs, const float* w, int64_t ntaps,
