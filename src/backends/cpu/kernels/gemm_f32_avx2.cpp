@@ -66,35 +66,18 @@ template <int MR, int ROWS>
   }
 }
 
-template <int MR, int R = 1>
-void edge_tile(int rows, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-               bool accumulate, int nr) {
-  if constexpr (R < MR) {
-    if (rows == R) return tile<MR, R>(kc, a, b, c, ldc, accumulate, nr);
-    return edge_tile<MR, R + 1>(rows, kc, a, b, c, ldc, accumulate, nr);
+struct Tile {
+  template <int MR, int ROWS>
+  static void run(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                  bool accumulate, int nr) {
+    tile<MR, ROWS>(kc, a, b, c, ldc, accumulate, nr);
   }
-}
-
-template <int MR>
-void macro(int64_t mc, int64_t nc, int64_t kc, int64_t s0, int64_t s1, const float* ap,
-           const float* bp, float* c, int64_t ldc, bool accumulate) {
-  const int64_t full = mc / MR;
-  const int rem = int(mc % MR);
-  for (int64_t s = s0; s < s1; ++s) {
-    const int64_t j0 = s * kNR;
-    const int nr = int(std::min<int64_t>(kNR, nc - j0));
-    const float* b = bp + s * kNR * kc;
-    for (int64_t t = 0; t < full; ++t)
-      tile<MR, MR>(kc, ap + t * MR * kc, b, c + t * MR * ldc + j0, ldc, accumulate, nr);
-    if (rem)
-      edge_tile<MR>(rem, kc, ap + full * MR * kc, b, c + full * MR * ldc + j0, ldc, accumulate, nr);
-  }
-}
+};
 
 }  // namespace
 
 const GemmF32Isa* gemm_f32_avx2() {
-  static const GemmF32Isa isa{"avx2", nullptr, nullptr, macro<6>};
+  static const GemmF32Isa isa{"avx2", nullptr, nullptr, gemm_f32_macro<6, kNR, Tile>};
   return &isa;
 }
 

@@ -58,36 +58,19 @@ template <int MR, int ROWS>
   }
 }
 
-// The last sliver's `rows` (1 to MR - 1) rows, with the tile specialized for that count.
-template <int MR, int R = 1>
-void edge_tile(int rows, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-               bool accumulate, int nr) {
-  if constexpr (R < MR) {
-    if (rows == R) return tile<MR, R>(kc, a, b, c, ldc, accumulate, nr);
-    return edge_tile<MR, R + 1>(rows, kc, a, b, c, ldc, accumulate, nr);
+struct Tile {
+  template <int MR, int ROWS>
+  static void run(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                  bool accumulate, int nr) {
+    tile<MR, ROWS>(kc, a, b, c, ldc, accumulate, nr);
   }
-}
-
-template <int MR>
-void macro(int64_t mc, int64_t nc, int64_t kc, int64_t s0, int64_t s1, const float* ap,
-           const float* bp, float* c, int64_t ldc, bool accumulate) {
-  const int64_t full = mc / MR;
-  const int rem = int(mc % MR);
-  for (int64_t s = s0; s < s1; ++s) {
-    const int64_t j0 = s * kNR;
-    const int nr = int(std::min<int64_t>(kNR, nc - j0));
-    const float* b = bp + s * kNR * kc;
-    for (int64_t t = 0; t < full; ++t)
-      tile<MR, MR>(kc, ap + t * MR * kc, b, c + t * MR * ldc + j0, ldc, accumulate, nr);
-    if (rem)
-      edge_tile<MR>(rem, kc, ap + full * MR * kc, b, c + full * MR * ldc + j0, ldc, accumulate, nr);
-  }
-}
+};
 
 }  // namespace
 
 const GemmF32Isa* gemm_f32_avx512() {
-  static const GemmF32Isa isa{"avx512", macro<14>, macro<8>, nullptr};
+  static const GemmF32Isa isa{"avx512", gemm_f32_macro<14, kNR, Tile>, gemm_f32_macro<8, kNR, Tile>,
+                              nullptr};
   return &isa;
 }
 
