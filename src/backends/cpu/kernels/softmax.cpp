@@ -2,6 +2,7 @@
 // walked through its stride, so any axis works without a transpose copy). Rows run in parallel.
 // Max-subtracted for stability; exponentials in the compute type (float, or double for float64
 // outputs), vectorized (vmath), the row sum in double; rows with NaN or +-inf take a scalar path.
+// Large float32 outputs are streamed out row by row (vmath::stream_copy).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -95,9 +96,13 @@ void softmax_rows(const Array& x, Array& out, const RowPlan& p) {
   O* o = out.data_as<O>();
   constexpr bool kSameType = std::is_same_v<T, C> && std::is_same_v<O, C>;
   const bool direct = kSameType && p.in_step == 1 && p.out_step == 1;
+  // Large float32 outputs: each row is worked on in a per-thread buffer (L1 / L2) and streamed
+  // out (no read for ownership of the output, no eviction of the rows still to come).
+  const bool stream =
+      std::is_same_v<O, float> && direct && size_t(out.numel()) * sizeof(O) >= vmath::kStreamBytes;
   int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, p.n));
   parallel_for(p.rows, grain, [&](int64_t r0, int64_t r1) {
-    std::vector<C> buf(direct ? 0 : p.n), tmp(kLog ? p.n : 0);
+    std::vector<C> buf(direct && !stream ? 0 : p.n), tmp(kLog ? p.n : 0);
     for (int64_t r = r0; r < r1; ++r) {
       int64_t io, oo;
       p.offsets(r, io, oo);
@@ -106,7 +111,7 @@ void softmax_rows(const Array& x, Array& out, const RowPlan& p) {
       C* row = buf.data();
       if constexpr (kSameType) {
         if (direct) {
-          row = reinterpret_cast<C*>(dst);
+          if (!stream) row = reinterpret_cast<C*>(dst);
           if (static_cast<const void*>(src) != static_cast<const void*>(row))
             std::memmove(row, src, size_t(p.n) * sizeof(C));
         }
@@ -123,6 +128,9 @@ void softmax_rows(const Array& x, Array& out, const RowPlan& p) {
       } else {
         const C inv = C(1.0 / exp_sum(row, p.n, m));
         for (int64_t j = 0; j < p.n; ++j) row[j] *= inv;
+      }
+      if constexpr (std::is_same_v<O, float> && kSameType) {
+        if (stream) vmath::stream_copy(row, reinterpret_cast<float*>(dst), size_t(p.n));
       }
       if (!direct)
         for (int64_t j = 0; j < p.n; ++j) dst[j * p.out_step] = store_as<O>(row[j]);
