@@ -109,6 +109,20 @@ void softmax_rows(const Array& x, Array& out, const RowPlan& p) {
       const T* src = in + io;
       O* dst = o + oo;
       C* row = buf.data();
+      if constexpr (!kLog && kSameType && std::is_same_v<O, float>) {
+        // Streamed softmax in three passes: the max over the input (read from memory once),
+        // exp into the buffer, the scaling streamed out. Same values as the passes below.
+        bool nan = false;
+        const float m = stream ? vmath::extreme(src, size_t(p.n), true, &nan) : 0.0f;
+        if (stream && !nan && std::isfinite(m)) {
+          double sum = 0;
+          for (int64_t j = 0; j < p.n; j += 1024)
+            sum += double(vmath::exp_shift_sum(src + j, row + j,
+                                               size_t(std::min<int64_t>(1024, p.n - j)), m));
+          vmath::stream_scale(row, float(1.0 / sum), dst, size_t(p.n));
+          continue;
+        }
+      }
       if constexpr (kSameType) {
         if (direct) {
           if (!stream) row = reinterpret_cast<C*>(dst);

@@ -125,7 +125,7 @@ HWY_INLINE V ExpT(D d, V x) {
 }
 
 template <class T>
-HWY_INLINE T ExpShiftSum(T* s, size_t n, T mx) {
+HWY_INLINE T ExpShiftSum(const T* x, T* s, size_t n, T mx) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
   const size_t N = hn::Lanes(d);
@@ -133,21 +133,21 @@ HWY_INLINE T ExpShiftSum(T* s, size_t n, T mx) {
   V sum0 = hn::Zero(d), sum1 = hn::Zero(d);
   size_t i = 0;
   for (; i + 2 * N <= n; i += 2 * N) {  // two independent chains per iteration
-    V e0 = ExpT(d, hn::Sub(hn::LoadU(d, s + i), vm));
-    V e1 = ExpT(d, hn::Sub(hn::LoadU(d, s + i + N), vm));
+    V e0 = ExpT(d, hn::Sub(hn::LoadU(d, x + i), vm));
+    V e1 = ExpT(d, hn::Sub(hn::LoadU(d, x + i + N), vm));
     hn::StoreU(e0, d, s + i);
     hn::StoreU(e1, d, s + i + N);
     sum0 = hn::Add(sum0, e0);
     sum1 = hn::Add(sum1, e1);
   }
   for (; i + N <= n; i += N) {
-    V e = ExpT(d, hn::Sub(hn::LoadU(d, s + i), vm));
+    V e = ExpT(d, hn::Sub(hn::LoadU(d, x + i), vm));
     hn::StoreU(e, d, s + i);
     sum0 = hn::Add(sum0, e);
   }
   if (i < n) {  // padding lanes: exp(-inf) = 0
     const Partial<decltype(d)> part{d, n - i};
-    V e = ExpT(d, hn::Sub(part.Load(s + i, -std::numeric_limits<T>::infinity()), vm));
+    V e = ExpT(d, hn::Sub(part.Load(x + i, -std::numeric_limits<T>::infinity()), vm));
     part.Store(e, s + i);
     sum1 = hn::Add(sum1, e);
   }
@@ -293,8 +293,10 @@ void ScaleInt32(const int32_t* acc, size_t n, float s, const float* HWY_RESTRICT
   }
 }
 
-float ExpShiftSumF32(float* s, size_t n, float m) { return ExpShiftSum(s, n, m); }
-double ExpShiftSumF64(double* s, size_t n, double m) { return ExpShiftSum(s, n, m); }
+float ExpShiftSumF32(const float* x, float* s, size_t n, float m) {
+  return ExpShiftSum(x, s, n, m);
+}
+double ExpShiftSumF64(double* s, size_t n, double m) { return ExpShiftSum(s, s, n, m); }
 
 template <class T>
 HWY_INLINE void TanhArr(const T* x, T* y, size_t n) {
@@ -545,21 +547,25 @@ HWY_INLINE void PanelProduct(const T* panel, size_t K, size_t G, const T* const*
   }
 }
 
-void StreamCopy(const float* src, float* dst, size_t n) {
+// dst = src * scale (scale = 1: a copy) with streaming stores, then a store fence.
+void StreamScale(const float* src, float scale, float* dst, size_t n) {
   const hn::ScalableTag<float> d;
   const size_t N = hn::Lanes(d);
   size_t i = 0;
   for (; i < n && reinterpret_cast<uintptr_t>(dst + i) % (N * sizeof(float)) != 0; ++i)
-    dst[i] = src[i];
+    dst[i] = src[i] * scale;
+  const auto vs = hn::Set(d, scale);
   for (; i + 4 * N <= n; i += 4 * N) {  // a 64-byte line per store on AVX-512
-    const auto v0 = hn::LoadU(d, src + i), v1 = hn::LoadU(d, src + i + N);
-    const auto v2 = hn::LoadU(d, src + i + 2 * N), v3 = hn::LoadU(d, src + i + 3 * N);
+    const auto v0 = hn::Mul(hn::LoadU(d, src + i), vs);
+    const auto v1 = hn::Mul(hn::LoadU(d, src + i + N), vs);
+    const auto v2 = hn::Mul(hn::LoadU(d, src + i + 2 * N), vs);
+    const auto v3 = hn::Mul(hn::LoadU(d, src + i + 3 * N), vs);
     hn::Stream(v0, d, dst + i);
     hn::Stream(v1, d, dst + i + N);
     hn::Stream(v2, d, dst + i + 2 * N);
     hn::Stream(v3, d, dst + i + 3 * N);
   }
-  for (; i < n; ++i) dst[i] = src[i];
+  for (; i < n; ++i) dst[i] = src[i] * scale;
   hwy::FlushStream();
 }
 
@@ -609,7 +615,7 @@ HWY_EXPORT(DotRowsF64);
 HWY_EXPORT(PanelProductF32);
 HWY_EXPORT(PanelProductF64);
 HWY_EXPORT(HalfToFloat);
-HWY_EXPORT(StreamCopy);
+HWY_EXPORT(StreamScale);
 HWY_EXPORT(ExtremeF32);
 HWY_EXPORT(ExtremeF64);
 HWY_EXPORT(QuantizeU8);
@@ -642,7 +648,10 @@ int32_t quantize_u8(const float* x, size_t n, float s, float z, uint8_t* q) {
 }
 
 void stream_copy(const float* src, float* dst, size_t n) {
-  HWY_DYNAMIC_DISPATCH(StreamCopy)(src, dst, n);
+  HWY_DYNAMIC_DISPATCH(StreamScale)(src, 1.0f, dst, n);
+}
+void stream_scale(const float* src, float scale, float* dst, size_t n) {
+  HWY_DYNAMIC_DISPATCH(StreamScale)(src, scale, dst, n);
 }
 
 void half_to_float(const uint16_t* x, float* y, size_t n) {
@@ -658,7 +667,10 @@ double scale_add_max(double* s, size_t n, size_t valid, double scale, const doub
   return HWY_DYNAMIC_DISPATCH(ScaleAddMaxF64)(s, n, std::min(valid, n), scale, add);
 }
 float exp_shift_sum(float* s, size_t n, float m) {
-  return HWY_DYNAMIC_DISPATCH(ExpShiftSumF32)(s, n, m);
+  return HWY_DYNAMIC_DISPATCH(ExpShiftSumF32)(s, s, n, m);
+}
+float exp_shift_sum(const float* x, float* s, size_t n, float m) {
+  return HWY_DYNAMIC_DISPATCH(ExpShiftSumF32)(x, s, n, m);
 }
 void sums(const float* x, size_t n, double c, double* s1, double* s2) {
   HWY_DYNAMIC_DISPATCH(SumsF32)(x, n, c, s1, s2);

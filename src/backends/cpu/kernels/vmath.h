@@ -19,6 +19,8 @@ void gelu_erf(const float* x, float* y, size_t n);
 // a store fence: for large outputs that are not read back soon (no read-for-ownership, no cache
 // pollution). Any n and alignment (a misaligned head and a ragged tail are stored normally).
 void stream_copy(const float* src, float* dst, size_t n);
+// The same with dst[i] = src[i] * scale (float32 products, as a scaling loop rounds them).
+void stream_scale(const float* src, float scale, float* dst, size_t n);
 // Outputs from this many bytes on are written with stream_copy by the row and fused kernels.
 inline constexpr size_t kStreamBytes = size_t{32} << 20;
 
@@ -32,6 +34,8 @@ float scale_add_max(float* s, size_t n, size_t valid, float scale, const float* 
 double scale_add_max(double* s, size_t n, size_t valid, double scale, const double* add);
 // s[j] = exp(s[j] - m) for a finite m >= every s[j]; returns the sum of the new s.
 float exp_shift_sum(float* s, size_t n, float m);
+// s[j] = exp(x[j] - m) from a separate input x (same values and sum as the in-place form).
+float exp_shift_sum(const float* x, float* s, size_t n, float m);
 double exp_shift_sum(double* s, size_t n, double m);
 
 // The max (max = true) or the min of x[0, n) (-inf / +inf when n = 0); *nan says whether any
