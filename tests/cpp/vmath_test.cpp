@@ -4,7 +4,7 @@
 // AVX2 and AVX-512, and 1.50 ulp on SSE4), gelu_erf, and the softmax row pieces used by
 // attention (ragged lengths around the vector width, NaN and -inf handling); the recurrent
 // cells' tanh and sigmoid (ulp bounds, the saturated tails, infinities and NaN), float32 exp and
-// tanh on each SIMD target, dot_rows and panel_product.
+// tanh and the streamed stores on each SIMD target, dot_rows and panel_product.
 #include "backends/cpu/kernels/vmath.h"
 
 #include <gtest/gtest.h>
@@ -268,6 +268,42 @@ TEST(Vmath, ExpTanhWithinDocumentedUlpOnEveryTarget) {
     }
   }
   hwy::SetSupportedTargetsForTest(0);  // back to the machine's best
+}
+
+// The streamed copy / scaling of large row and fused outputs, on every SIMD target: exact
+// products, any destination alignment (a scalar head up to the vector grid), ragged tails, no
+// write outside [0, n); and exp_shift_sum from a separate input gives the in-place bits.
+TEST(Vmath, StreamScaleAndExpShiftSumOnEveryTarget) {
+  std::mt19937 rng(12);
+  std::normal_distribution<float> g(0.f, 3.f);
+  std::vector<float> src(1200);
+  for (float& v : src) v = g(rng);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (size_t off = 0; off < 17; ++off)
+      for (size_t n : {size_t(0), size_t(1), size_t(15), size_t(16), size_t(17), size_t(64),
+                       size_t(100), size_t(1000)}) {
+        std::vector<float> buf(n + 64, -7.0f);
+        float* dst = buf.data() + off;
+        const float scale = off % 2 ? 0.37f : 1.0f;
+        if (scale == 1.0f) vmath::stream_copy(src.data(), dst, n);
+        else vmath::stream_scale(src.data(), scale, dst, n);
+        for (size_t i = 0; i < buf.size(); ++i) {
+          const bool in = i >= off && i < off + n;
+          EXPECT_EQ(buf[i], in ? src[i - off] * scale : -7.0f)
+              << hwy::TargetName(target) << " off " << off << " n " << n << " i " << i;
+        }
+      }
+    for (size_t n : {size_t(1), size_t(31), size_t(1000)}) {
+      std::vector<float> a(src.begin(), src.begin() + long(n)), b(n);
+      const float m = *std::max_element(a.begin(), a.end());
+      const float sb = vmath::exp_shift_sum(src.data(), b.data(), n, m);
+      const float sa = vmath::exp_shift_sum(a.data(), n, m);
+      EXPECT_EQ(sa, sb) << hwy::TargetName(target);
+      EXPECT_EQ(0, std::memcmp(a.data(), b.data(), n * sizeof(float))) << hwy::TargetName(target);
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 template <typename T>
