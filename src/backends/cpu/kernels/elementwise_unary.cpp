@@ -1,7 +1,8 @@
 // Unary elementwise kernels. Ops that keep the dtype (neg, abs, ...) run on the input's type;
 // float ops (exp, tanh, gelu, ...) first bring the input to the output's float dtype (int -> f32)
 // and compute in float (f16/bf16/f32) or double (f64). Integer math wraps like numpy, never UB.
-// erf and exact gelu in float run the vectorized vmath.h functions (std::erf is scalar libm).
+// erf, exact gelu, exp, tanh and sigmoid in float run the vectorized vmath.h functions (libm is
+// scalar).
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
@@ -138,6 +139,18 @@ template <>
 inline constexpr bool kHasVecF32<GeluErf> = true;
 template <>
 inline constexpr void (*kVecF32<GeluErf>)(const float*, float*, size_t) = vmath::gelu_erf;
+template <>
+inline constexpr bool kHasVecF32<Exp> = true;
+template <>
+inline constexpr void (*kVecF32<Exp>)(const float*, float*, size_t) = vmath::exp;
+template <>
+inline constexpr bool kHasVecF32<Tanh> = true;
+template <>
+inline constexpr void (*kVecF32<Tanh>)(const float*, float*, size_t) = vmath::tanh;
+template <>
+inline constexpr bool kHasVecF32<Sigmoid> = true;
+template <>
+inline constexpr void (*kVecF32<Sigmoid>)(const float*, float*, size_t) = vmath::sigmoid;
 
 template <typename Op, typename T, typename O>
 NEF_SIMD_CLONES void unary_row(const T* x, int64_t sx, O* o, int64_t so, int64_t n) {

@@ -1,7 +1,8 @@
 // CPU layernorm and rmsnorm: normalize over the trailing dims x.shape[axis:], one row at a time,
-// rows in parallel. Statistics accumulate in double, vectorized (two-pass variance: no
-// cancellation);
-// weight and bias are broadcast to the row shape once and kept in the compute type.
+// rows in parallel. Statistics accumulate in double, vectorized (float32: one pass, and a second
+// around the mean where the first would cancel; float64: two passes);
+// weight and bias are broadcast to the row shape once and kept in the compute type. Large
+// float32 outputs are streamed out row by row (vmath::stream_copy).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -62,9 +63,13 @@ void norm_rows(const Array& x, Array& out, int64_t rows, int64_t n, double eps,
                const std::vector<C>* w, const std::vector<C>* b) {
   const T* in = x.data_as<T>();
   O* o = out.data_as<O>();
+  // Large float32 outputs: each row is normalized into a per-thread buffer and streamed out (no
+  // read for ownership of the output).
+  constexpr bool kF32Out = std::is_same_v<O, float> && std::is_same_v<C, float>;
+  const bool stream = kF32Out && size_t(rows * n) * sizeof(O) >= vmath::kStreamBytes;
   int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, n));
   parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
-    std::vector<C> buf(std::is_same_v<T, C> ? 0 : n);
+    std::vector<C> buf(std::is_same_v<T, C> ? 0 : n), obuf(stream ? n : 0);
     for (int64_t r = r0; r < r1; ++r) {
       const T* src = in + r * n;
       const C* row;
@@ -74,18 +79,32 @@ void norm_rows(const Array& x, Array& out, int64_t rows, int64_t n, double eps,
         for (int64_t j = 0; j < n; ++j) buf[j] = C(load_as(src[j]));
         row = buf.data();
       }
-      // Statistics in double (vmath::sums); layernorm's second pass is around the mean, with
-      // the first-order correction, so large offsets do not cancel.
+      // Statistics in double (vmath::sums; float squares are exact in double). Float32
+      // layernorm takes the variance from the same pass while n mean^2 <= 1e7 var (the
+      // cancellation in s2 - s1^2 / n then costs at most n 2^-53 (1 + mean^2 / var) <= 1.2e-9
+      // relative); else, and for float64, a second pass around the mean with the first-order
+      // correction, so large offsets do not cancel.
       double s1 = 0, s2 = 0, mean = 0;
       vmath::sums(row, size_t(n), 0.0, &s1, &s2);
       if constexpr (!kRms) {
         mean = s1 / double(n);
-        vmath::sums(row, size_t(n), mean, &s1, &s2);
+        const double var1 = s2 / double(n) - mean * mean;
+        if (!std::is_same_v<C, float> || !(mean * mean * double(n) <= 1e7 * var1))
+          vmath::sums(row, size_t(n), mean, &s1, &s2);
         s2 -= s1 * s1 / double(n);
       }
       const double var = std::max(s2 / double(n), 0.0);
-      normalize_row<C, O>(row, o + r * n, n, C(mean), C(1.0 / std::sqrt(var + eps)),
-                          w ? w->data() : nullptr, b ? b->data() : nullptr);
+      const C rstd = C(1.0 / std::sqrt(var + eps));
+      const C* wp = w ? w->data() : nullptr;
+      const C* bp = b ? b->data() : nullptr;
+      if constexpr (kF32Out) {
+        if (stream) {
+          normalize_row<C, C>(row, obuf.data(), n, C(mean), rstd, wp, bp);
+          vmath::stream_copy(obuf.data(), o + r * n, size_t(n));
+          continue;
+        }
+      }
+      normalize_row<C, O>(row, o + r * n, n, C(mean), rstd, wp, bp);
     }
   });
 }

@@ -2,6 +2,7 @@
 // walked through its stride, so any axis works without a transpose copy). Rows run in parallel.
 // Max-subtracted for stability; exponentials in the compute type (float, or double for float64
 // outputs), vectorized (vmath), the row sum in double; rows with NaN or +-inf take a scalar path.
+// Large float32 outputs are streamed out row by row (vmath::stream_copy).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -95,18 +96,36 @@ void softmax_rows(const Array& x, Array& out, const RowPlan& p) {
   O* o = out.data_as<O>();
   constexpr bool kSameType = std::is_same_v<T, C> && std::is_same_v<O, C>;
   const bool direct = kSameType && p.in_step == 1 && p.out_step == 1;
+  // Large float32 outputs: each row is worked on in a per-thread buffer (L1 / L2) and streamed
+  // out (no read for ownership of the output, no eviction of the rows still to come).
+  const bool stream =
+      std::is_same_v<O, float> && direct && size_t(out.numel()) * sizeof(O) >= vmath::kStreamBytes;
   int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, p.n));
   parallel_for(p.rows, grain, [&](int64_t r0, int64_t r1) {
-    std::vector<C> buf(direct ? 0 : p.n), tmp(kLog ? p.n : 0);
+    std::vector<C> buf(direct && !stream ? 0 : p.n), tmp(kLog ? p.n : 0);
     for (int64_t r = r0; r < r1; ++r) {
       int64_t io, oo;
       p.offsets(r, io, oo);
       const T* src = in + io;
       O* dst = o + oo;
       C* row = buf.data();
+      if constexpr (!kLog && kSameType && std::is_same_v<O, float>) {
+        // Streamed softmax in three passes: the max over the input (read from memory once),
+        // exp into the buffer, the scaling streamed out. Same values as the passes below.
+        bool nan = false;
+        const float m = stream ? vmath::extreme(src, size_t(p.n), true, &nan) : 0.0f;
+        if (stream && !nan && std::isfinite(m)) {
+          double sum = 0;
+          for (int64_t j = 0; j < p.n; j += 1024)
+            sum += double(vmath::exp_shift_sum(src + j, row + j,
+                                               size_t(std::min<int64_t>(1024, p.n - j)), m));
+          vmath::stream_scale(row, float(1.0 / sum), dst, size_t(p.n));
+          continue;
+        }
+      }
       if constexpr (kSameType) {
         if (direct) {
-          row = reinterpret_cast<C*>(dst);
+          if (!stream) row = reinterpret_cast<C*>(dst);
           if (static_cast<const void*>(src) != static_cast<const void*>(row))
             std::memmove(row, src, size_t(p.n) * sizeof(C));
         }
@@ -123,6 +142,9 @@ void softmax_rows(const Array& x, Array& out, const RowPlan& p) {
       } else {
         const C inv = C(1.0 / exp_sum(row, p.n, m));
         for (int64_t j = 0; j < p.n; ++j) row[j] *= inv;
+      }
+      if constexpr (std::is_same_v<O, float> && kSameType) {
+        if (stream) vmath::stream_copy(row, reinterpret_cast<float*>(dst), size_t(p.n));
       }
       if (!direct)
         for (int64_t j = 0; j < p.n; ++j) dst[j * p.out_step] = store_as<O>(row[j]);

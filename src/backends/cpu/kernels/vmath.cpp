@@ -17,6 +17,7 @@
 // clang-format off
 #include <hwy/highway.h>
 #include <hwy/contrib/math/math-inl.h>
+#include <hwy/cache_control.h>
 // clang-format on
 
 #include "backends/cpu/kernels/vmath-inl.h"
@@ -115,8 +116,16 @@ HWY_INLINE T ScaleAddMax(T* s, size_t n, size_t valid, T scale, const T* add) {
   return hn::GetLane(hn::MaxOfLanes(d, m));
 }
 
+// exp in the lanes' type: ExpNoNaN for float32 (vmath-inl.h), Highway's for float64. Callers
+// here never pass NaN.
+template <class D, class V>
+HWY_INLINE V ExpT(D d, V x) {
+  if constexpr (sizeof(hn::TFromD<D>) == 4) return ExpNoNaN(d, x);
+  else return hn::Exp(d, x);
+}
+
 template <class T>
-HWY_INLINE T ExpShiftSum(T* s, size_t n, T mx) {
+HWY_INLINE T ExpShiftSum(const T* x, T* s, size_t n, T mx) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
   const size_t N = hn::Lanes(d);
@@ -124,21 +133,21 @@ HWY_INLINE T ExpShiftSum(T* s, size_t n, T mx) {
   V sum0 = hn::Zero(d), sum1 = hn::Zero(d);
   size_t i = 0;
   for (; i + 2 * N <= n; i += 2 * N) {  // two independent chains per iteration
-    V e0 = hn::Exp(d, hn::Sub(hn::LoadU(d, s + i), vm));
-    V e1 = hn::Exp(d, hn::Sub(hn::LoadU(d, s + i + N), vm));
+    V e0 = ExpT(d, hn::Sub(hn::LoadU(d, x + i), vm));
+    V e1 = ExpT(d, hn::Sub(hn::LoadU(d, x + i + N), vm));
     hn::StoreU(e0, d, s + i);
     hn::StoreU(e1, d, s + i + N);
     sum0 = hn::Add(sum0, e0);
     sum1 = hn::Add(sum1, e1);
   }
   for (; i + N <= n; i += N) {
-    V e = hn::Exp(d, hn::Sub(hn::LoadU(d, s + i), vm));
+    V e = ExpT(d, hn::Sub(hn::LoadU(d, x + i), vm));
     hn::StoreU(e, d, s + i);
     sum0 = hn::Add(sum0, e);
   }
   if (i < n) {  // padding lanes: exp(-inf) = 0
     const Partial<decltype(d)> part{d, n - i};
-    V e = hn::Exp(d, hn::Sub(part.Load(s + i, -std::numeric_limits<T>::infinity()), vm));
+    V e = ExpT(d, hn::Sub(part.Load(x + i, -std::numeric_limits<T>::infinity()), vm));
     part.Store(e, s + i);
     sum1 = hn::Add(sum1, e);
   }
@@ -284,16 +293,22 @@ void ScaleInt32(const int32_t* acc, size_t n, float s, const float* HWY_RESTRICT
   }
 }
 
-float ExpShiftSumF32(float* s, size_t n, float m) { return ExpShiftSum(s, n, m); }
-double ExpShiftSumF64(double* s, size_t n, double m) { return ExpShiftSum(s, n, m); }
+float ExpShiftSumF32(const float* x, float* s, size_t n, float m) {
+  return ExpShiftSum(x, s, n, m);
+}
+double ExpShiftSumF64(double* s, size_t n, double m) { return ExpShiftSum(s, s, n, m); }
 
 template <class T>
 HWY_INLINE void TanhArr(const T* x, T* y, size_t n) {
-  MapArray(x, y, n, [](auto d, auto v) { return hn::Tanh(d, v); });
+  MapArray(x, y, n, [](auto d, auto v) {
+    if constexpr (sizeof(T) == 4) return TanhF32(d, v);
+    else return hn::Tanh(d, v);
+  });
 }
 
-// 1 / (1 + exp(-x)); -x is clamped to where Highway's Exp is valid (above, exp overflows to inf
-// in either type and the result is 0 as it should be; -inf is outside it), NaN lanes pass through.
+// 1 / (1 + exp(-x)); -x is clamped to where Highway's float64 Exp is valid (above, exp
+// overflows to inf in either type and the result is 0 as it should be; -inf is outside it), NaN
+// lanes pass through.
 template <class T>
 HWY_INLINE void SigmoidArr(const T* x, T* y, size_t n) {
   MapArray(x, y, n, [](auto d, auto v) {
@@ -301,13 +316,16 @@ HWY_INLINE void SigmoidArr(const T* x, T* y, size_t n) {
     const V one = hn::Set(d, T(1));
     const V lo = hn::Set(d, std::numeric_limits<T>::lowest());
     const V hi = hn::Set(d, T(sizeof(T) == 4 ? 104 : 706));
-    const V e = hn::Exp(d, hn::Min(hn::Max(hn::Neg(v), lo), hi));
+    const V e = ExpT(d, hn::Min(hn::Max(hn::Neg(v), lo), hi));
     const V r = hn::Div(one, hn::Add(one, e));
     return hn::IfThenElse(hn::IsNaN(v), v, r);
   });
 }
 
-void TanhF32(const float* x, float* y, size_t n) { TanhArr(x, y, n); }
+void ExpArray(const float* x, float* y, size_t n) {
+  MapArray(x, y, n, [](auto d, auto v) { return ExpF32(d, v); });
+}
+void TanhArrF32(const float* x, float* y, size_t n) { TanhArr(x, y, n); }
 void TanhF64(const double* x, double* y, size_t n) { TanhArr(x, y, n); }
 void SigmoidF32(const float* x, float* y, size_t n) { SigmoidArr(x, y, n); }
 void SigmoidF64(const double* x, double* y, size_t n) { SigmoidArr(x, y, n); }
@@ -529,6 +547,28 @@ HWY_INLINE void PanelProduct(const T* panel, size_t K, size_t G, const T* const*
   }
 }
 
+// dst = src * scale (scale = 1: a copy) with streaming stores, then a store fence.
+void StreamScale(const float* src, float scale, float* dst, size_t n) {
+  const hn::ScalableTag<float> d;
+  const size_t N = hn::Lanes(d);
+  size_t i = 0;
+  for (; i < n && reinterpret_cast<uintptr_t>(dst + i) % (N * sizeof(float)) != 0; ++i)
+    dst[i] = src[i] * scale;
+  const auto vs = hn::Set(d, scale);
+  for (; i + 4 * N <= n; i += 4 * N) {  // a 64-byte line per store on AVX-512
+    const auto v0 = hn::Mul(hn::LoadU(d, src + i), vs);
+    const auto v1 = hn::Mul(hn::LoadU(d, src + i + N), vs);
+    const auto v2 = hn::Mul(hn::LoadU(d, src + i + 2 * N), vs);
+    const auto v3 = hn::Mul(hn::LoadU(d, src + i + 3 * N), vs);
+    hn::Stream(v0, d, dst + i);
+    hn::Stream(v1, d, dst + i + N);
+    hn::Stream(v2, d, dst + i + 2 * N);
+    hn::Stream(v3, d, dst + i + 3 * N);
+  }
+  for (; i < n; ++i) dst[i] = src[i] * scale;
+  hwy::FlushStream();
+}
+
 void HalfToFloat(const uint16_t* x, float* y, size_t n) {
   const hn::ScalableTag<float> df;
   const hn::Rebind<hwy::float16_t, decltype(df)> dh;
@@ -565,7 +605,8 @@ HWY_EXPORT(ExpShiftSumF32);
 HWY_EXPORT(ExpShiftSumF64);
 HWY_EXPORT(SumsF32);
 HWY_EXPORT(SumsF64Array);
-HWY_EXPORT(TanhF32);
+HWY_EXPORT(ExpArray);
+HWY_EXPORT(TanhArrF32);
 HWY_EXPORT(TanhF64);
 HWY_EXPORT(SigmoidF32);
 HWY_EXPORT(SigmoidF64);
@@ -574,6 +615,7 @@ HWY_EXPORT(DotRowsF64);
 HWY_EXPORT(PanelProductF32);
 HWY_EXPORT(PanelProductF64);
 HWY_EXPORT(HalfToFloat);
+HWY_EXPORT(StreamScale);
 HWY_EXPORT(ExtremeF32);
 HWY_EXPORT(ExtremeF64);
 HWY_EXPORT(QuantizeU8);
@@ -605,6 +647,13 @@ int32_t quantize_u8(const float* x, size_t n, float s, float z, uint8_t* q) {
   return HWY_DYNAMIC_DISPATCH(QuantizeU8)(x, n, s, z, q);
 }
 
+void stream_copy(const float* src, float* dst, size_t n) {
+  HWY_DYNAMIC_DISPATCH(StreamScale)(src, 1.0f, dst, n);
+}
+void stream_scale(const float* src, float scale, float* dst, size_t n) {
+  HWY_DYNAMIC_DISPATCH(StreamScale)(src, scale, dst, n);
+}
+
 void half_to_float(const uint16_t* x, float* y, size_t n) {
   HWY_DYNAMIC_DISPATCH(HalfToFloat)(x, y, n);
 }
@@ -618,7 +667,10 @@ double scale_add_max(double* s, size_t n, size_t valid, double scale, const doub
   return HWY_DYNAMIC_DISPATCH(ScaleAddMaxF64)(s, n, std::min(valid, n), scale, add);
 }
 float exp_shift_sum(float* s, size_t n, float m) {
-  return HWY_DYNAMIC_DISPATCH(ExpShiftSumF32)(s, n, m);
+  return HWY_DYNAMIC_DISPATCH(ExpShiftSumF32)(s, s, n, m);
+}
+float exp_shift_sum(const float* x, float* s, size_t n, float m) {
+  return HWY_DYNAMIC_DISPATCH(ExpShiftSumF32)(x, s, n, m);
 }
 void sums(const float* x, size_t n, double c, double* s1, double* s2) {
   HWY_DYNAMIC_DISPATCH(SumsF32)(x, n, c, s1, s2);
@@ -629,7 +681,8 @@ void sums(const double* x, size_t n, double c, double* s1, double* s2) {
 double exp_shift_sum(double* s, size_t n, double m) {
   return HWY_DYNAMIC_DISPATCH(ExpShiftSumF64)(s, n, m);
 }
-void tanh(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(TanhF32)(x, y, n); }
+void exp(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(ExpArray)(x, y, n); }
+void tanh(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(TanhArrF32)(x, y, n); }
 void tanh(const double* x, double* y, size_t n) { HWY_DYNAMIC_DISPATCH(TanhF64)(x, y, n); }
 void sigmoid(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(SigmoidF32)(x, y, n); }
 void sigmoid(const double* x, double* y, size_t n) { HWY_DYNAMIC_DISPATCH(SigmoidF64)(x, y, n); }

@@ -15,6 +15,15 @@ void erf(const float* x, float* y, size_t n);
 // y[i] = 0.5 * x * (1 + erf(x / sqrt(2))) (exact GELU) with the erf above. y may equal x.
 void gelu_erf(const float* x, float* y, size_t n);
 
+// dst[i] = src[i] for i < n with non-temporal (streaming) stores where the target has them, then
+// a store fence: for large outputs that are not read back soon (no read-for-ownership, no cache
+// pollution). Any n and alignment (a misaligned head and a ragged tail are stored normally).
+void stream_copy(const float* src, float* dst, size_t n);
+// The same with dst[i] = src[i] * scale (float32 products, as a scaling loop rounds them).
+void stream_scale(const float* src, float scale, float* dst, size_t n);
+// Outputs from this many bytes on are written with stream_copy by the row and fused kernels.
+inline constexpr size_t kStreamBytes = size_t{32} << 20;
+
 // y[i] = the IEEE half-precision value of the bits x[i], exactly (subnormals, inf, NaN kept).
 void half_to_float(const uint16_t* x, float* y, size_t n);
 
@@ -25,6 +34,8 @@ float scale_add_max(float* s, size_t n, size_t valid, float scale, const float* 
 double scale_add_max(double* s, size_t n, size_t valid, double scale, const double* add);
 // s[j] = exp(s[j] - m) for a finite m >= every s[j]; returns the sum of the new s.
 float exp_shift_sum(float* s, size_t n, float m);
+// s[j] = exp(x[j] - m) from a separate input x (same values and sum as the in-place form).
+float exp_shift_sum(const float* x, float* s, size_t n, float m);
 double exp_shift_sum(double* s, size_t n, double m);
 
 // The max (max = true) or the min of x[0, n) (-inf / +inf when n = 0); *nan says whether any
@@ -49,9 +60,11 @@ void scale_int32(const int32_t* acc, size_t n, float s, const float* ws, const f
 void sums(const float* x, size_t n, double c, double* s1, double* s2);
 void sums(const double* x, size_t n, double c, double* s1, double* s2);
 
-// Recurrent-cell activations, in place or not (y may equal x): tanh within 4 ulp (Highway's),
-// sigmoid = 1 / (1 + exp(-x)) within a few ulp (0 below the point where exp(-x) overflows);
-// NaN propagates.
+// Activations, in place or not (y may equal x); NaN propagates. float32: exp within 1.01 ulp
+// and tanh within 2.0 ulp over the whole float range (ExpF32 / TanhF32 of vmath-inl.h), float64
+// tanh within 4 ulp (Highway's); sigmoid = 1 / (1 + exp(-x)) within a few ulp (0 below the point
+// where exp(-x) overflows).
+void exp(const float* x, float* y, size_t n);
 void tanh(const float* x, float* y, size_t n);
 void tanh(const double* x, double* y, size_t n);
 void sigmoid(const float* x, float* y, size_t n);
