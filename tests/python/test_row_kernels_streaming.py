@@ -117,3 +117,40 @@ def test_unary_float32_whole_range(threads, name):
     assert _ulp_err(got[ok], want[ok]).max() <= bound
     if name == "tanh":
         assert np.signbit(got[x == 0]).tolist() == np.signbit(x[x == 0]).tolist()
+
+
+@pytest.mark.parametrize("name", ["log", "silu", "gelu_tanh"])
+def test_unary_float32_whole_range_more(threads, name):
+    """The vectorized unfused log, silu and tanh-GELU against float64 over the whole float range
+    (random bit patterns, a dense sweep, zeros, subnormals, inf, NaN; odd length, strided)."""
+    rng = np.random.default_rng(11)
+    bits = rng.integers(0, 2**32, size=300_001, dtype=np.uint64).astype(np.uint32)
+    x = np.concatenate([bits.view(np.float32), np.linspace(-110, 95, 200_001, dtype=np.float32),
+                        np.array([0.0, -0.0, 1e-45, 1e-39, -1e-39, 1.0, -88.7, -89.0, 3e12,
+                                  -3e12, 3.4e38, -3.4e38, np.inf, -np.inf, np.nan],
+                                 dtype=np.float32)])
+    fn = {"log": nef.log, "silu": nef.silu,
+          "gelu_tanh": lambda t: nef.gelu(t, approximate="tanh")}[name]
+    X = nef.from_numpy(np.stack([x, x[::-1]], axis=1))[:, 0]  # a strided view of x
+    got = fn(X).numpy()
+    with np.errstate(all="ignore"):
+        v = x.astype(np.float64)
+        want = {"log": np.log, "silu": lambda v: v / (1 + np.exp(-v)),
+                "gelu_tanh": lambda v: 0.5 * v * (1 + np.tanh(0.7978845608028654 *
+                                                               (v + 0.044715 * v ** 3)))}[name](v)
+    want32 = want.astype(np.float32)  # where float64's value leaves the float range
+    assert np.isnan(got).tolist() == np.isnan(want32).tolist()
+    inf = np.isinf(want32)
+    assert got[inf].tolist() == want32[inf].tolist()
+    ok = np.isfinite(want32)
+    err = np.abs(got[ok].astype(np.float64) - want[ok])
+    _, e = np.frexp(np.abs(want[ok]))
+    ulp = np.ldexp(1.0, np.maximum(e - 1, -126) - 23)
+    if name == "log":
+        assert (err / ulp).max() <= 4.0  # Highway's documented bound
+    elif name == "silu":
+        # exp(-x) overflows below about -88.7, where the exact value is under 1e-36.
+        assert np.all(err <= 3.0 * ulp + 1e-36)
+    else:
+        # 1 + tanh(.) cancels for negative x, as in the formula itself: bounded by |x|.
+        assert np.all(err <= 4.0 * ulp + 3e-7 * np.abs(v[ok]))

@@ -151,6 +151,18 @@ template <>
 inline constexpr bool kHasVecF32<Sigmoid> = true;
 template <>
 inline constexpr void (*kVecF32<Sigmoid>)(const float*, float*, size_t) = vmath::sigmoid;
+template <>
+inline constexpr bool kHasVecF32<Log> = true;
+template <>
+inline constexpr void (*kVecF32<Log>)(const float*, float*, size_t) = vmath::log;
+template <>
+inline constexpr bool kHasVecF32<Silu> = true;
+template <>
+inline constexpr void (*kVecF32<Silu>)(const float*, float*, size_t) = vmath::silu;
+template <>
+inline constexpr bool kHasVecF32<GeluTanh> = true;
+template <>
+inline constexpr void (*kVecF32<GeluTanh>)(const float*, float*, size_t) = vmath::gelu_tanh;
 
 template <typename Op, typename T, typename O>
 NEF_SIMD_CLONES void unary_row(const T* x, int64_t sx, O* o, int64_t so, int64_t n) {

@@ -58,19 +58,6 @@ namespace hn = hwy::HWY_NAMESPACE;
 // Note: hn::Ne is an ordered compare (NaN != NaN is false); numpy semantics need Not(Eq()).
 using ir::FusedOp;
 
-// Recomputes the lanes of r whose x fails Op::ok_scalar with the scalar std:: function.
-template <class Op, class D, class V>
-HWY_NOINLINE V ScalarLanes(D d, V x, V r) {
-  using T = hn::TFromD<D>;
-  HWY_ALIGN T xs[HWY_MAX_BYTES / sizeof(T)];
-  HWY_ALIGN T rs[HWY_MAX_BYTES / sizeof(T)];
-  hn::Store(x, d, xs);
-  hn::Store(r, d, rs);
-  for (size_t i = 0; i < hn::Lanes(d); ++i)
-    if (!Op::ok_scalar(xs[i])) rs[i] = Op::scalar(xs[i]);
-  return hn::Load(d, rs);
-}
-
 struct ExpOp {
   // Range where Highway's Exp gives normal, finite results (else overflow / subnormal / NaN).
   template <class T>
@@ -95,26 +82,7 @@ struct ExpOp {
     if constexpr (sizeof(T) == 4) return vmath::HWY_NAMESPACE::ExpF32(d, x);  // every input
     auto ok = hn::And(hn::Ge(x, hn::Set(d, lo<T>())), hn::Le(x, hn::Set(d, hi<T>())));
     V r = hn::Exp(d, x);
-    if (HWY_UNLIKELY(!hn::AllTrue(d, ok))) r = ScalarLanes<ExpOp>(d, x, r);
-    return r;
-  }
-};
-
-struct LogOp {
-  template <class T>
-  static bool ok_scalar(T x) {
-    return x > T(0) && x < T(INFINITY);
-  }
-  template <class T>
-  static T scalar(T x) {
-    return std::log(x);
-  }
-  template <class D, class V>
-  HWY_INLINE V operator()(D d, V x) const {
-    using T = hn::TFromD<D>;
-    auto ok = hn::And(hn::Gt(x, hn::Zero(d)), hn::Lt(x, hn::Set(d, T(INFINITY))));
-    V r = hn::Log(d, x);
-    if (HWY_UNLIKELY(!hn::AllTrue(d, ok))) r = ScalarLanes<LogOp>(d, x, r);
+    if (HWY_UNLIKELY(!hn::AllTrue(d, ok))) r = vmath::HWY_NAMESPACE::ScalarLanes<ExpOp>(d, x, r);
     return r;
   }
 };
@@ -246,7 +214,7 @@ void Exec(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const
         Map1(d, a, o, n, ExpOp());
         break;
       case FusedOp::Log:
-        Map1(d, a, o, n, LogOp());
+        Map1(d, a, o, n, vmath::HWY_NAMESPACE::LogOp());
         break;
       case FusedOp::Sqrt:
         Map1(d, a, o, n, [](auto, V x) { return hn::Sqrt(x); });

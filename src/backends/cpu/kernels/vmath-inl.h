@@ -20,6 +20,8 @@
 #include <hwy/contrib/math/math-inl.h>
 #include <hwy/highway.h>
 
+#include <cmath>
+
 HWY_BEFORE_NAMESPACE();
 namespace nef::backend::cpu::vmath {
 namespace HWY_NAMESPACE {
@@ -146,6 +148,47 @@ template <class D, class V = hn::Vec<D>>
 HWY_INLINE V GeluErfF32(D d, V x) {
   const V e = ErfF32(d, hn::Mul(x, hn::Set(d, 0.70710678118654752440f)));
   return hn::Mul(hn::Mul(hn::Set(d, 0.5f), x), hn::Add(hn::Set(d, 1.0f), e));
+}
+
+// Recomputes the lanes of r whose x fails Op::ok_scalar with the scalar std:: function.
+template <class Op, class D, class V>
+HWY_NOINLINE V ScalarLanes(D d, V x, V r) {
+  using T = hn::TFromD<D>;
+  HWY_ALIGN T xs[HWY_MAX_BYTES / sizeof(T)];
+  HWY_ALIGN T rs[HWY_MAX_BYTES / sizeof(T)];
+  hn::Store(x, d, xs);
+  hn::Store(r, d, rs);
+  for (size_t i = 0; i < hn::Lanes(d); ++i)
+    if (!Op::ok_scalar(xs[i])) rs[i] = Op::scalar(xs[i]);
+  return hn::Load(d, rs);
+}
+
+struct LogOp {
+  template <class T>
+  static bool ok_scalar(T x) {
+    return x > T(0) && x < T(INFINITY);
+  }
+  template <class T>
+  static T scalar(T x) {
+    return std::log(x);
+  }
+  template <class D, class V>
+  HWY_INLINE V operator()(D d, V x) const {
+    using T = hn::TFromD<D>;
+    auto ok = hn::And(hn::Gt(x, hn::Zero(d)), hn::Lt(x, hn::Set(d, T(INFINITY))));
+    V r = hn::Log(d, x);
+    if (HWY_UNLIKELY(!hn::AllTrue(d, ok))) r = ScalarLanes<LogOp>(d, x, r);
+    return r;
+  }
+};
+
+// Tanh-approximated GELU, 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))), the formula
+// of the unfused kernel, with TanhF32.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V GeluTanhF32(D d, V x) {
+  const V cube = hn::Mul(hn::Mul(hn::Mul(hn::Set(d, 0.044715f), x), x), x);
+  const V t = TanhF32(d, hn::Mul(hn::Set(d, 0.79788456080286535588f), hn::Add(x, cube)));
+  return hn::Mul(hn::Mul(hn::Set(d, 0.5f), x), hn::Add(hn::Set(d, 1.0f), t));
 }
 
 }  // namespace HWY_NAMESPACE

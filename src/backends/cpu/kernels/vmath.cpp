@@ -325,6 +325,18 @@ HWY_INLINE void SigmoidArr(const T* x, T* y, size_t n) {
 void ExpArray(const float* x, float* y, size_t n) {
   MapArray(x, y, n, [](auto d, auto v) { return ExpF32(d, v); });
 }
+void LogArray(const float* x, float* y, size_t n) {
+  MapArray(x, y, n, [](auto d, auto v) { return LogOp()(d, v); });
+}
+// x / (1 + exp(-x)), the unfused formula (exp(-x) overflows to inf below about -88: -0).
+void SiluArray(const float* x, float* y, size_t n) {
+  MapArray(x, y, n, [](auto d, auto v) {
+    return hn::Div(v, hn::Add(hn::Set(d, 1.0f), ExpF32(d, hn::Neg(v))));
+  });
+}
+void GeluTanhArray(const float* x, float* y, size_t n) {
+  MapArray(x, y, n, [](auto d, auto v) { return GeluTanhF32(d, v); });
+}
 void TanhArrF32(const float* x, float* y, size_t n) { TanhArr(x, y, n); }
 void TanhF64(const double* x, double* y, size_t n) { TanhArr(x, y, n); }
 void SigmoidF32(const float* x, float* y, size_t n) { SigmoidArr(x, y, n); }
@@ -606,6 +618,9 @@ HWY_EXPORT(ExpShiftSumF64);
 HWY_EXPORT(SumsF32);
 HWY_EXPORT(SumsF64Array);
 HWY_EXPORT(ExpArray);
+HWY_EXPORT(LogArray);
+HWY_EXPORT(SiluArray);
+HWY_EXPORT(GeluTanhArray);
 HWY_EXPORT(TanhArrF32);
 HWY_EXPORT(TanhF64);
 HWY_EXPORT(SigmoidF32);
@@ -682,6 +697,9 @@ double exp_shift_sum(double* s, size_t n, double m) {
   return HWY_DYNAMIC_DISPATCH(ExpShiftSumF64)(s, n, m);
 }
 void exp(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(ExpArray)(x, y, n); }
+void log(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(LogArray)(x, y, n); }
+void silu(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(SiluArray)(x, y, n); }
+void gelu_tanh(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(GeluTanhArray)(x, y, n); }
 void tanh(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(TanhArrF32)(x, y, n); }
 void tanh(const double* x, double* y, size_t n) { HWY_DYNAMIC_DISPATCH(TanhF64)(x, y, n); }
 void sigmoid(const float* x, float* y, size_t n) { HWY_DYNAMIC_DISPATCH(SigmoidF32)(x, y, n); }

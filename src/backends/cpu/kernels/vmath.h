@@ -69,6 +69,12 @@ void tanh(const float* x, float* y, size_t n);
 void tanh(const double* x, double* y, size_t n);
 void sigmoid(const float* x, float* y, size_t n);
 void sigmoid(const double* x, double* y, size_t n);
+// float32 log (Highway's, within 4 ulp as it documents; x <= 0, inf and NaN through std::log), silu
+// = x / (1 + exp(-x)) and the tanh-approximated GELU with the exp and tanh above: what the unfused
+// kernels compute, vectorized.
+void log(const float* x, float* y, size_t n);
+void silu(const float* x, float* y, size_t n);
+void gelu_tanh(const float* x, float* y, size_t n);
 
 // Matrix-vector products over rows of a (row i at a + i * lda, n contiguous elements):
 // y0[i] = dot(row i, x0) for i < rows, and y1[i] = dot(row i, x1) too when x1 is not null (two
