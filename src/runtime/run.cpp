@@ -293,23 +293,15 @@ void Run::submit(int step_index) {
   }
   std::vector<Array>& ins = ns.inputs;
   ins.reserve(n.inputs.size());
-  // The distinct pending events among the inputs: on the stack for the usual few inputs.
-  constexpr size_t kFewWaits = 8;
-  backend::EventPtr few[kFewWaits];
-  std::vector<backend::EventPtr> many;
-  size_t nwaits = 0;
+  // The distinct pending events among the inputs (no allocation when every input is done, the
+  // usual case on the host).
+  std::vector<backend::EventPtr> waits;
   for (int in : n.inputs) {
     ins.push_back(s.nodes[in].value);
     const backend::EventPtr& e = s.nodes[in].event;
-    if (e == backend::completed_event()) continue;
-    const backend::EventPtr* seen = many.empty() ? few : many.data();
-    if (std::find(seen, seen + nwaits, e) != seen + nwaits) continue;
-    if (nwaits == kFewWaits) many.assign(few, few + kFewWaits);
-    if (nwaits >= kFewWaits) many.push_back(e);
-    else few[nwaits] = e;
-    ++nwaits;
+    if (e != backend::completed_event() && std::find(waits.begin(), waits.end(), e) == waits.end())
+      waits.push_back(e);
   }
-  const backend::Waits waits(many.empty() ? few : many.data(), nwaits);
   s.args.push_back(backend::KernelArgs{ins, out, n.attrs, n, ns.workspace, step.prepared.get()});
   done = step.kernel->enqueue(s.args.back(), s.queue(p, dev_index), waits);
   if (faults::fire("run", dev.id(), n.op->name)) {
