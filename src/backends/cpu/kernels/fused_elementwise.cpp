@@ -238,6 +238,8 @@ void Exec(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const
         break;
       case FusedOp::GeluTanh:
         Map1(d, a, o, n, [&](auto dd, V x) {
+          // float32: the unfused kernel's function (the same operations, so the same bits).
+          if constexpr (sizeof(T) == 4) return vmath::HWY_NAMESPACE::GeluTanhF32(dd, x);
           V cube = hn::Mul(hn::Mul(hn::Mul(hn::Set(dd, T(0.044715)), x), x), x);
           V t = TanhOp()(dd, hn::Mul(hn::Set(dd, T(0.79788456080286535588)), hn::Add(x, cube)));
           return hn::Mul(hn::Mul(hn::Set(dd, T(0.5)), x), hn::Add(one, t));
