@@ -63,12 +63,14 @@ test-cpp:
 test-python:
 	$(PY) -m pytest tests/python -q -p no:cacheprovider
 
-# The ONNX backend node tests and MiniLM again with NEF_DEVICES=opencl: everything an OpenCL
-# device (PoCL here) supports runs there, the rest on the CPU, and the numbers must not change.
+# The ONNX backend node tests, MiniLM and its int8 form again with NEF_DEVICES=opencl: everything
+# an OpenCL device (PoCL here) supports runs there, the rest on the CPU, and the numbers must not
+# change.
 # (Without an OpenCL device NEF warns once and these run on the CPU.)
 test-opencl:
 	NEF_DEVICES=opencl $(PY) -m pytest tests/python/test_onnx_conformance.py \
 	  tests/python/test_onnx_import.py tests/python/test_minilm.py -q -p no:cacheprovider
+	NEF_DEVICES=opencl $(PY) -m pytest tests/python/test_quantize.py -k minilm_int8 -q -p no:cacheprovider
 
 # The Go package (bindings/go: cgo over $(BUILD)/libnef.so) with the race detector, and the Go
 # examples. Everything Go writes stays under build/go; nothing is fetched (GOPROXY=off, no

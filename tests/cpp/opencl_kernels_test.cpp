@@ -719,6 +719,101 @@ TEST_F(OpenclKernels, AttentionViewsEmptyRowsAndSpecials) {
 
 // A transformer encoder block (pre-norm attention with a padding mask, a GELU MLP, residuals):
 // every family in one graph, epilogues fused on the device, head splits as device views.
+// ---- matmul_dynamic_int8 ----------------------------------------------------------------------
+// The row quantization must agree code for code with the CPU's (its float quotients, rounding
+// half to even): a single code off by one moves an output by ~1e-3 of its scale, far above the
+// tolerance.
+
+Tensor dynamic_int8(const Tensor& x, const Tensor& w, const Tensor& ws, const Tensor* bias,
+                    const std::string& activation) {
+  ir::Attrs attrs;
+  if (!activation.empty()) attrs.set("activation", activation);
+  std::vector<Tensor> in = {x, w, ws};
+  if (bias) in.push_back(*bias);
+  return op("matmul_dynamic_int8", in, attrs);
+}
+
+TEST_F(OpenclKernels, MatmulDynamicInt8) {
+  if (!fp64()) GTEST_SKIP() << "the OpenCL kernel needs fp64 (else the op runs on the CPU)";
+  struct Case {
+    Shape x;
+    int64_t n;
+  };
+  const std::vector<Case> cases = {
+      {{1, 7}, 5},   {{33, 40}, 35}, {{2, 3, 17}, 70}, {{130, 384}, 100}, {{5, 1}, 16},
+      {{4, 64}, 48}, {{7}, 33},      {{3, 300}, 1},    {{2, 129}, 257},
+  };
+  for (const Case& c : cases)
+    for (const char* act : {"", "relu", "gelu"})
+      for (bool with_bias : {true, false}) {
+        const size_t i = size_t(&c - cases.data());
+        if ((i + (with_bias ? 1 : 0)) % 2 == 1 && std::string(act) == "gelu") continue;
+        const int64_t K = c.x.back();
+        Array x = random(c.x, DType::Float32, -2, 3);
+        Array w = integers({K, c.n}, DType::Int8, -127, 127);
+        Array ws = random({c.n}, DType::Float32, 0.001, 0.02);
+        Array b = random({c.n}, DType::Float32, -1, 1);
+        std::string what = str("matmul_dynamic_int8 ", shape_s(c.x), " @ [", K, ", ", c.n,
+                               "] activation '", act, "'", with_bias ? " + bias" : "");
+        compare(
+            [&] {
+              Tensor bt = from_array(b);
+              return dynamic_int8(from_array(x), from_array(w), from_array(ws),
+                                  with_bias ? &bt : nullptr, act);
+            },
+            "matmul_dynamic_int8", what);
+      }
+}
+
+TEST_F(OpenclKernels, MatmulDynamicInt8ViewsEmptiesAndSpecials) {
+  if (!fp64()) GTEST_SKIP() << "the OpenCL kernel needs fp64 (else the op runs on the CPU)";
+  for (Source s : {Source::Host, Source::Device}) {
+    const char* where = s == Source::Host ? " host" : " device";
+    // x transposed and w transposed (views: the kernel reads their strides).
+    Array xt = random({50, 21}, DType::Float32), wt = integers({37, 50}, DType::Int8, -127, 127);
+    Array ws = random({37}, DType::Float32, 0.001, 0.02), b = random({37}, DType::Float32);
+    compare(
+        [&] {
+          Tensor bt = from_array(b);
+          return dynamic_int8(on_t(xt, s), from_array(t_view(wt)), from_array(ws), &bt, "relu");
+        },
+        "matmul_dynamic_int8", str("matmul_dynamic_int8 of x.T and w.T", where));
+  }
+  // Rows holding NaN or an infinity give NaN rows; an all-positive row (range widened to 0),
+  // a constant row and a zero row quantize like the CPU's.
+  Array x = random({6, 45}, DType::Float32, -1, 1);
+  set(x, 0 * 45 + 3, NAN);
+  set(x, 1 * 45 + 44, std::numeric_limits<double>::infinity());
+  for (int64_t k = 0; k < 45; ++k) {
+    set(x, 2 * 45 + k, 0.5 + 0.01 * double(k));
+    set(x, 3 * 45 + k, -0.75);
+    set(x, 4 * 45 + k, 0.0);
+  }
+  Array w = integers({45, 40}, DType::Int8, -127, 127);
+  Array ws = random({40}, DType::Float32, 0.001, 0.02), b = random({40}, DType::Float32);
+  for (const char* act : {"", "relu"})
+    compare(
+        [&] {
+          Tensor bt = from_array(b);
+          return dynamic_int8(from_array(x), from_array(w), from_array(ws), &bt, act);
+        },
+        "matmul_dynamic_int8", str("matmul_dynamic_int8 with NaN/inf/constant rows '", act, "'"));
+  // K = 0 (the bias alone, through the activation) and no rows.
+  Array x0 = random({3, 0}, DType::Float32), w0 = integers({0, 20}, DType::Int8, -1, 1);
+  Array ws0 = random({20}, DType::Float32), b0 = random({20}, DType::Float32);
+  compare(
+      [&] {
+        Tensor bt = from_array(b0);
+        return dynamic_int8(from_array(x0), from_array(w0), from_array(ws0), &bt, "relu");
+      },
+      "matmul_dynamic_int8", "matmul_dynamic_int8 with K = 0");
+  Array xe = random({0, 8}, DType::Float32), we = integers({8, 4}, DType::Int8, -9, 9);
+  Array wse = random({4}, DType::Float32);
+  compare(
+      [&] { return dynamic_int8(from_array(xe), from_array(we), from_array(wse), nullptr, ""); },
+      "matmul_dynamic_int8", "matmul_dynamic_int8 with no rows");
+}
+
 TEST_F(OpenclKernels, TransformerBlockMatchesTheCpu) {
   const int64_t B = 2, L = 37, H = 4, Dh = 16, E = H * Dh, F = 4 * E;
   for (DType t : float_types()) {

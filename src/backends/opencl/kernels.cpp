@@ -161,6 +161,7 @@ const Family* family_for(const ir::Node& n) {
     for (const char* name : {"sum", "mean", "prod", "max", "min", "argmax", "argmin"})
       t[name] = &kReductionFamily;
     t["attention"] = &kAttentionFamily;
+    t["matmul_dynamic_int8"] = &kQuantFamily;
     return t;
   }();
   auto it = table.find(n.op->name);

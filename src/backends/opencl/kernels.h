@@ -82,6 +82,7 @@ extern const Family kMatmulFamily;       // matmul, matmul_epilogue
 extern const Family kRowFamily;          // softmax, log_softmax, layernorm, rmsnorm
 extern const Family kReductionFamily;    // sum, mean, prod, max, min, argmax, argmin
 extern const Family kAttentionFamily;    // attention
+extern const Family kQuantFamily;        // matmul_dynamic_int8
 
 // Copies src (any strides, on the device) into dst (contiguous, on the device), bit for bit.
 EventPtr strided_copy(OpenclDevice& dev, OpenclQueue& q, const Array& src, const Array& dst,
