@@ -225,7 +225,12 @@ def side_by_side(fns: dict, repeats: int, target_s: float = 0.02, warmup: int = 
     """Times each engine alternately (order flipped every repeat) after `warmup` untimed calls
     each. settle_s: idle time before each sample, so that one engine's spinning workers do
     not run into the other's sample (ONNX Runtime's spin for ~30 ms after a run). pre: per
-    engine, a call made before each of its samples, untimed (e.g. nef.config(threads=1))."""
+    engine, a call made before each of its samples, untimed (e.g. nef.config(threads=1)).
+    A sample of one call (k == 1) follows an untimed call of the same engine, made after the
+    settle time: every engine is timed with its own threads awake, as in a steady stream of
+    calls. Without it the sample after the idle time measures how fast this VM wakes an idle
+    vCPU (up to ~2 ms here, paid by whichever engine blocked its workers), not the op; that
+    cost is measured on its own by bench_cold_start.py."""
     names = list(fns)
     pre = pre or {}
     nop = lambda: None  # noqa: E731
@@ -245,6 +250,9 @@ def side_by_side(fns: dict, repeats: int, target_s: float = 0.02, warmup: int = 
             pre.get(name, nop)()
             if settle_s:
                 time.sleep(settle_s)
+            if ks[name] == 1:
+                r = fns[name]()
+                del r
             samples[name].append(_sample(fns[name], ks[name]))
     return {name: dict(_stats(samples[name]), calls_per_sample=ks[name]) for name in names}
 
