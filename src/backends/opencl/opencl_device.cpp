@@ -510,6 +510,16 @@ cl_program OpenclDevice::build(const std::string& source) const {
   cl_program p = cl_.clCreateProgramWithSource(ctx_, 1, &text, &len, &err);
   check(err, "clCreateProgramWithSource");
   cl_int rc = cl_.clBuildProgram(p, 1, &dev_, options, nullptr, nullptr);
+  if (rc == CL_BUILD_PROGRAM_FAILURE) {
+    // Once more from a fresh program: PoCL has been seen failing a build with no diagnostics
+    // while other processes built the same source into its shared cache, and succeeding on
+    // the next try. A real compile error fails again, with its log.
+    cl_.clReleaseProgram(p);
+    debug_log("opencl: a program build failed; retrying once");
+    p = cl_.clCreateProgramWithSource(ctx_, 1, &text, &len, &err);
+    check(err, "clCreateProgramWithSource");
+    rc = cl_.clBuildProgram(p, 1, &dev_, options, nullptr, nullptr);
+  }
   if (rc != CL_SUCCESS) {
     size_t n = 0;
     cl_.clGetProgramBuildInfo(p, dev_, CL_PROGRAM_BUILD_LOG, 0, nullptr, &n);
