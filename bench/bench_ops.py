@@ -31,7 +31,8 @@ InferenceSession.run. Inputs are NEF tensors wrapping the same numpy arrays (nef
 zero-copy), made once outside the timed region from a generator seeded per row. Every row is
 checked before it is timed (NEF against numpy float64 or numpy float32, ORT against float64;
 the check's calls double as warm-up), then timed after two warm-up calls, except the "cold"
-row: the first NEF call of the process.
+row: the first NEF call of the process. A sample of one call follows an untimed call of the same
+engine, so that each engine is timed with its threads awake (see side_by_side).
 Thread counts: NEF through nef.config(threads=N) (read back into the report); numpy/OpenBLAS
 through OPENBLAS_NUM_THREADS and OMP_NUM_THREADS in the worker's environment (threadpoolctl is
 not installed); ONNX Runtime through its session options.
