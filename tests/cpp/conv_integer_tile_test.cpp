@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backends/cpu/kernels/conv_integer.h"
+#include "backends/cpu/kernels/cpu_target.h"
 
 namespace nef::test {
 namespace {
@@ -22,6 +23,7 @@ std::vector<const ConvIntIsa*> isas() {
 #if defined(__GNUC__) && defined(__x86_64__)
   __builtin_cpu_init();
   if (conv_int_avx2() && __builtin_cpu_supports("avx2")) v.push_back(conv_int_avx2());
+  if (conv_int_avx2vnni() && cpu_isa().avx_vnni) v.push_back(conv_int_avx2vnni());
   if (conv_int_avx512() && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vnni"))
     v.push_back(conv_int_avx512());

@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "backends/cpu/kernels/cpu_target.h"
 #include "backends/cpu/kernels/qmatmul.h"
 #include "common/quant.h"
 
@@ -25,6 +26,8 @@ std::vector<const QGemmIsa*> variants() {
   __builtin_cpu_init();
   if (backend::cpu::qgemm_avx2() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
     v.push_back(backend::cpu::qgemm_avx2());
+  if (backend::cpu::qgemm_avx2vnni() && backend::cpu::cpu_isa().avx_vnni)
+    v.push_back(backend::cpu::qgemm_avx2vnni());
   if (backend::cpu::qgemm_avx512() && __builtin_cpu_supports("avx512f") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vnni"))

@@ -1,10 +1,10 @@
 """conv_integer (ONNX ConvInteger) against an int64 numpy convolution: fresh random geometries
 (odd channel counts, strides 1 and 2, asymmetric pads, dilations, groups, depthwise, 1-D, int8 and
 uint8 operands, scalar and per-channel zero points, empty batches) on every instruction-set
-variant (NEF_CPU_TARGET: AVX-512 VNNI byte words, AVX2 and portable int16 pairs) with 1 and 2
-threads; the weights packed once per plan (Kernel::prepare) and the per-run packing agree; bad
-operands give structured errors. The implicit conv (kernels/conv_integer.h) runs 1-D and 2-D convs
-with several output channels per group, the im2col GEMM the rest: both are covered."""
+variant (NEF_CPU_TARGET: AVX-512 VNNI and AVX-VNNI byte words, AVX2 and portable int16 pairs)
+with 1 and 2 threads; the weights packed once per plan (Kernel::prepare) and the per-run packing
+agree; bad operands give structured errors. The implicit conv (kernels/conv_integer.h) runs 1-D
+and 2-D convs with several output channels per group, the im2col GEMM the rest: both are covered."""
 
 from __future__ import annotations
 
@@ -147,7 +147,7 @@ print("ok")
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("target", ["", "avx2", "generic"])
+@pytest.mark.parametrize("target", ["", "avx2vnni", "avx2", "generic"])
 def test_random_geometries_every_variant(target, threads):
     seed = int(np.random.default_rng().integers(0, 2**31))
     env = dict(os.environ)
@@ -174,6 +174,43 @@ def test_fixed_geometries(case):
     run_case(np.random.default_rng(), case)
 
 
+@pytest.mark.parametrize("case", [
+    # Depthwise (one input channel per group, the direct loop): odd channel counts, strides 1-3,
+    # asymmetric pads, dilations, a channel multiplier of 2, 1-D, a 7x7 kernel, an empty batch,
+    # pads wider than the kernel reads (rows and columns of the plane that no output reads).
+    (1, 37, 37, 37, [19, 23], [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], ("uint8", "int8")),
+    (2, 13, 13, 13, [17, 16], [3, 3], [2, 2], [1, 0, 2, 1], [1, 1], ("int8", "int8")),
+    (1, 5, 10, 5, [12, 31], [5, 3], [1, 3], [2, 2, 0, 1], [2, 1], ("uint8", "uint8")),
+    (1, 11, 11, 11, [41], [5], [2], [2, 2], [2], ("int8", "uint8")),
+    (1, 3, 3, 3, [20, 20], [7, 7], [1, 1], [3, 3, 3, 3], [1, 1], ("uint8", "int8")),
+    (0, 9, 9, 9, [8, 8], [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], ("uint8", "int8")),
+    (1, 6, 6, 6, [4, 5], [3, 3], [1, 1], [4, 0, 3, 5], [1, 1], ("uint8", "int8")),
+])
+def test_depthwise_geometries(case):
+    rng = np.random.default_rng()
+    for _ in range(3):  # no zero points, scalar, per channel (random_case's mix)
+        run_case(rng, case)
+        run_dynamic_case(rng, case)
+
+
+def test_depthwise_strided_view_and_zero_points():
+    rng = np.random.default_rng()
+    x = q8(rng, (2, 25, 21, 15), "int8")
+    w = q8(rng, (25, 1, 3, 3), "uint8")
+    zx, zw = q8(rng, (), "int8"), q8(rng, (25,), "uint8")
+    xv = nef.tensor(x)[:, :, 1::2, ::-1]
+    got = nef.conv_integer(xv, w, zx, zw, strides=[1, 2], pads=[1, 1, 1, 1], groups=25).numpy()
+    want = conv_ref(x[:, :, 1::2, ::-1], w, zx, zw, (1, 2), (1, 1, 1, 1), (1, 1), 25)
+    np.testing.assert_array_equal(got, want)
+    # Extremes: 255 - 0 against -128 - 127 at every tap of a 5x5 kernel, exact in int32.
+    xe = np.full((1, 4, 9, 9), 255, np.uint8)
+    we = np.full((4, 1, 5, 5), -128, np.int8)
+    got = nef.conv_integer(xe, we, np.uint8(0), np.full(4, 127, np.int8), pads=[2, 2, 2, 2],
+                           groups=4).numpy()
+    np.testing.assert_array_equal(got, conv_ref(xe, we, 0, np.full(4, 127, np.int8), (1, 1),
+                                                (2, 2, 2, 2), (1, 1), 4))
+
+
 def test_strided_operand_views():
     rng = np.random.default_rng()
     x = q8(rng, (2, 11, 19, 14), "uint8")
@@ -191,7 +228,7 @@ def counts():
     return s["gemm_prepacked"], s["gemm_prepack_fallbacks"]
 
 
-@pytest.mark.parametrize("target", [None, "avx2", "generic"])
+@pytest.mark.parametrize("target", [None, "avx2vnni", "avx2", "generic"])
 @pytest.mark.parametrize("zero_points", [False, True])
 def test_weights_packed_once_per_plan(tmp_path, target, zero_points):
     # The plan's constant weights (and constant weight zero point) packed when it is built, in

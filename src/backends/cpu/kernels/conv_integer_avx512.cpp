@@ -75,10 +75,12 @@ void quantize(const float* x, int64_t n, float s, float z, uint8_t* d) {
   }
 }
 
+#include "backends/cpu/kernels/conv_integer_dw-inl.h"
+
 }  // namespace
 
 const ConvIntIsa* conv_int_avx512() {
-  static const ConvIntIsa isa{"avx512vnni", kMR, kNR, 4, tile, range, quantize};
+  static const ConvIntIsa isa{"avx512vnni", kMR, kNR, 4, tile, range, quantize, dw_row};
   return &isa;
 }
 
