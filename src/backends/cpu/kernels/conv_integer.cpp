@@ -46,7 +46,9 @@ void generic_tile(int64_t kc, const int32_t* a, const int32_t* b, const int64_t*
   std::memcpy(c, acc, sizeof acc);
 }
 
+#define NEF_DW_VBYTES 16
 #include "backends/cpu/kernels/conv_integer_dw-inl.h"
+#undef NEF_DW_VBYTES
 
 // Element i of a zero point (a scalar or 1-D of an 8-bit dtype); 0 when absent.
 int32_t zp_at(const Array* z, int64_t i) {

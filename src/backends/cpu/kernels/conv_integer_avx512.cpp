@@ -75,7 +75,9 @@ void quantize(const float* x, int64_t n, float s, float z, uint8_t* d) {
   }
 }
 
+#define NEF_DW_VBYTES 64
 #include "backends/cpu/kernels/conv_integer_dw-inl.h"
+#undef NEF_DW_VBYTES
 
 }  // namespace
 

@@ -1,26 +1,53 @@
 // conv_integer.h's depthwise row, included once per instruction set inside an anonymous namespace
-// by conv_integer{,_avx2,_avx2vnni,_avx512}.cpp (each compiled with its own target flags, so the
-// same loops vectorize to each one's width). No includes: the including file provides <cstdint>.
+// by conv_integer{,_avx2,_avx512}.cpp (each compiled with its own target flags and defining
+// NEF_DW_VBYTES, its vector width in bytes). No includes: the including file provides <cstdint>.
 //
 // acc[j] = sum_t tw[t] * src[toff[t] + j * step] for j < n: one output row of one channel over
 // its zero-point-subtracted int32 plane. Unsigned arithmetic wraps as ONNX's int32 result does
 // (it cannot for |values| <= 255 and fewer than 33000 taps).
-inline __attribute__((always_inline)) void dw_row_impl(const int32_t* src, int64_t step, int64_t n,
-                                                       const int64_t* toff, const int32_t* tw,
-                                                       int64_t taps, int32_t* acc) {
-  uint32_t* a = reinterpret_cast<uint32_t*>(acc);
-  for (int64_t j = 0; j < n; ++j) a[j] = 0;
-  for (int64_t t = 0; t < taps; ++t) {
-    const uint32_t w = uint32_t(tw[t]);
-    const uint32_t* s = reinterpret_cast<const uint32_t*>(src + toff[t]);
-    if (step == 1)  // the usual stride: unit steps vectorize
-      for (int64_t j = 0; j < n; ++j) a[j] += w * s[j];
-    else
-      for (int64_t j = 0; j < n; ++j) a[j] += w * s[j * step];
-  }
+// GCC vector extensions at the including file's width (NEF_DW_VBYTES: 16, 32 or 64 bytes).
+typedef uint32_t DwVec __attribute__((vector_size(NEF_DW_VBYTES)));
+constexpr int kDwLanes = NEF_DW_VBYTES / 4;
+
+inline __attribute__((always_inline)) DwVec dw_load(const uint32_t* p) {
+  DwVec v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
 }
 
 [[maybe_unused]] void dw_row(const int32_t* src, int64_t step, int64_t n, const int64_t* toff,
                              const int32_t* tw, int64_t taps, int32_t* acc) {
-  dw_row_impl(src, step, n, toff, tw, taps, acc);
+  uint32_t* a = reinterpret_cast<uint32_t*>(acc);
+  const uint32_t* s = reinterpret_cast<const uint32_t*>(src);
+  int64_t j0 = 0;
+  if (step == 1) {
+    // Four vectors of outputs at a time, their sums in registers across all taps (a pass over
+    // the row per tap reloads and stores them per tap instead).
+    for (; j0 + 4 * kDwLanes <= n; j0 += 4 * kDwLanes) {
+      DwVec b0 = {}, b1 = {}, b2 = {}, b3 = {};
+      for (int64_t t = 0; t < taps; ++t) {
+        const DwVec w = DwVec{} + uint32_t(tw[t]);
+        const uint32_t* st = s + toff[t] + j0;
+        b0 += w * dw_load(st);
+        b1 += w * dw_load(st + kDwLanes);
+        b2 += w * dw_load(st + 2 * kDwLanes);
+        b3 += w * dw_load(st + 3 * kDwLanes);
+      }
+      __builtin_memcpy(a + j0, &b0, sizeof b0);
+      __builtin_memcpy(a + j0 + kDwLanes, &b1, sizeof b1);
+      __builtin_memcpy(a + j0 + 2 * kDwLanes, &b2, sizeof b2);
+      __builtin_memcpy(a + j0 + 3 * kDwLanes, &b3, sizeof b3);
+    }
+    for (; j0 + kDwLanes <= n; j0 += kDwLanes) {
+      DwVec b = {};
+      for (int64_t t = 0; t < taps; ++t)
+        b += (DwVec{} + uint32_t(tw[t])) * dw_load(s + toff[t] + j0);
+      __builtin_memcpy(a + j0, &b, sizeof b);
+    }
+  }
+  for (int64_t j = j0; j < n; ++j) {
+    uint32_t b = 0;
+    for (int64_t t = 0; t < taps; ++t) b += uint32_t(tw[t]) * s[toff[t] + j * step];
+    a[j] = b;
+  }
 }
