@@ -8,6 +8,7 @@ and 2-D convs with several output channels per group, the im2col GEMM the rest: 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -264,6 +265,32 @@ print("ok")
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "c.nef")], env=env,
                        capture_output=True, text=True)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
+
+
+@pytest.mark.parametrize("target", [None, "avx512", "avx2vnni", "avx2", "generic", "sse9"])
+def test_device_report_names_the_int8_variant(target):
+    # The CPU device lists the integer kernels' variant: the best this CPU's features allow
+    # under NEF_CPU_TARGET (a ceiling; an unknown name is ignored with a warning).
+    code = ("import json, nef\n"
+            "d = nef.devices()\n"
+            "cpu = [x for x in d['devices'] if x['name'] == 'cpu'][0]\n"
+            "print(json.dumps([d['cpu']['features'], cpu['extra']['int8_kernels']]))\n")
+    env = dict(os.environ)
+    env.pop("NEF_CPU_TARGET", None)
+    if target:
+        env["NEF_CPU_TARGET"] = target
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    feats, got = json.loads(r.stdout.strip().splitlines()[-1])
+    order = ["generic", "avx2", "avx2vnni", "avx512"]
+    ceiling = order.index(target) if target in order else 3
+    runs = {"generic": True, "avx2": feats["avx2"] and feats["fma"],
+            "avx2vnni": feats["avx2"] and feats["avx_vnni"],
+            "avx512": feats["avx512bw"] and feats["avx512vl"] and feats["avx512_vnni"]}
+    want = [t for t in order[:ceiling + 1] if runs[t]][-1]
+    assert got == ("avx512vnni" if want == "avx512" else want)
+    if target == "sse9":
+        assert "NEF_CPU_TARGET=sse9" in r.stderr
 
 
 def test_bad_operands_give_structured_errors():

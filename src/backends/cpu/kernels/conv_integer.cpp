@@ -532,6 +532,17 @@ bool ConvIntImplicit::core(DType xdt, const int64_t xst[4], int32_t zx0, const I
   return use_packed;
 }
 
+namespace {
+// d[j] = s[j * step] - z for j < n (unit steps vectorize: the usual, contiguous rows).
+template <typename T>
+void widen_row(const T* s, int64_t step, int64_t n, int32_t z, int32_t* d) {
+  if (step == 1)
+    for (int64_t j = 0; j < n; ++j) d[j] = int32_t(s[j]) - z;
+  else
+    for (int64_t j = 0; j < n; ++j) d[j] = int32_t(s[j * step]) - z;
+}
+}  // namespace
+
 void ConvIntImplicit::core_depthwise(DType xdt, const int64_t xst[4], int32_t zx0,
                                      const Image& image, const Array& w, const Array* zw,
                                      const Epilogue& ep) const {
@@ -574,13 +585,10 @@ void ConvIntImplicit::core_depthwise(DType xdt, const int64_t xst[4], int32_t zx
           std::fill(row, row + lo, 0);
           std::fill(row + hi, row + Wp_, 0);
           const int64_t base = iy * xst[2] + (lo - g_.pl) * xst[3];
-          if (xdt == DType::Int8) {
-            const int8_t* s = reinterpret_cast<const int8_t*>(xc) + base;
-            for (int64_t j = 0; j < hi - lo; ++j) row[lo + j] = int32_t(s[j * xst[3]]) - zx0;
-          } else {
-            const uint8_t* s = reinterpret_cast<const uint8_t*>(xc) + base;
-            for (int64_t j = 0; j < hi - lo; ++j) row[lo + j] = int32_t(s[j * xst[3]]) - zx0;
-          }
+          xdt == DType::Int8 ? widen_row(reinterpret_cast<const int8_t*>(xc) + base, xst[3],
+                                         hi - lo, zx0, row + lo)
+                             : widen_row(reinterpret_cast<const uint8_t*>(xc) + base, xst[3],
+                                         hi - lo, zx0, row + lo);
         }
         for (int64_t ml = 0; ml < Mg; ++ml) {
           const int64_t m = c * Mg + ml;
