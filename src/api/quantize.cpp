@@ -146,13 +146,14 @@ bool int8_conv_pays(const Shape& x, const Shape& w, int64_t groups) {
   // per group: the tile rows and channel words would be mostly padding (a 3 -> 16 stem at
   // 160 x 160 stride 2: 0.13 float, 0.19 int8).
   if (mg < 8 || cg < 8) return false;
-  // 1x1 convs: the float GEMM reads the input as it lies, and with K = C alone the run-time
-  // quantization (range and codes: two passes over the input) costs what the byte products save:
-  // 32 -> 192 x 80 x 80 0.97 float vs 1.03 int8, 64 -> 64 x 80 x 80 0.65 / 0.66, 128 -> 64 x
-  // 40 x 40 0.28 / 0.33, 16 -> 32 x 160 x 160 0.72 / 0.81 (but 256 x 20 x 20 0.47 / 0.36; a
-  // later run: 32 -> 192 0.64 / 1.26, 128 -> 64 0.15 / 0.22, 256 x 20 0.26 / 0.28). In ddddocr's
-  // detector, also rewriting its 43 1x1 convs: 45.3 ms against 47.9 (noise-level) with a larger
-  // score error (0.089 against 0.068).
+  // 1x1 convs: the float GEMM reads the input as it lies, and with K = C alone the int8 conv
+  // gains little. Since the run-time quantization runs whole channels (not rows) and the rescale
+  // is vectorized, int8 wins from 64 input channels on (64 -> 64 x 80 x 80 0.231 float vs 0.206
+  // int8, 128 -> 64 x 40 x 40 0.118 / 0.101, 256 x 40 x 40 0.889 / 0.436, 512 -> 128 x 20 x 20
+  // 0.223 / 0.138) and loses below (32 -> 192 x 80 x 80 0.358 / 0.405, 16 -> 32 x 160 x 160
+  // 0.159 / 0.253). Yet in ddddocr's detector, also rewriting its 35 1x1 convs of 64+ channels
+  // took 23.5 ms against 25.2 (31 convs: noise-level) with a larger score error (0.102 against
+  // 0.083): kept float.
   int64_t taps = 1;
   for (size_t d = 2; d < w.size(); ++d) taps *= w[d];
   return taps > 1;

@@ -44,9 +44,13 @@ struct ConvIntIsa {
   void (*range)(const float* x, int64_t n, float& lo, float& hi, bool& finite);
   void (*quantize)(const float* x, int64_t n, float s, float z, uint8_t* d);
   // Depthwise convs (one input channel per group): acc[j] = sum_t tw[t] * src[toff[t] + j * step]
-  // for j < n, exact int32 (conv_integer_dw-inl.h).
+  // for j < n, exact int32 (conv_integer_rows-inl.h).
   void (*dw_row)(const int32_t* src, int64_t step, int64_t n, const int64_t* toff,
                  const int32_t* tw, int64_t taps, int32_t* acc);
+  // conv_dynamic_int8's rescale of n outputs: dst[j] = float(int32(src[j] - b * ones[j] + c)) *
+  // sc + sh (ones null: 0), then a ReLU if relu; the same bits in every variant (no FMA).
+  void (*rescale)(const int32_t* src, const int32_t* ones, int64_t n, uint32_t b, uint32_t c,
+                  float sc, float sh, bool relu, float* dst);
 };
 
 const ConvIntIsa& conv_int_generic();

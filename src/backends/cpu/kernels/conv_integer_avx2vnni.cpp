@@ -47,8 +47,8 @@ void tile(int64_t kc, const int32_t* a, const int32_t* b, const int64_t* offs, i
 const ConvIntIsa* conv_int_avx2vnni() {
   const ConvIntIsa* avx2 = conv_int_avx2();
   if (!avx2) return nullptr;
-  static const ConvIntIsa isa{"avx2vnni",     kMR,         kNR, 4, tile, avx2->range,
-                              avx2->quantize, avx2->dw_row};
+  static const ConvIntIsa isa{"avx2vnni",     kMR,          kNR,          4, tile, avx2->range,
+                              avx2->quantize, avx2->dw_row, avx2->rescale};
   return &isa;
 }
 

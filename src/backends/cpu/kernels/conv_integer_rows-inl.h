@@ -1,11 +1,12 @@
-// conv_integer.h's depthwise row, included once per instruction set inside an anonymous namespace
-// by conv_integer{,_avx2,_avx512}.cpp (each compiled with its own target flags and defining
-// NEF_DW_VBYTES, its vector width in bytes). No includes: the including file provides <cstdint>.
-//
-// acc[j] = sum_t tw[t] * src[toff[t] + j * step] for j < n: one output row of one channel over
-// its zero-point-subtracted int32 plane. Unsigned arithmetic wraps as ONNX's int32 result does
-// (it cannot for |values| <= 255 and fewer than 33000 taps).
-// GCC vector extensions at the including file's width (NEF_DW_VBYTES: 16, 32 or 64 bytes).
+// conv_integer.h's row loops (the depthwise row, the float rescale), included once per
+// instruction set inside an anonymous namespace by conv_integer{,_avx2,_avx512}.cpp (each
+// compiled with its own target flags and defining NEF_DW_VBYTES, its vector width in bytes: 16,
+// 32 or 64). No includes: the including file provides <cstdint>.
+
+// The depthwise row: acc[j] = sum_t tw[t] * src[toff[t] + j * step] for j < n: one output row of
+// one channel over its zero-point-subtracted int32 plane. Unsigned arithmetic wraps as ONNX's int32
+// result does (it cannot for |values| <= 255 and fewer than 33000 taps). GCC vector extensions at
+// the including file's width.
 typedef uint32_t DwVec __attribute__((vector_size(NEF_DW_VBYTES)));
 constexpr int kDwLanes = NEF_DW_VBYTES / 4;
 
@@ -50,4 +51,19 @@ inline __attribute__((always_inline)) DwVec dw_load(const uint32_t* p) {
     for (int64_t t = 0; t < taps; ++t) b += uint32_t(tw[t]) * s[toff[t] + j * step];
     a[j] = b;
   }
+}
+
+// dst[j] = float(int32(src[j] - b * ones[j] + c)) * sc + sh (ones null: 0), then max(0, .) if
+// relu: conv_dynamic_int8's rescale of a finished run of outputs. No fused multiply-add, so that
+// every variant gives the bits of the portable one.
+[[maybe_unused]] __attribute__((optimize("fp-contract=off"))) void rescale(
+    const int32_t* src, const int32_t* ones, int64_t n, uint32_t b, uint32_t c, float sc, float sh,
+    bool relu, float* dst) {
+  if (ones)
+    for (int64_t j = 0; j < n; ++j)
+      dst[j] = float(int32_t(uint32_t(src[j]) - b * uint32_t(ones[j]) + c)) * sc + sh;
+  else
+    for (int64_t j = 0; j < n; ++j) dst[j] = float(int32_t(uint32_t(src[j]) + c)) * sc + sh;
+  if (relu)
+    for (int64_t j = 0; j < n; ++j) dst[j] = dst[j] > 0.0f ? dst[j] : 0.0f;
 }
