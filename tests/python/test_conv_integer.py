@@ -329,6 +329,37 @@ def test_conv_dynamic_int8_matches_reference(case):
     run_dynamic_case(np.random.default_rng(), case)
 
 
+def test_conv_dynamic_int8_same_bits_on_every_variant(tmp_path):
+    # Exact int32 sums in every variant, the rescale without fused multiply-adds: the float
+    # outputs agree bit for bit across NEF_CPU_TARGET (dense, depthwise, 1x1, with relu).
+    code = """
+import sys, numpy as np, nef
+rng = np.random.default_rng(11)
+outs = {}
+for i, (c, m, g, k, act) in enumerate([(19, 24, 1, 3, ""), (21, 21, 21, 3, "relu"),
+                                       (70, 33, 1, 1, ""), (8, 16, 8, 5, "relu")]):
+    x = rng.standard_normal((2, c, 13, 17)).astype(np.float32)
+    w = rng.integers(-127, 128, (m, c // g, k, k)).astype(np.int8)
+    ws = rng.uniform(1e-3, 1e-2, m).astype(np.float32)
+    b = rng.standard_normal(m).astype(np.float32)
+    outs[str(i)] = nef.conv_dynamic_int8(x, w, ws, b, pads=[k // 2] * 4, groups=g,
+                                         activation=act).numpy()
+np.savez(sys.argv[1], **outs)
+"""
+    res = []
+    for target in ["", "avx2vnni", "avx2", "generic"]:
+        env = dict(os.environ)
+        env.pop("NEF_CPU_TARGET", None)
+        if target:
+            env["NEF_CPU_TARGET"] = target
+        path = tmp_path / f"{target or 'best'}.npz"
+        subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=env)
+        res.append(np.load(path))
+    for other in res[1:]:
+        for k in res[0].files:
+            np.testing.assert_array_equal(res[0][k], other[k], err_msg=k)
+
+
 def test_conv_dynamic_int8_special_values():
     rng = np.random.default_rng()
     w = rng.integers(-127, 128, (6, 5, 3, 3)).astype(np.int8)
