@@ -1,4 +1,4 @@
-// qmatmul's decoding product (one activation row) at SmolLM2-135M's shapes: the AVX-512 gemv
+// qmatmul's decoding product (one activation row) at SmolLM2-135M's shapes: each variant's gemv
 // path against the tiled rows() path it replaced, interleaved, in thread CPU time. Weights
 // rotate through copies larger than L2 so that every call streams its rows as decoding does.
 // First, where the CPU has AVX-VNNI: the rows() path of the AVX2 variant against the AVX-VNNI
@@ -98,19 +98,9 @@ void avx2_vs_vnni(int rounds, bool hot) {
     }
   }
 }
-}  // namespace
 
-int main(int argc, char** argv) {
-  const int rounds = argc > 1 ? std::atoi(argv[1]) : 30;
-  const bool hot = argc > 2 && std::strcmp(argv[2], "hot") == 0;  // one copy: cache-resident
-  __builtin_cpu_init();
-  if (qgemm_avx2() && qgemm_avx2vnni() && __builtin_cpu_supports("avxvnni"))
-    avx2_vs_vnni(rounds, hot);
-  if (!qgemm_avx512() || !__builtin_cpu_supports("avx512vnni")) {
-    std::printf("no AVX-512 VNNI: the gemv path is not used here\n");
-    return 0;
-  }
-  const QGemmIsa& isa = *qgemm_avx512();
+// One variant's gemv against its rows() at M = 1.
+void gemv_vs_rows(const QGemmIsa& isa, int rounds, bool hot) {
   std::mt19937 rng(1);
   std::normal_distribution<float> nd;
   std::printf("isa %s; ns per 32-weight block, median of %d rounds (thread CPU time)\n", isa.name,
@@ -172,5 +162,18 @@ int main(int argc, char** argv) {
                 (long long)s.K, (long long)s.N, quant::info(s.f).name, mo, mn, mo / mn, maxdiff,
                 maxabs);
   }
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int rounds = argc > 1 ? std::atoi(argv[1]) : 30;
+  const bool hot = argc > 2 && std::strcmp(argv[2], "hot") == 0;  // one copy: cache-resident
+  __builtin_cpu_init();
+  if (qgemm_avx2() && qgemm_avx2vnni() && __builtin_cpu_supports("avxvnni")) {
+    avx2_vs_vnni(rounds, hot);
+    gemv_vs_rows(*qgemm_avx2vnni(), rounds, hot);
+  }
+  if (qgemm_avx512() && __builtin_cpu_supports("avx512vnni"))
+    gemv_vs_rows(*qgemm_avx512(), rounds, hot);
   return 0;
 }

@@ -1,8 +1,8 @@
 // qmatmul's instruction-set variants (backends/cpu/kernels/qmatmul.h) against each other where
 // they must agree exactly: the activation quantization is bit-identical in every variant (the
-// AVX-512 one is vectorized), and the AVX-512 decoding path (gemv) gives the tiled rows() path's
-// results up to float summation order on 1 to 50 blocks (its 16-block groups, pairs and odd
-// tails). The float64 references are in tests/python/test_quant_ops.py.
+// AVX-512 one is vectorized), and the decoding paths (gemv: AVX-512, AVX-VNNI) give the tiled
+// rows() path's results up to float summation order on 1 to 50 blocks (16-block groups, pairs
+// and odd tails). The float64 references are in tests/python/test_quant_ops.py.
 #include <gtest/gtest.h>
 
 #include <cmath>

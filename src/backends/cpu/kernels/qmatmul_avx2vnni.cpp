@@ -2,7 +2,7 @@
 // AVX-512 VNNI variant's 32-element dot product in its 256-bit VEX form, one vpdpbusd per 32
 // codes x 32 activations, where the AVX2 variant widens to int16 and needs four instructions.
 // Lanes 0-3 hold the first 16 elements, lanes 4-7 the last 16, so the two scales go in one
-// vector. No separate one-row path: rows() reads the 32-element blocks directly there too.
+// vector. One activation row (decoding) has its own loop over QGemvArgs' planes (gemv).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "backends/cpu/kernels/qmatmul.h"
+#include "nef/error.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__AVXVNNI__)
 namespace nef::backend::cpu {
@@ -59,10 +60,63 @@ struct Dot {
 
 #include "backends/cpu/kernels/qmatmul-inl.h"
 
+// The decoding product (one activation row, a 32-element format) over the planes of
+// QGemvArgs: per block one vpdpbusd and one FMA, two blocks in flight on two accumulators, the
+// weight rows prefetched ahead (they stream from L3 or DRAM once per token, as for the AVX-512
+// gemv).
+template <quant::Format F>
+struct Gemv {
+  using B = Blocks32<F>;
+  static constexpr int64_t kAhead = 4096;  // bytes of weights prefetched ahead of the row
+
+  static void rows(const QGemvArgs& a, int64_t n0, int64_t n1) {
+    const int64_t nb = a.K / 32;
+    alignas(32) uint8_t tmp[32];
+    for (int64_t n = n0; n < n1; ++n) {
+      const uint8_t* row = a.w + n * a.row_bytes;
+      for (int64_t o = 0; o < a.row_bytes; o += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(row + kAhead + o), _MM_HINT_T0);
+      __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+      float bsum0 = 0, bsum1 = 0;
+      int64_t b = 0;
+      for (; b + 2 <= nb; b += 2) {
+        const uint8_t* k0 = row + b * B::kBytes;
+        const uint8_t* k1 = k0 + B::kBytes;
+        const float d0 = f16(k0), d1 = f16(k1);
+        acc0 = Dot::chunk1(acc0, B::codes(k0, tmp), a.q + 32 * b, d0 * a.d[b]);
+        acc1 = Dot::chunk1(acc1, B::codes(k1, tmp), a.q + 32 * (b + 1), d1 * a.d[b + 1]);
+        bsum0 += B::offset(k0, d0) * a.s[b];
+        bsum1 += B::offset(k1, d1) * a.s[b + 1];
+      }
+      if (b < nb) {
+        const uint8_t* k0 = row + b * B::kBytes;
+        const float d0 = f16(k0);
+        acc0 = Dot::chunk1(acc0, B::codes(k0, tmp), a.q + 32 * b, d0 * a.d[b]);
+        bsum0 += B::offset(k0, d0) * a.s[b];
+      }
+      a.out[n] = Dot::sum(_mm256_add_ps(acc0, acc1)) + (bsum0 + bsum1);
+    }
+  }
+};
+
+void gemv_impl(const QGemvArgs& a, int64_t n0, int64_t n1) {
+  switch (a.format) {
+    case quant::Format::Q4_0:
+      return Gemv<quant::Format::Q4_0>::rows(a, n0, n1);
+    case quant::Format::Q4_1:
+      return Gemv<quant::Format::Q4_1>::rows(a, n0, n1);
+    case quant::Format::Q8_0:
+      return Gemv<quant::Format::Q8_0>::rows(a, n0, n1);
+    default:
+      NEF_CHECK(false, "qmatmul gemv takes 32-element formats");
+  }
+}
+
 }  // namespace
 
 const QGemmIsa* qgemm_avx2vnni() {
-  static const QGemmIsa isa{"avx2vnni", quantize_row_impl, rows_impl, dequantize_row_impl};
+  static const QGemmIsa isa{"avx2vnni", quantize_row_impl, rows_impl, dequantize_row_impl,
+                            gemv_impl};
   return &isa;
 }
 
