@@ -141,10 +141,10 @@ bool int8_conv_pays(const Shape& x, const Shape& w, int64_t groups) {
   const int64_t cg = w[1], mg = w[0] / std::max<int64_t>(groups, 1);
   // Depthwise convs: their direct int8 loop (conv_integer.h) multiplies int32 lanes, as many per
   // vector as the float conv's, so the run-time quantization and rescale are pure cost (96
-  // channels x 80 x 80 3x3 depthwise, AVX-512: 0.36-0.39 float, 0.41-0.45 conv_integer alone,
-  // 0.68-0.88 conv_dynamic_int8; the tile path before it: 2.14). Other convs of few channels
-  // per group: the tile rows and channel words would be mostly padding (a 3 -> 16 stem at
-  // 160 x 160 stride 2: 0.13 float, 0.19 int8).
+  // channels x 80 x 80 3x3 depthwise, AVX-512, three interleaved runs: 0.23-0.29 float,
+  // 0.28-0.37 conv_integer alone, 0.43-0.57 conv_dynamic_int8; on the tiles before it 1.06-1.59
+  // and 1.31-1.89). Other convs of few channels per group: the tile rows and channel words
+  // would be mostly padding (a 3 -> 16 stem at 160 x 160 stride 2: 0.13 float, 0.19 int8).
   if (mg < 8 || cg < 8) return false;
   // 1x1 convs: the float GEMM reads the input as it lies, and with K = C alone the int8 conv
   // gains little. Since the run-time quantization runs whole channels (not rows) and the rescale
