@@ -5,6 +5,8 @@
 
     .venv/bin/python bench/bench_conv_int8.py --ddddocr [--repeats 15]
 
+    .venv/bin/python bench/bench_conv_int8.py --targets avx2,avx2vnni,avx512 [--shapes ...]
+
 Per shape (bench/bench_ops.py's conv rows and a few more): the float conv (conv + bias, one-node
 graph), the conv_integer kernel alone (uint8 activations, int8 weights, zero weight zero point),
 and the graph `Graph.quantize()` makes of the float one (conv_dynamic_int8: the activation
@@ -12,6 +14,9 @@ quantized at run time, the int8 conv, rescale and bias) where it rewrites the co
 ddddocr's detector (tests/python/test_ddddocr_det.py) in float32 NEF, quantized NEF and ONNX
 Runtime float32, with the int8 model's error against the float one. Variants run interleaved (one
 call of each per round), medians of process CPU time per call; `uptime` before and after.
+--targets: the int8 kernels' instruction-set variants against each other (NEF_CPU_TARGET is fixed
+per process: one worker process per target, called in turn every round), on the shapes and on
+matmul_dynamic_int8 at MiniLM's FFN shape (128 x 384 -> 1536).
 """
 from __future__ import annotations
 
@@ -41,6 +46,11 @@ SHAPES = [  # name, cin, cout, hw, k, stride, groups
     ("1x1-64to64x80", 64, 64, 80, 1, 1, 1),
     ("1x1-128to64x40", 128, 64, 40, 1, 1, 1),
     ("1x1-64to128x40", 64, 128, 40, 1, 1, 1),
+    ("1x1-256x40", 256, 256, 40, 1, 1, 1),
+    ("1x1-512to128x20", 512, 128, 20, 1, 1, 1),
+    ("1x1-128to256x20", 128, 256, 20, 1, 1, 1),
+    ("1x1-192x40", 192, 192, 40, 1, 1, 1),
+    ("1x1-384to96x20", 384, 96, 20, 1, 1, 1),
 ]
 
 
@@ -71,6 +81,70 @@ def graphs(tmp, cin, cout, hw, k, stride, groups, rng):
     out = {"float": lambda: gf.run(x=xv), "conv_integer": lambda: gi.run(x=xb),
            "dynamic_int8": lambda: gd.run(x=xv)}
     return out, bool(gq.quantize_report["convs_quantized"])
+
+
+MATMULS = [("mm-128x384to1536", 128, 384, 1536), ("mm-128x1536to384", 128, 1536, 384)]
+
+
+def worker(shapes):
+    """One NEF_CPU_TARGET's process for --targets: builds every case, then per line i on stdin
+    runs case i's int8 graphs once each and prints their process CPU times (ms)."""
+    import json
+    import sys
+    rng = np.random.default_rng(1)
+    cases = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, *geo in SHAPES:
+            if not shapes or any(s in name for s in shapes.split(",")):
+                fns, _ = graphs(tmp, *geo, rng)
+                cases.append({k: fns[k] for k in ("conv_integer", "dynamic_int8")})
+        for name, m, k, n in MATMULS:
+            x = rng.standard_normal((m, k)).astype(np.float32)
+            w = rng.integers(-127, 128, (k, n)).astype(np.int8)
+            xp = nef.placeholder("x", (m, k), nef.float32)
+            y = nef.matmul_dynamic_int8(xp, nef.tensor(w), nef.tensor(np.full(n, 1e-3, np.float32)))
+            nef.build(os.path.join(tmp, f"{name}.nef"), {"y": y})
+            g = nef.load(os.path.join(tmp, f"{name}.nef"))
+            cases.append({"matmul_dynamic_int8": (lambda g=g, x=x: g.run(x=x))})
+        for c in cases:
+            for f in c.values():
+                f(), f()
+        print("ready", flush=True)
+        for line in sys.stdin:
+            out = {}
+            for k, f in cases[int(line)].items():
+                t0 = time.process_time()
+                f()
+                out[k] = (time.process_time() - t0) * 1e3
+            print(json.dumps(out), flush=True)
+
+
+def compare_targets(targets, shapes, repeats, threads):
+    import json
+    import sys
+    names = [n for n, *_ in SHAPES if not shapes or any(s in n for s in shapes.split(","))]
+    names += [n for n, *_ in MATMULS]
+    procs = {}
+    for t in targets:
+        env = dict(os.environ, NEF_CPU_TARGET=t)
+        procs[t] = subprocess.Popen([sys.executable, __file__, "--worker", "--shapes", shapes,
+                                     "--threads", str(threads)], env=env, stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, text=True)
+        assert procs[t].stdout.readline().strip() == "ready"
+    for i, name in enumerate(names):
+        times = {t: {} for t in targets}
+        for _ in range(repeats):
+            for t, p in procs.items():
+                p.stdin.write(f"{i}\n")
+                p.stdin.flush()
+                for k, v in json.loads(p.stdout.readline()).items():
+                    times[t].setdefault(k, []).append(v)
+        for k in times[targets[0]]:
+            cells = "  ".join(f"{t} {statistics.median(times[t][k]):7.3f}" for t in targets)
+            print(f"{name:24s} {k:20s} ms: {cells}", flush=True)
+    for p in procs.values():
+        p.stdin.close()
+        p.wait()
 
 
 def ddddocr(repeats):
@@ -120,9 +194,17 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--shapes", default="")
     ap.add_argument("--ddddocr", action="store_true")
+    ap.add_argument("--targets", default="")
+    ap.add_argument("--worker", action="store_true")
     a = ap.parse_args()
     nef.config(devices=["cpu"], threads=a.threads)
+    if a.worker:
+        return worker(a.shapes)
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    if a.targets:
+        compare_targets(a.targets.split(","), a.shapes, a.repeats, a.threads)
+        print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+        return
     if a.ddddocr:
         ddddocr(a.repeats)
         print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())

@@ -6,7 +6,8 @@
 //    range (uint8 codes xq with a zero point z_m and scale s_m, as ONNX's DynamicQuantizeLinear
 //    per row: post-GELU rows lose half their resolution to a symmetric map); y = float((xq - z_m)
 //    @ Wq) * s_m * s_n (+ a bias added to the product, absorbed) with an exact int32 product
-//    (AVX-512 VNNI), all in one op, matmul_dynamic_int8, faster than the float GEMM there.
+//    (AVX-512 VNNI or AVX-VNNI byte products), all in one op, matmul_dynamic_int8, faster than the
+//    float GEMM there.
 //  - fewer rows (decoding, GEMV): Q8_0 blocks (a scale per 32 weights of each column) for
 //    qmatmul, whose one-row kernel reads the blocks directly; weight bytes bound such products,
 //    where matmul_integer's operand packing would cost more than the products.
@@ -131,20 +132,28 @@ struct Builder {
 // Measured, 1 thread, ms per image, float conv vs conv_dynamic_int8 (bench/bench_conv_int8.py,
 // AVX-512 VNNI; indicative, a loaded machine): 3x3 convs win from 16 channels up (16 x 160 x 160
 // 1.08 vs 0.66, 32 -> 64 stride 2 x 160 2.23 vs 1.36, 128 x 40 x 40 3.37 vs 1.17); the rules
-// below say where it loses.
+// below say where it loses. With AVX-VNNI and no AVX-512 (NEF_CPU_TARGET=avx2vnni: 256-bit byte
+// products against the AVX2 float conv) the same 3x3 convs win too: 1.56 vs 0.98, 3.09 vs 2.13,
+// 4.86 vs 1.65, 64 x 40 x 40 1.20 vs 0.54; with AVX2 alone (int16 pairs) at 0.90-1.19 of the
+// float time.
 bool int8_conv_pays(const Shape& x, const Shape& w, int64_t groups) {
   if (x.size() != 3 && x.size() != 4) return false;  // 3-D convs: the im2col integer GEMM
   const int64_t cg = w[1], mg = w[0] / std::max<int64_t>(groups, 1);
-  // Depthwise and other convs of few channels per group: the integer conv's tile rows and
-  // channel words would be mostly padding (96 channels x 80 x 80 depthwise: 0.49 float, 2.14
-  // int8; a 3 -> 16 stem at 160 x 160 stride 2: 0.13 float, 0.19 int8).
+  // Depthwise convs: their direct int8 loop (conv_integer.h) multiplies int32 lanes, as many per
+  // vector as the float conv's, so the run-time quantization and rescale are pure cost (96
+  // channels x 80 x 80 3x3 depthwise, AVX-512, three interleaved runs: 0.23-0.29 float,
+  // 0.28-0.37 conv_integer alone, 0.43-0.57 conv_dynamic_int8; on the tiles before it 1.06-1.59
+  // and 1.31-1.89). Other convs of few channels per group: the tile rows and channel words
+  // would be mostly padding (a 3 -> 16 stem at 160 x 160 stride 2: 0.13 float, 0.19 int8).
   if (mg < 8 || cg < 8) return false;
-  // 1x1 convs: the float GEMM reads the input as it lies, and with K = C alone the run-time
-  // quantization (range and codes: two passes over the input) costs what the byte products save:
-  // 32 -> 192 x 80 x 80 0.97 float vs 1.03 int8, 64 -> 64 x 80 x 80 0.65 / 0.66, 128 -> 64 x
-  // 40 x 40 0.28 / 0.33, 16 -> 32 x 160 x 160 0.72 / 0.81 (but 256 x 20 x 20 0.47 / 0.36). In
-  // ddddocr's detector, also rewriting its 43 1x1 convs: 45.3 ms against 47.9 (noise-level) with
-  // a larger score error (0.089 against 0.068).
+  // 1x1 convs: the float GEMM reads the input as it lies, and with K = C alone the int8 conv
+  // gains little. Since the run-time quantization runs whole channels (not rows) and the rescale
+  // is vectorized, int8 wins from 64 input channels on (64 -> 64 x 80 x 80 0.231 float vs 0.206
+  // int8, 128 -> 64 x 40 x 40 0.118 / 0.101, 256 x 40 x 40 0.889 / 0.436, 512 -> 128 x 20 x 20
+  // 0.223 / 0.138) and loses below (32 -> 192 x 80 x 80 0.358 / 0.405, 16 -> 32 x 160 x 160
+  // 0.159 / 0.253). Yet in ddddocr's detector, also rewriting its 35 1x1 convs of 64+ channels
+  // took 23.5 ms against 25.2 (31 convs: noise-level) with a larger score error (0.102 against
+  // 0.083): kept float.
   int64_t taps = 1;
   for (size_t d = 2; d < w.size(); ++d) taps *= w[d];
   return taps > 1;

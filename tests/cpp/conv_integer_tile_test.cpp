@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backends/cpu/kernels/conv_integer.h"
+#include "backends/cpu/kernels/cpu_target.h"
 
 namespace nef::test {
 namespace {
@@ -22,6 +23,7 @@ std::vector<const ConvIntIsa*> isas() {
 #if defined(__GNUC__) && defined(__x86_64__)
   __builtin_cpu_init();
   if (conv_int_avx2() && __builtin_cpu_supports("avx2")) v.push_back(conv_int_avx2());
+  if (conv_int_avx2vnni() && cpu_isa().avx_vnni) v.push_back(conv_int_avx2vnni());
   if (conv_int_avx512() && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vnni"))
     v.push_back(conv_int_avx512());
@@ -100,6 +102,37 @@ TEST(ConvIntegerTile, ExtremeValuesDoNotSaturate) {
       check(*isa, 700, rng, -255, -255, -255, -255);
     }
   }
+}
+
+// The depthwise row of every variant: n around the vector widths (4, 8, 16 lanes, blocks of 4
+// vectors), unit and larger steps, 0 to 49 taps at scattered offsets, values +-255 (the
+// zero-point-subtracted range) and the extreme 255 x -255 everywhere.
+TEST(ConvIntegerTile, DepthwiseRowMatchesInt64) {
+  std::mt19937 rng(std::random_device{}());
+  for (const ConvIntIsa* isa : isas())
+    for (int64_t n : {1, 3, 8, 15, 16, 17, 63, 64, 65, 130})
+      for (int64_t step : {1, 2, 3})
+        for (int64_t taps : {0, 1, 9, 25, 49})
+          for (bool extreme : {false, true}) {
+            std::uniform_int_distribution<int32_t> dv(-255, 255);
+            std::uniform_int_distribution<int64_t> doff(0, 50);
+            std::vector<int64_t> toff(static_cast<size_t>(taps));
+            std::vector<int32_t> tw(static_cast<size_t>(taps));
+            for (auto& o : toff) o = doff(rng);
+            for (auto& w : tw) w = extreme ? -255 : dv(rng);
+            std::vector<int32_t> src(size_t(51 + n * step));
+            for (auto& v : src) v = extreme ? 255 : dv(rng);
+            std::vector<int32_t> acc(size_t(n) + 1, 424242);
+            isa->dw_row(src.data(), step, n, toff.data(), tw.data(), taps, acc.data());
+            for (int64_t j = 0; j < n; ++j) {
+              int64_t want = 0;
+              for (int64_t t = 0; t < taps; ++t)
+                want += int64_t(tw[size_t(t)]) * src[size_t(toff[size_t(t)] + j * step)];
+              ASSERT_EQ(int64_t(acc[size_t(j)]), want)
+                  << isa->name << " n " << n << " step " << step << " taps " << taps << " at " << j;
+            }
+            ASSERT_EQ(acc[size_t(n)], 424242) << isa->name << " wrote past n";
+          }
 }
 
 }  // namespace

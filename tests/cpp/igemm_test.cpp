@@ -11,6 +11,8 @@
 #include <random>
 #include <vector>
 
+#include "backends/cpu/kernels/cpu_target.h"
+
 namespace nef::test {
 namespace {
 
@@ -21,6 +23,7 @@ std::vector<const IgemmIsa*> isas() {
 #if defined(__GNUC__) && defined(__x86_64__)
   __builtin_cpu_init();
   if (igemm_avx2() && __builtin_cpu_supports("avx2")) v.push_back(igemm_avx2());
+  if (igemm_avx2vnni() && cpu_isa().avx_vnni) v.push_back(igemm_avx2vnni());
   if (igemm_avx512() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni"))
     v.push_back(igemm_avx512());
 #endif

@@ -1,8 +1,8 @@
 // qmatmul's instruction-set variants (backends/cpu/kernels/qmatmul.h) against each other where
 // they must agree exactly: the activation quantization is bit-identical in every variant (the
-// AVX-512 one is vectorized), and the AVX-512 decoding path (gemv) gives the tiled rows() path's
-// results up to float summation order on 1 to 50 blocks (its 16-block groups, pairs and odd
-// tails). The float64 references are in tests/python/test_quant_ops.py.
+// AVX-512 one is vectorized), and the decoding paths (gemv: AVX-512, AVX-VNNI) give the tiled
+// rows() path's results up to float summation order on 1 to 50 blocks (16-block groups, pairs
+// and odd tails). The float64 references are in tests/python/test_quant_ops.py.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "backends/cpu/kernels/cpu_target.h"
 #include "backends/cpu/kernels/qmatmul.h"
 #include "common/quant.h"
 
@@ -25,6 +26,8 @@ std::vector<const QGemmIsa*> variants() {
   __builtin_cpu_init();
   if (backend::cpu::qgemm_avx2() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
     v.push_back(backend::cpu::qgemm_avx2());
+  if (backend::cpu::qgemm_avx2vnni() && backend::cpu::cpu_isa().avx_vnni)
+    v.push_back(backend::cpu::qgemm_avx2vnni());
   if (backend::cpu::qgemm_avx512() && __builtin_cpu_supports("avx512f") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vnni"))

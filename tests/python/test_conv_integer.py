@@ -1,13 +1,14 @@
 """conv_integer (ONNX ConvInteger) against an int64 numpy convolution: fresh random geometries
 (odd channel counts, strides 1 and 2, asymmetric pads, dilations, groups, depthwise, 1-D, int8 and
 uint8 operands, scalar and per-channel zero points, empty batches) on every instruction-set
-variant (NEF_CPU_TARGET: AVX-512 VNNI byte words, AVX2 and portable int16 pairs) with 1 and 2
-threads; the weights packed once per plan (Kernel::prepare) and the per-run packing agree; bad
-operands give structured errors. The implicit conv (kernels/conv_integer.h) runs 1-D and 2-D convs
-with several output channels per group, the im2col GEMM the rest: both are covered."""
+variant (NEF_CPU_TARGET: AVX-512 VNNI and AVX-VNNI byte words, AVX2 and portable int16 pairs)
+with 1 and 2 threads; the weights packed once per plan (Kernel::prepare) and the per-run packing
+agree; bad operands give structured errors. The implicit conv (kernels/conv_integer.h) runs 1-D
+and 2-D convs with several output channels per group, the im2col GEMM the rest: both are covered."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -147,7 +148,7 @@ print("ok")
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("target", ["", "avx2", "generic"])
+@pytest.mark.parametrize("target", ["", "avx2vnni", "avx2", "generic"])
 def test_random_geometries_every_variant(target, threads):
     seed = int(np.random.default_rng().integers(0, 2**31))
     env = dict(os.environ)
@@ -174,6 +175,43 @@ def test_fixed_geometries(case):
     run_case(np.random.default_rng(), case)
 
 
+@pytest.mark.parametrize("case", [
+    # Depthwise (one input channel per group, the direct loop): odd channel counts, strides 1-3,
+    # asymmetric pads, dilations, a channel multiplier of 2, 1-D, a 7x7 kernel, an empty batch,
+    # pads wider than the kernel reads (rows and columns of the plane that no output reads).
+    (1, 37, 37, 37, [19, 23], [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], ("uint8", "int8")),
+    (2, 13, 13, 13, [17, 16], [3, 3], [2, 2], [1, 0, 2, 1], [1, 1], ("int8", "int8")),
+    (1, 5, 10, 5, [12, 31], [5, 3], [1, 3], [2, 2, 0, 1], [2, 1], ("uint8", "uint8")),
+    (1, 11, 11, 11, [41], [5], [2], [2, 2], [2], ("int8", "uint8")),
+    (1, 3, 3, 3, [20, 20], [7, 7], [1, 1], [3, 3, 3, 3], [1, 1], ("uint8", "int8")),
+    (0, 9, 9, 9, [8, 8], [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], ("uint8", "int8")),
+    (1, 6, 6, 6, [4, 5], [3, 3], [1, 1], [4, 0, 3, 5], [1, 1], ("uint8", "int8")),
+])
+def test_depthwise_geometries(case):
+    rng = np.random.default_rng()
+    for _ in range(3):  # no zero points, scalar, per channel (random_case's mix)
+        run_case(rng, case)
+        run_dynamic_case(rng, case)
+
+
+def test_depthwise_strided_view_and_zero_points():
+    rng = np.random.default_rng()
+    x = q8(rng, (2, 25, 21, 15), "int8")
+    w = q8(rng, (25, 1, 3, 3), "uint8")
+    zx, zw = q8(rng, (), "int8"), q8(rng, (25,), "uint8")
+    xv = nef.tensor(x)[:, :, 1::2, ::-1]
+    got = nef.conv_integer(xv, w, zx, zw, strides=[1, 2], pads=[1, 1, 1, 1], groups=25).numpy()
+    want = conv_ref(x[:, :, 1::2, ::-1], w, zx, zw, (1, 2), (1, 1, 1, 1), (1, 1), 25)
+    np.testing.assert_array_equal(got, want)
+    # Extremes: 255 - 0 against -128 - 127 at every tap of a 5x5 kernel, exact in int32.
+    xe = np.full((1, 4, 9, 9), 255, np.uint8)
+    we = np.full((4, 1, 5, 5), -128, np.int8)
+    got = nef.conv_integer(xe, we, np.uint8(0), np.full(4, 127, np.int8), pads=[2, 2, 2, 2],
+                           groups=4).numpy()
+    np.testing.assert_array_equal(got, conv_ref(xe, we, 0, np.full(4, 127, np.int8), (1, 1),
+                                                (2, 2, 2, 2), (1, 1), 4))
+
+
 def test_strided_operand_views():
     rng = np.random.default_rng()
     x = q8(rng, (2, 11, 19, 14), "uint8")
@@ -191,7 +229,7 @@ def counts():
     return s["gemm_prepacked"], s["gemm_prepack_fallbacks"]
 
 
-@pytest.mark.parametrize("target", [None, "avx2", "generic"])
+@pytest.mark.parametrize("target", [None, "avx2vnni", "avx2", "generic"])
 @pytest.mark.parametrize("zero_points", [False, True])
 def test_weights_packed_once_per_plan(tmp_path, target, zero_points):
     # The plan's constant weights (and constant weight zero point) packed when it is built, in
@@ -229,6 +267,32 @@ print("ok")
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
 
 
+@pytest.mark.parametrize("target", [None, "avx512", "avx2vnni", "avx2", "generic", "sse9"])
+def test_device_report_names_the_int8_variant(target):
+    # The CPU device lists the integer kernels' variant: the best this CPU's features allow
+    # under NEF_CPU_TARGET (a ceiling; an unknown name is ignored with a warning).
+    code = ("import json, nef\n"
+            "d = nef.devices()\n"
+            "cpu = [x for x in d['devices'] if x['name'] == 'cpu'][0]\n"
+            "print(json.dumps([d['cpu']['features'], cpu['extra']['int8_kernels']]))\n")
+    env = dict(os.environ)
+    env.pop("NEF_CPU_TARGET", None)
+    if target:
+        env["NEF_CPU_TARGET"] = target
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    feats, got = json.loads(r.stdout.strip().splitlines()[-1])
+    order = ["generic", "avx2", "avx2vnni", "avx512"]
+    ceiling = order.index(target) if target in order else 3
+    runs = {"generic": True, "avx2": feats["avx2"] and feats["fma"],
+            "avx2vnni": feats["avx2"] and feats["avx_vnni"],
+            "avx512": feats["avx512bw"] and feats["avx512vl"] and feats["avx512_vnni"]}
+    want = [t for t in order[:ceiling + 1] if runs[t]][-1]
+    assert got == ("avx512vnni" if want == "avx512" else want)
+    if target == "sse9":
+        assert "NEF_CPU_TARGET=sse9" in r.stderr
+
+
 def test_bad_operands_give_structured_errors():
     rng = np.random.default_rng()
     x, w = q8(rng, (1, 6, 8, 8), "uint8"), q8(rng, (4, 6, 3, 3), "int8")
@@ -263,6 +327,37 @@ def test_bad_operands_give_structured_errors():
 ])
 def test_conv_dynamic_int8_matches_reference(case):
     run_dynamic_case(np.random.default_rng(), case)
+
+
+def test_conv_dynamic_int8_same_bits_on_every_variant(tmp_path):
+    # Exact int32 sums in every variant, the rescale without fused multiply-adds: the float
+    # outputs agree bit for bit across NEF_CPU_TARGET (dense, depthwise, 1x1, with relu).
+    code = """
+import sys, numpy as np, nef
+rng = np.random.default_rng(11)
+outs = {}
+for i, (c, m, g, k, act) in enumerate([(19, 24, 1, 3, ""), (21, 21, 21, 3, "relu"),
+                                       (70, 33, 1, 1, ""), (8, 16, 8, 5, "relu")]):
+    x = rng.standard_normal((2, c, 13, 17)).astype(np.float32)
+    w = rng.integers(-127, 128, (m, c // g, k, k)).astype(np.int8)
+    ws = rng.uniform(1e-3, 1e-2, m).astype(np.float32)
+    b = rng.standard_normal(m).astype(np.float32)
+    outs[str(i)] = nef.conv_dynamic_int8(x, w, ws, b, pads=[k // 2] * 4, groups=g,
+                                         activation=act).numpy()
+np.savez(sys.argv[1], **outs)
+"""
+    res = []
+    for target in ["", "avx2vnni", "avx2", "generic"]:
+        env = dict(os.environ)
+        env.pop("NEF_CPU_TARGET", None)
+        if target:
+            env["NEF_CPU_TARGET"] = target
+        path = tmp_path / f"{target or 'best'}.npz"
+        subprocess.run([sys.executable, "-c", code, str(path)], check=True, env=env)
+        res.append(np.load(path))
+    for other in res[1:]:
+        for k in res[0].files:
+            np.testing.assert_array_equal(res[0][k], other[k], err_msg=k)
 
 
 def test_conv_dynamic_int8_special_values():

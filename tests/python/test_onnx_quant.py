@@ -412,7 +412,7 @@ print("ok")
 """
 
 
-@pytest.mark.parametrize("target", ["", "avx2", "generic"])
+@pytest.mark.parametrize("target", ["", "avx2vnni", "avx2", "generic"])
 def test_every_instruction_set_variant_is_exact(target):
     env = dict(os.environ)
     env.pop("NEF_CPU_TARGET", None)

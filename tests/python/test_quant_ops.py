@@ -108,7 +108,7 @@ def test_quant_ops_reject_bad_arguments():
             fn().numpy()
 
 
-@pytest.mark.parametrize("target", ["avx2", "generic"])
+@pytest.mark.parametrize("target", ["avx2vnni", "avx2", "generic"])
 def test_every_instruction_set_variant_gives_the_same_result(target, tmp_path):
     """The default variant (AVX-512 VNNI here) and a forced lower one agree up to float
     summation order (the integer dot products are exact in each)."""
@@ -182,7 +182,7 @@ GEMV_CODE = (
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("target", [None, "avx2", "generic"])
+@pytest.mark.parametrize("target", [None, "avx2vnni", "avx2", "generic"])
 def test_qmatmul_one_row_every_variant(target, threads, tmp_path):
     """The decoding product (one activation row; AVX-512 has its own path for the 32-element
     formats) against float64 on block counts around its 16-block groups and 2-block pairs

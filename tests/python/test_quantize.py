@@ -215,7 +215,7 @@ def test_matmul_dynamic_int8_non_finite_rows_and_threads():
     np.testing.assert_array_equal(got[[0, 2]], dynamic_int8_reference(x[[0, 2]], w, ws))
 
 
-@pytest.mark.parametrize("target_name", ["avx2", "generic"])
+@pytest.mark.parametrize("target_name", ["avx2vnni", "avx2", "generic"])
 def test_matmul_dynamic_int8_on_every_isa(target_name):
     # The integer GEMM's instruction set is fixed once per process: a child per target.
     env = dict(os.environ, NEF_CPU_TARGET=target_name)

@@ -4,6 +4,7 @@
 
 #include "backends/cpu/cpu_queue.h"
 #include "backends/cpu/kernel_table.h"
+#include "backends/cpu/kernels/igemm.h"
 #include "backends/cpu/parallel.h"
 #include "common/host_memory.h"
 #include "common/session.h"
@@ -116,6 +117,8 @@ class CpuDevice final : public Device {
     info_.max_alloc_bytes = m.total_bytes;
     info_.host_unified = true;
     info_.fp16 = info_.fp64 = true;
+    // The integer kernels' instruction set (kernels/cpu_target.h; NEF_CPU_TARGET lowers it).
+    info_.extra.push_back({"int8_kernels", igemm_best().name});
   }
 
   const DeviceInfo& info() const override { return info_; }

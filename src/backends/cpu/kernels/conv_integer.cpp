@@ -46,6 +46,10 @@ void generic_tile(int64_t kc, const int32_t* a, const int32_t* b, const int64_t*
   std::memcpy(c, acc, sizeof acc);
 }
 
+#define NEF_DW_VBYTES 16
+#include "backends/cpu/kernels/conv_integer_rows-inl.h"
+#undef NEF_DW_VBYTES
+
 // Element i of a zero point (a scalar or 1-D of an 8-bit dtype); 0 when absent.
 int32_t zp_at(const Array* z, int64_t i) {
   if (!z) return 0;
@@ -85,6 +89,7 @@ ConvIntImplicit::ConvIntImplicit(const ConvIntGeom& g, const char* isa_name) : g
   const std::string want = isa_name;
   isa_ = &conv_int_generic();
   if (want == "avx512vnni" && conv_int_avx512()) isa_ = conv_int_avx512();
+  else if (want == "avx2vnni" && conv_int_avx2vnni()) isa_ = conv_int_avx2vnni();
   else if (want == "avx2" && conv_int_avx2()) isa_ = conv_int_avx2();
   Cg_ = g.C / g.G;
   Mg_ = g.M / g.G;
@@ -93,6 +98,8 @@ ConvIntImplicit::ConvIntImplicit(const ConvIntGeom& g, const char* isa_name) : g
   kw_words_ = cw_ * taps_;
   const int64_t Hp = (g.Ho - 1) * g.sh + (g.kh - 1) * g.dh + 1;
   const int64_t Wp = (g.Wo - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+  Hp_ = Hp, Wp_ = Wp;
+  depthwise_ = Cg_ == 1;
   Hq_ = ceil_div(Hp, g.sh);
   Wq_ = ceil_div(Wp, g.sw);
   plane_ = Hq_ * Wq_;
@@ -110,12 +117,14 @@ ConvIntImplicit::ConvIntImplicit(const ConvIntGeom& g, const char* isa_name) : g
 }
 
 bool ConvIntImplicit::applies() const {
+  if (depthwise_) return Hp_ * Wp_ <= (int64_t{1} << 24);     // a thread's plane: 64 MB
   return Cg_ > 0 && planes_ + packed_ <= (int64_t{1} << 24);  // 64 MB
 }
 
 int64_t ConvIntImplicit::workspace_bytes(bool dynamic) const {
-  return (dynamic ? workspace_piece(g_.C * g_.H * g_.W, DType::UInt8) : 0) +
-         workspace_piece(planes_, DType::Int32) + workspace_piece(packed_, DType::Int32) +
+  const int64_t codes = dynamic ? workspace_piece(g_.C * g_.H * g_.W, DType::UInt8) : 0;
+  if (depthwise_) return codes;  // the planes are per thread (core_depthwise)
+  return codes + workspace_piece(planes_, DType::Int32) + workspace_piece(packed_, DType::Int32) +
          workspace_piece(g_.M, DType::Int32);
 }
 
@@ -279,6 +288,7 @@ inline __attribute__((always_inline)) void quantize_row(const float* row, int64_
 }  // namespace
 
 std::shared_ptr<const Prepared> ConvIntImplicit::pack(const Array& w, const Array* zw) const {
+  if (depthwise_) return nullptr;
   const bool bytes = isa_->per_word == 4;
   auto pk = std::make_shared<PackedConvIntW>();
   pk->isa = isa_;
@@ -316,14 +326,17 @@ bool ConvIntImplicit::run_dynamic(const Array& x, const Array& w, const Array& w
   float lo = 0.0f, hi = 0.0f;
   bool finite = true;
   std::mutex merge;
+  // A channel whose rows lie end to end is one run for both passes (rows of 20 floats spent
+  // more on each call's tails and reductions than on the values: 0.7 ns per value).
+  const int64_t rows = xst[3] == 1 && xst[2] == g_.W ? g_.H : 1;
   parallel_for(g_.N * g_.C, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, g_.H * g_.W)),
                [&](int64_t i0, int64_t i1) {
                  float l = 0.0f, h = 0.0f;
                  bool f = true;
                  for (int64_t i = i0; i < i1; ++i)
-                   for (int64_t y = 0; y < g_.H; ++y) {
+                   for (int64_t y = 0; y < g_.H; y += rows) {
                      const float* row = xp + (i / g_.C) * xst[0] + (i % g_.C) * xst[1] + y * xst[2];
-                     xst[3] == 1 ? isa_->range(row, g_.W, l, h, f)
+                     xst[3] == 1 ? isa_->range(row, rows * g_.W, l, h, f)
                                  : row_range(row, xst[3], g_.W, l, h, f);
                    }
                  std::lock_guard<std::mutex> lock(merge);
@@ -350,10 +363,10 @@ bool ConvIntImplicit::run_dynamic(const Array& x, const Array& w, const Array& w
     parallel_for(g_.C, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, g_.H * g_.W)),
                  [&](int64_t c0, int64_t c1) {
                    for (int64_t c = c0; c < c1; ++c)
-                     for (int64_t y = 0; y < g_.H; ++y) {
+                     for (int64_t y = 0; y < g_.H; y += rows) {
                        const float* row = xp + n * xst[0] + c * xst[1] + y * xst[2];
                        uint8_t* d = codes + (c * g_.H + y) * g_.W;
-                       xst[3] == 1 ? isa_->quantize(row, g_.W, sx, zf, d)
+                       xst[3] == 1 ? isa_->quantize(row, rows * g_.W, sx, zf, d)
                                    : quantize_row(row, xst[3], g_.W, sx, zf, d);
                      }
                  });
@@ -366,6 +379,10 @@ bool ConvIntImplicit::run_dynamic(const Array& x, const Array& w, const Array& w
 bool ConvIntImplicit::core(DType xdt, const int64_t xst[4], int32_t zx0, const Image& image,
                            const Array& w, const Array* zw, const Epilogue& ep, WorkspaceCarver& ws,
                            const Prepared* prepared) const {
+  if (depthwise_) {
+    core_depthwise(xdt, xst, zx0, image, w, zw, ep);
+    return false;
+  }
   const ConvIntIsa& isa = *isa_;
   const int64_t MR = isa.mr, NR = isa.nr, Kw = kw_words_, P = g_.Ho * g_.Wo;
   const bool bytes = isa.per_word == 4;
@@ -479,25 +496,22 @@ bool ConvIntImplicit::core(DType xdt, const int64_t xst[4], int32_t zx0, const I
             for (int64_t m = 0; m < Mg_ && len > 0; ++m) {
               int32_t* src = t + m * NR + (q - q0);
               const int64_t mm = grp * Mg_ + m, at = gofs + m * P + oy * g_.Wo + ox;
+              const uint32_t b = bytes ? bw[size_t(mm)] : 0, c = bytes ? cst[size_t(mm)] : 0;
+              const int32_t* o = os ? os + (q - q0) : nullptr;
+              if (ep.fout) {  // corrections and rescale in one vectorized pass
+                isa.rescale(src, o, len, b, c, ep.scale[mm], ep.shift[mm], ep.act == kRelu,
+                            ep.fout + at);
+                continue;
+              }
               if (bytes) {  // the corrections, in place in the tile
-                const uint32_t b = bw[size_t(mm)], c = cst[size_t(mm)];
-                if (os) {
-                  const int32_t* o = os + (q - q0);
+                if (o) {
                   for (int64_t j = 0; j < len; ++j)
                     src[j] = int32_t(uint32_t(src[j]) - b * uint32_t(o[j]) + c);
                 } else {
                   for (int64_t j = 0; j < len; ++j) src[j] = int32_t(uint32_t(src[j]) + c);
                 }
               }
-              if (ep.fout) {
-                float* dst = ep.fout + at;
-                const float sc = ep.scale[mm], sh = ep.shift[mm];
-                for (int64_t j = 0; j < len; ++j) dst[j] = float(src[j]) * sc + sh;
-                if (ep.act == kRelu)
-                  for (int64_t j = 0; j < len; ++j) dst[j] = dst[j] > 0.0f ? dst[j] : 0.0f;
-              } else {
-                std::memcpy(out + at, src, size_t(len) * sizeof(int32_t));
-              }
+              std::memcpy(out + at, src, size_t(len) * sizeof(int32_t));
             }
             q += run;
           }
@@ -519,6 +533,87 @@ bool ConvIntImplicit::core(DType xdt, const int64_t xst[4], int32_t zx0, const I
 }
 
 namespace {
+// d[j] = s[j * step] - z for j < n (unit steps vectorize: the usual, contiguous rows).
+template <typename T>
+void widen_row(const T* s, int64_t step, int64_t n, int32_t z, int32_t* d) {
+  if (step == 1)
+    for (int64_t j = 0; j < n; ++j) d[j] = int32_t(s[j]) - z;
+  else
+    for (int64_t j = 0; j < n; ++j) d[j] = int32_t(s[j * step]) - z;
+}
+}  // namespace
+
+void ConvIntImplicit::core_depthwise(DType xdt, const int64_t xst[4], int32_t zx0,
+                                     const Image& image, const Array& w, const Array* zw,
+                                     const Epilogue& ep) const {
+  const int64_t taps = taps_, P = g_.Ho * g_.Wo, Mg = Mg_;
+  if (P <= 0 || g_.N == 0) return;
+  // The weights minus their zero points, per output channel and tap (few: read per run).
+  int64_t wst[4];
+  strides4(w, wst);
+  std::vector<int32_t> tw(size_t(g_.M * taps));
+  for (int64_t m = 0; m < g_.M; ++m) {
+    const int32_t z = zp_at(zw, m);
+    for (int64_t t = 0; t < taps; ++t)
+      tw[size_t(m * taps + t)] =
+          load8(w.data(), w.dtype, m * wst[0] + (t / g_.kw) * wst[2] + (t % g_.kw) * wst[3]) - z;
+  }
+  // Tap t of output row oy, column ox reads plane element (oy * sh) * Wp + toff[t] + ox * sw.
+  std::vector<int64_t> toff(static_cast<size_t>(taps));
+  for (int64_t t = 0; t < taps; ++t)
+    toff[size_t(t)] = (t / g_.kw) * g_.dh * Wp_ + (t % g_.kw) * g_.dw;
+  const int64_t plane = Hp_ * Wp_;
+  const double work = double(plane) + double(Mg * P * std::max<int64_t>(taps, 1));
+  const int64_t grain = std::max<int64_t>(1, int64_t(2e5 / work));
+  for (int64_t n = 0; n < g_.N; ++n) {
+    const char* xn = image(n);
+    parallel_for(g_.C, grain, [&](int64_t c0, int64_t c1) {
+      std::vector<int32_t> pl(static_cast<size_t>(plane)), acc(static_cast<size_t>(g_.Wo));
+      std::vector<float> act;
+      for (int64_t c = c0; c < c1; ++c) {
+        // The padded plane of channel c: x - zx inside the image, 0 (the zero point) outside.
+        const char* xc = xn + c * xst[1] * int64_t(dtype_size(xdt));
+        for (int64_t r = 0; r < Hp_; ++r) {
+          int32_t* row = pl.data() + r * Wp_;
+          const int64_t iy = r - g_.pt;
+          if (iy < 0 || iy >= g_.H) {
+            std::fill(row, row + Wp_, 0);
+            continue;
+          }
+          const int64_t lo = std::clamp<int64_t>(g_.pl, 0, Wp_);
+          const int64_t hi = std::clamp<int64_t>(g_.pl + g_.W, lo, Wp_);
+          std::fill(row, row + lo, 0);
+          std::fill(row + hi, row + Wp_, 0);
+          const int64_t base = iy * xst[2] + (lo - g_.pl) * xst[3];
+          xdt == DType::Int8 ? widen_row(reinterpret_cast<const int8_t*>(xc) + base, xst[3],
+                                         hi - lo, zx0, row + lo)
+                             : widen_row(reinterpret_cast<const uint8_t*>(xc) + base, xst[3],
+                                         hi - lo, zx0, row + lo);
+        }
+        for (int64_t ml = 0; ml < Mg; ++ml) {
+          const int64_t m = c * Mg + ml;
+          const int32_t* wt = tw.data() + m * taps;
+          const int64_t at = (n * g_.M + m) * P;
+          for (int64_t oy = 0; oy < g_.Ho; ++oy) {
+            int32_t* dst = ep.iout ? ep.iout + at + oy * g_.Wo : acc.data();
+            isa_->dw_row(pl.data() + oy * g_.sh * Wp_, g_.sw, g_.Wo, toff.data(), wt, taps, dst);
+            if (ep.fout)
+              isa_->rescale(dst, nullptr, g_.Wo, 0, 0, ep.scale[m], ep.shift[m], ep.act == kRelu,
+                            ep.fout + at + oy * g_.Wo);
+          }
+          if (ep.fout && ep.act == kSilu) {  // the channel's whole output, vectorized
+            float* y = ep.fout + at;
+            act.resize(size_t(P));
+            vmath::sigmoid(y, act.data(), size_t(P));
+            for (int64_t j = 0; j < P; ++j) y[j] *= act[size_t(j)];
+          }
+        }
+      }
+    });
+  }
+}
+
+namespace {
 void generic_range(const float* x, int64_t n, float& lo, float& hi, bool& finite) {
   row_range(x, 1, n, lo, hi, finite);
 }
@@ -528,8 +623,8 @@ void generic_quantize(const float* x, int64_t n, float s, float z, uint8_t* d) {
 }  // namespace
 
 const ConvIntIsa& conv_int_generic() {
-  static const ConvIntIsa isa{"generic",    kGenMR,        kGenNR,          2,
-                              generic_tile, generic_range, generic_quantize};
+  static const ConvIntIsa isa{"generic",     kGenMR,           kGenNR, 2,      generic_tile,
+                              generic_range, generic_quantize, dw_row, rescale};
   return isa;
 }
 

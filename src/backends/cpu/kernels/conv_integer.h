@@ -8,7 +8,8 @@
 // A plane element is one 32-bit word holding several input channels at one position, and a
 // packed weight is the matching word of those channels at one tap, so one instruction multiplies
 // a word of weights by a vector of positions and sums within each word:
-//  - bytes (AVX-512 VNNI vpdpbusd): 4 channels per word, x' = x (+128 for int8 x, the byte with
+//  - bytes (vpdpbusd of AVX-512 VNNI or AVX-VNNI): 4 channels per word, x' = x (+128 for int8 x,
+//  the byte with
 //    its top bit flipped) as the unsigned operand, w' = w (-128 for uint8 w) as the signed one;
 //    spatial padding is the shifted zero point ax, so (x' - ax) is 0 there, and
 //      sum (x - zx)(w - zw) = S - bw * sum x' - ax * sum w' + K * ax * bw     (mod 2^32)
@@ -42,11 +43,20 @@ struct ConvIntIsa {
   // finite at a NaN or an infinity; d[j] = clamp(round_half_even(x[j] / s) + z, 0, 255).
   void (*range)(const float* x, int64_t n, float& lo, float& hi, bool& finite);
   void (*quantize)(const float* x, int64_t n, float s, float z, uint8_t* d);
+  // Depthwise convs (one input channel per group): acc[j] = sum_t tw[t] * src[toff[t] + j * step]
+  // for j < n, exact int32 (conv_integer_rows-inl.h).
+  void (*dw_row)(const int32_t* src, int64_t step, int64_t n, const int64_t* toff,
+                 const int32_t* tw, int64_t taps, int32_t* acc);
+  // conv_dynamic_int8's rescale of n outputs: dst[j] = float(int32(src[j] - b * ones[j] + c)) *
+  // sc + sh (ones null: 0), then a ReLU if relu; the same bits in every variant (no FMA).
+  void (*rescale)(const int32_t* src, const int32_t* ones, int64_t n, uint32_t b, uint32_t c,
+                  float sc, float sh, bool relu, float* dst);
 };
 
 const ConvIntIsa& conv_int_generic();
-const ConvIntIsa* conv_int_avx2();    // nullptr when not compiled in
-const ConvIntIsa* conv_int_avx512();  // AVX-512 VNNI; nullptr when not compiled in
+const ConvIntIsa* conv_int_avx2();      // nullptr when not compiled in
+const ConvIntIsa* conv_int_avx2vnni();  // AVX2 + AVX-VNNI; nullptr when not compiled in
+const ConvIntIsa* conv_int_avx512();    // AVX-512 VNNI; nullptr when not compiled in
 
 // A conv_integer's geometry as a 2-D conv (1-D: height 1), channels first; pt/pl: top/left pads.
 struct ConvIntGeom {
@@ -54,14 +64,16 @@ struct ConvIntGeom {
   int64_t kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, pt = 0, pl = 0;
 };
 
-// The implicit conv for one geometry and the instruction set `isa_name` ("avx512vnni", "avx2",
-// "generic": igemm_best()'s choice, so both integer kernels honour NEF_CPU_TARGET alike).
+// The implicit conv for one geometry and the instruction set `isa_name` ("avx512vnni",
+// "avx2vnni", "avx2", "generic": igemm_best()'s choice, so both integer kernels honour
+// NEF_CPU_TARGET alike).
 class ConvIntImplicit {
  public:
   ConvIntImplicit(const ConvIntGeom& g, const char* isa_name);
-  // Whether this runs g: phase planes of bounded size. Depthwise convs too: they fill one row of
-  // an mr-row tile, yet at 96 channels x 80 x 80 that took 2.3 ms against 24 ms for the im2col
-  // GEMM (whose tiles are as empty), 1 thread.
+  // Whether this runs g: phase planes of bounded size. Depthwise convs (one input channel per
+  // group) run a direct loop instead of the tiles, whose rows and channel words they would leave
+  // mostly empty: each channel's zero-point-subtracted input as a padded int32 plane, every
+  // output row a sum over the taps of shifted plane rows (dw_row).
   bool applies() const;
   const char* isa_name() const { return isa_->name; }
   int64_t workspace_bytes(bool dynamic = false) const;
@@ -69,7 +81,7 @@ class ConvIntImplicit {
   bool packs_zero_point() const { return isa_->per_word == 2; }
   // The weights w [M, C/G, kh, kw] (rank 3 or 4, any strides) packed once, with the weight zero
   // point zw ([M] or a scalar; null: none) where packs_zero_point(). The plan keeps it
-  // (KernelArgs::prepared).
+  // (KernelArgs::prepared). Null for depthwise convs, which read their few weights per run.
   std::shared_ptr<const Prepared> pack(const Array& w, const Array* zw) const;
   // out (N, M, Ho, Wo, int32, contiguous) = conv_integer(x, w, zx, zw) with x, w strided views of
   // rank 3 or 4; zx / zw null when absent. `prepared`: pack()'s result, used when it was packed
@@ -97,12 +109,16 @@ class ConvIntImplicit {
   bool core(DType xdt, const int64_t xst[4], int32_t zx0, const Image& image, const Array& w,
             const Array* zw, const Epilogue& ep, WorkspaceCarver& ws,
             const Prepared* prepared) const;
+  void core_depthwise(DType xdt, const int64_t xst[4], int32_t zx0, const Image& image,
+                      const Array& w, const Array* zw, const Epilogue& ep) const;
 
   ConvIntGeom g_;
   const ConvIntIsa* isa_;
   int64_t Cg_ = 0, Mg_ = 0, taps_ = 0, cw_ = 0, kw_words_ = 0;  // channel words, K in words
   int64_t Hq_ = 0, Wq_ = 0, plane_ = 0, chan_ = 0, Q_ = 0, S_ = 0, mslv_ = 0, kc_ = 0;
   int64_t planes_ = 0, packed_ = 0;  // words
+  int64_t Hp_ = 0, Wp_ = 0;          // the padded input's extent that the outputs read
+  bool depthwise_ = false;           // one input channel per group: core_depthwise
 };
 
 }  // namespace nef::backend::cpu

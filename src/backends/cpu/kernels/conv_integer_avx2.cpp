@@ -83,10 +83,14 @@ void quantize(const float* x, int64_t n, float s, float z, uint8_t* d) {
   }
 }
 
+#define NEF_DW_VBYTES 32
+#include "backends/cpu/kernels/conv_integer_rows-inl.h"
+#undef NEF_DW_VBYTES
+
 }  // namespace
 
 const ConvIntIsa* conv_int_avx2() {
-  static const ConvIntIsa isa{"avx2", kMR, kNR, 2, tile, range, quantize};
+  static const ConvIntIsa isa{"avx2", kMR, kNR, 2, tile, range, quantize, dw_row, rescale};
   return &isa;
 }
 

@@ -75,10 +75,14 @@ void quantize(const float* x, int64_t n, float s, float z, uint8_t* d) {
   }
 }
 
+#define NEF_DW_VBYTES 64
+#include "backends/cpu/kernels/conv_integer_rows-inl.h"
+#undef NEF_DW_VBYTES
+
 }  // namespace
 
 const ConvIntIsa* conv_int_avx512() {
-  static const ConvIntIsa isa{"avx512vnni", kMR, kNR, 4, tile, range, quantize};
+  static const ConvIntIsa isa{"avx512vnni", kMR, kNR, 4, tile, range, quantize, dw_row, rescale};
   return &isa;
 }
 

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "backends/cpu/kernels/conv_simd.h"
+#include "backends/cpu/kernels/cpu_target.h"
 #include "common/log.h"
 #include "nef/error.h"
 
@@ -25,9 +26,9 @@ const ConvSimdIsa& conv_simd_generic() {
 }
 
 namespace {
+// The float loops have no VNNI variant: a ceiling of avx2vnni means AVX2 (cpu_target.h).
 const ConvSimdIsa& choose() {
-  const char* env = std::getenv("NEF_CPU_TARGET");
-  const std::string want = env ? std::string(env).substr(0, 32) : "";
+  const CpuTarget ceiling = cpu_target_ceiling();
   bool avx512 = false, avx2 = false;
 #if defined(__GNUC__) && defined(__x86_64__)
   __builtin_cpu_init();
@@ -35,12 +36,8 @@ const ConvSimdIsa& choose() {
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
   avx2 = conv_simd_avx2() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
-  if (!want.empty() && want != "avx512" && want != "avx2" && want != "generic")
-    warn(str("NEF_CPU_TARGET=", want, " is not one of avx512, avx2, generic: ignored"));
-  if (want == "generic") return conv_simd_generic();
-  if (want == "avx2") return avx2 ? *conv_simd_avx2() : conv_simd_generic();
-  if (avx512) return *conv_simd_avx512();
-  if (avx2) return *conv_simd_avx2();
+  if (avx512 && ceiling >= CpuTarget::kAvx512) return *conv_simd_avx512();
+  if (avx2 && ceiling >= CpuTarget::kAvx2) return *conv_simd_avx2();
   return conv_simd_generic();
 }
 }  // namespace

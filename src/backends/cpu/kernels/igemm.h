@@ -1,7 +1,8 @@
 // Internal to the CPU backend: the exact integer GEMM behind matmul_integer and conv_integer
 // (ONNX MatMulInteger / ConvInteger and, through them, QLinearMatMul / QLinearConv).
 //
-// Two operand formats. Where the CPU has byte products (AVX-512 VNNI), the operands stay bytes
+// Two operand formats. Where the CPU has byte products (AVX-512 VNNI, or AVX-VNNI's 256-bit
+// form), the operands stay bytes
 // and zero points are applied as corrections of the sums (below: igemm_kq, tile_q8). Elsewhere
 // (AVX2, portable) both are packed with their zero points already subtracted, as int16 (an
 // 8-bit value minus an 8-bit zero point lies in [-255, 255]), K padded to even with zeros:
@@ -46,8 +47,8 @@ inline int64_t igemm_panels(int64_t N) { return (N + kIgemmNR - 1) / kIgemmNR; }
 // int16 elements of one packed B panel.
 inline int64_t igemm_panel_elems(int64_t K) { return igemm_kp(K) * kIgemmNR; }
 
-// Byte products where the CPU has them (AVX-512 VNNI vpdpbusd: unsigned x signed bytes, four
-// per int32 lane, twice the pairs' rate): A rows uint8 [rows][Kq], B panels int8
+// Byte products where the CPU has them (vpdpbusd of AVX-512 VNNI or AVX-VNNI: unsigned x signed
+// bytes, four per int32 lane, twice the pairs' rate): A rows uint8 [rows][Kq], B panels int8
 // [Kq / 4][kIgemmNR][4], Kq = K rounded up to 4, zero padded. A byte cannot hold a value minus a
 // zero point, so the operands are stored shifted, A' = a (+128 for int8 a) and B' = b (-128 for
 // uint8 b), and the driver corrects the raw sums S = sum A' B':
@@ -73,9 +74,11 @@ struct IgemmIsa {
 };
 
 const IgemmIsa& igemm_generic();
-const IgemmIsa* igemm_avx2();    // nullptr when not compiled in
-const IgemmIsa* igemm_avx512();  // AVX-512 VNNI; nullptr when not compiled in
-// The best the CPU runs; NEF_CPU_TARGET=avx2 or generic forces a lower one (as for qmatmul).
+const IgemmIsa* igemm_avx2();      // nullptr when not compiled in
+const IgemmIsa* igemm_avx2vnni();  // AVX2 + AVX-VNNI (256-bit); nullptr when not compiled in
+const IgemmIsa* igemm_avx512();    // AVX-512 VNNI; nullptr when not compiled in
+// The variant of int8_cpu_target() (cpu_target.h: the best the CPU runs, NEF_CPU_TARGET a
+// ceiling), chosen once.
 const IgemmIsa& igemm_best();
 
 }  // namespace nef::backend::cpu

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "backends/cpu/kernel_table.h"
+#include "backends/cpu/kernels/cpu_target.h"
 #include "backends/cpu/kernels/gemm.h"
 #include "backends/cpu/kernels/gemm_f32.h"
 #include "backends/cpu/parallel.h"
@@ -417,16 +418,14 @@ bool has_avx2_fma() {
 #endif
 }
 
-// NEF_CPU_TARGET: "avx2" or "generic" ask for less than the CPU has (read per call).
-bool target_is(const char* name) {
-  const char* env = std::getenv("NEF_CPU_TARGET");
-  return env && std::strcmp(env, name) == 0;
-}
+// NEF_CPU_TARGET (cpu_target.h): avx2vnni, avx2 or generic ask for less than the CPU has (read
+// per call); the float tiles have no VNNI variant, so avx2vnni means AVX2 here.
+bool target_allows(CpuTarget t) { return cpu_target_ceiling() >= t; }
 
 // The AVX-512 tile family (NR = 2 x 16 floats) when the CPU has it and NEF_CPU_TARGET does not
 // ask for less (avx2, generic: the AVX2 family, NR = 2 x 8 floats). Read per call, so that a B
 // prepacked under one setting is never read under another.
-bool wide_tiles() { return has_avx512() && !target_is("avx2") && !target_is("generic"); }
+bool wide_tiles() { return has_avx512() && target_allows(CpuTarget::kAvx512); }
 
 // The macro-kernel for gemm<T, MR, NR>: for float32 the intrinsics of the instruction set chosen
 // (gemm_f32.h; AVX-512 for the wide family, AVX2 for the narrow one unless NEF_CPU_TARGET is
@@ -442,7 +441,7 @@ MacroFn<T> pick_macro() {
       }
     } else if constexpr (MR == 6 && NR == 16) {
       const GemmF32Isa* isa = gemm_f32_avx2();
-      if (isa && has_avx2_fma() && !target_is("generic")) return isa->mr6_nr16;
+      if (isa && has_avx2_fma() && target_allows(CpuTarget::kAvx2)) return isa->mr6_nr16;
     }
   }
   return &macro_kernel<T, MR, NR>;

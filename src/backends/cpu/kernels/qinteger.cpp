@@ -1,8 +1,9 @@
 // CPU kernels of the integer-quantized ops: matmul_integer (a batched GEMM) and conv_integer
 // (im2col written straight into the GEMM's packed B panels), both through the exact integer
 // GEMM of igemm.h: byte operands with zero-point corrections where the CPU has byte products,
-// else int16 pairs. The instruction set is chosen once: AVX-512 VNNI, else AVX2, else portable
-// code; NEF_CPU_TARGET=avx2 or generic forces a lower one (tests cover every variant that way).
+// else int16 pairs. The instruction set is chosen once (cpu_target.h): AVX-512 VNNI, else AVX2
+// with AVX-VNNI, else AVX2, else portable code; NEF_CPU_TARGET=avx2vnni, avx2 or generic forces
+// a lower one (tests cover every variant that way).
 // A plan's constant 2-D B of matmul_integer is packed once (Kernel::prepare), not per run.
 #include <hwy/aligned_allocator.h>
 
@@ -18,6 +19,7 @@
 
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/kernels/conv_integer.h"
+#include "backends/cpu/kernels/cpu_target.h"
 #include "backends/cpu/kernels/gemm.h"
 #include "backends/cpu/kernels/igemm.h"
 #include "backends/cpu/kernels/vmath.h"
@@ -31,22 +33,21 @@
 namespace nef::backend::cpu {
 namespace {
 
+// The variant of int8_cpu_target(), or the next one down compiled in.
 const IgemmIsa& choose() {
-  const char* env = std::getenv("NEF_CPU_TARGET");
-  const std::string want = env ? std::string(env).substr(0, 32) : "";
-  bool vnni = false, avx2 = false;
-#if defined(__GNUC__) && defined(__x86_64__)
-  __builtin_cpu_init();
-  vnni = igemm_avx512() && __builtin_cpu_supports("avx512f") &&
-         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
-  avx2 = igemm_avx2() && __builtin_cpu_supports("avx2");
-#endif
-  if (!want.empty() && want != "avx512" && want != "avx2" && want != "generic")
-    warn(str("NEF_CPU_TARGET=", want, " is not one of avx512, avx2, generic: ignored"));
-  if (want == "generic") return igemm_generic();
-  if (want == "avx2") return avx2 ? *igemm_avx2() : igemm_generic();
-  if (vnni) return *igemm_avx512();
-  if (avx2) return *igemm_avx2();
+  switch (int8_cpu_target()) {
+    case CpuTarget::kAvx512:
+      if (igemm_avx512()) return *igemm_avx512();
+      [[fallthrough]];
+    case CpuTarget::kAvx2Vnni:
+      if (igemm_avx2vnni()) return *igemm_avx2vnni();
+      [[fallthrough]];
+    case CpuTarget::kAvx2:
+      if (igemm_avx2()) return *igemm_avx2();
+      [[fallthrough]];
+    case CpuTarget::kGeneric:
+      break;
+  }
   return igemm_generic();
 }
 

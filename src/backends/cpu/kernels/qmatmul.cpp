@@ -1,7 +1,8 @@
 // CPU kernels of the quantized ops: qmatmul (x @ W^T with W block-quantized, qmatmul.h has the
 // scheme) and qgather (rows of a block-quantized table, dequantized: embeddings). The
-// instruction set is chosen once: AVX-512 VNNI, else AVX2, else portable code;
-// NEF_CPU_TARGET=avx2 or generic forces a lower one (tests cover every variant that way).
+// instruction set is chosen once (cpu_target.h): AVX-512 VNNI, else AVX2 with AVX-VNNI, else
+// AVX2, else portable code; NEF_CPU_TARGET=avx2vnni, avx2 or generic forces a lower one (tests
+// cover every variant that way).
 #include "backends/cpu/kernels/qmatmul.h"
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <type_traits>
 
 #include "backends/cpu/kernel_table.h"
+#include "backends/cpu/kernels/cpu_target.h"
 #include "backends/cpu/kernels/gemm.h"
 #include "backends/cpu/parallel.h"
 #include "backends/cpu/workspace.h"
@@ -25,23 +27,21 @@ int64_t unpacked_row_bytes(int64_t K) { return (K + 63) / 64 * 64 + (K / 32) * 4
 
 namespace {
 
+// The variant of int8_cpu_target(), or the next one down compiled in.
 const QGemmIsa& choose() {
-  const char* env = std::getenv("NEF_CPU_TARGET");
-  const std::string want = env ? std::string(env).substr(0, 32) : "";
-  bool vnni = false, avx2 = false;
-#if defined(__GNUC__) && defined(__x86_64__)
-  __builtin_cpu_init();
-  vnni = qgemm_avx512() && __builtin_cpu_supports("avx512f") &&
-         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vnni");
-  avx2 = qgemm_avx2() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#endif
-  if (!want.empty() && want != "avx512" && want != "avx2" && want != "generic")
-    warn(str("NEF_CPU_TARGET=", want, " is not one of avx512, avx2, generic: ignored"));
-  if (want == "generic") return qgemm_generic();
-  if (want == "avx2") return avx2 ? *qgemm_avx2() : qgemm_generic();
-  if (vnni) return *qgemm_avx512();
-  if (avx2) return *qgemm_avx2();
+  switch (int8_cpu_target()) {
+    case CpuTarget::kAvx512:
+      if (qgemm_avx512()) return *qgemm_avx512();
+      [[fallthrough]];
+    case CpuTarget::kAvx2Vnni:
+      if (qgemm_avx2vnni()) return *qgemm_avx2vnni();
+      [[fallthrough]];
+    case CpuTarget::kAvx2:
+      if (qgemm_avx2()) return *qgemm_avx2();
+      [[fallthrough]];
+    case CpuTarget::kGeneric:
+      break;
+  }
   return qgemm_generic();
 }
 

@@ -1,6 +1,6 @@
 // Internal to the CPU backend: the block-quantized matrix products behind qmatmul, one
-// implementation per instruction set (qmatmul_{avx512,avx2,generic}.cpp share qmatmul-inl.h and
-// differ only in the 32-element integer dot product), chosen at run time.
+// implementation per instruction set (qmatmul_{avx512,avx2vnni,avx2,generic}.cpp share
+// qmatmul-inl.h and differ only in the 32-element integer dot product), chosen at run time.
 //
 // Scheme (the one ggml-family engines use): activations are quantized per row to int8 chunks of
 // 32 with a float scale (QChunk); every weight format is unpacked, one row at a time, to unsigned
@@ -70,9 +70,10 @@ struct QGemmIsa {
 };
 
 const QGemmIsa& qgemm_generic();
-const QGemmIsa* qgemm_avx2();    // nullptr when not compiled in
-const QGemmIsa* qgemm_avx512();  // AVX-512 VNNI; nullptr when not compiled in
-// The best the CPU runs.
+const QGemmIsa* qgemm_avx2();      // nullptr when not compiled in
+const QGemmIsa* qgemm_avx2vnni();  // AVX2 + AVX-VNNI; nullptr when not compiled in
+const QGemmIsa* qgemm_avx512();    // AVX-512 VNNI; nullptr when not compiled in
+// The variant of int8_cpu_target() (cpu_target.h), chosen once.
 const QGemmIsa& qgemm_best();
 
 }  // namespace nef::backend::cpu
