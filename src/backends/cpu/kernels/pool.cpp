@@ -3,6 +3,7 @@
 // ranks. For every output position the window's in-bounds taps are computed once per dim (no
 // per-tap bounds test); padding never wins a max and is counted by avg only with
 // count_include_pad (cells past the padded extent, reachable with ceil_mode, never are).
+// 1-D and 2-D max_pool windows of more than four taps run separably (max_plane_separable).
 // Work is split over (N*C plane, first output spatial index) pairs.
 #include <algorithm>
 #include <cmath>

@@ -2,9 +2,10 @@
 // projection of every step at once, X W^T, with the blocked GEMM of matmul.cpp (gemm.h; the
 // biases are added by its tile hook while each tile is in cache), then the steps in order: the
 // recurrent product H_{t-1} R^T and the gate math on runs of hidden units with vmath's
-// vectorized tanh and sigmoid. For the product, R is packed once per run into panels of 64
-// bytes of hidden units x every k x the gates (a register-blocked kernel then needs no
-// reductions and reads each panel once for up to four batch rows); runs of a few steps with
+// vectorized tanh and sigmoid. For the product, R is packed into panels of 64
+// bytes of hidden units x every k x the gates (once per plan for a constant R, with W^T for the
+// projection: Kernel::prepare; else once per run): a register-blocked kernel then needs no
+// reductions and reads each panel once for up to four batch rows. Runs of a few steps with
 // few rows (a streaming chunk) skip the packing, which would cost more than the steps, and
 // take dot products over R's rows as stored (vmath::dot_rows). Work items are (a block of
 // batch rows, a block of hidden units), split over threads when a step is big enough; a
