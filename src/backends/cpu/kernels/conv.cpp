@@ -314,7 +314,10 @@ int implicit_choice(const Geom& g) {
   if (!c) return 0;
   if (use_conv_depthwise(*c)) return 1;
   if (g.G == 1 && g.N > 1 && g.cp_size < kWidePositions) return 0;
-  if (use_conv_pointwise(*c, kDirectMaxChannels)) return 3;
+  // 1x1 convs of any channel count: a register tile with its channels zero padded still beats
+  // the direct loop's pass over the input per output channel (YOLOX's heads, 96 -> 4 channels
+  // at 52 x 52: 0.19 -> 0.05 ms).
+  if (use_conv_pointwise(*c, 0)) return 3;
   return use_conv_implicit(*c, kDirectMaxChannels) ? 2 : 0;
 }
 
