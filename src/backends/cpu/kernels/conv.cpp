@@ -7,8 +7,10 @@
 // into a column buffer of bounded size (chunked over images, then over output positions), then
 // the blocked GEMM of matmul.cpp with the weight as A, one matrix per (image, group); the bias
 // is added on each finished tile while it is in cache. 1x1 convs skip im2col.
-// Few output channels per group (depthwise) would make the GEMM mostly padding: a direct loop,
-// vectorized along the output row, runs those instead; float32 convs with unit width stride and
+// Few output channels per group (depthwise, or up to 4 in a conv that is not a 1x1 stride-1 one:
+// those run conv_pointwise with a zero-padded channel tile) would make the GEMM mostly padding:
+// a direct loop, vectorized along the output row, runs those instead; float32 convs with unit
+// width stride and
 // 8 to 32 channels per group that conv_implicit does not take run conv_rows, a register-tiled
 // direct conv over padded rows.
 // conv_transpose: GEMM weight^T @ x into columns, then col2im scatter-adds them into the output.
