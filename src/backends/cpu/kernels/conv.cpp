@@ -10,9 +10,8 @@
 // Few output channels per group (depthwise, or up to 4 in a conv that is not a 1x1 stride-1 one:
 // those run conv_pointwise with a zero-padded channel tile) would make the GEMM mostly padding:
 // a direct loop, vectorized along the output row, runs those instead; float32 convs with unit
-// width stride and
-// 8 to 32 channels per group that conv_implicit does not take run conv_rows, a register-tiled
-// direct conv over padded rows.
+// width stride and 8 to 32 channels per group that conv_implicit does not take run conv_rows, a
+// register-tiled direct conv over padded rows.
 // conv_transpose: GEMM weight^T @ x into columns, then col2im scatter-adds them into the output.
 // Half types compute in float32 and round once on store. conv_epilogue (float32/float64) runs
 // its fused program on each finished output row segment right after the bias (GEMM paths), on
