@@ -4,6 +4,11 @@ and thread count in its own process: median latency of warm runs, the ratio, and
 peak RSS; for a model where NEF is slower, the three kernels (ops) that take most of NEF's time.
 
     .venv/bin/python bench/bench_onnx_models.py [--threads 1 2] [--repeat 15] [--models det,ocr]
+        [--ops]
+
+--ops adds, per model and thread count, the full per-op split of both engines' kernel time:
+NEF's profile summed by kernel op, ONNX Runtime's own profiler (SessionOptions.enable_profiling)
+summed by node type (medians over the repeats; ORT's NCHWc reorders are its own rows).
 
 Quote only runs at `uptime` load < 1.5."""
 import argparse
@@ -112,18 +117,50 @@ def child(args):
     res["peak_rss_mb"] = vm_hwm_mb()
     if args.engine == "nef":
         from nef.graph import profile_summary
-        rows = profile_summary(g.profile(feed, repeat=3))[:3]
-        res["top"] = [(r["op"], round(r["seconds"] * 1e3, 2)) for r in rows]
+        rows = profile_summary(g.profile(feed, repeat=max(3, args.repeat if args.ops else 3)))
+        res["top"] = [(r["op"], round(r["seconds"] * 1e3, 2)) for r in rows[:3]]
+        res["ops"] = [(r["op"], r["seconds"] * 1e3) for r in rows]
+    elif args.ops:
+        res["ops"] = ort_op_split(path, feed, threads, args.repeat)
     print(json.dumps(res))
 
 
-def run_child(model, engine, threads, repeat):
+def ort_op_split(path, feed, threads, repeat):
+    """ONNX Runtime's profiler: per node, the median of its kernel times over `repeat` runs
+    (after warm runs), summed by node type, slowest first (ms)."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    so.enable_profiling = True
+    so.profile_file_prefix = os.path.join(tempfile.gettempdir(), f"nef_bench_ort_{os.getpid()}")
+    s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    for _ in range(3 + repeat):
+        s.run(None, feed)
+    prof = s.end_profiling()
+    with open(prof) as f:
+        events = json.load(f)
+    os.remove(prof)
+    per_node = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            per_node.setdefault(e["name"], []).append(e)
+    by_type = {}
+    for es in per_node.values():
+        op = es[0]["args"].get("op_name", "?")
+        by_type[op] = by_type.get(op, 0.0) + statistics.median(x["dur"] for x in es[-repeat:]) / 1e3
+    return sorted(by_type.items(), key=lambda kv: -kv[1])
+
+
+def run_child(model, engine, threads, repeat, ops=False):
     env = dict(os.environ)
     if engine == "ort":  # the peer as users run it
         env.pop("OPENBLAS_CORETYPE", None)
         env.pop("OPENBLAS_L2_SIZE", None)
     out = subprocess.run([sys.executable, __file__, "--child", "--model", model, "--engine",
-                          engine, "--threads", str(threads), "--repeat", str(repeat)],
+                          engine, "--threads", str(threads), "--repeat", str(repeat)] +
+                         (["--ops"] if ops else []),
                          capture_output=True, text=True, env=env)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
@@ -138,6 +175,8 @@ def main():
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--model")
     ap.add_argument("--engine")
+    ap.add_argument("--ops", action="store_true",
+                    help="also print each engine's kernel time split by op (see the docstring)")
     args = ap.parse_args()
     if args.child:
         return child(args)
@@ -146,13 +185,16 @@ def main():
     print("| model | threads (NEF read back) | NEF ms | ONNX Runtime ms | NEF / ORT | "
           "peak RSS MB NEF / ORT | NEF's top ops (ms) |")
     print("|---|---|---|---|---|---|---|")
+    splits = []
     for name in args.models.split(","):
         what = MODELS[name][0]
         if name == "minilm":
             model_minilm()
         for t in args.threads:
-            a = run_child(name, "nef", t, args.repeat)
-            b = run_child(name, "ort", t, args.repeat)
+            a = run_child(name, "nef", t, args.repeat, args.ops)
+            b = run_child(name, "ort", t, args.repeat, args.ops)
+            if args.ops and "ops" in a and "ops" in b:
+                splits.append((name, t, a["ops"], b["ops"]))
             if "error" in a or "error" in b:
                 print(f"| {what} | {t} | {a.get('error', '')} | {b.get('error', '')} | | | |")
                 continue
@@ -161,6 +203,16 @@ def main():
                   f"{a['ms'] / b['ms']:.2f} | {a['peak_rss_mb']:.0f} / {b['peak_rss_mb']:.0f} | "
                   f"{top} |", flush=True)
     print(f"# load at the end {os.getloadavg()[0]:.2f}")
+    for name, t, nef_ops, ort_ops in splits:
+        print(f"\n{name}, {t} thread(s): kernel ms by op (NEF profile | ONNX Runtime profiler)")
+        print("| NEF op | ms | ORT node type | ms |\n|---|---|---|---|")
+        for i in range(max(len(nef_ops), len(ort_ops))):
+            n = nef_ops[i] if i < len(nef_ops) else ("", None)
+            o = ort_ops[i] if i < len(ort_ops) else ("", None)
+            fmt = lambda v: "" if v is None else f"{v:.2f}"  # noqa: E731
+            print(f"| {n[0]} | {fmt(n[1])} | {o[0]} | {fmt(o[1])} |")
+        print(f"| total | {sum(v for _, v in nef_ops):.2f} | total | "
+              f"{sum(v for _, v in ort_ops):.2f} |")
     if "minilm" in args.models.split(","):
         os.remove(os.path.join(
             tempfile.gettempdir(), f"nef_bench_minilm_{os.getpid()}.onnx"))

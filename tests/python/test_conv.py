@@ -222,6 +222,11 @@ IMPLICIT_CASES = [
     ((2, 7, 113), (10, 7, 1), None, None, None, 1, False),         # 1-D
     ((3, 16, 5, 5), (24, 16, 1, 1), None, None, None, 1, True),
     ((0, 8, 9, 9), (16, 8, 1, 1), None, None, None, 1, True),
+    # 1x1 with at most 4 channels per group: one ragged channel tile through the scratch.
+    ((1, 96, 13, 13), (4, 96, 1, 1), None, None, None, 1, True),   # a detector head
+    ((2, 17, 9, 11), (1, 17, 1, 1), None, None, None, 1, False),
+    ((1, 30, 10, 10), (6, 10, 1, 1), None, None, None, 3, True),   # groups of 2 channels
+    ((1, 9, 8, 8), (3, 9, 1, 1), None, None, None, 1, True),       # 64 positions
 ]
 
 
@@ -303,6 +308,7 @@ PREPARED_CASES = [
     ((1, 300, 9, 8), (20, 300, 3, 3), None, [1, 1, 1, 1], None, 1),     # several K blocks
     ((1, 33, 9, 16), (26, 33, 1, 1), None, None, None, 1),              # conv_pointwise
     ((1, 24, 12, 12), (36, 12, 1, 1), None, None, None, 2),             # pointwise, groups
+    ((1, 40, 9, 16), (3, 40, 1, 1), None, None, None, 1),               # pointwise, 3 channels
 ]
 
 
@@ -506,6 +512,7 @@ ACTS = {
     ((1, 12, 10, 11), (12, 1, 3, 3), [2, 2], [1, 1, 1, 1], 12, "float32"),
     ((1, 16, 11, 13), (40, 16, 1, 1), None, None, 1, "float32"),
     ((1, 8, 30, 31), (20, 8, 1, 1), None, None, 1, "float32"),
+    ((1, 24, 13, 11), (4, 24, 1, 1), None, None, 1, "float32"),  # pointwise, 4 channels
 ])
 @pytest.mark.parametrize("act", sorted(ACTS))
 def test_conv_epilogue_fuses_and_matches(on_cpu, tmp_path, xs, ws, strides, pads, groups, dtype, act):

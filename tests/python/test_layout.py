@@ -32,6 +32,11 @@ def test_layout_ops_all_dtypes(dtype, seed):
     _eq(t.transpose(2, 0, 1).reshape(37, 28), x.transpose(2, 0, 1).reshape(37, 28))
     _eq(nef.concat([t, t[:2]], axis=0), np.concatenate([x, x[:2]], 0))
     _eq(nef.concat([t, t], axis=-1), np.concatenate([x, x], -1))
+    # Stride-2 slices (a Focus layer's space-to-depth): odd and even lengths, every dtype.
+    _eq(nef.concat([t[:, ::2, 0:36:2], t[:, 1::2, 1:37:2]], axis=1),
+        np.concatenate([x[:, ::2, 0:36:2], x[:, 1::2, 1:37:2]], 1))
+    _eq(nef.concat([t[..., ::2], t[..., 1::2], t[:, :, 3::2]], axis=-1),
+        np.concatenate([x[..., ::2], x[..., 1::2], x[:, :, 3::2]], -1))
     _eq(nef.broadcast_to(t[:, :1], (2, 4, 5, 37)), np.broadcast_to(x[:, :1], (2, 4, 5, 37)))
     _eq(nef.expand_dims(t, 0), x[None])
     _eq(nef.expand_dims(t, (0, 4)), np.expand_dims(x, (0, 4)))

@@ -86,6 +86,44 @@ def test_max_pool(dtype, geom, seed):
     np.testing.assert_array_equal(f64(out.numpy()), ref)
 
 
+# Windows of more than four taps in 1-D and 2-D run separably (column maxima per input row, then
+# the rows'): SPP's stride-1 "same" windows, dilations, strides, ceil_mode, windows reaching past
+# the image on every side, odd widths.
+SEPARABLE_GEOMS = [
+    ((1, 3, 13, 13), [13, 13], [1, 1], [6, 6, 6, 6], [1, 1], False),
+    ((2, 2, 13, 11), [9, 9], [1, 1], [4, 4, 4, 4], [1, 1], False),
+    ((1, 2, 19, 23), [5, 5], [1, 1], [2, 2, 2, 2], [1, 1], False),
+    ((1, 2, 17, 21), [3, 5], [2, 3], [1, 2, 0, 1], [2, 1], True),
+    ((1, 1, 6, 7), [7, 7], [1, 1], [6, 6, 6, 6], [1, 1], False),
+    ((2, 3, 37), [7], [1], [3, 3], [1], False),
+    ((1, 2, 29), [5], [2], [1, 4], [2], True),
+]
+
+
+@pytest.mark.parametrize("dtype,geom,seed",
+                         cases(FLOATS + INTS, SEPARABLE_GEOMS, prefix="maxpool_sep"))
+def test_max_pool_separable_windows(dtype, geom, seed):
+    shape, k, s, p, d, ceil_mode = geom
+    x = random_array(np.random.default_rng(seed), shape, dtype, -50, 50)
+    out = nef.max_pool(nef.tensor(x), k, strides=s, pads=p, dilations=d, ceil_mode=ceil_mode)
+    np.testing.assert_array_equal(f64(out.numpy()), ref_pool(x, "max", k, s, p, d, ceil_mode))
+
+
+def test_max_pool_separable_nan_plane_and_strided_input():
+    """A NaN poisons exactly the windows that hold it (that plane takes the per-tap loop, the
+    others the separable one), and a transposed input is read through its strides."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 13, 13)).astype(np.float32)
+    x[1, 2, 4, 9] = np.nan
+    args = dict(strides=[1, 1], pads=[2, 2, 2, 2])
+    got = nef.max_pool(nef.tensor(x), [5, 5], **args).numpy()
+    want = ref_pool(np.nan_to_num(x, nan=-np.inf), "max", [5, 5], [1, 1], [2] * 4, [1, 1])
+    want[1, 2, 2:7, 7:12] = np.nan
+    np.testing.assert_array_equal(got, want.astype(np.float32))
+    t = nef.transpose(nef.tensor(x[:1, :2].transpose(0, 1, 3, 2).copy()), (0, 1, 3, 2))
+    np.testing.assert_array_equal(nef.max_pool(t, [5, 5], **args).numpy(), want[:1, :2])
+
+
 @pytest.mark.parametrize("dtype,geom,seed", cases(FLOATS, GEOMS, prefix="avgpool"))
 def test_avg_pool(dtype, geom, seed):
     shape, k, s, p, d, ceil_mode = geom

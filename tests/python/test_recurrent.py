@@ -146,6 +146,36 @@ def test_large_batches_and_hidden_sizes(op, B, H):
 
 
 @pytest.mark.parametrize("op", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("S,B,H", [(23, 1, 37), (9, 2, 70), (12, 1, 16)])
+def test_weights_prepared_once_per_plan(tmp_path, op, dtype, S, B, H):
+    """Constant W and R are packed once per plan (W^T for the projection GEMM, R into panels);
+    W and R fed as graph inputs are packed per run: both against the float64 reference, with x
+    transposed in memory (as a CNN's feature map reaches a BiLSTM), over repeated runs."""
+    rng = np.random.default_rng(S * 100 + B * 10 + H)
+    a = params(rng, op, S, B, 19, H, 2, dtype, scale=0.3)
+    kw = dict(direction="bidirectional")
+    want = reference(op, a, peep=False, **kw)
+    xt = np.ascontiguousarray(a["x"].transpose(2, 1, 0))  # [I, B, S] in memory
+    dt = getattr(nef, dtype)
+    x = nef.transpose(nef.placeholder("x", xt.shape, dt), [2, 1, 0])
+    w = nef.placeholder("w", a["w"].shape, dt)
+    r = nef.placeholder("r", a["r"].shape, dt)
+    extra = [nef.tensor(a[k]) for k in (("b", "h0", "c0") if op == "lstm" else ("b", "h0"))]
+    fn = FNS[op]
+    const = fn(x, nef.tensor(a["w"]), nef.tensor(a["r"]), *extra, **kw)
+    fed = fn(x, w, r, *extra, **kw)
+    names = [f"o{i}" for i in range(len(want))]
+    nef.build(tmp_path / "c.nef", dict(zip(names, const)))
+    nef.build(tmp_path / "f.nef", dict(zip(names, fed)))
+    gc, gf = nef.load(tmp_path / "c.nef"), nef.load(tmp_path / "f.nef")
+    for _ in range(2):
+        check([gc.run({"x": xt})[n] for n in names], want, dtype)
+        res = gf.run({"x": xt, "w": a["w"], "r": a["r"]})
+        check([res[n] for n in names], want, dtype)
+
+
+@pytest.mark.parametrize("op", ["lstm", "gru", "rnn"])
 def test_strided_inputs(op):
     rng = np.random.default_rng(21)
     S, B, I, H = 5, 3, 4, 6

@@ -2,9 +2,10 @@
 // projection of every step at once, X W^T, with the blocked GEMM of matmul.cpp (gemm.h; the
 // biases are added by its tile hook while each tile is in cache), then the steps in order: the
 // recurrent product H_{t-1} R^T and the gate math on runs of hidden units with vmath's
-// vectorized tanh and sigmoid. For the product, R is packed once per run into panels of 64
-// bytes of hidden units x every k x the gates (a register-blocked kernel then needs no
-// reductions and reads each panel once for up to four batch rows); runs of a few steps with
+// vectorized tanh and sigmoid. For the product, R is packed into panels of 64
+// bytes of hidden units x every k x the gates (once per plan for a constant R, with W^T for the
+// projection: Kernel::prepare; else once per run): a register-blocked kernel then needs no
+// reductions and reads each panel once for up to four batch rows. Runs of a few steps with
 // few rows (a streaming chunk) skip the packing, which would cost more than the steps, and
 // take dot products over R's rows as stored (vmath::dot_rows). Work items are (a block of
 // batch rows, a block of hidden units), split over threads when a step is big enough; a
@@ -205,7 +206,59 @@ Array view2d(const Array& base, int64_t off, int64_t rows, int64_t cols, int64_t
   return v;
 }
 
-// One node's run in storage type T (compute type C).
+// Direction d's R (rows [gate * H + unit], columns k, strides rs / ks) packed into `dst`
+// (panel_elems(g) elements): per group, per unit block of kPanel units, [k][gate][unit] (units
+// past H are zeros).
+template <typename C>
+void pack_r(const Geometry& g, const std::vector<Group>& groups, const C* r, int64_t rs, int64_t ks,
+            C* dst) {
+  constexpr int64_t JB = kPanel<C>;
+  const int64_t blocks = (g.H + JB - 1) / JB, padded = blocks * JB;
+  const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, g.H * g.G * JB));
+  parallel_for(blocks, grain, [&](int64_t ub0, int64_t ub1) {
+    for (const Group& gr : groups) {
+      C* base = dst + padded * g.H * gr.g0;
+      for (int64_t ub = ub0; ub < ub1; ++ub) {
+        const int64_t nj = std::min(JB, g.H - ub * JB);
+        for (int64_t gi = 0; gi < gr.ng; ++gi) {
+          // kPanel rows of R read side by side (sequential streams), each panel row written
+          // whole.
+          const C* rows = r + ((gr.g0 + gi) * g.H + ub * JB) * rs;
+          C* out = base + ub * g.H * gr.ng * JB + gi * JB;
+          for (int64_t k = 0; k < g.H; ++k) {
+            C* o = out + k * gr.ng * JB;
+            const C* col = rows + k * ks;
+            for (int64_t j = 0; j < nj; ++j) o[j] = col[j * rs];
+            for (int64_t j = nj; j < JB; ++j) o[j] = C(0);
+          }
+        }
+      }
+    }
+  });
+}
+
+// W[d]^T (the projection's B) as a [I, G*H] view of W (any strides).
+Array w_transposed(const Array& w, int64_t d, const Geometry& g) {
+  Array v = w;
+  v.offset += d * w.strides[0];
+  v.shape = {g.I, g.GH};
+  v.strides = {w.strides[2], w.strides[1]};
+  return v;
+}
+
+// A plan's constant W and R prepared once (Kernel::prepare): W[d]^T packed for the projection
+// GEMM and R[d] packed into panels, so that runs pack neither (ddddocr's BiLSTM, 512 units over
+// 38 steps: the two 4 MB R copies and the two W^T packs were about a third of a run). Each is
+// used only by a run whose W / R is the very array it was made from (data and strides).
+struct RecurrentPrepared final : backend::Prepared {
+  std::vector<std::shared_ptr<const backend::Prepared>> w;  // per direction (may be null)
+  const void* r_src = nullptr;
+  Strides r_strides;
+  std::vector<double> panels;  // D * panel_elems(g) compute-type values (doubles: aligned)
+};
+
+// One node's run in storage type T (compute type C).// One node's run in storage type T (compute
+// type C).
 template <typename T>
 class Run {
   using C = compute_t<T>;
@@ -239,6 +292,12 @@ class Run {
       r_ = convert(r_, ws);
     }
     scratch_ = ws.take({gemm_bytes(g)}, DType::UInt8);
+    // The plan's packed R, when made from this very R (a half-type R was converted above).
+    const auto* prep = dynamic_cast<const RecurrentPrepared*>(args_.prepared);
+    if (prep && !g.half && !prep->panels.empty() && prep->r_src == r_.data() &&
+        prep->r_strides == r_.strides)
+      prep_panels_ = reinterpret_cast<const C*>(prep->panels.data());
+    if (prep && !g.half) prep_w_ = prep;
     read_lens();
     read_small_inputs();
     T* out = args_.out.template data_as<T>();
@@ -326,7 +385,7 @@ class Run {
     out.storage = xg_.storage;
     out.dtype = g.c;
     const int64_t base = xg_.offset + d * g.S * g.B * g.GH;
-    const Array wt = view2d(w_, d * w_.strides[0], g.I, g.GH, w_.strides[2], w_.strides[1]);
+    const Array wt = w_transposed(w_, d, g);
     const C* bd = biasd(d);
     auto gemm_rows = [&](const Array& a, int64_t row0, int64_t rows) {
       out.offset = base + row0 * g.GH;
@@ -340,7 +399,10 @@ class Run {
           for (int64_t j = 0; j < nc; ++j) row[j] += bd[col0 + j];
         }
       };
-      matmul_float_with_hook(a, wt, out, hook, scratch_, true);
+      // The plan's packed W[d]^T, when it has one (the GEMM checks that it was made from wt).
+      const backend::Prepared* pw =
+          prep_w_ && size_t(d) < prep_w_->w.size() ? prep_w_->w[size_t(d)].get() : nullptr;
+      matmul_float_with_hook(a, wt, out, hook, scratch_, true, pw);
     };
     const Strides& xs = x_.strides;
     if (g.S * g.B <= kDotRows && w_.strides[2] == 1 && xs[2] == 1) {
@@ -386,41 +448,18 @@ class Run {
     C* hn;                // H_t
   };
 
-  // R[d]'s rows of each group, packed: per unit block of kPanel units, [k][gate][unit] (units
-  // past H are zeros).
+  // R[d]'s rows of each group into this run's panels (pack_r), unless the plan packed them.
   void pack(int64_t d) {
-    const Geometry& g = g_;
-    constexpr int64_t JB = kPanel<C>;
-    const int64_t blocks = (g.H + JB - 1) / JB;
-    const C* r = r_.template data_as<C>() + d * r_.strides[0];
-    const int64_t rs = r_.strides[1], ks = r_.strides[2];
-    const int64_t grain = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(1, g.H * g.G * JB));
-    parallel_for(blocks, grain, [&](int64_t ub0, int64_t ub1) {
-      for (const Group& gr : groups_) {
-        C* base = panel(d, gr);
-        for (int64_t ub = ub0; ub < ub1; ++ub) {
-          const int64_t nj = std::min(JB, g.H - ub * JB);
-          for (int64_t gi = 0; gi < gr.ng; ++gi) {
-            // kPanel rows of R read side by side (sequential streams), each panel row written
-            // whole.
-            const C* rows = r + ((gr.g0 + gi) * g.H + ub * JB) * rs;
-            C* dst = base + ub * g.H * gr.ng * JB + gi * JB;
-            for (int64_t k = 0; k < g.H; ++k) {
-              C* o = dst + k * gr.ng * JB;
-              const C* col = rows + k * ks;
-              for (int64_t j = 0; j < nj; ++j) o[j] = col[j * rs];
-              for (int64_t j = nj; j < JB; ++j) o[j] = C(0);
-            }
-          }
-        }
-      }
-    });
+    if (prep_panels_) return;
+    pack_r<C>(g_, groups_, r_.template data_as<C>() + d * r_.strides[0], r_.strides[1],
+              r_.strides[2], panels_.template data_as<C>() + d * panel_elems(g_));
   }
 
   C* panel(int64_t d, const Group& gr) const {
     constexpr int64_t JB = kPanel<C>;
     const int64_t padded = (g_.H + JB - 1) / JB * JB;
-    return panels_.template data_as<C>() + d * panel_elems(g_) + padded * g_.H * gr.g0;
+    const C* base = prep_panels_ ? prep_panels_ : panels_.template data_as<C>();
+    return const_cast<C*>(base) + d * panel_elems(g_) + padded * g_.H * gr.g0;
   }
 
   void steps(int64_t d) {
@@ -616,6 +655,8 @@ class Run {
   Array x_, w_, r_;
   bool bt_order_ = false;
   bool pack_ = true;
+  const C* prep_panels_ = nullptr;             // the plan's packed R (RecurrentPrepared)
+  const RecurrentPrepared* prep_w_ = nullptr;  // the plan's packed W^T per direction
 };
 
 class RecurrentKernel final : public CpuKernel {
@@ -627,6 +668,43 @@ class RecurrentKernel final : public CpuKernel {
   }
   std::string name() const override { return name_; }
   int64_t workspace_bytes() const override { return workspace_; }
+  // A constant float32/float64 W and R prepared once per plan (RecurrentPrepared).
+  std::shared_ptr<const Prepared> prepare(
+      const std::vector<const Array*>& constants) const override {
+    const Geometry& g = g_;
+    if (g.half || constants.size() < 3 || g.S * g.B == 0) return nullptr;
+    auto p = std::make_shared<RecurrentPrepared>();
+    bool any = false;
+    const Array* w = constants[1];
+    // The projection runs the GEMM with S * B rows (the dot-product path takes fewer).
+    if (w && w->on_host() && w->dtype == g.c && w->rank() == 3 && g.S * g.B > kDotRows) {
+      for (int64_t d = 0; d < g.D; ++d) {
+        p->w.push_back(prepack_matmul_b(w_transposed(*w, d, g), g.c, g.S * g.B));
+        any = any || p->w.back();
+      }
+    }
+    const Array* r = constants[2];
+    if (r && r->on_host() && r->dtype == g.c && r->rank() == 3 && g.pack && r->numel() > 0) {
+      const int64_t elems = g.D * panel_elems(g);
+      const size_t bytes = size_t(elems) * size_t(dtype_size(g.c));
+      p->panels.resize((bytes + sizeof(double) - 1) / sizeof(double));
+      p->r_src = r->data();
+      p->r_strides = r->strides;
+      const std::vector<Group> grs = groups(g);
+      for (int64_t d = 0; d < g.D; ++d) {
+        if (g.c == DType::Float64) {
+          pack_r<double>(g, grs, r->data_as<double>() + d * r->strides[0], r->strides[1],
+                         r->strides[2], p->panels.data() + d * panel_elems(g));
+        } else {
+          float* dst = reinterpret_cast<float*>(p->panels.data()) + d * panel_elems(g);
+          pack_r<float>(g, grs, r->data_as<float>() + d * r->strides[0], r->strides[1],
+                        r->strides[2], dst);
+        }
+      }
+      any = true;
+    }
+    return any ? p : nullptr;
+  }
   void run(const KernelArgs& args) const override {
     if (args.out.numel() == 0) return;
     dispatch_dtype(args.out.dtype, [&]<typename T>() {
