@@ -134,8 +134,11 @@ class Kernel {
   // every input is read before out[i] is written, and no operand is converted through `out`.
   virtual bool inplace_safe() const { return false; }
   // Called once when a plan is built (compiled or loaded from a .nef), with the plan's constant
-  // host inputs (constants[i] is input i's value, or null when input i is not a constant). What
-  // it returns is kept with the plan's step and handed to every run as KernelArgs::prepared.
+  // host inputs (constants[i] is input i's value, or null when input i is not a constant). An
+  // input that is a view of a host constant (x @ W.T) comes as that view: the very offset,
+  // shape and strides the runs will hand in, so a kernel recognizes it by data and strides (or
+  // declines what it cannot pack, e.g. a non-contiguous view). What it returns is kept with the
+  // plan's step and handed to every run as KernelArgs::prepared.
   virtual std::shared_ptr<const Prepared> prepare(
       const std::vector<const Array*>& constants) const {
     (void)constants;

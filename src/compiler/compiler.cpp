@@ -229,15 +229,31 @@ void prepare_steps(Plan& plan) {
     for (int in : n.inputs) ++readers[in];
   for (int o : g.outputs) readers[o] = -1;  // read by the caller
   std::vector<const Array*> constants;
+  std::vector<Array> views;  // views of host constants (x @ W.T), as the run will make them
   for (Step& s : plan.steps) {
     if (s.kind != StepKind::Kernel || !s.kernel) continue;
     const ir::Node& n = g.nodes[s.node];
     constants.assign(n.inputs.size(), nullptr);
+    views.assign(n.inputs.size(), Array());
     bool any = false;
     for (size_t k = 0; k < n.inputs.size(); ++k) {
       const ir::Node& in = g.nodes[n.inputs[k]];
       if (in.is("constant") && in.constant && in.constant->on_host()) {
         constants[k] = &*in.constant;
+        any = true;
+        continue;
+      }
+      // A view of a host constant on the host (a transposed weight): the kernel prepares from
+      // the view the run computes (ir::apply_view, the same offset and strides), so it need
+      // not copy the weight into a transposed constant first.
+      if (!in.op->has(ir::kView) || in.inputs.size() != 1) continue;
+      const ir::Node& src = g.nodes[in.inputs[0]];
+      if (!src.is("constant") || !src.constant || !src.constant->on_host() ||
+          in.device != src.device)
+        continue;
+      if (std::optional<Array> v = ir::apply_view(in, *src.constant)) {
+        views[k] = std::move(*v);
+        constants[k] = &views[k];
         any = true;
       }
     }
@@ -245,7 +261,10 @@ void prepare_steps(Plan& plan) {
     s.prepared = s.kernel->prepare(constants);
     for (size_t k = 0; k < n.inputs.size() && s.prepared; ++k) {
       const int in = n.inputs[k];
-      if (!constants[k] || !s.prepared->replaces(k) || ++replaced[in] != readers[in]) continue;
+      // Only a constant read directly can be paged out (a view's source has other readers).
+      if (!constants[k] || views[k].storage || !s.prepared->replaces(k) ||
+          ++replaced[in] != readers[in])
+        continue;
       const Array& c = *constants[k];
       if (c.storage && !c.storage->owns_host_memory()) host_pageout(c.data(), c.nbytes());
     }

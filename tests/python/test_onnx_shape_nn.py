@@ -260,8 +260,8 @@ def test_gemm_c_broadcast(cshape):
 @pytest.mark.parametrize("static", [(1, 2), (2,), (1,)])
 @pytest.mark.parametrize("m,k,n", [(1, 7, 5), (38, 67, 131), (3, 1, 2)])
 def test_gemm_transposed_weight(dtype, static, m, k, n):
-    """transB with B an initializer (transposed once at import, packed once per plan) or a graph
-    input (a transposed view): the same values, against numpy float64, at odd sizes."""
+    """transB with B an initializer (a transposed view of a constant, packed once per plan) or a
+    graph input (a transposed view): the same values, against numpy float64, at odd sizes."""
     rng = np.random.default_rng(m * 1000 + k + n)
     a, b, c = rand(rng, (m, k), dtype), rand(rng, (n, k), dtype), rand(rng, (n,), dtype)
     want = a.astype(np.float64) @ b.astype(np.float64).T + c
@@ -276,9 +276,10 @@ def test_gemm_transposed_weight(dtype, static, m, k, n):
 
 
 def test_gemm_transposed_constant_weight_is_prepacked():
-    """A Gemm's constant B with transB is packed once per plan, like an untransposed one (a
-    transposed view of a constant was packed on every run). B is above constant folding's
-    4 MB bound, which would otherwise fold the transpose."""
+    """A Gemm's constant B with transB is packed once per plan, like an untransposed one: the
+    compiler hands the transposed view of the constant to the kernel's prepare (no transposed
+    copy is made; before, the view was packed on every run). B is above constant folding's 4 MB
+    bound, which would otherwise fold the transpose."""
     rng = np.random.default_rng(23)
     a, b, c = rand(rng, (4, 1027)), rand(rng, (1030, 1027)), rand(rng, (1030,))
     g = nef.from_onnx(make_model("Gemm", [a, b, c], {"transB": 1}, static=(1, 2))[0])

@@ -34,21 +34,6 @@ Shape channel_shape(int64_t n, int64_t rank) {
 
 std::vector<Tensor> matmul(NodeCtx& ctx) { return {nef::matmul(ctx.input(0), ctx.input(1))}; }
 
-// B' of a Gemm with transB. A float B known at import (the weights) is transposed here, once:
-// the plan's GEMM packs only constants once per plan (Kernel::prepare), and a transposed view
-// of one was packed on every run (38 x 1024 x 8210, ddddocr's classifier: 21 ms against 8 ms).
-Tensor transposed_weight(NodeCtx& ctx, const Tensor& b) {
-  constexpr int64_t kMaxElements = int64_t(1) << 24;  // static_value's bound
-  if ((b.dtype() != DType::Float32 && b.dtype() != DType::Float64) || b.numel() > kMaxElements ||
-      !ctx.is_static(b))
-    return nef::transpose(b);
-  Array w = ctx.static_value(b, "B");
-  Array t = w;
-  t.shape = {w.shape[1], w.shape[0]};
-  t.strides = {w.strides[1], w.strides[0]};
-  return nef::from_array(t.contiguous());
-}
-
 // Y = alpha * A' @ B' + beta * C, C broadcast to Y's shape (never the other way). C is optional
 // from revision 11; revision 6 broadcasts C only with broadcast=1 (else C has Y's shape).
 std::vector<Tensor> gemm(NodeCtx& ctx) {
@@ -57,7 +42,7 @@ std::vector<Tensor> gemm(NodeCtx& ctx) {
     ctx.fail(str("A ", shape_str(a.shape()), " and B ", shape_str(b.shape()), " must be 2-D"));
   const double alpha = ctx.attr_float("alpha", 1.0), beta = ctx.attr_float("beta", 1.0);
   if (ctx.attr_int("transA", 0)) a = nef::transpose(a);
-  if (ctx.attr_int("transB", 0)) b = transposed_weight(ctx, b);
+  if (ctx.attr_int("transB", 0)) b = nef::transpose(b);
   Tensor y = nef::matmul(a, b);
   const DType dt = y.dtype();
   if (alpha != 1.0) y = y * nef::scalar(alpha, dt);
