@@ -141,6 +141,7 @@ std::shared_ptr<LazyNode> make_node(const std::string& op_name,
   node->type = ir::check_and_infer(op, types, attrs);
   node->op = &op;
   node->attrs = attrs.interned();
+  node->attrs_id = node->attrs.identity();
   node->inputs = std::move(in);
   node->device_hint = t_default_hint;
   return node;
