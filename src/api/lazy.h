@@ -18,18 +18,21 @@ struct Plan;
 namespace nef::detail {
 
 struct LazyNode {
-  // The fields a plan-cache walk reads for an op node come first, together: the DAG is scattered
-  // in memory, so a 10K-node walk is bound by cache misses (here the first two lines of the
-  // shared_ptr allocation; `value` is read only for nodes without inputs).
+  // The fields a plan-cache walk reads for an op node come first, together (the first 64 bytes):
+  // the DAG is scattered in memory, so a 10K-node walk is bound by cache misses (`value` and
+  // `type` are read only for nodes without inputs).
   const ir::OpDef* op = nullptr;
+  // attrs.identity(), kept here so that the walk does not touch the attributes' body (one miss
+  // per node). Set with `attrs` by make_node; neither changes afterwards.
+  const void* attrs_id = nullptr;
   // Empty once materialized: a value stands for its history, which nothing walks again (and
   // which is freed with it, rather than kept alive by every result).
   std::vector<std::shared_ptr<LazyNode>> inputs;
+  bool literal = false;  // a literal constant (scalars): stays a constant in graphs
+  std::string device_hint;
   // Interned (ir::Attrs::interned): nodes alive at the same time with equal attributes share
   // one body, so the plan-cache key compares attributes by identity.
   ir::Attrs attrs;
-  std::string device_hint;
-  bool literal = false;  // a literal constant (scalars): stays a constant in graphs
   // Set once materialized (or at creation for data tensors), on the device that computed it;
   // Tensor::array() brings it to the host (and keeps it there) when the user reads it.
   std::optional<Array> value;

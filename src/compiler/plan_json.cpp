@@ -65,7 +65,7 @@ json plan_to_json(const Plan& p) {
     k["inputs"] = n.inputs;
     k["nodes"] = ir::covered_ops(g, n);
     if (has_program(n)) k["program"] = program_of(n);
-    k["placement_reason"] = n.placement_reason;
+    k["placement_reason"] = n.placement_reason.str();
     k["predicted_seconds"] = st.predicted_seconds;
     if (int64_t ws = st.kernel ? st.kernel->workspace_bytes() : 0) k["workspace_bytes"] = ws;
     kernels.push_back(std::move(k));

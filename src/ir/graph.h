@@ -4,8 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ir/op_registry.h"
@@ -14,19 +17,99 @@
 
 namespace nef::ir {
 
+// Text that is usually a string literal (a placement reason): a literal is held by address, with
+// no copy, so giving each of 10K nodes its reason allocates nothing; any other text is copied
+// once into a shared immutable string (copying a Note never allocates). The literal constructor
+// is consteval: it accepts only constant arrays (string literals), never a buffer that could
+// change or go away.
+class Note {
+ public:
+  Note() = default;
+  template <size_t N>
+  consteval Note(const char (&literal)[N]) : text_(literal, N - 1) {}
+  Note(std::string s)
+      : own_(s.empty() ? nullptr : std::make_shared<const std::string>(std::move(s))),
+        text_(own_ ? std::string_view(*own_) : std::string_view()) {}
+  Note(const Note& o) = default;
+  Note(Note&& o) noexcept : own_(std::move(o.own_)), text_(o.text_) { o.text_ = {}; }
+  Note& operator=(const Note& o) = default;
+  Note& operator=(Note&& o) noexcept {
+    own_ = std::move(o.own_);
+    text_ = o.text_;
+    o.text_ = {};
+    return *this;
+  }
+
+  std::string_view view() const { return text_; }
+  operator std::string_view() const { return text_; }
+  std::string str() const { return std::string(text_); }
+  bool empty() const { return text_.empty(); }
+  void clear() { *this = Note(); }
+  size_t find(std::string_view s) const { return text_.find(s); }
+  bool operator==(std::string_view s) const { return text_ == s; }
+  friend std::ostream& operator<<(std::ostream& os, const Note& n) { return os << n.text_; }
+
+ private:
+  std::shared_ptr<const std::string> own_;  // null for a literal
+  std::string_view text_;                   // into the literal or *own_
+};
+
+// An optional value kept out of line (std::optional's interface): most nodes are not constants,
+// and an inline std::optional<Array> would be ~90 of a node's bytes, which every pass and every
+// node move carries. Copies are deep (a copied Array shares its storage, as before).
+class Boxed {
+ public:
+  Boxed() = default;
+  Boxed(std::nullopt_t) {}
+  Boxed(Array a) : p_(std::make_unique<Array>(std::move(a))) {}
+  Boxed(const Boxed& o) : p_(o.p_ ? std::make_unique<Array>(*o.p_) : nullptr) {}
+  Boxed(Boxed&&) noexcept = default;
+  Boxed& operator=(const Boxed& o) {
+    if (this != &o) p_ = o.p_ ? std::make_unique<Array>(*o.p_) : nullptr;
+    return *this;
+  }
+  Boxed& operator=(Boxed&&) noexcept = default;
+  Boxed& operator=(std::nullopt_t) {
+    p_.reset();
+    return *this;
+  }
+  Boxed& operator=(Array a) {
+    if (p_) *p_ = std::move(a);
+    else p_ = std::make_unique<Array>(std::move(a));
+    return *this;
+  }
+  Boxed& operator=(std::optional<Array> a) {
+    if (a) *this = std::move(*a);
+    else p_.reset();
+    return *this;
+  }
+
+  bool has_value() const { return p_ != nullptr; }
+  explicit operator bool() const { return p_ != nullptr; }
+  Array& operator*() { return *p_; }
+  const Array& operator*() const { return *p_; }
+  Array* operator->() { return p_.get(); }
+  const Array* operator->() const { return p_.get(); }
+  void reset() { p_.reset(); }
+
+ private:
+  std::unique_ptr<Array> p_;
+};
+
 struct Node {
+  // What most passes read per node comes first (the first two cache lines).
   const OpDef* op = nullptr;
   Attrs attrs;
   std::vector<int> inputs;  // indices of earlier nodes
   TensorType type;          // inferred output shape and dtype
-  std::string name;         // tensor name (graph inputs/outputs, file tensor names); may be empty
-  std::string device_hint;  // "", "cpu", "gpu", ... (a preference, not a command)
+  int binding = -1;         // op "input": index into the run-time bindings
+  int device = -1;          // index into the plan's devices, set by the planner
   // op "constant": the value. op "input": unset (bound at run time through `binding`).
-  std::optional<Array> constant;
-  int binding = -1;              // op "input": index into the run-time bindings
-  int device = -1;               // index into the plan's devices, set by the planner
-  std::string placement_reason;  // why the planner put it there
+  Boxed constant;
   double predicted_seconds = 0;  // the planner's cost-model estimate on that device
+  std::string device_hint;       // "", "cpu", "gpu", ... (a preference, not a command)
+  std::string name;       // tensor name (graph inputs/outputs, file tensor names); may be empty
+  Note placement_reason;  // why the planner put it there
 
   bool is(std::string_view op_name) const { return op && op->name == op_name; }
 };

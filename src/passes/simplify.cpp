@@ -150,17 +150,34 @@ void simplify(ir::Graph& g, const PassContext& ctx) {
       v.push_back(&ir::get_op(n));
     return v;
   }();
+  // add/mul/sub/div rewrite only with a scalar operand (a constant or a full node).
+  static const ir::OpDef* const kArith[] = {&ir::get_op("add"), &ir::get_op("mul"),
+                                            &ir::get_op("sub"), &ir::get_op("div")};
+  static const ir::OpDef* const kScalarOps[] = {&ir::get_op("constant"), &ir::get_op("full")};
+  auto may_rewrite = [&](const ir::Node& n) {
+    if (std::find(kRuleOps.begin(), kRuleOps.end(), n.op) == kRuleOps.end()) return false;
+    if (std::find(std::begin(kArith), std::end(kArith), n.op) == std::end(kArith)) return true;
+    for (int in : n.inputs)  // already remapped: output nodes
+      if (const ir::OpDef* op = g.nodes[in].op; op == kScalarOps[0] || op == kScalarOps[1])
+        return true;
+    return false;
+  };
   Builder b{g};
   const size_t count = g.nodes.size();
   std::vector<int> remap(count, -1);
   for (size_t i = 0; i < count; ++i) {
-    ir::Node n = std::move(g.nodes[b.next++]);
-    for (int& in : n.inputs) in = remap[in];
+    const size_t at = b.next++;
+    for (int& in : g.nodes[at].inputs) in = remap[in];
+    if (!may_rewrite(g.nodes[at])) {
+      // No rule applies: the node stays where it is when no slot opened before it (the usual
+      // case: no move of a ~300-byte node), else moves down into the output.
+      remap[i] = size_t(b.size) == at ? b.size++ : b.append(std::move(g.nodes[at]));
+      continue;
+    }
+    ir::Node n = std::move(g.nodes[at]);
     const int before = b.size;
     std::optional<int> r;
-    const bool rule_op = std::find(kRuleOps.begin(), kRuleOps.end(), n.op) != kRuleOps.end();
     for (Rule rule : kRules) {
-      if (!rule_op) break;
       r = rule(b, n);
       if (r && *r >= 0) break;
       r.reset();

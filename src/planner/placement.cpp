@@ -212,20 +212,24 @@ void place(ir::Graph& g, const std::vector<Target>& targets) {
       if (g.nodes[in].is("constant")) constant_bytes[best] += value_bytes(g.nodes[in]);
     if (fits.size() > 1)
       why += str(why.empty() ? "" : "; ", "earliest finish (", alternatives, ")");
-    else if (why.empty())
-      why = supported.size() == 1 ? "the only device that supports it" : "the only candidate";
-    node.placement_reason.assign(why);
+    // The usual reasons are literals: held by address, not copied per node.
+    if (!why.empty()) node.placement_reason = why;
+    else if (supported.size() == 1) node.placement_reason = "the only device that supports it";
+    else node.placement_reason = "the only candidate";
   }
   // A constant takes the device of its first reader (insert_transfers clones it for the others);
   // one read nowhere (a graph output) stays on the host.
   std::vector<bool> settled(n, false);
+  std::vector<ir::Note> read_on(nt);  // one text per target, shared by its constants
   for (int v = 0; v < n; ++v)
     for (int in : g.nodes[v].inputs)
       if (g.nodes[in].device == kDeferred && !settled[in]) {
         settled[in] = true;
-        g.nodes[in].device = g.nodes[v].device;
-        g.nodes[in].placement_reason =
-            "constant: on " + targets[g.nodes[v].device].device->id() + ", where it is read";
+        const int t = g.nodes[v].device;
+        g.nodes[in].device = t;
+        if (read_on[t].empty())
+          read_on[t] = str("constant: on ", targets[t].device->id(), ", where it is read");
+        g.nodes[in].placement_reason = read_on[t];
       }
   for (ir::Node& node : g.nodes)
     if (node.device == kDeferred) node.device = host;
