@@ -225,7 +225,8 @@ class Dims {
   // Shifts [pos, end) right by n (growing if needed); returns pos's index.
   size_t open_gap(const_iterator pos, size_t n) {
     size_t at = static_cast<size_t>(pos - p_);
-    reserve(std::max<size_t>(size_ + n, size_ ? size_ * 2 : 0));
+    // Grow geometrically, and only when the dims no longer fit (inline stays inline).
+    if (size_ + n > cap_) grow_to(std::max<size_t>(size_ + n, size_t{cap_} * 2));
     std::copy_backward(p_ + at, p_ + size_, p_ + size_ + n);
     size_ += static_cast<uint32_t>(n);
     return at;

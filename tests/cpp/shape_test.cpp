@@ -73,6 +73,17 @@ TEST(Dims, NoHeapUpToInlineCapacity) {
   EXPECT_TRUE(d.empty());
   d.resize(3 * K, 2);
   expect_same(d, Vec(3 * K, 2));
+  // insert and resize up to kInline never spill, whatever the starting rank.
+  for (size_t n = 0; n < K; ++n) {
+    Dims e(n, 1);
+    e.insert(e.begin(), 2);
+    EXPECT_TRUE(e.is_inline()) << n;
+    Dims f(n, 1);
+    f.insert(f.end(), K - n, 3);
+    EXPECT_TRUE(f.is_inline()) << n;
+    f.resize(K);
+    EXPECT_TRUE(f.is_inline()) << n;
+  }
   Dims r;
   r.reserve(K);
   EXPECT_TRUE(r.is_inline());
