@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "nef/array.h"
+#include "shape_caster.h"
 
 namespace nefpy {
 

@@ -14,6 +14,7 @@
 #include "llm/stop_strings.h"
 #include "llm/tokenizer.h"
 #include "nef/error.h"
+#include "shape_caster.h"
 
 namespace nefpy {
 

@@ -18,6 +18,7 @@
 #include "llm/model.h"
 #include "nef/error.h"
 #include "nef/tensor.h"
+#include "shape_caster.h"
 
 namespace nefpy {
 
