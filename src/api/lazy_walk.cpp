@@ -172,9 +172,11 @@ void walk(const std::vector<LazyNode*>& targets, BuildMode mode, Walk& w) {
           // coming one after the other as the walk descends.
           for (const auto& in : n->inputs) {
             const char* p = reinterpret_cast<const char*>(in.get());
+            const char* type = reinterpret_cast<const char*>(&in->type);  // no load: an address
             __builtin_prefetch(p - 8);
             __builtin_prefetch(p + 56);
-            __builtin_prefetch(p + 184);
+            __builtin_prefetch(type - 8);  // the end of `value` (its engaged flag)
+            __builtin_prefetch(type);
           }
           for (const auto& in : n->inputs)
             if (!in->inputs.empty()) __builtin_prefetch(in->inputs.data());
