@@ -22,7 +22,8 @@ channel), compared with each other; their agreement column is against float ORT.
 Each engine runs in its own worker subprocess (so that its peak RSS, VmHWM, is its own and
 neither engine's thread pool spins while the other runs); the parent interleaves single runs
 (order flipped every repeat) so both see the same machine load; each timed run follows an
-untimed one in the same worker. Threads: NEF nef.config(threads=
+untimed one in the same worker, and the parent waits SETTLE_S (100 ms) before each sample so
+that the previous engine's spinning threads (ONNX Runtime's spin after a run) are gone. Threads: NEF nef.config(threads=
 n); ORT intra_op_num_threads=n, inter_op_num_threads=1, ORT_SEQUENTIAL. Inputs: real sentences,
 tokenized and padded to seq. A run is what a user pays per call: NEF Graph.run(dict) -> numpy,
 ORT InferenceSession.run -> numpy. Output: a markdown section on stdout; --record inserts it in
@@ -74,6 +75,9 @@ SENTENCES = [
 
 
 # ---- worker (one engine, one thread count) --------------------------------------------------
+
+
+SETTLE_S = 0.1  # idle time before each sample (see the module docstring)
 
 def _status_kb(field: str) -> int:
     with open("/proc/self/status") as f:
@@ -341,6 +345,9 @@ def bench_one(entry, variants, threads, repeats, no_spin) -> dict:
     for rep in range(repeats):
         order = variants if rep % 2 == 0 else variants[::-1]
         for v in order:
+            # ONNX Runtime's threads spin for tens of milliseconds after a run: let them stop
+            # before another engine's sample (its untimed run then wakes its own threads).
+            time.sleep(SETTLE_S)
             samples[v].append(workers[v].ask("run")["s"])
     info = {v: workers[v].finish() for v in variants}
     outs = {v: np.load(str(entry["inputs"]).replace(".npz", f".{v}.out.npy")) for v in variants}
