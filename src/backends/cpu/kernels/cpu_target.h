@@ -33,6 +33,27 @@ const CpuIsa& cpu_isa();
 // their choice once per process.
 CpuTarget int8_cpu_target();
 
+// The integer family's variant for int8_cpu_target(): that one, or the next one down that is
+// compiled in (a null pointer: not compiled in), else the portable one.
+template <typename Isa>
+const Isa& pick_int8_variant(const Isa* avx512, const Isa* avx2vnni, const Isa* avx2,
+                             const Isa& generic) {
+  switch (int8_cpu_target()) {
+    case CpuTarget::kAvx512:
+      if (avx512) return *avx512;
+      [[fallthrough]];
+    case CpuTarget::kAvx2Vnni:
+      if (avx2vnni) return *avx2vnni;
+      [[fallthrough]];
+    case CpuTarget::kAvx2:
+      if (avx2) return *avx2;
+      [[fallthrough]];
+    case CpuTarget::kGeneric:
+      break;
+  }
+  return generic;
+}
+
 // int8_cpu_target()'s name as the integer kernels spell it ("avx512vnni" for kAvx512).
 const char* int8_target_name(CpuTarget t);
 

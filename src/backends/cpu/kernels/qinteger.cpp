@@ -35,20 +35,7 @@ namespace {
 
 // The variant of int8_cpu_target(), or the next one down compiled in.
 const IgemmIsa& choose() {
-  switch (int8_cpu_target()) {
-    case CpuTarget::kAvx512:
-      if (igemm_avx512()) return *igemm_avx512();
-      [[fallthrough]];
-    case CpuTarget::kAvx2Vnni:
-      if (igemm_avx2vnni()) return *igemm_avx2vnni();
-      [[fallthrough]];
-    case CpuTarget::kAvx2:
-      if (igemm_avx2()) return *igemm_avx2();
-      [[fallthrough]];
-    case CpuTarget::kGeneric:
-      break;
-  }
-  return igemm_generic();
+  return pick_int8_variant(igemm_avx512(), igemm_avx2vnni(), igemm_avx2(), igemm_generic());
 }
 
 // Reads element i of a 1-D (or single-value) zero point of an 8-bit dtype; 0 when absent.

@@ -29,20 +29,7 @@ namespace {
 
 // The variant of int8_cpu_target(), or the next one down compiled in.
 const QGemmIsa& choose() {
-  switch (int8_cpu_target()) {
-    case CpuTarget::kAvx512:
-      if (qgemm_avx512()) return *qgemm_avx512();
-      [[fallthrough]];
-    case CpuTarget::kAvx2Vnni:
-      if (qgemm_avx2vnni()) return *qgemm_avx2vnni();
-      [[fallthrough]];
-    case CpuTarget::kAvx2:
-      if (qgemm_avx2()) return *qgemm_avx2();
-      [[fallthrough]];
-    case CpuTarget::kGeneric:
-      break;
-  }
-  return qgemm_generic();
+  return pick_int8_variant(qgemm_avx512(), qgemm_avx2vnni(), qgemm_avx2(), qgemm_generic());
 }
 
 quant::Format format_of(const ir::Attrs& attrs) {
