@@ -13,6 +13,7 @@
 #include "common/host_memory.h"
 #include "common/log.h"
 #include "common/session.h"
+#include "compiler/concurrency.h"
 #include "compiler/kernel_cache.h"
 #include "compiler/memory_plan.h"
 #include "ir/views.h"
@@ -323,6 +324,7 @@ std::unique_ptr<passes::PassContext> pass_context(std::vector<backend::DevicePtr
 }
 
 void lower_placed_graph(Plan& plan, ir::Graph g) {
+  order_for_concurrency(g, plan.devices);
   std::vector<planner::Target> targets;  // built on the first failure only
   for (int attempt = 0;; ++attempt) {
     std::optional<CompileFailure> f = lower_once(plan, g);
@@ -342,6 +344,7 @@ void lower_placed_graph(Plan& plan, ir::Graph g) {
   }
   plan.graph = std::move(g);
   prepare_steps(plan);
+  group_concurrent_steps(plan);
 }
 
 std::string device_key() {
@@ -446,6 +449,7 @@ std::string describe(const Plan& plan) {
       if (st.kernel) body += str("  kernel ", st.kernel->name());
       if (st.kind == StepKind::Kernel || st.kind == StepKind::Copy)
         body += str("  est ", int64_t(st.predicted_seconds * 1e9) / 1000.0, " us");
+      if (st.grouped()) body += str("  concurrent [", st.group_first, "..", st.group_last, "]");
       if (!n.placement_reason.empty()) body += str("  (", n.placement_reason, ")");
     }
     body += "\n";

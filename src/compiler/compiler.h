@@ -33,7 +33,8 @@ std::shared_ptr<const runtime::Plan> compile(ir::Graph g, const CompileOptions& 
 
 // Kernels for every node of a validated, placed graph (through the kernel cache), rerouting to
 // the host any node whose kernel fails to compile elsewhere; fills plan.graph and plan.steps,
-// with each kernel's data prepared from the plan's constants (Kernel::prepare, Step::prepared).
+// with each kernel's data prepared from the plan's constants (Kernel::prepare, Step::prepared)
+// and independent small kernels grouped to run together (compiler/concurrency.h).
 // plan.devices must be set (node.device indexes it).
 void lower_placed_graph(runtime::Plan& plan, ir::Graph g);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "compiler/concurrency.h"
 #include "nef/error.h"
 
 namespace nef::compiler {
@@ -21,7 +22,8 @@ int64_t align_up(int64_t b) {
 struct Liveness {
   std::vector<int> pos;       // step of each node
   std::vector<int> root;      // buffer a node's value lives in (itself unless a view)
-  std::vector<int> last;      // last step reading the node or (for roots) any view of it
+  std::vector<int> last;      // last step reading the node or (for roots) any view of it; a
+                              // concurrent group's reads and writes last to its last member
   std::vector<bool> pinned;   // a graph output is this value or a view of it
   std::vector<bool> crosses;  // read by a transfer (a copy step): touched by two queues
 };
@@ -35,9 +37,10 @@ Liveness liveness(const Plan& p) {
   for (const Step& st : p.steps) {
     int v = st.node;
     const ir::Node& nd = g.nodes[v];
+    const int end = st.grouped() ? st.group_last : l.pos[v];
     l.root[v] = st.kind == StepKind::View ? l.root[nd.inputs[0]] : v;
-    l.last[v] = std::max(l.last[v], l.pos[v]);
-    for (int in : nd.inputs) l.last[in] = std::max(l.last[in], l.pos[v]);
+    l.last[v] = std::max(l.last[v], end);
+    for (int in : nd.inputs) l.last[in] = std::max(l.last[in], end);
     if (st.kind == StepKind::Copy) l.crosses[l.root[nd.inputs[0]]] = true;
   }
   // A view keeps its base alive: steps are in order, so views are visited after their roots.
@@ -69,6 +72,7 @@ bool can_take_over(const Plan& p, const Liveness& l, int v, int u) {
   const ir::Node& nv = g.nodes[v];
   const ir::Node& nu = g.nodes[u];
   if (l.root[u] != u || l.last[u] != l.pos[v]) return false;
+  if (step_of(p, l, v).grouped()) return false;  // another member may still read u
   if (nu.type.dtype != nv.type.dtype || numel(nu.type.shape) != numel(nv.type.shape)) return false;
   if (nu.device != nv.device) return false;
   for (int w : nv.inputs)
@@ -186,6 +190,8 @@ void plan_memory(Plan& p) {
   std::vector<int> first_dying(p.steps.size(), -1), last_dying(p.steps.size(), -1);
   std::vector<int> next_dying(n, -1);
   std::vector<int64_t> group_size(n, 0);
+  // Workspaces of a concurrent group's members, held until its last member is placed.
+  std::vector<std::pair<int, int64_t>> held_workspaces;
   for (size_t s = 0; s < p.steps.size(); ++s) {
     int v = p.steps[s].node;
     Heap& heap = heaps[g.nodes[v].device];
@@ -200,9 +206,16 @@ void plan_memory(Plan& p) {
     } else if (arena[v]) {
       m.offset[v] = m.offset[group[v]];
     }
+    const Step& st = p.steps[s];
     if (int64_t ws = align_up(m.workspace_bytes[v]); ws > 0) {
       m.workspace_offset[v] = heap.alloc(ws);
-      heap.release(m.workspace_offset[v], ws);
+      if (st.grouped()) held_workspaces.emplace_back(v, ws);
+      else heap.release(m.workspace_offset[v], ws);
+    }
+    if (st.grouped() && st.group_last == int(s)) {
+      for (auto [w, ws] : held_workspaces)
+        heaps[g.nodes[w].device].release(m.workspace_offset[w], ws);
+      held_workspaces.clear();
     }
     for (int d = first_dying[s]; d >= 0; d = next_dying[d])
       heaps[g.nodes[d].device].release(m.offset[d], group_size[d]);
@@ -221,6 +234,7 @@ void verify_memory_plan(const Plan& p) {
   auto fail = [](const std::string& msg) {
     throw Error(ErrorCode::Generic, "[memory plan] " + msg);
   };
+  verify_concurrent_groups(p);  // the lifetimes below rely on them
   if (!m.enabled) return;
   if (int(m.offset.size()) != n || int(m.bytes.size()) != n || int(m.inplace_of.size()) != n ||
       int(m.workspace_offset.size()) != n || m.arena_bytes.size() != p.devices.size())
@@ -247,7 +261,8 @@ void verify_memory_plan(const Plan& p) {
       int64_t off = m.workspace_offset[v];
       if (off % kArenaAlignment || off + ws > m.arena_bytes[nd.device])
         fail(str("node ", v, " workspace [", off, ", ", off + ws, ") is misplaced"));
-      blocks.push_back({v, true, off, ws, l.pos[v], l.pos[v]});
+      const Step& st = step_of(p, l, v);
+      blocks.push_back({v, true, off, ws, l.pos[v], st.grouped() ? st.group_last : l.pos[v]});
     }
     int64_t off = m.offset[v];
     if (off < 0) {

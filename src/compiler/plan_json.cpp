@@ -68,6 +68,7 @@ json plan_to_json(const Plan& p) {
     k["placement_reason"] = n.placement_reason.str();
     k["predicted_seconds"] = st.predicted_seconds;
     if (int64_t ws = st.kernel ? st.kernel->workspace_bytes() : 0) k["workspace_bytes"] = ws;
+    if (st.grouped()) k["concurrent"] = {st.group_first, st.group_last};
     kernels.push_back(std::move(k));
   }
 

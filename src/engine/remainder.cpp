@@ -136,7 +136,8 @@ ir::Graph remainder(const runtime::Plan& plan, const std::vector<const Array*>& 
       x.attrs.set("dtype", std::string(dtype_name(node.type.dtype)));
       x.type = {node.type.shape, node.type.dtype};
       x.binding = g.num_bindings();
-      x.name = str("__finished_", v);
+      // Named by its binding slot: unique even when a remainder of a remainder adds more.
+      x.name = str("__finished_", x.binding);
       g.input_names.push_back(x.name);
       bindings.push_back(std::move(host[v]));
       g.nodes.push_back(std::move(x));

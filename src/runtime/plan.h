@@ -34,10 +34,16 @@ struct Step {
   double predicted_seconds = 0;                   // the cost model's estimate (Kernel, Copy)
   // Kernel::prepare's data for this plan's constants (packed GEMM weights), or null.
   std::shared_ptr<const backend::Prepared> prepared;
+  // A concurrent group (compiler/concurrency.h): independent kernel steps of one device that run
+  // at the same time, handed over when its last member is submitted. Members' first and last
+  // step indexes; -1 for a step that runs alone.
+  int group_first = -1, group_last = -1;
+  bool grouped() const { return group_first >= 0; }
 };
 
 // Planned memory: every intermediate gets a byte offset in one arena per device, from liveness
-// over the execution order (each device's queue runs its steps in that order). Views alias their
+// over the execution order (each device's queue runs its steps in that order; a concurrent
+// group's members are one slot: what any of them reads or writes is live for the whole group). Views alias their
 // base; an in-place-safe kernel may take over an input that dies at it; each kernel's workspace
 // lives in the arena for its step only. Inputs, constants, graph outputs (and what they alias)
 // and transfer buffers (copies' sources and results, touched by two queues) stay out: they are

@@ -5,6 +5,7 @@
 #include <deque>
 #include <utility>
 
+#include "backends/concurrent.h"
 #include "common/faults.h"
 #include "common/session.h"
 #include "ir/ops/fused_program.h"
@@ -73,6 +74,12 @@ struct Run::Impl {
   std::vector<DeviceState> devices;       // by device index
   std::vector<NodeState> nodes;           // by node
   std::vector<backend::KernelArgs> args;  // reserved for every step: stable addresses
+  // The concurrent group being submitted (Step::group_first..group_last): its members so far,
+  // what they wait for and their device. Handed over at the last member, or earlier when a step
+  // in between needs a member's data.
+  std::vector<backend::ConcurrentLaunch> group;
+  std::vector<backend::EventPtr> group_waits;
+  int group_device = -1;
   // Profiling: per submitted step, (step, host time before and after its submission).
   bool profiling = false;
   struct Timing {
@@ -237,7 +244,9 @@ void Run::submit(int step_index) {
         done = src.event;
         return;
       }
-      // A reshape the input's strides cannot express: a contiguous copy on the device first.
+      // A reshape the input's strides cannot express: a contiguous copy on the device first (of
+      // a group member's result: the group so far goes first, its event must be able to fire).
+      launch_group();
       Array tmp = fresh(dev, src.value.shape, src.value.dtype);
       backend::EventPtr waits[] = {src.event};
       done = dev.copy(src.value, tmp, s.queue(p, dev_index), waits);
@@ -303,13 +312,37 @@ void Run::submit(int step_index) {
       waits.push_back(e);
   }
   s.args.push_back(backend::KernelArgs{ins, out, n.attrs, n, ns.workspace, step.prepared.get()});
-  done = step.kernel->enqueue(s.args.back(), s.queue(p, dev_index), waits);
+  if (step.grouped()) {
+    auto member = std::make_shared<backend::HostEvent>();
+    s.group.push_back(backend::ConcurrentLaunch{step.kernel.get(), &s.args.back(), member});
+    for (const backend::EventPtr& e : waits)
+      if (std::find(s.group_waits.begin(), s.group_waits.end(), e) == s.group_waits.end())
+        s.group_waits.push_back(e);
+    s.group_device = dev_index;
+    done = std::move(member);
+    if (step_index == step.group_last) launch_group();
+  } else {
+    done = step.kernel->enqueue(s.args.back(), s.queue(p, dev_index), waits);
+  }
   if (faults::fire("run", dev.id(), n.op->name)) {
     auto failed = std::make_shared<backend::HostEvent>();
     failed->complete(std::make_exception_ptr(
         DeviceError(str("[", n.op->name, "] device ", dev.id(), " failed (injected)"))));
     done = failed;
   }
+}
+
+void Run::launch_group() {
+  Impl& s = *impl_;
+  if (s.group.empty()) return;
+  backend::Device& dev = *plan_->devices[s.group_device];
+  auto* cap = dynamic_cast<backend::ConcurrentKernels*>(&dev);
+  NEF_CHECK(cap, "[run] concurrent steps on ", dev.id(), ", which cannot run them");
+  std::vector<backend::ConcurrentLaunch> launches = std::move(s.group);
+  std::vector<backend::EventPtr> waits = std::move(s.group_waits);
+  s.group.clear();
+  s.group_waits.clear();
+  cap->enqueue_concurrent(std::move(launches), s.queue(*plan_, s.group_device), waits);
 }
 
 bool Run::submit_step_safely(int step_index) {
@@ -320,6 +353,11 @@ bool Run::submit_step_safely(int step_index) {
   } catch (...) {
     failure_ = StepFailure{step_index, plan_->graph.nodes[plan_->steps[step_index].node].device,
                            std::current_exception()};
+    // Members submitted before it still run: their events must complete.
+    try {
+      launch_group();
+    } catch (...) {
+    }
     return false;
   }
   const Step& st = plan_->steps[step_index];
@@ -332,7 +370,8 @@ bool Run::advance() {
   const int total = static_cast<int>(plan_->steps.size());
   waited_ = false;
   while (next_ < total) {
-    if (pause_.load(std::memory_order_relaxed)) return false;
+    // A pause waits for the end of a concurrent group: its members are handed over together.
+    if (pause_.load(std::memory_order_relaxed) && impl_->group.empty()) return false;
     if (failure_) return false;
     if (!submit_step_safely(next_)) return false;
     ++next_;
@@ -342,6 +381,7 @@ bool Run::advance() {
 
 void Run::wait() {
   Impl& s = *impl_;
+  launch_group();  // never left pending by advance(); kept for callers that stop early
   for (auto& d : s.devices)
     if (d.queue) d.queue->synchronize();
   waited_ = true;

@@ -63,6 +63,8 @@ class Run {
  private:
   struct Impl;
   void submit(int step);
+  // Hands the concurrent group submitted so far to its device (no-op when there is none).
+  void launch_group();
   bool submit_step_safely(int step);
 
   std::shared_ptr<const Plan> plan_;

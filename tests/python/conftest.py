@@ -11,6 +11,8 @@ import zlib
 # run on the CPU unless the caller chooses (NEF_DEVICES=opencl pytest ... runs them on OpenCL);
 # tests of placement and other devices set their devices themselves.
 os.environ.setdefault("NEF_DEVICES", "cpu")
+# Every plan the suites compile is checked: memory plan and concurrent groups (NEF_VERIFY_PLANS).
+os.environ.setdefault("NEF_VERIFY_PLANS", "1")
 
 import ml_dtypes
 import numpy as np

@@ -1,7 +1,11 @@
 #include "backends/cpu/cpu_backend.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <string_view>
 
+#include "backends/concurrent.h"
 #include "backends/cpu/cpu_queue.h"
 #include "backends/cpu/kernel_table.h"
 #include "backends/cpu/kernels/igemm.h"
@@ -100,7 +104,45 @@ std::string best_simd(const devices::CpuFeatures& f) {
   return "scalar";
 }
 
-class CpuDevice final : public Device {
+// NEF_CONCURRENT_STEPS=0 turns off running independent steps together (read once).
+bool concurrent_steps_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("NEF_CONCURRENT_STEPS");
+    return !(v && std::string_view(v) == "0");
+  }();
+  return on;
+}
+
+// One group of independent kernels: a pool region with one chunk per kernel. Each member's event
+// completes with its own outcome and time, so profiles and failures name the right step.
+void run_group(Session& session, const std::vector<ConcurrentLaunch>& launches) {
+  const int64_t n = int64_t(launches.size());
+  std::vector<std::exception_ptr> errors(launches.size());
+  std::vector<double> seconds(launches.size(), -1);
+  try {
+    run_chunks(n, int(n), [&](int64_t c, int) {
+      SessionScope scope(session);
+      const auto& kernel = static_cast<const CpuKernel&>(*launches[c].kernel);
+      const auto t0 = std::chrono::steady_clock::now();
+      try {
+        KernelThreadsScope pin(kernel.threads());
+        kernel.run(*launches[c].args);
+      } catch (...) {
+        errors[c] = std::current_exception();
+      }
+      seconds[c] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    });
+  } catch (...) {  // the pool itself failed: whatever did not run carries its error
+    for (auto& e : errors)
+      if (!e) e = std::current_exception();
+  }
+  for (size_t c = 0; c < launches.size(); ++c) {
+    launches[c].done->set_device_seconds(seconds[c]);
+    launches[c].done->complete(errors[c]);
+  }
+}
+
+class CpuDevice final : public Device, public ConcurrentKernels {
  public:
   CpuDevice() {
     devices::CpuInfo c = devices::detect_cpu();
@@ -171,6 +213,35 @@ class CpuDevice final : public Device {
 
   // Read by every evaluate (the plan-cache key): no ostringstream.
   std::string config_key() const override { return "t" + std::to_string(num_threads()); }
+
+  // Independent steps run on the pool's threads, one kernel per thread, each kernel's own
+  // parallel regions then running on its thread alone (nested regions are serial), with the
+  // chunking of its compiled thread count: the same results as one after another.
+  int max_concurrent_kernels() const override {
+    return concurrent_steps_enabled() ? num_threads() : 1;
+  }
+  bool can_run_concurrently(const Kernel& kernel) const override {
+    return dynamic_cast<const CpuKernel*>(&kernel) != nullptr;
+  }
+  void enqueue_concurrent(std::vector<ConcurrentLaunch> launches, Queue& queue,
+                          Waits waits) override {
+    Session* session = &current_session();
+    EventPtr group = static_cast<CpuQueue&>(queue).submit(
+        [session, launches] { run_group(*session, launches); }, waits);
+    // A failed wait skips the work: every member carries that error.
+    if (group->ready() && !group->failed()) return;
+    group->on_complete([group, launches] {
+      if (!group->failed()) return;
+      std::exception_ptr err;
+      try {
+        group->wait();
+      } catch (...) {
+        err = std::current_exception();
+      }
+      for (const ConcurrentLaunch& l : launches)
+        if (!l.done->ready()) l.done->complete(err);
+    });
+  }
 
  private:
   static constexpr size_t kPoolSize = 8;
