@@ -1,7 +1,8 @@
 #include "compiler/concurrency.h"
 
 #include <algorithm>
-#include <set>
+#include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "backends/concurrent.h"
@@ -39,11 +40,28 @@ void order_for_concurrency(ir::Graph& g, const std::vector<backend::DevicePtr>& 
   const std::vector<int> width = device_widths(devices);
   if (std::all_of(width.begin(), width.end(), [](int w) { return w <= 1; })) return;
   const int n = int(g.nodes.size());
-  auto candidate = [&](int i) {
+  // Per node: inputs, constants and views do no work (Free): they are placed as soon as they
+  // can be, so that a kernel is ready when its real inputs are. Op identities by address: this
+  // runs on every compile.
+  static const ir::OpDef* const input_op = &ir::get_op("input");
+  static const ir::OpDef* const constant_op = &ir::get_op("constant");
+  static const ir::OpDef* const copy_op = &ir::get_op("copy");
+  enum Kind : uint8_t { Free, Candidate, Other };
+  std::vector<uint8_t> kind(n);
+  bool any = false;
+  for (int i = 0; i < n; ++i) {
     const ir::Node& nd = g.nodes[i];
-    return !nd.is("input") && !nd.is("constant") && !nd.is("copy") && !nd.op->has(ir::kView) &&
-           nd.device >= 0 && width[nd.device] > 1 && nd.predicted_seconds <= kMaxMemberSeconds;
-  };
+    if (nd.op == input_op || nd.op == constant_op || nd.op->has(ir::kView)) {
+      kind[i] = Free;
+    } else if (nd.op != copy_op && nd.device >= 0 && width[nd.device] > 1 &&
+               nd.predicted_seconds <= kMaxMemberSeconds) {
+      kind[i] = Candidate;
+      any = true;
+    } else {
+      kind[i] = Other;
+    }
+  }
+  if (!any) return;
   // Users as one CSR array; pending = inputs not yet placed (repeats counted).
   std::vector<int> pending(n, 0), first_user(n + 1, 0), users;
   for (const ir::Node& nd : g.nodes)
@@ -58,65 +76,75 @@ void order_for_concurrency(ir::Graph& g, const std::vector<backend::DevicePtr>& 
         ++pending[i];
       }
   }
-  // Inputs, constants and views do no work: they are placed as soon as they can be, so that a
-  // kernel is ready when its real inputs are.
-  auto free_node = [&](int i) {
-    const ir::Node& nd = g.nodes[i];
-    return nd.is("input") || nd.is("constant") || nd.op->has(ir::kView);
-  };
-  std::set<int> ready;
-  std::vector<int> order, placed_now, stack;
+  // Ready kernels: a min-heap of node indexes (the original order breaks ties); a partner taken
+  // out of turn stays in the heap, marked placed, and is skipped when it comes up.
+  std::vector<int> ready, order, placed_now, stack;
+  std::vector<uint8_t> placed(n, 0);
+  bool partnered = false;
+  const auto later = std::greater<int>();
   order.reserve(n);
   auto place = [&](int v) {
     stack.assign(1, v);
     while (!stack.empty()) {
       const int w = stack.back();
       stack.pop_back();
+      placed[w] = 1;
       order.push_back(w);
       for (int k = first_user[w]; k < first_user[w + 1]; ++k)
         if (--pending[users[k]] == 0) {
-          if (free_node(users[k])) stack.push_back(users[k]);
-          else ready.insert(users[k]);
+          if (kind[users[k]] == Free) {
+            stack.push_back(users[k]);
+          } else {
+            ready.push_back(users[k]);
+            std::push_heap(ready.begin(), ready.end(), later);
+          }
         }
     }
   };
   for (int i = 0; i < n; ++i)
     if (g.nodes[i].inputs.empty()) {  // the others are released by their inputs' placement
-      if (free_node(i)) place(i);
-      else ready.insert(i);
+      if (kind[i] == Free) place(i);
+      else {
+        ready.push_back(i);
+        std::push_heap(ready.begin(), ready.end(), later);
+      }
     }
   while (!ready.empty()) {
-    const int u = *ready.begin();
-    ready.erase(ready.begin());
+    std::pop_heap(ready.begin(), ready.end(), later);
+    const int u = ready.back();
+    ready.pop_back();
+    if (placed[u]) continue;
     placed_now.assign(1, u);
-    if (candidate(u)) {
+    if (kind[u] == Candidate) {
       // Ready kernels are independent of u (u's users are not ready yet): the earliest ones of
       // similar cost go right after it, so that the grouping finds them next to each other.
       const int device = g.nodes[u].device;
       double lo = g.nodes[u].predicted_seconds, hi = lo;
-      int scanned = 0;
-      for (auto it = ready.begin();
-           it != ready.end() && int(placed_now.size()) < width[device] && scanned < 64; ++scanned) {
-        const int v = *it;
-        const double c = g.nodes[v].predicted_seconds;
-        if (candidate(v) && g.nodes[v].device == device &&
-            balanced(std::min(lo, c), std::max(hi, c))) {
-          lo = std::min(lo, c);
-          hi = std::max(hi, c);
-          placed_now.push_back(v);
-          it = ready.erase(it);
-        } else {
-          ++it;
+      // The heap's first entries hold its smallest indexes (roughly): a short look suffices.
+      const size_t scan = std::min<size_t>(ready.size(), 8);
+      while (int(placed_now.size()) < width[device]) {
+        int best = -1;
+        for (size_t k = 0; k < scan; ++k) {
+          const int v = ready[k];
+          if (placed[v] || kind[v] != Candidate || g.nodes[v].device != device ||
+              (best >= 0 && v > best))
+            continue;
+          const double c = g.nodes[v].predicted_seconds;
+          if (balanced(std::min(lo, c), std::max(hi, c))) best = v;
         }
+        if (best < 0) break;
+        lo = std::min(lo, g.nodes[best].predicted_seconds);
+        hi = std::max(hi, g.nodes[best].predicted_seconds);
+        placed[best] = 1;  // taken now; its heap entry is skipped later
+        placed_now.push_back(best);
+        partnered = true;
       }
     }
     // Views of a member may sit between members; kernels made ready wait for a later turn.
     for (int v : placed_now) place(v);
   }
   NEF_CHECK(int(order.size()) == n, "[concurrency] the graph has a cycle");
-  bool moved = false;
-  for (int i = 0; i < n && !moved; ++i) moved = order[i] != i;
-  if (!moved) return;
+  if (!partnered) return;  // no kernel moved next to another: keep the order as it was
   std::vector<int> pos(n);
   for (int i = 0; i < n; ++i) pos[order[i]] = i;
   std::vector<ir::Node> nodes;
@@ -137,12 +165,14 @@ void group_concurrent_steps(Plan& plan) {
   std::vector<backend::ConcurrentKernels*> caps(plan.devices.size(), nullptr);
   for (size_t d = 0; d < plan.devices.size(); ++d)
     caps[d] = dynamic_cast<backend::ConcurrentKernels*>(plan.devices[d].get());
-  auto eligible = [&](const Step& s) {
-    if (s.kind != StepKind::Kernel || !s.kernel || s.grouped()) return false;
+  // Computed once per step: can_run_concurrently is a dynamic_cast.
+  std::vector<uint8_t> ok(steps);
+  for (int i = 0; i < steps; ++i) {
+    const Step& s = plan.steps[i];
     const int d = g.nodes[s.node].device;
-    return width[d] > 1 && s.predicted_seconds <= kMaxMemberSeconds &&
-           caps[d]->can_run_concurrently(*s.kernel);
-  };
+    ok[i] = s.kind == StepKind::Kernel && s.kernel && !s.grouped() && width[d] > 1 &&
+            s.predicted_seconds <= kMaxMemberSeconds && caps[d]->can_run_concurrently(*s.kernel);
+  }
   // The buffer each node's value lives in (a view's base), to see dependences through views.
   std::vector<int> root(g.nodes.size());
   for (const Step& s : plan.steps)
@@ -150,7 +180,7 @@ void group_concurrent_steps(Plan& plan) {
 
   std::vector<int> members;
   for (int s = 0; s < steps;) {
-    if (!eligible(plan.steps[s])) {
+    if (!ok[s]) {
       ++s;
       continue;
     }
@@ -162,7 +192,7 @@ void group_concurrent_steps(Plan& plan) {
       // Inputs, constants and views do no work on the queue: they may sit between members.
       if (st.kind == StepKind::Input || st.kind == StepKind::Constant || st.kind == StepKind::View)
         continue;
-      if (!eligible(st) || g.nodes[st.node].device != device) break;
+      if (!ok[t] || g.nodes[st.node].device != device) break;
       const double lo2 = std::min(lo, st.predicted_seconds),
                    hi2 = std::max(hi, st.predicted_seconds);
       if (!balanced(lo2, hi2)) break;
