@@ -8,6 +8,7 @@
 #include "backends/concurrent.h"
 #include "backends/cpu/cpu_queue.h"
 #include "backends/cpu/kernel_table.h"
+#include "backends/cpu/kernels/cpu_target.h"
 #include "backends/cpu/kernels/igemm.h"
 #include "backends/cpu/parallel.h"
 #include "common/host_memory.h"
@@ -159,7 +160,9 @@ class CpuDevice final : public Device, public ConcurrentKernels {
     info_.max_alloc_bytes = m.total_bytes;
     info_.host_unified = true;
     info_.fp16 = info_.fp64 = true;
-    // The integer kernels' instruction set (kernels/cpu_target.h; NEF_CPU_TARGET lowers it).
+    // The kernels' instruction sets (kernels/cpu_target.h; NEF_CPU_TARGET lowers them).
+    apply_cpu_target_to_highway();
+    info_.extra.push_back({"vector_kernels", highway_target_name()});
     info_.extra.push_back({"int8_kernels", igemm_best().name});
   }
 

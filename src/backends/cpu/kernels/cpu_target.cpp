@@ -1,6 +1,9 @@
 // cpu_target.h: NEF_CPU_TARGET parsed in one place, the CPU probed once.
 #include "backends/cpu/kernels/cpu_target.h"
 
+#include <hwy/targets.h>
+
+#include <cstdint>
 #include <cstdlib>
 #include <mutex>
 #include <set>
@@ -43,6 +46,31 @@ CpuTarget cpu_target_ceiling() {
   if (warned.insert(want).second)
     warn(str("NEF_CPU_TARGET=", want, " is not one of avx512, avx2vnni, avx2, generic: ignored"));
   return CpuTarget::kAvx512;
+}
+
+void apply_cpu_target_to_highway() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // Highway numbers its targets best first: the bits below a target are the better ones.
+    int64_t disabled = 0;
+    switch (cpu_target_ceiling()) {
+      case CpuTarget::kAvx512:
+        break;
+      case CpuTarget::kAvx2Vnni:
+      case CpuTarget::kAvx2:
+        disabled = HWY_AVX2 - 1;
+        break;
+      case CpuTarget::kGeneric:
+        disabled = (HWY_AVX2 << 1) - 1;
+        break;
+    }
+    if (disabled) hwy::DisableTargets(disabled);
+  });
+}
+
+const char* highway_target_name() {
+  const int64_t targets = hwy::SupportedTargets() & HWY_TARGETS;
+  return hwy::TargetName(targets ? targets & -targets : HWY_STATIC_TARGET);
 }
 
 const CpuIsa& cpu_isa() {

@@ -19,6 +19,13 @@ const char* cpu_target_name(CpuTarget t);
 // NEF_CPU_TARGET's ceiling, read on every call (kAvx512 when unset or not a known name).
 CpuTarget cpu_target_ceiling();
 
+// The Highway-dispatched loops (vmath's transcendentals, the fused elementwise interpreter and
+// the row kernels built on them) follow the same ceiling, applied once per process when the CPU
+// device starts: avx2 / avx2vnni disable Highway's AVX-512 targets, generic its AVX2 ones too.
+void apply_cpu_target_to_highway();
+// The best Highway target those loops dispatch to now ("AVX3_ZEN4", "AVX2", "SSE4", ...).
+const char* highway_target_name();
+
 // What the CPU runs (probed once; the OS saving the registers included):
 struct CpuIsa {
   bool avx2 = false;         // AVX2 + FMA + F16C
