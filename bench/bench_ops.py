@@ -7,7 +7,8 @@
 
 Steps: build and run bench/roofline.cpp (STREAM copy/triad, FP32 FMA peak at each thread
 count), then one worker subprocess per thread count that times NEF and its peer alternately in
-the same process on the same inputs, then (only where OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE
+the same process on the same inputs (the convolutions: each engine in a process of its own, see
+below), then (only where OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE
 is set) one more subprocess per thread count timing numpy's float32 matmuls with both variables
 unset: that is the only place the variables are changed, and only in that subprocess's
 environment.
@@ -33,6 +34,15 @@ checked before it is timed (NEF against numpy float64 or numpy float32, ORT agai
 the check's calls double as warm-up), then timed after two warm-up calls, except the "cold"
 row: the first NEF call of the process. A sample of one call follows an untimed call of the same
 engine, so that each engine is timed with its threads awake (see side_by_side).
+The convolution rows run each engine in its own engine-server process (--engine-server, started
+by the worker for each row; one imports only nef, the other only onnxruntime), which builds the
+same model and inputs from the row's seed, checks its engine against the float64 reference and
+then answers the worker's requests for warm-up calls and samples. The worker asks the two
+servers for samples alternately (order flipped every repeat), idling the settle time before
+each, so only one engine runs at a time and neither engine's thread pool (ORT's intra-op threads
+spin after each run), allocator, page cache or kernel caches share a process with the other's:
+in one process NEF's 1x1 32->192 samples took 578/695 us at 1/2 threads against 365/200 us in a
+process of its own.
 Thread counts: NEF through nef.config(threads=N) (read back into the report); numpy/OpenBLAS
 through OPENBLAS_NUM_THREADS and OMP_NUM_THREADS in the worker's environment (threadpoolctl is
 not installed); ONNX Runtime through its session options.
@@ -258,6 +268,95 @@ def side_by_side(fns: dict, repeats: int, target_s: float = 0.02, warmup: int = 
     return {name: dict(_stats(samples[name]), calls_per_sample=ks[name]) for name in names}
 
 
+def serve_engine(rid: str, engine: str, threads: int) -> None:
+    """Engine server (--engine-server): builds one engine's case for row `rid` and answers the
+    worker over stdin/stdout, one JSON line each way. First line out: {"check": ...} (the
+    check's calls double as warm-up). Then "warm N" -> N untimed calls; "calibrate T" -> the
+    calls per sample that last about T seconds; "sample K" -> {"s": seconds per call} (K == 1:
+    after one untimed call, as side_by_side does); "done" -> exits."""
+    import numpy as np
+    # The protocol owns the real stdout; anything an engine prints goes to stderr.
+    chan = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    if engine == "nef":
+        import nef
+        nef.config(threads=threads)
+    row = ROW_BY_ID[rid]
+    case = row.setup(np.random.default_rng(_row_seed(rid)), threads, engine)
+    fn = case["fn"]
+    hello = {"check": case["check"]()}
+    if engine == "nef":
+        hello["threads"] = nef.config()["threads"]
+    chan.write(json.dumps(hello) + "\n")
+    chan.flush()
+    for line in sys.stdin:
+        cmd, _, arg = line.strip().partition(" ")
+        if cmd == "warm":
+            for _ in range(int(arg)):
+                r = fn()
+                del r
+            reply = {}
+        elif cmd == "calibrate":
+            reply = {"k": _calls_per_sample(fn, float(arg))}
+        elif cmd == "sample":
+            k = int(arg)
+            if k == 1:
+                r = fn()
+                del r
+            reply = {"s": _sample(fn, k)}
+        else:
+            return
+        chan.write(json.dumps(reply) + "\n")
+        chan.flush()
+
+
+class EngineServer:
+    """The worker's end of serve_engine: one engine of one row in its own process."""
+
+    def __init__(self, rid: str, engine: str, threads: int) -> None:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--engine-server", engine,
+               "--rows", rid, "--threads", str(threads)]
+        self.engine = engine
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True)
+
+    def read(self) -> dict:
+        line = self.p.stdout.readline()
+        if not line:
+            raise SystemExit(f"bench engine server {self.engine} died (exit {self.p.wait()})")
+        return json.loads(line)
+
+    def ask(self, cmd: str) -> dict:
+        self.p.stdin.write(cmd + "\n")
+        self.p.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        self.p.stdin.write("done\n")
+        self.p.stdin.close()
+        self.p.wait(timeout=60)
+
+
+def side_by_side_apart(servers: dict, repeats: int, target_s: float = 0.02, warmup: int = 2,
+                       settle_s: float = 0.0) -> dict:
+    """side_by_side with each engine in its own process (EngineServer): the same warm-up,
+    calls per sample, alternating order (flipped every repeat) and settle time before each
+    sample, asked of the servers in turn, so that only one engine runs at a time. Neither
+    engine's thread pool, allocator or caches live in the other's process."""
+    names = list(servers)
+    for name in names:
+        servers[name].ask(f"warm {warmup}")
+    ks = {name: servers[name].ask(f"calibrate {target_s}")["k"] for name in names}
+    samples = {name: [] for name in names}
+    for rep in range(repeats):
+        order = names if rep % 2 == 0 else names[::-1]
+        for name in order:
+            if settle_s:
+                time.sleep(settle_s)
+            samples[name].append(servers[name].ask(f"sample {ks[name]}")["s"])
+    return {name: dict(_stats(samples[name]), calls_per_sample=ks[name]) for name in names}
+
+
 def check_close(got, want, rtol: float, atol: float) -> dict:
     import numpy as np
     got = np.asarray(got, dtype=np.float64)
@@ -284,6 +383,9 @@ class Row:
         self.warmup = opts.get("warmup", 2)          # untimed calls per engine before timing
         self.max_repeats = opts.get("max_repeats")   # cap on --repeats (the 4096 matmul)
         self.settle_s = opts.get("settle_s", 0.0)    # idle time before switching engine
+        # Engines that each run in their own server process (setup(rng, threads, engine)),
+        # timed by side_by_side_apart; None: both engines in the worker, by side_by_side.
+        self.apart = opts.get("apart")
 
 
 def _f32(rng, *shape, scale=1.0):
@@ -512,12 +614,13 @@ def _conv_ref64(x, w, b, stride, pad, groups):
     return y + b.astype(np.float64)[None, :, None, None]
 
 
-def _setup_conv(cin, cout, hw, k, stride, groups):
-    def setup(rng, threads):
-        import nef
+def _conv_engine(cin, cout, hw, k, stride, groups):
+    """setup(rng, threads, engine) for one conv row, building only `engine` ("nef" or "ORT"):
+    each runs in its own engine server process (see serve_engine), which imports only that
+    engine. Both build the same model and inputs from the row's seeded generator."""
+    def setup(rng, threads, engine):
         import numpy as np
         import onnx
-        import onnxruntime as ort
         from onnx import TensorProto, helper, numpy_helper
         pad, out, _, _ = _conv_geometry(cin, cout, hw, k, stride, groups)
         x = _f32(rng, 1, cin, hw, hw)
@@ -533,18 +636,20 @@ def _setup_conv(cin, cout, hw, k, stride, groups):
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         onnx.checker.check_model(model)
         blob = model.SerializeToString()
-        g = nef.from_onnx(blob)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        sess = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
-        nef_fn = lambda: g.run({"x": x})["y"]  # noqa: E731
-        ort_fn = lambda: sess.run(["y"], {"x": x})[0]  # noqa: E731
+        if engine == "nef":
+            import nef
+            g = nef.from_onnx(blob)
+            fn = lambda: g.run({"x": x})["y"]  # noqa: E731
+        else:
+            import onnxruntime as ort
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = threads
+            so.inter_op_num_threads = 1
+            so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            sess = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
+            fn = lambda: sess.run(["y"], {"x": x})[0]  # noqa: E731
         ref = _conv_ref64(x, w, b, stride, pad, groups)
-        return {"fns": {"nef": nef_fn, "ORT": ort_fn},
-                "check": lambda: check_close(nef_fn(), ref, 1e-3, 1e-3),
-                "peer_check": lambda: check_close(ort_fn(), ref, 1e-3, 1e-3)}
+        return {"fn": fn, "check": lambda: check_close(np.asarray(fn()), ref, 1e-3, 1e-3)}
     return setup
 
 
@@ -670,7 +775,8 @@ def _rows() -> list:
         dw = groups > 1
         rows.append(Row(name, _conv_label(cin, cout, hw, k, stride, groups),
                         "bw" if dw else "flop", nbytes if dw else flops, "ORT",
-                        _setup_conv(cin, cout, hw, k, stride, groups), settle_s=ORT_SETTLE_S))
+                        _conv_engine(cin, cout, hw, k, stride, groups), settle_s=ORT_SETTLE_S,
+                        apart=("nef", "ORT")))
     for name, op, direction, S, B, I, H in RECURRENT:
         label = f"{op} {direction[:5]} S={S} B={B} I={I} H={H}"
         rows.append(Row(name, label, "flop", _recurrent_flops(op, direction, S, B, I, H), "ORT",
@@ -743,6 +849,23 @@ def worker(threads: int, repeats: int, row_ids: list, only_numpy_matmul: bool) -
     for rid in row_ids:
         row = ROW_BY_ID[rid]
         log(f"  [{threads}T] {rid}: {row.label}")
+        if row.apart:
+            servers = {name: EngineServer(rid, name, threads) for name in row.apart}
+            hello = {name: srv.read() for name, srv in servers.items()}
+            settle = max(row.settle_s, NUMPY_SETTLE_S) if threads > 1 else row.settle_s
+            r = side_by_side_apart(servers, min(repeats, row.max_repeats or repeats),
+                                   warmup=row.warmup, settle_s=settle)
+            for srv in servers.values():
+                srv.close()
+            nef_name, peer_name = row.apart
+            r["check"] = hello[nef_name]["check"]
+            r["peer_check"] = hello[peer_name]["check"]
+            r["nef_threads_server"] = hello[nef_name].get("threads")
+            res[rid] = r
+            if not r["check"].get("ok", True):
+                log(f"  [{threads}T] {rid}: NEF result does NOT match the reference: "
+                    f"{r['check']}")
+            continue
         case = row.setup(np.random.default_rng(_row_seed(rid)), threads)
         fns = case["fns"]
         if rid == "chain" and not res:
@@ -1076,6 +1199,7 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--only-numpy-matmul", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--engine-server", help=argparse.SUPPRESS)
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",") if t.strip()]
     repeats = args.repeats
@@ -1083,6 +1207,9 @@ def main() -> None:
         raise SystemExit("--repeats: at least 3 (medians and quartiles need them)")
     row_ids = select_rows(args.rows)
 
+    if args.engine_server:
+        serve_engine(row_ids[0], args.engine_server, threads[0])
+        return
     if args.worker:
         print(json.dumps(worker(threads[0], repeats, row_ids, args.only_numpy_matmul)))
         return
