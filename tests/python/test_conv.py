@@ -199,6 +199,18 @@ IMPLICIT_CASES = [
     ((2, 8, 33), (8, 1, 3), [2], [1, 1], None, 8, True),
     ((1, 96, 20, 20), (96, 1, 3, 3), None, [1, 1, 1, 1], None, 96, True),
     ((2, 6, 8, 11), (6, 1, 5, 3), None, [2, 2, 2, 1], None, 6, True),
+    # Depthwise 3 wide, width stride 2, left pad 1: straight from the input rows (dw_s2k3): a
+    # row of whole vectors with the last block overlapping, odd widths (a zero-padded tail), a
+    # 5-tall kernel with height dilation and height stride 1, wide right pads (columns past the
+    # image, at a block start too), long rows, rows shorter than a vector.
+    ((1, 6, 80, 80), (6, 1, 3, 3), [2, 2], [1, 1, 1, 1], None, 6, True),
+    ((1, 5, 37, 81), (5, 1, 3, 3), [2, 2], [1, 1, 1, 1], None, 5, False),
+    ((2, 4, 9, 13), (4, 1, 5, 3), [1, 2], [2, 1, 2, 1], [2, 1], 4, True),
+    ((1, 3, 12, 70), (3, 1, 3, 3), [2, 2], [1, 1, 0, 3], None, 3, True),
+    ((1, 7, 8, 5), (7, 1, 3, 3), [2, 2], [1, 1, 1, 7], None, 7, True),
+    ((1, 9, 8, 19), (9, 1, 3, 3), [2, 2], [0, 1, 3, 12], None, 9, False),
+    ((1, 4, 33, 200), (4, 1, 3, 3), [2, 2], [1, 1, 1, 1], None, 4, True),
+    ((3, 11, 7, 3), (11, 1, 3, 3), [3, 2], [2, 1, 2, 1], None, 11, True),
     # Many bands of output rows (each filled and computed by one item): tall images, a batch,
     # dilation and a halo of several plane rows, stride 3, a band's ragged last sliver, groups.
     ((3, 7, 67, 9), (11, 7, 3, 3), None, [1, 1, 1, 1], None, 1, True),

@@ -493,8 +493,32 @@ void conv_pointwise(const Conv2d& g, const float* x, const float* w, const float
 void conv_depthwise(const Conv2d& g, const float* x, const float* w, const float* bias, float* out,
                     const FinisherFactory& finisher) {
   const ConvSimdIsa& isa = conv_simd_best();
-  const Phases ph = phases(g);
   const int64_t taps = g.kh * g.kw, P = g.Ho * g.Wo;
+  if (g.kw == 3 && g.sw == 2 && g.dw == 1 && g.pl == 1 && g.kh <= 8) {
+    // MobileNet's stride-2 depthwise: output rows straight from the input rows (dw_s2k3), no
+    // phase planes: the planes' fill read and wrote as much memory as the conv itself.
+    const double work = 2.0 * double(taps) * double(P) + double(g.H * g.W) + 1;
+    const int64_t grain = std::max<int64_t>(1, int64_t(65536 / work));
+    parallel_for(g.N * g.C, grain, [&](int64_t i0, int64_t i1) {
+      std::unique_ptr<OutputFinisher> fin = finisher ? finisher() : nullptr;
+      const float* rows[8];
+      for (int64_t it = i0; it < i1; ++it) {
+        const int64_t c = it % g.C;
+        const float* xin = x + it * g.H * g.W;
+        float* dst = out + it * P;
+        for (int64_t oy = 0; oy < g.Ho; ++oy) {
+          for (int64_t r = 0; r < g.kh; ++r) {
+            const int64_t iy = oy * g.sh - g.pt + r * g.dh;
+            rows[r] = iy >= 0 && iy < g.H ? xin + iy * g.W : nullptr;
+          }
+          isa.dw_s2k3(rows, g.kh, w + c * taps, g.W, bias ? bias[c] : 0.0f, dst + oy * g.Wo, g.Wo);
+        }
+        if (fin) fin->apply(dst, P);
+      }
+    });
+    return;
+  }
+  const Phases ph = phases(g);
   std::vector<int64_t> offs(static_cast<size_t>(taps));
   int64_t reach = ph.chan;  // the plane buffer, with slack for the last row's vector overrun
   for (int64_t t = 0; t < taps; ++t) {

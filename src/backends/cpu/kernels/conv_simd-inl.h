@@ -165,6 +165,12 @@ inline vf pick_pairs(vf a, vf b, std::index_sequence<I...>) {
   return __builtin_shufflevector(a, b, (2 * int(I) + kOdd)...);
 }
 
+// The last lane of a followed by the first kL - 1 lanes of b.
+template <int kN, std::size_t... I>
+inline vf shift_in(vf a, vf b, std::index_sequence<I...>) {
+  return __builtin_shufflevector(a, b, (kN - 1 + int(I))...);
+}
+
 // Whole vectors, the last one overlapping the one before (rows are short: 40 pairs at 80
 // columns left 8 to a scalar tail, a third of the row's time).
 void split_pairs(const float* __restrict src, int64_t n, float* __restrict even,
@@ -184,4 +190,55 @@ void split_pairs(const float* __restrict src, int64_t n, float* __restrict even,
   int64_t j = 0;
   for (; j + kL <= n; j += kL) one(j);
   if (j < n) one(n - kL);
+}
+
+// One output row of a depthwise conv with a 3-wide kernel, width stride 2, left pad 1 and no
+// width dilation, read straight from the input rows: dst[j] = bias + sum_r sum_kx w[r * 3 + kx]
+// * rows[r][2j - 1 + kx], columns outside [0, W) read as zeros, rows[r] == nullptr a padding
+// row. Each block of kL outputs splits 2 kL input columns into even and odd lanes in registers
+// and shifts the odd ones by a lane for the left tap, whose first lane is the column before the
+// block; so no phase planes are written and read back (they were half of a 144-channel 80x80
+// conv). The last block overlaps the one before where the row holds it whole; otherwise (odd
+// widths, rows under a vector) it reads a zero-padded copy.
+inline vf dw_s2k3_block(const float* const* rows, int64_t nrows, const float* __restrict w,
+                        int64_t W, float bias, int64_t j, bool whole) {
+  vf acc = splat(bias);
+  float tail[2 * kL];
+  for (int64_t r = 0; r < nrows; ++r) {
+    const float* in = rows[r];
+    if (in == nullptr) continue;
+    const float* src = in + 2 * j;
+    const float before = j > 0 && 2 * j <= W ? src[-1] : 0.0f;  // past W: the right pad
+    if (!whole) {  // copy what is left, zeros past W (the right pad)
+      const int64_t left_cols = W - 2 * j;
+      const int64_t have = left_cols < 0 ? 0 : (left_cols > 2 * kL ? 2 * kL : left_cols);
+      __builtin_memset(tail, 0, sizeof tail);
+      __builtin_memcpy(tail, src, static_cast<std::size_t>(have) * sizeof(float));
+      src = tail;
+    }
+    const vf a = loadu(src), b = loadu(src + kL);
+    const vf ev = pick_pairs<0>(a, b, std::make_index_sequence<kL>());
+    const vf od = pick_pairs<1>(a, b, std::make_index_sequence<kL>());
+    const vf left = shift_in<kL>(splat(before), od, std::make_index_sequence<kL>());
+    acc += splat(w[r * 3]) * left + splat(w[r * 3 + 1]) * ev + splat(w[r * 3 + 2]) * od;
+  }
+  return acc;
+}
+
+void dw_s2k3(const float* const* rows, int64_t nrows, const float* __restrict w, int64_t W,
+             float bias, float* __restrict dst, int64_t n) {
+  int64_t j = 0;
+  for (; j + kL <= n && 2 * j + 2 * kL <= W; j += kL)
+    storeu(dst + j, dw_s2k3_block(rows, nrows, w, W, bias, j, true));
+  if (j == n) return;
+  if (n >= kL && 2 * n <= W) {  // the last kL outputs, overlapping the block before
+    storeu(dst + n - kL, dw_s2k3_block(rows, nrows, w, W, bias, n - kL, true));
+    return;
+  }
+  for (; j < n; j += kL) {
+    const vf acc = dw_s2k3_block(rows, nrows, w, W, bias, j, false);
+    float part[kL];
+    storeu(part, acc);
+    for (int64_t v = 0; v < n - j && v < kL; ++v) dst[j + v] = part[v];
+  }
 }
