@@ -211,6 +211,17 @@ IMPLICIT_CASES = [
     ((1, 9, 8, 19), (9, 1, 3, 3), [2, 2], [0, 1, 3, 12], None, 9, False),
     ((1, 4, 33, 200), (4, 1, 3, 3), [2, 2], [1, 1, 1, 1], None, 4, True),
     ((3, 11, 7, 3), (11, 1, 3, 3), [3, 2], [2, 1, 2, 1], None, 11, True),
+    # Depthwise 3 wide, width stride 1, pads 1 and 1: straight from the input rows (dw_s1k3):
+    # rows of whole vectors, one vector, a vector and a bit (the last block overlapping), rows
+    # under a vector (1, 2, 5 and 13 columns: a padded copy), a 5-tall dilated kernel with
+    # height stride 2 and uneven height pads, a batch.
+    ((1, 5, 9, 80), (5, 1, 3, 3), None, [1, 1, 1, 1], None, 5, True),
+    ((2, 3, 7, 16), (3, 1, 3, 3), None, [1, 1, 1, 1], None, 3, False),
+    ((1, 4, 6, 33), (4, 1, 3, 3), None, [1, 1, 1, 1], None, 4, True),
+    ((1, 6, 4, 1), (6, 1, 3, 3), None, [1, 1, 1, 1], None, 6, True),
+    ((1, 6, 5, 2), (6, 1, 3, 3), None, [0, 1, 2, 1], None, 6, False),
+    ((1, 7, 6, 5), (7, 1, 3, 3), None, [1, 1, 1, 1], None, 7, True),
+    ((1, 7, 11, 13), (7, 1, 5, 3), [2, 1], [3, 1, 1, 1], [2, 1], 7, True),
     # Many bands of output rows (each filled and computed by one item): tall images, a batch,
     # dilation and a halo of several plane rows, stride 3, a band's ragged last sliver, groups.
     ((3, 7, 67, 9), (11, 7, 3, 3), None, [1, 1, 1, 1], None, 1, True),

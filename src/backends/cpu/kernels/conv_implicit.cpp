@@ -502,9 +502,12 @@ void conv_depthwise(const Conv2d& g, const float* x, const float* w, const float
                     const FinisherFactory& finisher) {
   const ConvSimdIsa& isa = conv_simd_best();
   const int64_t taps = g.kh * g.kw, P = g.Ho * g.Wo;
-  if (g.kw == 3 && g.sw == 2 && g.dw == 1 && g.pl == 1 && g.kh <= 8) {
-    // MobileNet's stride-2 depthwise: output rows straight from the input rows (dw_s2k3), no
-    // phase planes: the planes' fill read and wrote as much memory as the conv itself.
+  const bool s1k3 = g.kw == 3 && g.sw == 1 && g.dw == 1 && g.pl == 1 && g.Wo == g.W;
+  const bool s2k3 = g.kw == 3 && g.sw == 2 && g.dw == 1 && g.pl == 1;
+  if ((s1k3 || s2k3) && g.kh <= 8) {
+    // MobileNet's depthwise convs (3 wide, pad 1, stride 1 or 2): output rows straight from the
+    // input rows (dw_s1k3, dw_s2k3), no phase planes: filling them read and wrote as much
+    // memory as the conv itself.
     const double work = 2.0 * double(taps) * double(P) + double(g.H * g.W) + 1;
     const int64_t grain = std::max<int64_t>(1, int64_t(65536 / work));
     parallel_for(g.N * g.C, grain, [&](int64_t i0, int64_t i1) {
@@ -519,7 +522,9 @@ void conv_depthwise(const Conv2d& g, const float* x, const float* w, const float
             const int64_t iy = oy * g.sh - g.pt + r * g.dh;
             rows[r] = iy >= 0 && iy < g.H ? xin + iy * g.W : nullptr;
           }
-          isa.dw_s2k3(rows, g.kh, w + c * taps, g.W, bias ? bias[c] : 0.0f, dst + oy * g.Wo, g.Wo);
+          const float b = bias ? bias[c] : 0.0f;
+          if (s1k3) isa.dw_s1k3(rows, g.kh, w + c * taps, g.W, b, dst + oy * g.Wo);
+          else isa.dw_s2k3(rows, g.kh, w + c * taps, g.W, b, dst + oy * g.Wo, g.Wo);
         }
         if (fin) fin->apply(dst, P);
       }
