@@ -994,7 +994,8 @@ def render(meta: dict, roof: dict, runs: dict, unset_runs: dict) -> str:
              + ", ".join(f"{k}={v}" for k, v in ct.items())
              + f" (OpenBLAS kernels in use: {', '.join(sorted(set(cores.values())))}); the "
              "convolutions' peer is ONNX Runtime on the same one-node ONNX model (NEF runs it "
-             "through nef.from_onnx: Graph.run vs InferenceSession.run, numpy in and out), "
+             "through nef.from_onnx: Graph.run vs InferenceSession.run, numpy in and out; "
+             "each engine in a process of its own, the two asked for samples in turn), "
              f"with {ORT_SETTLE_S * 1e3:.0f} ms idle before each switch of engine so that ORT's "
              "spinning workers have stopped; at more than 1 thread, every row idles "
              f"{NUMPY_SETTLE_S * 1e3:.0f} ms before each sample so that OpenBLAS's and ORT's "
