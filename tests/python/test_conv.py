@@ -521,8 +521,9 @@ ACTS = {
 
 
 # Each conv path: the implicit GEMM (several panels of output rows, 1x1 with a ragged tile),
-# the wide GEMM, the direct loop (<= 4 output channels), depthwise, pointwise float64 (GEMM), a
-# ragged size for the epilogue's padded tail, conv_pointwise (one panel, several).
+# the wide GEMM, the direct loop (<= 4 output channels), depthwise (stride 2 and 1, read from the
+# input rows), pointwise float64 (GEMM), a ragged size for the epilogue's padded tail,
+# conv_pointwise (one panel, several).
 @pytest.mark.parametrize("xs,ws,strides,pads,groups,dtype", [
     ((1, 8, 21, 19), (40, 8, 3, 3), None, [1, 1, 1, 1], 1, "float32"),
     ((6, 12, 7), (48, 12, 3), [2], [1, 1], 1, "float32"),
@@ -533,6 +534,7 @@ ACTS = {
     ((2, 10, 30, 29), (20, 10, 3, 3), None, [1, 1, 1, 1], 1, "float32"),
     ((1, 16, 9, 7), (40, 16, 1, 1), None, None, 1, "float32"),
     ((1, 12, 10, 11), (12, 1, 3, 3), [2, 2], [1, 1, 1, 1], 12, "float32"),
+    ((1, 9, 12, 21), (9, 1, 3, 3), None, [1, 1, 1, 1], 9, "float32"),  # depthwise stride 1
     ((1, 16, 11, 13), (40, 16, 1, 1), None, None, 1, "float32"),
     ((1, 8, 30, 31), (20, 8, 1, 1), None, None, 1, "float32"),
     ((1, 24, 13, 11), (4, 24, 1, 1), None, None, 1, "float32"),  # pointwise, 4 channels
