@@ -42,7 +42,9 @@ servers for samples alternately (order flipped every repeat), idling the settle 
 each, so only one engine runs at a time and neither engine's thread pool (ORT's intra-op threads
 spin after each run), allocator, page cache or kernel caches share a process with the other's:
 in one process NEF's 1x1 32->192 samples took 578/695 us at 1/2 threads against 365/200 us in a
-process of its own.
+process of its own. --baseline DIR adds a third engine server there, another NEF build (DIR
+holds its nef package, e.g. a copy of the venv's from before a change), timed in turn with the
+other two, and a table of NEF against it.
 Thread counts: NEF through nef.config(threads=N) (read back into the report); numpy/OpenBLAS
 through OPENBLAS_NUM_THREADS and OMP_NUM_THREADS in the worker's environment (threadpoolctl is
 not installed); ONNX Runtime through its session options.
@@ -278,14 +280,16 @@ def serve_engine(rid: str, engine: str, threads: int) -> None:
     # The protocol owns the real stdout; anything an engine prints goes to stderr.
     chan = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
-    if engine == "nef":
+    nef_engine = engine in ("nef", BASELINE_ENGINE)
+    if nef_engine:
         import nef
         nef.config(threads=threads)
     row = ROW_BY_ID[rid]
-    case = row.setup(np.random.default_rng(_row_seed(rid)), threads, engine)
+    case = row.setup(np.random.default_rng(_row_seed(rid)), threads,
+                     "nef" if nef_engine else engine)
     fn = case["fn"]
     hello = {"check": case["check"]()}
-    if engine == "nef":
+    if nef_engine:
         hello["threads"] = nef.config()["threads"]
     chan.write(json.dumps(hello) + "\n")
     chan.flush()
@@ -314,11 +318,14 @@ class EngineServer:
     """The worker's end of serve_engine: one engine of one row in its own process."""
 
     def __init__(self, rid: str, engine: str, threads: int) -> None:
+        env = dict(os.environ)
+        if engine == BASELINE_ENGINE:  # the other NEF build, first on the module path
+            env["PYTHONPATH"] = env["NEF_BENCH_BASELINE"] + os.pathsep + env.get("PYTHONPATH", "")
         cmd = [sys.executable, str(Path(__file__).resolve()), "--engine-server", engine,
                "--rows", rid, "--threads", str(threads)]
         self.engine = engine
         self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  text=True)
+                                  text=True, env=env)
 
     def read(self) -> dict:
         line = self.p.stdout.readline()
@@ -736,6 +743,9 @@ MLP_FLOPS = 2 * 2 * 256 * 1024 * 4096
 MATMUL_F32 = (256, 512, 1024, 2048, 4096)
 MATMUL_BF16 = (1024, 2048)
 ATTENTION_SEQ = (128, 512, 2048)
+# --baseline DIR: the engine name of the other NEF build (a directory holding a nef package,
+# e.g. a copy of the venv's before a change), timed in turn with the others on the conv rows.
+BASELINE_ENGINE = "nef-baseline"
 ORT_SETTLE_S = 0.05  # ORT's idle workers spin ~30 ms after a run: let them stop before NEF runs
 # OpenBLAS's idle threads spin for 2^28 cycles (~0.1 s) after a call: with 2 threads they took a
 # core from NEF's next sample (NEF's 2-thread 1024^3 matmul: 13.6 ms right after a numpy call,
@@ -850,7 +860,10 @@ def worker(threads: int, repeats: int, row_ids: list, only_numpy_matmul: bool) -
         row = ROW_BY_ID[rid]
         log(f"  [{threads}T] {rid}: {row.label}")
         if row.apart:
-            servers = {name: EngineServer(rid, name, threads) for name in row.apart}
+            names = list(row.apart)
+            if os.environ.get("NEF_BENCH_BASELINE"):
+                names.append(BASELINE_ENGINE)
+            servers = {name: EngineServer(rid, name, threads) for name in names}
             hello = {name: srv.read() for name, srv in servers.items()}
             settle = max(row.settle_s, NUMPY_SETTLE_S) if threads > 1 else row.settle_s
             r = side_by_side_apart(servers, min(repeats, row.max_repeats or repeats),
@@ -861,6 +874,8 @@ def worker(threads: int, repeats: int, row_ids: list, only_numpy_matmul: bool) -
             r["check"] = hello[nef_name]["check"]
             r["peer_check"] = hello[peer_name]["check"]
             r["nef_threads_server"] = hello[nef_name].get("threads")
+            if BASELINE_ENGINE in hello:
+                r["baseline_check"] = hello[BASELINE_ENGINE]["check"]
             res[rid] = r
             if not r["check"].get("ok", True):
                 log(f"  [{threads}T] {rid}: NEF result does NOT match the reference: "
@@ -1149,6 +1164,20 @@ def render(meta: dict, roof: dict, runs: dict, unset_runs: dict) -> str:
                  "the \"numpy with the variables unset\" matmul variant is the default peer above "
                  "(not run twice).")
         L.append("")
+    base_rows = [(t, rid, r) for t, run in runs.items() for rid, r in run["results"].items()
+                 if BASELINE_ENGINE in r]
+    if base_rows:
+        L.append(f"NEF against the baseline build (--baseline {meta.get('baseline')}), timed "
+                 "in turn with the engines above:")
+        L.append("")
+        L.append("| workload | threads | baseline NEF median (min-max) | NEF median (min-max) | "
+                 "NEF/baseline |")
+        L.append("|---|---|---|---|---|")
+        for t, rid, r in base_rows:
+            b = r[BASELINE_ENGINE]
+            L.append(f"| {ROW_BY_ID[rid].label} | {t} | {fmt_stat(b)} | {fmt_stat(r['nef'])} | "
+                     f"{r['nef']['median'] / b['median']:.2f} |")
+        L.append("")
     L.append("Where NEF is slower (automatic, from the table):")
     L.append("")
     if slower:
@@ -1201,6 +1230,9 @@ def main() -> None:
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--only-numpy-matmul", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--engine-server", help=argparse.SUPPRESS)
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="a directory holding another build's nef package: the conv rows also "
+                         "time it (in its own process, in turn with NEF and ORT)")
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",") if t.strip()]
     repeats = args.repeats
@@ -1230,6 +1262,10 @@ def main() -> None:
         raise SystemExit(f"--repeats {repeats}: runs recorded in RESULTS.md take at least 7 "
                          "repeats; add --no-write for a quick check")
 
+    if args.baseline:
+        if not (Path(args.baseline) / "nef" / "__init__.py").is_file():
+            raise SystemExit(f"--baseline {args.baseline}: no nef package in that directory")
+        os.environ["NEF_BENCH_BASELINE"] = str(Path(args.baseline).resolve())
     start = time.time()
     py_command = " ".join(shlex.quote(a) for a in
                           [os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(
@@ -1238,7 +1274,8 @@ def main() -> None:
     meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "cpu": cpu_model(),
             "cores": cpu_count(), "command": args.command or py_command,
             "py_command": py_command, "repeats": repeats, "load_start": loadavg(),
-            "git": git_rev(), "threads": threads, "rows": row_ids, "uptime_start": uptime()}
+            "git": git_rev(), "threads": threads, "rows": row_ids, "uptime_start": uptime(),
+            "baseline": args.baseline}
     log(f"uptime at start: {meta['uptime_start']} ({meta['cores']} cores)")
     log("rows: " + ", ".join(row_ids))
     roof = run_roofline(threads, args.roofline_mb)
