@@ -288,6 +288,24 @@ void dw_s1k3(const float* const* rows, int64_t nrows, const float* __restrict w,
     for (int64_t v = 0; v < W; ++v) dst[v] = part[v];
     return;
   }
+  if (nrows == 3 && rows[0] && rows[1] && rows[2] && W >= 2 * kL) {
+    // An interior row of a 3x3 kernel: the weights' splats hoisted out of the blocks, the rows
+    // unrolled into three independent sums (the ends through the general block).
+    vf wv[9];
+#pragma GCC unroll 9
+    for (int i = 0; i < 9; ++i) wv[i] = splat(w[i]);
+    const float *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
+    storeu(dst, dw_s1k3_block(rows, 3, w, W, bias, 0));
+    for (int64_t j = kL; j + kL < W; j += kL) {
+      const vf s0 = splat(bias) + wv[0] * loadu(r0 + j - 1) + wv[1] * loadu(r0 + j) +
+                    wv[2] * loadu(r0 + j + 1);
+      const vf s1 = wv[3] * loadu(r1 + j - 1) + wv[4] * loadu(r1 + j) + wv[5] * loadu(r1 + j + 1);
+      const vf s2 = wv[6] * loadu(r2 + j - 1) + wv[7] * loadu(r2 + j) + wv[8] * loadu(r2 + j + 1);
+      storeu(dst + j, s0 + s1 + s2);
+    }
+    storeu(dst + W - kL, dw_s1k3_block(rows, 3, w, W, bias, W - kL));
+    return;
+  }
   int64_t j = 0;
   for (; j + kL <= W; j += kL) storeu(dst + j, dw_s1k3_block(rows, nrows, w, W, bias, j));
   if (j < W) storeu(dst + W - kL, dw_s1k3_block(rows, nrows, w, W, bias, W - kL));
