@@ -154,6 +154,10 @@ void copy_rows(
     float* d = dst + r * ldd;
     int64_t j = 0;
     for (; j + kL <= n; j += kL) storeu(d + j, loadu(s + j));
+    if (j < n && n >= kL) {  // the last vector overlapping the one before, not a scalar tail
+      storeu(d + n - kL, loadu(s + n - kL));
+      continue;
+    }
     for (; j < n; ++j) d[j] = s[j];
   }
 }
