@@ -7,7 +7,8 @@
 
 Steps: build and run bench/roofline.cpp (STREAM copy/triad, FP32 FMA peak at each thread
 count), then one worker subprocess per thread count that times NEF and its peer alternately in
-the same process on the same inputs, then (only where OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE
+the same process on the same inputs (the convolutions: each engine in a process of its own, see
+below), then (only where OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE
 is set) one more subprocess per thread count timing numpy's float32 matmuls with both variables
 unset: that is the only place the variables are changed, and only in that subprocess's
 environment.
@@ -33,6 +34,17 @@ checked before it is timed (NEF against numpy float64 or numpy float32, ORT agai
 the check's calls double as warm-up), then timed after two warm-up calls, except the "cold"
 row: the first NEF call of the process. A sample of one call follows an untimed call of the same
 engine, so that each engine is timed with its threads awake (see side_by_side).
+The convolution rows run each engine in its own engine-server process (--engine-server, started
+by the worker for each row; one imports only nef, the other only onnxruntime), which builds the
+same model and inputs from the row's seed, checks its engine against the float64 reference and
+then answers the worker's requests for warm-up calls and samples. The worker asks the two
+servers for samples alternately (order flipped every repeat), idling the settle time before
+each, so only one engine runs at a time and neither engine's thread pool (ORT's intra-op threads
+spin after each run), allocator, page cache or kernel caches share a process with the other's:
+in one process NEF's 1x1 32->192 samples took 578/695 us at 1/2 threads against 365/200 us in a
+process of its own. --baseline DIR adds a third engine server there, another NEF build (DIR
+holds its nef package, e.g. a copy of the venv's from before a change), timed in turn with the
+other two, and a table of NEF against it.
 Thread counts: NEF through nef.config(threads=N) (read back into the report); numpy/OpenBLAS
 through OPENBLAS_NUM_THREADS and OMP_NUM_THREADS in the worker's environment (threadpoolctl is
 not installed); ONNX Runtime through its session options.
@@ -258,6 +270,100 @@ def side_by_side(fns: dict, repeats: int, target_s: float = 0.02, warmup: int = 
     return {name: dict(_stats(samples[name]), calls_per_sample=ks[name]) for name in names}
 
 
+def serve_engine(rid: str, engine: str, threads: int) -> None:
+    """Engine server (--engine-server): builds one engine's case for row `rid` and answers the
+    worker over stdin/stdout, one JSON line each way. First line out: {"check": ...} (the
+    check's calls double as warm-up). Then "warm N" -> N untimed calls; "calibrate T" -> the
+    calls per sample that last about T seconds; "sample K" -> {"s": seconds per call} (K == 1:
+    after one untimed call, as side_by_side does); "done" -> exits."""
+    import numpy as np
+    # The protocol owns the real stdout; anything an engine prints goes to stderr.
+    chan = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    nef_engine = engine in ("nef", BASELINE_ENGINE)
+    if nef_engine:
+        import nef
+        nef.config(threads=threads)
+    row = ROW_BY_ID[rid]
+    case = row.setup(np.random.default_rng(_row_seed(rid)), threads,
+                     "nef" if nef_engine else engine)
+    fn = case["fn"]
+    hello = {"check": case["check"]()}
+    if nef_engine:
+        hello["threads"] = nef.config()["threads"]
+    chan.write(json.dumps(hello) + "\n")
+    chan.flush()
+    for line in sys.stdin:
+        cmd, _, arg = line.strip().partition(" ")
+        if cmd == "warm":
+            for _ in range(int(arg)):
+                r = fn()
+                del r
+            reply = {}
+        elif cmd == "calibrate":
+            reply = {"k": _calls_per_sample(fn, float(arg))}
+        elif cmd == "sample":
+            k = int(arg)
+            if k == 1:
+                r = fn()
+                del r
+            reply = {"s": _sample(fn, k)}
+        else:
+            return
+        chan.write(json.dumps(reply) + "\n")
+        chan.flush()
+
+
+class EngineServer:
+    """The worker's end of serve_engine: one engine of one row in its own process."""
+
+    def __init__(self, rid: str, engine: str, threads: int) -> None:
+        env = dict(os.environ)
+        if engine == BASELINE_ENGINE:  # the other NEF build, first on the module path
+            env["PYTHONPATH"] = env["NEF_BENCH_BASELINE"] + os.pathsep + env.get("PYTHONPATH", "")
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--engine-server", engine,
+               "--rows", rid, "--threads", str(threads)]
+        self.engine = engine
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True, env=env)
+
+    def read(self) -> dict:
+        line = self.p.stdout.readline()
+        if not line:
+            raise SystemExit(f"bench engine server {self.engine} died (exit {self.p.wait()})")
+        return json.loads(line)
+
+    def ask(self, cmd: str) -> dict:
+        self.p.stdin.write(cmd + "\n")
+        self.p.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        self.p.stdin.write("done\n")
+        self.p.stdin.close()
+        self.p.wait(timeout=60)
+
+
+def side_by_side_apart(servers: dict, repeats: int, target_s: float = 0.02, warmup: int = 2,
+                       settle_s: float = 0.0) -> dict:
+    """side_by_side with each engine in its own process (EngineServer): the same warm-up,
+    calls per sample, alternating order (flipped every repeat) and settle time before each
+    sample, asked of the servers in turn, so that only one engine runs at a time. Neither
+    engine's thread pool, allocator or caches live in the other's process."""
+    names = list(servers)
+    for name in names:
+        servers[name].ask(f"warm {warmup}")
+    ks = {name: servers[name].ask(f"calibrate {target_s}")["k"] for name in names}
+    samples = {name: [] for name in names}
+    for rep in range(repeats):
+        order = names if rep % 2 == 0 else names[::-1]
+        for name in order:
+            if settle_s:
+                time.sleep(settle_s)
+            samples[name].append(servers[name].ask(f"sample {ks[name]}")["s"])
+    return {name: dict(_stats(samples[name]), calls_per_sample=ks[name]) for name in names}
+
+
 def check_close(got, want, rtol: float, atol: float) -> dict:
     import numpy as np
     got = np.asarray(got, dtype=np.float64)
@@ -284,6 +390,9 @@ class Row:
         self.warmup = opts.get("warmup", 2)          # untimed calls per engine before timing
         self.max_repeats = opts.get("max_repeats")   # cap on --repeats (the 4096 matmul)
         self.settle_s = opts.get("settle_s", 0.0)    # idle time before switching engine
+        # Engines that each run in their own server process (setup(rng, threads, engine)),
+        # timed by side_by_side_apart; None: both engines in the worker, by side_by_side.
+        self.apart = opts.get("apart")
 
 
 def _f32(rng, *shape, scale=1.0):
@@ -512,12 +621,13 @@ def _conv_ref64(x, w, b, stride, pad, groups):
     return y + b.astype(np.float64)[None, :, None, None]
 
 
-def _setup_conv(cin, cout, hw, k, stride, groups):
-    def setup(rng, threads):
-        import nef
+def _conv_engine(cin, cout, hw, k, stride, groups):
+    """setup(rng, threads, engine) for one conv row, building only `engine` ("nef" or "ORT"):
+    each runs in its own engine server process (see serve_engine), which imports only that
+    engine. Both build the same model and inputs from the row's seeded generator."""
+    def setup(rng, threads, engine):
         import numpy as np
         import onnx
-        import onnxruntime as ort
         from onnx import TensorProto, helper, numpy_helper
         pad, out, _, _ = _conv_geometry(cin, cout, hw, k, stride, groups)
         x = _f32(rng, 1, cin, hw, hw)
@@ -533,18 +643,20 @@ def _setup_conv(cin, cout, hw, k, stride, groups):
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         onnx.checker.check_model(model)
         blob = model.SerializeToString()
-        g = nef.from_onnx(blob)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        sess = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
-        nef_fn = lambda: g.run({"x": x})["y"]  # noqa: E731
-        ort_fn = lambda: sess.run(["y"], {"x": x})[0]  # noqa: E731
+        if engine == "nef":
+            import nef
+            g = nef.from_onnx(blob)
+            fn = lambda: g.run({"x": x})["y"]  # noqa: E731
+        else:
+            import onnxruntime as ort
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = threads
+            so.inter_op_num_threads = 1
+            so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            sess = ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
+            fn = lambda: sess.run(["y"], {"x": x})[0]  # noqa: E731
         ref = _conv_ref64(x, w, b, stride, pad, groups)
-        return {"fns": {"nef": nef_fn, "ORT": ort_fn},
-                "check": lambda: check_close(nef_fn(), ref, 1e-3, 1e-3),
-                "peer_check": lambda: check_close(ort_fn(), ref, 1e-3, 1e-3)}
+        return {"fn": fn, "check": lambda: check_close(np.asarray(fn()), ref, 1e-3, 1e-3)}
     return setup
 
 
@@ -631,6 +743,9 @@ MLP_FLOPS = 2 * 2 * 256 * 1024 * 4096
 MATMUL_F32 = (256, 512, 1024, 2048, 4096)
 MATMUL_BF16 = (1024, 2048)
 ATTENTION_SEQ = (128, 512, 2048)
+# --baseline DIR: the engine name of the other NEF build (a directory holding a nef package,
+# e.g. a copy of the venv's before a change), timed in turn with the others on the conv rows.
+BASELINE_ENGINE = "nef-baseline"
 ORT_SETTLE_S = 0.05  # ORT's idle workers spin ~30 ms after a run: let them stop before NEF runs
 # OpenBLAS's idle threads spin for 2^28 cycles (~0.1 s) after a call: with 2 threads they took a
 # core from NEF's next sample (NEF's 2-thread 1024^3 matmul: 13.6 ms right after a numpy call,
@@ -670,7 +785,8 @@ def _rows() -> list:
         dw = groups > 1
         rows.append(Row(name, _conv_label(cin, cout, hw, k, stride, groups),
                         "bw" if dw else "flop", nbytes if dw else flops, "ORT",
-                        _setup_conv(cin, cout, hw, k, stride, groups), settle_s=ORT_SETTLE_S))
+                        _conv_engine(cin, cout, hw, k, stride, groups), settle_s=ORT_SETTLE_S,
+                        apart=("nef", "ORT")))
     for name, op, direction, S, B, I, H in RECURRENT:
         label = f"{op} {direction[:5]} S={S} B={B} I={I} H={H}"
         rows.append(Row(name, label, "flop", _recurrent_flops(op, direction, S, B, I, H), "ORT",
@@ -743,6 +859,28 @@ def worker(threads: int, repeats: int, row_ids: list, only_numpy_matmul: bool) -
     for rid in row_ids:
         row = ROW_BY_ID[rid]
         log(f"  [{threads}T] {rid}: {row.label}")
+        if row.apart:
+            names = list(row.apart)
+            if os.environ.get("NEF_BENCH_BASELINE"):
+                names.append(BASELINE_ENGINE)
+            servers = {name: EngineServer(rid, name, threads) for name in names}
+            hello = {name: srv.read() for name, srv in servers.items()}
+            settle = max(row.settle_s, NUMPY_SETTLE_S) if threads > 1 else row.settle_s
+            r = side_by_side_apart(servers, min(repeats, row.max_repeats or repeats),
+                                   warmup=row.warmup, settle_s=settle)
+            for srv in servers.values():
+                srv.close()
+            nef_name, peer_name = row.apart
+            r["check"] = hello[nef_name]["check"]
+            r["peer_check"] = hello[peer_name]["check"]
+            r["nef_threads_server"] = hello[nef_name].get("threads")
+            if BASELINE_ENGINE in hello:
+                r["baseline_check"] = hello[BASELINE_ENGINE]["check"]
+            res[rid] = r
+            if not r["check"].get("ok", True):
+                log(f"  [{threads}T] {rid}: NEF result does NOT match the reference: "
+                    f"{r['check']}")
+            continue
         case = row.setup(np.random.default_rng(_row_seed(rid)), threads)
         fns = case["fns"]
         if rid == "chain" and not res:
@@ -871,7 +1009,8 @@ def render(meta: dict, roof: dict, runs: dict, unset_runs: dict) -> str:
              + ", ".join(f"{k}={v}" for k, v in ct.items())
              + f" (OpenBLAS kernels in use: {', '.join(sorted(set(cores.values())))}); the "
              "convolutions' peer is ONNX Runtime on the same one-node ONNX model (NEF runs it "
-             "through nef.from_onnx: Graph.run vs InferenceSession.run, numpy in and out), "
+             "through nef.from_onnx: Graph.run vs InferenceSession.run, numpy in and out; "
+             "each engine in a process of its own, the two asked for samples in turn), "
              f"with {ORT_SETTLE_S * 1e3:.0f} ms idle before each switch of engine so that ORT's "
              "spinning workers have stopped; at more than 1 thread, every row idles "
              f"{NUMPY_SETTLE_S * 1e3:.0f} ms before each sample so that OpenBLAS's and ORT's "
@@ -1025,6 +1164,20 @@ def render(meta: dict, roof: dict, runs: dict, unset_runs: dict) -> str:
                  "the \"numpy with the variables unset\" matmul variant is the default peer above "
                  "(not run twice).")
         L.append("")
+    base_rows = [(t, rid, r) for t, run in runs.items() for rid, r in run["results"].items()
+                 if BASELINE_ENGINE in r]
+    if base_rows:
+        L.append(f"NEF against the baseline build (--baseline {meta.get('baseline')}), timed "
+                 "in turn with the engines above:")
+        L.append("")
+        L.append("| workload | threads | baseline NEF median (min-max) | NEF median (min-max) | "
+                 "NEF/baseline |")
+        L.append("|---|---|---|---|---|")
+        for t, rid, r in base_rows:
+            b = r[BASELINE_ENGINE]
+            L.append(f"| {ROW_BY_ID[rid].label} | {t} | {fmt_stat(b)} | {fmt_stat(r['nef'])} | "
+                     f"{r['nef']['median'] / b['median']:.2f} |")
+        L.append("")
     L.append("Where NEF is slower (automatic, from the table):")
     L.append("")
     if slower:
@@ -1076,6 +1229,10 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--only-numpy-matmul", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--engine-server", help=argparse.SUPPRESS)
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="a directory holding another build's nef package: the conv rows also "
+                         "time it (in its own process, in turn with NEF and ORT)")
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",") if t.strip()]
     repeats = args.repeats
@@ -1083,6 +1240,9 @@ def main() -> None:
         raise SystemExit("--repeats: at least 3 (medians and quartiles need them)")
     row_ids = select_rows(args.rows)
 
+    if args.engine_server:
+        serve_engine(row_ids[0], args.engine_server, threads[0])
+        return
     if args.worker:
         print(json.dumps(worker(threads[0], repeats, row_ids, args.only_numpy_matmul)))
         return
@@ -1102,6 +1262,10 @@ def main() -> None:
         raise SystemExit(f"--repeats {repeats}: runs recorded in RESULTS.md take at least 7 "
                          "repeats; add --no-write for a quick check")
 
+    if args.baseline:
+        if not (Path(args.baseline) / "nef" / "__init__.py").is_file():
+            raise SystemExit(f"--baseline {args.baseline}: no nef package in that directory")
+        os.environ["NEF_BENCH_BASELINE"] = str(Path(args.baseline).resolve())
     start = time.time()
     py_command = " ".join(shlex.quote(a) for a in
                           [os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(
@@ -1110,7 +1274,8 @@ def main() -> None:
     meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "cpu": cpu_model(),
             "cores": cpu_count(), "command": args.command or py_command,
             "py_command": py_command, "repeats": repeats, "load_start": loadavg(),
-            "git": git_rev(), "threads": threads, "rows": row_ids, "uptime_start": uptime()}
+            "git": git_rev(), "threads": threads, "rows": row_ids, "uptime_start": uptime(),
+            "baseline": args.baseline}
     log(f"uptime at start: {meta['uptime_start']} ({meta['cores']} cores)")
     log("rows: " + ", ".join(row_ids))
     roof = run_roofline(threads, args.roofline_mb)

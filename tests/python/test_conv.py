@@ -199,6 +199,29 @@ IMPLICIT_CASES = [
     ((2, 8, 33), (8, 1, 3), [2], [1, 1], None, 8, True),
     ((1, 96, 20, 20), (96, 1, 3, 3), None, [1, 1, 1, 1], None, 96, True),
     ((2, 6, 8, 11), (6, 1, 5, 3), None, [2, 2, 2, 1], None, 6, True),
+    # Depthwise 3 wide, width stride 2, left pad 1: straight from the input rows (dw_s2k3): a
+    # row of whole vectors with the last block overlapping, odd widths (a zero-padded tail), a
+    # 5-tall kernel with height dilation and height stride 1, wide right pads (columns past the
+    # image, at a block start too), long rows, rows shorter than a vector.
+    ((1, 6, 80, 80), (6, 1, 3, 3), [2, 2], [1, 1, 1, 1], None, 6, True),
+    ((1, 5, 37, 81), (5, 1, 3, 3), [2, 2], [1, 1, 1, 1], None, 5, False),
+    ((2, 4, 9, 13), (4, 1, 5, 3), [1, 2], [2, 1, 2, 1], [2, 1], 4, True),
+    ((1, 3, 12, 70), (3, 1, 3, 3), [2, 2], [1, 1, 0, 3], None, 3, True),
+    ((1, 7, 8, 5), (7, 1, 3, 3), [2, 2], [1, 1, 1, 7], None, 7, True),
+    ((1, 9, 8, 19), (9, 1, 3, 3), [2, 2], [0, 1, 3, 12], None, 9, False),
+    ((1, 4, 33, 200), (4, 1, 3, 3), [2, 2], [1, 1, 1, 1], None, 4, True),
+    ((3, 11, 7, 3), (11, 1, 3, 3), [3, 2], [2, 1, 2, 1], None, 11, True),
+    # Depthwise 3 wide, width stride 1, pads 1 and 1: straight from the input rows (dw_s1k3):
+    # rows of whole vectors, one vector, a vector and a bit (the last block overlapping), rows
+    # under a vector (1, 2, 5 and 13 columns: a padded copy), a 5-tall dilated kernel with
+    # height stride 2 and uneven height pads, a batch.
+    ((1, 5, 9, 80), (5, 1, 3, 3), None, [1, 1, 1, 1], None, 5, True),
+    ((2, 3, 7, 16), (3, 1, 3, 3), None, [1, 1, 1, 1], None, 3, False),
+    ((1, 4, 6, 33), (4, 1, 3, 3), None, [1, 1, 1, 1], None, 4, True),
+    ((1, 6, 4, 1), (6, 1, 3, 3), None, [1, 1, 1, 1], None, 6, True),
+    ((1, 6, 5, 2), (6, 1, 3, 3), None, [0, 1, 2, 1], None, 6, False),
+    ((1, 7, 6, 5), (7, 1, 3, 3), None, [1, 1, 1, 1], None, 7, True),
+    ((1, 7, 11, 13), (7, 1, 5, 3), [2, 1], [3, 1, 1, 1], [2, 1], 7, True),
     # Many bands of output rows (each filled and computed by one item): tall images, a batch,
     # dilation and a halo of several plane rows, stride 3, a band's ragged last sliver, groups.
     ((3, 7, 67, 9), (11, 7, 3, 3), None, [1, 1, 1, 1], None, 1, True),
@@ -498,8 +521,9 @@ ACTS = {
 
 
 # Each conv path: the implicit GEMM (several panels of output rows, 1x1 with a ragged tile),
-# the wide GEMM, the direct loop (<= 4 output channels), depthwise, pointwise float64 (GEMM), a
-# ragged size for the epilogue's padded tail, conv_pointwise (one panel, several).
+# the wide GEMM, the direct loop (<= 4 output channels), depthwise (stride 2 and 1, read from the
+# input rows), pointwise float64 (GEMM), a ragged size for the epilogue's padded tail,
+# conv_pointwise (one panel, several).
 @pytest.mark.parametrize("xs,ws,strides,pads,groups,dtype", [
     ((1, 8, 21, 19), (40, 8, 3, 3), None, [1, 1, 1, 1], 1, "float32"),
     ((6, 12, 7), (48, 12, 3), [2], [1, 1], 1, "float32"),
@@ -510,6 +534,7 @@ ACTS = {
     ((2, 10, 30, 29), (20, 10, 3, 3), None, [1, 1, 1, 1], 1, "float32"),
     ((1, 16, 9, 7), (40, 16, 1, 1), None, None, 1, "float32"),
     ((1, 12, 10, 11), (12, 1, 3, 3), [2, 2], [1, 1, 1, 1], 12, "float32"),
+    ((1, 9, 12, 21), (9, 1, 3, 3), None, [1, 1, 1, 1], 9, "float32"),  # depthwise stride 1
     ((1, 16, 11, 13), (40, 16, 1, 1), None, None, 1, "float32"),
     ((1, 8, 30, 31), (20, 8, 1, 1), None, None, 1, "float32"),
     ((1, 24, 13, 11), (4, 24, 1, 1), None, None, 1, "float32"),  # pointwise, 4 channels

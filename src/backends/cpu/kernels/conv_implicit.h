@@ -14,7 +14,9 @@
 // - conv_pointwise: a 1x1 stride-1 unpadded conv needs no planes: the same register tiles read
 //   the input channels in place and write the output rows in place (bias in the accumulators).
 // - conv_depthwise: one channel per group: per channel, the taps' weighted sum over the plane,
-//   four vectors at a time, then the epilogue over that channel's output.
+//   four vectors at a time, then the epilogue over that channel's output. 3-wide kernels with
+//   left pad 1 at width stride 2 (or stride 1 with pads 1 and 1) read the input rows in place
+//   instead (conv_simd.h's dw_s2k3 / dw_s1k3): no planes.
 #pragma once
 
 #include <cstdint>

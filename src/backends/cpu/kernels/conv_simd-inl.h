@@ -154,6 +154,10 @@ void copy_rows(
     float* d = dst + r * ldd;
     int64_t j = 0;
     for (; j + kL <= n; j += kL) storeu(d + j, loadu(s + j));
+    if (j < n && n >= kL) {  // the last vector overlapping the one before, not a scalar tail
+      storeu(d + n - kL, loadu(s + n - kL));
+      continue;
+    }
     for (; j < n; ++j) d[j] = s[j];
   }
 }
@@ -163,6 +167,18 @@ void copy_rows(
 template <int kOdd, std::size_t... I>
 inline vf pick_pairs(vf a, vf b, std::index_sequence<I...>) {
   return __builtin_shufflevector(a, b, (2 * int(I) + kOdd)...);
+}
+
+// Lanes 1.. of a followed by the first lane of b.
+template <int kN, std::size_t... I>
+inline vf shift_out(vf a, vf b, std::index_sequence<I...>) {
+  return __builtin_shufflevector(a, b, (1 + int(I))...);
+}
+
+// The last lane of a followed by the first kL - 1 lanes of b.
+template <int kN, std::size_t... I>
+inline vf shift_in(vf a, vf b, std::index_sequence<I...>) {
+  return __builtin_shufflevector(a, b, (kN - 1 + int(I))...);
 }
 
 // Whole vectors, the last one overlapping the one before (rows are short: 40 pairs at 80
@@ -184,4 +200,117 @@ void split_pairs(const float* __restrict src, int64_t n, float* __restrict even,
   int64_t j = 0;
   for (; j + kL <= n; j += kL) one(j);
   if (j < n) one(n - kL);
+}
+
+// One output row of a depthwise conv with a 3-wide kernel, width stride 2, left pad 1 and no
+// width dilation, read straight from the input rows: dst[j] = bias + sum_r sum_kx w[r * 3 + kx]
+// * rows[r][2j - 1 + kx], columns outside [0, W) read as zeros, rows[r] == nullptr a padding
+// row. Each block of kL outputs splits 2 kL input columns into even and odd lanes in registers
+// and shifts the odd ones by a lane for the left tap, whose first lane is the column before the
+// block; so no phase planes are written and read back (they were half of a 144-channel 80x80
+// conv). The last block overlaps the one before where the row holds it whole; otherwise (odd
+// widths, rows under a vector) it reads a zero-padded copy.
+inline vf dw_s2k3_block(const float* const* rows, int64_t nrows, const float* __restrict w,
+                        int64_t W, float bias, int64_t j, bool whole) {
+  vf acc = splat(bias);
+  float tail[2 * kL];
+  for (int64_t r = 0; r < nrows; ++r) {
+    const float* in = rows[r];
+    if (in == nullptr) continue;
+    const float* src = in + 2 * j;
+    const float before = j > 0 && 2 * j <= W ? src[-1] : 0.0f;  // past W: the right pad
+    if (!whole) {  // copy what is left, zeros past W (the right pad)
+      const int64_t left_cols = W - 2 * j;
+      const int64_t have = left_cols < 0 ? 0 : (left_cols > 2 * kL ? 2 * kL : left_cols);
+      __builtin_memset(tail, 0, sizeof tail);
+      __builtin_memcpy(tail, src, static_cast<std::size_t>(have) * sizeof(float));
+      src = tail;
+    }
+    const vf a = loadu(src), b = loadu(src + kL);
+    const vf ev = pick_pairs<0>(a, b, std::make_index_sequence<kL>());
+    const vf od = pick_pairs<1>(a, b, std::make_index_sequence<kL>());
+    const vf left = shift_in<kL>(splat(before), od, std::make_index_sequence<kL>());
+    acc += splat(w[r * 3]) * left + splat(w[r * 3 + 1]) * ev + splat(w[r * 3 + 2]) * od;
+  }
+  return acc;
+}
+
+void dw_s2k3(const float* const* rows, int64_t nrows, const float* __restrict w, int64_t W,
+             float bias, float* __restrict dst, int64_t n) {
+  int64_t j = 0;
+  for (; j + kL <= n && 2 * j + 2 * kL <= W; j += kL)
+    storeu(dst + j, dw_s2k3_block(rows, nrows, w, W, bias, j, true));
+  if (j == n) return;
+  if (n >= kL && 2 * n <= W) {  // the last kL outputs, overlapping the block before
+    storeu(dst + n - kL, dw_s2k3_block(rows, nrows, w, W, bias, n - kL, true));
+    return;
+  }
+  for (; j < n; j += kL) {
+    const vf acc = dw_s2k3_block(rows, nrows, w, W, bias, j, false);
+    float part[kL];
+    storeu(part, acc);
+    for (int64_t v = 0; v < n - j && v < kL; ++v) dst[j + v] = part[v];
+  }
+}
+
+// One output row of a depthwise conv with a 3-wide kernel, width stride 1, pads 1 and 1 (W
+// outputs) and no width dilation, read straight from the input rows: dst[j] = bias + sum_r
+// sum_kx w[r * 3 + kx] * rows[r][j - 1 + kx], columns -1 and W zeros, rows[r] == nullptr a zero
+// row. A block's left and right taps are the row's vectors one column off, or at the row's ends
+// its own vector shifted by a lane with a zero; the last block overlaps the one before. No plane
+// copy: its per-row memcpy calls were a fifth of a 96-channel 80x80 conv.
+inline vf dw_s1k3_block(const float* const* rows, int64_t nrows, const float* __restrict w,
+                        int64_t W, float bias, int64_t j) {
+  vf acc = splat(bias);
+  for (int64_t r = 0; r < nrows; ++r) {
+    const float* in = rows[r];
+    if (in == nullptr) continue;
+    const vf c = loadu(in + j);
+    const vf left =
+        j > 0 ? loadu(in + j - 1) : shift_in<kL>(vf{}, c, std::make_index_sequence<kL>());
+    const vf right =
+        j + kL < W ? loadu(in + j + 1) : shift_out<kL>(c, vf{}, std::make_index_sequence<kL>());
+    acc += splat(w[r * 3]) * left + splat(w[r * 3 + 1]) * c + splat(w[r * 3 + 2]) * right;
+  }
+  return acc;
+}
+
+void dw_s1k3(const float* const* rows, int64_t nrows, const float* __restrict w, int64_t W,
+             float bias, float* __restrict dst) {
+  if (W < kL) {  // a row under a vector: through a zero-padded copy of each row
+    float buf[8][kL + 2];
+    const float* padded[8];
+    for (int64_t r = 0; r < nrows; ++r) {
+      padded[r] = nullptr;
+      if (rows[r] == nullptr) continue;
+      for (int i = 0; i < kL + 2; ++i) buf[r][i] = i >= 1 && i <= W ? rows[r][i - 1] : 0.0f;
+      padded[r] = buf[r] + 1;
+    }
+    const vf acc = dw_s1k3_block(padded, nrows, w, kL + 1, bias, 0);
+    float part[kL];
+    storeu(part, acc);
+    for (int64_t v = 0; v < W; ++v) dst[v] = part[v];
+    return;
+  }
+  if (nrows == 3 && rows[0] && rows[1] && rows[2] && W >= 2 * kL) {
+    // An interior row of a 3x3 kernel: the weights' splats hoisted out of the blocks, the rows
+    // unrolled into three independent sums (the ends through the general block).
+    vf wv[9];
+#pragma GCC unroll 9
+    for (int i = 0; i < 9; ++i) wv[i] = splat(w[i]);
+    const float *r0 = rows[0], *r1 = rows[1], *r2 = rows[2];
+    storeu(dst, dw_s1k3_block(rows, 3, w, W, bias, 0));
+    for (int64_t j = kL; j + kL < W; j += kL) {
+      const vf s0 = splat(bias) + wv[0] * loadu(r0 + j - 1) + wv[1] * loadu(r0 + j) +
+                    wv[2] * loadu(r0 + j + 1);
+      const vf s1 = wv[3] * loadu(r1 + j - 1) + wv[4] * loadu(r1 + j) + wv[5] * loadu(r1 + j + 1);
+      const vf s2 = wv[6] * loadu(r2 + j - 1) + wv[7] * loadu(r2 + j) + wv[8] * loadu(r2 + j + 1);
+      storeu(dst + j, s0 + s1 + s2);
+    }
+    storeu(dst + W - kL, dw_s1k3_block(rows, 3, w, W, bias, W - kL));
+    return;
+  }
+  int64_t j = 0;
+  for (; j + kL <= W; j += kL) storeu(dst + j, dw_s1k3_block(rows, nrows, w, W, bias, j));
+  if (j < W) storeu(dst + W - kL, dw_s1k3_block(rows, nrows, w, W, bias, W - kL));
 }

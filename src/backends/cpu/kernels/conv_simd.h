@@ -34,6 +34,16 @@ struct ConvSimdIsa {
                     int64_t ldd);
   // even[j] = src[2 * j], odd[j] = src[2 * j + 1] for j < n: a stride-2 conv's phase rows.
   void (*split_pairs)(const float* src, int64_t n, float* even, float* odd);
+  // dst[j] = bias + sum_{r < nrows, kx < 3} w[r * 3 + kx] * rows[r][2j - 1 + kx] for j < n
+  // (columns outside [0, W) are zeros; rows[r] null: a zero row; nrows <= 8): one output row of
+  // a depthwise conv, 3 wide, width stride 2, left pad 1, read straight from the input rows.
+  void (*dw_s2k3)(const float* const* rows, int64_t nrows, const float* w, int64_t W, float bias,
+                  float* dst, int64_t n);
+  // dst[j] = bias + sum_{r < nrows, kx < 3} w[r * 3 + kx] * rows[r][j - 1 + kx] for j < W
+  // (columns -1 and W are zeros; rows[r] null: a zero row; nrows <= 8): one output row of a
+  // depthwise conv, 3 wide, width stride 1, pads 1 and 1, read straight from the input rows.
+  void (*dw_s1k3)(const float* const* rows, int64_t nrows, const float* w, int64_t W, float bias,
+                  float* dst);
 };
 
 const ConvSimdIsa& conv_simd_generic();

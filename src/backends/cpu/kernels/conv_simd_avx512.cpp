@@ -17,7 +17,8 @@ namespace conv_avx512 {
 
 const ConvSimdIsa* conv_simd_avx512() {
   using namespace conv_avx512;
-  static const ConvSimdIsa isa{"avx512", kMR, kNR, kL, tile, tile_rows, dw, copy_rows, split_pairs};
+  static const ConvSimdIsa isa{"avx512", kMR,       kNR,         kL,      tile,   tile_rows,
+                               dw,       copy_rows, split_pairs, dw_s2k3, dw_s1k3};
   return &isa;
 }
 }  // namespace nef::backend::cpu

@@ -20,8 +20,8 @@ namespace conv_generic {
 
 const ConvSimdIsa& conv_simd_generic() {
   using namespace conv_generic;
-  static const ConvSimdIsa isa{"generic", kMR, kNR,       kL,         tile,
-                               tile_rows, dw,  copy_rows, split_pairs};
+  static const ConvSimdIsa isa{"generic", kMR,       kNR,         kL,      tile,   tile_rows,
+                               dw,        copy_rows, split_pairs, dw_s2k3, dw_s1k3};
   return isa;
 }
 
