@@ -117,10 +117,10 @@ HWY_INLINE T ScaleAddMax(T* s, size_t n, size_t valid, T scale, const T* add) {
 }
 
 // exp in the lanes' type: ExpNoNaN for float32 (vmath-inl.h), Highway's for float64. Callers
-// here never pass NaN.
-template <class D, class V>
+// here never pass NaN; kNonPositive: nor x > 0 (softmax's x - max).
+template <bool kNonPositive = false, class D, class V>
 HWY_INLINE V ExpT(D d, V x) {
-  if constexpr (sizeof(hn::TFromD<D>) == 4) return ExpNoNaN(d, x);
+  if constexpr (sizeof(hn::TFromD<D>) == 4) return ExpNoNaN<kNonPositive>(d, x);
   else return hn::Exp(d, x);
 }
 
@@ -133,21 +133,21 @@ HWY_INLINE T ExpShiftSum(const T* x, T* s, size_t n, T mx) {
   V sum0 = hn::Zero(d), sum1 = hn::Zero(d);
   size_t i = 0;
   for (; i + 2 * N <= n; i += 2 * N) {  // two independent chains per iteration
-    V e0 = ExpT(d, hn::Sub(hn::LoadU(d, x + i), vm));
-    V e1 = ExpT(d, hn::Sub(hn::LoadU(d, x + i + N), vm));
+    V e0 = ExpT<true>(d, hn::Sub(hn::LoadU(d, x + i), vm));
+    V e1 = ExpT<true>(d, hn::Sub(hn::LoadU(d, x + i + N), vm));
     hn::StoreU(e0, d, s + i);
     hn::StoreU(e1, d, s + i + N);
     sum0 = hn::Add(sum0, e0);
     sum1 = hn::Add(sum1, e1);
   }
   for (; i + N <= n; i += N) {
-    V e = ExpT(d, hn::Sub(hn::LoadU(d, x + i), vm));
+    V e = ExpT<true>(d, hn::Sub(hn::LoadU(d, x + i), vm));
     hn::StoreU(e, d, s + i);
     sum0 = hn::Add(sum0, e);
   }
   if (i < n) {  // padding lanes: exp(-inf) = 0
     const Partial<decltype(d)> part{d, n - i};
-    V e = ExpT(d, hn::Sub(part.Load(x + i, -std::numeric_limits<T>::infinity()), vm));
+    V e = ExpT<true>(d, hn::Sub(part.Load(x + i, -std::numeric_limits<T>::infinity()), vm));
     part.Store(e, s + i);
     sum1 = hn::Add(sum1, e);
   }
