@@ -167,27 +167,27 @@ struct PrefetchCursor {
   }
 };
 
-template <class D, class F>
-HWY_INLINE void Map1(D d, const hn::TFromD<D>* a, hn::TFromD<D>* o, size_t n, F f,
-                     PrefetchCursor& pc, size_t pb) {
+template <class D, class F, class Cursor>
+HWY_INLINE void Map1(D d, const hn::TFromD<D>* a, hn::TFromD<D>* o, size_t n, F f, Cursor& pc,
+                     size_t pb) {
   const size_t N = hn::Lanes(d);
   for (size_t i = 0; i < n; i += N) {
     pc.Step(pb);
     hn::StoreU(f(d, hn::LoadU(d, a + i)), d, o + i);
   }
 }
-template <class D, class F>
+template <class D, class F, class Cursor>
 HWY_INLINE void Map2(D d, const hn::TFromD<D>* a, const hn::TFromD<D>* b, hn::TFromD<D>* o,
-                     size_t n, F f, PrefetchCursor& pc, size_t pb) {
+                     size_t n, F f, Cursor& pc, size_t pb) {
   const size_t N = hn::Lanes(d);
   for (size_t i = 0; i < n; i += N) {
     pc.Step(pb);
     hn::StoreU(f(d, hn::LoadU(d, a + i), hn::LoadU(d, b + i)), d, o + i);
   }
 }
-template <class D, class F>
+template <class D, class F, class Cursor>
 HWY_INLINE void Map3(D d, const hn::TFromD<D>* a, const hn::TFromD<D>* b, const hn::TFromD<D>* c,
-                     hn::TFromD<D>* o, size_t n, F f, PrefetchCursor& pc, size_t pb) {
+                     hn::TFromD<D>* o, size_t n, F f, Cursor& pc, size_t pb) {
   const size_t N = hn::Lanes(d);
   for (size_t i = 0; i < n; i += N) {
     pc.Step(pb);
@@ -207,12 +207,15 @@ T mod_scalar(T a, T b) {
   return r;
 }
 
-template <class T>
-void Exec(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const* slots, T* out,
-          size_t n, const Prefetch* prefetch) {
+// Without a plan: the loops carry no prefetch step at all (small programs run in L1).
+struct NoPrefetch {
+  HWY_INLINE void Step(size_t) {}
+};
+
+template <class T, class Cursor>
+void ExecWith(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const* slots, T* out,
+              size_t n, Cursor& pc, size_t pb) {
   const hn::ScalableTag<T> d;
-  PrefetchCursor pc(prefetch);
-  const size_t pb = prefetch ? prefetch->bytes : 0;
   using V = hn::Vec<decltype(d)>;
   const V one = hn::Set(d, T(1));
   const V zero = hn::Zero(d);
@@ -485,6 +488,18 @@ void Exec(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const
         for (size_t i = 0; i < n; ++i) o[i] = T(to_float(to_bfloat16(float(o[i]))));
         break;
     }
+  }
+}
+
+template <class T>
+void Exec(const ExecInstr* code, size_t ninstr, const T* const* inputs, T* const* slots, T* out,
+          size_t n, const Prefetch* prefetch) {
+  if (prefetch) {
+    PrefetchCursor pc(prefetch);
+    ExecWith(code, ninstr, inputs, slots, out, n, pc, prefetch->bytes);
+  } else {
+    NoPrefetch pc;
+    ExecWith(code, ninstr, inputs, slots, out, n, pc, 0);
   }
 }
 
