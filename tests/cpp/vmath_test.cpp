@@ -306,6 +306,49 @@ TEST(Vmath, StreamScaleAndExpShiftSumOnEveryTarget) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
+// Layernorm's normalize step on every SIMD target: the bits of the scalar loop (each product and
+// sum rounded on its own), with and without weight / bias, plain and streaming stores, any
+// destination alignment, ragged lengths, nothing written outside [0, n), and in place.
+TEST(Vmath, NormalizeOnEveryTarget) {
+  std::mt19937 rng(21);
+  std::normal_distribution<float> g(0.5f, 3.f);
+  std::vector<float> x(1100), w(1100), b(1100);
+  for (float& v : x) v = g(rng);
+  for (float& v : w) v = g(rng);
+  for (float& v : b) v = g(rng);
+  const float mean = 0.61f, rstd = 0.3137f;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (int mode = 0; mode < 4; ++mode)
+      for (bool stream : {false, true})
+        for (size_t off : {size_t(0), size_t(1), size_t(5), size_t(16)})
+          for (size_t n : {size_t(0), size_t(1), size_t(15), size_t(16), size_t(17), size_t(100),
+                           size_t(1027)}) {
+            const float* wp = mode & 1 ? w.data() : nullptr;
+            const float* bp = mode & 2 ? b.data() : nullptr;
+            std::vector<float> buf(n + 48, -7.0f);
+            float* dst = buf.data() + off;
+            vmath::normalize(x.data(), mean, rstd, wp, bp, dst, n, stream);
+            for (size_t i = 0; i < buf.size(); ++i) {
+              float want = -7.0f;
+              if (i >= off && i < off + n) {
+                const size_t j = i - off;
+                want = (x[j] - mean) * rstd;
+                if (wp) want = want * wp[j];
+                if (bp) want = want + bp[j];
+              }
+              ASSERT_EQ(buf[i], want) << hwy::TargetName(target) << " mode " << mode << " stream "
+                                      << stream << " off " << off << " n " << n << " i " << i;
+            }
+            std::vector<float> inplace(x.begin(), x.begin() + long(n));
+            vmath::normalize(inplace.data(), mean, rstd, wp, bp, inplace.data(), n, stream);
+            ASSERT_EQ(0, std::memcmp(inplace.data(), dst, n * sizeof(float)))
+                << hwy::TargetName(target) << " in place, n " << n;
+          }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
 template <typename T>
 void check_dot_rows() {
   std::mt19937 rng(6);

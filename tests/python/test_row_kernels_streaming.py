@@ -154,3 +154,52 @@ def test_unary_float32_whole_range_more(threads, name):
     else:
         # 1 + tanh(.) cancels for negative x, as in the formula itself: bounded by |x|.
         assert np.all(err <= 4.0 * ulp + 3e-7 * np.abs(v[ok]))
+
+
+@pytest.mark.parametrize("affine", ["none", "weight", "bias", "rms"])
+def test_norm_streamed_affine_modes_match_small_rows(threads, affine):
+    """Each weight / bias combination through the streamed normalize (vmath::normalize with
+    non-temporal stores and the next row prefetched): against numpy float64, and bit for bit the
+    values the same rows get through the small, non-streamed path."""
+    x = _x(40 + threads)
+    rng = np.random.default_rng(6)
+    g = nef.from_numpy(rng.standard_normal(COLS, dtype=np.float32) + np.float32(1))
+    b = nef.from_numpy(rng.standard_normal(COLS, dtype=np.float32))
+    x64 = x.astype(np.float64)
+    if affine == "rms":
+        fn = lambda t: nef.rmsnorm(t, None, eps=1e-6)  # noqa: E731
+        want = x64 / np.sqrt((x64 * x64).mean(axis=-1, keepdims=True) + 1e-6)
+    else:
+        w = g if affine == "weight" else None
+        bb = b if affine == "bias" else None
+        fn = lambda t: nef.layernorm(t, w, bb, eps=1e-5)  # noqa: E731
+        mu = x64.mean(axis=-1, keepdims=True)
+        want = (x64 - mu) / np.sqrt(((x64 - mu) ** 2).mean(axis=-1, keepdims=True) + 1e-5)
+        if w is not None:
+            want = want * g.numpy().astype(np.float64)
+        if bb is not None:
+            want = want + b.numpy().astype(np.float64)
+    got = _same_twice(lambda: fn(nef.from_numpy(x)).numpy())
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    for lo, hi in ((0, 3), (ROWS - 2, ROWS)):
+        small = fn(nef.from_numpy(np.ascontiguousarray(x[lo:hi]))).numpy()
+        assert np.array_equal(small.view(np.uint32), got[lo:hi].view(np.uint32))
+
+
+def test_softmax_streamed_matches_small_rows(threads):
+    """The streamed softmax (max over the input, exp into a buffer while the next row is
+    fetched, scaling streamed out) gives the bits of the in-place path on the same rows."""
+    x = _x(50 + threads)
+    got = _same_twice(lambda: nef.softmax(nef.from_numpy(x), -1).numpy())
+    for lo, hi in ((0, 2), (ROWS // 2, ROWS // 2 + 3), (ROWS - 1, ROWS)):
+        small = nef.softmax(nef.from_numpy(np.ascontiguousarray(x[lo:hi])), -1).numpy()
+        assert np.array_equal(small.view(np.uint32), got[lo:hi].view(np.uint32))
+
+
+@pytest.mark.parametrize("shape", [(0, 7), (3, 0), (0,)])
+def test_row_kernels_empty(shape):
+    x = np.zeros(shape, dtype=np.float32)
+    for fn in (lambda t: nef.softmax(t, -1), lambda t: nef.layernorm(t, None, None, eps=1e-5),
+               lambda t: nef.rmsnorm(t, None, eps=1e-6)):
+        got = fn(nef.from_numpy(x)).numpy()
+        assert got.shape == shape and got.dtype == np.float32

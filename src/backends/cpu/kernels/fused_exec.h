@@ -30,12 +30,21 @@ inline constexpr int64_t kPad = 16;
 // are freed first), the last instruction writes to the output pointer. Sets *num_slots.
 std::vector<ExecInstr> lower_program(const ir::FusedProgram& p, int* num_slots);
 
+// Lines to bring into the cache while a block computes (the next block's inputs): `count`
+// ranges of `bytes` each. The interpreter's loops issue one prefetch per vector, so the
+// memory reads overlap the block's arithmetic instead of stalling its first instructions.
+struct Prefetch {
+  const char* const* ranges = nullptr;
+  int count = 0;
+  size_t bytes = 0;
+};
+
 // Runs `code` over n elements (a multiple of kPad) of block buffers in the compute type:
 // inputs[k] is input k, slots[s] register slot s (each n long), out the result. An instruction
 // reads element i before it stores element i, so out may be one of the inputs.
 void exec(const ExecInstr* code, size_t ninstr, const float* const* inputs, float* const* slots,
-          float* out, size_t n);
-void exec(const ExecInstr* code, size_t ninstr, const double* const* inputs,
-          double* const* slots, double* out, size_t n);
+          float* out, size_t n, const Prefetch* prefetch = nullptr);
+void exec(const ExecInstr* code, size_t ninstr, const double* const* inputs, double* const* slots,
+          double* out, size_t n, const Prefetch* prefetch = nullptr);
 
 }  // namespace nef::backend::cpu::fused

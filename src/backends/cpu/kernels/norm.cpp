@@ -66,10 +66,11 @@ void norm_rows(const Array& x, Array& out, int64_t rows, int64_t n, double eps,
   // Large float32 outputs: each row is normalized into a per-thread buffer and streamed out (no
   // read for ownership of the output).
   constexpr bool kF32Out = std::is_same_v<O, float> && std::is_same_v<C, float>;
-  const bool stream = kF32Out && size_t(rows * n) * sizeof(O) >= vmath::kStreamBytes;
+  [[maybe_unused]] const bool stream =
+      kF32Out && size_t(rows * n) * sizeof(O) >= vmath::kStreamBytes;
   int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, n));
   parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
-    std::vector<C> buf(std::is_same_v<T, C> ? 0 : n), obuf(stream ? n : 0);
+    std::vector<C> buf(std::is_same_v<T, C> ? 0 : n);
     for (int64_t r = r0; r < r1; ++r) {
       const T* src = in + r * n;
       const C* row;
@@ -98,11 +99,16 @@ void norm_rows(const Array& x, Array& out, int64_t rows, int64_t n, double eps,
       const C* wp = w ? w->data() : nullptr;
       const C* bp = b ? b->data() : nullptr;
       if constexpr (kF32Out) {
-        if (stream) {
-          normalize_row<C, C>(row, obuf.data(), n, C(mean), rstd, wp, bp);
-          vmath::stream_copy(obuf.data(), o + r * n, size_t(n));
-          continue;
+        // Vectorized (vmath), straight to the output (streamed when large), fetching the next
+        // row meanwhile so that its statistics pass reads from cache instead of memory.
+        const T* next = r + 1 < r1 ? src + n : nullptr;
+        for (int64_t j = 0; j < n; j += 1024) {
+          const int64_t len = std::min<int64_t>(1024, n - j);
+          if (next) vmath::prefetch(next + j, size_t(len) * sizeof(T));
+          vmath::normalize(row + j, float(mean), rstd, wp ? wp + j : nullptr, bp ? bp + j : nullptr,
+                           o + r * n + j, size_t(len), stream);
         }
+        continue;
       }
       normalize_row<C, O>(row, o + r * n, n, C(mean), rstd, wp, bp);
     }

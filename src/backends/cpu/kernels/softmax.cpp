@@ -115,10 +115,20 @@ void softmax_rows(const Array& x, Array& out, const RowPlan& p) {
         bool nan = false;
         const float m = stream ? vmath::extreme(src, size_t(p.n), true, &nan) : 0.0f;
         if (stream && !nan && std::isfinite(m)) {
+          // The next row is fetched piece by piece while this one's exponentials are computed,
+          // so that its max pass reads from cache instead of waiting on memory.
+          const T* next = nullptr;
+          if (r + 1 < r1) {
+            int64_t nio, noo;
+            p.offsets(r + 1, nio, noo);
+            next = in + nio;
+          }
           double sum = 0;
-          for (int64_t j = 0; j < p.n; j += 1024)
-            sum += double(vmath::exp_shift_sum(src + j, row + j,
-                                               size_t(std::min<int64_t>(1024, p.n - j)), m));
+          for (int64_t j = 0; j < p.n; j += 1024) {
+            const int64_t len = std::min<int64_t>(1024, p.n - j);
+            if (next) vmath::prefetch(next + j, size_t(len) * sizeof(T));
+            sum += double(vmath::exp_shift_sum(src + j, row + j, size_t(len), m));
+          }
           vmath::stream_scale(row, float(1.0 / sum), dst, size_t(p.n));
           continue;
         }

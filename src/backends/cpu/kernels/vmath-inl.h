@@ -82,10 +82,12 @@ HWY_INLINE hn::Vec512<float> Pow2Scale(hn::Full512<float>, hn::Vec512<float> p,
 // r = x - n ln 2 in two parts (|r| <= 0.35), exp(r) = 1 + r + r^2 P(r) (P: degree 4, fitted
 // for relative error 4e-9), times 2^n with one rounding. Max error measured over every float:
 // see ExpF32.
-template <class D, class V = hn::Vec<D>>
+// kClamp = false: the caller guarantees x in [-104, 89] (two instructions fewer).
+template <bool kClamp = true, class D, class V = hn::Vec<D>>
 HWY_INLINE V ExpCore(D d, V x) {
   static_assert(sizeof(hn::TFromD<D>) == 4, "ExpF32 is float32 only");
-  const V xc = hn::Min(hn::Max(x, hn::Set(d, -104.0f)), hn::Set(d, 89.0f));
+  V xc = x;
+  if constexpr (kClamp) xc = hn::Min(hn::Max(x, hn::Set(d, -104.0f)), hn::Set(d, 89.0f));
   const V nf = hn::Round(hn::Mul(xc, hn::Set(d, 1.44269504088896341f)));
   V r = hn::NegMulAdd(nf, hn::Set(d, 0.693115234375f), xc);  // 12-bit head: nf * head exact
   r = hn::NegMulAdd(nf, hn::Set(d, 3.19461832987e-05f), r);
@@ -103,14 +105,20 @@ HWY_INLINE V ExpCore(D d, V x) {
 // most vectors of every row (1x12x128x64 took 1.3 ms instead of 0.7). So the lanes are computed
 // with x clamped to the normal range, and only vectors with a tiny lane take the full path for
 // those lanes: the same bits, below -104 (where exp rounds to 0) without arithmetic.
-template <class D, class V = hn::Vec<D>>
+// kNonPositive: the caller guarantees x <= 0 or NaN (softmax's x - max, tanh's -2|x|), so the
+// upper clamp goes too; the lanes get the same bits either way (the clamps that remain are the
+// only ones that can change a value).
+template <bool kNonPositive = false, class D, class V = hn::Vec<D>>
 HWY_INLINE V ExpNoNaN(D d, V x) {
   const V lo = hn::Set(d, -87.33f), zero_below = hn::Set(d, -104.0f);
-  V r = ExpCore(d, hn::Max(x, lo));
+  V xl = hn::Max(x, lo);
+  if constexpr (!kNonPositive) xl = hn::Min(xl, hn::Set(d, 89.0f));
+  V r = ExpCore<false>(d, xl);
   const auto tiny = hn::Lt(x, lo);
   if (HWY_UNLIKELY(!hn::AllFalse(d, tiny))) {
     const auto sub = hn::And(tiny, hn::Ge(x, zero_below));
-    if (!hn::AllFalse(d, sub)) r = hn::IfThenElse(sub, ExpCore(d, hn::IfThenElse(sub, x, lo)), r);
+    if (!hn::AllFalse(d, sub))
+      r = hn::IfThenElse(sub, ExpCore<false>(d, hn::IfThenElse(sub, x, lo)), r);
     r = hn::IfThenElse(hn::Lt(x, zero_below), hn::Zero(d), r);
   }
   return r;
@@ -154,7 +162,7 @@ HWY_INLINE V TanhF32(D d, V x) {
   q = hn::MulAdd(q, x2, hn::Set(d, 0.13331381976604462f));
   q = hn::MulAdd(q, x2, hn::Set(d, -0.3333328068256378f));
   const V small = hn::MulAdd(hn::Mul(x, x2), q, x);
-  const V e = ExpNoNaN(d, hn::Mul(ax, hn::Set(d, -2.0f)));
+  const V e = ExpNoNaN<true>(d, hn::Mul(ax, hn::Set(d, -2.0f)));
   const V large = hn::Mul(hn::Sub(one, e), ReciprocalOneTwo(d, hn::Add(one, e)));
   // tanh is odd: the sign of x for both pieces (keeps -0 -> -0, which x + x^3 Q loses).
   const V t = hn::CopySign(hn::IfThenElse(hn::Lt(ax, hn::Set(d, 0.625f)), small, large), x);

@@ -117,10 +117,10 @@ HWY_INLINE T ScaleAddMax(T* s, size_t n, size_t valid, T scale, const T* add) {
 }
 
 // exp in the lanes' type: ExpNoNaN for float32 (vmath-inl.h), Highway's for float64. Callers
-// here never pass NaN.
-template <class D, class V>
+// here never pass NaN; kNonPositive: nor x > 0 (softmax's x - max).
+template <bool kNonPositive = false, class D, class V>
 HWY_INLINE V ExpT(D d, V x) {
-  if constexpr (sizeof(hn::TFromD<D>) == 4) return ExpNoNaN(d, x);
+  if constexpr (sizeof(hn::TFromD<D>) == 4) return ExpNoNaN<kNonPositive>(d, x);
   else return hn::Exp(d, x);
 }
 
@@ -133,21 +133,21 @@ HWY_INLINE T ExpShiftSum(const T* x, T* s, size_t n, T mx) {
   V sum0 = hn::Zero(d), sum1 = hn::Zero(d);
   size_t i = 0;
   for (; i + 2 * N <= n; i += 2 * N) {  // two independent chains per iteration
-    V e0 = ExpT(d, hn::Sub(hn::LoadU(d, x + i), vm));
-    V e1 = ExpT(d, hn::Sub(hn::LoadU(d, x + i + N), vm));
+    V e0 = ExpT<true>(d, hn::Sub(hn::LoadU(d, x + i), vm));
+    V e1 = ExpT<true>(d, hn::Sub(hn::LoadU(d, x + i + N), vm));
     hn::StoreU(e0, d, s + i);
     hn::StoreU(e1, d, s + i + N);
     sum0 = hn::Add(sum0, e0);
     sum1 = hn::Add(sum1, e1);
   }
   for (; i + N <= n; i += N) {
-    V e = ExpT(d, hn::Sub(hn::LoadU(d, x + i), vm));
+    V e = ExpT<true>(d, hn::Sub(hn::LoadU(d, x + i), vm));
     hn::StoreU(e, d, s + i);
     sum0 = hn::Add(sum0, e);
   }
   if (i < n) {  // padding lanes: exp(-inf) = 0
     const Partial<decltype(d)> part{d, n - i};
-    V e = ExpT(d, hn::Sub(part.Load(x + i, -std::numeric_limits<T>::infinity()), vm));
+    V e = ExpT<true>(d, hn::Sub(part.Load(x + i, -std::numeric_limits<T>::infinity()), vm));
     part.Store(e, s + i);
     sum1 = hn::Add(sum1, e);
   }
@@ -581,6 +581,52 @@ void StreamScale(const float* src, float scale, float* dst, size_t n) {
   hwy::FlushStream();
 }
 
+// y = ((x - mean) * rstd) [* w] [+ b], every product and sum rounded on its own (the values of
+// the plain scalar loop, on every target); streaming stores when `stream` (a misaligned head
+// and the tail through masked stores), then a store fence.
+void NormalizeF32(const float* x, float mean, float rstd, const float* HWY_RESTRICT w,
+                  const float* HWY_RESTRICT b, float* y, size_t n, bool stream) {
+  const hn::ScalableTag<float> d;
+  using V = hn::Vec<decltype(d)>;
+  const size_t N = hn::Lanes(d);
+  const V vm = hn::Set(d, mean), vr = hn::Set(d, rstd);
+  auto f = [&](V v, V wv, V bv) {
+    v = hn::Mul(hn::Sub(v, vm), vr);
+    if (w) v = hn::Mul(v, wv);
+    if (b) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+      // GCC contracts the intrinsics' product and sum into an FMA: the barrier keeps the
+      // product rounded, as on the targets without FMA.
+      asm("" : "+v"(v.raw));
+#endif
+      v = hn::Add(v, bv);
+    }
+    return v;
+  };
+  auto part = [&](size_t i, size_t count) {
+    const Partial<decltype(d)> p{d, count};
+    const V wv = w ? p.Load(w + i, 0.0f) : vm, bv = b ? p.Load(b + i, 0.0f) : vm;
+    p.Store(f(p.Load(x + i, 0.0f), wv, bv), y + i);
+  };
+  size_t i = 0;
+  if (stream) {
+    const size_t mis = (reinterpret_cast<uintptr_t>(y) / sizeof(float)) % N;
+    if (mis != 0 && (reinterpret_cast<uintptr_t>(y) % sizeof(float)) == 0) {
+      i = std::min(n, N - mis);
+      part(0, i);
+    } else if (mis != 0) {
+      stream = false;  // not even float-aligned: plain stores
+    }
+  }
+  for (; i + N <= n; i += N) {
+    const V v = f(hn::LoadU(d, x + i), w ? hn::LoadU(d, w + i) : vm, b ? hn::LoadU(d, b + i) : vm);
+    if (stream) hn::Stream(v, d, y + i);
+    else hn::StoreU(v, d, y + i);
+  }
+  if (i < n) part(i, n - i);
+  if (stream) hwy::FlushStream();
+}
+
 void HalfToFloat(const uint16_t* x, float* y, size_t n) {
   const hn::ScalableTag<float> df;
   const hn::Rebind<hwy::float16_t, decltype(df)> dh;
@@ -631,6 +677,7 @@ HWY_EXPORT(PanelProductF32);
 HWY_EXPORT(PanelProductF64);
 HWY_EXPORT(HalfToFloat);
 HWY_EXPORT(StreamScale);
+HWY_EXPORT(NormalizeF32);
 HWY_EXPORT(ExtremeF32);
 HWY_EXPORT(ExtremeF64);
 HWY_EXPORT(QuantizeU8);
@@ -669,6 +716,10 @@ void stream_scale(const float* src, float scale, float* dst, size_t n) {
   HWY_DYNAMIC_DISPATCH(StreamScale)(src, scale, dst, n);
 }
 
+void normalize(const float* x, float mean, float rstd, const float* w, const float* b, float* y,
+               size_t n, bool stream) {
+  HWY_DYNAMIC_DISPATCH(NormalizeF32)(x, mean, rstd, w, b, y, n, stream);
+}
 void half_to_float(const uint16_t* x, float* y, size_t n) {
   HWY_DYNAMIC_DISPATCH(HalfToFloat)(x, y, n);
 }

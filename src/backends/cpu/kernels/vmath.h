@@ -21,8 +21,21 @@ void gelu_erf(const float* x, float* y, size_t n);
 void stream_copy(const float* src, float* dst, size_t n);
 // The same with dst[i] = src[i] * scale (float32 products, as a scaling loop rounds them).
 void stream_scale(const float* src, float scale, float* dst, size_t n);
+// A hint to bring [p, p + bytes) into the cache (no fault for any address): row kernels fetch
+// the next row while they compute on this one, since the hardware prefetcher runs only a few
+// lines ahead and stops at page ends, so a row's first pass otherwise waits on memory.
+inline void prefetch(const void* p, size_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (size_t i = 0; i < bytes; i += 64) __builtin_prefetch(c + i, 0, 3);
+}
 // Outputs from this many bytes on are written with stream_copy by the row and fused kernels.
 inline constexpr size_t kStreamBytes = size_t{32} << 20;
+
+// Layernorm's last step: y[i] = ((x[i] - mean) * rstd) [* w[i]] [+ b[i]] (w, b may be null),
+// each product and sum rounded on its own, as the scalar loop; with streaming stores (and a store
+// fence) when `stream`. y may equal x (not w or b).
+void normalize(const float* x, float mean, float rstd, const float* w, const float* b, float* y,
+               size_t n, bool stream);
 
 // y[i] = the IEEE half-precision value of the bits x[i], exactly (subnormals, inf, NaN kept).
 void half_to_float(const uint16_t* x, float* y, size_t n);
