@@ -281,9 +281,10 @@ GroupPlan group_plan(int64_t M, int64_t N, int64_t K, int threads, int64_t elem_
   if (!mb.shared_a || g.a_elems > kGroupAElems) return g;
   const int64_t slivers = (std::min(N, kNC) + NR - 1) / NR;
   const int64_t fit = std::max<int64_t>(1, kGroupBBytes / (K * NR * elem_bytes));
-  // Several groups per thread, as parallel_for's chunks: a descheduled thread holds up a small
-  // piece while the others take the rest (the groups share A, so more of them cost little).
-  const int64_t want = int64_t(threads) * kChunksPerThread;
+  // About 8 groups per thread (run_with_stealing's items): a late or descheduled thread holds
+  // up one small piece while the others take the rest (the groups share A, so more of them cost
+  // little: 128 x 384 x 384 at 2 threads: 12 groups of one sliver).
+  const int64_t want = int64_t(threads) * 8;
   g.width = std::min(fit, std::max<int64_t>(1, (slivers + want - 1) / want));
   g.b_elems = K * g.width * NR;
   g.use = true;
@@ -349,34 +350,33 @@ void gemm_groups(const GroupPlan& g, int64_t M, int64_t N, int64_t K, MatView<S>
     const int64_t n = (slivers + g.width - 1) / g.width;
     for (int64_t i = 0; i < n; ++i) groups.push_back({jc, slivers * i / n, slivers * (i + 1) / n});
   }
-  parallel_for_slots(int64_t(groups.size()), 1, [&](int64_t slot, int64_t g0, int64_t g1) {
+  // Consecutive groups per thread, single groups taken from the others' ends at the finish.
+  run_with_stealing(int64_t(groups.size()), threads, [&](int64_t slot, int64_t gi) {
     T* const own = bslots + slot * slot_elems;
-    for (int64_t gi = g0; gi < g1; ++gi) {
-      const Group& gr = groups[size_t(gi)];
-      const int64_t nc_block = std::min(kNC, N - gr.jc), ns = gr.s1 - gr.s0;
-      const int64_t j0 = gr.jc + gr.s0 * NR;  // the group's first column
-      const int64_t ncols = std::min(nc_block - gr.s0 * NR, ns * NR);
-      // This group's B for every K block: at own + pc * ns * NR, or where the plan packed it.
-      auto panel = [&](int64_t pc) -> const T* {
-        if (packed) {
-          const int64_t block_slivers = (nc_block + NR - 1) / NR;
-          return packed + gr.jc * K + pc * block_slivers * NR + gr.s0 * NR * std::min(kKC, K - pc);
-        }
-        return own + pc * ns * NR;
-      };
-      if (!packed)
-        for (int64_t pc = 0; pc < K; pc += kKC) {
-          MatView<S> bv{b.base + pc * b.rs + j0 * b.cs, b.rs, b.cs};
-          pack_b<NR>(bv, ncols, std::min(kKC, K - pc), 0, ns, own + pc * ns * NR);
-        }
-      for (int64_t ib = 0; ib < g.mblocks; ++ib) {
-        const int64_t ic = ib * g.mcp, mc = std::min(g.mcp, M - ic);
-        T* const ct = c + ic * ldc + j0;
-        for (int64_t pc = 0; pc < K; pc += kKC)
-          macro(mc, ncols, std::min(kKC, K - pc), 0, ns, apk + ic * K + pc * g.mcp, panel(pc), ct,
-                ldc, pc > 0);
-        if (hook) (*hook)(c_off + ic * ldc + j0, mc, ncols, ldc);
+    const Group& gr = groups[size_t(gi)];
+    const int64_t nc_block = std::min(kNC, N - gr.jc), ns = gr.s1 - gr.s0;
+    const int64_t j0 = gr.jc + gr.s0 * NR;  // the group's first column
+    const int64_t ncols = std::min(nc_block - gr.s0 * NR, ns * NR);
+    // This group's B for every K block: at own + pc * ns * NR, or where the plan packed it.
+    auto panel = [&](int64_t pc) -> const T* {
+      if (packed) {
+        const int64_t block_slivers = (nc_block + NR - 1) / NR;
+        return packed + gr.jc * K + pc * block_slivers * NR + gr.s0 * NR * std::min(kKC, K - pc);
       }
+      return own + pc * ns * NR;
+    };
+    if (!packed)
+      for (int64_t pc = 0; pc < K; pc += kKC) {
+        MatView<S> bv{b.base + pc * b.rs + j0 * b.cs, b.rs, b.cs};
+        pack_b<NR>(bv, ncols, std::min(kKC, K - pc), 0, ns, own + pc * ns * NR);
+      }
+    for (int64_t ib = 0; ib < g.mblocks; ++ib) {
+      const int64_t ic = ib * g.mcp, mc = std::min(g.mcp, M - ic);
+      T* const ct = c + ic * ldc + j0;
+      for (int64_t pc = 0; pc < K; pc += kKC)
+        macro(mc, ncols, std::min(kKC, K - pc), 0, ns, apk + ic * K + pc * g.mcp, panel(pc), ct,
+              ldc, pc > 0);
+      if (hook) (*hook)(c_off + ic * ldc + j0, mc, ncols, ldc);
     }
   });
 }
