@@ -175,9 +175,6 @@ template <typename T>
 using MacroFn = void (*)(int64_t mc, int64_t nc, int64_t kc, int64_t s0, int64_t s1, const T* ap,
                          const T* bp, T* c, int64_t ldc, bool accumulate);
 
-// C[M, N] (dense, row stride ldc) = A[M, K] @ B[K, N] for one matrix; threads split the M blocks
-// (and the N slivers when there are few M blocks) and share each packed B panel. `hook` (may be
-// null) sees each finished tile, with offsets relative to c plus `c_off` (gemm.h).
 // Runs fn(slot, item) once for every item in [0, n) on up to `threads` threads. Each thread
 // has a home range of consecutive items (about n / threads) that it walks from the front, so
 // consecutive items (the same packed A block) stay on one thread; a thread done with its own
@@ -227,12 +224,11 @@ void run_with_stealing(int64_t n, int threads, Fn&& fn) {
   });
 }
 
-// How gemm<T, MR, NR> splits the M rows among threads: blocks of mc rows (whole MR-row tiles, at
-// most kMC, as even as possible: 256 rows are 140 + 116, not 196 + 60), and whether the A blocks
-// are packed once per K block and shared by all threads (few blocks: the columns are split too,
-// into about kChunksPerThread items per thread for large products, and packing A per item
-// would repeat it) or
-// packed per thread slot (many blocks: one thread takes a block's whole row of tiles).
+// How gemm<T, MR, NR> splits the M rows among threads: mblocks blocks of at most mc rows (whole
+// MR-row tiles, at most kMC; the column groups use mc rows each, gemm's row blocks deal the
+// tiles out evenly: 256 rows are 126 + 130), and whether the A blocks are packed once per K
+// block and shared by all threads (few blocks: packing A per item would repeat it) or packed
+// per thread slot (many blocks: a thread's consecutive items share one block).
 struct MBlocking {
   int64_t mc = 0, mblocks = 0, a_blocks = 1, want = 1;
   bool shared_a = false;
@@ -381,8 +377,12 @@ void gemm_groups(const GroupPlan& g, int64_t M, int64_t N, int64_t K, MatView<S>
   });
 }
 
-// `packed` (may be null): all of B already packed for this NR (pack_whole_b); the panel of column
-// block jc and row block pc is read from there instead of packed into the scratch.
+// C[M, N] (dense, row stride ldc) = A[M, K] @ B[K, N] for one matrix; threads split the M blocks
+// and the N slivers into items (run_with_stealing) and share each packed B panel, or take column
+// groups (gemm_groups). `hook` (may be null) sees each finished tile, with offsets relative to c
+// plus `c_off` (gemm.h). `packed` (may be null): all of B already packed for this NR
+// (pack_whole_b); the panel of column block jc and row block pc is read from there instead of
+// packed into the scratch.
 template <typename T, int MR, int NR, typename S>
 void gemm(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, int64_t ldc,
           bool parallel, T* scratch, MacroFn<T> macro, const GemmTileHook* hook = nullptr,
