@@ -211,3 +211,32 @@ def test_three_threads(target, m, k, n):
     b = rng.uniform(-1, 1, (k, n)).astype(np.float32)
     got = nef.matmul(nef.tensor(a), nef.tensor(b)).numpy()
     check(got, a.astype(np.float64) @ b.astype(np.float64), k)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("m,k,n,dtype", [(128, 384, 384, np.float32), (100, 70, 200, np.float32),
+                                         (300, 520, 700, np.float32), (61, 90, 77, np.float64)])
+def test_epilogue_on_narrow_tiles(tmp_path, target, threads, m, k, n, dtype):
+    """(x @ W + bias) * row_scale + residual - 0.5 fused into one matmul_epilogue: at 2+ threads
+    the column groups hand the epilogue tiles of one or a few slivers (16-32 columns), whose
+    rows it gathers into whole blocks; each extra operand (per column, per row, full, scalar)
+    must land on its own element, and every tile exactly once."""
+    use(target, threads)
+    rng = np.random.default_rng(seed_of("gemm_epi_narrow", m, k, n))
+    w = rng.uniform(-1, 1, (k, n)).astype(dtype)
+    bias = rng.uniform(-1, 1, (n,)).astype(dtype)
+    x = nef.placeholder("x", (m, k), dtype)
+    rs = nef.placeholder("rs", (m, 1), dtype)
+    res = nef.placeholder("res", (m, n), dtype)
+    y = (x @ nef.tensor(w) + nef.tensor(bias)) * rs + res - 0.5
+    path = tmp_path / "g.nef"
+    y.build(path)
+    g = nef.load(path)
+    assert any(kern["op"] == "matmul_epilogue" for kern in g.plan()["kernels"])
+    for _ in range(2):
+        xv = rng.uniform(-1, 1, (m, k)).astype(dtype)
+        rv = rng.uniform(-2, 2, (m, 1)).astype(dtype)
+        resv = rng.uniform(-1, 1, (m, n)).astype(dtype)
+        want = (xv.astype(np.float64) @ w.astype(np.float64) + bias) * rv + resv - 0.5
+        check(g.run(x=xv, rs=rv, res=resv)["output"], want, 2 * k, dtype)
