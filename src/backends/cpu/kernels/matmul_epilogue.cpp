@@ -79,6 +79,7 @@ class MatmulEpilogueKernel final : public CpuKernel {
     const Array* arr;
     StridedIter<2> it;
     bool scalar;
+    Strides bst;  // its strides broadcast to the output's shape
   };
 
   template <typename C>
@@ -88,11 +89,10 @@ class MatmulEpilogueKernel final : public CpuKernel {
     std::vector<Extra> extras;
     for (size_t k = 2; k < args.inputs.size(); ++k) {
       const Array& x = args.inputs[k];
-      StridedIter<2> it(
-          out.shape,
-          std::array<Strides, 2>{out_strides, broadcast_strides(x.shape, x.strides, out.shape)});
+      Strides bst = broadcast_strides(x.shape, x.strides, out.shape);
+      StridedIter<2> it(out.shape, std::array<Strides, 2>{out_strides, bst});
       bool scalar = it.ndim == 1 && it.inner_stride(1) == 0;
-      extras.push_back({&x, it, scalar});
+      extras.push_back({&x, it, scalar, std::move(bst)});
     }
     const int nin = prog_.num_inputs;  // the matmul result + extras
     const bool direct = out.dtype == dtype_of<C>();
@@ -137,16 +137,43 @@ class MatmulEpilogueKernel final : public CpuKernel {
         }
       };
       // Rows [r0, r0 + nr) of a column slice gathered into one block (nr * cols <= kBlock), so
-      // the program runs once per block rather than once per short row (32-column tiles).
+      // the program runs once per block rather than once per short row (32-column tiles). The
+      // tile lies in one matrix of the output: each extra is read at its first element's offset
+      // plus row and column steps (a bias row is loaded once and repeated).
+      const int rank = out.rank();
       auto gathered = [&](int64_t r0, int64_t nr) {
         const int64_t n = nr * cols, padded = (n + kPad - 1) / kPad * kPad;
-        for (int64_t r = 0; r < nr; ++r) {
-          const int64_t pos = offset + (r0 + r) * ld;
-          load_result<C>(out, pos, cols, cols, false, in_buf[0] + r * cols);
-          for (size_t e = 0; e < extras.size(); ++e)
-            if (!extras[e].scalar)
-              load_extra<C>(*extras[e].arr, extras[e].it, pos, cols, cols,
-                            in_buf[e + 1] + r * cols);
+        const int64_t first = offset + r0 * ld;
+        dispatch_dtype(out.dtype, [&]<typename O>() {
+          if constexpr (std::is_floating_point_v<O>) {
+            const O* o = static_cast<const O*>(out.data()) + first;
+            for (int64_t r = 0; r < nr; ++r)
+              for (int64_t j = 0; j < cols; ++j)
+                in_buf[0][r * cols + j] = static_cast<C>(o[r * ld + j]);
+          }
+        });
+        for (size_t e = 0; e < extras.size(); ++e) {
+          if (extras[e].scalar) continue;
+          const Strides& st = extras[e].bst;
+          int64_t off = 0, rem = first;
+          for (int d = rank - 1; d >= 0; --d) {
+            off += rem % out.shape[d] * st[d];
+            rem /= out.shape[d];
+          }
+          const int64_t rs = st[rank - 2], cs = st[rank - 1];
+          C* buf = in_buf[e + 1];
+          dispatch_dtype(extras[e].arr->dtype, [&]<typename T>() {
+            const T* base = static_cast<const T*>(extras[e].arr->data()) + off;
+            for (int64_t r = 0; r < nr; ++r) {
+              C* dst = buf + r * cols;
+              if (r > 0 && rs == 0) {
+                std::copy(buf, buf + cols, dst);
+                continue;
+              }
+              const T* row = base + r * rs;
+              for (int64_t j = 0; j < cols; ++j) dst[j] = static_cast<C>(load_as(row[j * cs]));
+            }
+          });
         }
         for (int k = 0; k < nin; ++k) {
           if (k > 0 && extras[size_t(k - 1)].scalar) continue;
@@ -154,12 +181,18 @@ class MatmulEpilogueKernel final : public CpuKernel {
         }
         for (int k = 0; k < nin; ++k) in_ptr[k] = in_buf[k];
         fused::exec(code_.data(), code_.size(), in_ptr, slots, out_buf, size_t(padded));
-        for (int64_t r = 0; r < nr; ++r)
-          store_result<C>(out, out_buf + r * cols, offset + (r0 + r) * ld, cols);
+        dispatch_dtype(out.dtype, [&]<typename O>() {
+          if constexpr (std::is_floating_point_v<O>) {
+            O* o = static_cast<O*>(out.data()) + first;
+            for (int64_t r = 0; r < nr; ++r)
+              for (int64_t j = 0; j < cols; ++j)
+                o[r * ld + j] = static_cast<O>(out_buf[r * cols + j]);
+          }
+        });
       };
       if (cols == ld) {
         range(offset, rows * cols);
-      } else if (cols * 2 <= kBlock) {
+      } else if (rank >= 2 && cols * 2 <= kBlock) {
         const int64_t per = kBlock / cols;
         for (int64_t r = 0; r < rows; r += per) gathered(r, std::min(per, rows - r));
       } else {
