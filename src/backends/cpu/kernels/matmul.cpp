@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -182,16 +183,21 @@ using MacroFn = void (*)(int64_t mc, int64_t nc, int64_t kc, int64_t s0, int64_t
 // thread that starts late or is descheduled is covered by the others, one item at a time,
 // instead of the whole region waiting for its share. Which thread runs an item must not change
 // what the item computes (results stay deterministic).
-template <typename Fn>
-void run_with_stealing(int64_t n, int threads, Fn&& fn) {
+// `pre()` (run_with_stealing_after) runs at the start of every thread's share, before its
+// first item: work all items depend on, which the threads share out among themselves and wait
+// for (one parallel region instead of two).
+template <typename Pre, typename Fn>
+void run_with_stealing_after(int64_t n, int threads, Pre&& pre, Fn&& fn) {
   const int parts = int(std::max<int64_t>(1, std::min<int64_t>(threads, n)));
   if (n >= (int64_t(1) << 31)) {  // beyond the 32-bit ends: plain chunks
+    pre();
     parallel_for_slots(n, 1, [&](int64_t slot, int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) fn(slot, i);
     });
     return;
   }
   if (parts <= 1) {
+    pre();
     for (int64_t i = 0; i < n; ++i) fn(int64_t{0}, i);
     return;
   }
@@ -217,11 +223,18 @@ void run_with_stealing(int64_t n, int threads, Fn&& fn) {
     }
   };
   run_chunks(parts, parts, [&](int64_t c, int slot) {
+    pre();
     const int home = int(c);
     for (int64_t i; (i = take(home, true)) >= 0;) fn(int64_t(slot), i);
     for (int d = 1; d < parts; ++d)
       for (int64_t i; (i = take((home + d) % parts, false)) >= 0;) fn(int64_t(slot), i);
   });
+}
+
+template <typename Fn>
+void run_with_stealing(int64_t n, int threads, Fn&& fn) {
+  run_with_stealing_after(
+      n, threads, [] {}, std::forward<Fn>(fn));
 }
 
 // How gemm<T, MR, NR> splits the M rows among threads: mblocks blocks of at most mc rows (whole
@@ -253,12 +266,13 @@ MBlocking m_blocking(int64_t M, int64_t N, int64_t K, int threads) {
 }
 
 // Several threads and few M blocks (m_blocking's shared_a): rather than three parallel regions
-// per K block (pack the B panel, pack the A blocks, multiply), all of A is packed once in one
-// region and a second one hands out column groups. A group packs its own columns of B (all K
-// rows: at most kGroupBBytes, so they stay in L2) and runs every A block against them, K blocks
-// innermost, so each output tile is finished (and handed to the hook) while in cache, and no
-// thread reads what another packed except the shared A. Two regions per product, no packing
-// repeated. Used while the packed A stays under kGroupAElems.
+// per K block (pack the B panel, pack the A blocks, multiply), one region packs all of A (the
+// threads share the parts out and wait for each other's) and then hands out column groups. A
+// group packs its own columns of B (all K rows: at most kGroupBBytes, so they stay in L2) and
+// runs every A block against them, K blocks innermost, so each output tile is finished (and
+// handed to the hook) while in cache, and no thread reads what another packed except the
+// shared A. One region per product, no packing repeated. Used while the packed A stays under
+// kGroupAElems.
 inline constexpr int64_t kGroupBBytes = 1 << 20;
 inline constexpr int64_t kGroupAElems = int64_t(4) << 20;
 struct GroupPlan {
@@ -323,19 +337,29 @@ void gemm_groups(const GroupPlan& g, int64_t M, int64_t N, int64_t K, MatView<S>
   const int64_t parts = std::clamp<int64_t>(
       (int64_t(threads) * kChunksPerThread + g.mblocks * kblocks - 1) / (g.mblocks * kblocks), 1,
       block_slivers);
-  parallel_for(g.mblocks * kblocks * parts, 1, [&](int64_t w0, int64_t w1) {
-    for (int64_t w = w0; w < w1; ++w) {
-      const int64_t blk = w / parts, part = w % parts;
-      const int64_t ic = (blk / kblocks) * g.mcp, pc = (blk % kblocks) * kKC;
-      const int64_t mc = std::min(g.mcp, M - ic), kc = std::min(kKC, K - pc);
-      // Slivers [t0, t1) of this block, rows [t0 * MR, min(t1 * MR, mc)).
-      const int64_t t0 = block_slivers * part / parts, t1 = block_slivers * (part + 1) / parts;
-      const int64_t r0 = t0 * MR, r1 = std::min(t1 * MR, mc);
-      if (r1 <= r0) continue;
-      MatView<S> av{a.base + (ic + r0) * a.rs + pc * a.cs, a.rs, a.cs};
-      pack_a<MR>(av, r1 - r0, kc, apk + ic * K + pc * g.mcp + r0 * kc);
+  auto pack_item = [&](int64_t w) {
+    const int64_t blk = w / parts, part = w % parts;
+    const int64_t ic = (blk / kblocks) * g.mcp, pc = (blk % kblocks) * kKC;
+    const int64_t mc = std::min(g.mcp, M - ic), kc = std::min(kKC, K - pc);
+    // Slivers [t0, t1) of this block, rows [t0 * MR, min(t1 * MR, mc)).
+    const int64_t t0 = block_slivers * part / parts, t1 = block_slivers * (part + 1) / parts;
+    const int64_t r0 = t0 * MR, r1 = std::min(t1 * MR, mc);
+    if (r1 <= r0) return;
+    MatView<S> av{a.base + (ic + r0) * a.rs + pc * a.cs, a.rs, a.cs};
+    pack_a<MR>(av, r1 - r0, kc, apk + ic * K + pc * g.mcp + r0 * kc);
+  };
+  // The packing runs in the groups' region: each thread claims parts until none are left, then
+  // waits for the ones others are still packing (short; they are running them), then takes
+  // groups. A thread that joins late finds the packing done.
+  const int64_t pack_items = g.mblocks * kblocks * parts;
+  std::atomic<int64_t> next_pack{0}, packed_items{0};
+  auto share_packing = [&] {
+    for (int64_t w; (w = next_pack.fetch_add(1, std::memory_order_relaxed)) < pack_items;) {
+      pack_item(w);
+      packed_items.fetch_add(1, std::memory_order_release);
     }
-  });
+    while (packed_items.load(std::memory_order_acquire) < pack_items) std::this_thread::yield();
+  };
   // The groups: whole slivers of one kNC column block each (a prepacked B is laid out by block).
   struct Group {
     int64_t jc, s0, s1;
@@ -347,34 +371,36 @@ void gemm_groups(const GroupPlan& g, int64_t M, int64_t N, int64_t K, MatView<S>
     for (int64_t i = 0; i < n; ++i) groups.push_back({jc, slivers * i / n, slivers * (i + 1) / n});
   }
   // Consecutive groups per thread, single groups taken from the others' ends at the finish.
-  run_with_stealing(int64_t(groups.size()), threads, [&](int64_t slot, int64_t gi) {
-    T* const own = bslots + slot * slot_elems;
-    const Group& gr = groups[size_t(gi)];
-    const int64_t nc_block = std::min(kNC, N - gr.jc), ns = gr.s1 - gr.s0;
-    const int64_t j0 = gr.jc + gr.s0 * NR;  // the group's first column
-    const int64_t ncols = std::min(nc_block - gr.s0 * NR, ns * NR);
-    // This group's B for every K block: at own + pc * ns * NR, or where the plan packed it.
-    auto panel = [&](int64_t pc) -> const T* {
-      if (packed) {
-        const int64_t block_slivers = (nc_block + NR - 1) / NR;
-        return packed + gr.jc * K + pc * block_slivers * NR + gr.s0 * NR * std::min(kKC, K - pc);
-      }
-      return own + pc * ns * NR;
-    };
-    if (!packed)
-      for (int64_t pc = 0; pc < K; pc += kKC) {
-        MatView<S> bv{b.base + pc * b.rs + j0 * b.cs, b.rs, b.cs};
-        pack_b<NR>(bv, ncols, std::min(kKC, K - pc), 0, ns, own + pc * ns * NR);
-      }
-    for (int64_t ib = 0; ib < g.mblocks; ++ib) {
-      const int64_t ic = ib * g.mcp, mc = std::min(g.mcp, M - ic);
-      T* const ct = c + ic * ldc + j0;
-      for (int64_t pc = 0; pc < K; pc += kKC)
-        macro(mc, ncols, std::min(kKC, K - pc), 0, ns, apk + ic * K + pc * g.mcp, panel(pc), ct,
-              ldc, pc > 0);
-      if (hook) (*hook)(c_off + ic * ldc + j0, mc, ncols, ldc);
-    }
-  });
+  run_with_stealing_after(
+      int64_t(groups.size()), threads, share_packing, [&](int64_t slot, int64_t gi) {
+        T* const own = bslots + slot * slot_elems;
+        const Group& gr = groups[size_t(gi)];
+        const int64_t nc_block = std::min(kNC, N - gr.jc), ns = gr.s1 - gr.s0;
+        const int64_t j0 = gr.jc + gr.s0 * NR;  // the group's first column
+        const int64_t ncols = std::min(nc_block - gr.s0 * NR, ns * NR);
+        // This group's B for every K block: at own + pc * ns * NR, or where the plan packed it.
+        auto panel = [&](int64_t pc) -> const T* {
+          if (packed) {
+            const int64_t block_slivers = (nc_block + NR - 1) / NR;
+            return packed + gr.jc * K + pc * block_slivers * NR +
+                   gr.s0 * NR * std::min(kKC, K - pc);
+          }
+          return own + pc * ns * NR;
+        };
+        if (!packed)
+          for (int64_t pc = 0; pc < K; pc += kKC) {
+            MatView<S> bv{b.base + pc * b.rs + j0 * b.cs, b.rs, b.cs};
+            pack_b<NR>(bv, ncols, std::min(kKC, K - pc), 0, ns, own + pc * ns * NR);
+          }
+        for (int64_t ib = 0; ib < g.mblocks; ++ib) {
+          const int64_t ic = ib * g.mcp, mc = std::min(g.mcp, M - ic);
+          T* const ct = c + ic * ldc + j0;
+          for (int64_t pc = 0; pc < K; pc += kKC)
+            macro(mc, ncols, std::min(kKC, K - pc), 0, ns, apk + ic * K + pc * g.mcp, panel(pc), ct,
+                  ldc, pc > 0);
+          if (hook) (*hook)(c_off + ic * ldc + j0, mc, ncols, ldc);
+        }
+      });
 }
 
 // C[M, N] (dense, row stride ldc) = A[M, K] @ B[K, N] for one matrix; threads split the M blocks
