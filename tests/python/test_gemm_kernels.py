@@ -151,11 +151,13 @@ def test_deterministic_at_two_threads(target, m, k, n):
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("m,k,n", [(256, 256, 256), (257, 129, 1000), (1011, 1030, 333),
-                                   (2000, 40, 70)])
+                                   (2000, 40, 70), (200, 21000, 40)])
 def test_row_blocks_shared_out(target, threads, m, k, n):
     """Products with many row blocks: the rows are dealt out as whole tiles (256 rows: 126 + 130
     at 14-row tiles), the columns of each block split into items that threads walk in order and
-    take from each other's ends; several K blocks accumulate into each item's tiles."""
+    take from each other's ends; several K blocks accumulate into each item's tiles. The B panel
+    (and, for few row blocks with an A too large for the column groups: 200 x 21000, the shared
+    A blocks) is packed inside the items' region by whichever threads get there."""
     use(target, threads)
     rng = np.random.default_rng(seed_of("gemm_rows", m, k, n))
     a = rng.uniform(-1, 1, (m, k)).astype(np.float32)

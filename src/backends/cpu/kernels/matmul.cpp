@@ -451,28 +451,41 @@ void gemm(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, int
         threads > 1 ? std::clamp<int64_t>((want + mblocks - 1) / mblocks, 1, slivers) : 1;
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min<int64_t>(kKC, K - pc);
-      const T* panel = bp;
-      if (packed) {
-        panel = packed + jc * K + pc * (slivers * NR);
-      } else {
-        MatView<S> bv{b.base + pc * b.rs + jc * b.cs, b.rs, b.cs};
-        int64_t pack_grain = parallel ? std::max<int64_t>(1, 16384 / (kc * NR) + 1) : slivers;
-        parallel_for(slivers, pack_grain,
-                     [&](int64_t s0, int64_t s1) { pack_b<NR>(bv, nc, kc, s0, s1, bp); });
-      }
+      // What every item reads, packed inside the items' region (one region per K block): the
+      // B panel in runs of slivers unless prepacked, and the shared A blocks. Each thread claims
+      // runs until none are left and waits for those another running thread still packs.
+      const T* panel = packed ? packed + jc * K + pc * (slivers * NR) : bp;
+      MatView<S> bv{b.base + pc * b.rs + jc * b.cs, b.rs, b.cs};
       auto a_block = [&](int64_t ib) {
         return MatView<S>{a.base + row0(ib) * a.rs + pc * a.cs, a.rs, a.cs};
       };
-      if (mb.shared_a)
-        parallel_for(mblocks, 1, [&](int64_t b0, int64_t b1) {
-          for (int64_t ib = b0; ib < b1; ++ib)
+      // Runs as parallel_for cut them (about kChunksPerThread per thread, 16K elements or more;
+      // one run at 1 thread: pack_b copies up to 8 slivers row by row).
+      const int64_t b_run = threads > 1
+                                ? std::max<int64_t>({1, 16384 / (kc * NR) + 1,
+                                                     (slivers + threads * kChunksPerThread - 1) /
+                                                         (threads * kChunksPerThread)})
+                                : slivers;
+      const int64_t b_runs = packed ? 0 : (slivers + b_run - 1) / b_run;
+      const int64_t pack_tasks = b_runs + (mb.shared_a ? mblocks : 0);
+      std::atomic<int64_t> next_task{0}, tasks_done{0};
+      auto share_packing = [&] {
+        for (int64_t t; (t = next_task.fetch_add(1, std::memory_order_relaxed)) < pack_tasks;) {
+          if (t < b_runs) {
+            pack_b<NR>(bv, nc, kc, t * b_run, std::min(slivers, (t + 1) * b_run), bp);
+          } else {
+            const int64_t ib = t - b_runs;
             pack_a<MR>(a_block(ib), row0(ib + 1) - row0(ib), kc, ap_base + ib * kMC * kc_max);
-        });
+          }
+          tasks_done.fetch_add(1, std::memory_order_release);
+        }
+        while (tasks_done.load(std::memory_order_acquire) < pack_tasks) std::this_thread::yield();
+      };
       const bool accumulate = pc > 0;
       const int64_t items = mblocks * nsplit;
       // The A block each slot last packed into its own area (per-slot packing only).
       std::vector<int64_t> slot_block(size_t(std::max(1, threads)), -1);
-      run_with_stealing(items, threads, [&](int64_t slot, int64_t w) {
+      run_with_stealing_after(items, threads, share_packing, [&](int64_t slot, int64_t w) {
         T* const own = ap_base + slot * kMC * kc_max;
         const int64_t ib = w / nsplit, part = w % nsplit;
         const int64_t ic = row0(ib), mc = row0(ib + 1) - ic;
