@@ -147,9 +147,8 @@ class MatmulEpilogueKernel final : public CpuKernel {
         dispatch_dtype(out.dtype, [&]<typename O>() {
           if constexpr (std::is_floating_point_v<O>) {
             const O* o = static_cast<const O*>(out.data()) + first;
-            for (int64_t r = 0; r < nr; ++r)
-              for (int64_t j = 0; j < cols; ++j)
-                in_buf[0][r * cols + j] = static_cast<C>(o[r * ld + j]);
+            C* const d = in_buf[0];
+            for (int64_t r = 0; r < nr; ++r) std::copy(o + r * ld, o + r * ld + cols, d + r * cols);
           }
         });
         for (size_t e = 0; e < extras.size(); ++e) {
@@ -171,7 +170,11 @@ class MatmulEpilogueKernel final : public CpuKernel {
                 continue;
               }
               const T* row = base + r * rs;
-              for (int64_t j = 0; j < cols; ++j) dst[j] = static_cast<C>(load_as(row[j * cs]));
+              if (cs == 1) {
+                for (int64_t j = 0; j < cols; ++j) dst[j] = static_cast<C>(load_as(row[j]));
+              } else {
+                for (int64_t j = 0; j < cols; ++j) dst[j] = static_cast<C>(load_as(row[j * cs]));
+              }
             }
           });
         }
@@ -185,8 +188,7 @@ class MatmulEpilogueKernel final : public CpuKernel {
           if constexpr (std::is_floating_point_v<O>) {
             O* o = static_cast<O*>(out.data()) + first;
             for (int64_t r = 0; r < nr; ++r)
-              for (int64_t j = 0; j < cols; ++j)
-                o[r * ld + j] = static_cast<O>(out_buf[r * cols + j]);
+              std::copy(out_buf + r * cols, out_buf + (r + 1) * cols, o + r * ld);
           }
         });
       };
