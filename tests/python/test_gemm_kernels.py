@@ -133,19 +133,42 @@ def test_k_zero_and_empty(target, threads):
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_deterministic_at_two_threads(target):
+@pytest.mark.parametrize("m,k,n", [(300, 777, 650), (700, 600, 500)])
+def test_deterministic_at_two_threads(target, m, k, n):
+    """Column groups (300 rows) and row blocks whose items threads take from each other
+    (700 rows): which thread runs an item varies from run to run, the result must not."""
     use(target, 2)
-    rng = np.random.default_rng(seed_of("gemm_det", target))
-    a = rng.uniform(-1, 1, (300, 777)).astype(np.float32)
-    b = rng.uniform(-1, 1, (777, 650)).astype(np.float32)
+    rng = np.random.default_rng(seed_of("gemm_det", target, m))
+    a = rng.uniform(-1, 1, (m, k)).astype(np.float32)
+    b = rng.uniform(-1, 1, (k, n)).astype(np.float32)
     first = nef.matmul(nef.tensor(a), nef.tensor(b)).numpy()
     for _ in range(3):
         assert np.array_equal(nef.matmul(nef.tensor(a), nef.tensor(b)).numpy(), first)
+    nef.config(threads=1)
+    check(first, a.astype(np.float64) @ b.astype(np.float64), k)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("m,k,n", [(256, 256, 256), (257, 129, 1000), (1011, 1030, 333),
+                                   (2000, 40, 70), (200, 21000, 40)])
+def test_row_blocks_shared_out(target, threads, m, k, n):
+    """Products with many row blocks: the rows are dealt out as whole tiles (256 rows: 126 + 130
+    at 14-row tiles), the columns of each block split into items that threads walk in order and
+    take from each other's ends; several K blocks accumulate into each item's tiles. The B panel
+    (and, for few row blocks with an A too large for the column groups: 200 x 21000, the shared
+    A blocks) is packed inside the items' region by whichever threads get there."""
+    use(target, threads)
+    rng = np.random.default_rng(seed_of("gemm_rows", m, k, n))
+    a = rng.uniform(-1, 1, (m, k)).astype(np.float32)
+    b = rng.uniform(-1, 1, (k, n)).astype(np.float32)
+    got = nef.matmul(nef.tensor(a), nef.tensor(b)).numpy()
+    check(got, a.astype(np.float64) @ b.astype(np.float64), k)
 
 
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("m,k,n", [(300, 520, 700), (29, 1030, 3100)])
+@pytest.mark.parametrize("m,k,n", [(300, 520, 700), (29, 1030, 3100), (700, 300, 130)])
 def test_prepacked_constant_and_epilogue(tmp_path, target, threads, m, k, n):
     """x @ constant W + bias -> gelu: one matmul_epilogue whose tile hook runs per finished tile,
     reading W packed at plan time (under the column groups at 2 threads)."""
@@ -190,3 +213,32 @@ def test_three_threads(target, m, k, n):
     b = rng.uniform(-1, 1, (k, n)).astype(np.float32)
     got = nef.matmul(nef.tensor(a), nef.tensor(b)).numpy()
     check(got, a.astype(np.float64) @ b.astype(np.float64), k)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("m,k,n,dtype", [(128, 384, 384, np.float32), (100, 70, 200, np.float32),
+                                         (300, 520, 700, np.float32), (61, 90, 77, np.float64)])
+def test_epilogue_on_narrow_tiles(tmp_path, target, threads, m, k, n, dtype):
+    """(x @ W + bias) * row_scale + residual - 0.5 fused into one matmul_epilogue: at 2+ threads
+    the column groups hand the epilogue tiles of one or a few slivers (16-32 columns), whose
+    rows it gathers into whole blocks; each extra operand (per column, per row, full, scalar)
+    must land on its own element, and every tile exactly once."""
+    use(target, threads)
+    rng = np.random.default_rng(seed_of("gemm_epi_narrow", m, k, n))
+    w = rng.uniform(-1, 1, (k, n)).astype(dtype)
+    bias = rng.uniform(-1, 1, (n,)).astype(dtype)
+    x = nef.placeholder("x", (m, k), dtype)
+    rs = nef.placeholder("rs", (m, 1), dtype)
+    res = nef.placeholder("res", (m, n), dtype)
+    y = (x @ nef.tensor(w) + nef.tensor(bias)) * rs + res - 0.5
+    path = tmp_path / "g.nef"
+    y.build(path)
+    g = nef.load(path)
+    assert any(kern["op"] == "matmul_epilogue" for kern in g.plan()["kernels"])
+    for _ in range(2):
+        xv = rng.uniform(-1, 1, (m, k)).astype(dtype)
+        rv = rng.uniform(-2, 2, (m, 1)).astype(dtype)
+        resv = rng.uniform(-1, 1, (m, n)).astype(dtype)
+        want = (xv.astype(np.float64) @ w.astype(np.float64) + bias) * rv + resv - 0.5
+        check(g.run(x=xv, rs=rv, res=resv)["output"], want, 2 * k, dtype)

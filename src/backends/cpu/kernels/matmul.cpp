@@ -9,10 +9,12 @@
 #include <hwy/aligned_allocator.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -174,15 +176,72 @@ template <typename T>
 using MacroFn = void (*)(int64_t mc, int64_t nc, int64_t kc, int64_t s0, int64_t s1, const T* ap,
                          const T* bp, T* c, int64_t ldc, bool accumulate);
 
-// C[M, N] (dense, row stride ldc) = A[M, K] @ B[K, N] for one matrix; threads split the M blocks
-// (and the N slivers when there are few M blocks) and share each packed B panel. `hook` (may be
-// null) sees each finished tile, with offsets relative to c plus `c_off` (gemm.h).
-// How gemm<T, MR, NR> splits the M rows among threads: blocks of mc rows (whole MR-row tiles, at
-// most kMC, as even as possible: 256 rows are 140 + 116, not 196 + 60), and whether the A blocks
-// are packed once per K block and shared by all threads (few blocks: the columns are split too,
-// into about kChunksPerThread items per thread for large products, and packing A per item
-// would repeat it) or
-// packed per thread slot (many blocks: one thread takes a block's whole row of tiles).
+// Runs fn(slot, item) once for every item in [0, n) on up to `threads` threads. Each thread
+// has a home range of consecutive items (about n / threads) that it walks from the front, so
+// consecutive items (the same packed A block) stay on one thread; a thread done with its own
+// range takes items from the back of the others' while they have at least two left, so a
+// thread that starts late or is descheduled is covered by the others, one item at a time,
+// instead of the whole region waiting for its share. Which thread runs an item must not change
+// what the item computes (results stay deterministic).
+// `pre()` (run_with_stealing_after) runs at the start of every thread's share, before its
+// first item: work all items depend on, which the threads share out among themselves and wait
+// for (one parallel region instead of two).
+template <typename Pre, typename Fn>
+void run_with_stealing_after(int64_t n, int threads, Pre&& pre, Fn&& fn) {
+  const int parts = int(std::max<int64_t>(1, std::min<int64_t>(threads, n)));
+  if (n >= (int64_t(1) << 31)) {  // beyond the 32-bit ends: plain chunks
+    pre();
+    parallel_for_slots(n, 1, [&](int64_t slot, int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) fn(slot, i);
+    });
+    return;
+  }
+  if (parts <= 1) {
+    pre();
+    for (int64_t i = 0; i < n; ++i) fn(int64_t{0}, i);
+    return;
+  }
+  // [lo, hi) of each home range in one 64-bit word (lo low, hi high), so both ends move by CAS.
+  struct alignas(64) Range {
+    std::atomic<uint64_t> v;
+  };
+  std::unique_ptr<Range[]> ranges(new Range[size_t(parts)]);
+  for (int p = 0; p < parts; ++p) {
+    const uint64_t lo = uint64_t(n * p / parts), hi = uint64_t(n * (p + 1) / parts);
+    ranges[size_t(p)].v.store(lo | (hi << 32), std::memory_order_relaxed);
+  }
+  // Claims the front (own range) or the back (another's, only while 2+ items are left).
+  auto take = [&](int p, bool front) -> int64_t {
+    std::atomic<uint64_t>& r = ranges[size_t(p)].v;
+    uint64_t v = r.load(std::memory_order_relaxed);
+    for (;;) {
+      const uint64_t lo = v & 0xFFFFFFFFu, hi = v >> 32;
+      if (lo + (front ? 0 : 1) >= hi) return -1;
+      const uint64_t next = front ? (lo + 1) | (hi << 32) : lo | ((hi - 1) << 32);
+      if (r.compare_exchange_weak(v, next, std::memory_order_acq_rel, std::memory_order_relaxed))
+        return int64_t(front ? lo : hi - 1);
+    }
+  };
+  run_chunks(parts, parts, [&](int64_t c, int slot) {
+    pre();
+    const int home = int(c);
+    for (int64_t i; (i = take(home, true)) >= 0;) fn(int64_t(slot), i);
+    for (int d = 1; d < parts; ++d)
+      for (int64_t i; (i = take((home + d) % parts, false)) >= 0;) fn(int64_t(slot), i);
+  });
+}
+
+template <typename Fn>
+void run_with_stealing(int64_t n, int threads, Fn&& fn) {
+  run_with_stealing_after(
+      n, threads, [] {}, std::forward<Fn>(fn));
+}
+
+// How gemm<T, MR, NR> splits the M rows among threads: mblocks blocks of at most mc rows (whole
+// MR-row tiles, at most kMC; the column groups use mc rows each, gemm's row blocks deal the
+// tiles out evenly: 256 rows are 126 + 130), and whether the A blocks are packed once per K
+// block and shared by all threads (few blocks: packing A per item would repeat it) or packed
+// per thread slot (many blocks: a thread's consecutive items share one block).
 struct MBlocking {
   int64_t mc = 0, mblocks = 0, a_blocks = 1, want = 1;
   bool shared_a = false;
@@ -207,12 +266,13 @@ MBlocking m_blocking(int64_t M, int64_t N, int64_t K, int threads) {
 }
 
 // Several threads and few M blocks (m_blocking's shared_a): rather than three parallel regions
-// per K block (pack the B panel, pack the A blocks, multiply), all of A is packed once in one
-// region and a second one hands out column groups. A group packs its own columns of B (all K
-// rows: at most kGroupBBytes, so they stay in L2) and runs every A block against them, K blocks
-// innermost, so each output tile is finished (and handed to the hook) while in cache, and no
-// thread reads what another packed except the shared A. Two regions per product, no packing
-// repeated. Used while the packed A stays under kGroupAElems.
+// per K block (pack the B panel, pack the A blocks, multiply), one region packs all of A (the
+// threads share the parts out and wait for each other's) and then hands out column groups. A
+// group packs its own columns of B (all K rows: at most kGroupBBytes, so they stay in L2) and
+// runs every A block against them, K blocks innermost, so each output tile is finished (and
+// handed to the hook) while in cache, and no thread reads what another packed except the
+// shared A. One region per product, no packing repeated. Used while the packed A stays under
+// kGroupAElems.
 inline constexpr int64_t kGroupBBytes = 1 << 20;
 inline constexpr int64_t kGroupAElems = int64_t(4) << 20;
 struct GroupPlan {
@@ -231,9 +291,10 @@ GroupPlan group_plan(int64_t M, int64_t N, int64_t K, int threads, int64_t elem_
   if (!mb.shared_a || g.a_elems > kGroupAElems) return g;
   const int64_t slivers = (std::min(N, kNC) + NR - 1) / NR;
   const int64_t fit = std::max<int64_t>(1, kGroupBBytes / (K * NR * elem_bytes));
-  // Several groups per thread, as parallel_for's chunks: a descheduled thread holds up a small
-  // piece while the others take the rest (the groups share A, so more of them cost little).
-  const int64_t want = int64_t(threads) * kChunksPerThread;
+  // About 8 groups per thread (run_with_stealing's items): a late or descheduled thread holds
+  // up one small piece while the others take the rest (the groups share A, so more of them cost
+  // little: 128 x 384 x 384 at 2 threads: 12 groups of one sliver).
+  const int64_t want = int64_t(threads) * 8;
   g.width = std::min(fit, std::max<int64_t>(1, (slivers + want - 1) / want));
   g.b_elems = K * g.width * NR;
   g.use = true;
@@ -268,14 +329,37 @@ void gemm_groups(const GroupPlan& g, int64_t M, int64_t N, int64_t K, MatView<S>
   T* const bslots = align(apk + g.a_elems);
   const int64_t slot_elems = (g.b_elems + 63) / 64 * 64;
   // A block (ib, pc) at apk + ib * mcp * K + pc * mcp: mcp x kc, MR-row slivers.
+  // Each A block is packed in `parts` runs of whole MR-row slivers, so that one or two blocks
+  // (128-row products) still give every thread a share of the packing.
   const int64_t kblocks = (K + kKC - 1) / kKC;
-  parallel_for(g.mblocks * kblocks, 1, [&](int64_t w0, int64_t w1) {
-    for (int64_t w = w0; w < w1; ++w) {
-      const int64_t ic = (w / kblocks) * g.mcp, pc = (w % kblocks) * kKC;
-      MatView<S> av{a.base + ic * a.rs + pc * a.cs, a.rs, a.cs};
-      pack_a<MR>(av, std::min(g.mcp, M - ic), std::min(kKC, K - pc), apk + ic * K + pc * g.mcp);
+  const int threads = num_threads();
+  const int64_t block_slivers = g.mcp / MR;
+  const int64_t parts = std::clamp<int64_t>(
+      (int64_t(threads) * kChunksPerThread + g.mblocks * kblocks - 1) / (g.mblocks * kblocks), 1,
+      block_slivers);
+  auto pack_item = [&](int64_t w) {
+    const int64_t blk = w / parts, part = w % parts;
+    const int64_t ic = (blk / kblocks) * g.mcp, pc = (blk % kblocks) * kKC;
+    const int64_t mc = std::min(g.mcp, M - ic), kc = std::min(kKC, K - pc);
+    // Slivers [t0, t1) of this block, rows [t0 * MR, min(t1 * MR, mc)).
+    const int64_t t0 = block_slivers * part / parts, t1 = block_slivers * (part + 1) / parts;
+    const int64_t r0 = t0 * MR, r1 = std::min(t1 * MR, mc);
+    if (r1 <= r0) return;
+    MatView<S> av{a.base + (ic + r0) * a.rs + pc * a.cs, a.rs, a.cs};
+    pack_a<MR>(av, r1 - r0, kc, apk + ic * K + pc * g.mcp + r0 * kc);
+  };
+  // The packing runs in the groups' region: each thread claims parts until none are left, then
+  // waits for the ones others are still packing (short; they are running them), then takes
+  // groups. A thread that joins late finds the packing done.
+  const int64_t pack_items = g.mblocks * kblocks * parts;
+  std::atomic<int64_t> next_pack{0}, packed_items{0};
+  auto share_packing = [&] {
+    for (int64_t w; (w = next_pack.fetch_add(1, std::memory_order_relaxed)) < pack_items;) {
+      pack_item(w);
+      packed_items.fetch_add(1, std::memory_order_release);
     }
-  });
+    while (packed_items.load(std::memory_order_acquire) < pack_items) std::this_thread::yield();
+  };
   // The groups: whole slivers of one kNC column block each (a prepacked B is laid out by block).
   struct Group {
     int64_t jc, s0, s1;
@@ -286,40 +370,45 @@ void gemm_groups(const GroupPlan& g, int64_t M, int64_t N, int64_t K, MatView<S>
     const int64_t n = (slivers + g.width - 1) / g.width;
     for (int64_t i = 0; i < n; ++i) groups.push_back({jc, slivers * i / n, slivers * (i + 1) / n});
   }
-  parallel_for_slots(int64_t(groups.size()), 1, [&](int64_t slot, int64_t g0, int64_t g1) {
-    T* const own = bslots + slot * slot_elems;
-    for (int64_t gi = g0; gi < g1; ++gi) {
-      const Group& gr = groups[size_t(gi)];
-      const int64_t nc_block = std::min(kNC, N - gr.jc), ns = gr.s1 - gr.s0;
-      const int64_t j0 = gr.jc + gr.s0 * NR;  // the group's first column
-      const int64_t ncols = std::min(nc_block - gr.s0 * NR, ns * NR);
-      // This group's B for every K block: at own + pc * ns * NR, or where the plan packed it.
-      auto panel = [&](int64_t pc) -> const T* {
-        if (packed) {
-          const int64_t block_slivers = (nc_block + NR - 1) / NR;
-          return packed + gr.jc * K + pc * block_slivers * NR + gr.s0 * NR * std::min(kKC, K - pc);
+  // Consecutive groups per thread, single groups taken from the others' ends at the finish.
+  run_with_stealing_after(
+      int64_t(groups.size()), threads, share_packing, [&](int64_t slot, int64_t gi) {
+        T* const own = bslots + slot * slot_elems;
+        const Group& gr = groups[size_t(gi)];
+        const int64_t nc_block = std::min(kNC, N - gr.jc), ns = gr.s1 - gr.s0;
+        const int64_t j0 = gr.jc + gr.s0 * NR;  // the group's first column
+        const int64_t ncols = std::min(nc_block - gr.s0 * NR, ns * NR);
+        // This group's B for every K block: at own + pc * ns * NR, or where the plan packed it.
+        auto panel = [&](int64_t pc) -> const T* {
+          if (packed) {
+            const int64_t block_slivers = (nc_block + NR - 1) / NR;
+            return packed + gr.jc * K + pc * block_slivers * NR +
+                   gr.s0 * NR * std::min(kKC, K - pc);
+          }
+          return own + pc * ns * NR;
+        };
+        if (!packed)
+          for (int64_t pc = 0; pc < K; pc += kKC) {
+            MatView<S> bv{b.base + pc * b.rs + j0 * b.cs, b.rs, b.cs};
+            pack_b<NR>(bv, ncols, std::min(kKC, K - pc), 0, ns, own + pc * ns * NR);
+          }
+        for (int64_t ib = 0; ib < g.mblocks; ++ib) {
+          const int64_t ic = ib * g.mcp, mc = std::min(g.mcp, M - ic);
+          T* const ct = c + ic * ldc + j0;
+          for (int64_t pc = 0; pc < K; pc += kKC)
+            macro(mc, ncols, std::min(kKC, K - pc), 0, ns, apk + ic * K + pc * g.mcp, panel(pc), ct,
+                  ldc, pc > 0);
+          if (hook) (*hook)(c_off + ic * ldc + j0, mc, ncols, ldc);
         }
-        return own + pc * ns * NR;
-      };
-      if (!packed)
-        for (int64_t pc = 0; pc < K; pc += kKC) {
-          MatView<S> bv{b.base + pc * b.rs + j0 * b.cs, b.rs, b.cs};
-          pack_b<NR>(bv, ncols, std::min(kKC, K - pc), 0, ns, own + pc * ns * NR);
-        }
-      for (int64_t ib = 0; ib < g.mblocks; ++ib) {
-        const int64_t ic = ib * g.mcp, mc = std::min(g.mcp, M - ic);
-        T* const ct = c + ic * ldc + j0;
-        for (int64_t pc = 0; pc < K; pc += kKC)
-          macro(mc, ncols, std::min(kKC, K - pc), 0, ns, apk + ic * K + pc * g.mcp, panel(pc), ct,
-                ldc, pc > 0);
-        if (hook) (*hook)(c_off + ic * ldc + j0, mc, ncols, ldc);
-      }
-    }
-  });
+      });
 }
 
-// `packed` (may be null): all of B already packed for this NR (pack_whole_b); the panel of column
-// block jc and row block pc is read from there instead of packed into the scratch.
+// C[M, N] (dense, row stride ldc) = A[M, K] @ B[K, N] for one matrix; threads split the M blocks
+// and the N slivers into items (run_with_stealing) and share each packed B panel, or take column
+// groups (gemm_groups). `hook` (may be null) sees each finished tile, with offsets relative to c
+// plus `c_off` (gemm.h). `packed` (may be null): all of B already packed for this NR
+// (pack_whole_b); the panel of column block jc and row block pc is read from there instead of
+// packed into the scratch.
 template <typename T, int MR, int NR, typename S>
 void gemm(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, int64_t ldc,
           bool parallel, T* scratch, MacroFn<T> macro, const GemmTileHook* hook = nullptr,
@@ -343,57 +432,76 @@ void gemm(int64_t M, int64_t N, int64_t K, MatView<S> a, MatView<S> b, T* c, int
   };
   T* const bp = align(scratch);
   T* const ap_base = align(bp + nc_max * kc_max);
-  const MBlocking mb = m_blocking<MR>(M, N, K, parallel ? num_threads() : 1);
-  const int64_t MC = mb.mc, mblocks = mb.mblocks;
+  const int threads = parallel ? num_threads() : 1;
+  const MBlocking mb = m_blocking<MR>(M, N, K, threads);
+  const int64_t mblocks = mb.mblocks;
+  // Block ib's first row: whole tiles shared out as evenly as possible (256 rows of 14-row
+  // tiles: 126 + 130, not 140 + 116), at most kMC rows each (mblocks >= M / kMC).
+  const int64_t tiles = (M + MR - 1) / MR;
+  auto row0 = [&](int64_t ib) { return std::min(M, tiles * ib / mblocks * MR); };
   for (int64_t jc = 0; jc < N; jc += kNC) {
     const int64_t nc = std::min<int64_t>(kNC, N - jc);
     const int64_t slivers = (nc + NR - 1) / NR;
-    // Few row blocks (small M): split columns too so that every thread has several items.
+    // Columns are split too so that every thread has about kItemsPerThread items: fine enough
+    // for run_with_stealing to even out the threads, while a thread's consecutive items mostly
+    // share one A block (packed once per thread).
+    constexpr int64_t kItemsPerThread = 16;
+    const int64_t want = mb.shared_a ? mb.want : threads * kItemsPerThread;
     const int64_t nsplit =
-        mb.shared_a ? std::min<int64_t>(slivers, (mb.want + mblocks - 1) / mblocks) : 1;
+        threads > 1 ? std::clamp<int64_t>((want + mblocks - 1) / mblocks, 1, slivers) : 1;
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min<int64_t>(kKC, K - pc);
-      const T* panel = bp;
-      if (packed) {
-        panel = packed + jc * K + pc * (slivers * NR);
-      } else {
-        MatView<S> bv{b.base + pc * b.rs + jc * b.cs, b.rs, b.cs};
-        int64_t pack_grain = parallel ? std::max<int64_t>(1, 16384 / (kc * NR) + 1) : slivers;
-        parallel_for(slivers, pack_grain,
-                     [&](int64_t s0, int64_t s1) { pack_b<NR>(bv, nc, kc, s0, s1, bp); });
-      }
+      // What every item reads, packed inside the items' region (one region per K block): the
+      // B panel in runs of slivers unless prepacked, and the shared A blocks. Each thread claims
+      // runs until none are left and waits for those another running thread still packs.
+      const T* panel = packed ? packed + jc * K + pc * (slivers * NR) : bp;
+      MatView<S> bv{b.base + pc * b.rs + jc * b.cs, b.rs, b.cs};
       auto a_block = [&](int64_t ib) {
-        return MatView<S>{a.base + ib * MC * a.rs + pc * a.cs, a.rs, a.cs};
+        return MatView<S>{a.base + row0(ib) * a.rs + pc * a.cs, a.rs, a.cs};
       };
-      if (mb.shared_a)
-        parallel_for(mblocks, 1, [&](int64_t b0, int64_t b1) {
-          for (int64_t ib = b0; ib < b1; ++ib)
-            pack_a<MR>(a_block(ib), std::min<int64_t>(MC, M - ib * MC), kc,
-                       ap_base + ib * kMC * kc_max);
-        });
+      // Runs as parallel_for cut them (about kChunksPerThread per thread, 16K elements or more;
+      // one run at 1 thread: pack_b copies up to 8 slivers row by row).
+      const int64_t b_run = threads > 1
+                                ? std::max<int64_t>({1, 16384 / (kc * NR) + 1,
+                                                     (slivers + threads * kChunksPerThread - 1) /
+                                                         (threads * kChunksPerThread)})
+                                : slivers;
+      const int64_t b_runs = packed ? 0 : (slivers + b_run - 1) / b_run;
+      const int64_t pack_tasks = b_runs + (mb.shared_a ? mblocks : 0);
+      std::atomic<int64_t> next_task{0}, tasks_done{0};
+      auto share_packing = [&] {
+        for (int64_t t; (t = next_task.fetch_add(1, std::memory_order_relaxed)) < pack_tasks;) {
+          if (t < b_runs) {
+            pack_b<NR>(bv, nc, kc, t * b_run, std::min(slivers, (t + 1) * b_run), bp);
+          } else {
+            const int64_t ib = t - b_runs;
+            pack_a<MR>(a_block(ib), row0(ib + 1) - row0(ib), kc, ap_base + ib * kMC * kc_max);
+          }
+          tasks_done.fetch_add(1, std::memory_order_release);
+        }
+        while (tasks_done.load(std::memory_order_acquire) < pack_tasks) std::this_thread::yield();
+      };
       const bool accumulate = pc > 0;
       const int64_t items = mblocks * nsplit;
-      parallel_for_slots(items, parallel ? 1 : items, [&](int64_t slot, int64_t w0, int64_t w1) {
-        T* const own = ap_base + slot * kMC * kc_max;  // per-slot packing only
-        int64_t packed_block = -1;
-        for (int64_t w = w0; w < w1; ++w) {
-          int64_t ib = w / nsplit, part = w % nsplit;
-          int64_t ic = ib * MC;
-          int64_t mc = std::min<int64_t>(MC, M - ic);
-          const T* ap = own;
-          if (mb.shared_a) {
-            ap = ap_base + ib * kMC * kc_max;
-          } else if (packed_block != ib) {
-            pack_a<MR>(a_block(ib), mc, kc, own);
-            packed_block = ib;
-          }
-          int64_t s0 = slivers * part / nsplit, s1 = slivers * (part + 1) / nsplit;
-          macro(mc, nc, kc, s0, s1, ap, panel, c + ic * ldc + jc, ldc, accumulate);
-          // The last K block finished this tile: hand it over while it is still in cache.
-          if (hook && pc + kc == K) {
-            int64_t j0 = s0 * NR, j1 = std::min(s1 * NR, nc);
-            if (j1 > j0) (*hook)(c_off + ic * ldc + jc + j0, mc, j1 - j0, ldc);
-          }
+      // The A block each slot last packed into its own area (per-slot packing only).
+      std::vector<int64_t> slot_block(size_t(std::max(1, threads)), -1);
+      run_with_stealing_after(items, threads, share_packing, [&](int64_t slot, int64_t w) {
+        T* const own = ap_base + slot * kMC * kc_max;
+        const int64_t ib = w / nsplit, part = w % nsplit;
+        const int64_t ic = row0(ib), mc = row0(ib + 1) - ic;
+        const T* ap = own;
+        if (mb.shared_a) {
+          ap = ap_base + ib * kMC * kc_max;
+        } else if (slot_block[size_t(slot)] != ib) {
+          pack_a<MR>(a_block(ib), mc, kc, own);
+          slot_block[size_t(slot)] = ib;
+        }
+        const int64_t s0 = slivers * part / nsplit, s1 = slivers * (part + 1) / nsplit;
+        macro(mc, nc, kc, s0, s1, ap, panel, c + ic * ldc + jc, ldc, accumulate);
+        // The last K block finished this tile: hand it over while it is still in cache.
+        if (hook && pc + kc == K) {
+          const int64_t j0 = s0 * NR, j1 = std::min(s1 * NR, nc);
+          if (j1 > j0) (*hook)(c_off + ic * ldc + jc + j0, mc, j1 - j0, ldc);
         }
       });
     }

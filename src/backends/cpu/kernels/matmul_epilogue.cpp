@@ -79,6 +79,7 @@ class MatmulEpilogueKernel final : public CpuKernel {
     const Array* arr;
     StridedIter<2> it;
     bool scalar;
+    Strides bst;  // its strides broadcast to the output's shape
   };
 
   template <typename C>
@@ -88,23 +89,35 @@ class MatmulEpilogueKernel final : public CpuKernel {
     std::vector<Extra> extras;
     for (size_t k = 2; k < args.inputs.size(); ++k) {
       const Array& x = args.inputs[k];
-      StridedIter<2> it(
-          out.shape,
-          std::array<Strides, 2>{out_strides, broadcast_strides(x.shape, x.strides, out.shape)});
+      Strides bst = broadcast_strides(x.shape, x.strides, out.shape);
+      StridedIter<2> it(out.shape, std::array<Strides, 2>{out_strides, bst});
       bool scalar = it.ndim == 1 && it.inner_stride(1) == 0;
-      extras.push_back({&x, it, scalar});
+      extras.push_back({&x, it, scalar, std::move(bst)});
     }
     const int nin = prog_.num_inputs;  // the matmul result + extras
     const bool direct = out.dtype == dtype_of<C>();
     GemmTileHook hook = [&](int64_t offset, int64_t rows, int64_t cols, int64_t ld) {
-      // Scratch per tile: register slots, one buffer per program input, the output block.
+      // Scratch per thread, kept across tiles and calls (the column groups hand over many
+      // narrow tiles): register slots, one buffer per program input, the output block.
       const size_t bufs = size_t(num_slots_ + nin + 1);
-      auto scratch = hwy::AllocateAligned<C>(bufs * kBlock);
-      std::vector<C*> slots(num_slots_ + 1), in_buf(nin);
-      std::vector<const C*> in_ptr(nin);
-      for (int s = 0; s < num_slots_; ++s) slots[s] = scratch.get() + size_t(s) * kBlock;
-      for (int k = 0; k < nin; ++k) in_buf[k] = scratch.get() + size_t(num_slots_ + k) * kBlock;
-      C* out_buf = scratch.get() + size_t(num_slots_ + nin) * kBlock;
+      thread_local hwy::AlignedFreeUniquePtr<C[]> t_scratch;
+      thread_local size_t t_scratch_bufs = 0;
+      if (t_scratch_bufs < bufs) {
+        t_scratch = hwy::AllocateAligned<C>(bufs * kBlock);
+        NEF_CHECK(t_scratch, "[matmul_epilogue] out of memory for the tile buffers");
+        t_scratch_bufs = bufs;
+      }
+      C* const scratch = t_scratch.get();
+      thread_local std::vector<C*> t_ptrs;
+      thread_local std::vector<const C*> t_in_ptr;
+      t_ptrs.resize(size_t(num_slots_ + 1 + nin));
+      t_in_ptr.resize(size_t(nin));
+      C** const slots = t_ptrs.data();
+      C** const in_buf = slots + num_slots_ + 1;
+      const C** const in_ptr = t_in_ptr.data();
+      for (int s = 0; s < num_slots_; ++s) slots[s] = scratch + size_t(s) * kBlock;
+      for (int k = 0; k < nin; ++k) in_buf[k] = scratch + size_t(num_slots_ + k) * kBlock;
+      C* out_buf = scratch + size_t(num_slots_ + nin) * kBlock;
       for (size_t e = 0; e < extras.size(); ++e)
         if (extras[e].scalar) fill_scalar<C>(*extras[e].arr, in_buf[e + 1], kBlock);
       // Whole rows are one contiguous range; a column slice of rows is one range per row.
@@ -119,12 +132,71 @@ class MatmulEpilogueKernel final : public CpuKernel {
                                              : load_extra<C>(*extras[e].arr, extras[e].it, pos, n,
                                                              padded, in_buf[e + 1]);
           C* dst = direct && whole ? static_cast<C*>(out.data()) + pos : out_buf;
-          fused::exec(code_.data(), code_.size(), in_ptr.data(), slots.data(), dst, size_t(padded));
+          fused::exec(code_.data(), code_.size(), in_ptr, slots, dst, size_t(padded));
           if (dst == out_buf) store_result<C>(out, out_buf, pos, n);
         }
       };
+      // Rows [r0, r0 + nr) of a column slice gathered into one block (nr * cols <= kBlock), so
+      // the program runs once per block rather than once per short row (32-column tiles). The
+      // tile lies in one matrix of the output: each extra is read at its first element's offset
+      // plus row and column steps (a bias row is loaded once and repeated).
+      const int rank = out.rank();
+      auto gathered = [&](int64_t r0, int64_t nr) {
+        const int64_t n = nr * cols, padded = (n + kPad - 1) / kPad * kPad;
+        const int64_t first = offset + r0 * ld;
+        dispatch_dtype(out.dtype, [&]<typename O>() {
+          if constexpr (std::is_floating_point_v<O>) {
+            const O* o = static_cast<const O*>(out.data()) + first;
+            C* const d = in_buf[0];
+            for (int64_t r = 0; r < nr; ++r) std::copy(o + r * ld, o + r * ld + cols, d + r * cols);
+          }
+        });
+        for (size_t e = 0; e < extras.size(); ++e) {
+          if (extras[e].scalar) continue;
+          const Strides& st = extras[e].bst;
+          int64_t off = 0, rem = first;
+          for (int d = rank - 1; d >= 0; --d) {
+            off += rem % out.shape[d] * st[d];
+            rem /= out.shape[d];
+          }
+          const int64_t rs = st[rank - 2], cs = st[rank - 1];
+          C* buf = in_buf[e + 1];
+          dispatch_dtype(extras[e].arr->dtype, [&]<typename T>() {
+            const T* base = static_cast<const T*>(extras[e].arr->data()) + off;
+            for (int64_t r = 0; r < nr; ++r) {
+              C* dst = buf + r * cols;
+              if (r > 0 && rs == 0) {
+                std::copy(buf, buf + cols, dst);
+                continue;
+              }
+              const T* row = base + r * rs;
+              if (cs == 1) {
+                for (int64_t j = 0; j < cols; ++j) dst[j] = static_cast<C>(load_as(row[j]));
+              } else {
+                for (int64_t j = 0; j < cols; ++j) dst[j] = static_cast<C>(load_as(row[j * cs]));
+              }
+            }
+          });
+        }
+        for (int k = 0; k < nin; ++k) {
+          if (k > 0 && extras[size_t(k - 1)].scalar) continue;
+          std::fill(in_buf[k] + n, in_buf[k] + padded, C(0));
+        }
+        for (int k = 0; k < nin; ++k) in_ptr[k] = in_buf[k];
+        fused::exec(code_.data(), code_.size(), in_ptr, slots, out_buf, size_t(padded));
+        dispatch_dtype(out.dtype, [&]<typename O>() {
+          if constexpr (std::is_floating_point_v<O>) {
+            O* o = static_cast<O*>(out.data()) + first;
+            for (int64_t r = 0; r < nr; ++r)
+              std::copy(out_buf + r * cols, out_buf + (r + 1) * cols, o + r * ld);
+          }
+        });
+      };
       if (cols == ld) {
         range(offset, rows * cols);
+      } else if (rank >= 2 && cols * 2 <= kBlock) {
+        const int64_t per = kBlock / cols;
+        for (int64_t r = 0; r < rows; r += per) gathered(r, std::min(per, rows - r));
       } else {
         for (int64_t r = 0; r < rows; ++r) range(offset + r * ld, cols);
       }
