@@ -9,7 +9,7 @@ BUILD := build/release
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps venv build demo test test-cpp test-python test-opencl test-go test-wheel wheel sdist sanitize \
+.PHONY: all deps venv build demo test test-cpp test-python test-isa test-opencl test-go test-wheel wheel sdist sanitize \
         fuzz bench bench-llm format clean
 
 all: build
@@ -55,13 +55,19 @@ demo: build
 	  --prompt "What is the capital of France? Answer in one sentence." --max-tokens 48
 
 test: build
-	$(MAKE) --no-print-directory test-cpp test-python test-opencl test-go test-wheel
+	$(MAKE) --no-print-directory test-cpp test-python test-isa test-opencl test-go test-wheel
 
 test-cpp:
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
 
 test-python:
 	$(PY) -m pytest tests/python -q -p no:cacheprovider
+
+# The Python suite again on the lower instruction sets (NEF_CPU_TARGET caps every kernel family,
+# the Highway loops included): each kernel's AVX2 and portable paths against the same references.
+test-isa:
+	NEF_CPU_TARGET=avx2 $(PY) -m pytest tests/python -q -p no:cacheprovider
+	NEF_CPU_TARGET=generic $(PY) -m pytest tests/python -q -p no:cacheprovider
 
 # The ONNX backend node tests, MiniLM and its int8 form again with NEF_DEVICES=opencl: everything
 # an OpenCL device (PoCL here) supports runs there, the rest on the CPU, and the numbers must not
