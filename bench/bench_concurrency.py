@@ -36,8 +36,11 @@ if spec["kind"] == "branches":
     for x in xs:
         y = x
         for _ in range(depth):
-            w = (rng.standard_normal((n, n)) / np.sqrt(n)).astype(np.float32)
-            y = nef.tanh(nef.matmul(y, nef.tensor(w)))
+            if spec.get("op") == "softmax":  # row kernels: layernorm, then softmax
+                y = nef.softmax(nef.layernorm(y, axis=-1) * 1.5, axis=-1)
+            else:
+                w = (rng.standard_normal((n, n)) / np.sqrt(n)).astype(np.float32)
+                y = nef.tanh(nef.matmul(y, nef.tensor(w)))
         total = y if total is None else total + y
     path = spec["tmp"]
     nef.build(path, {"y": total})
@@ -88,10 +91,11 @@ def main():
     args = ap.parse_args()
     tmp = Path("/tmp") if Path("/tmp").is_dir() else Path(".")
     cases = []
-    for n in (32, 64, 128, 256):
-        cases.append((f"branches-2x8 {n}x{n}",
-                      {"kind": "branches", "n": n, "depth": 8, "branches": 2,
-                       "tmp": str(tmp / f"nef_bench_conc_{os.getpid()}_{n}.nef")}))
+    for op in ("matmul", "softmax"):
+        for n in (32, 64, 128, 256):
+            cases.append((f"branches-2x8 {op} {n}x{n}",
+                          {"kind": "branches", "op": op, "n": n, "depth": 8, "branches": 2,
+                           "tmp": str(tmp / f"nef_bench_conc_{os.getpid()}_{op}_{n}.nef")}))
     for name in filter(None, args.models.split(",")):
         cases.append((name, {"kind": "model", "model": name,
                              "bench_dir": str(Path(__file__).resolve().parent)}))
