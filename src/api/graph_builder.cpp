@@ -109,15 +109,30 @@ BuiltGraph build_from_walk(const Walk& w, const std::vector<LazyNode*>& targets,
 
 }  // namespace
 
+void LazyNode::set_inputs(std::vector<std::shared_ptr<LazyNode>> in) {
+  for (auto& c : take_inputs()) c.reset();  // the old ones, released (none after make_node)
+  inputs = std::move(in);
+  n_in = uint32_t(inputs.size());
+  for (uint32_t i = 0; i < n_in; ++i) {
+    if (i < kInline) in_fast[i] = inputs[i].get();
+    inputs[i]->users.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+std::vector<std::shared_ptr<LazyNode>> LazyNode::take_inputs() {
+  for (const auto& c : inputs) c->users.fetch_sub(1, std::memory_order_relaxed);
+  n_in = 0;
+  for (auto& p : in_fast) p = nullptr;
+  return std::move(inputs);
+}
+
 LazyNode::~LazyNode() {
-  std::vector<std::shared_ptr<LazyNode>> stack = std::move(inputs);
+  std::vector<std::shared_ptr<LazyNode>> stack = take_inputs();
   while (!stack.empty()) {
     std::shared_ptr<LazyNode> n = std::move(stack.back());
     stack.pop_back();
-    if (n && n.use_count() == 1) {
-      for (auto& c : n->inputs) stack.push_back(std::move(c));
-      n->inputs.clear();
-    }
+    if (n && n.use_count() == 1)
+      for (auto& c : n->take_inputs()) stack.push_back(std::move(c));
   }
 }
 
@@ -142,8 +157,8 @@ std::shared_ptr<LazyNode> make_node(const std::string& op_name,
   node->op = &op;
   node->attrs = attrs.interned();
   node->attrs_id = node->attrs.identity();
-  node->inputs = std::move(in);
-  node->device_hint = t_default_hint;
+  node->set_inputs(std::move(in));
+  node->set_device_hint(t_default_hint);
   return node;
 }
 

@@ -143,13 +143,14 @@ void walk(const std::vector<LazyNode*>& targets, BuildMode mode, Walk& w) {
   NodeIndex& index = w.index;
   // Iterative post-order DFS (deep chains must not overflow the stack), inputs in order. A
   // finished node's position goes to `done`, where its user collects the positions of its
-  // inputs when it finishes. Only nodes that can be reached twice go through the index: a node
-  // owned by a single reference (use_count 1: its one user's input slot, no Tensor handle) is
-  // reached once, which is most of a DAG whose intermediates the caller no longer holds.
+  // inputs when it finishes. Only nodes that can be reached twice go through the index: in a
+  // single-target walk a node with at most one user (LazyNode::users) is reached once, which is
+  // most of a DAG. With several targets a target may also be another's input: all are indexed.
   std::vector<Walk::Frame>& stack = w.stack;
   std::vector<int>& done = w.done;
   stack.clear();
   done.clear();
+  const bool all_shared = targets.size() > 1;
   static const ir::OpDef* const input_op = &ir::get_op("input");
   for (size_t ti = 0; ti < targets.size(); ++ti) {
     LazyNode* t = targets[ti];
@@ -161,30 +162,31 @@ void walk(const std::vector<LazyNode*>& targets, BuildMode mode, Walk& w) {
     while (!stack.empty()) {
       Walk::Frame& f = stack.back();
       LazyNode* n = f.node;
+      const uint32_t n_in = n->n_in;
       // A node with inputs is not materialized (materializing drops them): only nodes
       // without inputs need `value`, which sits further into the node.
-      const bool leaf = n->inputs.empty() && (n->value.has_value() || n->op == input_op);
-      if (!leaf && f.next < n->inputs.size()) {
+      const bool leaf = n_in == 0 && (n->value.has_value() || n->op == input_op);
+      if (!leaf && f.next < n_in) {
+        LazyNode* const* in = n_in <= LazyNode::kInline ? n->in_fast : nullptr;
         if (f.next == 0) {
-          // The DAG is scattered in memory: fetch the inputs' lines early (the use count just
-          // before the node, the walk's fields at its start, `value` and `type` of leaves), then
-          // their input arrays, which the walk reads next: the inputs' misses overlap instead of
-          // coming one after the other as the walk descends.
-          for (const auto& in : n->inputs) {
-            const char* p = reinterpret_cast<const char*>(in.get());
-            const char* type = reinterpret_cast<const char*>(&in->type);  // no load: an address
-            __builtin_prefetch(p - 8);
-            __builtin_prefetch(p + 56);
-            __builtin_prefetch(type - 8);  // the end of `value` (its engaged flag)
-            __builtin_prefetch(type);
+          // The DAG is scattered in memory: fetch all the inputs' lines now (one line each:
+          // LazyNode's first), so that their misses overlap instead of coming one per level of
+          // the descent; leaves' `type` and the end of `value` (its engaged flag) too.
+          for (uint32_t i = 0; i < n_in; ++i) __builtin_prefetch(in ? in[i] : n->inputs[i].get());
+          for (uint32_t i = 0; i < n_in; ++i) {
+            const LazyNode* c = in ? in[i] : n->inputs[i].get();
+            if (c->n_in == 0) {
+              const char* type = reinterpret_cast<const char*>(&c->type);  // no load: an address
+              __builtin_prefetch(type - 8);
+              __builtin_prefetch(type);
+            }
           }
-          for (const auto& in : n->inputs)
-            if (!in->inputs.empty()) __builtin_prefetch(in->inputs.data());
         }
-        const std::shared_ptr<LazyNode>& child = n->inputs[f.next++];
-        const bool shared = child.use_count() > 1;
-        if (int p = shared ? index.find(child.get()) : -1; p >= 0) done.push_back(p);
-        else stack.push_back({child.get(), 0, shared});
+        LazyNode* child = in ? in[f.next] : n->inputs[f.next].get();
+        ++f.next;
+        const bool shared = all_shared || child->users.load(std::memory_order_relaxed) > 1;
+        if (int p = shared ? index.find(child) : -1; p >= 0) done.push_back(p);
+        else stack.push_back({child, 0, shared});
         continue;
       }
       const bool shared = f.shared;
@@ -194,13 +196,13 @@ void walk(const std::vector<LazyNode*>& targets, BuildMode mode, Walk& w) {
       else if (n->value && (n->literal || mode == BuildMode::Serialize)) k = kLiteral;
       else if (n->value) k = kBound;
       else k = kPlaceholder;
-      const bool hinted = !n->device_hint.empty();
+      const bool hinted = n->hinted;
       uint64_t token = k | (hinted ? kHintFlag : 0);
       switch (k) {
         case kOp: {
           w.tokens.push_back(token | reinterpret_cast<uintptr_t>(n->op));
           w.tokens.push_back(reinterpret_cast<uintptr_t>(n->attrs_id));
-          size_t m = n->inputs.size();
+          size_t m = n_in;
           w.inputs.insert(w.inputs.end(), done.end() - m, done.end());
           done.resize(done.size() - m);
           break;
