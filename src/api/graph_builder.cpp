@@ -30,7 +30,7 @@ BuiltGraph build_from_walk(const Walk& w, const std::vector<LazyNode*>& targets,
                            bool copy_bindings = true) {
   BuiltGraph out;
   ir::Graph& g = out.graph;
-  if (copy_bindings) out.bindings.reserve(w.bound);
+  if (copy_bindings) out.bindings.reserve(w.bound_values.size());
   std::unordered_set<std::string> placeholder_names;
   g.nodes.reserve(w.order.size());
   const ir::OpDef& constant_op = ir::get_op("constant");
@@ -190,7 +190,8 @@ LazyPlan plan_for(const std::vector<LazyNode*>& targets) {
     }
   } release{busy ? nullptr : &busy};
   busy = true;
-  walk(targets, BuildMode::Execute, w);
+  // A keying walk: the hit path needs the key, the outputs and the bound values only.
+  walk(targets, BuildMode::Execute, w, /*full=*/false);
   std::string devices = compiler::device_key();
   uint64_t dh = std::hash<std::string>()(devices);
   LazyPlan out;
@@ -200,15 +201,15 @@ LazyPlan plan_for(const std::vector<LazyNode*>& targets) {
     nef::counters().plan_cache_hits++;
     out.plan = std::move(e.plan);
   } else {
+    // A miss compiles (milliseconds): the full walk for the graph costs little beside it.
+    walk(targets, BuildMode::Execute, w, /*full=*/true);
     BuiltGraph built = build_from_walk(w, targets, BuildMode::Execute, {}, false);
     out.plan = compile_built(std::move(built.graph));
     compiler::store_front_plan(w.hash[0] ^ dh, w.hash[1],
                                {make_signature(w, std::move(devices)), out.plan});
   }
   // Binding slots are the bound nodes in walk order (as build_from_walk numbers them).
-  out.bindings.reserve(w.bound);
-  for (size_t i = 0; i < w.order.size(); ++i)
-    if (w.kind[i] == kBound) out.bindings.push_back(&*w.order[i]->value);
+  out.bindings = std::move(w.bound_values);
   return out;
 }
 
