@@ -179,14 +179,20 @@ void walk(const std::vector<LazyNode*>& targets, BuildMode mode, Walk& w, bool f
         if (f.next == 0) {
           // The DAG is scattered in memory: fetch all the inputs' lines now (one line each:
           // LazyNode's first), so that their misses overlap instead of coming one per level of
-          // the descent; then leaves' `value` (its end: the engaged flag) and `type`.
+          // the descent; then leaves' `value` (its end: the engaged flag) and `type`, and the
+          // inputs' own inputs.
           for (uint32_t i = 0; i < n_in; ++i) __builtin_prefetch(in ? in[i] : n->inputs[i].get());
           for (uint32_t i = 0; i < n_in; ++i) {
             const LazyNode* c = in ? in[i] : n->inputs[i].get();
-            if (c->n_in == 0) {
+            const uint32_t cn = c->n_in;
+            if (cn == 0) {
               const char* type = reinterpret_cast<const char*>(&c->type);  // no load: an address
               __builtin_prefetch(type - 8);
               __builtin_prefetch(type);
+            } else if (cn <= LazyNode::kInline) {
+              // A level further: the grandchildren's lines are in flight when the descent
+              // reaches them, so that each level does not wait a full miss.
+              for (uint32_t j = 0; j < cn; ++j) __builtin_prefetch(c->in_fast[j]);
             }
           }
         }
