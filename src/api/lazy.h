@@ -18,18 +18,20 @@ struct Plan;
 
 namespace nef::detail {
 
-// 64-byte aligned so that the fields a plan-cache walk reads for an op node are one cache line
-// (the walk of a 10K-node DAG is bound by cache misses: one line per node, not three).
-struct alignas(64) LazyNode {
-  // --- The walk's line: everything a plan-cache walk reads for an op node. `value` and `type`
-  // are read only for nodes without inputs. ---
+// make_node allocates each node (with its shared_ptr control block, 16 bytes in front of it)
+// on a 64-byte boundary, so that the control block and the fields a plan-cache walk reads for an
+// op node share one cache line (the walk of a 10K-node DAG is bound by cache misses: one line
+// per node, not three). Only that placement is implementation-specific, not correctness.
+struct LazyNode {
+  // --- The walk's line (42 bytes after the control block): everything a plan-cache walk reads
+  // for an op node. `value` and `type` are read only for nodes without inputs. ---
   const ir::OpDef* op = nullptr;
   // attrs.identity(), kept here so that the walk does not touch the attributes' body (one miss
   // per node). Set with `attrs` by make_node; neither changes afterwards.
   const void* attrs_id = nullptr;
   // The first inputs' addresses (owned through `inputs`) and the input count: the walk reads
   // them here instead of from the inputs' separate heap array (a second, dependent miss).
-  static constexpr uint32_t kInline = 3;
+  static constexpr uint32_t kInline = 2;
   LazyNode* in_fast[kInline] = {};
   uint32_t n_in = 0;  // == inputs.size()
   // How many op nodes hold this one as an input (with multiplicity) and have not dropped it
