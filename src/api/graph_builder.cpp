@@ -227,7 +227,8 @@ LazyPlan plan_for(const std::vector<LazyNode*>& targets) {
                                {make_signature(w, std::move(devices)), out.plan});
   }
   // Binding slots are the bound nodes in walk order (as build_from_walk numbers them).
-  out.bindings = std::move(w.bound_values);
+  // A copy (one allocation): moving would leave the thread's walk to regrow the vector.
+  out.bindings.assign(w.bound_values.begin(), w.bound_values.end());
   return out;
 }
 
