@@ -139,23 +139,6 @@ LazyNode::~LazyNode() {
 namespace {
 thread_local std::string t_default_hint;  // DeviceScope
 
-// Cache-line-aligned blocks for allocate_shared: the control block starts the line, the node's
-// walk fields follow it on the same line (LazyNode).
-template <class T>
-struct LineAllocator {
-  using value_type = T;
-  LineAllocator() = default;
-  template <class U>
-  LineAllocator(const LineAllocator<U>&) {}
-  T* allocate(size_t n) {
-    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
-  }
-  void deallocate(T* p, size_t n) { ::operator delete(p, n * sizeof(T), std::align_val_t(64)); }
-  template <class U>
-  bool operator==(const LineAllocator<U>&) const {
-    return true;
-  }
-};
 }  // namespace
 
 const std::string& default_device_hint() { return t_default_hint; }
@@ -170,7 +153,7 @@ std::shared_ptr<LazyNode> make_node(const std::string& op_name,
     if (!n) throw ValidationError(str("[", op_name, "] got an undefined tensor"));
     types.push_back(n->type);
   }
-  auto node = std::allocate_shared<LazyNode>(LineAllocator<LazyNode>());
+  auto node = std::make_shared<LazyNode>();
   node->type = ir::check_and_infer(op, types, attrs);
   node->op = &op;
   node->attrs = attrs.interned();

@@ -18,13 +18,11 @@ struct Plan;
 
 namespace nef::detail {
 
-// make_node allocates each node (with its shared_ptr control block, 16 bytes in front of it)
-// on a 64-byte boundary, so that the control block and the fields a plan-cache walk reads for an
-// op node share one cache line (the walk of a 10K-node DAG is bound by cache misses: one line
-// per node, not three). Only that placement is implementation-specific, not correctness.
 struct LazyNode {
-  // --- The walk's line (42 bytes after the control block): everything a plan-cache walk reads
-  // for an op node. `value` and `type` are read only for nodes without inputs. ---
+  // --- The walk's fields (42 bytes): everything a plan-cache walk reads for an op node, so that
+  // a node costs it one cache line or two, not three (node, control block, the inputs' heap
+  // array: a 10K-node walk is bound by cache misses). `value` and `type` are read only for
+  // nodes without inputs. ---
   const ir::OpDef* op = nullptr;
   // attrs.identity(), kept here so that the walk does not touch the attributes' body (one miss
   // per node). Set with `attrs` by make_node; neither changes afterwards.
@@ -41,7 +39,7 @@ struct LazyNode {
   std::atomic<uint32_t> users{0};
   bool literal = false;  // a literal constant (scalars): stays a constant in graphs
   bool hinted = false;   // == !device_hint.empty(); set through set_device_hint
-  // --- end of the walk's line ---
+  // --- end of the walk's fields ---
 
   // Empty once materialized: a value stands for its history, which nothing walks again (and
   // which is freed with it, rather than kept alive by every result). Read freely; written only

@@ -559,21 +559,6 @@ TEST(LazyPlanCache, UserCountsFollowTheDag) {
   EXPECT_EQ(a.node()->users.load(), 0u);
 }
 
-#ifdef __GLIBCXX__
-// The walk reads one cache line per op node only if make_node's placement holds: libstdc++ puts
-// the 16-byte control block right in front of the node, on a 64-byte boundary.
-TEST(LazyPlanCache, NodeWalkFieldsShareTheControlBlocksLine) {
-  Tensor a = tensor<float>({1, 2}, {2});
-  for (int i = 0; i < 50; ++i) {
-    a = a * 2.0 + 1.0;
-    auto p = reinterpret_cast<uintptr_t>(a.node().get());
-    EXPECT_EQ(p % 64, 16u);
-    auto end = reinterpret_cast<uintptr_t>(&a.node()->hinted) + 1;
-    EXPECT_LE(end - (p - 16), 64u);
-  }
-}
-#endif
-
 // Ops with more inputs than LazyNode keeps inline, inputs reached twice, and a target that is
 // another target's input: one node each in the graph, hits on fresh tensors, right values.
 TEST(LazyPlanCache, ManyInputsSharingAndNestedTargets) {
