@@ -29,7 +29,7 @@ void evaluate(const std::vector<Tensor>& tensors) {
   std::vector<Array> outs = engine::execute(lp.plan, std::move(bindings));
   for (size_t i = 0; i < outs.size(); ++i) {
     lp.output_nodes[i]->value = std::move(outs[i]);
-    lp.output_nodes[i]->inputs.clear();  // a value stands for its history (detail::LazyNode)
+    lp.output_nodes[i]->take_inputs();  // a value stands for its history (detail::LazyNode)
   }
 }
 
@@ -81,7 +81,7 @@ double Tensor::item() {
 
 Tensor& Tensor::prefer(const std::string& device) {
   if (!defined()) throw ValidationError("[prefer] undefined tensor");
-  node_->device_hint = device;
+  node_->set_device_hint(device);
   return *this;
 }
 const std::string& Tensor::device_hint() const { return node_->device_hint; }

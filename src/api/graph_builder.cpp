@@ -30,7 +30,7 @@ BuiltGraph build_from_walk(const Walk& w, const std::vector<LazyNode*>& targets,
                            bool copy_bindings = true) {
   BuiltGraph out;
   ir::Graph& g = out.graph;
-  if (copy_bindings) out.bindings.reserve(w.bound);
+  if (copy_bindings) out.bindings.reserve(w.bound_values.size());
   std::unordered_set<std::string> placeholder_names;
   g.nodes.reserve(w.order.size());
   const ir::OpDef& constant_op = ir::get_op("constant");
@@ -109,20 +109,36 @@ BuiltGraph build_from_walk(const Walk& w, const std::vector<LazyNode*>& targets,
 
 }  // namespace
 
+void LazyNode::set_inputs(std::vector<std::shared_ptr<LazyNode>> in) {
+  for (auto& c : take_inputs()) c.reset();  // the old ones, released (none after make_node)
+  inputs = std::move(in);
+  n_in = uint32_t(inputs.size());
+  for (uint32_t i = 0; i < n_in; ++i) {
+    if (i < kInline) in_fast[i] = inputs[i].get();
+    inputs[i]->users.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+std::vector<std::shared_ptr<LazyNode>> LazyNode::take_inputs() {
+  for (const auto& c : inputs) c->users.fetch_sub(1, std::memory_order_relaxed);
+  n_in = 0;
+  for (auto& p : in_fast) p = nullptr;
+  return std::move(inputs);
+}
+
 LazyNode::~LazyNode() {
-  std::vector<std::shared_ptr<LazyNode>> stack = std::move(inputs);
+  std::vector<std::shared_ptr<LazyNode>> stack = take_inputs();
   while (!stack.empty()) {
     std::shared_ptr<LazyNode> n = std::move(stack.back());
     stack.pop_back();
-    if (n && n.use_count() == 1) {
-      for (auto& c : n->inputs) stack.push_back(std::move(c));
-      n->inputs.clear();
-    }
+    if (n && n.use_count() == 1)
+      for (auto& c : n->take_inputs()) stack.push_back(std::move(c));
   }
 }
 
 namespace {
 thread_local std::string t_default_hint;  // DeviceScope
+
 }  // namespace
 
 const std::string& default_device_hint() { return t_default_hint; }
@@ -142,8 +158,8 @@ std::shared_ptr<LazyNode> make_node(const std::string& op_name,
   node->op = &op;
   node->attrs = attrs.interned();
   node->attrs_id = node->attrs.identity();
-  node->inputs = std::move(in);
-  node->device_hint = t_default_hint;
+  node->set_inputs(std::move(in));
+  node->set_device_hint(t_default_hint);
   return node;
 }
 
@@ -175,7 +191,8 @@ LazyPlan plan_for(const std::vector<LazyNode*>& targets) {
     }
   } release{busy ? nullptr : &busy};
   busy = true;
-  walk(targets, BuildMode::Execute, w);
+  // A keying walk: the hit path needs the key, the outputs and the bound values only.
+  walk(targets, BuildMode::Execute, w, /*full=*/false);
   std::string devices = compiler::device_key();
   uint64_t dh = std::hash<std::string>()(devices);
   LazyPlan out;
@@ -185,15 +202,16 @@ LazyPlan plan_for(const std::vector<LazyNode*>& targets) {
     nef::counters().plan_cache_hits++;
     out.plan = std::move(e.plan);
   } else {
+    // A miss compiles (milliseconds): the full walk for the graph costs little beside it.
+    walk(targets, BuildMode::Execute, w, /*full=*/true);
     BuiltGraph built = build_from_walk(w, targets, BuildMode::Execute, {}, false);
     out.plan = compile_built(std::move(built.graph));
     compiler::store_front_plan(w.hash[0] ^ dh, w.hash[1],
                                {make_signature(w, std::move(devices)), out.plan});
   }
   // Binding slots are the bound nodes in walk order (as build_from_walk numbers them).
-  out.bindings.reserve(w.bound);
-  for (size_t i = 0; i < w.order.size(); ++i)
-    if (w.kind[i] == kBound) out.bindings.push_back(&*w.order[i]->value);
+  // A copy (one allocation): moving would leave the thread's walk to regrow the vector.
+  out.bindings.assign(w.bound_values.begin(), w.bound_values.end());
   return out;
 }
 

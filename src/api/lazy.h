@@ -2,6 +2,7 @@
 // type; execution turns the reachable, unmaterialized part of the DAG into an ir::Graph.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -18,18 +19,33 @@ struct Plan;
 namespace nef::detail {
 
 struct LazyNode {
-  // The fields a plan-cache walk reads for an op node come first, together (the first 64 bytes):
-  // the DAG is scattered in memory, so a 10K-node walk is bound by cache misses (`value` and
-  // `type` are read only for nodes without inputs).
+  // --- The walk's fields (42 bytes): everything a plan-cache walk reads for an op node, so that
+  // a node costs it one cache line or two, not three (node, control block, the inputs' heap
+  // array: a 10K-node walk is bound by cache misses). `value` and `type` are read only for
+  // nodes without inputs. ---
   const ir::OpDef* op = nullptr;
   // attrs.identity(), kept here so that the walk does not touch the attributes' body (one miss
   // per node). Set with `attrs` by make_node; neither changes afterwards.
   const void* attrs_id = nullptr;
-  // Empty once materialized: a value stands for its history, which nothing walks again (and
-  // which is freed with it, rather than kept alive by every result).
-  std::vector<std::shared_ptr<LazyNode>> inputs;
+  // The first inputs' addresses (owned through `inputs`) and the input count: the walk reads
+  // them here instead of from the inputs' separate heap array (a second, dependent miss).
+  static constexpr uint32_t kInline = 2;
+  LazyNode* in_fast[kInline] = {};
+  uint32_t n_in = 0;  // == inputs.size()
+  // How many op nodes hold this one as an input (with multiplicity) and have not dropped it
+  // (materialized or freed). A node with users <= 1 is reached once by a single-target walk,
+  // which then skips the visited-set lookup for it. Atomic: nodes such as weights are shared
+  // by graphs built on several threads.
+  std::atomic<uint32_t> users{0};
   bool literal = false;  // a literal constant (scalars): stays a constant in graphs
-  std::string device_hint;
+  bool hinted = false;   // == !device_hint.empty(); set through set_device_hint
+  // --- end of the walk's fields ---
+
+  // Empty once materialized: a value stands for its history, which nothing walks again (and
+  // which is freed with it, rather than kept alive by every result). Read freely; written only
+  // through set_inputs / take_inputs, which keep in_fast, n_in and the inputs' `users` in step.
+  std::vector<std::shared_ptr<LazyNode>> inputs;
+  std::string device_hint;  // written through set_device_hint
   // Interned (ir::Attrs::interned): nodes alive at the same time with equal attributes share
   // one body, so the plan-cache key compares attributes by identity.
   ir::Attrs attrs;
@@ -37,6 +53,14 @@ struct LazyNode {
   // Tensor::array() brings it to the host (and keeps it there) when the user reads it.
   std::optional<Array> value;
   ir::TensorType type;
+
+  void set_inputs(std::vector<std::shared_ptr<LazyNode>> in);
+  // Drops the inputs (the node no longer uses them) and returns them.
+  std::vector<std::shared_ptr<LazyNode>> take_inputs();
+  void set_device_hint(std::string hint) {
+    device_hint = std::move(hint);
+    hinted = !device_hint.empty();
+  }
 
   LazyNode() = default;
   LazyNode(const LazyNode&) = delete;

@@ -59,23 +59,28 @@ struct WordHash {
 };
 
 // Bytes as a length word and zero-padded words.
-void append_bytes(std::vector<uint64_t>& d, const void* p, size_t n) {
-  d.push_back(n);
-  size_t at = d.size();
-  d.resize(at + (n + 7) / 8, 0);
-  if (n) std::memcpy(d.data() + at, p, n);
+void append_bytes(WordBuf& d, const void* p, size_t n) {
+  const size_t words = (n + 7) / 8;
+  uint64_t* q = d.grow(1 + words);
+  q[0] = n;
+  if (words) {
+    q[words] = 0;  // the last word's padding
+    std::memcpy(q + 1, p, n);
+  }
 }
 
-void append_type(std::vector<uint64_t>& d, const ir::TensorType& t) {
-  d.push_back(uint64_t(t.dtype) | (uint64_t(t.weak) << 8) | (uint64_t(t.shape.size()) << 16));
-  d.insert(d.end(), t.shape.begin(), t.shape.end());
+void append_type(WordBuf& d, const ir::TensorType& t) {
+  const size_t r = t.shape.size();
+  uint64_t* q = d.grow(1 + r);
+  q[0] = uint64_t(t.dtype) | (uint64_t(t.weak) << 8) | (uint64_t(r) << 16);
+  for (size_t i = 0; i < r; ++i) q[1 + i] = uint64_t(t.shape[i]);
 }
 
 // Constants up to this size are keyed by value, larger ones by storage identity (as the
 // compiler's structural key does): scalar literals recreated on every call must hit the cache.
 constexpr size_t kKeyByValueBytes = 64;
 
-void append_literal(std::vector<uint64_t>& d, const Array& a) {
+void append_literal(WordBuf& d, const Array& a) {
   if (a.nbytes() <= kKeyByValueBytes) {
     if (a.nbytes() == 0) return;  // the type says it all (storage may be null)
     if (a.is_contiguous()) {      // the usual scalar: no copy
@@ -85,9 +90,10 @@ void append_literal(std::vector<uint64_t>& d, const Array& a) {
     Array c = a.contiguous();
     append_bytes(d, c.data(), c.nbytes());
   } else {
-    d.push_back(a.storage->id());  // process-unique, never reused
-    d.push_back(uint64_t(a.offset));
-    d.insert(d.end(), a.strides.begin(), a.strides.end());
+    uint64_t* q = d.grow(2 + a.strides.size());
+    q[0] = a.storage->id();  // process-unique, never reused
+    q[1] = uint64_t(a.offset);
+    for (size_t i = 0; i < a.strides.size(); ++i) q[2 + i] = uint64_t(a.strides[i]);
   }
 }
 
@@ -128,28 +134,31 @@ void NodeIndex::insert(const LazyNode* p, int v) {
 
 size_t NodeIndex::slot(const LazyNode* p) { return size_t(mix64(reinterpret_cast<uintptr_t>(p))); }
 
-void walk(const std::vector<LazyNode*>& targets, BuildMode mode, Walk& w) {
-  // The vectors keep their capacity from the last walk in `w`: a repeated evaluate allocates
+void walk(const std::vector<LazyNode*>& targets, BuildMode mode, Walk& w, bool full) {
+  // The buffers keep their capacity from the last walk in `w`: a repeated evaluate allocates
   // nothing here.
   w.index.reset(w.index.size());
+  w.key.clear();
+  w.outputs.clear();
+  w.bound_values.clear();
   w.order.clear();
   w.kind.clear();
-  w.tokens.clear();
-  w.in_begin.assign(1, 0);
+  w.in_begin.clear();
   w.inputs.clear();
-  w.data.clear();
-  w.outputs.clear();
-  w.bound = 0;
+  if (full) w.in_begin.push_back(0);
   NodeIndex& index = w.index;
+  WordBuf& key = w.key;
   // Iterative post-order DFS (deep chains must not overflow the stack), inputs in order. A
   // finished node's position goes to `done`, where its user collects the positions of its
-  // inputs when it finishes. Only nodes that can be reached twice go through the index: a node
-  // owned by a single reference (use_count 1: its one user's input slot, no Tensor handle) is
-  // reached once, which is most of a DAG whose intermediates the caller no longer holds.
+  // inputs when it finishes. Only nodes that can be reached twice go through the index: in a
+  // single-target walk a node with at most one user (LazyNode::users) is reached once, which is
+  // most of a DAG. With several targets a target may also be another's input: all are indexed.
   std::vector<Walk::Frame>& stack = w.stack;
   std::vector<int>& done = w.done;
   stack.clear();
   done.clear();
+  const bool all_shared = targets.size() > 1;
+  int count = 0;  // nodes finished: the next one's position
   static const ir::OpDef* const input_op = &ir::get_op("input");
   for (size_t ti = 0; ti < targets.size(); ++ti) {
     LazyNode* t = targets[ti];
@@ -161,30 +170,37 @@ void walk(const std::vector<LazyNode*>& targets, BuildMode mode, Walk& w) {
     while (!stack.empty()) {
       Walk::Frame& f = stack.back();
       LazyNode* n = f.node;
+      const uint32_t n_in = n->n_in;
       // A node with inputs is not materialized (materializing drops them): only nodes
       // without inputs need `value`, which sits further into the node.
-      const bool leaf = n->inputs.empty() && (n->value.has_value() || n->op == input_op);
-      if (!leaf && f.next < n->inputs.size()) {
+      const bool leaf = n_in == 0 && (n->value.has_value() || n->op == input_op);
+      if (!leaf && f.next < n_in) {
+        LazyNode* const* in = n_in <= LazyNode::kInline ? n->in_fast : nullptr;
         if (f.next == 0) {
-          // The DAG is scattered in memory: fetch the inputs' lines early (the use count just
-          // before the node, the walk's fields at its start, `value` and `type` of leaves), then
-          // their input arrays, which the walk reads next: the inputs' misses overlap instead of
-          // coming one after the other as the walk descends.
-          for (const auto& in : n->inputs) {
-            const char* p = reinterpret_cast<const char*>(in.get());
-            const char* type = reinterpret_cast<const char*>(&in->type);  // no load: an address
-            __builtin_prefetch(p - 8);
-            __builtin_prefetch(p + 56);
-            __builtin_prefetch(type - 8);  // the end of `value` (its engaged flag)
-            __builtin_prefetch(type);
+          // The DAG is scattered in memory: fetch all the inputs' lines now (one line each:
+          // LazyNode's first), so that their misses overlap instead of coming one per level of
+          // the descent; then leaves' `value` (its end: the engaged flag) and `type`, and the
+          // inputs' own inputs.
+          for (uint32_t i = 0; i < n_in; ++i) __builtin_prefetch(in ? in[i] : n->inputs[i].get());
+          for (uint32_t i = 0; i < n_in; ++i) {
+            const LazyNode* c = in ? in[i] : n->inputs[i].get();
+            const uint32_t cn = c->n_in;
+            if (cn == 0) {
+              const char* type = reinterpret_cast<const char*>(&c->type);  // no load: an address
+              __builtin_prefetch(type - 8);
+              __builtin_prefetch(type);
+            } else if (cn <= LazyNode::kInline) {
+              // A level further: the grandchildren's lines are in flight when the descent
+              // reaches them, so that each level does not wait a full miss.
+              for (uint32_t j = 0; j < cn; ++j) __builtin_prefetch(c->in_fast[j]);
+            }
           }
-          for (const auto& in : n->inputs)
-            if (!in->inputs.empty()) __builtin_prefetch(in->inputs.data());
         }
-        const std::shared_ptr<LazyNode>& child = n->inputs[f.next++];
-        const bool shared = child.use_count() > 1;
-        if (int p = shared ? index.find(child.get()) : -1; p >= 0) done.push_back(p);
-        else stack.push_back({child.get(), 0, shared});
+        LazyNode* child = in ? in[f.next] : n->inputs[f.next].get();
+        ++f.next;
+        const bool shared = all_shared || child->users.load(std::memory_order_relaxed) > 1;
+        if (int p = shared ? index.find(child) : -1; p >= 0) done.push_back(p);
+        else stack.push_back({child, 0, shared});
         continue;
       }
       const bool shared = f.shared;
@@ -194,55 +210,60 @@ void walk(const std::vector<LazyNode*>& targets, BuildMode mode, Walk& w) {
       else if (n->value && (n->literal || mode == BuildMode::Serialize)) k = kLiteral;
       else if (n->value) k = kBound;
       else k = kPlaceholder;
-      const bool hinted = !n->device_hint.empty();
-      uint64_t token = k | (hinted ? kHintFlag : 0);
+      const bool hinted = n->hinted;
+      const uint64_t token = k | (hinted ? kHintFlag : 0);
       switch (k) {
         case kOp: {
-          w.tokens.push_back(token | reinterpret_cast<uintptr_t>(n->op));
-          w.tokens.push_back(reinterpret_cast<uintptr_t>(n->attrs_id));
-          size_t m = n->inputs.size();
-          w.inputs.insert(w.inputs.end(), done.end() - m, done.end());
+          // token, attributes, then [count, in0], [in1, in2], ... (32-bit halves)
+          const size_t m = n_in;
+          const int* src = done.data() + done.size() - m;
+          uint64_t* q = key.grow(2 + (m + 2) / 2);
+          q[0] = token | reinterpret_cast<uintptr_t>(n->op);
+          q[1] = reinterpret_cast<uintptr_t>(n->attrs_id);
+          q[2] = m | (m ? uint64_t(uint32_t(src[0])) << 32 : 0);
+          for (size_t i = 1, j = 3; i < m; i += 2, ++j)
+            q[j] = uint32_t(src[i]) | (i + 1 < m ? uint64_t(uint32_t(src[i + 1])) << 32 : 0);
+          if (full) w.inputs.insert(w.inputs.end(), src, src + m);
           done.resize(done.size() - m);
           break;
         }
         case kLiteral:
           // Constants are host data (a plan uploads them to the devices that read them).
           if (!n->value->on_host()) n->value = to_host(*n->value);
-          w.tokens.push_back(token);
-          append_type(w.data, n->type);
-          append_literal(w.data, *n->value);
+          key.push(token);
+          append_type(key, n->type);
+          append_literal(key, *n->value);
           break;
         case kBound:
-          w.tokens.push_back(token);
-          append_type(w.data, n->type);
+          key.push(token);
+          append_type(key, n->type);
           if (!n->value->on_host()) {  // where the value lives shapes the plan
             const std::string& d = n->value->device();
-            append_bytes(w.data, d.data(), d.size());
+            append_bytes(key, d.data(), d.size());
           } else {
-            w.data.push_back(~uint64_t(0));
+            key.push(~uint64_t(0));
           }
+          w.bound_values.push_back(&*n->value);
           break;
         case kPlaceholder:
-          w.tokens.push_back(token);
-          append_type(w.data, n->type);
+          key.push(token);
+          append_type(key, n->type);
           break;
       }
-      if (hinted) append_bytes(w.data, n->device_hint.data(), n->device_hint.size());
-      const int pos = int(w.order.size());
+      if (hinted) append_bytes(key, n->device_hint.data(), n->device_hint.size());
+      const int pos = count++;
       if (shared) index.insert(n, pos);
-      if (k == kBound) ++w.bound;
-      w.order.push_back(n);
-      w.kind.push_back(k);
-      w.in_begin.push_back(int(w.inputs.size()));
+      if (full) {
+        w.order.push_back(n);
+        w.kind.push_back(k);
+        w.in_begin.push_back(int(w.inputs.size()));
+      }
       if (stack.empty()) w.outputs.push_back(pos);  // target ti itself
       else done.push_back(pos);
     }
   }
   WordHash h;
-  h.add(w.tokens.data(), w.tokens.size());
-  h.add(w.data.data(), w.data.size());
-  h.add_ints(w.inputs);
-  h.add_ints(w.in_begin);
+  h.add(key.data(), key.size());
   h.add_ints(w.outputs);
   h.finish(w.hash);
 }
@@ -250,10 +271,7 @@ void walk(const std::vector<LazyNode*>& targets, BuildMode mode, Walk& w) {
 std::shared_ptr<const Signature> make_signature(const Walk& w, std::string devices) {
   auto s = std::make_shared<Signature>();
   s->devices = std::move(devices);
-  s->tokens = w.tokens;
-  s->data = w.data;
-  s->in_begin = w.in_begin;
-  s->inputs = w.inputs;
+  s->key = w.key.to_vector();
   s->outputs = w.outputs;
   for (size_t i = 0; i < w.order.size(); ++i)
     if (w.kind[i] == kOp && w.order[i]->attrs_id) s->attrs.push_back(w.order[i]->attrs);
@@ -261,8 +279,9 @@ std::shared_ptr<const Signature> make_signature(const Walk& w, std::string devic
 }
 
 bool matches(const Signature& s, const Walk& w, const std::string& devices) {
-  return s.tokens == w.tokens && s.inputs == w.inputs && s.in_begin == w.in_begin &&
-         s.data == w.data && s.outputs == w.outputs && s.devices == devices;
+  return s.key.size() == w.key.size() &&
+         std::memcmp(s.key.data(), w.key.data(), w.key.size() * sizeof(uint64_t)) == 0 &&
+         s.outputs == w.outputs && s.devices == devices;
 }
 
 }  // namespace nef::detail

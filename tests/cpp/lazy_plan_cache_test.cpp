@@ -4,9 +4,12 @@
 // against values computed in the test.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <functional>
 #include <random>
+#include <set>
+#include <tuple>
 
 #include "api/lazy_walk.h"
 #include "compiler/compiler.h"
@@ -371,6 +374,221 @@ TEST(LazyPlanCache, BindingsAreTheBoundValuesInSlotOrder) {
         EXPECT_NEAR(got[i * 4 + j], double(zv[i]) * xv[i * 4 + j] + (double(yv[j]) - double(zv[i])),
                     1e-5);
   }
+}
+
+// Graphs one attribute, one input shape, one dtype, one literal or one hint apart never share a
+// plan: each variant misses once and then hits its own plan on fresh tensors, with the values of
+// a float64 reference; and a forced hash collision (another variant's entry stored under this
+// variant's hash) is caught by the exact verification, never run.
+TEST(LazyPlanCache, OneAttributeShapeOrDtypeApartNeverSharesAPlan) {
+  unsigned seed = 20261206;
+  SCOPED_TRACE(testing::Message() << "seed " << seed);
+  std::mt19937 rng(seed);
+  struct Variant {
+    const char* name;
+    Shape shape;
+    DType dtype;
+    std::function<Tensor(const Tensor&)> f;
+    // reference on the [r, c] values (row-major), float64
+    std::function<std::vector<double>(const std::vector<double>&, int64_t, int64_t)> ref;
+  };
+  auto rowsum = [](const std::vector<double>& v, int64_t r, int64_t c) {
+    std::vector<double> o(size_t(r), 0.0);
+    for (int64_t i = 0; i < r; ++i)
+      for (int64_t j = 0; j < c; ++j) o[size_t(i)] += v[size_t(i * c + j)];
+    return o;
+  };
+  auto colsum = [](const std::vector<double>& v, int64_t r, int64_t c) {
+    std::vector<double> o(size_t(c), 0.0);
+    for (int64_t i = 0; i < r; ++i)
+      for (int64_t j = 0; j < c; ++j) o[size_t(j)] += v[size_t(i * c + j)];
+    return o;
+  };
+  auto scaled = [](double k) {
+    return [k](const std::vector<double>& v, int64_t, int64_t) {
+      std::vector<double> o(v);
+      for (double& x : o) x *= k;
+      return o;
+    };
+  };
+  const std::vector<Variant> variants = {
+      {"sum axis 0",
+       {3, 5},
+       DType::Float32,
+       [](const Tensor& x) { return sum(x, std::vector<int64_t>{0}); },
+       colsum},
+      {"sum axis 1",
+       {3, 5},
+       DType::Float32,
+       [](const Tensor& x) { return sum(x, std::vector<int64_t>{1}); },
+       rowsum},
+      {"sum axis 1 keepdims",
+       {3, 5},
+       DType::Float32,
+       [](const Tensor& x) { return sum(x, std::vector<int64_t>{1}, true); },
+       rowsum},
+      {"sum axis 0, shape 5x3",
+       {5, 3},
+       DType::Float32,
+       [](const Tensor& x) { return sum(x, std::vector<int64_t>{0}); },
+       colsum},
+      {"sum axis 0, float64",
+       {3, 5},
+       DType::Float64,
+       [](const Tensor& x) { return sum(x, std::vector<int64_t>{0}); },
+       colsum},
+      {"x * 2", {3, 5}, DType::Float32, [](const Tensor& x) { return x * 2.0; }, scaled(2)},
+      {"x * 3", {3, 5}, DType::Float32, [](const Tensor& x) { return x * 3.0; }, scaled(3)},
+      {"x * strong 2",
+       {3, 5},
+       DType::Float32,
+       [](const Tensor& x) { return x * scalar(2.0, DType::Float32); },
+       scaled(2)},
+      {"x * 2, hinted",
+       {3, 5},
+       DType::Float32,
+       [](const Tensor& x) {
+         Tensor t = x * 2.0;
+         t.prefer("cpu");  // a hint set after creation keys too
+         return t;
+       },
+       scaled(2)},
+  };
+  compiler::clear_caches();
+  const std::string devices = compiler::device_key();
+  const uint64_t dh = std::hash<std::string>()(devices);
+  std::vector<std::shared_ptr<const runtime::Plan>> plans;
+  std::vector<std::array<uint64_t, 2>> hashes;
+  auto values = [&](const Variant& v) {
+    std::vector<double> d = {};
+    for (float x : rand_vec(size_t(numel(v.shape)), rng)) d.push_back(double(x));
+    Tensor t = v.dtype == DType::Float64
+                   ? tensor<double>(d, v.shape)
+                   : tensor<float>(std::vector<float>(d.begin(), d.end()), v.shape);
+    return std::make_pair(t, d);
+  };
+  for (const Variant& v : variants) {
+    SCOPED_TRACE(v.name);
+    auto [x1, d1] = values(v);
+    Tensor t1 = v.f(x1);
+    detail::LazyPlan first = detail::plan_for({t1.node().get()});
+    for (const auto& p : plans) EXPECT_NE(first.plan, p);  // a plan of its own
+    plans.push_back(first.plan);
+    detail::Walk w;
+    detail::walk({t1.node().get()}, detail::BuildMode::Execute, w);
+    hashes.push_back({w.hash[0], w.hash[1]});
+    auto [x2, d2] = values(v);  // the same code, fresh tensors and values: a hit
+    Tensor t2 = v.f(x2);
+    EXPECT_EQ(detail::plan_for({t2.node().get()}).plan, first.plan);
+    std::vector<double> got = t2.to_vector<double>(), want = v.ref(d2, v.shape[0], v.shape[1]);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-4) << "element " << i;
+  }
+  // Forced collisions: variant i's signature and plan stored under variant j's hash.
+  for (size_t i = 0; i < variants.size(); ++i) {
+    for (size_t j = 0; j < variants.size(); ++j) {
+      if (i == j) continue;
+      SCOPED_TRACE(testing::Message() << variants[i].name << " stored as " << variants[j].name);
+      auto [xi, di] = values(variants[i]);
+      Tensor ti = variants[i].f(xi);
+      detail::Walk wi;
+      detail::walk({ti.node().get()}, detail::BuildMode::Execute, wi);
+      compiler::store_front_plan(hashes[j][0] ^ dh, hashes[j][1],
+                                 {detail::make_signature(wi, devices), plans[i]});
+      auto [xj, dj] = values(variants[j]);
+      Tensor tj = variants[j].f(xj);
+      detail::LazyPlan lp = detail::plan_for({tj.node().get()});
+      EXPECT_NE(lp.plan, plans[i]);  // verified, not trusted: recompiled
+      plans[j] = lp.plan;            // (now cached under j's hash again)
+      std::vector<double> got = tj.to_vector<double>();
+      std::vector<double> want = variants[j].ref(dj, variants[j].shape[0], variants[j].shape[1]);
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t k = 0; k < got.size(); ++k) EXPECT_NEAR(got[k], want[k], 1e-4) << k;
+    }
+  }
+}
+
+// The keying walk (what a hit pays) and the full walk (what a miss builds from) agree on the key,
+// the outputs, the hash and the bound values, for random DAGs with sharing and several targets.
+TEST(LazyPlanCache, KeyingWalkEqualsFullWalk) {
+  for (unsigned seed = 1; seed <= 40; ++seed) {
+    SCOPED_TRACE(testing::Message() << "seed " << seed);
+    std::vector<Tensor> outs = random_dag(seed, 0);
+    std::vector<detail::LazyNode*> targets;
+    for (const Tensor& t : outs) targets.push_back(t.node().get());
+    detail::Walk full, keying;
+    detail::walk(targets, detail::BuildMode::Execute, full, true);
+    detail::walk(targets, detail::BuildMode::Execute, keying, false);
+    ASSERT_EQ(full.key.size(), keying.key.size());
+    EXPECT_EQ(full.key.to_vector(), keying.key.to_vector());
+    EXPECT_EQ(full.outputs, keying.outputs);
+    EXPECT_EQ(full.hash[0], keying.hash[0]);
+    EXPECT_EQ(full.hash[1], keying.hash[1]);
+    EXPECT_EQ(full.bound_values, keying.bound_values);
+    EXPECT_TRUE(keying.order.empty());
+    // The full walk's bound nodes, in order, are the bound values.
+    std::vector<const Array*> bound;
+    for (size_t i = 0; i < full.order.size(); ++i)
+      if (full.kind[i] == detail::kBound) bound.push_back(&*full.order[i]->value);
+    EXPECT_EQ(bound, full.bound_values);
+  }
+}
+
+// LazyNode::users counts the op nodes holding a node as an input; the walk skips the visited set
+// for nodes with one user, so the count must follow creation, materialization and freeing.
+TEST(LazyPlanCache, UserCountsFollowTheDag) {
+  Tensor a = tensor<float>({1, 2}, {2});
+  EXPECT_EQ(a.node()->users.load(), 0u);
+  Tensor b = a * 2.0;
+  EXPECT_EQ(a.node()->users.load(), 1u);
+  Tensor c = a + a;  // with multiplicity
+  EXPECT_EQ(a.node()->users.load(), 3u);
+  {
+    Tensor d = exp(b);
+    EXPECT_EQ(b.node()->users.load(), 1u);
+    EXPECT_EQ(b.node()->n_in, 2u);
+    EXPECT_EQ(b.node()->in_fast[0], a.node().get());
+  }
+  EXPECT_EQ(b.node()->users.load(), 0u);  // d freed
+  c.execute();                            // materialized: c drops its inputs
+  EXPECT_EQ(a.node()->users.load(), 1u);
+  EXPECT_EQ(c.node()->n_in, 0u);
+  EXPECT_EQ(c.node()->in_fast[0], nullptr);
+  EXPECT_EQ(c.to_vector<float>(), (std::vector<float>{2, 4}));
+  b = Tensor();
+  EXPECT_EQ(a.node()->users.load(), 0u);
+}
+
+// Ops with more inputs than LazyNode keeps inline, inputs reached twice, and a target that is
+// another target's input: one node each in the graph, hits on fresh tensors, right values.
+TEST(LazyPlanCache, ManyInputsSharingAndNestedTargets) {
+  compiler::clear_caches();
+  auto go = [](float base) {
+    Tensor x = tensor<float>({base, base + 1}, {2});
+    Tensor y = tensor<float>({base * 2, base * 3}, {2});
+    Tensor e = exp(x * 0.0);                        // ones
+    Tensor cat = concat({x, y, e, x, y * 2.0}, 0);  // 5 inputs, x twice
+    Tensor s = sum(cat, std::vector<int64_t>{0}, true);
+    Tensor out = cat - s;
+    std::vector<detail::LazyNode*> targets = {out.node().get(), cat.node().get()};
+    detail::Walk w;
+    detail::walk(targets, detail::BuildMode::Execute, w);
+    std::set<detail::LazyNode*> unique(w.order.begin(), w.order.end());
+    EXPECT_EQ(unique.size(), w.order.size());  // no node walked twice
+    EXPECT_EQ(w.bound_values.size(), 2u);      // x and y, once each
+    detail::LazyPlan lp = detail::plan_for(targets);
+    evaluate({out, cat});
+    return std::make_tuple(lp.plan, out.to_vector<float>(), cat.to_vector<float>());
+  };
+  auto [p1, o1, c1] = go(1);
+  auto [p2, o2, c2] = go(-3);
+  EXPECT_EQ(p1, p2);
+  std::vector<float> want_cat = {-3, -2, -6, -9, 1, 1, -3, -2, -12, -18};
+  EXPECT_EQ(c2, want_cat);
+  float total = 0;
+  for (float v : want_cat) total += v;
+  ASSERT_EQ(o2.size(), want_cat.size());
+  for (size_t i = 0; i < o2.size(); ++i) EXPECT_FLOAT_EQ(o2[i], want_cat[i] - total) << i;
 }
 
 }  // namespace
