@@ -18,7 +18,7 @@ void order_for_concurrency(ir::Graph& g, const std::vector<backend::DevicePtr>& 
 // Sets Step::group_first/group_last on a lowered plan (kernels compiled, costs estimated); call
 // before plan_memory, which keeps every group's buffers apart. Members are kernel steps of one
 // device, consecutive except for input, constant and view steps between them, none reading
-// another's result, each predicted to be small and within 4x of the others' cost.
+// another's result, each predicted to take 2-100 us and within 4x of the others' cost.
 void group_concurrent_steps(runtime::Plan& plan);
 
 // Checks the groups: members are kernels of one device that can run them together, only input,

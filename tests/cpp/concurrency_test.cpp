@@ -84,18 +84,18 @@ std::vector<std::vector<double>> run_all(const Built& b) {
 
 TEST(Concurrency, IndependentBranchesAreGroupedAndVerify) {
   Threads two(2);
-  Built b = compile(branchy(3, 4, 13, 1));
+  Built b = compile(branchy(3, 4, 61, 1));
   EXPECT_GE(grouped_steps(*b.plan), 8);
   EXPECT_NO_THROW(compiler::verify_memory_plan(*b.plan));
   // One thread: nothing to run together.
   Threads one(1);
-  Built serial = compile(branchy(3, 4, 13, 1));
+  Built serial = compile(branchy(3, 4, 61, 1));
   EXPECT_EQ(grouped_steps(*serial.plan), 0);
 }
 
 TEST(Concurrency, SameBitsAsOneKernelAtATime) {
   Threads two(2);
-  for (int64_t n : {1, 7, 29}) {
+  for (int64_t n : {53, 77, 101}) {  // kernels of 2-100 us: grouped
     Built b = compile(branchy(2, 5, n, uint64_t(n)));
     ASSERT_GT(grouped_steps(*b.plan), 0) << n;
     auto alone = std::make_shared<runtime::Plan>(*b.plan);
@@ -112,10 +112,12 @@ TEST(Concurrency, SameBitsAsOneKernelAtATime) {
 TEST(Concurrency, MemberFailureStaysWithItsStep) {
   Threads two(2);
   std::mt19937_64 rng(7);
-  Tensor x = tensor<float>(random_values(40, rng), {8, 5});
-  Tensor idx = tensor<int64_t>({0, 3, 9}, {3});  // 9 is out of range for 8 rows
-  Tensor bad = gather(x, idx, 0);
-  Tensor good = tanh(tensor<float>(random_values(40, rng), {5, 8}));
+  Tensor x = tensor<float>(random_values(64 * 64, rng), {64, 64});
+  std::vector<int64_t> rows(3000);
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = int64_t(i % 64);
+  rows[1234] = 64;  // out of range for 64 rows
+  Tensor bad = gather(x, tensor<int64_t>(rows, {3000}), 0);
+  Tensor good = tanh(tensor<float>(random_values(3000 * 64, rng), {3000, 64}));
   Built b = compile({bad, good});
   int gather_step = -1, tanh_step = -1;
   for (const runtime::Step& s : b.plan->steps) {
@@ -137,9 +139,11 @@ TEST(Concurrency, MemberFailureStaysWithItsStep) {
 TEST(Concurrency, FailureBeforeTheLastMemberStillRunsTheOthers) {
   Threads two(2);
   std::mt19937_64 rng(3);
-  Tensor x = tensor<float>(random_values(40, rng), {8, 5});
-  Tensor picked = gather(x, tensor<int64_t>({0, 3, 7}, {3}), 0);
-  Tensor other = tanh(tensor<float>(random_values(40, rng), {5, 8}));
+  Tensor x = tensor<float>(random_values(64 * 64, rng), {64, 64});
+  std::vector<int64_t> rows(3000);
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = int64_t(i % 64);
+  Tensor picked = gather(x, tensor<int64_t>(rows, {3000}), 0);
+  Tensor other = tanh(tensor<float>(random_values(3000 * 64, rng), {3000, 64}));
   Built b = compile({picked, other});
   // The last member of the group fails to allocate: the first must still complete.
   int second = -1;
@@ -164,7 +168,7 @@ TEST(Concurrency, FailureBeforeTheLastMemberStillRunsTheOthers) {
 
 TEST(Concurrency, VerifierRejectsDependentMembers) {
   Threads two(2);
-  Built b = compile(branchy(2, 2, 6, 9));
+  Built b = compile(branchy(2, 2, 61, 9));
   auto bad = std::make_shared<runtime::Plan>(*b.plan);
   compiler::clear_concurrent_groups(*bad);
   // Group the first two kernels of one chain: the second reads the first (through views).
