@@ -20,7 +20,7 @@ using runtime::StepKind;
 // time and many run on one thread anyway (their work is under the grain).
 constexpr double kMaxMemberSeconds = 100e-6;
 // Below this a kernel takes about as long as handing it to another thread (bench_concurrency:
-// pairs of 1-us kernels ran 0.8-0.9x as fast grouped, pairs of 2-5 us ones 1.2-1.6x).
+// pairs of 1-us kernels ran 0.8-0.9x as fast grouped, pairs of 4-30 us ones 1.05-1.6x).
 constexpr double kMinMemberSeconds = 2e-6;
 // A group lasts as long as its slowest member: members more than this far apart in cost leave a
 // thread idle for most of the group.

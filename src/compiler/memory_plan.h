@@ -14,7 +14,8 @@ void plan_memory(runtime::Plan& plan);
 
 // Checks plan.memory against an independent recomputation of the lifetimes: alignment, arena
 // bounds, nothing forbidden in the arena and no two simultaneously live buffers (workspaces
-// included) overlapping, except an in-place handover; and the concurrent groups it relies on. Throws nef::Error naming the first violation.
+// included) overlapping, except an in-place handover; and the concurrent groups it relies on.
+// Throws nef::Error naming the first violation.
 void verify_memory_plan(const runtime::Plan& plan);
 
 // Text section "memory: ..." listing each arena value's offset, size and lifetime (used by

@@ -43,11 +43,11 @@ struct Step {
 
 // Planned memory: every intermediate gets a byte offset in one arena per device, from liveness
 // over the execution order (each device's queue runs its steps in that order; a concurrent
-// group's members are one slot: what any of them reads or writes is live for the whole group). Views alias their
-// base; an in-place-safe kernel may take over an input that dies at it; each kernel's workspace
-// lives in the arena for its step only. Inputs, constants, graph outputs (and what they alias)
-// and transfer buffers (copies' sources and results, touched by two queues) stay out: they are
-// allocated per run, so no arena byte is ever shared between two devices' queues.
+// group's members are one slot: what any of them reads or writes is live for the whole group).
+// Views alias their base; an in-place-safe kernel may take over an input that dies at it; each
+// kernel's workspace lives in the arena for its step only. Inputs, constants, graph outputs (and
+// what they alias) and transfer buffers (copies' sources and results, touched by two queues) stay
+// out: they are allocated per run, so no arena byte is ever shared between two devices' queues.
 struct MemoryPlan {
   bool enabled = false;  // false: the runtime allocates every value and workspace separately
   // Per node (indexed like graph.nodes):

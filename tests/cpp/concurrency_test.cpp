@@ -109,16 +109,22 @@ TEST(Concurrency, SameBitsAsOneKernelAtATime) {
   }
 }
 
-TEST(Concurrency, MemberFailureStaysWithItsStep) {
-  Threads two(2);
-  std::mt19937_64 rng(7);
+// Two independent kernels of a few microseconds each (so grouped): a 3000-row gather from a 64-row
+// table (one index `bad_row` when >= 0 is set to 64, out of range) and a tanh of 3000 x 64.
+Built gather_and_tanh(uint64_t seed, int bad_row) {
+  std::mt19937_64 rng(seed);
   Tensor x = tensor<float>(random_values(64 * 64, rng), {64, 64});
   std::vector<int64_t> rows(3000);
   for (size_t i = 0; i < rows.size(); ++i) rows[i] = int64_t(i % 64);
-  rows[1234] = 64;  // out of range for 64 rows
-  Tensor bad = gather(x, tensor<int64_t>(rows, {3000}), 0);
-  Tensor good = tanh(tensor<float>(random_values(3000 * 64, rng), {3000, 64}));
-  Built b = compile({bad, good});
+  if (bad_row >= 0) rows[size_t(bad_row)] = 64;
+  Tensor picked = gather(x, tensor<int64_t>(rows, {3000}), 0);
+  Tensor other = tanh(tensor<float>(random_values(3000 * 64, rng), {3000, 64}));
+  return compile({picked, other});
+}
+
+TEST(Concurrency, MemberFailureStaysWithItsStep) {
+  Threads two(2);
+  Built b = gather_and_tanh(7, 1234);
   int gather_step = -1, tanh_step = -1;
   for (const runtime::Step& s : b.plan->steps) {
     const ir::Node& n = b.plan->graph.nodes[s.node];
@@ -138,13 +144,7 @@ TEST(Concurrency, MemberFailureStaysWithItsStep) {
 
 TEST(Concurrency, FailureBeforeTheLastMemberStillRunsTheOthers) {
   Threads two(2);
-  std::mt19937_64 rng(3);
-  Tensor x = tensor<float>(random_values(64 * 64, rng), {64, 64});
-  std::vector<int64_t> rows(3000);
-  for (size_t i = 0; i < rows.size(); ++i) rows[i] = int64_t(i % 64);
-  Tensor picked = gather(x, tensor<int64_t>(rows, {3000}), 0);
-  Tensor other = tanh(tensor<float>(random_values(3000 * 64, rng), {3000, 64}));
-  Built b = compile({picked, other});
+  Built b = gather_and_tanh(3, -1);
   // The last member of the group fails to allocate: the first must still complete.
   int second = -1;
   for (const runtime::Step& s : b.plan->steps)
