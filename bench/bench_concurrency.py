@@ -58,7 +58,8 @@ groups = sum("concurrent" in k for k in g.plan()["kernels"])  # after a run: dim
 t = time.perf_counter(); k = 0
 while time.perf_counter() - t < 0.05:
     g.run(feeds); k += 1
-print(json.dumps({"ready": True, "groups": groups, "calls": max(k, 1)}), flush=True)
+print(json.dumps({"ready": True, "groups": groups, "calls": max(k, 1),
+                  "threads": nef.config()["threads"]}), flush=True)
 for line in sys.stdin:
     calls = int(line)
     t = time.perf_counter()
@@ -100,8 +101,8 @@ def main():
         cases.append((name, {"kind": "model", "model": name,
                              "bench_dir": str(Path(__file__).resolve().parent)}))
     print(f"# bench_concurrency, threads {args.threads}, load {os.getloadavg()[0]:.2f}")
-    print("| case | groups | on (us) | off (us) | off / on |")
-    print("|---|---|---|---|---|")
+    print("| case | NEF threads (read back on / off) | groups | on (us) | off (us) | off / on |")
+    print("|---|---|---|---|---|---|")
     for label, spec in cases:
         spec["threads"] = args.threads
         on, h_on = start(spec, True)
@@ -117,7 +118,8 @@ def main():
             p.stdin.close()
             p.wait()
         m_on, m_off = statistics.median(t_on), statistics.median(t_off)
-        print(f"| {label} | {h_on['groups']} | {m_on * 1e6:.1f} | {m_off * 1e6:.1f} | "
+        print(f"| {label} | {h_on['threads']} / {h_off['threads']} | {h_on['groups']} | "
+              f"{m_on * 1e6:.1f} | {m_off * 1e6:.1f} | "
               f"{m_off / m_on:.2f} |", flush=True)
         if spec.get("tmp"):
             Path(spec["tmp"]).unlink(missing_ok=True)
