@@ -11,35 +11,13 @@
 namespace nef::backend::cpu {
 namespace {
 
-constexpr int kMR = 4, kNV = 3, kNR = 8 * kNV;
-
-__m256i load(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+#include "backends/cpu/kernels/conv_integer_tile256-inl.h"
 
 void tile(int64_t kc, const int32_t* a, const int32_t* b, const int64_t* offs, int32_t* c,
           bool zero) {
-  __m256i acc[kMR][kNV];
-#pragma GCC unroll 4
-  for (int i = 0; i < kMR; ++i)
-#pragma GCC unroll 3
-    for (int v = 0; v < kNV; ++v)
-      acc[i][v] = zero ? _mm256_setzero_si256() : load(c + i * kNR + v * 8);
-  for (int64_t k = 0; k < kc; ++k) {
-    const int32_t* bk = b + offs[k];
-    __m256i bv[kNV];
-#pragma GCC unroll 3
-    for (int v = 0; v < kNV; ++v) bv[v] = load(bk + v * 8);
-#pragma GCC unroll 4
-    for (int i = 0; i < kMR; ++i) {
-      const __m256i w = _mm256_set1_epi32(a[k * kMR + i]);
-#pragma GCC unroll 3
-      for (int v = 0; v < kNV; ++v) acc[i][v] = _mm256_dpbusd_avx_epi32(acc[i][v], bv[v], w);
-    }
-  }
-#pragma GCC unroll 4
-  for (int i = 0; i < kMR; ++i)
-#pragma GCC unroll 3
-    for (int v = 0; v < kNV; ++v)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + i * kNR + v * 8), acc[i][v]);
+  tile256(kc, a, b, offs, c, zero, [](__m256i acc, __m256i plane, __m256i w) {
+    return _mm256_dpbusd_avx_epi32(acc, plane, w);
+  });
 }
 
 }  // namespace

@@ -11,40 +11,15 @@
 namespace nef::backend::cpu {
 namespace {
 
-template <int MR>
-void tile_rows(const int16_t* a, int64_t lda, const int16_t* panel, int64_t kp, int32_t* c,
-               int64_t ldc, int nc) {
-  __m256i acc[MR][2];
-  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
-  for (int64_t k = 0; k < kp; k += 2) {
-    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + k * kIgemmNR));
-    const __m256i b1 =
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + k * kIgemmNR + 16));
-    for (int r = 0; r < MR; ++r) {
-      int32_t pair;
-      std::memcpy(&pair, a + r * lda + k, 4);
-      const __m256i x = _mm256_set1_epi32(pair);
-      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(x, b0));
-      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(x, b1));
-    }
-  }
-  for (int r = 0; r < MR; ++r) {
-    int32_t* cr = c + r * ldc;
-    if (nc == kIgemmNR) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(cr), acc[r][0]);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(cr + 8), acc[r][1]);
-    } else {
-      alignas(32) int32_t buf[kIgemmNR];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(buf), acc[r][0]);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(buf + 8), acc[r][1]);
-      std::memcpy(cr, buf, size_t(nc) * 4);
-    }
-  }
-}
+#include "backends/cpu/kernels/igemm_tile256-inl.h"
 
 void tile(const int16_t* a, int64_t lda, int mr, const int16_t* panel, int64_t kp, int32_t* c,
           int64_t ldc, int nc) {
-  with_tile_rows(mr, [&]<int MR>() { tile_rows<MR>(a, lda, panel, kp, c, ldc, nc); });
+  with_tile_rows(mr, [&]<int MR>() {
+    tile256_rows<MR, 2>(a, lda, panel, kp, c, ldc, nc, [](__m256i acc, __m256i x, __m256i b) {
+      return _mm256_add_epi32(acc, _mm256_madd_epi16(x, b));
+    });
+  });
 }
 
 }  // namespace
